@@ -1,0 +1,27 @@
+"""Base classes of every wire message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.contracts.types import Identifier
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """Immutable; unknown fields are ignored so producers may add fields freely."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", str_max_length=8 * 1024 * 1024)
+
+
+class Message(Model):
+    """Every message: `type`, a sender-chosen `message_id` (the dedup key), `occurred_at`."""
+
+    type: str
+    message_id: Identifier
+    occurred_at: datetime = Field(default_factory=_now)

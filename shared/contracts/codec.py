@@ -1,0 +1,81 @@
+"""Bytes ↔ messages. The one place that decides whether bytes are a message at all.
+
+Strict JSON: no NaN/Infinity literals, no duplicate keys, numbers parsed as Decimal (so 1e400
+stays a number the validators can refuse instead of becoming a float infinity), a size limit.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class InvalidMessage(Exception):
+    """The bytes are not a valid message of the topic: they belong in the dead-letter topic."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _no_constants(name: str) -> Any:
+    raise InvalidMessage(f"JSON constant {name} is not allowed")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise InvalidMessage(f"duplicate JSON key {key!r}")
+        result[key] = value
+    return result
+
+
+def loads(data: bytes) -> Any:
+    if len(data) > MAX_MESSAGE_BYTES:
+        raise InvalidMessage(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidMessage(f"not UTF-8: {exc}") from None
+    try:
+        return json.loads(
+            text,
+            parse_float=Decimal,
+            parse_constant=_no_constants,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except json.JSONDecodeError as exc:
+        raise InvalidMessage(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidMessage("JSON nested too deeply") from None
+
+
+def decode(adapter: TypeAdapter[T], data: bytes) -> T:
+    """Parse and validate one message, or raise InvalidMessage with a readable reason."""
+    document = loads(data)
+    if not isinstance(document, dict):
+        raise InvalidMessage("a message must be a JSON object")
+    try:
+        return adapter.validate_python(document)
+    except ValidationError as exc:
+        raise InvalidMessage(_summarize(exc)) from None
+
+
+def _summarize(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors(include_url=False)[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "message"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def encode(message: BaseModel) -> bytes:
+    return message.model_dump_json(exclude_none=False).encode()

@@ -1,0 +1,108 @@
+"""Per-LIC commands on `inventory.commands` (key = LIC). Written only by lotline's own producers.
+
+Receiving, shipping and allocation's intake translate upstream documents into these; allocation
+decides them in partition order. Serials here are already parsed (rule R5) into plain lists.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.contracts.base import Message, Model
+from shared.contracts.types import Date, Identifier, LineNo, Money, Quantity, SignedQuantity, Text
+from shared.contracts.upstream import LotPick, LotQuantity, UpsertItem
+
+SerialList = list[Identifier]
+
+
+class ReceiveStock(Message):
+    """Receive one receipt line into a new inventory lot (R3, R4, R6, R7)."""
+
+    type: Literal["ReceiveStock"] = "ReceiveStock"
+    lic: Identifier
+    shipment_id: Identifier
+    line_no: LineNo
+    lot_id: Identifier
+    office: Identifier
+    kind: Literal["purchase", "production"] = "purchase"
+    reference: Identifier | None = None
+    received_on: Date
+    quantity: Quantity
+    unit_cost: Money | None = None
+    lots: list[LotQuantity] = Field(default_factory=list)
+    serials: SerialList = Field(default_factory=list)
+    generate_serials: bool = False
+
+
+class ReturnStock(Message):
+    """A customer return of shipped units (R13)."""
+
+    type: Literal["ReturnStock"] = "ReturnStock"
+    lic: Identifier
+    shipment_id: Identifier
+    line_no: LineNo
+    office: Identifier
+    customer: Identifier | None = None
+    received_on: Date
+    quantity: Quantity
+    lots: list[LotQuantity] = Field(default_factory=list)
+    serials: SerialList = Field(default_factory=list)
+
+
+class AllocateLine(Message):
+    """Allocate (or re-allocate) one shipment line; no picks means automatic (R9, R14)."""
+
+    type: Literal["AllocateLine"] = "AllocateLine"
+    lic: Identifier
+    shipment_id: Identifier
+    line_no: LineNo
+    office: Identifier
+    kind: Literal["sale", "vendor_return"] = "sale"
+    counterparty: Identifier | None = None
+    ship_on: Date
+    quantity: Quantity
+    lots: list[LotPick] = Field(default_factory=list)
+    serials: SerialList = Field(default_factory=list)
+
+
+class ReleaseLine(Message):
+    type: Literal["ReleaseLine"] = "ReleaseLine"
+    lic: Identifier
+    shipment_id: Identifier
+    line_no: LineNo
+
+
+class ShipLine(Message):
+    type: Literal["ShipLine"] = "ShipLine"
+    lic: Identifier
+    shipment_id: Identifier
+    line_no: LineNo
+
+
+class AdjustStock(Message):
+    """An inventory adjustment re-keyed from `AdjustInventory` (R11, R12)."""
+
+    type: Literal["AdjustStock"] = "AdjustStock"
+    lic: Identifier
+    adjustment_id: Identifier
+    office: Identifier
+    kind: Literal["beginning_balance", "count", "loss"]
+    quantity: SignedQuantity
+    unit_cost: Money | None = None
+    lots: list[LotQuantity] = Field(default_factory=list)
+    serials: SerialList = Field(default_factory=list)
+    reason: Text = ""
+    adjusted_on: Date
+
+
+class LotPicks(Model):
+    lots: list[LotPick] = Field(default_factory=list)
+    serials: SerialList = Field(default_factory=list)
+
+
+Command = Annotated[
+    UpsertItem | ReceiveStock | ReturnStock | AllocateLine | ReleaseLine | ShipLine | AdjustStock,
+    Field(discriminator="type"),
+]

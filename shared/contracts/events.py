@@ -1,0 +1,160 @@
+"""Allocation's decisions on `inventory.events` (key = LIC).
+
+Events carry everything the ledger and dashboards need (inventory lot ids, manufacturer lots,
+serials, quantities, unit costs), so no consumer ever has to ask allocation anything.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared.contracts.base import Message, Model
+from shared.contracts.reasons import ReasonCode
+from shared.contracts.types import Amount, Date, Identifier, LineNo, Money, Text
+
+
+class Movement(Model):
+    """Units of one inventory lot (and manufacturer lot or serial) that a decision moved.
+
+    `lot_id` is None only for unallocated usage (R12). `quantity` is positive; the event says
+    which way the units went (for `InventoryAdjusted`, the sign says it: + into stock, − out).
+    """
+
+    lot_id: Identifier | None
+    mfr_lot: Identifier | None = None
+    expires_on: Date | None = None
+    serial: Identifier | None = None
+    quantity: Amount
+    unit_cost: Money
+
+
+class Event(Message):
+    lic: Identifier
+    command_id: Identifier = Field(description="message_id of the command this decides")
+
+
+class ItemUpserted(Event):
+    type: Literal["ItemUpserted"] = "ItemUpserted"
+    description: Text = ""
+    uom: Identifier = "Each"
+    track_mfr_lot: bool
+    serialized: bool
+    perishable: bool
+    next_serial: Identifier | None = None
+    est_unit_cost: Money
+    gtin: Identifier | None = None
+
+
+class StockReceived(Event):
+    type: Literal["StockReceived"] = "StockReceived"
+    shipment_id: Identifier
+    line_no: LineNo
+    lot_id: Identifier
+    office: Identifier
+    kind: Literal["purchase", "production", "adjustment"] = "purchase"
+    reference: Identifier | None = None
+    received_on: Date
+    quantity: Amount
+    unit_cost: Money
+    movements: list[Movement] = Field(default_factory=list)
+    generated_serials: list[Identifier] = Field(default_factory=list)
+    next_serial: Identifier | None = None
+
+
+class LineAllocated(Event):
+    type: Literal["LineAllocated"] = "LineAllocated"
+    shipment_id: Identifier
+    line_no: LineNo
+    office: Identifier
+    kind: Literal["sale", "vendor_return"] = "sale"
+    counterparty: Identifier | None = None
+    ship_on: Date
+    quantity: Amount
+    complete: bool = True
+    movements: list[Movement] = Field(default_factory=list)
+
+
+class LineReleased(Event):
+    type: Literal["LineReleased"] = "LineReleased"
+    shipment_id: Identifier
+    line_no: LineNo
+    office: Identifier
+    movements: list[Movement] = Field(default_factory=list)
+
+
+class LineShipped(Event):
+    type: Literal["LineShipped"] = "LineShipped"
+    shipment_id: Identifier
+    line_no: LineNo
+    office: Identifier
+    kind: Literal["sale", "vendor_return"] = "sale"
+    counterparty: Identifier | None = None
+    ship_on: Date
+    quantity: Amount
+    movements: list[Movement] = Field(default_factory=list)
+
+
+class InventoryAdjusted(Event):
+    type: Literal["InventoryAdjusted"] = "InventoryAdjusted"
+    adjustment_id: Identifier
+    office: Identifier
+    kind: Literal["beginning_balance", "count", "loss"]
+    quantity: Amount
+    lot_id: Identifier | None = Field(
+        default=None, description="the new adjustment lot of a beginning balance"
+    )
+    adjusted_on: Date
+    reason: Text = ""
+    movements: list[Movement] = Field(default_factory=list)
+
+
+class StockReturned(Event):
+    type: Literal["StockReturned"] = "StockReturned"
+    shipment_id: Identifier
+    line_no: LineNo
+    office: Identifier
+    customer: Identifier | None = None
+    received_on: Date
+    quantity: Amount
+    movements: list[Movement] = Field(default_factory=list)
+
+
+class CommandRejected(Event):
+    type: Literal["CommandRejected"] = "CommandRejected"
+    command_type: str
+    shipment_id: Identifier | None = None
+    line_no: LineNo | None = None
+    adjustment_id: Identifier | None = None
+    reason_code: ReasonCode
+    reason: Text
+    offending: Text | None = None
+
+
+InventoryEvent = Annotated[
+    ItemUpserted
+    | StockReceived
+    | LineAllocated
+    | LineReleased
+    | LineShipped
+    | InventoryAdjusted
+    | StockReturned
+    | CommandRejected,
+    Field(discriminator="type"),
+]
+
+__all__ = [
+    "Amount",
+    "CommandRejected",
+    "Event",
+    "InventoryAdjusted",
+    "InventoryEvent",
+    "ItemUpserted",
+    "LineAllocated",
+    "LineReleased",
+    "LineShipped",
+    "Movement",
+    "StockReceived",
+    "StockReturned",
+]

@@ -1,0 +1,140 @@
+"""Validated scalar types of the wire contract: identifiers, quantities, money, dates.
+
+Hostile input is expected (DESIGN.md §6): identifiers are NFC-normalized and trimmed, control
+and invisible characters are refused, numbers must be finite and within sane bounds.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
+
+MAX_ID_LENGTH = 128
+MAX_TEXT_LENGTH = 2_000
+MAX_QUANTITY = Decimal("1000000000")  # a billion units on one line is a typo, not a receipt
+MAX_MONEY = Decimal("1000000000000")
+MAX_DECIMAL_PLACES = 6
+
+# Zero-width and bidi-control code points look like nothing on screen but make two lot numbers differ.
+_INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
+
+
+def _check_text(value: str, *, what: str) -> str:
+    value = unicodedata.normalize("NFC", value).strip()
+    for ch in value:
+        category = unicodedata.category(ch)
+        if category == "Cs":
+            raise ValueError(f"{what} contains a lone surrogate")
+        if category == "Cc" or ch in _INVISIBLE or category == "Cf":
+            raise ValueError(f"{what} contains the control or invisible character U+{ord(ch):04X}")
+    return value
+
+
+def normalize_identifier(value: str) -> str:
+    """NFC, trimmed, no control or invisible characters, non-empty, bounded."""
+    value = _check_text(value, what="identifier")
+    if not value:
+        raise ValueError("identifier is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise ValueError(f"identifier longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _normalize_text(value: str) -> str:
+    # Free text may hold line breaks and tabs; other control characters are refused.
+    value = unicodedata.normalize("NFC", value).strip()
+    for ch in value:
+        if ch in "\n\r\t":
+            continue
+        if unicodedata.category(ch) in ("Cc", "Cs"):
+            raise ValueError(f"text contains the control character U+{ord(ch):04X}")
+    if len(value) > MAX_TEXT_LENGTH:
+        raise ValueError(f"text longer than {MAX_TEXT_LENGTH} characters")
+    return value
+
+
+def _to_decimal(value: object) -> object:
+    if isinstance(value, bool):
+        raise ValueError("a boolean is not a number")
+    if isinstance(value, float):
+        # Floats only reach here from Python callers; the JSON decoder yields Decimal.
+        return Decimal(repr(value))
+    if isinstance(value, str):
+        return value.strip()
+    return value
+
+
+def _bounded(limit: Decimal, what: str) -> AfterValidator:
+    def check(value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError(f"{what} must be a finite number")
+        if abs(value) > limit:
+            raise ValueError(f"{what} {value} is beyond the limit {limit}")
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
+            raise ValueError(f"{what} {value} has more than {MAX_DECIMAL_PLACES} decimal places")
+        return value.normalize() if value == value.to_integral_value() else value
+
+    return AfterValidator(check)
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError(f"quantity must be greater than 0, got {value}")
+    return value
+
+
+def _non_zero(value: Decimal) -> Decimal:
+    if value == 0:
+        raise ValueError("quantity must not be 0")
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError(f"amount must not be negative, got {value}")
+    return value
+
+
+def _plain(value: Decimal) -> str:
+    # Fixed-point text: never "1E+1" on the wire.
+    text = format(value, "f")
+    return text
+
+
+_DecimalSer = PlainSerializer(_plain, return_type=str, when_used="json")
+
+Identifier = Annotated[str, AfterValidator(normalize_identifier)]
+Text = Annotated[str, AfterValidator(_normalize_text)]
+Quantity = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    _bounded(MAX_QUANTITY, "quantity"),
+    AfterValidator(_positive),
+    _DecimalSer,
+]
+SignedQuantity = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    _bounded(MAX_QUANTITY, "quantity"),
+    AfterValidator(_non_zero),
+    _DecimalSer,
+]
+# Quantities reported by lotline itself (may be zero or negative, e.g. a reversal).
+Amount = Annotated[
+    Decimal, BeforeValidator(_to_decimal), _bounded(MAX_MONEY, "amount"), _DecimalSer
+]
+Money = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    _bounded(MAX_MONEY, "money"),
+    AfterValidator(_non_negative),
+    _DecimalSer,
+]
+Date = date
+Timestamp = datetime
+LineNo = Annotated[int, Field(ge=1, le=100_000)]

@@ -1,0 +1,173 @@
+"""Messages upstream systems publish (DESIGN.md §4). Field names are the public contract."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from shared.contracts.base import Message, Model
+from shared.contracts.types import (
+    Date,
+    Identifier,
+    LineNo,
+    Money,
+    Quantity,
+    SignedQuantity,
+    Text,
+)
+
+MAX_LINES = 10_000
+MAX_LIST = 1_000_000
+
+# Serials as typed (one string, parsed by rule R5) or as a list of strings.
+SerialEntry = Annotated[str, Field(max_length=8 * 1024 * 1024)] | list[
+    Annotated[str, Field(max_length=256)]
+]
+
+
+class LotQuantity(Model):
+    """A manufacturer lot named on a line, with its quantity and (for perishables) expiry."""
+
+    mfr_lot: Identifier
+    expires_on: Date | None = None
+    quantity: Quantity
+
+
+class LotPick(Model):
+    mfr_lot: Identifier
+    quantity: Quantity
+
+
+class UpsertItem(Message):
+    type: Literal["UpsertItem"] = "UpsertItem"
+    lic: Identifier
+    description: Text = ""
+    uom: Identifier = "Each"
+    track_mfr_lot: bool = False
+    serialized: bool = False
+    perishable: bool | None = None
+    next_serial: Identifier | None = None
+    est_unit_cost: Money = Decimal("0")
+    gtin: Identifier | None = None
+
+
+class ReceiptLine(Model):
+    line_no: LineNo
+    lic: Identifier
+    quantity: Quantity
+    unit_cost: Money | None = None
+    bin: Identifier | None = None
+    lots: list[LotQuantity] = Field(default_factory=list, max_length=10_000)
+    serials: SerialEntry | None = None
+    scans: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=MAX_LIST
+    )
+
+
+class ShipmentReceived(Message):
+    type: Literal["ShipmentReceived"] = "ShipmentReceived"
+    shipment_id: Identifier
+    office: Identifier
+    source: Literal["purchase", "production", "customer_return"] = "purchase"
+    reference: Identifier | None = None
+    customer: Identifier | None = None
+    received_on: Date
+    lines: list[ReceiptLine] = Field(min_length=1, max_length=MAX_LINES)
+
+    @model_validator(mode="after")
+    def _unique_line_numbers(self) -> ShipmentReceived:
+        _check_unique_lines([line.line_no for line in self.lines])
+        return self
+
+
+class ShipmentLine(Model):
+    line_no: LineNo
+    lic: Identifier
+    quantity: Quantity
+    lots: list[LotPick] = Field(default_factory=list, max_length=10_000)
+    serials: SerialEntry | None = None
+    scans: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=MAX_LIST
+    )
+
+
+class ShipmentRequested(Message):
+    type: Literal["ShipmentRequested"] = "ShipmentRequested"
+    shipment_id: Identifier
+    office: Identifier
+    kind: Literal["sale", "vendor_return"] = "sale"
+    customer: Identifier | None = None
+    vendor: Identifier | None = None
+    reference: Identifier | None = None
+    ship_on: Date
+    lines: list[ShipmentLine] = Field(min_length=1, max_length=MAX_LINES)
+
+    @model_validator(mode="after")
+    def _unique_line_numbers(self) -> ShipmentRequested:
+        _check_unique_lines([line.line_no for line in self.lines])
+        return self
+
+
+class ShipmentPicksUpdated(Message):
+    type: Literal["ShipmentPicksUpdated"] = "ShipmentPicksUpdated"
+    shipment_id: Identifier
+    line_no: LineNo
+    lots: list[LotPick] = Field(default_factory=list, max_length=10_000)
+    serials: SerialEntry | None = None
+    scans: list[Annotated[str, Field(max_length=512)]] = Field(
+        default_factory=list, max_length=MAX_LIST
+    )
+
+
+class ShipmentShipRequested(Message):
+    type: Literal["ShipmentShipRequested"] = "ShipmentShipRequested"
+    shipment_id: Identifier
+
+
+class ShipmentCancelled(Message):
+    type: Literal["ShipmentCancelled"] = "ShipmentCancelled"
+    shipment_id: Identifier
+
+
+class AdjustInventory(Message):
+    type: Literal["AdjustInventory"] = "AdjustInventory"
+    adjustment_id: Identifier
+    lic: Identifier
+    office: Identifier
+    kind: Literal["beginning_balance", "count", "loss"]
+    quantity: SignedQuantity
+    unit_cost: Money | None = None
+    lots: list[LotQuantity] = Field(default_factory=list, max_length=10_000)
+    serials: SerialEntry | None = None
+    reason: Text = ""
+    adjusted_on: Date | None = None
+
+
+class PurchaseOrderUpdated(Message):
+    type: Literal["PurchaseOrderUpdated"] = "PurchaseOrderUpdated"
+    po: Identifier
+    lic: Identifier
+    ordered_quantity: Quantity | None = None
+    purchased_quantity: Money | None = None
+    act_unit_cost: Money | None = None
+    closed: bool = False
+
+
+def _check_unique_lines(numbers: list[int]) -> None:
+    seen: set[int] = set()
+    for number in numbers:
+        if number in seen:
+            raise ValueError(f"line_no {number} appears twice")
+        seen.add(number)
+
+
+ReceiptMessage = Annotated[ShipmentReceived, Field(discriminator="type")]
+ShipmentMessage = Annotated[
+    ShipmentRequested | ShipmentPicksUpdated | ShipmentShipRequested | ShipmentCancelled,
+    Field(discriminator="type"),
+]
+ItemMessage = Annotated[UpsertItem, Field(discriminator="type")]
+AdjustmentMessage = Annotated[AdjustInventory, Field(discriminator="type")]
+CostMessage = Annotated[PurchaseOrderUpdated, Field(discriminator="type")]
