@@ -1,0 +1,558 @@
+"""Allocation domain model: rows, commands, events and decisions. Pure stdlib.
+
+Everything is a frozen, keyword-only dataclass shaped like a table row, so the Postgres
+repository can load a `LicState` from its tables and write back what changed. Quantities and
+money are `Decimal`, dates are `date`; nothing here reads a clock.
+
+Row keys inside one `LicState` (the LIC is implicit):
+
+- `lots`: `lot_id`
+- `mfr_lots`: `(lot_id, mfr_lot)`
+- `units`: `(serial, lot_id)`. A serial may have several rows over time (received, shipped,
+  received again into a new lot); it is unique only among rows that are AVAILABLE or ALLOCATED
+  (`Unit.in_stock`). That is the partial unique index the repository should carry.
+- `allocations`: `(shipment_id, line_no)`
+- `shipments`: `(lot_id, mfr_lot, customer)`: what was shipped to each customer from each lot
+  (and manufacturer lot), and how much of it came back (R13).
+- `unallocated`: office -> quantity on hand that no inventory lot holds (R12's negative usage).
+
+Event movement sign conventions (`LotMovement.quantity`):
+
+- `StockReceived`, `LineAllocated`, `LineReleased`, `LineShipped`, `StockReturned`: positive,
+  the quantity received / allocated / released / used / returned.
+- `InventoryAdjusted`: signed change of stock on hand (+ added, − removed). A positive movement
+  into an existing lot reverses usage; one with `lot_id=None` is unallocated stock (R12: the
+  ledger writes a negative usage record of that size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+from enum import Enum
+from typing import Literal
+
+from services.allocation.domain.errors import IllegalTransition, ReasonCode
+
+ZERO = Decimal(0)
+
+LotKind = Literal["purchase", "production", "adjustment"]
+LotStatus = Literal["open", "closed"]
+ShipmentKind = Literal["sale", "vendor_return"]
+AllocationStatus = Literal["allocated", "shipped", "released"]
+AdjustmentKind = Literal["beginning_balance", "count", "loss"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Item:
+    """An LIC and its tracking flags. `locked`: some record refers to it (R2)."""
+
+    lic: str
+    description: str
+    uom: str
+    track_mfr_lot: bool
+    serialized: bool
+    perishable: bool
+    next_serial: str | None
+    est_unit_cost: Decimal
+    locked: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InventoryLot:
+    """One receipt line's stock at an office (R7). Invariant: on_hand = received_qty − used."""
+
+    lot_id: str
+    lic: str
+    office: str
+    kind: LotKind
+    reference: str
+    received_on: date
+    unit_cost: Decimal
+    received_qty: Decimal
+    seq: int
+    on_hand: Decimal
+    allocated: Decimal = ZERO
+    used: Decimal = ZERO
+    status: LotStatus = "open"
+
+    @property
+    def free(self) -> Decimal:
+        return self.on_hand - self.allocated
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MfrLot:
+    """A manufacturer lot inside an inventory lot. Invariant: on_hand = initial_qty − used."""
+
+    lot_id: str
+    mfr_lot: str
+    expires_on: date | None
+    initial_qty: Decimal
+    on_hand: Decimal
+    allocated: Decimal = ZERO
+    used: Decimal = ZERO
+
+    @property
+    def free(self) -> Decimal:
+        return self.on_hand - self.allocated
+
+    def expired_on(self, day: date) -> bool:
+        """Expired for a shipment on `day`: it expires before that day (R9)."""
+        return self.expires_on is not None and self.expires_on < day
+
+
+class SerialStatus(Enum):
+    AVAILABLE = "available"
+    ALLOCATED = "allocated"
+    SHIPPED = "shipped"
+    RETURNED_TO_VENDOR = "returned_to_vendor"
+    REMOVED = "removed"
+
+
+SERIAL_TRANSITIONS: dict[SerialStatus, frozenset[SerialStatus]] = {
+    # allocate; count/loss removal
+    SerialStatus.AVAILABLE: frozenset({SerialStatus.ALLOCATED, SerialStatus.REMOVED}),
+    # release; ship a sale; ship a vendor return
+    SerialStatus.ALLOCATED: frozenset(
+        {SerialStatus.AVAILABLE, SerialStatus.SHIPPED, SerialStatus.RETURNED_TO_VENDOR}
+    ),
+    # customer return (R13)
+    SerialStatus.SHIPPED: frozenset({SerialStatus.AVAILABLE}),
+    # count/loss that finds a removed unit again (reverses its usage)
+    SerialStatus.REMOVED: frozenset({SerialStatus.AVAILABLE}),
+    # final: the same serial coming back is a new receipt into a new lot
+    SerialStatus.RETURNED_TO_VENDOR: frozenset(),
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Unit:
+    """One serialized unit. `position`: order received within its lot (FIFO tie-break)."""
+
+    lic: str
+    serial: str
+    lot_id: str
+    mfr_lot: str | None
+    position: int
+    status: SerialStatus = SerialStatus.AVAILABLE
+    shipment_id: str | None = None
+    line_no: int | None = None
+    customer: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.serial, self.lot_id)
+
+    @property
+    def in_stock(self) -> bool:
+        return self.status in (SerialStatus.AVAILABLE, SerialStatus.ALLOCATED)
+
+    def moved_to(
+        self,
+        target: SerialStatus,
+        *,
+        shipment_id: str | None = None,
+        line_no: int | None = None,
+        customer: str | None = None,
+    ) -> Unit:
+        """The unit in `target`; raises `IllegalTransition` off the transition table."""
+        if target not in SERIAL_TRANSITIONS[self.status]:
+            raise IllegalTransition(self.serial, self.status.value, target.value)
+        return replace(
+            self, status=target, shipment_id=shipment_id, line_no=line_no, customer=customer
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pick:
+    """What one allocation takes from one inventory lot (and mfr lot, and serial)."""
+
+    lot_id: str
+    mfr_lot: str | None
+    serial: str | None
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Allocation:
+    """One shipment line's decision (R9). `complete`: ready to ship (R8)."""
+
+    shipment_id: str
+    line_no: int
+    lic: str
+    office: str
+    kind: ShipmentKind
+    counterparty: str
+    ship_on: date
+    quantity: Decimal
+    picks: tuple[Pick, ...]
+    status: AllocationStatus = "allocated"
+    explicit: bool = False
+    complete: bool = True
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.shipment_id, self.line_no)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CustomerShipment:
+    """Shipped to `customer` from one lot / mfr lot, and returned from it so far (R13)."""
+
+    lot_id: str
+    mfr_lot: str | None
+    customer: str
+    shipped: Decimal
+    returned: Decimal = ZERO
+
+    @property
+    def key(self) -> tuple[str, str | None, str]:
+        return (self.lot_id, self.mfr_lot, self.customer)
+
+    @property
+    def returnable(self) -> Decimal:
+        return self.shipped - self.returned
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LicState:
+    """Everything the allocation core knows about one LIC: what the repository loads."""
+
+    lic: str
+    item: Item | None = None
+    lots: dict[str, InventoryLot] = field(default_factory=dict)
+    mfr_lots: dict[tuple[str, str], MfrLot] = field(default_factory=dict)
+    units: dict[tuple[str, str], Unit] = field(default_factory=dict)
+    allocations: dict[tuple[str, int], Allocation] = field(default_factory=dict)
+    shipments: dict[tuple[str, str | None, str], CustomerShipment] = field(default_factory=dict)
+    unallocated: dict[str, Decimal] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, lic: str) -> LicState:
+        return cls(lic=lic)
+
+
+# ---------------------------------------------------------------------------------------------
+# Commands (every one carries the sender's `message_id` and the `lic` it is keyed by)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotEntry:
+    """A manufacturer lot on a receipt or adjustment line. `lot_id` narrows a count/loss to
+    one inventory lot (optional)."""
+
+    mfr_lot: str
+    quantity: Decimal
+    expires_on: date | None = None
+    lot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotPick:
+    """A manufacturer lot named on a shipment or return line; `lot_id` optionally narrows it."""
+
+    mfr_lot: str
+    quantity: Decimal
+    lot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpsertItem:
+    """Create or update an item. `perishable=None` defaults to `track_mfr_lot` (R1);
+    `next_serial=None` keeps the current Next Serial."""
+
+    message_id: str
+    lic: str
+    description: str
+    uom: str
+    track_mfr_lot: bool
+    serialized: bool
+    est_unit_cost: Decimal
+    perishable: bool | None = None
+    next_serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiveStock:
+    """One receipt line into a new inventory lot `lot_id` (R3, R4, R6, R7).
+
+    Serialized lines take `serials`; with none and `generate_serials`, the core hands out
+    `quantity` serials from the item's Next Serial. `unit_cost=None`: the item's est cost.
+    """
+
+    message_id: str
+    lic: str
+    lot_id: str
+    office: str
+    kind: LotKind
+    reference: str
+    received_on: date
+    quantity: Decimal
+    shipment_id: str
+    line_no: int
+    unit_cost: Decimal | None = None
+    mfr_lots: tuple[LotEntry, ...] = ()
+    serials: tuple[str, ...] = ()
+    generate_serials: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocateLine:
+    """Allocate (or re-allocate with new picks) one shipment line (R9, R14).
+
+    No `lots` and no `serials`: automatic. Picks must cover `quantity`.
+    """
+
+    message_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    office: str
+    kind: ShipmentKind
+    counterparty: str
+    ship_on: date
+    quantity: Decimal
+    lots: tuple[LotPick, ...] = ()
+    serials: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseLine:
+    """Cancel a line's allocation."""
+
+    message_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShipLine:
+    """Mark an allocated line shipped (R8, R10, R14). `shipped_on=None`: the line's ship_on."""
+
+    message_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    shipped_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdjustStock:
+    """An inventory adjustment (R11, R12). `quantity` is signed (+ adds, − removes).
+
+    A beginning balance creates the inventory lot `lot_id` (default: `adjustment_id`).
+    """
+
+    message_id: str
+    lic: str
+    adjustment_id: str
+    office: str
+    kind: AdjustmentKind
+    quantity: Decimal
+    adjusted_on: date
+    unit_cost: Decimal | None = None
+    lots: tuple[LotEntry, ...] = ()
+    serials: tuple[str, ...] = ()
+    reason: str = ""
+    lot_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReturnFromCustomer:
+    """A customer return line (R13): `shipment_id`/`line_no` are the incoming document's."""
+
+    message_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    office: str
+    received_on: date
+    quantity: Decimal
+    customer: str | None = None
+    lots: tuple[LotPick, ...] = ()
+    serials: tuple[str, ...] = ()
+
+
+Command = (
+    UpsertItem
+    | ReceiveStock
+    | AllocateLine
+    | ReleaseLine
+    | ShipLine
+    | AdjustStock
+    | ReturnFromCustomer
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events (`command_id` is the message_id of the command they answer)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotMovement:
+    """Stock moved in one inventory lot (and mfr lot, and serial), with the lot's unit cost."""
+
+    lot_id: str | None
+    mfr_lot: str | None
+    expires_on: date | None
+    serial: str | None
+    quantity: Decimal
+    unit_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemUpserted:
+    command_id: str
+    lic: str
+    description: str
+    uom: str
+    track_mfr_lot: bool
+    serialized: bool
+    perishable: bool
+    next_serial: str | None
+    est_unit_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockReceived:
+    command_id: str
+    lic: str
+    lot_id: str
+    office: str
+    kind: LotKind
+    reference: str
+    shipment_id: str
+    line_no: int
+    received_on: date
+    quantity: Decimal
+    unit_cost: Decimal
+    movements: tuple[LotMovement, ...]
+    generated_serials: tuple[str, ...] = ()
+    next_serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineAllocated:
+    command_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    office: str
+    kind: ShipmentKind
+    counterparty: str
+    ship_on: date
+    quantity: Decimal
+    movements: tuple[LotMovement, ...]
+    explicit: bool
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineReleased:
+    """A line's allocation given back: on cancel, or before a re-allocation."""
+
+    command_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    office: str
+    movements: tuple[LotMovement, ...]
+    reallocated: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineShipped:
+    command_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    office: str
+    kind: ShipmentKind
+    counterparty: str
+    shipped_on: date
+    quantity: Decimal
+    movements: tuple[LotMovement, ...]
+    total_cost: Decimal
+    closed_lots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InventoryAdjusted:
+    """`lot_id`: the new adjustment lot of a beginning balance, else None."""
+
+    command_id: str
+    lic: str
+    adjustment_id: str
+    office: str
+    kind: AdjustmentKind
+    quantity: Decimal
+    adjusted_on: date
+    reason: str
+    movements: tuple[LotMovement, ...]
+    lot_id: str | None = None
+    unallocated: Decimal = ZERO
+    closed_lots: tuple[str, ...] = ()
+    reopened_lots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockReturned:
+    command_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    office: str
+    customer: str | None
+    received_on: date
+    quantity: Decimal
+    movements: tuple[LotMovement, ...]
+    reopened_lots: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandRejected:
+    """A refusal: `command` is the command's class name; ids are those it carried."""
+
+    command_id: str
+    lic: str
+    command: str
+    reason_code: ReasonCode
+    reason: str
+    offending: str = ""
+    shipment_id: str | None = None
+    line_no: int | None = None
+    adjustment_id: str | None = None
+    lot_id: str | None = None
+
+
+Event = (
+    ItemUpserted
+    | StockReceived
+    | LineAllocated
+    | LineReleased
+    | LineShipped
+    | InventoryAdjusted
+    | StockReturned
+    | CommandRejected
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The new state and the events that explain it. A refusal leaves `state` unchanged and
+    carries one `CommandRejected`."""
+
+    state: LicState
+    events: tuple[Event, ...]
+
+    @property
+    def rejected(self) -> CommandRejected | None:
+        first = self.events[0] if self.events else None
+        return first if isinstance(first, CommandRejected) else None
