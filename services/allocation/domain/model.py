@@ -188,7 +188,7 @@ class Allocation:
     lic: str
     office: str
     kind: ShipmentKind
-    counterparty: str
+    counterparty: str | None
     ship_on: date
     quantity: Decimal
     picks: tuple[Pick, ...]
@@ -203,7 +203,8 @@ class Allocation:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CustomerShipment:
-    """Shipped to `customer` from one lot / mfr lot, and returned from it so far (R13)."""
+    """Shipped to `customer` from one lot / mfr lot, and returned from it so far (R13).
+    A sale without a named customer is recorded under customer ""."""
 
     lot_id: str
     mfr_lot: str | None
@@ -283,7 +284,8 @@ class ReceiveStock:
     """One receipt line into a new inventory lot `lot_id` (R3, R4, R6, R7).
 
     Serialized lines take `serials`; with none and `generate_serials`, the core hands out
-    `quantity` serials from the item's Next Serial. `unit_cost=None`: the item's est cost.
+    `quantity` serials from the item's Next Serial. `unit_cost=None`: the item's est cost;
+    `reference=None`: the lot's reference is `shipment_id`.
     """
 
     message_id: str
@@ -291,11 +293,11 @@ class ReceiveStock:
     lot_id: str
     office: str
     kind: LotKind
-    reference: str
     received_on: date
     quantity: Decimal
     shipment_id: str
     line_no: int
+    reference: str | None = None
     unit_cost: Decimal | None = None
     mfr_lots: tuple[LotEntry, ...] = ()
     serials: tuple[str, ...] = ()
@@ -315,7 +317,7 @@ class AllocateLine:
     line_no: int
     office: str
     kind: ShipmentKind
-    counterparty: str
+    counterparty: str | None
     ship_on: date
     quantity: Decimal
     lots: tuple[LotPick, ...] = ()
@@ -334,13 +336,12 @@ class ReleaseLine:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ShipLine:
-    """Mark an allocated line shipped (R8, R10, R14). `shipped_on=None`: the line's ship_on."""
+    """Mark an allocated line shipped (R8, R10, R14) on the line's `ship_on`."""
 
     message_id: str
     lic: str
     shipment_id: str
     line_no: int
-    shipped_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,7 +447,7 @@ class LineAllocated:
     line_no: int
     office: str
     kind: ShipmentKind
-    counterparty: str
+    counterparty: str | None
     ship_on: date
     quantity: Decimal
     movements: tuple[LotMovement, ...]
@@ -475,8 +476,8 @@ class LineShipped:
     line_no: int
     office: str
     kind: ShipmentKind
-    counterparty: str
-    shipped_on: date
+    counterparty: str | None
+    ship_on: date
     quantity: Decimal
     movements: tuple[LotMovement, ...]
     total_cost: Decimal
@@ -518,11 +519,11 @@ class StockReturned:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CommandRejected:
-    """A refusal: `command` is the command's class name; ids are those it carried."""
+    """A refusal: `command_type` is the command's class name; ids are those it carried."""
 
     command_id: str
     lic: str
-    command: str
+    command_type: str
     reason_code: ReasonCode
     reason: str
     offending: str = ""
