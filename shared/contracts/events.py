@@ -6,6 +6,7 @@ serials, quantities, unit costs), so no consumer ever has to ask allocation anyt
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import Field
@@ -81,6 +82,7 @@ class LineReleased(Event):
     shipment_id: Identifier
     line_no: LineNo
     office: Identifier
+    reallocated: bool = Field(default=False, description="released to be allocated anew")
     movements: list[Movement] = Field(default_factory=list)
 
 
@@ -107,6 +109,9 @@ class InventoryAdjusted(Event):
     )
     adjusted_on: Date
     reason: Text = ""
+    unallocated: Amount = Field(
+        default=Decimal(0), description="units added beyond any lot (R12: negative usage)"
+    )
     movements: list[Movement] = Field(default_factory=list)
 
 

@@ -1,27 +1,5 @@
-"""Reason codes of the public contract (DESIGN.md §4). Every refusal carries one."""
+"""Reason codes on the wire: the one definition lives in `shared.reasons` (pure, no pydantic)."""
 
-from __future__ import annotations
+from shared.reasons import ReasonCode
 
-from enum import StrEnum
-
-
-class ReasonCode(StrEnum):
-    UNKNOWN_ITEM = "UNKNOWN_ITEM"
-    INVALID_QUANTITY = "INVALID_QUANTITY"
-    LOT_REQUIRED = "LOT_REQUIRED"
-    EXPIRY_REQUIRED = "EXPIRY_REQUIRED"
-    SERIAL_REQUIRED = "SERIAL_REQUIRED"
-    SERIAL_COUNT_MISMATCH = "SERIAL_COUNT_MISMATCH"
-    DUPLICATE_SERIAL = "DUPLICATE_SERIAL"
-    SERIAL_NOT_AVAILABLE = "SERIAL_NOT_AVAILABLE"
-    SERIAL_NOT_SHIPPED = "SERIAL_NOT_SHIPPED"
-    LOT_NOT_FOUND = "LOT_NOT_FOUND"
-    LOT_EXPIRED = "LOT_EXPIRED"
-    INSUFFICIENT_STOCK = "INSUFFICIENT_STOCK"
-    LOT_QTY_EXCEEDS_USED = "LOT_QTY_EXCEEDS_USED"
-    RETURN_EXCEEDS_SHIPPED = "RETURN_EXCEEDS_SHIPPED"
-    TRACKING_LOCKED = "TRACKING_LOCKED"
-    SHIPMENT_INCOMPLETE = "SHIPMENT_INCOMPLETE"
-    UNKNOWN_SHIPMENT = "UNKNOWN_SHIPMENT"
-    INVALID_SERIAL_SPAN = "INVALID_SERIAL_SPAN"
-    INVALID_BARCODE = "INVALID_BARCODE"
+__all__ = ["ReasonCode"]

@@ -1,0 +1,3 @@
+from services.allocation.app import run
+
+run()

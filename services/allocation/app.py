@@ -1,0 +1,60 @@
+"""Allocation's composition root: the one writer of lot and serial state, per LIC partition."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pydantic import TypeAdapter
+
+from services.allocation.service import AllocationService
+from shared import logs
+from shared.config import Settings, from_env
+from shared.contracts.commands import Command
+from shared.contracts.upstream import AdjustInventory, AdjustmentMessage, ItemMessage, UpsertItem
+from shared.service import ServiceRuntime, run_until_signalled
+
+SCHEMA = "allocation"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_runtime(settings: Settings) -> ServiceRuntime:
+    runtime = ServiceRuntime(settings, schema=SCHEMA, migrations=MIGRATIONS)
+    service = AllocationService(settings)
+    topics = settings.topics
+    runtime.consume(
+        name="allocation",
+        topic=topics.commands,
+        adapter=TypeAdapter(Command),
+        handler=service.decide_batch,
+        payload_doc=Command,
+        description="Per-LIC commands, decided in partition order by the one writer per LIC.",
+    )
+    runtime.consume(
+        name="allocation-intake-items",
+        topic=topics.items,
+        adapter=TypeAdapter(ItemMessage),
+        handler=service.rekey_items,
+        payload_doc=UpsertItem,
+        description="Upstream item master data, re-keyed by LIC into inventory.commands.",
+    )
+    runtime.consume(
+        name="allocation-intake-adjustments",
+        topic=topics.adjustments,
+        adapter=TypeAdapter(AdjustmentMessage),
+        handler=service.rekey_adjustments,
+        payload_doc=AdjustInventory,
+        description="Upstream inventory adjustments, re-keyed by LIC into inventory.commands.",
+    )
+    return runtime
+
+
+async def main(settings: Settings | None = None) -> None:
+    settings = settings or from_env()
+    logs.configure("allocation", level=settings.log_level, fmt=settings.log_format)
+    runtime = create_runtime(settings)
+    await run_until_signalled(runtime.start, runtime.stop)
+
+
+def run() -> None:
+    asyncio.run(main())

@@ -1,0 +1,283 @@
+"""Postgres persistence of `LicState`: set-based loads for a batch of LICs, set-based writes of
+what changed. One statement per table and direction, whatever the batch size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.allocation.domain.model import (
+    Allocation,
+    CustomerShipment,
+    InventoryLot,
+    Item,
+    LicState,
+    MfrLot,
+    Pick,
+    SerialStatus,
+    Unit,
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """How one kind of row maps to one table: columns with their SQL types, key columns."""
+
+    name: str
+    columns: tuple[tuple[str, str], ...]
+    key: tuple[str, ...]
+    to_row: Callable[[str, Any], tuple[Any, ...]]
+
+    def upsert_sql(self) -> str:
+        names = ", ".join(c for c, _ in self.columns)
+        arrays = ", ".join(f"${i + 1}::{t}[]" for i, (_, t) in enumerate(self.columns))
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in self.columns if c not in self.key)
+        conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
+        return (
+            f"INSERT INTO {self.name} ({names}) SELECT * FROM unnest({arrays})"
+            f" ON CONFLICT ({', '.join(self.key)}) {conflict}"
+        )
+
+    def delete_sql(self) -> str:
+        types = dict(self.columns)
+        arrays = ", ".join(f"${i + 1}::{types[k]}[]" for i, k in enumerate(self.key))
+        keys = ", ".join(self.key)
+        return f"DELETE FROM {self.name} WHERE ({keys}) IN (SELECT * FROM unnest({arrays}))"
+
+    def key_of(self, row: tuple[Any, ...]) -> tuple[Any, ...]:
+        names = [c for c, _ in self.columns]
+        return tuple(row[names.index(k)] for k in self.key)
+
+
+def _item_row(lic: str, i: Item) -> tuple[Any, ...]:
+    return (
+        i.lic, i.description, i.uom, i.track_mfr_lot, i.serialized, i.perishable,
+        i.next_serial, i.est_unit_cost, i.locked,
+    )  # fmt: skip
+
+
+def _lot_row(lic: str, r: InventoryLot) -> tuple[Any, ...]:
+    return (
+        r.lot_id, r.lic, r.office, r.kind, r.reference, r.received_on, r.unit_cost,
+        r.received_qty, r.seq, r.on_hand, r.allocated, r.used, r.status,
+    )  # fmt: skip
+
+
+def _mfr_row(lic: str, m: MfrLot) -> tuple[Any, ...]:
+    return (
+        m.lot_id, m.mfr_lot, lic, m.expires_on, m.initial_qty, m.on_hand, m.allocated, m.used,
+    )  # fmt: skip
+
+
+def _unit_row(lic: str, u: Unit) -> tuple[Any, ...]:
+    return (
+        u.lic, u.serial, u.lot_id, u.mfr_lot, u.position, u.status.value, u.shipment_id,
+        u.line_no, u.customer,
+    )  # fmt: skip
+
+
+def _allocation_row(lic: str, a: Allocation) -> tuple[Any, ...]:
+    picks = [
+        {"lot_id": p.lot_id, "mfr_lot": p.mfr_lot, "serial": p.serial, "quantity": str(p.quantity)}
+        for p in a.picks
+    ]
+    return (
+        a.lic, a.shipment_id, a.line_no, a.office, a.kind, a.counterparty, a.ship_on,
+        a.quantity, picks, a.status, a.explicit, a.complete,
+    )  # fmt: skip
+
+
+def _shipment_row(lic: str, s: CustomerShipment) -> tuple[Any, ...]:
+    return (lic, s.lot_id, s.mfr_lot or "", s.customer, s.shipped, s.returned)
+
+
+def _unallocated_row(lic: str, entry: tuple[str, Decimal]) -> tuple[Any, ...]:
+    return (lic, entry[0], entry[1])
+
+
+ITEMS = Table(
+    "items",
+    (
+        ("lic", "text"), ("description", "text"), ("uom", "text"), ("track_mfr_lot", "boolean"),
+        ("serialized", "boolean"), ("perishable", "boolean"), ("next_serial", "text"),
+        ("est_unit_cost", "numeric"), ("locked", "boolean"),
+    ),  # fmt: skip
+    ("lic",),
+    _item_row,
+)
+LOTS = Table(
+    "inventory_lots",
+    (
+        ("lot_id", "text"), ("lic", "text"), ("office", "text"), ("kind", "text"),
+        ("reference", "text"), ("received_on", "date"), ("unit_cost", "numeric"),
+        ("received_qty", "numeric"), ("seq", "bigint"), ("on_hand", "numeric"),
+        ("allocated", "numeric"), ("used", "numeric"), ("status", "text"),
+    ),  # fmt: skip
+    ("lot_id",),
+    _lot_row,
+)
+MFR_LOTS = Table(
+    "mfr_lots",
+    (
+        ("lot_id", "text"), ("mfr_lot", "text"), ("lic", "text"), ("expires_on", "date"),
+        ("initial_qty", "numeric"), ("on_hand", "numeric"), ("allocated", "numeric"),
+        ("used", "numeric"),
+    ),  # fmt: skip
+    ("lot_id", "mfr_lot"),
+    _mfr_row,
+)
+UNITS = Table(
+    "units",
+    (
+        ("lic", "text"), ("serial", "text"), ("lot_id", "text"), ("mfr_lot", "text"),
+        ("position", "bigint"), ("status", "text"), ("shipment_id", "text"), ("line_no", "int"),
+        ("customer", "text"),
+    ),  # fmt: skip
+    ("lic", "serial", "lot_id"),
+    _unit_row,
+)
+ALLOCATIONS = Table(
+    "allocations",
+    (
+        ("lic", "text"), ("shipment_id", "text"), ("line_no", "int"), ("office", "text"),
+        ("kind", "text"), ("counterparty", "text"), ("ship_on", "date"), ("quantity", "numeric"),
+        ("picks", "jsonb"), ("status", "text"), ("explicit", "boolean"), ("complete", "boolean"),
+    ),  # fmt: skip
+    ("lic", "shipment_id", "line_no"),
+    _allocation_row,
+)
+SHIPMENTS = Table(
+    "customer_shipments",
+    (
+        ("lic", "text"), ("lot_id", "text"), ("mfr_lot", "text"), ("customer", "text"),
+        ("shipped", "numeric"), ("returned", "numeric"),
+    ),  # fmt: skip
+    ("lic", "lot_id", "mfr_lot", "customer"),
+    _shipment_row,
+)
+UNALLOCATED = Table(
+    "unallocated",
+    (("lic", "text"), ("office", "text"), ("quantity", "numeric")),
+    ("lic", "office"),
+    _unallocated_row,
+)
+
+
+def _rows_of(state: LicState) -> dict[str, Iterable[Any]]:
+    return {
+        "items": [state.item] if state.item is not None else [],
+        "inventory_lots": state.lots.values(),
+        "mfr_lots": state.mfr_lots.values(),
+        "units": state.units.values(),
+        "allocations": state.allocations.values(),
+        "customer_shipments": state.shipments.values(),
+        "unallocated": state.unallocated.items(),
+    }
+
+
+TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED)
+
+
+class PgStateRepository:
+    """Loads and saves the state of many LICs at once, inside the caller's transaction."""
+
+    async def load(self, conn: asyncpg.Connection, lics: Sequence[str]) -> dict[str, LicState]:
+        parts: dict[str, dict[str, Any]] = {
+            lic: {"item": None, "lots": {}, "mfr": {}, "units": {}, "alloc": {}, "ship": {}, "un": {}}
+            for lic in lics
+        }
+        for r in await conn.fetch("SELECT * FROM items WHERE lic = ANY($1::text[])", lics):
+            parts[r["lic"]]["item"] = Item(**dict(r))
+        for r in await conn.fetch(
+            "SELECT * FROM inventory_lots WHERE lic = ANY($1::text[])", lics
+        ):
+            lot = InventoryLot(**dict(r))
+            parts[lot.lic]["lots"][lot.lot_id] = lot
+        for r in await conn.fetch("SELECT * FROM mfr_lots WHERE lic = ANY($1::text[])", lics):
+            fields = dict(r)
+            lic = fields.pop("lic")
+            m = MfrLot(**fields)
+            parts[lic]["mfr"][(m.lot_id, m.mfr_lot)] = m
+        for r in await conn.fetch("SELECT * FROM units WHERE lic = ANY($1::text[])", lics):
+            fields = dict(r)
+            fields["status"] = SerialStatus(fields["status"])
+            u = Unit(**fields)
+            parts[u.lic]["units"][u.key] = u
+        for r in await conn.fetch("SELECT * FROM allocations WHERE lic = ANY($1::text[])", lics):
+            fields = dict(r)
+            fields["picks"] = tuple(
+                Pick(
+                    lot_id=p["lot_id"],
+                    mfr_lot=p["mfr_lot"],
+                    serial=p["serial"],
+                    quantity=Decimal(p["quantity"]),
+                )
+                for p in fields["picks"]
+            )
+            a = Allocation(**fields)
+            parts[a.lic]["alloc"][a.key] = a
+        for r in await conn.fetch(
+            "SELECT * FROM customer_shipments WHERE lic = ANY($1::text[])", lics
+        ):
+            s = CustomerShipment(
+                lot_id=r["lot_id"],
+                mfr_lot=r["mfr_lot"] or None,
+                customer=r["customer"],
+                shipped=r["shipped"],
+                returned=r["returned"],
+            )
+            parts[r["lic"]]["ship"][s.key] = s
+        for r in await conn.fetch("SELECT * FROM unallocated WHERE lic = ANY($1::text[])", lics):
+            parts[r["lic"]]["un"][r["office"]] = r["quantity"]
+        return {
+            lic: LicState(
+                lic=lic,
+                item=p["item"],
+                lots=p["lots"],
+                mfr_lots=p["mfr"],
+                units=p["units"],
+                allocations=p["alloc"],
+                shipments=p["ship"],
+                unallocated=p["un"],
+            )
+            for lic, p in parts.items()
+        }
+
+    async def save(
+        self,
+        conn: asyncpg.Connection,
+        before: Mapping[str, LicState],
+        after: Mapping[str, LicState],
+    ) -> None:
+        """Write only the rows that differ: one upsert and one delete per table at most."""
+        for table in TABLES:
+            upserts: list[tuple[Any, ...]] = []
+            deletes: list[tuple[Any, ...]] = []
+            for lic, new_state in after.items():
+                old_state = before.get(lic)
+                old_rows = (
+                    {table.key_of(r): r for r in _table_rows(table, lic, old_state)}
+                    if old_state is not None
+                    else {}
+                )
+                new_rows = {table.key_of(r): r for r in _table_rows(table, lic, new_state)}
+                if old_state is new_state:
+                    continue
+                upserts.extend(r for k, r in new_rows.items() if old_rows.get(k) != r)
+                deletes.extend(k for k in old_rows if k not in new_rows)
+            if deletes:
+                await conn.execute(table.delete_sql(), *_columns(deletes, len(table.key)))
+            if upserts:
+                await conn.execute(table.upsert_sql(), *_columns(upserts, len(table.columns)))
+
+
+def _table_rows(table: Table, lic: str, state: LicState) -> list[tuple[Any, ...]]:
+    return [table.to_row(lic, row) for row in _rows_of(state)[table.name]]
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]

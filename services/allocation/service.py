@@ -1,0 +1,84 @@
+"""Allocation use cases: decide a batch of per-LIC commands; re-key upstream items/adjustments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.allocation import translate
+from services.allocation.domain.decide import decide
+from services.allocation.domain.model import LicState
+from services.allocation.repository import PgStateRepository
+from shared.config import Settings
+from shared.consumer import Inbound, UnitOfWork
+from shared.contracts import commands as c
+from shared.contracts import events as e
+from shared.contracts import upstream as u
+from shared.reasons import ReasonCode
+from shared.serials import SerialEntryError, parse_serials
+
+
+class AllocationService:
+    def __init__(self, settings: Settings, repository: PgStateRepository | None = None) -> None:
+        self._topics = settings.topics
+        self._repository = repository or PgStateRepository()
+        self._max_span = settings.max_serial_span
+
+    async def decide_batch(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+        """Load every LIC of the batch at once, decide in partition order, write what changed."""
+        lics = list(dict.fromkeys(m.message.lic for m in batch))
+        before = await self._repository.load(uow.conn, lics)
+        states: dict[str, LicState] = dict(before)
+        for inbound in batch:
+            command = inbound.message
+            decision = decide(states[command.lic], translate.to_domain(command))
+            states[command.lic] = decision.state
+            for n, event in enumerate(decision.events):
+                wire = translate.to_wire(event, f"{command.message_id}#{n}", command)
+                uow.outbox.emit(self._topics.events, command.lic, wire)
+        await self._repository.save(uow.conn, before, states)
+
+    async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:
+        """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC."""
+        for inbound in batch:
+            uow.outbox.emit(self._topics.commands, inbound.message.lic, inbound.message)
+
+    async def rekey_adjustments(
+        self, uow: UnitOfWork, batch: list[Inbound[u.AdjustInventory]]
+    ) -> None:
+        for inbound in batch:
+            m = inbound.message
+            try:
+                serials = (
+                    parse_serials(m.serials, max_span=self._max_span) if m.serials else []
+                )
+            except SerialEntryError as exc:
+                uow.outbox.emit(self._topics.events, m.lic, _refusal(m, exc))
+                continue
+            command = c.AdjustStock(
+                message_id=m.message_id,
+                occurred_at=m.occurred_at,
+                lic=m.lic,
+                adjustment_id=m.adjustment_id,
+                office=m.office,
+                kind=m.kind,
+                quantity=m.quantity,
+                unit_cost=m.unit_cost,
+                lots=m.lots,
+                serials=serials,
+                reason=m.reason,
+                adjusted_on=m.adjusted_on or m.occurred_at.date(),
+            )
+            uow.outbox.emit(self._topics.commands, m.lic, command)
+
+
+def _refusal(m: u.AdjustInventory, exc: SerialEntryError) -> e.CommandRejected:
+    return e.CommandRejected(
+        message_id=f"{m.message_id}#rejected",
+        lic=m.lic,
+        command_id=m.message_id,
+        command_type=m.type,
+        adjustment_id=m.adjustment_id,
+        reason_code=ReasonCode(exc.code),
+        reason=exc.reason,
+        offending=exc.offending,
+    )

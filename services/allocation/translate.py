@@ -1,0 +1,248 @@
+"""Wire ↔ domain at allocation's edge: contract commands in, domain events out as contract events."""
+
+from __future__ import annotations
+
+from functools import singledispatch
+from typing import Any
+
+from services.allocation.domain import model as d
+from shared.contracts import commands as c
+from shared.contracts import events as e
+from shared.contracts import upstream as u
+
+
+def to_domain(command: Any) -> d.Command:
+    """The domain command for one wire command (the wire models are already validated)."""
+    return _to_domain(command)  # type: ignore[no-any-return]
+
+
+@singledispatch
+def _to_domain(command: Any) -> d.Command:
+    raise TypeError(f"no domain command for {type(command).__name__}")
+
+
+@_to_domain.register
+def _(m: u.UpsertItem) -> d.Command:
+    return d.UpsertItem(
+        message_id=m.message_id,
+        lic=m.lic,
+        description=m.description,
+        uom=m.uom,
+        track_mfr_lot=m.track_mfr_lot,
+        serialized=m.serialized,
+        est_unit_cost=m.est_unit_cost,
+        perishable=m.perishable,
+        next_serial=m.next_serial,
+    )
+
+
+def _lot_entries(lots: list[u.LotQuantity]) -> tuple[d.LotEntry, ...]:
+    return tuple(
+        d.LotEntry(mfr_lot=x.mfr_lot, quantity=x.quantity, expires_on=x.expires_on) for x in lots
+    )
+
+
+def _lot_picks(lots: list[u.LotPick] | list[u.LotQuantity]) -> tuple[d.LotPick, ...]:
+    return tuple(d.LotPick(mfr_lot=x.mfr_lot, quantity=x.quantity) for x in lots)
+
+
+@_to_domain.register
+def _(m: c.ReceiveStock) -> d.Command:
+    return d.ReceiveStock(
+        message_id=m.message_id,
+        lic=m.lic,
+        lot_id=m.lot_id,
+        office=m.office,
+        kind=m.kind,
+        reference=m.reference,
+        received_on=m.received_on,
+        quantity=m.quantity,
+        shipment_id=m.shipment_id,
+        line_no=m.line_no,
+        unit_cost=m.unit_cost,
+        mfr_lots=_lot_entries(m.lots),
+        serials=tuple(m.serials),
+        generate_serials=m.generate_serials,
+    )
+
+
+@_to_domain.register
+def _(m: c.ReturnStock) -> d.Command:
+    return d.ReturnFromCustomer(
+        message_id=m.message_id,
+        lic=m.lic,
+        shipment_id=m.shipment_id,
+        line_no=m.line_no,
+        office=m.office,
+        received_on=m.received_on,
+        quantity=m.quantity,
+        customer=m.customer,
+        lots=_lot_picks(m.lots),
+        serials=tuple(m.serials),
+    )
+
+
+@_to_domain.register
+def _(m: c.AllocateLine) -> d.Command:
+    return d.AllocateLine(
+        message_id=m.message_id,
+        lic=m.lic,
+        shipment_id=m.shipment_id,
+        line_no=m.line_no,
+        office=m.office,
+        kind=m.kind,
+        counterparty=m.counterparty,
+        ship_on=m.ship_on,
+        quantity=m.quantity,
+        lots=_lot_picks(m.lots),
+        serials=tuple(m.serials),
+    )
+
+
+@_to_domain.register
+def _(m: c.ReleaseLine) -> d.Command:
+    return d.ReleaseLine(
+        message_id=m.message_id, lic=m.lic, shipment_id=m.shipment_id, line_no=m.line_no
+    )
+
+
+@_to_domain.register
+def _(m: c.ShipLine) -> d.Command:
+    return d.ShipLine(
+        message_id=m.message_id, lic=m.lic, shipment_id=m.shipment_id, line_no=m.line_no
+    )
+
+
+@_to_domain.register
+def _(m: c.AdjustStock) -> d.Command:
+    return d.AdjustStock(
+        message_id=m.message_id,
+        lic=m.lic,
+        adjustment_id=m.adjustment_id,
+        office=m.office,
+        kind=m.kind,
+        quantity=m.quantity,
+        adjusted_on=m.adjusted_on,
+        unit_cost=m.unit_cost,
+        lots=_lot_entries(m.lots),
+        serials=tuple(m.serials),
+        reason=m.reason,
+    )
+
+
+def _movements(ms: tuple[d.LotMovement, ...]) -> list[e.Movement]:
+    return [
+        e.Movement(
+            lot_id=m.lot_id,
+            mfr_lot=m.mfr_lot,
+            expires_on=m.expires_on,
+            serial=m.serial,
+            quantity=m.quantity,
+            unit_cost=m.unit_cost,
+        )
+        for m in ms
+    ]
+
+
+def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
+    """The contract event for one domain event; `message_id` is deterministic per decision."""
+    common: dict[str, Any] = {"message_id": message_id, "lic": event.lic, "command_id": event.command_id}
+    match event:
+        case d.ItemUpserted():
+            return e.ItemUpserted(
+                **common,
+                description=event.description,
+                uom=event.uom,
+                track_mfr_lot=event.track_mfr_lot,
+                serialized=event.serialized,
+                perishable=event.perishable,
+                next_serial=event.next_serial,
+                est_unit_cost=event.est_unit_cost,
+                gtin=getattr(command, "gtin", None),
+            )
+        case d.StockReceived():
+            return e.StockReceived(
+                **common,
+                shipment_id=event.shipment_id,
+                line_no=event.line_no,
+                lot_id=event.lot_id,
+                office=event.office,
+                kind=event.kind,
+                reference=event.reference or None,
+                received_on=event.received_on,
+                quantity=event.quantity,
+                unit_cost=event.unit_cost,
+                movements=_movements(event.movements),
+                generated_serials=list(event.generated_serials),
+                next_serial=event.next_serial,
+            )
+        case d.LineAllocated():
+            return e.LineAllocated(
+                **common,
+                shipment_id=event.shipment_id,
+                line_no=event.line_no,
+                office=event.office,
+                kind=event.kind,
+                counterparty=event.counterparty or None,
+                ship_on=event.ship_on,
+                quantity=event.quantity,
+                complete=event.complete,
+                movements=_movements(event.movements),
+            )
+        case d.LineReleased():
+            return e.LineReleased(
+                **common,
+                shipment_id=event.shipment_id,
+                line_no=event.line_no,
+                office=event.office,
+                reallocated=event.reallocated,
+                movements=_movements(event.movements),
+            )
+        case d.LineShipped():
+            return e.LineShipped(
+                **common,
+                shipment_id=event.shipment_id,
+                line_no=event.line_no,
+                office=event.office,
+                kind=event.kind,
+                counterparty=event.counterparty or None,
+                ship_on=event.ship_on,
+                quantity=event.quantity,
+                movements=_movements(event.movements),
+            )
+        case d.InventoryAdjusted():
+            return e.InventoryAdjusted(
+                **common,
+                adjustment_id=event.adjustment_id,
+                office=event.office,
+                kind=event.kind,
+                quantity=event.quantity,
+                lot_id=event.lot_id,
+                adjusted_on=event.adjusted_on,
+                reason=event.reason,
+                unallocated=event.unallocated,
+                movements=_movements(event.movements),
+            )
+        case d.StockReturned():
+            return e.StockReturned(
+                **common,
+                shipment_id=event.shipment_id,
+                line_no=event.line_no,
+                office=event.office,
+                customer=event.customer,
+                received_on=event.received_on,
+                quantity=event.quantity,
+                movements=_movements(event.movements),
+            )
+        case d.CommandRejected():
+            return e.CommandRejected(
+                **common,
+                command_type=getattr(command, "type", event.command_type),
+                shipment_id=event.shipment_id,
+                line_no=event.line_no,
+                adjustment_id=event.adjustment_id,
+                reason_code=e.ReasonCode(event.reason_code.value),
+                reason=event.reason[:1900],
+                offending=(event.offending or None) and event.offending[:1900],
+            )
+    raise TypeError(f"no wire event for {type(event).__name__}")

@@ -1,0 +1,222 @@
+"""GS1 barcode scans (DESIGN.md rule R5: AI 01 GTIN, 10 lot, 17 expiry, 21 serial).
+
+Scanners deliver GS1 element strings with or without a symbology identifier (``]C1`` GS1-128,
+``]d2`` GS1 DataMatrix, ``]Q3`` GS1 QR, ...) and with FNC1 sent as ASCII GS (``\\x1d``);
+people copy the human-readable form ``(01)09506000134352(17)261231(10)ABC123(21)XYZ``.
+The GS1 grammar (AI table, check digits, dates) is biip's; this module only picks the four
+AIs lotline uses and refuses everything else with ``INVALID_BARCODE`` and the raw text.
+
+Pure: standard library and biip only, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import biip
+from biip.gs1_element_strings import GS1ElementString
+from biip.gs1_messages import GS1Message
+
+from shared.serials import SerialEntryError, normalize_serial
+
+__all__ = ["INVALID_BARCODE", "MAX_SCAN_LENGTH", "BarcodeError", "Scan", "decode_scan"]
+
+INVALID_BARCODE = "INVALID_BARCODE"
+# The longest GS1 DataMatrix payloads people scan are a few hundred characters; anything
+# longer is not a scan.
+MAX_SCAN_LENGTH = 512
+_GROUP_SEPARATOR = "\x1d"  # FNC1 as transmitted by scanners
+_GTIN, _LOT, _EXPIRY, _SERIAL = "01", "10", "17", "21"
+_RELEVANT_AIS = (_GTIN, _LOT, _EXPIRY, _SERIAL)
+_MAX_SHOWN = 100
+# Controls a scanner legitimately sends: FNC1 as GS, and CR/LF/TAB suffixes.
+_HARMLESS_CONTROLS = str.maketrans("", "", "\x1d\r\n\t")
+
+
+class BarcodeError(ValueError):
+    """An unreadable scan: ``code`` is ``INVALID_BARCODE``, ``offending`` the raw scan.
+
+    ``offending`` is the raw text unchanged when it is safe to store and show; when it holds
+    characters no scanner sends (NUL, lone surrogates, other controls) or is very long it is
+    escaped with ``repr`` and clipped.
+    """
+
+    def __init__(self, code: str, reason: str, offending: str) -> None:
+        # All three go to Exception.args so the error pickles and unpickles intact.
+        super().__init__(code, reason, offending)
+        self.code = code
+        self.reason = reason
+        self.offending = offending
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """What one scan says about a unit. Fields the barcode does not carry are ``None``.
+
+    ``gtin`` is always the 14-digit form; ``expires_on`` already resolves day ``00`` to the
+    last day of the month; ``raw`` is the scan exactly as received.
+    """
+
+    gtin: str | None
+    mfr_lot: str | None
+    expires_on: dt.date | None
+    serial: str | None
+    raw: str
+
+
+def decode_scan(raw: str) -> Scan:
+    """Decode one barcode scan into GTIN, manufacturer lot, expiry and serial (rule R5).
+
+    Accepts GS1 element strings with or without a symbology identifier, FNC1 as ASCII GS,
+    the human-readable ``(AI)value`` form, GS1 Digital Link URIs, and a bare GTIN/EAN/UPC.
+
+    Raises:
+        BarcodeError: ``INVALID_BARCODE`` when the scan is empty, too long, holds characters
+            no GS1 barcode carries, does not parse, has a bad check digit or date, repeats an
+            AI with different values, or carries none of the AIs 01, 10, 17 and 21.
+    """
+    text = _checked_text(raw)
+    if text.startswith("("):
+        elements = _parse_hri(text, raw)
+        bare_gtin = None
+    else:
+        elements, bare_gtin = _parse_scanned(text, raw)
+    if not any(element.ai.ai in _RELEVANT_AIS for element in elements):
+        if bare_gtin is not None:
+            # A product barcode (EAN-13, UPC-A, ...) names the item and nothing else.
+            return Scan(gtin=bare_gtin, mfr_lot=None, expires_on=None, serial=None, raw=raw)
+        raise _invalid(raw, "carries none of the GS1 AIs (01), (10), (17), (21)")
+    return Scan(
+        gtin=_gtin(elements, raw),
+        mfr_lot=_value(elements, _LOT, raw),
+        expires_on=_expiry(elements, raw),
+        serial=_serial(elements, raw),
+        raw=raw,
+    )
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def _checked_text(raw: str) -> str:
+    """Refuse what is not a scan before biip sees it; return the text without blanks around."""
+    if not isinstance(raw, str):
+        raise BarcodeError(INVALID_BARCODE, "scan is not text", _clip(repr(raw)))
+    if len(raw) > MAX_SCAN_LENGTH:
+        raise _invalid(raw, f"is longer than {MAX_SCAN_LENGTH} characters")
+    # Scanners add CR/LF suffixes and some send FNC1 first: str.strip() drops both (GS counts
+    # as whitespace), as biip itself does.
+    text = raw.strip()
+    if not text:
+        raise _invalid(raw, "is empty")
+    for char in text:
+        # GS1 data is printable ASCII (charsets 82 and 39) plus GS; the HRI form has spaces.
+        # Checking here also keeps full-width digits away from regexes whose \d accepts them.
+        if not (" " <= char <= "~" or char == _GROUP_SEPARATOR):
+            raise _invalid(raw, f"contains the character U+{ord(char):04X}, not GS1 data")
+    return text
+
+
+def _parse_hri(text: str, raw: str) -> Sequence[GS1ElementString]:
+    try:
+        return GS1Message.parse_hri(text).element_strings
+    except Exception as error:  # biip raises more than ParseError on odd input; see below
+        raise _invalid(raw, f"is not readable: {error}") from error
+
+
+def _parse_scanned(text: str, raw: str) -> tuple[Sequence[GS1ElementString], str | None]:
+    """Element strings from a GS1 message or Digital Link URI, and a bare GTIN if any."""
+    try:
+        result = biip.parse(text)
+    except Exception as error:
+        # biip.parse raises IndexError/ValueError on a truncated symbology identifier ("]",
+        # "]Yx"); a scan must never crash a consumer, so every failure is a refusal.
+        raise _invalid(raw, f"is not readable: {error}") from error
+    if result.gs1_message is not None:
+        elements: Sequence[GS1ElementString] = result.gs1_message.element_strings
+    elif result.gs1_digital_link_uri is not None:
+        elements = result.gs1_digital_link_uri.element_strings
+    else:
+        elements = ()
+    bare_gtin = result.gtin.as_gtin_14() if result.gtin is not None else None
+    if not elements and bare_gtin is None:
+        error_text = (
+            result.gs1_message_error or result.gs1_digital_link_uri_error or result.gtin_error
+        )
+        raise _invalid(raw, f"is not readable: {error_text or 'not a GS1 barcode'}")
+    return elements, bare_gtin
+
+
+# --- the four AIs -----------------------------------------------------------------------------
+
+
+def _single(elements: Sequence[GS1ElementString], ai: str, raw: str) -> GS1ElementString | None:
+    """The element for ``ai``; a repeat with the same value is harmless, a different one not."""
+    found = [element for element in elements if element.ai.ai == ai]
+    if not found:
+        return None
+    if any(element.value != found[0].value for element in found[1:]):
+        raise _invalid(raw, f"repeats AI ({ai}) with different values")
+    return found[0]
+
+
+def _value(elements: Sequence[GS1ElementString], ai: str, raw: str) -> str | None:
+    element = _single(elements, ai, raw)
+    return None if element is None else element.value
+
+
+def _gtin(elements: Sequence[GS1ElementString], raw: str) -> str | None:
+    element = _single(elements, _GTIN, raw)
+    if element is None:
+        return None
+    if element.gtin is None:
+        raise _invalid(raw, f"has an invalid GTIN: {element.gtin_error}")
+    return element.gtin.as_gtin_14()
+
+
+def _expiry(elements: Sequence[GS1ElementString], raw: str) -> dt.date | None:
+    element = _single(elements, _EXPIRY, raw)
+    if element is None:
+        return None
+    if element.date is None:  # biip refuses bad dates itself; this guards a config change
+        raise _invalid(raw, f"has an unreadable expiry date {element.value!r}")
+    return element.date
+
+
+def _serial(elements: Sequence[GS1ElementString], raw: str) -> str | None:
+    value = _value(elements, _SERIAL, raw)
+    if value is None:
+        return None
+    # The same normalization as a typed serial, so a scanned and a typed unit compare equal.
+    try:
+        return normalize_serial(value)
+    except SerialEntryError as error:
+        raise _invalid(raw, f"has an unusable serial: {error.reason}") from error
+
+
+# --- refusals ---------------------------------------------------------------------------------
+
+
+def _invalid(raw: str, why: str) -> BarcodeError:
+    return BarcodeError(INVALID_BARCODE, f"scan {_shown(raw)} {why}", _offending(raw))
+
+
+def _offending(raw: str) -> str:
+    # GS and line ends are what scanners send and are fine in JSON and Postgres; NUL, lone
+    # surrogates and other controls are not, so those scans travel escaped.
+    if len(raw) <= _MAX_SHOWN and raw.translate(_HARMLESS_CONTROLS).isprintable():
+        return raw
+    return repr(_clip(raw))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "…"
+
+
+def _shown(raw: str) -> str:
+    return repr(_clip(raw))

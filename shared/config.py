@@ -1,0 +1,66 @@
+"""Settings from standard environment variables. Unset broker/database means the embedded stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.contracts.topics import Topics
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: str | None = Field(default=None, alias="KAFKA_SASL_MECHANISM")
+    kafka_sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: str | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
+    kafka_ssl_cafile: str | None = Field(default=None, alias="KAFKA_SSL_CAFILE")
+    kafka_fetch_max_wait_ms: int = Field(default=20, alias="KAFKA_FETCH_MAX_WAIT_MS")
+    kafka_max_batch: int = Field(default=500, alias="KAFKA_MAX_BATCH")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    db_pool_size: int = Field(default=4, alias="DB_POOL_SIZE")
+    topic_prefix: str = Field(default="", alias="LOTLINE_TOPIC_PREFIX")
+    data_dir: Path = Field(default=Path(".lotline"), alias="LOTLINE_DATA_DIR")
+    http_host: str = Field(default="127.0.0.1", alias="LEDGER_HTTP_HOST")
+    http_port: int = Field(default=8080, alias="LEDGER_HTTP_PORT")
+    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    log_format: Literal["json", "console"] = Field(default="json", alias="LOG_FORMAT")
+    max_serial_span: int = Field(default=1_000_000, alias="LOTLINE_MAX_SERIAL_SPAN")
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.topic_prefix)
+
+    def require_bootstrap(self) -> str:
+        if not self.kafka_bootstrap_servers:
+            raise RuntimeError("KAFKA_BOOTSTRAP_SERVERS is not set (start the stack: lotline up)")
+        return self.kafka_bootstrap_servers
+
+    def require_database(self) -> str:
+        if not self.database_url:
+            raise RuntimeError("DATABASE_URL is not set (start the stack: lotline up)")
+        return self.database_url
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options shared by every aiokafka client."""
+        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            options["sasl_mechanism"] = self.kafka_sasl_mechanism
+            options["sasl_plain_username"] = self.kafka_sasl_username
+            options["sasl_plain_password"] = self.kafka_sasl_password
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            import ssl
+
+            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
+        return options
+
+
+def from_env() -> Settings:
+    return Settings()

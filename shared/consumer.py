@@ -1,0 +1,353 @@
+"""The transactional batch consumer every lotline service uses (DESIGN.md §6).
+
+For each batch FastStream hands us, in ONE Postgres transaction:
+  1. fence: store the partitions' next offsets, only if our assignment epoch is still current;
+  2. inbox: record the batch's message ids and keep only those never processed;
+  3. call the service's handler (state changes + outbox rows);
+  4. bytes that are not a message go to the dead-letter topic through the same outbox.
+Then wake the outbox relay and acknowledge (the Kafka commit is only a hint: on assignment we
+seek to the offsets stored in Postgres).
+
+Errors, mapped to acknowledgement here and nowhere else:
+  - invalid bytes: dead-lettered, acknowledged, the partition moves on;
+  - transient database errors and constraint conflicts: the unit of work is retried with backoff;
+  - anything else (a bug, or a message that trips one): the batch is split and each message is
+    retried alone; the one that still fails is dead-lettered with the error, never skipped silently;
+  - fenced (a newer owner holds the partition): nothing is written, nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import structlog
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
+from prometheus_client import Counter, Histogram
+from pydantic import TypeAdapter
+
+from shared.config import Settings
+from shared.contracts.codec import InvalidMessage, decode
+from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS
+from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+BATCHES = Counter("lotline_batches_total", "Batches committed", ["consumer"])
+MESSAGES = Counter("lotline_messages_total", "Messages processed", ["consumer", "outcome"])
+BATCH_SECONDS = Histogram("lotline_batch_seconds", "Time to process one batch", ["consumer"])
+
+
+class Fenced(Exception):
+    """A newer assignment owns one of the batch's partitions: this process is a zombie."""
+
+
+@dataclass(frozen=True)
+class Inbound(Generic[T]):
+    """One valid message and where it came from."""
+
+    message: T
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+class UnitOfWork:
+    """What a handler gets: the transaction's connection and the outbox to emit into."""
+
+    def __init__(self, conn: asyncpg.Connection, outbox: Outbox) -> None:
+        self.conn = conn
+        self.outbox = outbox
+
+
+Handler = Callable[[UnitOfWork, list[Inbound[T]]], Awaitable[None]]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: TransactionalConsumer[Any]) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self._owner.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self._owner.claim(assigned)
+
+
+class TransactionalConsumer(Generic[T]):
+    def __init__(
+        self,
+        *,
+        name: str,
+        topic: str,
+        adapter: TypeAdapter[T],
+        handler: Handler[T],
+        pool: asyncpg.Pool,
+        relay: OutboxRelay,
+        schema: str,
+        settings: Settings,
+        payload_doc: Any = None,
+        description: str = "",
+    ) -> None:
+        self.name = name
+        self.topic = topic
+        self._adapter = adapter
+        self._handler = handler
+        self._pool = pool
+        self._relay = relay
+        self._channel = channel_for(schema)
+        self._settings = settings
+        self._payload_doc = payload_doc
+        self._description = description
+        self._epochs: dict[tuple[str, int], int] = {}
+        self._next: dict[tuple[str, int], int] = {}
+        self._subscriber: Any = None
+        self.processed = 0
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def register(self, broker: KafkaBroker) -> None:
+        """Subscribe with an explicit group and manual acknowledgement (never ack-first)."""
+
+        async def handle(batch: Any) -> None:
+            await self.on_batch(batch)
+
+        # FastStream builds the AsyncAPI payload from this annotation; the broker runs with
+        # apply_types=False and our decoder hands over the raw records, which we parse ourselves
+        # so that one bad message goes to the dead-letter topic instead of failing the batch.
+        handle.__annotations__["batch"] = list[self._payload_doc] if self._payload_doc else Any
+        self._subscriber = broker.subscriber(
+            self.topic,
+            group_id=self.name,
+            batch=True,
+            max_records=self._settings.kafka_max_batch,
+            batch_timeout_ms=self._settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.MANUAL,
+            listener=_Listener(self),
+            decoder=_keep_raw,
+            max_partition_fetch_bytes=16 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            title=f"{self.topic}:{self.name}",
+            description=self._description,
+        )
+        self._subscriber(handle)
+
+    # -- assignment -------------------------------------------------------------------------
+
+    async def claim(self, assigned: Sequence[TopicPartition]) -> None:
+        """Bump each partition's epoch (fencing the previous owner) and seek to the stored offset."""
+        if not assigned:
+            return
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "INSERT INTO consumer_offsets (consumer, topic, partition, epoch)"
+                " SELECT $1, t, p, 1 FROM unnest($2::text[], $3::int[]) AS u(t, p)"
+                " ON CONFLICT (consumer, topic, partition)"
+                " DO UPDATE SET epoch = consumer_offsets.epoch + 1"
+                " RETURNING topic, partition, next_offset, epoch",
+                self.name,
+                [tp.topic for tp in assigned],
+                [tp.partition for tp in assigned],
+            )
+        consumer = self._subscriber.consumer if self._subscriber is not None else None
+        for row in rows:
+            key = (row["topic"], row["partition"])
+            self._epochs[key] = row["epoch"]
+            tp = TopicPartition(row["topic"], row["partition"])
+            if row["next_offset"] is not None:
+                self._next[key] = row["next_offset"]
+                if consumer is not None:
+                    consumer.seek(tp, row["next_offset"])
+            else:
+                self._next[key] = 0
+                if consumer is not None:
+                    await consumer.seek_to_beginning(tp)
+        log.info("consumer.assigned", consumer=self.name, partitions=[list(k) for k in self._epochs])
+
+    def forget(self, revoked: Sequence[TopicPartition]) -> None:
+        for tp in revoked:
+            self._epochs.pop((tp.topic, tp.partition), None)
+            self._next.pop((tp.topic, tp.partition), None)
+
+    # -- processing -------------------------------------------------------------------------
+
+    async def on_batch(self, msg: KafkaMessage) -> None:
+        records: tuple[ConsumerRecord, ...] = msg.raw_message  # type: ignore[assignment]
+        log.debug("consumer.batch", consumer=self.name, size=len(records), epochs=len(self._epochs))
+        fresh = [r for r in records if self._is_new(r)]
+        if fresh:
+            with BATCH_SECONDS.labels(self.name).time():
+                try:
+                    await self._process_resiliently(fresh)
+                except Fenced:
+                    log.warning("consumer.fenced", consumer=self.name)
+                    return
+                except Exception:
+                    # Never let FastStream move on past a batch we did not commit: rewind to
+                    # the stored offsets so the batch is fetched again.
+                    log.exception("consumer.batch_not_committed", consumer=self.name)
+                    self._rewind(fresh)
+                    await asyncio.sleep(1.0)
+                    return
+        try:
+            await msg.ack()
+        except Exception as exc:  # the commit is only a hint; a rebalance may refuse it
+            log.info("consumer.ack_skipped", consumer=self.name, error=str(exc))
+
+    def _rewind(self, records: Sequence[ConsumerRecord]) -> None:
+        consumer = self._subscriber.consumer if self._subscriber is not None else None
+        if consumer is None:
+            return
+        for topic, partition in {(r.topic, r.partition) for r in records}:
+            offset = self._next.get((topic, partition))
+            if offset is not None:
+                consumer.seek(TopicPartition(topic, partition), offset)
+
+    def _is_new(self, record: ConsumerRecord) -> bool:
+        key = (record.topic, record.partition)
+        return key in self._epochs and record.offset >= self._next.get(key, 0)
+
+    async def _process_resiliently(self, records: list[ConsumerRecord]) -> None:
+        try:
+            await self._with_retries(records, None)
+        except Fenced:
+            raise
+        except Exception as exc:
+            if len(records) == 1:
+                log.exception("consumer.message_failed", consumer=self.name)
+                await self._with_retries(records, f"processing failed: {exc!r}")
+                return
+            log.warning("consumer.batch_failed_splitting", consumer=self.name, error=repr(exc))
+            for record in records:
+                await self._process_resiliently([record])
+
+    async def _with_retries(self, records: list[ConsumerRecord], poison: str | None) -> None:
+        delay = 0.05
+        while True:
+            try:
+                await self._commit_unit(records, poison)
+                return
+            except (*TRANSIENT_ERRORS, *CONFLICT_ERRORS) as exc:
+                log.warning("consumer.retrying", consumer=self.name, error=repr(exc), delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                if not all((r.topic, r.partition) in self._epochs for r in records):
+                    raise Fenced() from exc
+
+    async def _commit_unit(self, records: list[ConsumerRecord], poison: str | None) -> None:
+        """One transaction: fence + offsets, inbox, handler, dead letters, outbox."""
+        outbox = Outbox()
+        valid: list[Inbound[T]] = []
+        for record in records:
+            if poison is not None:
+                self._dead_letter(outbox, record, poison)
+                continue
+            try:
+                message = decode(self._adapter, record.value or b"")
+            except InvalidMessage as exc:
+                self._dead_letter(outbox, record, exc.reason)
+                continue
+            valid.append(
+                Inbound(message, record.topic, record.partition, record.offset, record.key)
+            )
+        next_offsets = _next_offsets(records)
+        new: list[Inbound[T]] = []
+        async with self._pool.acquire() as conn, conn.transaction():
+            await self._fence(conn, next_offsets)
+            new = await self._dedupe(conn, valid)
+            if new:
+                await self._handler(UnitOfWork(conn, outbox), new)
+            await write_outbox(conn, outbox.rows, self._channel)
+        for key, offset in next_offsets.items():
+            self._next[key] = offset
+        self._relay.wake()
+        self.processed += len(records)
+        BATCHES.labels(self.name).inc()
+        MESSAGES.labels(self.name, "processed").inc(len(new))
+        MESSAGES.labels(self.name, "duplicate").inc(len(valid) - len(new))
+        MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - len(valid))
+
+    async def _fence(self, conn: asyncpg.Connection, next_offsets: dict[tuple[str, int], int]) -> None:
+        keys = list(next_offsets)
+        try:
+            epochs = [self._epochs[k] for k in keys]
+        except KeyError:
+            raise Fenced() from None
+        result = await conn.execute(
+            "UPDATE consumer_offsets AS o SET next_offset = v.next_offset"
+            " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])"
+            "   AS v(topic, partition, next_offset, epoch)"
+            " WHERE o.consumer = $1 AND o.topic = v.topic AND o.partition = v.partition"
+            "   AND o.epoch = v.epoch",
+            self.name,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+            [next_offsets[k] for k in keys],
+            epochs,
+        )
+        if int(result.split()[-1]) != len(keys):
+            raise Fenced()
+
+    async def _dedupe(self, conn: asyncpg.Connection, valid: list[Inbound[T]]) -> list[Inbound[T]]:
+        if not valid:
+            return []
+        ids = [_message_id(m.message) for m in valid]
+        inserted = await conn.fetch(
+            "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
+            " ON CONFLICT DO NOTHING RETURNING message_id",
+            self.name,
+            ids,
+        )
+        fresh = {r["message_id"] for r in inserted}
+        result = []
+        for message, message_id in zip(valid, ids, strict=True):
+            if message_id in fresh:
+                fresh.discard(message_id)  # a repeat inside the same batch is a duplicate too
+                result.append(message)
+        return result
+
+    def _dead_letter(self, outbox: Outbox, record: ConsumerRecord, reason: str) -> None:
+        log.warning(
+            "consumer.dead_letter",
+            consumer=self.name,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=reason[:500],
+        )
+        headers = {
+            "error": reason[:2000],
+            "source_topic": record.topic,
+            "source_partition": str(record.partition),
+            "source_offset": str(record.offset),
+            "consumer": self.name,
+        }
+        for name, value in record.headers or ():
+            headers.setdefault(f"original_{name}", value.decode("utf-8", "replace"))
+        outbox.emit_raw(self._settings.topics.dlq, record.key, record.value or b"", headers)
+
+
+def _message_id(message: Any) -> str:
+    return str(message.message_id)
+
+
+def _next_offsets(records: Sequence[ConsumerRecord]) -> dict[tuple[str, int], int]:
+    result: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        result[key] = max(result.get(key, 0), record.offset + 1)
+    return result
+
+
+async def _keep_raw(msg: KafkaMessage) -> Any:
+    return msg

@@ -1,0 +1,125 @@
+"""PostgreSQL plumbing: a pool per service schema, versioned migrations, transient-error taxonomy."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+PLUMBING_DIR = Path(__file__).parent / "migrations"
+
+# Errors worth retrying the unit of work for: the database will likely answer next time.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.LockNotAvailableError,
+    ConnectionError,
+    OSError,
+)
+# A constraint said no: a backstop caught a race (e.g. a zombie consumer). Retry the batch.
+CONFLICT_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.UniqueViolationError,
+    asyncpg.exceptions.CheckViolationError,
+)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb", encoder=_json_dumps, decoder=_json_loads, schema="pg_catalog"
+    )
+
+
+def _json_dumps(value: Any) -> str:
+    import orjson
+
+    return orjson.dumps(value, default=str).decode()
+
+
+def _json_loads(value: str) -> Any:
+    import orjson
+
+    return orjson.loads(value)
+
+
+async def wait_for_database(dsn: str, *, timeout: float = 60.0) -> None:
+    """Start-up waits for the database with exponential backoff."""
+    delay = 0.1
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=5)
+            await conn.close()
+            return
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("database.waiting", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def create_pool(dsn: str, schema: str, *, size: int = 4) -> asyncpg.Pool:
+    """A pool whose connections see only the service's own schema by default."""
+    await wait_for_database(dsn)
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=1,
+        max_size=size,
+        server_settings={"search_path": schema, "application_name": f"lotline-{schema}"},
+        init=_init_connection,
+    )
+    assert pool is not None
+    return pool
+
+
+def migration_files(service_dir: Path) -> list[Path]:
+    return [*sorted(PLUMBING_DIR.glob("*.sql")), *sorted((service_dir).glob("*.sql"))]
+
+
+async def migrate(dsn: str, schema: str, files: Sequence[Path]) -> list[str]:
+    """Apply not-yet-applied migration files to `schema`, each in its own transaction.
+
+    Serialized with an advisory lock so several processes starting at once do not race.
+    Returns the names applied now.
+    """
+    await wait_for_database(dsn)
+    conn = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        lock_key = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(f'SET search_path TO "{schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+            for path in files:
+                name = f"{path.parent.parent.name}/{path.name}" if path.parent == PLUMBING_DIR \
+                    else path.name
+                if name in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                applied.append(name)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    finally:
+        await conn.close()
+    if applied:
+        log.info("database.migrated", schema=schema, applied=applied)
+    return applied

@@ -1,0 +1,77 @@
+"""Kafka plumbing: topic creation, start-up wait, the one producer configuration lotline uses."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+from shared.config import Settings
+from shared.contracts.codec import MAX_MESSAGE_BYTES
+
+log = structlog.get_logger(__name__)
+
+
+def make_producer(settings: Settings) -> AIOKafkaProducer:
+    """Every lotline producer: one partitioner (aiokafka's murmur2, as the Java client).
+
+    Idempotence stays off: the embedded broker rejects idempotent producers, and exactly-once
+    effect comes from the consumers' inbox, not from the producer.
+    """
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.require_bootstrap(),
+        enable_idempotence=False,
+        acks="all",
+        linger_ms=1,
+        max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
+        max_batch_size=1024 * 1024,
+        **settings.kafka_client_options(),
+    )
+
+
+async def wait_for_broker(settings: Settings, *, timeout: float = 60.0) -> None:
+    """Start-up waits for the broker with exponential backoff."""
+    delay = 0.1
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=settings.require_bootstrap(), **settings.kafka_client_options()
+        )
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except (KafkaConnectionError, KafkaError, OSError) as exc:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.info("broker.waiting", error=str(exc), retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        finally:
+            await admin.close()
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create the contract's topics that do not exist yet; returns the ones created."""
+    await wait_for_broker(settings)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.require_bootstrap(), **settings.kafka_client_options()
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = settings.topics.partitions()
+        missing = [NewTopic(n, p, 1) for n, p in wanted.items() if n not in existing]
+        created = []
+        for topic in missing:
+            try:
+                await admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()

@@ -1,0 +1,188 @@
+"""Transactional outbox: events are rows written with the decision, published by a relay.
+
+One relay per service schema is active at a time (a Postgres advisory lock elects it), so the
+events of one key leave in the order they were decided. The relay claims rows with a lease
+(`claimed_until`), publishes them, then marks them sent; a relay that dies mid-way leaves its
+lease to expire and the next leader publishes those rows again (at least once; consumers are
+idempotent by `message_id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+
+from shared.contracts.codec import encode
+
+log = structlog.get_logger(__name__)
+
+CLAIM_SQL = """
+UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
+WHERE id IN (
+    SELECT id FROM outbox
+    WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+RETURNING id, topic, key, payload, headers
+"""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    topic: str
+    key: bytes | None
+    payload: bytes
+    headers: dict[str, str] | None = None
+
+
+@dataclass
+class Outbox:
+    """Rows collected during one unit of work, written with one statement at its end."""
+
+    rows: list[OutboxRow] = field(default_factory=list)
+
+    def emit(self, topic: str, key: str | None, message: BaseModel) -> None:
+        self.rows.append(OutboxRow(topic, key.encode() if key else None, encode(message)))
+
+    def emit_raw(
+        self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]
+    ) -> None:
+        self.rows.append(OutboxRow(topic, key, payload, headers))
+
+
+async def write_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow], channel: str) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        "INSERT INTO outbox (topic, key, payload, headers)"
+        " SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])",
+        [r.topic for r in rows],
+        [r.key for r in rows],
+        [r.payload for r in rows],
+        [r.headers for r in rows],
+    )
+    # Delivered at commit: wakes the relay leader, whichever process it runs in.
+    await conn.execute("SELECT pg_notify($1, '')", channel)
+
+
+def channel_for(schema: str) -> str:
+    return f"lotline_outbox_{schema}"
+
+
+class OutboxRelay:
+    """Publishes committed outbox rows to Kafka, in id order, while this process leads."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        schema: str,
+        *,
+        batch_size: int = 2000,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 0.5,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._schema = schema
+        self._batch_size = batch_size
+        self._lease = lease_seconds
+        self._poll = poll_seconds
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._lock_key = int.from_bytes(
+            hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True
+        )
+        self.published = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
+
+    async def stop(self) -> None:
+        """Drain: publish what is committed, then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._task, timeout=10)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._lead()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox.relay_failed")
+                if self._stopping:
+                    return
+                await asyncio.sleep(1)
+
+    async def _lead(self) -> None:
+        async with self._pool.acquire() as conn:
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                if self._stopping:
+                    return
+                await self._sleep(1.0)
+            await conn.add_listener(channel_for(self._schema), self._on_notify)
+            try:
+                while True:
+                    sent = await self.publish_once(conn)
+                    if sent:
+                        continue
+                    if self._stopping:
+                        return
+                    await self._sleep(self._poll)
+            finally:
+                await conn.remove_listener(channel_for(self._schema), self._on_notify)
+                await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+
+    def _on_notify(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    async def publish_once(self, conn: asyncpg.Connection) -> int:
+        """Claim, publish and mark one batch; returns how many rows were sent."""
+        rows = await conn.fetch(CLAIM_SQL, self._batch_size, self._lease)
+        if not rows:
+            return 0
+        rows = sorted(rows, key=lambda r: r["id"])
+        futures = []
+        for row in rows:
+            headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
+            futures.append(
+                await self._producer.send(
+                    row["topic"], value=row["payload"], key=row["key"], headers=headers or None
+                )
+            )
+        await asyncio.gather(*futures)
+        await conn.execute(
+            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+            [r["id"] for r in rows],
+        )
+        self.published += len(rows)
+        return len(rows)
+
+    async def purge(self, older_than_seconds: float = 3600) -> int:
+        result = await self._pool.execute(
+            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+            older_than_seconds,
+        )
+        return int(result.split()[-1])

@@ -1,0 +1,134 @@
+"""The runtime every service shares: pool, broker, consumers, outbox relay, lifecycle.
+
+A service supplies its schema, its migrations folder and a function that registers its
+consumers; `ServiceRuntime` opens resources in order, drains and closes them in reverse.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import structlog
+from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
+from faststream.security import SASLPlaintext
+from pydantic import TypeAdapter
+
+from shared import db
+from shared.config import Settings
+from shared.consumer import Handler, TransactionalConsumer
+from shared.kafka import ensure_topics, make_producer, wait_for_broker
+from shared.outbox import OutboxRelay
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+
+def make_broker(settings: Settings) -> KafkaBroker:
+    security = None
+    if settings.kafka_sasl_mechanism == "PLAIN":
+        security = SASLPlaintext(
+            username=settings.kafka_sasl_username or "",
+            password=settings.kafka_sasl_password or "",
+            use_ssl=settings.kafka_security_protocol == "SASL_SSL",
+        )
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers or "localhost:9092",
+        apply_types=False,
+        enable_idempotence=False,
+        security=security,
+    )
+
+
+class ServiceRuntime:
+    def __init__(self, settings: Settings, *, schema: str, migrations: Path) -> None:
+        self.settings = settings
+        self.schema = schema
+        self.migrations = migrations
+        self.broker = make_broker(settings)
+        self.pool: asyncpg.Pool | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.relay: OutboxRelay | None = None
+        self.consumers: list[TransactionalConsumer[Any]] = []
+        self._pending: list[Callable[[], None]] = []
+        self._stopped = asyncio.Event()
+
+    def consume(
+        self,
+        *,
+        name: str,
+        topic: str,
+        adapter: TypeAdapter[T],
+        handler: Handler[T],
+        payload_doc: Any = None,
+        description: str = "",
+    ) -> None:
+        """Declare a transactional consumer; it is wired when the runtime starts."""
+
+        def wire() -> None:
+            assert self.pool is not None and self.relay is not None
+            consumer = TransactionalConsumer(
+                name=name,
+                topic=topic,
+                adapter=adapter,
+                handler=handler,
+                pool=self.pool,
+                relay=self.relay,
+                schema=self.schema,
+                settings=self.settings,
+                payload_doc=payload_doc,
+                description=description,
+            )
+            consumer.register(self.broker)
+            self.consumers.append(consumer)
+
+        self._pending.append(wire)
+
+    async def start(self) -> None:
+        dsn = self.settings.require_database()
+        await wait_for_broker(self.settings)
+        await ensure_topics(self.settings)
+        await db.migrate(dsn, self.schema, db.migration_files(self.migrations))
+        self.pool = await db.create_pool(dsn, self.schema, size=self.settings.db_pool_size)
+        self.producer = make_producer(self.settings)
+        await self.producer.start()
+        self.relay = OutboxRelay(self.pool, self.producer, self.schema)
+        self.relay.start()
+        for wire in self._pending:
+            wire()
+        self._pending.clear()
+        await self.broker.start()
+        log.info("service.started", schema=self.schema)
+
+    async def stop(self) -> None:
+        """Drain: stop consuming (the in-flight batch finishes), publish the outbox, close."""
+        with contextlib.suppress(Exception):
+            await self.broker.stop()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        if self.pool is not None:
+            await self.pool.close()
+        log.info("service.stopped", schema=self.schema)
+
+
+async def run_until_signalled(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+) -> None:
+    """Run a service until SIGINT or SIGTERM, then shut it down gracefully."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stopping.set)
+    await start()
+    try:
+        await stopping.wait()
+    finally:
+        await stop()
