@@ -1,0 +1,302 @@
+"""Inventory adjustments (R11, R12).
+
+- `beginning_balance` (quantity > 0) receives a new adjustment lot, validated like a receipt
+  line (R3, R4): mfr lot numbers seen before are fine, a serial still in stock is not.
+- `count` / `loss` with quantity < 0 take the named stock out of use (mfr lots or serials must
+  be named; plain items go FIFO, first out of unallocated stock). Only free stock is removed:
+  allocated stock belongs to a shipment.
+- `count` / `loss` with quantity > 0 reverse usage: a mfr lot takes back at most what was used
+  from it (`LOT_QTY_EXCEEDS_USED`), a serial comes back only if it was removed; plain items fill
+  the office's lots newest first up to their usage and keep the rest as unallocated stock (R12).
+- For an item both lot-tracked and serialized the serials decide; named lots are not needed.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from services.allocation.domain import checks
+from services.allocation.domain.draft import BrokenInvariant, Draft
+from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.model import (
+    ZERO,
+    AdjustStock,
+    InventoryAdjusted,
+    Item,
+    LotMovement,
+    LotPick,
+    MfrLot,
+    Pick,
+    SerialStatus,
+    Unit,
+)
+from services.allocation.domain.picking import Need, automatic, named_lots, named_serials
+from services.allocation.domain.receiving import NewLot, require_item, stock_in
+from services.allocation.domain.shipping import movements
+
+EXCEEDS_USED = "adjusted quantity exceeds the previously used quantity"
+
+
+def adjust(draft: Draft, cmd: AdjustStock) -> tuple[InventoryAdjusted]:
+    item = require_item(draft)
+    quantity = checks.nonzero(cmd.quantity)
+    checks.whole_for(item, quantity)
+    lot_id = None
+    if cmd.kind == "beginning_balance":
+        lot_id, moved = _beginning_balance(draft, cmd)
+    else:
+        checks.no_serials(item, cmd.serials)
+        checks.no_lots(item, (entry.mfr_lot for entry in cmd.lots))
+        moved = _remove(draft, item, cmd) if quantity < 0 else _put_back(draft, item, cmd)
+    draft.lock_item()
+    return (
+        InventoryAdjusted(
+            command_id=cmd.message_id,
+            lic=item.lic,
+            adjustment_id=cmd.adjustment_id,
+            office=cmd.office,
+            kind=cmd.kind,
+            quantity=quantity,
+            adjusted_on=cmd.adjusted_on,
+            reason=cmd.reason,
+            movements=moved,
+            lot_id=lot_id,
+            unallocated=sum((m.quantity for m in moved if m.lot_id is None), ZERO),
+            closed_lots=tuple(draft.closed),
+            reopened_lots=tuple(draft.reopened),
+        ),
+    )
+
+
+def _beginning_balance(draft: Draft, cmd: AdjustStock) -> tuple[str, tuple[LotMovement, ...]]:
+    """R11: a beginning balance always creates a new adjustment lot."""
+    if cmd.quantity < 0:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"a beginning balance adds stock: quantity must be > 0, got {cmd.quantity}",
+            str(cmd.quantity),
+        )
+    spec = NewLot(
+        lot_id=cmd.lot_id or cmd.adjustment_id,
+        office=cmd.office,
+        kind="adjustment",
+        reference=cmd.adjustment_id,
+        received_on=cmd.adjusted_on,
+        quantity=cmd.quantity,
+        unit_cost=cmd.unit_cost,
+        mfr_lots=cmd.lots,
+        serials=cmd.serials,
+    )
+    got = stock_in(draft, spec)
+    return got.lot.lot_id, got.movements
+
+
+# -- removing -----------------------------------------------------------------------------------
+
+
+def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ...]:
+    """R11: take the named (or, for plain items, the oldest free) stock out of use."""
+    quantity = -cmd.quantity
+    need = Need(item=item, office=cmd.office, ship_on=cmd.adjusted_on, fresh_only=False)
+    unallocated: tuple[LotMovement, ...] = ()
+    if item.serialized:
+        serials = checks.serial_list(item, _serials(item, cmd), quantity)
+        picks = named_serials(draft, need, serials)
+    elif item.track_mfr_lot:
+        entries = _lot_picks(item, cmd, quantity)
+        picks = named_lots(draft, need, entries)
+    else:
+        unallocated, quantity = _take_unallocated(draft, item, cmd.office, quantity)
+        picks = automatic(draft, need, quantity) if quantity > 0 else []
+    for pick in picks:
+        draft.change(pick.lot_id, pick.mfr_lot, on_hand=-pick.quantity, used=pick.quantity)
+        if pick.serial is not None:
+            unit = draft.units[(pick.serial, pick.lot_id)]
+            draft.put_unit(unit.moved_to(SerialStatus.REMOVED))
+    return unallocated + _negated(movements(draft, tuple(picks)))
+
+
+def _take_unallocated(
+    draft: Draft, item: Item, office: str, quantity: Decimal
+) -> tuple[tuple[LotMovement, ...], Decimal]:
+    held = draft.unallocated.get(office, ZERO)
+    take = min(held, quantity)
+    if take <= 0:
+        return (), quantity
+    draft.set_unallocated(office, held - take)
+    return (_unallocated_move(-take, item.est_unit_cost),), quantity - take
+
+
+# -- putting back -------------------------------------------------------------------------------
+
+
+def _put_back(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ...]:
+    """R11, R12: a positive count or loss reverses usage."""
+    if item.serialized:
+        serials = checks.serial_list(item, _serials(item, cmd), cmd.quantity)
+        return tuple(_restore_unit(draft, item, cmd.office, serial) for serial in serials)
+    if item.track_mfr_lot:
+        picks: list[Pick] = []
+        for entry in _lot_picks(item, cmd, cmd.quantity):
+            picks.extend(_reverse_mfr_lot(draft, item, cmd.office, entry, picks))
+        for pick in picks:
+            draft.change(pick.lot_id, pick.mfr_lot, on_hand=pick.quantity, used=-pick.quantity)
+        return movements(draft, tuple(picks))
+    return _reverse_plain(draft, item, cmd)
+
+
+def _restore_unit(draft: Draft, item: Item, office: str, serial: str) -> LotMovement:
+    units = draft.units_with_serial(serial)
+    if any(unit.in_stock for unit in units):
+        raise checks.in_stock(item, serial)
+    removed = [
+        u
+        for u in units
+        if u.status is SerialStatus.REMOVED and draft.lots[u.lot_id].office == office
+    ]
+    if not removed:
+        raise Refusal(
+            ReasonCode.SERIAL_NOT_AVAILABLE,
+            f"serial {serial} of {item.lic} was not removed from stock at office {office}: "
+            "add it with a beginning balance",
+            serial,
+        )
+    unit = max(removed, key=lambda u: draft.lots[u.lot_id].seq)
+    draft.change(unit.lot_id, unit.mfr_lot, on_hand=Decimal(1), used=Decimal(-1))
+    draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
+    return _unit_move(draft, unit)
+
+
+def _reverse_mfr_lot(
+    draft: Draft, item: Item, office: str, entry: LotPick, earlier: list[Pick]
+) -> list[Pick]:
+    """R11: put back at most what was used from the mfr lot (its initial quantity is the
+    ceiling), newest inventory lot first."""
+    rows = [
+        r
+        for r in draft.mfr_lots_at(office)
+        if r.mfr_lot == entry.mfr_lot and entry.lot_id in (None, r.lot_id)
+    ]
+    if not rows:
+        raise Refusal(
+            ReasonCode.LOT_NOT_FOUND,
+            f"manufacturer lot {entry.mfr_lot} of {item.lic} was never at office {office}: "
+            "add it with a beginning balance",
+            entry.mfr_lot,
+        )
+    done: dict[tuple[str, str | None], Decimal] = {}
+    for p in earlier:
+        done[(p.lot_id, p.mfr_lot)] = done.get((p.lot_id, p.mfr_lot), ZERO) + p.quantity
+
+    def room(row: MfrLot) -> Decimal:
+        return row.used - done.get((row.lot_id, row.mfr_lot), ZERO)
+
+    capacity = sum((room(r) for r in rows), ZERO)
+    if entry.quantity > capacity:
+        raise Refusal(
+            ReasonCode.LOT_QTY_EXCEEDS_USED,
+            f"{EXCEEDS_USED}: manufacturer lot {entry.mfr_lot} of {item.lic} can take back "
+            f"{capacity} (used), adjusted {entry.quantity}",
+            f"{entry.quantity} > {capacity}",
+        )
+    rows.sort(key=lambda r: draft.lots[r.lot_id].seq, reverse=True)
+    return _spread(entry.quantity, [(r.lot_id, r.mfr_lot, room(r)) for r in rows])
+
+
+def _reverse_plain(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ...]:
+    """R11, R12: fill lots newest first up to their usage; the rest is unallocated stock."""
+    lots = sorted(draft.lots_at(cmd.office), key=lambda lot: lot.seq, reverse=True)
+    picks = _spread(cmd.quantity, [(lot.lot_id, None, lot.used) for lot in lots], partial=True)
+    for pick in picks:
+        draft.change(pick.lot_id, None, on_hand=pick.quantity, used=-pick.quantity)
+    moved = movements(draft, tuple(picks))
+    excess = cmd.quantity - sum((p.quantity for p in picks), ZERO)
+    if excess > 0:
+        draft.set_unallocated(cmd.office, draft.unallocated.get(cmd.office, ZERO) + excess)
+        unit_cost = checks.cost(cmd.unit_cost, item)
+        moved += (_unallocated_move(excess, unit_cost),)
+    return moved
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _spread(
+    quantity: Decimal, room: list[tuple[str, str | None, Decimal]], *, partial: bool = False
+) -> list[Pick]:
+    picks = []
+    left = quantity
+    for lot_id, mfr_lot, space in room:
+        if left <= 0:
+            break
+        take = min(space, left)
+        if take > 0:
+            picks.append(Pick(lot_id=lot_id, mfr_lot=mfr_lot, serial=None, quantity=take))
+            left -= take
+    if left > 0 and not partial:
+        raise BrokenInvariant(f"{left} left to spread after the capacity check")
+    return picks
+
+
+def _serials(item: Item, cmd: AdjustStock) -> tuple[str, ...]:
+    if not cmd.serials:
+        raise Refusal(
+            ReasonCode.SERIAL_REQUIRED,
+            f"an adjustment of serialized item {item.lic} must name its serials",
+            cmd.adjustment_id,
+        )
+    return cmd.serials
+
+
+def _lot_picks(item: Item, cmd: AdjustStock, quantity: Decimal) -> tuple[LotPick, ...]:
+    if not cmd.lots:
+        raise Refusal(
+            ReasonCode.LOT_REQUIRED,
+            f"an adjustment of lot-tracked item {item.lic} must name its manufacturer lots",
+            cmd.adjustment_id,
+        )
+    picks = tuple(
+        LotPick(mfr_lot=entry.mfr_lot, quantity=entry.quantity, lot_id=entry.lot_id)
+        for entry in cmd.lots
+    )
+    for pick in picks:
+        checks.positive(pick.quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
+    checks.lot_sum(quantity, (p.quantity for p in picks))
+    return picks
+
+
+def _negated(moved: tuple[LotMovement, ...]) -> tuple[LotMovement, ...]:
+    return tuple(
+        LotMovement(
+            lot_id=m.lot_id,
+            mfr_lot=m.mfr_lot,
+            expires_on=m.expires_on,
+            serial=m.serial,
+            quantity=-m.quantity,
+            unit_cost=m.unit_cost,
+        )
+        for m in moved
+    )
+
+
+def _unit_move(draft: Draft, unit: Unit) -> LotMovement:
+    row = draft.mfr_lots.get((unit.lot_id, unit.mfr_lot)) if unit.mfr_lot else None
+    return LotMovement(
+        lot_id=unit.lot_id,
+        mfr_lot=unit.mfr_lot,
+        expires_on=row.expires_on if row else None,
+        serial=unit.serial,
+        quantity=Decimal(1),
+        unit_cost=draft.lots[unit.lot_id].unit_cost,
+    )
+
+
+def _unallocated_move(quantity: Decimal, unit_cost: Decimal) -> LotMovement:
+    return LotMovement(
+        lot_id=None,
+        mfr_lot=None,
+        expires_on=None,
+        serial=None,
+        quantity=quantity,
+        unit_cost=unit_cost,
+    )

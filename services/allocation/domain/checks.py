@@ -1,0 +1,113 @@
+"""Small guards shared by the rules; each raises a `Refusal` naming the offending value."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.model import Item
+
+MAX_SERIALS_PER_LINE = 100_000
+"""A sane upper size for one line's serials (R5): bigger lines are refused, not generated."""
+
+
+def positive(quantity: Decimal, what: str = "quantity") -> Decimal:
+    """Quantities are finite and > 0 (DESIGN §4)."""
+    if not quantity.is_finite() or quantity <= 0:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY, f"{what} must be > 0, got {quantity}", str(quantity)
+        )
+    return quantity
+
+
+def nonzero(quantity: Decimal) -> Decimal:
+    """An adjustment's signed quantity: finite and not zero."""
+    if not quantity.is_finite() or quantity == 0:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY, f"quantity must be ≠ 0, got {quantity}", str(quantity)
+        )
+    return quantity
+
+
+def cost(unit_cost: Decimal | None, item: Item) -> Decimal:
+    """The line's unit cost, or the item's estimated unit cost when none is given."""
+    value = item.est_unit_cost if unit_cost is None else unit_cost
+    if not value.is_finite() or value < 0:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY, f"unit cost must be ≥ 0, got {value}", str(value)
+        )
+    return value
+
+
+def whole_for(item: Item, quantity: Decimal, what: str = "quantity") -> None:
+    """Serialized quantities are whole and of a sane size (R4, R5)."""
+    if not item.serialized:
+        return
+    if quantity != quantity.to_integral_value():
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"{what} of serialized item {item.lic} must be whole, got {quantity}",
+            str(quantity),
+        )
+    if abs(quantity) > MAX_SERIALS_PER_LINE:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"{what} {quantity} exceeds {MAX_SERIALS_PER_LINE} serials per line",
+            str(quantity),
+        )
+
+
+def lot_sum(quantity: Decimal, parts: Iterable[Decimal], what: str = "manufacturer lots") -> None:
+    """Named lots cover the line exactly (R3)."""
+    total = sum(parts, Decimal(0))
+    if total != quantity:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"{what} total {total} but the line quantity is {quantity}",
+            f"{total} != {quantity}",
+        )
+
+
+def serial_list(item: Item, serials: tuple[str, ...], quantity: Decimal) -> tuple[str, ...]:
+    """Exactly `quantity` serials, none blank, none twice (R4)."""
+    if len(serials) != quantity:
+        raise Refusal(
+            ReasonCode.SERIAL_COUNT_MISMATCH,
+            f"item {item.lic} needs {quantity} serials, got {len(serials)}",
+            f"{len(serials)} != {quantity}",
+        )
+    seen: set[str] = set()
+    for serial in serials:
+        if not serial:
+            raise Refusal(ReasonCode.SERIAL_REQUIRED, "a serial is blank", serial)
+        if serial in seen:
+            raise Refusal(ReasonCode.DUPLICATE_SERIAL, f"serial {serial} is listed twice", serial)
+        seen.add(serial)
+    return serials
+
+
+def in_stock(item: Item, serial: str) -> Refusal:
+    """R4: a serial identifies one unit; it cannot be in stock twice."""
+    return Refusal(
+        ReasonCode.DUPLICATE_SERIAL, f"serial {serial} of {item.lic} is already in stock", serial
+    )
+
+
+def no_serials(item: Item, serials: tuple[str, ...]) -> None:
+    if serials and not item.serialized:
+        raise Refusal(
+            ReasonCode.SERIAL_COUNT_MISMATCH,
+            f"item {item.lic} is not serialized: expected no serials, got {len(serials)}",
+            ", ".join(serials[:5]),
+        )
+
+
+def no_lots(item: Item, names: Iterable[str]) -> None:
+    listed = list(names)
+    if listed and not item.track_mfr_lot:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"item {item.lic} is not tracked by manufacturer lot: got lots {', '.join(listed[:5])}",
+            listed[0],
+        )

@@ -1,0 +1,245 @@
+"""Which stock a shipment line takes (R9): named picks, or FEFO / FIFO when none are named.
+
+- Only stock at the shipment's office, and only free stock (on hand − allocated, or AVAILABLE
+  units), is ever picked, so nothing is allocated twice.
+- Perishable sales skip lots that expired before the ship date: `expires_on < ship_on` is
+  expired; a lot expiring on the ship date itself is still shipped that day. A named expired
+  lot is refused `LOT_EXPIRED`. Vendor returns (R14) may take expired stock: that is often the
+  reason for the return.
+- Automatic order: perishable lot-tracked stock first-expired-first-out by (expires_on, lot
+  seq, mfr lot), a lot without expiry last; everything else first-in-first-out by lot seq, then
+  mfr lot number, then the serial's position in its receipt.
+- Not enough stock refuses the whole line (`INSUFFICIENT_STOCK`, requested vs available):
+  there is no partial allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from services.allocation.domain import checks
+from services.allocation.domain.draft import Draft
+from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.model import (
+    ZERO,
+    Item,
+    LotPick,
+    MfrLot,
+    Pick,
+    SerialStatus,
+    Unit,
+)
+
+ONE = Decimal(1)
+
+Source = tuple[str, str | None, Decimal]
+"""Free stock to take from: (lot_id, mfr_lot, free quantity)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Need:
+    """Where and when stock is wanted; `fresh_only`: refuse or skip expired lots."""
+
+    item: Item
+    office: str
+    ship_on: date
+
+    fresh_only: bool
+
+    def expired(self, row: MfrLot | None) -> bool:
+        return self.fresh_only and row is not None and row.expired_on(self.ship_on)
+
+
+def automatic(draft: Draft, need: Need, quantity: Decimal) -> list[Pick]:
+    """R9 without picks: FEFO for perishable lots, FIFO otherwise."""
+    if need.item.serialized:
+        units = [u for u in free_units(draft, need) if not need.expired(_row(draft, u))]
+        return _take_units(units, quantity, f"item {need.item.lic} at office {need.office}")
+    if need.item.track_mfr_lot:
+        rows = [r for r in fresh_rows(draft, need) if r.free > 0]
+        sources: list[Source] = [(r.lot_id, r.mfr_lot, r.free) for r in rows]
+        return _fill(quantity, sources, f"item {need.item.lic} at office {need.office}")
+    sources = [(lot.lot_id, None, lot.free) for lot in draft.lots_at(need.office) if lot.free > 0]
+    return _fill(quantity, sources, f"item {need.item.lic} at office {need.office}")
+
+
+def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pick]:
+    """R9 with manufacturer lots named: each must be at the office, fresh and free."""
+    taken: dict[tuple[str, str], Decimal] = {}
+    taken_serials: set[str | None] = set()
+    result: list[Pick] = []
+    for pick in picks:
+        quantity = checks.positive(pick.quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
+        checks.whole_for(need.item, quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
+        rows = _matching(draft, need, pick)
+        if need.item.serialized:
+            lot_ids = {r.lot_id for r in rows}
+            units = [
+                u
+                for u in free_units(draft, need)
+                if u.mfr_lot == pick.mfr_lot
+                and u.lot_id in lot_ids
+                and u.serial not in taken_serials
+            ]
+            got = _take_units(units, quantity, f"manufacturer lot {pick.mfr_lot}")
+            taken_serials.update(p.serial for p in got)
+        else:
+            sources = [
+                (r.lot_id, r.mfr_lot, r.free - taken.get((r.lot_id, r.mfr_lot), ZERO)) for r in rows
+            ]
+            got = _fill(quantity, sources, f"manufacturer lot {pick.mfr_lot}")
+        for p in got:
+            key = (p.lot_id, pick.mfr_lot)
+            taken[key] = taken.get(key, ZERO) + p.quantity
+        result.extend(got)
+    return _merge(result) if not need.item.serialized else result
+
+
+def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pick]:
+    """R9 with serials named: each must be an AVAILABLE unit at the office, not expired."""
+    result = []
+    for serial in serials:
+        unit = _available(draft, need, serial)
+        if need.expired(_row(draft, unit)):
+            raise _expired(serial, _row(draft, unit), need)
+        result.append(Pick(lot_id=unit.lot_id, mfr_lot=unit.mfr_lot, serial=serial, quantity=ONE))
+    return result
+
+
+# -- candidates ---------------------------------------------------------------------------------
+
+
+def fresh_rows(draft: Draft, need: Need) -> list[MfrLot]:
+    """The office's mfr lots usable on the ship date, in FEFO (perishable) or FIFO order."""
+    rows = [r for r in draft.mfr_lots_at(need.office) if not need.expired(r)]
+    return sorted(rows, key=lambda r: _row_order(draft, need.item, r))
+
+
+def free_units(draft: Draft, need: Need) -> list[Unit]:
+    """AVAILABLE units at the office, in FEFO (perishable) or FIFO order."""
+    office_lots = {lot.lot_id: lot.seq for lot in draft.lots_at(need.office)}
+    units = [
+        u
+        for u in draft.units.values()
+        if u.status is SerialStatus.AVAILABLE and u.lot_id in office_lots
+    ]
+
+    def order(unit: Unit) -> tuple[date, int, int]:
+        row = _row(draft, unit)
+        expiry = row.expires_on if need.item.perishable and row and row.expires_on else date.max
+        return (expiry, office_lots[unit.lot_id], unit.position)
+
+    return sorted(units, key=order)
+
+
+def _row_order(draft: Draft, item: Item, row: MfrLot) -> tuple[date, int, str]:
+    expiry = row.expires_on if item.perishable and row.expires_on else date.max
+    return (expiry, draft.lots[row.lot_id].seq, row.mfr_lot)
+
+
+def _row(draft: Draft, unit: Unit) -> MfrLot | None:
+    return None if unit.mfr_lot is None else draft.mfr_lots[(unit.lot_id, unit.mfr_lot)]
+
+
+def _matching(draft: Draft, need: Need, pick: LotPick) -> list[MfrLot]:
+    every = [
+        r
+        for r in draft.mfr_lots_at(need.office)
+        if r.mfr_lot == pick.mfr_lot and pick.lot_id in (None, r.lot_id)
+    ]
+    if not every:
+        raise Refusal(
+            ReasonCode.LOT_NOT_FOUND,
+            f"manufacturer lot {pick.mfr_lot} of {need.item.lic} is not at office {need.office}",
+            pick.mfr_lot,
+        )
+    fresh = [r for r in every if not need.expired(r)]
+    if not fresh:
+        raise _expired(pick.mfr_lot, every[0], need)
+    return sorted(fresh, key=lambda r: _row_order(draft, need.item, r))
+
+
+def _available(draft: Draft, need: Need, serial: str) -> Unit:
+    units = draft.units_with_serial(serial)
+    for unit in units:
+        if unit.status is SerialStatus.AVAILABLE and draft.lots[unit.lot_id].office == need.office:
+            return unit
+    held = next((u for u in units if u.in_stock), None)
+    where = (
+        f"is {held.status.value} at office {draft.lots[held.lot_id].office}"
+        if held
+        else "is not in stock"
+    )
+    raise Refusal(
+        ReasonCode.SERIAL_NOT_AVAILABLE,
+        f"serial {serial} of {need.item.lic} {where}; wanted AVAILABLE at office {need.office}",
+        serial,
+    )
+
+
+def _expired(name: str, row: MfrLot | None, need: Need) -> Refusal:
+    expiry = row.expires_on if row else None
+    return Refusal(
+        ReasonCode.LOT_EXPIRED,
+        f"{name} of {need.item.lic} expired on {expiry}, before ship date {need.ship_on}",
+        name,
+    )
+
+
+# -- taking -------------------------------------------------------------------------------------
+
+
+def _fill(quantity: Decimal, sources: Iterable[Source], what: str) -> list[Pick]:
+    picks: list[Pick] = []
+    wanted = quantity
+    available = ZERO
+    for lot_id, mfr_lot, free in sources:
+        if free <= 0:
+            continue
+        available += free
+        if wanted > 0:
+            take = min(free, wanted)
+            picks.append(Pick(lot_id=lot_id, mfr_lot=mfr_lot, serial=None, quantity=take))
+            wanted -= take
+    if wanted > 0:
+        raise _short(quantity, available, what)
+    return picks
+
+
+def _take_units(units: list[Unit], quantity: Decimal, what: str) -> list[Pick]:
+    if len(units) < quantity:
+        raise _short(quantity, Decimal(len(units)), what)
+    return [
+        Pick(lot_id=u.lot_id, mfr_lot=u.mfr_lot, serial=u.serial, quantity=ONE)
+        for u in units[: int(quantity)]
+    ]
+
+
+def _short(quantity: Decimal, available: Decimal, what: str) -> Refusal:
+    return Refusal(
+        ReasonCode.INSUFFICIENT_STOCK,
+        f"{what}: requested {quantity}, available {available}",
+        f"{quantity} > {available}",
+    )
+
+
+def _merge(picks: list[Pick]) -> list[Pick]:
+    """One pick per (lot, mfr lot), in first-seen order (a lot named twice is one pick)."""
+    merged: dict[tuple[str, str | None], Pick] = {}
+    for p in picks:
+        key = (p.lot_id, p.mfr_lot)
+        before = merged.get(key)
+        merged[key] = (
+            p
+            if before is None
+            else Pick(
+                lot_id=p.lot_id,
+                mfr_lot=p.mfr_lot,
+                serial=None,
+                quantity=before.quantity + p.quantity,
+            )
+        )
+    return list(merged.values())

@@ -1,0 +1,261 @@
+"""Stock coming in as a new inventory lot: receipt lines and beginning balances (R3–R7, R11).
+
+Policies:
+- The same manufacturer lot listed twice on one line (e.g. one entry per barcode scan) is merged
+  when the expiry dates agree and refused (`EXPIRY_REQUIRED`) when they differ.
+- Serials of an item that is both lot-tracked and serialized are assigned to the line's
+  manufacturer lots in the order both are listed.
+- Given serials win over `generate_serials`; generation needs the flag and a Next Serial.
+- A lot id that already exists is refused (`INVALID_QUANTITY`): the lot id is deterministic from
+  the document, so this is the same document line sent again under a new message id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date
+from decimal import Decimal
+
+from services.allocation.domain import checks
+from services.allocation.domain.draft import Draft
+from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.model import (
+    InventoryLot,
+    Item,
+    LotEntry,
+    LotKind,
+    LotMovement,
+    MfrLot,
+    ReceiveStock,
+    StockReceived,
+    Unit,
+)
+from services.allocation.domain.serials import serial_run
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewLot:
+    """What a receipt-like line asks for, before validation."""
+
+    lot_id: str
+    office: str
+    kind: LotKind
+    reference: str
+    received_on: date
+    quantity: Decimal
+    unit_cost: Decimal | None
+    mfr_lots: tuple[LotEntry, ...]
+    serials: tuple[str, ...]
+    generate_serials: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Received:
+    lot: InventoryLot
+    movements: tuple[LotMovement, ...]
+    generated: tuple[str, ...]
+
+
+def require_item(draft: Draft) -> Item:
+    if draft.item is None:
+        raise Refusal(ReasonCode.UNKNOWN_ITEM, f"item {draft.lic} is not known", draft.lic)
+    return draft.item
+
+
+def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived]:
+    """R3, R4, R6, R7: one receipt line becomes one open inventory lot."""
+    spec = NewLot(
+        lot_id=cmd.lot_id,
+        office=cmd.office,
+        kind=cmd.kind,
+        reference=cmd.reference or cmd.shipment_id,
+        received_on=cmd.received_on,
+        quantity=cmd.quantity,
+        unit_cost=cmd.unit_cost,
+        mfr_lots=cmd.mfr_lots,
+        serials=cmd.serials,
+        generate_serials=cmd.generate_serials,
+    )
+    got = stock_in(draft, spec)
+    return (
+        StockReceived(
+            command_id=cmd.message_id,
+            lic=cmd.lic,
+            lot_id=got.lot.lot_id,
+            office=got.lot.office,
+            kind=got.lot.kind,
+            reference=got.lot.reference,
+            shipment_id=cmd.shipment_id,
+            line_no=cmd.line_no,
+            received_on=cmd.received_on,
+            quantity=got.lot.received_qty,
+            unit_cost=got.lot.unit_cost,
+            movements=got.movements,
+            generated_serials=got.generated,
+            next_serial=draft.item.next_serial if draft.item else None,
+        ),
+    )
+
+
+def stock_in(draft: Draft, spec: NewLot) -> Received:
+    """Validate a receipt-like line and write its lot, mfr lots and units into `draft`."""
+    item = require_item(draft)
+    if spec.lot_id in draft.lots:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"inventory lot {spec.lot_id} already exists: this line was received before",
+            spec.lot_id,
+        )
+    quantity = checks.positive(spec.quantity)
+    checks.whole_for(item, quantity)
+    unit_cost = checks.cost(spec.unit_cost, item)
+    entries = mfr_entries(item, quantity, spec.mfr_lots)
+    serials, generated = incoming_serials(draft, item, spec)
+    lot = InventoryLot(
+        lot_id=spec.lot_id,
+        lic=item.lic,
+        office=spec.office,
+        kind=spec.kind,
+        reference=spec.reference,
+        received_on=spec.received_on,
+        unit_cost=unit_cost,
+        received_qty=quantity,
+        seq=draft.next_seq(),
+        on_hand=quantity,
+    )
+    draft.put_lot(lot)
+    for entry in entries:
+        draft.put_mfr_lot(
+            MfrLot(
+                lot_id=lot.lot_id,
+                mfr_lot=entry.mfr_lot,
+                expires_on=entry.expires_on,
+                initial_qty=entry.quantity,
+                on_hand=entry.quantity,
+            )
+        )
+    units = _units(item, lot, entries, serials)
+    for unit in units:
+        draft.put_unit(unit)
+    draft.lock_item()
+    return Received(lot=lot, movements=_movements(lot, entries, units), generated=generated)
+
+
+def mfr_entries(item: Item, quantity: Decimal, given: tuple[LotEntry, ...]) -> list[LotEntry]:
+    """R3: lot-tracked lines name mfr lots covering the quantity, with expiry if perishable."""
+    checks.no_lots(item, (entry.mfr_lot for entry in given))
+    if not item.track_mfr_lot:
+        return []
+    if not given:
+        raise Refusal(ReasonCode.LOT_REQUIRED, f"item {item.lic} needs manufacturer lots", item.lic)
+    merged: dict[str, LotEntry] = {}
+    for entry in given:
+        _check_entry(item, entry)
+        before = merged.get(entry.mfr_lot)
+        if before is not None and before.expires_on != entry.expires_on:
+            raise Refusal(
+                ReasonCode.EXPIRY_REQUIRED,
+                f"manufacturer lot {entry.mfr_lot} is listed with two expiry dates "
+                f"{before.expires_on} and {entry.expires_on}",
+                entry.mfr_lot,
+            )
+        total = entry.quantity + (before.quantity if before else 0)
+        merged[entry.mfr_lot] = replace(entry, quantity=total)
+    checks.lot_sum(quantity, (entry.quantity for entry in merged.values()))
+    return list(merged.values())
+
+
+def _check_entry(item: Item, entry: LotEntry) -> None:
+    if not entry.mfr_lot:
+        raise Refusal(ReasonCode.LOT_REQUIRED, "a manufacturer lot number is blank", "")
+    checks.positive(entry.quantity, f"quantity of manufacturer lot {entry.mfr_lot}")
+    checks.whole_for(item, entry.quantity, f"quantity of manufacturer lot {entry.mfr_lot}")
+    if item.perishable and entry.expires_on is None:
+        raise Refusal(
+            ReasonCode.EXPIRY_REQUIRED,
+            f"perishable item {item.lic}: manufacturer lot {entry.mfr_lot} needs an expiry date",
+            entry.mfr_lot,
+        )
+
+
+def incoming_serials(
+    draft: Draft, item: Item, spec: NewLot
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """R4, R6: the line's serials (given or generated) and the generated ones."""
+    checks.no_serials(item, spec.serials)
+    if not item.serialized:
+        return (), ()
+    generated: tuple[str, ...] = ()
+    if spec.serials:
+        serials = checks.serial_list(item, spec.serials, spec.quantity)
+    elif spec.generate_serials and item.next_serial:
+        serials, next_serial = serial_run(item.next_serial, int(spec.quantity))
+        generated = serials
+        draft.item = replace(item, next_serial=next_serial)
+    else:
+        raise Refusal(
+            ReasonCode.SERIAL_REQUIRED,
+            f"item {item.lic} is serialized: the line needs {spec.quantity} serials"
+            + ("" if item.next_serial else " and the item has no Next Serial"),
+            item.lic,
+        )
+    for serial in serials:
+        if draft.serial_in_stock(serial) is not None:
+            raise checks.in_stock(item, serial)
+    return serials, generated
+
+
+def _units(
+    item: Item, lot: InventoryLot, entries: list[LotEntry], serials: tuple[str, ...]
+) -> list[Unit]:
+    owners = [entry.mfr_lot for entry in entries for _ in range(int(entry.quantity))]
+    return [
+        Unit(
+            lic=item.lic,
+            serial=serial,
+            lot_id=lot.lot_id,
+            mfr_lot=owners[i] if owners else None,
+            position=i,
+        )
+        for i, serial in enumerate(serials)
+    ]
+
+
+def _movements(
+    lot: InventoryLot, entries: list[LotEntry], units: list[Unit]
+) -> tuple[LotMovement, ...]:
+    expiry = {entry.mfr_lot: entry.expires_on for entry in entries}
+    if units:
+        return tuple(
+            LotMovement(
+                lot_id=lot.lot_id,
+                mfr_lot=unit.mfr_lot,
+                expires_on=expiry.get(unit.mfr_lot) if unit.mfr_lot else None,
+                serial=unit.serial,
+                quantity=Decimal(1),
+                unit_cost=lot.unit_cost,
+            )
+            for unit in units
+        )
+    if entries:
+        return tuple(
+            LotMovement(
+                lot_id=lot.lot_id,
+                mfr_lot=entry.mfr_lot,
+                expires_on=entry.expires_on,
+                serial=None,
+                quantity=entry.quantity,
+                unit_cost=lot.unit_cost,
+            )
+            for entry in entries
+        )
+    return (
+        LotMovement(
+            lot_id=lot.lot_id,
+            mfr_lot=None,
+            expires_on=None,
+            serial=None,
+            quantity=lot.received_qty,
+            unit_cost=lot.unit_cost,
+        ),
+    )

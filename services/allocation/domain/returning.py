@@ -1,0 +1,179 @@
+"""Customer returns (R13).
+
+- A serialized return names serials that were SHIPPED (to the named customer, when one is
+  named): otherwise `SERIAL_NOT_SHIPPED`. The unit becomes AVAILABLE again in its original lot.
+- A lot-tracked return names mfr lots; a plain return names nothing. Either cannot exceed what
+  was shipped (to that customer) from those lots minus what already came back, nor what those
+  lots still count as used: `RETURN_EXCEEDS_SHIPPED`. Newest lots take returns first.
+- Returned stock goes back into the inventory lot it was shipped from (reopening it, R7), at
+  that lot's office, and its usage is reversed at the lot's unit cost. The return's own office
+  is recorded on the event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from services.allocation.domain import checks
+from services.allocation.domain.draft import Draft
+from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.model import (
+    ZERO,
+    CustomerShipment,
+    Item,
+    LotPick,
+    Pick,
+    ReturnFromCustomer,
+    SerialStatus,
+    StockReturned,
+)
+from services.allocation.domain.receiving import require_item
+from services.allocation.domain.shipping import movements
+
+ShipmentKey = tuple[str, str | None, str]
+Returned = tuple[Pick, ShipmentKey]
+"""A pick back into a lot, and the shipment row it is counted against."""
+
+
+def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned]:
+    item = require_item(draft)
+    quantity = checks.positive(cmd.quantity)
+    checks.whole_for(item, quantity)
+    checks.no_serials(item, cmd.serials)
+    checks.no_lots(item, (p.mfr_lot for p in cmd.lots))
+    if item.serialized:
+        serials = checks.serial_list(item, _serials(item, cmd), quantity)
+        picks = [_return_unit(draft, item, cmd.customer, serial) for serial in serials]
+    elif item.track_mfr_lot:
+        picks = []
+        for pick in _lots(item, cmd, quantity):
+            picks.extend(_returnable(draft, item, cmd.customer, pick, picks))
+    else:
+        whole = LotPick(mfr_lot="", quantity=quantity)
+        picks = _returnable(draft, item, cmd.customer, whole, [])
+    for back, row_key in picks:
+        _reverse(draft, back, row_key)
+    draft.lock_item()
+    return (
+        StockReturned(
+            command_id=cmd.message_id,
+            lic=item.lic,
+            shipment_id=cmd.shipment_id,
+            line_no=cmd.line_no,
+            office=cmd.office,
+            customer=cmd.customer,
+            received_on=cmd.received_on,
+            quantity=quantity,
+            movements=movements(draft, tuple(pick for pick, _ in picks)),
+            reopened_lots=tuple(draft.reopened),
+        ),
+    )
+
+
+def _return_unit(draft: Draft, item: Item, customer: str | None, serial: str) -> Returned:
+    units = draft.units_with_serial(serial)
+    shipped = [
+        u for u in units if u.status is SerialStatus.SHIPPED and customer in (None, u.customer)
+    ]
+    if not shipped:
+        to = f" to {customer}" if customer else ""
+        raise Refusal(
+            ReasonCode.SERIAL_NOT_SHIPPED,
+            f"serial {serial} of {item.lic} was not shipped{to}",
+            serial,
+        )
+    if any(u.in_stock for u in units):
+        raise checks.in_stock(item, serial)
+    unit = max(shipped, key=lambda u: draft.lots[u.lot_id].seq)
+    pick = Pick(lot_id=unit.lot_id, mfr_lot=unit.mfr_lot, serial=serial, quantity=Decimal(1))
+    return pick, (unit.lot_id, unit.mfr_lot, unit.customer or "")
+
+
+def _returnable(
+    draft: Draft, item: Item, customer: str | None, wanted: LotPick, earlier: list[Returned]
+) -> list[Returned]:
+    """Spread a return over the lots that shipped it, newest first, within what each shipped
+    (minus returns) and still counts as used."""
+    mfr_lot = wanted.mfr_lot or None
+    rows = [
+        row
+        for row in draft.shipments.values()
+        if row.mfr_lot == mfr_lot
+        and wanted.lot_id in (None, row.lot_id)
+        and customer in (None, row.customer)
+    ]
+    rows.sort(key=lambda row: draft.lots[row.lot_id].seq, reverse=True)
+    taken: dict[tuple[str, str | None], Decimal] = {}
+    from_row: dict[ShipmentKey, Decimal] = {}
+    for p, row_key in earlier:
+        taken[(p.lot_id, p.mfr_lot)] = taken.get((p.lot_id, p.mfr_lot), ZERO) + p.quantity
+        from_row[row_key] = from_row.get(row_key, ZERO) + p.quantity
+    picks: list[Returned] = []
+    left = wanted.quantity
+    available = ZERO
+    for row in rows:
+        lot_key = (row.lot_id, row.mfr_lot)
+        room = min(
+            row.returnable - from_row.get(row.key, ZERO),
+            _used(draft, row) - taken.get(lot_key, ZERO),
+        )
+        if room <= 0:
+            continue
+        available += room
+        take = min(room, left)
+        if take > 0:
+            pick = Pick(lot_id=row.lot_id, mfr_lot=mfr_lot, serial=None, quantity=take)
+            picks.append((pick, row.key))
+            taken[lot_key] = taken.get(lot_key, ZERO) + take
+            left -= take
+    if left > 0:
+        what = f"manufacturer lot {mfr_lot}" if mfr_lot else f"item {item.lic}"
+        to = f" to {customer}" if customer else ""
+        raise Refusal(
+            ReasonCode.RETURN_EXCEEDS_SHIPPED,
+            f"{what}: returning {wanted.quantity}, but only {available} was shipped{to} "
+            "and not returned",
+            f"{wanted.quantity} > {available}",
+        )
+    return picks
+
+
+def _used(draft: Draft, row: CustomerShipment) -> Decimal:
+    if row.mfr_lot is None:
+        return draft.lots[row.lot_id].used
+    return draft.mfr_lots[(row.lot_id, row.mfr_lot)].used
+
+
+def _reverse(draft: Draft, pick: Pick, key: ShipmentKey) -> None:
+    """Usage reversed into the original lot; the shipment row records the return."""
+    draft.change(pick.lot_id, pick.mfr_lot, on_hand=pick.quantity, used=-pick.quantity)
+    if pick.serial is not None:
+        unit = draft.units[(pick.serial, pick.lot_id)]
+        draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
+    row = draft.shipments.get(key)
+    if row is not None:
+        draft.put_shipment(replace(row, returned=row.returned + pick.quantity))
+
+
+def _serials(item: Item, cmd: ReturnFromCustomer) -> tuple[str, ...]:
+    if not cmd.serials:
+        raise Refusal(
+            ReasonCode.SERIAL_REQUIRED,
+            f"a return of serialized item {item.lic} must name its serials",
+            cmd.shipment_id,
+        )
+    return cmd.serials
+
+
+def _lots(item: Item, cmd: ReturnFromCustomer, quantity: Decimal) -> tuple[LotPick, ...]:
+    if not cmd.lots:
+        raise Refusal(
+            ReasonCode.LOT_REQUIRED,
+            f"a return of lot-tracked item {item.lic} must name its manufacturer lots",
+            cmd.shipment_id,
+        )
+    for pick in cmd.lots:
+        checks.positive(pick.quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
+    checks.lot_sum(quantity, (p.quantity for p in cmd.lots))
+    return cmd.lots

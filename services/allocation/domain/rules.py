@@ -1,0 +1,88 @@
+"""The allocation core's entry points: `decide` one command, `decide_all` a sequence.
+
+Pure and deterministic: no I/O, no clock (dates come from the commands), inputs never mutated.
+A business refusal comes back as a `Decision` with the unchanged state and one
+`CommandRejected`; anything else raised (`IllegalTransition`, `BrokenInvariant`) is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from services.allocation.domain.adjusting import adjust
+from services.allocation.domain.draft import Draft
+from services.allocation.domain.errors import Refusal
+from services.allocation.domain.items import upsert_item
+from services.allocation.domain.model import (
+    AdjustStock,
+    AllocateLine,
+    Command,
+    CommandRejected,
+    Decision,
+    Event,
+    LicState,
+    ReceiveStock,
+    ReleaseLine,
+    ReturnFromCustomer,
+    ShipLine,
+    UpsertItem,
+)
+from services.allocation.domain.receiving import receive
+from services.allocation.domain.returning import return_stock
+from services.allocation.domain.shipping import allocate, release_line, ship
+
+
+def decide(state: LicState, command: Command) -> Decision:
+    """The decision on `command` given everything known about its LIC."""
+    if command.lic != state.lic:
+        raise ValueError(f"command for {command.lic} decided against the state of {state.lic}")
+    draft = Draft(state)
+    try:
+        events = _dispatch(draft, command)
+    except Refusal as refusal:
+        return Decision(state=state, events=(rejected(command, refusal),))
+    return Decision(state=draft.freeze(), events=events)
+
+
+def decide_all(state: LicState, commands: Iterable[Command]) -> tuple[LicState, list[Event]]:
+    """Fold `decide` over `commands` in order: the final state and every event."""
+    events: list[Event] = []
+    for command in commands:
+        decision = decide(state, command)
+        state = decision.state
+        events.extend(decision.events)
+    return state, events
+
+
+def _dispatch(draft: Draft, command: Command) -> tuple[Event, ...]:
+    match command:
+        case UpsertItem():
+            return upsert_item(draft, command)
+        case ReceiveStock():
+            return receive(draft, command)
+        case AllocateLine():
+            return allocate(draft, command)
+        case ReleaseLine():
+            return release_line(draft, command)
+        case ShipLine():
+            return ship(draft, command)
+        case AdjustStock():
+            return adjust(draft, command)
+        case ReturnFromCustomer():
+            return return_stock(draft, command)
+
+
+def rejected(command: Command, refusal: Refusal) -> CommandRejected:
+    """The refusal event, carrying the ids the command carried."""
+    return CommandRejected(
+        command_id=command.message_id,
+        lic=command.lic,
+        command_type=type(command).__name__,
+        reason_code=refusal.code,
+        reason=refusal.reason,
+        offending=refusal.offending,
+        shipment_id=getattr(command, "shipment_id", None),
+        line_no=getattr(command, "line_no", None),
+        adjustment_id=getattr(command, "adjustment_id", None),
+        lot_id=getattr(command, "lot_id", None),
+    )

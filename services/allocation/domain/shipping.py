@@ -1,0 +1,256 @@
+"""Shipment lines: allocate, re-allocate, release, ship (R8, R9, R10, R14).
+
+- Re-allocating an allocated line releases its old picks and allocates anew inside the same
+  decision (`LineReleased(reallocated=True)` then `LineAllocated`); if the new allocation is
+  refused the old one stands, because the whole draft is dropped.
+- A shipped line is final: allocating, releasing or shipping it again is `UNKNOWN_SHIPMENT`
+  ("no open allocation"), as is any line never allocated.
+- Vendor returns (R14) must name lots (lot-tracked) or serials (serialized); plain items are
+  taken FIFO. Shipping one removes the stock: units become RETURNED_TO_VENDOR.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+from services.allocation.domain import checks
+from services.allocation.domain.draft import Draft
+from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.model import (
+    ZERO,
+    AllocateLine,
+    Allocation,
+    CustomerShipment,
+    Event,
+    Item,
+    LineAllocated,
+    LineReleased,
+    LineShipped,
+    LotMovement,
+    Pick,
+    ReleaseLine,
+    SerialStatus,
+    ShipLine,
+)
+from services.allocation.domain.picking import Need, automatic, named_lots, named_serials
+from services.allocation.domain.receiving import require_item
+
+
+def allocate(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
+    """R9: allocate the line at its office, replacing any earlier allocation of it."""
+    item = require_item(draft)
+    quantity = checks.positive(cmd.quantity)
+    checks.whole_for(item, quantity)
+    events: list[Event] = []
+    previous = draft.allocations.get((cmd.shipment_id, cmd.line_no))
+    if previous is not None and previous.status == "shipped":
+        raise _not_open(cmd.shipment_id, cmd.line_no, "it was already shipped")
+    if previous is not None and previous.status == "allocated":
+        events.append(release(draft, previous, cmd.message_id, reallocated=True))
+    picks = choose(draft, item, cmd, quantity)
+    allocation = Allocation(
+        shipment_id=cmd.shipment_id,
+        line_no=cmd.line_no,
+        lic=item.lic,
+        office=cmd.office,
+        kind=cmd.kind,
+        counterparty=cmd.counterparty,
+        ship_on=cmd.ship_on,
+        quantity=quantity,
+        picks=tuple(picks),
+        explicit=bool(cmd.lots or cmd.serials),
+        complete=is_complete(item, quantity, picks),
+    )
+    hold(draft, allocation)
+    draft.lock_item()
+    events.append(
+        LineAllocated(
+            command_id=cmd.message_id,
+            lic=item.lic,
+            shipment_id=cmd.shipment_id,
+            line_no=cmd.line_no,
+            office=cmd.office,
+            kind=cmd.kind,
+            counterparty=cmd.counterparty,
+            ship_on=cmd.ship_on,
+            quantity=quantity,
+            movements=movements(draft, allocation.picks),
+            explicit=allocation.explicit,
+            complete=allocation.complete,
+        )
+    )
+    return tuple(events)
+
+
+def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> list[Pick]:
+    checks.no_serials(item, cmd.serials)
+    checks.no_lots(item, (p.mfr_lot for p in cmd.lots))
+    if cmd.kind == "vendor_return":
+        _require_named(item, cmd)
+    need = Need(
+        item=item,
+        office=cmd.office,
+        ship_on=cmd.ship_on,
+        fresh_only=item.perishable and cmd.kind == "sale",
+    )
+    if cmd.serials:
+        return named_serials(draft, need, checks.serial_list(item, cmd.serials, quantity))
+    if cmd.lots:
+        checks.lot_sum(quantity, (p.quantity for p in cmd.lots))
+        return named_lots(draft, need, cmd.lots)
+    return automatic(draft, need, quantity)
+
+
+def _require_named(item: Item, cmd: AllocateLine) -> None:
+    if item.serialized and not cmd.serials:
+        raise Refusal(
+            ReasonCode.SERIAL_REQUIRED,
+            f"a return to vendor of serialized item {item.lic} must name its serials",
+            cmd.shipment_id,
+        )
+    if item.track_mfr_lot and not cmd.lots and not cmd.serials:
+        raise Refusal(
+            ReasonCode.LOT_REQUIRED,
+            f"a return to vendor of lot-tracked item {item.lic} must name its manufacturer lots",
+            cmd.shipment_id,
+        )
+
+
+def is_complete(item: Item, quantity: Decimal, picks: list[Pick]) -> bool:
+    """R8: every lot-tracked unit has a mfr lot and every serialized unit a serial."""
+    covered = sum((p.quantity for p in picks), ZERO) == quantity
+    lots_named = not item.track_mfr_lot or all(p.mfr_lot for p in picks)
+    serials_named = not item.serialized or all(p.serial for p in picks)
+    return covered and lots_named and serials_named
+
+
+def hold(draft: Draft, allocation: Allocation) -> None:
+    for pick in allocation.picks:
+        draft.change(pick.lot_id, pick.mfr_lot, allocated=pick.quantity)
+        if pick.serial is not None:
+            unit = draft.units[(pick.serial, pick.lot_id)]
+            draft.put_unit(
+                unit.moved_to(
+                    SerialStatus.ALLOCATED,
+                    shipment_id=allocation.shipment_id,
+                    line_no=allocation.line_no,
+                )
+            )
+    draft.put_allocation(allocation)
+
+
+def release_line(draft: Draft, cmd: ReleaseLine) -> tuple[Event, ...]:
+    """Cancel: give the line's picks back to free stock."""
+    require_item(draft)
+    allocation = _open(draft, cmd.shipment_id, cmd.line_no)
+    return (release(draft, allocation, cmd.message_id, reallocated=False),)
+
+
+def release(
+    draft: Draft, allocation: Allocation, command_id: str, *, reallocated: bool
+) -> LineReleased:
+    for pick in allocation.picks:
+        draft.change(pick.lot_id, pick.mfr_lot, allocated=-pick.quantity)
+        if pick.serial is not None:
+            unit = draft.units[(pick.serial, pick.lot_id)]
+            draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
+    draft.put_allocation(replace(allocation, status="released"))
+    return LineReleased(
+        command_id=command_id,
+        lic=allocation.lic,
+        shipment_id=allocation.shipment_id,
+        line_no=allocation.line_no,
+        office=allocation.office,
+        movements=movements(draft, allocation.picks),
+        reallocated=reallocated,
+    )
+
+
+def ship(draft: Draft, cmd: ShipLine) -> tuple[Event, ...]:
+    """R8, R10, R14: allocated stock becomes used, costed at each lot's unit cost."""
+    require_item(draft)
+    allocation = _open(draft, cmd.shipment_id, cmd.line_no)
+    if not allocation.complete:
+        raise Refusal(
+            ReasonCode.SHIPMENT_INCOMPLETE,
+            f"shipment {cmd.shipment_id} line {cmd.line_no} does not name every manufacturer "
+            "lot and serial it ships",
+            f"{cmd.shipment_id}/{cmd.line_no}",
+        )
+    for pick in allocation.picks:
+        _use(draft, allocation, pick)
+    draft.put_allocation(replace(allocation, status="shipped"))
+    moved = movements(draft, allocation.picks)
+    return (
+        LineShipped(
+            command_id=cmd.message_id,
+            lic=allocation.lic,
+            shipment_id=allocation.shipment_id,
+            line_no=allocation.line_no,
+            office=allocation.office,
+            kind=allocation.kind,
+            counterparty=allocation.counterparty,
+            ship_on=allocation.ship_on,
+            quantity=allocation.quantity,
+            movements=moved,
+            total_cost=sum((m.quantity * m.unit_cost for m in moved), ZERO),
+            closed_lots=tuple(draft.closed),
+        ),
+    )
+
+
+def _use(draft: Draft, allocation: Allocation, pick: Pick) -> None:
+    q = pick.quantity
+    draft.change(pick.lot_id, pick.mfr_lot, allocated=-q, on_hand=-q, used=q)
+    sale = allocation.kind == "sale"
+    if pick.serial is not None:
+        unit = draft.units[(pick.serial, pick.lot_id)]
+        target = SerialStatus.SHIPPED if sale else SerialStatus.RETURNED_TO_VENDOR
+        draft.put_unit(
+            unit.moved_to(
+                target,
+                shipment_id=allocation.shipment_id,
+                line_no=allocation.line_no,
+                customer=allocation.counterparty if sale else None,
+            )
+        )
+    if sale:
+        customer = allocation.counterparty or ""
+        row = draft.shipments.get((pick.lot_id, pick.mfr_lot, customer))
+        if row is None:
+            row = CustomerShipment(
+                lot_id=pick.lot_id, mfr_lot=pick.mfr_lot, customer=customer, shipped=ZERO
+            )
+        draft.put_shipment(replace(row, shipped=row.shipped + q))
+
+
+def movements(draft: Draft, picks: tuple[Pick, ...]) -> tuple[LotMovement, ...]:
+    return tuple(
+        LotMovement(
+            lot_id=p.lot_id,
+            mfr_lot=p.mfr_lot,
+            expires_on=draft.mfr_lots[(p.lot_id, p.mfr_lot)].expires_on if p.mfr_lot else None,
+            serial=p.serial,
+            quantity=p.quantity,
+            unit_cost=draft.lots[p.lot_id].unit_cost,
+        )
+        for p in picks
+    )
+
+
+def _open(draft: Draft, shipment_id: str, line_no: int) -> Allocation:
+    allocation = draft.allocations.get((shipment_id, line_no))
+    if allocation is None:
+        raise _not_open(shipment_id, line_no, "it was never allocated")
+    if allocation.status != "allocated":
+        raise _not_open(shipment_id, line_no, f"it is {allocation.status}")
+    return allocation
+
+
+def _not_open(shipment_id: str, line_no: int, why: str) -> Refusal:
+    return Refusal(
+        ReasonCode.UNKNOWN_SHIPMENT,
+        f"shipment {shipment_id} line {line_no} has no open allocation: {why}",
+        f"{shipment_id}/{line_no}",
+    )
