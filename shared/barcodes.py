@@ -125,7 +125,7 @@ def _checked_text(raw: str) -> str:
 def _parse_hri(text: str, raw: str) -> Sequence[GS1ElementString]:
     try:
         return GS1Message.parse_hri(text).element_strings
-    except Exception as error:  # biip raises more than ParseError on odd input; see below
+    except Exception as error:  # biip raises more than ParseError on odd input: see _parse_scanned
         raise _invalid(raw, f"is not readable: {error}") from error
 
 
