@@ -1,0 +1,191 @@
+"""Adjustments: R11 (beginning balance, count, loss) and R12 (unallocated usage)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.allocation.domain.adjusting import EXCEEDS_USED
+from services.allocation.domain.errors import ReasonCode
+from services.allocation.domain.model import InventoryAdjusted
+from tests.unit.allocation.builders import Book, D, adjust, allocate, item, lot, receive, ship
+
+LATE = date(2024, 6, 1)
+
+
+def adjusted(events: tuple[object, ...]) -> InventoryAdjusted:
+    (event,) = events
+    assert isinstance(event, InventoryAdjusted)
+    return event
+
+
+def test_beginning_balance_creates_a_new_adjustment_lot() -> None:
+    """R11: a beginning balance always creates a new adjustment lot."""
+    book = Book(item(cost="5.00"))
+    event = adjusted(book.ok(adjust("ADJ-1", "beginning_balance", 4)))
+    row = book.state.lots["ADJ-1"]
+    assert (row.kind, row.reference, row.on_hand, row.unit_cost) == ("adjustment", "ADJ-1", 4, 5)
+    assert event.lot_id == "ADJ-1" and event.movements[0].quantity == 4
+
+
+def test_beginning_balance_must_add() -> None:
+    """R11: beginning_balance adds; a negative one is INVALID_QUANTITY."""
+    Book(item()).refused(adjust("ADJ-1", "beginning_balance", -1), ReasonCode.INVALID_QUANTITY)
+
+
+def test_zero_adjustment_is_refused() -> None:
+    """DESIGN §4: an adjustment's signed quantity is never zero."""
+    Book(item()).refused(adjust("ADJ-1", "count", 0), ReasonCode.INVALID_QUANTITY)
+
+
+def test_beginning_balance_of_a_lot_tracked_item_names_its_lots() -> None:
+    """R11: lot-tracked adjustments must name their lots: LOT_REQUIRED."""
+    Book(item(track=True)).refused(adjust("ADJ-1", "beginning_balance", 1), ReasonCode.LOT_REQUIRED)
+
+
+def test_beginning_balance_may_reuse_a_manufacturer_lot_number() -> None:
+    """R11: a manufacturer lot number seen before is allowed."""
+    book = Book(item(track=True), receive("PO-1/1", 2, lots=[lot("A", 2, LATE)]))
+    book.ok(adjust("ADJ-1", "beginning_balance", 1, lots=[lot("A", 1, LATE)]))
+    assert book.mfr("ADJ-1", "A") == (1, 0, 0)
+
+
+def test_beginning_balance_refuses_a_serial_still_in_stock() -> None:
+    """R11: a serial still in stock is not allowed: DUPLICATE_SERIAL."""
+    book = Book(item(serialized=True), receive("PO-1/1", 1, serials=["S1"]))
+    book.refused(
+        adjust("ADJ-1", "beginning_balance", 1, serials=["S1"]), ReasonCode.DUPLICATE_SERIAL
+    )
+
+
+def test_beginning_balance_accepts_a_serial_that_left_stock() -> None:
+    """R11: a shipped serial may come back as new stock in a new lot."""
+    book = Book(
+        item(serialized=True),
+        receive("PO-1/1", 1, serials=["S1"]),
+        allocate("S-1", 1),
+        ship("S-1"),
+    )
+    book.ok(adjust("ADJ-1", "beginning_balance", 1, serials=["S1"]))
+    assert book.status("S1") == "available,shipped"
+
+
+def test_beginning_balance_of_a_serialized_item_names_its_serials() -> None:
+    """R11: serialized adjustments must name serials: SERIAL_REQUIRED."""
+    Book(item(serialized=True)).refused(
+        adjust("ADJ-1", "beginning_balance", 1), ReasonCode.SERIAL_REQUIRED
+    )
+
+
+def test_loss_removes_named_manufacturer_lot_stock() -> None:
+    """R11: removing takes the named stock out of use."""
+    book = Book(item(track=True), receive("PO-1/1", 5, lots=[lot("A", 5, LATE)]))
+    event = adjusted(book.ok(adjust("ADJ-1", "loss", -2, lots=[lot("A", 2)])))
+    assert [(m.mfr_lot, m.quantity) for m in event.movements] == [("A", -2)]
+    assert book.mfr("PO-1/1", "A") == (3, 0, 2) and book.lot("PO-1/1") == (3, 0, 2)
+
+
+def test_removal_of_a_lot_tracked_item_must_name_lots() -> None:
+    """R11: LOT_REQUIRED when a lot-tracked count names no lots."""
+    book = Book(item(track=True), receive("PO-1/1", 5, lots=[lot("A", 5, LATE)]))
+    book.refused(adjust("ADJ-1", "count", -1), ReasonCode.LOT_REQUIRED)
+
+
+def test_removal_of_an_unknown_lot_is_refused() -> None:
+    """R11: LOT_NOT_FOUND when the named lot is not at the office."""
+    book = Book(item(track=True), receive("PO-1/1", 5, lots=[lot("A", 5, LATE)]))
+    book.refused(adjust("ADJ-1", "count", -1, lots=[lot("Z", 1)]), ReasonCode.LOT_NOT_FOUND)
+
+
+def test_removal_cannot_take_allocated_stock() -> None:
+    """R11: only free stock can be removed: INSUFFICIENT_STOCK."""
+    book = Book(item(track=True), receive("PO-1/1", 2, lots=[lot("A", 2, LATE)]))
+    book.ok(allocate("S-1", 2))
+    book.refused(adjust("ADJ-1", "loss", -1, lots=[lot("A", 1)]), ReasonCode.INSUFFICIENT_STOCK)
+
+
+def test_removal_of_serials_marks_them_removed() -> None:
+    """R11: the serials entered are removed from use."""
+    book = Book(item(serialized=True), receive("PO-1/1", 2, serials=["1", "2"]))
+    book.ok(adjust("ADJ-1", "loss", -1, serials=["2"]))
+    assert book.status("2") == "removed" and book.lot("PO-1/1") == (1, 0, 1)
+
+
+def test_removal_of_a_serialized_item_must_name_serials() -> None:
+    """R11: SERIAL_REQUIRED."""
+    book = Book(item(serialized=True), receive("PO-1/1", 1, serials=["1"]))
+    book.refused(adjust("ADJ-1", "count", -1), ReasonCode.SERIAL_REQUIRED)
+
+
+def test_removal_of_a_serial_not_in_stock_is_refused() -> None:
+    """R11: SERIAL_NOT_AVAILABLE."""
+    book = Book(item(serialized=True), receive("PO-1/1", 1, serials=["1"]))
+    book.refused(adjust("ADJ-1", "count", -1, serials=["9"]), ReasonCode.SERIAL_NOT_AVAILABLE)
+
+
+def test_plain_removal_goes_fifo_and_closes_emptied_lots() -> None:
+    """R11: plain items lose their oldest free stock first."""
+    book = Book(item(), receive("PO-1/1", 2), receive("PO-2/1", 2))
+    event = adjusted(book.ok(adjust("ADJ-1", "count", -3)))
+    assert [(m.lot_id, m.quantity) for m in event.movements] == [("PO-1/1", -2), ("PO-2/1", -1)]
+    assert event.closed_lots == ("PO-1/1",)
+
+
+def test_plain_removal_beyond_stock_is_refused() -> None:
+    """R11: INSUFFICIENT_STOCK."""
+    book = Book(item(), receive("PO-1/1", 2))
+    book.refused(adjust("ADJ-1", "loss", -3), ReasonCode.INSUFFICIENT_STOCK)
+
+
+def test_count_puts_back_at_most_what_was_used_from_the_lot() -> None:
+    """R11: LOT_QTY_EXCEEDS_USED, 'adjusted quantity exceeds the previously used quantity'."""
+    book = Book(item(track=True), receive("PO-1/1", 10, lots=[lot("A", 10, LATE)]))
+    rejection = book.refused(
+        adjust("ADJ-1", "count", 1, lots=[lot("A", 1)]), ReasonCode.LOT_QTY_EXCEEDS_USED
+    )
+    assert EXCEEDS_USED in rejection.reason and rejection.adjustment_id == "ADJ-1"
+
+
+def test_count_that_adds_to_an_unknown_lot_is_refused() -> None:
+    """R11: reversing usage needs an existing manufacturer lot: LOT_NOT_FOUND."""
+    book = Book(item(track=True), receive("PO-1/1", 1, lots=[lot("A", 1, LATE)]))
+    book.refused(adjust("ADJ-1", "count", 1, lots=[lot("B", 1)]), ReasonCode.LOT_NOT_FOUND)
+
+
+def test_count_finds_a_removed_serial_again() -> None:
+    """R11: a removed serial counted back is available again."""
+    book = Book(item(serialized=True), receive("PO-1/1", 1, serials=["1"]))
+    book.ok(adjust("ADJ-1", "loss", -1, serials=["1"]))
+    assert book.state.lots["PO-1/1"].status == "closed"
+    event = adjusted(book.ok(adjust("ADJ-2", "count", 1, serials=["1"])))
+    assert event.reopened_lots == ("PO-1/1",)
+    assert book.status("1") == "available" and book.lot("PO-1/1") == (1, 0, 0)
+
+
+def test_count_of_a_serial_that_was_never_removed_is_refused() -> None:
+    """R11: only removed serials can be counted back: SERIAL_NOT_AVAILABLE."""
+    book = Book(item(serialized=True), receive("PO-1/1", 1, serials=["1"]))
+    book.refused(adjust("ADJ-1", "count", 1, serials=["2"]), ReasonCode.SERIAL_NOT_AVAILABLE)
+    book.refused(adjust("ADJ-1", "count", 1, serials=["1"]), ReasonCode.DUPLICATE_SERIAL)
+
+
+def test_plain_count_up_beyond_what_lots_can_take_creates_unallocated_usage() -> None:
+    """R12: the excess is unallocated stock: a movement without lot (negative usage)."""
+    book = Book(item(cost="2.00"), receive("PO-1/1", 5), allocate("S-1", 2), ship("S-1"))
+    event = adjusted(book.ok(adjust("ADJ-1", "count", 5)))
+    assert [(m.lot_id, m.quantity) for m in event.movements] == [("PO-1/1", 2), (None, 3)]
+    assert event.unallocated == 3 and book.state.unallocated == {"AI": D(3)}
+    assert book.lot("PO-1/1") == (5, 0, 0)
+
+
+def test_plain_removal_takes_unallocated_stock_first() -> None:
+    """R12: removing reverses unallocated usage before touching lots."""
+    book = Book(item(), receive("PO-1/1", 1), adjust("ADJ-1", "count", 2))
+    event = adjusted(book.ok(adjust("ADJ-2", "loss", -3)))
+    assert [(m.lot_id, m.quantity) for m in event.movements] == [(None, -2), ("PO-1/1", -1)]
+    assert book.state.unallocated == {}
+
+
+def test_adjustment_locks_the_tracking_flags() -> None:
+    """R2: an adjustment refers to the LIC."""
+    book = Book(item(), adjust("ADJ-1", "beginning_balance", 1))
+    book.refused(item(serialized=True), ReasonCode.TRACKING_LOCKED)

@@ -1,0 +1,141 @@
+"""Customer returns (R13)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from services.allocation.domain.errors import ReasonCode
+from services.allocation.domain.model import StockReturned
+from tests.unit.allocation.builders import (
+    Book,
+    D,
+    adjust,
+    allocate,
+    give_back,
+    item,
+    lot,
+    pick,
+    receive,
+    ship,
+)
+
+LATE = date(2024, 6, 1)
+
+
+def serial_book() -> Book:
+    return Book(
+        item(serialized=True),
+        receive("PO-1/1", 2, serials=["1", "2"], cost="7.00"),
+        allocate("S-1", 1, to="Acme", serials=["1"]),
+        ship("S-1"),
+    )
+
+
+def test_returned_serial_is_available_again_in_its_original_lot() -> None:
+    """R13: the unit becomes available again and its usage is reversed, at its lot cost."""
+    book = serial_book()
+    (event,) = book.ok(give_back("R-1", 1, customer="Acme", serials=["1"]))
+    assert isinstance(event, StockReturned)
+    (move,) = event.movements
+    assert (move.lot_id, move.serial, move.unit_cost) == ("PO-1/1", "1", D("7.00"))
+    assert book.status("1") == "available" and book.lot("PO-1/1") == (2, 0, 0)
+
+
+def test_return_needs_a_serial_that_was_shipped() -> None:
+    """R13: SERIAL_NOT_SHIPPED for a serial still in stock."""
+    book = serial_book()
+    book.refused(give_back("R-1", 1, serials=["2"]), ReasonCode.SERIAL_NOT_SHIPPED)
+
+
+def test_return_needs_a_serial_shipped_to_the_named_customer() -> None:
+    """R13: shipped, to that customer when named."""
+    book = serial_book()
+    book.refused(
+        give_back("R-1", 1, customer="Other", serials=["1"]), ReasonCode.SERIAL_NOT_SHIPPED
+    )
+    book.ok(give_back("R-1", 1, customer=None, serials=["1"]))
+
+
+def test_a_serial_comes_back_only_once() -> None:
+    """R13: after its return the serial is no longer shipped."""
+    book = serial_book()
+    book.ok(give_back("R-1", 1, customer="Acme", serials=["1"]))
+    book.refused(give_back("R-2", 1, customer="Acme", serials=["1"]), ReasonCode.SERIAL_NOT_SHIPPED)
+
+
+def test_serialized_return_must_name_serials() -> None:
+    """R13: SERIAL_REQUIRED."""
+    serial_book().refused(give_back("R-1", 1), ReasonCode.SERIAL_REQUIRED)
+
+
+def lot_book() -> Book:
+    return Book(
+        item(track=True),
+        receive("PO-1/1", 5, lots=[lot("A", 5, LATE)]),
+        allocate("S-1", 3, to="Acme"),
+        ship("S-1"),
+    )
+
+
+def test_lot_tracked_return_reverses_usage_of_its_lot_and_reopens_it() -> None:
+    """R13/R7: a return into a closed lot reopens it."""
+    book = Book(
+        item(track=True),
+        receive("PO-1/1", 2, lots=[lot("A", 2, LATE)]),
+        allocate("S-1", 2, to="Acme"),
+        ship("S-1"),
+    )
+    assert book.state.lots["PO-1/1"].status == "closed"
+    (event,) = book.ok(give_back("R-1", 1, customer="Acme", lots=[pick("A", 1)]))
+    assert isinstance(event, StockReturned) and event.reopened_lots == ("PO-1/1",)
+    assert book.mfr("PO-1/1", "A") == (1, 0, 1) and book.state.lots["PO-1/1"].status == "open"
+
+
+def test_lot_tracked_return_cannot_exceed_what_was_shipped_from_the_lot() -> None:
+    """R13: RETURN_EXCEEDS_SHIPPED naming the values."""
+    book = lot_book()
+    rejection = book.refused(
+        give_back("R-1", 4, customer="Acme", lots=[pick("A", 4)]), ReasonCode.RETURN_EXCEEDS_SHIPPED
+    )
+    assert "4" in rejection.reason and "3" in rejection.reason
+
+
+def test_lot_tracked_returns_add_up_against_what_was_shipped() -> None:
+    """R13: what already came back counts."""
+    book = lot_book()
+    book.ok(give_back("R-1", 2, customer="Acme", lots=[pick("A", 2)]))
+    book.refused(
+        give_back("R-2", 2, customer="Acme", lots=[pick("A", 2)]), ReasonCode.RETURN_EXCEEDS_SHIPPED
+    )
+    book.ok(give_back("R-2", 1, customer="Acme", lots=[pick("A", 1)]))
+
+
+def test_lot_tracked_return_counts_only_the_named_customers_shipments() -> None:
+    """R13: shipped to that customer."""
+    book = lot_book()
+    book.refused(
+        give_back("R-1", 1, customer="Other", lots=[pick("A", 1)]),
+        ReasonCode.RETURN_EXCEEDS_SHIPPED,
+    )
+
+
+def test_lot_tracked_return_must_name_lots() -> None:
+    """R13: a lot-tracked return names the manufacturer lot: LOT_REQUIRED."""
+    lot_book().refused(give_back("R-1", 1), ReasonCode.LOT_REQUIRED)
+
+
+def test_return_after_usage_was_counted_back_cannot_overfill_the_lot() -> None:
+    """R11/R13: the initial quantity stays the ceiling."""
+    book = lot_book()
+    book.ok(adjust("ADJ-1", "count", 3, lots=[lot("A", 3)]))
+    book.refused(
+        give_back("R-1", 1, customer="Acme", lots=[pick("A", 1)]), ReasonCode.RETURN_EXCEEDS_SHIPPED
+    )
+
+
+def test_plain_return_goes_back_into_the_lot_it_shipped_from() -> None:
+    """R13: plain items come back into their lots, within what was shipped."""
+    book = Book(item(), receive("PO-1/1", 2), allocate("S-1", 2, to="Acme"), ship("S-1"))
+    book.ok(give_back("R-1", 1, customer="Acme"))
+    assert book.lot("PO-1/1") == (1, 0, 1)
+    book.refused(give_back("R-2", 2, customer="Acme"), ReasonCode.RETURN_EXCEEDS_SHIPPED)
