@@ -1,0 +1,3 @@
+from services.receiving.app import run
+
+run()

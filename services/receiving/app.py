@@ -1,0 +1,54 @@
+"""Receiving's composition root: whole incoming documents in, per-LIC commands and status out."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from pydantic import TypeAdapter
+
+from services.receiving.service import ReceivingService
+from shared import logs
+from shared.config import Settings, from_env
+from shared.contracts.events import InventoryEvent
+from shared.contracts.upstream import ReceiptMessage, ShipmentReceived
+from shared.service import ServiceRuntime, run_until_signalled
+
+SCHEMA = "receiving"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_runtime(settings: Settings) -> ServiceRuntime:
+    runtime = ServiceRuntime(settings, schema=SCHEMA, migrations=MIGRATIONS)
+    service = ReceivingService(settings)
+    topics = settings.topics
+    runtime.consume(
+        name="receiving",
+        topic=topics.receipts,
+        adapter=TypeAdapter(ReceiptMessage),
+        handler=service.receive_documents,
+        payload_doc=ShipmentReceived,
+        description="Whole receipts (purchase, production, customer return): checked line by "
+        "line, refused as a whole or split into per-LIC commands.",
+    )
+    runtime.consume(
+        name="receiving-events",
+        topic=topics.events,
+        adapter=TypeAdapter(InventoryEvent),
+        handler=service.collect_answers,
+        payload_doc=InventoryEvent,
+        description="Allocation's decisions: the item read model and the answers to receipt "
+        "lines, which settle each document's status.",
+    )
+    return runtime
+
+
+async def main(settings: Settings | None = None) -> None:
+    settings = settings or from_env()
+    logs.configure("receiving", level=settings.log_level, fmt=settings.log_format)
+    runtime = create_runtime(settings)
+    await run_until_signalled(runtime.start, runtime.stop)
+
+
+def run() -> None:
+    asyncio.run(main())

@@ -1,0 +1,544 @@
+"""Receiving's pure core: check a whole receipt before anything is posted, then settle it.
+
+A receipt (`ShipmentReceived`) is all-or-nothing at the door: every line is checked against the
+item's flags and every problem of every line is reported at once, so the upstream system can
+fix the document in one go. Only a document without problems becomes per-line commands.
+
+Rules (DESIGN.md §5):
+- R3: a lot-tracked line names manufacturer lots summing to the line quantity, each with an
+  expiry date when the item is perishable. The same lot listed twice (one entry per scan) is
+  merged when the expiry dates agree and refused when they differ.
+- R4: a serialized line names exactly `quantity` serials, none twice in the document (for the
+  same LIC: a serial identifies one unit of one LIC), and its quantities are whole.
+- R5: serials are typed (lists, spans) or scanned (GS1: lot, expiry, serial; the GTIN must be the
+  item's GTIN when the item has one). Lots from scans are used only when the line types none:
+  each scan is one unit of its lot.
+- R6: a serialized line without serials takes them from the item's Next Serial (allocation, the
+  one writer per LIC, hands them out); without a Next Serial it is refused `SERIAL_REQUIRED`.
+- R13: a customer return names the serials (serialized) or manufacturer lots (lot-tracked) that
+  come back; nothing is ever generated for a return.
+
+Pure: standard library plus the shared parsers (`shared.serials`, `shared.barcodes`); no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from shared.barcodes import BarcodeError, Scan, decode_scan
+from shared.reasons import ReasonCode
+from shared.serials import SerialEntryError, find_duplicates, parse_serials
+
+Source = Literal["purchase", "production", "customer_return"]
+
+MAX_DERIVED_ID = 100
+"""Ids derived from upstream ids stay short enough for allocation to suffix them (`#n`)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Sane upper sizes (R5): a span, one line's serials, a whole document's serials."""
+
+    max_span: int = 1_000_000
+    max_serials_per_line: int = 100_000
+    max_serials_per_document: int = 1_000_000
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Item:
+    """What receiving knows of an LIC (its read model of allocation's `ItemUpserted`)."""
+
+    lic: str
+    track_mfr_lot: bool = False
+    serialized: bool = False
+    perishable: bool = False
+    next_serial: str | None = None
+    gtin: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotEntry:
+    mfr_lot: str
+    quantity: Decimal
+    expires_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiptLine:
+    line_no: int
+    lic: str
+    quantity: Decimal
+    unit_cost: Decimal | None = None
+    lots: tuple[LotEntry, ...] = ()
+    serials: str | tuple[str, ...] | None = None
+    scans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Receipt:
+    message_id: str
+    shipment_id: str
+    office: str
+    source: Source
+    received_on: date
+    lines: tuple[ReceiptLine, ...]
+    reference: str | None = None
+    customer: str | None = None
+
+    @property
+    def is_return(self) -> bool:
+        return self.source == "customer_return"
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    """One thing wrong with one line: the reason code, a sentence, the offending value."""
+
+    line_no: int | None
+    lic: str | None
+    reason_code: ReasonCode
+    reason: str
+    offending: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineCommand:
+    """One checked line, ready to become `ReceiveStock` (or `ReturnStock` when `is_return`)."""
+
+    command_id: str
+    line_no: int
+    lic: str
+    quantity: Decimal
+    unit_cost: Decimal | None
+    lots: tuple[LotEntry, ...]
+    serials: tuple[str, ...]
+    generate_serials: bool
+    lot_id: str | None
+    is_return: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checked:
+    """The verdict on a whole receipt: commands when there are no problems, else problems."""
+
+    commands: tuple[LineCommand, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def accepted(self) -> bool:
+        return not self.problems
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+
+def check_receipt(
+    receipt: Receipt, items: Mapping[str, Item], limits: Limits | None = None
+) -> Checked:
+    """Check every line; any problem refuses the whole document and lists every failing line."""
+    checker = _DocumentCheck(receipt, items, limits or Limits())
+    commands: list[LineCommand] = []
+    problems: list[Problem] = []
+    for line in receipt.lines:
+        outcome = checker.line(line)
+        if isinstance(outcome, LineCommand):
+            commands.append(outcome)
+        else:
+            problems.extend(outcome)
+    if problems:
+        return Checked(problems=tuple(problems))
+    return Checked(commands=tuple(commands))
+
+
+def derived_id(base: str, suffix: str) -> str:
+    """`base/suffix`, or a digest of `base` when that would be too long to carry further."""
+    candidate = f"{base}/{suffix}"
+    if len(candidate) <= MAX_DERIVED_ID:
+        return candidate
+    digest = hashlib.sha256(base.encode()).hexdigest()[:40]
+    return f"{digest}/{suffix}"[:MAX_DERIVED_ID]
+
+
+def normalize_gtin(value: str | None) -> str | None:
+    """GTIN-8/12/13/14 as the 14-digit form decoded scans carry; anything else as given."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value.zfill(14) if value.isdigit() and len(value) <= 14 else value
+
+
+class _DocumentCheck:
+    """State that spans lines: the serials already named per LIC and the serial budget."""
+
+    def __init__(self, receipt: Receipt, items: Mapping[str, Item], limits: Limits) -> None:
+        self.receipt = receipt
+        self.items = items
+        self.limits = limits
+        self.budget = limits.max_serials_per_document
+        self.seen: dict[str, dict[str, int]] = {}  # lic -> serial -> first line_no
+
+    def line(self, line: ReceiptLine) -> LineCommand | list[Problem]:
+        item = self.items.get(line.lic)
+        if item is None:
+            return [
+                _problem(line, ReasonCode.UNKNOWN_ITEM, f"item {line.lic} is not known", line.lic)
+            ]
+        check = _LineCheck(self.receipt, line, item, self.limits)
+        scans = check.scans()
+        serials = check.serials(scans, self.budget)
+        lots = check.lots(scans)
+        if serials is not None:
+            self.budget -= len(serials)
+            self._cross_line_duplicates(line, serials, check)
+        if check.problems:
+            return check.problems
+        return LineCommand(
+            command_id=derived_id(self.receipt.message_id, str(line.line_no)),
+            line_no=line.line_no,
+            lic=line.lic,
+            quantity=line.quantity,
+            unit_cost=line.unit_cost,
+            lots=lots,
+            serials=serials or (),
+            generate_serials=check.generate,
+            lot_id=None
+            if self.receipt.is_return
+            else derived_id(self.receipt.shipment_id, str(line.line_no)),
+            is_return=self.receipt.is_return,
+        )
+
+    def _cross_line_duplicates(
+        self, line: ReceiptLine, serials: tuple[str, ...], check: _LineCheck
+    ) -> None:
+        """R4: a serial is named once per document (per LIC)."""
+        seen = self.seen.setdefault(line.lic, {})
+        for serial in serials:
+            first = seen.setdefault(serial, line.line_no)
+            if first != line.line_no:
+                check.add(
+                    ReasonCode.DUPLICATE_SERIAL,
+                    f"serial {serial!r} of {line.lic} is already received on line {first}",
+                    serial,
+                )
+                return
+
+
+@dataclass
+class _LineCheck:
+    """The checks of one line against its item; problems collect instead of raising."""
+
+    receipt: Receipt
+    line: ReceiptLine
+    item: Item
+    limits: Limits
+    problems: list[Problem] = field(default_factory=list)
+    generate: bool = False
+
+    def add(self, code: ReasonCode, reason: str, offending: str | None) -> None:
+        self.problems.append(_problem(self.line, code, reason, offending))
+
+    # -- scans (R5) ----------------------------------------------------------------------------
+
+    def scans(self) -> list[Scan] | None:
+        """Decode every scan; None when one is unreadable or of another item (the problem)."""
+        if len(self.line.scans) > self.limits.max_serials_per_line:
+            self.add(
+                ReasonCode.INVALID_QUANTITY,
+                f"line has {len(self.line.scans)} scans, more than the limit "
+                f"{self.limits.max_serials_per_line}",
+                str(len(self.line.scans)),
+            )
+            return None
+        decoded: list[Scan] = []
+        for raw in self.line.scans:
+            try:
+                scan = decode_scan(raw)
+            except BarcodeError as error:
+                self.add(ReasonCode.INVALID_BARCODE, error.reason, error.offending)
+                return None
+            if not self._same_item(scan):
+                return None
+            decoded.append(scan)
+        return decoded
+
+    def _same_item(self, scan: Scan) -> bool:
+        """The GTIN identifies the item when the item has one: another product's scan is wrong."""
+        expected = normalize_gtin(self.item.gtin)
+        if expected is None or scan.gtin is None or scan.gtin == expected:
+            return True
+        self.add(
+            ReasonCode.INVALID_BARCODE,
+            f"scan {scan.raw!r} carries GTIN {scan.gtin}, but item {self.item.lic} has GTIN "
+            f"{expected}",
+            scan.raw,
+        )
+        return False
+
+    # -- serials (R4, R5, R6, R13) -------------------------------------------------------------
+
+    def serials(self, scans: Sequence[Scan] | None, budget: int) -> tuple[str, ...] | None:
+        """The line's serials (typed, then scanned); None when they could not be read."""
+        line, item = self.line, self.item
+        typed = self._typed_serials(budget)
+        if typed is None or scans is None:
+            return None
+        if typed and not item.serialized:
+            self.add(
+                ReasonCode.SERIAL_COUNT_MISMATCH,
+                f"item {item.lic} is not serialized: expected no serials, got {len(typed)}",
+                ", ".join(typed[:5]),
+            )
+            return None
+        if not item.serialized:
+            return ()
+        if not self._whole(line.quantity, "quantity"):
+            return None
+        serials = typed + [s.serial for s in scans if s.serial is not None]
+        duplicates = find_duplicates(serials)
+        if duplicates:
+            self.add(
+                ReasonCode.DUPLICATE_SERIAL,
+                f"serial {duplicates[0]!r} is entered more than once on the line",
+                duplicates[0],
+            )
+            return None
+        return self._counted(tuple(serials))
+
+    def _typed_serials(self, budget: int) -> list[str] | None:
+        entry = self.line.serials
+        if entry is None or (not isinstance(entry, str) and not entry):
+            return []
+        try:
+            return parse_serials(
+                entry,
+                max_span=self.limits.max_span,
+                max_serials=max(0, min(self.limits.max_serials_per_line, budget)),
+            )
+        except SerialEntryError as error:
+            self.add(ReasonCode(error.code), error.reason, error.offending)
+            return None
+
+    def _counted(self, serials: tuple[str, ...]) -> tuple[str, ...] | None:
+        """R4: exactly `quantity` serials; R6: none at all takes them from the Next Serial."""
+        item, quantity = self.item, self.line.quantity
+        if not serials:
+            if self.receipt.is_return:
+                self.add(
+                    ReasonCode.SERIAL_REQUIRED,
+                    f"a customer return of serialized item {item.lic} must name the {quantity} "
+                    "serials that come back",
+                    item.lic,
+                )
+                return None
+            if item.next_serial:
+                self.generate = True
+                return ()
+            self.add(
+                ReasonCode.SERIAL_REQUIRED,
+                f"item {item.lic} is serialized: the line needs {quantity} serials and the item "
+                "has no Next Serial",
+                item.lic,
+            )
+            return None
+        if len(serials) != quantity:
+            self.add(
+                ReasonCode.SERIAL_COUNT_MISMATCH,
+                f"item {item.lic} needs {quantity} serials, got {len(serials)}",
+                f"{len(serials)} != {quantity}",
+            )
+            return None
+        return serials
+
+    def _whole(self, quantity: Decimal, what: str) -> bool:
+        """R4: serialized quantities are whole and of a sane size."""
+        if quantity != quantity.to_integral_value():
+            self.add(
+                ReasonCode.INVALID_QUANTITY,
+                f"{what} of serialized item {self.item.lic} must be whole, got {quantity}",
+                str(quantity),
+            )
+            return False
+        if quantity > self.limits.max_serials_per_line:
+            self.add(
+                ReasonCode.INVALID_QUANTITY,
+                f"{what} {quantity} exceeds {self.limits.max_serials_per_line} serials per line",
+                str(quantity),
+            )
+            return False
+        return True
+
+    # -- manufacturer lots (R3, R13) -----------------------------------------------------------
+
+    def lots(self, scans: Sequence[Scan] | None) -> tuple[LotEntry, ...]:
+        line, item = self.line, self.item
+        if line.lots and not item.track_mfr_lot:
+            names = [entry.mfr_lot for entry in line.lots]
+            self.add(
+                ReasonCode.INVALID_QUANTITY,
+                f"item {item.lic} is not tracked by manufacturer lot: got lots "
+                f"{', '.join(names[:5])}",
+                names[0],
+            )
+            return ()
+        if not item.track_mfr_lot:
+            return ()
+        if scans is None and not line.lots:
+            return ()  # the unreadable scan is the problem; its lots are unknown
+        given = line.lots or _lots_from_scans(scans or ())
+        if not given:
+            what = "a customer return of " if self.receipt.is_return else ""
+            self.add(
+                ReasonCode.LOT_REQUIRED,
+                f"{what}lot-tracked item {item.lic} needs manufacturer lots covering "
+                f"{line.quantity}",
+                item.lic,
+            )
+            return ()
+        merged = self._merged(given)
+        if merged is None:
+            return ()
+        total = sum((entry.quantity for entry in merged), Decimal(0))
+        if total != line.quantity:
+            self.add(
+                ReasonCode.INVALID_QUANTITY,
+                f"manufacturer lots total {total} but the line quantity is {line.quantity}",
+                f"{total} != {line.quantity}",
+            )
+        return merged
+
+    def _merged(self, given: Iterable[LotEntry]) -> tuple[LotEntry, ...] | None:
+        merged: dict[str, LotEntry] = {}
+        ok = True
+        for entry in given:
+            ok = self._entry_ok(entry) and ok
+            before = merged.get(entry.mfr_lot)
+            if before is None:
+                merged[entry.mfr_lot] = entry
+                continue
+            if before.expires_on != entry.expires_on and not self.receipt.is_return:
+                self.add(
+                    ReasonCode.EXPIRY_REQUIRED,
+                    f"manufacturer lot {entry.mfr_lot} is listed with two expiry dates "
+                    f"{before.expires_on} and {entry.expires_on}",
+                    entry.mfr_lot,
+                )
+                ok = False
+            merged[entry.mfr_lot] = LotEntry(
+                mfr_lot=entry.mfr_lot,
+                quantity=before.quantity + entry.quantity,
+                expires_on=before.expires_on or entry.expires_on,
+            )
+        return tuple(merged.values()) if ok else None
+
+    def _entry_ok(self, entry: LotEntry) -> bool:
+        needs_expiry = self.item.perishable and not self.receipt.is_return
+        if needs_expiry and entry.expires_on is None:
+            self.add(
+                ReasonCode.EXPIRY_REQUIRED,
+                f"perishable item {self.item.lic}: manufacturer lot {entry.mfr_lot} needs an "
+                "expiry date",
+                entry.mfr_lot,
+            )
+            return False
+        if self.item.serialized:
+            return self._whole(entry.quantity, f"quantity of manufacturer lot {entry.mfr_lot}")
+        return True
+
+
+def _lots_from_scans(scans: Sequence[Scan]) -> tuple[LotEntry, ...]:
+    """Each scan carrying a lot is one unit of that lot (R5)."""
+    return tuple(
+        LotEntry(mfr_lot=scan.mfr_lot, quantity=Decimal(1), expires_on=scan.expires_on)
+        for scan in scans
+        if scan.mfr_lot is not None
+    )
+
+
+def _problem(line: ReceiptLine, code: ReasonCode, reason: str, offending: str | None) -> Problem:
+    return Problem(
+        line_no=line.line_no, lic=line.lic, reason_code=code, reason=reason, offending=offending
+    )
+
+
+# --- settling: allocation's answers -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Moved:
+    """Units of one inventory lot (and manufacturer lot or serial) a decision moved."""
+
+    lot_id: str | None
+    quantity: Decimal
+    unit_cost: Decimal
+    mfr_lot: str | None = None
+    expires_on: date | None = None
+    serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Posted:
+    """A line allocation accepted: its inventory lot, generated serials and movements."""
+
+    line_no: int
+    lic: str
+    quantity: Decimal
+    lot_id: str | None = None
+    generated_serials: tuple[str, ...] = ()
+    movements: tuple[Moved, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineOutcome:
+    """A sent line and what allocation answered; neither `posted` nor `problem`: still pending."""
+
+    line_no: int
+    lic: str
+    posted: Posted | None = None
+    problem: Problem | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.posted is None and self.problem is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settled:
+    """The document's final status: posted lines, and the refused ones (none: posted)."""
+
+    posted: tuple[Posted, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def fully_posted(self) -> bool:
+        return not self.problems
+
+
+def settle(outcomes: Sequence[LineOutcome]) -> Settled | None:
+    """The status once every line is answered; None while any line waits."""
+    if any(outcome.pending for outcome in outcomes):
+        return None
+    ordered = sorted(outcomes, key=lambda outcome: outcome.line_no)
+    return Settled(
+        posted=tuple(o.posted for o in ordered if o.posted is not None),
+        problems=tuple(o.problem for o in ordered if o.problem is not None),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Answer:
+    """Allocation's answer to one line command: the line posted, or the problem it refused."""
+
+    command_id: str
+    posted: Posted | None = None
+    problem: Problem | None = None

@@ -1,0 +1,189 @@
+"""Receiving's SQL: the item read model, documents and their lines. Set-based writes.
+
+Bound to the unit of work's connection (search_path = `receiving`); never opens a transaction.
+JSON columns are written as text and cast in SQL, so the queries do not depend on the
+connection's jsonb codec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+from pydantic import TypeAdapter
+
+from services.receiving import domain as d
+
+T = TypeVar("T")
+_POSTED = TypeAdapter(d.Posted)
+_PROBLEM = TypeAdapter(d.Problem)
+_PROBLEMS = TypeAdapter(tuple[d.Problem, ...])
+
+
+@dataclass(frozen=True, slots=True)
+class NewReceipt:
+    """A document as checked at the door: its lines went out, or its problems did."""
+
+    receipt: d.Receipt
+    checked: d.Checked
+
+
+@dataclass(frozen=True, slots=True)
+class OpenReceipt:
+    """A document waiting for allocation: its lines and what has been answered so far."""
+
+    message_id: str
+    shipment_id: str
+    lines: tuple[d.LineOutcome, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    message_id: str
+    status: str  # 'posted' | 'rejected'
+    problems: tuple[d.Problem, ...]
+
+
+def _json(adapter: TypeAdapter[T], value: T | None) -> str | None:
+    return None if value is None else adapter.dump_json(value).decode()
+
+
+class PgReceivingRepository:
+    async def items(self, conn: asyncpg.Connection, lics: Sequence[str]) -> dict[str, d.Item]:
+        rows = await conn.fetch(
+            "SELECT lic, track_mfr_lot, serialized, perishable, next_serial, gtin"
+            " FROM items WHERE lic = ANY($1::text[])",
+            list(lics),
+        )
+        return {row["lic"]: d.Item(**dict(row)) for row in rows}
+
+    async def upsert_items(self, conn: asyncpg.Connection, items: Sequence[d.Item]) -> None:
+        """The latest state of each LIC wins (events arrive in partition order per LIC)."""
+        latest = {item.lic: item for item in items}
+        await conn.execute(
+            "INSERT INTO items (lic, track_mfr_lot, serialized, perishable, next_serial, gtin)"
+            " SELECT * FROM unnest($1::text[], $2::bool[], $3::bool[], $4::bool[],"
+            "   $5::text[], $6::text[])"
+            " ON CONFLICT (lic) DO UPDATE SET track_mfr_lot = excluded.track_mfr_lot,"
+            "   serialized = excluded.serialized, perishable = excluded.perishable,"
+            "   next_serial = excluded.next_serial, gtin = excluded.gtin, updated_at = now()",
+            [i.lic for i in latest.values()],
+            [i.track_mfr_lot for i in latest.values()],
+            [i.serialized for i in latest.values()],
+            [i.perishable for i in latest.values()],
+            [i.next_serial for i in latest.values()],
+            [i.gtin for i in latest.values()],
+        )
+
+    async def add_receipts(self, conn: asyncpg.Connection, receipts: Sequence[NewReceipt]) -> None:
+        """Record the batch's documents and the lines sent for them, one statement each."""
+        if not receipts:
+            return
+        await conn.execute(
+            "INSERT INTO receipts (message_id, shipment_id, office, source, received_on,"
+            "   status, problems, settled_at)"
+            " SELECT m, s, o, src, r, st, p::jsonb, CASE WHEN st = 'rejected' THEN now() END"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[],"
+            "   $6::text[], $7::text[]) AS v(m, s, o, src, r, st, p)",
+            [n.receipt.message_id for n in receipts],
+            [n.receipt.shipment_id for n in receipts],
+            [n.receipt.office for n in receipts],
+            [n.receipt.source for n in receipts],
+            [n.receipt.received_on for n in receipts],
+            ["posting" if n.checked.accepted else "rejected" for n in receipts],
+            [
+                None if n.checked.accepted else _PROBLEMS.dump_json(n.checked.problems).decode()
+                for n in receipts
+            ],
+        )
+        lines = [(n.receipt.message_id, cmd) for n in receipts for cmd in n.checked.commands]
+        if not lines:
+            return
+        await conn.execute(
+            "INSERT INTO receipt_lines (message_id, line_no, lic, quantity, command_id, status)"
+            " SELECT m, n, l, q, c, 'pending'"
+            " FROM unnest($1::text[], $2::int[], $3::text[], $4::numeric[], $5::text[])"
+            "   AS v(m, n, l, q, c)",
+            [m for m, _ in lines],
+            [cmd.line_no for _, cmd in lines],
+            [cmd.lic for _, cmd in lines],
+            [cmd.quantity for _, cmd in lines],
+            [cmd.command_id for _, cmd in lines],
+        )
+
+    async def record_answers(
+        self, conn: asyncpg.Connection, answers: Sequence[d.Answer]
+    ) -> list[str]:
+        """Store answers to pending lines; returns the documents they belong to, locked.
+
+        Locking the documents first (in a fixed order) serializes two transactions answering
+        lines of the same document, so exactly one of them sees the last line answered.
+        """
+        ids = [a.command_id for a in answers]
+        docs = await conn.fetch(
+            "SELECT r.message_id FROM receipts r"
+            " WHERE r.status = 'posting' AND r.message_id IN"
+            "   (SELECT message_id FROM receipt_lines WHERE command_id = ANY($1::text[]))"
+            " ORDER BY r.message_id FOR UPDATE OF r",
+            ids,
+        )
+        if not docs:
+            return []
+        await conn.execute(
+            "UPDATE receipt_lines AS l"
+            " SET status = CASE WHEN v.posted IS NULL THEN 'refused' ELSE 'posted' END,"
+            "   posted = v.posted::jsonb, problem = v.problem::jsonb"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS v(command_id, posted, problem)"
+            " WHERE l.command_id = v.command_id AND l.status = 'pending'",
+            ids,
+            [None if a.posted is None else _POSTED.dump_json(a.posted).decode() for a in answers],
+            [
+                None if a.problem is None else _PROBLEM.dump_json(a.problem).decode()
+                for a in answers
+            ],
+        )
+        return [row["message_id"] for row in docs]
+
+    async def open_receipts(
+        self, conn: asyncpg.Connection, message_ids: Sequence[str]
+    ) -> list[OpenReceipt]:
+        rows = await conn.fetch(
+            "SELECT r.message_id, r.shipment_id, l.line_no, l.lic,"
+            "   l.posted::text AS posted, l.problem::text AS problem"
+            " FROM receipts r JOIN receipt_lines l USING (message_id)"
+            " WHERE r.message_id = ANY($1::text[]) AND r.status = 'posting'"
+            " ORDER BY r.message_id, l.line_no",
+            list(message_ids),
+        )
+        grouped: dict[str, tuple[str, list[d.LineOutcome]]] = {}
+        for row in rows:
+            _, lines = grouped.setdefault(row["message_id"], (row["shipment_id"], []))
+            lines.append(
+                d.LineOutcome(
+                    line_no=row["line_no"],
+                    lic=row["lic"],
+                    posted=None if row["posted"] is None else _POSTED.validate_json(row["posted"]),
+                    problem=None
+                    if row["problem"] is None
+                    else _PROBLEM.validate_json(row["problem"]),
+                )
+            )
+        return [
+            OpenReceipt(message_id=m, shipment_id=shipment_id, lines=tuple(lines))
+            for m, (shipment_id, lines) in grouped.items()
+        ]
+
+    async def finish(self, conn: asyncpg.Connection, finished: Sequence[Finished]) -> None:
+        if not finished:
+            return
+        await conn.execute(
+            "UPDATE receipts AS r SET status = v.status, problems = v.problems::jsonb,"
+            "   settled_at = now()"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) AS v(message_id, status, problems)"
+            " WHERE r.message_id = v.message_id",
+            [f.message_id for f in finished],
+            [f.status for f in finished],
+            [_PROBLEMS.dump_json(f.problems).decode() if f.problems else None for f in finished],
+        )
