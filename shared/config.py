@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: str | None = Field(default=None, alias="KAFKA_SSL_CAFILE")
     kafka_fetch_max_wait_ms: int = Field(default=20, alias="KAFKA_FETCH_MAX_WAIT_MS")
     kafka_max_batch: int = Field(default=500, alias="KAFKA_MAX_BATCH")
+    # The embedded broker completes a group's first join after half the session timeout.
+    kafka_session_timeout_ms: int = Field(default=6000, alias="KAFKA_SESSION_TIMEOUT_MS")
+    kafka_heartbeat_interval_ms: int = Field(default=1000, alias="KAFKA_HEARTBEAT_INTERVAL_MS")
+    kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     db_pool_size: int = Field(default=4, alias="DB_POOL_SIZE")
     topic_prefix: str = Field(default="", alias="LOTLINE_TOPIC_PREFIX")

@@ -132,6 +132,8 @@ class TransactionalConsumer(Generic[T]):
             batch_timeout_ms=self._settings.kafka_fetch_max_wait_ms,
             fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
             auto_offset_reset="earliest",
+            session_timeout_ms=self._settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
             ack_policy=AckPolicy.MANUAL,
             listener=_Listener(self),
             decoder=_keep_raw,

@@ -64,7 +64,8 @@ async def ensure_topics(settings: Settings) -> list[str]:
     try:
         existing = set(await admin.list_topics())
         wanted = settings.topics.partitions()
-        missing = [NewTopic(n, p, 1) for n, p in wanted.items() if n not in existing]
+        replicas = settings.kafka_replication_factor
+        missing = [NewTopic(n, p, replicas) for n, p in wanted.items() if n not in existing]
         created = []
         for topic in missing:
             try:

@@ -3,6 +3,7 @@ what changed. One statement per table and direction, whatever the batch size."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,12 +35,16 @@ class Table:
 
     def upsert_sql(self) -> str:
         names = ", ".join(c for c, _ in self.columns)
-        arrays = ", ".join(f"${i + 1}::{t}[]" for i, (_, t) in enumerate(self.columns))
+        # jsonb travels as text: a list of JSON documents would read as a nested array.
+        arrays = ", ".join(
+            f"${i + 1}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(self.columns)
+        )
+        selected = ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in self.columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in self.columns if c not in self.key)
         conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
         return (
-            f"INSERT INTO {self.name} ({names}) SELECT * FROM unnest({arrays})"
-            f" ON CONFLICT ({', '.join(self.key)}) {conflict}"
+            f"INSERT INTO {self.name} ({names}) SELECT {selected} FROM unnest({arrays})"
+            f" AS u({names}) ON CONFLICT ({', '.join(self.key)}) {conflict}"
         )
 
     def delete_sql(self) -> str:
@@ -81,10 +86,12 @@ def _unit_row(lic: str, u: Unit) -> tuple[Any, ...]:
 
 
 def _allocation_row(lic: str, a: Allocation) -> tuple[Any, ...]:
-    picks = [
-        {"lot_id": p.lot_id, "mfr_lot": p.mfr_lot, "serial": p.serial, "quantity": str(p.quantity)}
-        for p in a.picks
-    ]
+    picks = json.dumps(
+        [
+            {"lot_id": p.lot_id, "mfr_lot": p.mfr_lot, "serial": p.serial, "quantity": str(p.quantity)}
+            for p in a.picks
+        ]
+    )
     return (
         a.lic, a.shipment_id, a.line_no, a.office, a.kind, a.counterparty, a.ship_on,
         a.quantity, picks, a.status, a.explicit, a.complete,

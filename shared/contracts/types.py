@@ -77,7 +77,7 @@ def _bounded(limit: Decimal, what: str) -> AfterValidator:
         exponent = value.as_tuple().exponent
         if isinstance(exponent, int) and -exponent > MAX_DECIMAL_PLACES:
             raise ValueError(f"{what} {value} has more than {MAX_DECIMAL_PLACES} decimal places")
-        return value.normalize() if value == value.to_integral_value() else value
+        return value
 
     return AfterValidator(check)
 

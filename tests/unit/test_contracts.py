@@ -1,0 +1,143 @@
+"""The wire contract refuses hostile input and normalizes identifiers (DESIGN.md §4, §6)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import pytest
+from pydantic import TypeAdapter
+
+from shared.asyncapi import document
+from shared.contracts import InvalidMessage, decode, encode
+from shared.contracts.codec import MAX_MESSAGE_BYTES
+from shared.contracts.events import InventoryEvent, LineShipped, Movement
+from shared.contracts.upstream import AdjustmentMessage, ShipmentMessage
+
+SHIPMENTS = TypeAdapter(ShipmentMessage)
+ADJUSTMENTS = TypeAdapter(AdjustmentMessage)
+
+
+def _request(quantity: object = 1, **extra: object) -> dict[str, object]:
+    return {
+        "type": "ShipmentRequested",
+        "message_id": "m-1",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "shipment_id": "S-1",
+        "office": "AI",
+        "ship_on": "2026-11-02",
+        "lines": [{"line_no": 1, "lic": "DC-IP3VO-4", "quantity": quantity}],
+        **extra,
+    }
+
+
+def _bytes(doc: object) -> bytes:
+    return json.dumps(doc).encode()
+
+
+def test_accepts_a_valid_shipment_request_with_decimal_string_quantity() -> None:
+    message = decode(SHIPMENTS, _bytes(_request("2.50")))
+    assert message.type == "ShipmentRequested"
+    assert message.lines[0].quantity == Decimal("2.50")
+
+
+@pytest.mark.parametrize("raw", [b"NaN", b"Infinity", b"-Infinity"])
+def test_refuses_nan_and_infinity_literals(raw: bytes) -> None:
+    body = _bytes(_request(0)).replace(b'"quantity": 0', b'"quantity": ' + raw)
+    with pytest.raises(InvalidMessage, match="constant"):
+        decode(SHIPMENTS, body)
+
+
+@pytest.mark.parametrize("quantity", ["NaN", "Infinity", "1e400", 1e300, 0, -1, "-0.5", "abc"])
+def test_refuses_non_finite_huge_zero_and_negative_quantities(quantity: object) -> None:
+    with pytest.raises(InvalidMessage, match="quantity"):
+        decode(SHIPMENTS, _bytes(_request(quantity)))
+
+
+def test_1e400_as_a_json_number_is_refused_not_turned_into_infinity() -> None:
+    body = _bytes(_request(0)).replace(b'"quantity": 0', b'"quantity": 1e400')
+    with pytest.raises(InvalidMessage, match="beyond the limit"):
+        decode(SHIPMENTS, body)
+
+
+def test_refuses_duplicate_json_keys() -> None:
+    body = b'{"type": "ShipmentCancelled", "message_id": "a", "shipment_id": "S1", "shipment_id": "S2"}'
+    with pytest.raises(InvalidMessage, match="duplicate JSON key 'shipment_id'"):
+        decode(SHIPMENTS, body)
+
+
+@pytest.mark.parametrize("bad", ["S\x00-1", "S\x07", "S\u200b1", "\ufeffS1", "S\u202e1"])
+def test_refuses_control_and_invisible_characters_in_identifiers(bad: str) -> None:
+    with pytest.raises(InvalidMessage, match="shipment_id"):
+        decode(SHIPMENTS, _bytes(_request(shipment_id=bad)))
+
+
+def test_refuses_lone_surrogates() -> None:
+    body = _bytes(_request()).replace(b'"S-1"', b'"S\\ud800"')
+    with pytest.raises(InvalidMessage):
+        decode(SHIPMENTS, body)
+
+
+def test_identifiers_are_nfc_normalized_and_trimmed() -> None:
+    decomposed = "  LOT-Cafe\u0301 "
+    message = decode(SHIPMENTS, _bytes(_request(shipment_id=decomposed)))
+    assert message.shipment_id == "LOT-Caf\u00e9"
+
+
+def test_refuses_payloads_over_the_size_limit() -> None:
+    body = _bytes(_request(reason="x" * (MAX_MESSAGE_BYTES + 1)))
+    with pytest.raises(InvalidMessage, match="exceeds"):
+        decode(SHIPMENTS, body)
+
+
+@pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b"\xff\xfe", b'{"type": "Nope"}', b"{}"])
+def test_refuses_what_is_not_a_message_of_the_topic(raw: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        decode(SHIPMENTS, raw)
+
+
+def test_adjustment_quantity_is_signed_but_not_zero() -> None:
+    base = {
+        "type": "AdjustInventory",
+        "message_id": "a-1",
+        "adjustment_id": "ADJ-1",
+        "lic": "X",
+        "office": "AI",
+        "kind": "loss",
+    }
+    assert decode(ADJUSTMENTS, _bytes({**base, "quantity": -3})).quantity == Decimal(-3)
+    with pytest.raises(InvalidMessage, match="must not be 0"):
+        decode(ADJUSTMENTS, _bytes({**base, "quantity": 0}))
+
+
+def test_duplicate_line_numbers_are_refused() -> None:
+    doc = _request()
+    doc["lines"] = [doc["lines"][0], doc["lines"][0]]  # type: ignore[index]
+    with pytest.raises(InvalidMessage, match="appears twice"):
+        decode(SHIPMENTS, _bytes(doc))
+
+
+def test_events_round_trip_with_fixed_point_money() -> None:
+    event = LineShipped(
+        message_id="c#0",
+        lic="X",
+        command_id="c",
+        shipment_id="S",
+        line_no=1,
+        office="AI",
+        ship_on="2026-11-02",  # type: ignore[arg-type]
+        quantity=Decimal("10"),
+        movements=[Movement(lot_id="L1", quantity=Decimal("10"), unit_cost=Decimal("300.00"))],
+    )
+    wire = encode(event)
+    assert b'"unit_cost":"300.00"' in wire and b"E+" not in wire
+    assert decode(TypeAdapter(InventoryEvent), wire) == event
+
+
+def test_asyncapi_document_names_every_contract_topic() -> None:
+    channels = set(document()["channels"])
+    assert {
+        "inventory.receipts", "inventory.shipments", "inventory.items", "inventory.adjustments",
+        "inventory.commands", "inventory.events", "inventory.status", "inventory.costs",
+        "inventory.dlq",
+    } <= channels  # fmt: skip
