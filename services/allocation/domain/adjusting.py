@@ -149,19 +149,19 @@ def _restore_unit(draft: Draft, item: Item, office: str, serial: str) -> LotMove
     units = draft.units_with_serial(serial)
     if any(unit.in_stock for unit in units):
         raise checks.in_stock(item, serial)
-    removed = [
-        u
-        for u in units
-        if u.status is SerialStatus.REMOVED and draft.lots[u.lot_id].office == office
-    ]
-    if not removed:
+    latest = max(units, key=lambda u: draft.lots[u.lot_id].seq, default=None)
+    if (
+        latest is None
+        or latest.status is not SerialStatus.REMOVED
+        or draft.lots[latest.lot_id].office != office
+    ):
         raise Refusal(
             ReasonCode.SERIAL_NOT_AVAILABLE,
             f"serial {serial} of {item.lic} was not removed from stock at office {office}: "
             "add it with a beginning balance",
             serial,
         )
-    unit = max(removed, key=lambda u: draft.lots[u.lot_id].seq)
+    unit = latest
     draft.change(unit.lot_id, unit.mfr_lot, on_hand=Decimal(1), used=Decimal(-1))
     draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
     return _unit_move(draft, unit)

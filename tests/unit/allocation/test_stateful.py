@@ -1,0 +1,644 @@
+"""Random command sequences through decide(), checked against a small reference model.
+
+Three LICs: a plain item, a lot-tracked perishable item and a serialized item, at two offices.
+After every step the invariants of R4, R7, R9 and R11 must hold; where the reference model can
+tell on its own whether a command must succeed (free stock, serials in stock), decide() agrees.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from services.allocation.domain.decide import decide
+from services.allocation.domain.errors import ReasonCode
+from services.allocation.domain.model import (
+    ZERO,
+    AdjustmentKind,
+    AdjustStock,
+    AllocateLine,
+    Command,
+    Decision,
+    InventoryAdjusted,
+    LicState,
+    LineAllocated,
+    LineReleased,
+    LineShipped,
+    LotEntry,
+    LotMovement,
+    LotPick,
+    ReceiveStock,
+    ReleaseLine,
+    ReturnFromCustomer,
+    SerialStatus,
+    ShipLine,
+    ShipmentKind,
+    StockReceived,
+    StockReturned,
+    UpsertItem,
+)
+
+PLAIN, LOT, SER = "PLAIN", "LOT", "SER"
+OFFICES = st.sampled_from(["AI", "AI", "AI", "EE"])
+DATES = [date(2024, 1, 10), date(2024, 2, 10), date(2024, 3, 10), date(2024, 4, 10)]
+DAYS = st.sampled_from(DATES)
+MFR = st.sampled_from(["A", "B", "C"])
+SERIALS = [f"S{i:02d}" for i in range(16)]
+CUSTOMERS = st.sampled_from(["Acme", "Beta"])
+QTY = st.integers(min_value=1, max_value=5)
+KINDS = st.sampled_from(["sale", "sale", "vendor_return"])
+
+S = SerialStatus
+D = Decimal
+
+
+class AllocationMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.states = {lic: LicState.empty(lic) for lic in (PLAIN, LOT, SER)}
+        self.ids = itertools.count()
+        self.lots = itertools.count()
+        # reference model
+        self.total = {lic: ZERO for lic in self.states}  # stock on hand incl. unallocated
+        self.serials: dict[str, tuple[SerialStatus, str]] = {}  # serial -> (status, office)
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def mid(self) -> str:
+        return f"m{next(self.ids)}"
+
+    def lot_id(self) -> str:
+        return f"LOT-{next(self.lots)}"
+
+    def run(self, command: Command) -> Decision:
+        before = self.states[command.lic]
+        decision = decide(before, command)
+        if decision.rejected is not None:
+            assert decision.state is before and len(decision.events) == 1
+        for event in decision.events:
+            self.follow(event)
+        self.states[command.lic] = decision.state
+        return decision
+
+    def follow(self, event: object) -> None:
+        """Track totals and serial states from the accepted events."""
+        match event:
+            case StockReceived(lic=lic, quantity=q, movements=moves, office=office):
+                self.total[lic] += q
+                self.mark(moves, S.AVAILABLE, office)
+            case LineAllocated(movements=moves, office=office):
+                self.mark(moves, S.ALLOCATED, office)
+            case LineReleased(movements=moves, office=office):
+                self.mark(moves, S.AVAILABLE, office)
+            case LineShipped(lic=lic, quantity=q, movements=moves, office=office, kind=kind):
+                self.total[lic] -= q
+                gone = S.SHIPPED if kind == "sale" else S.RETURNED_TO_VENDOR
+                self.mark(moves, gone, office)
+            case InventoryAdjusted(lic=lic, quantity=q, movements=moves, office=office):
+                self.total[lic] += q
+                self.mark([m for m in moves if m.quantity > 0], S.AVAILABLE, office)
+                self.mark([m for m in moves if m.quantity < 0], S.REMOVED, office)
+            case StockReturned(lic=lic, quantity=q, movements=moves):
+                self.total[lic] += q
+                for m in moves:
+                    if m.serial is not None and m.lot_id is not None:
+                        office = self.states[lic].lots[m.lot_id].office
+                        self.serials[m.serial] = (S.AVAILABLE, office)
+
+    def mark(self, moves: Iterable[LotMovement], status: SerialStatus, office: str) -> None:
+        for m in moves:
+            if m.serial is not None:
+                self.serials[m.serial] = (status, office)
+
+    def serials_at(self, office: str, status: SerialStatus) -> list[str]:
+        return sorted(s for s, where in self.serials.items() if where == (status, office))
+
+    def new_or_live_line(self, lic: str) -> st.SearchStrategy[str]:
+        """A new shipment line, one allocated now (re-allocation) or, rarely, one shipped."""
+        lines = self.states[lic].allocations
+        live = sorted(k[0] for k, a in lines.items() if a.status == "allocated")
+        done = sorted(k[0] for k, a in lines.items() if a.status != "allocated")
+        fresh = f"SH{len(lines)}"
+        return st.sampled_from([fresh, fresh, fresh, *live, *done[:1]])
+
+    def some_line(self, lic: str) -> st.SearchStrategy[str]:
+        """Mostly a line that is allocated now, sometimes any line."""
+        live = [k[0] for k, a in self.states[lic].allocations.items() if a.status == "allocated"]
+        return st.sampled_from([*(3 * sorted(live)), "SH0", "SH404"])
+
+    def free_serial(self, serial: str, office: str) -> bool:
+        return self.serials.get(serial) == (S.AVAILABLE, office)
+
+    def in_stock(self, serial: str) -> bool:
+        return serial in self.serials and self.serials[serial][0] in (S.AVAILABLE, S.ALLOCATED)
+
+    # -- setup ----------------------------------------------------------------------------------
+
+    @initialize()
+    def items(self) -> None:
+        for lic, track, serialized, next_serial in (
+            (PLAIN, False, False, None),
+            (LOT, True, False, None),
+            (SER, False, True, "90"),
+        ):
+            self.run(
+                UpsertItem(
+                    message_id=self.mid(),
+                    lic=lic,
+                    description=lic,
+                    uom="Each",
+                    track_mfr_lot=track,
+                    serialized=serialized,
+                    next_serial=next_serial,
+                    est_unit_cost=D("2.50"),
+                )
+            )
+
+    # -- receipts -------------------------------------------------------------------------------
+
+    @rule(office=OFFICES, qty=QTY, cost=st.sampled_from(["1.00", "3.25"]))
+    def receive_plain(self, office: str, qty: int, cost: str) -> None:
+        decision = self.run(self.receipt(PLAIN, office, D(qty), unit_cost=D(cost)))
+        assert decision.rejected is None
+
+    @rule(
+        office=OFFICES,
+        lots=st.lists(st.tuples(MFR, QTY, DAYS), min_size=1, max_size=2),
+    )
+    def receive_lots(self, office: str, lots: list[tuple[str, int, date]]) -> None:
+        entries = tuple(LotEntry(mfr_lot=n, quantity=D(q), expires_on=e) for n, q, e in lots)
+        total = sum((e.quantity for e in entries), ZERO)
+        decision = self.run(self.receipt(LOT, office, total, mfr_lots=entries))
+        names = [n for n, _, _ in lots]
+        clash = len(set(names)) < len(names) and len({(n, e) for n, _, e in lots}) > len(set(names))
+        assert (decision.rejected is None) == (not clash)
+
+    @rule(office=OFFICES, serials=st.lists(st.sampled_from(SERIALS), min_size=1, max_size=3))
+    def receive_serials(self, office: str, serials: list[str]) -> None:
+        command = self.receipt(SER, office, D(len(serials)), serials=tuple(serials))
+        expected_ok = len(set(serials)) == len(serials) and not any(map(self.in_stock, serials))
+        decision = self.run(command)
+        assert (decision.rejected is None) == expected_ok, decision.events
+
+    @rule(office=OFFICES, qty=st.integers(min_value=1, max_value=2))
+    def receive_generated(self, office: str, qty: int) -> None:
+        decision = self.run(self.receipt(SER, office, D(qty), generate=True))
+        assert decision.rejected is None
+
+    def receipt(
+        self,
+        lic: str,
+        office: str,
+        quantity: Decimal,
+        *,
+        unit_cost: Decimal | None = None,
+        mfr_lots: tuple[LotEntry, ...] = (),
+        serials: tuple[str, ...] = (),
+        generate: bool = False,
+    ) -> ReceiveStock:
+        return ReceiveStock(
+            message_id=self.mid(),
+            lic=lic,
+            lot_id=self.lot_id(),
+            office=office,
+            kind="purchase",
+            received_on=DATES[0],
+            quantity=quantity,
+            shipment_id="PO",
+            line_no=1,
+            unit_cost=unit_cost,
+            mfr_lots=mfr_lots,
+            serials=serials,
+            generate_serials=generate,
+        )
+
+    # -- shipments ------------------------------------------------------------------------------
+
+    @rule(office=OFFICES, qty=QTY, customer=CUSTOMERS, data=st.data())
+    def allocate_plain(self, office: str, qty: int, customer: str, data: st.DataObject) -> None:
+        shipment = data.draw(self.new_or_live_line(PLAIN))
+        state = self.states[PLAIN]
+        own = state.allocations.get((shipment, 1))
+        mine = own.quantity if own and own.status == "allocated" and own.office == office else 0
+        free = sum((lot.free for lot in state.lots.values() if lot.office == office), ZERO)
+        shipped = own is not None and own.status == "shipped"
+        decision = self.run(self.line(PLAIN, shipment, office, D(qty), customer))
+        assert (decision.rejected is None) == (not shipped and free + mine >= qty)
+
+    @rule(
+        office=OFFICES,
+        qty=QTY,
+        ship_on=DAYS,
+        kind=KINDS,
+        customer=CUSTOMERS,
+        data=st.data(),
+    )
+    def allocate_lots(
+        self,
+        office: str,
+        qty: int,
+        ship_on: date,
+        kind: ShipmentKind,
+        customer: str,
+        data: st.DataObject,
+    ) -> None:
+        shipment = data.draw(self.new_or_live_line(LOT))
+        state = self.states[LOT]
+        stocked = sorted(
+            {r.mfr_lot for r in state.mfr_lots.values() if state.lots[r.lot_id].office == office}
+        )
+        named = data.draw(st.sampled_from([*stocked, "C", None]))
+        if kind == "vendor_return" and named is None:
+            named = data.draw(st.sampled_from([*stocked, "C"]))
+        lots = () if named is None else (LotPick(mfr_lot=named, quantity=D(qty)),)
+        before = self.states[LOT]
+        decision = self.run(self.line(LOT, shipment, office, D(qty), customer, ship_on, kind, lots))
+        if decision.rejected is None and kind == "sale":
+            allocated = decision.events[-1]
+            assert isinstance(allocated, LineAllocated)
+            self.check_fefo(before, allocated, shipment, auto=named is None)
+
+    @rule(
+        office=OFFICES,
+        qty=st.integers(min_value=1, max_value=3),
+        named=st.booleans(),
+        kind=KINDS,
+        customer=CUSTOMERS,
+        data=st.data(),
+    )
+    def allocate_serials(
+        self,
+        office: str,
+        qty: int,
+        named: bool,
+        kind: ShipmentKind,
+        customer: str,
+        data: st.DataObject,
+    ) -> None:
+        shipment = data.draw(self.new_or_live_line(SER))
+        serials: tuple[str, ...] = ()
+        if named or kind == "vendor_return":
+            pool = 3 * self.serials_at(office, S.AVAILABLE) + SERIALS[:3]
+            serials = tuple(data.draw(st.lists(st.sampled_from(pool), min_size=qty, max_size=qty)))
+        state = self.states[SER]
+        own = state.allocations.get((shipment, 1))
+        live = own is not None and own.status == "allocated"
+        mine = {p.serial for p in own.picks} if live and own and own.office == office else set()
+        usable = all(self.free_serial(s, office) or s in mine for s in serials)
+        unique = len(set(serials)) == len(serials)
+        decision = self.run(
+            self.line(SER, shipment, office, D(qty), customer, kind=kind, serials=serials)
+        )
+        if serials and not (own is not None and own.status == "shipped"):
+            assert (decision.rejected is None) == (usable and unique), decision.events
+
+    def line(
+        self,
+        lic: str,
+        shipment: str,
+        office: str,
+        quantity: Decimal,
+        customer: str,
+        ship_on: date = DATES[0],
+        kind: ShipmentKind = "sale",
+        lots: tuple[LotPick, ...] = (),
+        serials: tuple[str, ...] = (),
+    ) -> AllocateLine:
+        return AllocateLine(
+            message_id=self.mid(),
+            lic=lic,
+            shipment_id=shipment,
+            line_no=1,
+            office=office,
+            kind=kind,
+            counterparty=customer if kind == "sale" else "Vendor",
+            ship_on=ship_on,
+            quantity=quantity,
+            lots=lots,
+            serials=serials,
+        )
+
+    @rule(lic=st.sampled_from([PLAIN, LOT, SER]), data=st.data())
+    def ship(self, lic: str, data: st.DataObject) -> None:
+        shipment = data.draw(self.some_line(lic))
+        own = self.states[lic].allocations.get((shipment, 1))
+        decision = self.run(
+            ShipLine(message_id=self.mid(), lic=lic, shipment_id=shipment, line_no=1)
+        )
+        assert (decision.rejected is None) == (own is not None and own.status == "allocated")
+
+    def live_lics(self) -> list[str]:
+        return [
+            lic
+            for lic, state in self.states.items()
+            if any(a.status == "allocated" for a in state.allocations.values())
+        ]
+
+    @precondition(lambda self: bool(self.live_lics()))
+    @rule(data=st.data())
+    def ship_live(self, data: st.DataObject) -> None:
+        """Ship a line that is allocated now: always accepted (automatic picks are complete)."""
+        lic = data.draw(st.sampled_from(self.live_lics()))
+        lines = self.states[lic].allocations.values()
+        line = data.draw(st.sampled_from([a for a in lines if a.status == "allocated"]))
+        command = ShipLine(message_id=self.mid(), lic=lic, shipment_id=line.shipment_id, line_no=1)
+        assert self.run(command).rejected is None
+
+    def shipped_lics(self) -> list[str]:
+        return [
+            lic
+            for lic, state in self.states.items()
+            if any(r.returnable > 0 for r in state.shipments.values())
+        ]
+
+    @precondition(lambda self: bool(self.shipped_lics()))
+    @rule(data=st.data())
+    def give_back_shipped(self, data: st.DataObject) -> None:
+        """Return part of what was shipped to a customer: accepted while the lot still counts
+        it as used (a count may have reversed that usage already)."""
+        lic = data.draw(st.sampled_from(self.shipped_lics()))
+        state = self.states[lic]
+        row = data.draw(st.sampled_from([r for r in state.shipments.values() if r.returnable > 0]))
+        qty = data.draw(st.integers(min_value=1, max_value=int(row.returnable)))
+        serials: tuple[str, ...] = ()
+        if lic == SER:
+            shipped = [
+                u.serial
+                for u in state.units.values()
+                if u.status is S.SHIPPED and u.customer == row.customer and u.lot_id == row.lot_id
+            ]
+            serials = tuple(shipped[:qty])
+            qty = len(serials)
+        lots = (LotPick(mfr_lot=row.mfr_lot, quantity=D(qty), lot_id=row.lot_id),)
+        used = state.lots[row.lot_id].used
+        if row.mfr_lot is not None:
+            used = state.mfr_lots[(row.lot_id, row.mfr_lot)].used
+        in_stock_again = any(self.in_stock(s) for s in serials)
+        decision = self.run(
+            ReturnFromCustomer(
+                message_id=self.mid(),
+                lic=lic,
+                shipment_id="RET",
+                line_no=1,
+                office="AI",
+                received_on=DATES[0],
+                quantity=D(qty),
+                customer=row.customer,
+                lots=lots if lic == LOT else (),
+                serials=serials,
+            )
+        )
+        if lic == LOT:
+            assert (decision.rejected is None) == (used >= qty), decision.events
+        if lic == SER and serials:
+            assert (decision.rejected is None) == (not in_stock_again), decision.events
+
+    @rule(lic=st.sampled_from([PLAIN, LOT, SER]), data=st.data())
+    def release(self, lic: str, data: st.DataObject) -> None:
+        shipment = data.draw(self.some_line(lic))
+        own = self.states[lic].allocations.get((shipment, 1))
+        command = ReleaseLine(message_id=self.mid(), lic=lic, shipment_id=shipment, line_no=1)
+        decision = self.run(command)
+        assert (decision.rejected is None) == (own is not None and own.status == "allocated")
+
+    # -- adjustments ----------------------------------------------------------------------------
+
+    @rule(
+        office=OFFICES,
+        qty=st.integers(min_value=-5, max_value=5).filter(bool),
+        kind=st.sampled_from(["count", "loss", "beginning_balance"]),
+    )
+    def adjust_plain(self, office: str, qty: int, kind: AdjustmentKind) -> None:
+        state = self.states[PLAIN]
+        free = sum((lot.free for lot in state.lots.values() if lot.office == office), ZERO)
+        free += state.unallocated.get(office, ZERO)
+        decision = self.run(self.adjustment(PLAIN, office, kind, D(qty)))
+        if kind == "beginning_balance":
+            assert (decision.rejected is None) == (qty > 0)
+        else:
+            assert (decision.rejected is None) == (qty > 0 or free >= -qty)
+
+    @rule(
+        office=OFFICES,
+        name=MFR,
+        qty=st.integers(min_value=-4, max_value=4).filter(bool),
+        kind=st.sampled_from(["count", "loss", "beginning_balance"]),
+        expires_on=DAYS,
+    )
+    def adjust_lots(
+        self, office: str, name: str, qty: int, kind: AdjustmentKind, expires_on: date
+    ) -> None:
+        entry = LotEntry(mfr_lot=name, quantity=D(abs(qty)), expires_on=expires_on)
+        rows = [
+            r
+            for r in self.states[LOT].mfr_lots.values()
+            if r.mfr_lot == name and self.states[LOT].lots[r.lot_id].office == office
+        ]
+        decision = self.run(self.adjustment(LOT, office, kind, D(qty), lots=(entry,)))
+        if kind == "beginning_balance":
+            assert (decision.rejected is None) == (qty > 0)
+        elif qty > 0:
+            used = sum((r.used for r in rows), ZERO)
+            assert (decision.rejected is None) == (used >= qty)
+            if decision.rejected is not None and rows:
+                assert decision.rejected.reason_code is ReasonCode.LOT_QTY_EXCEEDS_USED
+        else:
+            free = sum((r.free for r in rows), ZERO)
+            assert (decision.rejected is None) == (free >= -qty)
+
+    @rule(
+        office=OFFICES,
+        sign=st.sampled_from([-1, 1]),
+        kind=st.sampled_from(["count", "loss", "beginning_balance"]),
+        data=st.data(),
+    )
+    def adjust_serials(
+        self, office: str, sign: int, kind: AdjustmentKind, data: st.DataObject
+    ) -> None:
+        status = S.AVAILABLE if sign < 0 else S.REMOVED
+        pool = 3 * self.serials_at(office, status) + SERIALS[:4]
+        serials = data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2, unique=True))
+        quantity = D(sign * len(serials))
+        if kind == "beginning_balance":
+            ok = sign > 0 and not any(map(self.in_stock, serials))
+        elif sign < 0:
+            ok = all(self.free_serial(s, office) for s in serials)
+        else:
+            ok = all(self.serials.get(s) == (S.REMOVED, office) for s in serials)
+        decision = self.run(self.adjustment(SER, office, kind, quantity, serials=tuple(serials)))
+        assert (decision.rejected is None) == ok, decision.events
+
+    def adjustment(
+        self,
+        lic: str,
+        office: str,
+        kind: AdjustmentKind,
+        quantity: Decimal,
+        *,
+        lots: tuple[LotEntry, ...] = (),
+        serials: tuple[str, ...] = (),
+    ) -> AdjustStock:
+        return AdjustStock(
+            message_id=self.mid(),
+            lic=lic,
+            adjustment_id=self.lot_id(),
+            office=office,
+            kind=kind,
+            quantity=quantity,
+            adjusted_on=DATES[0],
+            lots=lots,
+            serials=serials,
+        )
+
+    # -- returns --------------------------------------------------------------------------------
+
+    @rule(lic=st.sampled_from([PLAIN, LOT, SER]), customer=CUSTOMERS, qty=QTY, data=st.data())
+    def give_back(self, lic: str, customer: str, qty: int, data: st.DataObject) -> None:
+        lots: tuple[LotPick, ...] = ()
+        serials: tuple[str, ...] = ()
+        shipped_rows = [r for r in self.states[lic].shipments.values() if r.returnable > 0]
+        if shipped_rows and data.draw(st.booleans()):
+            row = data.draw(st.sampled_from(shipped_rows))
+            customer = row.customer
+            qty = min(qty, int(row.returnable))
+        if lic == LOT:
+            names = [r.mfr_lot for r in shipped_rows if r.mfr_lot and r.customer == customer]
+            lots = (LotPick(mfr_lot=data.draw(st.sampled_from([*names, "A"])), quantity=D(qty)),)
+        if lic == SER:
+            shipped = sorted(s for s, (status, _) in self.serials.items() if status is S.SHIPPED)
+            pool = shipped + SERIALS[:2]
+            serials = tuple(data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=2)))
+            qty = len(serials)
+        state = self.states[lic]
+        to_them = {u.serial for u in state.units.values() if u.customer == customer}
+        ok = len(set(serials)) == len(serials) and all(
+            self.serials.get(s, (None, ""))[0] is S.SHIPPED and s in to_them for s in serials
+        )
+        decision = self.run(
+            ReturnFromCustomer(
+                message_id=self.mid(),
+                lic=lic,
+                shipment_id="RET",
+                line_no=1,
+                office="AI",
+                received_on=DATES[0],
+                quantity=D(qty),
+                customer=customer,
+                lots=lots,
+                serials=serials,
+            )
+        )
+        if lic == SER:
+            assert (decision.rejected is None) == ok, decision.events
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def check_fefo(
+        self, before: LicState, event: LineAllocated, shipment: str, *, auto: bool
+    ) -> None:
+        """R9: never an expired lot; automatic picks leave no earlier-expiring free lot."""
+        assert all(m.expires_on is None or m.expires_on >= event.ship_on for m in event.movements)
+        if not auto:
+            return
+        own = before.allocations.get((shipment, 1))
+        mine: defaultdict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
+        if own is not None and own.status == "allocated":
+            for p in own.picks:
+                mine[(p.lot_id, p.mfr_lot)] += p.quantity
+        taken: defaultdict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
+        for m in event.movements:
+            assert m.lot_id is not None
+            taken[(m.lot_id, m.mfr_lot)] += m.quantity
+        latest = max(m.expires_on for m in event.movements if m.expires_on is not None)
+        for (lot_id, mfr_lot), row in before.mfr_lots.items():
+            usable = row.expires_on is not None and event.ship_on <= row.expires_on < latest
+            if usable and before.lots[lot_id].office == event.office:
+                free = row.free + mine[(lot_id, mfr_lot)]
+                assert taken[(lot_id, mfr_lot)] == free, (lot_id, mfr_lot, "skipped by FEFO")
+
+    @invariant()
+    def lots_balance(self) -> None:
+        """R7/R11: on_hand = received − used ≥ 0, 0 ≤ allocated ≤ on_hand, closed iff empty."""
+        for state in self.states.values():
+            for lot in state.lots.values():
+                assert lot.on_hand == lot.received_qty - lot.used
+                assert lot.on_hand >= 0 and lot.used >= 0
+                assert 0 <= lot.allocated <= lot.on_hand
+                assert (lot.status == "closed") == (lot.on_hand == 0)
+            for row in state.mfr_lots.values():
+                assert row.on_hand == row.initial_qty - row.used
+                assert 0 <= row.allocated <= row.on_hand and row.used >= 0
+
+    @invariant()
+    def mfr_lots_add_up_to_their_lot(self) -> None:
+        state = self.states[LOT]
+        for lot in state.lots.values():
+            rows = [r for r in state.mfr_lots.values() if r.lot_id == lot.lot_id]
+            assert sum((r.on_hand for r in rows), ZERO) == lot.on_hand
+            assert sum((r.allocated for r in rows), ZERO) == lot.allocated
+
+    @invariant()
+    def totals_match_the_reference(self) -> None:
+        for lic, state in self.states.items():
+            held = sum((lot.on_hand for lot in state.lots.values()), ZERO)
+            assert held + sum(state.unallocated.values(), ZERO) == self.total[lic]
+
+    @invariant()
+    def nothing_is_allocated_twice(self) -> None:
+        """R9: live allocations' picks add up to exactly what lots and mfr lots hold."""
+        for state in self.states.values():
+            by_lot: defaultdict[str, Decimal] = defaultdict(Decimal)
+            by_mfr: defaultdict[tuple[str, str], Decimal] = defaultdict(Decimal)
+            for allocation in state.allocations.values():
+                if allocation.status != "allocated":
+                    continue
+                assert sum((p.quantity for p in allocation.picks), ZERO) == allocation.quantity
+                for p in allocation.picks:
+                    by_lot[p.lot_id] += p.quantity
+                    if p.mfr_lot is not None:
+                        by_mfr[(p.lot_id, p.mfr_lot)] += p.quantity
+            for lot in state.lots.values():
+                assert lot.allocated == by_lot[lot.lot_id]
+            for key, row in state.mfr_lots.items():
+                assert row.allocated == by_mfr[key]
+
+    @invariant()
+    def serials_are_unique_and_consistent(self) -> None:
+        """R4: one unit per serial in stock; units match their lot's quantities; every serial
+        is in exactly the state the reference saw last."""
+        state = self.states[SER]
+        live = Counter(u.serial for u in state.units.values() if u.in_stock)
+        assert all(n == 1 for n in live.values())
+        for lot in state.lots.values():
+            units = [u for u in state.units.values() if u.lot_id == lot.lot_id]
+            assert sum(1 for u in units if u.in_stock) == lot.on_hand
+            assert sum(1 for u in units if u.status is S.ALLOCATED) == lot.allocated
+        for serial, (status, office) in self.serials.items():
+            rows = [u for u in state.units.values() if u.serial == serial and u.in_stock]
+            if status in (S.AVAILABLE, S.ALLOCATED):
+                assert [u.status for u in rows] == [status]
+                assert state.lots[rows[0].lot_id].office == office
+            else:
+                assert rows == []
+
+
+AllocationMachine.TestCase.settings = settings(
+    max_examples=100,
+    stateful_step_count=50,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestAllocationMachine = AllocationMachine.TestCase
