@@ -1,0 +1,114 @@
+"""Ledger's composition root: two consumers and the read API in one process.
+
+The HTTP server (uvicorn, run inside our asyncio program) owns the lifecycle: its lifespan
+starts the service runtime (database, migrations, broker, consumers) and stops it, draining the
+in-flight batch, when the server shuts down on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+from pydantic import TypeAdapter
+
+from services.ledger import service
+from services.ledger.api import Lifespan, create_api
+from shared import logs
+from shared.config import Settings, from_env
+from shared.contracts.events import InventoryEvent
+from shared.contracts.upstream import CostMessage, PurchaseOrderUpdated
+from shared.service import ServiceRuntime
+
+SCHEMA = "ledger"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+__all__ = ["MIGRATIONS", "SCHEMA", "create_api", "create_runtime", "main", "run"]
+
+
+def create_runtime(settings: Settings) -> ServiceRuntime:
+    runtime = ServiceRuntime(settings, schema=SCHEMA, migrations=MIGRATIONS)
+    topics = settings.topics
+    runtime.consume(
+        name="ledger",
+        topic=topics.events,
+        adapter=TypeAdapter(InventoryEvent),
+        handler=service.record_events,
+        payload_doc=InventoryEvent,
+        description="Allocation's decisions, recorded as usage, transactions, COGS and lots.",
+    )
+    runtime.consume(
+        name="ledger-costs",
+        topic=topics.costs,
+        adapter=TypeAdapter(CostMessage),
+        handler=service.record_costs,
+        payload_doc=PurchaseOrderUpdated,
+        description="PO quantities and actual costs; a close reconciles COGS exactly once.",
+    )
+    return runtime
+
+
+def runtime_lifespan(runtime: ServiceRuntime) -> Lifespan:
+    """Start the runtime before the API answers; stop it (draining) after the API stops."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    return lifespan
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `main` installs ours on the running loop, so
+    a SIGTERM ends in a graceful shutdown and exit status 0 rather than a re-raised signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def main(settings: Settings | None = None) -> None:
+    settings = settings or from_env()
+    logs.configure("ledger", level=settings.log_level, fmt=settings.log_format)
+    runtime = create_runtime(settings)
+    app = create_api(lambda: runtime.pool, lifespan=runtime_lifespan(runtime))
+    server = _Server(
+        uvicorn.Config(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+        )
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, _stop(server))
+    await server.serve()
+    if not server.started:
+        raise SystemExit(1)  # start-up failed (database or broker never answered)
+
+
+def _stop(server: uvicorn.Server) -> Callable[[], None]:
+    """First signal: graceful shutdown. Second: stop waiting for in-flight HTTP requests."""
+
+    def stop() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+
+    return stop
+
+
+def run() -> None:
+    asyncio.run(main())

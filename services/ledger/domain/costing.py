@@ -1,0 +1,172 @@
+"""Purchase-order costs and COGS reconciliation (R7, R16).
+
+Policies:
+- A `PurchaseOrderUpdated` sets the PO line's ordered and purchased quantities (a field left out
+  keeps its value); accrued inventory is received − purchased.
+- An actual unit cost is final only when the PO is closed. Closing with an actual cost different
+  from the one last applied (none, at first) is a *closing*: every usage of the PO's purchase
+  lots gets a reconciliation entry bringing its COGS to quantity × actual, and later usage of
+  those lots is booked at the actual cost (the repository sets it on the lots).
+- The same close delivered again (any message id) finds the PO closed at that cost and writes
+  nothing. A later close with another actual cost is a correction: a new closing whose entries
+  bring every usage from what is booked to the new cost. Reconciliation entries are keyed by
+  (po, lic, closing number, usage) so a closing is written exactly once.
+- A closed PO stays closed; a later update may change its quantities only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+
+from services.ledger.domain.model import ZERO, Action, CogsRow
+
+PoKey = tuple[str, str]
+"""(po, lic)"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PurchaseOrder:
+    """One PO line as the ledger knows it. `closings`: how many closings were applied."""
+
+    po: str
+    lic: str
+    ordered_qty: Decimal | None = None
+    purchased_qty: Decimal | None = None
+    act_unit_cost: Decimal | None = None
+    closed: bool = False
+    closings: int = 0
+    closed_on: date | None = None
+
+    @property
+    def key(self) -> PoKey:
+        return (self.po, self.lic)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoUpdate:
+    """A `PurchaseOrderUpdated` as the ledger reads it."""
+
+    event_id: str
+    po: str
+    lic: str
+    on: date
+    ordered_qty: Decimal | None = None
+    purchased_qty: Decimal | None = None
+    act_unit_cost: Decimal | None = None
+    closed: bool = False
+
+    @property
+    def key(self) -> PoKey:
+        return (self.po, self.lic)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BookedUsage:
+    """A usage record of one of the PO's purchase lots and the COGS booked for it so far."""
+
+    usage_id: str
+    lic: str
+    lot_id: str
+    source: Action
+    quantity: Decimal
+    booked: Decimal
+
+
+@dataclass(slots=True)
+class CostEntries:
+    """What a batch of PO updates writes: the POs' new state, the actual unit cost to set on
+    each closed PO's lots, and the reconciliation entries."""
+
+    orders: dict[PoKey, PurchaseOrder] = field(default_factory=dict)
+    actual_costs: dict[PoKey, Decimal] = field(default_factory=dict)
+    cogs: list[CogsRow] = field(default_factory=list)
+
+
+def apply_updates(
+    orders: dict[PoKey, PurchaseOrder],
+    usage: dict[PoKey, list[BookedUsage]],
+    updates: Iterable[PoUpdate],
+) -> CostEntries:
+    """Fold PO updates (in partition order) over the known POs and their lots' usage."""
+    entries = CostEntries()
+    booked = {key: list(rows) for key, rows in usage.items()}
+    for update in updates:
+        before = entries.orders.get(update.key) or orders.get(update.key)
+        after, closing = update_order(before, update)
+        entries.orders[update.key] = after
+        if closing:
+            assert after.act_unit_cost is not None
+            entries.actual_costs[update.key] = after.act_unit_cost
+            cogs = reconcile(after, update, booked.get(update.key, []))
+            entries.cogs.extend(cogs)
+            booked[update.key] = rebooked(booked.get(update.key, []), cogs)
+    return entries
+
+
+def update_order(before: PurchaseOrder | None, update: PoUpdate) -> tuple[PurchaseOrder, bool]:
+    """The PO after `update`, and whether the update is a closing (see the module policies)."""
+    order = before or PurchaseOrder(po=update.po, lic=update.lic)
+    order = replace(
+        order,
+        ordered_qty=_given(update.ordered_qty, order.ordered_qty),
+        purchased_qty=_given(update.purchased_qty, order.purchased_qty),
+    )
+    if order.closed and not update.closed:
+        return order, False
+    actual = _given(update.act_unit_cost, order.act_unit_cost)
+    if not update.closed:
+        return replace(order, act_unit_cost=actual), False
+    closing = actual is not None and (not order.closed or actual != order.act_unit_cost)
+    return (
+        replace(
+            order,
+            act_unit_cost=actual,
+            closed=True,
+            closings=order.closings + (1 if closing else 0),
+            closed_on=update.on if closing or not order.closed else order.closed_on,
+        ),
+        closing,
+    )
+
+
+def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) -> list[CogsRow]:
+    """R16: one entry per usage whose booked COGS differs from quantity × actual cost."""
+    actual = order.act_unit_cost
+    assert actual is not None
+    entries = []
+    for row in usage:
+        amount = row.quantity * actual - row.booked
+        if amount == 0:
+            continue
+        entries.append(
+            CogsRow(
+                entry_key=f"reconcile:{order.po}:{order.lic}:{order.closings}:{row.usage_id}",
+                lic=row.lic,
+                lot_id=row.lot_id,
+                usage_id=row.usage_id,
+                kind="reconciliation",
+                source=row.source,
+                quantity=row.quantity,
+                unit_cost=amount / row.quantity if row.quantity else ZERO,
+                amount=amount,
+                entered_on=update.on,
+                event_id=update.event_id,
+                po=order.po,
+            )
+        )
+    return entries
+
+
+def rebooked(usage: list[BookedUsage], cogs: list[CogsRow]) -> list[BookedUsage]:
+    """The usage with the new entries added to what is booked for each."""
+    added: dict[str, Decimal] = {}
+    for entry in cogs:
+        added[entry.usage_id] = added.get(entry.usage_id, ZERO) + entry.amount
+    return [replace(row, booked=row.booked + added.get(row.usage_id, ZERO)) for row in usage]
+
+
+def _given(value: Decimal | None, default: Decimal | None) -> Decimal | None:
+    return default if value is None else value

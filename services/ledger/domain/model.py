@@ -1,0 +1,306 @@
+"""Ledger domain model: what the ledger reads (facts) and the rows it writes. Pure stdlib.
+
+The ledger never decides anything about stock: allocation already did. It records. Every
+inventory event becomes one `Fact` (an action on some lots, manufacturer lots and serials), and
+`recording.record` folds a batch of facts into `Entries`, the rows and deltas the repository
+writes with set-based SQL.
+
+Sign conventions:
+
+- `Move.quantity` is as the event carried it: positive (the quantity received, allocated,
+  released, shipped or returned), except for counts and losses, whose moves are signed
+  (+ into stock, − out). `recording.stock_change` turns it into the change of stock on hand.
+- `UsageRow.quantity`: + units used (shipped, returned to vendor, lost, counted out),
+  − usage reversed (customer return, positive count or loss) or stock added beyond any lot
+  (R12's negative, unallocated usage).
+- `TransactionRow.quantity` is always the positive size of the movement; `stock_change` says
+  which way it went.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+ZERO = Decimal(0)
+
+Action = Literal[
+    "receipt",
+    "beginning_balance",
+    "allocation",
+    "release",
+    "shipment",
+    "vendor_return",
+    "count",
+    "loss",
+    "customer_return",
+]
+"""What happened, as the transaction records and the recall spreadsheet name it."""
+
+LotKind = Literal["purchase", "production", "adjustment"]
+SerialStatus = Literal["available", "allocated", "shipped", "returned_to_vendor", "removed"]
+CogsKind = Literal["usage", "reconciliation"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts: the ledger's reading of `inventory.events`
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Move:
+    """Units of one inventory lot (and manufacturer lot, and serial) an action moved.
+
+    `lot_id` is None only for stock no inventory lot holds (R12). `unit_cost` is the cost the
+    allocation core knew (the lot's estimated cost).
+    """
+
+    lot_id: str | None
+    mfr_lot: str | None
+    expires_on: date | None
+    serial: str | None
+    quantity: Decimal
+    unit_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewLot:
+    """An inventory lot created by a receipt line or a beginning balance (R7)."""
+
+    lot_id: str
+    kind: LotKind
+    office: str
+    reference: str | None
+    received_on: date
+    quantity: Decimal
+    unit_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fact:
+    """One inventory event as the ledger reads it. `document` is the shipment or adjustment id
+    that caused it; `counterparty` the customer or vendor."""
+
+    event_id: str
+    lic: str
+    action: Action
+    office: str
+    document: str
+    on: date
+    moves: tuple[Move, ...]
+    line_no: int | None = None
+    counterparty: str | None = None
+    new_lot: NewLot | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemFact:
+    """An item's master data as allocation last accepted it."""
+
+    event_id: str
+    lic: str
+    description: str
+    uom: str
+    track_mfr_lot: bool
+    serialized: bool
+    perishable: bool
+    est_unit_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Known:
+    """What the ledger already knows that a batch's costing depends on (R16).
+
+    `actual_costs`: lots whose PO closed with an actual unit cost. `closed_pos`: (po, lic) of
+    closed purchase orders with their actual unit cost, for lots received after the close.
+    """
+
+    actual_costs: dict[str, Decimal] = field(default_factory=dict)
+    closed_pos: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rows
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ItemRow:
+    lic: str
+    description: str
+    uom: str
+    track_mfr_lot: bool
+    serialized: bool
+    perishable: bool
+    est_unit_cost: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotRow:
+    """A new inventory lot. `act_unit_cost` is set when its PO closed before it arrived."""
+
+    lot_id: str
+    lic: str
+    office: str
+    kind: LotKind
+    reference: str | None
+    document: str
+    line_no: int | None
+    received_on: date
+    est_unit_cost: Decimal
+    act_unit_cost: Decimal | None
+    received_qty: Decimal
+    event_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MfrLotRow:
+    """A manufacturer lot inside a new inventory lot, with the quantity received of it."""
+
+    lot_id: str
+    mfr_lot: str
+    lic: str
+    expires_on: date | None
+    received_qty: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delta:
+    """Change of an inventory lot's (or manufacturer lot's) used and allocated quantities."""
+
+    used: Decimal = ZERO
+    allocated: Decimal = ZERO
+
+    def __add__(self, other: Delta) -> Delta:
+        return Delta(used=self.used + other.used, allocated=self.allocated + other.allocated)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SerialRow:
+    """A serial's state in one inventory lot after the batch (the last change wins)."""
+
+    lic: str
+    serial: str
+    lot_id: str
+    mfr_lot: str | None
+    expires_on: date | None
+    status: SerialStatus
+    document: str | None
+    line_no: int | None
+    counterparty: str | None
+    unit_cost: Decimal
+    changed_on: date
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.lic, self.serial, self.lot_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    """An inventory usage record (R10). `unit_cost`: the cost it was booked at (the actual cost
+    once the lot's PO closed, else the estimate); `est_unit_cost`: the lot's estimate."""
+
+    usage_id: str
+    lic: str
+    lot_id: str | None
+    mfr_lot: str | None
+    serial: str | None
+    expires_on: date | None
+    source: Action
+    quantity: Decimal
+    unit_cost: Decimal
+    est_unit_cost: Decimal
+    office: str
+    document: str
+    line_no: int | None
+    counterparty: str | None
+    used_on: date
+    event_id: str
+
+    @property
+    def total_cost(self) -> Decimal:
+        return self.quantity * self.unit_cost
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionRow:
+    """A transaction record (R15): one change to one lot or serial. Serial records carry the
+    transaction cost of their one unit; lot records the quantity and its cost."""
+
+    txn_id: str
+    lic: str
+    lot_id: str | None
+    mfr_lot: str | None
+    serial: str | None
+    expires_on: date | None
+    event_type: Action
+    quantity: Decimal
+    stock_change: Decimal
+    unit_cost: Decimal
+    office: str
+    document: str
+    line_no: int | None
+    counterparty: str | None
+    reference: str | None
+    occurred_on: date
+    event_id: str
+    reason: str = ""
+
+    @property
+    def record(self) -> Literal["lot", "serial"]:
+        return "serial" if self.serial is not None else "lot"
+
+    @property
+    def cost(self) -> Decimal:
+        return self.quantity * self.unit_cost
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CogsRow:
+    """A cost-of-goods-sold entry: a usage at its booked cost, or a reconciliation of a usage
+    to the actual cost (R16). `entry_key` makes writing it idempotent."""
+
+    entry_key: str
+    lic: str
+    lot_id: str | None
+    usage_id: str
+    kind: CogsKind
+    source: Action
+    quantity: Decimal
+    unit_cost: Decimal
+    amount: Decimal
+    entered_on: date
+    event_id: str
+    po: str | None = None
+
+
+@dataclass(slots=True)
+class Entries:
+    """Everything one batch of facts writes. Deltas are summed per key; serial rows keep only
+    the last state of each (serial, lot) so one set-based upsert can write them."""
+
+    items: dict[str, ItemRow] = field(default_factory=dict)
+    lots: list[LotRow] = field(default_factory=list)
+    mfr_lots: dict[tuple[str, str], MfrLotRow] = field(default_factory=dict)
+    lot_deltas: dict[str, Delta] = field(default_factory=dict)
+    mfr_deltas: dict[tuple[str, str], Delta] = field(default_factory=dict)
+    unallocated: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    serials: dict[tuple[str, str, str], SerialRow] = field(default_factory=dict)
+    usage: list[UsageRow] = field(default_factory=list)
+    transactions: list[TransactionRow] = field(default_factory=list)
+    cogs: list[CogsRow] = field(default_factory=list)
+
+    def add_lot_delta(self, lot_id: str, mfr_lot: str | None, delta: Delta) -> None:
+        self.lot_deltas[lot_id] = self.lot_deltas.get(lot_id, Delta()) + delta
+        if mfr_lot is not None:
+            key = (lot_id, mfr_lot)
+            self.mfr_deltas[key] = self.mfr_deltas.get(key, Delta()) + delta
+
+    def add_mfr_lot(self, row: MfrLotRow) -> None:
+        key = (row.lot_id, row.mfr_lot)
+        before = self.mfr_lots.get(key)
+        if before is not None:
+            row = replace(row, received_qty=before.received_qty + row.received_qty)
+        self.mfr_lots[key] = row

@@ -1,0 +1,260 @@
+"""Recording: a batch of inventory facts becomes usage, transaction and COGS rows (R7, R10–R16).
+
+Policies:
+- Every move of every fact is one transaction record (R15), allocations and releases included,
+  so the history of a lot or serial lists every receipt, allocation, shipment, adjustment and
+  return that touched it.
+- Shipments, vendor returns, losses and negative counts are usage (+); customer returns and
+  positive counts or losses reverse usage (−); stock added beyond any lot is negative usage
+  without a lot (R12), and taking that stock out again is usage without a lot.
+- Every usage record has one COGS entry at the cost it was booked at: the lot's actual unit
+  cost once its PO closed, else the estimate the event carried (R10, R16).
+- A lot received after its PO closed starts at the actual cost.
+- Ids are deterministic (`<event message_id>/<move index>`) so writing a batch twice is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+from services.ledger.domain.model import (
+    ZERO,
+    Action,
+    CogsRow,
+    Delta,
+    Entries,
+    Fact,
+    ItemFact,
+    ItemRow,
+    Known,
+    LotRow,
+    MfrLotRow,
+    Move,
+    SerialRow,
+    SerialStatus,
+    TransactionRow,
+    UsageRow,
+)
+
+USAGE_ACTIONS: frozenset[Action] = frozenset(
+    {"shipment", "vendor_return", "count", "loss", "customer_return"}
+)
+_INTO_STOCK: frozenset[Action] = frozenset({"receipt", "beginning_balance", "customer_return"})
+_OUT_OF_STOCK: frozenset[Action] = frozenset({"shipment", "vendor_return"})
+_ALLOCATED_CHANGE: dict[Action, int] = {
+    "allocation": 1,
+    "release": -1,
+    "shipment": -1,
+    "vendor_return": -1,
+}
+
+
+def record(known: Known, facts: Iterable[Fact | ItemFact]) -> Entries:
+    """Fold `facts` (in partition order) into the rows and deltas one batch writes."""
+    book = _Book(known)
+    for fact in facts:
+        if isinstance(fact, ItemFact):
+            book.entries.items[fact.lic] = _item_row(fact)
+        else:
+            book.record(fact)
+    return book.entries
+
+
+def stock_change(action: Action, quantity: Decimal) -> Decimal:
+    """The change of stock on hand a move of `quantity` made (see the model's sign rules)."""
+    if action in _INTO_STOCK:
+        return quantity
+    if action in _OUT_OF_STOCK:
+        return -quantity
+    if action in ("count", "loss"):
+        return quantity
+    return ZERO
+
+
+def serial_status(action: Action, quantity: Decimal) -> SerialStatus:
+    """Where a serial stands after `action` moved it."""
+    match action:
+        case "allocation":
+            return "allocated"
+        case "shipment":
+            return "shipped"
+        case "vendor_return":
+            return "returned_to_vendor"
+        case "count" | "loss" if quantity < 0:
+            return "removed"
+        case _:
+            return "available"
+
+
+class _Book:
+    """The batch's working state: entries so far and the actual costs known so far."""
+
+    def __init__(self, known: Known) -> None:
+        self.entries = Entries()
+        self._actual = dict(known.actual_costs)
+        self._closed_pos = known.closed_pos
+
+    def record(self, fact: Fact) -> None:
+        if fact.new_lot is not None:
+            self._open_lot(fact)
+        for n, move in enumerate(fact.moves):
+            self._record_move(fact, f"{fact.event_id}/{n}", move)
+
+    def cost(self, move: Move) -> Decimal:
+        if move.lot_id is None:
+            return move.unit_cost
+        return self._actual.get(move.lot_id, move.unit_cost)
+
+    def _open_lot(self, fact: Fact) -> None:
+        lot = fact.new_lot
+        assert lot is not None
+        actual = None
+        if lot.kind == "purchase" and lot.reference is not None:
+            actual = self._closed_pos.get((lot.reference, fact.lic))
+        if actual is not None:
+            self._actual[lot.lot_id] = actual
+        self.entries.lots.append(
+            LotRow(
+                lot_id=lot.lot_id,
+                lic=fact.lic,
+                office=lot.office,
+                kind=lot.kind,
+                reference=lot.reference,
+                document=fact.document,
+                line_no=fact.line_no,
+                received_on=lot.received_on,
+                est_unit_cost=lot.unit_cost,
+                act_unit_cost=actual,
+                received_qty=lot.quantity,
+                event_id=fact.event_id,
+            )
+        )
+
+    def _record_move(self, fact: Fact, row_id: str, move: Move) -> None:
+        cost = self.cost(move)
+        change = stock_change(fact.action, move.quantity)
+        self.entries.transactions.append(_transaction(fact, row_id, move, cost, change))
+        if fact.action in USAGE_ACTIONS:
+            self._use(fact, row_id, move, cost, -change)
+        if move.lot_id is None:
+            return
+        if fact.action in ("receipt", "beginning_balance") and move.mfr_lot is not None:
+            self.entries.add_mfr_lot(_mfr_lot_row(fact, move))
+        allocated = _ALLOCATED_CHANGE.get(fact.action, 0) * move.quantity
+        used = -change if fact.action in USAGE_ACTIONS else ZERO
+        if allocated or used:
+            self.entries.add_lot_delta(
+                move.lot_id, move.mfr_lot, Delta(used=used, allocated=allocated)
+            )
+        if move.serial is not None:
+            row = _serial_row(fact, move, cost)
+            self.entries.serials[row.key] = row
+
+    def _use(self, fact: Fact, usage_id: str, move: Move, cost: Decimal, quantity: Decimal) -> None:
+        if move.lot_id is None:
+            key = (fact.lic, fact.office)
+            self.entries.unallocated[key] = self.entries.unallocated.get(key, ZERO) - quantity
+        usage = UsageRow(
+            usage_id=usage_id,
+            lic=fact.lic,
+            lot_id=move.lot_id,
+            mfr_lot=move.mfr_lot,
+            serial=move.serial,
+            expires_on=move.expires_on,
+            source=fact.action,
+            quantity=quantity,
+            unit_cost=cost,
+            est_unit_cost=move.unit_cost,
+            office=fact.office,
+            document=fact.document,
+            line_no=fact.line_no,
+            counterparty=fact.counterparty,
+            used_on=fact.on,
+            event_id=fact.event_id,
+        )
+        self.entries.usage.append(usage)
+        self.entries.cogs.append(usage_cogs(usage))
+
+
+def usage_cogs(usage: UsageRow) -> CogsRow:
+    """The COGS entry of a usage record at the cost it was booked at (R10, R16)."""
+    return CogsRow(
+        entry_key=f"usage:{usage.usage_id}",
+        lic=usage.lic,
+        lot_id=usage.lot_id,
+        usage_id=usage.usage_id,
+        kind="usage",
+        source=usage.source,
+        quantity=usage.quantity,
+        unit_cost=usage.unit_cost,
+        amount=usage.total_cost,
+        entered_on=usage.used_on,
+        event_id=usage.event_id,
+    )
+
+
+def _transaction(
+    fact: Fact, txn_id: str, move: Move, cost: Decimal, change: Decimal
+) -> TransactionRow:
+    lot = fact.new_lot
+    return TransactionRow(
+        txn_id=txn_id,
+        lic=fact.lic,
+        lot_id=move.lot_id,
+        mfr_lot=move.mfr_lot,
+        serial=move.serial,
+        expires_on=move.expires_on,
+        event_type=fact.action,
+        quantity=abs(move.quantity),
+        stock_change=change,
+        unit_cost=cost,
+        office=fact.office,
+        document=fact.document,
+        line_no=fact.line_no,
+        counterparty=fact.counterparty,
+        reference=lot.reference if lot is not None else None,
+        occurred_on=fact.on,
+        event_id=fact.event_id,
+        reason=fact.reason,
+    )
+
+
+def _mfr_lot_row(fact: Fact, move: Move) -> MfrLotRow:
+    assert move.lot_id is not None and move.mfr_lot is not None
+    return MfrLotRow(
+        lot_id=move.lot_id,
+        mfr_lot=move.mfr_lot,
+        lic=fact.lic,
+        expires_on=move.expires_on,
+        received_qty=move.quantity,
+    )
+
+
+def _serial_row(fact: Fact, move: Move, cost: Decimal) -> SerialRow:
+    assert move.lot_id is not None and move.serial is not None
+    return SerialRow(
+        lic=fact.lic,
+        serial=move.serial,
+        lot_id=move.lot_id,
+        mfr_lot=move.mfr_lot,
+        expires_on=move.expires_on,
+        status=serial_status(fact.action, move.quantity),
+        document=fact.document,
+        line_no=fact.line_no,
+        counterparty=fact.counterparty,
+        unit_cost=cost,
+        changed_on=fact.on,
+    )
+
+
+def _item_row(fact: ItemFact) -> ItemRow:
+    return ItemRow(
+        lic=fact.lic,
+        description=fact.description,
+        uom=fact.uom,
+        track_mfr_lot=fact.track_mfr_lot,
+        serialized=fact.serialized,
+        perishable=fact.perishable,
+        est_unit_cost=fact.est_unit_cost,
+    )

@@ -1,0 +1,103 @@
+"""Lot valuation as the inventory-lots seed shows it (R7).
+
+A purchase lot shows Ordered / Purchased, Ordered / Received, Accrued Inventory and Current
+Inventory, each a quantity and its value at the lot's unit cost (the actual cost once the PO is
+closed, else the estimate):
+
+- purchased remaining = ordered − purchased; received remaining = ordered − received;
+- accrued = received − purchased; current = received − used.
+
+Ordered is unknown (None) until a `PurchaseOrderUpdated` names it; purchased is 0 until then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from services.ledger.domain.model import ZERO, Delta, LotRow
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotFigures:
+    """The quantities and costs a valuation is computed from."""
+
+    received_qty: Decimal
+    used_qty: Decimal = ZERO
+    allocated_qty: Decimal = ZERO
+    est_unit_cost: Decimal
+    act_unit_cost: Decimal | None = None
+    ordered_qty: Decimal | None = None
+    purchased_qty: Decimal | None = None
+
+    @classmethod
+    def of(cls, lot: LotRow) -> LotFigures:
+        return cls(
+            received_qty=lot.received_qty,
+            est_unit_cost=lot.est_unit_cost,
+            act_unit_cost=lot.act_unit_cost,
+        )
+
+    @property
+    def unit_cost(self) -> Decimal:
+        return self.est_unit_cost if self.act_unit_cost is None else self.act_unit_cost
+
+    def plus(self, delta: Delta) -> LotFigures:
+        return replace(
+            self,
+            used_qty=self.used_qty + delta.used,
+            allocated_qty=self.allocated_qty + delta.allocated,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    quantity: Decimal
+    value: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Valuation:
+    unit_cost: Decimal
+    cost_is_final: bool
+    ordered: Figure | None
+    purchased: Figure
+    purchased_remaining: Figure | None
+    received: Figure
+    received_remaining: Figure | None
+    accrued: Figure
+    used: Figure
+    current: Figure
+    allocated: Figure
+    available: Figure
+
+    @property
+    def status(self) -> str:
+        """Open while stock remains, Closed when it is all used (R7)."""
+        return "open" if self.current.quantity > 0 else "closed"
+
+
+def value(lot: LotFigures) -> Valuation:
+    """The seed's sections for one lot."""
+    cost = lot.unit_cost
+
+    def at(quantity: Decimal) -> Figure:
+        return Figure(quantity, quantity * cost)
+
+    purchased = lot.purchased_qty if lot.purchased_qty is not None else ZERO
+    ordered = lot.ordered_qty
+    current = lot.received_qty - lot.used_qty
+    return Valuation(
+        unit_cost=cost,
+        cost_is_final=lot.act_unit_cost is not None,
+        ordered=None if ordered is None else at(ordered),
+        purchased=at(purchased),
+        purchased_remaining=None if ordered is None else at(ordered - purchased),
+        received=at(lot.received_qty),
+        received_remaining=None if ordered is None else at(ordered - lot.received_qty),
+        accrued=at(lot.received_qty - purchased),
+        used=at(lot.used_qty),
+        current=at(current),
+        allocated=at(lot.allocated_qty),
+        available=at(current - lot.allocated_qty),
+    )

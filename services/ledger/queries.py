@@ -1,0 +1,313 @@
+"""The ledger's reads: every answer of the read API comes from the ledger's own tables.
+
+Multi-query answers run in one read-only REPEATABLE READ transaction so their parts agree.
+Traces read the transaction records through the partial indexes on (lic, mfr_lot) and
+(lic, serial), so their cost follows the size of the answer, not of the table.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from services.ledger.domain.valuation import Figure, LotFigures, value
+from services.ledger.schemas import (
+    CogsEntry,
+    ItemOut,
+    LotDetail,
+    LotOrigin,
+    LotSummary,
+    MfrLotOut,
+    OfficeStock,
+    SerialOut,
+    SerialRecord,
+    TraceEvent,
+    TraceOut,
+    UsageOut,
+    Valuation,
+)
+from services.ledger.schemas import Figure as FigureOut
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Reader = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+else:  # FastAPI resolves the dependency's annotation at runtime
+    Reader = asyncpg.Connection
+
+_UNIT_COST = "coalesce(l.act_unit_cost, l.est_unit_cost)"
+
+_TRACE_SELECT = """
+SELECT t.occurred_on AS date, t.event_type, t.lic, t.lot_id, t.mfr_lot, t.serial, t.expires_on,
+       t.quantity, t.stock_change, t.unit_cost, t.cost, t.office, t.document, t.line_no,
+       t.counterparty, coalesce(l.reference, t.reference) AS reference, l.kind AS lot_kind,
+       t.reason
+FROM transactions AS t LEFT JOIN lots AS l ON l.lot_id = t.lot_id
+"""
+
+
+class NotFound(Exception):
+    """The thing asked for is not in the ledger; the message names it."""
+
+
+async def item(conn: Reader, lic: str) -> ItemOut:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow("SELECT * FROM items WHERE lic = $1", lic)
+        if row is None:
+            raise NotFound(f"item {lic!r} is not known to the ledger")
+        stock = await conn.fetch(
+            """
+            SELECT office, sum(on_hand) AS on_hand, sum(allocated) AS allocated FROM (
+                SELECT office, current_qty AS on_hand, allocated_qty AS allocated
+                FROM lots WHERE lic = $1 AND status = 'open'
+                UNION ALL
+                SELECT office, quantity, 0 FROM unallocated WHERE lic = $1
+            ) AS s GROUP BY office ORDER BY office
+            """,
+            lic,
+        )
+    return ItemOut(
+        **_fields(row, ItemOut, skip={"stock"}),
+        stock=[
+            OfficeStock(
+                office=s["office"],
+                on_hand=s["on_hand"],
+                allocated=s["allocated"],
+                available=s["on_hand"] - s["allocated"],
+            )
+            for s in stock
+        ],
+    )
+
+
+async def lots(
+    conn: Reader, lic: str | None, status: str | None, limit: int, offset: int
+) -> list[LotSummary]:
+    where, args = _where({"l.lic": lic, "l.status": status})
+    rows = await conn.fetch(
+        f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l {where}"
+        f" ORDER BY l.lic, l.received_on, l.lot_id"
+        f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    return [LotSummary(**_fields(r, LotSummary)) for r in rows]
+
+
+async def lot(conn: Reader, lot_id: str) -> LotDetail:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        row = await conn.fetchrow(
+            """
+            SELECT l.*, i.description, i.uom, i.serialized, i.track_mfr_lot,
+                   p.ordered_qty, p.purchased_qty
+            FROM lots AS l
+            LEFT JOIN items AS i ON i.lic = l.lic
+            LEFT JOIN purchase_orders AS p
+                   ON l.kind = 'purchase' AND p.po = l.reference AND p.lic = l.lic
+            WHERE l.lot_id = $1
+            """,
+            lot_id,
+        )
+        if row is None:
+            raise NotFound(f"inventory lot {lot_id!r} is not known to the ledger")
+        mfr = await conn.fetch(
+            "SELECT *, received_qty - used_qty AS current_qty FROM mfr_lots"
+            " WHERE lot_id = $1 ORDER BY expires_on NULLS LAST, mfr_lot",
+            lot_id,
+        )
+        serials = await conn.fetch(
+            "SELECT * FROM serials WHERE lot_id = $1 ORDER BY serial", lot_id
+        )
+        cogs = await conn.fetch(
+            """
+            SELECT c.*, u.document, u.mfr_lot, u.serial FROM cogs AS c
+            JOIN usage AS u ON u.usage_id = c.usage_id
+            WHERE c.lot_id = $1 ORDER BY c.seq
+            """,
+            lot_id,
+        )
+    entries = [CogsEntry(**_fields(c, CogsEntry)) for c in cogs]
+    return LotDetail(
+        lot_id=row["lot_id"],
+        lic=row["lic"],
+        description=row["description"] or "",
+        uom=row["uom"] or "Each",
+        transaction_id=row["document"],
+        line_no=row["line_no"],
+        date=row["received_on"],
+        office=row["office"],
+        kind=row["kind"],
+        parent_order=row["reference"],
+        serialized=bool(row["serialized"]),
+        track_mfr_lot=bool(row["track_mfr_lot"]),
+        status=row["status"],
+        valuation=_valuation(row),
+        mfr_lots=[MfrLotOut(**_fields(m, MfrLotOut)) for m in mfr],
+        serials=[SerialRecord(**_fields(s, SerialRecord)) for s in serials],
+        cogs=entries,
+        cogs_total=sum((c.amount for c in entries), start=Decimal(0)),
+    )
+
+
+async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        records = await conn.fetch(
+            "SELECT * FROM serials WHERE lic = $1 AND serial = $2"
+            " ORDER BY changed_on DESC, received_on DESC, lot_id DESC",
+            lic,
+            number,
+        )
+        if not records:
+            raise NotFound(f"serial {number!r} of item {lic!r} is not known to the ledger")
+        history = await conn.fetch(
+            _TRACE_SELECT + " WHERE t.lic = $1 AND t.serial = $2 ORDER BY t.occurred_on, t.seq",
+            lic,
+            number,
+        )
+    rows = [SerialRecord(**_fields(r, SerialRecord)) for r in records]
+    return SerialOut(
+        lic=lic,
+        serial=number,
+        status=rows[0].status,
+        current=rows[0],
+        records=rows,
+        history=[TraceEvent(**_fields(h, TraceEvent)) for h in history],
+    )
+
+
+async def trace(
+    conn: Reader,
+    lic: str,
+    *,
+    mfr_lot: str | None = None,
+    serial: str | None = None,
+    lot_id: str | None = None,
+) -> TraceOut:
+    """Every transaction record of a manufacturer lot, serial or inventory lot of one LIC."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        item = await conn.fetchrow("SELECT description, uom FROM items WHERE lic = $1", lic)
+        where, args = _where(
+            {"t.lic": lic, "t.mfr_lot": mfr_lot, "t.serial": serial, "t.lot_id": lot_id}
+        )
+        events = await conn.fetch(f"{_TRACE_SELECT} {where} ORDER BY t.occurred_on, t.seq", *args)
+        lot_ids = sorted({e["lot_id"] for e in events if e["lot_id"] is not None})
+        origins = await conn.fetch(
+            f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l"
+            " WHERE l.lot_id = ANY($1::text[]) ORDER BY l.received_on, l.lot_id",
+            lot_ids,
+        )
+    if not events:
+        what = " ".join(
+            f"{name} {val!r}"
+            for name, val in (("manufacturer lot", mfr_lot), ("serial", serial), ("lot", lot_id))
+            if val is not None
+        )
+        raise NotFound(f"no transactions of item {lic!r} for {what}")
+    return TraceOut(
+        lic=lic,
+        description=item["description"] if item else "",
+        uom=item["uom"] if item else "Each",
+        mfr_lot=mfr_lot,
+        serial=serial,
+        lot_id=lot_id,
+        origins=[LotOrigin(**_fields(o, LotOrigin)) for o in origins],
+        customers=sorted(
+            {
+                e["counterparty"]
+                for e in events
+                if e["event_type"] == "shipment" and e["counterparty"] is not None
+            }
+        ),
+        events=[TraceEvent(**_fields(e, TraceEvent)) for e in events],
+    )
+
+
+async def usage(
+    conn: Reader,
+    lic: str,
+    *,
+    lot_id: str | None,
+    mfr_lot: str | None,
+    serial: str | None,
+    limit: int,
+    offset: int,
+) -> list[UsageOut]:
+    where, args = _where({"lic": lic, "lot_id": lot_id, "mfr_lot": mfr_lot, "serial": serial})
+    rows = await conn.fetch(
+        f"SELECT * FROM usage {where} ORDER BY seq LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    if not rows and offset == 0:
+        known = await conn.fetchval("SELECT 1 FROM items WHERE lic = $1", lic)
+        if known is None:
+            raise NotFound(f"item {lic!r} is not known to the ledger")
+    return [UsageOut(**_fields(r, UsageOut)) for r in rows]
+
+
+async def ping(conn: Reader) -> None:
+    await conn.fetchval("SELECT 1")
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
+    """A WHERE clause of equalities for the filters given (column names are constants).
+
+    Only given filters become conditions, so each combination gets its own statement and plan
+    and the partial indexes are used (an `$n IS NULL OR col = $n` would defeat them).
+    """
+    given = [(column, val) for column, val in filters.items() if val is not None]
+    if not given:
+        return "", []
+    clause = " AND ".join(f"{column} = ${i}" for i, (column, _) in enumerate(given, 1))
+    return f"WHERE {clause}", [val for _, val in given]
+
+
+def _fields(
+    row: asyncpg.Record, model: type[Any], skip: frozenset[str] | set[str] = frozenset()
+) -> dict[str, Any]:
+    """The record's columns the response model has (a select may carry more)."""
+    return {name: row[name] for name in model.model_fields if name not in skip}
+
+
+def _valuation(row: asyncpg.Record) -> Valuation:
+    figures = LotFigures(
+        received_qty=row["received_qty"],
+        used_qty=row["used_qty"],
+        allocated_qty=row["allocated_qty"],
+        est_unit_cost=row["est_unit_cost"],
+        act_unit_cost=row["act_unit_cost"],
+        ordered_qty=row["ordered_qty"],
+        purchased_qty=row["purchased_qty"],
+    )
+    v = value(figures)
+    return Valuation(
+        unit_cost=v.unit_cost,
+        est_unit_cost=figures.est_unit_cost,
+        act_unit_cost=figures.act_unit_cost,
+        cost_is_final=v.cost_is_final,
+        ordered=_maybe(v.ordered),
+        purchased=_figure(v.purchased),
+        purchased_remaining=_maybe(v.purchased_remaining),
+        received=_figure(v.received),
+        received_remaining=_maybe(v.received_remaining),
+        accrued=_figure(v.accrued),
+        used=_figure(v.used),
+        current=_figure(v.current),
+        allocated=_figure(v.allocated),
+        available=_figure(v.available),
+    )
+
+
+def _figure(f: Figure) -> FigureOut:
+    return FigureOut(quantity=f.quantity, value=f.value)
+
+
+def _maybe(f: Figure | None) -> FigureOut | None:
+    return None if f is None else _figure(f)

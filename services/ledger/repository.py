@@ -1,0 +1,413 @@
+"""The ledger's writes: what a batch needs to know, and its rows written with set-based SQL.
+
+Every statement takes whole arrays (`INSERT … SELECT FROM unnest(…)`, `UPDATE … FROM unnest(…)`),
+so a batch costs a fixed number of round trips whatever its size. Row inserts are
+`ON CONFLICT DO NOTHING` on deterministic ids: writing a batch twice adds nothing (the inbox
+already prevents it; this is the backstop).
+
+The two consumers (`inventory.events` and `inventory.costs`) may run at once in different
+transactions. A PO closing must see every usage of its lots, and a usage must see a closing
+that committed before it, or a usage could be booked at the estimate and never reconciled. So
+both take a transaction-scoped advisory lock per LIC (bucketed, in a fixed order) first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+import asyncpg
+
+from services.ledger.domain.costing import BookedUsage, CostEntries, PoKey, PurchaseOrder
+from services.ledger.domain.model import (
+    CogsRow,
+    Entries,
+    Fact,
+    ItemFact,
+    Known,
+)
+
+LOCK_BUCKETS = 4096
+
+_LOCK_SQL = """
+SELECT pg_advisory_xact_lock(bucket) FROM (
+    SELECT DISTINCT (abs(hashtextextended('lotline.ledger:' || lic, 0)) % $2) AS bucket
+    FROM unnest($1::text[]) AS lic ORDER BY 1
+) AS buckets
+"""
+
+Column = tuple[str, str]
+
+
+async def lock_lics(conn: asyncpg.Connection, lics: Iterable[str]) -> None:
+    """Serialize this transaction with any other ledger transaction touching these LICs."""
+    await conn.execute(_LOCK_SQL, sorted(set(lics)), LOCK_BUCKETS)
+
+
+async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact]) -> Known:
+    """Actual costs of the lots the batch moves, and closed POs of the lots it receives."""
+    lot_ids = sorted(
+        {m.lot_id for f in facts if isinstance(f, Fact) for m in f.moves if m.lot_id is not None}
+    )
+    pos = sorted(
+        {
+            (f.new_lot.reference, f.lic)
+            for f in facts
+            if isinstance(f, Fact)
+            and f.new_lot is not None
+            and f.new_lot.kind == "purchase"
+            and f.new_lot.reference is not None
+        }
+    )
+    actual: dict[str, Decimal] = {}
+    if lot_ids:
+        rows = await conn.fetch(
+            "SELECT lot_id, act_unit_cost FROM lots"
+            " WHERE lot_id = ANY($1::text[]) AND act_unit_cost IS NOT NULL",
+            lot_ids,
+        )
+        actual = {r["lot_id"]: r["act_unit_cost"] for r in rows}
+    closed: dict[tuple[str, str], Decimal] = {}
+    if pos:
+        rows = await conn.fetch(
+            "SELECT p.po, p.lic, p.act_unit_cost FROM purchase_orders AS p"
+            " JOIN unnest($1::text[], $2::text[]) AS k(po, lic) USING (po, lic)"
+            " WHERE p.closed AND p.act_unit_cost IS NOT NULL",
+            [p for p, _ in pos],
+            [lic for _, lic in pos],
+        )
+        closed = {(r["po"], r["lic"]): r["act_unit_cost"] for r in rows}
+    return Known(actual_costs=actual, closed_pos=closed)
+
+
+async def write_entries(conn: asyncpg.Connection, entries: Entries) -> None:
+    """Write one batch's rows and deltas: new rows first, then the deltas that refer to them."""
+    await _upsert_items(conn, entries)
+    await _insert(conn, "lots", _LOT_COLUMNS, entries.lots, "(lot_id)")
+    mfr_lots = list(entries.mfr_lots.values())
+    await _insert(conn, "mfr_lots", _MFR_LOT_COLUMNS, mfr_lots, "(lot_id, mfr_lot)")
+    await _apply_deltas(conn, entries)
+    await _upsert_unallocated(conn, entries)
+    await _upsert_serials(conn, entries)
+    await _insert(conn, "usage", _USAGE_COLUMNS, entries.usage, "(usage_id)")
+    await _insert(conn, "transactions", _TRANSACTION_COLUMNS, entries.transactions, "(txn_id)")
+    await insert_cogs(conn, entries.cogs)
+
+
+async def load_orders(
+    conn: asyncpg.Connection, keys: Sequence[PoKey]
+) -> dict[PoKey, PurchaseOrder]:
+    rows = await conn.fetch(
+        "SELECT p.* FROM purchase_orders AS p"
+        " JOIN unnest($1::text[], $2::text[]) AS k(po, lic) USING (po, lic)",
+        [po for po, _ in keys],
+        [lic for _, lic in keys],
+    )
+    return {
+        (r["po"], r["lic"]): PurchaseOrder(
+            po=r["po"],
+            lic=r["lic"],
+            ordered_qty=r["ordered_qty"],
+            purchased_qty=r["purchased_qty"],
+            act_unit_cost=r["act_unit_cost"],
+            closed=r["closed"],
+            closings=r["closings"],
+            closed_on=r["closed_on"],
+        )
+        for r in rows
+    }
+
+
+async def load_booked_usage(
+    conn: asyncpg.Connection, keys: Sequence[PoKey]
+) -> dict[PoKey, list[BookedUsage]]:
+    """Every usage of the POs' purchase lots with the COGS booked for it so far."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT k.po, u.lic, u.usage_id, u.lot_id, u.source, u.quantity,
+               coalesce(c.booked, 0) AS booked
+        FROM unnest($1::text[], $2::text[]) AS k(po, lic)
+        JOIN lots AS l ON l.reference = k.po AND l.lic = k.lic AND l.kind = 'purchase'
+        JOIN usage AS u ON u.lot_id = l.lot_id
+        LEFT JOIN LATERAL (
+            SELECT sum(amount) AS booked FROM cogs WHERE cogs.usage_id = u.usage_id
+        ) AS c ON true
+        ORDER BY u.seq
+        """,
+        [po for po, _ in keys],
+        [lic for _, lic in keys],
+    )
+    usage: dict[PoKey, list[BookedUsage]] = {}
+    for r in rows:
+        usage.setdefault((r["po"], r["lic"]), []).append(
+            BookedUsage(
+                usage_id=r["usage_id"],
+                lic=r["lic"],
+                lot_id=r["lot_id"],
+                source=r["source"],
+                quantity=r["quantity"],
+                booked=r["booked"],
+            )
+        )
+    return usage
+
+
+async def write_costs(conn: asyncpg.Connection, entries: CostEntries) -> None:
+    """The POs' new state, the actual cost on closed POs' purchase lots, reconciliations."""
+    orders = list(entries.orders.values())
+    if orders:
+        await conn.execute(
+            f"""
+            INSERT INTO purchase_orders ({_names(_ORDER_COLUMNS)})
+            SELECT * FROM unnest({_placeholders(_ORDER_COLUMNS)})
+            ON CONFLICT (po, lic) DO UPDATE SET
+                ordered_qty = excluded.ordered_qty, purchased_qty = excluded.purchased_qty,
+                act_unit_cost = excluded.act_unit_cost, closed = excluded.closed,
+                closings = excluded.closings, closed_on = excluded.closed_on, updated_at = now()
+            """,
+            *_arrays(orders, _ORDER_COLUMNS),
+        )
+    if entries.actual_costs:
+        keys = list(entries.actual_costs)
+        await conn.execute(
+            "UPDATE lots AS l SET act_unit_cost = d.cost"
+            " FROM unnest($1::text[], $2::text[], $3::numeric[]) AS d(po, lic, cost)"
+            " WHERE l.reference = d.po AND l.lic = d.lic AND l.kind = 'purchase'",
+            [po for po, _ in keys],
+            [lic for _, lic in keys],
+            [entries.actual_costs[k] for k in keys],
+        )
+    await insert_cogs(conn, entries.cogs)
+
+
+async def insert_cogs(conn: asyncpg.Connection, cogs: Sequence[CogsRow]) -> None:
+    await _insert(conn, "cogs", _COGS_COLUMNS, cogs, "(entry_key)")
+
+
+# -- statements -----------------------------------------------------------------------------
+
+
+async def _insert(
+    conn: asyncpg.Connection,
+    table: str,
+    columns: Sequence[Column],
+    rows: Sequence[object],
+    conflict: str,
+) -> None:
+    """`INSERT … SELECT FROM unnest(…)`: one statement for all rows (names are constants)."""
+    if not rows:
+        return
+    await conn.execute(
+        f"INSERT INTO {table} ({_names(columns)}) SELECT * FROM unnest({_placeholders(columns)})"
+        f" ON CONFLICT {conflict} DO NOTHING",
+        *_arrays(rows, columns),
+    )
+
+
+def _names(columns: Sequence[Column]) -> str:
+    return ", ".join(name for name, _ in columns)
+
+
+def _placeholders(columns: Sequence[Column]) -> str:
+    return ", ".join(f"${i}::{kind}[]" for i, (_, kind) in enumerate(columns, 1))
+
+
+def _arrays(rows: Sequence[object], columns: Sequence[Column]) -> list[list[object]]:
+    """One array per column: each row's attribute of the column's name."""
+    return [[getattr(row, name) for row in rows] for name, _ in columns]
+
+
+async def _upsert_items(conn: asyncpg.Connection, entries: Entries) -> None:
+    items = list(entries.items.values())
+    if not items:
+        return
+    await conn.execute(
+        f"""
+        INSERT INTO items ({_names(_ITEM_COLUMNS)})
+        SELECT * FROM unnest({_placeholders(_ITEM_COLUMNS)})
+        ON CONFLICT (lic) DO UPDATE SET
+            description = excluded.description, uom = excluded.uom,
+            track_mfr_lot = excluded.track_mfr_lot, serialized = excluded.serialized,
+            perishable = excluded.perishable, est_unit_cost = excluded.est_unit_cost,
+            updated_at = now()
+        """,
+        *_arrays(items, _ITEM_COLUMNS),
+    )
+
+
+async def _apply_deltas(conn: asyncpg.Connection, entries: Entries) -> None:
+    if entries.lot_deltas:
+        keys = list(entries.lot_deltas)
+        await conn.execute(
+            "UPDATE lots AS l SET used_qty = l.used_qty + d.used,"
+            " allocated_qty = l.allocated_qty + d.allocated"
+            " FROM unnest($1::text[], $2::numeric[], $3::numeric[]) AS d(lot_id, used, allocated)"
+            " WHERE l.lot_id = d.lot_id",
+            keys,
+            [entries.lot_deltas[k].used for k in keys],
+            [entries.lot_deltas[k].allocated for k in keys],
+        )
+    if entries.mfr_deltas:
+        pairs = list(entries.mfr_deltas)
+        await conn.execute(
+            "UPDATE mfr_lots AS m SET used_qty = m.used_qty + d.used,"
+            " allocated_qty = m.allocated_qty + d.allocated"
+            " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])"
+            "   AS d(lot_id, mfr_lot, used, allocated)"
+            " WHERE m.lot_id = d.lot_id AND m.mfr_lot = d.mfr_lot",
+            [lot_id for lot_id, _ in pairs],
+            [mfr_lot for _, mfr_lot in pairs],
+            [entries.mfr_deltas[k].used for k in pairs],
+            [entries.mfr_deltas[k].allocated for k in pairs],
+        )
+
+
+async def _upsert_unallocated(conn: asyncpg.Connection, entries: Entries) -> None:
+    if not entries.unallocated:
+        return
+    keys = list(entries.unallocated)
+    await conn.execute(
+        "INSERT INTO unallocated (lic, office, quantity)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[])"
+        " ON CONFLICT (lic, office) DO UPDATE"
+        " SET quantity = unallocated.quantity + excluded.quantity",
+        [lic for lic, _ in keys],
+        [office for _, office in keys],
+        [entries.unallocated[k] for k in keys],
+    )
+
+
+async def _upsert_serials(conn: asyncpg.Connection, entries: Entries) -> None:
+    rows = list(entries.serials.values())
+    if not rows:
+        return
+    # A serial first inserted here was received now: its received_on is this change's date.
+    await conn.execute(
+        f"""
+        INSERT INTO serials ({_names(_SERIAL_COLUMNS)}, received_on)
+        SELECT s.*, s.changed_on FROM unnest({_placeholders(_SERIAL_COLUMNS)})
+            AS s({_names(_SERIAL_COLUMNS)})
+        ON CONFLICT (lic, serial, lot_id) DO UPDATE SET
+            mfr_lot = coalesce(excluded.mfr_lot, serials.mfr_lot),
+            expires_on = coalesce(excluded.expires_on, serials.expires_on),
+            status = excluded.status, document = excluded.document,
+            line_no = excluded.line_no, counterparty = excluded.counterparty,
+            unit_cost = excluded.unit_cost, changed_on = excluded.changed_on
+        """,
+        *_arrays(rows, _SERIAL_COLUMNS),
+    )
+
+
+# -- row shapes -----------------------------------------------------------------------------
+
+_LOT_COLUMNS: list[Column] = [
+    ("lot_id", "text"),
+    ("lic", "text"),
+    ("office", "text"),
+    ("kind", "text"),
+    ("reference", "text"),
+    ("document", "text"),
+    ("line_no", "int"),
+    ("received_on", "date"),
+    ("est_unit_cost", "numeric"),
+    ("act_unit_cost", "numeric"),
+    ("received_qty", "numeric"),
+    ("event_id", "text"),
+]
+_MFR_LOT_COLUMNS: list[Column] = [
+    ("lot_id", "text"),
+    ("mfr_lot", "text"),
+    ("lic", "text"),
+    ("expires_on", "date"),
+    ("received_qty", "numeric"),
+]
+_USAGE_COLUMNS: list[Column] = [
+    ("usage_id", "text"),
+    ("lic", "text"),
+    ("lot_id", "text"),
+    ("mfr_lot", "text"),
+    ("serial", "text"),
+    ("expires_on", "date"),
+    ("source", "text"),
+    ("quantity", "numeric"),
+    ("unit_cost", "numeric"),
+    ("est_unit_cost", "numeric"),
+    ("total_cost", "numeric"),
+    ("office", "text"),
+    ("document", "text"),
+    ("line_no", "int"),
+    ("counterparty", "text"),
+    ("used_on", "date"),
+    ("event_id", "text"),
+]
+_TRANSACTION_COLUMNS: list[Column] = [
+    ("txn_id", "text"),
+    ("lic", "text"),
+    ("lot_id", "text"),
+    ("mfr_lot", "text"),
+    ("serial", "text"),
+    ("expires_on", "date"),
+    ("event_type", "text"),
+    ("record", "text"),
+    ("quantity", "numeric"),
+    ("stock_change", "numeric"),
+    ("unit_cost", "numeric"),
+    ("cost", "numeric"),
+    ("office", "text"),
+    ("document", "text"),
+    ("line_no", "int"),
+    ("counterparty", "text"),
+    ("reference", "text"),
+    ("reason", "text"),
+    ("occurred_on", "date"),
+    ("event_id", "text"),
+]
+_COGS_COLUMNS: list[Column] = [
+    ("entry_key", "text"),
+    ("lic", "text"),
+    ("lot_id", "text"),
+    ("usage_id", "text"),
+    ("kind", "text"),
+    ("source", "text"),
+    ("quantity", "numeric"),
+    ("unit_cost", "numeric"),
+    ("amount", "numeric"),
+    ("po", "text"),
+    ("entered_on", "date"),
+    ("event_id", "text"),
+]
+
+_ITEM_COLUMNS: list[Column] = [
+    ("lic", "text"),
+    ("description", "text"),
+    ("uom", "text"),
+    ("track_mfr_lot", "boolean"),
+    ("serialized", "boolean"),
+    ("perishable", "boolean"),
+    ("est_unit_cost", "numeric"),
+]
+_SERIAL_COLUMNS: list[Column] = [
+    ("lic", "text"),
+    ("serial", "text"),
+    ("lot_id", "text"),
+    ("mfr_lot", "text"),
+    ("expires_on", "date"),
+    ("status", "text"),
+    ("document", "text"),
+    ("line_no", "int"),
+    ("counterparty", "text"),
+    ("unit_cost", "numeric"),
+    ("changed_on", "date"),
+]
+_ORDER_COLUMNS: list[Column] = [
+    ("po", "text"),
+    ("lic", "text"),
+    ("ordered_qty", "numeric"),
+    ("purchased_qty", "numeric"),
+    ("act_unit_cost", "numeric"),
+    ("closed", "boolean"),
+    ("closings", "int"),
+    ("closed_on", "date"),
+]

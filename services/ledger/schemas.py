@@ -1,0 +1,215 @@
+"""Response models of the ledger's read API (DESIGN.md §4). Quantities and money are decimal
+strings in JSON, dates `YYYY-MM-DD`, exactly as on the wire."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class ErrorOut(Out):
+    detail: str = Field(description="what was not found or not understood, naming the value")
+
+
+class OfficeStock(Out):
+    office: str
+    on_hand: Decimal = Field(description="in every open lot at the office, plus unallocated stock")
+    allocated: Decimal = Field(description="held for shipments not yet shipped")
+    available: Decimal = Field(description="on hand − allocated")
+
+
+class ItemOut(Out):
+    lic: str
+    description: str
+    uom: str
+    track_mfr_lot: bool
+    serialized: bool
+    perishable: bool
+    est_unit_cost: Decimal
+    stock: list[OfficeStock]
+
+
+class Figure(Out):
+    quantity: Decimal
+    value: Decimal
+
+
+class LotSummary(Out):
+    lot_id: str
+    lic: str
+    office: str
+    kind: str = Field(description="purchase, production or adjustment")
+    reference: str | None = Field(description="parent order: PO, production order, adjustment")
+    document: str = Field(description="the receiving document or adjustment that created it")
+    received_on: dt.date
+    status: str = Field(description="open while stock remains, closed when all used (R7)")
+    received_qty: Decimal
+    used_qty: Decimal
+    allocated_qty: Decimal
+    current_qty: Decimal
+    unit_cost: Decimal = Field(description="actual once the PO closed, else estimated (R16)")
+
+
+class Valuation(Out):
+    """The seed's Ordered / Purchased, Ordered / Received, Accrued and Current sections."""
+
+    unit_cost: Decimal
+    est_unit_cost: Decimal
+    act_unit_cost: Decimal | None
+    cost_is_final: bool = Field(description="the PO closed with an actual unit cost")
+    ordered: Figure | None = Field(description="from the PO; null until a PO update names it")
+    purchased: Figure
+    purchased_remaining: Figure | None = Field(description="ordered − purchased")
+    received: Figure
+    received_remaining: Figure | None = Field(description="ordered − received")
+    accrued: Figure = Field(description="received − purchased")
+    used: Figure
+    current: Figure = Field(description="received − used")
+    allocated: Figure
+    available: Figure = Field(description="current − allocated")
+
+
+class MfrLotOut(Out):
+    mfr_lot: str
+    expires_on: dt.date | None
+    received_qty: Decimal
+    used_qty: Decimal
+    allocated_qty: Decimal
+    current_qty: Decimal
+
+
+class SerialRecord(Out):
+    lic: str
+    serial: str
+    lot_id: str
+    mfr_lot: str | None
+    expires_on: dt.date | None
+    status: str = Field(description="available, allocated, shipped, returned_to_vendor, removed")
+    document: str | None = Field(description="the shipment or adjustment that last moved it")
+    line_no: int | None
+    counterparty: str | None
+    unit_cost: Decimal
+    received_on: dt.date
+    changed_on: dt.date
+
+
+class CogsEntry(Out):
+    entry_key: str
+    kind: str = Field(description="usage (booked cost) or reconciliation (to the actual cost)")
+    usage_id: str
+    source: str = Field(description="what the usage was: shipment, vendor_return, loss, …")
+    document: str | None = Field(description="transaction id: the usage's document")
+    entered_on: dt.date
+    po: str | None
+    mfr_lot: str | None
+    serial: str | None
+    quantity: Decimal
+    unit_cost: Decimal
+    amount: Decimal
+
+
+class LotDetail(Out):
+    lot_id: str
+    lic: str
+    description: str
+    uom: str
+    transaction_id: str = Field(description="the receiving document or adjustment")
+    line_no: int | None
+    date: dt.date
+    office: str
+    kind: str
+    parent_order: str | None
+    serialized: bool
+    track_mfr_lot: bool
+    status: str
+    valuation: Valuation
+    mfr_lots: list[MfrLotOut]
+    serials: list[SerialRecord]
+    cogs: list[CogsEntry]
+    cogs_total: Decimal
+
+
+class TraceEvent(Out):
+    """One transaction record (R15): a receipt, allocation, shipment, adjustment or return."""
+
+    date: dt.date
+    event_type: str
+    lic: str
+    lot_id: str | None
+    mfr_lot: str | None
+    serial: str | None
+    expires_on: dt.date | None
+    quantity: Decimal
+    stock_change: Decimal = Field(description="+ into stock, − out, 0 for allocations")
+    unit_cost: Decimal
+    cost: Decimal
+    office: str
+    document: str
+    line_no: int | None
+    counterparty: str | None = Field(description="customer or vendor")
+    reference: str | None = Field(description="the lot's parent order (PO …)")
+    lot_kind: str | None
+    reason: str
+
+
+class LotOrigin(Out):
+    """Where traced units came from: the lot, its parent order and receipt."""
+
+    lot_id: str
+    kind: str
+    reference: str | None
+    document: str
+    office: str
+    received_on: dt.date
+    unit_cost: Decimal
+
+
+class TraceOut(Out):
+    lic: str
+    description: str
+    uom: str
+    mfr_lot: str | None
+    serial: str | None
+    lot_id: str | None
+    origins: list[LotOrigin] = Field(description="backward: the lots, receipts and orders")
+    customers: list[str] = Field(description="forward: everyone shipped any of it")
+    events: list[TraceEvent]
+
+
+class SerialOut(Out):
+    lic: str
+    serial: str
+    status: str = Field(description="the status of its most recent record")
+    current: SerialRecord
+    records: list[SerialRecord] = Field(description="one per lot it was ever received into")
+    history: list[TraceEvent]
+
+
+class UsageOut(Out):
+    usage_id: str
+    lic: str
+    lot_id: str | None
+    mfr_lot: str | None
+    serial: str | None
+    expires_on: dt.date | None
+    source: str
+    quantity: Decimal = Field(description="+ used, − reversed or unallocated (R12)")
+    unit_cost: Decimal
+    est_unit_cost: Decimal
+    total_cost: Decimal
+    office: str
+    document: str
+    line_no: int | None
+    counterparty: str | None
+    used_on: dt.date
+
+
+class Health(Out):
+    status: str
+    database: str

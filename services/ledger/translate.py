@@ -1,0 +1,177 @@
+"""Wire → ledger core: `inventory.events` and `inventory.costs` messages become facts.
+
+A release carries no business date: it is dated by the event's `occurred_at`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from services.ledger.domain.costing import PoUpdate
+from services.ledger.domain.model import Action, Fact, ItemFact, Move, NewLot
+from shared.contracts import events as e
+from shared.contracts.upstream import PurchaseOrderUpdated
+
+
+def to_fact(event: e.Event) -> Fact | ItemFact | None:
+    """The ledger's reading of one event; None for refusals, which change nothing."""
+    match event:
+        case e.ItemUpserted():
+            return ItemFact(
+                event_id=event.message_id,
+                lic=event.lic,
+                description=event.description,
+                uom=event.uom,
+                track_mfr_lot=event.track_mfr_lot,
+                serialized=event.serialized,
+                perishable=event.perishable,
+                est_unit_cost=event.est_unit_cost,
+            )
+        case e.StockReceived():
+            return _received(event)
+        case e.LineAllocated():
+            return _fact(
+                event,
+                "allocation",
+                event.shipment_id,
+                event.office,
+                event.ship_on,
+                event.movements,
+                line_no=event.line_no,
+                counterparty=event.counterparty,
+            )
+        case e.LineReleased():
+            return _fact(
+                event,
+                "release",
+                event.shipment_id,
+                event.office,
+                event.occurred_at.date(),
+                event.movements,
+                line_no=event.line_no,
+            )
+        case e.LineShipped():
+            return _fact(
+                event,
+                "shipment" if event.kind == "sale" else "vendor_return",
+                event.shipment_id,
+                event.office,
+                event.ship_on,
+                event.movements,
+                line_no=event.line_no,
+                counterparty=event.counterparty,
+            )
+        case e.InventoryAdjusted():
+            return _adjusted(event)
+        case e.StockReturned():
+            return _fact(
+                event,
+                "customer_return",
+                event.shipment_id,
+                event.office,
+                event.received_on,
+                event.movements,
+                line_no=event.line_no,
+                counterparty=event.customer,
+            )
+    return None
+
+
+def to_po_update(message: PurchaseOrderUpdated) -> PoUpdate:
+    return PoUpdate(
+        event_id=message.message_id,
+        po=message.po,
+        lic=message.lic,
+        on=message.occurred_at.date(),
+        ordered_qty=message.ordered_quantity,
+        purchased_qty=message.purchased_quantity,
+        act_unit_cost=message.act_unit_cost,
+        closed=message.closed,
+    )
+
+
+def _received(event: e.StockReceived) -> Fact:
+    lot = NewLot(
+        lot_id=event.lot_id,
+        kind=event.kind,
+        office=event.office,
+        reference=event.reference,
+        received_on=event.received_on,
+        quantity=event.quantity,
+        unit_cost=event.unit_cost,
+    )
+    return _fact(
+        event,
+        "receipt",
+        event.shipment_id,
+        event.office,
+        event.received_on,
+        event.movements,
+        line_no=event.line_no,
+        new_lot=lot,
+    )
+
+
+def _adjusted(event: e.InventoryAdjusted) -> Fact:
+    new_lot = None
+    if event.kind == "beginning_balance" and event.lot_id is not None:
+        new_lot = NewLot(
+            lot_id=event.lot_id,
+            kind="adjustment",
+            office=event.office,
+            reference=event.adjustment_id,
+            received_on=event.adjusted_on,
+            quantity=event.quantity,
+            # A beginning balance is one lot: every move carries its unit cost.
+            unit_cost=event.movements[0].unit_cost if event.movements else Decimal(0),
+        )
+    return _fact(
+        event,
+        event.kind,
+        event.adjustment_id,
+        event.office,
+        event.adjusted_on,
+        event.movements,
+        new_lot=new_lot,
+        reason=event.reason,
+    )
+
+
+def _fact(
+    event: e.Event,
+    action: Action,
+    document: str,
+    office: str,
+    on: date,
+    movements: list[e.Movement],
+    *,
+    line_no: int | None = None,
+    counterparty: str | None = None,
+    new_lot: NewLot | None = None,
+    reason: str = "",
+) -> Fact:
+    return Fact(
+        event_id=event.message_id,
+        lic=event.lic,
+        action=action,
+        document=document,
+        office=office,
+        on=on,
+        moves=tuple(_move(m) for m in movements),
+        line_no=line_no,
+        counterparty=counterparty,
+        new_lot=new_lot,
+        reason=reason,
+    )
+
+
+def _move(m: e.Movement) -> Move:
+    return Move(
+        lot_id=m.lot_id,
+        mfr_lot=m.mfr_lot,
+        expires_on=m.expires_on,
+        serial=m.serial,
+        quantity=m.quantity,
+        unit_cost=m.unit_cost,
+    )
