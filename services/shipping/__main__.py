@@ -1,0 +1,3 @@
+from services.shipping.app import run
+
+run()

@@ -1,0 +1,579 @@
+"""Shipping's pure core: the outgoing shipment lifecycle as an immutable state machine.
+
+```
+            request                  every line answered
+  (none) ───────────► allocating ─────────────────────────► allocated | allocation_failed
+                         ▲  picks update, request again               │
+                         └────────────────────────────────────────────┤
+                                           ship request, R8 complete │ (else ShipmentShipRefused)
+                                                                      ▼
+      shipped ◄── every LineShipped ── shipping ── a line refused ──► allocated (+ refusal)
+      cancelled ◄── every release answered ── cancelling ◄── cancel (any open phase)
+```
+
+- A shipment is answered line by line by allocation (the one writer per LIC); a phase ends when
+  no command of the shipment is still waiting for its answer (`Shipment.pending`).
+- R8: a ship request is refused with `SHIPMENT_INCOMPLETE` unless every line is allocated and
+  complete (lot-tracked lines name manufacturer lots covering the line, serialized units have
+  serials); the refusal lists each line and what it lacks.
+- R14: a vendor return names the lots (lot-tracked) or serials (serialized) going back, checked
+  here before anything is sent (and again by allocation).
+- Picks typed or scanned go through the same parsers as receipts (R5).
+- Shipped is final: a shipped shipment cannot be cancelled, re-requested or re-picked; such
+  requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
+  open shipment"), as allocation answers a line with no open allocation.
+- Answers are matched by the command id they carry. An answer to a command that was superseded
+  (picks updated again before allocation answered) still records what allocation holds for the
+  line (`held_lic`, movements) but the line waits for the newest command's answer.
+
+The types live in `model.py`, picks parsing in `picks.py`. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+
+from services.shipping.model import (
+    OPEN_PHASES,
+    ZERO,
+    Action,
+    Allocate,
+    Allocated,
+    AllocatedStatus,
+    AllocationFailedStatus,
+    Answer,
+    Cancel,
+    CancelledStatus,
+    Command,
+    Decision,
+    Entry,
+    Item,
+    Limits,
+    Line,
+    LineStatus,
+    LineView,
+    Pending,
+    Phase,
+    Picks,
+    PicksUpdate,
+    Problem,
+    Rejected,
+    Release,
+    Released,
+    Request,
+    Ship,
+    Shipment,
+    Shipped,
+    ShippedStatus,
+    ShipRefusedStatus,
+    ShipRequest,
+    Status,
+    Upstream,
+)
+from services.shipping.picks import parse_picks
+from shared.reasons import ReasonCode
+
+MAX_DERIVED_ID = 100
+
+
+# --- entry points -----------------------------------------------------------------------------
+
+
+def handle(
+    shipment: Shipment | None,
+    message: Upstream,
+    items: Mapping[str, Item],
+    limits: Limits | None = None,
+) -> Decision:
+    """The decision on one upstream message about `shipment` (None: not known yet)."""
+    limits = limits or Limits()
+    match message:
+        case Request():
+            return _request(shipment, message, items, limits)
+        case PicksUpdate():
+            return _update_picks(shipment, message, items, limits)
+        case ShipRequest():
+            return _request_ship(shipment, message, items)
+        case Cancel():
+            return _cancel(shipment, message)
+
+
+def answer(shipment: Shipment, reply: Answer) -> Decision:
+    """Apply allocation's answer to one of the shipment's commands; settle the phase if done."""
+    if isinstance(reply, Released) and reply.reallocated:
+        # The old picks of a re-allocated line: the LineAllocated of the same command follows.
+        return Decision(shipment=shipment)
+    draft = _Draft(shipment)
+    sent = draft.pending.pop(reply.command_id, None)
+    if sent is None:
+        return Decision(shipment=shipment)  # not ours, or already answered
+    line = draft.lines.get(sent.line_no)
+    if line is not None:
+        draft.lines[line.line_no] = _answered(line, sent, reply)
+    draft.settle(derived_id(reply.command_id, "status"))
+    return draft.decision()
+
+
+def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...]:
+    """R8: what stops the shipment from being marked shipped, line by line (empty: nothing)."""
+    problems: list[Problem] = []
+    for line in sorted(shipment.lines, key=lambda x: x.line_no):
+        problems.extend(_line_gaps(shipment.shipment_id, line, items.get(line.lic)))
+    return tuple(problems)
+
+
+def derived_id(base: str, suffix: str) -> str:
+    """`base/suffix`, or a digest of `base` when that would be too long to carry further."""
+    candidate = f"{base}/{suffix}"
+    if len(candidate) <= MAX_DERIVED_ID:
+        return candidate
+    digest = hashlib.sha256(base.encode()).hexdigest()[:40]
+    return f"{digest}/{suffix}"[:MAX_DERIVED_ID]
+
+
+# --- upstream messages ------------------------------------------------------------------------
+
+
+def _request(
+    shipment: Shipment | None, msg: Request, items: Mapping[str, Item], limits: Limits
+) -> Decision:
+    """A new shipment, or a saved one replaced while still open: every line is (re)allocated."""
+    status_id = derived_id(msg.message_id, "status")
+    if shipment is not None and not _reopenable(shipment):
+        problem = _closed(shipment, "it cannot be requested again")
+        refusal = AllocationFailedStatus(
+            message_id=status_id,
+            shipment_id=shipment.shipment_id,
+            problems=(problem,),
+            allocated_lines=_views(shipment.lines, ("allocated", "shipped")),
+        )
+        return Decision(shipment=shipment, statuses=(refusal,))
+    header = Shipment(
+        shipment_id=msg.shipment_id,
+        office=msg.office,
+        kind=msg.kind,
+        ship_on=msg.ship_on,
+        counterparty=msg.counterparty,
+        reference=msg.reference,
+        lines=shipment.lines if shipment else (),
+        pending=shipment.pending if shipment else (),
+    )
+    draft = _Draft(header)
+    wanted = {line.line_no: line for line in msg.lines}
+    for saved in list(draft.lines.values()):
+        new = wanted.get(saved.line_no)
+        if new is None or new.lic != saved.lic:
+            draft.release_held(saved, msg.message_id, keep_line=new is not None)
+    for line in msg.lines:
+        old = draft.lines.get(line.line_no)
+        held = old.held_lic if old is not None and old.lic == line.lic else None
+        base = Line(line_no=line.line_no, lic=line.lic, quantity=line.quantity, held_lic=held)
+        draft.allocate(base, line.entry, msg.message_id, items.get(line.lic), limits)
+    draft.phase = "allocating"
+    draft.settle(status_id)
+    return draft.decision()
+
+
+def _update_picks(
+    shipment: Shipment | None, msg: PicksUpdate, items: Mapping[str, Item], limits: Limits
+) -> Decision:
+    """Re-allocate one line with the picks now named (replacing the line's picks)."""
+    status_id = derived_id(msg.message_id, "status")
+    line = shipment.line(msg.line_no) if shipment is not None else None
+    problem: Problem | None = None
+    if shipment is None:
+        problem = _unknown(msg.shipment_id)
+    elif shipment.phase not in OPEN_PHASES:
+        problem = _closed(shipment, "its picks can no longer change")
+    elif line is None:
+        problem = Problem(
+            line_no=msg.line_no,
+            lic=None,
+            reason_code=ReasonCode.UNKNOWN_SHIPMENT,
+            reason=f"shipment {msg.shipment_id} has no line {msg.line_no}",
+            offending=f"{msg.shipment_id}/{msg.line_no}",
+        )
+    elif line.status == "shipped":
+        problem = _closed(shipment, f"line {line.line_no} was shipped", line)
+    if problem is not None or shipment is None or line is None:
+        assert problem is not None
+        refusal = AllocationFailedStatus(
+            message_id=status_id,
+            shipment_id=msg.shipment_id,
+            problems=(problem,),
+            allocated_lines=_views(shipment.lines, ("allocated", "shipped")) if shipment else (),
+        )
+        return Decision(shipment=shipment, statuses=(refusal,))
+    draft = _Draft(shipment)
+    draft.allocate(line, msg.entry, msg.message_id, items.get(line.lic), limits)
+    draft.phase = "allocating"
+    draft.settle(status_id)
+    return draft.decision()
+
+
+def _request_ship(
+    shipment: Shipment | None, msg: ShipRequest, items: Mapping[str, Item]
+) -> Decision:
+    """R8: ship every line, or refuse listing exactly what is missing."""
+    status_id = derived_id(msg.message_id, "status")
+    if shipment is None or shipment.phase in ("cancelling", "cancelled"):
+        problem = _unknown(msg.shipment_id) if shipment is None else _closed(shipment, "")
+        refusal = ShipRefusedStatus(
+            message_id=status_id,
+            shipment_id=msg.shipment_id,
+            reason_code=problem.reason_code,
+            reason=problem.reason,
+            problems=(problem,),
+        )
+        return Decision(shipment=shipment, statuses=(refusal,))
+    if shipment.phase == "shipped":
+        again = ShippedStatus(
+            message_id=status_id,
+            shipment_id=shipment.shipment_id,
+            lines=_views(shipment.lines, ("shipped",)),
+        )
+        return Decision(shipment=shipment, statuses=(again,))
+    if shipment.phase == "shipping":
+        return Decision(shipment=shipment)  # answered by the ShipmentShipped already on its way
+    gaps = missing(shipment, items)
+    if gaps:
+        return Decision(shipment=shipment, statuses=(_incomplete(status_id, shipment, gaps),))
+    draft = _Draft(shipment)
+    for line in draft.lines.values():
+        if line.status != "shipped":
+            draft.ship(line, msg.message_id)
+    draft.phase = "shipping"
+    return draft.decision()
+
+
+def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
+    """Release every allocation of the shipment; a shipped shipment cannot be cancelled."""
+    status_id = derived_id(msg.message_id, "status")
+    if shipment is None:
+        refusal = CancelledStatus(
+            message_id=status_id,
+            shipment_id=msg.shipment_id,
+            refused=_unknown(msg.shipment_id),
+        )
+        return Decision(shipment=None, statuses=(refusal,))
+    if shipment.phase in ("shipping", "shipped") or _any_shipped(shipment):
+        why = "a shipped shipment cannot be cancelled"
+        refusal = CancelledStatus(
+            message_id=status_id,
+            shipment_id=shipment.shipment_id,
+            refused=_closed(shipment, why),
+        )
+        return Decision(shipment=shipment, statuses=(refusal,))
+    if shipment.phase == "cancelled":
+        again = CancelledStatus(message_id=status_id, shipment_id=shipment.shipment_id)
+        return Decision(shipment=shipment, statuses=(again,))
+    if shipment.phase == "cancelling":
+        return Decision(shipment=shipment)  # answered once the releases are
+    draft = _Draft(shipment)
+    for line in list(draft.lines.values()):
+        draft.release_held(line, msg.message_id, keep_line=True)
+    draft.phase = "cancelling"
+    draft.settle(status_id)
+    return draft.decision()
+
+
+# --- applying answers -------------------------------------------------------------------------
+
+
+def _answered(line: Line, sent: Pending, reply: Answer) -> Line:
+    current = line.awaiting == sent.command_id
+    match reply:
+        case Allocated():
+            held = replace(
+                line, held_lic=reply.lic, movements=reply.movements, complete=reply.complete
+            )
+            return replace(held, status="allocated", awaiting=None) if current else held
+        case Released():
+            if line.held_lic == reply.lic:
+                line = replace(line, held_lic=None)
+            if not current:
+                return line
+            return replace(line, status="released", awaiting=None, movements=reply.movements)
+        case Shipped():
+            return replace(
+                line, status="shipped", awaiting=None, held_lic=None, movements=reply.movements
+            )
+        case Rejected():
+            return _refused(line, sent, reply, current)
+
+
+def _refused(line: Line, sent: Pending, reply: Rejected, current: bool) -> Line:
+    problem = Problem(
+        line_no=line.line_no,
+        lic=reply.lic,
+        reason_code=reply.reason_code,
+        reason=reply.reason,
+        offending=reply.offending,
+    )
+    if sent.action == "release":
+        # Nothing was held (e.g. the allocation it would release had been refused).
+        if line.held_lic == reply.lic:
+            line = replace(line, held_lic=None)
+        return replace(line, status="released", awaiting=None, movements=()) if current else line
+    if not current:
+        return line
+    if sent.action == "ship":
+        return replace(line, awaiting=None, problem=problem)  # still allocated, not shipped
+    return replace(line, status="failed", awaiting=None, problem=problem)
+
+
+# --- the draft: a mutable view of one shipment during one decision ----------------------------
+
+
+class _Draft:
+    def __init__(self, shipment: Shipment) -> None:
+        self.base = shipment
+        self.phase: Phase = shipment.phase
+        self.lines: dict[int, Line] = {line.line_no: line for line in shipment.lines}
+        self.pending: dict[str, Pending] = {p.command_id: p for p in shipment.pending}
+        self.commands: list[Command] = []
+        self.statuses: list[Status] = []
+
+    def send(self, command: Command, action: Action) -> None:
+        self.pending[command.command_id] = Pending(
+            command_id=command.command_id, action=action, line_no=command.line_no, lic=command.lic
+        )
+        self.commands.append(command)
+
+    def allocate(
+        self, line: Line, entry: Entry, message_id: str, item: Item | None, limits: Limits
+    ) -> None:
+        picks = parse_picks(self.base, line, entry, item, limits)
+        if isinstance(picks, Problem):
+            self.lines[line.line_no] = replace(
+                line, status="failed", awaiting=None, problem=picks, picks=Picks()
+            )
+            return
+        command = Allocate(
+            command_id=derived_id(message_id, f"allocate/{line.line_no}"),
+            shipment_id=self.base.shipment_id,
+            line_no=line.line_no,
+            lic=line.lic,
+            office=self.base.office,
+            kind=self.base.kind,
+            counterparty=self.base.counterparty,
+            ship_on=self.base.ship_on,
+            quantity=line.quantity,
+            picks=picks,
+        )
+        self.send(command, "allocate")
+        self.lines[line.line_no] = replace(
+            line, status="pending", awaiting=command.command_id, problem=None, picks=picks
+        )
+
+    def release_held(self, line: Line, message_id: str, *, keep_line: bool) -> None:
+        """Release what allocation holds (or is about to hold) for the line."""
+        awaiting = self.pending.get(line.awaiting or "")
+        lic = line.lic if awaiting is not None and awaiting.action == "allocate" else line.held_lic
+        if not keep_line:
+            del self.lines[line.line_no]
+        if lic is None:
+            if keep_line:
+                self.lines[line.line_no] = replace(line, status="released", awaiting=None)
+            return
+        command = Release(
+            command_id=derived_id(message_id, f"release/{line.line_no}"),
+            shipment_id=self.base.shipment_id,
+            line_no=line.line_no,
+            lic=lic,
+        )
+        self.send(command, "release")
+        if keep_line:
+            self.lines[line.line_no] = replace(line, status="pending", awaiting=command.command_id)
+
+    def ship(self, line: Line, message_id: str) -> None:
+        command = Ship(
+            command_id=derived_id(message_id, f"ship/{line.line_no}"),
+            shipment_id=self.base.shipment_id,
+            line_no=line.line_no,
+            lic=line.lic,
+        )
+        self.send(command, "ship")
+        self.lines[line.line_no] = replace(line, awaiting=command.command_id, problem=None)
+
+    def settle(self, status_id: str) -> None:
+        """End the phase once nothing waits for an answer, publishing the shipment's status."""
+        if self.pending:
+            return
+        lines = tuple(sorted(self.lines.values(), key=lambda x: x.line_no))
+        sid = self.base.shipment_id
+        if self.phase == "allocating":
+            failed = [line for line in lines if line.status not in ("allocated", "shipped")]
+            self.phase = "allocation_failed" if failed else "allocated"
+            if failed:
+                self.statuses.append(
+                    AllocationFailedStatus(
+                        message_id=status_id,
+                        shipment_id=sid,
+                        problems=tuple(_failure(sid, line) for line in failed),
+                        allocated_lines=_views(lines, ("allocated", "shipped")),
+                    )
+                )
+            else:
+                self.statuses.append(
+                    AllocatedStatus(message_id=status_id, shipment_id=sid, lines=_views(lines))
+                )
+        elif self.phase == "shipping":
+            self._settle_shipping(status_id, lines)
+        elif self.phase == "cancelling":
+            self.phase = "cancelled"
+            released = tuple(line for line in lines if line.status == "released")
+            self.statuses.append(
+                CancelledStatus(
+                    message_id=status_id,
+                    shipment_id=sid,
+                    released_lines=_views(tuple(x for x in released if x.movements)),
+                )
+            )
+
+    def _settle_shipping(self, status_id: str, lines: tuple[Line, ...]) -> None:
+        sid = self.base.shipment_id
+        unshipped = [line for line in lines if line.status != "shipped"]
+        if not unshipped:
+            self.phase = "shipped"
+            self.statuses.append(
+                ShippedStatus(message_id=status_id, shipment_id=sid, lines=_views(lines))
+            )
+            return
+        self.phase = "allocated"
+        problems = tuple(_failure(sid, line) for line in unshipped)
+        first = problems[0]
+        self.statuses.append(
+            ShipRefusedStatus(
+                message_id=status_id,
+                shipment_id=sid,
+                reason_code=first.reason_code,
+                reason=f"shipment {sid}: {len(problems)} line(s) were not shipped: {first.reason}",
+                problems=problems,
+            )
+        )
+
+    def decision(self) -> Decision:
+        shipment = replace(
+            self.base,
+            phase=self.phase,
+            lines=tuple(sorted(self.lines.values(), key=lambda x: x.line_no)),
+            pending=tuple(self.pending.values()),
+        )
+        return Decision(
+            shipment=shipment,
+            changed=True,
+            commands=tuple(self.commands),
+            statuses=tuple(self.statuses),
+        )
+
+
+# --- R8 and refusals --------------------------------------------------------------------------
+
+
+def _line_gaps(shipment_id: str, line: Line, item: Item | None) -> list[Problem]:
+    where = f"{shipment_id}/{line.line_no}"
+
+    def gap(code: ReasonCode, what: str) -> Problem:
+        reason = f"line {line.line_no} ({line.lic}) {what}"
+        return Problem(
+            line_no=line.line_no, lic=line.lic, reason_code=code, reason=reason, offending=where
+        )
+
+    if line.status == "shipped":
+        return []
+    if line.status == "pending":
+        return [gap(ReasonCode.SHIPMENT_INCOMPLETE, "is still being allocated")]
+    if line.status == "failed":
+        return [_failure(shipment_id, line)]
+    if line.status == "released":
+        return [gap(ReasonCode.SHIPMENT_INCOMPLETE, "is not allocated")]
+    q = line.quantity
+    covered = sum((m.quantity for m in line.movements), ZERO)
+    by_lot = sum((m.quantity for m in line.movements if m.mfr_lot), ZERO)
+    with_serial = sum(1 for m in line.movements if m.serial)
+    gaps = []
+    if item is not None and item.track_mfr_lot and by_lot < q:
+        gaps.append(gap(ReasonCode.LOT_REQUIRED, f"names manufacturer lots for {by_lot} of {q}"))
+    if item is not None and item.serialized and with_serial < q:
+        gaps.append(gap(ReasonCode.SERIAL_REQUIRED, f"has serials for {with_serial} of {q} units"))
+    if not gaps and (not line.complete or covered != q):
+        gaps.append(
+            gap(
+                ReasonCode.SHIPMENT_INCOMPLETE,
+                f"is allocated {covered} of {q} without every manufacturer lot and serial named",
+            )
+        )
+    return gaps
+
+
+def _failure(shipment_id: str, line: Line) -> Problem:
+    if line.problem is not None:
+        return line.problem
+    return Problem(
+        line_no=line.line_no,
+        lic=line.lic,
+        reason_code=ReasonCode.SHIPMENT_INCOMPLETE,
+        reason=f"line {line.line_no} ({line.lic}) is {line.status}",
+        offending=f"{shipment_id}/{line.line_no}",
+    )
+
+
+def _incomplete(status_id: str, shipment: Shipment, gaps: tuple[Problem, ...]) -> ShipRefusedStatus:
+    shown = "; ".join(p.reason for p in gaps[:5]) + ("; …" if len(gaps) > 5 else "")
+    return ShipRefusedStatus(
+        message_id=status_id,
+        shipment_id=shipment.shipment_id,
+        reason_code=ReasonCode.SHIPMENT_INCOMPLETE,
+        reason=f"shipment {shipment.shipment_id} cannot be marked shipped: {shown}",
+        problems=gaps,
+    )
+
+
+def _unknown(shipment_id: str) -> Problem:
+    return Problem(
+        line_no=None,
+        lic=None,
+        reason_code=ReasonCode.UNKNOWN_SHIPMENT,
+        reason=f"shipment {shipment_id} is not known",
+        offending=shipment_id,
+    )
+
+
+def _closed(shipment: Shipment, why: str, line: Line | None = None) -> Problem:
+    reason = f"shipment {shipment.shipment_id} is {shipment.phase}" + (f": {why}" if why else "")
+    return Problem(
+        line_no=line.line_no if line else None,
+        lic=line.lic if line else None,
+        reason_code=ReasonCode.UNKNOWN_SHIPMENT,
+        reason=reason,
+        offending=shipment.shipment_id,
+    )
+
+
+def _reopenable(shipment: Shipment) -> bool:
+    return (shipment.phase in OPEN_PHASES or shipment.phase == "cancelled") and not _any_shipped(
+        shipment
+    )
+
+
+def _any_shipped(shipment: Shipment) -> bool:
+    return any(line.status == "shipped" for line in shipment.lines)
+
+
+def _views(
+    lines: Iterable[Line], statuses: tuple[LineStatus, ...] | None = None
+) -> tuple[LineView, ...]:
+    return tuple(
+        LineView(
+            line_no=line.line_no,
+            lic=line.lic,
+            quantity=line.quantity,
+            movements=line.movements,
+            complete=line.complete,
+        )
+        for line in lines
+        if statuses is None or line.status in statuses
+    )

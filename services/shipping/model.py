@@ -1,0 +1,316 @@
+"""Shipping's domain model: the shipment, its lines, the messages it answers and what it sends.
+
+Frozen, keyword-only dataclasses, pure standard library: the lifecycle in `domain.py` decides
+over these, the repository stores them, `translate.py` maps them to and from the wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Literal
+
+from shared.reasons import ReasonCode
+
+Phase = Literal[
+    "allocating", "allocated", "allocation_failed", "shipping", "shipped", "cancelling", "cancelled"
+]
+LineStatus = Literal["pending", "allocated", "failed", "shipped", "released"]
+Action = Literal["allocate", "release", "ship"]
+Kind = Literal["sale", "vendor_return"]
+
+OPEN_PHASES: frozenset[Phase] = frozenset({"allocating", "allocated", "allocation_failed"})
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_span: int = 1_000_000
+    max_serials_per_line: int = 100_000
+
+
+# --- state ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Item:
+    """Shipping's read model of an LIC's tracking flags (from allocation's `ItemUpserted`)."""
+
+    lic: str
+    track_mfr_lot: bool = False
+    serialized: bool = False
+    perishable: bool = False
+    gtin: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LotPick:
+    mfr_lot: str
+    quantity: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Picks:
+    """What a line names to ship; nothing named means automatic allocation (R9)."""
+
+    lots: tuple[LotPick, ...] = ()
+    serials: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Moved:
+    lot_id: str | None
+    quantity: Decimal
+    unit_cost: Decimal
+    mfr_lot: str | None = None
+    expires_on: date | None = None
+    serial: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Problem:
+    line_no: int | None
+    lic: str | None
+    reason_code: ReasonCode
+    reason: str
+    offending: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Line:
+    """One shipment line.
+
+    `status` is the answer to the newest command sent for it; `awaiting` that command's id
+    while unanswered; `held_lic` the LIC under which allocation holds stock for it (None:
+    nothing held); `movements` what that allocation (or the shipment) took.
+    """
+
+    line_no: int
+    lic: str
+    quantity: Decimal
+    picks: Picks = Picks()
+    status: LineStatus = "pending"
+    awaiting: str | None = None
+    held_lic: str | None = None
+    complete: bool = False
+    movements: tuple[Moved, ...] = ()
+    problem: Problem | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pending:
+    """A command sent to allocation and not answered yet."""
+
+    command_id: str
+    action: Action
+    line_no: int
+    lic: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shipment:
+    shipment_id: str
+    office: str
+    kind: Kind
+    ship_on: date
+    counterparty: str | None = None
+    reference: str | None = None
+    phase: Phase = "allocating"
+    lines: tuple[Line, ...] = ()
+    pending: tuple[Pending, ...] = ()
+
+    def line(self, line_no: int) -> Line | None:
+        return next((line for line in self.lines if line.line_no == line_no), None)
+
+
+# --- upstream messages (already validated by the contract) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """Picks as people entered them: lots, serials typed (R5), raw scans."""
+
+    lots: tuple[LotPick, ...] = ()
+    serials: str | tuple[str, ...] | None = None
+    scans: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestLine:
+    line_no: int
+    lic: str
+    quantity: Decimal
+    entry: Entry = Entry()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Request:
+    message_id: str
+    shipment_id: str
+    office: str
+    kind: Kind
+    ship_on: date
+    lines: tuple[RequestLine, ...]
+    counterparty: str | None = None
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PicksUpdate:
+    message_id: str
+    shipment_id: str
+    line_no: int
+    entry: Entry = Entry()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShipRequest:
+    message_id: str
+    shipment_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cancel:
+    message_id: str
+    shipment_id: str
+
+
+Upstream = Request | PicksUpdate | ShipRequest | Cancel
+
+
+# --- allocation's answers -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Allocated:
+    command_id: str
+    lic: str
+    complete: bool
+    movements: tuple[Moved, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Released:
+    command_id: str
+    lic: str
+    reallocated: bool = False
+    movements: tuple[Moved, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Shipped:
+    command_id: str
+    lic: str
+    movements: tuple[Moved, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rejected:
+    command_id: str
+    lic: str
+    reason_code: ReasonCode
+    reason: str
+    offending: str | None = None
+
+
+Answer = Allocated | Released | Shipped | Rejected
+
+
+# --- what a decision sends --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Allocate:
+    command_id: str
+    shipment_id: str
+    line_no: int
+    lic: str
+    office: str
+    kind: Kind
+    counterparty: str | None
+    ship_on: date
+    quantity: Decimal
+    picks: Picks
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    command_id: str
+    shipment_id: str
+    line_no: int
+    lic: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ship:
+    command_id: str
+    shipment_id: str
+    line_no: int
+    lic: str
+
+
+Command = Allocate | Release | Ship
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LineView:
+    line_no: int
+    lic: str
+    quantity: Decimal
+    movements: tuple[Moved, ...] = ()
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocatedStatus:
+    message_id: str
+    shipment_id: str
+    lines: tuple[LineView, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AllocationFailedStatus:
+    message_id: str
+    shipment_id: str
+    problems: tuple[Problem, ...]
+    allocated_lines: tuple[LineView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShippedStatus:
+    message_id: str
+    shipment_id: str
+    lines: tuple[LineView, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShipRefusedStatus:
+    message_id: str
+    shipment_id: str
+    reason_code: ReasonCode
+    reason: str
+    problems: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelledStatus:
+    message_id: str
+    shipment_id: str
+    released_lines: tuple[LineView, ...] = ()
+    refused: Problem | None = None
+
+
+Status = (
+    AllocatedStatus | AllocationFailedStatus | ShippedStatus | ShipRefusedStatus | CancelledStatus
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The shipment after one message (None: still unknown), what to send, what to publish."""
+
+    shipment: Shipment | None
+    changed: bool = False
+    commands: tuple[Command, ...] = ()
+    statuses: tuple[Status, ...] = ()

@@ -1,0 +1,75 @@
+"""Shipping's use cases: decide upstream shipment messages; apply allocation's answers.
+
+Both run inside the consumer's unit of work, with the shipments they touch locked, so a
+shipment's state, its commands and its statuses are committed together.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.shipping import domain, model, translate
+from services.shipping.repository import PgShippingRepository
+from shared.config import Settings
+from shared.consumer import Inbound, UnitOfWork
+from shared.contracts import events as e
+
+
+class ShippingService:
+    def __init__(self, settings: Settings, repository: PgShippingRepository | None = None) -> None:
+        self._topics = settings.topics
+        self._repository = repository or PgShippingRepository()
+        self._limits = model.Limits(max_span=settings.max_serial_span)
+
+    async def handle_documents(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+        """Requests, picks updates, ship requests and cancellations, in partition order."""
+        messages = [translate.upstream(inbound.message) for inbound in batch]
+        shipments = await self._repository.load(uow.conn, [m.shipment_id for m in messages])
+        lics = {line.lic for m in messages if isinstance(m, model.Request) for line in m.lines}
+        lics.update(line.lic for s in shipments.values() for line in s.lines)
+        items = await self._repository.items(uow.conn, sorted(lics))
+        changed: dict[str, model.Shipment] = {}
+        for message in messages:
+            decision = domain.handle(
+                shipments.get(message.shipment_id), message, items, self._limits
+            )
+            self._apply(uow, decision, shipments, changed)
+        await self._repository.save(uow.conn, list(changed.values()))
+
+    async def collect_answers(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+        """Keep the item read model; apply answers to the shipments waiting for them."""
+        events: list[e.Event] = [inbound.message for inbound in batch]
+        items = [translate.item(ev) for ev in events if isinstance(ev, e.ItemUpserted)]
+        if items:
+            await self._repository.upsert_items(uow.conn, items)
+        answers = [a for a in map(translate.answer, events) if a is not None]
+        if not answers:
+            return
+        waiting = await self._repository.awaiting(uow.conn, [a.command_id for a in answers])
+        if not waiting:
+            return
+        shipments = await self._repository.load(uow.conn, sorted(waiting))
+        owner = {p.command_id: s.shipment_id for s in shipments.values() for p in s.pending}
+        changed: dict[str, model.Shipment] = {}
+        for reply in answers:
+            shipment_id = owner.get(reply.command_id)
+            if shipment_id is None:
+                continue
+            decision = domain.answer(shipments[shipment_id], reply)
+            self._apply(uow, decision, shipments, changed)
+        await self._repository.save(uow.conn, list(changed.values()))
+
+    def _apply(
+        self,
+        uow: UnitOfWork,
+        decision: model.Decision,
+        shipments: dict[str, model.Shipment],
+        changed: dict[str, model.Shipment],
+    ) -> None:
+        if decision.changed and decision.shipment is not None:
+            shipments[decision.shipment.shipment_id] = decision.shipment
+            changed[decision.shipment.shipment_id] = decision.shipment
+        for command in decision.commands:
+            uow.outbox.emit(self._topics.commands, command.lic, translate.command(command))
+        for status in decision.statuses:
+            uow.outbox.emit(self._topics.status, status.shipment_id, translate.status(status))

@@ -1,0 +1,245 @@
+"""Wire ↔ domain at shipping's edge: upstream shipment messages and allocation's events in,
+per-LIC commands and shipment statuses out."""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import singledispatch
+from typing import Any
+
+from services.shipping import model
+from shared.contracts import commands as c
+from shared.contracts import events as e
+from shared.contracts import status as s
+from shared.contracts import upstream as u
+
+_MAX_TEXT = 1_900
+_LINE_COMMANDS = ("AllocateLine", "ReleaseLine", "ShipLine")
+
+
+# --- in ---------------------------------------------------------------------------------------
+
+
+def upstream(m: Any) -> model.Upstream:
+    match m:
+        case u.ShipmentRequested():
+            return model.Request(
+                message_id=m.message_id,
+                shipment_id=m.shipment_id,
+                office=m.office,
+                kind=m.kind,
+                ship_on=m.ship_on,
+                counterparty=m.vendor if m.kind == "vendor_return" else m.customer,
+                reference=m.reference,
+                lines=tuple(
+                    model.RequestLine(
+                        line_no=x.line_no,
+                        lic=x.lic,
+                        quantity=x.quantity,
+                        entry=_entry(x.lots, x.serials, x.scans),
+                    )
+                    for x in m.lines
+                ),
+            )
+        case u.ShipmentPicksUpdated():
+            return model.PicksUpdate(
+                message_id=m.message_id,
+                shipment_id=m.shipment_id,
+                line_no=m.line_no,
+                entry=_entry(m.lots, m.serials, m.scans),
+            )
+        case u.ShipmentShipRequested():
+            return model.ShipRequest(message_id=m.message_id, shipment_id=m.shipment_id)
+        case u.ShipmentCancelled():
+            return model.Cancel(message_id=m.message_id, shipment_id=m.shipment_id)
+    raise TypeError(f"not a shipment message: {type(m).__name__}")
+
+
+def _entry(lots: list[u.LotPick], serials: str | list[str] | None, scans: list[str]) -> model.Entry:
+    return model.Entry(
+        lots=tuple(model.LotPick(mfr_lot=x.mfr_lot, quantity=x.quantity) for x in lots),
+        serials=serials if isinstance(serials, str | None) else tuple(serials),
+        scans=tuple(scans),
+    )
+
+
+def item(m: e.ItemUpserted) -> model.Item:
+    return model.Item(
+        lic=m.lic,
+        track_mfr_lot=m.track_mfr_lot,
+        serialized=m.serialized,
+        perishable=m.perishable,
+        gtin=m.gtin,
+    )
+
+
+def answer(event: e.Event) -> model.Answer | None:
+    """The answer an event gives to a shipment line command, if it is one."""
+    match event:
+        case e.LineAllocated():
+            return model.Allocated(
+                command_id=event.command_id,
+                lic=event.lic,
+                complete=event.complete,
+                movements=_moved(event.movements),
+            )
+        case e.LineReleased():
+            return model.Released(
+                command_id=event.command_id,
+                lic=event.lic,
+                reallocated=event.reallocated,
+                movements=_moved(event.movements),
+            )
+        case e.LineShipped():
+            return model.Shipped(
+                command_id=event.command_id, lic=event.lic, movements=_moved(event.movements)
+            )
+        case e.CommandRejected() if event.command_type in (
+            "AllocateLine",
+            "ReleaseLine",
+            "ShipLine",
+        ):
+            return model.Rejected(
+                command_id=event.command_id,
+                lic=event.lic,
+                reason_code=event.reason_code,
+                reason=event.reason,
+                offending=event.offending,
+            )
+    return None
+
+
+def _moved(movements: list[e.Movement]) -> tuple[model.Moved, ...]:
+    return tuple(
+        model.Moved(
+            lot_id=m.lot_id,
+            mfr_lot=m.mfr_lot,
+            expires_on=m.expires_on,
+            serial=m.serial,
+            quantity=m.quantity,
+            unit_cost=m.unit_cost,
+        )
+        for m in movements
+    )
+
+
+# --- out: commands ----------------------------------------------------------------------------
+
+
+@singledispatch
+def command(cmd: Any) -> c.AllocateLine | c.ReleaseLine | c.ShipLine:
+    raise TypeError(f"no wire command for {type(cmd).__name__}")
+
+
+@command.register
+def _(cmd: model.Allocate) -> c.AllocateLine:
+    return c.AllocateLine(
+        message_id=cmd.command_id,
+        lic=cmd.lic,
+        shipment_id=cmd.shipment_id,
+        line_no=cmd.line_no,
+        office=cmd.office,
+        kind=cmd.kind,
+        counterparty=cmd.counterparty,
+        ship_on=cmd.ship_on,
+        quantity=cmd.quantity,
+        lots=[u.LotPick(mfr_lot=x.mfr_lot, quantity=x.quantity) for x in cmd.picks.lots],
+        serials=list(cmd.picks.serials),
+    )
+
+
+@command.register
+def _(cmd: model.Release) -> c.ReleaseLine:
+    return c.ReleaseLine(
+        message_id=cmd.command_id, lic=cmd.lic, shipment_id=cmd.shipment_id, line_no=cmd.line_no
+    )
+
+
+@command.register
+def _(cmd: model.Ship) -> c.ShipLine:
+    return c.ShipLine(
+        message_id=cmd.command_id, lic=cmd.lic, shipment_id=cmd.shipment_id, line_no=cmd.line_no
+    )
+
+
+# --- out: statuses ----------------------------------------------------------------------------
+
+
+def status(st: model.Status) -> Any:
+    match st:
+        case model.AllocatedStatus():
+            return s.ShipmentAllocated(
+                message_id=st.message_id, shipment_id=st.shipment_id, lines=_results(st.lines)
+            )
+        case model.AllocationFailedStatus():
+            return s.ShipmentAllocationFailed(
+                message_id=st.message_id,
+                shipment_id=st.shipment_id,
+                problems=[problem(p) for p in st.problems],
+                allocated_lines=_results(st.allocated_lines),
+            )
+        case model.ShippedStatus():
+            return s.ShipmentShipped(
+                message_id=st.message_id, shipment_id=st.shipment_id, lines=_results(st.lines)
+            )
+        case model.ShipRefusedStatus():
+            return s.ShipmentShipRefused(
+                message_id=st.message_id,
+                shipment_id=st.shipment_id,
+                reason_code=st.reason_code,
+                reason=safe_text(st.reason) or st.reason_code.value,
+                problems=[problem(p) for p in st.problems],
+            )
+        case model.CancelledStatus():
+            return s.ShipmentCancelledStatus(
+                message_id=st.message_id,
+                shipment_id=st.shipment_id,
+                released_lines=_results(st.released_lines),
+                refused=None if st.refused is None else problem(st.refused),
+            )
+    raise TypeError(f"no wire status for {type(st).__name__}")
+
+
+def problem(p: model.Problem) -> s.LineProblem:
+    return s.LineProblem(
+        line_no=p.line_no,
+        lic=p.lic,
+        reason_code=p.reason_code,
+        reason=safe_text(p.reason) or p.reason_code.value,
+        offending=None if p.offending is None else safe_text(p.offending),
+    )
+
+
+def _results(lines: tuple[model.LineView, ...]) -> list[s.LineResult]:
+    return [
+        s.LineResult(
+            line_no=line.line_no,
+            lic=line.lic,
+            quantity=line.quantity,
+            complete=line.complete,
+            movements=[
+                e.Movement(
+                    lot_id=m.lot_id,
+                    mfr_lot=m.mfr_lot,
+                    expires_on=m.expires_on,
+                    serial=m.serial,
+                    quantity=m.quantity,
+                    unit_cost=m.unit_cost,
+                )
+                for m in line.movements
+            ],
+        )
+        for line in lines
+    ]
+
+
+def safe_text(value: str) -> str:
+    """Text the contract accepts: control characters (a scanner's GS, NUL) escaped, clipped."""
+    out = []
+    for ch in value:
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"):
+            out.append(ch)
+        else:
+            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    text = "".join(out)
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
