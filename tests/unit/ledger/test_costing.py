@@ -1,0 +1,201 @@
+"""COGS at the estimated cost, and reconciliation to the actual cost when the PO closes (R16)."""
+
+from __future__ import annotations
+
+from services.ledger.domain.costing import PurchaseOrder, apply_updates, rebooked
+from services.ledger.domain.model import Known, UsageRow
+from services.ledger.domain.recording import record
+from tests.unit.ledger.builders import LIC, D, act, booked, move, po_update, receipt
+
+PO1 = ("PO-1", LIC)
+PO2 = ("PO-2", LIC)
+
+
+def _history() -> tuple[list[UsageRow], list[UsageRow]]:
+    """PO-1: lots L1 (10) and L2 (5), partly used, one unit returned; PO-2: lot L9, partly
+    used. Every lot at the estimated cost 10."""
+    entries = record(
+        Known(),
+        [
+            receipt("L1", 10, 10),
+            receipt("L2", 5, 10),
+            receipt("L9", 4, 10, po="PO-2"),
+            act("shipment", move("L1", 3, 10), counterparty="ACME"),
+            act("loss", move("L2", -1, 10), document="ADJ-1"),
+            act("customer_return", move("L1", 1, 10), counterparty="ACME"),
+            act("shipment", move("L9", 2, 10), counterparty="Bravo"),
+        ],
+    )
+    po1 = [u for u in entries.usage if u.lot_id in ("L1", "L2")]
+    po2 = [u for u in entries.usage if u.lot_id == "L9"]
+    return po1, po2
+
+
+def test_usage_is_booked_at_the_estimated_cost_until_the_po_closes() -> None:
+    """R16: usage is costed at the estimated unit cost until the actual cost is final."""
+    po1, _ = _history()
+
+    assert [(u.source, u.quantity, u.unit_cost, u.total_cost) for u in po1] == [
+        ("shipment", 3, 10, 30),
+        ("loss", 1, 10, 10),
+        ("customer_return", -1, 10, -10),
+    ]
+
+
+def test_closing_a_po_reconciles_every_usage_of_its_lots() -> None:
+    """R16: closing writes a reconciliation entry for (actual − estimated) × quantity on every
+    usage of every lot of the PO: positive (PO-1, 12 > 10) and negative (PO-2, 9 < 10),
+    several lots, partial usage, reversals included; unused stock gets nothing."""
+    po1, po2 = _history()
+
+    entries = apply_updates(
+        {},
+        {PO1: booked(po1), PO2: booked(po2)},
+        [po_update("PO-1", actual=12, closed=True), po_update("PO-2", actual=9, closed=True)],
+    )
+
+    assert [(c.lot_id, c.source, c.quantity, c.unit_cost, c.amount) for c in entries.cogs] == [
+        ("L1", "shipment", 3, 2, 6),
+        ("L2", "loss", 1, 2, 2),
+        ("L1", "customer_return", -1, 2, -2),
+        ("L9", "shipment", 2, -1, -2),
+    ]
+    assert all(c.kind == "reconciliation" for c in entries.cogs)
+    assert [c.po for c in entries.cogs] == ["PO-1", "PO-1", "PO-1", "PO-2"]
+    assert entries.actual_costs == {PO1: 12, PO2: 9}
+    assert entries.orders[PO1].closed and entries.orders[PO1].closings == 1
+
+
+def test_reconciled_cogs_equal_quantity_times_actual_cost() -> None:
+    """R16: after the close, each usage's COGS (booked + reconciliation) is quantity × actual."""
+    po1, _ = _history()
+
+    entries = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", actual="12.5", closed=True)])
+
+    after = rebooked(booked(po1), entries.cogs)
+    assert [(u.quantity, u.booked) for u in after] == [
+        (3, D("37.5")),
+        (1, D("12.5")),
+        (-1, D("-12.5")),
+    ]
+
+
+def test_redelivered_close_changes_nothing() -> None:
+    """R16: reconciliation runs exactly once per PO close: the same close delivered again
+    (under any message id) finds the PO closed at that cost and writes nothing."""
+    po1, _ = _history()
+    first = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", actual=12, closed=True)])
+    usage_now = {PO1: rebooked(booked(po1), first.cogs)}
+
+    again = apply_updates(first.orders, usage_now, [po_update("PO-1", actual=12, closed=True)])
+
+    assert again.cogs == [] and again.actual_costs == {}
+    assert again.orders[PO1] == first.orders[PO1]
+
+
+def test_a_close_repeated_within_one_batch_is_reconciled_once() -> None:
+    """R16: the reconciliation key (po, lic, closing, usage) is unique; a repeat in the same
+    batch adds no entry."""
+    po1, _ = _history()
+
+    entries = apply_updates(
+        {},
+        {PO1: booked(po1)},
+        [po_update("PO-1", actual=12, closed=True), po_update("PO-1", actual=12, closed=True)],
+    )
+
+    keys = [c.entry_key for c in entries.cogs]
+    assert len(keys) == 3 == len(set(keys))
+    assert all(key.startswith("reconcile:PO-1:DC-IP3VO-4:1:") for key in keys)
+
+
+def test_usage_after_the_close_is_booked_at_the_actual_cost() -> None:
+    """R16: later usage of a closed PO's lots is costed at the actual cost (no reconciliation
+    needed); the estimate is kept beside it."""
+    entries = record(
+        Known(actual_costs={"L1": D(12)}), [act("shipment", move("L1", 2, 10), counterparty="ACME")]
+    )
+
+    (usage,) = entries.usage
+    assert (usage.unit_cost, usage.est_unit_cost, usage.total_cost) == (12, 10, 24)
+    assert entries.cogs[0].amount == 24
+    later = apply_updates(
+        {PO1: PurchaseOrder(po="PO-1", lic=LIC, act_unit_cost=D(12), closed=True, closings=1)},
+        {PO1: booked(entries.usage)},
+        [po_update("PO-1", actual=12, closed=True)],
+    )
+    assert later.cogs == []
+
+
+def test_a_lot_received_after_its_po_closed_starts_at_the_actual_cost() -> None:
+    """R16: the actual cost is final once the PO closed, whenever the lot arrives."""
+    entries = record(
+        Known(closed_pos={("PO-1", LIC): D(12)}),
+        [receipt("L5", 2, 10), act("shipment", move("L5", 1, 10))],
+    )
+
+    assert entries.lots[0].act_unit_cost == 12
+    assert entries.usage[0].unit_cost == 12
+    assert entries.transactions[0].unit_cost == 12
+
+
+def test_a_close_with_another_actual_cost_corrects_to_it() -> None:
+    """R16: a later close with a different actual cost is a new closing that brings every
+    usage from what is booked to the new cost."""
+    po1, _ = _history()
+    first = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", actual=12, closed=True)])
+
+    second = apply_updates(
+        first.orders,
+        {PO1: rebooked(booked(po1), first.cogs)},
+        [po_update("PO-1", actual=11, closed=True)],
+    )
+
+    assert [c.amount for c in second.cogs] == [-3, -1, 1]
+    assert second.orders[PO1].closings == 2
+    assert all(":2:" in c.entry_key for c in second.cogs)
+
+
+def test_a_close_without_an_actual_cost_keeps_the_estimate() -> None:
+    """R16: without an actual cost there is nothing to reconcile; a close that names one later
+    still reconciles."""
+    po1, _ = _history()
+    first = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", closed=True)])
+    assert first.cogs == [] and first.orders[PO1].closed and first.actual_costs == {}
+
+    second = apply_updates(
+        first.orders, {PO1: booked(po1)}, [po_update("PO-1", actual=12, closed=True)]
+    )
+    assert [c.amount for c in second.cogs] == [6, 2, -2]
+
+
+def test_an_actual_cost_on_an_open_po_is_not_final() -> None:
+    """R16: the actual cost counts only when the PO is closed."""
+    po1, _ = _history()
+
+    entries = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", actual=12)])
+
+    assert entries.cogs == [] and entries.actual_costs == {}
+    assert not entries.orders[PO1].closed
+
+
+def test_po_updates_keep_the_quantities_they_do_not_name() -> None:
+    """R7: ordered and purchased quantities come from PO updates; a field left out keeps its
+    value, and a closed PO stays closed."""
+    entries = apply_updates(
+        {},
+        {},
+        [
+            po_update("PO-1", ordered=2, purchased=0),
+            po_update("PO-1", purchased=1, actual=12, closed=True),
+            po_update("PO-1", purchased=2),
+        ],
+    )
+
+    order = entries.orders[PO1]
+    assert (order.ordered_qty, order.purchased_qty, order.act_unit_cost, order.closed) == (
+        2,
+        2,
+        12,
+        True,
+    )
