@@ -149,7 +149,7 @@ def test_serialized_line_without_serials_takes_them_from_the_next_serial() -> No
 
 def test_typed_serials_win_over_the_next_serial() -> None:
     """R6: the Next Serial is used only when no serials were entered."""
-    (command,) = accepted(line("CAM-NS", 2, serials=["7", "8"]))
+    (command,) = accepted(line("CAM-NS", 2, serials=("7", "8")))
     assert command.serials == ("7", "8")
     assert not command.generate_serials
 

@@ -1,0 +1,568 @@
+"""Shipping's pure core: the shipment lifecycle, R8 (complete before shipped), R14 (vendor
+returns name what goes back), R5 (picks typed or scanned)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+from decimal import Decimal
+from itertools import count
+
+from services.shipping import domain
+from services.shipping.model import (
+    Allocate,
+    Allocated,
+    AllocatedStatus,
+    AllocationFailedStatus,
+    Answer,
+    Cancel,
+    CancelledStatus,
+    Decision,
+    Entry,
+    Item,
+    Kind,
+    LotPick,
+    Moved,
+    PicksUpdate,
+    Rejected,
+    Release,
+    Released,
+    Request,
+    RequestLine,
+    Ship,
+    Shipment,
+    Shipped,
+    ShippedStatus,
+    ShipRefusedStatus,
+    ShipRequest,
+)
+from shared.reasons import ReasonCode
+
+DAY = date(2026, 11, 2)
+GTIN = "09506000134352"
+ITEMS: Mapping[str, Item] = {
+    i.lic: i
+    for i in (
+        Item(lic="PLAIN"),
+        Item(lic="MILK", track_mfr_lot=True, perishable=True),
+        Item(lic="CAM", serialized=True, gtin=GTIN),
+    )
+}
+_ids = count(1)
+
+
+def entry(
+    lots: Iterable[tuple[str, int]] = (),
+    serials: str | tuple[str, ...] | None = None,
+    scans: Iterable[str] = (),
+) -> Entry:
+    return Entry(
+        lots=tuple(LotPick(mfr_lot=name, quantity=Decimal(q)) for name, q in lots),
+        serials=serials,
+        scans=tuple(scans),
+    )
+
+
+def line(lic: str, quantity: int, no: int = 1, picks: Entry | None = None) -> RequestLine:
+    return RequestLine(line_no=no, lic=lic, quantity=Decimal(quantity), entry=picks or Entry())
+
+
+def request(*lines: RequestLine, kind: Kind = "sale", sid: str = "S-1") -> Request:
+    return Request(
+        message_id=f"m-{next(_ids)}",
+        shipment_id=sid,
+        office="AI",
+        kind=kind,
+        ship_on=DAY,
+        lines=lines,
+        counterparty="Montboro",
+    )
+
+
+def update(line_no: int, picks: Entry, sid: str = "S-1") -> PicksUpdate:
+    return PicksUpdate(message_id=f"m-{next(_ids)}", shipment_id=sid, line_no=line_no, entry=picks)
+
+
+def ship_request(sid: str = "S-1") -> ShipRequest:
+    return ShipRequest(message_id=f"m-{next(_ids)}", shipment_id=sid)
+
+
+def cancel(sid: str = "S-1") -> Cancel:
+    return Cancel(message_id=f"m-{next(_ids)}", shipment_id=sid)
+
+
+def lot_moves(*lots: tuple[str | None, int]) -> tuple[Moved, ...]:
+    return tuple(
+        Moved(lot_id="PO-1/1", mfr_lot=name, quantity=Decimal(q), unit_cost=Decimal("2"))
+        for name, q in lots
+    )
+
+
+def serial_moves(*serials: str) -> tuple[Moved, ...]:
+    return tuple(
+        Moved(lot_id="PO-2/1", serial=s, quantity=Decimal(1), unit_cost=Decimal("300"))
+        for s in serials
+    )
+
+
+class Desk:
+    """One shipment folded through the core, with allocation's answers played by the test."""
+
+    def __init__(self, items: Mapping[str, Item] = ITEMS) -> None:
+        self.items = items
+        self.shipment: Shipment | None = None
+
+    def send(self, message: Request | PicksUpdate | ShipRequest | Cancel) -> Decision:
+        decision = domain.handle(self.shipment, message, self.items)
+        if decision.changed:
+            self.shipment = decision.shipment
+        return decision
+
+    def reply(self, answer: Answer) -> Decision:
+        assert self.shipment is not None
+        decision = domain.answer(self.shipment, answer)
+        self.shipment = decision.shipment
+        return decision
+
+    @property
+    def phase(self) -> str:
+        assert self.shipment is not None
+        return self.shipment.phase
+
+    def allocated(self, command: object, movements: tuple[Moved, ...] = ()) -> Decision:
+        assert isinstance(command, Allocate)
+        moves = movements or lot_moves((None, int(command.quantity)))
+        return self.reply(
+            Allocated(
+                command_id=command.command_id, lic=command.lic, complete=True, movements=moves
+            )
+        )
+
+    def refused(self, command: object, code: ReasonCode, offending: str) -> Decision:
+        assert isinstance(command, Allocate | Release | Ship)
+        return self.reply(
+            Rejected(
+                command_id=command.command_id,
+                lic=command.lic,
+                reason_code=code,
+                reason=f"refused: {offending}",
+                offending=offending,
+            )
+        )
+
+    def shipped(self, command: object) -> Decision:
+        assert isinstance(command, Ship)
+        line = self.shipment.line(command.line_no) if self.shipment else None
+        assert line is not None
+        return self.reply(
+            Shipped(command_id=command.command_id, lic=command.lic, movements=line.movements)
+        )
+
+    def released(self, command: object) -> Decision:
+        assert isinstance(command, Release)
+        return self.reply(
+            Released(command_id=command.command_id, lic=command.lic, movements=lot_moves((None, 1)))
+        )
+
+
+def allocated_desk(*lines: RequestLine) -> tuple[Desk, tuple[Allocate, ...]]:
+    desk = Desk()
+    commands = desk.send(request(*lines)).commands
+    for command in commands:
+        assert isinstance(command, Allocate)
+        desk.allocated(command)
+    assert desk.phase == "allocated"
+    return desk, tuple(c for c in commands if isinstance(c, Allocate))
+
+
+# --- allocation -------------------------------------------------------------------------------
+
+
+def test_lines_without_picks_are_allocated_automatically_one_command_each() -> None:
+    """R9: no picks means automatic allocation; one AllocateLine per line, keyed by LIC."""
+    decision = Desk().send(request(line("PLAIN", 2), line("MILK", 3, no=2)))
+    commands = [c for c in decision.commands if isinstance(c, Allocate)]
+    assert [(c.line_no, c.lic, c.quantity) for c in commands] == [(1, "PLAIN", 2), (2, "MILK", 3)]
+    assert len(commands) == len(decision.commands)
+    assert all(not c.picks.lots and not c.picks.serials for c in commands)
+    assert decision.statuses == ()
+    assert decision.shipment is not None and decision.shipment.phase == "allocating"
+
+
+def test_shipment_allocated_when_every_line_is_answered() -> None:
+    desk = Desk()
+    first, second = desk.send(request(line("PLAIN", 2), line("MILK", 3, no=2))).commands
+    assert desk.allocated(first).statuses == ()
+    (status,) = desk.allocated(second, lot_moves(("A1", 3))).statuses
+    assert isinstance(status, AllocatedStatus)
+    assert [v.movements[0].mfr_lot for v in status.lines] == [None, "A1"]
+    assert desk.phase == "allocated"
+
+
+def test_allocation_failure_is_reported_per_line_with_allocations_reason() -> None:
+    desk = Desk()
+    first, second = desk.send(request(line("PLAIN", 2), line("MILK", 3, no=2))).commands
+    desk.allocated(first)
+    (status,) = desk.refused(second, ReasonCode.INSUFFICIENT_STOCK, "3 > 1").statuses
+    assert isinstance(status, AllocationFailedStatus)
+    (problem,) = status.problems
+    assert (problem.line_no, problem.reason_code, problem.offending) == (
+        2,
+        ReasonCode.INSUFFICIENT_STOCK,
+        "3 > 1",
+    )
+    assert [v.line_no for v in status.allocated_lines] == [1]
+    assert desk.phase == "allocation_failed"
+
+
+def test_picks_typed_as_a_span_become_serials() -> None:
+    """R5: the same parser as receipts."""
+    (command,) = Desk().send(request(line("CAM", 3, picks=entry(serials="SN-08...SN-10")))).commands
+    assert isinstance(command, Allocate)
+    assert command.picks.serials == ("SN-08", "SN-09", "SN-10")
+
+
+def test_picks_scanned_become_serials() -> None:
+    """R5: GS1 AI 21 names the unit."""
+    scans = [f"(01){GTIN}(21)X1", f"01{GTIN}21X2"]
+    (command,) = Desk().send(request(line("CAM", 2, picks=entry(scans=scans)))).commands
+    assert isinstance(command, Allocate)
+    assert command.picks.serials == ("X1", "X2")
+
+
+def test_scanned_lots_count_one_unit_per_scan() -> None:
+    scans = ["(10)A1", "(10)A1", "(10)B2"]
+    (command,) = Desk().send(request(line("MILK", 3, picks=entry(scans=scans)))).commands
+    assert isinstance(command, Allocate)
+    assert command.picks.lots == (
+        LotPick(mfr_lot="A1", quantity=Decimal(2)),
+        LotPick(mfr_lot="B2", quantity=Decimal(1)),
+    )
+
+
+def test_bad_span_fails_its_line_without_a_command() -> None:
+    """R5: INVALID_SERIAL_SPAN with the text; the other lines are still allocated."""
+    desk = Desk()
+    bad = line("CAM", 3, no=2, picks=entry(serials="10...8"))
+    (command,) = desk.send(request(line("PLAIN", 1), bad)).commands
+    (status,) = desk.allocated(command).statuses
+    assert isinstance(status, AllocationFailedStatus)
+    (problem,) = status.problems
+    assert (problem.line_no, problem.reason_code, problem.offending) == (
+        2,
+        ReasonCode.INVALID_SERIAL_SPAN,
+        "10...8",
+    )
+
+
+def test_unreadable_scan_fails_its_line() -> None:
+    """R5: INVALID_BARCODE with the raw scan."""
+    decision = Desk().send(request(line("CAM", 1, picks=entry(scans=["garbage"]))))
+    assert decision.commands == ()
+    (status,) = decision.statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert (status.problems[0].reason_code, status.problems[0].offending) == (
+        ReasonCode.INVALID_BARCODE,
+        "garbage",
+    )
+
+
+def test_scan_of_another_product_fails_its_line() -> None:
+    """R5: the GTIN must be the item's."""
+    decision = Desk().send(request(line("CAM", 1, picks=entry(scans=["010401234500000921A1"]))))
+    (status,) = decision.statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert status.problems[0].reason_code == ReasonCode.INVALID_BARCODE
+
+
+def test_picks_update_reallocates_that_line_only_with_a_new_command_id() -> None:
+    desk, (first, second) = allocated_desk(line("PLAIN", 1), line("MILK", 2, no=2))
+    decision = desk.send(update(2, entry(lots=[("A1", 2)])))
+    (command,) = decision.commands
+    assert isinstance(command, Allocate)
+    assert (command.line_no, command.picks.lots) == (
+        2,
+        (LotPick(mfr_lot="A1", quantity=Decimal(2)),),
+    )
+    assert command.command_id not in (first.command_id, second.command_id)
+    assert desk.phase == "allocating"
+    # Allocation re-allocates: the old picks are released first, then the new allocation.
+    desk.reply(Released(command_id=command.command_id, lic="MILK", reallocated=True))
+    assert desk.phase == "allocating"
+    (status,) = desk.allocated(command, lot_moves(("A1", 2))).statuses
+    assert isinstance(status, AllocatedStatus)
+
+
+def test_an_answer_to_a_superseded_allocation_does_not_settle_the_line() -> None:
+    desk = Desk()
+    (first,) = desk.send(request(line("MILK", 2))).commands
+    (second,) = desk.send(update(1, entry(lots=[("B2", 2)]))).commands
+    assert desk.allocated(first, lot_moves(("A1", 2))).statuses == ()
+    (status,) = desk.allocated(second, lot_moves(("B2", 2))).statuses
+    assert isinstance(status, AllocatedStatus)
+    assert status.lines[0].movements[0].mfr_lot == "B2"
+
+
+def test_picks_update_for_a_line_that_does_not_exist_is_refused() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    decision = desk.send(update(9, entry(lots=[("A1", 1)])))
+    (status,) = decision.statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert (status.problems[0].reason_code, status.problems[0].offending) == (
+        ReasonCode.UNKNOWN_SHIPMENT,
+        "S-1/9",
+    )
+    assert decision.commands == ()
+    assert desk.phase == "allocated"
+
+
+# --- R8: marking shipped ----------------------------------------------------------------------
+
+
+def test_ship_request_while_allocation_is_pending_is_refused() -> None:
+    """R8: SHIPMENT_INCOMPLETE naming the line still being allocated."""
+    desk = Desk()
+    desk.send(request(line("PLAIN", 1)))
+    decision = desk.send(ship_request())
+    (status,) = decision.statuses
+    assert isinstance(status, ShipRefusedStatus)
+    assert status.reason_code == ReasonCode.SHIPMENT_INCOMPLETE
+    assert [(p.line_no, p.reason_code, p.offending) for p in status.problems] == [
+        (1, ReasonCode.SHIPMENT_INCOMPLETE, "S-1/1")
+    ]
+    assert decision.commands == ()
+
+
+def test_ship_request_with_a_failed_line_is_refused_listing_its_reason() -> None:
+    """R8: a line that is not allocated cannot ship."""
+    desk = Desk()
+    first, second = desk.send(request(line("PLAIN", 1), line("MILK", 2, no=2))).commands
+    desk.allocated(first)
+    desk.refused(second, ReasonCode.LOT_NOT_FOUND, "Z9")
+    (status,) = desk.send(ship_request()).statuses
+    assert isinstance(status, ShipRefusedStatus)
+    assert status.reason_code == ReasonCode.SHIPMENT_INCOMPLETE
+    assert [(p.line_no, p.reason_code, p.offending) for p in status.problems] == [
+        (2, ReasonCode.LOT_NOT_FOUND, "Z9")
+    ]
+
+
+def test_ship_request_lists_exactly_what_each_incomplete_line_lacks() -> None:
+    """R8: lot-tracked lines name lots covering the line; serialized units have serials."""
+    desk = Desk()
+    milk, cam = desk.send(request(line("MILK", 5), line("CAM", 2, no=2))).commands
+    desk.allocated(milk, lot_moves(("A1", 3), (None, 2)))
+    desk.allocated(cam, serial_moves("X1") + lot_moves((None, 1)))
+    (status,) = desk.send(ship_request()).statuses
+    assert isinstance(status, ShipRefusedStatus)
+    assert [(p.line_no, p.reason_code) for p in status.problems] == [
+        (1, ReasonCode.LOT_REQUIRED),
+        (2, ReasonCode.SERIAL_REQUIRED),
+    ]
+    assert "3 of 5" in status.problems[0].reason
+    assert "1 of 2" in status.problems[1].reason
+
+
+def test_incomplete_flag_from_allocation_refuses_shipping() -> None:
+    """R8: allocation's `complete` flag is honoured even for items shipping knows nothing of."""
+    desk = Desk(items={})
+    (command,) = desk.send(request(line("PLAIN", 1))).commands
+    assert isinstance(command, Allocate)
+    desk.reply(Allocated(command_id=command.command_id, lic="PLAIN", complete=False, movements=()))
+    (status,) = desk.send(ship_request()).statuses
+    assert isinstance(status, ShipRefusedStatus)
+    assert status.problems[0].reason_code == ReasonCode.SHIPMENT_INCOMPLETE
+
+
+def test_complete_shipment_ships_every_line_and_reports_lots_and_serials() -> None:
+    """R8/R10: ShipLine per line; ShipmentShipped carries lots and serials per line."""
+    desk = Desk()
+    milk, cam = desk.send(request(line("MILK", 2), line("CAM", 2, no=2))).commands
+    desk.allocated(milk, lot_moves(("A1", 2)))
+    desk.allocated(cam, serial_moves("X1", "X2"))
+    ships = desk.send(ship_request()).commands
+    assert [type(c) for c in ships] == [Ship, Ship]
+    assert desk.phase == "shipping"
+    assert desk.shipped(ships[0]).statuses == ()
+    (status,) = desk.shipped(ships[1]).statuses
+    assert isinstance(status, ShippedStatus)
+    assert [m.mfr_lot for m in status.lines[0].movements] == ["A1"]
+    assert [m.serial for m in status.lines[1].movements] == ["X1", "X2"]
+    assert desk.phase == "shipped"
+
+
+def test_ship_refused_by_allocation_returns_to_allocated_and_ships_the_rest_later() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1), line("PLAIN", 2, no=2))
+    first, second = desk.send(ship_request()).commands
+    desk.shipped(first)
+    (status,) = desk.refused(second, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2").statuses
+    assert isinstance(status, ShipRefusedStatus)
+    assert [p.line_no for p in status.problems] == [2]
+    assert desk.phase == "allocated"
+    (again,) = desk.send(ship_request()).commands
+    assert again.line_no == 2
+
+
+def test_ship_request_after_shipping_repeats_the_shipped_status() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    (ship,) = desk.send(ship_request()).commands
+    desk.shipped(ship)
+    decision = desk.send(ship_request())
+    assert decision.commands == ()
+    assert isinstance(decision.statuses[0], ShippedStatus)
+
+
+# --- cancellation -----------------------------------------------------------------------------
+
+
+def test_cancel_releases_every_allocated_line() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1), line("MILK", 2, no=2))
+    releases = desk.send(cancel()).commands
+    assert [(type(c), c.line_no, c.lic) for c in releases] == [
+        (Release, 1, "PLAIN"),
+        (Release, 2, "MILK"),
+    ]
+    assert desk.phase == "cancelling"
+    desk.released(releases[0])
+    (status,) = desk.released(releases[1]).statuses
+    assert isinstance(status, CancelledStatus)
+    assert status.refused is None
+    assert [v.line_no for v in status.released_lines] == [1, 2]
+    assert desk.phase == "cancelled"
+
+
+def test_cancel_sends_nothing_for_a_line_allocation_never_held() -> None:
+    desk = Desk()
+    desk.send(request(line("CAM", 1, picks=entry(serials="9...1"))))
+    decision = desk.send(cancel())
+    assert decision.commands == ()
+    (status,) = decision.statuses
+    assert isinstance(status, CancelledStatus) and status.refused is None
+
+
+def test_cancel_while_allocation_is_in_flight_releases_after_it() -> None:
+    desk = Desk()
+    (allocate,) = desk.send(request(line("PLAIN", 1))).commands
+    (release,) = desk.send(cancel()).commands
+    assert isinstance(release, Release) and release.lic == "PLAIN"
+    assert desk.allocated(allocate).statuses == ()
+    (status,) = desk.released(release).statuses
+    assert isinstance(status, CancelledStatus)
+
+
+def test_release_refused_because_nothing_was_held_still_cancels() -> None:
+    desk = Desk()
+    (allocate,) = desk.send(request(line("PLAIN", 1))).commands
+    (release,) = desk.send(cancel()).commands
+    desk.refused(allocate, ReasonCode.INSUFFICIENT_STOCK, "1 > 0")
+    (status,) = desk.refused(release, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1").statuses
+    assert isinstance(status, CancelledStatus)
+    assert status.released_lines == ()
+
+
+def test_a_shipped_shipment_cannot_be_cancelled() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    (ship,) = desk.send(ship_request()).commands
+    desk.shipped(ship)
+    decision = desk.send(cancel())
+    assert decision.commands == ()
+    (status,) = decision.statuses
+    assert isinstance(status, CancelledStatus)
+    assert status.refused is not None
+    assert (status.refused.reason_code, status.refused.offending) == (
+        ReasonCode.UNKNOWN_SHIPMENT,
+        "S-1",
+    )
+    assert desk.phase == "shipped"
+
+
+def test_ship_request_for_a_cancelled_shipment_is_refused() -> None:
+    desk = Desk()
+    desk.send(request(line("CAM", 1, picks=entry(serials="9...1"))))
+    desk.send(cancel())
+    (status,) = desk.send(ship_request()).statuses
+    assert isinstance(status, ShipRefusedStatus)
+    assert status.reason_code == ReasonCode.UNKNOWN_SHIPMENT
+
+
+# --- unknown shipments ------------------------------------------------------------------------
+
+
+def test_messages_about_an_unknown_shipment_are_refused_unknown_shipment() -> None:
+    desk = Desk()
+    for message in (update(1, entry()), ship_request(), cancel()):
+        decision = desk.send(message)
+        assert decision.commands == ()
+        (status,) = decision.statuses
+        problem = (
+            status.refused if isinstance(status, CancelledStatus) else status.problems[0]  # type: ignore[union-attr]
+        )
+        assert problem is not None
+        assert (problem.reason_code, problem.offending) == (ReasonCode.UNKNOWN_SHIPMENT, "S-1")
+    assert desk.shipment is None
+
+
+# --- R14: returns to vendor -------------------------------------------------------------------
+
+
+def test_vendor_return_of_serialized_item_must_name_serials() -> None:
+    """R14: SERIAL_REQUIRED before anything is sent."""
+    decision = Desk().send(request(line("CAM", 1), kind="vendor_return"))
+    assert decision.commands == ()
+    (status,) = decision.statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert (status.problems[0].reason_code, status.problems[0].offending) == (
+        ReasonCode.SERIAL_REQUIRED,
+        "CAM",
+    )
+
+
+def test_vendor_return_of_lot_tracked_item_must_name_lots() -> None:
+    """R14: LOT_REQUIRED before anything is sent."""
+    decision = Desk().send(request(line("MILK", 2), kind="vendor_return"))
+    (status,) = decision.statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert status.problems[0].reason_code == ReasonCode.LOT_REQUIRED
+
+
+def test_vendor_return_naming_lots_is_sent_as_a_vendor_return() -> None:
+    """R14: the named lots go back to the vendor."""
+    picks = entry(lots=[("A1", 2)])
+    (command,) = Desk().send(request(line("MILK", 2, picks=picks), kind="vendor_return")).commands
+    assert isinstance(command, Allocate)
+    assert (command.kind, command.picks.lots) == (
+        "vendor_return",
+        (LotPick(mfr_lot="A1", quantity=Decimal(2)),),
+    )
+
+
+def test_vendor_return_of_a_plain_item_needs_nothing_named() -> None:
+    (command,) = Desk().send(request(line("PLAIN", 2), kind="vendor_return")).commands
+    assert isinstance(command, Allocate)
+
+
+# --- saving again -----------------------------------------------------------------------------
+
+
+def test_requesting_an_open_shipment_again_replaces_its_lines() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1), line("MILK", 2, no=2))
+    decision = desk.send(request(line("CAM", 1, picks=entry(serials="X1"))))
+    kinds = sorted((type(c).__name__, c.line_no, c.lic) for c in decision.commands)
+    assert kinds == [
+        ("Allocate", 1, "CAM"),
+        ("Release", 1, "PLAIN"),
+        ("Release", 2, "MILK"),
+    ]
+    assert desk.shipment is not None
+    assert [line.line_no for line in desk.shipment.lines] == [1]
+
+
+def test_a_shipped_shipment_cannot_be_requested_again() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    (ship,) = desk.send(ship_request()).commands
+    desk.shipped(ship)
+    decision = desk.send(request(line("PLAIN", 5)))
+    assert decision.commands == ()
+    (status,) = decision.statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert status.problems[0].reason_code == ReasonCode.UNKNOWN_SHIPMENT
