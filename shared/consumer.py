@@ -19,6 +19,8 @@ Errors, mapped to acknowledgement here and nowhere else:
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -39,6 +41,9 @@ from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+# Test hook (crash tests only): SIGKILL this process right after committing this message id.
+_KILL_AFTER_COMMIT = os.environ.get("LOTLINE_FAULT_KILL_AFTER_COMMIT", "")
 
 BATCHES = Counter("lotline_batches_total", "Batches committed", ["consumer"])
 MESSAGES = Counter("lotline_messages_total", "Messages processed", ["consumer", "outcome"])
@@ -270,6 +275,10 @@ class TransactionalConsumer(Generic[T]):
             if new:
                 await self._handler(UnitOfWork(conn, outbox), new)
             await write_outbox(conn, outbox.rows, self._channel)
+        if _KILL_AFTER_COMMIT and any(_message_id(m.message) == _KILL_AFTER_COMMIT for m in new):
+            # Fault-injection hook for the crash tests: die after the commit, before the relay
+            # publishes and before the Kafka offset commit.
+            os.kill(os.getpid(), signal.SIGKILL)
         for key, offset in next_offsets.items():
             self._next[key] = offset
         self._relay.wake()

@@ -1,10 +1,12 @@
 """Transactional outbox: events are rows written with the decision, published by a relay.
 
-One relay per service schema is active at a time (a Postgres advisory lock elects it), so the
-events of one key leave in the order they were decided. The relay claims rows with a lease
-(`claimed_until`), publishes them, then marks them sent; a relay that dies mid-way leaves its
-lease to expire and the next leader publishes those rows again (at least once; consumers are
-idempotent by `message_id`).
+One relay per service schema is active at a time, so the events of one key leave in the order
+they were decided. Its lease is a session-level Postgres advisory lock: held as long as the
+relay's connection lives, released by the server the moment the process dies, so a successor
+takes over at once. The leader claims unsent rows in id order (stamping `claimed_until` for
+operators to see), publishes them, then marks them sent. A leader that dies between publishing
+and marking leaves its rows unsent; the next leader publishes them again, first, before anything
+newer (at least once; consumers are idempotent by `message_id`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,7 @@ log = structlog.get_logger(__name__)
 CLAIM_SQL = """
 UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
 WHERE id IN (
-    SELECT id FROM outbox
-    WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
-    ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+    SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE)
 RETURNING id, topic, key, payload, headers
 """
 
