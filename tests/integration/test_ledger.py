@@ -1,0 +1,654 @@
+"""The ledger against a real PostgreSQL: its handlers in a real transaction, its read API over
+the tables they wrote (R7, R10–R16, DESIGN.md §4)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator, Callable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from services.ledger import service
+from services.ledger.api import CSV_COLUMNS, create_api
+from services.ledger.app import MIGRATIONS, SCHEMA
+from shared import db
+from shared.consumer import Inbound, UnitOfWork
+from shared.contracts import events as e
+from shared.contracts.upstream import PurchaseOrderUpdated
+from shared.outbox import Outbox
+from tests.fixtures.infra import LotlineEnv
+
+D = Decimal
+FOOD = "FOOD-1"
+CAM = "DC-IP3VO-4"
+
+
+class Wire:
+    """Events as allocation publishes them on `inventory.events`, with fresh message ids."""
+
+    def __init__(self) -> None:
+        self._n = 0
+
+    def _id(self, what: str) -> str:
+        self._n += 1
+        return f"{what}-{self._n}"
+
+    def item(self, lic: str, **flags: Any) -> e.ItemUpserted:
+        values = {"track_mfr_lot": False, "serialized": False, "perishable": False} | flags
+        return e.ItemUpserted(
+            message_id=self._id("item"),
+            command_id="c",
+            lic=lic,
+            est_unit_cost=values.pop("est_unit_cost", D(0)),
+            **values,
+        )
+
+    def received(
+        self,
+        lic: str,
+        lot_id: str,
+        quantity: int,
+        cost: str,
+        moves: list[e.Movement],
+        *,
+        po: str,
+        on: date,
+        office: str = "AI",
+    ) -> e.StockReceived:
+        return e.StockReceived(
+            message_id=self._id("received"),
+            command_id="c",
+            lic=lic,
+            shipment_id=f"IN-{po}",
+            line_no=1,
+            lot_id=lot_id,
+            office=office,
+            kind="purchase",
+            reference=po,
+            received_on=on,
+            quantity=D(quantity),
+            unit_cost=D(cost),
+            movements=moves,
+        )
+
+    def allocated(
+        self, lic: str, shipment: str, moves: list[e.Movement], *, customer: str, on: date
+    ) -> e.LineAllocated:
+        return e.LineAllocated(
+            message_id=self._id("allocated"),
+            command_id="c",
+            lic=lic,
+            shipment_id=shipment,
+            line_no=1,
+            office="AI",
+            counterparty=customer,
+            ship_on=on,
+            quantity=sum((m.quantity for m in moves), D(0)),
+            movements=moves,
+        )
+
+    def shipped(
+        self, lic: str, shipment: str, moves: list[e.Movement], *, customer: str, on: date
+    ) -> e.LineShipped:
+        return e.LineShipped(
+            message_id=self._id("shipped"),
+            command_id="c",
+            lic=lic,
+            shipment_id=shipment,
+            line_no=1,
+            office="AI",
+            counterparty=customer,
+            ship_on=on,
+            quantity=sum((m.quantity for m in moves), D(0)),
+            movements=moves,
+        )
+
+    def sale(
+        self, lic: str, shipment: str, moves: list[e.Movement], *, customer: str, on: date
+    ) -> list[e.Event]:
+        return [
+            self.allocated(lic, shipment, moves, customer=customer, on=on),
+            self.shipped(lic, shipment, moves, customer=customer, on=on),
+        ]
+
+    def returned(
+        self, lic: str, document: str, moves: list[e.Movement], *, customer: str, on: date
+    ) -> e.StockReturned:
+        return e.StockReturned(
+            message_id=self._id("returned"),
+            command_id="c",
+            lic=lic,
+            shipment_id=document,
+            line_no=1,
+            office="AI",
+            customer=customer,
+            received_on=on,
+            quantity=sum((m.quantity for m in moves), D(0)),
+            movements=moves,
+        )
+
+    def adjusted(
+        self,
+        lic: str,
+        adjustment: str,
+        kind: str,
+        moves: list[e.Movement],
+        *,
+        on: date,
+        office: str = "AI",
+        reason: str = "",
+    ) -> e.InventoryAdjusted:
+        return e.InventoryAdjusted.model_validate(
+            {
+                "message_id": self._id("adjusted"),
+                "command_id": "c",
+                "lic": lic,
+                "adjustment_id": adjustment,
+                "office": office,
+                "kind": kind,
+                "quantity": sum((m.quantity for m in moves), D(0)),
+                "adjusted_on": on,
+                "reason": reason,
+                "unallocated": sum((m.quantity for m in moves if m.lot_id is None), D(0)),
+                "movements": moves,
+            }
+        )
+
+    def po(self, po: str, lic: str, **fields: Any) -> PurchaseOrderUpdated:
+        return PurchaseOrderUpdated(message_id=self._id("po"), po=po, lic=lic, **fields)
+
+
+def mv(
+    lot_id: str | None,
+    quantity: int,
+    cost: str,
+    *,
+    mfr_lot: str | None = None,
+    serial: str | None = None,
+    expires_on: date | None = None,
+) -> e.Movement:
+    return e.Movement(
+        lot_id=lot_id,
+        mfr_lot=mfr_lot,
+        serial=serial,
+        expires_on=expires_on,
+        quantity=D(quantity),
+        unit_cost=D(cost),
+    )
+
+
+async def record(pool: asyncpg.Pool, *events: e.Event | list[e.Event]) -> None:
+    """One batch through the `inventory.events` handler, in one transaction (as the consumer
+    runs it)."""
+    flat: list[e.Event] = []
+    for event in events:
+        flat.extend(event if isinstance(event, list) else [event])
+    batch = [
+        Inbound(event, "inventory.events", 0, n, event.lic.encode()) for n, event in enumerate(flat)
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        await service.record_events(UnitOfWork(conn, Outbox()), batch)  # type: ignore[arg-type]
+
+
+async def record_costs(pool: asyncpg.Pool, *updates: PurchaseOrderUpdated) -> None:
+    batch = [Inbound(u, "inventory.costs", 0, n, u.po.encode()) for n, u in enumerate(updates)]
+    async with pool.acquire() as conn, conn.transaction():
+        await service.record_costs(UnitOfWork(conn, Outbox()), batch)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def pool(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[asyncpg.Pool]:
+    """A fresh database with the ledger's schema migrated, and a pool on it."""
+    env = lotline_env(topics=False)
+    await db.migrate(env.dsn, SCHEMA, db.migration_files(MIGRATIONS))
+    pool = await db.create_pool(env.dsn, SCHEMA)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def api(pool: asyncpg.Pool) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_api(lambda: pool)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as client:
+        yield client
+
+
+async def get(api: httpx.AsyncClient, url: str, **params: str) -> Any:
+    response = await api.get(url, params=params)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+# -- the recall scenario ----------------------------------------------------------------------
+
+M42 = "M-42"
+EXP = date(2024, 6, 30)
+
+
+def recall_scenario(w: Wire) -> list[e.Event | list[e.Event]]:
+    """PO-100 received 10 of mfr lot M-42 (and 5 of M-43) into lot L-100; M-42 split across
+    three customers, one unit returned by Bravo, one lost. The loss is dated before the return
+    but recorded after it. Another item also has a mfr lot M-42."""
+
+    def m42(quantity: int, lot: str = "L-100") -> e.Movement:
+        return mv(lot, quantity, "2.50", mfr_lot=M42, expires_on=EXP)
+
+    m43 = mv("L-100", 1, "2.50", mfr_lot="M-43", expires_on=EXP)
+    return [
+        w.item(
+            FOOD, description="Peanut butter 1kg", uom="Jar", track_mfr_lot=True, perishable=True
+        ),
+        w.item("OTHER", track_mfr_lot=True),
+        w.received(
+            FOOD,
+            "L-100",
+            15,
+            "2.50",
+            [m42(10), mv("L-100", 5, "2.50", mfr_lot="M-43", expires_on=EXP)],
+            po="PO-100",
+            on=date(2024, 1, 10),
+        ),
+        w.received(
+            "OTHER",
+            "L-900",
+            4,
+            "1",
+            [mv("L-900", 4, "1", mfr_lot=M42)],
+            po="PO-9",
+            on=date(2024, 1, 11),
+        ),
+        w.sale(FOOD, "OUT-1", [m42(3)], customer="Alpha Foods", on=date(2024, 1, 12)),
+        w.sale(FOOD, "OUT-2", [m42(2)], customer="Bravo Market", on=date(2024, 1, 15)),
+        w.sale(FOOD, "OUT-3", [m42(3), m43], customer="Charlie Deli", on=date(2024, 1, 20)),
+        w.returned(FOOD, "RMA-1", [m42(1)], customer="Bravo Market", on=date(2024, 1, 25)),
+        w.adjusted(FOOD, "ADJ-1", "loss", [m42(-1)], on=date(2024, 1, 22), reason="dropped"),
+    ]
+
+
+EXPECTED_M42 = [
+    ("2024-01-10", "receipt", "10", "IN-PO-100", None),
+    ("2024-01-12", "allocation", "3", "OUT-1", "Alpha Foods"),
+    ("2024-01-12", "shipment", "3", "OUT-1", "Alpha Foods"),
+    ("2024-01-15", "allocation", "2", "OUT-2", "Bravo Market"),
+    ("2024-01-15", "shipment", "2", "OUT-2", "Bravo Market"),
+    ("2024-01-20", "allocation", "3", "OUT-3", "Charlie Deli"),
+    ("2024-01-20", "shipment", "3", "OUT-3", "Charlie Deli"),
+    ("2024-01-22", "loss", "1", "ADJ-1", None),
+    ("2024-01-25", "customer_return", "1", "RMA-1", "Bravo Market"),
+]
+
+
+async def test_forward_trace_of_a_mfr_lot_lists_exactly_its_receipt_shipments_return_and_loss(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15, §4 trace: every receipt, allocation, shipment with its customer, adjustment and
+    return touching the manufacturer lot, oldest first; nothing of other lots or items."""
+    await record(pool, *recall_scenario(Wire()))
+
+    trace = await get(api, "/trace", lic=FOOD, mfr_lot=M42)
+
+    assert [
+        (t["date"], t["event_type"], t["quantity"], t["document"], t["counterparty"])
+        for t in trace["events"]
+    ] == EXPECTED_M42
+    assert trace["customers"] == ["Alpha Foods", "Bravo Market", "Charlie Deli"]
+    assert [(o["lot_id"], o["reference"], o["kind"]) for o in trace["origins"]] == [
+        ("L-100", "PO-100", "purchase")
+    ]
+    assert {t["reference"] for t in trace["events"]} == {"PO-100"}
+    assert trace["events"][-2]["reason"] == "dropped"
+    assert (trace["description"], trace["uom"]) == ("Peanut butter 1kg", "Jar")
+
+
+async def test_trace_csv_is_a_sortable_recall_spreadsheet(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """§4: format=csv gives one row per event with LIC, description, manufacturer lot, serial,
+    expiry, quantity, unit of measure, date, office, document, counterparty and event type;
+    it parses, and sorting it by date keeps the trace's order."""
+    await record(pool, *recall_scenario(Wire()))
+
+    response = await api.get("/trace", params={"lic": FOOD, "mfr_lot": M42, "format": "csv"})
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert "attachment" in response.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(rows[0]) == list(CSV_COLUMNS)
+    assert [
+        (r["Date"], r["Event type"], r["Quantity"], r["Document"], r["Counterparty"] or None)
+        for r in rows
+    ] == EXPECTED_M42
+    assert {
+        (r["LIC"], r["Description"], r["Manufacturer lot"], r["Expiry"], r["Unit of measure"])
+        for r in rows
+    } == {(FOOD, "Peanut butter 1kg", M42, "2024-06-30", "Jar")}
+    assert {r["Office"] for r in rows} == {"AI"} and {r["Serial"] for r in rows} == {""}
+    by_date = sorted(rows, key=lambda r: r["Date"])
+    assert [r["Date"] for r in by_date] == [r["Date"] for r in rows]
+    customers = sorted({r["Counterparty"] for r in rows if r["Event type"] == "shipment"})
+    assert customers == ["Alpha Foods", "Bravo Market", "Charlie Deli"]
+
+
+async def test_backward_trace_of_a_shipped_serial_reaches_its_purchase_order(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15, seed: serial 200937842 shipped to Montboro High School East traces back to its
+    receipt on PO-60006, and its status and full history are listed."""
+    w = Wire()
+    serials = [mv("60002", 1, "300.00", serial=s) for s in ("134593568", "200937842")]
+    await record(
+        pool,
+        w.item(CAM, description="IP3VO Document Camera v4", serialized=True),
+        w.received(CAM, "60002", 2, "300.00", serials, po="PO-60006", on=date(2023, 8, 1)),
+        w.sale(
+            CAM, "60007", [serials[1]], customer="Montboro High School East", on=date(2023, 8, 1)
+        ),
+    )
+
+    trace = await get(api, "/trace", lic=CAM, serial="200937842")
+    serial = await get(api, f"/serials/{CAM}/200937842")
+
+    assert [(o["lot_id"], o["reference"], o["document"]) for o in trace["origins"]] == [
+        ("60002", "PO-60006", "IN-PO-60006")
+    ]
+    assert [(t["event_type"], t["reference"]) for t in trace["events"]] == [
+        ("receipt", "PO-60006"),
+        ("allocation", "PO-60006"),
+        ("shipment", "PO-60006"),
+    ]
+    assert trace["customers"] == ["Montboro High School East"]
+    assert (serial["status"], serial["current"]["counterparty"], serial["current"]["document"]) == (
+        "shipped",
+        "Montboro High School East",
+        "60007",
+    )
+    assert [h["event_type"] for h in serial["history"]] == ["receipt", "allocation", "shipment"]
+    assert serial["history"][0]["cost"] == "300.00"
+
+
+# -- valuation and costing --------------------------------------------------------------------
+
+
+async def test_seed_lot_valuation_before_and_after_one_unit_ships(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R7, seed DC-IP3VO-4: ordered 2, received 2, purchased 0, accrued 2, used 0, current 2 at
+    300.00 (600.00); after one unit ships: used 1 (300.00), current 1 (300.00)."""
+    w = Wire()
+    serials = [mv("60002", 1, "300.00", serial=s) for s in ("134593568", "200937842")]
+    await record(
+        pool,
+        w.item(CAM, description="IP3VO Document Camera v4", serialized=True),
+        w.received(CAM, "60002", 2, "300.00", serials, po="PO-60006", on=date(2023, 8, 1)),
+    )
+    await record_costs(pool, w.po("PO-60006", CAM, ordered_quantity=D(2), purchased_quantity=D(0)))
+
+    lot = await get(api, "/lots/60002")
+    v = lot["valuation"]
+    assert (lot["transaction_id"], lot["parent_order"], lot["office"], lot["date"]) == (
+        "IN-PO-60006",
+        "PO-60006",
+        "AI",
+        "2023-08-01",
+    )
+    assert lot["serialized"] and not lot["track_mfr_lot"] and lot["status"] == "open"
+    assert _figures(v) == {
+        "ordered": ("2", "600"),
+        "purchased": ("0", "0"),
+        "purchased_remaining": ("2", "600"),
+        "received": ("2", "600"),
+        "received_remaining": ("0", "0"),
+        "accrued": ("2", "600"),
+        "used": ("0", "0"),
+        "current": ("2", "600"),
+        "allocated": ("0", "0"),
+        "available": ("2", "600"),
+    }
+    assert [(s["serial"], s["status"]) for s in lot["serials"]] == [
+        ("134593568", "available"),
+        ("200937842", "available"),
+    ]
+
+    await record(
+        pool,
+        w.sale(
+            CAM, "60007", [serials[1]], customer="Montboro High School East", on=date(2023, 8, 2)
+        ),
+    )
+
+    lot = await get(api, "/lots/60002")
+    figures = _figures(lot["valuation"])
+    assert figures["used"] == ("1", "300") and figures["current"] == ("1", "300")
+    assert figures["accrued"] == ("2", "600")
+    assert [
+        (s["serial"], s["status"], s["document"], s["counterparty"]) for s in lot["serials"]
+    ] == [
+        ("134593568", "available", "IN-PO-60006", None),
+        ("200937842", "shipped", "60007", "Montboro High School East"),
+    ]
+    assert [(c["kind"], D(c["amount"]), c["serial"]) for c in lot["cogs"]] == [
+        ("usage", D(300), "200937842")
+    ]
+
+
+def _figures(valuation: dict[str, Any]) -> dict[str, tuple[str, str] | None]:
+    names = (
+        "ordered",
+        "purchased",
+        "purchased_remaining",
+        "received",
+        "received_remaining",
+        "accrued",
+        "used",
+        "current",
+        "allocated",
+        "available",
+    )
+
+    def plain(text: str) -> str:
+        return format(D(text).normalize(), "f")
+
+    return {
+        n: None
+        if valuation[n] is None
+        else (plain(valuation[n]["quantity"]), plain(valuation[n]["value"]))
+        for n in names
+    }
+
+
+async def test_po_close_reconciles_cogs_exactly_once_and_later_usage_costs_actual(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R16: usage is booked at the estimate; closing PO-1 (actual 12 > 10) and PO-2 (9 < 10)
+    writes one reconciliation per usage of their lots (several lots, partial usage, a
+    reversal); the close delivered again under a new message id changes nothing; later usage
+    of those lots is booked at the actual cost."""
+    w = Wire()
+    await record(
+        pool,
+        w.item("BOLT"),
+        w.received("BOLT", "L1", 10, "10", [mv("L1", 10, "10")], po="PO-1", on=date(2024, 2, 1)),
+        w.received("BOLT", "L2", 5, "10", [mv("L2", 5, "10")], po="PO-1", on=date(2024, 2, 2)),
+        w.received("BOLT", "L9", 4, "10", [mv("L9", 4, "10")], po="PO-2", on=date(2024, 2, 3)),
+        w.sale("BOLT", "OUT-1", [mv("L1", 3, "10")], customer="ACME", on=date(2024, 2, 5)),
+        w.adjusted("BOLT", "ADJ-1", "loss", [mv("L2", -1, "10")], on=date(2024, 2, 6)),
+        w.returned("BOLT", "RMA-1", [mv("L1", 1, "10")], customer="ACME", on=date(2024, 2, 7)),
+        w.sale("BOLT", "OUT-2", [mv("L9", 2, "10")], customer="Bravo", on=date(2024, 2, 8)),
+    )
+    close_1 = w.po("PO-1", "BOLT", act_unit_cost=D(12), closed=True)
+    close_2 = w.po("PO-2", "BOLT", act_unit_cost=D(9), closed=True)
+
+    await record_costs(pool, close_1, close_2)
+    await record_costs(pool, w.po("PO-1", "BOLT", act_unit_cost=D(12), closed=True))
+
+    reconciliations = await _cogs(pool, "reconciliation")
+    assert reconciliations == [
+        ("L1", "shipment", D(3), D(6)),
+        ("L2", "loss", D(1), D(2)),
+        ("L1", "customer_return", D(-1), D(-2)),
+        ("L9", "shipment", D(2), D(-2)),
+    ]
+
+    await record(
+        pool, w.sale("BOLT", "OUT-3", [mv("L1", 2, "10")], customer="ACME", on=date(2024, 3, 1))
+    )
+
+    usage = await get(api, "/usage", lic="BOLT", lot_id="L1")
+    assert [
+        (u["source"], D(u["quantity"]), D(u["unit_cost"]), D(u["est_unit_cost"])) for u in usage
+    ] == [
+        ("shipment", 3, 10, 10),
+        ("customer_return", -1, 10, 10),
+        ("shipment", 2, 12, 10),
+    ]
+    lot = await get(api, "/lots/L1")
+    assert D(lot["valuation"]["unit_cost"]) == 12 and lot["valuation"]["cost_is_final"]
+    assert D(lot["cogs_total"]) == 4 * 12  # 3 − 1 + 2 units, all at the actual cost
+    assert await _cogs(pool, "reconciliation") == reconciliations
+
+
+async def _cogs(pool: asyncpg.Pool, kind: str) -> list[tuple[str, str, Decimal, Decimal]]:
+    rows = await pool.fetch(
+        "SELECT lot_id, source, quantity, amount FROM cogs WHERE kind = $1 ORDER BY seq", kind
+    )
+    return [(r["lot_id"], r["source"], r["quantity"], r["amount"]) for r in rows]
+
+
+async def test_a_lot_received_after_its_po_closed_is_valued_at_the_actual_cost(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R16: the actual cost is final once the PO closed, whenever the lot arrives."""
+    w = Wire()
+    await record_costs(pool, w.po("PO-7", "BOLT", act_unit_cost=D("11.5"), closed=True))
+    await record(
+        pool,
+        w.item("BOLT"),
+        w.received("BOLT", "L7", 2, "10", [mv("L7", 2, "10")], po="PO-7", on=date(2024, 4, 1)),
+    )
+
+    lot = await get(api, "/lots/L7")
+
+    assert D(lot["valuation"]["current"]["value"]) == D(23)
+    assert D(lot["valuation"]["est_unit_cost"]) == 10
+
+
+# -- stock, usage, lots -----------------------------------------------------------------------
+
+
+async def test_item_stock_by_office_counts_lots_allocations_and_unallocated_stock(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """§4 items: on hand, allocated and available by office; R12 unallocated stock counts on
+    hand at its office."""
+    w = Wire()
+    await record(
+        pool,
+        w.item("BOLT", description="Hex bolt", est_unit_cost=D(1)),
+        w.received("BOLT", "L1", 10, "1", [mv("L1", 10, "1")], po="PO-1", on=date(2024, 1, 1)),
+        w.received(
+            "BOLT", "L2", 4, "1", [mv("L2", 4, "1")], po="PO-2", on=date(2024, 1, 1), office="EE"
+        ),
+        w.allocated("BOLT", "OUT-1", [mv("L1", 3, "1")], customer="ACME", on=date(2024, 1, 2)),
+        w.sale("BOLT", "OUT-2", [mv("L1", 2, "1")], customer="ACME", on=date(2024, 1, 3)),
+        w.adjusted("BOLT", "ADJ-1", "count", [mv(None, 5, "1")], on=date(2024, 1, 4), office="EE"),
+    )
+
+    item = await get(api, "/items/BOLT")
+
+    assert (item["description"], item["serialized"], item["track_mfr_lot"]) == (
+        "Hex bolt",
+        False,
+        False,
+    )
+    assert [
+        (s["office"], D(s["on_hand"]), D(s["allocated"]), D(s["available"])) for s in item["stock"]
+    ] == [("AI", 8, 3, 5), ("EE", 9, 0, 9)]
+    usage = await get(api, "/usage", lic="BOLT")
+    assert [(u["lot_id"], u["source"], D(u["quantity"])) for u in usage] == [
+        ("L1", "shipment", 2),
+        (None, "count", -5),
+    ]
+
+
+async def test_lots_list_by_item_and_status(pool: asyncpg.Pool, api: httpx.AsyncClient) -> None:
+    """R7: a lot is open while stock remains and closed when it is all used."""
+    w = Wire()
+    await record(
+        pool,
+        w.item("BOLT"),
+        w.received("BOLT", "L1", 2, "1", [mv("L1", 2, "1")], po="PO-1", on=date(2024, 1, 1)),
+        w.received("BOLT", "L2", 2, "1", [mv("L2", 2, "1")], po="PO-1", on=date(2024, 1, 2)),
+        w.sale("BOLT", "OUT-1", [mv("L1", 2, "1")], customer="ACME", on=date(2024, 1, 3)),
+    )
+
+    closed = await get(api, "/lots", lic="BOLT", status="closed")
+    opened = await get(api, "/lots", lic="BOLT", status="open")
+    everything = await get(api, "/lots", lic="BOLT")
+
+    assert [(lot["lot_id"], lot["current_qty"]) for lot in closed] == [("L1", "0")]
+    assert [lot["lot_id"] for lot in opened] == ["L2"]
+    assert [lot["lot_id"] for lot in everything] == ["L1", "L2"]
+
+
+async def test_unknown_things_answer_404_naming_them(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """§4: 404 with a clear message for anything the ledger does not know."""
+    for url, params, named in [
+        ("/items/NOPE", {}, "NOPE"),
+        ("/lots/L-404", {}, "L-404"),
+        ("/serials/NOPE/S-1", {}, "S-1"),
+        ("/trace", {"lic": "NOPE", "mfr_lot": "M-1"}, "M-1"),
+        ("/usage", {"lic": "NOPE"}, "NOPE"),
+    ]:
+        response = await api.get(url, params=params)
+        assert response.status_code == 404, url
+        assert named in response.json()["detail"]
+    response = await api.get("/trace", params={"lic": FOOD})
+    assert response.status_code == 422
+
+
+async def test_healthz_checks_the_database_and_metrics_are_prometheus_text(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    assert await get(api, "/healthz") == {"status": "ok", "database": "ok"}
+    metrics = await api.get("/metrics")
+    assert metrics.status_code == 200 and "lotline_ledger_trace_seconds" in metrics.text
+    docs = await api.get("/openapi.json")
+    assert {"/items/{lic}", "/lots", "/lots/{lot_id}", "/serials/{lic}/{serial}", "/trace"} <= set(
+        docs.json()["paths"]
+    )
+
+
+async def test_healthz_is_503_when_the_database_is_gone() -> None:
+    app = create_api(lambda: None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as c:
+        response = await c.get("/healthz")
+    assert response.status_code == 503 and response.json()["status"] == "unavailable"
+
+
+async def test_trace_queries_use_the_trace_indexes(pool: asyncpg.Pool) -> None:
+    """Traces read through (lic, mfr_lot) and (lic, serial) indexes, not a table scan."""
+    async with pool.acquire() as conn:
+        await conn.execute("SET enable_seqscan = off")
+        for column, index in (
+            ("mfr_lot", "transactions_by_mfr_lot"),
+            ("serial", "transactions_by_serial"),
+        ):
+            rows = await conn.fetch(
+                f"EXPLAIN SELECT * FROM transactions"
+                f" WHERE lic = $1 AND {column} = $2 ORDER BY occurred_on, seq",
+                "X",
+                "Y",
+            )
+            assert index in "\n".join(r[0] for r in rows)
