@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -101,7 +102,8 @@ class Bus:
             message = decode(route.adapter, row.payload)
             inbound.append(Inbound(message, row.topic, 0, self._offset, row.key))
         outbox = Outbox()
-        async with self.pools[route.schema].acquire() as conn, conn.transaction():
+        async with self.pools[route.schema].acquire() as proxy, proxy.transaction():
+            conn = cast(asyncpg.Connection, proxy)
             await route.handler(UnitOfWork(conn, outbox), inbound)
             await write_outbox(conn, outbox.rows, channel_for(route.schema))
         return outbox.rows
@@ -149,8 +151,9 @@ def receipt(shipment_id: str, *lines: dict[str, Any], **header: Any) -> BaseMode
     return decode(TypeAdapter(ReceiptMessage), orjson.dumps(document))
 
 
-@pytest.fixture
-async def bus(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[Bus]:
+@asynccontextmanager
+async def open_bus(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[Bus]:
+    """A fresh database with allocation's, receiving's and shipping's schemas migrated."""
     env = lotline_env(topics=False)
     pools: dict[str, asyncpg.Pool] = {}
     try:
@@ -161,6 +164,12 @@ async def bus(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[Bus]:
     finally:
         for pool in pools.values():
             await pool.close()
+
+
+@pytest.fixture
+async def bus(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[Bus]:
+    async with open_bus(lotline_env) as opened:
+        yield opened
 
 
 async def stocked(bus: Bus) -> Bus:

@@ -1,0 +1,257 @@
+"""Shipping against a real PostgreSQL, with the real allocation service deciding.
+
+The shipment lifecycle end to end through the in-process `Bus` of `test_receiving_flows`:
+stock comes in through receiving, shipments go out through shipping, allocation decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+from pydantic import BaseModel, TypeAdapter
+
+from shared.contracts.codec import decode
+from shared.contracts.upstream import ShipmentMessage
+from tests.fixtures.infra import LotlineEnv
+from tests.integration.test_receiving_flows import DAY, Bus, open_bus, stocked
+
+_SHIPMENTS = TypeAdapter(ShipmentMessage)
+_sequence = iter(range(1, 1_000_000))
+
+
+def shipping_message(message_type: str, shipment_id: str, **fields: Any) -> BaseModel:
+    document = {
+        "type": message_type,
+        "message_id": f"{message_type}-{shipment_id}-{next(_sequence)}",
+        "shipment_id": shipment_id,
+        **fields,
+    }
+    return decode(_SHIPMENTS, orjson.dumps(document))
+
+
+class Desk:
+    """The shipping desk's messages, published on the bus."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+
+    async def _send(self, message: BaseModel, shipment_id: str) -> None:
+        await self.bus.publish(self.bus.topics.shipments, message, key=shipment_id)
+
+    async def request(
+        self, shipment_id: str, *lines: dict[str, Any], kind: str = "sale", **header: Any
+    ) -> None:
+        fields = {
+            "office": "AI",
+            "kind": kind,
+            "customer": "Montboro" if kind == "sale" else None,
+            "vendor": "Aperture" if kind == "vendor_return" else None,
+            "ship_on": DAY.isoformat(),
+            "lines": [{"line_no": n, **line} for n, line in enumerate(lines, start=1)],
+            **header,
+        }
+        await self._send(shipping_message("ShipmentRequested", shipment_id, **fields), shipment_id)
+
+    async def picks(self, shipment_id: str, line_no: int, **picks: Any) -> None:
+        message = shipping_message("ShipmentPicksUpdated", shipment_id, line_no=line_no, **picks)
+        await self._send(message, shipment_id)
+
+    async def ship(self, shipment_id: str) -> None:
+        await self._send(shipping_message("ShipmentShipRequested", shipment_id), shipment_id)
+
+    async def cancel(self, shipment_id: str) -> None:
+        await self._send(shipping_message("ShipmentCancelled", shipment_id), shipment_id)
+
+    def last(self, shipment_id: str) -> dict[str, Any]:
+        statuses = self.bus.statuses(shipment_id)
+        assert statuses, f"no status for {shipment_id}"
+        return statuses[-1]
+
+    async def phase(self, shipment_id: str) -> str:
+        (row,) = await self.bus.fetch(
+            "shipping", "SELECT phase FROM shipments WHERE shipment_id = $1", shipment_id
+        )
+        return str(row["phase"])
+
+
+@pytest.fixture
+async def desk(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[Desk]:
+    async with open_bus(lotline_env) as bus:
+        await stocked(bus)
+        yield Desk(bus)
+
+
+def lots(status_line: dict[str, Any]) -> list[tuple[str | None, str]]:
+    return [(m["mfr_lot"], m["quantity"]) for m in status_line["movements"]]
+
+
+async def test_shipment_is_allocated_first_expired_first_out_and_shipped(desk: Desk) -> None:
+    """R9 automatic allocation (FEFO), R8 complete, R10 shipped with lots per line."""
+    await desk.bus.receive(
+        "PO-1",
+        {
+            "lic": "MILK",
+            "quantity": 10,
+            "lots": [
+                {"mfr_lot": "LATE", "expires_on": "2027-02-28", "quantity": 6},
+                {"mfr_lot": "SOON", "expires_on": "2027-01-31", "quantity": 4},
+            ],
+        },
+        {"lic": "PLAIN", "quantity": 3},
+    )
+    await desk.request("S-1", {"lic": "MILK", "quantity": 5}, {"lic": "PLAIN", "quantity": 2})
+
+    allocated = desk.last("S-1")
+    assert allocated["type"] == "ShipmentAllocated"
+    assert lots(allocated["lines"][0]) == [("SOON", "4"), ("LATE", "1")]
+    commands = desk.bus.commands("S-1")
+    assert [(c["type"], c["lic"], c["lots"], c["serials"]) for c in commands] == [
+        ("AllocateLine", "MILK", [], []),
+        ("AllocateLine", "PLAIN", [], []),
+    ]
+
+    await desk.ship("S-1")
+    shipped = desk.last("S-1")
+    assert shipped["type"] == "ShipmentShipped"
+    assert lots(shipped["lines"][0]) == [("SOON", "4"), ("LATE", "1")]
+    assert [c["type"] for c in desk.bus.commands("S-1")][2:] == ["ShipLine", "ShipLine"]
+    assert await desk.phase("S-1") == "shipped"
+
+
+async def test_ship_request_refused_as_incomplete_then_completed_by_picks(desk: Desk) -> None:
+    """R8: refused listing what is missing; ShipmentPicksUpdated re-allocates that line only."""
+    await desk.bus.receive("PO-2", {"lic": "CAM", "quantity": 3, "serials": "S1...S3"})
+    await desk.bus.receive("PO-3", {"lic": "PLAIN", "quantity": 1})
+    await desk.request(
+        "S-2",
+        {"lic": "PLAIN", "quantity": 1},
+        {"lic": "CAM", "quantity": 2, "serials": "S1, S9"},
+    )
+    failed = desk.last("S-2")
+    assert failed["type"] == "ShipmentAllocationFailed"
+    assert [(p["line_no"], p["reason_code"], p["offending"]) for p in failed["problems"]] == [
+        (2, "SERIAL_NOT_AVAILABLE", "S9")
+    ]
+    assert [line["line_no"] for line in failed["allocated_lines"]] == [1]
+
+    await desk.ship("S-2")
+    refused = desk.last("S-2")
+    assert (refused["type"], refused["reason_code"]) == (
+        "ShipmentShipRefused",
+        "SHIPMENT_INCOMPLETE",
+    )
+    assert [(p["line_no"], p["reason_code"]) for p in refused["problems"]] == [
+        (2, "SERIAL_NOT_AVAILABLE")
+    ]
+
+    before = len(desk.bus.commands("S-2"))
+    await desk.picks("S-2", 2, serials="S3\nS2")
+    (reallocate,) = desk.bus.commands("S-2")[before:]
+    assert (reallocate["type"], reallocate["line_no"], reallocate["serials"]) == (
+        "AllocateLine",
+        2,
+        ["S3", "S2"],
+    )
+    assert desk.last("S-2")["type"] == "ShipmentAllocated"
+
+    await desk.ship("S-2")
+    shipped = desk.last("S-2")
+    assert shipped["type"] == "ShipmentShipped"
+    assert [m["serial"] for m in shipped["lines"][1]["movements"]] == ["S3", "S2"]
+
+
+async def test_cancellation_releases_the_stock_for_the_next_shipment(desk: Desk) -> None:
+    await desk.bus.receive("PO-4", {"lic": "PLAIN", "quantity": 5})
+    await desk.request("S-3", {"lic": "PLAIN", "quantity": 5})
+    await desk.request("S-4", {"lic": "PLAIN", "quantity": 1})
+    assert [p["reason_code"] for p in desk.last("S-4")["problems"]] == ["INSUFFICIENT_STOCK"]
+
+    await desk.cancel("S-3")
+    cancelled = desk.last("S-3")
+    assert cancelled["type"] == "ShipmentCancelled"
+    assert cancelled["refused"] is None
+    assert [line["line_no"] for line in cancelled["released_lines"]] == [1]
+    assert await desk.phase("S-3") == "cancelled"
+
+    await desk.picks("S-4", 1)  # no picks: allocate automatically again
+    assert desk.last("S-4")["type"] == "ShipmentAllocated"
+
+
+async def test_a_shipped_shipment_cannot_be_cancelled(desk: Desk) -> None:
+    await desk.bus.receive("PO-5", {"lic": "PLAIN", "quantity": 1})
+    await desk.request("S-5", {"lic": "PLAIN", "quantity": 1})
+    await desk.ship("S-5")
+    before = len(desk.bus.commands("S-5"))
+
+    await desk.cancel("S-5")
+    refusal = desk.last("S-5")
+    assert refusal["type"] == "ShipmentCancelled"
+    assert refusal["refused"]["reason_code"] == "UNKNOWN_SHIPMENT"
+    assert len(desk.bus.commands("S-5")) == before
+    assert await desk.phase("S-5") == "shipped"
+
+
+async def test_vendor_return_must_name_lots_and_removes_them(desk: Desk) -> None:
+    """R14: checked before anything is sent; the named lot goes back to the vendor."""
+    await desk.bus.receive(
+        "PO-6",
+        {
+            "lic": "MILK",
+            "quantity": 4,
+            "lots": [{"mfr_lot": "BAD", "expires_on": "2027-01-31", "quantity": 4}],
+        },
+    )
+    await desk.request("RTV-1", {"lic": "MILK", "quantity": 4}, kind="vendor_return")
+    assert [p["reason_code"] for p in desk.last("RTV-1")["problems"]] == ["LOT_REQUIRED"]
+    assert desk.bus.commands("RTV-1") == []
+
+    await desk.picks("RTV-1", 1, lots=[{"mfr_lot": "BAD", "quantity": 4}])
+    assert desk.last("RTV-1")["type"] == "ShipmentAllocated"
+    await desk.ship("RTV-1")
+    shipped = desk.last("RTV-1")
+    assert shipped["type"] == "ShipmentShipped"
+    assert lots(shipped["lines"][0]) == [("BAD", "4")]
+    events = desk.bus.on(desk.bus.topics.events, lambda v: v.get("shipment_id") == "RTV-1")
+    assert [(e["type"], e["kind"]) for e in events if e["type"] == "LineShipped"] == [
+        ("LineShipped", "vendor_return")
+    ]
+
+
+async def test_customer_return_of_a_shipped_serial_puts_it_back(desk: Desk) -> None:
+    """R13: the serial was shipped to that customer; it becomes available again."""
+    await desk.bus.receive("PO-7", {"lic": "CAM", "quantity": 1, "serials": ["R1"]})
+    await desk.request("S-7", {"lic": "CAM", "quantity": 1})
+    await desk.ship("S-7")
+    assert desk.last("S-7")["type"] == "ShipmentShipped"
+
+    await desk.bus.receive(
+        "RMA-7",
+        {"lic": "CAM", "quantity": 1, "serials": "R1"},
+        source="customer_return",
+        customer="Montboro",
+    )
+    posted = desk.last("RMA-7")
+    assert posted["type"] == "ReceiptPosted", posted
+    assert [m["serial"] for m in posted["lines"][0]["movements"]] == ["R1"]
+
+    await desk.request("S-8", {"lic": "CAM", "quantity": 1, "serials": "R1"})
+    assert desk.last("S-8")["type"] == "ShipmentAllocated"
+
+
+async def test_messages_about_an_unknown_shipment_are_refused(desk: Desk) -> None:
+    await desk.ship("NOPE")
+    await desk.cancel("NOPE")
+    await desk.picks("NOPE", 1)
+    statuses = desk.bus.statuses("NOPE")
+    assert [s["type"] for s in statuses] == [
+        "ShipmentShipRefused",
+        "ShipmentCancelled",
+        "ShipmentAllocationFailed",
+    ]
+    assert statuses[0]["reason_code"] == "UNKNOWN_SHIPMENT"
+    assert statuses[1]["refused"]["reason_code"] == "UNKNOWN_SHIPMENT"
+    assert statuses[2]["problems"][0]["reason_code"] == "UNKNOWN_SHIPMENT"
+    assert await desk.bus.fetch("shipping", "SELECT * FROM shipments") == []
