@@ -11,28 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import httpx
-import pytest
-
-from shared import stack
 from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
-
-FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
-
-
-@pytest.fixture
-def running(lotline_env: Any) -> Iterator[LotlineEnv]:
-    env: LotlineEnv = lotline_env(**FAST_JOIN)
-    procs = stack.start_services(env.env)
-    try:
-        yield env
-    finally:
-        stack.stop_services(procs)
-
 
 def _json(message_type: str, /, **fields: Any) -> bytes:
     body = {"type": message_type, "occurred_at": "2026-11-01T10:00:00Z", **fields}
