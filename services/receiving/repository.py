@@ -31,8 +31,8 @@ class NewReceipt:
 
 
 @dataclass(frozen=True, slots=True)
-class OpenReceipt:
-    """A document waiting for allocation: its lines and what has been answered so far."""
+class AnsweredReceipt:
+    """A document sent to allocation whose every line is answered."""
 
     message_id: str
     shipment_id: str
@@ -146,14 +146,17 @@ class PgReceivingRepository:
         )
         return [row["message_id"] for row in docs]
 
-    async def open_receipts(
+    async def answered_receipts(
         self, conn: asyncpg.Connection, message_ids: Sequence[str]
-    ) -> list[OpenReceipt]:
+    ) -> list[AnsweredReceipt]:
+        """Those of the documents whose every line is answered, with their lines."""
         rows = await conn.fetch(
             "SELECT r.message_id, r.shipment_id, l.line_no, l.lic,"
             "   l.posted::text AS posted, l.problem::text AS problem"
             " FROM receipts r JOIN receipt_lines l USING (message_id)"
             " WHERE r.message_id = ANY($1::text[]) AND r.status = 'posting'"
+            "   AND NOT EXISTS (SELECT 1 FROM receipt_lines w"
+            "     WHERE w.message_id = r.message_id AND w.status = 'pending')"
             " ORDER BY r.message_id, l.line_no",
             list(message_ids),
         )
@@ -171,7 +174,7 @@ class PgReceivingRepository:
                 )
             )
         return [
-            OpenReceipt(message_id=m, shipment_id=shipment_id, lines=tuple(lines))
+            AnsweredReceipt(message_id=m, shipment_id=shipment_id, lines=tuple(lines))
             for m, (shipment_id, lines) in grouped.items()
         ]
 

@@ -55,7 +55,7 @@ class ReceivingService:
             return
         touched = await self._repository.record_answers(uow.conn, answers)
         finished = []
-        for receipt in await self._repository.open_receipts(uow.conn, touched):
+        for receipt in await self._repository.answered_receipts(uow.conn, touched):
             settled = d.settle(receipt.lines)
             if settled is None:
                 continue

@@ -100,20 +100,24 @@ def handle(
             return _cancel(shipment, message)
 
 
-def answer(shipment: Shipment, reply: Answer) -> Decision:
-    """Apply allocation's answer to one of the shipment's commands; settle the phase if done."""
-    if isinstance(reply, Released) and reply.reallocated:
-        # The old picks of a re-allocated line: the LineAllocated of the same command follows.
-        return Decision(shipment=shipment)
+def answer(shipment: Shipment, *replies: Answer) -> Decision:
+    """Apply allocation's answers to the shipment's commands, in order; settle the phase once
+    nothing is pending. One draft for all of them: a big shipment's answers cost O(lines)."""
     draft = _Draft(shipment)
-    sent = draft.pending.pop(reply.command_id, None)
-    if sent is None:
-        return Decision(shipment=shipment)  # not ours, or already answered
-    line = draft.lines.get(sent.line_no)
-    if line is not None:
-        draft.lines[line.line_no] = _answered(line, sent, reply)
-    draft.settle(derived_id(reply.command_id, "status"))
-    return draft.decision()
+    applied = False
+    for reply in replies:
+        if isinstance(reply, Released) and reply.reallocated:
+            continue  # the old picks of a re-allocation: its LineAllocated follows
+        sent = draft.pending.pop(reply.command_id, None)
+        if sent is None:
+            continue  # not ours, or already answered
+        applied = True
+        line = draft.lines.get(sent.line_no)
+        if line is not None:
+            draft.lines[line.line_no] = _answered(line, sent, reply)
+        if not draft.pending:
+            draft.settle(derived_id(reply.command_id, "status"))
+    return draft.decision() if applied else Decision(shipment=shipment)
 
 
 def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...]:

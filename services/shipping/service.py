@@ -50,12 +50,13 @@ class ShippingService:
             return
         shipments = await self._repository.load(uow.conn, sorted(waiting))
         owner = {p.command_id: s.shipment_id for s in shipments.values() for p in s.pending}
-        changed: dict[str, model.Shipment] = {}
+        replies: dict[str, list[model.Answer]] = {}
         for reply in answers:
-            shipment_id = owner.get(reply.command_id)
-            if shipment_id is None:
-                continue
-            decision = domain.answer(shipments[shipment_id], reply)
+            if reply.command_id in owner:
+                replies.setdefault(owner[reply.command_id], []).append(reply)
+        changed: dict[str, model.Shipment] = {}
+        for shipment_id, theirs in replies.items():
+            decision = domain.answer(shipments[shipment_id], *theirs)
             self._apply(uow, decision, shipments, changed)
         await self._repository.save(uow.conn, list(changed.values()))
 
