@@ -28,12 +28,20 @@ from shared.contracts.upstream import (
 
 TOPICS: tuple[tuple[str, Any, str], ...] = (
     (t.RECEIPTS, ReceiptMessage, "Upstream: incoming documents (key = document id)."),
-    (t.SHIPMENTS, ShipmentMessage, "Upstream: the outgoing shipment lifecycle (key = document id)."),
+    (
+        t.SHIPMENTS,
+        ShipmentMessage,
+        "Upstream: the outgoing shipment lifecycle (key = document id).",
+    ),
     (t.ITEMS, ItemMessage, "Upstream: item master data (key = LIC)."),
     (t.ADJUSTMENTS, AdjustmentMessage, "Upstream: inventory adjustments (key = adjustment id)."),
     (t.COSTS, CostMessage, "Upstream: purchase order quantities and actual cost (key = PO id)."),
     (t.COMMANDS, Command, "lotline only: per-LIC commands (key = LIC), one writer per LIC."),
-    (t.EVENTS, InventoryEvent, "allocation: every decision, with lots, serials and costs (key = LIC)."),
+    (
+        t.EVENTS,
+        InventoryEvent,
+        "allocation: every decision, with lots, serials and costs (key = LIC).",
+    ),
     (t.STATUS, StatusMessage, "receiving and shipping: document status (key = document id)."),
 )
 

@@ -23,7 +23,7 @@ import os
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
 import structlog
@@ -128,7 +128,8 @@ class TransactionalConsumer(Generic[T]):
         # FastStream builds the AsyncAPI payload from this annotation; the broker runs with
         # apply_types=False and our decoder hands over the raw records, which we parse ourselves
         # so that one bad message goes to the dead-letter topic instead of failing the batch.
-        handle.__annotations__["batch"] = list[self._payload_doc] if self._payload_doc else Any
+        doc = self._payload_doc
+        handle.__annotations__["batch"] = list[doc] if doc is not None else Any  # type: ignore[valid-type]
         self._subscriber = broker.subscriber(
             self.topic,
             group_id=self.name,
@@ -152,7 +153,7 @@ class TransactionalConsumer(Generic[T]):
     # -- assignment -------------------------------------------------------------------------
 
     async def claim(self, assigned: Sequence[TopicPartition]) -> None:
-        """Bump each partition's epoch (fencing the previous owner) and seek to the stored offset."""
+        """Bump each partition's epoch (fencing the previous owner), seek to the stored offset."""
         if not assigned:
             return
         async with self._pool.acquire() as conn:
@@ -179,7 +180,9 @@ class TransactionalConsumer(Generic[T]):
                 self._next[key] = 0
                 if consumer is not None:
                     await consumer.seek_to_beginning(tp)
-        log.info("consumer.assigned", consumer=self.name, partitions=[list(k) for k in self._epochs])
+        log.info(
+            "consumer.assigned", consumer=self.name, partitions=[list(k) for k in self._epochs]
+        )
 
     def forget(self, revoked: Sequence[TopicPartition]) -> None:
         for tp in revoked:
@@ -189,7 +192,7 @@ class TransactionalConsumer(Generic[T]):
     # -- processing -------------------------------------------------------------------------
 
     async def on_batch(self, msg: KafkaMessage) -> None:
-        records: tuple[ConsumerRecord, ...] = msg.raw_message  # type: ignore[assignment]
+        records: tuple[ConsumerRecord, ...] = msg.raw_message
         log.debug("consumer.batch", consumer=self.name, size=len(records), epochs=len(self._epochs))
         fresh = [r for r in records if self._is_new(r)]
         if fresh:
@@ -269,7 +272,8 @@ class TransactionalConsumer(Generic[T]):
             )
         next_offsets = _next_offsets(records)
         new: list[Inbound[T]] = []
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool.acquire() as proxy, proxy.transaction():
+            conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
             await self._fence(conn, next_offsets)
             new = await self._dedupe(conn, valid)
             if new:
@@ -288,7 +292,9 @@ class TransactionalConsumer(Generic[T]):
         MESSAGES.labels(self.name, "duplicate").inc(len(valid) - len(new))
         MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - len(valid))
 
-    async def _fence(self, conn: asyncpg.Connection, next_offsets: dict[tuple[str, int], int]) -> None:
+    async def _fence(
+        self, conn: asyncpg.Connection, next_offsets: dict[tuple[str, int], int]
+    ) -> None:
         keys = list(next_offsets)
         try:
             epochs = [self._epochs[k] for k in keys]

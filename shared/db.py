@@ -1,4 +1,4 @@
-"""PostgreSQL plumbing: a pool per service schema, versioned migrations, transient-error taxonomy."""
+"""PostgreSQL plumbing: a pool per service schema, versioned migrations, retryable errors."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ async def wait_for_database(dsn: str, *, timeout: float = 60.0) -> None:
             conn = await asyncpg.connect(dsn, timeout=5)
             await conn.close()
             return
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             log.info("database.waiting", error=str(exc), retry_in=delay)
@@ -108,8 +108,11 @@ async def migrate(dsn: str, schema: str, files: Sequence[Path]) -> list[str]:
             )
             done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
             for path in files:
-                name = f"{path.parent.parent.name}/{path.name}" if path.parent == PLUMBING_DIR \
+                name = (
+                    f"{path.parent.parent.name}/{path.name}"
+                    if path.parent == PLUMBING_DIR
                     else path.name
+                )
                 if name in done:
                     continue
                 async with conn.transaction():

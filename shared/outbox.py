@@ -16,7 +16,7 @@ import contextlib
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import structlog
@@ -132,7 +132,8 @@ class OutboxRelay:
                 await asyncio.sleep(1)
 
     async def _lead(self) -> None:
-        async with self._pool.acquire() as conn:
+        async with self._pool.acquire() as proxy:
+            conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 if self._stopping:
                     return

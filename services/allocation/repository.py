@@ -88,7 +88,12 @@ def _unit_row(lic: str, u: Unit) -> tuple[Any, ...]:
 def _allocation_row(lic: str, a: Allocation) -> tuple[Any, ...]:
     picks = json.dumps(
         [
-            {"lot_id": p.lot_id, "mfr_lot": p.mfr_lot, "serial": p.serial, "quantity": str(p.quantity)}
+            {
+                "lot_id": p.lot_id,
+                "mfr_lot": p.mfr_lot,
+                "serial": p.serial,
+                "quantity": str(p.quantity),
+            }
             for p in a.picks
         ]
     )
@@ -109,60 +114,99 @@ def _unallocated_row(lic: str, entry: tuple[str, Decimal]) -> tuple[Any, ...]:
 ITEMS = Table(
     "items",
     (
-        ("lic", "text"), ("description", "text"), ("uom", "text"), ("track_mfr_lot", "boolean"),
-        ("serialized", "boolean"), ("perishable", "boolean"), ("next_serial", "text"),
-        ("est_unit_cost", "numeric"), ("locked", "boolean"),
-    ),  # fmt: skip
+        ("lic", "text"),
+        ("description", "text"),
+        ("uom", "text"),
+        ("track_mfr_lot", "boolean"),
+        ("serialized", "boolean"),
+        ("perishable", "boolean"),
+        ("next_serial", "text"),
+        ("est_unit_cost", "numeric"),
+        ("locked", "boolean"),
+    ),
     ("lic",),
     _item_row,
 )
 LOTS = Table(
     "inventory_lots",
     (
-        ("lot_id", "text"), ("lic", "text"), ("office", "text"), ("kind", "text"),
-        ("reference", "text"), ("received_on", "date"), ("unit_cost", "numeric"),
-        ("received_qty", "numeric"), ("seq", "bigint"), ("on_hand", "numeric"),
-        ("allocated", "numeric"), ("used", "numeric"), ("status", "text"),
-    ),  # fmt: skip
+        ("lot_id", "text"),
+        ("lic", "text"),
+        ("office", "text"),
+        ("kind", "text"),
+        ("reference", "text"),
+        ("received_on", "date"),
+        ("unit_cost", "numeric"),
+        ("received_qty", "numeric"),
+        ("seq", "bigint"),
+        ("on_hand", "numeric"),
+        ("allocated", "numeric"),
+        ("used", "numeric"),
+        ("status", "text"),
+    ),
     ("lot_id",),
     _lot_row,
 )
 MFR_LOTS = Table(
     "mfr_lots",
     (
-        ("lot_id", "text"), ("mfr_lot", "text"), ("lic", "text"), ("expires_on", "date"),
-        ("initial_qty", "numeric"), ("on_hand", "numeric"), ("allocated", "numeric"),
+        ("lot_id", "text"),
+        ("mfr_lot", "text"),
+        ("lic", "text"),
+        ("expires_on", "date"),
+        ("initial_qty", "numeric"),
+        ("on_hand", "numeric"),
+        ("allocated", "numeric"),
         ("used", "numeric"),
-    ),  # fmt: skip
+    ),
     ("lot_id", "mfr_lot"),
     _mfr_row,
 )
 UNITS = Table(
     "units",
     (
-        ("lic", "text"), ("serial", "text"), ("lot_id", "text"), ("mfr_lot", "text"),
-        ("position", "bigint"), ("status", "text"), ("shipment_id", "text"), ("line_no", "int"),
+        ("lic", "text"),
+        ("serial", "text"),
+        ("lot_id", "text"),
+        ("mfr_lot", "text"),
+        ("position", "bigint"),
+        ("status", "text"),
+        ("shipment_id", "text"),
+        ("line_no", "int"),
         ("customer", "text"),
-    ),  # fmt: skip
+    ),
     ("lic", "serial", "lot_id"),
     _unit_row,
 )
 ALLOCATIONS = Table(
     "allocations",
     (
-        ("lic", "text"), ("shipment_id", "text"), ("line_no", "int"), ("office", "text"),
-        ("kind", "text"), ("counterparty", "text"), ("ship_on", "date"), ("quantity", "numeric"),
-        ("picks", "jsonb"), ("status", "text"), ("explicit", "boolean"), ("complete", "boolean"),
-    ),  # fmt: skip
+        ("lic", "text"),
+        ("shipment_id", "text"),
+        ("line_no", "int"),
+        ("office", "text"),
+        ("kind", "text"),
+        ("counterparty", "text"),
+        ("ship_on", "date"),
+        ("quantity", "numeric"),
+        ("picks", "jsonb"),
+        ("status", "text"),
+        ("explicit", "boolean"),
+        ("complete", "boolean"),
+    ),
     ("lic", "shipment_id", "line_no"),
     _allocation_row,
 )
 SHIPMENTS = Table(
     "customer_shipments",
     (
-        ("lic", "text"), ("lot_id", "text"), ("mfr_lot", "text"), ("customer", "text"),
-        ("shipped", "numeric"), ("returned", "numeric"),
-    ),  # fmt: skip
+        ("lic", "text"),
+        ("lot_id", "text"),
+        ("mfr_lot", "text"),
+        ("customer", "text"),
+        ("shipped", "numeric"),
+        ("returned", "numeric"),
+    ),
     ("lic", "lot_id", "mfr_lot", "customer"),
     _shipment_row,
 )
@@ -194,14 +238,20 @@ class PgStateRepository:
 
     async def load(self, conn: asyncpg.Connection, lics: Sequence[str]) -> dict[str, LicState]:
         parts: dict[str, dict[str, Any]] = {
-            lic: {"item": None, "lots": {}, "mfr": {}, "units": {}, "alloc": {}, "ship": {}, "un": {}}
+            lic: {
+                "item": None,
+                "lots": {},
+                "mfr": {},
+                "units": {},
+                "alloc": {},
+                "ship": {},
+                "un": {},
+            }
             for lic in lics
         }
         for r in await conn.fetch("SELECT * FROM items WHERE lic = ANY($1::text[])", lics):
             parts[r["lic"]]["item"] = Item(**dict(r))
-        for r in await conn.fetch(
-            "SELECT * FROM inventory_lots WHERE lic = ANY($1::text[])", lics
-        ):
+        for r in await conn.fetch("SELECT * FROM inventory_lots WHERE lic = ANY($1::text[])", lics):
             lot = InventoryLot(**dict(r))
             parts[lot.lic]["lots"][lot.lot_id] = lot
         for r in await conn.fetch("SELECT * FROM mfr_lots WHERE lic = ANY($1::text[])", lics):

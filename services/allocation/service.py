@@ -48,9 +48,7 @@ class AllocationService:
         for inbound in batch:
             m = inbound.message
             try:
-                serials = (
-                    parse_serials(m.serials, max_span=self._max_span) if m.serials else []
-                )
+                serials = parse_serials(m.serials, max_span=self._max_span) if m.serials else []
             except SerialEntryError as exc:
                 uow.outbox.emit(self._topics.events, m.lic, _refusal(m, exc))
                 continue

@@ -1,4 +1,4 @@
-"""Wire ↔ domain at allocation's edge: contract commands in, domain events out as contract events."""
+"""Wire ↔ domain at allocation's edge: contract commands in, domain events out on the wire."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from services.allocation.domain import model as d
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import upstream as u
+from shared.reasons import ReasonCode
 
 
 def to_domain(command: Any) -> d.Command:
     """The domain command for one wire command (the wire models are already validated)."""
-    return _to_domain(command)  # type: ignore[no-any-return]
+    return _to_domain(command)
 
 
 @singledispatch
@@ -146,7 +147,11 @@ def _movements(ms: tuple[d.LotMovement, ...]) -> list[e.Movement]:
 
 def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
     """The contract event for one domain event; `message_id` is deterministic per decision."""
-    common: dict[str, Any] = {"message_id": message_id, "lic": event.lic, "command_id": event.command_id}
+    common: dict[str, Any] = {
+        "message_id": message_id,
+        "lic": event.lic,
+        "command_id": event.command_id,
+    }
     match event:
         case d.ItemUpserted():
             return e.ItemUpserted(
@@ -241,7 +246,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                 shipment_id=event.shipment_id,
                 line_no=event.line_no,
                 adjustment_id=event.adjustment_id,
-                reason_code=e.ReasonCode(event.reason_code.value),
+                reason_code=ReasonCode(event.reason_code.value),
                 reason=event.reason[:1900],
                 offending=(event.offending or None) and event.offending[:1900],
             )

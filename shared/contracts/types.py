@@ -19,7 +19,7 @@ MAX_QUANTITY = Decimal("1000000000")  # a billion units on one line is a typo, n
 MAX_MONEY = Decimal("1000000000000")
 MAX_DECIMAL_PLACES = 6
 
-# Zero-width and bidi-control code points look like nothing on screen but make two lot numbers differ.
+# Zero-width code points look like nothing on screen but make two lot numbers differ.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
 
 

@@ -22,9 +22,9 @@ MAX_LINES = 10_000
 MAX_LIST = 1_000_000
 
 # Serials as typed (one string, parsed by rule R5) or as a list of strings.
-SerialEntry = Annotated[str, Field(max_length=8 * 1024 * 1024)] | list[
-    Annotated[str, Field(max_length=256)]
-]
+SerialEntry = (
+    Annotated[str, Field(max_length=8 * 1024 * 1024)] | list[Annotated[str, Field(max_length=256)]]
+)
 
 
 class LotQuantity(Model):

@@ -147,7 +147,9 @@ async def test_two_processes_with_a_kill_decide_every_command_once(lotline_env: 
 
     conn = await asyncpg.connect(env.dsn)
     try:
-        lots = await conn.fetch("SELECT lic, on_hand, allocated, used FROM allocation.inventory_lots")
+        lots = await conn.fetch(
+            "SELECT lic, on_hand, allocated, used FROM allocation.inventory_lots"
+        )
         assert all(r["on_hand"] >= 0 and 0 <= r["allocated"] <= r["on_hand"] for r in lots)
         assert all(r["on_hand"] + r["used"] == UNITS_PER_LIC for r in lots)
         units = await conn.fetch(

@@ -74,12 +74,13 @@ async def test_sigkill_after_commit_decides_the_command_exactly_once(lotline_env
 
     conn = await asyncpg.connect(env.dsn)
     try:
-        assert await conn.fetchval(
-            "SELECT count(*) FROM allocation.inventory_lots WHERE lic = $1", lic
-        ) == 1
-        unsent = await conn.fetchval(
-            "SELECT count(*) FROM allocation.outbox WHERE sent_at IS NULL"
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM allocation.inventory_lots WHERE lic = $1", lic
+            )
+            == 1
         )
+        unsent = await conn.fetchval("SELECT count(*) FROM allocation.outbox WHERE sent_at IS NULL")
         assert unsent >= 1, "the crash came before the relay published the decision's events"
     finally:
         await conn.close()
@@ -117,9 +118,12 @@ async def test_sigkill_after_commit_decides_the_command_exactly_once(lotline_env
         lot = await conn.fetchrow(
             "SELECT on_hand, allocated FROM allocation.inventory_lots WHERE lic = $1", lic
         )
-        assert (lot["on_hand"], lot["allocated"]) == (10, 4)
-        assert await conn.fetchval(
-            "SELECT count(*) FROM allocation.inbox WHERE message_id = $1", receive_id
-        ) == 1
+        assert lot is not None and (lot["on_hand"], lot["allocated"]) == (10, 4)
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM allocation.inbox WHERE message_id = $1", receive_id
+            )
+            == 1
+        )
     finally:
         await conn.close()

@@ -15,7 +15,9 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+
 from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
+
 
 def _json(message_type: str, /, **fields: Any) -> bytes:
     body = {"type": message_type, "occurred_at": "2026-11-01T10:00:00Z", **fields}
