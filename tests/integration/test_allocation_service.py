@@ -1,0 +1,270 @@
+"""Allocation through the real broker and PostgreSQL: each command type is decided, refusals are
+`CommandRejected` events with the reason code and the offending value (R1–R14)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.allocation.app import create_runtime
+from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish_many, kafka_read_until
+
+FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+
+
+@pytest.fixture
+async def allocation(lotline_env: Any) -> AsyncIterator[LotlineEnv]:
+    env: LotlineEnv = lotline_env(**FAST_JOIN)
+    runtime = create_runtime(env.settings)
+    await runtime.start()
+    try:
+        yield env
+    finally:
+        await runtime.stop()
+
+
+class Script:
+    """Commands for one LIC, in order, each with a fresh message_id."""
+
+    def __init__(self, lic: str) -> None:
+        self.lic = lic
+        self.commands: list[tuple[str, bytes]] = []
+        self.ids: dict[str, str] = {}
+
+    def add(self, name: str, message_type: str, /, **fields: Any) -> None:
+        message_id = f"{name}-{uuid.uuid4().hex[:8]}"
+        self.ids[name] = message_id
+        body = {
+            "type": message_type,
+            "message_id": message_id,
+            "occurred_at": "2026-11-01T10:00:00Z",
+            "lic": self.lic,
+            **fields,
+        }
+        self.commands.append((self.lic, json.dumps(body).encode()))
+
+
+async def _run(env: LotlineEnv, script: Script) -> dict[str, dict[str, Any]]:
+    """Publish the script and return the answer to each named command."""
+    await kafka_publish_many(env.bootstrap, env.settings.topics.commands, script.commands)
+    wanted = set(script.ids.values())
+
+    def answered(records: list[Any]) -> bool:
+        return wanted <= {v.get("command_id") for v in json_values(records)}
+
+    records = await kafka_read_until(env.bootstrap, env.settings.topics.events, answered)
+    by_command = {v["command_id"]: v for v in json_values(records)}
+    return {name: by_command[mid] for name, mid in script.ids.items()}
+
+
+def _line(shipment: str, line_no: int = 1, **fields: Any) -> dict[str, Any]:
+    return {"shipment_id": shipment, "line_no": line_no, **fields}
+
+
+async def test_lot_tracked_perishable_flow_fefo_ship_and_refusals(allocation: LotlineEnv) -> None:
+    """R1, R3, R9 (FEFO, never an expired lot), R10, R2 (TRACKING_LOCKED), R11."""
+    s = Script(f"MILK-{uuid.uuid4().hex[:6]}")
+    s.add("item", "UpsertItem", track_mfr_lot=True, est_unit_cost="2.00")
+    s.add(
+        "no-lots",
+        "ReceiveStock",
+        **_line("PO-0"),
+        lot_id="PO-0/1",
+        office="AI",
+        received_on="2026-11-01",
+        quantity=3,
+    )
+    s.add(
+        "receive",
+        "ReceiveStock",
+        **_line("PO-1"),
+        lot_id="PO-1/1",
+        office="AI",
+        received_on="2026-11-01",
+        quantity=10,
+        unit_cost="2.50",
+        lots=[
+            {"mfr_lot": "LATE", "expires_on": "2027-01-31", "quantity": 5},
+            {"mfr_lot": "SOON", "expires_on": "2026-12-01", "quantity": 5},
+        ],
+    )
+    s.add(
+        "allocate",
+        "AllocateLine",
+        **_line("SO-1"),
+        office="AI",
+        ship_on="2026-11-15",
+        quantity=6,
+        counterparty="Deli",
+    )
+    s.add("ship", "ShipLine", **_line("SO-1"))
+    s.add(
+        "too-much",
+        "AllocateLine",
+        **_line("SO-2"),
+        office="AI",
+        ship_on="2026-11-15",
+        quantity=100,
+    )
+    s.add(
+        "expired-pick",
+        "AllocateLine",
+        **_line("SO-3"),
+        office="AI",
+        ship_on="2026-12-15",
+        quantity=1,
+        lots=[{"mfr_lot": "SOON", "quantity": 1}],
+    )
+    s.add("unlock", "UpsertItem", track_mfr_lot=False, est_unit_cost="2.00")
+    s.add(
+        "put-back",
+        "AdjustStock",
+        adjustment_id="ADJ-1",
+        office="AI",
+        kind="count",
+        quantity=1,
+        lots=[{"mfr_lot": "SOON", "quantity": 1}],
+        adjusted_on="2026-11-20",
+    )
+    s.add(
+        "put-back-too-much",
+        "AdjustStock",
+        adjustment_id="ADJ-2",
+        office="AI",
+        kind="count",
+        quantity=5,
+        lots=[{"mfr_lot": "SOON", "quantity": 5}],
+        adjusted_on="2026-11-20",
+    )
+    answers = await _run(allocation, s)
+
+    assert answers["item"]["type"] == "ItemUpserted" and answers["item"]["perishable"] is True
+    assert answers["no-lots"]["reason_code"] == "LOT_REQUIRED"
+    assert answers["receive"]["type"] == "StockReceived"
+    allocated = answers["allocate"]
+    assert allocated["type"] == "LineAllocated"
+    taken = {m["mfr_lot"]: m["quantity"] for m in allocated["movements"]}
+    assert taken == {"SOON": "5", "LATE": "1"}  # first expired, first out
+    shipped = answers["ship"]
+    assert shipped["type"] == "LineShipped"
+    assert {m["unit_cost"] for m in shipped["movements"]} == {"2.50"}
+    assert answers["too-much"]["reason_code"] == "INSUFFICIENT_STOCK"
+    assert answers["expired-pick"]["reason_code"] in {"LOT_EXPIRED", "INSUFFICIENT_STOCK"}
+    assert "SOON" in (answers["expired-pick"]["offending"] or answers["expired-pick"]["reason"])
+    assert answers["unlock"]["reason_code"] == "TRACKING_LOCKED"
+    assert answers["put-back"]["type"] == "InventoryAdjusted"
+    assert answers["put-back-too-much"]["reason_code"] == "LOT_QTY_EXCEEDS_USED"
+
+    conn = await asyncpg.connect(allocation.dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT mfr_lot, on_hand, used FROM allocation.mfr_lots WHERE lic = $1 ORDER BY 1",
+            s.lic,
+        )
+        assert [(r["mfr_lot"], r["on_hand"], r["used"]) for r in rows] == [
+            ("LATE", 4, 1),
+            ("SOON", 1, 4),
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_serialized_flow_release_ship_and_returns(allocation: LotlineEnv) -> None:
+    """R4, R9 (picks), R10, R13 (SERIAL_NOT_SHIPPED), release on cancel."""
+    s = Script(f"DC-IP3VO-4-{uuid.uuid4().hex[:6]}")
+    s.add("item", "UpsertItem", serialized=True, est_unit_cost="300.00")
+    s.add(
+        "receive",
+        "ReceiveStock",
+        **_line("PO-60006"),
+        lot_id="PO-60006/1",
+        office="AI",
+        received_on="2023-08-01",
+        quantity=2,
+        serials=["134593568", "200937842"],
+    )
+    s.add(
+        "duplicate",
+        "ReceiveStock",
+        **_line("PO-60007"),
+        lot_id="PO-60007/1",
+        office="AI",
+        received_on="2023-08-02",
+        quantity=1,
+        serials=["200937842"],
+    )
+    s.add(
+        "allocate",
+        "AllocateLine",
+        **_line("60007"),
+        office="AI",
+        ship_on="2023-08-01",
+        quantity=1,
+        counterparty="Montboro High School East",
+        serials=["200937842"],
+    )
+    s.add(
+        "taken",
+        "AllocateLine",
+        **_line("60008"),
+        office="AI",
+        ship_on="2023-08-01",
+        quantity=1,
+        serials=["200937842"],
+    )
+    s.add(
+        "other",
+        "AllocateLine",
+        **_line("60009"),
+        office="AI",
+        ship_on="2023-08-01",
+        quantity=1,
+        serials=["134593568"],
+    )
+    s.add("release", "ReleaseLine", **_line("60009"))
+    s.add("ship", "ShipLine", **_line("60007"))
+    s.add(
+        "return-unshipped",
+        "ReturnStock",
+        **_line("RMA-1"),
+        office="AI",
+        received_on="2023-09-01",
+        quantity=1,
+        customer="Montboro High School East",
+        serials=["134593568"],
+    )
+    s.add(
+        "return",
+        "ReturnStock",
+        **_line("RMA-2"),
+        office="AI",
+        received_on="2023-09-01",
+        quantity=1,
+        customer="Montboro High School East",
+        serials=["200937842"],
+    )
+    answers = await _run(allocation, s)
+
+    assert answers["receive"]["type"] == "StockReceived"
+    assert answers["duplicate"]["reason_code"] == "DUPLICATE_SERIAL"
+    assert "200937842" in (answers["duplicate"]["offending"] or "")
+    assert answers["allocate"]["type"] == "LineAllocated"
+    assert answers["taken"]["reason_code"] == "SERIAL_NOT_AVAILABLE"
+    assert answers["release"]["type"] == "LineReleased"
+    assert [m["serial"] for m in answers["ship"]["movements"]] == ["200937842"]
+    assert answers["return-unshipped"]["reason_code"] == "SERIAL_NOT_SHIPPED"
+    assert answers["return"]["type"] == "StockReturned"
+
+    conn = await asyncpg.connect(allocation.dsn)
+    try:
+        statuses = dict(
+            await conn.fetch("SELECT serial, status FROM allocation.units WHERE lic = $1", s.lic)
+        )
+        assert statuses == {"134593568": "available", "200937842": "available"}
+    finally:
+        await conn.close()
