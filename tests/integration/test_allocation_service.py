@@ -262,9 +262,8 @@ async def test_serialized_flow_release_ship_and_returns(allocation: LotlineEnv) 
 
     conn = await asyncpg.connect(allocation.dsn)
     try:
-        statuses = dict(
-            await conn.fetch("SELECT serial, status FROM allocation.units WHERE lic = $1", s.lic)
-        )
+        rows = await conn.fetch("SELECT serial, status FROM allocation.units WHERE lic = $1", s.lic)
+        statuses = {r["serial"]: r["status"] for r in rows}
         assert statuses == {"134593568": "available", "200937842": "available"}
     finally:
         await conn.close()
