@@ -89,7 +89,9 @@ class OutboxRelay:
         batch_size: int = 2000,
         lease_seconds: float = 30.0,
         poll_seconds: float = 0.5,
+        retention_seconds: float = 600,
     ) -> None:
+        self._retention = retention_seconds
         self._pool = pool
         self._producer = producer
         self._schema = schema
@@ -140,8 +142,14 @@ class OutboxRelay:
                 await self._sleep(1.0)
             await conn.add_listener(channel_for(self._schema), self._on_notify)
             try:
+                next_purge = 0.0
                 while True:
                     sent = await self.publish_once(conn)
+                    now = asyncio.get_running_loop().time()
+                    if now >= next_purge:
+                        # Sent rows are kept a while for operators, then dropped.
+                        await self.purge(conn, self._retention)
+                        next_purge = now + 60
                     if sent:
                         continue
                     if self._stopping:
@@ -181,8 +189,9 @@ class OutboxRelay:
         self.published += len(rows)
         return len(rows)
 
-    async def purge(self, older_than_seconds: float = 3600) -> int:
-        result = await self._pool.execute(
+    @staticmethod
+    async def purge(conn: asyncpg.Connection, older_than_seconds: float) -> int:
+        result = await conn.execute(
             "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
             older_than_seconds,
         )
