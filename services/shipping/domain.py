@@ -373,24 +373,32 @@ class _Draft:
         )
 
     def release_held(self, line: Line, message_id: str, *, keep_line: bool) -> None:
-        """Release what allocation holds (or is about to hold) for the line."""
-        awaiting = self.pending.get(line.awaiting or "")
-        lic = line.lic if awaiting is not None and awaiting.action == "allocate" else line.held_lic
+        """Release what allocation holds, or is about to hold, for the line: one ReleaseLine
+        per LIC that holds it or has an allocation of it on the way (sent after that one, so
+        allocation, deciding each LIC in order, releases it after allocating it)."""
         if not keep_line:
             del self.lines[line.line_no]
-        if lic is None:
-            if keep_line:
-                self.lines[line.line_no] = replace(line, status="released", awaiting=None)
-            return
-        command = Release(
-            command_id=derived_id(message_id, f"release/{line.line_no}"),
-            shipment_id=self.base.shipment_id,
-            line_no=line.line_no,
-            lic=lic,
-        )
-        self.send(command, "release")
+        first: str | None = None
+        for n, lic in enumerate(self._holders(line)):
+            suffix = f"release/{line.line_no}" + (f"/{n}" if n else "")
+            command = Release(
+                command_id=derived_id(message_id, suffix),
+                shipment_id=self.base.shipment_id,
+                line_no=line.line_no,
+                lic=lic,
+            )
+            self.send(command, "release")
+            first = first or command.command_id
         if keep_line:
-            self.lines[line.line_no] = replace(line, status="pending", awaiting=command.command_id)
+            status: LineStatus = "released" if first is None else "pending"
+            self.lines[line.line_no] = replace(line, status=status, awaiting=first)
+
+    def _holders(self, line: Line) -> list[str]:
+        lics = [line.held_lic] if line.held_lic else []
+        for sent in self.pending.values():
+            if sent.line_no == line.line_no and sent.action == "allocate" and sent.lic not in lics:
+                lics.append(sent.lic)
+        return lics
 
     def ship(self, line: Line, message_id: str) -> None:
         command = Ship(
