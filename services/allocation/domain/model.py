@@ -27,7 +27,7 @@ Event movement sign conventions (`LotMovement.quantity`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import Enum
@@ -85,6 +85,26 @@ class InventoryLot:
     def free(self) -> Decimal:
         return self.on_hand - self.allocated
 
+    def moved(self, on_hand: Decimal, allocated: Decimal, used: Decimal) -> InventoryLot:
+        """The lot after a change of quantities by these deltas: Closed when nothing is on
+        hand, Open otherwise (R7). (Spelled out rather than `replace()`: this is the hot path.)"""
+        now = self.on_hand + on_hand
+        return InventoryLot(
+            lot_id=self.lot_id,
+            lic=self.lic,
+            office=self.office,
+            kind=self.kind,
+            reference=self.reference,
+            received_on=self.received_on,
+            unit_cost=self.unit_cost,
+            received_qty=self.received_qty,
+            seq=self.seq,
+            on_hand=now,
+            allocated=self.allocated + allocated,
+            used=self.used + used,
+            status="closed" if now == 0 else "open",
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MfrLot:
@@ -101,6 +121,18 @@ class MfrLot:
     @property
     def free(self) -> Decimal:
         return self.on_hand - self.allocated
+
+    def moved(self, on_hand: Decimal, allocated: Decimal, used: Decimal) -> MfrLot:
+        """The mfr lot after a change of quantities by these deltas."""
+        return MfrLot(
+            lot_id=self.lot_id,
+            mfr_lot=self.mfr_lot,
+            expires_on=self.expires_on,
+            initial_qty=self.initial_qty,
+            on_hand=self.on_hand + on_hand,
+            allocated=self.allocated + allocated,
+            used=self.used + used,
+        )
 
     def expired_on(self, day: date) -> bool:
         """Expired for a shipment on `day`: it expires before that day (R9)."""
@@ -164,8 +196,16 @@ class Unit:
         """The unit in `target`; raises `IllegalTransition` off the transition table."""
         if target not in SERIAL_TRANSITIONS[self.status]:
             raise IllegalTransition(self.serial, self.status.value, target.value)
-        return replace(
-            self, status=target, shipment_id=shipment_id, line_no=line_no, customer=customer
+        return Unit(
+            lic=self.lic,
+            serial=self.serial,
+            lot_id=self.lot_id,
+            mfr_lot=self.mfr_lot,
+            position=self.position,
+            status=target,
+            shipment_id=shipment_id,
+            line_no=line_no,
+            customer=customer,
         )
 
 
@@ -222,6 +262,20 @@ class CustomerShipment:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StockIndex:
+    """Lookups derived from a `LicState`'s rows, so a decision costs what is in stock rather
+    than the LIC's whole history. Never persisted; never mutated once built."""
+
+    in_stock: dict[str, tuple[str, str]]
+    """serial -> key of its unit that is AVAILABLE or ALLOCATED."""
+    stocked: dict[str, str]
+    """lot_id -> office, for inventory lots with stock on hand."""
+    mfr_names: dict[str, tuple[str, ...]]
+    """lot_id -> its manufacturer lot numbers."""
+    last_seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LicState:
     """Everything the allocation core knows about one LIC: what the repository loads."""
 
@@ -233,6 +287,9 @@ class LicState:
     allocations: dict[tuple[str, int], Allocation] = field(default_factory=dict)
     shipments: dict[tuple[str, str | None, str], CustomerShipment] = field(default_factory=dict)
     unallocated: dict[str, Decimal] = field(default_factory=dict)
+    index: StockIndex | None = field(default=None, compare=False, repr=False)
+    """Derived, not rows: leave it None when loading; the core builds it on first use and
+    carries it forward from decision to decision."""
 
     @classmethod
     def empty(cls, lic: str) -> LicState:

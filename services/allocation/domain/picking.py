@@ -62,7 +62,8 @@ def automatic(draft: Draft, need: Need, quantity: Decimal) -> list[Pick]:
         rows = [r for r in fresh_rows(draft, need) if r.free > 0]
         sources: list[Source] = [(r.lot_id, r.mfr_lot, r.free) for r in rows]
         return _fill(quantity, sources, f"item {need.item.lic} at office {need.office}")
-    sources = [(lot.lot_id, None, lot.free) for lot in draft.lots_at(need.office) if lot.free > 0]
+    lots = draft.lots_at(need.office, stocked=True)
+    sources = [(lot.lot_id, None, lot.free) for lot in lots if lot.free > 0]
     return _fill(quantity, sources, f"item {need.item.lic} at office {need.office}")
 
 
@@ -114,16 +115,16 @@ def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pi
 
 def fresh_rows(draft: Draft, need: Need) -> list[MfrLot]:
     """The office's mfr lots usable on the ship date, in FEFO (perishable) or FIFO order."""
-    rows = [r for r in draft.mfr_lots_at(need.office) if not need.expired(r)]
+    rows = [r for r in draft.mfr_lots_at(need.office, stocked=True) if not need.expired(r)]
     return sorted(rows, key=lambda r: _row_order(draft, need.item, r))
 
 
 def free_units(draft: Draft, need: Need) -> list[Unit]:
     """AVAILABLE units at the office, in FEFO (perishable) or FIFO order."""
-    office_lots = {lot.lot_id: lot.seq for lot in draft.lots_at(need.office)}
+    office_lots = {lot.lot_id: lot.seq for lot in draft.lots_at(need.office, stocked=True)}
     units = [
         u
-        for u in draft.units.values()
+        for u in draft.in_stock()
         if u.status is SerialStatus.AVAILABLE and u.lot_id in office_lots
     ]
 
@@ -145,11 +146,9 @@ def _row(draft: Draft, unit: Unit) -> MfrLot | None:
 
 
 def _matching(draft: Draft, need: Need, pick: LotPick) -> list[MfrLot]:
-    every = [
-        r
-        for r in draft.mfr_lots_at(need.office)
-        if r.mfr_lot == pick.mfr_lot and pick.lot_id in (None, r.lot_id)
-    ]
+    every = _named(draft.mfr_lots_at(need.office, stocked=True), pick)
+    if not every:  # used up or never there: which one decides the refusal
+        every = _named(draft.mfr_lots_at(need.office), pick)
     if not every:
         raise Refusal(
             ReasonCode.LOT_NOT_FOUND,
@@ -162,12 +161,15 @@ def _matching(draft: Draft, need: Need, pick: LotPick) -> list[MfrLot]:
     return sorted(fresh, key=lambda r: _row_order(draft, need.item, r))
 
 
+def _named(rows: list[MfrLot], pick: LotPick) -> list[MfrLot]:
+    return [r for r in rows if r.mfr_lot == pick.mfr_lot and pick.lot_id in (None, r.lot_id)]
+
+
 def _available(draft: Draft, need: Need, serial: str) -> Unit:
-    units = draft.units_with_serial(serial)
-    for unit in units:
-        if unit.status is SerialStatus.AVAILABLE and draft.lots[unit.lot_id].office == need.office:
-            return unit
-    held = next((u for u in units if u.in_stock), None)
+    held = draft.serial_in_stock(serial)
+    free = held is not None and held.status is SerialStatus.AVAILABLE
+    if held is not None and free and draft.lots[held.lot_id].office == need.office:
+        return held
     where = (
         f"is {held.status.value} at office {draft.lots[held.lot_id].office}"
         if held
