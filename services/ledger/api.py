@@ -117,7 +117,7 @@ def _routes(app: FastAPI) -> None:
         """Inventory lots, by LIC and status (open while stock remains, closed when used)."""
         return await queries.lots(conn, lic, status, limit, offset)
 
-    @app.get("/lots/{lot_id}", response_model=LotDetail, responses=_NOT_FOUND, tags=["lots"])
+    @app.get("/lots/{lot_id:path}", response_model=LotDetail, responses=_NOT_FOUND, tags=["lots"])
     async def get_lot(lot_id: str, conn: Conn) -> LotDetail:
         """A lot's general info; ordered / purchased / received / accrued / used / current
         quantities and values; manufacturer lots; serials with status; COGS entries."""

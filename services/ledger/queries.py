@@ -123,7 +123,7 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
         )
         cogs = await conn.fetch(
             """
-            SELECT c.*, u.document, u.mfr_lot, u.serial FROM cogs AS c
+            SELECT c.*, u.document, u.mfr_lot, u.serial, u.est_unit_cost FROM cogs AS c
             JOIN usage AS u ON u.usage_id = c.usage_id
             WHERE c.lot_id = $1 ORDER BY c.seq
             """,

@@ -110,7 +110,8 @@ class CogsEntry(Out):
     mfr_lot: str | None
     serial: str | None
     quantity: Decimal
-    unit_cost: Decimal
+    unit_cost: Decimal = Field(description="booked cost; for a reconciliation, the difference")
+    est_unit_cost: Decimal = Field(description="the lot's estimated cost when it was used")
     amount: Decimal
 
 
