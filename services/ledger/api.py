@@ -101,7 +101,7 @@ Id = Annotated[str | None, Query(min_length=1, max_length=128)]
 
 
 def _routes(app: FastAPI) -> None:
-    @app.get("/items/{lic}", response_model=ItemOut, responses=_NOT_FOUND, tags=["items"])
+    @app.get("/items/{lic:path}", response_model=ItemOut, responses=_NOT_FOUND, tags=["items"])
     async def get_item(lic: str, conn: Conn) -> ItemOut:
         """An item's flags and its stock by office: on hand, allocated, available."""
         return await queries.item(conn, lic)
@@ -124,7 +124,10 @@ def _routes(app: FastAPI) -> None:
         return await queries.lot(conn, lot_id)
 
     @app.get(
-        "/serials/{lic}/{serial}", response_model=SerialOut, responses=_NOT_FOUND, tags=["trace"]
+        "/serials/{lic}/{serial:path}",
+        response_model=SerialOut,
+        responses=_NOT_FOUND,
+        tags=["trace"],
     )
     async def get_serial(lic: str, serial: str, conn: Conn) -> SerialOut:
         """A serial's status and its full history, from receipt to sale to return (R15)."""

@@ -581,23 +581,30 @@ async def test_item_stock_by_office_counts_lots_allocations_and_unallocated_stoc
 
 
 async def test_lots_list_by_item_and_status(pool: asyncpg.Pool, api: httpx.AsyncClient) -> None:
-    """R7: a lot is open while stock remains and closed when it is all used."""
+    """R7: a lot is open while stock remains and closed when it is all used; lot ids may
+    carry slashes (document/line)."""
     w = Wire()
     await record(
         pool,
         w.item("BOLT"),
-        w.received("BOLT", "L1", 2, "1", [mv("L1", 2, "1")], po="PO-1", on=date(2024, 1, 1)),
-        w.received("BOLT", "L2", 2, "1", [mv("L2", 2, "1")], po="PO-1", on=date(2024, 1, 2)),
-        w.sale("BOLT", "OUT-1", [mv("L1", 2, "1")], customer="ACME", on=date(2024, 1, 3)),
+        w.received(
+            "BOLT", "IN-1/1", 2, "1", [mv("IN-1/1", 2, "1")], po="PO-1", on=date(2024, 1, 1)
+        ),
+        w.received(
+            "BOLT", "IN-1/2", 2, "1", [mv("IN-1/2", 2, "1")], po="PO-1", on=date(2024, 1, 2)
+        ),
+        w.sale("BOLT", "OUT-1", [mv("IN-1/1", 2, "1")], customer="ACME", on=date(2024, 1, 3)),
     )
 
     closed = await get(api, "/lots", lic="BOLT", status="closed")
     opened = await get(api, "/lots", lic="BOLT", status="open")
     everything = await get(api, "/lots", lic="BOLT")
+    one = await get(api, "/lots/IN-1/1")
 
-    assert [(lot["lot_id"], lot["current_qty"]) for lot in closed] == [("L1", "0")]
-    assert [lot["lot_id"] for lot in opened] == ["L2"]
-    assert [lot["lot_id"] for lot in everything] == ["L1", "L2"]
+    assert [(lot["lot_id"], lot["current_qty"]) for lot in closed] == [("IN-1/1", "0")]
+    assert [lot["lot_id"] for lot in opened] == ["IN-1/2"]
+    assert [lot["lot_id"] for lot in everything] == ["IN-1/1", "IN-1/2"]
+    assert (one["lot_id"], one["status"]) == ("IN-1/1", "closed")
 
 
 async def test_unknown_things_answer_404_naming_them(
@@ -625,9 +632,9 @@ async def test_healthz_checks_the_database_and_metrics_are_prometheus_text(
     metrics = await api.get("/metrics")
     assert metrics.status_code == 200 and "lotline_ledger_trace_seconds" in metrics.text
     docs = await api.get("/openapi.json")
-    assert {"/items/{lic}", "/lots", "/lots/{lot_id}", "/serials/{lic}/{serial}", "/trace"} <= set(
-        docs.json()["paths"]
-    )
+    paths = set(docs.json()["paths"])
+    assert {"/items/{lic}", "/lots", "/lots/{lot_id}", "/serials/{lic}/{serial}"} <= paths
+    assert {"/trace", "/usage", "/healthz", "/metrics"} <= paths
 
 
 async def test_healthz_is_503_when_the_database_is_gone() -> None:
