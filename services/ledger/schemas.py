@@ -5,8 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+
+Num = Annotated[
+    Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")
+]
+"""A decimal as fixed-point text in JSON: "1000000", never "1.00E+6" as the database may
+hand it over."""
 
 
 class Out(BaseModel):
@@ -19,9 +26,9 @@ class ErrorOut(Out):
 
 class OfficeStock(Out):
     office: str
-    on_hand: Decimal = Field(description="in every open lot at the office, plus unallocated stock")
-    allocated: Decimal = Field(description="held for shipments not yet shipped")
-    available: Decimal = Field(description="on hand − allocated")
+    on_hand: Num = Field(description="in every open lot at the office, plus unallocated stock")
+    allocated: Num = Field(description="held for shipments not yet shipped")
+    available: Num = Field(description="on hand − allocated")
 
 
 class ItemOut(Out):
@@ -31,13 +38,13 @@ class ItemOut(Out):
     track_mfr_lot: bool
     serialized: bool
     perishable: bool
-    est_unit_cost: Decimal
+    est_unit_cost: Num
     stock: list[OfficeStock]
 
 
 class Figure(Out):
-    quantity: Decimal
-    value: Decimal
+    quantity: Num
+    value: Num
 
 
 class LotSummary(Out):
@@ -49,19 +56,19 @@ class LotSummary(Out):
     document: str = Field(description="the receiving document or adjustment that created it")
     received_on: dt.date
     status: str = Field(description="open while stock remains, closed when all used (R7)")
-    received_qty: Decimal
-    used_qty: Decimal
-    allocated_qty: Decimal
-    current_qty: Decimal
-    unit_cost: Decimal = Field(description="actual once the PO closed, else estimated (R16)")
+    received_qty: Num
+    used_qty: Num
+    allocated_qty: Num
+    current_qty: Num
+    unit_cost: Num = Field(description="actual once the PO closed, else estimated (R16)")
 
 
 class Valuation(Out):
     """The seed's Ordered / Purchased, Ordered / Received, Accrued and Current sections."""
 
-    unit_cost: Decimal
-    est_unit_cost: Decimal
-    act_unit_cost: Decimal | None
+    unit_cost: Num
+    est_unit_cost: Num
+    act_unit_cost: Num | None
     cost_is_final: bool = Field(description="the PO closed with an actual unit cost")
     ordered: Figure | None = Field(description="from the PO; null until a PO update names it")
     purchased: Figure
@@ -78,10 +85,10 @@ class Valuation(Out):
 class MfrLotOut(Out):
     mfr_lot: str
     expires_on: dt.date | None
-    received_qty: Decimal
-    used_qty: Decimal
-    allocated_qty: Decimal
-    current_qty: Decimal
+    received_qty: Num
+    used_qty: Num
+    allocated_qty: Num
+    current_qty: Num
 
 
 class SerialRecord(Out):
@@ -94,7 +101,7 @@ class SerialRecord(Out):
     document: str | None = Field(description="the shipment or adjustment that last moved it")
     line_no: int | None
     counterparty: str | None
-    unit_cost: Decimal
+    unit_cost: Num
     received_on: dt.date
     changed_on: dt.date
 
@@ -109,10 +116,10 @@ class CogsEntry(Out):
     po: str | None
     mfr_lot: str | None
     serial: str | None
-    quantity: Decimal
-    unit_cost: Decimal = Field(description="booked cost; for a reconciliation, the difference")
-    est_unit_cost: Decimal = Field(description="the lot's estimated cost when it was used")
-    amount: Decimal
+    quantity: Num
+    unit_cost: Num = Field(description="booked cost; for a reconciliation, the difference")
+    est_unit_cost: Num = Field(description="the lot's estimated cost when it was used")
+    amount: Num
 
 
 class LotDetail(Out):
@@ -133,7 +140,7 @@ class LotDetail(Out):
     mfr_lots: list[MfrLotOut]
     serials: list[SerialRecord]
     cogs: list[CogsEntry]
-    cogs_total: Decimal
+    cogs_total: Num
 
 
 class TraceEvent(Out):
@@ -146,10 +153,10 @@ class TraceEvent(Out):
     mfr_lot: str | None
     serial: str | None
     expires_on: dt.date | None
-    quantity: Decimal
-    stock_change: Decimal = Field(description="+ into stock, − out, 0 for allocations")
-    unit_cost: Decimal
-    cost: Decimal
+    quantity: Num
+    stock_change: Num = Field(description="+ into stock, − out, 0 for allocations")
+    unit_cost: Num
+    cost: Num
     office: str
     document: str
     line_no: int | None
@@ -168,7 +175,7 @@ class LotOrigin(Out):
     document: str
     office: str
     received_on: dt.date
-    unit_cost: Decimal
+    unit_cost: Num
 
 
 class TraceOut(Out):
@@ -200,10 +207,10 @@ class UsageOut(Out):
     serial: str | None
     expires_on: dt.date | None
     source: str
-    quantity: Decimal = Field(description="+ used, − reversed or unallocated (R12)")
-    unit_cost: Decimal
-    est_unit_cost: Decimal
-    total_cost: Decimal
+    quantity: Num = Field(description="+ used, − reversed or unallocated (R12)")
+    unit_cost: Num
+    est_unit_cost: Num
+    total_cost: Num
     office: str
     document: str
     line_no: int | None
