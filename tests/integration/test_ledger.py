@@ -402,6 +402,7 @@ async def test_seed_lot_valuation_before_and_after_one_unit_ships(
         "2023-08-01",
     )
     assert lot["serialized"] and not lot["track_mfr_lot"] and lot["status"] == "open"
+    assert v["current"] == {"quantity": "2", "value": "600.00"}  # fixed-point text, never 6E+2
     assert _figures(v) == {
         "ordered": ("2", "600"),
         "purchased": ("0", "0"),
