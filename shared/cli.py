@@ -79,6 +79,42 @@ def cmd_topics(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Container health check: broker answers, database answers, the schema is migrated."""
+    from shared import stack
+
+    settings = _settings()
+    if not (settings.kafka_bootstrap_servers and settings.database_url):
+        print("KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL must be set", file=sys.stderr)
+        return 2
+    problems = stack.run_sync(_health(settings, args.schema))
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return 1 if problems else 0
+
+
+async def _health(settings: Settings, schema: str) -> list[str]:
+    import asyncpg
+
+    from shared import stack
+
+    problems = []
+    host, _, port = settings.require_bootstrap().split(",")[0].rpartition(":")
+    if not stack.broker_answers(host.strip("[]"), int(port), timeout=3):
+        problems.append(f"broker {host}:{port} does not answer")
+    try:
+        conn = await asyncpg.connect(settings.require_database(), timeout=3)
+        try:
+            table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
+            if table is None:
+                problems.append(f"schema {schema} is not migrated yet")
+        finally:
+            await conn.close()
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        problems.append(f"database: {exc}")
+    return problems
+
+
 def cmd_asyncapi(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("shared.asyncapi") is None:
         print("the AsyncAPI generator (shared/asyncapi.py) is not in this checkout yet")
@@ -136,6 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "topics", help="create the contract's topics on KAFKA_BOOTSTRAP_SERVERS"
     ).set_defaults(func=cmd_topics)
+
+    health = commands.add_parser(
+        "health", help="exit 0 when broker and database answer and SCHEMA is migrated"
+    )
+    health.add_argument("schema", help="the service's schema, e.g. allocation")
+    health.set_defaults(func=cmd_health)
 
     asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI document")
     asyncapi.add_argument("path", nargs="?", default="docs/asyncapi.json", type=Path)

@@ -55,7 +55,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, even when an event loop is running here."""
     try:
         asyncio.get_running_loop()
+        in_loop = True
     except RuntimeError:
+        in_loop = False
+    if not in_loop:
         return asyncio.run(coro)
     result: list[T] = []
     error: list[BaseException] = []
@@ -560,7 +563,7 @@ def up(
         _watch(procs, data_dir / "logs", stopping)
         check()
     except _Stop as stop:
-        _say(f"\n{stop}: stopping ...")
+        _say(f"\n{received[0] if received else stop}: stopping ...")
     finally:
         shutting_down = True  # from here on signals no longer interrupt: the shutdown completes
         stopping.set()
