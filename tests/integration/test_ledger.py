@@ -3,6 +3,7 @@ the tables they wrote (R7, R10–R16, DESIGN.md §4)."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator, Callable
@@ -660,3 +661,66 @@ async def test_trace_queries_use_the_trace_indexes(pool: asyncpg.Pool) -> None:
                 "Y",
             )
             assert index in "\n".join(r[0] for r in rows)
+
+
+# -- the two consumers racing -----------------------------------------------------------------
+
+
+async def _race(pool: asyncpg.Pool, first: str) -> None:
+    """Run a shipment of lot L1 and the close of its PO in two concurrent transactions, `first`
+    taking the per-LIC lock and committing only after the other one is waiting."""
+    w = Wire()
+    await record(
+        pool,
+        w.item("BOLT"),
+        w.received("BOLT", "L1", 10, "10", [mv("L1", 10, "10")], po="PO-1", on=date(2024, 2, 1)),
+    )
+    ship = Inbound(
+        w.shipped("BOLT", "OUT-1", [mv("L1", 3, "10")], customer="ACME", on=date(2024, 2, 5)),
+        "inventory.events",
+        0,
+        1,
+        b"BOLT",
+    )
+    close = Inbound(
+        w.po("PO-1", "BOLT", act_unit_cost=D(12), closed=True), "inventory.costs", 0, 1, b"PO-1"
+    )
+
+    async def run(which: str, hold: asyncio.Event | None) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            uow = UnitOfWork(conn, Outbox())
+            if which == "ship":
+                await service.record_events(uow, [ship])  # type: ignore[arg-type, list-item]
+            else:
+                await service.record_costs(uow, [close])  # type: ignore[arg-type, list-item]
+            if hold is not None:
+                await hold.wait()
+
+    release = asyncio.Event()
+    leader = asyncio.create_task(run(first, release))
+    await asyncio.sleep(0.2)
+    follower = asyncio.create_task(run("close" if first == "ship" else "ship", None))
+    await asyncio.sleep(0.3)
+    assert not follower.done(), "the second transaction must wait for the first's LIC lock"
+    release.set()
+    await asyncio.gather(leader, follower)
+
+
+async def test_a_close_racing_a_shipment_waits_and_reconciles_it(pool: asyncpg.Pool) -> None:
+    """R16 under concurrency: a PO close that starts while a shipment's transaction is open
+    waits for it and reconciles its usage (no usage is left at the estimate)."""
+    await _race(pool, first="ship")
+
+    assert await _cogs(pool, "usage") == [("L1", "shipment", D(3), D(30))]
+    assert await _cogs(pool, "reconciliation") == [("L1", "shipment", D(3), D(6))]
+
+
+async def test_a_shipment_racing_a_close_waits_and_is_booked_at_actual_cost(
+    pool: asyncpg.Pool,
+) -> None:
+    """R16 under concurrency: a shipment that starts while its PO's close is open waits for
+    it and is booked at the actual cost."""
+    await _race(pool, first="close")
+
+    assert await _cogs(pool, "usage") == [("L1", "shipment", D(3), D(36))]
+    assert await _cogs(pool, "reconciliation") == []
