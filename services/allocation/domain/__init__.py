@@ -1,0 +1,11 @@
+"""The allocation service's pure domain core: stdlib only, no I/O, no clock.
+
+Public surface:
+- `decide(state, command) -> Decision` and `decide_all(state, commands)` (`decide.py`);
+- the rows, commands, events and `Decision` (`model.py`);
+- `ReasonCode`, `Refusal`, `IllegalTransition` (`errors.py`).
+
+Rules live in small modules: `items` (R1, R2), `receiving` (R3–R7), `picking` (R9 FEFO/FIFO),
+`shipping` (R8–R10, R14), `adjusting` (R11, R12), `returning` (R13); `draft` is the working copy
+they write to; `serials` is Next Serial arithmetic (R6); `bench_core` a micro-benchmark.
+"""

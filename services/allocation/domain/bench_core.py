@@ -2,7 +2,7 @@
 
 Not a test and not the project's benchmark (that one publishes through Kafka and measures
 sustained decisions/s end to end, DESIGN §7); this only says how much of the budget `decide()`
-itself takes. Run: `python -m services.allocation.domain.bench_core [n]`.
+itself takes. Run: `python -m services.allocation.domain.bench_core [n]` (default 30000).
 
 The workload cycles over plain, lot-tracked perishable and serialized LICs; per LIC a cycle is
 receive 10 → allocate 9 (automatic FEFO/FIFO) → ship → allocate 3 → cancel → loss of 1: stock
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 
-from services.allocation.domain.decide import decide
+from services.allocation.domain.decide import decide, decide_all
 from services.allocation.domain.model import (
     AdjustStock,
     AllocateLine,
@@ -47,18 +47,28 @@ def workload(n: int, lics: int = 30) -> list[Command]:
     return commands[:n]
 
 
-def measure(n: int, clock: Callable[[], float] = time.perf_counter) -> float:
-    """Decisions per second of `decide()` over an `n`-command workload, in memory.
+def measure(n: int, *, batch: int = 500, clock: Callable[[], float] = time.perf_counter) -> float:
+    """Decisions per second of the core over an `n`-command workload, in memory.
 
-    `clock=time.process_time` counts CPU seconds instead of wall seconds: steadier on a
-    shared machine.
+    `batch > 0`: as the service decides (DESIGN §7), commands arrive in consumer batches of
+    `batch` messages, each split per LIC and decided with `decide_all`. `batch=0`: one
+    `decide` per command. `clock=time.process_time` counts CPU seconds instead of wall
+    seconds: steadier on a shared machine.
     """
     commands = workload(n)
     states: dict[str, LicState] = {}
     started = clock()
-    for command in commands:
-        state = states.get(command.lic) or LicState.empty(command.lic)
-        states[command.lic] = decide(state, command).state
+    if batch <= 0:
+        for command in commands:
+            state = states.get(command.lic) or LicState.empty(command.lic)
+            states[command.lic] = decide(state, command).state
+    else:
+        for first in range(0, len(commands), batch):
+            per_lic: dict[str, list[Command]] = {}
+            for command in commands[first : first + batch]:
+                per_lic.setdefault(command.lic, []).append(command)
+            for lic, some in per_lic.items():
+                states[lic], _ = decide_all(states.get(lic) or LicState.empty(lic), some)
     return len(commands) / (clock() - started)
 
 
@@ -137,9 +147,10 @@ def _allocate(lic: str, ship_id: str, line_no: int, qty: int, day: date) -> Allo
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 30_000
-    wall = measure(n)
-    cpu = measure(n, time.process_time)
-    print(f"{n} decisions in memory: {wall:,.0f}/s wall clock, {cpu:,.0f}/s of CPU time")
+    for label, batch in (("batches of 500, decide_all per LIC", 500), ("one decide each", 0)):
+        wall = measure(n, batch=batch)
+        cpu = measure(n, batch=batch, clock=time.process_time)
+        print(f"{n} commands, {label}: {wall:,.0f}/s wall, {cpu:,.0f}/s per CPU second")
 
 
 if __name__ == "__main__":

@@ -34,8 +34,7 @@ from services.allocation.domain.shipping import allocate, release_line, ship
 
 def decide(state: LicState, command: Command) -> Decision:
     """The decision on `command` given everything known about its LIC."""
-    if command.lic != state.lic:
-        raise ValueError(f"command for {command.lic} decided against the state of {state.lic}")
+    _same_lic(state, command)
     draft = Draft(state)
     try:
         events = _dispatch(draft, command)
@@ -45,13 +44,28 @@ def decide(state: LicState, command: Command) -> Decision:
 
 
 def decide_all(state: LicState, commands: Iterable[Command]) -> tuple[LicState, list[Event]]:
-    """Fold `decide` over `commands` in order: the final state and every event."""
+    """`decide` folded over `commands` in order: the final state and every event.
+
+    Same answers as calling `decide` one command at a time, but one working copy serves the
+    whole batch (a refused command is rolled back from the journal), so a batch costs what it
+    changes rather than a copy of the LIC's rows per command.
+    """
+    draft = Draft(state)
     events: list[Event] = []
     for command in commands:
-        decision = decide(state, command)
-        state = decision.state
-        events.extend(decision.events)
-    return state, events
+        _same_lic(state, command)
+        mark = draft.savepoint()
+        try:
+            events.extend(_dispatch(draft, command))
+        except Refusal as refusal:
+            draft.rollback(mark)
+            events.append(rejected(command, refusal))
+    return draft.freeze(), events
+
+
+def _same_lic(state: LicState, command: Command) -> None:
+    if command.lic != state.lic:
+        raise ValueError(f"command for {command.lic} decided against the state of {state.lic}")
 
 
 def _dispatch(draft: Draft, command: Command) -> tuple[Event, ...]:

@@ -1,14 +1,16 @@
 """A copy-on-write working copy of one `LicState`.
 
-Rules read and write a `Draft`; `decide()` freezes it into the new state only when the whole
-command succeeded, so a refusal half-way leaves the input state untouched (and it never is
-mutated: each row dict, and each dict of the derived `StockIndex`, is copied on its first write).
+Rules read and write a `Draft`. `decide()` freezes it into the new state only when the command
+succeeded, so a refusal half-way leaves the input untouched; `decide_all()` keeps one draft for
+a whole batch and rolls a refused command back from the journal. The input state is never
+mutated: each row dict, and each dict of the derived `StockIndex`, is copied on first write.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 from services.allocation.domain.model import (
     ZERO,
@@ -27,7 +29,17 @@ class BrokenInvariant(Exception):
     """A row would hold impossible quantities: a bug in the rules, never a business refusal."""
 
 
+_MISSING: Any = object()
+
+Mark = tuple[int, "Item | None", int]
+"""A savepoint: journal length, item and last lot seq when it was taken."""
+
+
 class Draft:
+    """Working copy of one LIC. Each row dict (and each dict of the derived index) is copied on
+    its first write; after that, writes go to the copy and into a journal, so a batch can
+    roll back one refused command without copying the state per command."""
+
     def __init__(self, state: LicState) -> None:
         self.lic = state.lic
         self.item: Item | None = state.item
@@ -37,12 +49,13 @@ class Draft:
         self.allocations = state.allocations
         self.shipments = state.shipments
         self.unallocated = state.unallocated
+        index = state.index or build_index(state)
+        self.in_stock_keys = index.in_stock
+        self.stocked = index.stocked
+        self.mfr_names = index.mfr_names
+        self.last_seq = index.last_seq
         self._owned: set[str] = set()
-        self._index = state.index or build_index(state)
-        self._in_stock = self._index.in_stock
-        self._stocked = self._index.stocked
-        self._mfr_names = self._index.mfr_names
-        self._last_seq = self._index.last_seq
+        self._journal: list[tuple[str, Any, Any]] = []
         self.closed: list[str] = []
         self.reopened: list[str] = []
 
@@ -57,72 +70,73 @@ class Draft:
             shipments=self.shipments,
             unallocated=self.unallocated,
             index=StockIndex(
-                in_stock=self._in_stock,
-                stocked=self._stocked,
-                mfr_names=self._mfr_names,
-                last_seq=self._last_seq,
+                in_stock=self.in_stock_keys,
+                stocked=self.stocked,
+                mfr_names=self.mfr_names,
+                last_seq=self.last_seq,
             ),
         )
 
-    # -- writes (copy each dict once, on its first write) -------------------------------------
+    # -- savepoints ---------------------------------------------------------------------------
 
-    def _own(self, name: str) -> bool:
-        first = name not in self._owned
-        self._owned.add(name)
-        return first
+    def savepoint(self) -> Mark:
+        self.closed, self.reopened = [], []
+        return (len(self._journal), self.item, self.last_seq)
+
+    def rollback(self, mark: Mark) -> None:
+        """Undo every write since `mark`, newest first."""
+        length, self.item, self.last_seq = mark
+        while len(self._journal) > length:
+            name, key, before = self._journal.pop()
+            table = getattr(self, name)
+            if before is _MISSING:
+                del table[key]
+            else:
+                table[key] = before
+
+    # -- writes -------------------------------------------------------------------------------
+
+    def _write(self, name: str, key: Any, value: Any) -> None:
+        """Set (or, with `_MISSING`, delete) one entry of a table, journaled."""
+        if name not in self._owned:
+            self._owned.add(name)
+            setattr(self, name, dict(getattr(self, name)))
+        table = getattr(self, name)
+        self._journal.append((name, key, table.get(key, _MISSING)))
+        if value is _MISSING:
+            del table[key]
+        else:
+            table[key] = value
 
     def put_lot(self, lot: InventoryLot) -> None:
-        if self._own("lots"):
-            self.lots = dict(self.lots)
-        self.lots[lot.lot_id] = lot
-        self._last_seq = max(self._last_seq, lot.seq)
-        if (lot.lot_id in self._stocked) != (lot.on_hand > 0):
-            if self._own("stocked"):
-                self._stocked = dict(self._stocked)
-            if lot.on_hand > 0:
-                self._stocked[lot.lot_id] = lot.office
-            else:
-                del self._stocked[lot.lot_id]
+        self._write("lots", lot.lot_id, lot)
+        self.last_seq = max(self.last_seq, lot.seq)
+        if (lot.lot_id in self.stocked) != (lot.on_hand > 0):
+            self._write("stocked", lot.lot_id, lot.office if lot.on_hand > 0 else _MISSING)
 
     def put_mfr_lot(self, row: MfrLot) -> None:
-        if self._own("mfr_lots"):
-            self.mfr_lots = dict(self.mfr_lots)
         key = (row.lot_id, row.mfr_lot)
         if key not in self.mfr_lots:
-            if self._own("mfr_names"):
-                self._mfr_names = dict(self._mfr_names)
-            self._mfr_names[row.lot_id] = (*self._mfr_names.get(row.lot_id, ()), row.mfr_lot)
-        self.mfr_lots[key] = row
+            names = (*self.mfr_names.get(row.lot_id, ()), row.mfr_lot)
+            self._write("mfr_names", row.lot_id, names)
+        self._write("mfr_lots", key, row)
 
     def put_unit(self, unit: Unit) -> None:
-        if self._own("units"):
-            self.units = dict(self.units)
-        self.units[unit.key] = unit
-        if unit.in_stock or self._in_stock.get(unit.serial) == unit.key:
-            if self._own("in_stock"):
-                self._in_stock = dict(self._in_stock)
-            if unit.in_stock:
-                self._in_stock[unit.serial] = unit.key
-            else:
-                del self._in_stock[unit.serial]
+        self._write("units", unit.key, unit)
+        if unit.in_stock:
+            self._write("in_stock_keys", unit.serial, unit.key)
+        elif self.in_stock_keys.get(unit.serial) == unit.key:
+            self._write("in_stock_keys", unit.serial, _MISSING)
 
     def put_allocation(self, allocation: Allocation) -> None:
-        if self._own("allocations"):
-            self.allocations = dict(self.allocations)
-        self.allocations[allocation.key] = allocation
+        self._write("allocations", allocation.key, allocation)
 
     def put_shipment(self, row: CustomerShipment) -> None:
-        if self._own("shipments"):
-            self.shipments = dict(self.shipments)
-        self.shipments[row.key] = row
+        self._write("shipments", row.key, row)
 
     def set_unallocated(self, office: str, quantity: Decimal) -> None:
-        if self._own("unallocated"):
-            self.unallocated = dict(self.unallocated)
-        if quantity:
-            self.unallocated[office] = quantity
-        else:
-            self.unallocated.pop(office, None)
+        if quantity or office in self.unallocated:
+            self._write("unallocated", office, quantity if quantity else _MISSING)
 
     def lock_item(self) -> None:
         if self.item is not None and not self.item.locked:
@@ -159,16 +173,16 @@ class Draft:
 
     def in_stock(self) -> list[Unit]:
         """Units AVAILABLE or ALLOCATED."""
-        return [self.units[key] for key in self._in_stock.values()]
+        return [self.units[key] for key in self.in_stock_keys.values()]
 
     def serial_in_stock(self, serial: str) -> Unit | None:
-        key = self._in_stock.get(serial)
+        key = self.in_stock_keys.get(serial)
         return None if key is None else self.units[key]
 
     def lots_at(self, office: str, *, stocked: bool = False) -> list[InventoryLot]:
         """The office's inventory lots (only those with stock, if `stocked`), oldest first."""
         if stocked:
-            lots = [self.lots[i] for i, where in self._stocked.items() if where == office]
+            lots = [self.lots[i] for i, where in self.stocked.items() if where == office]
         else:
             lots = [lot for lot in self.lots.values() if lot.office == office]
         return sorted(lots, key=_seq)
@@ -178,11 +192,11 @@ class Draft:
         return [
             self.mfr_lots[(lot.lot_id, name)]
             for lot in self.lots_at(office, stocked=stocked)
-            for name in self._mfr_names.get(lot.lot_id, ())
+            for name in self.mfr_names.get(lot.lot_id, ())
         ]
 
     def next_seq(self) -> int:
-        return self._last_seq + 1
+        return self.last_seq + 1
 
 
 def build_index(state: LicState) -> StockIndex:
