@@ -1,0 +1,55 @@
+"""How big each scenario is: `--quick` (under two minutes) and the default (under ten)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ceiling_messages: int  # raw produce, consume and the one-hop pipeline
+    copy_rows: int  # PostgreSQL COPY, in 1,000-row transactions
+    rates: tuple[int, ...]  # offered lines/s of scenario 3 (and of the broker latency ceiling)
+    rate_seconds: float  # how long each offered rate runs
+    lics: int  # items of scenarios 2 and 3
+    allocation_commands: int  # per-LIC commands pre-loaded in scenario 2
+    fast_documents: int  # ShipmentRequested documents published as fast as possible
+    receipt_serials: int  # serials in each receipt of scenario 4
+    usage_rows: int  # ledger usage rows of scenario 5
+    trace_queries: int  # GET /trace calls of each kind
+    micro_decisions: int  # allocation core commands decided in memory
+    micro_serials: int  # serials parsed by the entry parser
+    scenario_timeout: float  # seconds any one scenario may take before it is abandoned
+
+
+QUICK = Sizes(
+    ceiling_messages=10_000,
+    copy_rows=20_000,
+    rates=(100, 200, 400),
+    rate_seconds=5,
+    lics=300,
+    allocation_commands=3_000,
+    fast_documents=300,
+    receipt_serials=10_000,
+    usage_rows=100_000,
+    trace_queries=30,
+    micro_decisions=5_000,
+    micro_serials=100_000,
+    scenario_timeout=120,
+)
+
+DEFAULT = Sizes(
+    ceiling_messages=50_000,
+    copy_rows=200_000,
+    rates=(500, 1000, 2000),
+    rate_seconds=30,
+    lics=1000,
+    allocation_commands=30_000,
+    fast_documents=5_000,
+    receipt_serials=100_000,
+    usage_rows=10_000_000,
+    trace_queries=100,
+    micro_decisions=30_000,
+    micro_serials=1_000_000,
+    scenario_timeout=600,
+)
