@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from typing import Any
 
 from services.allocation import translate
-from services.allocation.domain.decide import decide
+from services.allocation.domain.decide import decide_all
 from services.allocation.domain.model import LicState
 from services.allocation.repository import PgStateRepository
 from shared.config import Settings
@@ -24,18 +25,23 @@ class AllocationService:
         self._max_span = settings.max_serial_span
 
     async def decide_batch(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
-        """Load every LIC of the batch at once, decide in partition order, write what changed."""
-        lics = list(dict.fromkeys(m.message.lic for m in batch))
-        before = await self._repository.load(uow.conn, lics)
-        states: dict[str, LicState] = dict(before)
+        """Load every LIC of the batch at once, decide each LIC's commands in partition order
+        on one working copy, write what changed."""
+        by_lic: dict[str, list[Any]] = defaultdict(list)
         for inbound in batch:
-            command = inbound.message
-            decision = decide(states[command.lic], translate.to_domain(command))
-            states[command.lic] = decision.state
-            for n, event in enumerate(decision.events):
-                wire = translate.to_wire(event, f"{command.message_id}#{n}", command)
-                uow.outbox.emit(self._topics.events, command.lic, wire)
-        await self._repository.save(uow.conn, before, states)
+            by_lic[inbound.message.lic].append(inbound.message)
+        before = await self._repository.load(uow.conn, list(by_lic))
+        after: dict[str, LicState] = {}
+        for lic, commands in by_lic.items():
+            after[lic], events = decide_all(before[lic], map(translate.to_domain, commands))
+            by_id = {c.message_id: c for c in commands}
+            numbering: Counter[str] = Counter()
+            for event in events:
+                n = numbering[event.command_id]
+                numbering[event.command_id] += 1
+                wire = translate.to_wire(event, f"{event.command_id}#{n}", by_id[event.command_id])
+                uow.outbox.emit(self._topics.events, lic, wire)
+        await self._repository.save(uow.conn, before, after)
 
     async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:
         """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC."""

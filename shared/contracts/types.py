@@ -124,6 +124,14 @@ SignedQuantity = Annotated[
     AfterValidator(_non_zero),
     _DecimalSer,
 ]
+# Counts that may be zero: a PO line ordered but not yet purchased.
+Count = Annotated[
+    Decimal,
+    BeforeValidator(_to_decimal),
+    _bounded(MAX_QUANTITY, "quantity"),
+    AfterValidator(_non_negative),
+    _DecimalSer,
+]
 # Quantities reported by lotline itself (may be zero or negative, e.g. a reversal).
 Amount = Annotated[
     Decimal, BeforeValidator(_to_decimal), _bounded(MAX_MONEY, "amount"), _DecimalSer

@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from shared.contracts.base import Message, Model
 from shared.contracts.types import (
+    Count,
     Date,
     Identifier,
     LineNo,
@@ -149,8 +150,8 @@ class PurchaseOrderUpdated(Message):
     type: Literal["PurchaseOrderUpdated"] = "PurchaseOrderUpdated"
     po: Identifier
     lic: Identifier
-    ordered_quantity: Quantity | None = None
-    purchased_quantity: Money | None = None
+    ordered_quantity: Count | None = None
+    purchased_quantity: Count | None = None
     act_unit_cost: Money | None = None
     closed: bool = False
 
