@@ -50,6 +50,9 @@ MESSAGES = Counter("lotline_messages_total", "Messages processed", ["consumer", 
 BATCH_SECONDS = Histogram("lotline_batch_seconds", "Time to process one batch", ["consumer"])
 
 
+MAX_CONFLICT_RETRIES = 5
+
+
 class Fenced(Exception):
     """A newer assignment owns one of the batch's partitions: this process is a zombie."""
 
@@ -132,7 +135,8 @@ class TransactionalConsumer(Generic[T]):
         handle.__annotations__["batch"] = list[doc] if doc is not None else Any  # type: ignore[valid-type]
         self._subscriber = broker.subscriber(
             self.topic,
-            group_id=self.name,
+            # The prefix keeps test deployments sharing one broker out of each other's groups.
+            group_id=f"{self._settings.topic_prefix}{self.name}",
             batch=True,
             max_records=self._settings.kafka_max_batch,
             batch_timeout_ms=self._settings.kafka_fetch_max_wait_ms,
@@ -242,12 +246,19 @@ class TransactionalConsumer(Generic[T]):
                 await self._process_resiliently([record])
 
     async def _with_retries(self, records: list[ConsumerRecord], poison: str | None) -> None:
+        """Retry the unit of work: forever while the database is unreachable; a few times on a
+        constraint conflict (a racing zombie loses the next round), then treat it as a bug."""
         delay = 0.05
+        conflicts = 0
         while True:
             try:
                 await self._commit_unit(records, poison)
                 return
             except (*TRANSIENT_ERRORS, *CONFLICT_ERRORS) as exc:
+                if isinstance(exc, CONFLICT_ERRORS):
+                    conflicts += 1
+                    if conflicts > MAX_CONFLICT_RETRIES:
+                        raise
                 log.warning("consumer.retrying", consumer=self.name, error=repr(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

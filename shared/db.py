@@ -31,6 +31,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 CONFLICT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.UniqueViolationError,
     asyncpg.exceptions.CheckViolationError,
+    asyncpg.exceptions.ExclusionViolationError,
 )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -120,15 +120,22 @@ class ServiceRuntime:
 
 
 async def run_until_signalled(
-    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]]
+    start: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]]
 ) -> None:
     """Run a service until SIGINT or SIGTERM, then shut it down gracefully."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    await start()
+    # Start-up (waiting for the broker and database, joining groups) can be cut short by a signal.
+    starting = asyncio.create_task(start())
+    stop_requested = asyncio.create_task(stopping.wait())
     try:
-        await stopping.wait()
+        await asyncio.wait({starting, stop_requested}, return_when=asyncio.FIRST_COMPLETED)
+        if starting.done():
+            starting.result()
+            await stop_requested
     finally:
+        starting.cancel()
+        stop_requested.cancel()
         await stop()

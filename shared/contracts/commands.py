@@ -28,6 +28,7 @@ class ReceiveStock(Message):
     office: Identifier
     kind: Literal["purchase", "production"] = "purchase"
     reference: Identifier | None = None
+    vendor: Identifier | None = None
     received_on: Date
     quantity: Quantity
     unit_cost: Money | None = None

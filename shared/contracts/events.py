@@ -56,6 +56,9 @@ class StockReceived(Event):
     office: Identifier
     kind: Literal["purchase", "production", "adjustment"] = "purchase"
     reference: Identifier | None = None
+    vendor: Identifier | None = Field(
+        default=None, description="the vendor of a purchase receipt, as the receipt named it"
+    )
     received_on: Date
     quantity: Amount
     unit_cost: Money

@@ -74,6 +74,9 @@ class ShipmentReceived(Message):
     source: Literal["purchase", "production", "customer_return"] = "purchase"
     reference: Identifier | None = None
     customer: Identifier | None = None
+    vendor: Identifier | None = Field(
+        default=None, description="the vendor of a purchase receipt (backward trace)"
+    )
     received_on: Date
     lines: list[ReceiptLine] = Field(min_length=1, max_length=MAX_LINES)
 

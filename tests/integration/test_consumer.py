@@ -1,0 +1,205 @@
+"""The transactional consumer against a real PostgreSQL (DESIGN.md §6): fencing of a zombie by
+the partition epoch, exactly-once effect through the inbox and stored offsets, isolation of a
+message that trips a bug, and constraint conflicts that never half-apply a batch."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+from pydantic import TypeAdapter
+
+from shared import db
+from shared.consumer import Fenced, Inbound, TransactionalConsumer, UnitOfWork
+from shared.contracts.upstream import ItemMessage, UpsertItem
+from shared.outbox import OutboxRelay
+from tests.fixtures.infra import LotlineEnv
+
+SCHEMA = "consumer_test"
+TOPIC = "items"
+
+
+class Recorder:
+    """A handler that records LICs in a table with a CHECK: 'BOOM' raises, 'BAD' violates."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+        self.calls += 1
+        for inbound in batch:
+            if inbound.message.lic == "BOOM":
+                raise RuntimeError("a bug tripped by this message")
+            await uow.conn.execute("INSERT INTO seen (lic) VALUES ($1)", inbound.message.lic)
+            uow.outbox.emit("events", inbound.message.lic, inbound.message)
+
+
+class _NoRelay:
+    def wake(self) -> None:
+        pass
+
+
+@pytest.fixture
+async def pool(lotline_env: Any, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
+    env: LotlineEnv = lotline_env(topics=False)
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    (migrations / "001_seen.sql").write_text(
+        "CREATE TABLE seen (lic text NOT NULL CHECK (lic <> 'BAD'));"
+    )
+    await db.migrate(env.dsn, SCHEMA, db.migration_files(migrations))
+    pool = await db.create_pool(env.dsn, SCHEMA, size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _consumer(pool: asyncpg.Pool, handler: Recorder, lotline_env: Any = None) -> Any:
+    from shared.config import Settings
+
+    return TransactionalConsumer(
+        name="test",
+        topic=TOPIC,
+        adapter=TypeAdapter(ItemMessage),
+        handler=handler,
+        pool=pool,
+        relay=_NoRelay(),  # type: ignore[arg-type]
+        schema=SCHEMA,
+        settings=Settings(LOTLINE_TOPIC_PREFIX="t."),
+    )
+
+
+def _record(offset: int, value: bytes, partition: int = 0) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(TOPIC, partition, offset, 0, 0, b"k", value, None, 1, len(value), [])
+
+
+def _item(message_id: str, lic: str) -> bytes:
+    return json.dumps({"type": "UpsertItem", "message_id": message_id, "lic": lic}).encode()
+
+
+async def _rows(pool: asyncpg.Pool, sql: str) -> list[Any]:
+    return [tuple(r) for r in await pool.fetch(sql)]
+
+
+async def test_batch_commits_state_inbox_offsets_and_outbox_together(pool: asyncpg.Pool) -> None:
+    handler = Recorder()
+    consumer = _consumer(pool, handler)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    batch = [_record(0, _item("m1", "A")), _record(1, _item("m2", "B"))]
+    await consumer._process_resiliently(batch)
+
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [("A",), ("B",)]
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(2,)]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 2
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 2
+
+
+async def test_redelivered_message_ids_change_nothing(pool: asyncpg.Pool) -> None:
+    handler = Recorder()
+    consumer = _consumer(pool, handler)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(0, _item("m1", "A"))])
+    # The same message again at a later offset (an upstream retry), twice in one batch.
+    await consumer._process_resiliently(
+        [_record(1, _item("m1", "A")), _record(2, _item("m1", "A"))]
+    )
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 1
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(3,)]
+
+
+async def test_a_zombie_with_an_old_epoch_cannot_commit(pool: asyncpg.Pool) -> None:
+    zombie = _consumer(pool, Recorder())
+    await zombie.claim([TopicPartition(TOPIC, 0)])
+    successor = _consumer(pool, Recorder())
+    await successor.claim([TopicPartition(TOPIC, 0)])  # the rebalance bumps the epoch
+
+    with pytest.raises(Fenced):
+        await zombie._commit_unit([_record(0, _item("m1", "ZOMBIE"))], None)
+    assert await _rows(pool, "SELECT lic FROM seen") == []
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+
+    await successor._process_resiliently([_record(0, _item("m1", "OWNER"))])
+    assert await _rows(pool, "SELECT lic FROM seen") == [("OWNER",)]
+
+
+async def test_a_message_that_trips_a_bug_is_isolated_and_dead_lettered(
+    pool: asyncpg.Pool,
+) -> None:
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    batch = [
+        _record(0, _item("m1", "A")),
+        _record(1, _item("m2", "BOOM")),
+        _record(2, _item("m3", "C")),
+    ]
+    await consumer._process_resiliently(batch)
+
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [("A",), ("C",)]
+    dead = await pool.fetch("SELECT payload, headers FROM outbox WHERE topic = 't.inventory.dlq'")
+    assert len(dead) == 1
+    assert json.loads(dead[0]["payload"])["lic"] == "BOOM"
+    assert "a bug tripped by this message" in dead[0]["headers"]["error"]
+    assert dead[0]["headers"]["source_offset"] == "1"
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(3,)]
+
+
+async def test_a_constraint_conflict_never_half_applies_a_batch(pool: asyncpg.Pool) -> None:
+    """The backstop: a batch whose write breaks a constraint is rolled back as a whole, retried,
+    then split so the good messages commit and the offending one is dead-lettered."""
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    batch = [_record(0, _item("m1", "A")), _record(1, _item("m2", "BAD"))]
+    await consumer._process_resiliently(batch)
+
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(2,)]
+    dead = await pool.fetch("SELECT headers FROM outbox WHERE topic = 't.inventory.dlq'")
+    assert "CheckViolation" in dead[0]["headers"]["error"]
+
+
+async def test_invalid_bytes_are_dead_lettered_with_their_source(pool: asyncpg.Pool) -> None:
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(0, b"\xff not json"), _record(1, _item("m", "A"))])
+
+    dead = await pool.fetch("SELECT payload, headers FROM outbox WHERE topic = 't.inventory.dlq'")
+    assert [bytes(d["payload"]) for d in dead] == [b"\xff not json"]
+    assert dead[0]["headers"]["source_topic"] == TOPIC
+    assert "UTF-8" in dead[0]["headers"]["error"]
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+
+
+async def test_relay_publishes_in_decision_order_and_marks_rows_sent(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    from shared.kafka import make_producer
+    from tests.fixtures.infra import json_values, kafka_read_until
+
+    env: LotlineEnv = lotline_env()
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(i, _item(f"m{i}", f"L{i}")) for i in range(5)])
+    await pool.execute("UPDATE outbox SET topic = $1", env.settings.topics.events)
+
+    producer = make_producer(env.settings)
+    await producer.start()
+    relay = OutboxRelay(pool, producer, SCHEMA)
+    try:
+        async with pool.acquire() as proxy:
+            conn = cast(asyncpg.Connection, proxy)
+            assert await relay.publish_once(conn) == 5
+            assert await relay.publish_once(conn) == 0
+    finally:
+        await producer.stop()
+    records = await kafka_read_until(
+        env.bootstrap, env.settings.topics.events, lambda rs: len(rs) >= 5
+    )
+    assert sorted(v["lic"] for v in json_values(records)) == [f"L{i}" for i in range(5)]
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
