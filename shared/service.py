@@ -119,6 +119,18 @@ class ServiceRuntime:
         log.info("service.stopped", schema=self.schema)
 
 
+def serve(name: str, create_runtime: Callable[[Settings], ServiceRuntime]) -> None:
+    """The process entry point of a consumer-only service: settings from the environment,
+    structured logs, run until SIGINT/SIGTERM."""
+    from shared import logs
+    from shared.config import from_env
+
+    settings = from_env()
+    logs.configure(name, level=settings.log_level, fmt=settings.log_format)
+    runtime = create_runtime(settings)
+    asyncio.run(run_until_signalled(runtime.start, runtime.stop))
+
+
 async def run_until_signalled(
     start: Callable[[], Coroutine[Any, Any, None]], stop: Callable[[], Awaitable[None]]
 ) -> None:

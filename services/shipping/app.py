@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from pydantic import TypeAdapter
 
 from services.shipping.service import ShippingService
-from shared import logs
-from shared.config import Settings, from_env
+from shared.config import Settings
 from shared.contracts.events import InventoryEvent
 from shared.contracts.upstream import ShipmentMessage
-from shared.service import ServiceRuntime, run_until_signalled
+from shared.service import ServiceRuntime, serve
 
 SCHEMA = "shipping"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -43,12 +41,5 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
     return runtime
 
 
-async def main(settings: Settings | None = None) -> None:
-    settings = settings or from_env()
-    logs.configure("shipping", level=settings.log_level, fmt=settings.log_format)
-    runtime = create_runtime(settings)
-    await run_until_signalled(runtime.start, runtime.stop)
-
-
 def run() -> None:
-    asyncio.run(main())
+    serve("shipping", create_runtime)
