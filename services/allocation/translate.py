@@ -174,6 +174,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                 office=event.office,
                 kind=event.kind,
                 reference=event.reference or None,
+                vendor=getattr(command, "vendor", None),
                 received_on=event.received_on,
                 quantity=event.quantity,
                 unit_cost=event.unit_cost,

@@ -39,11 +39,16 @@ else:  # FastAPI resolves the dependency's annotation at runtime
 
 _UNIT_COST = "coalesce(l.act_unit_cost, l.est_unit_cost)"
 
+# A serial's records with the vendor of the lot each came in.
+_SERIALS_SELECT = (
+    "SELECT s.*, l.vendor FROM serials AS s LEFT JOIN lots AS l ON l.lot_id = s.lot_id"
+)
+
 _TRACE_SELECT = """
 SELECT t.occurred_on AS date, t.event_type, t.lic, t.lot_id, t.mfr_lot, t.serial, t.expires_on,
        t.quantity, t.stock_change, t.unit_cost, t.cost, t.office, t.document, t.line_no,
        t.counterparty, coalesce(l.reference, t.reference) AS reference, l.kind AS lot_kind,
-       t.reason
+       t.reason, l.vendor
 FROM transactions AS t LEFT JOIN lots AS l ON l.lot_id = t.lot_id
 """
 
@@ -119,7 +124,7 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
             lot_id,
         )
         serials = await conn.fetch(
-            "SELECT * FROM serials WHERE lot_id = $1 ORDER BY serial", lot_id
+            f"{_SERIALS_SELECT} WHERE s.lot_id = $1 ORDER BY s.serial", lot_id
         )
         cogs = await conn.fetch(
             """
@@ -141,6 +146,7 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
         office=row["office"],
         kind=row["kind"],
         parent_order=row["reference"],
+        vendor=row["vendor"],
         serialized=bool(row["serialized"]),
         track_mfr_lot=bool(row["track_mfr_lot"]),
         status=row["status"],
@@ -155,8 +161,8 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
 async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         records = await conn.fetch(
-            "SELECT * FROM serials WHERE lic = $1 AND serial = $2"
-            " ORDER BY changed_on DESC, received_on DESC, lot_id DESC",
+            f"{_SERIALS_SELECT} WHERE s.lic = $1 AND s.serial = $2"
+            " ORDER BY s.changed_on DESC, s.received_on DESC, s.lot_id DESC",
             lic,
             number,
         )
@@ -172,6 +178,7 @@ async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
         lic=lic,
         serial=number,
         status=rows[0].status,
+        vendor=rows[0].vendor,
         current=rows[0],
         records=rows,
         history=[TraceEvent(**_fields(h, TraceEvent)) for h in history],

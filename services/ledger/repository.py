@@ -315,6 +315,7 @@ _LOT_COLUMNS: list[Column] = [
     ("act_unit_cost", "numeric"),
     ("received_qty", "numeric"),
     ("event_id", "text"),
+    ("vendor", "text"),
 ]
 _MFR_LOT_COLUMNS: list[Column] = [
     ("lot_id", "text"),

@@ -53,6 +53,7 @@ class LotSummary(Out):
     office: str
     kind: str = Field(description="purchase, production or adjustment")
     reference: str | None = Field(description="parent order: PO, production order, adjustment")
+    vendor: str | None = Field(default=None, description="who sold it (purchase lots)")
     document: str = Field(description="the receiving document or adjustment that created it")
     received_on: dt.date
     status: str = Field(description="open while stock remains, closed when all used (R7)")
@@ -104,6 +105,7 @@ class SerialRecord(Out):
     unit_cost: Num
     received_on: dt.date
     changed_on: dt.date
+    vendor: str | None = Field(default=None, description="the vendor of the lot it came in")
 
 
 class CogsEntry(Out):
@@ -133,6 +135,7 @@ class LotDetail(Out):
     office: str
     kind: str
     parent_order: str | None
+    vendor: str | None = Field(default=None, description="who sold it (purchase lots)")
     serialized: bool
     track_mfr_lot: bool
     status: str
@@ -164,14 +167,16 @@ class TraceEvent(Out):
     reference: str | None = Field(description="the lot's parent order (PO …)")
     lot_kind: str | None
     reason: str
+    vendor: str | None = Field(default=None, description="the lot's vendor (purchase lots)")
 
 
 class LotOrigin(Out):
-    """Where traced units came from: the lot, its parent order and receipt."""
+    """Where traced units came from: the lot, its parent order, vendor and receipt."""
 
     lot_id: str
     kind: str
     reference: str | None
+    vendor: str | None = Field(default=None, description="who sold it (purchase lots)")
     document: str
     office: str
     received_on: dt.date
@@ -185,7 +190,7 @@ class TraceOut(Out):
     mfr_lot: str | None
     serial: str | None
     lot_id: str | None
-    origins: list[LotOrigin] = Field(description="backward: the lots, receipts and orders")
+    origins: list[LotOrigin] = Field(description="backward: the lots, receipts, orders and vendors")
     customers: list[str] = Field(description="forward: everyone shipped any of it")
     events: list[TraceEvent]
 
@@ -194,6 +199,9 @@ class SerialOut(Out):
     lic: str
     serial: str
     status: str = Field(description="the status of its most recent record")
+    vendor: str | None = Field(
+        default=None, description="the vendor of the lot of its most recent record"
+    )
     current: SerialRecord
     records: list[SerialRecord] = Field(description="one per lot it was ever received into")
     history: list[TraceEvent]

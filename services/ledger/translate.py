@@ -100,6 +100,7 @@ def _received(event: e.StockReceived) -> Fact:
         received_on=event.received_on,
         quantity=event.quantity,
         unit_cost=event.unit_cost,
+        vendor=event.vendor,
     )
     return _fact(
         event,

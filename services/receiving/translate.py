@@ -83,6 +83,7 @@ def command(doc: u.ShipmentReceived, line: d.LineCommand) -> c.ReceiveStock | c.
         office=doc.office,
         kind="production" if doc.source == "production" else "purchase",
         reference=doc.reference,
+        vendor=doc.vendor if doc.source == "purchase" else None,
         received_on=doc.received_on,
         quantity=line.quantity,
         unit_cost=line.unit_cost,

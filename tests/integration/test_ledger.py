@@ -15,10 +15,11 @@ import asyncpg
 import httpx
 import pytest
 
+from services.ledger import api as api_module
 from services.ledger import service
 from services.ledger.api import CSV_COLUMNS, create_api
 from services.ledger.app import MIGRATIONS, SCHEMA
-from shared import db
+from shared import asyncapi, db
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import events as e
 from shared.contracts.upstream import PurchaseOrderUpdated
@@ -61,6 +62,7 @@ class Wire:
         po: str,
         on: date,
         office: str = "AI",
+        vendor: str | None = None,
     ) -> e.StockReceived:
         return e.StockReceived(
             message_id=self._id("received"),
@@ -72,6 +74,7 @@ class Wire:
             office=office,
             kind="purchase",
             reference=po,
+            vendor=vendor,
             received_on=on,
             quantity=D(quantity),
             unit_cost=D(cost),
@@ -310,6 +313,23 @@ async def test_forward_trace_of_a_mfr_lot_lists_exactly_its_receipt_shipments_re
     assert (trace["description"], trace["uom"]) == ("Peanut butter 1kg", "Jar")
 
 
+REQUIRED_CSV_COLUMNS = [
+    "LIC",
+    "Description",
+    "Manufacturer lot",
+    "Serial",
+    "Expiry",
+    "Quantity",
+    "Unit of measure",
+    "Date",
+    "Office",
+    "Document",
+    "Counterparty",
+    "Event type",
+]
+"""The recall spreadsheet's key data elements, in the order sheets already rely on."""
+
+
 async def test_trace_csv_is_a_sortable_recall_spreadsheet(
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
@@ -325,6 +345,8 @@ async def test_trace_csv_is_a_sortable_recall_spreadsheet(
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert list(rows[0]) == list(CSV_COLUMNS)
+    assert list(CSV_COLUMNS[:12]) == REQUIRED_CSV_COLUMNS and CSV_COLUMNS[-1] == "Vendor"
+    assert {r["Vendor"] for r in rows} == {""}  # PO-100's receipt named no vendor
     assert [
         (r["Date"], r["Event type"], r["Quantity"], r["Document"], r["Counterparty"] or None)
         for r in rows
@@ -340,17 +362,23 @@ async def test_trace_csv_is_a_sortable_recall_spreadsheet(
     assert customers == ["Alpha Foods", "Bravo Market", "Charlie Deli"]
 
 
-async def test_backward_trace_of_a_shipped_serial_reaches_its_purchase_order(
+VENDOR = "Aperture Optics"
+
+
+async def test_backward_trace_of_a_shipped_serial_reaches_its_purchase_order_and_vendor(
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
     """R15, seed: serial 200937842 shipped to Montboro High School East traces back to its
-    receipt on PO-60006, and its status and full history are listed."""
+    receipt on PO-60006 and the vendor it was bought from, and its status and full history
+    are listed."""
     w = Wire()
     serials = [mv("60002", 1, "300.00", serial=s) for s in ("134593568", "200937842")]
     await record(
         pool,
         w.item(CAM, description="IP3VO Document Camera v4", serialized=True),
-        w.received(CAM, "60002", 2, "300.00", serials, po="PO-60006", on=date(2023, 8, 1)),
+        w.received(
+            CAM, "60002", 2, "300.00", serials, po="PO-60006", on=date(2023, 8, 1), vendor=VENDOR
+        ),
         w.sale(
             CAM, "60007", [serials[1]], customer="Montboro High School East", on=date(2023, 8, 1)
         ),
@@ -358,15 +386,24 @@ async def test_backward_trace_of_a_shipped_serial_reaches_its_purchase_order(
 
     trace = await get(api, "/trace", lic=CAM, serial="200937842")
     serial = await get(api, f"/serials/{CAM}/200937842")
+    sheet = await api.get("/trace", params={"lic": CAM, "serial": "200937842", "format": "csv"})
 
-    assert [(o["lot_id"], o["reference"], o["document"]) for o in trace["origins"]] == [
-        ("60002", "PO-60006", "IN-PO-60006")
+    assert [
+        (o["lot_id"], o["reference"], o["document"], o["vendor"]) for o in trace["origins"]
+    ] == [("60002", "PO-60006", "IN-PO-60006", VENDOR)]
+    assert [(t["event_type"], t["reference"], t["vendor"]) for t in trace["events"]] == [
+        ("receipt", "PO-60006", VENDOR),
+        ("allocation", "PO-60006", VENDOR),
+        ("shipment", "PO-60006", VENDOR),
     ]
-    assert [(t["event_type"], t["reference"]) for t in trace["events"]] == [
-        ("receipt", "PO-60006"),
-        ("allocation", "PO-60006"),
-        ("shipment", "PO-60006"),
+    rows = list(csv.DictReader(io.StringIO(sheet.text)))
+    assert [(r["Event type"], r["Reference"], r["Vendor"]) for r in rows] == [
+        ("receipt", "PO-60006", VENDOR),
+        ("allocation", "PO-60006", VENDOR),
+        ("shipment", "PO-60006", VENDOR),
     ]
+    assert serial["vendor"] == serial["current"]["vendor"] == VENDOR
+    assert {h["vendor"] for h in serial["history"]} == {VENDOR}
     assert trace["customers"] == ["Montboro High School East"]
     assert (serial["status"], serial["current"]["counterparty"], serial["current"]["document"]) == (
         "shipped",
@@ -390,7 +427,9 @@ async def test_seed_lot_valuation_before_and_after_one_unit_ships(
     await record(
         pool,
         w.item(CAM, description="IP3VO Document Camera v4", serialized=True),
-        w.received(CAM, "60002", 2, "300.00", serials, po="PO-60006", on=date(2023, 8, 1)),
+        w.received(
+            CAM, "60002", 2, "300.00", serials, po="PO-60006", on=date(2023, 8, 1), vendor=VENDOR
+        ),
     )
     await record_costs(pool, w.po("PO-60006", CAM, ordered_quantity=D(2), purchased_quantity=D(0)))
 
@@ -403,6 +442,7 @@ async def test_seed_lot_valuation_before_and_after_one_unit_ships(
         "2023-08-01",
     )
     assert lot["serialized"] and not lot["track_mfr_lot"] and lot["status"] == "open"
+    assert lot["vendor"] == VENDOR and {s["vendor"] for s in lot["serials"]} == {VENDOR}
     assert v["current"] == {"quantity": "2", "value": "600.00"}  # fixed-point text, never 6E+2
     assert _figures(v) == {
         "ordered": ("2", "600"),
@@ -607,6 +647,7 @@ async def test_lots_list_by_item_and_status(pool: asyncpg.Pool, api: httpx.Async
     assert [lot["lot_id"] for lot in opened] == ["IN-1/2"]
     assert [lot["lot_id"] for lot in everything] == ["IN-1/1", "IN-1/2"]
     assert (one["lot_id"], one["status"]) == ("IN-1/1", "closed")
+    assert {lot["vendor"] for lot in everything} == {None} and one["vendor"] is None
 
 
 async def test_unknown_things_answer_404_naming_them(
@@ -637,6 +678,25 @@ async def test_healthz_checks_the_database_and_metrics_are_prometheus_text(
     paths = set(docs.json()["paths"])
     assert {"/items/{lic}", "/lots", "/lots/{lot_id}", "/serials/{lic}/{serial}"} <= paths
     assert {"/trace", "/usage", "/healthz", "/metrics"} <= paths
+
+
+async def test_the_asyncapi_document_is_served_as_the_code_generates_it() -> None:
+    """§4: the ledger serves the Kafka contract (FastStream's AsyncAPI) beside its OpenAPI,
+    built once, and the OpenAPI lists it under "docs"; no database is needed for it."""
+    app = create_api(lambda: None)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://x") as c:
+        first = await c.get("/asyncapi.json")
+        again = await c.get("/asyncapi.json")
+        openapi = (await c.get("/openapi.json")).json()
+
+    assert first.status_code == 200 and first.headers["content-type"] == "application/json"
+    assert first.json() == asyncapi.document()
+    assert again.content == first.content
+    assert api_module.asyncapi_json.cache_info().misses == 1
+    received = first.json()["components"]["schemas"]["StockReceived"]["properties"]
+    assert "vendor" in received
+    assert openapi["paths"]["/asyncapi.json"]["get"]["tags"] == ["docs"]
+    assert "/asyncapi.json" in openapi["info"]["description"]
 
 
 async def test_healthz_is_503_when_the_database_is_gone() -> None:

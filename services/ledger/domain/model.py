@@ -66,7 +66,8 @@ class Move:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewLot:
-    """An inventory lot created by a receipt line or a beginning balance (R7)."""
+    """An inventory lot created by a receipt line or a beginning balance (R7). `vendor`: who
+    sold it (purchase receipts that name one), for the backward trace."""
 
     lot_id: str
     kind: LotKind
@@ -75,6 +76,7 @@ class NewLot:
     received_on: date
     quantity: Decimal
     unit_cost: Decimal
+    vendor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,7 +140,8 @@ class ItemRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LotRow:
-    """A new inventory lot. `act_unit_cost` is set when its PO closed before it arrived."""
+    """A new inventory lot. `act_unit_cost` is set when its PO closed before it arrived;
+    `vendor` is the purchase receipt's vendor, when it named one."""
 
     lot_id: str
     lic: str
@@ -152,6 +155,7 @@ class LotRow:
     act_unit_cost: Decimal | None
     received_qty: Decimal
     event_id: str
+    vendor: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -128,6 +128,7 @@ class _Book:
                 act_unit_cost=actual,
                 received_qty=lot.quantity,
                 event_id=fact.event_id,
+                vendor=lot.vendor,
             )
         )
 

@@ -5,11 +5,22 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from services.ledger.domain.model import Fact
+import pytest
+from pydantic import TypeAdapter
+
+from services.allocation import translate as allocation_wire
+from services.ledger.domain.model import Fact, Known
+from services.ledger.domain.recording import record
 from services.ledger.translate import to_fact, to_po_update
+from services.receiving import domain as receiving
+from services.receiving import translate as receiving_wire
 from shared.contracts import events as e
+from shared.contracts.codec import decode, encode
+from shared.contracts.commands import Command, ReceiveStock
+from shared.contracts.events import InventoryEvent
 from shared.contracts.reasons import ReasonCode
-from shared.contracts.upstream import PurchaseOrderUpdated
+from shared.contracts.upstream import PurchaseOrderUpdated, ShipmentReceived
+from tests.unit.allocation.builders import Book, item
 
 DAY = date(2024, 3, 1)
 
@@ -110,3 +121,93 @@ def test_a_po_update_carries_its_quantities_cost_and_close() -> None:
         True,
     )
     assert update.act_unit_cost == Decimal(310) and update.on == date(2024, 3, 2)
+
+
+def _stock_received(**fields: object) -> e.StockReceived:
+    return e.StockReceived.model_validate(
+        {
+            "message_id": "m5",
+            "command_id": "c5",
+            "lic": "X",
+            "shipment_id": "IN-1",
+            "line_no": 1,
+            "lot_id": "IN-1/1",
+            "office": "AI",
+            "reference": "PO-60006",
+            "received_on": DAY,
+            "quantity": "2",
+            "unit_cost": "300.00",
+            "movements": [_movement("IN-1/1", "2")],
+            **fields,
+        }
+    )
+
+
+def test_a_purchase_lot_keeps_the_vendor_its_receipt_named() -> None:
+    """Backward trace: a lot → its receipt, PO and vendor; the vendor is stored on the lot."""
+    fact = to_fact(_stock_received(vendor="Aperture Optics"))
+
+    assert isinstance(fact, Fact) and fact.new_lot is not None
+    assert fact.new_lot.vendor == "Aperture Optics"
+    (lot,) = record(Known(), [fact]).lots
+    assert (lot.lot_id, lot.reference, lot.vendor) == ("IN-1/1", "PO-60006", "Aperture Optics")
+
+
+def test_an_event_without_a_vendor_still_opens_its_lot_without_one() -> None:
+    """Additive contract: events published before `vendor` existed decode and record as before."""
+    fact = to_fact(_stock_received())
+
+    assert isinstance(fact, Fact) and fact.new_lot is not None
+    assert fact.new_lot.vendor is None
+    (lot,) = record(Known(), [fact]).lots
+    assert lot.vendor is None
+
+
+COMMANDS: TypeAdapter[Command] = TypeAdapter(Command)
+EVENTS: TypeAdapter[InventoryEvent] = TypeAdapter(InventoryEvent)
+
+
+@pytest.mark.parametrize(
+    ("source", "vendor"), [("purchase", "Aperture Optics"), ("production", None)]
+)
+def test_the_vendor_travels_from_the_receipt_through_allocation_to_the_ledger_lot(
+    source: str, vendor: str | None
+) -> None:
+    """ShipmentReceived.vendor → ReceiveStock.vendor (purchase receipts only) → allocation's
+    StockReceived.vendor → the ledger's lot, each hop through the wire codec."""
+    doc = ShipmentReceived.model_validate(
+        {
+            "message_id": "r1",
+            "shipment_id": "IN-1",
+            "office": "AI",
+            "source": source,
+            "reference": "PO-60006",
+            "vendor": "Aperture Optics",
+            "received_on": DAY,
+            "lines": [{"line_no": 1, "lic": "L", "quantity": "2"}],
+        }
+    )
+    line = receiving.LineCommand(
+        command_id="r1/1",
+        line_no=1,
+        lic="L",
+        quantity=Decimal(2),
+        unit_cost=None,
+        lots=(),
+        serials=(),
+        generate_serials=False,
+        lot_id="IN-1/1",
+        is_return=False,
+    )
+    command = decode(COMMANDS, encode(receiving_wire.command(doc, line)))
+    assert isinstance(command, ReceiveStock) and command.vendor == vendor
+
+    book = Book(item())
+    (received,) = book.ok(allocation_wire.to_domain(command))
+    wire = decode(EVENTS, encode(allocation_wire.to_wire(received, "r1/1#0", command)))
+    assert isinstance(wire, e.StockReceived) and wire.vendor == vendor
+
+    fact = to_fact(wire)
+    assert isinstance(fact, Fact)
+    (lot,) = record(Known(), [fact]).lots
+    assert (lot.lot_id, lot.reference, lot.vendor) == ("IN-1/1", "PO-60006", vendor)
