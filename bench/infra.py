@@ -181,7 +181,9 @@ class Services:
         for name in names:
             for n in range(copies):
                 label = name if copies == 1 else f"{name}#{n + 1}"
-                self.procs += stack.start_services(deployment.env, [name], log_dir=deployment.log_dir)
+                self.procs += stack.start_services(
+                    deployment.env, [name], log_dir=deployment.log_dir
+                )
                 self.names.append(label)
         self.peak_rss: dict[str, int] = dict.fromkeys(self.names, 0)
         self._sampling = threading.Event()
@@ -205,6 +207,15 @@ class Services:
 
     def peak_rss_mb(self) -> dict[str, float]:
         return {name: round(rss / 2**20, 1) for name, rss in self.peak_rss.items()}
+
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds (user + system) each service process has used so far."""
+        used: dict[str, float] = {}
+        for name, proc in zip(self.names, self.procs, strict=True):
+            with contextlib.suppress(psutil.Error):
+                times = psutil.Process(proc.pid).cpu_times()
+                used[name] = round(times.user + times.system, 2)
+        return used
 
     def check(self) -> None:
         """Raise BenchError (with the log's tail) if a service process has exited."""

@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 FETCH_MAX_WAIT_MS = 20
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
 
 
 def plain_producer(bootstrap: str, options: dict[str, Any], **overrides: Any) -> AIOKafkaProducer:
@@ -50,26 +50,35 @@ def observer(bootstrap: str, options: dict[str, Any], **overrides: Any) -> AIOKa
     return AIOKafkaConsumer(**config)
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[str, bytes]]) -> int:
+async def publish(
+    producer: AIOKafkaProducer, topic: str, messages: Iterable[tuple[str, bytes]]
+) -> int:
     """Send (key, value) pairs without waiting for each; return once the broker has them all."""
     futures = [await producer.send(topic, value, key=key.encode()) for key, value in messages]
     await asyncio.gather(*futures)
     return len(futures)
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str, timeout: float = 30) -> list[TopicPartition]:
+async def partitions_of(
+    consumer: AIOKafkaConsumer, topic: str, timeout: float = 30
+) -> list[TopicPartition]:
     deadline = time.monotonic() + timeout
     while True:
-        if topic in await consumer.topics():
+        known = await consumer.topics()
+        if topic in known:
             found = consumer.partitions_for_topic(topic)
             if found:
                 return [TopicPartition(topic, p) for p in sorted(found)]
         if time.monotonic() > deadline:
-            raise RuntimeError(f"topic {topic} does not exist after {timeout:.0f}s")
+            raise RuntimeError(
+                f"topic {topic} does not exist after {timeout:.0f}s (known: {sorted(known)[:20]})"
+            )
         await asyncio.sleep(0.1)
 
 
-async def topic_sizes(bootstrap: str, options: dict[str, Any], topics: Sequence[str]) -> dict[str, int]:
+async def topic_sizes(
+    bootstrap: str, options: dict[str, Any], topics: Sequence[str]
+) -> dict[str, int]:
     """How many messages each topic holds (end minus beginning offsets over its partitions).
 
     The embedded broker's "latest offset" answer can lag the true end by one batch, so the
@@ -78,22 +87,23 @@ async def topic_sizes(bootstrap: str, options: dict[str, Any], topics: Sequence[
     consumer = observer(bootstrap, options)
     await consumer.start()
     try:
-        sizes: dict[str, int] = {}
-        for topic in topics:
-            parts = await partitions_of(consumer, topic)
-            starts = await consumer.beginning_offsets(parts)
-            ends = dict(await consumer.end_offsets(parts))
-            consumer.assign(parts)
-            for part in parts:
-                consumer.seek(part, max(starts[part], ends[part] - 1))
-            quiet = 0
-            while quiet < 2:
-                batch = await consumer.getmany(timeout_ms=300, max_records=100_000)
-                quiet = 0 if batch else quiet + 1
-                for part, records in batch.items():
-                    ends[part] = max(ends[part], records[-1].offset + 1)
-            sizes[topic] = sum(ends[p] - starts[p] for p in parts)
-        return sizes
+        parts: list[TopicPartition] = []
+        for topic in topics:  # all metadata first: after assign() the client only tracks those
+            parts += await partitions_of(consumer, topic)
+        starts = await consumer.beginning_offsets(parts)
+        ends = dict(await consumer.end_offsets(parts))
+        consumer.assign(parts)
+        for part in parts:
+            consumer.seek(part, max(starts[part], ends[part] - 1))
+        quiet = 0
+        while quiet < 2:
+            batch = await consumer.getmany(timeout_ms=300, max_records=100_000)
+            quiet = 0 if batch else quiet + 1
+            for part, records in batch.items():
+                ends[part] = max(ends[part], records[-1].offset + 1)
+        return {
+            topic: sum(ends[p] - starts[p] for p in parts if p.topic == topic) for topic in topics
+        }
     finally:
         await consumer.stop()
 

@@ -39,9 +39,8 @@ def _main(jobs: Any, results: Any) -> None:
 
 
 async def _serve(jobs: Any, results: Any) -> None:
-    from shared.config import Settings
-
     from bench.kafka_io import plain_producer
+    from shared.config import Settings
 
     inbox: asyncio.Queue[Job] = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -78,7 +77,9 @@ async def _serve(jobs: Any, results: Any) -> None:
                 for shipment_id in job["ids"]:
                     at = time.time()
                     body = workload.ship_request(shipment_id, at)
-                    pending.append(await producer.send(job["topic"], body, key=shipment_id.encode()))
+                    pending.append(
+                        await producer.send(job["topic"], body, key=shipment_id.encode())
+                    )
                     ship_times[shipment_id] = at
             elif op == "ship_flush":
                 await asyncio.gather(*pending)
@@ -182,7 +183,9 @@ class Publisher:
                         f"the publisher process exited ({self._process.exitcode})"
                     ) from None
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"the publisher did not report {op!r} in {timeout:.0f}s") from None
+                    raise RuntimeError(
+                        f"the publisher did not report {op!r} in {timeout:.0f}s"
+                    ) from None
                 continue
             if found["op"] != op:
                 raise RuntimeError(f"the publisher reported {found['op']!r}, expected {op!r}")

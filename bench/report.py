@@ -199,11 +199,26 @@ def markdown(results: dict[str, Any]) -> str:
         "| --- | --- |",
     ]
     for key, value in machine.items():
-        lines.append(f"| {key.replace('_', ' ')} | {_fmt(value) if not isinstance(value, list) else value} |")
-    lines += ["", "## Ceilings (scenario 1, same run)", "", "| ceiling | value | note |", "| --- | --- | --- |"]
+        lines.append(
+            f"| {key.replace('_', ' ')} | {_fmt(value) if not isinstance(value, list) else value} |"
+        )
+    lines += [
+        "",
+        "## Ceilings (scenario 1, same run)",
+        "",
+        "| ceiling | value | note |",
+        "| --- | --- | --- |",
+    ]
     for key, ceiling in results["ceilings"].items():
-        lines.append(f"| {ceiling['label']} (`{key}`) | {_fmt(ceiling['value'], ceiling['unit'])} | {ceiling.get('note', '')} |")
-    lines += ["", "## Targets (issue 6)", "", "| target | measured | ratio | status |", "| --- | --- | --- | --- |"]
+        value = _fmt(ceiling["value"], ceiling["unit"])
+        lines.append(f"| {ceiling['label']} (`{key}`) | {value} | {ceiling.get('note', '')} |")
+    lines += [
+        "",
+        "## Targets (issue 6)",
+        "",
+        "| target | measured | ratio | status |",
+        "| --- | --- | --- | --- |",
+    ]
     for target in results["targets"]:
         ratio = _ratio(target)
         lines.append(
@@ -225,7 +240,9 @@ def markdown(results: dict[str, Any]) -> str:
                 "| --- | --- | --- | --- | --- | --- |",
             ]
             for fig in scenario["figures"]:
-                ceiling = f"{_fmt(fig['ceiling_value'])} (`{fig['ceiling']}`)" if fig["ceiling"] else "–"
+                ceiling = (
+                    f"{_fmt(fig['ceiling_value'])} (`{fig['ceiling']}`)" if fig["ceiling"] else "–"
+                )
                 target = f"{fig['target']}: {_status(fig['meets_target'])}" if fig["target"] else ""
                 lines.append(
                     f"| {fig['name']} | {_fmt(fig['value'], fig['unit'])} | {ceiling}"

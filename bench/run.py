@@ -104,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     json_path, md_path = report.write(document, args.out)
     failed = [s.name for s in scenario_results if s.status != "ok"]
-    print(f"lotline bench: {len(scenario_results) - len(failed)} of {len(scenario_results)}"
-          f" scenarios completed in {document['seconds']:.0f} s; results in {json_path} and {md_path}")
-    for name in failed:
-        print(f"  {name} FAILED: {_first_line(next(s.error for s in scenario_results if s.name == name))}")
+    print(
+        f"lotline bench: {len(scenario_results) - len(failed)} of {len(scenario_results)}"
+        f" scenarios completed in {document['seconds']:.0f} s; results in {json_path} and {md_path}"
+    )
+    for scenario in scenario_results:
+        if scenario.status != "ok":
+            print(f"  {scenario.name} FAILED: {_first_line(scenario.error)}")
     return 1 if failed else 0
 
 

@@ -20,6 +20,7 @@ class Sizes:
     micro_decisions: int  # allocation core commands decided in memory
     micro_serials: int  # serials parsed by the entry parser
     scenario_timeout: float  # seconds any one scenario may take before it is abandoned
+    fresh_path_per_run: bool  # scenario 3: a fresh deployment for every run, or one for all
 
 
 QUICK = Sizes(
@@ -36,6 +37,7 @@ QUICK = Sizes(
     micro_decisions=5_000,
     micro_serials=100_000,
     scenario_timeout=120,
+    fresh_path_per_run=False,
 )
 
 DEFAULT = Sizes(
@@ -52,4 +54,5 @@ DEFAULT = Sizes(
     micro_decisions=30_000,
     micro_serials=1_000_000,
     scenario_timeout=600,
+    fresh_path_per_run=True,
 )

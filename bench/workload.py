@@ -33,7 +33,9 @@ def lics(count: int) -> list[Lic]:
 
 
 def now_rfc3339(at: float | None = None) -> str:
-    return datetime.fromtimestamp(at if at is not None else datetime.now(UTC).timestamp(), UTC).isoformat()
+    return datetime.fromtimestamp(
+        at if at is not None else datetime.now(UTC).timestamp(), UTC
+    ).isoformat()
 
 
 def encode(message_type: str, **fields: Any) -> bytes:
@@ -118,7 +120,9 @@ def allocation_commands(count: int, items: list[Lic]) -> list[tuple[str, bytes]]
                     ),
                 )
             )
-            commands.append((lic.code, encode("ShipLine", message_id=f"{lic.code}/ship/{line}", **fields)))
+            commands.append(
+                (lic.code, encode("ShipLine", message_id=f"{lic.code}/ship/{line}", **fields))
+            )
     return commands[:count]
 
 

@@ -74,7 +74,9 @@ def registry() -> list[Scenario]:
         Scenario(1, "ceilings", "1. Ceilings", ceilings.steps, ceilings.run),
         Scenario(2, "allocation", "2. Allocation alone", allocation.steps, allocation.run),
         Scenario(3, "whole_path", "3. Whole path", whole_path.steps, whole_path.run),
-        Scenario(4, "serial_receipt", "4. Serial-heavy receipt", serial_receipt.steps, serial_receipt.run),
+        Scenario(
+            4, "serial_receipt", "4. Serial-heavy receipt", serial_receipt.steps, serial_receipt.run
+        ),
         Scenario(5, "trace", "5. Trace at scale", trace.steps, trace.run),
         Scenario(6, "micro", "6. Core micro-benchmarks", micro.steps, micro.run),
     ]

@@ -88,7 +88,9 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
         await deployment.drop()
 
 
-async def _produce(ctx: Context, result: ScenarioResult, deployment: Deployment, topic: str) -> None:
+async def _produce(
+    ctx: Context, result: ScenarioResult, deployment: Deployment, topic: str
+) -> None:
     n = ctx.sizes.ceiling_messages
     messages = [(f"LIC-{i % 1000}", payload(i)) for i in range(n)]
     producer = make_producer(deployment.settings)
@@ -100,11 +102,19 @@ async def _produce(ctx: Context, result: ScenarioResult, deployment: Deployment,
     finally:
         await producer.stop()
     value = stats.rate(n, seconds)
-    ctx.ceiling("broker_produce_msgs_s", value, "msgs/s", "broker produce", f"{n:,} × {MESSAGE_BYTES} B, lotline's producer settings")
+    ctx.ceiling(
+        "broker_produce_msgs_s",
+        value,
+        "msgs/s",
+        "broker produce",
+        f"{n:,} × {MESSAGE_BYTES} B, lotline's producer settings",
+    )
     result.figure("broker produce", value, "msgs/s", ceiling="broker_produce_msgs_s")
 
 
-async def _consume(ctx: Context, result: ScenarioResult, deployment: Deployment, topic: str) -> None:
+async def _consume(
+    ctx: Context, result: ScenarioResult, deployment: Deployment, topic: str
+) -> None:
     n = ctx.sizes.ceiling_messages
     consumer = observer(
         deployment.infra.bootstrap,
@@ -120,7 +130,9 @@ async def _consume(ctx: Context, result: ScenarioResult, deployment: Deployment,
         started = time.perf_counter()
         deadline = started + 120
         while got < n and time.perf_counter() < deadline:
-            batch = await consumer.getmany(timeout_ms=500, max_records=deployment.settings.kafka_max_batch)
+            batch = await consumer.getmany(
+                timeout_ms=500, max_records=deployment.settings.kafka_max_batch
+            )
             got += sum(len(records) for records in batch.values())
         seconds = time.perf_counter() - started
     finally:
@@ -128,7 +140,13 @@ async def _consume(ctx: Context, result: ScenarioResult, deployment: Deployment,
     if got < n:
         raise RuntimeError(f"consume ceiling: read {got:,} of {n:,} messages in 120 s")
     value = stats.rate(n, seconds)
-    ctx.ceiling("broker_consume_msgs_s", value, "msgs/s", "broker consume", f"batches of {deployment.settings.kafka_max_batch}, fetch_max_wait_ms 20")
+    ctx.ceiling(
+        "broker_consume_msgs_s",
+        value,
+        "msgs/s",
+        "broker consume",
+        f"batches of {deployment.settings.kafka_max_batch}, fetch_max_wait_ms 20",
+    )
     result.figure("broker consume", value, "msgs/s", ceiling="broker_consume_msgs_s")
 
 
@@ -149,7 +167,15 @@ async def _latency(
     await tail.start()
     try:
         seconds = ctx.sizes.rate_seconds
-        publisher.submit({"op": "raw", "topic": topic, "rate": offered, "seconds": seconds, "size": MESSAGE_BYTES})
+        publisher.submit(
+            {
+                "op": "raw",
+                "topic": topic,
+                "rate": offered,
+                "seconds": seconds,
+                "size": MESSAGE_BYTES,
+            }
+        )
         done = await publisher.result("raw", seconds + 60)
         deadline = time.monotonic() + 30
         while len(latencies) < done["sent"] and time.monotonic() < deadline:
@@ -160,28 +186,46 @@ async def _latency(
     summary = stats.summary_ms(latencies)
     key = f"broker_latency_{offered}"
     note = f"{done['sent']:,} msgs at {offered}/s for {ctx.sizes.rate_seconds:.0f} s"
-    ctx.ceiling(f"{key}_p50_ms", summary["p50_ms"], "ms", f"broker produce→consume p50 at {offered}/s", note)
-    ctx.ceiling(f"{key}_p99_ms", summary["p99_ms"], "ms", f"broker produce→consume p99 at {offered}/s", note)
-    result.figure(f"broker latency p50 at {offered}/s", summary["p50_ms"], "ms", ceiling=f"{key}_p50_ms")
-    result.figure(f"broker latency p99 at {offered}/s", summary["p99_ms"], "ms", ceiling=f"{key}_p99_ms")
+    ctx.ceiling(
+        f"{key}_p50_ms", summary["p50_ms"], "ms", f"broker produce→consume p50 at {offered}/s", note
+    )
+    ctx.ceiling(
+        f"{key}_p99_ms", summary["p99_ms"], "ms", f"broker produce→consume p99 at {offered}/s", note
+    )
+    result.figure(
+        f"broker latency p50 at {offered}/s", summary["p50_ms"], "ms", ceiling=f"{key}_p50_ms"
+    )
+    result.figure(
+        f"broker latency p99 at {offered}/s", summary["p99_ms"], "ms", ceiling=f"{key}_p99_ms"
+    )
     result.details[f"latency_{offered}"] = {**summary, "sent": done["sent"]}
 
 
 async def _copy(ctx: Context, result: ScenarioResult, deployment: Deployment) -> None:
     n = ctx.sizes.copy_rows
-    rows = [("ceiling", i % PARTITIONS, i, f"LIC-{i % 1000}".encode(), payload(i)) for i in range(n)]
+    rows = [
+        ("ceiling", i % PARTITIONS, i, f"LIC-{i % 1000}".encode(), payload(i)) for i in range(n)
+    ]
     conn = await asyncpg.connect(deployment.dsn)
     try:
         await conn.execute(_TABLES)
         started = time.perf_counter()
         for start in range(0, n, COPY_BATCH):
             async with conn.transaction():
-                await conn.copy_records_to_table("bench_rows", records=rows[start : start + COPY_BATCH])
+                await conn.copy_records_to_table(
+                    "bench_rows", records=rows[start : start + COPY_BATCH]
+                )
         seconds = time.perf_counter() - started
     finally:
         await conn.close()
     value = stats.rate(n, seconds)
-    ctx.ceiling("copy_rows_s", value, "rows/s", "PostgreSQL COPY", f"{n:,} rows of ~{MESSAGE_BYTES} B, {COPY_BATCH} per transaction")
+    ctx.ceiling(
+        "copy_rows_s",
+        value,
+        "rows/s",
+        "PostgreSQL COPY",
+        f"{n:,} rows of ~{MESSAGE_BYTES} B, {COPY_BATCH} per transaction",
+    )
     result.figure("PostgreSQL COPY", value, "rows/s", ceiling="copy_rows_s")
 
 
@@ -196,7 +240,9 @@ CREATE TABLE IF NOT EXISTS bench_offsets (
 """
 
 
-async def _pipeline(ctx: Context, result: ScenarioResult, deployment: Deployment, topic: str) -> None:
+async def _pipeline(
+    ctx: Context, result: ScenarioResult, deployment: Deployment, topic: str
+) -> None:
     n = ctx.sizes.ceiling_messages
     settings = deployment.settings
     consumer = AIOKafkaConsumer(
@@ -235,8 +281,10 @@ async def _pipeline(ctx: Context, result: ScenarioResult, deployment: Deployment
                     records=[(r.topic, r.partition, r.offset, r.key, r.value) for r in records],
                 )
                 await conn.execute(
-                    "INSERT INTO bench_offsets SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
-                    " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
+                    "INSERT INTO bench_offsets"
+                    " SELECT * FROM unnest($1::text[], $2::int[], $3::bigint[])"
+                    " ON CONFLICT (topic, partition)"
+                    " DO UPDATE SET next_offset = excluded.next_offset",
                     [t for t, _ in offsets],
                     [p for _, p in offsets],
                     list(offsets.values()),

@@ -15,22 +15,25 @@ import asyncio
 import functools
 import inspect
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from bench.report import ScenarioResult
 from bench.scenarios import Context
 from bench.sizes import Sizes
+
+T = TypeVar("T")
 
 
 def steps(_sizes: Sizes) -> int:
     return 2
 
 
-def _timed(work: object) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this thread) of calling `work()`."""
-    assert callable(work)
+def _timed(work: Callable[[], T]) -> tuple[T, float, float]:
+    """What `work()` returned, and the wall and CPU (this thread) seconds it took."""
     wall, cpu = time.perf_counter(), time.thread_time()
-    work()
-    return time.perf_counter() - wall, time.thread_time() - cpu
+    value = work()
+    return value, time.perf_counter() - wall, time.thread_time() - cpu
 
 
 async def run(ctx: Context, result: ScenarioResult) -> None:
@@ -48,20 +51,29 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
     note = f"{n:,} commands (bench_core.measure)"
     if cpu_rate is not None:
         note += f"; {cpu_rate:,.0f}/s of CPU time"
-    result.figure("allocation core decisions", wall_rate, "decisions/s", ceiling="pipeline_msgs_s", note=note)
-    result.details["allocation_core"] = {"commands": n, "wall_rate": wall_rate, "cpu_rate": cpu_rate}
+    result.figure(
+        "allocation core decisions", wall_rate, "decisions/s", ceiling="pipeline_msgs_s", note=note
+    )
+    result.details["allocation_core"] = {
+        "commands": n,
+        "wall_rate": wall_rate,
+        "cpu_rate": cpu_rate,
+    }
 
     ctx.progress.step("micro: serial parser")
     count = ctx.sizes.micro_serials
     span = f"SN{1:07d}...SN{count:07d}"
     listed = ",".join(f"SN{i:07d}" for i in range(1, count + 1))
     for label, entry in (("span", span), ("list", listed)):
-        parsed: list[list[str]] = []
-        wall, cpu = await asyncio.to_thread(
-            _timed, lambda entry=entry: parsed.append(parse_serials(entry, max_span=count))
+        parse = functools.partial(parse_serials, entry, max_span=count, max_serials=count)
+        parsed, wall, cpu = await asyncio.to_thread(_timed, parse)
+        if len(parsed) != count:
+            raise RuntimeError(f"serial parser: {label} gave {len(parsed)} serials, not {count}")
+        result.figure(
+            f"serial parser ({label} of {count:,})",
+            count / wall,
+            "serials/s",
+            ceiling="copy_rows_s",
+            note=f"{count / cpu:,.0f}/s of CPU time",
         )
-        if len(parsed[0]) != count:
-            raise RuntimeError(f"serial parser: {label} gave {len(parsed[0])} serials, not {count}")
-        result.figure(f"serial parser ({label} of {count:,})", count / wall, "serials/s",
-                      ceiling="copy_rows_s", note=f"{count / cpu:,.0f}/s of CPU time")
         result.details[f"parser_{label}"] = {"serials": count, "wall_s": wall, "cpu_s": cpu}

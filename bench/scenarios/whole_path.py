@@ -1,15 +1,464 @@
-"""stub"""
+"""Scenario 3: the whole path, four services as processes, an upstream publisher process.
+
+Each run starts on a fresh deployment (database, topics, the four services): items are
+published on `inventory.items`, every LIC is stocked by ShipmentReceived documents (serials as
+spans), one warm-up shipment goes all the way through. Then the publisher process publishes
+ShipmentRequested documents of 1–3 lines (`occurred_at` = publish instant) either as fast as it
+can (`fast`) or at a fixed offered rate of lines/s for `rate_seconds`. As each ShipmentAllocated
+appears on `inventory.status`, the publisher is asked to send that shipment's
+ShipmentShipRequested, as an upstream system would.
+
+Per run: lines/s allocated ((allocated lines) / (first publish → last ShipmentAllocated)),
+publish→ShipmentAllocated latency (status record's broker timestamp − occurred_at: three
+consumer hops, shipping → allocation → shipping), ShipmentShipped/s, ship request→shipped
+latency, ledger usage records/s, ledger lag (see `bench.pathwatch`), refusals.
+"""
 
 from __future__ import annotations
 
-from bench.report import ScenarioResult
+import asyncio
+import contextlib
+import inspect
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from bench import stats, workload
+from bench.infra import BenchError, Deployment, Services, new_deployment, wait_until
+from bench.kafka_io import Tail, plain_producer, publish, topic_sizes
+from bench.pathwatch import (
+    ALLOCATED,
+    FAILED,
+    RECEIPT_POSTED,
+    RECEIPT_REJECTED,
+    SHIP_REFUSED,
+    SHIPPED,
+    EventClock,
+    HopClock,
+    LedgerWatch,
+    StatusBook,
+)
+from bench.publisher import Publisher
+from bench.report import ScenarioResult, Target
 from bench.scenarios import Context
 from bench.sizes import Sizes
 
+SERVICES = ("receiving", "shipping", "allocation", "ledger")
+MEAN_UNITS_PER_LINE = 4 / 3
 
-def steps(_sizes: Sizes) -> int:
-    return 1
+
+def steps(sizes: Sizes) -> int:
+    return 2 * (1 + len(sizes.rates))
+
+
+class Path:
+    """One deployment with its services and observers."""
+
+    def __init__(self, deployment: Deployment, publisher: Publisher) -> None:
+        self.deployment = deployment
+        self.publisher = publisher
+        self.book = StatusBook()
+        self.hops = HopClock()
+        self.clock = EventClock(hops=self.hops)
+        topics = deployment.topics
+        infra = deployment.infra
+        self.status_tail = Tail(
+            infra.bootstrap, infra.kafka_options, [topics.status], self.book.on_record
+        )
+        self.events_tail = Tail(
+            infra.bootstrap, infra.kafka_options, [topics.events], self.clock.on_record
+        )
+        self.commands_tail = Tail(
+            infra.bootstrap, infra.kafka_options, [topics.commands], self.hops.on_command
+        )
+        self.ledger = LedgerWatch(deployment.dsn, topics.events)
+        self.services: Services | None = None
+        self._to_ship: list[str] = []
+        self._forwarder: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.services = Services(self.deployment, SERVICES)
+        await self.status_tail.start()
+        await self.events_tail.start()
+        await self.commands_tail.start()
+        await self.ledger.start()
+        self.book.on_allocated = self._to_ship.append
+        self._forwarder = asyncio.create_task(self._forward_ship_requests())
+
+    async def _forward_ship_requests(self) -> None:
+        topic = self.deployment.topics.shipments
+        while True:
+            if self._to_ship:
+                ids, self._to_ship[:] = list(self._to_ship), []
+                self.publisher.submit({"op": "ship", "topic": topic, "ids": ids})
+            await asyncio.sleep(0.02)
+
+    def check(self) -> None:
+        self.status_tail.check()
+        self.events_tail.check()
+        self.commands_tail.check()
+        self.ledger.check()
+        if self.services is not None:
+            self.services.check()
+
+    async def stop(self) -> None:
+        if self._forwarder is not None:
+            self._forwarder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._forwarder
+        await self.ledger.stop()
+        await self.status_tail.stop()
+        await self.events_tail.stop()
+        await self.commands_tail.stop()
+        if self.services is not None:
+            await self.services.stop()
+
+    async def wait(
+        self,
+        what: str,
+        check: Callable[[], bool | Awaitable[bool]],
+        seen: Callable[[], object],
+        timeout: float,
+    ) -> None:
+        async def probe() -> tuple[bool, object]:
+            self.check()
+            done = check()
+            if inspect.isawaitable(done):
+                done = await done
+            return bool(done), seen()
+
+        await wait_until(what, probe, timeout=timeout, services=self.services, interval=0.1)
 
 
 async def run(ctx: Context, result: ScenarioResult) -> None:
-    raise RuntimeError("not yet")
+    runs: list[tuple[str, int]] = [("fast", 0)] + [(f"{r}/s", r) for r in ctx.sizes.rates]
+    publisher = Publisher(ctx.infra.bootstrap)
+    await publisher.start()
+    try:
+        if ctx.sizes.fresh_path_per_run:
+            for label, offered in runs:
+                await _runs_on_one_deployment(ctx, result, publisher, [(label, offered)])
+        else:
+            await _runs_on_one_deployment(ctx, result, publisher, runs)
+    finally:
+        await publisher.close()
+    fresh = (
+        "Each run starts on a fresh deployment (database, topics, services)"
+        if ctx.sizes.fresh_path_per_run
+        else "The runs share one fresh deployment (database, topics, services), one after another"
+    )
+    result.details["notes"] = [
+        f"{fresh}: the embedded broker's fetch cost grows with the messages a topic holds.",
+        "Latency = status record's broker timestamp (set when shipping's outbox relay publishes it)"
+        " − the request's occurred_at (set by the publisher process just before sending).",
+        "Ledger lag = first 50 ms poll that sees the ledger's stored position past an event − the"
+        " event's broker timestamp (up to 50 ms of the figure is the poll interval).",
+    ]
+
+
+def _lines_in_run(ctx: Context, offered: int) -> int:
+    if offered == 0:
+        return ctx.sizes.fast_documents * 3
+    return int(offered * ctx.sizes.rate_seconds)
+
+
+async def _runs_on_one_deployment(
+    ctx: Context, result: ScenarioResult, publisher: Publisher, runs: list[tuple[str, int]]
+) -> None:
+    ctx.progress.step(f"whole path {runs[0][0]}: deploy and stock")
+    deployment = await new_deployment(ctx.infra, "path")
+    path = Path(deployment, publisher)
+    try:
+        await path.start()
+        items = workload.lics(ctx.sizes.lics)
+        lines = sum(_lines_in_run(ctx, offered) for _, offered in runs)
+        per_lic = lines * MEAN_UNITS_PER_LINE / len(items)
+        units = int(per_lic + 6 * math.sqrt(per_lic) + 10)
+        await _stock(ctx, path, items, units)
+        await _warm_up(path, items)
+        topics = deployment.topics
+        watched = [topics.shipments, topics.commands, topics.events, topics.status]
+        for n, (label, offered) in enumerate(runs):
+            if n:
+                ctx.progress.step(f"whole path {label}: (same deployment)")
+            ctx.progress.step(f"whole path {label}: measuring")
+            figures = await _measure(ctx, path, items, label, offered)
+            _report(ctx, result, label, offered, figures)
+            held = await topic_sizes(ctx.infra.bootstrap, ctx.infra.kafka_options, watched)
+            result.topics_held.update({f"after {label}: {t}": n for t, n in held.items()})
+            if path.services is not None:
+                result.details[f"{label} service_cpu_seconds"] = path.services.cpu_seconds()
+                result.details[f"{label} peak_rss_mb"] = path.services.peak_rss_mb()
+    finally:
+        await path.stop()
+        await deployment.drop()
+
+
+async def _stock(ctx: Context, path: Path, items: list[workload.Lic], units: int) -> None:
+    deployment = path.deployment
+    topics = deployment.topics
+    token = deployment.settings.topic_prefix.strip(".")
+    producer = plain_producer(deployment.infra.bootstrap, deployment.infra.kafka_options)
+    await producer.start()
+    try:
+        await publish(producer, topics.items, workload.item_messages(items, token))
+        await path.wait(
+            "the items in receiving's and shipping's read models",
+            lambda: _items_known(deployment.dsn, len(items)),
+            lambda: "items not yet known to receiving and shipping",
+            timeout=90,
+        )
+        receipts = workload.receipt_documents(items, units, token)
+        await publish(producer, topics.receipts, receipts)
+    finally:
+        await producer.stop()
+    ids = [shipment_id for shipment_id, _ in receipts]
+    await path.wait(
+        f"ReceiptPosted for {len(ids)} receipts of {units} units per LIC",
+        lambda: (
+            path.book.count(RECEIPT_POSTED, ids) + path.book.count(RECEIPT_REJECTED, ids)
+            >= len(ids)
+        ),
+        lambda: f"{path.book.count(RECEIPT_POSTED, ids)} posted",
+        timeout=120,
+    )
+    rejected = [i for i in ids if path.book.at(i, RECEIPT_REJECTED)]
+    if rejected:
+        reasons = [(i, path.book.reasons.get(i)) for i in rejected[:3]]
+        raise BenchError(f"stocking receipts were rejected: {reasons}")
+
+
+async def _items_known(dsn: str, wanted: int) -> bool:
+    """Are the items in receiving's and shipping's read models yet?"""
+    conn = await asyncpg.connect(dsn)
+    try:
+        counts = await conn.fetchrow(
+            "SELECT (SELECT count(*) FROM receiving.items) AS r,"
+            " (SELECT count(*) FROM shipping.items) AS s"
+        )
+    except asyncpg.UndefinedTableError:
+        return False  # not migrated yet
+    finally:
+        await conn.close()
+    return counts is not None and min(counts["r"], counts["s"]) >= wanted
+
+
+async def _warm_up(path: Path, items: list[workload.Lic]) -> None:
+    """One shipment all the way to the ledger: every consumer group has joined."""
+    run = "warmup"
+    path.publisher.submit(
+        {
+            "op": "docs",
+            "topic": path.deployment.topics.shipments,
+            "run": run,
+            "count": 2,
+            "lics": [(i.code, i.kind) for i in items],
+            "seed": 1,
+        }
+    )
+    sent = (await path.publisher.result("docs", 60))["sent"]
+    ids = [shipment_id for shipment_id, _, _ in sent]
+    await path.wait(
+        "the warm-up shipments to be shipped",
+        lambda: path.book.count(SHIPPED, ids) == len(ids),
+        lambda: {i: sorted(path.book.seen.get(i, {})) for i in ids},
+        timeout=90,
+    )
+    await path.wait(
+        "the ledger to record the warm-up shipments",
+        lambda: bool(path.ledger.usage) and path.ledger.usage[-1][1] > 0,
+        lambda: path.ledger.usage[-1:] or "no usage yet",
+        timeout=60,
+    )
+    path.publisher.submit({"op": "ship_flush"})
+    await path.publisher.result("ship", 30)
+
+
+async def _measure(
+    ctx: Context, path: Path, items: list[workload.Lic], label: str, offered: int
+) -> dict[str, Any]:
+    topics = path.deployment.topics
+    run = f"{label.replace('/', 'ps')}-{int(time.time())}"
+    marks = path.clock.end()
+    started = time.time()
+    job: dict[str, Any] = {
+        "op": "docs",
+        "topic": topics.shipments,
+        "run": run,
+        "seed": 7,
+        "lics": [(i.code, i.kind) for i in items],
+    }
+    if offered:
+        job.update(rate=offered, seconds=ctx.sizes.rate_seconds)
+    else:
+        job.update(count=ctx.sizes.fast_documents)
+    path.publisher.submit(job)
+    publish_time = ctx.sizes.rate_seconds if offered else 60
+    sent: list[tuple[str, int, float]] = (await path.publisher.result("docs", publish_time + 60))[
+        "sent"
+    ]
+    ids = [shipment_id for shipment_id, _, _ in sent]
+    book = path.book
+
+    def decided() -> int:
+        return book.count(SHIPPED, ids) + book.count(SHIP_REFUSED, ids) + book.count(FAILED, ids)
+
+    drain = max(60.0, ctx.sizes.rate_seconds * 3)
+    await path.wait(
+        f"every shipment of run {label} allocated and shipped",
+        lambda: decided() >= len(ids),
+        lambda: f"{book.count(ALLOCATED, ids)} allocated, {book.count(SHIPPED, ids)} shipped",
+        timeout=drain,
+    )
+    path.publisher.submit({"op": "ship_flush"})
+    ship_times: dict[str, float] = (await path.publisher.result("ship", 30))["times"]
+    ends = path.clock.end()
+    await path.wait(
+        "the ledger to record every event of the run",
+        lambda: path.ledger.caught_up(ends),
+        lambda: path.ledger.positions[-1:] or "no position yet",
+        timeout=drain,
+    )
+    await asyncio.sleep(0.6)  # one more usage sample after the last write
+    return _figures(path, sent, ship_times, marks, started)
+
+
+def _figures(
+    path: Path,
+    sent: list[tuple[str, int, float]],
+    ship_times: dict[str, float],
+    marks: dict[int, int],
+    started: float,
+) -> dict[str, Any]:
+    book = path.book
+    latencies, seen_latencies, allocated_at, ship_latencies, shipped_at = [], [], [], [], []
+    allocated_lines = 0
+    for shipment_id, lines, published_at in sent:
+        allocated = book.at(shipment_id, ALLOCATED)
+        if allocated is not None:
+            allocated_lines += lines
+            latencies.append(allocated[0] - published_at)
+            seen_latencies.append(allocated[1] - published_at)
+            allocated_at.append(allocated[0])
+        shipped = book.at(shipment_id, SHIPPED)
+        if shipped is not None and shipment_id in ship_times:
+            ship_latencies.append(shipped[0] - ship_times[shipment_id])
+            shipped_at.append(shipped[0])
+    first_publish = min(p for _, _, p in sent)
+    window = (max(allocated_at) - first_publish) if allocated_at else 0
+    usage_added, usage_rate = path.ledger.usage_rate(started)
+    lags = path.ledger.lag_seconds(path.clock.since(marks))
+    hops = _hops(path, sent)
+    failures = {
+        i: book.reasons.get(i, "?")
+        for i, _, _ in sent
+        if book.at(i, FAILED) or book.at(i, SHIP_REFUSED)
+    }
+    return {
+        "documents": len(sent),
+        "lines": sum(lines for _, lines, _ in sent),
+        "publish_seconds": max(p for _, _, p in sent) - first_publish,
+        "allocated_lines": allocated_lines,
+        "lines_per_s": stats.rate(allocated_lines, window),
+        "latency": stats.summary_ms(latencies),
+        "latency_seen": stats.summary_ms(seen_latencies),
+        "shipped": len(shipped_at),
+        "shipped_per_s": stats.rate(
+            len(shipped_at), (max(shipped_at) - min(ship_times.values())) if shipped_at else 0
+        ),
+        "ship_latency": stats.summary_ms(ship_latencies),
+        "usage_rows": usage_added,
+        "usage_per_s": usage_rate,
+        "ledger_lag": stats.summary_ms(lags),
+        "hops": hops,
+        "refused": len(failures),
+        "refusal_reasons": sorted(set(failures.values()))[:5],
+    }
+
+
+def _hops(path: Path, sent: list[tuple[str, int, float]]) -> dict[str, Any]:
+    """Where the latency goes: shipping (request → last AllocateLine published), allocation
+    (→ last LineAllocated published), shipping again (→ ShipmentAllocated published)."""
+    into_shipping, in_allocation, out_of_shipping = [], [], []
+    for shipment_id, _, published_at in sent:
+        commanded = path.hops.commanded.get(shipment_id)
+        decided = path.hops.decided.get(shipment_id)
+        allocated = path.book.at(shipment_id, ALLOCATED)
+        if commanded is None or decided is None or allocated is None:
+            continue
+        into_shipping.append(commanded - published_at)
+        in_allocation.append(decided - commanded)
+        out_of_shipping.append(allocated[0] - decided)
+    return {
+        "shipping: request → AllocateLine published": stats.summary_ms(into_shipping),
+        "allocation: AllocateLine → LineAllocated published": stats.summary_ms(in_allocation),
+        "shipping: LineAllocated → ShipmentAllocated published": stats.summary_ms(out_of_shipping),
+    }
+
+
+def _report(
+    ctx: Context, result: ScenarioResult, label: str, offered: int, f: dict[str, Any]
+) -> None:
+    result.details[label] = f
+    lat, lag = f["latency"], f["ledger_lag"]
+    note = f"{f['documents']:,} documents, {f['lines']:,} lines in {f['publish_seconds']:.1f} s"
+    if f["refused"]:
+        note += f"; {f['refused']} refused ({', '.join(f['refusal_reasons'])})"
+    throughput_target = (
+        Target("ratio>=", 0.2, "whole path ≥ 20 % of the one-hop pipeline ceiling")
+        if not offered
+        else None
+    )
+    result.figure(
+        f"{label}: lines/s allocated",
+        f["lines_per_s"],
+        "lines/s",
+        ceiling="pipeline_msgs_s",
+        target=throughput_target,
+        note=note,
+    )
+    ceiling = f"broker_latency_{offered}_p99_ms" if offered else None
+    for q in ("p50", "p95", "p99"):
+        target = None
+        if q == "p99" and offered:
+            target = Target(
+                "ratio<=", 3.0, f"p99 publish→ShipmentAllocated ≤ 3× broker p99 at {offered}/s"
+            )
+        result.figure(
+            f"{label}: publish→ShipmentAllocated {q}",
+            lat[f"{q}_ms"],
+            "ms",
+            ceiling=ceiling if q != "p95" else None,
+            target=target,
+        )
+    if offered == 1000 and ctx.infra.kind == "configured":
+        result.figure(
+            f"{label}: publish→ShipmentAllocated p99 (Apache Kafka)",
+            lat["p99_ms"],
+            "ms",
+            target=Target("value<=", 50, "against Apache Kafka, p99 ≤ 50 ms at 1,000 lines/s"),
+        )
+    result.figure(
+        f"{label}: ShipmentShipped/s",
+        f["shipped_per_s"],
+        "shipments/s",
+        ceiling="pipeline_msgs_s",
+        note=f"ship request→shipped p99 {f['ship_latency']['p99_ms']} ms",
+    )
+    result.figure(
+        f"{label}: ledger usage records/s",
+        f["usage_per_s"],
+        "rows/s",
+        ceiling="pipeline_msgs_s",
+        note=f"{f['usage_rows']:,} usage rows",
+    )
+    result.figure(
+        f"{label}: ledger lag p99",
+        lag["p99_ms"],
+        "ms",
+        target=Target("value<=", 1000, "ledger lag under 1 s (p99)"),
+        note=f"p50 {lag['p50_ms']} ms, max {lag['max_ms']} ms",
+    )
