@@ -666,7 +666,7 @@ def _summary(
         lines.append("  read API          not started (the ledger service is not in this checkout)")
     lines += [
         f"  topics            {settings.topics.prefix}inventory.*",
-        "  contract          AsyncAPI: `lotline asyncapi docs/asyncapi.json` writes it",
+        f"  contract          AsyncAPI: {api}/asyncapi.json (docs/asyncapi.json in the repo)",
         f"  service logs      {Path(settings.data_dir) / 'logs'}/<service>.log",
         "",
         "Ctrl-C stops everything; running `lotline up` again reuses the database.",
