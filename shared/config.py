@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path(".lotline"), alias="LOTLINE_DATA_DIR")
     http_host: str = Field(default="127.0.0.1", alias="LEDGER_HTTP_HOST")
     http_port: int = Field(default=8080, alias="LEDGER_HTTP_PORT")
+    metrics_port: int | None = Field(default=None, alias="METRICS_PORT")
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] = Field(default="json", alias="LOG_FORMAT")
     max_serial_span: int = Field(default=1_000_000, alias="LOTLINE_MAX_SERIAL_SPAN")

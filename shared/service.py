@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import prometheus_client
 import structlog
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
@@ -127,6 +128,9 @@ def serve(name: str, create_runtime: Callable[[Settings], ServiceRuntime]) -> No
 
     settings = from_env()
     logs.configure(name, level=settings.log_level, fmt=settings.log_format)
+    if settings.metrics_port:
+        # The ledger serves /metrics with its read API; the other services on their own port.
+        prometheus_client.start_http_server(settings.metrics_port, addr=settings.http_host)
     runtime = create_runtime(settings)
     asyncio.run(run_until_signalled(runtime.start, runtime.stop))
 
