@@ -21,11 +21,14 @@ from typing import Any, cast
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from prometheus_client import Counter
 from pydantic import BaseModel
 
 from shared.contracts.codec import encode
 
 log = structlog.get_logger(__name__)
+
+PUBLISHED = Counter("lotline_outbox_published_total", "Outbox rows published", ["schema"])
 
 CLAIM_SQL = """
 UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
@@ -187,6 +190,7 @@ class OutboxRelay:
             [r["id"] for r in rows],
         )
         self.published += len(rows)
+        PUBLISHED.labels(self._schema).inc(len(rows))
         return len(rows)
 
     @staticmethod
