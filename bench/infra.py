@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,9 @@ import psutil
 from shared import stack
 from shared.config import Settings
 from shared.kafka import ensure_topics
+
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^ ]*: ")
+_EXCEPTION_LINE = re.compile(r"^\S*\d{2}:\d{2}:\d{2}\S*\s+")  # the timestamp of a log line
 
 # The embedded broker completes a consumer group's first join after half the session timeout.
 FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
@@ -186,6 +191,8 @@ class Services:
                 )
                 self.names.append(label)
         self.peak_rss: dict[str, int] = dict.fromkeys(self.names, 0)
+        self._read: dict[str, int] = {}
+        self._errors: dict[str, Counter[str]] = {}
         self._sampling = threading.Event()
         self._sampler = threading.Thread(target=self._sample, name="bench-rss", daemon=True)
         self._sampler.start()
@@ -217,8 +224,44 @@ class Services:
                 used[name] = round(times.user + times.system, 2)
         return used
 
-    def check(self) -> None:
-        """Raise BenchError (with the log's tail) if a service process has exited."""
+    def errors(self) -> dict[str, Counter[str]]:
+        """Error lines each service has logged so far (the exception's last line), counted."""
+        found: dict[str, Counter[str]] = {}
+        for name in dict.fromkeys(n.split("#")[0] for n in self.names):
+            path = self.deployment.log_dir / f"{name}.log"
+            try:
+                with open(path, "rb") as log:
+                    log.seek(self._read.get(name, 0))
+                    text = log.read().decode(errors="replace")
+                    self._read[name] = log.tell()
+            except OSError:
+                continue
+            seen = self._errors.setdefault(name, Counter())
+            for line in text.splitlines():
+                if "[error" in line or _EXCEPTION.match(line):
+                    seen[_EXCEPTION_LINE.sub("", line.strip())[:300]] += 1
+            if seen:
+                found[name] = seen
+        return found
+
+    def error_summary(self) -> str:
+        lines = [
+            f"  {name}: {message} (×{count})"
+            for name, seen in self.errors().items()
+            for message, count in seen.most_common(3)
+        ]
+        return ("\nservice errors:\n" + "\n".join(lines)) if lines else ""
+
+    def check(self, *, repeated_errors: int = 0) -> None:
+        """Raise BenchError (with the log's tail) if a service process has exited, or (when
+        `repeated_errors` > 0) if one logged the same exception that many times: it is stuck."""
+        if repeated_errors:
+            for name, seen in self.errors().items():
+                for message, count in seen.items():
+                    if count >= repeated_errors and _EXCEPTION.match(message):
+                        raise BenchError(
+                            f"service {name} is stuck: it logged {count} times: {message}"
+                        )
         for name, proc in zip(self.names, self.procs, strict=True):
             if proc.poll() is not None:
                 raise BenchError(
@@ -239,6 +282,7 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join("    " + line[:300] for line in text[-lines:])
 
 
+STUCK_AFTER = 5  # the same exception logged this many times: the service is stuck
 Check = Callable[[], Awaitable[tuple[bool, object]]]
 
 
@@ -250,17 +294,21 @@ async def wait_until(
     services: Services | None = None,
     interval: float = 0.1,
 ) -> None:
-    """Await `check()` → (done, what was seen) until `timeout`; BenchError names `what` and
-    the last thing seen. A service that died ends the wait at once, with its log."""
+    """Await `check()` → (done, what was seen) until `timeout`; BenchError names `what`, the
+    last thing seen and the errors the services logged. A service that died, or one that keeps
+    failing with the same exception, ends the wait at once."""
     deadline = time.monotonic() + timeout
     while True:
         done, seen = await check()
         if done:
             return
         if services is not None:
-            services.check()
+            services.check(repeated_errors=STUCK_AFTER)
         if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what} (seen: {seen})")
+            errors = services.error_summary() if services is not None else ""
+            raise BenchError(
+                f"timed out after {timeout:.0f}s waiting for {what} (seen: {seen}){errors}"
+            )
         await asyncio.sleep(interval)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import shutil
 import signal
@@ -48,6 +49,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"comma-separated names or numbers of {', '.join(names)} (default: all)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--usage-rows", type=int, default=None, help="scenario 5's ledger size (usage rows)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     scenarios = select(args.scenarios)
     sizes = QUICK if args.quick else DEFAULT
+    if args.usage_rows:
+        sizes = dataclasses.replace(sizes, usage_rows=args.usage_rows)
     command = " ".join(["lotline bench", *(argv if argv is not None else sys.argv[1:])])
     _quiet_logs()
     previous = signal.signal(signal.SIGTERM, _interrupt)
