@@ -5,8 +5,8 @@ For each batch FastStream hands us, in ONE Postgres transaction:
   2. inbox: record the batch's message ids and keep only those never processed;
   3. call the service's handler (state changes + outbox rows);
   4. bytes that are not a message go to the dead-letter topic through the same outbox.
-Then wake the outbox relay and acknowledge (the Kafka commit is only a hint: on assignment we
-seek to the offsets stored in Postgres).
+Then wake the outbox relay. Offsets go to Kafka about once a second, off the hot path: only a
+hint for lag monitoring, since on assignment we seek to the offsets stored in Postgres.
 
 Errors, mapped to acknowledgement here and nowhere else:
   - invalid bytes: dead-lettered, acknowledged, the partition moves on;
@@ -19,8 +19,10 @@ Errors, mapped to acknowledgement here and nowhere else:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
@@ -118,6 +120,8 @@ class TransactionalConsumer(Generic[T]):
         self._epochs: dict[tuple[str, int], int] = {}
         self._next: dict[tuple[str, int], int] = {}
         self._subscriber: Any = None
+        self._hint_task: asyncio.Task[None] | None = None
+        self._hint_interval = 1.0
         self.processed = 0
 
     # -- wiring -----------------------------------------------------------------------------
@@ -197,7 +201,8 @@ class TransactionalConsumer(Generic[T]):
 
     async def on_batch(self, msg: KafkaMessage) -> None:
         records: tuple[ConsumerRecord, ...] = msg.raw_message
-        log.debug("consumer.batch", consumer=self.name, size=len(records), epochs=len(self._epochs))
+        started = time.perf_counter()
+        self._ensure_hint_task()
         fresh = [r for r in records if self._is_new(r)]
         if fresh:
             with BATCH_SECONDS.labels(self.name).time():
@@ -213,10 +218,55 @@ class TransactionalConsumer(Generic[T]):
                     self._rewind(fresh)
                     await asyncio.sleep(1.0)
                     return
+        if records:
+            log.debug(
+                "consumer.batch",
+                consumer=self.name,
+                size=len(records),
+                new=len(fresh),
+                age_ms=round(time.time() * 1000 - min(r.timestamp for r in records)),
+                ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+
+    # -- Kafka offset commits: a hint for lag monitoring, off the hot path -----------------------
+
+    def _ensure_hint_task(self) -> None:
+        if self._hint_task is None or self._hint_task.done():
+            self._hint_task = asyncio.create_task(self._commit_hints(), name=f"hints-{self.name}")
+
+    async def _commit_hints(self) -> None:
+        """Commit the positions stored in Postgres to Kafka about once a second.
+
+        Postgres is the authority (we seek to it on assignment); the Kafka commit only lets
+        standard tools show consumer lag, so it never waits on the hot path.
+        """
+        last: dict[tuple[str, int], int] = {}
+        while True:
+            await asyncio.sleep(self._hint_interval)
+            await self.commit_hints(last)
+
+    async def commit_hints(self, last: dict[tuple[str, int], int] | None = None) -> None:
+        consumer = self._subscriber.consumer if self._subscriber is not None else None
+        if consumer is None:
+            return
+        current = {k: v for k, v in self._next.items() if k in self._epochs}
+        changed = {k: v for k, v in current.items() if last is None or last.get(k) != v}
+        if not changed:
+            return
         try:
-            await msg.ack()
-        except Exception as exc:  # the commit is only a hint; a rebalance may refuse it
-            log.info("consumer.ack_skipped", consumer=self.name, error=str(exc))
+            await consumer.commit({TopicPartition(t, p): o for (t, p), o in changed.items()})
+            if last is not None:
+                last.update(changed)
+        except Exception as exc:  # a rebalance may refuse it; the next round tries again
+            log.info("consumer.hint_skipped", consumer=self.name, error=str(exc))
+
+    async def close(self) -> None:
+        """Stop the hint task after one last commit of the stored positions."""
+        if self._hint_task is not None:
+            self._hint_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._hint_task
+        await self.commit_hints()
 
     def _rewind(self, records: Sequence[ConsumerRecord]) -> None:
         consumer = self._subscriber.consumer if self._subscriber is not None else None

@@ -109,6 +109,9 @@ class ServiceRuntime:
 
     async def stop(self) -> None:
         """Drain: stop consuming (the in-flight batch finishes), publish the outbox, close."""
+        for consumer in self.consumers:
+            with contextlib.suppress(Exception):
+                await consumer.close()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.relay is not None:
