@@ -4,7 +4,7 @@ what changed. One statement per table and direction, whatever the batch size."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -218,15 +218,16 @@ UNALLOCATED = Table(
 )
 
 
-def _rows_of(state: LicState) -> dict[str, Iterable[Any]]:
+def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
+    """Each table's row objects of one LIC, by the key the domain uses."""
     return {
-        "items": [state.item] if state.item is not None else [],
-        "inventory_lots": state.lots.values(),
-        "mfr_lots": state.mfr_lots.values(),
-        "units": state.units.values(),
-        "allocations": state.allocations.values(),
-        "customer_shipments": state.shipments.values(),
-        "unallocated": state.unallocated.items(),
+        "items": {state.lic: state.item} if state.item is not None else {},
+        "inventory_lots": state.lots,
+        "mfr_lots": state.mfr_lots,
+        "units": state.units,
+        "allocations": state.allocations,
+        "customer_shipments": state.shipments,
+        "unallocated": {office: (office, qty) for office, qty in state.unallocated.items()},
     }
 
 
@@ -310,30 +311,43 @@ class PgStateRepository:
         before: Mapping[str, LicState],
         after: Mapping[str, LicState],
     ) -> None:
-        """Write only the rows that differ: one upsert and one delete per table at most."""
+        """Write only the rows that differ: one upsert and one delete per table at most.
+
+        Decisions keep the row objects they did not touch, so an identity test skips most rows
+        before any comparison or conversion.
+        """
+        changes = [_changes(lic, before.get(lic), state) for lic, state in after.items()]
         for table in TABLES:
-            upserts: list[tuple[Any, ...]] = []
-            deletes: list[tuple[Any, ...]] = []
-            for lic, new_state in after.items():
-                old_state = before.get(lic)
-                old_rows = (
-                    {table.key_of(r): r for r in _table_rows(table, lic, old_state)}
-                    if old_state is not None
-                    else {}
-                )
-                new_rows = {table.key_of(r): r for r in _table_rows(table, lic, new_state)}
-                if old_state is new_state:
-                    continue
-                upserts.extend(r for k, r in new_rows.items() if old_rows.get(k) != r)
-                deletes.extend(k for k in old_rows if k not in new_rows)
+            upserts = [row for change in changes for row in change[table.name][0]]
+            deletes = [key for change in changes for key in change[table.name][1]]
             if deletes:
                 await conn.execute(table.delete_sql(), *_columns(deletes, len(table.key)))
             if upserts:
                 await conn.execute(table.upsert_sql(), *_columns(upserts, len(table.columns)))
 
 
-def _table_rows(table: Table, lic: str, state: LicState) -> list[tuple[Any, ...]]:
-    return [table.to_row(lic, row) for row in _rows_of(state)[table.name]]
+Change = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def _changes(lic: str, old: LicState | None, new: LicState) -> dict[str, Change]:
+    result: dict[str, Change] = {t.name: ([], []) for t in TABLES}
+    if old is new:
+        return result
+    old_rows = _rows_of(old) if old is not None else {}
+    new_rows = _rows_of(new)
+    for table in TABLES:
+        upserts, deletes = result[table.name]
+        before = old_rows.get(table.name, {})
+        after = new_rows[table.name]
+        for key, row in after.items():
+            previous = before.get(key)
+            if previous is row or previous == row:
+                continue
+            upserts.append(table.to_row(lic, row))
+        for key, row in before.items():
+            if key not in after:
+                deletes.append(table.key_of(table.to_row(lic, row)))
+    return result
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
