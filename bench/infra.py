@@ -54,6 +54,19 @@ class Infra:
     _postgres: stack.EmbeddedPostgres | None = None
     _broker: stack.EmbeddedBroker | None = None
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU seconds used so far by the embedded broker, the embedded PostgreSQL (postmaster,
+        its live backends and the ones that exited) and this benchmark process."""
+        used = {"bench (this process, observers)": cpu_seconds()}
+        if self._broker is not None:
+            with contextlib.suppress(psutil.Error):
+                used["broker"] = cpu_seconds(self._broker.process.pid)
+        if self._postgres is not None:
+            with contextlib.suppress(OSError, ValueError, psutil.Error):
+                pid = int((self._postgres.pgdata / "postmaster.pid").read_text().split()[0])
+                used["postgres"] = _tree_cpu(pid)
+        return {name: round(value, 2) for name, value in used.items()}
+
     def close(self) -> None:
         if self._broker is not None:
             self._broker.stop()
@@ -313,7 +326,22 @@ async def wait_until(
 
 
 def cpu_seconds(pid: int | None = None) -> float:
-    """User + system CPU time of a process (default: this one) and its children."""
-    process = psutil.Process(pid or os.getpid())
-    times = process.cpu_times()
+    """User + system CPU time of a process (default: this one)."""
+    times = psutil.Process(pid or os.getpid()).cpu_times()
     return float(times.user + times.system)
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU of a process, of its exited (reaped) children and of its live children."""
+    root = psutil.Process(pid)
+    times = root.cpu_times()
+    total = times.user + times.system + times.children_user + times.children_system
+    for child in root.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            child_times = child.cpu_times()
+            total += child_times.user + child_times.system
+    return float(total)
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after[k] - before.get(k, 0.0), 2) for k in after}

@@ -1,7 +1,7 @@
 """Bulk loader of the ledger (scenario 5): millions of usage rows, exactly as the event path
 writes them, in minutes.
 
-1. A template block goes through the real event path: per-LIC commands for `LICS_PER_KIND`
+1. A template block goes through the real event path: per-LIC commands for `lics_per_kind`
    lot-tracked perishable LICs (two manufacturer lots, `SHIPMENTS` lines of two units shipped
    FEFO) and as many serialized LICs (`SHIPMENTS` serials, one shipped per line) are decided by
    the allocation process, whose events the ledger process records. Every identifier of the
@@ -37,9 +37,7 @@ import asyncpg
 from bench import workload
 
 BLOCK, GROUP = "QBQ", "QGQ"
-LICS_PER_KIND = 50
-SHIPMENTS = 100  # lines per LIC per block: usage rows per block = 2 × LICS_PER_KIND × SHIPMENTS
-USAGE_PER_BLOCK = 2 * LICS_PER_KIND * SHIPMENTS
+SHIPMENTS = 100  # lines per LIC per block: usage rows per block = 2 × lics_per_kind × SHIPMENTS
 RECEIVED, SHIPPED, EXPIRES_A, EXPIRES_B = "2001-01-01", "2001-01-02", "2001-07-01", "2001-06-01"
 FIRST_DAY = date(2020, 1, 1)
 TABLES = (
@@ -81,11 +79,15 @@ def serial(block: int, n: int, k: int) -> str:
     return f"SN-{block_id(block)}-{n:02d}-{k:03d}"
 
 
-def template_commands() -> list[tuple[str, bytes]]:
+def usage_per_block(lics_per_kind: int) -> int:
+    return 2 * lics_per_kind * SHIPMENTS
+
+
+def template_commands(lics_per_kind: int) -> list[tuple[str, bytes]]:
     """The template block's per-LIC commands (lotline's own topic, key = LIC)."""
     setup: list[tuple[str, bytes]] = []
     lines: list[tuple[str, bytes]] = []
-    for n in range(LICS_PER_KIND):
+    for n in range(lics_per_kind):
         for kind, lic in (("lot", lot_lic(GROUP, n)), ("serial", serial_lic(GROUP, n))):
             item = workload.Lic(lic, kind)
             setup.append((lic, workload.upsert_item(item, f"{lic}/item/{BLOCK}")))
@@ -94,7 +96,7 @@ def template_commands() -> list[tuple[str, bytes]]:
                 "message_id": f"{lic}/receive/{BLOCK}",
                 "lic": lic,
                 "shipment_id": f"PO-{BLOCK}",
-                "line_no": n + 1 + (LICS_PER_KIND if kind == "serial" else 0),
+                "line_no": n + 1 + (lics_per_kind if kind == "serial" else 0),
                 "lot_id": f"PO-{BLOCK}-{lic}/1",
                 "office": workload.OFFICE,
                 "reference": f"PO-{BLOCK}",
@@ -292,7 +294,7 @@ async def _run_spread(dsn: str, statements: list[str]) -> None:
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(
-                "SET maintenance_work_mem = '256MB'; SET max_parallel_maintenance_workers = 0"
+                "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0"
             )
             while not queue.empty():
                 await conn.execute(queue.get_nowait())

@@ -18,11 +18,13 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import orjson
 
 from bench.kafka_io import Record
+from bench.stats import summary_ms
 
 ALLOCATED, FAILED = "ShipmentAllocated", "ShipmentAllocationFailed"
 SHIPPED, SHIP_REFUSED = "ShipmentShipped", "ShipmentShipRefused"
@@ -89,6 +91,53 @@ class HopClock:
         shipment_id = orjson.loads(record.value).get("shipment_id")
         if shipment_id:
             into[shipment_id] = max(into.get(shipment_id, 0.0), record.timestamp / 1000)
+
+
+async def outbox_breakdown(
+    dsn: str,
+    topics: Any,
+    sent: list[tuple[str, int, float]],
+    hops: HopClock,
+) -> dict[str, dict[str, float | int | None]]:
+    """Inside each hop, from the services' outbox rows (kept 10 minutes after sending):
+    `created_at` is when the deciding transaction began (now() is the transaction's start),
+    `sent_at` when the relay marked the row published. So per hop: input published → decision
+    transaction began ("wait"), and transaction began → published ("commit + relay")."""
+    published = {shipment_id: at for shipment_id, _, at in sent}
+    wanted = (
+        ("shipping", topics.commands, b"AllocateLine", published),
+        ("allocation", topics.events, b"LineAllocated", hops.commanded),
+        ("shipping", topics.status, b"ShipmentAllocated", hops.decided),
+    )
+    labels = ("shipping (request)", "allocation", "shipping (answer)")
+    conn = await asyncpg.connect(dsn)
+    result: dict[str, dict[str, float | int | None]] = {}
+    try:
+        for label, (schema, topic, kind, inputs) in zip(labels, wanted, strict=True):
+            rows = await conn.fetch(
+                f"SELECT payload, extract(epoch FROM created_at) AS began,"
+                f" extract(epoch FROM sent_at) AS sent FROM {schema}.outbox WHERE topic = $1",
+                topic,
+            )
+            waits, relays = [], []
+            latest: dict[str, tuple[float, float]] = {}
+            for row in rows:
+                if kind not in bytes(row["payload"][:40]) or row["sent"] is None:
+                    continue
+                shipment_id = orjson.loads(row["payload"]).get("shipment_id")
+                if shipment_id in inputs:
+                    began, done = float(row["began"]), float(row["sent"])
+                    if shipment_id not in latest or began > latest[shipment_id][0]:
+                        latest[shipment_id] = (began, done)
+            for shipment_id, (began, done) in latest.items():
+                waits.append(began - inputs[shipment_id])
+                relays.append(done - began)
+            for name, values in (("wait", waits), ("commit + relay", relays)):
+                summary = summary_ms(values)
+                result[f"{label}: {name}"] = {k: summary[k] for k in ("count", "p50_ms", "p99_ms")}
+    finally:
+        await conn.close()
+    return result
 
 
 @dataclass
@@ -185,6 +234,11 @@ class LedgerWatch:
                     break
                 lags.append(max(0.0, self.positions[i][0] - stamp))
         return lags
+
+    def unrecorded(self, events: list[tuple[int, int, float]]) -> list[float]:
+        """Timestamps of the events the ledger's last known position has not passed."""
+        latest = self.positions[-1][1] if self.positions else {}
+        return [stamp for partition, offset, stamp in events if latest.get(partition, 0) <= offset]
 
     def usage_rate(self, since: float) -> tuple[int, float | None]:
         """(usage rows added after `since`, rows/s while they were being added)."""

@@ -1,8 +1,12 @@
 """`lotline bench`: run the benchmark scenarios and write bench/results/latest.{json,md}.
 
     lotline bench                     every scenario at its default sizes (under 10 minutes)
-    lotline bench --quick             tiny sizes (under 2 minutes)
-    lotline bench --scenarios micro,allocation --out /tmp/results
+    lotline bench -- --quick          tiny sizes (under 2 minutes)
+    lotline bench -- --scenarios micro,allocation --out /tmp/results
+    python -m bench.run --quick       the same without the `lotline` launcher
+
+(`lotline bench --quick` without `--` is refused by shared/cli.py's argument parser, which
+does not pass options through to the benchmark; `--` gets them through.)
 
 With KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL unset, the embedded broker and PostgreSQL are
 started under a temporary folder and removed at the end. Each scenario gets a time limit; one
@@ -37,6 +41,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
+    if argv[:1] == ["--"]:  # `lotline bench -- --quick`: the separator reaches us too
+        argv = argv[1:]
     names = [s.name for s in registry()]
     parser = argparse.ArgumentParser(
         prog="lotline bench",
@@ -75,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else DEFAULT
     if args.usage_rows:
         sizes = dataclasses.replace(sizes, usage_rows=args.usage_rows)
-    command = " ".join(["lotline bench", *(argv if argv is not None else sys.argv[1:])])
+    given = argv if argv is not None else sys.argv[1:]
+    command = " ".join(["lotline bench", *(a for a in given if a != "--")])
     _quiet_logs()
     previous = signal.signal(signal.SIGTERM, _interrupt)
     work_dir = Path(tempfile.mkdtemp(prefix="lotline-bench-"))

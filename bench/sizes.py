@@ -17,9 +17,12 @@ class Sizes:
     receipt_serials: int  # serials in each receipt of scenario 4
     usage_rows: int  # ledger usage rows of scenario 5
     trace_queries: int  # GET /trace calls of each kind
+    trace_lics_per_kind: int  # lot and serialized LICs in scenario 5's template block (× 10 groups)
     micro_decisions: int  # allocation core commands decided in memory
     micro_serials: int  # serials parsed by the entry parser
     scenario_timeout: float  # seconds any one scenario may take before it is abandoned
+    drain_seconds: float  # scenario 3: how long after publishing a run waits for the path
+    latency_seconds: float  # scenario 1: how long each broker latency ceiling runs
     fresh_path_per_run: bool  # scenario 3: a fresh deployment for every run, or one for all
 
 
@@ -34,9 +37,12 @@ QUICK = Sizes(
     receipt_serials=10_000,
     usage_rows=100_000,
     trace_queries=30,
-    micro_decisions=5_000,
+    trace_lics_per_kind=10,
+    micro_decisions=3_000,
     micro_serials=100_000,
     scenario_timeout=120,
+    drain_seconds=20,
+    latency_seconds=5,
     fresh_path_per_run=False,
 )
 
@@ -51,8 +57,11 @@ DEFAULT = Sizes(
     receipt_serials=100_000,
     usage_rows=10_000_000,
     trace_queries=100,
+    trace_lics_per_kind=50,
     micro_decisions=30_000,
     micro_serials=1_000_000,
     scenario_timeout=600,
+    drain_seconds=15,
+    latency_seconds=10,
     fresh_path_per_run=True,
 )

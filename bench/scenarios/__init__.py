@@ -23,6 +23,7 @@ class Progress:
 
     def step(self, text: str) -> None:
         self._bar.set_description_str(text[:60])
+        self._bar.set_postfix_str("", refresh=False)
         self._bar.update(1)
 
     def note(self, text: str) -> None:

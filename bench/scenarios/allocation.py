@@ -20,7 +20,7 @@ from collections import Counter
 import orjson
 
 from bench import stats, workload
-from bench.infra import Services, new_deployment, wait_until
+from bench.infra import Services, cpu_delta, new_deployment, wait_until
 from bench.kafka_io import Record, Tail, publish, topic_sizes
 from bench.report import ScenarioResult, Target
 from bench.scenarios import Context
@@ -71,6 +71,7 @@ async def _measure(ctx: Context, result: ScenarioResult, copies: int) -> None:
         await tail.start()
         ctx.progress.step(f"allocation ({label}): deciding {expected:,} commands")
         started = time.time()
+        stack_before = ctx.infra.cpu_seconds()
         services = Services(deployment, ["allocation"], copies=copies)
 
         async def all_answered() -> tuple[bool, object]:
@@ -86,6 +87,7 @@ async def _measure(ctx: Context, result: ScenarioResult, copies: int) -> None:
             interval=0.2,
         )
         cpu = services.cpu_seconds()
+        stack_cpu = cpu_delta(stack_before, ctx.infra.cpu_seconds())
     finally:
         if services is not None:
             await services.stop()
@@ -114,6 +116,7 @@ async def _measure(ctx: Context, result: ScenarioResult, copies: int) -> None:
         "outcomes": dict(outcomes),
         "decide_seconds": times[-1] - times[0] if times else None,
         "service_cpu_seconds": cpu,
+        "stack_cpu_seconds": stack_cpu,
         "cpu_ms_per_decision": {k: round(v * 1000 / expected, 3) for k, v in cpu.items()},
     }
     held = await topic_sizes(

@@ -37,7 +37,8 @@ def steps(_sizes: Sizes) -> int:
 
 
 async def run(ctx: Context, result: ScenarioResult) -> None:
-    blocks = max(1, ctx.sizes.usage_rows // loader.USAGE_PER_BLOCK)
+    per_block = loader.usage_per_block(ctx.sizes.trace_lics_per_kind)
+    blocks = max(1, ctx.sizes.usage_rows // per_block)
     groups = min(GROUPS, blocks)
     deployment = await new_deployment(ctx.infra, "trace")
     try:
@@ -46,12 +47,12 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
         template = await _template(ctx, deployment)
         result.details["template_seconds"] = round(time.monotonic() - started, 1)
         result.details["template_rows"] = {t: template.rows(t) for t in loader.TABLES}
-        if template.rows("usage") != loader.USAGE_PER_BLOCK:
+        if template.rows("usage") != per_block:
             raise BenchError(
                 f"the template block recorded {template.rows('usage')} usage rows,"
-                f" expected {loader.USAGE_PER_BLOCK}"
+                f" expected {per_block}"
             )
-        ctx.progress.step(f"trace: bulk load of {blocks * loader.USAGE_PER_BLOCK:,} usage rows")
+        ctx.progress.step(f"trace: bulk load of {blocks * per_block:,} usage rows")
         loaded = await loader.load(
             deployment.dsn,
             template,
@@ -91,7 +92,7 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
 
 
 async def _template(ctx: Context, deployment: Deployment) -> loader.Template:
-    commands = loader.template_commands()
+    commands = loader.template_commands(ctx.sizes.trace_lics_per_kind)
     expected = {orjson.loads(value)["message_id"] for _, value in commands}
     answered: set[str] = set()
     clock = EventClock()
@@ -166,7 +167,7 @@ async def _query(
             lots, lot_sizes, serials, serial_sizes = [], [], [], []
             for _ in range(n):
                 block = rng.randrange(blocks)
-                lic_n = rng.randrange(loader.LICS_PER_KIND)
+                lic_n = rng.randrange(ctx.sizes.trace_lics_per_kind)
                 params = {
                     "lic": loader.lot_lic(block % groups, lic_n),
                     "mfr_lot": loader.mfr_lot(block, rng.choice("AB")),
