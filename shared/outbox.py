@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -172,6 +173,7 @@ class OutboxRelay:
 
     async def publish_once(self, conn: asyncpg.Connection) -> int:
         """Claim, publish and mark one batch; returns how many rows were sent."""
+        started = time.perf_counter()
         rows = await conn.fetch(CLAIM_SQL, self._batch_size, self._lease)
         if not rows:
             return 0
@@ -188,6 +190,9 @@ class OutboxRelay:
         await conn.execute(
             "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
             [r["id"] for r in rows],
+        )
+        log.debug(
+            "outbox.published", rows=len(rows), ms=round((time.perf_counter() - started) * 1000, 1)
         )
         self.published += len(rows)
         PUBLISHED.labels(self._schema).inc(len(rows))
