@@ -14,6 +14,7 @@ from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import upstream as u
+from shared.ids import namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
 
@@ -46,7 +47,9 @@ class AllocationService:
     async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:
         """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC."""
         for inbound in batch:
-            uow.outbox.emit(self._topics.commands, inbound.message.lic, inbound.message)
+            m = inbound.message
+            command = m.model_copy(update={"message_id": namespaced("item", m.message_id)})
+            uow.outbox.emit(self._topics.commands, m.lic, command)
 
     async def rekey_adjustments(
         self, uow: UnitOfWork, batch: list[Inbound[u.AdjustInventory]]
@@ -59,7 +62,7 @@ class AllocationService:
                 uow.outbox.emit(self._topics.events, m.lic, _refusal(m, exc))
                 continue
             command = c.AdjustStock(
-                message_id=m.message_id,
+                message_id=namespaced("adjustment", m.message_id),
                 occurred_at=m.occurred_at,
                 lic=m.lic,
                 adjustment_id=m.adjustment_id,

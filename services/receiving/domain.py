@@ -23,7 +23,6 @@ Pure: standard library plus the shared parsers (`shared.serials`, `shared.barcod
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -31,12 +30,12 @@ from decimal import Decimal
 from typing import Literal
 
 from shared.barcodes import BarcodeError, Scan, decode_scan
+from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
 Source = Literal["purchase", "production", "customer_return"]
 
-MAX_DERIVED_ID = 100
 """Ids derived from upstream ids stay short enough for allocation to suffix them (`#n`)."""
 
 
@@ -161,15 +160,6 @@ def check_receipt(
     return Checked(commands=tuple(commands))
 
 
-def derived_id(base: str, suffix: str) -> str:
-    """`base/suffix`, or a digest of `base` when that would be too long to carry further."""
-    candidate = f"{base}/{suffix}"
-    if len(candidate) <= MAX_DERIVED_ID:
-        return candidate
-    digest = hashlib.sha256(base.encode()).hexdigest()[:40]
-    return f"{digest}/{suffix}"[:MAX_DERIVED_ID]
-
-
 def normalize_gtin(value: str | None) -> str | None:
     """GTIN-8/12/13/14 as the 14-digit form decoded scans carry; anything else as given."""
     if value is None:
@@ -204,7 +194,9 @@ class _DocumentCheck:
         if check.problems:
             return check.problems
         return LineCommand(
-            command_id=derived_id(self.receipt.message_id, str(line.line_no)),
+            command_id=derived_id(
+                namespaced("receipt", self.receipt.message_id), str(line.line_no)
+            ),
             line_no=line.line_no,
             lic=line.lic,
             quantity=line.quantity,

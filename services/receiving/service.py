@@ -15,6 +15,7 @@ from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import events as e
 from shared.contracts import upstream as u
+from shared.ids import derived_id
 
 
 class ReceivingService:
@@ -38,7 +39,7 @@ class ReceivingService:
                 for line in checked.commands:
                     uow.outbox.emit(self._topics.commands, line.lic, translate.command(doc, line))
             else:
-                status_id = d.derived_id(doc.message_id, "rejected")
+                status_id = derived_id(doc.message_id, "rejected")
                 refusal = translate.rejected(status_id, doc.shipment_id, checked.problems)
                 uow.outbox.emit(self._topics.status, doc.shipment_id, refusal)
             recorded.append(NewReceipt(receipt, checked))
@@ -68,9 +69,9 @@ class ReceivingService:
         self, uow: UnitOfWork, message_id: str, shipment_id: str, settled: d.Settled
     ) -> None:
         if settled.fully_posted:
-            status_id = d.derived_id(message_id, "posted")
+            status_id = derived_id(message_id, "posted")
             message: Any = translate.posted(status_id, shipment_id, settled.posted)
         else:
-            status_id = d.derived_id(message_id, "rejected")
+            status_id = derived_id(message_id, "rejected")
             message = translate.rejected(status_id, shipment_id, settled.problems, settled.posted)
         uow.outbox.emit(self._topics.status, shipment_id, message)

@@ -31,7 +31,6 @@ The types live in `model.py`, picks parsing in `picks.py`. Pure: no I/O, no cloc
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
@@ -73,10 +72,8 @@ from services.shipping.model import (
     Upstream,
 )
 from services.shipping.picks import parse_picks
+from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
-
-MAX_DERIVED_ID = 100
-
 
 # --- entry points -----------------------------------------------------------------------------
 
@@ -126,15 +123,6 @@ def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...
     for line in sorted(shipment.lines, key=lambda x: x.line_no):
         problems.extend(_line_gaps(shipment.shipment_id, line, items.get(line.lic)))
     return tuple(problems)
-
-
-def derived_id(base: str, suffix: str) -> str:
-    """`base/suffix`, or a digest of `base` when that would be too long to carry further."""
-    candidate = f"{base}/{suffix}"
-    if len(candidate) <= MAX_DERIVED_ID:
-        return candidate
-    digest = hashlib.sha256(base.encode()).hexdigest()[:40]
-    return f"{digest}/{suffix}"[:MAX_DERIVED_ID]
 
 
 # --- upstream messages ------------------------------------------------------------------------
@@ -356,7 +344,7 @@ class _Draft:
             )
             return
         command = Allocate(
-            command_id=derived_id(message_id, f"allocate/{line.line_no}"),
+            command_id=derived_id(namespaced("shipment", message_id), f"allocate/{line.line_no}"),
             shipment_id=self.base.shipment_id,
             line_no=line.line_no,
             lic=line.lic,
@@ -382,7 +370,7 @@ class _Draft:
         for n, lic in enumerate(self._holders(line)):
             suffix = f"release/{line.line_no}" + (f"/{n}" if n else "")
             command = Release(
-                command_id=derived_id(message_id, suffix),
+                command_id=derived_id(namespaced("shipment", message_id), suffix),
                 shipment_id=self.base.shipment_id,
                 line_no=line.line_no,
                 lic=lic,
@@ -402,7 +390,7 @@ class _Draft:
 
     def ship(self, line: Line, message_id: str) -> None:
         command = Ship(
-            command_id=derived_id(message_id, f"ship/{line.line_no}"),
+            command_id=derived_id(namespaced("shipment", message_id), f"ship/{line.line_no}"),
             shipment_id=self.base.shipment_id,
             line_no=line.line_no,
             lic=line.lic,

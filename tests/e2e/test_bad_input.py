@@ -101,7 +101,7 @@ async def test_each_input_topic_dead_letters_bad_messages_and_goes_on(running: L
             await kafka_read_until(
                 env.bootstrap,
                 topics.events,
-                lambda rs: any(v.get("command_id") == f"item-{run}" for v in json_values(rs)),
+                lambda rs: any(v.get("command_id") == f"item:item-{run}" for v in json_values(rs)),
                 timeout=60,
             )
         wrong_schema = json.dumps({"type": "Mystery", "message_id": f"x-{run}"}).encode()
@@ -146,7 +146,7 @@ async def test_each_input_topic_dead_letters_bad_messages_and_goes_on(running: L
     events = await kafka_read_until(
         env.bootstrap,
         topics.events,
-        lambda rs: any(v.get("command_id") == f"adj-{run}" for v in json_values(rs)),
+        lambda rs: any(v.get("command_id") == f"adjustment:adj-{run}" for v in json_values(rs)),
         timeout=60,
     )
     assert any(v["type"] == "InventoryAdjusted" for v in json_values(events))

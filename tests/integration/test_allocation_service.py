@@ -267,3 +267,47 @@ async def test_serialized_flow_release_ship_and_returns(allocation: LotlineEnv) 
         assert statuses == {"134593568": "available", "200937842": "available"}
     finally:
         await conn.close()
+
+
+async def test_same_message_id_from_two_upstream_feeds_is_not_a_duplicate(
+    allocation: LotlineEnv,
+) -> None:
+    """An item feed and an adjustment feed both sending message_id "1001" are two messages:
+    the intake namespaces command ids by origin, so allocation's inbox keeps both."""
+    topics = allocation.settings.topics
+    lic = f"FEED-{uuid.uuid4().hex[:6]}"
+    shared_id = f"1001-{uuid.uuid4().hex[:6]}"
+    item = {"type": "UpsertItem", "message_id": shared_id, "lic": lic, "est_unit_cost": "1"}
+    await kafka_publish_many(allocation.bootstrap, topics.items, [(lic, json.dumps(item).encode())])
+    await kafka_read_until(
+        allocation.bootstrap,
+        topics.events,
+        lambda rs: any(v.get("lic") == lic for v in json_values(rs)),
+    )
+    adjustment = {
+        "type": "AdjustInventory",
+        "message_id": shared_id,
+        "adjustment_id": "ADJ-1001",
+        "lic": lic,
+        "office": "AI",
+        "kind": "beginning_balance",
+        "quantity": 5,
+        "unit_cost": "1",
+        "adjusted_on": "2026-11-01",
+    }
+    await kafka_publish_many(
+        allocation.bootstrap, topics.adjustments, [("ADJ-1001", json.dumps(adjustment).encode())]
+    )
+    records = await kafka_read_until(
+        allocation.bootstrap,
+        topics.events,
+        lambda rs: (
+            {v["type"] for v in json_values(rs) if v.get("lic") == lic}
+            >= {"ItemUpserted", "InventoryAdjusted"}
+        ),
+    )
+    answers = {v["type"]: v["command_id"] for v in json_values(records) if v.get("lic") == lic}
+    assert answers == {
+        "ItemUpserted": f"item:{shared_id}",
+        "InventoryAdjusted": f"adjustment:{shared_id}",
+    }

@@ -205,10 +205,10 @@ async def test_mixed_receipt_is_posted_with_lot_ids_and_generated_serials(bus: B
 
     commands = bus.commands("PO-1")
     assert [(c["type"], c["message_id"], c["lot_id"]) for c in commands] == [
-        ("ReceiveStock", "msg-PO-1/1", "PO-1/1"),
-        ("ReceiveStock", "msg-PO-1/2", "PO-1/2"),
-        ("ReceiveStock", "msg-PO-1/3", "PO-1/3"),
-        ("ReceiveStock", "msg-PO-1/4", "PO-1/4"),
+        ("ReceiveStock", "receipt:msg-PO-1/1", "PO-1/1"),
+        ("ReceiveStock", "receipt:msg-PO-1/2", "PO-1/2"),
+        ("ReceiveStock", "receipt:msg-PO-1/3", "PO-1/3"),
+        ("ReceiveStock", "receipt:msg-PO-1/4", "PO-1/4"),
     ]
     assert commands[3]["generate_serials"] is True
     (status,) = bus.statuses("PO-1")

@@ -23,8 +23,8 @@ from services.receiving.domain import (
     ReceiptLine,
     Source,
     check_receipt,
-    derived_id,
 )
+from shared.ids import derived_id
 from shared.reasons import ReasonCode
 
 DAY = date(2026, 11, 2)
@@ -104,7 +104,7 @@ def only(problems: tuple[Problem, ...]) -> Problem:
 
 def test_plain_line_becomes_one_command_with_deterministic_ids() -> None:
     (command,) = accepted(line("PLAIN", "2.5", no=3))
-    assert command.command_id == "m-1/3"
+    assert command.command_id == "receipt:m-1/3"  # namespaced by origin
     assert command.lot_id == "PO-60006/3"
     assert (command.lots, command.serials, command.generate_serials) == ((), (), False)
     assert not command.is_return
