@@ -282,9 +282,10 @@ class Services:
                     + log_tail(self.deployment.log_dir / f"{name.split('#')[0]}.log")
                 )
 
-    async def stop(self) -> list[int]:
+    async def stop(self, grace: float = 5.0) -> list[int]:
+        """SIGTERM, then SIGKILL after `grace` seconds: a graceful drain is not measured here."""
         self._sampling.set()
-        return await asyncio.to_thread(stack.stop_services, self.procs)
+        return await asyncio.to_thread(stack.stop_services, self.procs, grace)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -193,9 +193,8 @@ def instantiate(data: bytes, block: int, groups: int) -> bytes:
 @dataclass
 class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)
-    copy_seconds: float = 0.0
-    index_seconds: float = 0.0
-    analyze_seconds: float = 0.0
+    lanes: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
 
 
 async def load(
@@ -205,62 +204,70 @@ async def load(
     groups: int,
     on_block: Callable[[int], None] = lambda _: None,
 ) -> LoadReport:
+    """Replace the ledger's rows by `blocks` copies of the template (see the module doc)."""
     report = LoadReport()
     admin = await asyncpg.connect(dsn)
     try:
         ddl = await _drop_indexes(admin)
         await admin.execute("; ".join(f"ALTER TABLE ledger.{t} SET UNLOGGED" for t in TABLES))
-        started = time.monotonic()
-        done = [0] * len(LANES)
-
-        async def lane(n: int, tables: tuple[str, ...]) -> None:
-            conn = await asyncpg.connect(dsn)
-            try:
-                for table in tables:
-                    if not template.data.get(table):
-                        continue
-                    count = groups if table in ONCE_PER_GROUP else blocks
-                    await conn.copy_to_table(
-                        table,
-                        schema_name="ledger",
-                        columns=template.columns[table],
-                        source=_stream(template.data[table], count, groups, n, done, on_block),
-                    )
-                    report.rows[table] = template.rows(table) * count
-            finally:
-                await conn.close()
-
-        await asyncio.gather(*(lane(n, tables) for n, tables in enumerate(LANES)))
-        report.copy_seconds = time.monotonic() - started
-        started = time.monotonic()
-        await _run_spread(dsn, ddl)
-        report.index_seconds = time.monotonic() - started
-        started = time.monotonic()
-        await admin.execute("; ".join(f"ANALYZE ledger.{t}" for t in TABLES))
-        report.analyze_seconds = time.monotonic() - started
     finally:
         await admin.close()
+    started = time.monotonic()
+
+    async def lane(n: int, tables: tuple[str, ...]) -> None:
+        """COPY this lane's tables, then rebuild their constraints and indexes, analyze."""
+        conn = await asyncpg.connect(dsn)
+        try:
+            began = time.monotonic()
+            for table in tables:
+                if not template.data.get(table):
+                    continue
+                count = groups if table in ONCE_PER_GROUP else blocks
+                await conn.copy_to_table(
+                    table,
+                    schema_name="ledger",
+                    columns=template.columns[table],
+                    source=_stream(template.data[table], count, groups, n == 0, on_block),
+                )
+                report.rows[table] = template.rows(table) * count
+            copied = time.monotonic()
+            await conn.execute(
+                "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0"
+            )
+            for table in tables:
+                for statement in ddl.get(table, []):
+                    await conn.execute(statement)
+            indexed = time.monotonic()
+            await conn.execute("; ".join(f"ANALYZE ledger.{t}" for t in tables))
+            report.lanes.append(
+                {
+                    "tables": list(tables),
+                    "copy_seconds": round(copied - began, 1),
+                    "index_seconds": round(indexed - copied, 1),
+                    "analyze_seconds": round(time.monotonic() - indexed, 1),
+                }
+            )
+        finally:
+            await conn.close()
+
+    await asyncio.gather(*(lane(n, tables) for n, tables in enumerate(LANES)))
+    report.seconds = time.monotonic() - started
     return report
 
 
 async def _stream(
-    data: bytes,
-    count: int,
-    groups: int,
-    lane: int,
-    done: list[int],
-    on_block: Callable[[int], None],
+    data: bytes, count: int, groups: int, report: bool, on_block: Callable[[int], None]
 ) -> AsyncIterator[bytes]:
     for block in range(count):
         yield instantiate(data, block, groups)
-        if lane == 0:
-            done[0] = block + 1
+        if report:
             on_block(block + 1)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # let the other lane's generator run
 
 
-async def _drop_indexes(conn: asyncpg.Connection) -> list[str]:
-    """Empty the tables, drop their constraints and indexes; the DDL that recreates them."""
+async def _drop_indexes(conn: asyncpg.Connection) -> dict[str, list[str]]:
+    """Empty the tables, drop their constraints and indexes; per table, the DDL that
+    recreates them (constraints first), read from the catalog."""
     await conn.execute("TRUNCATE " + ", ".join(f"ledger.{t}" for t in TABLES))
     constraints = await conn.fetch(
         "SELECT c.conrelid::regclass::text AS tbl, c.conname, pg_get_constraintdef(c.oid) AS def"
@@ -270,35 +277,19 @@ async def _drop_indexes(conn: asyncpg.Connection) -> list[str]:
         [f"ledger.{t}" for t in TABLES],
     )
     indexes = await conn.fetch(
-        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'ledger'"
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'ledger'"
         " AND tablename = ANY($1::text[])"
         " AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))",
         list(TABLES),
     )
+    ddl: dict[str, list[str]] = {}
     for c in constraints:
         await conn.execute(f'ALTER TABLE {c["tbl"]} DROP CONSTRAINT "{c["conname"]}"')
+        table = c["tbl"].removeprefix("ledger.")
+        ddl.setdefault(table, []).append(
+            f'ALTER TABLE {c["tbl"]} ADD CONSTRAINT "{c["conname"]}" {c["def"]}'
+        )
     for i in indexes:
         await conn.execute(f'DROP INDEX ledger."{i["indexname"]}"')
-    return [
-        f'ALTER TABLE {c["tbl"]} ADD CONSTRAINT "{c["conname"]}" {c["def"]}' for c in constraints
-    ] + [i["indexdef"] for i in indexes]
-
-
-async def _run_spread(dsn: str, statements: list[str]) -> None:
-    """Run DDL on two connections at once (one per core), biggest tables first."""
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    for statement in sorted(statements, key=lambda s: "transactions" not in s):
-        queue.put_nowait(statement)
-
-    async def worker() -> None:
-        conn = await asyncpg.connect(dsn)
-        try:
-            await conn.execute(
-                "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0"
-            )
-            while not queue.empty():
-                await conn.execute(queue.get_nowait())
-        finally:
-            await conn.close()
-
-    await asyncio.gather(worker(), worker())
+        ddl.setdefault(i["tablename"], []).append(i["indexdef"])
+    return ddl

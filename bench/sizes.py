@@ -62,6 +62,6 @@ DEFAULT = Sizes(
     micro_serials=1_000_000,
     scenario_timeout=600,
     drain_seconds=15,
-    latency_seconds=10,
+    latency_seconds=8,
     fresh_path_per_run=True,
 )

@@ -1,6 +1,7 @@
 """Scenario 3: the whole path, four services as processes, an upstream publisher process.
 
-Each run starts on a fresh deployment (database, topics, the four services): items are
+At the default sizes each run starts on a fresh deployment (database, topics, the four
+services; `--quick` runs share one, in order): items are
 published on `inventory.items`, every LIC is stocked by ShipmentReceived documents (serials as
 spans), one warm-up shipment goes all the way through. Then the publisher process publishes
 ShipmentRequested documents of 1–3 lines (`occurred_at` = publish instant) either as fast as it
