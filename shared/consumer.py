@@ -37,7 +37,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter
 
 from shared.config import Settings
-from shared.contracts.codec import InvalidMessage, decode
+from shared.contracts.codec import MAX_EVENT_BYTES, InvalidMessage, decode
 from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS
 from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
 
@@ -151,8 +151,8 @@ class TransactionalConsumer(Generic[T]):
             ack_policy=AckPolicy.MANUAL,
             listener=_Listener(self),
             decoder=_keep_raw,
-            max_partition_fetch_bytes=16 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=MAX_EVENT_BYTES,
+            fetch_max_bytes=MAX_EVENT_BYTES,
             title=f"{self.topic}:{self.name}",
             description=self._description,
         )

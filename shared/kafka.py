@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from shared.config import Settings
-from shared.contracts.codec import MAX_MESSAGE_BYTES
+from shared.contracts.codec import MAX_EVENT_BYTES
 
 log = structlog.get_logger(__name__)
 
@@ -26,7 +26,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         enable_idempotence=False,
         acks="all",
         linger_ms=1,
-        max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
+        max_request_size=MAX_EVENT_BYTES,
         max_batch_size=1024 * 1024,
         **settings.kafka_client_options(),
     )
@@ -65,7 +65,13 @@ async def ensure_topics(settings: Settings) -> list[str]:
         existing = set(await admin.list_topics())
         wanted = settings.topics.partitions()
         replicas = settings.kafka_replication_factor
-        missing = [NewTopic(n, p, replicas) for n, p in wanted.items() if n not in existing]
+        # Apache Kafka refuses messages over 1 MB unless the topic says otherwise.
+        config = {"max.message.bytes": str(MAX_EVENT_BYTES)}
+        missing = [
+            NewTopic(n, p, replicas, topic_configs=config)
+            for n, p in wanted.items()
+            if n not in existing
+        ]
         created = []
         for topic in missing:
             try:

@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+# What lotline itself may publish: a decision about 100,000 serials lists every one of them
+# (about 11 MB). Topics are created to accept it; consumers fetch it.
+MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 T = TypeVar("T")
 
