@@ -206,6 +206,7 @@ class Services:
         self.peak_rss: dict[str, int] = dict.fromkeys(self.names, 0)
         self._read: dict[str, int] = {}
         self._errors: dict[str, Counter[str]] = {}
+        self.dead_letters: list[str] = []  # the benchmark sends only valid messages
         self._sampling = threading.Event()
         self._sampler = threading.Thread(target=self._sample, name="bench-rss", daemon=True)
         self._sampler.start()
@@ -253,6 +254,10 @@ class Services:
             for line in text.splitlines():
                 if "[error" in line or _EXCEPTION.match(line):
                     seen[_EXCEPTION_LINE.sub("", line.strip())[:300]] += 1
+                elif "consumer.dead_letter" in line:
+                    self.dead_letters.append(
+                        f"{name}: {_EXCEPTION_LINE.sub('', line.strip())[:400]}"
+                    )
             if seen:
                 found[name] = seen
         return found
@@ -267,9 +272,13 @@ class Services:
 
     def check(self, *, repeated_errors: int = 0) -> None:
         """Raise BenchError (with the log's tail) if a service process has exited, or (when
-        `repeated_errors` > 0) if one logged the same exception that many times: it is stuck."""
+        `repeated_errors` > 0) if one dead-lettered a message (the benchmark sends only valid
+        ones) or logged the same exception that many times: it is stuck."""
         if repeated_errors:
-            for name, seen in self.errors().items():
+            errors = self.errors()
+            if self.dead_letters:
+                raise BenchError(f"a service dead-lettered a message: {self.dead_letters[0]}")
+            for name, seen in errors.items():
                 for message, count in seen.items():
                     if count >= repeated_errors and _EXCEPTION.match(message):
                         raise BenchError(
@@ -283,7 +292,8 @@ class Services:
                 )
 
     async def stop(self, grace: float = 5.0) -> list[int]:
-        """SIGTERM, then SIGKILL after `grace` seconds: a graceful drain is not measured here."""
+        """SIGTERM, then SIGKILL after `grace` seconds: a graceful drain is not measured here
+        (the database is dropped right after)."""
         self._sampling.set()
         return await asyncio.to_thread(stack.stop_services, self.procs, grace)
 

@@ -15,6 +15,7 @@ class Sizes:
     allocation_commands: int  # per-LIC commands pre-loaded in scenario 2
     fast_documents: int  # ShipmentRequested documents published as fast as possible
     receipt_serials: int  # serials in each receipt of scenario 4
+    receipt_patience: float  # seconds scenario 4 waits for ReceiptPosted (the target is 5 s)
     usage_rows: int  # ledger usage rows of scenario 5
     trace_queries: int  # GET /trace calls of each kind
     trace_lics_per_kind: int  # lot and serialized LICs in scenario 5's template block (× 10 groups)
@@ -35,6 +36,7 @@ QUICK = Sizes(
     allocation_commands=3_000,
     fast_documents=300,
     receipt_serials=10_000,
+    receipt_patience=30,
     usage_rows=100_000,
     trace_queries=30,
     trace_lics_per_kind=10,
@@ -55,6 +57,7 @@ DEFAULT = Sizes(
     allocation_commands=30_000,
     fast_documents=5_000,
     receipt_serials=100_000,
+    receipt_patience=60,
     usage_rows=10_000_000,
     trace_queries=100,
     trace_lics_per_kind=50,

@@ -90,7 +90,7 @@ async def _measure(ctx: Context, result: ScenarioResult, copies: int) -> None:
         stack_cpu = cpu_delta(stack_before, ctx.infra.cpu_seconds())
     finally:
         if services is not None:
-            await services.stop()
+            await services.stop(grace=1.0)
         await tail.stop()
     times = sorted(answered.values())
     rate = stats.span_rate(times)

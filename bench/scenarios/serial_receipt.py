@@ -90,7 +90,7 @@ async def _receive(
     services = Services(deployment, SERVICES)
     producer = plain_producer(ctx.infra.bootstrap, ctx.infra.kafka_options)
     conn: asyncpg.Connection | None = None
-    patience = min(60.0, ctx.sizes.scenario_timeout / 4)
+    patience = ctx.sizes.receipt_patience
     try:
         await tail.start()
         await producer.start()
@@ -159,7 +159,7 @@ async def _receive(
             await conn.close()
         await producer.stop()
         await tail.stop()
-        await services.stop()
+        await services.stop(grace=1.0)
         await deployment.drop()
 
 

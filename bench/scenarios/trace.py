@@ -129,7 +129,7 @@ async def _template(ctx: Context, deployment: Deployment) -> loader.Template:
         await producer.stop()
         await ledger.stop()
         await tail.stop()
-        await services.stop()
+        await services.stop(grace=1.0)
     return await loader.capture(deployment.dsn)
 
 
@@ -183,7 +183,7 @@ async def _query(
                 serials.append(elapsed)
                 serial_sizes.append(size)
     finally:
-        await services.stop()
+        await services.stop(grace=1.0)
     if min(lot_sizes) == 0 or min(serial_sizes) == 0:
         raise BenchError(
             "a trace came back empty: the loaded ledger does not hold what was asked for"

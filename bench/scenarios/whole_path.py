@@ -130,7 +130,7 @@ class Path:
         await self.events_tail.stop()
         await self.commands_tail.stop()
         if self.services is not None:
-            await self.services.stop()
+            await self.services.stop(grace=1.0)
 
     async def settle(self, check: Callable[[], bool], deadline: float) -> bool:
         """Wait until `check()` or the monotonic `deadline`; whether it came true."""
