@@ -31,6 +31,7 @@ class Figure:
     ceiling: str | None = None  # key of the ceilings
     target: Target | None = None
     note: str = ""
+    missed: bool = False  # no value because the thing measured never happened: target not met
 
     def as_dict(self, ceilings: dict[str, dict[str, Any]]) -> dict[str, Any]:
         ceiling = ceilings.get(self.ceiling) if self.ceiling else None
@@ -46,7 +47,7 @@ class Figure:
             "ceiling_value": _round(ceiling_value),
             "ratio": ratio,
             "target": self.target.text if self.target else None,
-            "meets_target": _meets(self.target, self.value, ratio),
+            "meets_target": False if self.missed else _meets(self.target, self.value, ratio),
             "note": self.note,
         }
 
@@ -82,8 +83,9 @@ class ScenarioResult:
         ceiling: str | None = None,
         target: Target | None = None,
         note: str = "",
+        missed: bool = False,
     ) -> None:
-        self.figures.append(Figure(name, value, unit, ceiling, target, note))
+        self.figures.append(Figure(name, value, unit, ceiling, target, note, missed))
 
     def as_dict(self, ceilings: dict[str, dict[str, Any]]) -> dict[str, Any]:
         return {

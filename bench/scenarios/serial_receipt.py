@@ -72,7 +72,8 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
                 None,
                 "s",
                 target=Target("value<=", 5.0, f"{n:,}-serial receipt posted in ≤ 5 s"),
-                note="not posted: see the error",
+                note=f"not posted within {ctx.sizes.receipt_patience:.0f} s: see the error",
+                missed=True,
             )
     if failures:
         raise BenchError("\n".join(failures))
