@@ -105,33 +105,38 @@ async def outbox_breakdown(
     transaction began ("wait"), and transaction began → published ("commit + relay")."""
     published = {shipment_id: at for shipment_id, _, at in sent}
     wanted = (
-        ("shipping", topics.commands, b"AllocateLine", published),
-        ("allocation", topics.events, b"LineAllocated", hops.commanded),
-        ("shipping", topics.status, b"ShipmentAllocated", hops.decided),
+        ("shipping", topics.commands, "AllocateLine", published),
+        ("allocation", topics.events, "LineAllocated", hops.commanded),
+        ("shipping", topics.status, "ShipmentAllocated", hops.decided),
     )
     labels = ("shipping (request)", "allocation", "shipping (answer)")
     conn = await asyncpg.connect(dsn)
     result: dict[str, dict[str, float | int | None]] = {}
     try:
         for label, (schema, topic, kind, inputs) in zip(labels, wanted, strict=True):
+            # The last row of each shipment: the one that completed its hop.
             rows = await conn.fetch(
-                f"SELECT payload, extract(epoch FROM created_at) AS began,"
-                f" extract(epoch FROM sent_at) AS sent FROM {schema}.outbox WHERE topic = $1",
+                f"""
+                SELECT DISTINCT ON (shipment_id) shipment_id,
+                       extract(epoch FROM created_at)::float8 AS began,
+                       extract(epoch FROM sent_at)::float8 AS sent
+                FROM (
+                    SELECT convert_from(payload, 'UTF8')::jsonb ->> 'shipment_id' AS shipment_id,
+                           created_at, sent_at
+                    FROM {schema}.outbox
+                    WHERE topic = $1 AND sent_at IS NOT NULL
+                      AND position($2::bytea IN substring(payload FROM 1 FOR 40)) > 0
+                ) AS rows
+                ORDER BY shipment_id, created_at DESC
+                """,
                 topic,
+                kind.encode(),
             )
             waits, relays = [], []
-            latest: dict[str, tuple[float, float]] = {}
             for row in rows:
-                if kind not in bytes(row["payload"][:40]) or row["sent"] is None:
-                    continue
-                shipment_id = orjson.loads(row["payload"]).get("shipment_id")
-                if shipment_id in inputs:
-                    began, done = float(row["began"]), float(row["sent"])
-                    if shipment_id not in latest or began > latest[shipment_id][0]:
-                        latest[shipment_id] = (began, done)
-            for shipment_id, (began, done) in latest.items():
-                waits.append(began - inputs[shipment_id])
-                relays.append(done - began)
+                if row["shipment_id"] in inputs:
+                    waits.append(row["began"] - inputs[row["shipment_id"]])
+                    relays.append(row["sent"] - row["began"])
             for name, values in (("wait", waits), ("commit + relay", relays)):
                 summary = summary_ms(values)
                 result[f"{label}: {name}"] = {k: summary[k] for k in ("count", "p50_ms", "p99_ms")}

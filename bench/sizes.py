@@ -65,6 +65,6 @@ DEFAULT = Sizes(
     micro_serials=1_000_000,
     scenario_timeout=600,
     drain_seconds=15,
-    latency_seconds=8,
+    latency_seconds=6,
     fresh_path_per_run=True,
 )

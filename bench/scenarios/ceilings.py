@@ -4,10 +4,9 @@
   partition count of `inventory.commands`), with lotline's producer settings and the services'
   consumer settings (batches of KAFKA_MAX_BATCH, fetch_max_wait_ms 20);
 - broker produce→consume latency p50/p99 at each offered rate of scenario 3 (messages/s = lines/s),
-  published by the separate publisher process for `latency_seconds` (8 s by default, about a
-  quarter of scenario 3's runs: the topic then holds fewer messages, so on the embedded broker
-  this ceiling is if anything lower, i.e. the comparison is conservative), each on its own fresh
-  topic;
+  published by the separate publisher process for `latency_seconds` (6 s by default, a fifth of
+  scenario 3's runs: the topic then holds fewer messages, so on the embedded broker this ceiling
+  is if anything lower, i.e. the comparison is conservative), each on its own fresh topic;
 - PostgreSQL COPY rows/s of the same ~300-byte rows, 1,000 rows per transaction;
 - the one-hop pipeline: a consumer group member reads a batch, COPYs it with its offsets in one
   transaction, then commits the offsets to Kafka (msgs/s).
