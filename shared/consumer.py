@@ -37,7 +37,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter
 
 from shared.config import Settings
-from shared.contracts.codec import MAX_EVENT_BYTES, InvalidMessage, decode
+from shared.contracts.codec import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, InvalidMessage, decode
 from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS
 from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
 
@@ -117,6 +117,8 @@ class TransactionalConsumer(Generic[T]):
         self._settings = settings
         self._payload_doc = payload_doc
         self._description = description
+        own = {settings.topics.commands, settings.topics.events, settings.topics.status}
+        self._max_bytes = MAX_EVENT_BYTES if topic in own else MAX_MESSAGE_BYTES
         self._epochs: dict[tuple[str, int], int] = {}
         self._next: dict[tuple[str, int], int] = {}
         self._subscriber: Any = None
@@ -324,7 +326,7 @@ class TransactionalConsumer(Generic[T]):
                 self._dead_letter(outbox, record, poison)
                 continue
             try:
-                message = decode(self._adapter, record.value or b"")
+                message = decode(self._adapter, record.value or b"", max_bytes=self._max_bytes)
             except InvalidMessage as exc:
                 self._dead_letter(outbox, record, exc.reason)
                 continue

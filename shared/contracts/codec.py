@@ -41,9 +41,9 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def loads(data: bytes) -> Any:
-    if len(data) > MAX_MESSAGE_BYTES:
-        raise InvalidMessage(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_BYTES} bytes")
+def loads(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
+    if len(data) > max_bytes:
+        raise InvalidMessage(f"message of {len(data)} bytes exceeds {max_bytes} bytes")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -61,9 +61,13 @@ def loads(data: bytes) -> Any:
         raise InvalidMessage("JSON nested too deeply") from None
 
 
-def decode(adapter: TypeAdapter[T], data: bytes) -> T:
-    """Parse and validate one message, or raise InvalidMessage with a readable reason."""
-    document = loads(data)
+def decode(adapter: TypeAdapter[T], data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> T:
+    """Parse and validate one message, or raise InvalidMessage with a readable reason.
+
+    `max_bytes`: upstream messages are held to MAX_MESSAGE_BYTES; lotline's own topics carry
+    decisions up to MAX_EVENT_BYTES.
+    """
+    document = loads(data, max_bytes=max_bytes)
     if not isinstance(document, dict):
         raise InvalidMessage("a message must be a JSON object")
     try:

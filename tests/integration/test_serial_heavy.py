@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from services.allocation.app import create_runtime
@@ -73,3 +75,58 @@ async def test_receipt_from_next_serial_of_100k_units_is_published(allocation: L
     assert len(serials) == SERIALS and len(set(serials)) == SERIALS
     assert serials[0] == "00007" and serials[-1] == str(7 + SERIALS - 1)
     assert event["next_serial"] == str(7 + SERIALS)
+
+
+async def test_receipt_document_with_a_100k_span_is_posted(lotline_env: Any) -> None:
+    """Through receiving (R5 span parsing) and allocation: the 11 MB answer is read back by
+    receiving, which posts the document."""
+    from services.receiving.app import create_runtime as receiving_runtime
+
+    env: LotlineEnv = lotline_env(
+        KAFKA_SESSION_TIMEOUT_MS="3000", KAFKA_HEARTBEAT_INTERVAL_MS="500"
+    )
+    topics = env.settings.topics
+    runtimes = [create_runtime(env.settings), receiving_runtime(env.settings)]
+    for runtime in runtimes:
+        await runtime.start()
+    try:
+        lic = f"SPAN-{uuid.uuid4().hex[:6]}"
+        item = {"type": "UpsertItem", "message_id": f"{lic}-i", "lic": lic, "serialized": True}
+        await kafka_publish_many(env.bootstrap, topics.items, [(lic, json.dumps(item).encode())])
+        await kafka_read_until(
+            env.bootstrap,
+            topics.events,
+            lambda rs: any(b'"ItemUpserted"' in (r.value or b"") for r in rs),
+        )
+        receipt = {
+            "type": "ShipmentReceived",
+            "message_id": f"{lic}-doc",
+            "shipment_id": f"PO-{lic}",
+            "office": "AI",
+            "received_on": "2026-11-01",
+            "lines": [
+                {"line_no": 1, "lic": lic, "quantity": SERIALS, "serials": "SN-000000...SN-099999"}
+            ],
+        }
+        conn = await asyncpg.connect(env.dsn)
+        try:  # receiving learns items from allocation's events: wait until it knows this one
+            for _ in range(200):
+                if await conn.fetchval("SELECT count(*) FROM receiving.items WHERE lic = $1", lic):
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await conn.close()
+        await kafka_publish_many(
+            env.bootstrap, topics.receipts, [(f"PO-{lic}", json.dumps(receipt).encode())]
+        )
+        statuses = await kafka_read_until(
+            env.bootstrap,
+            topics.status,
+            lambda rs: any(b"Receipt" in (r.value or b"") for r in rs),
+            timeout=120,
+        )
+        posted = [json.loads(r.value) for r in statuses if b"ReceiptPosted" in (r.value or b"")]
+        assert posted and posted[0]["lines"][0]["lot_id"] == f"PO-{lic}/1"
+    finally:
+        for runtime in reversed(runtimes):
+            await runtime.stop()
