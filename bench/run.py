@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     ctx_ceilings, scenario_results = results
     description["load_average_at_end"] = machine.load_average()
+    # Services run from the working tree: say so when the checkout moved during the run.
+    description["git_at_end"] = machine.git_revision(ROOT)
     document = report.build(
         command=command,
         mode="quick" if args.quick else "default",
