@@ -117,8 +117,9 @@ class TransactionalConsumer(Generic[T]):
         self._settings = settings
         self._payload_doc = payload_doc
         self._description = description
-        own = {settings.topics.commands, settings.topics.events, settings.topics.status}
-        self._max_bytes = MAX_EVENT_BYTES if topic in own else MAX_MESSAGE_BYTES
+        topics = settings.topics
+        self._own = topic in {topics.commands, topics.events, topics.status}
+        self._max_bytes = MAX_EVENT_BYTES if self._own else MAX_MESSAGE_BYTES
         self._epochs: dict[tuple[str, int], int] = {}
         self._next: dict[tuple[str, int], int] = {}
         self._subscriber: Any = None
@@ -326,7 +327,9 @@ class TransactionalConsumer(Generic[T]):
                 self._dead_letter(outbox, record, poison)
                 continue
             try:
-                message = decode(self._adapter, record.value or b"", max_bytes=self._max_bytes)
+                message = decode(
+                    self._adapter, record.value or b"", max_bytes=self._max_bytes, own=self._own
+                )
             except InvalidMessage as exc:
                 self._dead_letter(outbox, record, exc.reason)
                 continue
