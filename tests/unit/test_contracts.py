@@ -151,3 +151,23 @@ def test_committed_asyncapi_document_matches_the_code() -> None:
 
     committed = json.loads((Path(__file__).parents[2] / "docs" / "asyncapi.json").read_text())
     assert committed == json.loads(json.dumps(document(), sort_keys=True))
+
+
+def test_own_topics_are_validated_by_the_native_parser_with_the_event_size_limit() -> None:
+    """lotline's own topics: same models, pydantic's JSON parser, the larger size limit."""
+    events = TypeAdapter(InventoryEvent)
+    event = LineShipped(
+        message_id="c#0",
+        lic="X",
+        command_id="c",
+        shipment_id="S",
+        line_no=1,
+        office="AI",
+        ship_on=date(2026, 11, 2),
+        quantity=Decimal("1"),
+    )
+    assert decode(events, encode(event), own=True) == event
+    with pytest.raises(InvalidMessage, match="quantity"):
+        decode(events, encode(event).replace(b'"quantity":"1"', b'"quantity":"NaN"'), own=True)
+    with pytest.raises(InvalidMessage, match="exceeds"):
+        decode(events, encode(event), own=True, max_bytes=10)
