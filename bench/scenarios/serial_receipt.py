@@ -135,7 +135,7 @@ async def _receive(
             "s",
             ceiling=f"copy_floor_{n}_s",
             target=Target("value<=", 5.0, f"{n:,}-serial receipt posted in ≤ 5 s"),
-            note=f"{len(body) / 2**20:.1f} MB document",
+            note=f"{len(body):,} B document",
         )
         result.figure(
             f"{label} of {n:,}: publish → ledger holds every serial",
