@@ -43,8 +43,8 @@ QUICK = Sizes(
     micro_decisions=3_000,
     micro_serials=100_000,
     scenario_timeout=120,
-    drain_seconds=20,
-    latency_seconds=5,
+    drain_seconds=10,
+    latency_seconds=3,
     fresh_path_per_run=False,
 )
 
