@@ -190,7 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["bench"] and words[1:2] != ["-h"]:
+        # `lotline bench --quick`: everything after `bench` belongs to the benchmark.
+        rest = words[2:] if words[1:2] == ["--"] else words[1:]
+        return cmd_bench(argparse.Namespace(command="bench", args=rest))
+    args = build_parser().parse_args(words)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

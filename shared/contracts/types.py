@@ -24,6 +24,10 @@ _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
 
 
 def _check_text(value: str, *, what: str) -> str:
+    if value.isascii() and value.isprintable():
+        # The common case, fast: printable ASCII is NFC and holds no control or invisible
+        # character.
+        return value.strip()
     value = unicodedata.normalize("NFC", value).strip()
     for ch in value:
         category = unicodedata.category(ch)
