@@ -31,6 +31,7 @@ from typing import Literal
 
 from shared.barcodes import BarcodeError, Scan, decode_scan
 from shared.ids import derived_id, namespaced
+from shared.movements import Moved
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
@@ -464,18 +465,6 @@ def _problem(line: ReceiptLine, code: ReasonCode, reason: str, offending: str | 
 
 
 # --- settling: allocation's answers -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Moved:
-    """Units of one inventory lot (and manufacturer lot or serial) a decision moved."""
-
-    lot_id: str | None
-    quantity: Decimal
-    unit_cost: Decimal
-    mfr_lot: str | None = None
-    expires_on: date | None = None
-    serial: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
+from shared.movements import moved
 
 _MAX_TEXT = 1_900
 
@@ -105,7 +106,7 @@ def answer(event: e.Event) -> d.Answer | None:
                     quantity=event.quantity,
                     lot_id=event.lot_id,
                     generated_serials=tuple(event.generated_serials),
-                    movements=_moved(event.movements),
+                    movements=moved(event.movements),
                 ),
             )
         case e.StockReturned():
@@ -115,7 +116,7 @@ def answer(event: e.Event) -> d.Answer | None:
                     line_no=event.line_no,
                     lic=event.lic,
                     quantity=event.quantity,
-                    movements=_moved(event.movements),
+                    movements=moved(event.movements),
                 ),
             )
         case e.CommandRejected() if event.command_type in ("ReceiveStock", "ReturnStock"):
@@ -130,20 +131,6 @@ def answer(event: e.Event) -> d.Answer | None:
                 ),
             )
     return None
-
-
-def _moved(movements: list[e.Movement]) -> tuple[d.Moved, ...]:
-    return tuple(
-        d.Moved(
-            lot_id=m.lot_id,
-            mfr_lot=m.mfr_lot,
-            expires_on=m.expires_on,
-            serial=m.serial,
-            quantity=m.quantity,
-            unit_cost=m.unit_cost,
-        )
-        for m in movements
-    )
 
 
 # --- statuses ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Literal
 
+from shared.movements import Moved
 from shared.reasons import ReasonCode
 
 Phase = Literal[
@@ -56,16 +57,6 @@ class Picks:
 
     lots: tuple[LotPick, ...] = ()
     serials: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Moved:
-    lot_id: str | None
-    quantity: Decimal
-    unit_cost: Decimal
-    mfr_lot: str | None = None
-    expires_on: date | None = None
-    serial: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

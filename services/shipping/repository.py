@@ -15,10 +15,11 @@ import asyncpg
 from pydantic import TypeAdapter
 
 from services.shipping import model
+from shared.movements import Moved
 
 T = TypeVar("T")
 _PICKS = TypeAdapter(model.Picks)
-_MOVEMENTS = TypeAdapter(tuple[model.Moved, ...])
+_MOVEMENTS = TypeAdapter(tuple[Moved, ...])
 _PROBLEM = TypeAdapter(model.Problem)
 
 

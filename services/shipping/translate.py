@@ -12,6 +12,7 @@ from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
+from shared.movements import moved
 
 _MAX_TEXT = 1_900
 _LINE_COMMANDS = ("AllocateLine", "ReleaseLine", "ShipLine")
@@ -81,18 +82,18 @@ def answer(event: e.Event) -> model.Answer | None:
                 command_id=event.command_id,
                 lic=event.lic,
                 complete=event.complete,
-                movements=_moved(event.movements),
+                movements=moved(event.movements),
             )
         case e.LineReleased():
             return model.Released(
                 command_id=event.command_id,
                 lic=event.lic,
                 reallocated=event.reallocated,
-                movements=_moved(event.movements),
+                movements=moved(event.movements),
             )
         case e.LineShipped():
             return model.Shipped(
-                command_id=event.command_id, lic=event.lic, movements=_moved(event.movements)
+                command_id=event.command_id, lic=event.lic, movements=moved(event.movements)
             )
         case e.CommandRejected() if event.command_type in (
             "AllocateLine",
@@ -107,20 +108,6 @@ def answer(event: e.Event) -> model.Answer | None:
                 offending=event.offending,
             )
     return None
-
-
-def _moved(movements: list[e.Movement]) -> tuple[model.Moved, ...]:
-    return tuple(
-        model.Moved(
-            lot_id=m.lot_id,
-            mfr_lot=m.mfr_lot,
-            expires_on=m.expires_on,
-            serial=m.serial,
-            quantity=m.quantity,
-            unit_cost=m.unit_cost,
-        )
-        for m in movements
-    )
 
 
 # --- out: commands ----------------------------------------------------------------------------
