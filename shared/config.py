@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] = Field(default="json", alias="LOG_FORMAT")
     max_serial_span: int = Field(default=1_000_000, alias="LOTLINE_MAX_SERIAL_SPAN")
+    # Rows of committed LIC state allocation keeps in memory between batches (0: none).
+    allocation_cache_rows: int = Field(default=300_000, alias="LOTLINE_ALLOCATION_CACHE_ROWS")
 
     @property
     def topics(self) -> Topics:

@@ -23,7 +23,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast
 
@@ -39,7 +39,7 @@ from pydantic import TypeAdapter
 from shared.config import Settings
 from shared.contracts.codec import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, InvalidMessage, decode
 from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS
-from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
+from shared.outbox import TYPE_HEADER, Outbox, OutboxRelay, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -76,6 +76,12 @@ class UnitOfWork:
     def __init__(self, conn: asyncpg.Connection, outbox: Outbox) -> None:
         self.conn = conn
         self.outbox = outbox
+        self.committed: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once the transaction has committed (never if it rolls back): the
+        place to update in-memory state that must only ever reflect committed rows."""
+        self.committed.append(callback)
 
 
 Handler = Callable[[UnitOfWork, list[Inbound[T]]], Awaitable[None]]
@@ -106,8 +112,14 @@ class TransactionalConsumer(Generic[T]):
         settings: Settings,
         payload_doc: Any = None,
         description: str = "",
+        accepts: Collection[str] | None = None,
+        on_assign: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
+        # Message types (the `type` header our relay sets) this consumer reads; records of
+        # other types are passed over without being parsed. None: every record.
+        self._accepts = frozenset(accepts) if accepts is not None else None
+        self._on_assign = on_assign
         self.topic = topic
         self._adapter = adapter
         self._handler = handler
@@ -167,6 +179,9 @@ class TransactionalConsumer(Generic[T]):
         """Bump each partition's epoch (fencing the previous owner), seek to the stored offset."""
         if not assigned:
             return
+        if self._on_assign is not None:
+            # Another process may have owned these partitions meanwhile: caches start over.
+            self._on_assign()
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 "INSERT INTO consumer_offsets (consumer, topic, partition, epoch)"
@@ -207,6 +222,14 @@ class TransactionalConsumer(Generic[T]):
         started = time.perf_counter()
         self._ensure_hint_task()
         fresh = [r for r in records if self._is_new(r)]
+        if fresh and not any(map(self._wanted, fresh)):
+            # Nothing here for us: move on without a transaction. The stored offsets lag
+            # behind until the next wanted record; after a restart these are passed over again.
+            for key, offset in _next_offsets(fresh).items():
+                self._next[key] = offset
+            self.processed += len(fresh)
+            MESSAGES.labels(self.name, "passed_over").inc(len(fresh))
+            fresh = []
         if fresh:
             with BATCH_SECONDS.labels(self.name).time():
                 try:
@@ -280,6 +303,12 @@ class TransactionalConsumer(Generic[T]):
             if offset is not None:
                 consumer.seek(TopicPartition(topic, partition), offset)
 
+    def _wanted(self, record: ConsumerRecord) -> bool:
+        if self._accepts is None:
+            return True
+        kind = _type_header(record)
+        return kind is None or kind in self._accepts
+
     def _is_new(self, record: ConsumerRecord) -> bool:
         key = (record.topic, record.partition)
         return key in self._epochs and record.offset >= self._next.get(key, 0)
@@ -322,9 +351,13 @@ class TransactionalConsumer(Generic[T]):
         """One transaction: fence + offsets, inbox, handler, dead letters, outbox."""
         outbox = Outbox()
         valid: list[Inbound[T]] = []
+        passed_over = 0
         for record in records:
             if poison is not None:
                 self._dead_letter(outbox, record, poison)
+                continue
+            if not self._wanted(record):
+                passed_over += 1
                 continue
             try:
                 message = decode(
@@ -338,13 +371,18 @@ class TransactionalConsumer(Generic[T]):
             )
         next_offsets = _next_offsets(records)
         new: list[Inbound[T]] = []
+        committed: list[Callable[[], None]] = []
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
             await self._fence(conn, next_offsets)
             new = await self._dedupe(conn, valid)
             if new:
-                await self._handler(UnitOfWork(conn, outbox), new)
+                uow = UnitOfWork(conn, outbox)
+                await self._handler(uow, new)
+                committed = uow.committed
             await write_outbox(conn, outbox.rows, self._channel)
+        for callback in committed:
+            callback()
         if _KILL_AFTER_COMMIT and any(_message_id(m.message) == _KILL_AFTER_COMMIT for m in new):
             # Fault-injection hook for the crash tests: die after the commit, before the relay
             # publishes and before the Kafka offset commit.
@@ -356,7 +394,8 @@ class TransactionalConsumer(Generic[T]):
         BATCHES.labels(self.name).inc()
         MESSAGES.labels(self.name, "processed").inc(len(new))
         MESSAGES.labels(self.name, "duplicate").inc(len(valid) - len(new))
-        MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - len(valid))
+        MESSAGES.labels(self.name, "passed_over").inc(passed_over)
+        MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - len(valid) - passed_over)
 
     async def _fence(
         self, conn: asyncpg.Connection, next_offsets: dict[tuple[str, int], int]
@@ -422,6 +461,13 @@ class TransactionalConsumer(Generic[T]):
 
 def _message_id(message: Any) -> str:
     return str(message.message_id)
+
+
+def _type_header(record: ConsumerRecord) -> str | None:
+    for name, value in record.headers or ():
+        if name == TYPE_HEADER:
+            return bytes(value).decode("utf-8", "replace")
+    return None
 
 
 def _next_offsets(records: Sequence[ConsumerRecord]) -> dict[tuple[str, int], int]:

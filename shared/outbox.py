@@ -3,8 +3,8 @@
 One relay per service schema is active at a time, so the events of one key leave in the order
 they were decided. Its lease is a session-level Postgres advisory lock: held as long as the
 relay's connection lives, released by the server the moment the process dies, so a successor
-takes over at once. The leader claims unsent rows in id order (stamping `claimed_until` for
-operators to see), publishes them, then marks them sent. A leader that dies between publishing
+takes over at once. The leader reads unsent rows in id order, publishes them, then marks them
+sent. A leader that dies between publishing
 and marking leaves its rows unsent; the next leader publishes them again, first, before anything
 newer (at least once; consumers are idempotent by `message_id`).
 """
@@ -31,11 +31,13 @@ log = structlog.get_logger(__name__)
 
 PUBLISHED = Counter("lotline_outbox_published_total", "Outbox rows published", ["schema"])
 
-CLAIM_SQL = """
-UPDATE outbox SET claimed_until = now() + make_interval(secs => $2)
-WHERE id IN (
-    SELECT id FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE)
-RETURNING id, topic, key, payload, headers
+# Every message lotline publishes names its type in this header, so a consumer can pass over
+# the types it does not read without parsing them (a receipt's event can be megabytes).
+TYPE_HEADER = "type"
+
+# Only the lease holder publishes, so reading the unsent rows needs no row locks or claim writes.
+UNSENT_SQL = """
+SELECT id, topic, key, payload, headers FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
 """
 
 
@@ -54,7 +56,9 @@ class Outbox:
     rows: list[OutboxRow] = field(default_factory=list)
 
     def emit(self, topic: str, key: str | None, message: BaseModel) -> None:
-        self.rows.append(OutboxRow(topic, key.encode() if key else None, encode(message)))
+        kind = getattr(message, "type", None)
+        headers = {TYPE_HEADER: kind} if isinstance(kind, str) else None
+        self.rows.append(OutboxRow(topic, key.encode() if key else None, encode(message), headers))
 
     def emit_raw(
         self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]
@@ -91,7 +95,6 @@ class OutboxRelay:
         schema: str,
         *,
         batch_size: int = 2000,
-        lease_seconds: float = 30.0,
         poll_seconds: float = 0.5,
         retention_seconds: float = 600,
     ) -> None:
@@ -100,7 +103,6 @@ class OutboxRelay:
         self._producer = producer
         self._schema = schema
         self._batch_size = batch_size
-        self._lease = lease_seconds
         self._poll = poll_seconds
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -174,10 +176,9 @@ class OutboxRelay:
     async def publish_once(self, conn: asyncpg.Connection) -> int:
         """Claim, publish and mark one batch; returns how many rows were sent."""
         started = time.perf_counter()
-        rows = await conn.fetch(CLAIM_SQL, self._batch_size, self._lease)
+        rows = await conn.fetch(UNSENT_SQL, self._batch_size)
         if not rows:
             return 0
-        rows = sorted(rows, key=lambda r: r["id"])
         futures = []
         for row in rows:
             headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -69,8 +69,14 @@ class ServiceRuntime:
         handler: Handler[T],
         payload_doc: Any = None,
         description: str = "",
+        accepts: Collection[str] | None = None,
+        on_assign: Callable[[], None] | None = None,
     ) -> None:
-        """Declare a transactional consumer; it is wired when the runtime starts."""
+        """Declare a transactional consumer; it is wired when the runtime starts.
+
+        `accepts`: the message types the handler reads (others are passed over unparsed);
+        `on_assign`: called on every partition assignment, before the stored offsets are read.
+        """
 
         def wire() -> None:
             assert self.pool is not None and self.relay is not None
@@ -85,6 +91,8 @@ class ServiceRuntime:
                 settings=self.settings,
                 payload_doc=payload_doc,
                 description=description,
+                accepts=accepts,
+                on_assign=on_assign,
             )
             consumer.register(self.broker)
             self.consumers.append(consumer)

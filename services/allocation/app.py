@@ -27,6 +27,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         handler=service.decide_batch,
         payload_doc=Command,
         description="Per-LIC commands, decided in partition order by the one writer per LIC.",
+        on_assign=service.forget_states,
     )
     runtime.consume(
         name="allocation-intake-items",

@@ -6,6 +6,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from services.allocation import translate
+from services.allocation.cache import StateCache
 from services.allocation.domain.decide import decide_all
 from services.allocation.domain.model import LicState
 from services.allocation.repository import PgStateRepository
@@ -24,14 +25,21 @@ class AllocationService:
         self._topics = settings.topics
         self._repository = repository or PgStateRepository()
         self._max_span = settings.max_serial_span
+        self.cache = StateCache(settings.allocation_cache_rows)
+
+    def forget_states(self) -> None:
+        """On partition assignment: another process may have decided our LICs meanwhile."""
+        self.cache.clear()
 
     async def decide_batch(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
-        """Load every LIC of the batch at once, decide each LIC's commands in partition order
-        on one working copy, write what changed."""
+        """Take every LIC of the batch from the cache or load it at once, decide each LIC's
+        commands in partition order on one working copy, write what changed."""
         by_lic: dict[str, list[Any]] = defaultdict(list)
         for inbound in batch:
             by_lic[inbound.message.lic].append(inbound.message)
-        before = await self._repository.load(uow.conn, list(by_lic))
+        before, missing = self.cache.lookup(by_lic)
+        if missing:
+            before.update(await self._repository.load(uow.conn, missing))
         after: dict[str, LicState] = {}
         for lic, commands in by_lic.items():
             after[lic], events = decide_all(before[lic], map(translate.to_domain, commands))
@@ -43,6 +51,7 @@ class AllocationService:
                 wire = translate.to_wire(event, f"{event.command_id}#{n}", by_id[event.command_id])
                 uow.outbox.emit(self._topics.events, lic, wire)
         await self._repository.save(uow.conn, before, after)
+        uow.after_commit(lambda: self.cache.store(after))
 
     async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:
         """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC."""

@@ -37,6 +37,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         payload_doc=InventoryEvent,
         description="Allocation's decisions: the item read model and the answers to receipt "
         "lines, which settle each document's status.",
+        accepts=("ItemUpserted", "StockReceived", "StockReturned", "CommandRejected"),
     )
     return runtime
 

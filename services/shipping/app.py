@@ -37,6 +37,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         payload_doc=InventoryEvent,
         description="Allocation's decisions: the item read model and the answers to shipment "
         "line commands, which move each shipment through its lifecycle.",
+        accepts=("ItemUpserted", "LineAllocated", "LineReleased", "LineShipped", "CommandRejected"),
     )
     return runtime
 

@@ -60,7 +60,7 @@ async def pool(lotline_env: Any, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def _consumer(pool: asyncpg.Pool, handler: Recorder, lotline_env: Any = None) -> Any:
+def _consumer(pool: asyncpg.Pool, handler: Recorder, **options: Any) -> Any:
     from shared.config import Settings
 
     return TransactionalConsumer(
@@ -72,11 +72,15 @@ def _consumer(pool: asyncpg.Pool, handler: Recorder, lotline_env: Any = None) ->
         relay=_NoRelay(),  # type: ignore[arg-type]
         schema=SCHEMA,
         settings=Settings(LOTLINE_TOPIC_PREFIX="t."),
+        **options,
     )
 
 
-def _record(offset: int, value: bytes, partition: int = 0) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(TOPIC, partition, offset, 0, 0, b"k", value, None, 1, len(value), [])
+def _record(
+    offset: int, value: bytes, partition: int = 0, kind: str | None = None
+) -> ConsumerRecord[bytes, bytes]:
+    headers = [("type", kind.encode())] if kind else []
+    return ConsumerRecord(TOPIC, partition, offset, 0, 0, b"k", value, None, 1, len(value), headers)
 
 
 def _item(message_id: str, lic: str) -> bytes:
@@ -202,4 +206,62 @@ async def test_relay_publishes_in_decision_order_and_marks_rows_sent(
         env.bootstrap, env.settings.topics.events, lambda rs: len(rs) >= 5
     )
     assert sorted(v["lic"] for v in json_values(records)) == [f"L{i}" for i in range(5)]
+    assert {tuple(r.headers) for r in records} == {(("type", b"UpsertItem"),)}
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+
+
+async def test_types_a_consumer_does_not_read_are_passed_over_unparsed(pool: asyncpg.Pool) -> None:
+    handler = Recorder()
+    consumer = _consumer(pool, handler, accepts=("UpsertItem",))
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    # Not even parsed: these bytes would otherwise be dead-lettered.
+    await consumer.on_batch(_Batch([_record(0, b"{not json", kind="StockReceived")]))
+    assert handler.calls == 0
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+
+    await consumer._process_resiliently(
+        [
+            _record(1, b"{not json either", kind="LineShipped"),
+            _record(2, _item("m1", "A"), kind="UpsertItem"),
+            _record(3, _item("m2", "B")),  # no type header: read as before
+        ]
+    )
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [("A",), ("B",)]
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 2  # nothing dead-lettered
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(4,)]
+    await consumer.close()
+
+
+async def test_after_commit_callbacks_run_only_when_the_batch_committed(
+    pool: asyncpg.Pool,
+) -> None:
+    committed: list[str] = []
+
+    class Remembering(Recorder):
+        async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+            lics = [i.message.lic for i in batch]
+            uow.after_commit(lambda: committed.extend(lics))
+            await super().__call__(uow, batch)
+
+    consumer = _consumer(pool, Remembering())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    # The batch with BAD rolls back (CHECK) and is split: only the single commits call back.
+    await consumer._process_resiliently(
+        [_record(0, _item("m1", "A")), _record(1, _item("m2", "BAD"))]
+    )
+    assert committed == ["A"]
+
+
+async def test_assignment_calls_the_on_assign_hook(pool: asyncpg.Pool) -> None:
+    calls: list[int] = []
+    consumer = _consumer(pool, Recorder(), on_assign=lambda: calls.append(1))
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer.claim([])
+    assert calls == [1]
+
+
+class _Batch:
+    """What FastStream hands `on_batch`: the raw records of one fetch."""
+
+    def __init__(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        self.raw_message = tuple(records)

@@ -1,0 +1,177 @@
+"""Allocation's in-memory state cache never decides on rows the database does not hold: a state
+enters it only after its transaction committed, and a partition assignment empties it, so a
+LIC another process decided meanwhile is loaded again."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import asyncpg
+import pytest
+from pydantic import TypeAdapter
+
+from services.allocation.app import MIGRATIONS, SCHEMA
+from services.allocation.repository import PgStateRepository
+from services.allocation.service import AllocationService
+from shared import db
+from shared.consumer import Inbound, UnitOfWork
+from shared.contracts.commands import Command
+from shared.outbox import Outbox
+from tests.fixtures.infra import LotlineEnv
+
+COMMAND: TypeAdapter[Any] = TypeAdapter(Command)
+
+
+class CountingRepository(PgStateRepository):
+    """The real repository, remembering which LICs it had to load from the database."""
+
+    def __init__(self) -> None:
+        self.loaded: list[str] = []
+
+    async def load(self, conn: asyncpg.Connection, lics: Any) -> Any:
+        self.loaded += list(lics)
+        return await super().load(conn, lics)
+
+
+@pytest.fixture
+async def setup(lotline_env: Any) -> AsyncIterator[tuple[LotlineEnv, asyncpg.Pool]]:
+    env: LotlineEnv = lotline_env(topics=False)
+    await db.migrate(env.dsn, SCHEMA, db.migration_files(MIGRATIONS))
+    pool = await db.create_pool(env.dsn, SCHEMA, size=2)
+    try:
+        yield env, pool
+    finally:
+        await pool.close()
+
+
+def _command(lic: str, kind: str, **fields: Any) -> Inbound[Any]:
+    body = {
+        "type": kind,
+        "message_id": f"{kind}-{uuid.uuid4().hex[:8]}",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "lic": lic,
+        **fields,
+    }
+    return Inbound(COMMAND.validate_python(body), "commands", 0, 0, lic.encode())
+
+
+def _stock(lic: str, quantity: int) -> list[Inbound[Any]]:
+    return [
+        _command(lic, "UpsertItem", est_unit_cost="1.00"),
+        _command(
+            lic,
+            "ReceiveStock",
+            shipment_id=f"PO-{lic}",
+            line_no=1,
+            lot_id=f"PO-{lic}/1",
+            office="AI",
+            received_on="2026-11-01",
+            quantity=quantity,
+        ),
+    ]
+
+
+def _allocate(lic: str, quantity: int) -> Inbound[Any]:
+    return _command(
+        lic,
+        "AllocateLine",
+        shipment_id=f"SO-{uuid.uuid4().hex[:6]}",
+        line_no=1,
+        office="AI",
+        ship_on="2026-11-02",
+        quantity=quantity,
+        counterparty="C1",
+    )
+
+
+async def _decide(
+    pool: asyncpg.Pool, service: AllocationService, batch: list[Inbound[Any]], *, commit: bool
+) -> list[bytes]:
+    """One unit of work as the consumer runs it; `commit=False` rolls it back instead."""
+    outbox = Outbox()
+    async with pool.acquire() as proxy:
+        conn = cast(asyncpg.Connection, proxy)
+        tx = conn.transaction()
+        await tx.start()
+        uow = UnitOfWork(conn, outbox)
+        await service.decide_batch(uow, batch)
+        if commit:
+            await tx.commit()
+            for callback in uow.committed:
+                callback()
+        else:
+            await tx.rollback()
+    return [row.payload for row in outbox.rows]
+
+
+def _types(payloads: list[bytes]) -> list[str]:
+    import json
+
+    return [json.loads(p)["type"] for p in payloads]
+
+
+async def test_committed_state_is_reused_and_rolled_back_state_never_is(
+    setup: tuple[LotlineEnv, asyncpg.Pool],
+) -> None:
+    env, pool = setup
+    repository = CountingRepository()
+    service = AllocationService(env.settings, repository)
+    lic = f"CACHE-{uuid.uuid4().hex[:6]}"
+
+    await _decide(pool, service, _stock(lic, 5), commit=True)
+    assert repository.loaded == [lic]
+
+    # Rolled back: the allocation of 4 never happened, so 5 are still free afterwards.
+    assert _types(await _decide(pool, service, [_allocate(lic, 4)], commit=False)) == [
+        "LineAllocated"
+    ]
+    assert _types(await _decide(pool, service, [_allocate(lic, 5)], commit=True)) == [
+        "LineAllocated"
+    ]
+    assert repository.loaded == [lic], "the committed state was taken from the cache"
+    assert _types(await _decide(pool, service, [_allocate(lic, 1)], commit=True)) == [
+        "CommandRejected"
+    ]
+
+
+async def test_assignment_forgets_states_another_process_changed(
+    setup: tuple[LotlineEnv, asyncpg.Pool],
+) -> None:
+    env, pool = setup
+    first = AllocationService(env.settings, CountingRepository())
+    second = AllocationService(env.settings, CountingRepository())
+    lic = f"MOVED-{uuid.uuid4().hex[:6]}"
+    await _decide(pool, first, _stock(lic, 3), commit=True)
+
+    # The partition moves to the second process, which allocates everything.
+    assert _types(await _decide(pool, second, [_allocate(lic, 3)], commit=True)) == [
+        "LineAllocated"
+    ]
+    # It moves back: the assignment empties the first process's cache, so the LIC is loaded
+    # with the second process's allocation and nothing is allocated twice.
+    first.forget_states()
+    assert len(first.cache) == 0
+    assert _types(await _decide(pool, first, [_allocate(lic, 1)], commit=True)) == [
+        "CommandRejected"
+    ]
+    async with pool.acquire() as conn:
+        allocated = await conn.fetchval(
+            "SELECT sum(allocated) FROM inventory_lots WHERE lic = $1", lic
+        )
+    assert allocated == 3
+
+
+def test_cache_is_bounded_by_rows_least_recently_used_out() -> None:
+    from services.allocation.cache import StateCache
+    from services.allocation.domain.model import LicState
+
+    cache = StateCache(max_rows=2)
+    a, b, c = (LicState.empty(x) for x in "abc")
+    cache.store({"a": a, "b": b})
+    assert cache.lookup(["a"]) == ({"a": a}, [])  # "a" is now the most recent
+    cache.store({"c": c})
+    found, missing = cache.lookup(["a", "b", "c"])
+    assert found == {"a": a, "c": c} and missing == ["b"]
+    assert cache.rows == 2
