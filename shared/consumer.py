@@ -374,8 +374,7 @@ class TransactionalConsumer(Generic[T]):
         committed: list[Callable[[], None]] = []
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
-            await self._fence(conn, next_offsets)
-            new = await self._dedupe(conn, valid)
+            new = await self._fence_and_dedupe(conn, next_offsets, valid)
             if new:
                 uow = UnitOfWork(conn, outbox)
                 await self._handler(uow, new)
@@ -397,40 +396,44 @@ class TransactionalConsumer(Generic[T]):
         MESSAGES.labels(self.name, "passed_over").inc(passed_over)
         MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - len(valid) - passed_over)
 
-    async def _fence(
-        self, conn: asyncpg.Connection, next_offsets: dict[tuple[str, int], int]
-    ) -> None:
+    async def _fence_and_dedupe(
+        self,
+        conn: asyncpg.Connection,
+        next_offsets: dict[tuple[str, int], int],
+        valid: list[Inbound[T]],
+    ) -> list[Inbound[T]]:
+        """One round trip: store the partitions' next offsets if our epochs are still current
+        (else Fenced: the transaction is rolled back) and record the batch's message ids in the
+        inbox; returns the messages never processed before (a repeat inside the batch too)."""
         keys = list(next_offsets)
         try:
             epochs = [self._epochs[k] for k in keys]
         except KeyError:
             raise Fenced() from None
-        result = await conn.execute(
-            "UPDATE consumer_offsets AS o SET next_offset = v.next_offset"
-            " FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])"
-            "   AS v(topic, partition, next_offset, epoch)"
-            " WHERE o.consumer = $1 AND o.topic = v.topic AND o.partition = v.partition"
-            "   AND o.epoch = v.epoch",
+        ids = [_message_id(m.message) for m in valid]
+        row = await conn.fetchrow(
+            "WITH fence AS ("
+            "  UPDATE consumer_offsets AS o SET next_offset = v.next_offset"
+            "  FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])"
+            "    AS v(topic, partition, next_offset, epoch)"
+            "  WHERE o.consumer = $1 AND o.topic = v.topic AND o.partition = v.partition"
+            "    AND o.epoch = v.epoch"
+            "  RETURNING 1),"
+            " fresh AS ("
+            "  INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($6::text[])"
+            "  ON CONFLICT DO NOTHING RETURNING message_id)"
+            " SELECT (SELECT count(*) FROM fence) AS owned,"
+            "        ARRAY(SELECT message_id FROM fresh) AS fresh",
             self.name,
             [k[0] for k in keys],
             [k[1] for k in keys],
             [next_offsets[k] for k in keys],
             epochs,
-        )
-        if int(result.split()[-1]) != len(keys):
-            raise Fenced()
-
-    async def _dedupe(self, conn: asyncpg.Connection, valid: list[Inbound[T]]) -> list[Inbound[T]]:
-        if not valid:
-            return []
-        ids = [_message_id(m.message) for m in valid]
-        inserted = await conn.fetch(
-            "INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($2::text[])"
-            " ON CONFLICT DO NOTHING RETURNING message_id",
-            self.name,
             ids,
         )
-        fresh = {r["message_id"] for r in inserted}
+        if row is None or row["owned"] != len(keys):
+            raise Fenced()
+        fresh = set(row["fresh"])
         result = []
         for message, message_id in zip(valid, ids, strict=True):
             if message_id in fresh:

@@ -69,16 +69,18 @@ class Outbox:
 async def write_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow], channel: str) -> None:
     if not rows:
         return
+    # The notification is delivered at commit: it wakes the relay leader, whichever process
+    # it runs in. One statement, one round trip.
     await conn.execute(
-        "INSERT INTO outbox (topic, key, payload, headers)"
-        " SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[])",
+        "WITH rows AS (INSERT INTO outbox (topic, key, payload, headers)"
+        " SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[]))"
+        " SELECT pg_notify($5, '')",
         [r.topic for r in rows],
         [r.key for r in rows],
         [r.payload for r in rows],
         [r.headers for r in rows],
+        channel,
     )
-    # Delivered at commit: wakes the relay leader, whichever process it runs in.
-    await conn.execute("SELECT pg_notify($1, '')", channel)
 
 
 def channel_for(schema: str) -> str:
