@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from functools import singledispatch
-from typing import Any
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel, TypeAdapter
 
 from services.allocation.domain import model as d
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import upstream as u
+from shared.contracts.types import Identifier, Text
 from shared.reasons import ReasonCode
 
 
@@ -131,15 +136,69 @@ def _(m: c.AdjustStock) -> d.Command:
     )
 
 
+# -- domain events out ----------------------------------------------------------------------
+#
+# Allocation made every value of its events itself, from commands the wire contract already
+# validated, so running the contract's validators again on the way out only costs time (as much
+# as deciding did). Events are built "trusted": the same `__dict__` (fields in declaration order,
+# defaults filled as validation fills them), fields set and empty extra/private state that
+# validating the same keyword arguments gives, so `codec.encode` writes the same bytes.
+# tests/unit/allocation/test_wire_events.py holds that promise against the validating build.
+# Two kinds of value are not copied verbatim from a validated command, so they still go through
+# the contract's own types: free text the core composes (a refusal's reason and offending value,
+# cut to length, which may leave a trailing space) and a Next Serial a receipt advanced (it may
+# outgrow the identifier limit; every generated serial is no longer than it).
+
+_M = TypeVar("_M", bound=BaseModel)
+
+_new = object.__new__
+_set = object.__setattr__
+_now = cast("Callable[[], datetime]", e.Event.model_fields["occurred_at"].default_factory)
+_TEXT: TypeAdapter[str] = TypeAdapter(Text)
+_IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
+
+# What the validating build was given explicitly (everything but `type` and `occurred_at`).
+_EXPLICIT: dict[type[BaseModel], frozenset[str]] = {
+    cls: frozenset(cls.model_fields) - {"type", "occurred_at"}
+    for cls in (
+        e.Movement,
+        e.ItemUpserted,
+        e.StockReceived,
+        e.LineAllocated,
+        e.LineReleased,
+        e.LineShipped,
+        e.InventoryAdjusted,
+        e.StockReturned,
+        e.CommandRejected,
+    )
+}
+
+
+def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
+    """`cls` holding `values` unvalidated: `values` must list every field in declaration order,
+    each as validation would have left it. What `model_construct` does, without its per-field
+    alias and default lookups that make it no faster than validating (pydantic 2.14); pydantic
+    models have no `__new__` of their own."""
+    model = _new(cls)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", set(_EXPLICIT[cls]))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
 def _movements(ms: tuple[d.LotMovement, ...]) -> list[e.Movement]:
     return [
-        e.Movement(
-            lot_id=m.lot_id,
-            mfr_lot=m.mfr_lot,
-            expires_on=m.expires_on,
-            serial=m.serial,
-            quantity=m.quantity,
-            unit_cost=m.unit_cost,
+        _trusted(
+            e.Movement,
+            {
+                "lot_id": m.lot_id,
+                "mfr_lot": m.mfr_lot,
+                "expires_on": m.expires_on,
+                "serial": m.serial,
+                "quantity": m.quantity,
+                "unit_cost": m.unit_cost,
+            },
         )
         for m in ms
     ]
@@ -147,108 +206,163 @@ def _movements(ms: tuple[d.LotMovement, ...]) -> list[e.Movement]:
 
 def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
     """The contract event for one domain event; `message_id` is deterministic per decision."""
-    common: dict[str, Any] = {
-        "message_id": message_id,
-        "lic": event.lic,
-        "command_id": event.command_id,
-    }
     match event:
         case d.ItemUpserted():
-            return e.ItemUpserted(
-                **common,
-                description=event.description,
-                uom=event.uom,
-                track_mfr_lot=event.track_mfr_lot,
-                serialized=event.serialized,
-                perishable=event.perishable,
-                next_serial=event.next_serial,
-                est_unit_cost=event.est_unit_cost,
-                gtin=getattr(command, "gtin", None),
+            return _trusted(
+                e.ItemUpserted,
+                {
+                    "type": "ItemUpserted",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "description": event.description,
+                    "uom": event.uom,
+                    "track_mfr_lot": event.track_mfr_lot,
+                    "serialized": event.serialized,
+                    "perishable": event.perishable,
+                    "next_serial": event.next_serial,
+                    "est_unit_cost": event.est_unit_cost,
+                    "gtin": getattr(command, "gtin", None),
+                },
             )
         case d.StockReceived():
-            return e.StockReceived(
-                **common,
-                shipment_id=event.shipment_id,
-                line_no=event.line_no,
-                lot_id=event.lot_id,
-                office=event.office,
-                kind=event.kind,
-                reference=event.reference or None,
-                vendor=getattr(command, "vendor", None),
-                received_on=event.received_on,
-                quantity=event.quantity,
-                unit_cost=event.unit_cost,
-                movements=_movements(event.movements),
-                generated_serials=list(event.generated_serials),
-                next_serial=event.next_serial,
+            next_serial = event.next_serial
+            if event.generated_serials and next_serial is not None:
+                next_serial = _IDENTIFIER.validate_python(next_serial)
+            return _trusted(
+                e.StockReceived,
+                {
+                    "type": "StockReceived",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "shipment_id": event.shipment_id,
+                    "line_no": event.line_no,
+                    "lot_id": event.lot_id,
+                    "office": event.office,
+                    "kind": event.kind,
+                    "reference": event.reference or None,
+                    "vendor": getattr(command, "vendor", None),
+                    "received_on": event.received_on,
+                    "quantity": event.quantity,
+                    "unit_cost": event.unit_cost,
+                    "movements": _movements(event.movements),
+                    "generated_serials": list(event.generated_serials),
+                    "next_serial": next_serial,
+                },
             )
         case d.LineAllocated():
-            return e.LineAllocated(
-                **common,
-                shipment_id=event.shipment_id,
-                line_no=event.line_no,
-                office=event.office,
-                kind=event.kind,
-                counterparty=event.counterparty or None,
-                ship_on=event.ship_on,
-                quantity=event.quantity,
-                complete=event.complete,
-                movements=_movements(event.movements),
+            return _trusted(
+                e.LineAllocated,
+                {
+                    "type": "LineAllocated",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "shipment_id": event.shipment_id,
+                    "line_no": event.line_no,
+                    "office": event.office,
+                    "kind": event.kind,
+                    "counterparty": event.counterparty or None,
+                    "ship_on": event.ship_on,
+                    "quantity": event.quantity,
+                    "complete": event.complete,
+                    "movements": _movements(event.movements),
+                },
             )
         case d.LineReleased():
-            return e.LineReleased(
-                **common,
-                shipment_id=event.shipment_id,
-                line_no=event.line_no,
-                office=event.office,
-                reallocated=event.reallocated,
-                movements=_movements(event.movements),
+            return _trusted(
+                e.LineReleased,
+                {
+                    "type": "LineReleased",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "shipment_id": event.shipment_id,
+                    "line_no": event.line_no,
+                    "office": event.office,
+                    "reallocated": event.reallocated,
+                    "movements": _movements(event.movements),
+                },
             )
         case d.LineShipped():
-            return e.LineShipped(
-                **common,
-                shipment_id=event.shipment_id,
-                line_no=event.line_no,
-                office=event.office,
-                kind=event.kind,
-                counterparty=event.counterparty or None,
-                ship_on=event.ship_on,
-                quantity=event.quantity,
-                movements=_movements(event.movements),
+            return _trusted(
+                e.LineShipped,
+                {
+                    "type": "LineShipped",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "shipment_id": event.shipment_id,
+                    "line_no": event.line_no,
+                    "office": event.office,
+                    "kind": event.kind,
+                    "counterparty": event.counterparty or None,
+                    "ship_on": event.ship_on,
+                    "quantity": event.quantity,
+                    "movements": _movements(event.movements),
+                },
             )
         case d.InventoryAdjusted():
-            return e.InventoryAdjusted(
-                **common,
-                adjustment_id=event.adjustment_id,
-                office=event.office,
-                kind=event.kind,
-                quantity=event.quantity,
-                lot_id=event.lot_id,
-                adjusted_on=event.adjusted_on,
-                reason=event.reason,
-                unallocated=event.unallocated,
-                movements=_movements(event.movements),
+            return _trusted(
+                e.InventoryAdjusted,
+                {
+                    "type": "InventoryAdjusted",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "adjustment_id": event.adjustment_id,
+                    "office": event.office,
+                    "kind": event.kind,
+                    "quantity": event.quantity,
+                    "lot_id": event.lot_id,
+                    "adjusted_on": event.adjusted_on,
+                    "reason": event.reason,
+                    "unallocated": event.unallocated,
+                    "movements": _movements(event.movements),
+                },
             )
         case d.StockReturned():
-            return e.StockReturned(
-                **common,
-                shipment_id=event.shipment_id,
-                line_no=event.line_no,
-                office=event.office,
-                customer=event.customer,
-                received_on=event.received_on,
-                quantity=event.quantity,
-                movements=_movements(event.movements),
+            return _trusted(
+                e.StockReturned,
+                {
+                    "type": "StockReturned",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "shipment_id": event.shipment_id,
+                    "line_no": event.line_no,
+                    "office": event.office,
+                    "customer": event.customer,
+                    "received_on": event.received_on,
+                    "quantity": event.quantity,
+                    "movements": _movements(event.movements),
+                },
             )
         case d.CommandRejected():
-            return e.CommandRejected(
-                **common,
-                command_type=getattr(command, "type", event.command_type),
-                shipment_id=event.shipment_id,
-                line_no=event.line_no,
-                adjustment_id=event.adjustment_id,
-                reason_code=ReasonCode(event.reason_code.value),
-                reason=event.reason[:1900],
-                offending=(event.offending or None) and event.offending[:1900],
+            offending = (event.offending or None) and event.offending[:1900]
+            return _trusted(
+                e.CommandRejected,
+                {
+                    "type": "CommandRejected",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "command_type": getattr(command, "type", event.command_type),
+                    "shipment_id": event.shipment_id,
+                    "line_no": event.line_no,
+                    "adjustment_id": event.adjustment_id,
+                    "reason_code": ReasonCode(event.reason_code.value),
+                    "reason": _TEXT.validate_python(event.reason[:1900]),
+                    "offending": None if offending is None else _TEXT.validate_python(offending),
+                },
             )
     raise TypeError(f"no wire event for {type(event).__name__}")
