@@ -23,9 +23,9 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, Union, cast
 
 import asyncpg
 import structlog
@@ -88,7 +88,7 @@ Handler = Callable[[UnitOfWork, list[Inbound[T]]], Awaitable[None]]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, owner: TransactionalConsumer[Any]) -> None:
+    def __init__(self, owner: TransactionalConsumer) -> None:
         self._owner = owner
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
@@ -98,46 +98,65 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._owner.claim(assigned)
 
 
-class TransactionalConsumer(Generic[T]):
+@dataclass(frozen=True)
+class Route(Generic[T]):
+    """One topic a service reads, and what it does with it.
+
+    `name` keys the topic's inbox rows and stored offsets, so each topic keeps its own
+    exactly-once bookkeeping while one Kafka consumer serves them all.
+    """
+
+    name: str
+    topic: str
+    adapter: TypeAdapter[T]
+    handler: Handler[T]
+    # Message types (the `type` header our relay sets) the handler reads; records of other
+    # types are passed over without being parsed. None: every record.
+    accepts: frozenset[str] | None = None
+    on_assign: Callable[[], None] | None = None
+    payload_doc: Any = None
+
+
+class TransactionalConsumer:
+    """One Kafka consumer (one group) per service, over all the topics it reads: every idle
+    consumer costs the broker a fetch each `fetch_max_wait_ms`, so a service runs just one."""
+
     def __init__(
         self,
         *,
         name: str,
-        topic: str,
-        adapter: TypeAdapter[T],
-        handler: Handler[T],
+        routes: Sequence[Route[Any]],
         pool: asyncpg.Pool,
         relay: OutboxRelay,
         schema: str,
         settings: Settings,
-        payload_doc: Any = None,
         description: str = "",
-        accepts: Collection[str] | None = None,
-        on_assign: Callable[[], None] | None = None,
     ) -> None:
         self.name = name
-        # Message types (the `type` header our relay sets) this consumer reads; records of
-        # other types are passed over without being parsed. None: every record.
-        self._accepts = frozenset(accepts) if accepts is not None else None
-        self._on_assign = on_assign
-        self.topic = topic
-        self._adapter = adapter
-        self._handler = handler
+        self._routes = {route.topic: route for route in routes}
+        if len(self._routes) != len(routes):
+            raise ValueError(f"{name}: one route per topic")
         self._pool = pool
         self._relay = relay
         self._channel = channel_for(schema)
         self._settings = settings
-        self._payload_doc = payload_doc
         self._description = description
         topics = settings.topics
-        self._own = topic in {topics.commands, topics.events, topics.status}
-        self._max_bytes = MAX_EVENT_BYTES if self._own else MAX_MESSAGE_BYTES
+        own = {topics.commands, topics.events, topics.status}
+        self._max_bytes = {
+            t: MAX_EVENT_BYTES if t in own else MAX_MESSAGE_BYTES for t in self._routes
+        }
+        self._own = {t: t in own for t in self._routes}
         self._epochs: dict[tuple[str, int], int] = {}
         self._next: dict[tuple[str, int], int] = {}
         self._subscriber: Any = None
         self._hint_task: asyncio.Task[None] | None = None
         self._hint_interval = 1.0
         self.processed = 0
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self._routes)
 
     # -- wiring -----------------------------------------------------------------------------
 
@@ -150,10 +169,10 @@ class TransactionalConsumer(Generic[T]):
         # FastStream builds the AsyncAPI payload from this annotation; the broker runs with
         # apply_types=False and our decoder hands over the raw records, which we parse ourselves
         # so that one bad message goes to the dead-letter topic instead of failing the batch.
-        doc = self._payload_doc
-        handle.__annotations__["batch"] = list[doc] if doc is not None else Any  # type: ignore[valid-type]
+        docs = [r.payload_doc for r in self._routes.values() if r.payload_doc is not None]
+        handle.__annotations__["batch"] = list[Union[tuple(docs)]] if docs else Any  # type: ignore[misc]  # noqa: UP007
         self._subscriber = broker.subscriber(
-            self.topic,
+            *self._routes,
             # The prefix keeps test deployments sharing one broker out of each other's groups.
             group_id=f"{self._settings.topic_prefix}{self.name}",
             batch=True,
@@ -168,7 +187,7 @@ class TransactionalConsumer(Generic[T]):
             decoder=_keep_raw,
             max_partition_fetch_bytes=MAX_EVENT_BYTES,
             fetch_max_bytes=MAX_EVENT_BYTES,
-            title=f"{self.topic}:{self.name}",
+            title=f"{self.name}:{','.join(self._routes)}",
             description=self._description,
         )
         self._subscriber(handle)
@@ -177,19 +196,21 @@ class TransactionalConsumer(Generic[T]):
 
     async def claim(self, assigned: Sequence[TopicPartition]) -> None:
         """Bump each partition's epoch (fencing the previous owner), seek to the stored offset."""
+        assigned = [tp for tp in assigned if tp.topic in self._routes]
         if not assigned:
             return
-        if self._on_assign is not None:
-            # Another process may have owned these partitions meanwhile: caches start over.
-            self._on_assign()
+        for route in self._routes.values():
+            if route.on_assign is not None and any(tp.topic == route.topic for tp in assigned):
+                # Another process may have owned these partitions meanwhile: caches start over.
+                route.on_assign()
         async with self._pool.acquire() as conn:
             rows = await conn.fetch(
                 "INSERT INTO consumer_offsets (consumer, topic, partition, epoch)"
-                " SELECT $1, t, p, 1 FROM unnest($2::text[], $3::int[]) AS u(t, p)"
+                " SELECT n, t, p, 1 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(n, t, p)"
                 " ON CONFLICT (consumer, topic, partition)"
                 " DO UPDATE SET epoch = consumer_offsets.epoch + 1"
                 " RETURNING topic, partition, next_offset, epoch",
-                self.name,
+                [self._routes[tp.topic].name for tp in assigned],
                 [tp.topic for tp in assigned],
                 [tp.partition for tp in assigned],
             )
@@ -304,10 +325,11 @@ class TransactionalConsumer(Generic[T]):
                 consumer.seek(TopicPartition(topic, partition), offset)
 
     def _wanted(self, record: ConsumerRecord) -> bool:
-        if self._accepts is None:
+        accepts = self._routes[record.topic].accepts
+        if accepts is None:
             return True
         kind = _type_header(record)
-        return kind is None or kind in self._accepts
+        return kind is None or kind in accepts
 
     def _is_new(self, record: ConsumerRecord) -> bool:
         key = (record.topic, record.partition)
@@ -348,9 +370,9 @@ class TransactionalConsumer(Generic[T]):
                     raise Fenced() from exc
 
     async def _commit_unit(self, records: list[ConsumerRecord], poison: str | None) -> None:
-        """One transaction: fence + offsets, inbox, handler, dead letters, outbox."""
+        """One transaction: fence + offsets, inbox, each topic's handler, dead letters, outbox."""
         outbox = Outbox()
-        valid: list[Inbound[T]] = []
+        valid: list[tuple[Route[Any], Inbound[Any]]] = []
         passed_over = 0
         for record in records:
             if poison is not None:
@@ -359,30 +381,35 @@ class TransactionalConsumer(Generic[T]):
             if not self._wanted(record):
                 passed_over += 1
                 continue
+            route = self._routes[record.topic]
             try:
                 message = decode(
-                    self._adapter, record.value or b"", max_bytes=self._max_bytes, own=self._own
+                    route.adapter,
+                    record.value or b"",
+                    max_bytes=self._max_bytes[record.topic],
+                    own=self._own[record.topic],
                 )
             except InvalidMessage as exc:
                 self._dead_letter(outbox, record, exc.reason)
                 continue
-            valid.append(
-                Inbound(message, record.topic, record.partition, record.offset, record.key)
-            )
+            inbound = Inbound(message, record.topic, record.partition, record.offset, record.key)
+            valid.append((route, inbound))
         next_offsets = _next_offsets(records)
-        new: list[Inbound[T]] = []
+        new: list[tuple[Route[Any], Inbound[Any]]] = []
         committed: list[Callable[[], None]] = []
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
             new = await self._fence_and_dedupe(conn, next_offsets, valid)
-            if new:
-                uow = UnitOfWork(conn, outbox)
-                await self._handler(uow, new)
-                committed = uow.committed
+            for route in self._routes.values():  # topics in a fixed order, each in offset order
+                mine = [inbound for r, inbound in new if r is route]
+                if mine:
+                    uow = UnitOfWork(conn, outbox)
+                    await route.handler(uow, mine)
+                    committed += uow.committed
             await write_outbox(conn, outbox.rows, self._channel)
         for callback in committed:
             callback()
-        if _KILL_AFTER_COMMIT and any(_message_id(m.message) == _KILL_AFTER_COMMIT for m in new):
+        if _KILL_AFTER_COMMIT and any(_message_id(m.message) == _KILL_AFTER_COMMIT for _, m in new):
             # Fault-injection hook for the crash tests: die after the commit, before the relay
             # publishes and before the Kafka offset commit.
             os.kill(os.getpid(), signal.SIGKILL)
@@ -391,8 +418,11 @@ class TransactionalConsumer(Generic[T]):
         self._relay.wake()
         self.processed += len(records)
         BATCHES.labels(self.name).inc()
-        MESSAGES.labels(self.name, "processed").inc(len(new))
-        MESSAGES.labels(self.name, "duplicate").inc(len(valid) - len(new))
+        for route in self._routes.values():
+            MESSAGES.labels(route.name, "processed").inc(sum(r is route for r, _ in new))
+            MESSAGES.labels(route.name, "duplicate").inc(
+                sum(r is route for r, _ in valid) - sum(r is route for r, _ in new)
+            )
         MESSAGES.labels(self.name, "passed_over").inc(passed_over)
         MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - len(valid) - passed_over)
 
@@ -400,45 +430,50 @@ class TransactionalConsumer(Generic[T]):
         self,
         conn: asyncpg.Connection,
         next_offsets: dict[tuple[str, int], int],
-        valid: list[Inbound[T]],
-    ) -> list[Inbound[T]]:
+        valid: list[tuple[Route[Any], Inbound[Any]]],
+    ) -> list[tuple[Route[Any], Inbound[Any]]]:
         """One round trip: store the partitions' next offsets if our epochs are still current
         (else Fenced: the transaction is rolled back) and record the batch's message ids in the
-        inbox; returns the messages never processed before (a repeat inside the batch too)."""
+        inbox, per topic; returns the messages never processed before (a repeat inside the
+        batch too)."""
         keys = list(next_offsets)
         try:
             epochs = [self._epochs[k] for k in keys]
         except KeyError:
             raise Fenced() from None
-        ids = [_message_id(m.message) for m in valid]
+        names = [route.name for route, _ in valid]
+        ids = [_message_id(inbound.message) for _, inbound in valid]
         row = await conn.fetchrow(
             "WITH fence AS ("
             "  UPDATE consumer_offsets AS o SET next_offset = v.next_offset"
-            "  FROM unnest($2::text[], $3::int[], $4::bigint[], $5::bigint[])"
-            "    AS v(topic, partition, next_offset, epoch)"
-            "  WHERE o.consumer = $1 AND o.topic = v.topic AND o.partition = v.partition"
-            "    AND o.epoch = v.epoch"
+            "  FROM unnest($1::text[], $2::text[], $3::int[], $4::bigint[], $5::bigint[])"
+            "    AS v(consumer, topic, partition, next_offset, epoch)"
+            "  WHERE o.consumer = v.consumer AND o.topic = v.topic"
+            "    AND o.partition = v.partition AND o.epoch = v.epoch"
             "  RETURNING 1),"
             " fresh AS ("
-            "  INSERT INTO inbox (consumer, message_id) SELECT $1, unnest($6::text[])"
-            "  ON CONFLICT DO NOTHING RETURNING message_id)"
+            "  INSERT INTO inbox (consumer, message_id)"
+            "  SELECT * FROM unnest($6::text[], $7::text[])"
+            "  ON CONFLICT DO NOTHING RETURNING consumer, message_id)"
             " SELECT (SELECT count(*) FROM fence) AS owned,"
-            "        ARRAY(SELECT message_id FROM fresh) AS fresh",
-            self.name,
+            "        ARRAY(SELECT consumer FROM fresh) AS consumers,"
+            "        ARRAY(SELECT message_id FROM fresh) AS ids",
+            [self._routes[k[0]].name for k in keys],
             [k[0] for k in keys],
             [k[1] for k in keys],
             [next_offsets[k] for k in keys],
             epochs,
+            names,
             ids,
         )
         if row is None or row["owned"] != len(keys):
             raise Fenced()
-        fresh = set(row["fresh"])
+        fresh = set(zip(row["consumers"], row["ids"], strict=True))
         result = []
-        for message, message_id in zip(valid, ids, strict=True):
-            if message_id in fresh:
-                fresh.discard(message_id)  # a repeat inside the same batch is a duplicate too
-                result.append(message)
+        for entry, name, message_id in zip(valid, names, ids, strict=True):
+            if (name, message_id) in fresh:
+                fresh.discard((name, message_id))  # a repeat inside the batch is one too
+                result.append(entry)
         return result
 
     def _dead_letter(self, outbox: Outbox, record: ConsumerRecord, reason: str) -> None:
@@ -455,7 +490,9 @@ class TransactionalConsumer(Generic[T]):
             "source_topic": record.topic,
             "source_partition": str(record.partition),
             "source_offset": str(record.offset),
-            "consumer": self.name,
+            "consumer": self._routes[record.topic].name
+            if record.topic in self._routes
+            else self.name,
         }
         for name, value in record.headers or ():
             headers.setdefault(f"original_{name}", value.decode("utf-8", "replace"))

@@ -23,7 +23,7 @@ from pydantic import TypeAdapter
 
 from shared import db
 from shared.config import Settings
-from shared.consumer import Handler, TransactionalConsumer
+from shared.consumer import Handler, Route, TransactionalConsumer
 from shared.kafka import ensure_topics, make_producer, wait_for_broker
 from shared.outbox import OutboxRelay
 
@@ -56,8 +56,9 @@ class ServiceRuntime:
         self.pool: asyncpg.Pool | None = None
         self.producer: AIOKafkaProducer | None = None
         self.relay: OutboxRelay | None = None
-        self.consumers: list[TransactionalConsumer[Any]] = []
-        self._pending: list[Callable[[], None]] = []
+        self.routes: list[Route[Any]] = []
+        self._descriptions: list[str] = []
+        self.consumer: TransactionalConsumer | None = None
         self._stopped = asyncio.Event()
 
     def consume(
@@ -72,32 +73,25 @@ class ServiceRuntime:
         accepts: Collection[str] | None = None,
         on_assign: Callable[[], None] | None = None,
     ) -> None:
-        """Declare a transactional consumer; it is wired when the runtime starts.
+        """Declare a topic this service reads; one consumer serves every declared topic.
 
-        `accepts`: the message types the handler reads (others are passed over unparsed);
-        `on_assign`: called on every partition assignment, before the stored offsets are read.
+        `name` keys the topic's inbox and stored offsets; `accepts`: the message types the
+        handler reads (others are passed over unparsed); `on_assign`: called whenever some of
+        the topic's partitions are assigned, before their stored offsets are read.
         """
-
-        def wire() -> None:
-            assert self.pool is not None and self.relay is not None
-            consumer = TransactionalConsumer(
+        self.routes.append(
+            Route(
                 name=name,
                 topic=topic,
                 adapter=adapter,
                 handler=handler,
-                pool=self.pool,
-                relay=self.relay,
-                schema=self.schema,
-                settings=self.settings,
-                payload_doc=payload_doc,
-                description=description,
-                accepts=accepts,
+                accepts=frozenset(accepts) if accepts is not None else None,
                 on_assign=on_assign,
+                payload_doc=payload_doc,
             )
-            consumer.register(self.broker)
-            self.consumers.append(consumer)
-
-        self._pending.append(wire)
+        )
+        if description:
+            self._descriptions.append(f"{topic}: {description}")
 
     async def start(self) -> None:
         dsn = self.settings.require_database()
@@ -109,17 +103,25 @@ class ServiceRuntime:
         await self.producer.start()
         self.relay = OutboxRelay(self.pool, self.producer, self.schema)
         self.relay.start()
-        for wire in self._pending:
-            wire()
-        self._pending.clear()
+        if self.routes:
+            self.consumer = TransactionalConsumer(
+                name=self.schema,
+                routes=self.routes,
+                pool=self.pool,
+                relay=self.relay,
+                schema=self.schema,
+                settings=self.settings,
+                description=" ".join(self._descriptions),
+            )
+            self.consumer.register(self.broker)
         await self.broker.start()
         log.info("service.started", schema=self.schema)
 
     async def stop(self) -> None:
         """Drain: stop consuming (the in-flight batch finishes), publish the outbox, close."""
-        for consumer in self.consumers:
+        if self.consumer is not None:
             with contextlib.suppress(Exception):
-                await consumer.close()
+                await self.consumer.close()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.relay is not None:

@@ -15,7 +15,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import TypeAdapter
 
 from shared import db
-from shared.consumer import Fenced, Inbound, TransactionalConsumer, UnitOfWork
+from shared.consumer import Fenced, Inbound, Route, TransactionalConsumer, UnitOfWork
 from shared.contracts.upstream import ItemMessage, UpsertItem
 from shared.outbox import OutboxRelay
 from tests.fixtures.infra import LotlineEnv
@@ -60,27 +60,35 @@ async def pool(lotline_env: Any, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def _consumer(pool: asyncpg.Pool, handler: Recorder, **options: Any) -> Any:
+def _consumer(
+    pool: asyncpg.Pool, handler: Recorder, *others: Route[Any], **options: Any
+) -> TransactionalConsumer:
     from shared.config import Settings
 
-    return TransactionalConsumer(
+    accepts = options.pop("accepts", None)
+    route = Route(
         name="test",
         topic=TOPIC,
         adapter=TypeAdapter(ItemMessage),
         handler=handler,
+        accepts=frozenset(accepts) if accepts else None,
+        **options,
+    )
+    return TransactionalConsumer(
+        name="service",
+        routes=[route, *others],
         pool=pool,
         relay=_NoRelay(),  # type: ignore[arg-type]
         schema=SCHEMA,
         settings=Settings(LOTLINE_TOPIC_PREFIX="t."),
-        **options,
     )
 
 
 def _record(
-    offset: int, value: bytes, partition: int = 0, kind: str | None = None
+    offset: int, value: bytes, partition: int = 0, kind: str | None = None, topic: str = TOPIC
 ) -> ConsumerRecord[bytes, bytes]:
     headers = [("type", kind.encode())] if kind else []
-    return ConsumerRecord(TOPIC, partition, offset, 0, 0, b"k", value, None, 1, len(value), headers)
+    return ConsumerRecord(topic, partition, offset, 0, 0, b"k", value, None, 1, len(value), headers)
 
 
 def _item(message_id: str, lic: str) -> bytes:
@@ -265,3 +273,29 @@ class _Batch:
 
     def __init__(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         self.raw_message = tuple(records)
+
+
+async def test_one_consumer_keeps_each_topics_inbox_and_offsets_apart(pool: asyncpg.Pool) -> None:
+    """Two topics, one Kafka consumer: the same message_id on both is two messages, each topic
+    goes to its own handler, and each topic's offsets are stored under its own name."""
+    items, adjustments = Recorder(), Recorder()
+    other = Route(
+        name="test-adjustments",
+        topic="adjustments",
+        adapter=TypeAdapter(ItemMessage),
+        handler=adjustments,
+    )
+    consumer = _consumer(pool, items, other)
+    await consumer.claim([TopicPartition(TOPIC, 0), TopicPartition("adjustments", 0)])
+    await consumer._process_resiliently(
+        [
+            _record(0, _item("same-id", "A")),
+            _record(0, _item("same-id", "B"), topic="adjustments"),
+            _record(1, _item("same-id", "C"), topic="adjustments"),  # a true repeat
+        ]
+    )
+    assert (items.calls, adjustments.calls) == (1, 1)
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [("A",), ("B",)]
+    assert await _rows(
+        pool, "SELECT consumer, topic, next_offset FROM consumer_offsets ORDER BY consumer"
+    ) == [("test", TOPIC, 1), ("test-adjustments", "adjustments", 2)]
