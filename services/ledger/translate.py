@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.ledger.domain.costing import PoUpdate
-from services.ledger.domain.model import Action, Fact, ItemFact, Move, NewLot
+from services.ledger.domain.model import Action, Fact, ItemFact, NewLot
 from shared.contracts import events as e
 from shared.contracts.upstream import PurchaseOrderUpdated
 
@@ -159,20 +159,10 @@ def _fact(
         document=document,
         office=office,
         on=on,
-        moves=tuple(_move(m) for m in movements),
+        # The wire movements are read in place (they satisfy `MoveView`): no copy of each.
+        moves=tuple(movements),
         line_no=line_no,
         counterparty=counterparty,
         new_lot=new_lot,
         reason=reason,
-    )
-
-
-def _move(m: e.Movement) -> Move:
-    return Move(
-        lot_id=m.lot_id,
-        mfr_lot=m.mfr_lot,
-        expires_on=m.expires_on,
-        serial=m.serial,
-        quantity=m.quantity,
-        unit_cost=m.unit_cost,
     )

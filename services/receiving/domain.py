@@ -31,7 +31,6 @@ from typing import Literal
 
 from shared.barcodes import BarcodeError, Scan, decode_scan
 from shared.ids import derived_id, namespaced
-from shared.movements import Moved
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
@@ -469,14 +468,16 @@ def _problem(line: ReceiptLine, code: ReasonCode, reason: str, offending: str | 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Posted:
-    """A line allocation accepted: its inventory lot, generated serials and movements."""
+    """A line allocation accepted, and its inventory lot.
+
+    What the line moved (up to 100,000 serials) is not copied into the core: settling never
+    looks at it, and the service passes allocation's own answer through to the status.
+    """
 
     line_no: int
     lic: str
     quantity: Decimal
     lot_id: str | None = None
-    generated_serials: tuple[str, ...] = ()
-    movements: tuple[Moved, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

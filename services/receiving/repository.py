@@ -7,7 +7,7 @@ connection's jsonb codec.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -17,7 +17,6 @@ from pydantic import TypeAdapter
 from services.receiving import domain as d
 
 T = TypeVar("T")
-_POSTED = TypeAdapter(d.Posted)
 _PROBLEM = TypeAdapter(d.Problem)
 _PROBLEMS = TypeAdapter(tuple[d.Problem, ...])
 
@@ -32,11 +31,25 @@ class NewReceipt:
 
 @dataclass(frozen=True, slots=True)
 class AnsweredReceipt:
-    """A document sent to allocation whose every line is answered."""
+    """A document sent to allocation whose every line is answered.
+
+    `command_ids`: line_no → the line's command id; `stored_results`: line_no → the result
+    (JSON) of posted lines an earlier batch answered.
+    """
 
     message_id: str
     shipment_id: str
-    lines: tuple[d.LineOutcome, ...]
+    lines: list[d.LineOutcome]
+    command_ids: dict[int, str]
+    stored_results: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What storing a batch's answers touched: the documents (locked) and the lines answered."""
+
+    documents: list[str]
+    answered: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,10 +127,14 @@ class PgReceivingRepository:
         )
 
     async def record_answers(
-        self, conn: asyncpg.Connection, answers: Sequence[d.Answer]
-    ) -> list[str]:
-        """Store answers to pending lines; returns the documents they belong to, locked.
+        self,
+        conn: asyncpg.Connection,
+        answers: Sequence[d.Answer],
+        posted_json: Sequence[str | None],
+    ) -> Recorded:
+        """Store answers to pending lines (`posted_json`: each posted line's result as JSON).
 
+        Returns the documents they belong to, locked, and the lines this batch answered.
         Locking the documents first (in a fixed order) serializes two transactions answering
         lines of the same document, so exactly one of them sees the last line answered.
         """
@@ -130,53 +147,69 @@ class PgReceivingRepository:
             ids,
         )
         if not docs:
-            return []
-        await conn.execute(
+            return Recorded([], frozenset())
+        updated = await conn.fetch(
             "UPDATE receipt_lines AS l"
             " SET status = CASE WHEN v.posted IS NULL THEN 'refused' ELSE 'posted' END,"
             "   posted = v.posted::jsonb, problem = v.problem::jsonb"
             " FROM unnest($1::text[], $2::text[], $3::text[]) AS v(command_id, posted, problem)"
-            " WHERE l.command_id = v.command_id AND l.status = 'pending'",
+            " WHERE l.command_id = v.command_id AND l.status = 'pending'"
+            " RETURNING l.command_id",
             ids,
-            [None if a.posted is None else _POSTED.dump_json(a.posted).decode() for a in answers],
-            [
-                None if a.problem is None else _PROBLEM.dump_json(a.problem).decode()
-                for a in answers
-            ],
+            list(posted_json),
+            [_json(_PROBLEM, a.problem) for a in answers],
         )
-        return [row["message_id"] for row in docs]
+        return Recorded(
+            [row["message_id"] for row in docs], frozenset(row["command_id"] for row in updated)
+        )
 
     async def answered_receipts(
-        self, conn: asyncpg.Connection, message_ids: Sequence[str]
+        self, conn: asyncpg.Connection, message_ids: Sequence[str], answered: Collection[str] = ()
     ) -> list[AnsweredReceipt]:
-        """Those of the documents whose every line is answered, with their lines."""
+        """Those of the documents whose every line is answered, with their lines.
+
+        A posted line's stored result is read back only when an earlier batch answered it: the
+        caller holds the results of the lines it answered itself (`answered`: command ids), and
+        one result may list 100,000 serials.
+        """
         rows = await conn.fetch(
-            "SELECT r.message_id, r.shipment_id, l.line_no, l.lic,"
-            "   l.posted::text AS posted, l.problem::text AS problem"
+            "SELECT r.message_id, r.shipment_id, l.line_no, l.lic, l.quantity, l.command_id,"
+            "   l.posted ->> 'lot_id' AS lot_id,"
+            "   CASE WHEN l.status = 'posted' AND NOT l.command_id = ANY($2::text[])"
+            "     THEN l.posted::text END AS posted,"
+            "   l.problem::text AS problem"
             " FROM receipts r JOIN receipt_lines l USING (message_id)"
             " WHERE r.message_id = ANY($1::text[]) AND r.status = 'posting'"
             "   AND NOT EXISTS (SELECT 1 FROM receipt_lines w"
             "     WHERE w.message_id = r.message_id AND w.status = 'pending')"
             " ORDER BY r.message_id, l.line_no",
             list(message_ids),
+            list(answered),
         )
-        grouped: dict[str, tuple[str, list[d.LineOutcome]]] = {}
+        grouped: dict[str, AnsweredReceipt] = {}
         for row in rows:
-            _, lines = grouped.setdefault(row["message_id"], (row["shipment_id"], []))
-            lines.append(
-                d.LineOutcome(
+            receipt = grouped.get(row["message_id"])
+            if receipt is None:
+                receipt = AnsweredReceipt(row["message_id"], row["shipment_id"], [], {}, {})
+                grouped[row["message_id"]] = receipt
+            problem = None if row["problem"] is None else _PROBLEM.validate_json(row["problem"])
+            posted = None
+            if problem is None:
+                posted = d.Posted(
                     line_no=row["line_no"],
                     lic=row["lic"],
-                    posted=None if row["posted"] is None else _POSTED.validate_json(row["posted"]),
-                    problem=None
-                    if row["problem"] is None
-                    else _PROBLEM.validate_json(row["problem"]),
+                    quantity=row["quantity"],
+                    lot_id=row["lot_id"],
+                )
+            receipt.lines.append(
+                d.LineOutcome(
+                    line_no=row["line_no"], lic=row["lic"], posted=posted, problem=problem
                 )
             )
-        return [
-            AnsweredReceipt(message_id=m, shipment_id=shipment_id, lines=tuple(lines))
-            for m, (shipment_id, lines) in grouped.items()
-        ]
+            receipt.command_ids[row["line_no"]] = row["command_id"]
+            if row["posted"] is not None:
+                receipt.stored_results[row["line_no"]] = row["posted"]
+        return list(grouped.values())
 
     async def finish(self, conn: asyncpg.Connection, finished: Sequence[Finished]) -> None:
         if not finished:

@@ -14,6 +14,7 @@ from services.receiving.repository import Finished, NewReceipt, PgReceivingRepos
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import events as e
+from shared.contracts import status as s
 from shared.contracts import upstream as u
 from shared.ids import derived_id
 
@@ -51,27 +52,54 @@ class ReceivingService:
         items = [translate.item(ev) for ev in events if isinstance(ev, e.ItemUpserted)]
         if items:
             await self._repository.upsert_items(uow.conn, items)
-        answers = [a for a in map(translate.answer, events) if a is not None]
+        answers: list[d.Answer] = []
+        results: dict[str, s.LineResult] = {}  # command id → what a posted line moved
+        for ev in events:
+            answer = translate.answer(ev)
+            if answer is None:
+                continue
+            answers.append(answer)
+            if isinstance(ev, e.StockReceived | e.StockReturned):
+                results[ev.command_id] = translate.line_result(ev)
         if not answers:
             return
-        touched = await self._repository.record_answers(uow.conn, answers)
+        # Each result is serialized once, for the record; the status reuses the objects.
+        posted_json = [
+            None if a.posted is None else results[a.command_id].model_dump_json() for a in answers
+        ]
+        recorded = await self._repository.record_answers(uow.conn, answers, posted_json)
+        del posted_json  # up to ~11 MB per line: not held while the status is built
+        answered = recorded.answered & results.keys()
         finished = []
-        for receipt in await self._repository.answered_receipts(uow.conn, touched):
+        for receipt in await self._repository.answered_receipts(
+            uow.conn, recorded.documents, answered
+        ):
             settled = d.settle(receipt.lines)
             if settled is None:
                 continue
-            self._publish(uow, receipt.message_id, receipt.shipment_id, settled)
+            lines = [
+                results[command_id]
+                if (command_id := receipt.command_ids[p.line_no]) in answered
+                else translate.stored_line_result(receipt.stored_results[p.line_no])
+                for p in settled.posted
+            ]
+            self._publish(uow, receipt.message_id, receipt.shipment_id, settled, lines)
             status = "posted" if settled.fully_posted else "rejected"
             finished.append(Finished(receipt.message_id, status, settled.problems))
         await self._repository.finish(uow.conn, finished)
 
     def _publish(
-        self, uow: UnitOfWork, message_id: str, shipment_id: str, settled: d.Settled
+        self,
+        uow: UnitOfWork,
+        message_id: str,
+        shipment_id: str,
+        settled: d.Settled,
+        lines: list[s.LineResult],
     ) -> None:
         if settled.fully_posted:
             status_id = derived_id(message_id, "posted")
-            message: Any = translate.posted(status_id, shipment_id, settled.posted)
+            message: Any = translate.posted(status_id, shipment_id, lines)
         else:
             status_id = derived_id(message_id, "rejected")
-            message = translate.rejected(status_id, shipment_id, settled.problems, settled.posted)
+            message = translate.rejected(status_id, shipment_id, settled.problems, lines)
         uow.outbox.emit(self._topics.status, shipment_id, message)

@@ -4,13 +4,13 @@ and document statuses out."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 from services.receiving import domain as d
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
-from shared.movements import moved
 
 _MAX_TEXT = 1_900
 
@@ -97,26 +97,14 @@ def command(doc: u.ShipmentReceived, line: d.LineCommand) -> c.ReceiveStock | c.
 def answer(event: e.Event) -> d.Answer | None:
     """The answer an event gives to a receipt line command, if it is one."""
     match event:
-        case e.StockReceived():
+        case e.StockReceived() | e.StockReturned():
             return d.Answer(
                 command_id=event.command_id,
                 posted=d.Posted(
                     line_no=event.line_no,
                     lic=event.lic,
                     quantity=event.quantity,
-                    lot_id=event.lot_id,
-                    generated_serials=tuple(event.generated_serials),
-                    movements=moved(event.movements),
-                ),
-            )
-        case e.StockReturned():
-            return d.Answer(
-                command_id=event.command_id,
-                posted=d.Posted(
-                    line_no=event.line_no,
-                    lic=event.lic,
-                    quantity=event.quantity,
-                    movements=moved(event.movements),
+                    lot_id=event.lot_id if isinstance(event, e.StockReceived) else None,
                 ),
             )
         case e.CommandRejected() if event.command_type in ("ReceiveStock", "ReturnStock"):
@@ -133,6 +121,29 @@ def answer(event: e.Event) -> d.Answer | None:
     return None
 
 
+def line_result(event: e.StockReceived | e.StockReturned) -> s.LineResult:
+    """The status's account of a posted line: allocation's answer, passed through.
+
+    `model_construct` reuses the event's already validated movement models instead of
+    building (and validating) 100,000 new ones; pydantic serializes them as they are.
+    """
+    received = event if isinstance(event, e.StockReceived) else None
+    return s.LineResult.model_construct(
+        line_no=event.line_no,
+        lic=event.lic,
+        quantity=event.quantity,
+        lot_id=None if received is None else received.lot_id,
+        generated_serials=[] if received is None else received.generated_serials,
+        movements=event.movements,
+    )
+
+
+def stored_line_result(text: str) -> s.LineResult:
+    """A line result stored by an earlier batch (also reads the older stored shape, which had
+    the same field names)."""
+    return s.LineResult.model_validate_json(text)
+
+
 # --- statuses ---------------------------------------------------------------------------------
 
 
@@ -140,22 +151,20 @@ def rejected(
     message_id: str,
     shipment_id: str,
     problems: tuple[d.Problem, ...],
-    posted: tuple[d.Posted, ...] = (),
+    posted: Sequence[s.LineResult] = (),
 ) -> s.ReceiptRejected:
     return s.ReceiptRejected(
         message_id=message_id,
         shipment_id=shipment_id,
         problems=[problem(p) for p in problems],
-        posted_lines=[line_result(p) for p in posted],
+        posted_lines=list(posted),
     )
 
 
-def posted(message_id: str, shipment_id: str, lines: tuple[d.Posted, ...]) -> s.ReceiptPosted:
-    return s.ReceiptPosted(
-        message_id=message_id,
-        shipment_id=shipment_id,
-        lines=[line_result(p) for p in lines],
-    )
+def posted(message_id: str, shipment_id: str, lines: Sequence[s.LineResult]) -> s.ReceiptPosted:
+    # Model instances are not validated again (pydantic's default), so this costs nothing per
+    # movement.
+    return s.ReceiptPosted(message_id=message_id, shipment_id=shipment_id, lines=list(lines))
 
 
 def problem(p: d.Problem) -> s.LineProblem:
@@ -165,27 +174,6 @@ def problem(p: d.Problem) -> s.LineProblem:
         reason_code=p.reason_code,
         reason=safe_text(p.reason) or p.reason_code.value,
         offending=None if p.offending is None else safe_text(p.offending),
-    )
-
-
-def line_result(p: d.Posted) -> s.LineResult:
-    return s.LineResult(
-        line_no=p.line_no,
-        lic=p.lic,
-        quantity=p.quantity,
-        lot_id=p.lot_id,
-        generated_serials=list(p.generated_serials),
-        movements=[
-            e.Movement(
-                lot_id=m.lot_id,
-                mfr_lot=m.mfr_lot,
-                expires_on=m.expires_on,
-                serial=m.serial,
-                quantity=m.quantity,
-                unit_cost=m.unit_cost,
-            )
-            for m in p.movements
-        ],
     )
 
 

@@ -784,3 +784,62 @@ async def test_a_shipment_racing_a_close_waits_and_is_booked_at_actual_cost(
 
     assert await _cogs(pool, "usage") == [("L1", "shipment", D(3), D(36))]
     assert await _cogs(pool, "reconciliation") == []
+
+
+async def _tables(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row the ledger wrote, without generated sequence numbers and timestamps."""
+    queries = {
+        "lots": "SELECT lot_id, lic, used_qty, allocated_qty, received_qty FROM lots",
+        "serials": "SELECT lic, serial, lot_id, mfr_lot, expires_on, status, document, line_no,"
+        " counterparty, unit_cost, received_on, changed_on FROM serials",
+        "usage": "SELECT usage_id, lic, lot_id, serial, source, quantity, unit_cost,"
+        " est_unit_cost, total_cost, office, document, counterparty, used_on, event_id FROM usage",
+        "transactions": "SELECT txn_id, lic, lot_id, mfr_lot, serial, expires_on, event_type,"
+        " record, quantity, stock_change, unit_cost, cost, office, document, line_no,"
+        " counterparty, reference, reason, occurred_on, event_id FROM transactions",
+        "cogs": "SELECT entry_key, lic, lot_id, usage_id, kind, source, quantity, unit_cost,"
+        " amount, po, entered_on, event_id FROM cogs",
+    }
+    async with pool.acquire() as conn:
+        return {
+            name: sorted(tuple(r) for r in await conn.fetch(sql)) for name, sql in queries.items()
+        }
+
+
+async def test_large_batches_written_by_copy_are_the_rows_unnest_writes(
+    lotline_env: Callable[..., LotlineEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From `COPY_MIN_ROWS` rows a table is written by COPY through a scratch table: the same
+    rows, the serial upsert included, and rows written twice are still written once."""
+    from services.ledger import repository
+
+    wire = Wire()
+    serials = [f"SN{n:04d}" for n in range(30)]
+    moves = [e.Movement(lot_id="L-CAM", serial=s, quantity=D(1), unit_cost=D(300)) for s in serials]
+    history: list[list[e.Event]] = [
+        [
+            wire.item(CAM, serialized=True, est_unit_cost=D(300)),
+            wire.received(CAM, "L-CAM", 30, "300", moves, po="PO-9", on=date(2026, 11, 2)),
+        ],
+        [
+            *wire.sale(CAM, "SO-9", moves[:20], customer="ACME", on=date(2026, 11, 3)),
+            wire.returned(CAM, "RMA-9", moves[:5], customer="ACME", on=date(2026, 11, 4)),
+        ],
+    ]
+    written = []
+    for copy_min_rows in (1_000_000, 1):
+        monkeypatch.setattr(repository, "COPY_MIN_ROWS", copy_min_rows)
+        env = lotline_env(topics=False)
+        await db.migrate(env.dsn, SCHEMA, db.migration_files(MIGRATIONS))
+        pool = await db.create_pool(env.dsn, SCHEMA)
+        try:
+            for batch in history:
+                await record(pool, batch)
+            # Again, past the inbox: rows with the same ids are skipped by ON CONFLICT.
+            await record(pool, history[1])
+            written.append(await _tables(pool))
+        finally:
+            await pool.close()
+    by_unnest, by_copy = written
+    assert len(by_copy["serials"]) == 30 and len(by_copy["usage"]) == 25
+    assert by_copy == by_unnest

@@ -19,10 +19,11 @@ Sign conventions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple, Protocol
 
 ZERO = Decimal(0)
 
@@ -46,6 +47,24 @@ CogsKind = Literal["usage", "reconciliation"]
 
 # ---------------------------------------------------------------------------------------------
 # Facts: the ledger's reading of `inventory.events`
+
+
+class MoveView(Protocol):
+    """What recording reads of a move: `Move`, or the wire movement itself (an event may carry
+    100,000 of them; the ledger reads them where they are instead of copying each)."""
+
+    @property
+    def lot_id(self) -> str | None: ...
+    @property
+    def mfr_lot(self) -> str | None: ...
+    @property
+    def expires_on(self) -> date | None: ...
+    @property
+    def serial(self) -> str | None: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def unit_cost(self) -> Decimal: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +109,7 @@ class Fact:
     office: str
     document: str
     on: date
-    moves: tuple[Move, ...]
+    moves: Sequence[MoveView]
     line_no: int | None = None
     counterparty: str | None = None
     new_lot: NewLot | None = None
@@ -125,6 +144,10 @@ class Known:
 
 # ---------------------------------------------------------------------------------------------
 # Rows
+#
+# The row types written once per move (serials, usage, transactions, COGS) are named tuples:
+# immutable like the dataclasses, several times cheaper to build, and a batch may hold 100,000
+# of each. Their fields are in the table's column order, so they go to the database as they are.
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -180,8 +203,7 @@ class Delta:
         return Delta(used=self.used + other.used, allocated=self.allocated + other.allocated)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SerialRow:
+class SerialRow(NamedTuple):
     """A serial's state in one inventory lot after the batch (the last change wins)."""
 
     lic: str
@@ -201,8 +223,7 @@ class SerialRow:
         return (self.lic, self.serial, self.lot_id)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UsageRow:
+class UsageRow(NamedTuple):
     """An inventory usage record (R10). `unit_cost`: the cost it was booked at (the actual cost
     once the lot's PO closed, else the estimate); `est_unit_cost`: the lot's estimate."""
 
@@ -228,8 +249,7 @@ class UsageRow:
         return self.quantity * self.unit_cost
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TransactionRow:
+class TransactionRow(NamedTuple):
     """A transaction record (R15): one change to one lot or serial. Serial records carry the
     transaction cost of their one unit; lot records the quantity and its cost."""
 
@@ -261,8 +281,7 @@ class TransactionRow:
         return self.quantity * self.unit_cost
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CogsRow:
+class CogsRow(NamedTuple):
     """A cost-of-goods-sold entry: a usage at its booked cost, or a reconciliation of a usage
     to the actual cost (R16). `entry_key` makes writing it idempotent."""
 

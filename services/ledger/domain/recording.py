@@ -30,7 +30,7 @@ from services.ledger.domain.model import (
     Known,
     LotRow,
     MfrLotRow,
-    Move,
+    MoveView,
     SerialRow,
     SerialStatus,
     TransactionRow,
@@ -101,7 +101,7 @@ class _Book:
         for n, move in enumerate(fact.moves):
             self._record_move(fact, f"{fact.event_id}/{n}", move)
 
-    def cost(self, move: Move) -> Decimal:
+    def cost(self, move: MoveView) -> Decimal:
         if move.lot_id is None:
             return move.unit_cost
         return self._actual.get(move.lot_id, move.unit_cost)
@@ -132,7 +132,7 @@ class _Book:
             )
         )
 
-    def _record_move(self, fact: Fact, row_id: str, move: Move) -> None:
+    def _record_move(self, fact: Fact, row_id: str, move: MoveView) -> None:
         cost = self.cost(move)
         change = stock_change(fact.action, move.quantity)
         self.entries.transactions.append(_transaction(fact, row_id, move, cost, change))
@@ -152,7 +152,9 @@ class _Book:
             row = _serial_row(fact, move, cost)
             self.entries.serials[row.key] = row
 
-    def _use(self, fact: Fact, usage_id: str, move: Move, cost: Decimal, quantity: Decimal) -> None:
+    def _use(
+        self, fact: Fact, usage_id: str, move: MoveView, cost: Decimal, quantity: Decimal
+    ) -> None:
         if move.lot_id is None:
             key = (fact.lic, fact.office)
             self.entries.unallocated[key] = self.entries.unallocated.get(key, ZERO) - quantity
@@ -196,7 +198,7 @@ def usage_cogs(usage: UsageRow) -> CogsRow:
 
 
 def _transaction(
-    fact: Fact, txn_id: str, move: Move, cost: Decimal, change: Decimal
+    fact: Fact, txn_id: str, move: MoveView, cost: Decimal, change: Decimal
 ) -> TransactionRow:
     lot = fact.new_lot
     return TransactionRow(
@@ -221,7 +223,7 @@ def _transaction(
     )
 
 
-def _mfr_lot_row(fact: Fact, move: Move) -> MfrLotRow:
+def _mfr_lot_row(fact: Fact, move: MoveView) -> MfrLotRow:
     assert move.lot_id is not None and move.mfr_lot is not None
     return MfrLotRow(
         lot_id=move.lot_id,
@@ -232,7 +234,7 @@ def _mfr_lot_row(fact: Fact, move: Move) -> MfrLotRow:
     )
 
 
-def _serial_row(fact: Fact, move: Move, cost: Decimal) -> SerialRow:
+def _serial_row(fact: Fact, move: MoveView, cost: Decimal) -> SerialRow:
     assert move.lot_id is not None and move.serial is not None
     return SerialRow(
         lic=fact.lic,
