@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] = Field(default="json", alias="LOG_FORMAT")
     max_serial_span: int = Field(default=1_000_000, alias="LOTLINE_MAX_SERIAL_SPAN")
+    # How long a consumer remembers a processed message id: longer than any redelivery (the
+    # topics' retention, an upstream's retries).
+    inbox_retention_days: float = Field(default=30, alias="LOTLINE_INBOX_RETENTION_DAYS")
     # Rows of committed LIC state allocation keeps in memory between batches (0: none).
     allocation_cache_rows: int = Field(default=300_000, alias="LOTLINE_ALLOCATION_CACHE_ROWS")
 

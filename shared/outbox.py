@@ -99,8 +99,10 @@ class OutboxRelay:
         batch_size: int = 2000,
         poll_seconds: float = 0.5,
         retention_seconds: float = 600,
+        inbox_retention_seconds: float = 30 * 86400,
     ) -> None:
         self._retention = retention_seconds
+        self._inbox_retention = inbox_retention_seconds
         self._pool = pool
         self._producer = producer
         self._schema = schema
@@ -155,8 +157,10 @@ class OutboxRelay:
                     sent = await self.publish_once(conn)
                     now = asyncio.get_running_loop().time()
                     if now >= next_purge:
-                        # Sent rows are kept a while for operators, then dropped.
+                        # Sent rows are kept a while for operators, then dropped; so are
+                        # message ids older than any redelivery.
                         await self.purge(conn, self._retention)
+                        await self.purge_inbox(conn, self._inbox_retention)
                         next_purge = now + 60
                     if sent:
                         continue
@@ -205,6 +209,14 @@ class OutboxRelay:
     async def purge(conn: asyncpg.Connection, older_than_seconds: float) -> int:
         result = await conn.execute(
             "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+            older_than_seconds,
+        )
+        return int(result.split()[-1])
+
+    @staticmethod
+    async def purge_inbox(conn: asyncpg.Connection, older_than_seconds: float) -> int:
+        result = await conn.execute(
+            "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)",
             older_than_seconds,
         )
         return int(result.split()[-1])

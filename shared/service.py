@@ -101,7 +101,12 @@ class ServiceRuntime:
         self.pool = await db.create_pool(dsn, self.schema, size=self.settings.db_pool_size)
         self.producer = make_producer(self.settings)
         await self.producer.start()
-        self.relay = OutboxRelay(self.pool, self.producer, self.schema)
+        self.relay = OutboxRelay(
+            self.pool,
+            self.producer,
+            self.schema,
+            inbox_retention_seconds=self.settings.inbox_retention_days * 86400,
+        )
         self.relay.start()
         if self.routes:
             self.consumer = TransactionalConsumer(

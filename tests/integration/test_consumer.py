@@ -299,3 +299,17 @@ async def test_one_consumer_keeps_each_topics_inbox_and_offsets_apart(pool: asyn
     assert await _rows(
         pool, "SELECT consumer, topic, next_offset FROM consumer_offsets ORDER BY consumer"
     ) == [("test", TOPIC, 1), ("test-adjustments", "adjustments", 2)]
+
+
+async def test_the_relay_purges_message_ids_older_than_the_retention(pool: asyncpg.Pool) -> None:
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently(
+        [_record(0, _item("old", "A")), _record(1, _item("new", "B"))]
+    )
+    await pool.execute(
+        "UPDATE inbox SET processed_at = now() - interval '31 days' WHERE message_id = 'old'"
+    )
+    async with pool.acquire() as proxy:
+        assert await OutboxRelay.purge_inbox(cast(asyncpg.Connection, proxy), 30 * 86400) == 1
+    assert await _rows(pool, "SELECT message_id FROM inbox") == [("new",)]
