@@ -46,7 +46,8 @@ def adjust(draft: Draft, cmd: AdjustStock) -> tuple[InventoryAdjusted]:
         lot_id, moved = _beginning_balance(draft, cmd)
     else:
         checks.no_serials(item, cmd.serials)
-        checks.no_lots(item, (entry.mfr_lot for entry in cmd.lots))
+        if cmd.lots:
+            checks.no_lots(item, (entry.mfr_lot for entry in cmd.lots))
         moved = _remove(draft, item, cmd) if quantity < 0 else _put_back(draft, item, cmd)
     draft.lock_item()
     return (
@@ -108,8 +109,8 @@ def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ..
     else:
         unallocated, quantity = _take_unallocated(draft, item, cmd.office, quantity)
         picks = automatic(draft, need, quantity) if quantity > 0 else []
+    draft.move(picks, on_hand=-1, used=1)
     for pick in picks:
-        draft.change(pick.lot_id, pick.mfr_lot, on_hand=-pick.quantity, used=pick.quantity)
         if pick.serial is not None:
             unit = draft.units[(pick.serial, pick.lot_id)]
             draft.put_unit(unit.moved_to(SerialStatus.REMOVED))
@@ -139,8 +140,7 @@ def _put_back(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, 
         picks: list[Pick] = []
         for entry in _lot_picks(item, cmd, cmd.quantity):
             picks.extend(_reverse_mfr_lot(draft, item, cmd.office, entry, picks))
-        for pick in picks:
-            draft.change(pick.lot_id, pick.mfr_lot, on_hand=pick.quantity, used=-pick.quantity)
+        draft.move(picks, on_hand=1, used=-1)
         return movements(draft, tuple(picks))
     return _reverse_plain(draft, item, cmd)
 
@@ -207,8 +207,7 @@ def _reverse_plain(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovem
     """R11, R12: fill lots newest first up to their usage; the rest is unallocated stock."""
     lots = sorted(draft.lots_at(cmd.office), key=lambda lot: lot.seq, reverse=True)
     picks = _spread(cmd.quantity, [(lot.lot_id, None, lot.used) for lot in lots], partial=True)
-    for pick in picks:
-        draft.change(pick.lot_id, None, on_hand=pick.quantity, used=-pick.quantity)
+    draft.move(picks, on_hand=1, used=-1)
     moved = movements(draft, tuple(picks))
     excess = cmd.quantity - sum((p.quantity for p in picks), ZERO)
     if excess > 0:

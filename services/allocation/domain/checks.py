@@ -104,8 +104,10 @@ def no_serials(item: Item, serials: tuple[str, ...]) -> None:
 
 
 def no_lots(item: Item, names: Iterable[str]) -> None:
+    if item.track_mfr_lot:
+        return
     listed = list(names)
-    if listed and not item.track_mfr_lot:
+    if listed:
         raise Refusal(
             ReasonCode.INVALID_QUANTITY,
             f"item {item.lic} is not tracked by manufacturer lot: got lots {', '.join(listed[:5])}",

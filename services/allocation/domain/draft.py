@@ -8,6 +8,7 @@ mutated: each row dict, and each dict of the derived `StockIndex`, is copied on 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -20,6 +21,8 @@ from services.allocation.domain.model import (
     Item,
     LicState,
     MfrLot,
+    Pick,
+    SerialStatus,
     StockIndex,
     Unit,
 )
@@ -30,6 +33,10 @@ class BrokenInvariant(Exception):
 
 
 _MISSING: Any = object()
+
+# Enum members looked up on the class cost a metaclass call each; units move by the thousand.
+_AVAILABLE = SerialStatus.AVAILABLE
+_ALLOCATED = SerialStatus.ALLOCATED
 
 Mark = tuple[int, "Item | None", int]
 """A savepoint: journal length, item and last lot seq when it was taken."""
@@ -54,7 +61,7 @@ class Draft:
         self.stocked = index.stocked
         self.mfr_names = index.mfr_names
         self.last_seq = index.last_seq
-        self._owned: set[str] = set()
+        self._owned: dict[str, dict[Any, Any]] = {}  # tables copied for writing, by name
         self._journal: list[tuple[str, Any, Any]] = []
         self.closed: list[str] = []
         self.reopened: list[str] = []
@@ -98,10 +105,10 @@ class Draft:
 
     def _write(self, name: str, key: Any, value: Any) -> None:
         """Set (or, with `_MISSING`, delete) one entry of a table, journaled."""
-        if name not in self._owned:
-            self._owned.add(name)
-            setattr(self, name, dict(getattr(self, name)))
-        table = getattr(self, name)
+        table = self._owned.get(name)
+        if table is None:
+            table = self._owned[name] = dict(getattr(self, name))
+            setattr(self, name, table)
         self._journal.append((name, key, table.get(key, _MISSING)))
         if value is _MISSING:
             del table[key]
@@ -110,7 +117,8 @@ class Draft:
 
     def put_lot(self, lot: InventoryLot) -> None:
         self._write("lots", lot.lot_id, lot)
-        self.last_seq = max(self.last_seq, lot.seq)
+        if lot.seq > self.last_seq:
+            self.last_seq = lot.seq
         if (lot.lot_id in self.stocked) != (lot.on_hand > 0):
             self._write("stocked", lot.lot_id, lot.office if lot.on_hand > 0 else _MISSING)
 
@@ -122,10 +130,13 @@ class Draft:
         self._write("mfr_lots", key, row)
 
     def put_unit(self, unit: Unit) -> None:
-        self._write("units", unit.key, unit)
-        if unit.in_stock:
-            self._write("in_stock_keys", unit.serial, unit.key)
-        elif self.in_stock_keys.get(unit.serial) == unit.key:
+        key = (unit.serial, unit.lot_id)
+        self._write("units", key, unit)
+        held = self.in_stock_keys.get(unit.serial)
+        if unit.status is _AVAILABLE or unit.status is _ALLOCATED:
+            if held != key:  # allocating or releasing a unit leaves the index as it is
+                self._write("in_stock_keys", unit.serial, key)
+        elif held == key:
             self._write("in_stock_keys", unit.serial, _MISSING)
 
     def put_allocation(self, allocation: Allocation) -> None:
@@ -154,16 +165,64 @@ class Draft:
         used: Decimal = ZERO,
     ) -> None:
         """Apply deltas to an inventory lot and its mfr lot; close or reopen the lot (R7)."""
+        self._change_lot(lot_id, on_hand, allocated, used)
+        if mfr_lot is not None:
+            self._change_mfr_lot(lot_id, mfr_lot, on_hand, allocated, used)
+
+    def move(
+        self, picks: Sequence[Pick], *, on_hand: int = 0, allocated: int = 0, used: int = 0
+    ) -> None:
+        """`change()` by every pick's quantity with these signs (−1, 0 or +1), in one write per
+        lot and mfr lot however many picks name it (a serialized line has a pick per unit).
+
+        Same rows, checks and order of Closed / reopened lots as changing pick by pick: every
+        pick moves on hand the same way, so a lot closes at its last pick and reopens at its
+        first, and the checks hold in between exactly when they hold at the end."""
+        if len(picks) == 1:  # the common case of plain and lot-tracked lines
+            p = picks[0]
+            q = p.quantity
+            self.change(
+                p.lot_id,
+                p.mfr_lot,
+                on_hand=_signed(q, on_hand),
+                allocated=_signed(q, allocated),
+                used=_signed(q, used),
+            )
+            return
+        lots: dict[str, Decimal] = {}
+        rows: dict[tuple[str, str], Decimal] = {}
+        turn: dict[str, int] = {}  # the pick at which one-by-one changes would close or reopen
+        for i, p in enumerate(picks):
+            before = lots.get(p.lot_id)
+            lots[p.lot_id] = p.quantity if before is None else before + p.quantity
+            if before is None or on_hand < 0:
+                turn[p.lot_id] = i
+            if p.mfr_lot is not None:
+                key = (p.lot_id, p.mfr_lot)
+                row = rows.get(key)
+                rows[key] = p.quantity if row is None else row + p.quantity
+        for lot_id in sorted(lots, key=turn.__getitem__):
+            q = lots[lot_id]
+            self._change_lot(lot_id, _signed(q, on_hand), _signed(q, allocated), _signed(q, used))
+        for (lot_id, mfr_lot), q in rows.items():
+            self._change_mfr_lot(
+                lot_id, mfr_lot, _signed(q, on_hand), _signed(q, allocated), _signed(q, used)
+            )
+
+    def _change_lot(self, lot_id: str, on_hand: Decimal, allocated: Decimal, used: Decimal) -> None:
         lot = self.lots[lot_id]
         new = lot.moved(on_hand, allocated, used)
         _check(new.lot_id, new.on_hand, new.allocated, new.used)
         if new.status != lot.status:
             (self.closed if new.status == "closed" else self.reopened).append(lot_id)
         self.put_lot(new)
-        if mfr_lot is not None:
-            row = self.mfr_lots[(lot_id, mfr_lot)].moved(on_hand, allocated, used)
-            _check(f"{lot_id}/{mfr_lot}", row.on_hand, row.allocated, row.used)
-            self.put_mfr_lot(row)
+
+    def _change_mfr_lot(
+        self, lot_id: str, mfr_lot: str, on_hand: Decimal, allocated: Decimal, used: Decimal
+    ) -> None:
+        row = self.mfr_lots[(lot_id, mfr_lot)].moved(on_hand, allocated, used)
+        _check(f"{lot_id}/{mfr_lot}", row.on_hand, row.allocated, row.used)
+        self.put_mfr_lot(row)
 
     # -- reads --------------------------------------------------------------------------------
 
@@ -186,6 +245,11 @@ class Draft:
         else:
             lots = [lot for lot in self.lots.values() if lot.office == office]
         return sorted(lots, key=_seq)
+
+    def stocked_seqs(self, office: str) -> dict[str, int]:
+        """lot_id -> seq of the office's inventory lots with stock (unordered: no sort)."""
+        lots = self.lots
+        return {i: lots[i].seq for i, where in self.stocked.items() if where == office}
 
     def mfr_lots_at(self, office: str, *, stocked: bool = False) -> list[MfrLot]:
         """The office's manufacturer lots (only in lots with stock, if `stocked`)."""
@@ -212,12 +276,16 @@ def build_index(state: LicState) -> StockIndex:
     )
 
 
+def _signed(quantity: Decimal, sign: int) -> Decimal:
+    return quantity if sign > 0 else -quantity if sign < 0 else ZERO
+
+
 def _seq(lot: InventoryLot) -> int:
     return lot.seq
 
 
 def _check(name: str, on_hand: Decimal, allocated: Decimal, used: Decimal) -> None:
-    if on_hand < 0 or allocated < 0 or allocated > on_hand or used < 0:
+    if on_hand < ZERO or allocated < ZERO or allocated > on_hand or used < ZERO:
         raise BrokenInvariant(
             f"{name}: on_hand={on_hand} allocated={allocated} used={used} is impossible"
         )

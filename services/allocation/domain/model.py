@@ -102,7 +102,7 @@ class InventoryLot:
             on_hand=now,
             allocated=self.allocated + allocated,
             used=self.used + used,
-            status="closed" if now == 0 else "open",
+            status="open" if now else "closed",
         )
 
 
@@ -162,6 +162,12 @@ SERIAL_TRANSITIONS: dict[SerialStatus, frozenset[SerialStatus]] = {
     SerialStatus.RETURNED_TO_VENDOR: frozenset(),
 }
 
+# The same table keyed by member name: hashing an Enum member calls its Python `__hash__`, and a
+# unit moves once per serial per decision; `in` on a tuple compares members by identity.
+_NEXT_STATUS: dict[str, tuple[SerialStatus, ...]] = {
+    status._name_: tuple(targets) for status, targets in SERIAL_TRANSITIONS.items()
+}
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Unit:
@@ -194,7 +200,7 @@ class Unit:
         customer: str | None = None,
     ) -> Unit:
         """The unit in `target`; raises `IllegalTransition` off the transition table."""
-        if target not in SERIAL_TRANSITIONS[self.status]:
+        if target not in _NEXT_STATUS[self.status._name_]:
             raise IllegalTransition(self.serial, self.status.value, target.value)
         return Unit(
             lic=self.lic,
@@ -235,10 +241,32 @@ class Allocation:
     status: AllocationStatus = "allocated"
     explicit: bool = False
     complete: bool = True
+    movements: tuple[LotMovement, ...] | None = field(default=None, compare=False, repr=False)
+    """Derived, not a column: `picks` as event movements (each with its lot's unit cost and
+    expiry, which never change), kept by the allocating decision so that releasing and shipping
+    do not build them again. None when loaded: the core builds them then."""
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.shipment_id, self.line_no)
+
+    def with_status(self, status: AllocationStatus) -> Allocation:
+        """The allocation released or shipped (spelled out: `replace()` is slow on a hot path)."""
+        return Allocation(
+            shipment_id=self.shipment_id,
+            line_no=self.line_no,
+            lic=self.lic,
+            office=self.office,
+            kind=self.kind,
+            counterparty=self.counterparty,
+            ship_on=self.ship_on,
+            quantity=self.quantity,
+            picks=self.picks,
+            status=status,
+            explicit=self.explicit,
+            complete=self.complete,
+            movements=self.movements,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -259,6 +287,26 @@ class CustomerShipment:
     @property
     def returnable(self) -> Decimal:
         return self.shipped - self.returned
+
+    def shipped_more(self, quantity: Decimal) -> CustomerShipment:
+        """The row after shipping `quantity` more (spelled out: `replace()` is slow)."""
+        return CustomerShipment(
+            lot_id=self.lot_id,
+            mfr_lot=self.mfr_lot,
+            customer=self.customer,
+            shipped=self.shipped + quantity,
+            returned=self.returned,
+        )
+
+    def returned_more(self, quantity: Decimal) -> CustomerShipment:
+        """The row after `quantity` more came back."""
+        return CustomerShipment(
+            lot_id=self.lot_id,
+            mfr_lot=self.mfr_lot,
+            customer=self.customer,
+            shipped=self.shipped,
+            returned=self.returned + quantity,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -56,7 +56,9 @@ class Need:
 def automatic(draft: Draft, need: Need, quantity: Decimal) -> list[Pick]:
     """R9 without picks: FEFO for perishable lots, FIFO otherwise."""
     if need.item.serialized:
-        units = [u for u in free_units(draft, need) if not need.expired(_row(draft, u))]
+        units = free_units(draft, need)
+        if need.fresh_only:
+            units = [u for u in units if not need.expired(_row(draft, u))]
         return _take_units(units, quantity, f"item {need.item.lic} at office {need.office}")
     if need.item.track_mfr_lot:
         rows = [r for r in fresh_rows(draft, need) if r.free > 0]
@@ -121,19 +123,25 @@ def fresh_rows(draft: Draft, need: Need) -> list[MfrLot]:
 
 def free_units(draft: Draft, need: Need) -> list[Unit]:
     """AVAILABLE units at the office, in FEFO (perishable) or FIFO order."""
-    office_lots = {lot.lot_id: lot.seq for lot in draft.lots_at(need.office, stocked=True)}
-    units = [
-        u
-        for u in draft.in_stock()
-        if u.status is SerialStatus.AVAILABLE and u.lot_id in office_lots
+    office_lots = draft.stocked_seqs(need.office)
+    units = draft.units
+    available = SerialStatus.AVAILABLE
+    free = [
+        unit
+        for key in draft.in_stock_keys.values()
+        if (unit := units[key]).status is available and unit.lot_id in office_lots
     ]
+    if not need.item.perishable:
+        free.sort(key=lambda unit: (office_lots[unit.lot_id], unit.position))
+        return free
 
     def order(unit: Unit) -> tuple[date, int, int]:
         row = _row(draft, unit)
-        expiry = row.expires_on if need.item.perishable and row and row.expires_on else date.max
+        expiry = row.expires_on if row and row.expires_on else date.max
         return (expiry, office_lots[unit.lot_id], unit.position)
 
-    return sorted(units, key=order)
+    free.sort(key=order)
+    return free
 
 
 def _row_order(draft: Draft, item: Item, row: MfrLot) -> tuple[date, int, str]:

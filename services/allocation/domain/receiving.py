@@ -32,6 +32,8 @@ from services.allocation.domain.model import (
 )
 from services.allocation.domain.serials import serial_run
 
+ONE = Decimal(1)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NewLot:
@@ -143,7 +145,8 @@ def stock_in(draft: Draft, spec: NewLot) -> Received:
 
 def mfr_entries(item: Item, quantity: Decimal, given: tuple[LotEntry, ...]) -> list[LotEntry]:
     """R3: lot-tracked lines name mfr lots covering the quantity, with expiry if perishable."""
-    checks.no_lots(item, (entry.mfr_lot for entry in given))
+    if given:
+        checks.no_lots(item, (entry.mfr_lot for entry in given))
     if not item.track_mfr_lot:
         return []
     if not given:
@@ -160,7 +163,12 @@ def mfr_entries(item: Item, quantity: Decimal, given: tuple[LotEntry, ...]) -> l
                 entry.mfr_lot,
             )
         total = entry.quantity + (before.quantity if before else 0)
-        merged[entry.mfr_lot] = replace(entry, quantity=total)
+        merged[entry.mfr_lot] = LotEntry(  # spelled out: `replace()` is slow
+            mfr_lot=entry.mfr_lot,
+            quantity=total,
+            expires_on=entry.expires_on,
+            lot_id=entry.lot_id,
+        )
     checks.lot_sum(quantity, (entry.quantity for entry in merged.values()))
     return list(merged.values())
 
@@ -232,7 +240,7 @@ def _movements(
                 mfr_lot=unit.mfr_lot,
                 expires_on=expiry.get(unit.mfr_lot) if unit.mfr_lot else None,
                 serial=unit.serial,
-                quantity=Decimal(1),
+                quantity=ONE,
                 unit_cost=lot.unit_cost,
             )
             for unit in units

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from services.allocation.domain import checks
@@ -52,8 +51,7 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned]:
     else:
         whole = LotPick(mfr_lot="", quantity=quantity)
         picks = _returnable(draft, item, cmd.customer, whole, [])
-    for back, row_key in picks:
-        _reverse(draft, back, row_key)
+    _reverse(draft, picks)
     draft.lock_item()
     return (
         StockReturned(
@@ -145,15 +143,20 @@ def _used(draft: Draft, row: CustomerShipment) -> Decimal:
     return draft.mfr_lots[(row.lot_id, row.mfr_lot)].used
 
 
-def _reverse(draft: Draft, pick: Pick, key: ShipmentKey) -> None:
-    """Usage reversed into the original lot; the shipment row records the return."""
-    draft.change(pick.lot_id, pick.mfr_lot, on_hand=pick.quantity, used=-pick.quantity)
-    if pick.serial is not None:
-        unit = draft.units[(pick.serial, pick.lot_id)]
-        draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
-    row = draft.shipments.get(key)
-    if row is not None:
-        draft.put_shipment(replace(row, returned=row.returned + pick.quantity))
+def _reverse(draft: Draft, picks: list[Returned]) -> None:
+    """Usage reversed into the original lots; the shipment rows record the return."""
+    draft.move([pick for pick, _ in picks], on_hand=1, used=-1)
+    returned: dict[ShipmentKey, Decimal] = {}
+    for pick, key in picks:
+        if pick.serial is not None:
+            unit = draft.units[(pick.serial, pick.lot_id)]
+            draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
+        before = returned.get(key)
+        returned[key] = pick.quantity if before is None else before + pick.quantity
+    for key, quantity in returned.items():
+        row = draft.shipments.get(key)
+        if row is not None:
+            draft.put_shipment(row.returned_more(quantity))
 
 
 def _serials(item: Item, cmd: ReturnFromCustomer) -> tuple[str, ...]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from decimal import Decimal
 
 from services.allocation.domain import checks
@@ -49,6 +48,7 @@ def allocate(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
     if previous is not None and previous.status == "allocated":
         events.append(release(draft, previous, cmd.message_id, reallocated=True))
     picks = choose(draft, item, cmd, quantity)
+    moved = movements(draft, tuple(picks))
     allocation = Allocation(
         shipment_id=cmd.shipment_id,
         line_no=cmd.line_no,
@@ -61,6 +61,7 @@ def allocate(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
         picks=tuple(picks),
         explicit=bool(cmd.lots or cmd.serials),
         complete=is_complete(item, quantity, picks),
+        movements=moved,
     )
     hold(draft, allocation)
     draft.lock_item()
@@ -75,7 +76,7 @@ def allocate(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
             counterparty=cmd.counterparty,
             ship_on=cmd.ship_on,
             quantity=quantity,
-            movements=movements(draft, allocation.picks),
+            movements=moved,
             explicit=allocation.explicit,
             complete=allocation.complete,
         )
@@ -85,7 +86,8 @@ def allocate(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
 
 def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> list[Pick]:
     checks.no_serials(item, cmd.serials)
-    checks.no_lots(item, (p.mfr_lot for p in cmd.lots))
+    if cmd.lots:
+        checks.no_lots(item, (p.mfr_lot for p in cmd.lots))
     if cmd.kind == "vendor_return":
         _require_named(item, cmd)
     need = Need(
@@ -126,8 +128,8 @@ def is_complete(item: Item, quantity: Decimal, picks: list[Pick]) -> bool:
 
 
 def hold(draft: Draft, allocation: Allocation) -> None:
+    draft.move(allocation.picks, allocated=1)
     for pick in allocation.picks:
-        draft.change(pick.lot_id, pick.mfr_lot, allocated=pick.quantity)
         if pick.serial is not None:
             unit = draft.units[(pick.serial, pick.lot_id)]
             draft.put_unit(
@@ -150,19 +152,19 @@ def release_line(draft: Draft, cmd: ReleaseLine) -> tuple[Event, ...]:
 def release(
     draft: Draft, allocation: Allocation, command_id: str, *, reallocated: bool
 ) -> LineReleased:
+    draft.move(allocation.picks, allocated=-1)
     for pick in allocation.picks:
-        draft.change(pick.lot_id, pick.mfr_lot, allocated=-pick.quantity)
         if pick.serial is not None:
             unit = draft.units[(pick.serial, pick.lot_id)]
             draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
-    draft.put_allocation(replace(allocation, status="released"))
+    draft.put_allocation(allocation.with_status("released"))
     return LineReleased(
         command_id=command_id,
         lic=allocation.lic,
         shipment_id=allocation.shipment_id,
         line_no=allocation.line_no,
         office=allocation.office,
-        movements=movements(draft, allocation.picks),
+        movements=held(draft, allocation),
         reallocated=reallocated,
     )
 
@@ -178,10 +180,9 @@ def ship(draft: Draft, cmd: ShipLine) -> tuple[Event, ...]:
             "lot and serial it ships",
             f"{cmd.shipment_id}/{cmd.line_no}",
         )
-    for pick in allocation.picks:
-        _use(draft, allocation, pick)
-    draft.put_allocation(replace(allocation, status="shipped"))
-    moved = movements(draft, allocation.picks)
+    _use(draft, allocation)
+    draft.put_allocation(allocation.with_status("shipped"))
+    moved = held(draft, allocation)
     return (
         LineShipped(
             command_id=cmd.message_id,
@@ -200,43 +201,59 @@ def ship(draft: Draft, cmd: ShipLine) -> tuple[Event, ...]:
     )
 
 
-def _use(draft: Draft, allocation: Allocation, pick: Pick) -> None:
-    q = pick.quantity
-    draft.change(pick.lot_id, pick.mfr_lot, allocated=-q, on_hand=-q, used=q)
+def _use(draft: Draft, allocation: Allocation) -> None:
+    """The line's picks leave stock; a sale counts them shipped to its customer (R13)."""
+    picks = allocation.picks
+    draft.move(picks, allocated=-1, on_hand=-1, used=1)
     sale = allocation.kind == "sale"
-    if pick.serial is not None:
-        unit = draft.units[(pick.serial, pick.lot_id)]
-        target = SerialStatus.SHIPPED if sale else SerialStatus.RETURNED_TO_VENDOR
-        draft.put_unit(
-            unit.moved_to(
-                target,
-                shipment_id=allocation.shipment_id,
-                line_no=allocation.line_no,
-                customer=allocation.counterparty if sale else None,
+    target = SerialStatus.SHIPPED if sale else SerialStatus.RETURNED_TO_VENDOR
+    customer = allocation.counterparty if sale else None
+    for pick in picks:
+        if pick.serial is not None:
+            unit = draft.units[(pick.serial, pick.lot_id)]
+            draft.put_unit(
+                unit.moved_to(
+                    target,
+                    shipment_id=allocation.shipment_id,
+                    line_no=allocation.line_no,
+                    customer=customer,
+                )
             )
-        )
-    if sale:
-        customer = allocation.counterparty or ""
-        row = draft.shipments.get((pick.lot_id, pick.mfr_lot, customer))
+    if not sale:
+        return
+    shipped: dict[tuple[str, str | None], Decimal] = {}
+    for pick in picks:
+        key = (pick.lot_id, pick.mfr_lot)
+        before = shipped.get(key)
+        shipped[key] = pick.quantity if before is None else before + pick.quantity
+    name = allocation.counterparty or ""
+    for (lot_id, mfr_lot), quantity in shipped.items():
+        row = draft.shipments.get((lot_id, mfr_lot, name))
         if row is None:
-            row = CustomerShipment(
-                lot_id=pick.lot_id, mfr_lot=pick.mfr_lot, customer=customer, shipped=ZERO
-            )
-        draft.put_shipment(replace(row, shipped=row.shipped + q))
+            row = CustomerShipment(lot_id=lot_id, mfr_lot=mfr_lot, customer=name, shipped=ZERO)
+        draft.put_shipment(row.shipped_more(quantity))
 
 
 def movements(draft: Draft, picks: tuple[Pick, ...]) -> tuple[LotMovement, ...]:
+    lots, mfr_lots = draft.lots, draft.mfr_lots
     return tuple(
         LotMovement(
             lot_id=p.lot_id,
             mfr_lot=p.mfr_lot,
-            expires_on=draft.mfr_lots[(p.lot_id, p.mfr_lot)].expires_on if p.mfr_lot else None,
+            expires_on=mfr_lots[(p.lot_id, p.mfr_lot)].expires_on if p.mfr_lot else None,
             serial=p.serial,
             quantity=p.quantity,
-            unit_cost=draft.lots[p.lot_id].unit_cost,
+            unit_cost=lots[p.lot_id].unit_cost,
         )
         for p in picks
     )
+
+
+def held(draft: Draft, allocation: Allocation) -> tuple[LotMovement, ...]:
+    """The allocation's picks as movements: those it kept, or built anew if it was loaded."""
+    if allocation.movements is not None:
+        return allocation.movements
+    return movements(draft, allocation.picks)
 
 
 def _open(draft: Draft, shipment_id: str, line_no: int) -> Allocation:
