@@ -110,10 +110,11 @@ def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ..
         unallocated, quantity = _take_unallocated(draft, item, cmd.office, quantity)
         picks = automatic(draft, need, quantity) if quantity > 0 else []
     draft.move(picks, on_hand=-1, used=1)
-    for pick in picks:
-        if pick.serial is not None:
-            unit = draft.units[(pick.serial, pick.lot_id)]
-            draft.put_unit(unit.moved_to(SerialStatus.REMOVED))
+    draft.put_units(
+        draft.units[(pick.serial, pick.lot_id)].moved_to(SerialStatus.REMOVED)
+        for pick in picks
+        if pick.serial is not None
+    )
     return unallocated + _negated(movements(draft, tuple(picks)))
 
 

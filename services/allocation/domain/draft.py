@@ -8,7 +8,7 @@ mutated: each row dict, and each dict of the derived `StockIndex`, is copied on 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -103,12 +103,17 @@ class Draft:
 
     # -- writes -------------------------------------------------------------------------------
 
-    def _write(self, name: str, key: Any, value: Any) -> None:
-        """Set (or, with `_MISSING`, delete) one entry of a table, journaled."""
+    def _table(self, name: str) -> dict[Any, Any]:
+        """The table to write: the draft's own copy, made on the first write."""
         table = self._owned.get(name)
         if table is None:
             table = self._owned[name] = dict(getattr(self, name))
             setattr(self, name, table)
+        return table
+
+    def _write(self, name: str, key: Any, value: Any) -> None:
+        """Set (or, with `_MISSING`, delete) one entry of a table, journaled."""
+        table = self._table(name)
         self._journal.append((name, key, table.get(key, _MISSING)))
         if value is _MISSING:
             del table[key]
@@ -130,14 +135,23 @@ class Draft:
         self._write("mfr_lots", key, row)
 
     def put_unit(self, unit: Unit) -> None:
-        key = (unit.serial, unit.lot_id)
-        self._write("units", key, unit)
-        held = self.in_stock_keys.get(unit.serial)
-        if unit.status is _AVAILABLE or unit.status is _ALLOCATED:
-            if held != key:  # allocating or releasing a unit leaves the index as it is
-                self._write("in_stock_keys", unit.serial, key)
-        elif held == key:
-            self._write("in_stock_keys", unit.serial, _MISSING)
+        self.put_units((unit,))
+
+    def put_units(self, units: Iterable[Unit]) -> None:
+        """`put_unit` each, in order (a line moves a unit per serial: lookups hoisted)."""
+        table = self._table("units")
+        journal = self._journal
+        for unit in units:
+            serial = unit.serial
+            key = (serial, unit.lot_id)
+            journal.append(("units", key, table.get(key, _MISSING)))
+            table[key] = unit
+            held = self.in_stock_keys.get(serial)
+            if unit.status is _AVAILABLE or unit.status is _ALLOCATED:
+                if held != key:  # allocating or releasing a unit leaves the index as it is
+                    self._write("in_stock_keys", serial, key)
+            elif held == key:
+                self._write("in_stock_keys", serial, _MISSING)
 
     def put_allocation(self, allocation: Allocation) -> None:
         self._write("allocations", allocation.key, allocation)

@@ -117,8 +117,21 @@ def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pi
 
 def fresh_rows(draft: Draft, need: Need) -> list[MfrLot]:
     """The office's mfr lots usable on the ship date, in FEFO (perishable) or FIFO order."""
-    rows = [r for r in draft.mfr_lots_at(need.office, stocked=True) if not need.expired(r)]
-    return sorted(rows, key=lambda r: _row_order(draft, need.item, r))
+    seqs = draft.stocked_seqs(need.office)
+    mfr_lots, names = draft.mfr_lots, draft.mfr_names
+    # (expiry, lot seq, mfr lot) is unique per row, so the order rows are listed in is moot.
+    rows = [mfr_lots[(lot_id, name)] for lot_id in seqs for name in names.get(lot_id, ())]
+    if need.fresh_only:
+        rows = [r for r in rows if not need.expired(r)]
+    perishable = need.item.perishable
+    rows.sort(
+        key=lambda r: (
+            r.expires_on if perishable and r.expires_on else date.max,
+            seqs[r.lot_id],
+            r.mfr_lot,
+        )
+    )
+    return rows
 
 
 def free_units(draft: Draft, need: Need) -> list[Unit]:

@@ -137,8 +137,7 @@ def stock_in(draft: Draft, spec: NewLot) -> Received:
             )
         )
     units = _units(item, lot, entries, serials)
-    for unit in units:
-        draft.put_unit(unit)
+    draft.put_units(units)
     draft.lock_item()
     return Received(lot=lot, movements=_movements(lot, entries, units), generated=generated)
 

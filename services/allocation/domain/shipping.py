@@ -129,16 +129,13 @@ def is_complete(item: Item, quantity: Decimal, picks: list[Pick]) -> bool:
 
 def hold(draft: Draft, allocation: Allocation) -> None:
     draft.move(allocation.picks, allocated=1)
-    for pick in allocation.picks:
-        if pick.serial is not None:
-            unit = draft.units[(pick.serial, pick.lot_id)]
-            draft.put_unit(
-                unit.moved_to(
-                    SerialStatus.ALLOCATED,
-                    shipment_id=allocation.shipment_id,
-                    line_no=allocation.line_no,
-                )
-            )
+    draft.put_units(
+        draft.units[(pick.serial, pick.lot_id)].moved_to(
+            SerialStatus.ALLOCATED, shipment_id=allocation.shipment_id, line_no=allocation.line_no
+        )
+        for pick in allocation.picks
+        if pick.serial is not None
+    )
     draft.put_allocation(allocation)
 
 
@@ -153,10 +150,11 @@ def release(
     draft: Draft, allocation: Allocation, command_id: str, *, reallocated: bool
 ) -> LineReleased:
     draft.move(allocation.picks, allocated=-1)
-    for pick in allocation.picks:
-        if pick.serial is not None:
-            unit = draft.units[(pick.serial, pick.lot_id)]
-            draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
+    draft.put_units(
+        draft.units[(pick.serial, pick.lot_id)].moved_to(SerialStatus.AVAILABLE)
+        for pick in allocation.picks
+        if pick.serial is not None
+    )
     draft.put_allocation(allocation.with_status("released"))
     return LineReleased(
         command_id=command_id,
@@ -208,17 +206,16 @@ def _use(draft: Draft, allocation: Allocation) -> None:
     sale = allocation.kind == "sale"
     target = SerialStatus.SHIPPED if sale else SerialStatus.RETURNED_TO_VENDOR
     customer = allocation.counterparty if sale else None
-    for pick in picks:
-        if pick.serial is not None:
-            unit = draft.units[(pick.serial, pick.lot_id)]
-            draft.put_unit(
-                unit.moved_to(
-                    target,
-                    shipment_id=allocation.shipment_id,
-                    line_no=allocation.line_no,
-                    customer=customer,
-                )
-            )
+    draft.put_units(
+        draft.units[(pick.serial, pick.lot_id)].moved_to(
+            target,
+            shipment_id=allocation.shipment_id,
+            line_no=allocation.line_no,
+            customer=customer,
+        )
+        for pick in picks
+        if pick.serial is not None
+    )
     if not sale:
         return
     shipped: dict[tuple[str, str | None], Decimal] = {}
