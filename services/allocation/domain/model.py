@@ -244,14 +244,16 @@ class Allocation:
     movements: tuple[LotMovement, ...] | None = field(default=None, compare=False, repr=False)
     """Derived, not a column: `picks` as event movements (each with its lot's unit cost and
     expiry, which never change), kept by the allocating decision so that releasing and shipping
-    do not build them again. None when loaded: the core builds them then."""
+    do not build them again. None when loaded (the core builds them then) and once released or
+    shipped (so a long history holds no copies)."""
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.shipment_id, self.line_no)
 
     def with_status(self, status: AllocationStatus) -> Allocation:
-        """The allocation released or shipped (spelled out: `replace()` is slow on a hot path)."""
+        """The allocation released or shipped (spelled out: `replace()` is slow on a hot path).
+        It keeps no movements: nothing moves a released or shipped line's picks again."""
         return Allocation(
             shipment_id=self.shipment_id,
             line_no=self.line_no,
@@ -265,7 +267,6 @@ class Allocation:
             status=status,
             explicit=self.explicit,
             complete=self.complete,
-            movements=self.movements,
         )
 
 
