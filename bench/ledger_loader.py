@@ -1,5 +1,5 @@
 """Bulk loader of the ledger (scenario 5): millions of usage rows, exactly as the event path
-writes them, in minutes.
+writes them, in a minute or two.
 
 1. A template block goes through the real event path: per-LIC commands for `lics_per_kind`
    lot-tracked perishable LICs (two manufacturer lots, `SHIPMENTS` lines of two units shipped
@@ -9,23 +9,36 @@ writes them, in minutes.
    four sentinel dates.
 2. `capture()` copies every ledger table of that template out with `COPY … TO STDOUT` (all
    columns but identities and generated ones, in `seq` order).
-3. `load()` empties the tables, drops their indexes and constraints, makes them UNLOGGED (a
-   throwaway benchmark database: crash safety buys nothing, reads are unaffected), then streams
-   the template `blocks` times with `COPY … FROM STDIN`, markers replaced by the block number and
-   the LIC group (`block % groups`: the same LICs receive again and again) and the dates shifted
-   by one day per block. Items are written once per group. The migration's own constraints and
-   indexes are then rebuilt (their definitions were read from the catalog before dropping them)
-   and the tables analyzed.
+3. `load()` empties the tables, drops their indexes and constraints, makes them UNLOGGED and
+   turns their autovacuum off (a throwaway benchmark database: crash safety buys nothing, reads
+   are unaffected, and a background VACUUM of freshly loaded tables would only compete with the
+   load and the measurement), then streams the template `blocks` times with
+   `COPY … FROM STDIN`, markers replaced by the block number and the LIC group (`block %
+   groups`: the same LICs receive again and again) and the dates shifted by one day per block
+   (`instantiate`). Items are written once per group. Every table gets all its rows.
+4. Of the migration's own constraints and indexes (their definitions read from the catalog
+   before dropping them), the ones the scenario's queries can use are rebuilt
+   (`TRACE_INDEXES`: GET /trace reads transactions by LIC and manufacturer lot or serial, and
+   lots and items by their keys), and the tables a trace reads are analyzed. The other indexes
+   (usage, cogs, serials, …, and transactions' own key and by-lot index) are not built: no
+   query here can use them, so the plans and timings are the ones a fully indexed ledger gives,
+   and they were two thirds of the load's time. `LoadReport` lists built and skipped ones.
+
+The COPYs, index builds and ANALYZEs are tasks that `connections` connections take in turn
+(the biggest table's COPY split between them, index builds of a table as soon as its COPYs
+ended), so every core is busy until the end.
 
 What the loaded ledger holds is therefore row for row what the ledger consumer writes for such
 a history, apart from the inbox (the consumer's processed message ids: no read touches them)
-and the seq values (assigned in load order).
+and the seq values (assigned in load order: increasing within each block, as the consumer
+assigned them, blocks loaded by different connections interleaved).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -33,6 +46,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import asyncpg
+import psutil
 
 from bench import workload
 
@@ -52,11 +66,19 @@ TABLES = (
     "purchase_orders",
 )
 ONCE_PER_GROUP = frozenset({"items"})
-# The two connections that load in parallel: the biggest table alone on one of them.
-LANES = (
-    ("transactions",),
-    ("usage", "cogs", "serials", "lots", "mfr_lots", "items", "unallocated", "purchase_orders"),
+# What GET /trace reads (services/ledger/queries.py: trace), and the indexes its queries can
+# use: transactions by (lic, mfr_lot) or (lic, serial), lots and items by primary key.
+TRACE_READS = ("transactions", "lots", "items")
+TRACE_INDEXES = frozenset(
+    {"transactions_by_mfr_lot", "transactions_by_serial", "lots_pkey", "items_pkey"}
 )
+# COPYs split between connections: the biggest table's would otherwise end last.
+SPLIT = {"transactions": 2}
+# Enough for each index build (over 10 M keys) to sort in memory rather than in runs on disk.
+MAINTENANCE_WORK_MEM = "2GB"
+# Rough cost of each task (seconds on this 2-core machine), only to order the tasks.
+COPY_SECONDS_PER_BYTE = 1e-8
+INDEX_SECONDS_PER_ROW = 1.2e-6
 
 
 def lot_lic(group: int | str, n: int) -> str:
@@ -176,25 +198,141 @@ def _day(block: int, offset: int) -> bytes:
     return (FIRST_DAY + timedelta(days=block + offset)).isoformat().encode()
 
 
-def instantiate(data: bytes, block: int, groups: int) -> bytes:
-    """The template's rows for `block`: markers replaced, dates shifted."""
-    for marker, value in (
+def _substitutions(block: int, groups: int) -> list[tuple[bytes, bytes]]:
+    """What each marker of the template becomes in `block`, in the order they are replaced."""
+    return [
         (BLOCK.encode(), block_id(block).encode()),
         (GROUP.encode(), str(block % groups).encode()),
         (RECEIVED.encode(), _day(block, 0)),
         (SHIPPED.encode(), _day(block, 1)),
         (EXPIRES_A.encode(), _day(block, 181)),
         (EXPIRES_B.encode(), _day(block, 151)),
-    ):
+    ]
+
+
+def instantiate(data: bytes, block: int, groups: int) -> bytes:
+    """The template's rows for `block`: markers replaced, dates shifted. This is the
+    definition; `Rendering` produces the same bytes faster."""
+    for marker, value in _substitutions(block, groups):
         data = data.replace(marker, value)
     return data
+
+
+class Rendering:
+    """`instantiate` in one pass: the template as a `bytes %` format whose fields are the
+    markers. Six `replace` passes over a block cost this process about as much CPU as
+    PostgreSQL's COPY of the same rows; one formatting pass costs a fraction of that."""
+
+    def __init__(self, data: bytes, groups: int) -> None:
+        self.data, self.groups = data, groups
+        # One format per LIC group, the group marker already in: fewer fields per block.
+        escaped = data.replace(b"%", b"%%")
+        self._formats = []
+        for group in range(groups):
+            fmt = escaped
+            for n, (marker, value) in enumerate(_substitutions(group, groups)):
+                fmt = fmt.replace(marker, value if marker == GROUP.encode() else b"%%(%d)s" % n)
+            self._formats.append(fmt)
+
+    def block(self, block: int) -> bytes:
+        values = {
+            b"%d" % n: value for n, (_, value) in enumerate(_substitutions(block, self.groups))
+        }
+        return self._formats[block % self.groups] % values
+
+    def check(self, count: int) -> None:
+        """Raise unless the first and last blocks are `instantiate`'s, byte for byte."""
+        for block in sorted({0, count - 1}):
+            if self.block(block) != instantiate(self.data, block, self.groups):
+                raise RuntimeError(f"the loader's rendering of block {block} is not the template's")
 
 
 @dataclass
 class LoadReport:
     rows: dict[str, int] = field(default_factory=dict)
-    lanes: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # what ran when, on which connection
+    indexes: dict[str, list[str]] = field(default_factory=dict)  # rebuilt, per table
+    skipped: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # not built: no query here uses them
     seconds: float = 0.0
+    copy_seconds: float = 0.0  # until the last COPY ended (index builds overlap it)
+
+
+@dataclass(frozen=True)
+class _Task:
+    name: str
+    kind: str  # "copy", "index", "constraint" or "analyze"
+    table: str
+    statement: str = ""
+    blocks: range = range(0)  # a COPY's blocks
+    after: frozenset[str] = frozenset()  # tasks that must have ended first
+    cost: float = 0.0  # estimated seconds, to order the tasks
+
+
+def _plan(
+    template: Template, blocks: int, groups: int, ddl: dict[str, list[tuple[str, str]]]
+) -> list[_Task]:
+    """The load as tasks, in the order free connections take them (each once its `after`
+    tasks ended): the split COPY of the biggest table first, then the rest longest first (index
+    builds of a table wait for its COPYs), constraints after their table's indexes (attaching
+    one locks the table), ANALYZE last (it and CREATE INDEX on one table wait for each other)."""
+    copies: list[_Task] = []
+    for table in TABLES:
+        data = template.data.get(table, b"")
+        if not data:
+            continue
+        count = groups if table in ONCE_PER_GROUP else blocks
+        parts = min(SPLIT.get(table, 1), count)
+        edges = [count * p // parts for p in range(parts + 1)]
+        copies += [
+            _Task(
+                f"copy {table} {p + 1}/{parts}",
+                "copy",
+                table,
+                blocks=range(a, b),
+                cost=len(data) * (b - a) * COPY_SECONDS_PER_BYTE,
+            )
+            for p, (a, b) in enumerate(itertools.pairwise(edges))
+        ]
+    builds: list[_Task] = []
+    finals: list[_Task] = []
+    for table in TRACE_READS:
+        copied = frozenset(t.name for t in copies if t.table == table)
+        rows = template.rows(table) * (groups if table in ONCE_PER_GROUP else blocks)
+        wanted = [(name, sql) for name, sql in ddl.get(table, []) if name in TRACE_INDEXES]
+        indexes = [
+            _Task(
+                f"index {name}",
+                "index",
+                table,
+                sql,
+                after=copied,
+                cost=rows * INDEX_SECONDS_PER_ROW,
+            )
+            for name, sql in wanted
+            if not sql.startswith("ALTER TABLE")
+        ]
+        built = copied | frozenset(t.name for t in indexes)
+        constraints = [
+            _Task(f"constraint {name}", "constraint", table, sql, after=built)
+            for name, sql in wanted
+            if sql.startswith("ALTER TABLE")
+        ]
+        builds += indexes
+        finals += constraints
+        finals.append(
+            _Task(
+                f"analyze {table}",
+                "analyze",
+                table,
+                f"ANALYZE ledger.{table}",
+                after=built | frozenset(t.name for t in constraints),
+            )
+        )
+    first = [t for t in copies if t.table in SPLIT]
+    rest = sorted((t for t in copies + builds if t not in first), key=lambda t: -t.cost)
+    return first + rest + finals
 
 
 async def load(
@@ -202,75 +340,138 @@ async def load(
     template: Template,
     blocks: int,
     groups: int,
-    on_block: Callable[[int], None] = lambda _: None,
+    on_progress: Callable[[str], None] = lambda _: None,
+    connections: int = 2,
 ) -> LoadReport:
     """Replace the ledger's rows by `blocks` copies of the template (see the module doc)."""
     report = LoadReport()
+    renderings = {t: Rendering(data, groups) for t, data in template.data.items() if data}
+    for table, rendering in renderings.items():
+        rendering.check(groups if table in ONCE_PER_GROUP else blocks)
     admin = await asyncpg.connect(dsn)
     try:
         ddl = await _drop_indexes(admin)
-        await admin.execute("; ".join(f"ALTER TABLE ledger.{t} SET UNLOGGED" for t in TABLES))
+        await admin.execute(
+            "; ".join(
+                f"ALTER TABLE ledger.{t} SET UNLOGGED, SET (autovacuum_enabled = off)"
+                for t in TABLES
+            )
+        )
     finally:
         await admin.close()
+    names = {
+        t: list(dict.fromkeys(name for name, _ in statements)) for t, statements in ddl.items()
+    }
+    missing = TRACE_INDEXES - {n for found in names.values() for n in found}
+    if missing:  # renamed by a migration: the trace would scan the tables instead
+        raise RuntimeError(f"the ledger's migrations no longer define {sorted(missing)}")
+    for table, found in names.items():
+        for name in found:
+            into = report.indexes if name in TRACE_INDEXES else report.skipped
+            into.setdefault(table, []).append(name)
+    plan = _plan(template, blocks, groups, ddl)
+    pending = list(plan)
+    blocks_to_copy = sum(len(t.blocks) for t in plan)
+    copied = 0
+    done: set[str] = set()
+    changed = asyncio.Condition()
     started = time.monotonic()
 
-    async def lane(n: int, tables: tuple[str, ...]) -> None:
-        """COPY this lane's tables, then rebuild their constraints and indexes, analyze."""
+    def progress() -> None:
+        ended = sum(1 for t in plan if t.kind != "copy" and t.name in done)
+        others = sum(1 for t in plan if t.kind != "copy")
+        on_progress(f"COPY {copied / max(blocks_to_copy, 1):.0%}, indexes {ended}/{others}")
+
+    async def take() -> _Task | None:
+        async with changed:
+            while pending:
+                ready = next((t for t in pending if t.after <= done), None)
+                if ready is not None:
+                    pending.remove(ready)
+                    return ready
+                await changed.wait()
+            return None
+
+    async def rows(task: _Task) -> AsyncIterator[bytes]:
+        nonlocal copied
+        rendering = renderings[task.table]
+        for block in task.blocks:
+            yield rendering.block(block)
+            copied += 1
+            progress()
+
+    async def worker(n: int) -> None:
         conn = await asyncpg.connect(dsn)
         try:
-            began = time.monotonic()
-            for table in tables:
-                if not template.data.get(table):
-                    continue
-                count = groups if table in ONCE_PER_GROUP else blocks
-                await conn.copy_to_table(
-                    table,
-                    schema_name="ledger",
-                    columns=template.columns[table],
-                    source=_stream(template.data[table], count, groups, n == 0, on_block),
-                )
-                report.rows[table] = template.rows(table) * count
-            copied = time.monotonic()
             await conn.execute(
-                "SET maintenance_work_mem = '1GB'; SET max_parallel_maintenance_workers = 0"
+                f"SET maintenance_work_mem = '{MAINTENANCE_WORK_MEM}';"
+                # one core per connection: the connections are the parallelism
+                " SET max_parallel_maintenance_workers = 0"
             )
-            for table in tables:
-                for statement in ddl.get(table, []):
-                    await conn.execute(statement)
-            indexed = time.monotonic()
-            await conn.execute("; ".join(f"ANALYZE ledger.{t}" for t in tables))
-            report.lanes.append(
-                {
-                    "tables": list(tables),
-                    "copy_seconds": round(copied - began, 1),
-                    "index_seconds": round(indexed - copied, 1),
-                    "analyze_seconds": round(time.monotonic() - indexed, 1),
+            backend = _backend(conn)
+            while (task := await take()) is not None:
+                began = time.monotonic()
+                cpu = _cpu(backend)
+                if task.kind == "copy":
+                    await conn.copy_to_table(
+                        task.table,
+                        schema_name="ledger",
+                        columns=template.columns[task.table],
+                        source=rows(task),
+                    )
+                    report.copy_seconds = time.monotonic() - started
+                else:
+                    await conn.execute(task.statement)
+                record = {
+                    "task": task.name,
+                    "connection": n,
+                    "start": round(began - started, 1),
+                    "seconds": round(time.monotonic() - began, 1),
                 }
-            )
+                if cpu is not None and (now := _cpu(backend)) is not None:
+                    # the backend's own CPU: what the task cost, whatever else ran on the machine
+                    record["backend_cpu_seconds"] = round(now - cpu, 1)
+                report.tasks.append(record)
+                async with changed:
+                    done.add(task.name)
+                    changed.notify_all()
+                progress()
         finally:
             await conn.close()
 
-    await asyncio.gather(*(lane(n, tables) for n, tables in enumerate(LANES)))
+    await asyncio.gather(*(worker(n) for n in range(connections)))
     report.seconds = time.monotonic() - started
+    for table in renderings:
+        report.rows[table] = template.rows(table) * (groups if table in ONCE_PER_GROUP else blocks)
     return report
 
 
-async def _stream(
-    data: bytes, count: int, groups: int, report: bool, on_block: Callable[[int], None]
-) -> AsyncIterator[bytes]:
-    for block in range(count):
-        yield instantiate(data, block, groups)
-        if report:
-            on_block(block + 1)
-        await asyncio.sleep(0)  # let the other lane's generator run
+def _backend(conn: asyncpg.Connection) -> psutil.Process | None:
+    """The connection's server process, when the server runs on this machine."""
+    try:
+        return psutil.Process(conn.get_server_pid())
+    except psutil.Error:
+        return None
 
 
-async def _drop_indexes(conn: asyncpg.Connection) -> dict[str, list[str]]:
-    """Empty the tables, drop their constraints and indexes; per table, the DDL that
-    recreates them (constraints first), read from the catalog."""
+def _cpu(process: psutil.Process | None) -> float | None:
+    if process is None:
+        return None
+    try:
+        times = process.cpu_times()
+    except psutil.Error:
+        return None
+    return float(times.user + times.system)
+
+
+async def _drop_indexes(conn: asyncpg.Connection) -> dict[str, list[tuple[str, str]]]:
+    """Empty the tables, drop their constraints and indexes; per table, (name, DDL) that
+    recreates them: a constraint as a plain CREATE UNIQUE INDEX (which can be built while other
+    indexes of the table are) and an ALTER TABLE that attaches it, read from the catalog."""
     await conn.execute("TRUNCATE " + ", ".join(f"ledger.{t}" for t in TABLES))
     constraints = await conn.fetch(
-        "SELECT c.conrelid::regclass::text AS tbl, c.conname, pg_get_constraintdef(c.oid) AS def"
+        "SELECT c.conrelid::regclass::text AS tbl, c.conname, c.contype::text AS contype,"
+        " pg_get_indexdef(c.conindid) AS indexdef"
         " FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace"
         " WHERE n.nspname = 'ledger' AND c.contype IN ('p', 'u')"
         " AND c.conrelid::regclass::text = ANY($1::text[])",
@@ -282,14 +483,20 @@ async def _drop_indexes(conn: asyncpg.Connection) -> dict[str, list[str]]:
         " AND indexname NOT IN (SELECT conname FROM pg_constraint WHERE contype IN ('p', 'u'))",
         list(TABLES),
     )
-    ddl: dict[str, list[str]] = {}
+    ddl: dict[str, list[tuple[str, str]]] = {}
     for c in constraints:
         await conn.execute(f'ALTER TABLE {c["tbl"]} DROP CONSTRAINT "{c["conname"]}"')
         table = c["tbl"].removeprefix("ledger.")
-        ddl.setdefault(table, []).append(
-            f'ALTER TABLE {c["tbl"]} ADD CONSTRAINT "{c["conname"]}" {c["def"]}'
+        kind = "PRIMARY KEY" if c["contype"] == "p" else "UNIQUE"
+        ddl.setdefault(table, []).append((c["conname"], c["indexdef"]))
+        ddl[table].append(
+            (
+                c["conname"],
+                f'ALTER TABLE {c["tbl"]} ADD CONSTRAINT "{c["conname"]}"'
+                f' {kind} USING INDEX "{c["conname"]}"',
+            )
         )
     for i in indexes:
         await conn.execute(f'DROP INDEX ledger."{i["indexname"]}"')
-        ddl.setdefault(i["tablename"], []).append(i["indexdef"])
+        ddl.setdefault(i["tablename"], []).append((i["indexname"], i["indexdef"]))
     return ddl

@@ -35,11 +35,13 @@ def rate(count: int, seconds: float) -> float | None:
 
 
 def span_rate(times: Sequence[float]) -> float | None:
-    """Sustained rate of events at `times`: (n - 1) intervals over first→last."""
+    """Sustained rate of events at `times`: the events after the first instant over
+    first→last. Events stamped in batches share an instant: the first batch was produced
+    before the span began, so it is not counted (for distinct instants: n - 1 intervals)."""
     if len(times) < 2:
         return None
     ordered = sorted(times)
-    return rate(len(ordered) - 1, ordered[-1] - ordered[0])
+    return rate(sum(1 for t in ordered if t > ordered[0]), ordered[-1] - ordered[0])
 
 
 def _round(value: float | None) -> float | None:

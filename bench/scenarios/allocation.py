@@ -7,9 +7,11 @@ ReceiveStock for every LIC, then AllocateLine + ShipLine pairs of one unit round
 LICs. Only then do the allocation processes start. An observer counts the events on
 `inventory.events` by `command_id` until every command is answered.
 
-decisions/s = (answered commands − 1) / (last − first answer), answer times being the events'
-broker timestamps (set by allocation's outbox relay when it publishes). The time from process
-start (imports, migrations, group join) to the first answer is reported separately.
+decisions/s = (commands answered after the first answer's instant) / (last − first answer),
+answer times being the events' broker timestamps (set by allocation's outbox relay when it
+publishes; a batch published at once shares one, and the first batch, decided before the span
+began, is not counted). The time from process start (imports, migrations, group join) to the
+first answer is reported separately.
 """
 
 from __future__ import annotations

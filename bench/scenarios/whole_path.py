@@ -94,6 +94,7 @@ class Path:
         self.services: Services | None = None
         self._to_ship: list[str] = []
         self._forwarder: asyncio.Task[None] | None = None
+        self._stopped = False
 
     async def start(self) -> None:
         self.services = Services(self.deployment, SERVICES)
@@ -121,6 +122,9 @@ class Path:
             self.services.check()
 
     async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
         if self._forwarder is not None:
             self._forwarder.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -196,16 +200,20 @@ async def _runs_on_one_deployment(
     ctx: Context, result: ScenarioResult, publisher: Publisher, runs: list[tuple[str, int]]
 ) -> None:
     ctx.progress.step(f"whole path {runs[0][0]}: deploy and stock")
+    phases = Phases()
     deployment = await new_deployment(ctx.infra, "path")
     path = Path(deployment, publisher)
     try:
         await path.start()
+        phases.mark("deploy")
         items = workload.lics(ctx.sizes.lics)
         lines = sum(_lines_in_run(ctx, offered) for _, offered in runs)
         per_lic = lines * MEAN_UNITS_PER_LINE / len(items)
         units = int(per_lic + 6 * math.sqrt(per_lic) + 10)
-        await _stock(ctx, path, items, units)
+        await _stock(ctx, path, items, units, phases)
+        phases.mark("stock: receipts posted")
         await _warm_up(path, items)
+        phases.mark("warm-up")
         topics = deployment.topics
         watched = [topics.shipments, topics.commands, topics.events, topics.status]
         for n, (label, offered) in enumerate(runs):
@@ -216,21 +224,45 @@ async def _runs_on_one_deployment(
             before = {**path.services.cpu_seconds(), **ctx.infra.cpu_seconds()}
             began = time.monotonic()
             figures = await _measure(ctx, path, items, label, offered)
+            phases.mark(f"{label}: measure")
             used = cpu_delta(before, {**path.services.cpu_seconds(), **ctx.infra.cpu_seconds()})
             wall = time.monotonic() - began
             figures["cpu_seconds"] = used
             figures["wall_seconds"] = round(wall, 1)
             figures["cores_busy"] = round(sum(used.values()) / wall, 2)
             _report(ctx, result, label, offered, figures)
+            if n == len(runs) - 1:
+                # Nothing more to measure here: stopped services leave the topics quiet, so
+                # counting what they hold ends at once (a busy path kept it reading for seconds).
+                await path.stop()
             held = await topic_sizes(ctx.infra.bootstrap, ctx.infra.kafka_options, watched)
             result.topics_held.update({f"after {label}: {t}": n for t, n in held.items()})
             result.details[label]["peak_rss_mb"] = path.services.peak_rss_mb()
+            phases.mark(f"{label}: report")
     finally:
         await path.stop()
         await deployment.drop()
+        phases.mark("teardown")
+        result.details.setdefault("phase_seconds", {})[runs[0][0]] = phases.seconds
 
 
-async def _stock(ctx: Context, path: Path, items: list[workload.Lic], units: int) -> None:
+class Phases:
+    """Wall seconds of each phase of a deployment's life: where the time that is not
+    measurement goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def mark(self, name: str) -> None:
+        now = time.monotonic()
+        self.seconds[name] = round(now - self._last, 1)
+        self._last = now
+
+
+async def _stock(
+    ctx: Context, path: Path, items: list[workload.Lic], units: int, phases: Phases
+) -> None:
     deployment = path.deployment
     topics = deployment.topics
     token = deployment.settings.topic_prefix.strip(".")
@@ -244,6 +276,7 @@ async def _stock(ctx: Context, path: Path, items: list[workload.Lic], units: int
             lambda: "items not yet known to receiving and shipping",
             timeout=90,
         )
+        phases.mark("stock: services up, items known")
         receipts = workload.receipt_documents(items, units, token)
         await publish(producer, topics.receipts, receipts)
     finally:
