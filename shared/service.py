@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from pathlib import Path
@@ -138,6 +139,15 @@ class ServiceRuntime:
         log.info("service.stopped", schema=self.schema)
 
 
+def tune_gc() -> None:
+    """Collect garbage less often: batches allocate many short-lived objects, and with the
+    default gen-0 threshold (700) the collector ran every few hundred decoded messages, walking
+    long-lived state (allocation's cache) again and again. Objects alive at start-up (modules,
+    models) are moved out of the collector's sight for good."""
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def serve(name: str, create_runtime: Callable[[Settings], ServiceRuntime]) -> None:
     """The process entry point of a consumer-only service: settings from the environment,
     structured logs, run until SIGINT/SIGTERM."""
@@ -150,6 +160,7 @@ def serve(name: str, create_runtime: Callable[[Settings], ServiceRuntime]) -> No
         # The ledger serves /metrics with its read API; the other services on their own port.
         prometheus_client.start_http_server(settings.metrics_port, addr=settings.http_host)
     runtime = create_runtime(settings)
+    tune_gc()
     asyncio.run(run_until_signalled(runtime.start, runtime.stop))
 
 

@@ -23,7 +23,7 @@ from shared import logs
 from shared.config import Settings, from_env
 from shared.contracts.events import InventoryEvent
 from shared.contracts.upstream import CostMessage, PurchaseOrderUpdated
-from shared.service import ServiceRuntime
+from shared.service import ServiceRuntime, tune_gc
 
 SCHEMA = "ledger"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -81,6 +81,7 @@ async def main(settings: Settings | None = None) -> None:
     logs.configure("ledger", level=settings.log_level, fmt=settings.log_format)
     runtime = create_runtime(settings)
     app = create_api(lambda: runtime.pool, lifespan=runtime_lifespan(runtime))
+    tune_gc()
     server = _Server(
         uvicorn.Config(
             app,
