@@ -20,6 +20,7 @@ from services.allocation.domain.model import (
     MfrLot,
     Pick,
     SerialStatus,
+    Touched,
     Unit,
 )
 
@@ -231,6 +232,18 @@ def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
     }
 
 
+# SQL table -> the LicState field holding its rows (the key of `Touched`); items is one row.
+_FIELDS = {
+    "inventory_lots": "lots",
+    "mfr_lots": "mfr_lots",
+    "units": "units",
+    "allocations": "allocations",
+    "customer_shipments": "shipments",
+    "unallocated": "unallocated",
+}
+_MISSING: Any = object()
+
+
 TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED)
 
 
@@ -310,13 +323,19 @@ class PgStateRepository:
         conn: asyncpg.Connection,
         before: Mapping[str, LicState],
         after: Mapping[str, LicState],
+        touched: Mapping[str, Touched] | None = None,
     ) -> None:
         """Write only the rows that differ: one upsert and one delete per table at most.
 
-        Decisions keep the row objects they did not touch, so an identity test skips most rows
-        before any comparison or conversion.
+        `touched[lic]` (from `decide_batch`, relative to `before[lic]`) names the only rows that
+        may differ, so only those are compared: the cost follows the batch, not the LIC's
+        history. A LIC without it is compared row by row; decisions keep the row objects they
+        did not touch, so an identity test skips most rows there.
         """
-        changes = [_changes(lic, before.get(lic), state) for lic, state in after.items()]
+        touched = touched or {}
+        changes = [
+            _changes(lic, before.get(lic), state, touched.get(lic)) for lic, state in after.items()
+        ]
         for table in TABLES:
             upserts = [row for change in changes for row in change[table.name][0]]
             deletes = [key for change in changes for key in change[table.name][1]]
@@ -329,10 +348,48 @@ class PgStateRepository:
 Change = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
 
 
-def _changes(lic: str, old: LicState | None, new: LicState) -> dict[str, Change]:
+def _changes(
+    lic: str, old: LicState | None, new: LicState, touched: Touched | None = None
+) -> dict[str, Change]:
+    """The upserts and deletes taking `old` to `new`: only the `touched` keys looked at, if
+    given, else every row of both states."""
     result: dict[str, Change] = {t.name: ([], []) for t in TABLES}
     if old is new:
         return result
+    if touched is None:
+        _walk_all(lic, old, new, result)
+        return result
+    # The item is not journaled (one row, reassigned): compare it whole.
+    _compare(ITEMS, lic, old.item if old is not None else None, new.item, result)
+    for table in TABLES[1:]:
+        field = _FIELDS[table.name]
+        before: Mapping[Any, Any] = getattr(old, field) if old is not None else {}
+        after: Mapping[Any, Any] = getattr(new, field)
+        wrap = table is UNALLOCATED  # its row object is (office, quantity)
+        for key in touched.get(field, ()):
+            previous = before.get(key, _MISSING)
+            row = after.get(key, _MISSING)
+            if wrap:
+                previous = _MISSING if previous is _MISSING else (key, previous)
+                row = _MISSING if row is _MISSING else (key, row)
+            _compare(table, lic, previous, row, result)
+    return result
+
+
+def _compare(table: Table, lic: str, previous: Any, row: Any, result: dict[str, Change]) -> None:
+    """Record one row's change, if any (`_MISSING` or None: no such row)."""
+    if previous is row:
+        return
+    upserts, deletes = result[table.name]
+    if row is _MISSING or row is None:
+        if previous is not _MISSING and previous is not None:
+            deletes.append(table.key_of(table.to_row(lic, previous)))
+    elif previous != row:
+        upserts.append(table.to_row(lic, row))
+
+
+def _walk_all(lic: str, old: LicState | None, new: LicState, result: dict[str, Change]) -> None:
+    """Compare every row (for states not made by `decide_batch`, e.g. built by hand)."""
     old_rows = _rows_of(old) if old is not None else {}
     new_rows = _rows_of(new)
     for table in TABLES:
@@ -347,7 +404,6 @@ def _changes(lic: str, old: LicState | None, new: LicState) -> dict[str, Change]
         for key, row in before.items():
             if key not in after:
                 deletes.append(table.key_of(table.to_row(lic, row)))
-    return result
 
 
 def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:

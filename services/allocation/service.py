@@ -7,8 +7,8 @@ from typing import Any
 
 from services.allocation import translate
 from services.allocation.cache import StateCache
-from services.allocation.domain.decide import decide_all
-from services.allocation.domain.model import LicState
+from services.allocation.domain.decide import decide_batch
+from services.allocation.domain.model import LicState, Touched
 from services.allocation.repository import PgStateRepository
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
@@ -41,8 +41,10 @@ class AllocationService:
         if missing:
             before.update(await self._repository.load(uow.conn, missing))
         after: dict[str, LicState] = {}
+        touched: dict[str, Touched] = {}  # rows each LIC's batch wrote: all `save` compares
         for lic, commands in by_lic.items():
-            after[lic], events = decide_all(before[lic], map(translate.to_domain, commands))
+            decided = decide_batch(before[lic], map(translate.to_domain, commands))
+            after[lic], events, touched[lic] = decided.state, decided.events, decided.touched
             by_id = {c.message_id: c for c in commands}
             numbering: Counter[str] = Counter()
             for event in events:
@@ -50,7 +52,7 @@ class AllocationService:
                 numbering[event.command_id] += 1
                 wire = translate.to_wire(event, f"{event.command_id}#{n}", by_id[event.command_id])
                 uow.outbox.emit(self._topics.events, lic, wire)
-        await self._repository.save(uow.conn, before, after)
+        await self._repository.save(uow.conn, before, after, touched)
         uow.after_commit(lambda: self.cache.store(after))
 
     async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:

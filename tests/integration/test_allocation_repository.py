@@ -14,7 +14,7 @@ import pytest
 
 from services.allocation.app import MIGRATIONS, SCHEMA
 from services.allocation.domain import model as d
-from services.allocation.domain.decide import decide_all
+from services.allocation.domain.decide import decide_all, decide_batch
 from services.allocation.repository import PgStateRepository
 from shared import db
 from tests.fixtures.infra import LotlineEnv
@@ -127,3 +127,77 @@ async def test_saved_state_loads_back_equal_in_every_table(pool: asyncpg.Pool) -
         assert await repository.load(conn, list(cases)) == final
     assert after["PLAIN"].unallocated or after["PLAIN"].lots  # the adjustment went somewhere
     assert after["SERIALS"].units and after["LOTS"].mfr_lots and after["PLAIN"].shipments
+
+
+class RecordingConnection:
+    """Passes statements through, counting the rows each one was given, by verb and table."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.rows: dict[str, int] = {}
+
+    async def execute(self, sql: str, *args: Any) -> str:
+        verb, _, table = sql.split()[:3]
+        self.rows[f"{verb} {table}"] = len(args[0])
+        return cast(str, await self._conn.execute(sql, *args))
+
+
+async def test_a_batch_on_a_long_history_writes_only_the_rows_it_changed(
+    pool: asyncpg.Pool,
+) -> None:
+    """A serialized LIC with 300 shipped lines: allocating one more line upserts one lot, the
+    line's units and the line, nothing of the history; and what is saved loads back equal."""
+    lic = "LONG"
+    day = date(2026, 11, 1)
+    history: list[d.Command] = [
+        d.UpsertItem(
+            message_id="i", lic=lic, description="thing", uom="Each", serialized=True,
+            track_mfr_lot=False, est_unit_cost=Decimal(1),
+        ),
+        d.ReceiveStock(
+            message_id="r", lic=lic, lot_id="PO-1/1", office="AI", kind="purchase",
+            reference="PO-1", received_on=day, quantity=Decimal(700), shipment_id="PO-1",
+            line_no=1, serials=tuple(f"U{i:04d}" for i in range(700)),
+        ),
+    ]  # fmt: skip
+    for i in range(300):
+        line = {"lic": lic, "shipment_id": f"H{i}", "line_no": 1}
+        history.append(
+            d.AllocateLine(
+                message_id=f"a{i}", office="AI", kind="sale", counterparty="C", ship_on=day,
+                quantity=Decimal(2), **line,  # type: ignore[arg-type]
+            )
+        )  # fmt: skip
+        history.append(d.ShipLine(message_id=f"s{i}", **line))  # type: ignore[arg-type]
+    repository = PgStateRepository()
+    async with pool.acquire() as proxy, proxy.transaction():
+        conn = cast(asyncpg.Connection, proxy)
+        empty = await repository.load(conn, [lic])
+        long = {lic: decide_all(empty[lic], history)[0]}
+        await repository.save(conn, empty, long)
+        assert len(long[lic].allocations) == 300 and len(long[lic].units) == 700
+        decided = decide_batch(
+            long[lic],
+            [
+                d.AllocateLine(
+                    message_id="new", lic=lic, shipment_id="NEW", line_no=1, office="AI",
+                    kind="sale", counterparty="C", ship_on=day, quantity=Decimal(3),
+                ),
+                d.AllocateLine(  # refused (more than in stock): writes nothing
+                    message_id="big", lic=lic, shipment_id="BIG", line_no=1, office="AI",
+                    kind="sale", counterparty="C", ship_on=day, quantity=Decimal(1000),
+                ),
+            ],
+        )  # fmt: skip
+        assert isinstance(decided.events[1], d.CommandRejected)
+        recording = RecordingConnection(conn)
+        after = {lic: decided.state}
+        await repository.save(
+            cast(asyncpg.Connection, recording), long, after, {lic: decided.touched}
+        )
+        assert recording.rows == {
+            "INSERT inventory_lots": 1,
+            "INSERT units": 3,
+            "INSERT allocations": 1,
+        }
+        assert await repository.load(conn, [lic]) == after

@@ -1,7 +1,8 @@
 """The allocation service's pure domain core: stdlib only, no I/O, no clock.
 
 Public surface:
-- `decide(state, command) -> Decision` and `decide_all(state, commands)` (`decide.py`);
+- `decide(state, command) -> Decision`, `decide_all(state, commands)` and `decide_batch`
+  (the same, plus the keys of the rows written) (`decide.py`);
 - the rows, commands, events and `Decision` (`model.py`);
 - `ReasonCode`, `Refusal`, `IllegalTransition` (`errors.py`).
 

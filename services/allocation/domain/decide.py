@@ -1,4 +1,5 @@
-"""The allocation core's entry points: `decide` one command, `decide_all` a sequence.
+"""The allocation core's entry points: `decide` one command, `decide_all` (or `decide_batch`,
+which also lists the rows written) a sequence.
 
 Pure and deterministic: no I/O, no clock (dates come from the commands), inputs never mutated.
 A business refusal comes back as a `Decision` with the unchanged state and one
@@ -16,6 +17,7 @@ from services.allocation.domain.items import upsert_item
 from services.allocation.domain.model import (
     AdjustStock,
     AllocateLine,
+    BatchDecision,
     Command,
     CommandRejected,
     Decision,
@@ -50,6 +52,13 @@ def decide_all(state: LicState, commands: Iterable[Command]) -> tuple[LicState, 
     whole batch (a refused command is rolled back from the journal), so a batch costs what it
     changes rather than a copy of the LIC's rows per command.
     """
+    batch = decide_batch(state, commands)
+    return batch.state, batch.events
+
+
+def decide_batch(state: LicState, commands: Iterable[Command]) -> BatchDecision:
+    """`decide_all`, also telling which rows the batch wrote or deleted (`BatchDecision.touched`,
+    read off the draft's journal) so saving costs what the batch changed."""
     draft = Draft(state)
     events: list[Event] = []
     for command in commands:
@@ -60,7 +69,7 @@ def decide_all(state: LicState, commands: Iterable[Command]) -> tuple[LicState, 
         except Refusal as refusal:
             draft.rollback(mark)
             events.append(rejected(command, refusal))
-    return draft.freeze(), events
+    return BatchDecision(state=draft.freeze(), events=events, touched=draft.touched())
 
 
 def _same_lic(state: LicState, command: Command) -> None:

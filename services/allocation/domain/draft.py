@@ -24,8 +24,12 @@ from services.allocation.domain.model import (
     Pick,
     SerialStatus,
     StockIndex,
+    Touched,
     Unit,
 )
+
+# The journaled tables that are rows (the rest of the journal is the derived index).
+ROW_TABLES = ("lots", "mfr_lots", "units", "allocations", "shipments", "unallocated")
 
 
 class BrokenInvariant(Exception):
@@ -83,6 +87,16 @@ class Draft:
                 last_seq=self.last_seq,
             ),
         )
+
+    def touched(self) -> Touched:
+        """The keys of each row table written or deleted since the draft was made. A rollback
+        pops its entries off the journal, so a refused command leaves none behind."""
+        keys: dict[str, dict[Any, None]] = {name: {} for name in ROW_TABLES}
+        for name, key, _ in self._journal:
+            table = keys.get(name)
+            if table is not None:
+                table[key] = None
+        return {name: tuple(table) for name, table in keys.items()}
 
     # -- savepoints ---------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from enum import Enum
-from typing import Literal
+from typing import Any, Literal
 
 from services.allocation.domain.errors import IllegalTransition, ReasonCode
 
@@ -663,3 +663,20 @@ class Decision:
     def rejected(self) -> CommandRejected | None:
         first = self.events[0] if self.events else None
         return first if isinstance(first, CommandRejected) else None
+
+
+Touched = dict[str, tuple[Any, ...]]
+"""LicState row-table field name ("lots", "mfr_lots", "units", "allocations", "shipments",
+"unallocated") -> the keys a batch wrote or deleted there, first write first. The item is not
+listed: it is one row, compared whole."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BatchDecision:
+    """`decide_batch`'s answer: the final state, every event, and which rows the batch touched
+    relative to the state it started from (refused commands' writes rolled back, not listed).
+    Lets the repository write what the batch changed without walking the LIC's history."""
+
+    state: LicState
+    events: list[Event]
+    touched: Touched
