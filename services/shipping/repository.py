@@ -1,14 +1,24 @@
 """Shipping's SQL: the item read model and shipments (header, lines, pending commands).
 
 Bound to the unit of work's connection (search_path = `shipping`); never opens a transaction.
-A shipment is loaded `FOR UPDATE` (in shipment id order), so the documents consumer and the
-answers consumer never decide on the same shipment at once, and written back set-based: one
-statement per table for the whole batch. JSON columns are written as text and cast in SQL.
+A batch costs a fixed number of statements whatever its size (documents: 4, answers: 3):
+
+- lock: the batch's shipments are locked (`FOR NO KEY UPDATE`, in shipment id order) before
+  they are read. The consumer's epoch fence makes each *partition* single-writer, but one
+  shipment is written from two topics keyed differently (its documents by shipment id, the
+  answers to its lines by LIC), so two shipping processes can own its messages at once.
+- load: the shipments' header, line and pending command rows in one result, then (documents
+  only) the items of their lines. Both run after the lock, so they see whatever it waited for.
+- save: one statement writing only what differs from what was loaded: headers that changed,
+  lines that changed (upserted) or went away, pending commands sent or answered.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
 from typing import TypeVar
 
 import asyncpg
@@ -22,20 +32,90 @@ _PICKS = TypeAdapter(model.Picks)
 _MOVEMENTS = TypeAdapter(tuple[Moved, ...])
 _PROBLEM = TypeAdapter(model.Problem)
 
+# Locks the batch's shipments; rows, not advisory locks, so a batch holds no lock-table slots.
+_LOCK_IDS = (
+    "SELECT shipment_id FROM shipments WHERE shipment_id = ANY($1::text[])"
+    " ORDER BY shipment_id FOR NO KEY UPDATE"
+)
+_LOCK_AWAITING = (
+    "SELECT shipment_id FROM shipments WHERE shipment_id IN"
+    "   (SELECT shipment_id FROM pending_commands WHERE command_id = ANY($1::text[]))"
+    " ORDER BY shipment_id FOR NO KEY UPDATE OF shipments"
+)
+
+# One statement, one result: header (k = 0), line (1) and pending command (2) rows. Lines come
+# in line order, pending commands in command id order (the domain numbers its release commands
+# in that order).
+_LOAD = """
+SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
+    counterparty AS t3, reference AS t4, phase AS t5, ship_on AS d, NULL::numeric AS q,
+    NULL::bool AS b, NULL::int AS n2, NULL::text AS j1, NULL::text AS j2, NULL::text AS j3
+FROM shipments WHERE shipment_id = ANY($1::text[])
+UNION ALL
+SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lic, NULL, NULL, quantity,
+    complete, NULL, picks::text, movements::text, problem::text
+FROM shipment_lines WHERE shipment_id = ANY($1::text[])
+UNION ALL
+SELECT 2, shipment_id, NULL, command_id, action, lic, NULL, NULL, NULL, NULL,
+    NULL, line_no, NULL, NULL, NULL
+FROM pending_commands WHERE shipment_id = ANY($1::text[])
+ORDER BY k, sid, n, t1
+"""
+
+# Items for the batch's request lines and the loaded shipments' lines (their flags decide R8 and
+# R14). Its own statement: folded into the one above, the plan grows parallel workers.
+_ITEMS = """
+SELECT lic, track_mfr_lot, serialized, perishable, gtin FROM items
+WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
+                      UNION SELECT lic FROM shipment_lines WHERE shipment_id = ANY($1::text[])))
+"""
+
+# Sub-statements of one WITH see one snapshot and touch disjoint rows: `changes` never lists a
+# key both to delete and to write. Foreign keys are checked at the end of the statement, so
+# lines and commands of a shipment inserted by the same statement pass.
+_SAVE = """
+WITH heads AS (
+    INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+        $6::date[], $7::text[])
+    ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office, kind = excluded.kind,
+        counterparty = excluded.counterparty, reference = excluded.reference,
+        ship_on = excluded.ship_on, phase = excluded.phase, updated_at = now()
+), dropped AS (
+    DELETE FROM shipment_lines AS l USING unnest($8::text[], $9::int[]) AS d(s, n)
+    WHERE l.shipment_id = d.s AND l.line_no = d.n
+), lines AS (
+    INSERT INTO shipment_lines (shipment_id, line_no, lic, quantity, status, awaiting,
+        held_lic, complete, picks, movements, problem)
+    SELECT s, n, l, q, st, a, h, c, p::jsonb, m::jsonb, pr::jsonb
+    FROM unnest($10::text[], $11::int[], $12::text[], $13::numeric[], $14::text[],
+        $15::text[], $16::text[], $17::bool[], $18::text[], $19::text[], $20::text[])
+        AS v(s, n, l, q, st, a, h, c, p, m, pr)
+    ON CONFLICT (shipment_id, line_no) DO UPDATE SET lic = excluded.lic,
+        quantity = excluded.quantity, status = excluded.status, awaiting = excluded.awaiting,
+        held_lic = excluded.held_lic, complete = excluded.complete, picks = excluded.picks,
+        movements = excluded.movements, problem = excluded.problem
+), answered AS (
+    DELETE FROM pending_commands WHERE command_id = ANY($21::text[])
+)
+INSERT INTO pending_commands (command_id, shipment_id, action, line_no, lic)
+SELECT * FROM unnest($22::text[], $23::text[], $24::text[], $25::int[], $26::text[])
+"""
+
 
 def _json(adapter: TypeAdapter[T], value: T | None) -> str | None:
     return None if value is None else adapter.dump_json(value).decode()
 
 
-class PgShippingRepository:
-    async def items(self, conn: asyncpg.Connection, lics: Sequence[str]) -> dict[str, model.Item]:
-        rows = await conn.fetch(
-            "SELECT lic, track_mfr_lot, serialized, perishable, gtin"
-            " FROM items WHERE lic = ANY($1::text[])",
-            list(lics),
-        )
-        return {row["lic"]: model.Item(**dict(row)) for row in rows}
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """What a batch decides over: its shipments (unknown ids absent) and their items."""
 
+    shipments: dict[str, model.Shipment]
+    items: dict[str, model.Item]
+
+
+class PgShippingRepository:
     async def upsert_items(self, conn: asyncpg.Connection, items: Sequence[model.Item]) -> None:
         latest = list({item.lic: item for item in items}.values())
         await conn.execute(
@@ -51,100 +131,55 @@ class PgShippingRepository:
             [i.gtin for i in latest],
         )
 
-    async def awaiting(self, conn: asyncpg.Connection, command_ids: Sequence[str]) -> set[str]:
-        """The shipments waiting for any of these commands' answers."""
-        rows = await conn.fetch(
-            "SELECT DISTINCT shipment_id FROM pending_commands WHERE command_id = ANY($1::text[])",
-            list(command_ids),
-        )
-        return {row["shipment_id"] for row in rows}
-
     async def load(
-        self, conn: asyncpg.Connection, shipment_ids: Sequence[str]
-    ) -> dict[str, model.Shipment]:
-        """The shipments, locked for this transaction; unknown ids are simply absent."""
+        self, conn: asyncpg.Connection, shipment_ids: Iterable[str], lics: Iterable[str] = ()
+    ) -> Loaded:
+        """Lock and read the shipments, with the items of `lics` and of the shipments' lines."""
         ids = sorted(set(shipment_ids))
-        heads = await conn.fetch(
-            "SELECT shipment_id, office, kind, counterparty, reference, ship_on, phase"
-            " FROM shipments WHERE shipment_id = ANY($1::text[])"
-            " ORDER BY shipment_id FOR UPDATE",
-            ids,
-        )
-        if not heads:
-            return {}
-        lines = await conn.fetch(
-            "SELECT shipment_id, line_no, lic, quantity, status, awaiting, held_lic, complete,"
-            "   picks::text AS picks, movements::text AS movements, problem::text AS problem"
-            " FROM shipment_lines WHERE shipment_id = ANY($1::text[])"
-            " ORDER BY shipment_id, line_no",
-            ids,
-        )
-        pending = await conn.fetch(
-            "SELECT command_id, shipment_id, action, line_no, lic"
-            " FROM pending_commands WHERE shipment_id = ANY($1::text[]) ORDER BY command_id",
-            ids,
-        )
-        by_id: dict[str, tuple[list[model.Line], list[model.Pending]]] = {
-            row["shipment_id"]: ([], []) for row in heads
-        }
-        for row in lines:
-            by_id[row["shipment_id"]][0].append(_line(row))
-        for row in pending:
-            by_id[row["shipment_id"]][1].append(
-                model.Pending(
-                    command_id=row["command_id"],
-                    action=row["action"],
-                    line_no=row["line_no"],
-                    lic=row["lic"],
-                )
-            )
-        return {
-            row["shipment_id"]: model.Shipment(
-                shipment_id=row["shipment_id"],
-                office=row["office"],
-                kind=row["kind"],
-                ship_on=row["ship_on"],
-                counterparty=row["counterparty"],
-                reference=row["reference"],
-                phase=row["phase"],
-                lines=tuple(by_id[row["shipment_id"]][0]),
-                pending=tuple(by_id[row["shipment_id"]][1]),
-            )
-            for row in heads
-        }
+        known = [r[0] for r in await conn.fetch(_LOCK_IDS, ids)]
+        shipments = _shipments(await conn.fetch(_LOAD, known)) if known else {}
+        rows = await conn.fetch(_ITEMS, known, sorted(set(lics)))
+        return Loaded(shipments, {row["lic"]: model.Item(**dict(row)) for row in rows})
 
-    async def save(self, conn: asyncpg.Connection, shipments: Sequence[model.Shipment]) -> None:
-        """Write the shipments back whole: header upserted, lines and pending replaced."""
-        if not shipments:
+    async def load_awaiting(
+        self, conn: asyncpg.Connection, command_ids: Sequence[str]
+    ) -> dict[str, model.Shipment]:
+        """Lock and read the shipments waiting for any of these commands' answers."""
+        ids = [r[0] for r in await conn.fetch(_LOCK_AWAITING, list(command_ids))]
+        if not ids:
+            return {}
+        return _shipments(await conn.fetch(_LOAD, ids))
+
+    async def save(
+        self,
+        conn: asyncpg.Connection,
+        before: Mapping[str, model.Shipment],
+        after: Iterable[model.Shipment],
+    ) -> None:
+        """Write what differs between the shipments as loaded (`before`) and as decided."""
+        heads: list[model.Shipment] = []
+        dropped: list[tuple[str, int]] = []
+        lines: list[tuple[str, model.Line]] = []
+        answered: list[str] = []
+        sent: list[tuple[str, model.Pending]] = []
+        for new in after:
+            old = before.get(new.shipment_id)
+            if old is new:
+                continue
+            _changes(old, new, heads, dropped, lines, answered, sent)
+        if not (heads or dropped or lines or answered or sent):
             return
-        ids = [s.shipment_id for s in shipments]
         await conn.execute(
-            "INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on,"
-            "   phase)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
-            "   $6::date[], $7::text[])"
-            " ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office,"
-            "   kind = excluded.kind, counterparty = excluded.counterparty,"
-            "   reference = excluded.reference, ship_on = excluded.ship_on,"
-            "   phase = excluded.phase, updated_at = now()",
-            ids,
-            [s.office for s in shipments],
-            [s.kind for s in shipments],
-            [s.counterparty for s in shipments],
-            [s.reference for s in shipments],
-            [s.ship_on for s in shipments],
-            [s.phase for s in shipments],
-        )
-        await conn.execute("DELETE FROM shipment_lines WHERE shipment_id = ANY($1::text[])", ids)
-        await conn.execute("DELETE FROM pending_commands WHERE shipment_id = ANY($1::text[])", ids)
-        lines = [(s.shipment_id, line) for s in shipments for line in s.lines]
-        await conn.execute(
-            "INSERT INTO shipment_lines (shipment_id, line_no, lic, quantity, status, awaiting,"
-            "   held_lic, complete, picks, movements, problem)"
-            " SELECT s, n, l, q, st, a, h, c, p::jsonb, m::jsonb, pr::jsonb"
-            " FROM unnest($1::text[], $2::int[], $3::text[], $4::numeric[], $5::text[],"
-            "   $6::text[], $7::text[], $8::bool[], $9::text[], $10::text[], $11::text[])"
-            "   AS v(s, n, l, q, st, a, h, c, p, m, pr)",
+            _SAVE,
+            [s.shipment_id for s in heads],
+            [s.office for s in heads],
+            [s.kind for s in heads],
+            [s.counterparty for s in heads],
+            [s.reference for s in heads],
+            [s.ship_on for s in heads],
+            [s.phase for s in heads],
+            [sid for sid, _ in dropped],
+            [n for _, n in dropped],
             [sid for sid, _ in lines],
             [line.line_no for _, line in lines],
             [line.lic for _, line in lines],
@@ -153,32 +188,98 @@ class PgShippingRepository:
             [line.awaiting for _, line in lines],
             [line.held_lic for _, line in lines],
             [line.complete for _, line in lines],
-            [_json(_PICKS, line.picks) for _, line in lines],
+            [_picks_json(line.picks) for _, line in lines],
             [_json(_MOVEMENTS, line.movements) for _, line in lines],
             [_json(_PROBLEM, line.problem) for _, line in lines],
-        )
-        pending = [(s.shipment_id, p) for s in shipments for p in s.pending]
-        await conn.execute(
-            "INSERT INTO pending_commands (command_id, shipment_id, action, line_no, lic)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::int[], $5::text[])",
-            [p.command_id for _, p in pending],
-            [sid for sid, _ in pending],
-            [p.action for _, p in pending],
-            [p.line_no for _, p in pending],
-            [p.lic for _, p in pending],
+            answered,
+            [p.command_id for _, p in sent],
+            [sid for sid, _ in sent],
+            [p.action for _, p in sent],
+            [p.line_no for _, p in sent],
+            [p.lic for _, p in sent],
         )
 
 
-def _line(row: asyncpg.Record) -> model.Line:
-    return model.Line(
-        line_no=row["line_no"],
-        lic=row["lic"],
-        quantity=row["quantity"],
-        picks=_PICKS.validate_json(row["picks"]),
-        status=row["status"],
-        awaiting=row["awaiting"],
-        held_lic=row["held_lic"],
-        complete=row["complete"],
-        movements=_MOVEMENTS.validate_json(row["movements"]),
-        problem=None if row["problem"] is None else _PROBLEM.validate_json(row["problem"]),
-    )
+def _changes(
+    old: model.Shipment | None,
+    new: model.Shipment,
+    heads: list[model.Shipment],
+    dropped: list[tuple[str, int]],
+    lines: list[tuple[str, model.Line]],
+    answered: list[str],
+    sent: list[tuple[str, model.Pending]],
+) -> None:
+    """Append the rows of `new` that differ from `old` (None: not stored yet)."""
+    sid = new.shipment_id
+    if old is None or _head(old) != _head(new):
+        heads.append(new)
+    old_lines = {line.line_no: line for line in old.lines} if old is not None else {}
+    for line in new.lines:
+        # The domain keeps the objects of lines it does not touch. Identity, not equality:
+        # Decimal("2.5") == Decimal("2.50"), but the stored digits must be the decided ones.
+        if old_lines.pop(line.line_no, None) is not line:
+            lines.append((sid, line))
+    dropped.extend((sid, n) for n in old_lines)
+    # A pending command never changes: its id is derived from the message and line it is for.
+    old_pending = {p.command_id for p in old.pending} if old is not None else set()
+    new_pending = {p.command_id for p in new.pending}
+    answered.extend(c for c in old_pending if c not in new_pending)
+    sent.extend((sid, p) for p in new.pending if p.command_id not in old_pending)
+
+
+def _head(s: model.Shipment) -> tuple[str, str, str | None, str | None, date, str]:
+    return (s.office, s.kind, s.counterparty, s.reference, s.ship_on, s.phase)
+
+
+def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
+    heads: list[asyncpg.Record] = []
+    lines: dict[str, list[model.Line]] = {}
+    pending: dict[str, list[model.Pending]] = {}
+    for row in rows:
+        k, sid = row[0], row[1]
+        if k == 1:
+            lines.setdefault(sid, []).append(
+                model.Line(
+                    line_no=row[2],
+                    lic=row[3],
+                    status=row[4],
+                    awaiting=row[5],
+                    held_lic=row[6],
+                    quantity=row[9],
+                    complete=row[10],
+                    picks=_picks(row[12]),
+                    movements=_MOVEMENTS.validate_json(row[13]),
+                    problem=None if row[14] is None else _PROBLEM.validate_json(row[14]),
+                )
+            )
+        elif k == 2:
+            pending.setdefault(sid, []).append(
+                model.Pending(command_id=row[3], action=row[4], lic=row[5], line_no=row[11])
+            )
+        else:
+            heads.append(row)
+    return {
+        row[1]: model.Shipment(
+            shipment_id=row[1],
+            office=row[3],
+            kind=row[4],
+            counterparty=row[5],
+            reference=row[6],
+            phase=row[7],
+            ship_on=row[8],
+            lines=tuple(lines.get(row[1], ())),
+            pending=tuple(pending.get(row[1], ())),
+        )
+        for row in heads
+    }
+
+
+@lru_cache(maxsize=4096)
+def _picks_json(picks: model.Picks) -> str:
+    return _PICKS.dump_json(picks).decode()
+
+
+@lru_cache(maxsize=4096)
+def _picks(text: str) -> model.Picks:
+    """Most lines name nothing (or the same few picks): decode each text once."""
+    return _PICKS.validate_json(text)

@@ -1,7 +1,8 @@
 """Shipping's use cases: decide upstream shipment messages; apply allocation's answers.
 
 Both run inside the consumer's unit of work, with the shipments they touch locked, so a
-shipment's state, its commands and its statuses are committed together.
+shipment's state, its commands and its statuses are committed together. Each writes back only
+what its batch changed, compared with what it loaded.
 """
 
 from __future__ import annotations
@@ -24,17 +25,17 @@ class ShippingService:
     async def handle_documents(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
         """Requests, picks updates, ship requests and cancellations, in partition order."""
         messages = [translate.upstream(inbound.message) for inbound in batch]
-        shipments = await self._repository.load(uow.conn, [m.shipment_id for m in messages])
         lics = {line.lic for m in messages if isinstance(m, model.Request) for line in m.lines}
-        lics.update(line.lic for s in shipments.values() for line in s.lines)
-        items = await self._repository.items(uow.conn, sorted(lics))
+        loaded = await self._repository.load(uow.conn, [m.shipment_id for m in messages], lics)
+        shipments = dict(loaded.shipments)
+        items = loaded.items
         changed: dict[str, model.Shipment] = {}
         for message in messages:
             decision = domain.handle(
                 shipments.get(message.shipment_id), message, items, self._limits
             )
             self._apply(uow, decision, shipments, changed)
-        await self._repository.save(uow.conn, list(changed.values()))
+        await self._repository.save(uow.conn, loaded.shipments, changed.values())
 
     async def collect_answers(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
         """Keep the item read model; apply answers to the shipments waiting for them."""
@@ -45,10 +46,10 @@ class ShippingService:
         answers = [a for a in map(translate.answer, events) if a is not None]
         if not answers:
             return
-        waiting = await self._repository.awaiting(uow.conn, [a.command_id for a in answers])
-        if not waiting:
+        loaded = await self._repository.load_awaiting(uow.conn, [a.command_id for a in answers])
+        if not loaded:
             return
-        shipments = await self._repository.load(uow.conn, sorted(waiting))
+        shipments = dict(loaded)
         owner = {p.command_id: s.shipment_id for s in shipments.values() for p in s.pending}
         replies: dict[str, list[model.Answer]] = {}
         for reply in answers:
@@ -58,7 +59,7 @@ class ShippingService:
         for shipment_id, theirs in replies.items():
             decision = domain.answer(shipments[shipment_id], *theirs)
             self._apply(uow, decision, shipments, changed)
-        await self._repository.save(uow.conn, list(changed.values()))
+        await self._repository.save(uow.conn, loaded, changed.values())
 
     def _apply(
         self,

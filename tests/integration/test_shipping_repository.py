@@ -1,0 +1,184 @@
+"""The shipping repository writes only what changed and loads back exactly what was decided;
+a second writer of the same shipment waits for the first and decides on what it wrote."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.shipping import model
+from services.shipping.app import MIGRATIONS, SCHEMA
+from services.shipping.repository import PgShippingRepository
+from shared import db
+from shared.movements import Moved
+from shared.reasons import ReasonCode
+from tests.fixtures.infra import LotlineEnv
+
+REPO = PgShippingRepository()
+
+
+@pytest.fixture
+async def pool(lotline_env: Any) -> AsyncIterator[asyncpg.Pool]:
+    env: LotlineEnv = lotline_env(topics=False)
+    await db.migrate(env.dsn, SCHEMA, db.migration_files(MIGRATIONS))
+    pool = await db.create_pool(env.dsn, SCHEMA, size=3)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+def _shipment(shipment_id: str = "S-1") -> model.Shipment:
+    return model.Shipment(
+        shipment_id=shipment_id,
+        office="AI",
+        kind="sale",
+        ship_on=date(2026, 3, 1),
+        counterparty="Montboro",
+        reference="SO-1",
+        lines=(
+            model.Line(
+                line_no=1,
+                lic="MILK",
+                quantity=Decimal("2.50"),
+                picks=model.Picks(lots=(model.LotPick(mfr_lot="M-1", quantity=Decimal("2.5")),)),
+                awaiting=f"{shipment_id}/allocate/1",
+            ),
+            model.Line(
+                line_no=2,
+                lic="CAM",
+                quantity=Decimal("2"),
+                picks=model.Picks(serials=("SN-1", "SN-2")),
+                awaiting=f"{shipment_id}/allocate/2",
+            ),
+            model.Line(line_no=3, lic="PLAIN", quantity=Decimal("1"), awaiting=None),
+        ),
+        pending=(
+            model.Pending(
+                command_id=f"{shipment_id}/allocate/1", action="allocate", line_no=1, lic="MILK"
+            ),
+            model.Pending(
+                command_id=f"{shipment_id}/allocate/2", action="allocate", line_no=2, lic="CAM"
+            ),
+        ),
+    )
+
+
+async def _load(pool: asyncpg.Pool, *ids: str, lics: tuple[str, ...] = ()) -> Any:
+    async with pool.acquire() as conn, conn.transaction():
+        return await REPO.load(conn, ids, lics)
+
+
+async def _save(
+    pool: asyncpg.Pool, before: dict[str, model.Shipment], *after: model.Shipment
+) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await REPO.save(conn, before, after)
+
+
+async def _counts(conn: Any) -> dict[str, tuple[int, ...]]:
+    """Rows inserted, updated and deleted by this backend, not yet reported, per table."""
+    rows = await conn.fetch(
+        "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_xact_user_tables"
+        " WHERE schemaname = 'shipping'"
+    )
+    return {r["relname"]: (r["n_tup_ins"], r["n_tup_upd"], r["n_tup_del"]) for r in rows}
+
+
+async def test_what_is_saved_loads_back_equal(pool: asyncpg.Pool) -> None:
+    first = _shipment()
+    await _save(pool, {}, first, _shipment("S-2"))
+    loaded = await _load(pool, "S-1", "S-2", "S-unknown")
+    assert loaded.shipments == {"S-1": first, "S-2": _shipment("S-2")}
+
+    # Line 1 answered, line 2 gone, line 4 new, a release sent, the phase moved on.
+    line1 = replace(
+        first.lines[0],
+        status="allocated",
+        awaiting=None,
+        held_lic="MILK",
+        complete=True,
+        movements=(
+            Moved(
+                lot_id="L-1",
+                quantity=Decimal("2.50"),
+                unit_cost=Decimal("1.25"),
+                mfr_lot="M-1",
+                expires_on=date(2026, 4, 1),
+            ),
+        ),
+    )
+    line4 = model.Line(
+        line_no=4,
+        lic="VAX",
+        quantity=Decimal("1"),
+        status="failed",
+        problem=model.Problem(
+            line_no=4,
+            lic="VAX",
+            reason_code=ReasonCode.LOT_REQUIRED,
+            reason="line 4 (VAX) names no lot",
+            offending="S-1/4",
+        ),
+    )
+    release = model.Pending(command_id="S-1/release/2", action="release", line_no=2, lic="CAM")
+    stored = loaded.shipments["S-1"]  # decisions keep the loaded objects of untouched lines
+    second = replace(
+        stored,
+        phase="cancelling",
+        lines=(line1, stored.lines[2], line4),
+        pending=(stored.pending[1], release),
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        start = await _counts(conn)  # may hold this backend's not yet reported earlier rows
+        await REPO.save(conn, loaded.shipments, [second, loaded.shipments["S-2"]])
+        end = await _counts(conn)
+    counts = {t: tuple(b - a for a, b in zip(start[t], end[t], strict=True)) for t in end}
+    # One header changed, one line new, one changed, one gone, one command answered and one
+    # sent: nothing else is written (line 3 and shipment S-2 did not change).
+    assert counts["shipments"] == (0, 1, 0)
+    assert counts["shipment_lines"] == (1, 1, 1)
+    assert counts["pending_commands"] == (1, 0, 1)
+    assert (await _load(pool, "S-1")).shipments == {"S-1": second}
+    assert (await _load(pool, "S-2")).shipments == {"S-2": _shipment("S-2")}
+
+
+async def test_items_of_requested_and_stored_lines_are_loaded(pool: asyncpg.Pool) -> None:
+    items = [model.Item(lic=lic, track_mfr_lot=lic == "MILK") for lic in ("MILK", "CAM", "X")]
+    async with pool.acquire() as conn, conn.transaction():
+        await REPO.upsert_items(conn, items)
+    await _save(pool, {}, _shipment())
+    loaded = await _load(pool, "S-1", "S-9", lics=("X", "NOT-AN-ITEM"))
+    assert loaded.items == {i.lic: i for i in items}
+    assert (await _load(pool, "S-9", lics=("X",))).items == {"X": items[2]}
+
+
+async def test_a_second_writer_waits_and_sees_the_first_writers_state(
+    pool: asyncpg.Pool,
+) -> None:
+    """Documents (keyed by shipment) and answers (keyed by LIC) of one shipment may be handled
+    by two processes at once: the lock taken on load serializes them."""
+    await _save(pool, {}, _shipment())
+    answered = asyncio.Event()
+    async with pool.acquire() as first, first.transaction():
+        before = (await REPO.load(first, ["S-1"])).shipments
+
+        async def second_writer() -> dict[str, model.Shipment]:
+            async with pool.acquire() as conn, conn.transaction():
+                answered.set()
+                return await REPO.load_awaiting(conn, ["S-1/allocate/2"])
+
+        waiting = asyncio.create_task(second_writer())
+        await answered.wait()
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # blocked on the first writer's lock
+        decided = replace(before["S-1"], phase="cancelling")
+        await REPO.save(first, before, [decided])
+    assert await waiting == {"S-1": decided}

@@ -1,0 +1,112 @@
+"""Shipment statuses leave on the wire exactly as the validating contract models would write
+them: `translate` builds their line results without re-validation, so each status must encode
+to the same bytes as the same status validated, also after its movements went through the
+repository's JSON (as lines loaded from PostgreSQL do)."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from pydantic import BaseModel
+
+from services.shipping import model, repository, translate
+from shared.contracts import events as e
+from shared.contracts import status as s
+from shared.contracts.codec import encode
+from shared.movements import Moved
+from shared.reasons import ReasonCode
+
+MOVEMENTS = (
+    Moved(lot_id="L-1", quantity=Decimal("1.50"), unit_cost=Decimal("2.5")),
+    Moved(
+        lot_id="L-2",
+        quantity=Decimal("10"),
+        unit_cost=Decimal("0.000001"),
+        mfr_lot="Lòt-ü 7",
+        expires_on=date(2026, 1, 31),
+    ),
+    Moved(lot_id="L-3", quantity=Decimal("1"), unit_cost=Decimal("1E+1"), serial="SN-0001"),
+    Moved(lot_id=None, quantity=Decimal("3.000"), unit_cost=Decimal("0")),
+)
+LINES = (
+    model.LineView(line_no=1, lic="WIDGET", quantity=Decimal("2.500"), movements=MOVEMENTS),
+    model.LineView(line_no=7, lic="Gadget-é", quantity=Decimal("1"), complete=False),
+    model.LineView(line_no=3, lic="SERIAL", quantity=Decimal("1E+1"), movements=MOVEMENTS[2:3]),
+)
+PROBLEM = model.Problem(
+    line_no=7, lic="Gadget-é", reason_code=ReasonCode.SHIPMENT_INCOMPLETE, reason="line 7 is x"
+)
+
+
+def _validated(lines: tuple[model.LineView, ...]) -> list[s.LineResult]:
+    """The line results as the contract's validators build them."""
+    return [
+        s.LineResult(
+            line_no=line.line_no,
+            lic=line.lic,
+            quantity=line.quantity,
+            complete=line.complete,
+            movements=[
+                e.Movement(
+                    lot_id=m.lot_id,
+                    mfr_lot=m.mfr_lot,
+                    expires_on=m.expires_on,
+                    serial=m.serial,
+                    quantity=m.quantity,
+                    unit_cost=m.unit_cost,
+                )
+                for m in line.movements
+            ],
+        )
+        for line in lines
+    ]
+
+
+def _stored(lines: tuple[model.LineView, ...]) -> tuple[model.LineView, ...]:
+    """The lines' movements after a trip through the repository's JSON columns."""
+    adapter = repository._MOVEMENTS
+    return tuple(
+        model.LineView(
+            line_no=line.line_no,
+            lic=line.lic,
+            quantity=line.quantity,
+            complete=line.complete,
+            movements=adapter.validate_json(adapter.dump_json(line.movements)),
+        )
+        for line in lines
+    )
+
+
+def _statuses(lines: tuple[model.LineView, ...]) -> list[model.Status]:
+    return [
+        model.AllocatedStatus(message_id="m-1", shipment_id="S-1", lines=lines),
+        model.ShippedStatus(message_id="m-2", shipment_id="S-1", lines=lines),
+        model.AllocationFailedStatus(
+            message_id="m-3", shipment_id="S-1", problems=(PROBLEM,), allocated_lines=lines
+        ),
+        model.CancelledStatus(message_id="m-4", shipment_id="S-1", released_lines=lines),
+        model.AllocatedStatus(message_id="m-5", shipment_id="S-1", lines=()),
+    ]
+
+
+def _same(fast: BaseModel, reference: BaseModel) -> None:
+    assert encode(fast) == encode(reference)
+    assert fast == reference
+
+
+@pytest.mark.parametrize("stored", [False, True])
+def test_statuses_encode_as_validated(stored: bool) -> None:
+    lines = _stored(LINES) if stored else LINES
+    for status in _statuses(lines):
+        fast = translate.status(status)
+        _same(fast, type(fast).model_validate(fast.model_dump()))
+        fields = ("lines", "allocated_lines", "released_lines")
+        field = next(f for f in fields if f in type(fast).model_fields)
+        built, views = getattr(fast, field), getattr(status, field)
+        for got, want in zip(built, _validated(views), strict=True):
+            _same(got, want)
+            assert got.model_fields_set == want.model_fields_set
+            for m_got, m_want in zip(got.movements, want.movements, strict=True):
+                assert m_got.model_fields_set == m_want.model_fields_set
