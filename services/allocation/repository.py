@@ -34,11 +34,13 @@ class Table:
     key: tuple[str, ...]
     to_row: Callable[[str, Any], tuple[Any, ...]]
 
-    def upsert_sql(self) -> str:
+    def upsert_sql(self, first: int = 1) -> str:
+        """The upsert of many rows, its arrays numbered from parameter `first`."""
         names = ", ".join(c for c, _ in self.columns)
         # jsonb travels as text: a list of JSON documents would read as a nested array.
         arrays = ", ".join(
-            f"${i + 1}::{'text' if t == 'jsonb' else t}[]" for i, (_, t) in enumerate(self.columns)
+            f"${first + i}::{'text' if t == 'jsonb' else t}[]"
+            for i, (_, t) in enumerate(self.columns)
         )
         selected = ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in self.columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in self.columns if c not in self.key)
@@ -48,9 +50,9 @@ class Table:
             f" AS u({names}) ON CONFLICT ({', '.join(self.key)}) {conflict}"
         )
 
-    def delete_sql(self) -> str:
+    def delete_sql(self, first: int = 1) -> str:
         types = dict(self.columns)
-        arrays = ", ".join(f"${i + 1}::{types[k]}[]" for i, k in enumerate(self.key))
+        arrays = ", ".join(f"${first + i}::{types[k]}[]" for i, k in enumerate(self.key))
         keys = ", ".join(self.key)
         return f"DELETE FROM {self.name} WHERE ({keys}) IN (SELECT * FROM unnest({arrays}))"
 
@@ -336,13 +338,25 @@ class PgStateRepository:
         changes = [
             _changes(lic, before.get(lic), state, touched.get(lic)) for lic, state in after.items()
         ]
+        parts: list[str] = []
+        args: list[Any] = []
         for table in TABLES:
             upserts = [row for change in changes for row in change[table.name][0]]
             deletes = [key for change in changes for key in change[table.name][1]]
             if deletes:
-                await conn.execute(table.delete_sql(), *_columns(deletes, len(table.key)))
+                parts.append(table.delete_sql(len(args) + 1))
+                args += _columns(deletes, len(table.key))
             if upserts:
-                await conn.execute(table.upsert_sql(), *_columns(upserts, len(table.columns)))
+                parts.append(table.upsert_sql(len(args) + 1))
+                args += _columns(upserts, len(table.columns))
+        if len(parts) == 1:
+            await conn.execute(parts[0], *args)
+        elif parts:
+            # One round trip for every table. Sub-statements of one WITH share a snapshot and
+            # must not touch a row twice: a key is either upserted or deleted, never both, and
+            # no table has a foreign key into another.
+            ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
+            await conn.execute(f"WITH {ctes} SELECT 1", *args)
 
 
 Change = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]

@@ -4,6 +4,7 @@ allocations, customer shipments, unallocated stock)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import date
 from decimal import Decimal
@@ -129,16 +130,25 @@ async def test_saved_state_loads_back_equal_in_every_table(pool: asyncpg.Pool) -
     assert after["SERIALS"].units and after["LOTS"].mfr_lots and after["PLAIN"].shipments
 
 
+_SUB_STATEMENT = r"(INSERT|DELETE) (?:INTO|FROM) (\w+)[^$]*\$(\d+)"
+
+
 class RecordingConnection:
     """Passes statements through, counting the rows each one was given, by verb and table."""
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
         self.rows: dict[str, int] = {}
+        self.statements = 0
 
     async def execute(self, sql: str, *args: Any) -> str:
-        verb, _, table = sql.split()[:3]
-        self.rows[f"{verb} {table}"] = len(args[0])
+        # One statement may write several tables (a WITH of upserts and deletes): each
+        # sub-statement's first array parameter holds its rows.
+        for verb, table, first in re.findall(
+            r"(INSERT|DELETE) (?:INTO|FROM) (\w+)[^$]*\$(\d+)", sql
+        ):
+            self.rows[f"{verb} {table}"] = len(args[int(first) - 1])
+        self.statements += 1
         return cast(str, await self._conn.execute(sql, *args))
 
 
@@ -200,4 +210,5 @@ async def test_a_batch_on_a_long_history_writes_only_the_rows_it_changed(
             "INSERT units": 3,
             "INSERT allocations": 1,
         }
+        assert recording.statements == 1, "every table's rows in one round trip"
         assert await repository.load(conn, [lic]) == after
