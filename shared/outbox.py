@@ -149,11 +149,15 @@ class OutboxRelay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 if self._stopping:
                     return
-                await self._sleep(1.0)
+                # Another process leads; our commits' wake-ups are its business (NOTIFY).
+                await asyncio.sleep(1.0)
             await conn.add_listener(channel_for(self._schema), self._on_notify)
             try:
                 next_purge = 0.0
                 while True:
+                    # Cleared before reading: a commit that lands after this wakes us again,
+                    # one that lands before is in what we read.
+                    self._wake.clear()
                     sent = await self.publish_once(conn)
                     now = asyncio.get_running_loop().time()
                     if now >= next_purge:
@@ -162,10 +166,14 @@ class OutboxRelay:
                         await self.purge(conn, self._retention)
                         await self.purge_inbox(conn, self._inbox_retention)
                         next_purge = now + 60
-                    if sent:
-                        continue
+                    if sent == self._batch_size:
+                        continue  # a full batch: more may be waiting
                     if self._stopping:
+                        if sent:
+                            continue  # draining: until nothing is left
                         return
+                    # Not another read right away (it would find nothing): wait to be woken,
+                    # or poll, for rows of other processes' consumers.
                     await self._sleep(self._poll)
             finally:
                 await conn.remove_listener(channel_for(self._schema), self._on_notify)
@@ -177,7 +185,6 @@ class OutboxRelay:
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
-        self._wake.clear()
 
     async def publish_once(self, conn: asyncpg.Connection) -> int:
         """Claim, publish and mark one batch; returns how many rows were sent."""
