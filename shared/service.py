@@ -20,6 +20,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from faststream.security import SASLPlaintext
+from prometheus_client import Gauge
 from pydantic import TypeAdapter
 
 from shared import db
@@ -30,6 +31,12 @@ from shared.outbox import OutboxRelay
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+
+WAITING = Gauge(
+    "lotline_oldest_waiting_document_seconds",
+    "Age of the oldest document still waiting for allocation's answers (0: none waiting)",
+    ["service"],
+)
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
@@ -61,6 +68,34 @@ class ServiceRuntime:
         self._descriptions: list[str] = []
         self.consumer: TransactionalConsumer | None = None
         self._stopped = asyncio.Event()
+        self._waiting_sql: str | None = None
+        self._watch_seconds = 15.0
+        self._watch: asyncio.Task[None] | None = None
+
+    def watch_waiting(self, sql: str, every: float = 15.0) -> None:
+        """Publish `lotline_oldest_waiting_document_seconds`: `sql` returns the oldest waiting
+        document's timestamp (NULL: none). A document waits for as long as a command of its is
+        unanswered, which is forever if that command was dead-lettered: operators alert on it."""
+        self._waiting_sql = sql
+        self._watch_seconds = every
+
+    async def measure_waiting(self) -> float:
+        """Seconds the oldest waiting document has waited (0 when none); sets the gauge."""
+        assert self.pool is not None and self._waiting_sql is not None
+        oldest = await self.pool.fetchval(
+            f"SELECT coalesce(extract(epoch FROM now() - ({self._waiting_sql})), 0)::float8"
+        )
+        seconds = float(oldest)
+        WAITING.labels(self.schema).set(seconds)
+        return seconds
+
+    async def _watch_waiting(self) -> None:
+        while True:
+            try:
+                await self.measure_waiting()
+            except Exception as exc:  # the database may be restarting: try again next round
+                log.info("service.watch_failed", error=repr(exc))
+            await asyncio.sleep(self._watch_seconds)
 
     def consume(
         self,
@@ -121,10 +156,16 @@ class ServiceRuntime:
             )
             self.consumer.register(self.broker)
         await self.broker.start()
+        if self._waiting_sql is not None:
+            self._watch = asyncio.create_task(self._watch_waiting(), name="watch-waiting")
         log.info("service.started", schema=self.schema)
 
     async def stop(self) -> None:
         """Drain: stop consuming (the in-flight batch finishes), publish the outbox, close."""
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.consumer.close()

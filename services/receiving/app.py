@@ -39,6 +39,11 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         "lines, which settle each document's status.",
         accepts=("ItemUpserted", "StockReceived", "StockReturned", "CommandRejected"),
     )
+    # A receipt waits while any of its lines is unanswered (the partial index finds them).
+    runtime.watch_waiting(
+        "SELECT min(r.created_at) FROM receipts AS r WHERE r.message_id IN"
+        " (SELECT message_id FROM receipt_lines WHERE status = 'pending')"
+    )
     return runtime
 
 

@@ -39,6 +39,12 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         "line commands, which move each shipment through its lifecycle.",
         accepts=("ItemUpserted", "LineAllocated", "LineReleased", "LineShipped", "CommandRejected"),
     )
+    # A shipment waits while a command it sent is unanswered; it has waited since its last
+    # phase change (sending commands is one).
+    runtime.watch_waiting(
+        "SELECT min(s.updated_at) FROM shipments AS s WHERE s.shipment_id IN"
+        " (SELECT shipment_id FROM pending_commands)"
+    )
     return runtime
 
 
