@@ -72,7 +72,7 @@ def cmd_topics(_args: argparse.Namespace) -> int:
         )
         return 2
     created = stack.run_sync(ensure_topics(settings))
-    wanted = settings.topics.partitions()
+    wanted = settings.topics.partitions(settings.lic_partitions)
     for name, partitions in wanted.items():
         state = "created" if name in created else "exists"
         print(f"{name:40} {partitions:3} partitions  {state}")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.contracts.topics import Topics
+from shared.contracts.topics import LIC_PARTITIONS, Topics
 
 
 class Settings(BaseSettings):
@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     db_pool_size: int = Field(default=4, alias="DB_POOL_SIZE")
     topic_prefix: str = Field(default="", alias="LOTLINE_TOPIC_PREFIX")
+    # Partitions of inventory.commands and inventory.events when lotline creates them: at most
+    # this many allocation processes share the work.
+    lic_partitions: int = Field(default=LIC_PARTITIONS, alias="LOTLINE_LIC_PARTITIONS", ge=1)
     data_dir: Path = Field(default=Path(".lotline"), alias="LOTLINE_DATA_DIR")
     http_host: str = Field(default="127.0.0.1", alias="LEDGER_HTTP_HOST")
     http_port: int = Field(default=8080, alias="LEDGER_HTTP_PORT")

@@ -63,7 +63,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        wanted = settings.topics.partitions()
+        wanted = settings.topics.partitions(settings.lic_partitions)
         replicas = settings.kafka_replication_factor
         # Apache Kafka refuses messages over 1 MB unless the topic says otherwise.
         config = {"max.message.bytes": str(MAX_EVENT_BYTES)}

@@ -1,7 +1,7 @@
 """Scenario 1: what this machine can do at all, measured in the same run as everything else.
 
-- broker produce and consume msgs/s: ~300-byte keyed messages on a 16-partition topic (the
-  partition count of `inventory.commands`), with lotline's producer settings and the services'
+- broker produce and consume msgs/s: ~300-byte keyed messages on a topic with the partition
+  count of `inventory.commands` (LIC_PARTITIONS), with lotline's producer settings and the services'
   consumer settings (batches of KAFKA_MAX_BATCH, fetch_max_wait_ms 20);
 - broker produce→consume latency p50/p99 at each offered rate of scenario 3 (messages/s = lines/s),
   published by the separate publisher process for `latency_seconds` (6 s by default, a fifth of
@@ -28,9 +28,10 @@ from bench.publisher import Publisher
 from bench.report import ScenarioResult
 from bench.scenarios import Context
 from bench.sizes import Sizes
+from shared.contracts.topics import LIC_PARTITIONS
 from shared.kafka import make_producer
 
-PARTITIONS = 16
+PARTITIONS = LIC_PARTITIONS  # the ceilings read topics shaped like lotline's per-LIC topics
 MESSAGE_BYTES = 300
 COPY_BATCH = 1000
 

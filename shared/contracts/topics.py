@@ -15,8 +15,11 @@ COSTS = "inventory.costs"
 DLQ = "inventory.dlq"
 
 ALL = (RECEIPTS, SHIPMENTS, ITEMS, ADJUSTMENTS, COMMANDS, EVENTS, STATUS, COSTS, DLQ)
-# Per-LIC topics carry the one-writer-per-LIC guarantee: enough partitions to scale out.
-PARTITIONS = {COMMANDS: 16, EVENTS: 16}
+# Per-LIC topics carry the one-writer-per-LIC guarantee: their partitions bound how many
+# allocation processes share the work (LOTLINE_LIC_PARTITIONS). Every partition a consumer
+# reads costs the broker on each fetch, even when idle, so no more than needed.
+LIC_TOPICS = (COMMANDS, EVENTS)
+LIC_PARTITIONS = 8
 DEFAULT_PARTITIONS = 4
 
 
@@ -65,5 +68,7 @@ class Topics:
     def dlq(self) -> str:
         return self.name(DLQ)
 
-    def partitions(self) -> dict[str, int]:
-        return {self.name(t): PARTITIONS.get(t, DEFAULT_PARTITIONS) for t in ALL}
+    def partitions(self, lic_partitions: int = LIC_PARTITIONS) -> dict[str, int]:
+        return {
+            self.name(t): lic_partitions if t in LIC_TOPICS else DEFAULT_PARTITIONS for t in ALL
+        }
