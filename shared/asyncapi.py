@@ -36,13 +36,24 @@ TOPICS: tuple[tuple[str, Any, str], ...] = (
     (t.ITEMS, ItemMessage, "Upstream: item master data (key = LIC)."),
     (t.ADJUSTMENTS, AdjustmentMessage, "Upstream: inventory adjustments (key = adjustment id)."),
     (t.COSTS, CostMessage, "Upstream: purchase order quantities and actual cost (key = PO id)."),
-    (t.COMMANDS, Command, "lotline only: per-LIC commands (key = LIC), one writer per LIC."),
+    (
+        t.COMMANDS,
+        Command,
+        "lotline only: per-LIC commands (key = LIC), one writer per LIC. Header `type`: the"
+        " message's type.",
+    ),
     (
         t.EVENTS,
         InventoryEvent,
-        "allocation: every decision, with lots, serials and costs (key = LIC).",
+        "allocation: every decision, with lots, serials and costs (key = LIC). Header `type`:"
+        " the message's type, so readers pass over types they do not handle unparsed.",
     ),
-    (t.STATUS, StatusMessage, "receiving and shipping: document status (key = document id)."),
+    (
+        t.STATUS,
+        StatusMessage,
+        "receiving and shipping: document status (key = document id). Header `type`: the"
+        " message's type.",
+    ),
 )
 
 

@@ -25,22 +25,24 @@ class Moved:
     serial: str | None = None
 
 
-class _WireMovement(Protocol):
+class MovementValues(Protocol):
+    """Anything holding a movement's values: a domain movement, or a wire one read back."""
+
     @property
     def lot_id(self) -> str | None: ...
-    @property
-    def quantity(self) -> Decimal: ...
-    @property
-    def unit_cost(self) -> Decimal: ...
     @property
     def mfr_lot(self) -> str | None: ...
     @property
     def expires_on(self) -> date | None: ...
     @property
     def serial(self) -> str | None: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def unit_cost(self) -> Decimal: ...
 
 
-def moved(movements: Iterable[_WireMovement]) -> tuple[Moved, ...]:
+def moved(movements: Iterable[MovementValues]) -> tuple[Moved, ...]:
     """The wire `Movement`s of an event as `Moved` values."""
     return tuple(
         Moved(

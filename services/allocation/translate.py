@@ -13,6 +13,7 @@ from services.allocation.domain import model as d
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import upstream as u
+from shared.contracts.trusted import movement, trusted
 from shared.contracts.types import Identifier, Text
 from shared.reasons import ReasonCode
 
@@ -151,8 +152,6 @@ def _(m: c.AdjustStock) -> d.Command:
 
 _M = TypeVar("_M", bound=BaseModel)
 
-_new = object.__new__
-_set = object.__setattr__
 _now = cast("Callable[[], datetime]", e.Event.model_fields["occurred_at"].default_factory)
 _TEXT: TypeAdapter[str] = TypeAdapter(Text)
 _IDENTIFIER: TypeAdapter[str] = TypeAdapter(Identifier)
@@ -175,33 +174,11 @@ _EXPLICIT: dict[type[BaseModel], frozenset[str]] = {
 
 
 def _trusted(cls: type[_M], values: dict[str, Any]) -> _M:
-    """`cls` holding `values` unvalidated: `values` must list every field in declaration order,
-    each as validation would have left it. What `model_construct` does, without its per-field
-    alias and default lookups that make it no faster than validating (pydantic 2.14); pydantic
-    models have no `__new__` of their own."""
-    model = _new(cls)
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(_EXPLICIT[cls]))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model
+    return trusted(cls, values, _EXPLICIT[cls])
 
 
 def _movements(ms: tuple[d.LotMovement, ...]) -> list[e.Movement]:
-    return [
-        _trusted(
-            e.Movement,
-            {
-                "lot_id": m.lot_id,
-                "mfr_lot": m.mfr_lot,
-                "expires_on": m.expires_on,
-                "serial": m.serial,
-                "quantity": m.quantity,
-                "unit_cost": m.unit_cost,
-            },
-        )
-        for m in ms
-    ]
+    return [movement(m) for m in ms]
 
 
 def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:

@@ -5,20 +5,18 @@ from __future__ import annotations
 
 import unicodedata
 from functools import singledispatch
-from typing import Any, TypeVar
-
-from pydantic import BaseModel
+from typing import Any
 
 from services.shipping import model
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
+from shared.contracts.trusted import movement, trusted
 from shared.movements import moved
 
 _MAX_TEXT = 1_900
 _LINE_COMMANDS = ("AllocateLine", "ReleaseLine", "ShipLine")
-_M = TypeVar("_M", bound=BaseModel)
 
 
 # --- in ---------------------------------------------------------------------------------------
@@ -206,25 +204,12 @@ def problem(p: model.Problem) -> s.LineProblem:
 # hold a Decimal's digits and a date exactly). Re-validating them took about a seventh of
 # shipping's Python time. tests/unit/shipping/test_wire_status.py holds the bytes to the
 # validating build. The status message around them is still validated (it takes the instances).
-_new = object.__new__
-_set = object.__setattr__
 _LINE_RESULT_SET = frozenset({"line_no", "lic", "quantity", "movements", "complete"})
-_MOVEMENT_SET = frozenset(e.Movement.model_fields)
-
-
-def _trusted(cls: type[_M], values: dict[str, Any], fields_set: frozenset[str]) -> _M:
-    """`cls` holding `values` (every field, in declaration order) as validation leaves them."""
-    model = _new(cls)
-    _set(model, "__dict__", values)
-    _set(model, "__pydantic_fields_set__", set(fields_set))
-    _set(model, "__pydantic_extra__", None)
-    _set(model, "__pydantic_private__", None)
-    return model
 
 
 def _results(lines: tuple[model.LineView, ...]) -> list[s.LineResult]:
     return [
-        _trusted(
+        trusted(
             s.LineResult,
             {
                 "line_no": line.line_no,
@@ -232,21 +217,7 @@ def _results(lines: tuple[model.LineView, ...]) -> list[s.LineResult]:
                 "quantity": line.quantity,
                 "lot_id": None,
                 "generated_serials": [],
-                "movements": [
-                    _trusted(
-                        e.Movement,
-                        {
-                            "lot_id": m.lot_id,
-                            "mfr_lot": m.mfr_lot,
-                            "expires_on": m.expires_on,
-                            "serial": m.serial,
-                            "quantity": m.quantity,
-                            "unit_cost": m.unit_cost,
-                        },
-                        _MOVEMENT_SET,
-                    )
-                    for m in line.movements
-                ],
+                "movements": [movement(m) for m in line.movements],
                 "complete": line.complete,
             },
             _LINE_RESULT_SET,

@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Literal, NamedTuple, Protocol
+from typing import Literal, NamedTuple
+
+from shared.movements import MovementValues
 
 ZERO = Decimal(0)
 
@@ -49,22 +51,9 @@ CogsKind = Literal["usage", "reconciliation"]
 # Facts: the ledger's reading of `inventory.events`
 
 
-class MoveView(Protocol):
-    """What recording reads of a move: `Move`, or the wire movement itself (an event may carry
-    100,000 of them; the ledger reads them where they are instead of copying each)."""
-
-    @property
-    def lot_id(self) -> str | None: ...
-    @property
-    def mfr_lot(self) -> str | None: ...
-    @property
-    def expires_on(self) -> date | None: ...
-    @property
-    def serial(self) -> str | None: ...
-    @property
-    def quantity(self) -> Decimal: ...
-    @property
-    def unit_cost(self) -> Decimal: ...
+# What recording reads of a move: `Move`, or the wire movement itself (an event may carry
+# 100,000 of them; the ledger reads them where they are instead of copying each).
+MoveView = MovementValues
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
