@@ -79,9 +79,18 @@ async def create_pool(dsn: str, schema: str, *, size: int = 4) -> asyncpg.Pool:
         max_size=size,
         server_settings={"search_path": schema, "application_name": f"lotline-{schema}"},
         init=_init_connection,
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is: asyncpg's default reset is one more round
+    trip on every release (unlock advisory locks, close cursors, UNLISTEN, RESET ALL), and
+    lotline's pooled connections leave none of those behind. An open transaction is still
+    rolled back by asyncpg; the outbox relay, the one holder of a session-level lock and a
+    LISTEN, undoes both itself or closes its connection (`OutboxRelay._lead`)."""
 
 
 def migration_files(service_dir: Path) -> list[Path]:

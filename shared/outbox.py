@@ -151,33 +151,42 @@ class OutboxRelay:
                     return
                 # Another process leads; our commits' wake-ups are its business (NOTIFY).
                 await asyncio.sleep(1.0)
-            await conn.add_listener(channel_for(self._schema), self._on_notify)
             try:
-                next_purge = 0.0
-                while True:
-                    # Cleared before reading: a commit that lands after this wakes us again,
-                    # one that lands before is in what we read.
-                    self._wake.clear()
-                    sent = await self.publish_once(conn)
-                    now = asyncio.get_running_loop().time()
-                    if now >= next_purge:
-                        # Sent rows are kept a while for operators, then dropped; so are
-                        # message ids older than any redelivery.
-                        await self.purge(conn, self._retention)
-                        await self.purge_inbox(conn, self._inbox_retention)
-                        next_purge = now + 60
-                    if sent == self._batch_size:
-                        continue  # a full batch: more may be waiting
-                    if self._stopping:
-                        if sent:
-                            continue  # draining: until nothing is left
-                        return
-                    # Not another read right away (it would find nothing): wait to be woken,
-                    # or poll, for rows of other processes' consumers.
-                    await self._sleep(self._poll)
+                await conn.add_listener(channel_for(self._schema), self._on_notify)
+                await self._relay(conn)
             finally:
-                await conn.remove_listener(channel_for(self._schema), self._on_notify)
-                await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+                try:
+                    await conn.remove_listener(channel_for(self._schema), self._on_notify)
+                    await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
+                except BaseException:
+                    # The pool hands connections back without a reset (db.create_pool): one
+                    # still holding the lease must not go back to it.
+                    conn.terminate()
+                    raise
+
+    async def _relay(self, conn: asyncpg.Connection) -> None:
+        next_purge = 0.0
+        while True:
+            # Cleared before reading: a commit that lands after this wakes us again,
+            # one that lands before is in what we read.
+            self._wake.clear()
+            sent = await self.publish_once(conn)
+            now = asyncio.get_running_loop().time()
+            if now >= next_purge:
+                # Sent rows are kept a while for operators, then dropped; so are
+                # message ids older than any redelivery.
+                await self.purge(conn, self._retention)
+                await self.purge_inbox(conn, self._inbox_retention)
+                next_purge = now + 60
+            if sent == self._batch_size:
+                continue  # a full batch: more may be waiting
+            if self._stopping:
+                if sent:
+                    continue  # draining: until nothing is left
+                return
+            # Not another read right away (it would find nothing): wait to be woken,
+            # or poll, for rows of other processes' consumers.
+            await self._sleep(self._poll)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

@@ -43,7 +43,7 @@ from bench.infra import (
     new_deployment,
     wait_until,
 )
-from bench.kafka_io import Tail, plain_producer, publish, topic_sizes
+from bench.kafka_io import Record, Tail, plain_producer, publish, topic_sizes
 from bench.pathwatch import (
     ALLOCATED,
     FAILED,
@@ -81,15 +81,14 @@ class Path:
         self.clock = EventClock(hops=self.hops)
         topics = deployment.topics
         infra = deployment.infra
-        self.status_tail = Tail(
-            infra.bootstrap, infra.kafka_options, [topics.status], self.book.on_record
-        )
-        self.events_tail = Tail(
-            infra.bootstrap, infra.kafka_options, [topics.events], self.clock.on_record
-        )
-        self.commands_tail = Tail(
-            infra.bootstrap, infra.kafka_options, [topics.commands], self.hops.on_command
-        )
+        # One observer consumer for the three topics: every consumer costs the embedded broker
+        # a fetch each fetch_max_wait_ms, CPU the measured services would otherwise have.
+        self._observers: dict[str, Callable[[Record, float], None]] = {
+            topics.status: self.book.on_record,
+            topics.events: self.clock.on_record,
+            topics.commands: self.hops.on_command,
+        }
+        self.tail = Tail(infra.bootstrap, infra.kafka_options, list(self._observers), self._seen)
         self.ledger = LedgerWatch(deployment.dsn, topics.events)
         self.services: Services | None = None
         self._to_ship: list[str] = []
@@ -98,12 +97,13 @@ class Path:
 
     async def start(self) -> None:
         self.services = Services(self.deployment, SERVICES)
-        await self.status_tail.start()
-        await self.events_tail.start()
-        await self.commands_tail.start()
+        await self.tail.start()
         await self.ledger.start()
         self.book.on_allocated = self._to_ship.append
         self._forwarder = asyncio.create_task(self._forward_ship_requests())
+
+    def _seen(self, record: Record, seen_at: float) -> None:
+        self._observers[record.topic](record, seen_at)
 
     async def _forward_ship_requests(self) -> None:
         topic = self.deployment.topics.shipments
@@ -114,9 +114,7 @@ class Path:
             await asyncio.sleep(0.02)
 
     def check(self) -> None:
-        self.status_tail.check()
-        self.events_tail.check()
-        self.commands_tail.check()
+        self.tail.check()
         self.ledger.check()
         if self.services is not None:
             self.services.check()
@@ -130,9 +128,7 @@ class Path:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._forwarder
         await self.ledger.stop()
-        await self.status_tail.stop()
-        await self.events_tail.stop()
-        await self.commands_tail.stop()
+        await self.tail.stop()
         if self.services is not None:
             await self.services.stop(grace=1.0)
 

@@ -313,3 +313,41 @@ async def test_the_relay_purges_message_ids_older_than_the_retention(pool: async
     async with pool.acquire() as proxy:
         assert await OutboxRelay.purge_inbox(cast(asyncpg.Connection, proxy), 30 * 86400) == 1
     assert await _rows(pool, "SELECT message_id FROM inbox") == [("new",)]
+
+
+async def test_a_stopped_relay_hands_its_lease_on_and_leaves_no_session_state(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    """The pool returns connections without asyncpg's reset round trip, so the relay must undo
+    its session-level lock and LISTEN itself: after it stops, another process's relay leads."""
+    import asyncio
+
+    from shared.kafka import make_producer
+
+    env: LotlineEnv = lotline_env()
+    producer = make_producer(env.settings)
+    await producer.start()
+    first = OutboxRelay(pool, producer, SCHEMA)
+    key = first._lock_key
+    try:
+        first.start()
+        for _ in range(100):
+            if await pool.fetchval(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            ):
+                break
+            await asyncio.sleep(0.05)
+        assert await pool.fetchval("SELECT pg_try_advisory_lock($1)", key) is False  # led
+        await first.stop()
+        async with pool.acquire() as proxy:  # may be the relay's connection, back in the pool
+            conn = cast(asyncpg.Connection, proxy)
+            assert await conn.fetchval("SELECT count(*) FROM pg_listening_channels()") == 0
+            locks = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            assert await conn.fetchval(locks) == 0
+        other = await asyncpg.connect(env.dsn)  # another process
+        try:
+            assert await other.fetchval("SELECT pg_try_advisory_lock($1)", key) is True
+        finally:
+            await other.close()
+    finally:
+        await producer.stop()
