@@ -252,6 +252,13 @@ TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED)
 class PgStateRepository:
     """Loads and saves the state of many LICs at once, inside the caller's transaction."""
 
+    async def lot_owners(self, conn: asyncpg.Connection, lot_ids: Sequence[str]) -> dict[str, str]:
+        """The LIC holding each of these inventory lot ids, for those that exist."""
+        rows = await conn.fetch(
+            "SELECT lot_id, lic FROM inventory_lots WHERE lot_id = ANY($1::text[])", lot_ids
+        )
+        return {row["lot_id"]: row["lic"] for row in rows}
+
     async def load(self, conn: asyncpg.Connection, lics: Sequence[str]) -> dict[str, LicState]:
         parts: dict[str, dict[str, Any]] = {
             lic: {

@@ -15,7 +15,7 @@ from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import upstream as u
-from shared.ids import namespaced
+from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
 
@@ -40,10 +40,13 @@ class AllocationService:
         before, missing = self.cache.lookup(by_lic)
         if missing:
             before.update(await self._repository.load(uow.conn, missing))
+        elsewhere = await self._lots_elsewhere(uow, by_lic)
         after: dict[str, LicState] = {}
         touched: dict[str, Touched] = {}  # rows each LIC's batch wrote: all `save` compares
         for lic, commands in by_lic.items():
-            decided = decide_batch(before[lic], map(translate.to_domain, commands))
+            decided = decide_batch(
+                before[lic], map(translate.to_domain, commands), elsewhere.get(lic)
+            )
             after[lic], events, touched[lic] = decided.state, decided.events, decided.touched
             by_id = {c.message_id: c for c in commands}
             numbering: Counter[str] = Counter()
@@ -54,6 +57,26 @@ class AllocationService:
                 uow.outbox.emit(self._topics.events, lic, wire)
         await self._repository.save(uow.conn, before, after, touched)
         uow.after_commit(lambda: self.cache.store(after))
+
+    async def _lots_elsewhere(
+        self, uow: UnitOfWork, by_lic: dict[str, list[Any]]
+    ) -> dict[str, dict[str, str]]:
+        """Per LIC, the inventory lot ids its receipts name that another LIC already holds:
+        lot ids are unique across items, and a LIC's state knows only its own."""
+        named = {
+            m.lot_id: lic
+            for lic, commands in by_lic.items()
+            for m in commands
+            if isinstance(m, c.ReceiveStock)
+        }
+        if not named:
+            return {}
+        owners = await self._repository.lot_owners(uow.conn, list(named))
+        elsewhere: dict[str, dict[str, str]] = {}
+        for lot_id, owner in owners.items():
+            if owner != named[lot_id]:
+                elsewhere.setdefault(named[lot_id], {})[lot_id] = owner
+        return elsewhere
 
     async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:
         """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC."""
@@ -90,10 +113,13 @@ class AllocationService:
 
 
 def _refusal(m: u.AdjustInventory, exc: SerialEntryError) -> e.CommandRejected:
+    """The intake's own refusal, with the ids a decided command's refusal would carry (any
+    upstream message id, however long, fits them)."""
+    command_id = namespaced("adjustment", m.message_id)
     return e.CommandRejected(
-        message_id=f"{m.message_id}#rejected",
+        message_id=derived_id(command_id, "rejected"),
         lic=m.lic,
-        command_id=m.message_id,
+        command_id=command_id,
         command_type=m.type,
         adjustment_id=m.adjustment_id,
         reason_code=ReasonCode(exc.code),

@@ -48,7 +48,11 @@ class UpsertItem(Message):
     uom: Identifier = "Each"
     track_mfr_lot: bool = False
     serialized: bool = False
-    perishable: bool | None = None
+    perishable: bool | None = Field(
+        default=None,
+        description="Left out: true when this message marks lot tracking (a new item, or one "
+        "whose track_mfr_lot was false), else the item's current flag (R1).",
+    )
     next_serial: Identifier | None = None
     est_unit_cost: Money = Decimal("0")
     gtin: Identifier | None = None

@@ -33,6 +33,7 @@ from services.allocation.domain.model import (
 from services.allocation.domain.picking import Need, automatic, named_lots, named_serials
 from services.allocation.domain.receiving import NewLot, require_item, stock_in
 from services.allocation.domain.shipping import movements
+from shared.ids import derived_id
 
 EXCEEDS_USED = "adjusted quantity exceeds the previously used quantity"
 
@@ -78,7 +79,7 @@ def _beginning_balance(draft: Draft, cmd: AdjustStock) -> tuple[str, tuple[LotMo
             str(cmd.quantity),
         )
     spec = NewLot(
-        lot_id=cmd.lot_id or cmd.adjustment_id,
+        lot_id=cmd.lot_id or adjustment_lot_id(draft, cmd),
         office=cmd.office,
         kind="adjustment",
         reference=cmd.adjustment_id,
@@ -90,6 +91,18 @@ def _beginning_balance(draft: Draft, cmd: AdjustStock) -> tuple[str, tuple[LotMo
     )
     got = stock_in(draft, spec)
     return got.lot.lot_id, got.movements
+
+
+def adjustment_lot_id(draft: Draft, cmd: AdjustStock) -> str:
+    """`<adjustment id>/<LIC>`: one adjustment document may cover many items, and inventory
+    lot ids are unique across items. A further beginning balance of the same item in the same
+    adjustment gets `/2`, `/3`, ... (the LIC's history decides, so a replay names it alike)."""
+    base = derived_id(cmd.adjustment_id, cmd.lic)
+    lot_id, n = base, 1
+    while lot_id in draft.lots:
+        n += 1
+        lot_id = f"{base}/{n}"
+    return lot_id
 
 
 # -- removing -----------------------------------------------------------------------------------

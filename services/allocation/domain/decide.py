@@ -8,7 +8,7 @@ A business refusal comes back as a `Decision` with the unchanged state and one
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from services.allocation.domain.adjusting import adjust
 from services.allocation.domain.draft import Draft
@@ -56,10 +56,15 @@ def decide_all(state: LicState, commands: Iterable[Command]) -> tuple[LicState, 
     return batch.state, batch.events
 
 
-def decide_batch(state: LicState, commands: Iterable[Command]) -> BatchDecision:
+def decide_batch(
+    state: LicState,
+    commands: Iterable[Command],
+    lots_elsewhere: Mapping[str, str] | None = None,
+) -> BatchDecision:
     """`decide_all`, also telling which rows the batch wrote or deleted (`BatchDecision.touched`,
-    read off the draft's journal) so saving costs what the batch changed."""
-    draft = Draft(state)
+    read off the draft's journal) so saving costs what the batch changed. `lots_elsewhere`:
+    inventory lot ids the batch's receipts name that other LICs already hold (id -> LIC)."""
+    draft = Draft(state, lots_elsewhere)
     events: list[Event] = []
     for command in commands:
         _same_lic(state, command)

@@ -8,7 +8,7 @@ mutated: each row dict, and each dict of the derived `StockIndex`, is copied on 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -51,8 +51,10 @@ class Draft:
     its first write; after that, writes go to the copy and into a journal, so a batch can
     roll back one refused command without copying the state per command."""
 
-    def __init__(self, state: LicState) -> None:
+    def __init__(self, state: LicState, lots_elsewhere: Mapping[str, str] | None = None) -> None:
         self.lic = state.lic
+        # Inventory lot ids are unique across items: those other LICs hold (id -> LIC).
+        self.lots_elsewhere: Mapping[str, str] = lots_elsewhere or {}
         self.item: Item | None = state.item
         self.lots = state.lots
         self.mfr_lots = state.mfr_lots

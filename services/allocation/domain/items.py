@@ -9,7 +9,8 @@ from services.allocation.domain.model import Item, ItemUpserted, UpsertItem
 
 
 def upsert_item(draft: Draft, cmd: UpsertItem) -> tuple[ItemUpserted]:
-    """R1: `perishable` defaults to `track_mfr_lot`; R2: tracking flags freeze once used.
+    """R1: marking `track_mfr_lot` marks `perishable` unless the command says otherwise;
+    R2: tracking flags freeze once used.
 
     `next_serial=None` keeps the current Next Serial (so an ERP that does not send it cannot
     wipe what receipts advanced).
@@ -23,7 +24,7 @@ def upsert_item(draft: Draft, cmd: UpsertItem) -> tuple[ItemUpserted]:
         uom=cmd.uom,
         track_mfr_lot=cmd.track_mfr_lot,
         serialized=cmd.serialized,
-        perishable=cmd.track_mfr_lot if cmd.perishable is None else cmd.perishable,
+        perishable=_perishable(before, cmd),
         next_serial=cmd.next_serial or (before.next_serial if before else None),
         est_unit_cost=cmd.est_unit_cost,
         locked=before.locked if before else False,
@@ -43,6 +44,18 @@ def upsert_item(draft: Draft, cmd: UpsertItem) -> tuple[ItemUpserted]:
             est_unit_cost=item.est_unit_cost,
         ),
     )
+
+
+def _perishable(before: Item | None, cmd: UpsertItem) -> bool:
+    """The command's `perishable`; when it leaves it out, `track_mfr_lot` for a new item or one
+    whose lot tracking is being marked now, else the item's current flag: an update that
+    only changes, say, the cost must not turn a cleared flag back on (R1: the flag follows
+    the *marking* of lot tracking, not every message that repeats it)."""
+    if cmd.perishable is not None:
+        return cmd.perishable
+    if before is None or (cmd.track_mfr_lot and not before.track_mfr_lot):
+        return cmd.track_mfr_lot
+    return before.perishable
 
 
 def _check_tracking(before: Item, cmd: UpsertItem) -> None:

@@ -108,6 +108,13 @@ def stock_in(draft: Draft, spec: NewLot) -> Received:
             f"inventory lot {spec.lot_id} already exists: this line was received before",
             spec.lot_id,
         )
+    if spec.lot_id in draft.lots_elsewhere:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"inventory lot {spec.lot_id} already exists for item "
+            f"{draft.lots_elsewhere[spec.lot_id]}: this document line was received before",
+            spec.lot_id,
+        )
     quantity = checks.positive(spec.quantity)
     checks.whole_for(item, quantity)
     unit_cost = checks.cost(spec.unit_cost, item)

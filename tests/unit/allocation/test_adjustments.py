@@ -22,9 +22,24 @@ def test_beginning_balance_creates_a_new_adjustment_lot() -> None:
     """R11: a beginning balance always creates a new adjustment lot."""
     book = Book(item(cost="5.00"))
     event = adjusted(book.ok(adjust("ADJ-1", "beginning_balance", 4)))
-    row = book.state.lots["ADJ-1"]
+    row = book.state.lots["ADJ-1/L"]
     assert (row.kind, row.reference, row.on_hand, row.unit_cost) == ("adjustment", "ADJ-1", 4, 5)
-    assert event.lot_id == "ADJ-1" and event.movements[0].quantity == 4
+    assert event.lot_id == "ADJ-1/L" and event.movements[0].quantity == 4
+
+
+def test_one_adjustment_gives_each_item_and_each_line_its_own_lot() -> None:
+    """R11: one adjustment document covers many items (and may add to one item twice); lot
+    ids are unique across items, so each beginning balance names a lot of its own."""
+    first, second = Book(item("A"), lic="A"), Book(item("B"), lic="B")
+    assert adjusted(first.ok(adjust("ADJ-1", "beginning_balance", 1, lic="A"))).lot_id == (
+        "ADJ-1/A"
+    )
+    assert adjusted(second.ok(adjust("ADJ-1", "beginning_balance", 1, lic="B"))).lot_id == (
+        "ADJ-1/B"
+    )
+    again = adjusted(first.ok(adjust("ADJ-1", "beginning_balance", 2, lic="A", office="NY")))
+    assert again.lot_id == "ADJ-1/A/2"
+    assert {k: v.on_hand for k, v in first.state.lots.items()} == {"ADJ-1/A": 1, "ADJ-1/A/2": 2}
 
 
 def test_beginning_balance_must_add() -> None:
@@ -46,7 +61,7 @@ def test_beginning_balance_may_reuse_a_manufacturer_lot_number() -> None:
     """R11: a manufacturer lot number seen before is allowed."""
     book = Book(item(track=True), receive("PO-1/1", 2, lots=[lot("A", 2, LATE)]))
     book.ok(adjust("ADJ-1", "beginning_balance", 1, lots=[lot("A", 1, LATE)]))
-    assert book.mfr("ADJ-1", "A") == (1, 0, 0)
+    assert book.mfr("ADJ-1/L", "A") == (1, 0, 0)
 
 
 def test_beginning_balance_refuses_a_serial_still_in_stock() -> None:

@@ -19,6 +19,21 @@ def test_lot_tracking_leaves_perishable_cleared_when_the_command_clears_it() -> 
     assert book.state.item is not None and not book.state.item.perishable
 
 
+def test_an_update_that_leaves_perishable_out_keeps_a_cleared_flag() -> None:
+    """R1: the flag follows the *marking* of lot tracking; an update repeating it (here only
+    the cost changes) does not turn a cleared perishable flag back on."""
+    book = Book(item(track=True, perishable=False))
+    book.ok(item(track=True, cost="11"))
+    assert book.state.item is not None and not book.state.item.perishable
+
+
+def test_marking_lot_tracking_on_an_existing_item_marks_it_perishable() -> None:
+    """R1: marking track_mfr_lot on an item that had it off marks perishable too."""
+    book = Book(item(track=False, perishable=False))
+    book.ok(item(track=True))
+    assert book.state.item is not None and book.state.item.perishable
+
+
 def test_upsert_answers_item_upserted_with_the_effective_flags() -> None:
     """R1: the event carries the perishable flag as decided."""
     (event,) = Book().ok(item(track=True, next_serial=None))
