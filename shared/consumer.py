@@ -496,7 +496,14 @@ class TransactionalConsumer:
         }
         for name, value in record.headers or ():
             headers.setdefault(f"original_{name}", value.decode("utf-8", "replace"))
+        # Headers are stored as jsonb, which has no NUL: one in an upstream header would fail
+        # the dead letter itself and stall the partition.
+        headers = {_no_nul(k): _no_nul(v) for k, v in headers.items()}
         outbox.emit_raw(self._settings.topics.dlq, record.key, record.value or b"", headers)
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd")
 
 
 def _message_id(message: Any) -> str:

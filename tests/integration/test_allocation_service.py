@@ -12,6 +12,7 @@ import asyncpg
 import pytest
 
 from services.allocation.app import create_runtime
+from shared.ids import namespaced
 from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish_many, kafka_read_until
 
 FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
@@ -311,3 +312,84 @@ async def test_same_message_id_from_two_upstream_feeds_is_not_a_duplicate(
         "ItemUpserted": f"item:{shared_id}",
         "InventoryAdjusted": f"adjustment:{shared_id}",
     }
+
+
+async def test_a_receipt_naming_another_items_lot_is_refused_and_moves_nothing(
+    allocation: LotlineEnv,
+) -> None:
+    """Inventory lot ids are unique across items, but each LIC's state knows only its own lots:
+    a second document reusing a shipment id and line number for another item is refused
+    (offending: the lot id), and the first item keeps its lot."""
+    suffix = uuid.uuid4().hex[:6]
+    lot_id = f"PO-{suffix}/1"
+    first, second = Script(f"FIRST-{suffix}"), Script(f"SECOND-{suffix}")
+    for script in (first, second):
+        script.add("item", "UpsertItem", est_unit_cost="1")
+        script.add(
+            "receive",
+            "ReceiveStock",
+            **_line(f"PO-{suffix}"),
+            lot_id=lot_id,
+            office="AI",
+            received_on="2026-11-01",
+            quantity=2,
+        )
+    assert (await _run(allocation, first))["receive"]["type"] == "StockReceived"
+    refused = (await _run(allocation, second))["receive"]
+    assert (refused["type"], refused["reason_code"], refused["offending"]) == (
+        "CommandRejected",
+        "INVALID_QUANTITY",
+        lot_id,
+    )
+    assert first.lic in refused["reason"]
+
+    conn = await asyncpg.connect(allocation.dsn, server_settings={"search_path": "allocation"})
+    try:
+        assert await conn.fetchval("SELECT lic FROM inventory_lots WHERE lot_id = $1", lot_id) == (
+            first.lic
+        )
+        # The backstop under the refusal: no write may move a lot to another item.
+        with pytest.raises(asyncpg.IntegrityConstraintViolationError, match="belongs to item"):
+            await conn.execute(
+                "UPDATE inventory_lots SET lic = $1 WHERE lot_id = $2", second.lic, lot_id
+            )
+    finally:
+        await conn.close()
+
+
+async def test_an_adjustment_with_a_bad_span_is_refused_whatever_its_message_id(
+    allocation: LotlineEnv,
+) -> None:
+    """The intake parses an adjustment's serials before re-keying it: a bad span is answered
+    INVALID_SERIAL_SPAN with the command id a decided refusal would carry, even for a message
+    id at the contract's length limit (the refusal's own id must still fit)."""
+    topics = allocation.settings.topics
+    lic = f"SPAN-{uuid.uuid4().hex[:6]}"
+    message_id = f"{lic}-" + "x" * (128 - len(lic) - 1)
+    adjustment = {
+        "type": "AdjustInventory",
+        "message_id": message_id,
+        "adjustment_id": f"ADJ-{lic}",
+        "lic": lic,
+        "office": "AI",
+        "kind": "beginning_balance",
+        "quantity": 2,
+        "unit_cost": "1",
+        "serials": "10...1",
+    }
+    await kafka_publish_many(
+        allocation.bootstrap, topics.adjustments, [(lic, json.dumps(adjustment).encode())]
+    )
+    records = await kafka_read_until(
+        allocation.bootstrap,
+        topics.events,
+        lambda rs: any(v.get("lic") == lic for v in json_values(rs)),
+    )
+    (refusal,) = [v for v in json_values(records) if v.get("lic") == lic]
+    assert (refusal["type"], refusal["reason_code"], refusal["offending"]) == (
+        "CommandRejected",
+        "INVALID_SERIAL_SPAN",
+        "10...1",
+    )
+    assert refusal["command_id"] == namespaced("adjustment", message_id)
+    assert refusal["adjustment_id"] == f"ADJ-{lic}"

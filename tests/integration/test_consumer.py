@@ -188,6 +188,23 @@ async def test_invalid_bytes_are_dead_lettered_with_their_source(pool: asyncpg.P
     assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
 
 
+async def test_a_nul_in_an_upstream_header_does_not_stop_the_dead_letter(
+    pool: asyncpg.Pool,
+) -> None:
+    """Dead-letter headers are stored as jsonb, which refuses NUL: the header is kept with the
+    NUL replaced, and the partition moves on."""
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    bad = _record(0, b"not json")
+    bad.headers.append(("trace\x00id", b"abc\x00def"))
+    await consumer._process_resiliently([bad, _record(1, _item("m", "A"))])
+
+    (dead,) = await pool.fetch("SELECT headers FROM outbox WHERE topic = 't.inventory.dlq'")
+    assert dead["headers"]["original_trace\ufffdid"] == "abc\ufffddef"
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    assert consumer._next[(TOPIC, 0)] == 2
+
+
 async def test_relay_publishes_in_decision_order_and_marks_rows_sent(
     pool: asyncpg.Pool, lotline_env: Any
 ) -> None:
