@@ -12,7 +12,7 @@ import gc
 import signal
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import prometheus_client
@@ -25,9 +25,9 @@ from pydantic import TypeAdapter
 
 from shared import db
 from shared.config import Settings
-from shared.consumer import Handler, Route, TransactionalConsumer
+from shared.consumer import Handler, Route, TransactionalConsumer, UnitOfWork
 from shared.kafka import ensure_topics, make_producer, wait_for_broker
-from shared.outbox import OutboxRelay
+from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -71,6 +71,8 @@ class ServiceRuntime:
         self._waiting_sql: str | None = None
         self._watch_seconds = 15.0
         self._watch: asyncio.Task[None] | None = None
+        self._jobs: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        self._job_tasks: list[asyncio.Task[None]] = []
 
     def watch_waiting(self, sql: str, every: float = 15.0) -> None:
         """Publish `lotline_oldest_waiting_document_seconds`: `sql` returns the oldest waiting
@@ -96,6 +98,33 @@ class ServiceRuntime:
             except Exception as exc:  # the database may be restarting: try again next round
                 log.info("service.watch_failed", error=repr(exc))
             await asyncio.sleep(self._watch_seconds)
+
+    def every(self, seconds: float, job: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+        """Run `job` every `seconds` while the service runs, each round in one transaction with
+        a unit of work whose outbox rows are written with it (the relay is woken after the
+        commit), as the consumer runs a handler. A failed round rolls back and the next one tries
+        again. Every process of the service runs it: jobs lock the rows they take."""
+        name = getattr(job, "__qualname__", repr(job))
+
+        async def rounds() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                assert self.pool is not None and self.relay is not None
+                outbox = Outbox()
+                try:
+                    async with self.pool.acquire() as proxy, proxy.transaction():
+                        uow = UnitOfWork(cast(asyncpg.Connection, proxy), outbox)
+                        await job(uow)
+                        await write_outbox(uow.conn, outbox.rows, channel_for(self.schema))
+                except Exception:  # the database may be restarting: the next round tries again
+                    log.exception("service.job_failed", job=name)
+                    continue
+                for callback in uow.committed:
+                    callback()
+                if outbox.rows:
+                    self.relay.wake()
+
+        self._jobs.append(rounds)
 
     def consume(
         self,
@@ -158,14 +187,16 @@ class ServiceRuntime:
         await self.broker.start()
         if self._waiting_sql is not None:
             self._watch = asyncio.create_task(self._watch_waiting(), name="watch-waiting")
+        self._job_tasks = [asyncio.create_task(rounds()) for rounds in self._jobs]
         log.info("service.started", schema=self.schema)
 
     async def stop(self) -> None:
         """Drain: stop consuming (the in-flight batch finishes), publish the outbox, close."""
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
+        for task in [*self._job_tasks, self._watch]:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self.consumer is not None:
             with contextlib.suppress(Exception):
                 await self.consumer.close()

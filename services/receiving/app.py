@@ -39,10 +39,15 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         "lines, which settle each document's status.",
         accepts=("ItemUpserted", "StockReceived", "StockReturned", "CommandRejected"),
     )
-    # A receipt waits while any of its lines is unanswered (the partial index finds them).
+    # Receipts held for items not known yet: settled when their wait is over.
+    runtime.every(service.settle_every, service.settle_expired)
+    # A receipt waits while it is held, or while any of its lines is unanswered (the partial
+    # indexes find both).
     runtime.watch_waiting(
-        "SELECT min(r.created_at) FROM receipts AS r WHERE r.message_id IN"
-        " (SELECT message_id FROM receipt_lines WHERE status = 'pending')"
+        "SELECT least("
+        " (SELECT min(r.created_at) FROM receipts AS r WHERE r.message_id IN"
+        "   (SELECT message_id FROM receipt_lines WHERE status = 'pending')),"
+        " (SELECT min(held_at) FROM held_receipts WHERE status = 'held'))"
     )
     return runtime
 

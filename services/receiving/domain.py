@@ -18,6 +18,9 @@ Rules (DESIGN.md §5):
 - R13: a customer return names the serials (serialized) or manufacturer lots (lot-tracked) that
   come back; nothing is ever generated for a return.
 
+A receipt refused only because it names items receiving does not know yet is held for them
+instead (`awaited_items`): a new item's `ItemUpserted` usually arrives after its first receipt.
+
 Pure: standard library plus the shared parsers (`shared.serials`, `shared.barcodes`); no I/O.
 """
 
@@ -158,6 +161,27 @@ def check_receipt(
     if problems:
         return Checked(problems=tuple(problems))
     return Checked(commands=tuple(commands))
+
+
+def awaited_items(checked: Checked) -> tuple[str, ...]:
+    """The unknown LICs a checked receipt is held for; empty: accept or refuse it now.
+
+    Upstream publishes a new item's `UpsertItem` just before its first receipt, but the item
+    reaches receiving three hops later (allocation intake, allocation, `inventory.events`), so an
+    unknown item is most likely on its way: a receipt whose every problem is `UNKNOWN_ITEM` waits
+    for those items, then is checked again in full.
+
+    A receipt whose known lines have problems is refused at once, naming its unknown items too:
+    those problems cannot go away when another line's item arrives (a line is checked against
+    its own item, serials are unique per LIC, and the document's serial budget only shrinks as
+    more lines are checked), so waiting would only delay the answer.
+    """
+    unknown = {
+        p.lic for p in checked.problems if p.reason_code is ReasonCode.UNKNOWN_ITEM and p.lic
+    }
+    if not unknown or any(p.reason_code is not ReasonCode.UNKNOWN_ITEM for p in checked.problems):
+        return ()
+    return tuple(sorted(unknown))
 
 
 def normalize_gtin(value: str | None) -> str | None:

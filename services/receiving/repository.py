@@ -1,4 +1,5 @@
-"""Receiving's SQL: the item read model, documents and their lines. Set-based writes.
+"""Receiving's SQL: the item read model, documents and their lines, held documents.
+Set-based writes.
 
 Bound to the unit of work's connection (search_path = `receiving`); never opens a transaction.
 JSON columns are written as text and cast in SQL, so the queries do not depend on the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
@@ -19,14 +21,38 @@ from services.receiving import domain as d
 T = TypeVar("T")
 _PROBLEM = TypeAdapter(d.Problem)
 _PROBLEMS = TypeAdapter(tuple[d.Problem, ...])
+_LICS = TypeAdapter(tuple[str, ...])
 
 
 @dataclass(frozen=True, slots=True)
 class NewReceipt:
-    """A document as checked at the door: its lines went out, or its problems did."""
+    """A document as checked: its lines went out, or its problems did.
+
+    `arrived_at`: when a held document arrived (its wait counts as waiting); None: now.
+    """
 
     receipt: d.Receipt
     checked: d.Checked
+    arrived_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToHold:
+    """A document to hold until the items it names arrive (`document`: its JSON)."""
+
+    message_id: str
+    shipment_id: str
+    document: str
+    awaited: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A held document just settled (its row is locked and no longer 'held')."""
+
+    message_id: str
+    document: str
+    held_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +122,11 @@ class PgReceivingRepository:
             return
         await conn.execute(
             "INSERT INTO receipts (message_id, shipment_id, office, source, received_on,"
-            "   status, problems, settled_at)"
-            " SELECT m, s, o, src, r, st, p::jsonb, CASE WHEN st = 'rejected' THEN now() END"
+            "   status, problems, created_at, settled_at)"
+            " SELECT m, s, o, src, r, st, p::jsonb, coalesce(a, now()),"
+            "   CASE WHEN st = 'rejected' THEN now() END"
             " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[],"
-            "   $6::text[], $7::text[]) AS v(m, s, o, src, r, st, p)",
+            "   $6::text[], $7::text[], $8::timestamptz[]) AS v(m, s, o, src, r, st, p, a)",
             [n.receipt.message_id for n in receipts],
             [n.receipt.shipment_id for n in receipts],
             [n.receipt.office for n in receipts],
@@ -110,6 +137,7 @@ class PgReceivingRepository:
                 None if n.checked.accepted else _PROBLEMS.dump_json(n.checked.problems).decode()
                 for n in receipts
             ],
+            [n.arrived_at for n in receipts],
         )
         lines = [(n.receipt.message_id, cmd) for n in receipts for cmd in n.checked.commands]
         if not lines:
@@ -223,3 +251,86 @@ class PgReceivingRepository:
             [f.status for f in finished],
             [_PROBLEMS.dump_json(f.problems).decode() if f.problems else None for f in finished],
         )
+
+    # -- held documents ----------------------------------------------------------------------
+
+    async def lock_items(self, conn: asyncpg.Connection, lics: Collection[str]) -> None:
+        """Serialize, per LIC, holding a document for an item and that item's arrival.
+
+        Without it, a receipt could read the item as unknown while the item's arrival, not yet
+        committed, looks for held documents before the receipt's is committed: neither would see
+        the other. A transaction-scoped advisory lock per LIC (taken in a fixed order), then a
+        fresh read, makes the later one see the earlier one.
+        """
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
+            "   hashtextextended('lotline.receiving.item:' || lic, 0) AS k"
+            " FROM unnest($1::text[]) AS lic ORDER BY k) AS keys",
+            sorted(lics),
+        )
+
+    async def hold(
+        self, conn: asyncpg.Connection, documents: Sequence[ToHold], wait_seconds: float
+    ) -> list[tuple[str, datetime]]:
+        """Hold documents until `wait_seconds` from now; returns those held now, with their
+        deadline (a document already held, or settled, is left as it is)."""
+        if not documents:
+            return []
+        rows = await conn.fetch(
+            "INSERT INTO held_receipts (message_id, shipment_id, document, awaited, deadline)"
+            " SELECT m, s, doc, ARRAY(SELECT jsonb_array_elements_text(a::jsonb)),"
+            "   now() + make_interval(secs => $5::float8)"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS v(m, s, doc, a)"
+            " ON CONFLICT (message_id) DO NOTHING"
+            " RETURNING message_id, deadline",
+            [h.message_id for h in documents],
+            [h.shipment_id for h in documents],
+            [h.document for h in documents],
+            [_LICS.dump_json(h.awaited).decode() for h in documents],
+            wait_seconds,
+        )
+        return [(row["message_id"], row["deadline"]) for row in rows]
+
+    async def release(self, conn: asyncpg.Connection, arrived: Collection[str]) -> list[Held]:
+        """Settle ('released') the held documents waiting for the `arrived` LICs whose every
+        awaited item is known now.
+
+        The documents waiting for them are locked first, waiting for any other transaction
+        that has one (another arrival, the periodic job): that one may settle it, or store an
+        item this one must see. The next statement reads afresh, past those commits.
+        """
+        locked = await conn.fetch(
+            "SELECT message_id FROM held_receipts"
+            " WHERE status = 'held' AND awaited && $1::text[]"
+            " ORDER BY message_id FOR UPDATE",
+            sorted(arrived),
+        )
+        if not locked:
+            return []
+        rows = await conn.fetch(
+            "UPDATE held_receipts AS h SET status = 'released', settled_at = now(), document = NULL"
+            " FROM (SELECT message_id, document FROM held_receipts AS w"
+            "   WHERE w.message_id = ANY($1::text[]) AND w.status = 'held'"
+            "     AND NOT EXISTS (SELECT 1 FROM unnest(w.awaited) AS a(lic)"
+            "       WHERE NOT EXISTS (SELECT 1 FROM items AS i WHERE i.lic = a.lic))) AS ready"
+            # On the row itself too: PostgreSQL checks that again after any wait for its lock.
+            " WHERE h.message_id = ready.message_id AND h.status = 'held'"
+            " RETURNING h.message_id, ready.document, h.held_at",
+            [row["message_id"] for row in locked],
+        )
+        return [Held(row["message_id"], row["document"], row["held_at"]) for row in rows]
+
+    async def expire(self, conn: asyncpg.Connection, limit: int) -> list[Held]:
+        """Settle ('expired') up to `limit` held documents whose deadline has passed, oldest
+        first. Documents another transaction has locked are skipped: that one settles them,
+        or leaves them for the next round."""
+        rows = await conn.fetch(
+            "UPDATE held_receipts AS h SET status = 'expired', settled_at = now(), document = NULL"
+            " FROM (SELECT message_id, document FROM held_receipts"
+            "   WHERE status = 'held' AND deadline <= now()"
+            "   ORDER BY deadline LIMIT $1 FOR UPDATE SKIP LOCKED) AS due"
+            " WHERE h.message_id = due.message_id AND h.status = 'held'"
+            " RETURNING h.message_id, due.document, h.held_at",
+            limit,
+        )
+        return [Held(row["message_id"], row["document"], row["held_at"]) for row in rows]

@@ -2,15 +2,32 @@
 
 Both run inside the consumer's unit of work (one transaction with the inbox, the stored offsets
 and the outbox), so a document's commands, its record and its status leave together or not at all.
+
+A document refused only for items receiving does not know yet is held (`domain.awaited_items`),
+publishing nothing, until the last of those items arrives (`collect_answers` releases it in the
+transaction that stores the item) or its deadline passes (`settle_expired`, a periodic job).
+Either way it is then checked in full, as if it had just arrived, and settled exactly once: the
+settling transaction locks its row and moves it out of 'held'.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import structlog
 
 from services.receiving import domain as d
 from services.receiving import translate
-from services.receiving.repository import Finished, NewReceipt, PgReceivingRepository
+from services.receiving.repository import (
+    Finished,
+    Held,
+    NewReceipt,
+    PgReceivingRepository,
+    ToHold,
+)
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import events as e
@@ -18,40 +35,151 @@ from shared.contracts import status as s
 from shared.contracts import upstream as u
 from shared.ids import derived_id
 
+log = structlog.get_logger(__name__)
+
+# Held documents settled per round of the periodic job: each is up to a few megabytes of JSON.
+EXPIRE_AT_ONCE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class _Document:
+    """A document and its verdict; `awaited`: the unknown LICs it is to be held for."""
+
+    message: u.ShipmentReceived
+    receipt: d.Receipt
+    checked: d.Checked
+    awaited: tuple[str, ...] = ()
+    arrived_at: datetime | None = None
+
 
 class ReceivingService:
     def __init__(self, settings: Settings, repository: PgReceivingRepository | None = None) -> None:
         self._topics = settings.topics
         self._repository = repository or PgReceivingRepository()
         self._limits = d.Limits(max_span=settings.max_serial_span)
+        self._wait = settings.unknown_item_wait_seconds
+
+    @property
+    def settle_every(self) -> float:
+        """Seconds between looks for expired held documents: a tenth of the wait, 0.25 to 5 s
+        (a document is settled at most that long after its deadline)."""
+        return min(5.0, max(0.25, self._wait / 10))
 
     async def receive_documents(
         self, uow: UnitOfWork, batch: list[Inbound[u.ShipmentReceived]]
     ) -> None:
-        """Check every document whole; refuse it with every problem, or send one command a line."""
-        docs = [inbound.message for inbound in batch]
-        lics = sorted({line.lic for doc in docs for line in doc.lines})
+        """Check every document whole; refuse it with every problem, or send one command a line.
+        A document refused only for unknown items is held for them instead."""
+        messages = [inbound.message for inbound in batch]
+        lics = sorted({line.lic for doc in messages for line in doc.lines})
         items = await self._repository.items(uow.conn, lics)
-        recorded = []
+        docs = [self._check(m, items, may_wait=self._wait > 0) for m in messages]
+        awaited = {lic for doc in docs for lic in doc.awaited}
+        if awaited:
+            # An awaited item may have arrived since it was read: read it again with its LIC
+            # locked, so that an arrival from now on finds the document held.
+            await self._repository.lock_items(uow.conn, awaited)
+            items |= await self._repository.items(uow.conn, sorted(awaited))
+            docs = [self._check(doc.message, items) if doc.awaited else doc for doc in docs]
+        await self._hold(uow, [doc for doc in docs if doc.awaited])
+        await self._admit(uow, [doc for doc in docs if not doc.awaited])
+
+    async def settle_expired(self, uow: UnitOfWork) -> None:
+        """The periodic job: settle held documents whose wait is over on what is known now,
+        refusing `UNKNOWN_ITEM` the lines whose item never came."""
+        await self._settle(uow, await self._repository.expire(uow.conn, EXPIRE_AT_ONCE), "expired")
+
+    def _check(
+        self,
+        message: u.ShipmentReceived,
+        items: dict[str, d.Item],
+        *,
+        may_wait: bool = True,
+        arrived_at: datetime | None = None,
+    ) -> _Document:
+        receipt = translate.receipt(message)
+        checked = d.check_receipt(receipt, items, self._limits)
+        awaited = d.awaited_items(checked) if may_wait else ()
+        return _Document(message, receipt, checked, awaited, arrived_at)
+
+    async def _admit(self, uow: UnitOfWork, docs: Sequence[_Document]) -> None:
+        """Send an accepted document's line commands, or its refusal; record it."""
         for doc in docs:
-            receipt = translate.receipt(doc)
-            checked = d.check_receipt(receipt, items, self._limits)
-            if checked.accepted:
-                for line in checked.commands:
-                    uow.outbox.emit(self._topics.commands, line.lic, translate.command(doc, line))
+            if doc.checked.accepted:
+                for line in doc.checked.commands:
+                    command = translate.command(doc.message, line)
+                    uow.outbox.emit(self._topics.commands, line.lic, command)
             else:
-                status_id = derived_id(doc.message_id, "rejected")
-                refusal = translate.rejected(status_id, doc.shipment_id, checked.problems)
-                uow.outbox.emit(self._topics.status, doc.shipment_id, refusal)
-            recorded.append(NewReceipt(receipt, checked))
-        await self._repository.add_receipts(uow.conn, recorded)
+                status_id = derived_id(doc.message.message_id, "rejected")
+                refusal = translate.rejected(
+                    status_id, doc.message.shipment_id, doc.checked.problems
+                )
+                uow.outbox.emit(self._topics.status, doc.message.shipment_id, refusal)
+        await self._repository.add_receipts(
+            uow.conn, [NewReceipt(doc.receipt, doc.checked, doc.arrived_at) for doc in docs]
+        )
+
+    async def _hold(self, uow: UnitOfWork, docs: Sequence[_Document]) -> None:
+        """Hold documents for their unknown items; nothing is published while they wait."""
+        held = await self._repository.hold(
+            uow.conn,
+            [
+                ToHold(
+                    doc.message.message_id,
+                    doc.message.shipment_id,
+                    translate.stored_document(doc.message),
+                    doc.awaited,
+                )
+                for doc in docs
+            ],
+            self._wait,
+        )
+        by_id = {doc.message.message_id: doc for doc in docs}
+        for message_id, deadline in held:
+            log.info(
+                "receiving.receipt_held",
+                message_id=message_id,
+                shipment_id=by_id[message_id].message.shipment_id,
+                awaited=list(by_id[message_id].awaited),
+                deadline=deadline.isoformat(),
+            )
+
+    async def _release(self, uow: UnitOfWork, arrived: Collection[str]) -> None:
+        """Settle the held documents whose last awaited item is among those just stored."""
+        await self._repository.lock_items(uow.conn, arrived)
+        await self._settle(uow, await self._repository.release(uow.conn, arrived), "released")
+
+    async def _settle(
+        self, uow: UnitOfWork, held: Sequence[Held], how: Literal["released", "expired"]
+    ) -> None:
+        """Check settled documents again in full, as if they had just arrived, and admit them."""
+        if not held:
+            return
+        messages = [translate.held_document(h.document) for h in held]
+        lics = sorted({line.lic for m in messages for line in m.lines})
+        items = await self._repository.items(uow.conn, lics)
+        docs = [
+            self._check(m, items, may_wait=False, arrived_at=h.held_at)
+            for h, m in zip(held, messages, strict=True)
+        ]
+        await self._admit(uow, docs)
+        for doc in docs:
+            log.info(
+                f"receiving.receipt_{how}",
+                message_id=doc.message.message_id,
+                shipment_id=doc.message.shipment_id,
+                outcome="sent" if doc.checked.accepted else "rejected",
+                problems=[p.reason_code.value for p in doc.checked.problems],
+            )
 
     async def collect_answers(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
-        """Keep the item read model; record answers; publish the status of finished documents."""
+        """Keep the item read model (releasing the documents held for an item that arrives);
+        record answers; publish the status of finished documents."""
         events: list[e.Event] = [inbound.message for inbound in batch]
         items = [translate.item(ev) for ev in events if isinstance(ev, e.ItemUpserted)]
         if items:
             await self._repository.upsert_items(uow.conn, items)
+            await self._release(uow, {item.lic for item in items})
         answers: list[d.Answer] = []
         results: dict[str, s.LineResult] = {}  # command id → what a posted line moved
         for ev in events:

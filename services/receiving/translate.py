@@ -11,6 +11,7 @@ from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
+from shared.contracts.codec import encode
 
 _MAX_TEXT = 1_900
 
@@ -41,6 +42,16 @@ def _line(line: u.ReceiptLine) -> d.ReceiptLine:
         serials=line.serials if isinstance(line.serials, str | None) else tuple(line.serials),
         scans=tuple(line.scans),
     )
+
+
+def stored_document(m: u.ShipmentReceived) -> str:
+    """A held document as kept until it is settled: the message's own JSON."""
+    return encode(m).decode()
+
+
+def held_document(text: str) -> u.ShipmentReceived:
+    """A held document read back (it was valid when it arrived; it is validated again)."""
+    return u.ShipmentReceived.model_validate_json(text)
 
 
 def item(m: e.ItemUpserted) -> d.Item:

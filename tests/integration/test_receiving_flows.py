@@ -9,8 +9,9 @@ documents, commands, answers and statuses are real and so is every SQL statement
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -33,7 +34,7 @@ from shared.config import Settings
 from shared.consumer import Handler, Inbound, UnitOfWork
 from shared.contracts.codec import decode, encode
 from shared.contracts.commands import Command
-from shared.contracts.events import InventoryEvent
+from shared.contracts.events import InventoryEvent, ItemUpserted
 from shared.contracts.upstream import ItemMessage, ReceiptMessage, ShipmentMessage, UpsertItem
 from shared.outbox import Outbox, OutboxRow, channel_for, write_outbox
 from tests.fixtures.infra import LotlineEnv
@@ -57,7 +58,7 @@ class Bus:
     def __init__(self, settings: Settings, pools: dict[str, asyncpg.Pool]) -> None:
         self.topics = settings.topics
         self.pools = pools
-        receiving = ReceivingService(settings)
+        receiving = self.receiving = ReceivingService(settings)
         shipping = ShippingService(settings)
         allocation = AllocationService(settings)
         events = TypeAdapter(InventoryEvent)
@@ -84,9 +85,32 @@ class Bus:
 
     async def publish(self, topic: str, *messages: BaseModel, key: str | None = None) -> None:
         """Deliver `messages` as ONE batch, then everything that follows from them."""
-        rows = [OutboxRow(topic, (key or "k").encode(), encode(m)) for m in messages]
+        await self.redeliver([OutboxRow(topic, (key or "k").encode(), encode(m)) for m in messages])
+
+    async def redeliver(self, rows: list[OutboxRow]) -> None:
+        """Deliver `rows` (again, when they were published before) as ONE batch, and what
+        follows from them."""
         self.published.extend(rows)
-        queue: deque[list[OutboxRow]] = deque([rows])
+        await self._flow(deque([rows]))
+
+    @asynccontextmanager
+    async def unit(self, schema: str) -> AsyncIterator[UnitOfWork]:
+        """A transaction of `schema` the test holds open, as the consumer or a periodic job
+        runs one; committed on exit, then what it emitted is delivered."""
+        outbox = Outbox()
+        async with self.pools[schema].acquire() as proxy, proxy.transaction():
+            conn = cast(asyncpg.Connection, proxy)
+            yield UnitOfWork(conn, outbox)
+            await write_outbox(conn, outbox.rows, channel_for(schema))
+        self.published.extend(outbox.rows)
+        await self._flow(deque([row] for row in outbox.rows))
+
+    async def settle_expired(self) -> None:
+        """One round of receiving's periodic job."""
+        async with self.unit("receiving") as uow:
+            await self.receiving.settle_expired(uow)
+
+    async def _flow(self, queue: deque[list[OutboxRow]]) -> None:
         while queue:
             batch = queue.popleft()
             for route in self.routes.get(batch[0].topic, []):
@@ -124,6 +148,25 @@ class Bus:
         async with self.pools[schema].acquire() as conn:
             return list(await conn.fetch(sql, *args))
 
+    async def held(self) -> list[tuple[str, str, list[str]]]:
+        """Receiving's held documents: (shipment, status, awaited LICs)."""
+        rows = await self.fetch(
+            "receiving", "SELECT shipment_id, status, awaited FROM held_receipts ORDER BY 1"
+        )
+        return [(r["shipment_id"], r["status"], list(r["awaited"])) for r in rows]
+
+    async def lock_waited_for(self, within: float = 10.0) -> None:
+        """Until a transaction of this database waits for a lock another one holds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not await self.fetch(
+            "allocation",
+            "SELECT 1 FROM pg_stat_activity"
+            " WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        ):
+            assert loop.time() < deadline, "no transaction ever waited for the lock"
+            await asyncio.sleep(0.02)
+
     # -- upstream messages ---------------------------------------------------------------------
 
     async def item(self, lic: str, **flags: Any) -> None:
@@ -152,14 +195,17 @@ def receipt(shipment_id: str, *lines: dict[str, Any], **header: Any) -> BaseMode
 
 
 @asynccontextmanager
-async def open_bus(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[Bus]:
+async def open_bus(
+    lotline_env: Callable[..., LotlineEnv], **env_overrides: str
+) -> AsyncIterator[Bus]:
     """A fresh database with allocation's, receiving's and shipping's schemas migrated."""
-    env = lotline_env(topics=False)
+    env = lotline_env(topics=False, **env_overrides)
     pools: dict[str, asyncpg.Pool] = {}
     try:
         for app in (allocation_app, receiving_app, shipping_app):
             await db.migrate(env.dsn, app.SCHEMA, db.migration_files(app.MIGRATIONS))
-            pools[app.SCHEMA] = await db.create_pool(env.dsn, app.SCHEMA, size=2)
+            # Three: the race tests hold two transactions of one schema open at once.
+            pools[app.SCHEMA] = await db.create_pool(env.dsn, app.SCHEMA, size=3)
         yield Bus(env.settings, pools)
     finally:
         for pool in pools.values():
@@ -298,13 +344,24 @@ async def test_unreadable_scan_refuses_the_receipt_with_the_raw_text(bus: Bus) -
     assert "123" in problem["offending"]
 
 
-async def test_unknown_item_is_refused(bus: Bus) -> None:
-    await bus.receive("PO-7", {"lic": "NEVER", "quantity": 1})
+async def test_unknown_item_is_refused_once_its_wait_is_over(
+    lotline_env: Callable[..., LotlineEnv],
+) -> None:
+    async with open_bus(lotline_env, LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS="1") as bus:
+        await bus.receive("PO-7", {"lic": "NEVER", "quantity": 1})
+        await bus.settle_expired()  # not due yet: nothing is said while it waits
+        assert (bus.statuses("PO-7"), await bus.held()) == ([], [("PO-7", "held", ["NEVER"])])
 
-    (status,) = bus.statuses("PO-7")
-    assert [(p["reason_code"], p["offending"]) for p in status["problems"]] == [
-        ("UNKNOWN_ITEM", "NEVER")
-    ]
+        await asyncio.sleep(1.1)
+        await bus.settle_expired()
+
+        (status,) = bus.statuses("PO-7")
+        assert [(p["reason_code"], p["offending"]) for p in status["problems"]] == [
+            ("UNKNOWN_ITEM", "NEVER")
+        ]
+        assert await bus.held() == [("PO-7", "expired", ["NEVER"])]
+        (row,) = await bus.fetch("receiving", "SELECT status FROM receipts")
+        assert row["status"] == "rejected"
 
 
 async def test_a_batch_of_documents_is_checked_and_recorded_together(bus: Bus) -> None:
@@ -360,3 +417,193 @@ async def test_customer_return_must_name_serials_and_goes_to_allocation(bus: Bus
     assert [(p["reason_code"], p["offending"]) for p in status["problems"]] == [
         ("SERIAL_NOT_SHIPPED", "S5")
     ]
+
+
+# --- receipts for items receiving does not know yet -------------------------------------------
+# Upstream publishes a new item's UpsertItem just before its first receipt, but the item reaches
+# receiving three hops later: such a receipt is held, saying nothing, until its items arrive.
+
+
+async def test_a_receipt_for_items_on_their_way_is_posted_when_the_last_arrives(bus: Bus) -> None:
+    await stocked(bus)
+    await bus.receive(
+        "PO-20",
+        {"lic": "PLAIN", "quantity": 1},
+        {"lic": "NEW-B", "quantity": 2},
+        {"lic": "NEW-A", "quantity": 3},
+    )
+    assert (bus.statuses("PO-20"), bus.commands("PO-20")) == ([], [])
+    assert await bus.held() == [("PO-20", "held", ["NEW-A", "NEW-B"])]
+
+    await bus.item("NEW-A")
+    assert (bus.statuses("PO-20"), bus.commands("PO-20")) == ([], [])
+
+    await bus.item("NEW-B")
+    (status,) = bus.statuses("PO-20")
+    assert status["type"] == "ReceiptPosted", status
+    assert [(line["lic"], line["lot_id"]) for line in status["lines"]] == [
+        ("PLAIN", "PO-20/1"),
+        ("NEW-B", "PO-20/2"),
+        ("NEW-A", "PO-20/3"),
+    ]
+    assert await bus.held() == [("PO-20", "released", ["NEW-A", "NEW-B"])]
+    (row,) = await bus.fetch("receiving", "SELECT status FROM receipts")
+    assert row["status"] == "posted"
+
+
+async def test_a_released_receipt_is_checked_in_full_on_the_arrived_items_flags(bus: Bus) -> None:
+    """R3: the item arrives lot-tracked and the line names no lots: LOT_REQUIRED."""
+    await bus.receive("PO-21", {"lic": "NEW-LOT", "quantity": 2})
+    await bus.item("NEW-LOT", track_mfr_lot=True)
+
+    (status,) = bus.statuses("PO-21")
+    assert [(p["line_no"], p["reason_code"]) for p in status["problems"]] == [(1, "LOT_REQUIRED")]
+    assert bus.commands("PO-21") == []
+    assert await bus.held() == [("PO-21", "released", ["NEW-LOT"])]
+
+
+async def test_a_receipt_whose_known_lines_have_problems_is_refused_at_once(bus: Bus) -> None:
+    """R3: waiting for the unknown item could not save it; every problem is named now."""
+    await stocked(bus)
+    await bus.receive("PO-22", {"lic": "MILK", "quantity": 5}, {"lic": "NEW", "quantity": 1})
+
+    (status,) = bus.statuses("PO-22")
+    assert [(p["line_no"], p["reason_code"]) for p in status["problems"]] == [
+        (1, "LOT_REQUIRED"),
+        (2, "UNKNOWN_ITEM"),
+    ]
+    assert await bus.held() == []
+
+
+async def test_a_redelivered_receipt_or_item_event_settles_a_held_receipt_once(bus: Bus) -> None:
+    """Past the inbox (whose retention ran out, say): holding and releasing are idempotent."""
+    await bus.receive("PO-23", {"lic": "TWICE", "quantity": 1})
+    await bus.receive("PO-23", {"lic": "TWICE", "quantity": 1})  # the same message again
+    assert await bus.held() == [("PO-23", "held", ["TWICE"])]
+
+    await bus.item("TWICE")
+    upserted = [
+        row
+        for row in bus.published
+        if row.topic == bus.topics.events and b'"ItemUpserted"' in row.payload
+    ]
+    await bus.redeliver(upserted)  # allocation's relay publishes its event again
+    await bus.item("TWICE", description="renamed")  # and a later change of the item
+    await bus.fetch("receiving", "UPDATE held_receipts SET deadline = now() - interval '1 hour'")
+    await bus.settle_expired()
+
+    assert [s["type"] for s in bus.statuses("PO-23")] == ["ReceiptPosted"]
+    assert len(bus.commands("PO-23")) == 1
+    assert await bus.held() == [("PO-23", "released", ["TWICE"])]
+    rows = await bus.fetch("receiving", "SELECT status FROM receipts")
+    assert [r["status"] for r in rows] == ["posted"]
+
+
+@asynccontextmanager
+async def held_open(
+    bus: Bus, picks: Callable[[list[Inbound[Any]]], bool]
+) -> AsyncIterator[asyncio.Event]:
+    """The first of receiving's event transactions that `picks` stays open after its handler
+    ran, its locks held, until the block ends (whatever happens in it). Yields the event set
+    once it is there."""
+    inside, go_on = asyncio.Event(), asyncio.Event()
+    (route, *others) = bus.routes[bus.topics.events]
+
+    async def collect(uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
+        await bus.receiving.collect_answers(uow, batch)
+        if not inside.is_set() and picks(batch):
+            inside.set()
+            await go_on.wait()
+
+    bus.routes[bus.topics.events] = [Route(route.schema, route.adapter, collect), *others]
+    try:
+        yield inside
+    finally:
+        go_on.set()
+        bus.routes[bus.topics.events] = [route, *others]
+
+
+def upserts(lic: str) -> Callable[[list[Inbound[Any]]], bool]:
+    return lambda batch: any(
+        isinstance(i.message, ItemUpserted) and i.message.lic == lic for i in batch
+    )
+
+
+async def blocked(bus: Bus, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """`work`, started and now waiting for a lock another transaction holds."""
+    task = asyncio.create_task(work)
+    waiting = asyncio.create_task(bus.lock_waited_for())
+    await asyncio.wait({task, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    assert not task.done(), "it should have waited for the lock"
+    await waiting
+    return task
+
+
+async def test_an_item_arriving_while_the_deadline_settles_its_receipt_changes_nothing(
+    bus: Bus,
+) -> None:
+    """The periodic job holds the document's row: the arrival waits, then finds it settled."""
+    await bus.receive("PO-24", {"lic": "LATE", "quantity": 1})
+    await bus.fetch("receiving", "UPDATE held_receipts SET deadline = now()")
+
+    async with bus.unit("receiving") as expiring:
+        await bus.receiving.settle_expired(expiring)
+        arrival = await blocked(bus, bus.item("LATE"))
+    await arrival
+
+    (status,) = bus.statuses("PO-24")
+    assert [(p["reason_code"], p["offending"]) for p in status["problems"]] == [
+        ("UNKNOWN_ITEM", "LATE")
+    ]
+    assert bus.commands("PO-24") == []
+    assert await bus.held() == [("PO-24", "expired", ["LATE"])]
+
+
+async def test_the_deadline_passing_while_an_item_releases_its_receipt_changes_nothing(
+    bus: Bus,
+) -> None:
+    """The arrival holds the document's row: the periodic job passes it over (SKIP LOCKED)."""
+    await bus.receive("PO-25", {"lic": "SOON", "quantity": 1})
+    await bus.fetch("receiving", "UPDATE held_receipts SET deadline = now()")
+
+    arrival = asyncio.create_task(bus.item("SOON"))
+    async with held_open(bus, upserts("SOON")) as inside:
+        await asyncio.wait_for(inside.wait(), 10)  # released, not committed
+        await asyncio.wait_for(bus.settle_expired(), 10)
+        assert bus.statuses("PO-25") == []
+    await arrival
+
+    assert [s["type"] for s in bus.statuses("PO-25")] == ["ReceiptPosted"]
+    assert await bus.held() == [("PO-25", "released", ["SOON"])]
+
+
+async def test_a_receipt_checked_while_its_item_arrives_is_not_left_waiting(bus: Bus) -> None:
+    """The receipt reads the item as unknown before the arrival commits; the arrival looked
+    for held documents before the receipt's was committed. Locking the LIC, then reading again,
+    makes the later of the two see the earlier: the receipt is posted at once."""
+    arrival = asyncio.create_task(bus.item("RACE"))
+    async with held_open(bus, upserts("RACE")) as inside:
+        await asyncio.wait_for(inside.wait(), 10)  # stored, looked for held documents
+        receipt = await blocked(bus, bus.receive("PO-26", {"lic": "RACE", "quantity": 1}))
+    await arrival
+    await receipt
+
+    assert [s["type"] for s in bus.statuses("PO-26")] == ["ReceiptPosted"]
+    assert await bus.held() == []
+
+
+async def test_two_items_of_one_receipt_arriving_at_once_release_it(bus: Bus) -> None:
+    """Each arrival (two partitions, two processes) stores its own item and finds the other
+    missing, unless they take turns: the second locks the document after the first committed,
+    then reads the first's item."""
+    await bus.receive("PO-27", {"lic": "PAIR-A", "quantity": 1}, {"lic": "PAIR-B", "quantity": 1})
+
+    first = asyncio.create_task(bus.item("PAIR-A"))
+    async with held_open(bus, upserts("PAIR-A")) as inside:
+        await asyncio.wait_for(inside.wait(), 10)  # stored PAIR-A, found PAIR-B missing
+        second = await blocked(bus, bus.item("PAIR-B"))
+    await first
+    await second
+
+    assert [s["type"] for s in bus.statuses("PO-27")] == ["ReceiptPosted"]
+    assert await bus.held() == [("PO-27", "released", ["PAIR-A", "PAIR-B"])]

@@ -1,0 +1,190 @@
+"""Receipts for items receiving does not know yet, through the real broker and PostgreSQL.
+
+Upstream publishes a new item's `UpsertItem` on `inventory.items` and right after its first
+`ShipmentReceived`; the item reaches receiving's read model three hops later (allocation intake,
+allocation, `inventory.events`). Receiving holds such a receipt, publishing nothing, until the
+item arrives (then checks it in full) or `LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS` pass (then refuses
+`UNKNOWN_ITEM` what is still unknown). The services run in process, as `lotline up` runs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+
+from services.allocation.app import create_runtime as allocation
+from services.receiving.app import create_runtime as receiving
+from shared.config import Settings
+from shared.contracts.codec import encode
+from shared.contracts.events import ItemUpserted
+from shared.service import ServiceRuntime
+from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
+
+FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
+
+
+@asynccontextmanager
+async def running(
+    lotline_env: Callable[..., LotlineEnv],
+    *services: Callable[[Settings], ServiceRuntime],
+    wait: float,
+) -> AsyncIterator[tuple[LotlineEnv, list[ServiceRuntime]]]:
+    env = lotline_env(**FAST_JOIN, LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS=str(wait))
+    runtimes = [create(env.settings) for create in services]
+    try:
+        for runtime in runtimes:
+            await runtime.start()
+        yield env, runtimes
+    finally:
+        for runtime in reversed(runtimes):
+            await runtime.stop()
+
+
+def receipt(run: str, doc: str, lic: str) -> bytes:
+    return json.dumps(
+        {
+            "type": "ShipmentReceived",
+            "message_id": f"rcv-{doc}-{run}",
+            "shipment_id": doc,
+            "office": "AI",
+            "source": "purchase",
+            "received_on": "2026-11-02",
+            "lines": [{"line_no": 1, "lic": lic, "quantity": 2}],
+        }
+    ).encode()
+
+
+def upsert_item(lic: str) -> bytes:
+    body = {"type": "UpsertItem", "message_id": f"item-{lic}", "lic": lic, "est_unit_cost": "3"}
+    return json.dumps(body).encode()
+
+
+async def status_of(env: LotlineEnv, doc: str, within: float = 60) -> dict[str, Any]:
+    """The first status published for `doc`."""
+
+    def mine(records: list[Any]) -> list[Any]:
+        return [v for v in json_values(records) if v.get("shipment_id") == doc]
+
+    topic = env.settings.topics.status
+    records = await kafka_read_until(
+        env.bootstrap, topic, lambda rs: bool(mine(rs)), timeout=within
+    )
+    return dict(mine(records)[0])
+
+
+async def held_status(env: LotlineEnv, doc: str, until: str | None = None) -> str | None:
+    """The held document's status (None: never held); with `until`, waits for that one."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        while True:
+            status: str | None = await conn.fetchval(
+                "SELECT status FROM receiving.held_receipts WHERE shipment_id = $1", doc
+            )
+            if until is None or status == until:
+                return status
+            assert loop.time() < deadline, f"{doc} is {status}, never {until}"
+            await asyncio.sleep(0.05)
+    finally:
+        await conn.close()
+
+
+async def test_a_receipt_published_before_its_new_item_is_posted_when_the_item_arrives(
+    lotline_env: Any,
+) -> None:
+    async with running(lotline_env, allocation, receiving, wait=60) as (env, (_, runtime)):
+        topics, run = env.settings.topics, uuid.uuid4().hex[:6]
+        lic, doc = f"NEW-{run}", f"PO-1-{run}"
+
+        await kafka_publish(env.bootstrap, topics.receipts, doc, receipt(run, doc, lic))
+        await held_status(env, doc, until="held")
+        assert await runtime.measure_waiting() > 0  # a held receipt is waiting
+        await kafka_publish(env.bootstrap, topics.items, lic, upsert_item(lic))
+
+        posted = await status_of(env, doc)
+        assert posted["type"] == "ReceiptPosted", posted
+        assert posted["lines"][0]["lot_id"] == f"{doc}/1"
+        assert await held_status(env, doc) == "released"
+        assert await runtime.measure_waiting() == 0
+
+        # As upstream usually sends them: the new item, then at once its first receipt.
+        lic, doc = f"NEWER-{run}", f"PO-2-{run}"
+        await kafka_publish(env.bootstrap, topics.items, lic, upsert_item(lic))
+        await kafka_publish(env.bootstrap, topics.receipts, doc, receipt(run, doc, lic))
+        assert (await status_of(env, doc))["type"] == "ReceiptPosted"
+
+
+async def test_a_receipt_whose_item_never_arrives_is_refused_after_the_wait(
+    lotline_env: Any,
+) -> None:
+    async with running(lotline_env, receiving, wait=1) as (env, _):
+        run = uuid.uuid4().hex[:6]
+        lic, doc = f"NEVER-{run}", f"PO-3-{run}"
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+
+        await kafka_publish(
+            env.bootstrap, env.settings.topics.receipts, doc, receipt(run, doc, lic)
+        )
+        refused = await status_of(env, doc)
+
+        assert loop.time() - sent >= 1.0
+        assert refused["type"] == "ReceiptRejected"
+        assert [(p["reason_code"], p["offending"]) for p in refused["problems"]] == [
+            ("UNKNOWN_ITEM", lic)
+        ]
+        assert await held_status(env, doc) == "expired"
+
+
+async def test_redelivered_receipt_and_item_events_settle_a_held_receipt_once(
+    lotline_env: Any,
+) -> None:
+    """Receiving alone: allocation's ItemUpserted is published as its relay would, twice (at
+    least once), then again for a later change of the item; the deadline passes after."""
+    async with running(lotline_env, receiving, wait=3) as (env, _):
+        topics, run = env.settings.topics, uuid.uuid4().hex[:6]
+        lic, doc = f"TWICE-{run}", f"PO-4-{run}"
+        document = receipt(run, doc, lic)
+        await kafka_publish(env.bootstrap, topics.receipts, doc, document)
+        await kafka_publish(env.bootstrap, topics.receipts, doc, document)
+        await held_status(env, doc, until="held")
+
+        def event(message_id: str, description: str) -> bytes:
+            return encode(
+                ItemUpserted(
+                    message_id=message_id,
+                    lic=lic,
+                    command_id=f"item:item-{lic}",
+                    description=description,
+                    track_mfr_lot=False,
+                    serialized=False,
+                    perishable=False,
+                    est_unit_cost=Decimal(3),
+                )
+            )
+
+        headers = [("type", b"ItemUpserted")]
+        for body in (event(f"{lic}#1", "new"), event(f"{lic}#1", "new"), event(f"{lic}#2", "x")):
+            await kafka_publish(env.bootstrap, topics.events, lic, body, headers=headers)
+        await held_status(env, doc, until="released")
+        await asyncio.sleep(3.5)  # past the deadline, several rounds of the periodic job
+
+        conn = await asyncpg.connect(env.dsn)
+        try:  # everything receiving ever published (kept a while after it was sent)
+            sent = await conn.fetch("SELECT topic, payload FROM receiving.outbox ORDER BY id")
+            receipts = await conn.fetch("SELECT status FROM receiving.receipts")
+        finally:
+            await conn.close()
+        assert [(r["topic"], json.loads(r["payload"])["type"]) for r in sent] == [
+            (topics.commands, "ReceiveStock")
+        ]
+        assert [r["status"] for r in receipts] == ["posting"]  # no allocation here to answer
+        assert await held_status(env, doc) == "released"
