@@ -212,6 +212,8 @@ class _DocumentCheck:
         scans = check.scans()
         serials = check.serials(scans, self.budget)
         lots = check.lots(scans)
+        if serials and lots:
+            serials = lot_ordered(serials, check.given_lots, lots)
         if serials is not None:
             self.budget -= len(serials)
             self._cross_line_duplicates(line, serials, check)
@@ -260,6 +262,7 @@ class _LineCheck:
     limits: Limits
     problems: list[Problem] = field(default_factory=list)
     generate: bool = False
+    given_lots: tuple[LotEntry, ...] = ()  # as entered or scanned, before merging
 
     def add(self, code: ReasonCode, reason: str, offending: str | None) -> None:
         self.problems.append(_problem(self.line, code, reason, offending))
@@ -412,6 +415,7 @@ class _LineCheck:
         if scans is None and not line.lots:
             return ()  # the unreadable scan is the problem; its lots are unknown
         given = line.lots or _lots_from_scans(scans or ())
+        self.given_lots = tuple(given)
         if not given:
             what = "a customer return of " if self.receipt.is_return else ""
             self.add(
@@ -470,6 +474,27 @@ class _LineCheck:
         if self.item.serialized:
             return self._whole(entry.quantity, f"quantity of manufacturer lot {entry.mfr_lot}")
         return True
+
+
+def lot_ordered(
+    serials: tuple[str, ...], given: Sequence[LotEntry], merged: Sequence[LotEntry]
+) -> tuple[str, ...]:
+    """The serials reordered to follow the merged lots (R3, R5).
+
+    Serials pair with manufacturer lots by position: the first lot's quantity of serials
+    belongs to it, and so on. That holds for the lots as entered or scanned (`given`); merging
+    a lot named twice (scans of lots A, B, A) moves its units together, so its serials must
+    move with them or a serial would be filed under another lot. Left as is when the counts
+    do not pair up (that is a problem reported elsewhere)."""
+    if len(given) == len(merged):
+        return serials
+    owners = [entry.mfr_lot for entry in given for _ in range(int(entry.quantity))]
+    if len(owners) != len(serials):
+        return serials
+    by_lot: dict[str, list[str]] = {}
+    for serial, owner in zip(serials, owners, strict=True):
+        by_lot.setdefault(owner, []).append(serial)
+    return tuple(serial for entry in merged for serial in by_lot.get(entry.mfr_lot, ()))
 
 
 def _lots_from_scans(scans: Sequence[Scan]) -> tuple[LotEntry, ...]:

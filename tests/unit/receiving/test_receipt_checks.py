@@ -165,6 +165,31 @@ def test_scans_give_serials_lots_and_expiry() -> None:
     assert command.lots == (lot("L7", 2, date(2026, 12, 31)),)
 
 
+def test_serials_scanned_from_alternating_lots_stay_with_their_lots() -> None:
+    """R5, R15: units pair with lots by position; merging lot L7 scanned twice must carry its
+    serials along, or a recall of lot L8 would name S3 instead of S2."""
+    scans = [
+        f"(01){GTIN}(17)261231(10)L7(21)S1",
+        f"(01){GTIN}(17)261231(10)L8(21)S2",
+        f"(01){GTIN}(17)261231(10)L7(21)S3",
+    ]
+    (command,) = accepted(line("VAX", 3, scans=scans))
+    assert command.lots == (lot("L7", 2, date(2026, 12, 31)), lot("L8", 1, date(2026, 12, 31)))
+    assert command.serials == ("S1", "S3", "S2")
+
+
+def test_typed_lots_named_twice_keep_their_serials() -> None:
+    """R3, R4: serials typed against lots A, B, A pair with them in that order."""
+    expiry = date(2026, 12, 31)
+    typed = line(
+        "VAX", 4, lots=[lot("A", 1, expiry), lot("B", 2, expiry), lot("A", 1, expiry)],
+        serials="S1, S2, S3, S4",
+    )  # fmt: skip
+    (command,) = accepted(typed)
+    assert command.lots == (lot("A", 2, expiry), lot("B", 2, expiry))
+    assert command.serials == ("S1", "S4", "S2", "S3")
+
+
 def test_a_gtin_13_on_the_item_matches_the_gtin_14_of_the_scan() -> None:
     (command,) = accepted(line("SCOPE", 1, scans=[f"01{GTIN}21X9"]))
     assert command.serials == ("X9",)
