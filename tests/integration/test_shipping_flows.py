@@ -163,6 +163,37 @@ async def test_ship_request_refused_as_incomplete_then_completed_by_picks(desk: 
     assert [m["serial"] for m in shipped["lines"][1]["movements"]] == ["S3", "S2"]
 
 
+async def test_picks_covering_part_of_a_line_allocate_it_but_it_ships_only_when_covered(
+    desk: Desk,
+) -> None:
+    """R8: a shipment can be saved and allocated at any time, but not marked shipped until
+    every serialized unit has a serial: serials for 1 of 2 units hold that unit, the ship
+    request is refused naming the gap, and picks naming both let it ship."""
+    await desk.bus.receive("PO-6", {"lic": "CAM", "quantity": 2, "serials": "T1...T2"})
+    await desk.request("S-6", {"lic": "CAM", "quantity": 2, "serials": "T2"})
+    allocated = desk.last("S-6")
+    assert allocated["type"] == "ShipmentAllocated"
+    (line,) = allocated["lines"]
+    assert (line["complete"], [m["serial"] for m in line["movements"]]) == (False, ["T2"])
+
+    await desk.ship("S-6")
+    refused = desk.last("S-6")
+    assert (refused["type"], refused["reason_code"]) == (
+        "ShipmentShipRefused",
+        "SHIPMENT_INCOMPLETE",
+    )
+    assert [(p["line_no"], p["reason_code"]) for p in refused["problems"]] == [
+        (1, "SERIAL_REQUIRED")
+    ]
+    assert "1 of 2" in refused["problems"][0]["reason"]
+
+    await desk.picks("S-6", 1, serials="T2, T1")
+    await desk.ship("S-6")
+    shipped = desk.last("S-6")
+    assert shipped["type"] == "ShipmentShipped"
+    assert [m["serial"] for m in shipped["lines"][0]["movements"]] == ["T2", "T1"]
+
+
 async def test_cancellation_releases_the_stock_for_the_next_shipment(desk: Desk) -> None:
     await desk.bus.receive("PO-4", {"lic": "PLAIN", "quantity": 5})
     await desk.request("S-3", {"lic": "PLAIN", "quantity": 5})

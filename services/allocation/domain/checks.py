@@ -69,9 +69,24 @@ def lot_sum(quantity: Decimal, parts: Iterable[Decimal], what: str = "manufactur
         )
 
 
-def serial_list(item: Item, serials: tuple[str, ...], quantity: Decimal) -> tuple[str, ...]:
-    """Exactly `quantity` serials, none blank, none twice (R4)."""
-    if len(serials) != quantity:
+def picks_within(quantity: Decimal, parts: Iterable[Decimal]) -> None:
+    """Picks may cover part of the line (R8: saved and allocated at any time, shipped only
+    once complete), never more than the line."""
+    total = sum(parts, Decimal(0))
+    if total > quantity:
+        raise Refusal(
+            ReasonCode.INVALID_QUANTITY,
+            f"manufacturer lots total {total}, more than the line quantity {quantity}",
+            f"{total} > {quantity}",
+        )
+
+
+def serial_list(
+    item: Item, serials: tuple[str, ...], quantity: Decimal, *, partial: bool = False
+) -> tuple[str, ...]:
+    """Exactly `quantity` serials (R4), or at most that many when `partial` (picks, R8); none
+    blank, none twice."""
+    if len(serials) > quantity or (not partial and len(serials) != quantity):
         raise Refusal(
             ReasonCode.SERIAL_COUNT_MISMATCH,
             f"item {item.lic} needs {quantity} serials, got {len(serials)}",

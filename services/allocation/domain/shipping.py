@@ -96,10 +96,13 @@ def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> li
         ship_on=cmd.ship_on,
         fresh_only=item.perishable and cmd.kind == "sale",
     )
+    # Named picks may cover part of the line: it is then allocated as far as named and left
+    # incomplete, and shipping refuses to ship it until picks cover it (R8).
     if cmd.serials:
-        return named_serials(draft, need, checks.serial_list(item, cmd.serials, quantity))
+        serials = checks.serial_list(item, cmd.serials, quantity, partial=True)
+        return named_serials(draft, need, serials)
     if cmd.lots:
-        checks.lot_sum(quantity, (p.quantity for p in cmd.lots))
+        checks.picks_within(quantity, (p.quantity for p in cmd.lots))
         return named_lots(draft, need, cmd.lots)
     return automatic(draft, need, quantity)
 

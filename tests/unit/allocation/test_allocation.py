@@ -95,10 +95,24 @@ def test_named_lot_without_enough_free_stock_is_refused() -> None:
     book.refused(allocate("S-2", 2, lots=[pick("A", 2)]), ReasonCode.INSUFFICIENT_STOCK)
 
 
-def test_named_lots_must_cover_the_line() -> None:
-    """R9: picks cover the quantity: INVALID_QUANTITY."""
+def test_named_lots_may_cover_part_of_the_line_which_then_cannot_ship() -> None:
+    """R8: a shipment can be saved and allocated at any time: picks covering 2 of 3 hold those
+    2 and leave the line incomplete, and marking it shipped is refused SHIPMENT_INCOMPLETE."""
     book = Book(item(track=True), receive("PO-1/1", 5, lots=[lot("A", 5, LATE)]))
-    book.refused(allocate("S-1", 3, lots=[pick("A", 2)]), ReasonCode.INVALID_QUANTITY)
+    event = allocated(book.ok(allocate("S-1", 3, lots=[pick("A", 2)])))
+    assert not event.complete and event.explicit
+    assert [(m.mfr_lot, m.quantity) for m in event.movements] == [("A", 2)]
+    assert book.mfr("PO-1/1", "A") == (5, 2, 0)
+    book.refused(ship("S-1"), ReasonCode.SHIPMENT_INCOMPLETE)
+    completed = allocated(book.ok(allocate("S-1", 3, lots=[pick("A", 3)])))
+    assert completed.complete
+    book.ok(ship("S-1"))
+
+
+def test_named_lots_beyond_the_line_are_refused() -> None:
+    """R9: picks never cover more than the line: INVALID_QUANTITY."""
+    book = Book(item(track=True), receive("PO-1/1", 5, lots=[lot("A", 5, LATE)]))
+    book.refused(allocate("S-1", 3, lots=[pick("A", 4)]), ReasonCode.INVALID_QUANTITY)
 
 
 def test_allocation_takes_stock_only_at_the_shipments_office() -> None:
@@ -151,10 +165,14 @@ def test_unknown_serial_is_not_available() -> None:
     book.refused(allocate("S-1", 1, serials=["nope"]), ReasonCode.SERIAL_NOT_AVAILABLE)
 
 
-def test_named_serials_must_match_the_quantity() -> None:
-    """R9/R4: exactly quantity serials: SERIAL_COUNT_MISMATCH."""
-    book = Book(item(serialized=True), receive("PO-1/1", 2, serials=["1", "2"]))
-    book.refused(allocate("S-1", 2, serials=["1"]), ReasonCode.SERIAL_COUNT_MISMATCH)
+def test_fewer_named_serials_than_units_leave_the_line_incomplete() -> None:
+    """R8: serials for 1 of 2 units allocate that unit; the line cannot ship until both are
+    named (SHIPMENT_INCOMPLETE); more serials than units: SERIAL_COUNT_MISMATCH."""
+    book = Book(item(serialized=True), receive("PO-1/1", 3, serials=["1", "2", "3"]))
+    book.refused(allocate("S-1", 2, serials=["1", "2", "3"]), ReasonCode.SERIAL_COUNT_MISMATCH)
+    event = allocated(book.ok(allocate("S-1", 2, serials=["1"])))
+    assert not event.complete and [m.serial for m in event.movements] == ["1"]
+    book.refused(ship("S-1"), ReasonCode.SHIPMENT_INCOMPLETE)
 
 
 def test_named_serials_must_be_unique() -> None:
