@@ -119,6 +119,7 @@ _DecimalSer = PlainSerializer(_plain, return_type=str, when_used="json")
 
 Identifier = Annotated[str, AfterValidator(normalize_identifier)]
 Text = Annotated[str, AfterValidator(_normalize_text)]
+
 Quantity = Annotated[
     Decimal,
     BeforeValidator(_to_decimal),
@@ -155,3 +156,13 @@ Money = Annotated[
 Date = date
 Timestamp = datetime
 LineNo = Annotated[int, Field(ge=1, le=100_000)]
+
+
+def _blank_is_none(value: object) -> object:
+    """Many ERPs send an empty string for a field they have no value for."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# What an upstream system may leave out, or send blank: both mean "none".
+OptionalIdentifier = Annotated[Identifier | None, BeforeValidator(_blank_is_none)]
+OptionalMoney = Annotated[Money | None, BeforeValidator(_blank_is_none)]

@@ -14,6 +14,8 @@ from shared.contracts.types import (
     Identifier,
     LineNo,
     Money,
+    OptionalIdentifier,
+    OptionalMoney,
     Quantity,
     SignedQuantity,
     Text,
@@ -53,17 +55,17 @@ class UpsertItem(Message):
         description="Left out: true when this message marks lot tracking (a new item, or one "
         "whose track_mfr_lot was false), else the item's current flag (R1).",
     )
-    next_serial: Identifier | None = None
+    next_serial: OptionalIdentifier = None
     est_unit_cost: Money = Decimal("0")
-    gtin: Identifier | None = None
+    gtin: OptionalIdentifier = None
 
 
 class ReceiptLine(Model):
     line_no: LineNo
     lic: Identifier
     quantity: Quantity
-    unit_cost: Money | None = None
-    bin: Identifier | None = None
+    unit_cost: OptionalMoney = None
+    bin: OptionalIdentifier = None
     lots: list[LotQuantity] = Field(default_factory=list, max_length=10_000)
     serials: SerialEntry | None = None
     scans: list[Annotated[str, Field(max_length=512)]] = Field(
@@ -76,9 +78,9 @@ class ShipmentReceived(Message):
     shipment_id: Identifier
     office: Identifier
     source: Literal["purchase", "production", "customer_return"] = "purchase"
-    reference: Identifier | None = None
-    customer: Identifier | None = None
-    vendor: Identifier | None = Field(
+    reference: OptionalIdentifier = None
+    customer: OptionalIdentifier = None
+    vendor: OptionalIdentifier = Field(
         default=None, description="the vendor of a purchase receipt (backward trace)"
     )
     received_on: Date
@@ -106,9 +108,9 @@ class ShipmentRequested(Message):
     shipment_id: Identifier
     office: Identifier
     kind: Literal["sale", "vendor_return"] = "sale"
-    customer: Identifier | None = None
-    vendor: Identifier | None = None
-    reference: Identifier | None = None
+    customer: OptionalIdentifier = None
+    vendor: OptionalIdentifier = None
+    reference: OptionalIdentifier = None
     ship_on: Date
     lines: list[ShipmentLine] = Field(min_length=1, max_length=MAX_LINES)
 
@@ -146,7 +148,7 @@ class AdjustInventory(Message):
     office: Identifier
     kind: Literal["beginning_balance", "count", "loss"]
     quantity: SignedQuantity
-    unit_cost: Money | None = None
+    unit_cost: OptionalMoney = None
     lots: list[LotQuantity] = Field(default_factory=list, max_length=10_000)
     serials: SerialEntry | None = None
     reason: Text = ""
@@ -159,7 +161,7 @@ class PurchaseOrderUpdated(Message):
     lic: Identifier
     ordered_quantity: Count | None = None
     purchased_quantity: Count | None = None
-    act_unit_cost: Money | None = None
+    act_unit_cost: OptionalMoney = None
     closed: bool = False
 
 
