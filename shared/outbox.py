@@ -4,9 +4,9 @@ One relay per service schema is active at a time, so the events of one key leave
 they were decided. Its lease is a session-level Postgres advisory lock: held as long as the
 relay's connection lives, released by the server the moment the process dies, so a successor
 takes over at once. The leader reads unsent rows in id order, publishes them, then marks them
-sent. A leader that dies between publishing
-and marking leaves its rows unsent; the next leader publishes them again, first, before anything
-newer (at least once; consumers are idempotent by `message_id`).
+sent (with its next read, or on its own when no commit follows within 50 ms). A leader that
+dies between publishing and marking leaves its rows unsent; the next leader publishes them
+again, first, before anything newer (at least once; consumers are idempotent by `message_id`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,19 @@ PUBLISHED = Counter("lotline_outbox_published_total", "Outbox rows published", [
 TYPE_HEADER = "type"
 
 # Only the lease holder publishes, so reading the unsent rows needs no row locks or claim writes.
-UNSENT_SQL = """
-SELECT id, topic, key, payload, headers FROM outbox WHERE sent_at IS NULL ORDER BY id LIMIT $1
+# The rows published last time are marked sent by the same statement (one round trip, not two);
+# its read sees them still unsent (one snapshot), hence the exclusion.
+MARK_AND_READ_SQL = """
+WITH marked AS (
+    UPDATE outbox SET sent_at = to_timestamp($3) WHERE id = ANY($2::bigint[])
+)
+SELECT id, topic, key, payload, headers FROM outbox
+WHERE sent_at IS NULL AND NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT $1
 """
+MARK_SQL = "UPDATE outbox SET sent_at = to_timestamp($2) WHERE id = ANY($1::bigint[])"
+# With rows published but not yet marked, how long the relay waits for a next commit to mark
+# them with before it marks them on their own.
+MARK_DELAY_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -109,6 +119,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll = poll_seconds
         self._wake = asyncio.Event()
+        # Published, not yet marked sent: ids and when their publishing was acknowledged.
+        self._unmarked: list[int] = []
+        self._published_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._lock_key = int.from_bytes(
@@ -183,22 +196,39 @@ class OutboxRelay:
             if self._stopping:
                 if sent:
                     continue  # draining: until nothing is left
+                await self.mark_published(conn)
                 return
             # Not another read right away (it would find nothing): wait to be woken,
-            # or poll, for rows of other processes' consumers.
-            await self._sleep(self._poll)
+            # or poll, for rows of other processes' consumers. What was just published is
+            # marked by the next read, or on its own if no commit comes soon.
+            if self._unmarked and not await self._sleep(MARK_DELAY_SECONDS):
+                await self.mark_published(conn)
+            if not self._wake.is_set():
+                await self._sleep(self._poll)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
 
-    async def _sleep(self, seconds: float) -> None:
+    async def _sleep(self, seconds: float) -> bool:
+        """Wait to be woken, at most `seconds`; whether we were."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        return self._wake.is_set()
+
+    async def mark_published(self, conn: asyncpg.Connection) -> None:
+        """Mark the rows published last as sent (the next read would have)."""
+        if self._unmarked:
+            await conn.execute(MARK_SQL, self._unmarked, self._published_at)
+            self._unmarked = []
 
     async def publish_once(self, conn: asyncpg.Connection) -> int:
-        """Claim, publish and mark one batch; returns how many rows were sent."""
+        """Mark what was published last, read and publish the next batch; returns how many rows
+        were sent. They are marked sent by the next call (or `mark_published`)."""
         started = time.perf_counter()
-        rows = await conn.fetch(UNSENT_SQL, self._batch_size)
+        rows = await conn.fetch(
+            MARK_AND_READ_SQL, self._batch_size, self._unmarked, self._published_at
+        )
+        self._unmarked = []
         if not rows:
             return 0
         futures = []
@@ -210,10 +240,8 @@ class OutboxRelay:
                 )
             )
         await asyncio.gather(*futures)
-        await conn.execute(
-            "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
-            [r["id"] for r in rows],
-        )
+        self._unmarked = [r["id"] for r in rows]
+        self._published_at = time.time()
         log.debug(
             "outbox.published", rows=len(rows), ms=round((time.perf_counter() - started) * 1000, 1)
         )

@@ -368,3 +368,36 @@ async def test_a_stopped_relay_hands_its_lease_on_and_leaves_no_session_state(
             await other.close()
     finally:
         await producer.stop()
+
+
+async def test_the_relay_marks_what_it_published_even_when_no_commit_follows(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    """The relay marks a batch sent with its next read; when no commit wakes it soon after,
+    it marks the batch on its own, with the time publishing was acknowledged."""
+    import asyncio
+
+    from shared.kafka import make_producer
+
+    env: LotlineEnv = lotline_env()
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(i, _item(f"m{i}", f"L{i}")) for i in range(3)])
+    await pool.execute("UPDATE outbox SET topic = $1", env.settings.topics.events)
+    producer = make_producer(env.settings)
+    await producer.start()
+    relay = OutboxRelay(pool, producer, SCHEMA)
+    try:
+        relay.start()
+        for _ in range(100):
+            if not await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"):
+                break
+            await asyncio.sleep(0.05)
+        assert relay.published == 3
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
+        assert await pool.fetchval(
+            "SELECT bool_and(sent_at >= created_at AND sent_at <= now()) FROM outbox"
+        )
+    finally:
+        await relay.stop()
+        await producer.stop()
