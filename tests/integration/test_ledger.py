@@ -121,6 +121,17 @@ class Wire:
             self.shipped(lic, shipment, moves, customer=customer, on=on),
         ]
 
+    def vendor_return(
+        self, lic: str, document: str, moves: list[e.Movement], *, vendor: str, on: date
+    ) -> list[e.Event]:
+        """A return to vendor (R14): allocated, then shipped back with kind vendor_return."""
+        allocated = self.allocated(lic, document, moves, customer=vendor, on=on)
+        shipped = self.shipped(lic, document, moves, customer=vendor, on=on)
+        return [
+            allocated.model_copy(update={"kind": "vendor_return"}),
+            shipped.model_copy(update={"kind": "vendor_return"}),
+        ]
+
     def returned(
         self, lic: str, document: str, moves: list[e.Movement], *, customer: str, on: date
     ) -> e.StockReturned:
@@ -557,6 +568,86 @@ async def test_po_close_reconciles_cogs_exactly_once_and_later_usage_costs_actua
     assert D(lot["valuation"]["unit_cost"]) == 12 and lot["valuation"]["cost_is_final"]
     assert D(lot["cogs_total"]) == 4 * 12  # 3 − 1 + 2 units, all at the actual cost
     assert await _cogs(pool, "reconciliation") == reconciliations
+
+
+async def test_a_return_to_vendor_is_usage_without_cogs_and_its_po_close_skips_it(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R14, R15, R16: goods returned to the vendor leave the lot (usage record, used, trace)
+    but are a credit against purchases, not COGS: the lot's COGS list only the sale, and
+    closing the PO reconciles only the sale."""
+    w = Wire()
+    await record(
+        pool,
+        w.item("BOLT"),
+        w.received("BOLT", "L5", 10, "10", [mv("L5", 10, "10")], po="PO-5", on=date(2024, 5, 1)),
+        w.sale("BOLT", "OUT-1", [mv("L5", 3, "10")], customer="ACME", on=date(2024, 5, 2)),
+        w.vendor_return(
+            "BOLT", "RTV-1", [mv("L5", 4, "10")], vendor="Aperture", on=date(2024, 5, 3)
+        ),
+    )
+    await record_costs(pool, w.po("PO-5", "BOLT", act_unit_cost=D(12), closed=True))
+
+    usage = await get(api, "/usage", lic="BOLT")
+    assert [(u["source"], D(u["quantity"]), u["counterparty"]) for u in usage] == [
+        ("shipment", 3, "ACME"),
+        ("vendor_return", 4, "Aperture"),
+    ]
+    lot = await get(api, "/lots/L5")
+    assert [(c["kind"], c["source"], D(c["amount"])) for c in lot["cogs"]] == [
+        ("usage", "shipment", 30),
+        ("reconciliation", "shipment", 6),
+    ]
+    assert D(lot["cogs_total"]) == 3 * 12
+    assert (
+        D(lot["valuation"]["used"]["quantity"]),
+        D(lot["valuation"]["current"]["quantity"]),
+    ) == (
+        7,
+        3,
+    )
+    trace = await get(api, "/trace", lic="BOLT", lot_id="L5")
+    assert [(t["event_type"], t["counterparty"]) for t in trace["events"]][-2:] == [
+        ("allocation", "Aperture"),
+        ("vendor_return", "Aperture"),
+    ]
+
+
+async def test_migration_removes_cogs_booked_for_returns_to_vendor(
+    lotline_env: Callable[..., LotlineEnv],
+) -> None:
+    """R14: COGS entries an older ledger booked for returns to vendor are removed; usage and
+    every other entry stay."""
+    env = lotline_env(topics=False)
+    files = db.migration_files(MIGRATIONS)
+    before = [f for f in files if f.parent != MIGRATIONS or f.name < "003"]
+    await db.migrate(env.dsn, SCHEMA, before)
+    pool = await db.create_pool(env.dsn, SCHEMA)
+    try:
+        w = Wire()
+        await record(
+            pool,
+            w.item("BOLT"),
+            w.received("BOLT", "L5", 9, "10", [mv("L5", 9, "10")], po="PO-5", on=date(2024, 5, 1)),
+            w.sale("BOLT", "OUT-1", [mv("L5", 3, "10")], customer="ACME", on=date(2024, 5, 2)),
+            w.vendor_return("BOLT", "RTV-1", [mv("L5", 4, "10")], vendor="V", on=date(2024, 5, 3)),
+        )
+        # What the older ledger booked for the return.
+        await pool.execute(
+            "INSERT INTO cogs (entry_key, lic, lot_id, usage_id, kind, source, quantity,"
+            " unit_cost, amount, entered_on, event_id)"
+            " SELECT 'usage:' || usage_id, lic, lot_id, usage_id, 'usage', source, quantity,"
+            " unit_cost, total_cost, used_on, event_id FROM usage WHERE source = 'vendor_return'"
+            " ON CONFLICT DO NOTHING"
+        )
+        assert len(await _cogs(pool, "usage")) == 2
+
+        await db.migrate(env.dsn, SCHEMA, files)
+
+        assert await _cogs(pool, "usage") == [("L5", "shipment", D(3), D(30))]
+        assert await pool.fetchval("SELECT count(*) FROM usage") == 2
+    finally:
+        await pool.close()
 
 
 async def _cogs(pool: asyncpg.Pool, kind: str) -> list[tuple[str, str, Decimal, Decimal]]:

@@ -5,8 +5,9 @@ Policies:
   keeps its value); accrued inventory is received − purchased.
 - An actual unit cost is final only when the PO is closed. Closing with an actual cost different
   from the one last applied (none, at first) is a *closing*: every usage of the PO's purchase
-  lots gets a reconciliation entry bringing its COGS to quantity × actual, and later usage of
-  those lots is booked at the actual cost (the repository sets it on the lots).
+  lots that is a cost of goods sold (not a return to vendor, which books no COGS) gets a
+  reconciliation entry bringing its COGS to quantity × actual, and later usage of those lots
+  is booked at the actual cost (the repository sets it on the lots).
 - The same close delivered again (any message id) finds the PO closed at that cost and writes
   nothing. A later close with another actual cost is a correction: a new closing whose entries
   bring every usage from what is booked to the new cost. Reconciliation entries are keyed by
@@ -22,6 +23,7 @@ from datetime import date
 from decimal import Decimal
 
 from services.ledger.domain.model import ZERO, Action, CogsRow
+from services.ledger.domain.recording import COGS_ACTIONS
 
 PoKey = tuple[str, str]
 """(po, lic)"""
@@ -133,11 +135,13 @@ def update_order(before: PurchaseOrder | None, update: PoUpdate) -> tuple[Purcha
 
 
 def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) -> list[CogsRow]:
-    """R16: one entry per usage whose booked COGS differs from quantity × actual cost."""
+    """R16: one entry per COGS usage whose booked COGS differs from quantity × actual cost."""
     actual = order.act_unit_cost
     assert actual is not None
     entries = []
     for row in usage:
+        if row.source not in COGS_ACTIONS:
+            continue
         amount = row.quantity * actual - row.booked
         if amount == 0:
             continue

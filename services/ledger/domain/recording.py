@@ -7,8 +7,11 @@ Policies:
 - Shipments, vendor returns, losses and negative counts are usage (+); customer returns and
   positive counts or losses reverse usage (−); stock added beyond any lot is negative usage
   without a lot (R12), and taking that stock out again is usage without a lot.
-- Every usage record has one COGS entry at the cost it was booked at: the lot's actual unit
-  cost once its PO closed, else the estimate the event carried (R10, R16).
+- Every usage record except a return to vendor has one COGS entry at the cost it was booked
+  at: the lot's actual unit cost once its PO closed, else the estimate the event carried (R10,
+  R16). Goods returned to the vendor were not sold: the return is usage (the stock left and the
+  history shows it, R14, R15) but a credit against purchases, so it books no COGS and a PO
+  closing does not reconcile it.
 - A lot received after its PO closed starts at the actual cost.
 - Ids are deterministic (`<event message_id>/<move index>`) so writing a batch twice is a no-op.
 """
@@ -40,6 +43,8 @@ from services.ledger.domain.model import (
 USAGE_ACTIONS: frozenset[Action] = frozenset(
     {"shipment", "vendor_return", "count", "loss", "customer_return"}
 )
+COGS_ACTIONS: frozenset[Action] = USAGE_ACTIONS - {"vendor_return"}
+"""Usage that is a cost of goods sold (see the module policies)."""
 _INTO_STOCK: frozenset[Action] = frozenset({"receipt", "beginning_balance", "customer_return"})
 _OUT_OF_STOCK: frozenset[Action] = frozenset({"shipment", "vendor_return"})
 _ALLOCATED_CHANGE: dict[Action, int] = {
@@ -177,7 +182,8 @@ class _Book:
             event_id=fact.event_id,
         )
         self.entries.usage.append(usage)
-        self.entries.cogs.append(usage_cogs(usage))
+        if fact.action in COGS_ACTIONS:
+            self.entries.cogs.append(usage_cogs(usage))
 
 
 def usage_cogs(usage: UsageRow) -> CogsRow:

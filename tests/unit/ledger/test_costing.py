@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from services.ledger.domain.costing import PurchaseOrder, apply_updates, rebooked
 from services.ledger.domain.model import Known, UsageRow
 from services.ledger.domain.recording import record
@@ -64,6 +66,28 @@ def test_closing_a_po_reconciles_every_usage_of_its_lots() -> None:
     assert [c.po for c in entries.cogs] == ["PO-1", "PO-1", "PO-1", "PO-2"]
     assert entries.actual_costs == {PO1: 12, PO2: 9}
     assert entries.orders[PO1].closed and entries.orders[PO1].closings == 1
+
+
+def test_closing_a_po_does_not_reconcile_returns_to_vendor() -> None:
+    """R14, R16: a return to vendor books no COGS, so closing its PO writes no reconciliation
+    for it (read back it has nothing booked); the lot's sales are reconciled as before."""
+    entries = record(
+        Known(),
+        [
+            receipt("L1", 10, 10),
+            act("vendor_return", move("L1", 4, 10), document="RTV-1", counterparty="Aperture"),
+            act("shipment", move("L1", 3, 10), counterparty="ACME"),
+        ],
+    )
+    # As read back: the vendor return has no COGS entry, so nothing is booked for it.
+    usage = [
+        replace(u, booked=amount)
+        for u, amount in zip(booked(entries.usage), (D(0), D(30)), strict=True)
+    ]
+
+    closed = apply_updates({}, {PO1: usage}, [po_update("PO-1", actual=12, closed=True)])
+
+    assert [(c.source, c.quantity, c.amount) for c in closed.cogs] == [("shipment", 3, 6)]
 
 
 def test_reconciled_cogs_equal_quantity_times_actual_cost() -> None:

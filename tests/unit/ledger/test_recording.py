@@ -147,6 +147,30 @@ def test_vendor_return_is_usage_and_the_serial_goes_back_to_the_vendor() -> None
     assert entries.serials[(LIC, "S1", "L1")].status == "returned_to_vendor"
 
 
+def test_vendor_return_uses_the_lot_but_books_no_cogs() -> None:
+    """R14, R15: goods returned to the vendor leave the lot (usage, used, a transaction
+    record) but were not sold: a credit against purchases, so no COGS entry; a sale in the
+    same batch still books its COGS."""
+    entries = record(
+        Known(),
+        [
+            act("vendor_return", move("L1", 2, 10), document="RTV-1", counterparty="Aperture"),
+            act("shipment", move("L1", 1, 10), document="OUT-1", counterparty="ACME"),
+        ],
+    )
+
+    assert [(u.source, u.quantity, u.total_cost) for u in entries.usage] == [
+        ("vendor_return", 2, 20),
+        ("shipment", 1, 10),
+    ]
+    assert [(c.source, c.amount) for c in entries.cogs] == [("shipment", 10)]
+    assert entries.lot_deltas == {"L1": Delta(used=D(3), allocated=D(-3))}
+    assert [(t.event_type, t.stock_change) for t in entries.transactions] == [
+        ("vendor_return", -2),
+        ("shipment", -1),
+    ]
+
+
 def test_loss_is_usage_and_removes_the_serial() -> None:
     """R11: a loss or negative count takes the named stock out of use: usage (+)."""
     entries = record(Known(), [act("loss", move("L1", -1, serial="S1"), document="ADJ-1")])
