@@ -109,7 +109,8 @@ Id = Annotated[str | None, Query(min_length=1, max_length=128)]
 def _routes(app: FastAPI) -> None:
     @app.get("/items/{lic:path}", response_model=ItemOut, responses=_NOT_FOUND, tags=["items"])
     async def get_item(lic: str, conn: Conn) -> ItemOut:
-        """An item's flags and its stock by office: on hand, allocated, available."""
+        """An item's flags and its stock by office: on hand, allocated, available (what
+        shipments can still be allocated from its lots) and unallocated (R12)."""
         return await queries.item(conn, lic)
 
     @app.get("/lots", response_model=list[LotSummary], tags=["lots"])

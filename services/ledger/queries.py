@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from services.ledger.domain.stock import StockAtOffice
 from services.ledger.domain.valuation import Figure, LotFigures, value
 from services.ledger.schemas import (
     CogsEntry,
@@ -64,26 +65,21 @@ async def item(conn: Reader, lic: str) -> ItemOut:
             raise NotFound(f"item {lic!r} is not known to the ledger")
         stock = await conn.fetch(
             """
-            SELECT office, sum(on_hand) AS on_hand, sum(allocated) AS allocated FROM (
-                SELECT office, current_qty AS on_hand, allocated_qty AS allocated
+            SELECT office, sum(in_lots) AS in_lots, sum(allocated) AS allocated,
+                   sum(unallocated) AS unallocated
+            FROM (
+                SELECT office, current_qty AS in_lots, allocated_qty AS allocated,
+                       0 AS unallocated
                 FROM lots WHERE lic = $1 AND status = 'open'
                 UNION ALL
-                SELECT office, quantity, 0 FROM unallocated WHERE lic = $1
+                SELECT office, 0, 0, quantity FROM unallocated WHERE lic = $1
             ) AS s GROUP BY office ORDER BY office
             """,
             lic,
         )
     return ItemOut(
         **_fields(row, ItemOut, skip={"stock"}),
-        stock=[
-            OfficeStock(
-                office=s["office"],
-                on_hand=s["on_hand"],
-                allocated=s["allocated"],
-                available=s["on_hand"] - s["allocated"],
-            )
-            for s in stock
-        ],
+        stock=[_office_stock(StockAtOffice(**dict(s))) for s in stock],
     )
 
 
@@ -309,6 +305,16 @@ def _valuation(row: asyncpg.Record) -> Valuation:
         current=_figure(v.current),
         allocated=_figure(v.allocated),
         available=_figure(v.available),
+    )
+
+
+def _office_stock(stock: StockAtOffice) -> OfficeStock:
+    return OfficeStock(
+        office=stock.office,
+        on_hand=stock.on_hand,
+        allocated=stock.allocated,
+        available=stock.available,
+        unallocated=stock.unallocated,
     )
 
 

@@ -26,9 +26,22 @@ class ErrorOut(Out):
 
 class OfficeStock(Out):
     office: str
-    on_hand: Num = Field(description="in every open lot at the office, plus unallocated stock")
+    on_hand: Num = Field(
+        description="physically at the office: in every open lot, plus unallocated stock"
+    )
     allocated: Num = Field(description="held for shipments not yet shipped")
-    available: Num = Field(description="on hand − allocated")
+    available: Num = Field(
+        description=(
+            "what shipments can still be allocated: in the office's open lots − allocated"
+            " (unallocated stock is not counted: allocation takes stock from lots only)"
+        )
+    )
+    unallocated: Num = Field(
+        description=(
+            "on hand but in no inventory lot (R12: a plain item adjusted up beyond what its"
+            " lots can take); counted in on_hand, not in available"
+        )
+    )
 
 
 class ItemOut(Out):

@@ -681,8 +681,9 @@ async def test_a_lot_received_after_its_po_closed_is_valued_at_the_actual_cost(
 async def test_item_stock_by_office_counts_lots_allocations_and_unallocated_stock(
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
-    """§4 items: on hand, allocated and available by office; R12 unallocated stock counts on
-    hand at its office."""
+    """§4 items: on hand, allocated and available by office. R12 unallocated stock counts on
+    hand at its office and is reported on its own, but not as available: allocation takes
+    stock from lots only, so a shipment could not get it (INSUFFICIENT_STOCK)."""
     w = Wire()
     await record(
         pool,
@@ -694,6 +695,7 @@ async def test_item_stock_by_office_counts_lots_allocations_and_unallocated_stoc
         w.allocated("BOLT", "OUT-1", [mv("L1", 3, "1")], customer="ACME", on=date(2024, 1, 2)),
         w.sale("BOLT", "OUT-2", [mv("L1", 2, "1")], customer="ACME", on=date(2024, 1, 3)),
         w.adjusted("BOLT", "ADJ-1", "count", [mv(None, 5, "1")], on=date(2024, 1, 4), office="EE"),
+        w.adjusted("BOLT", "ADJ-2", "count", [mv(None, 2, "1")], on=date(2024, 1, 5), office="ZZ"),
     )
 
     item = await get(api, "/items/BOLT")
@@ -704,12 +706,20 @@ async def test_item_stock_by_office_counts_lots_allocations_and_unallocated_stoc
         False,
     )
     assert [
-        (s["office"], D(s["on_hand"]), D(s["allocated"]), D(s["available"])) for s in item["stock"]
-    ] == [("AI", 8, 3, 5), ("EE", 9, 0, 9)]
+        (
+            s["office"],
+            D(s["on_hand"]),
+            D(s["allocated"]),
+            D(s["available"]),
+            D(s["unallocated"]),
+        )
+        for s in item["stock"]
+    ] == [("AI", 8, 3, 5, 0), ("EE", 9, 0, 4, 5), ("ZZ", 2, 0, 0, 2)]
     usage = await get(api, "/usage", lic="BOLT")
     assert [(u["lot_id"], u["source"], D(u["quantity"])) for u in usage] == [
         ("L1", "shipment", 2),
         (None, "count", -5),
+        (None, "count", -2),
     ]
 
 
@@ -739,6 +749,14 @@ async def test_lots_list_by_item_and_status(pool: asyncpg.Pool, api: httpx.Async
     assert [lot["lot_id"] for lot in everything] == ["IN-1/1", "IN-1/2"]
     assert (one["lot_id"], one["status"]) == ("IN-1/1", "closed")
     assert {lot["vendor"] for lot in everything} == {None} and one["vendor"] is None
+
+
+async def test_openapi_documents_unallocated_stock_beside_on_hand_and_available() -> None:
+    """§4: the item response's stock keeps its fields and adds unallocated (R12)."""
+    schema = create_api(lambda: None).openapi()["components"]["schemas"]["OfficeStock"]
+
+    assert {"office", "on_hand", "allocated", "available", "unallocated"} <= set(schema["required"])
+    assert "not in available" in schema["properties"]["unallocated"]["description"]
 
 
 async def test_unknown_things_answer_404_naming_them(
