@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import asyncio
+from itertools import chain
+from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from shared.config import Settings
 from shared.contracts.codec import MAX_EVENT_BYTES
 
 log = structlog.get_logger(__name__)
+
+
+async def _poll(self: Any, consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
+    """One poll of a batch subscriber, without FastStream's nap after an empty one.
+
+    FastStream 0.7's `BatchSubscriber.get_msg` sleeps `batch_timeout_ms` whenever `getmany`
+    returned nothing, and a message arriving meanwhile waits in the fetcher's buffer: on the
+    embedded broker at 10 msgs/s, produce→consume p99 was 29.6 ms with the nap and 13.8 ms
+    without (p50 8.2 / 6.8 ms), on each of the path's hops. `getmany` itself waits up to that
+    timeout for data, so polling again at once is no busy loop.
+    """
+    batches = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    return tuple(chain(*batches.values()))
+
+
+BatchSubscriber.get_msg = _poll  # type: ignore[method-assign]
 
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
