@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 
 from services.ledger.domain.stock import StockAtOffice
-from services.ledger.domain.valuation import Figure, LotFigures, value
+from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_po_line, value
 from services.ledger.schemas import (
     CogsEntry,
     ItemOut,
@@ -39,6 +39,8 @@ else:  # FastAPI resolves the dependency's annotation at runtime
     Reader = asyncpg.Connection
 
 _UNIT_COST = "coalesce(l.act_unit_cost, l.est_unit_cost)"
+# Lots in the order they were received (recorded_at: the ledger records in partition order).
+_RECEIPT_ORDER = "o.received_on, o.recorded_at, o.document, o.line_no, o.lot_id"
 
 # A serial's records with the vendor of the lot each came in.
 _SERIALS_SELECT = (
@@ -101,13 +103,20 @@ async def lots(
 async def lot(conn: Reader, lot_id: str) -> LotDetail:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(
-            """
+            f"""
             SELECT l.*, i.description, i.uom, i.serialized, i.track_mfr_lot,
-                   p.ordered_qty, p.purchased_qty
+                   p.ordered_qty, p.purchased_qty, line.lot_ids, line.received
             FROM lots AS l
             LEFT JOIN items AS i ON i.lic = l.lic
             LEFT JOIN purchase_orders AS p
                    ON l.kind = 'purchase' AND p.po = l.reference AND p.lic = l.lic
+            -- Every lot the PO line was received into, in receipt order, for this lot's share.
+            LEFT JOIN LATERAL (
+                SELECT array_agg(o.lot_id ORDER BY {_RECEIPT_ORDER}) AS lot_ids,
+                       array_agg(o.received_qty ORDER BY {_RECEIPT_ORDER}) AS received
+                FROM lots AS o
+                WHERE o.kind = 'purchase' AND o.reference = p.po AND o.lic = p.lic
+            ) AS line ON true
             WHERE l.lot_id = $1
             """,
             lot_id,
@@ -280,14 +289,15 @@ def _fields(
 
 
 def _valuation(row: asyncpg.Record) -> Valuation:
+    share = _po_share(row)
     figures = LotFigures(
         received_qty=row["received_qty"],
         used_qty=row["used_qty"],
         allocated_qty=row["allocated_qty"],
         est_unit_cost=row["est_unit_cost"],
         act_unit_cost=row["act_unit_cost"],
-        ordered_qty=row["ordered_qty"],
-        purchased_qty=row["purchased_qty"],
+        ordered_qty=share.ordered_qty,
+        purchased_qty=share.purchased_qty,
     )
     v = value(figures)
     return Valuation(
@@ -316,6 +326,15 @@ def _office_stock(stock: StockAtOffice) -> OfficeStock:
         available=stock.available,
         unallocated=stock.unallocated,
     )
+
+
+def _po_share(row: asyncpg.Record) -> PoShare:
+    """The lot's share of its PO line's ordered and purchased quantities (R7)."""
+    lot_ids: list[str] | None = row["lot_ids"]
+    if not lot_ids:  # no PO update names the lot's line (or not a purchase lot)
+        return PoShare(row["ordered_qty"], row["purchased_qty"])
+    shares = share_po_line(row["ordered_qty"], row["purchased_qty"], row["received"])
+    return shares[lot_ids.index(row["lot_id"])]
 
 
 def _figure(f: Figure) -> FigureOut:

@@ -84,8 +84,14 @@ class Valuation(Out):
     est_unit_cost: Num
     act_unit_cost: Num | None
     cost_is_final: bool = Field(description="the PO closed with an actual unit cost")
-    ordered: Figure | None = Field(description="from the PO; null until a PO update names it")
-    purchased: Figure
+    ordered: Figure | None = Field(
+        description=(
+            "this lot's share of its PO line's ordered quantity (a line received in several"
+            " lots is shared in receipt order, each lot up to what it received, the latest"
+            " taking the rest, so the lots add up to the line); null until a PO update names it"
+        )
+    )
+    purchased: Figure = Field(description="this lot's share of the PO line's purchased quantity")
     purchased_remaining: Figure | None = Field(description="ordered − purchased")
     received: Figure
     received_remaining: Figure | None = Field(description="ordered − received")

@@ -63,13 +63,15 @@ class Wire:
         on: date,
         office: str = "AI",
         vendor: str | None = None,
+        shipment: str | None = None,
+        line_no: int = 1,
     ) -> e.StockReceived:
         return e.StockReceived(
             message_id=self._id("received"),
             command_id="c",
             lic=lic,
-            shipment_id=f"IN-{po}",
-            line_no=1,
+            shipment_id=shipment or f"IN-{po}",
+            line_no=line_no,
             lot_id=lot_id,
             office=office,
             kind="purchase",
@@ -517,6 +519,56 @@ def _figures(valuation: dict[str, Any]) -> dict[str, tuple[str, str] | None]:
         else (plain(valuation[n]["quantity"]), plain(valuation[n]["value"]))
         for n in names
     }
+
+
+async def test_a_po_line_received_in_two_lots_is_shared_between_them(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R7: PO-8 ordered 10 and purchased 10, received 6 (IN-1) then 4 (IN-2): each lot shows
+    its own share of the line, so ordered, purchased and accrued add up to the PO's (accrued 0
+    each, not −4 and −6). Before the second receipt the one lot carries the whole line (4 still
+    to be received). Another PO line's lot and another item's lot of PO-8 are not mixed in."""
+    w = Wire()
+
+    def receive(lot_id: str, qty: int, on: date, shipment: str, lic: str = "BOLT") -> e.Event:
+        moves = [mv(lot_id, qty, "10")]
+        return w.received(lic, lot_id, qty, "10", moves, po="PO-8", on=on, shipment=shipment)
+
+    await record(
+        pool,
+        w.item("BOLT"),
+        w.item("NUT"),
+        receive("L-A", 6, date(2024, 3, 1), "IN-1"),
+        receive("L-N", 5, date(2024, 3, 1), "IN-1", lic="NUT"),
+        w.received("BOLT", "L-X", 2, "10", [mv("L-X", 2, "10")], po="PO-9", on=date(2024, 3, 1)),
+    )
+    await record_costs(
+        pool,
+        w.po("PO-8", "BOLT", ordered_quantity=D(10), purchased_quantity=D(10)),
+        w.po("PO-8", "NUT", ordered_quantity=D(5), purchased_quantity=D(5)),
+        w.po("PO-9", "BOLT", ordered_quantity=D(2), purchased_quantity=D(0)),
+    )
+
+    alone = _figures((await get(api, "/lots/L-A"))["valuation"])
+    assert (alone["ordered"], alone["purchased"], alone["accrued"]) == (
+        ("10", "100"),
+        ("10", "100"),
+        ("-4", "-40"),
+    )
+    assert alone["received_remaining"] == ("4", "40")
+
+    await record(pool, receive("L-B", 4, date(2024, 3, 5), "IN-2"))
+
+    lots = [_figures((await get(api, f"/lots/{lot}"))["valuation"]) for lot in ("L-A", "L-B")]
+    assert [(v["ordered"], v["purchased"], v["received"], v["accrued"]) for v in lots] == [
+        (("6", "60"), ("6", "60"), ("6", "60"), ("0", "0")),
+        (("4", "40"), ("4", "40"), ("4", "40"), ("0", "0")),
+    ]
+    assert [v["received_remaining"] for v in lots] == [("0", "0"), ("0", "0")]
+    other = _figures((await get(api, "/lots/L-X"))["valuation"])
+    nut = _figures((await get(api, "/lots/L-N"))["valuation"])
+    assert (other["ordered"], other["accrued"]) == (("2", "20"), ("2", "20"))
+    assert (nut["ordered"], nut["accrued"]) == (("5", "50"), ("0", "0"))
 
 
 async def test_po_close_reconciles_cogs_exactly_once_and_later_usage_costs_actual(

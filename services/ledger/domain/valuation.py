@@ -8,10 +8,19 @@ closed, else the estimate):
 - accrued = received − purchased; current = received − used.
 
 Ordered is unknown (None) until a `PurchaseOrderUpdated` names it; purchased is 0 until then.
+
+A PO line received in several shipments (or several lines of one) has several purchase lots,
+but `PurchaseOrderUpdated` gives ordered and purchased for the whole line. The seed shows them
+"of the inventory lot", and a lot's accrued inventory is its own received − purchased, so each
+lot shows its share (`share_po_line`): in receipt order, each lot takes what it received out of
+what is left of the line, and the latest lot takes all that is left (what is still to be
+received or was invoiced ahead of receipt). A line received in one lot shows the whole line, and
+the lots' ordered, purchased and accrued always add up to the line's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -48,6 +57,37 @@ class LotFigures:
             used_qty=self.used_qty + delta.used,
             allocated_qty=self.allocated_qty + delta.allocated,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PoShare:
+    """One lot's share of its PO line's ordered and purchased quantities (None: not known)."""
+
+    ordered_qty: Decimal | None
+    purchased_qty: Decimal | None
+
+
+def share_po_line(
+    ordered: Decimal | None, purchased: Decimal | None, received: Sequence[Decimal]
+) -> list[PoShare]:
+    """Each lot's share of a PO line, `received` being the line's lots' received quantities in
+    receipt order (see the module docstring)."""
+    return [
+        PoShare(o, p)
+        for o, p in zip(_share(ordered, received), _share(purchased, received), strict=True)
+    ]
+
+
+def _share(total: Decimal | None, received: Sequence[Decimal]) -> list[Decimal | None]:
+    if total is None:
+        return [None] * len(received)
+    shares: list[Decimal | None] = []
+    left = total
+    for n, quantity in enumerate(received, 1):
+        share = left if n == len(received) else max(ZERO, min(quantity, left))
+        shares.append(share)
+        left -= share
+    return shares
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from services.ledger.domain.model import Known
 from services.ledger.domain.recording import record
-from services.ledger.domain.valuation import Figure, LotFigures, value
+from services.ledger.domain.valuation import (
+    Figure,
+    LotFigures,
+    Valuation,
+    share_po_line,
+    value,
+)
 from tests.unit.ledger.builders import D, act, move, receipt
 
 SEED_SERIALS = ("134593568", "200937842")
@@ -113,3 +124,86 @@ def test_ordered_is_unknown_until_a_po_update_names_it() -> None:
 
     assert v.ordered is None and v.purchased_remaining is None and v.received_remaining is None
     assert v.accrued == Figure(D(3), D(15))
+
+
+# -- one PO line received into several lots ---------------------------------------------------
+
+
+def _lot_values(ordered: int, purchased: int, received: list[int]) -> list[Valuation]:
+    shares = share_po_line(D(ordered), D(purchased), [D(q) for q in received])
+    return [
+        value(
+            LotFigures(
+                received_qty=D(q),
+                est_unit_cost=D(10),
+                ordered_qty=s.ordered_qty,
+                purchased_qty=s.purchased_qty,
+            )
+        )
+        for q, s in zip(received, shares, strict=True)
+    ]
+
+
+def test_a_po_line_received_in_two_lots_is_shared_so_each_lot_reconciles() -> None:
+    """R7: PO ordered 10, purchased 10, received 6 then 4: each lot shows its own part of the
+    line (6 and 4), accrued 0 each, not the whole line's 10 (which made accrued −4 and −6)."""
+    first, second = _lot_values(10, 10, [6, 4])
+
+    assert (first.ordered, first.purchased) == (Figure(D(6), D(60)), Figure(D(6), D(60)))
+    assert (second.ordered, second.purchased) == (Figure(D(4), D(40)), Figure(D(4), D(40)))
+    assert first.accrued == second.accrued == Figure(D(0), D(0))
+    assert first.received_remaining == second.received_remaining == Figure(D(0), D(0))
+    assert first.purchased_remaining == second.purchased_remaining == Figure(D(0), D(0))
+
+
+def test_the_latest_lot_carries_what_is_still_to_be_received() -> None:
+    """R7: ordered 10, purchased 10, received 3 and 3 so far: the first lot is covered by what
+    it received; the latest shows the 4 still due (received remaining) and purchased ahead of
+    receipt (accrued −4). A line received in one lot shows the whole line."""
+    first, latest = _lot_values(10, 10, [3, 3])
+    (only,) = _lot_values(10, 10, [6])
+
+    assert (first.ordered, first.accrued) == (Figure(D(3), D(30)), Figure(D(0), D(0)))
+    assert latest.ordered == Figure(D(7), D(70))
+    assert latest.received_remaining == Figure(D(4), D(40))
+    assert latest.accrued == Figure(D(-4), D(-40))
+    assert (only.ordered, only.accrued) == (Figure(D(10), D(100)), Figure(D(-4), D(-40)))
+
+
+def test_received_beyond_the_order_is_accrued_on_the_later_lots() -> None:
+    """R7: ordered and purchased 8, received 6 and 4: the second lot shows the 2 that were
+    ordered and 2 received beyond the order (received remaining −2, accrued 2)."""
+    first, second = _lot_values(8, 8, [6, 4])
+
+    assert (first.ordered, first.accrued) == (Figure(D(6), D(60)), Figure(D(0), D(0)))
+    assert (second.ordered, second.purchased) == (Figure(D(2), D(20)), Figure(D(2), D(20)))
+    assert second.received_remaining == Figure(D(-2), D(-20))
+    assert second.accrued == Figure(D(2), D(20))
+
+
+def test_an_unknown_ordered_quantity_stays_unknown_on_every_lot() -> None:
+    """R7: until a PO update names ordered, no lot shows it; purchased 0 is shared as 0."""
+    shares = share_po_line(None, D(0), [D(6), D(4)])
+
+    assert [(s.ordered_qty, s.purchased_qty) for s in shares] == [(None, 0), (None, 0)]
+
+
+quantities = st.integers(min_value=0, max_value=50).map(D)
+
+
+@settings(max_examples=200, deadline=None)
+@given(quantities, quantities, st.lists(st.integers(min_value=1, max_value=20).map(D), min_size=1))
+def test_the_lots_of_a_po_line_always_add_up_to_the_line(
+    ordered: Decimal, purchased: Decimal, received: list[Decimal]
+) -> None:
+    """R7: shared in receipt order, the lots' ordered, purchased and accrued add up to the
+    line's; no lot but the latest shows more than it received; none shows less than 0."""
+    shares = share_po_line(ordered, purchased, received)
+
+    assert sum(s.ordered_qty or 0 for s in shares) == ordered
+    assert sum(s.purchased_qty or 0 for s in shares) == purchased
+    accrued = sum(q - (s.purchased_qty or 0) for q, s in zip(received, shares, strict=True))
+    assert accrued == sum(received) - purchased
+    for q, s in zip(received[:-1], shares[:-1], strict=True):
+        assert 0 <= (s.ordered_qty or 0) <= q and 0 <= (s.purchased_qty or 0) <= q
+    assert (shares[-1].ordered_qty or 0) >= 0
