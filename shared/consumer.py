@@ -4,7 +4,11 @@ For each batch FastStream hands us, in ONE Postgres transaction:
   1. fence: store the partitions' next offsets, only if our assignment epoch is still current;
   2. inbox: record the batch's message ids and keep only those never processed;
   3. call the service's handler (state changes + outbox rows);
-  4. bytes that are not a message go to the dead-letter topic through the same outbox.
+  4. bytes that are not a message go to the dead-letter topic through the same outbox; a
+     document that fails its schema but names its type and ids is also answered with its
+     refusal (the route's `refuse` hook), once: its message id goes into the inbox too.
+An upstream message without `occurred_at` takes its Kafka record's timestamp, so a replay
+decides the same way as the first delivery.
 Then wake the outbox relay. Offsets go to Kafka about once a second, off the hot path: only a
 hint for lag monitoring, since on assignment we seek to the offsets stored in Postgres.
 
@@ -24,7 +28,8 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, Union, cast
 
 import asyncpg
@@ -35,11 +40,14 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import Counter, Histogram
 from pydantic import TypeAdapter
+from pydantic_core import ErrorDetails
 
 from shared.config import Settings
 from shared.contracts.codec import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, InvalidMessage, decode
+from shared.contracts.invalid import Refuser, problems
+from shared.contracts.types import normalize_identifier
 from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS
-from shared.outbox import TYPE_HEADER, Outbox, OutboxRelay, channel_for, write_outbox
+from shared.outbox import TYPE_HEADER, Outbox, OutboxRelay, OutboxRow, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -115,6 +123,21 @@ class Route(Generic[T]):
     accepts: frozenset[str] | None = None
     on_assign: Callable[[], None] | None = None
     payload_doc: Any = None
+    # Answers a document that failed validation but is identifiable (see shared.contracts.invalid):
+    # called only on that path, never for bytes that are not a JSON object; its refusals are
+    # written with the dead letter. None: dead letter only.
+    refuse: Refuser | None = None
+
+
+@dataclass
+class _Dead:
+    """A record bound for the dead-letter topic, and the refusal that answers it, if any."""
+
+    record: ConsumerRecord
+    reason: str
+    message_id: str | None = None  # set with `refusals`: the inbox key of the answered message
+    refusals: list[OutboxRow] = field(default_factory=list)
+    fresh: bool = False  # the message id was new to the inbox: the refusal goes out
 
 
 class TransactionalConsumer:
@@ -370,36 +393,53 @@ class TransactionalConsumer:
                     raise Fenced() from exc
 
     async def _commit_unit(self, records: list[ConsumerRecord], poison: str | None) -> None:
-        """One transaction: fence + offsets, inbox, each topic's handler, dead letters, outbox."""
+        """One transaction: fence + offsets, inbox, each topic's handler, dead letters (with the
+        refusals answering identifiable documents), outbox."""
         outbox = Outbox()
-        valid: list[tuple[Route[Any], Inbound[Any]]] = []
+        # In record order, what takes an inbox row: a valid message, or a refused document.
+        keyed: list[tuple[str, str, tuple[Route[Any], Inbound[Any]] | _Dead]] = []
+        dead: list[_Dead] = []
         passed_over = 0
         for record in records:
             if poison is not None:
-                self._dead_letter(outbox, record, poison)
+                dead.append(_Dead(record, poison))
                 continue
             if not self._wanted(record):
                 passed_over += 1
                 continue
             route = self._routes[record.topic]
+            own = self._own[record.topic]
             try:
                 message = decode(
                     route.adapter,
                     record.value or b"",
                     max_bytes=self._max_bytes[record.topic],
-                    own=self._own[record.topic],
+                    own=own,
                 )
             except InvalidMessage as exc:
-                self._dead_letter(outbox, record, exc.reason)
+                entry = self._refused(route, record, exc)
+                dead.append(entry)
+                if entry.message_id is not None:
+                    keyed.append((route.name, entry.message_id, entry))
                 continue
+            if not own and "occurred_at" not in message.model_fields_set:
+                _stamp(message, record.timestamp)
             inbound = Inbound(message, record.topic, record.partition, record.offset, record.key)
-            valid.append((route, inbound))
+            keyed.append((route.name, _message_id(message), (route, inbound)))
         next_offsets = _next_offsets(records)
+        valid = sum(not isinstance(k[2], _Dead) for k in keyed)
         new: list[tuple[Route[Any], Inbound[Any]]] = []
         committed: list[Callable[[], None]] = []
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
-            new = await self._fence_and_dedupe(conn, next_offsets, valid)
+            fresh = await self._fence_and_dedupe(conn, next_offsets, keyed)
+            for (_, _, unit), is_new in zip(keyed, fresh, strict=True):
+                if isinstance(unit, _Dead):
+                    unit.fresh = is_new
+                elif is_new:
+                    new.append(unit)
+            for entry in dead:
+                self._dead_letter(outbox, entry)
             for route in self._routes.values():  # topics in a fixed order, each in offset order
                 mine = [inbound for r, inbound in new if r is route]
                 if mine:
@@ -419,30 +459,60 @@ class TransactionalConsumer:
         self.processed += len(records)
         BATCHES.labels(self.name).inc()
         for route in self._routes.values():
-            MESSAGES.labels(route.name, "processed").inc(sum(r is route for r, _ in new))
-            MESSAGES.labels(route.name, "duplicate").inc(
-                sum(r is route for r, _ in valid) - sum(r is route for r, _ in new)
+            processed = sum(r is route for r, _ in new)
+            received = sum(k[0] == route.name and not isinstance(k[2], _Dead) for k in keyed)
+            MESSAGES.labels(route.name, "processed").inc(processed)
+            MESSAGES.labels(route.name, "duplicate").inc(received - processed)
+            MESSAGES.labels(route.name, "refused").inc(
+                sum(d.fresh and d.record.topic == route.topic for d in dead)
             )
         MESSAGES.labels(self.name, "passed_over").inc(passed_over)
-        MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - len(valid) - passed_over)
+        MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - valid - passed_over)
+
+    def _refused(self, route: Route[Any], record: ConsumerRecord, exc: InvalidMessage) -> _Dead:
+        """The dead letter for an invalid record and, when the route's hook can answer the
+        document, its refusals. Building them never stops the partition: if the hook (or
+        encoding what it built) fails, the record is dead-lettered only."""
+        entry = _Dead(record, exc.reason)
+        if route.refuse is None or exc.document is None or exc.error is None:
+            return entry
+        try:
+            answers = route.refuse(exc.document, exc.error.errors(include_url=False))
+            if not answers:
+                return entry
+            message_id = normalize_identifier(exc.document["message_id"])
+            rows = Outbox()
+            for topic, key, message in answers:
+                rows.emit(topic, key, message)
+        except Exception:
+            log.exception(
+                "consumer.refusal_failed",
+                consumer=route.name,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+            return entry
+        entry.message_id, entry.refusals = message_id, rows.rows
+        return entry
 
     async def _fence_and_dedupe(
         self,
         conn: asyncpg.Connection,
         next_offsets: dict[tuple[str, int], int],
-        valid: list[tuple[Route[Any], Inbound[Any]]],
-    ) -> list[tuple[Route[Any], Inbound[Any]]]:
+        keyed: Sequence[tuple[str, str, object]],
+    ) -> list[bool]:
         """One round trip: store the partitions' next offsets if our epochs are still current
-        (else Fenced: the transaction is rolled back) and record the batch's message ids in the
-        inbox, per topic; returns the messages never processed before (a repeat inside the
-        batch too)."""
+        (else Fenced: the transaction is rolled back) and record the batch's message ids
+        (`keyed`: route name, message id, …) in the inbox, per topic; returns, per entry, whether
+        its id was never processed before (the first of a repeat inside the batch is new)."""
         keys = list(next_offsets)
         try:
             epochs = [self._epochs[k] for k in keys]
         except KeyError:
             raise Fenced() from None
-        names = [route.name for route, _ in valid]
-        ids = [_message_id(inbound.message) for _, inbound in valid]
+        names = [name for name, _, _ in keyed]
+        ids = [message_id for _, message_id, _ in keyed]
         row = await conn.fetchrow(
             "WITH fence AS ("
             "  UPDATE consumer_offsets AS o SET next_offset = v.next_offset"
@@ -470,13 +540,22 @@ class TransactionalConsumer:
             raise Fenced()
         fresh = set(zip(row["consumers"], row["ids"], strict=True))
         result = []
-        for entry, name, message_id in zip(valid, names, ids, strict=True):
-            if (name, message_id) in fresh:
-                fresh.discard((name, message_id))  # a repeat inside the batch is one too
-                result.append(entry)
+        for name, message_id in zip(names, ids, strict=True):
+            key = (name, message_id)
+            result.append(key in fresh)
+            fresh.discard(key)  # a repeat inside the batch is one too
         return result
 
-    def _dead_letter(self, outbox: Outbox, record: ConsumerRecord, reason: str) -> None:
+    def _dead_letter(self, outbox: Outbox, entry: _Dead) -> None:
+        record, reason = entry.record, entry.reason
+        answered = None
+        if entry.refusals:
+            answered = "already answered (message_id seen before)"
+            if entry.fresh:
+                outbox.rows.extend(entry.refusals)
+                answered = ",".join(
+                    r.headers.get(TYPE_HEADER, "") for r in entry.refusals if r.headers
+                )
         log.warning(
             "consumer.dead_letter",
             consumer=self.name,
@@ -484,6 +563,7 @@ class TransactionalConsumer:
             partition=record.partition,
             offset=record.offset,
             reason=reason[:500],
+            answered=answered,
         )
         headers = {
             "error": reason[:2000],
@@ -494,12 +574,50 @@ class TransactionalConsumer:
             if record.topic in self._routes
             else self.name,
         }
+        if answered is not None:
+            headers["answered"] = answered
         for name, value in record.headers or ():
             headers.setdefault(f"original_{name}", value.decode("utf-8", "replace"))
         # Headers are stored as jsonb, which has no NUL: one in an upstream header would fail
         # the dead letter itself and stall the partition.
         headers = {_no_nul(k): _no_nul(v) for k, v in headers.items()}
         outbox.emit_raw(self._settings.topics.dlq, record.key, record.value or b"", headers)
+
+
+def unanswered(kind: str, *ids: str) -> Refuser:
+    """The hook for a document kind the contract gives no answer topic (`PurchaseOrderUpdated`):
+    dead letter only, plus a structured warning naming the document and what is wrong with it."""
+
+    def refuse(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> None:
+        if raw.get("type") != kind:
+            return None
+        found = problems(raw, errors)
+        log.warning(
+            "consumer.invalid_document_unanswered",
+            type=kind,
+            message_id=str(raw.get("message_id"))[:200],
+            **{name: str(raw.get(name))[:200] for name in ids},
+            problems=[
+                {"reason_code": p.reason_code.value, "reason": p.reason, "offending": p.offending}
+                for p in found[:20]
+            ],
+        )
+        return None
+
+    return refuse
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _stamp(message: Any, timestamp_ms: int | None) -> None:
+    """Give an upstream message that left out `occurred_at` its Kafka record's timestamp: the
+    same on every redelivery, unlike the consumer's clock. A record without one (-1) keeps the
+    reading time. Written in place (the models are frozen, and validating again costs)."""
+    if timestamp_ms is None or timestamp_ms <= 0:
+        return
+    message.__dict__["occurred_at"] = _EPOCH + timedelta(milliseconds=timestamp_ms)
+    message.__pydantic_fields_set__.add("occurred_at")
 
 
 def _no_nul(text: str) -> str:

@@ -26,6 +26,7 @@ from pydantic import TypeAdapter
 from shared import db
 from shared.config import Settings
 from shared.consumer import Handler, Route, TransactionalConsumer, UnitOfWork
+from shared.contracts.invalid import Refuser
 from shared.kafka import ensure_topics, make_producer, wait_for_broker
 from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
 
@@ -137,12 +138,15 @@ class ServiceRuntime:
         description: str = "",
         accepts: Collection[str] | None = None,
         on_assign: Callable[[], None] | None = None,
+        refuse: Refuser | None = None,
     ) -> None:
         """Declare a topic this service reads; one consumer serves every declared topic.
 
         `name` keys the topic's inbox and stored offsets; `accepts`: the message types the
         handler reads (others are passed over unparsed); `on_assign`: called whenever some of
-        the topic's partitions are assigned, before their stored offsets are read.
+        the topic's partitions are assigned, before their stored offsets are read; `refuse`:
+        answers a document that fails validation but names its type and ids (it is also
+        dead-lettered).
         """
         self.routes.append(
             Route(
@@ -153,6 +157,7 @@ class ServiceRuntime:
                 accepts=frozenset(accepts) if accepts is not None else None,
                 on_assign=on_assign,
                 payload_doc=payload_doc,
+                refuse=refuse,
             )
         )
         if description:

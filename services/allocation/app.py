@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from services.allocation import translate
 from services.allocation.service import AllocationService
 from shared.config import Settings
 from shared.contracts.commands import Command
@@ -35,6 +36,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(ItemMessage),
         handler=service.rekey_items,
         payload_doc=UpsertItem,
+        refuse=translate.refuse_upstream(topics.events),
         description="Upstream item master data, re-keyed by LIC into inventory.commands.",
     )
     runtime.consume(
@@ -43,6 +45,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(AdjustmentMessage),
         handler=service.rekey_adjustments,
         payload_doc=AdjustInventory,
+        refuse=translate.refuse_upstream(topics.events),
         description="Upstream inventory adjustments, re-keyed by LIC into inventory.commands.",
     )
     return runtime

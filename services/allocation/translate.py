@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import singledispatch
 from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, TypeAdapter
+from pydantic_core import ErrorDetails
 
 from services.allocation.domain import model as d
 from shared.contracts import commands as c
 from shared.contracts import events as e
+from shared.contracts import invalid
 from shared.contracts import upstream as u
 from shared.contracts.trusted import movement, trusted
 from shared.contracts.types import Identifier, Text
+from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 
 
@@ -343,3 +346,64 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                 },
             )
     raise TypeError(f"no wire event for {type(event).__name__}")
+
+
+# -- invalid upstream documents (the intake's refusals) --------------------------------------
+
+
+def invalid_adjustment(
+    raw: dict[str, Any], errors: Sequence[ErrorDetails]
+) -> e.CommandRejected | None:
+    """The refusal of an `AdjustInventory` that failed the contract's validation but names its
+    ids: a `CommandRejected` with the ids the intake's other refusals carry (a bad serial span,
+    service.py), the first validation error's reason code and offending value, its reason naming
+    the others. None when it cannot be answered (ids missing or invalid)."""
+    if raw.get("type") != "AdjustInventory":
+        return None
+    ids = invalid.identifiers(raw, "message_id", "adjustment_id", "lic")
+    if ids is None:
+        return None
+    message_id, adjustment_id, lic = ids
+    return _rejected(namespaced("adjustment", message_id), raw, errors, lic, adjustment_id)
+
+
+def invalid_item(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> e.CommandRejected | None:
+    """The refusal of an `UpsertItem` that failed the contract's validation but names its
+    `lic`: as `invalid_adjustment`, with the command id its command would have had."""
+    if raw.get("type") != "UpsertItem":
+        return None
+    ids = invalid.identifiers(raw, "message_id", "lic")
+    if ids is None:
+        return None
+    message_id, lic = ids
+    return _rejected(namespaced("item", message_id), raw, errors, lic, None)
+
+
+def _rejected(
+    command_id: str,
+    raw: dict[str, Any],
+    errors: Sequence[ErrorDetails],
+    lic: str,
+    adjustment_id: str | None,
+) -> e.CommandRejected:
+    first = invalid.summary(invalid.problems(raw, errors))
+    return e.CommandRejected(
+        message_id=derived_id(command_id, "rejected"),
+        lic=lic,
+        command_id=command_id,
+        command_type=str(raw["type"]),
+        adjustment_id=adjustment_id,
+        reason_code=first.reason_code,
+        reason=first.reason,
+        offending=first.offending,
+    )
+
+
+def refuse_upstream(events_topic: str) -> invalid.Refuser:
+    """The intake's hook for items and adjustments: the refusal on `events_topic`, key LIC."""
+
+    def refuse(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> list[invalid.Refusal] | None:
+        rejected = invalid_adjustment(raw, errors) or invalid_item(raw, errors)
+        return None if rejected is None else [(events_topic, rejected.lic, rejected)]
+
+    return refuse

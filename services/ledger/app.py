@@ -21,6 +21,7 @@ from services.ledger import service
 from services.ledger.api import Lifespan, create_api
 from shared import logs
 from shared.config import Settings, from_env
+from shared.consumer import unanswered
 from shared.contracts.events import InventoryEvent
 from shared.contracts.upstream import CostMessage, PurchaseOrderUpdated
 from shared.service import ServiceRuntime, tune_gc
@@ -48,6 +49,8 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(CostMessage),
         handler=service.record_costs,
         payload_doc=PurchaseOrderUpdated,
+        # The contract has no answer topic for cost updates: dead letter plus a warning.
+        refuse=unanswered("PurchaseOrderUpdated", "po", "lic"),
         description="PO quantities and actual costs; a close reconciles COGS exactly once.",
     )
     return runtime

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from services.receiving import translate
 from services.receiving.service import ReceivingService
 from shared.config import Settings
 from shared.contracts.events import InventoryEvent
@@ -26,6 +27,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(ReceiptMessage),
         handler=service.receive_documents,
         payload_doc=ShipmentReceived,
+        refuse=translate.refuse_receipts(topics.status),
         description="Whole receipts (purchase, production, customer return): checked line by "
         "line, refused as a whole or split into per-LIC commands.",
     )

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from typing import Any
+
+from pydantic_core import ErrorDetails
 
 from services.receiving import domain as d
 from shared.contracts import commands as c
 from shared.contracts import events as e
+from shared.contracts import invalid
 from shared.contracts import status as s
 from shared.contracts import upstream as u
 from shared.contracts.codec import encode
+from shared.ids import derived_id
 
 _MAX_TEXT = 1_900
 
@@ -202,3 +207,36 @@ def safe_text(value: str) -> str:
             out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
     text = "".join(out)
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+
+
+# --- invalid documents ------------------------------------------------------------------------
+
+
+def invalid_receipt(
+    raw: dict[str, Any], errors: Sequence[ErrorDetails]
+) -> s.ReceiptRejected | None:
+    """The refusal of a receipt that failed the contract's validation but names its ids: every
+    validation error as a problem (reason code, field path, offending value, line number and
+    LIC of its line). None when it cannot be answered (not a receipt, ids missing or invalid).
+    Its id is the one a whole-document refusal takes (a message id is answered once)."""
+    if raw.get("type") != "ShipmentReceived":
+        return None
+    ids = invalid.identifiers(raw, "message_id", "shipment_id")
+    if ids is None:
+        return None
+    message_id, shipment_id = ids
+    return s.ReceiptRejected(
+        message_id=derived_id(message_id, "rejected"),
+        shipment_id=shipment_id,
+        problems=[p.line_problem() for p in invalid.problems(raw, errors)],
+    )
+
+
+def refuse_receipts(status_topic: str) -> invalid.Refuser:
+    """The consumer's hook: an invalid receipt's `ReceiptRejected` on `status_topic`."""
+
+    def refuse(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> list[invalid.Refusal] | None:
+        rejected = invalid_receipt(raw, errors)
+        return None if rejected is None else [(status_topic, rejected.shipment_id, rejected)]
+
+    return refuse

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
+from services.shipping import translate
 from services.shipping.service import ShippingService
 from shared.config import Settings
 from shared.contracts.events import InventoryEvent
@@ -26,6 +27,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(ShipmentMessage),
         handler=service.handle_documents,
         payload_doc=ShipmentMessage,
+        refuse=translate.refuse_shipment_messages(topics.status),
         description="Shipment requests, picks updates, ship requests and cancellations: the "
         "lifecycle requested → allocated → shipped, or cancelled.",
     )

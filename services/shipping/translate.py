@@ -4,15 +4,20 @@ per-LIC commands and shipment statuses out."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 from functools import singledispatch
 from typing import Any
+
+from pydantic_core import ErrorDetails
 
 from services.shipping import model
 from shared.contracts import commands as c
 from shared.contracts import events as e
+from shared.contracts import invalid
 from shared.contracts import status as s
 from shared.contracts import upstream as u
 from shared.contracts.trusted import movement, trusted
+from shared.ids import derived_id
 from shared.movements import moved
 
 _MAX_TEXT = 1_900
@@ -236,3 +241,57 @@ def safe_text(value: str) -> str:
             out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
     text = "".join(out)
     return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
+
+
+# --- invalid documents ------------------------------------------------------------------------
+
+_SHIPMENT_MESSAGES = frozenset(
+    {"ShipmentRequested", "ShipmentPicksUpdated", "ShipmentShipRequested", "ShipmentCancelled"}
+)
+
+
+def invalid_shipment_message(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> Any | None:
+    """The refusal of a shipment message that failed the contract's validation but names its
+    ids, as the lifecycle refuses that kind of message (domain.py), every validation error a
+    problem: a request or picks update → `ShipmentAllocationFailed` (its `allocated_lines` empty:
+    the refused message changed nothing), a ship request → `ShipmentShipRefused`, a cancellation
+    → `ShipmentCancelled` with `refused`. None when it cannot be answered (unknown type, ids
+    missing or invalid). Its id is the one the lifecycle's answer to the message takes."""
+    kind = raw.get("type")
+    if kind not in _SHIPMENT_MESSAGES:
+        return None
+    ids = invalid.identifiers(raw, "message_id", "shipment_id")
+    if ids is None:
+        return None
+    message_id, shipment_id = ids
+    status_id = derived_id(message_id, "status")
+    line_no = raw.get("line_no") if kind == "ShipmentPicksUpdated" else None
+    found = invalid.problems(raw, errors, line_no=line_no)
+    if kind in ("ShipmentRequested", "ShipmentPicksUpdated"):
+        return s.ShipmentAllocationFailed(
+            message_id=status_id,
+            shipment_id=shipment_id,
+            problems=[p.line_problem() for p in found],
+        )
+    first = invalid.summary(found)
+    if kind == "ShipmentShipRequested":
+        return s.ShipmentShipRefused(
+            message_id=status_id,
+            shipment_id=shipment_id,
+            reason_code=first.reason_code,
+            reason=first.reason,
+            problems=[p.line_problem() for p in found],
+        )
+    return s.ShipmentCancelledStatus(
+        message_id=status_id, shipment_id=shipment_id, refused=first.line_problem()
+    )
+
+
+def refuse_shipment_messages(status_topic: str) -> invalid.Refuser:
+    """The consumer's hook: an invalid shipment message's refusal on `status_topic`."""
+
+    def refuse(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> list[invalid.Refusal] | None:
+        refusal = invalid_shipment_message(raw, errors)
+        return None if refusal is None else [(status_topic, refusal.shipment_id, refusal)]
+
+    return refuse

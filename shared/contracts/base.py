@@ -24,4 +24,8 @@ class Message(Model):
 
     type: str
     message_id: Identifier
-    occurred_at: datetime = Field(default_factory=_now)
+    occurred_at: datetime = Field(
+        default_factory=_now,
+        description="RFC 3339. Left out of an upstream message: the Kafka record's timestamp "
+        "(set by the consumer, so a replay decides the same way).",
+    )

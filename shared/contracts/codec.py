@@ -21,11 +21,25 @@ T = TypeVar("T")
 
 
 class InvalidMessage(Exception):
-    """The bytes are not a valid message of the topic: they belong in the dead-letter topic."""
+    """The bytes are not a valid message of the topic: they belong in the dead-letter topic.
 
-    def __init__(self, reason: str) -> None:
+    When the bytes were a JSON object that failed the topic's schema, `document` holds that
+    object and `error` pydantic's account of what failed: enough for a service to answer an
+    identifiable document with its refusal. Both are None when the bytes are not a message at
+    all (not UTF-8, not JSON, not an object) or came from one of lotline's own topics.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        document: dict[str, Any] | None = None,
+        error: ValidationError | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.document = document
+        self.error = error
 
 
 def _no_constants(name: str) -> Any:
@@ -84,7 +98,7 @@ def decode(
     try:
         return adapter.validate_python(document)
     except ValidationError as exc:
-        raise InvalidMessage(_summarize(exc)) from None
+        raise InvalidMessage(_summarize(exc), document=document, error=exc) from None
 
 
 def _summarize(exc: ValidationError) -> str:

@@ -1,6 +1,7 @@
 """Bad input gets a clear answer and loses nothing (DESIGN.md §6): on every upstream topic, bytes
 that are not JSON, a message of the wrong schema and a NaN quantity go to `inventory.dlq` with
-the reason and their source in headers, and the next good message is processed."""
+the reason and their source in headers, and the next good message is processed; a document that
+fails validation but names its type and ids is also answered with its refusal."""
 
 from __future__ import annotations
 
@@ -171,3 +172,90 @@ async def _eventually_in_inbox(conn: asyncpg.Connection, schema: str, message_id
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{schema} never processed {message_id}")
+
+
+async def test_identifiable_invalid_documents_are_answered_and_dead_lettered(
+    running: LotlineEnv,
+) -> None:
+    """A receipt with a line quantity of 0 is refused on `inventory.status` (`ReceiptRejected`,
+    INVALID_QUANTITY, offending "0") and kept in `inventory.dlq`; an adjustment of 0 is refused
+    on `inventory.events` (`CommandRejected`). Through the real broker and the service processes."""
+    env = running
+    topics = env.settings.topics
+    run = uuid.uuid4().hex[:8]
+    receipt = _body(
+        "ShipmentReceived",
+        message_id=f"rcv0-{run}",
+        shipment_id=f"PO0-{run}",
+        office="AI",
+        received_on="2026-11-01",
+        lines=[
+            {"line_no": 1, "lic": f"L-{run}", "quantity": 2},
+            {"line_no": 2, "lic": f"L-{run}", "quantity": 0},
+        ],
+    )
+    adjustment = _body(
+        "AdjustInventory",
+        message_id=f"adj0-{run}",
+        adjustment_id=f"ADJ0-{run}",
+        lic=f"L-{run}",
+        office="AI",
+        kind="count",
+        quantity=0,
+    )
+    await kafka_publish_many(env.bootstrap, topics.receipts, [(f"PO0-{run}", receipt)])
+    await kafka_publish_many(env.bootstrap, topics.adjustments, [(f"ADJ0-{run}", adjustment)])
+
+    def rejected(records: list[Any]) -> list[Any]:
+        return [
+            v
+            for v in json_values(records)
+            if v.get("type") == "ReceiptRejected" and v.get("shipment_id") == f"PO0-{run}"
+        ]
+
+    statuses = await kafka_read_until(
+        env.bootstrap, topics.status, lambda rs: bool(rejected(rs)), timeout=90
+    )
+    (refusal,) = rejected(statuses)
+    (problem,) = refusal["problems"]
+    assert problem["reason_code"] == "INVALID_QUANTITY"
+    assert problem["offending"] == "0"
+    assert (problem["line_no"], problem["lic"]) == (2, f"L-{run}")
+    assert "lines[1].quantity" in problem["reason"]
+    keys = {
+        r.key
+        for r in statuses
+        if b"ReceiptRejected" in (r.value or b"") and run.encode() in (r.value or b"")
+    }
+    assert keys == {f"PO0-{run}".encode()}  # keyed by the document id
+
+    def refused_adjustment(records: list[Any]) -> list[Any]:
+        return [
+            v
+            for v in json_values(records)
+            if v.get("type") == "CommandRejected" and v.get("adjustment_id") == f"ADJ0-{run}"
+        ]
+
+    events = await kafka_read_until(
+        env.bootstrap, topics.events, lambda rs: bool(refused_adjustment(rs)), timeout=90
+    )
+    (command_rejected,) = refused_adjustment(events)
+    assert command_rejected["reason_code"] == "INVALID_QUANTITY"
+    assert command_rejected["offending"] == "0"
+    assert command_rejected["lic"] == f"L-{run}"
+
+    def dead(records: list[Any]) -> dict[str, dict[str, str]]:
+        found = {}
+        for record in records:
+            headers = {k: v.decode() for k, v in record.headers}
+            if record.value in (receipt, adjustment):
+                found[headers["source_topic"]] = headers
+        return found
+
+    letters = await kafka_read_until(
+        env.bootstrap, topics.dlq, lambda rs: len(dead(rs)) == 2, timeout=90
+    )
+    found = dead(letters)
+    assert found[topics.receipts]["answered"] == "ReceiptRejected"
+    assert found[topics.adjustments]["answered"] == "CommandRejected"
+    assert "quantity" in found[topics.receipts]["error"]

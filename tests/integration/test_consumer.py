@@ -85,10 +85,17 @@ def _consumer(
 
 
 def _record(
-    offset: int, value: bytes, partition: int = 0, kind: str | None = None, topic: str = TOPIC
+    offset: int,
+    value: bytes,
+    partition: int = 0,
+    kind: str | None = None,
+    topic: str = TOPIC,
+    timestamp: int = 0,
 ) -> ConsumerRecord[bytes, bytes]:
     headers = [("type", kind.encode())] if kind else []
-    return ConsumerRecord(topic, partition, offset, 0, 0, b"k", value, None, 1, len(value), headers)
+    return ConsumerRecord(
+        topic, partition, offset, timestamp, 0, b"k", value, None, 1, len(value), headers
+    )
 
 
 def _item(message_id: str, lic: str) -> bytes:
@@ -401,3 +408,157 @@ async def test_the_relay_marks_what_it_published_even_when_no_commit_follows(
     finally:
         await relay.stop()
         await producer.stop()
+
+
+# --- invalid but identifiable documents: refused and dead-lettered together -------------------
+
+
+def _bad_item(message_id: str, lic: str = "A") -> bytes:
+    """An identifiable UpsertItem that fails validation: a negative cost."""
+    return json.dumps(
+        {"type": "UpsertItem", "message_id": message_id, "lic": lic, "est_unit_cost": "-1"}
+    ).encode()
+
+
+def _refusing(pool: asyncpg.Pool, **options: Any) -> TransactionalConsumer:
+    from services.allocation.translate import refuse_upstream
+
+    return _consumer(pool, Recorder(), refuse=refuse_upstream("t.inventory.events"), **options)
+
+
+async def _outbox(pool: asyncpg.Pool) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
+    rows = await pool.fetch("SELECT topic, payload, headers FROM outbox ORDER BY id")
+    return [(r["topic"], _json(bytes(r["payload"])), r["headers"]) for r in rows]
+
+
+def _json(payload: bytes) -> dict[str, Any]:
+    try:
+        return cast(dict[str, Any], json.loads(payload))
+    except ValueError:
+        return {}
+
+
+async def test_an_identifiable_invalid_document_is_refused_and_dead_lettered_together(
+    pool: asyncpg.Pool,
+) -> None:
+    consumer = _refusing(pool)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently(
+        [_record(0, _bad_item("m1")), _record(1, b"{not json"), _record(2, _item("m2", "B"))]
+    )
+
+    rows = await _outbox(pool)
+    refusals = [(payload, headers) for topic, payload, headers in rows if topic.endswith("events")]
+    assert [
+        (p["type"], p["lic"], p["command_id"], p["reason_code"], p["offending"])
+        for p, _ in refusals[:1]
+    ] == [("CommandRejected", "A", "item:m1", "INVALID_QUANTITY", "-1")]
+    assert refusals[0][0]["message_id"] == "item:m1/rejected"
+    assert refusals[0][1] == {"type": "CommandRejected"}
+    dead = [(payload, headers) for topic, payload, headers in rows if topic.endswith("dlq")]
+    assert len(dead) == 2  # the refused document is dead-lettered too, the non-JSON one only
+    assert dead[0][1]["answered"] == "CommandRejected"
+    assert "est_unit_cost" in dead[0][1]["error"]
+    assert "answered" not in dead[1][1]
+    # The refused message's id is in the inbox: it has been answered.
+    assert await _rows(pool, "SELECT message_id FROM inbox ORDER BY message_id") == [
+        ("m1",),
+        ("m2",),
+    ]
+    assert await _rows(pool, "SELECT lic FROM seen") == [("B",)]
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(3,)]
+
+
+async def test_a_refusal_is_written_only_with_its_dead_letter_and_offsets(
+    pool: asyncpg.Pool,
+) -> None:
+    """One transaction: a zombie's batch leaves neither the refusal nor the dead letter."""
+    zombie = _refusing(pool)
+    await zombie.claim([TopicPartition(TOPIC, 0)])
+    await _refusing(pool).claim([TopicPartition(TOPIC, 0)])
+    with pytest.raises(Fenced):
+        await zombie._commit_unit([_record(0, _bad_item("m1"))], None)
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 0
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+
+
+async def test_a_redelivered_invalid_document_is_refused_once(pool: asyncpg.Pool) -> None:
+    consumer = _refusing(pool)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(0, _bad_item("m1"))])
+    # An upstream retry at a later offset, twice in one batch.
+    await consumer._process_resiliently(
+        [_record(1, _bad_item("m1")), _record(2, _bad_item(" m1 "))]
+    )
+    rows = await _outbox(pool)
+    assert [p["type"] for t, p, _ in rows if t.endswith("events")] == ["CommandRejected"]
+    dead = [h for t, _, h in rows if t.endswith("dlq")]
+    assert [h["source_offset"] for h in dead] == ["0", "1", "2"]  # every record reaches operators
+    assert [h["answered"] for h in dead[1:]] == ["already answered (message_id seen before)"] * 2
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(3,)]
+
+
+async def test_a_refusal_builder_that_raises_leaves_the_dead_letter_only(
+    pool: asyncpg.Pool,
+) -> None:
+    def broken(raw: dict[str, Any], errors: Any) -> Any:
+        raise RuntimeError("a bug in the builder")
+
+    consumer = _consumer(pool, Recorder(), refuse=broken)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(0, _bad_item("m1")), _record(1, _item("m2", "B"))])
+
+    rows = await _outbox(pool)
+    dead = [h for t, _, h in rows if t.endswith("dlq")]
+    assert len(dead) == 1 and "answered" not in dead[0]
+    assert [t for t, _, _ in rows if not t.endswith("dlq")] == ["events"]  # B's, nothing else
+    assert await _rows(pool, "SELECT message_id FROM inbox") == [("m2",)]
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(2,)]
+
+
+async def test_a_refusal_the_contract_cannot_carry_leaves_the_dead_letter_only(
+    pool: asyncpg.Pool,
+) -> None:
+    """A builder returning something unencodable is a bug too: dead letter, partition goes on."""
+    consumer = _consumer(pool, Recorder(), refuse=lambda raw, errors: [("x", "k", object())])
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(0, _bad_item("m1"))])
+    assert [t for t, _, _ in await _outbox(pool)] == ["t.inventory.dlq"]
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(1,)]
+
+
+# --- occurred_at: the record's timestamp when upstream leaves it out -----------------------------
+
+
+async def test_a_message_without_occurred_at_takes_its_records_timestamp(
+    pool: asyncpg.Pool,
+) -> None:
+    from datetime import UTC, datetime
+
+    seen: dict[str, datetime] = {}
+
+    class Stamps(Recorder):
+        async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+            for inbound in batch:
+                seen[inbound.message.lic] = inbound.message.occurred_at
+            await super().__call__(uow, batch)
+
+    consumer = _consumer(pool, Stamps())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    stamped = json.dumps(
+        {
+            "type": "UpsertItem",
+            "message_id": "m2",
+            "lic": "B",
+            "occurred_at": "2026-01-02T03:04:05Z",
+        }
+    ).encode()
+    ts = 1_767_225_600_123  # 2026-01-01T00:00:00.123Z
+    await consumer._process_resiliently(
+        [_record(0, _item("m1", "A"), timestamp=ts), _record(1, stamped, timestamp=ts)]
+    )
+    assert seen["A"] == datetime(2026, 1, 1, 0, 0, 0, 123000, tzinfo=UTC)
+    assert seen["B"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)  # given: kept
+    # What the handler emitted (and so every later decision) carries the record's time.
+    (payload,) = await pool.fetch("SELECT payload FROM outbox WHERE key = 'A'")
+    assert json.loads(payload["payload"])["occurred_at"] == "2026-01-01T00:00:00.123000Z"
