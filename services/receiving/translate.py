@@ -3,7 +3,6 @@ and document statuses out."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +15,8 @@ from shared.contracts import invalid
 from shared.contracts import status as s
 from shared.contracts import upstream as u
 from shared.contracts.codec import encode
+from shared.contracts.invalid import safe_text
 from shared.ids import derived_id
-
-_MAX_TEXT = 1_900
 
 
 def receipt(m: u.ShipmentReceived) -> d.Receipt:
@@ -191,22 +189,6 @@ def problem(p: d.Problem) -> s.LineProblem:
         reason=safe_text(p.reason) or p.reason_code.value,
         offending=None if p.offending is None else safe_text(p.offending),
     )
-
-
-def safe_text(value: str) -> str:
-    """Text the contract accepts: control characters (a scanner's GS, NUL) escaped, clipped.
-
-    Offending values are echoed from hostile input; they must never make the refusal itself
-    invalid.
-    """
-    out = []
-    for ch in value:
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"):
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
-    text = "".join(out)
-    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
 
 
 # --- invalid documents ------------------------------------------------------------------------

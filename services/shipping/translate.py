@@ -3,7 +3,6 @@ per-LIC commands and shipment statuses out."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Sequence
 from functools import singledispatch
 from typing import Any
@@ -16,11 +15,11 @@ from shared.contracts import events as e
 from shared.contracts import invalid
 from shared.contracts import status as s
 from shared.contracts import upstream as u
+from shared.contracts.invalid import safe_text
 from shared.contracts.trusted import movement, trusted
 from shared.ids import derived_id
 from shared.movements import moved
 
-_MAX_TEXT = 1_900
 _LINE_COMMANDS = ("AllocateLine", "ReleaseLine", "ShipLine")
 
 
@@ -229,18 +228,6 @@ def _results(lines: tuple[model.LineView, ...]) -> list[s.LineResult]:
         )
         for line in lines
     ]
-
-
-def safe_text(value: str) -> str:
-    """Text the contract accepts: control characters (a scanner's GS, NUL) escaped, clipped."""
-    out = []
-    for ch in value:
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"):
-            out.append(ch)
-        else:
-            out.append(ch.encode("unicode_escape", "backslashreplace").decode("ascii"))
-    text = "".join(out)
-    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + "…"
 
 
 # --- invalid documents ------------------------------------------------------------------------
