@@ -93,13 +93,7 @@ class Problem:
 
 def identifier(raw: dict[str, Any], field: str) -> str | None:
     """The document's id `field` as the contract normalizes it, or None if it is not one."""
-    value = raw.get(field)
-    if not isinstance(value, str):
-        return None
-    try:
-        return normalize_identifier(value)
-    except ValueError:
-        return None
+    return _valid_identifier(raw.get(field))
 
 
 def identifiers(raw: dict[str, Any], *fields: str) -> list[str] | None:
