@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from shared.contracts.base import Message, Model
 from shared.contracts.events import Movement
@@ -38,10 +38,39 @@ class ReceiptPosted(Message):
     lines: list[LineResult]
 
 
-class ReceiptRejected(Message):
+class _Refusal(Message):
+    """A document refused with one or more problems. `reason_code`, `reason` and `offending`
+    repeat the first problem (DESIGN §4: a refusal carries its reason code and a reason naming
+    the offending value), so a dashboard reads every refusal alike; `problems` has them all."""
+
+    problems: list[LineProblem]
+    reason_code: ReasonCode | None = Field(default=None, description="the first problem's code")
+    reason: Text | None = Field(default=None, description="the first problem's reason")
+    offending: Text | None = Field(default=None, description="the first problem's offending value")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_problem(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("reason_code") or not data.get("problems"):
+            return data
+        problems = data["problems"]
+        first = problems[0]
+        values = first if isinstance(first, dict) else vars(first)
+        reason = values.get("reason")
+        if reason is not None and len(problems) > 1:
+            more = len(problems) - 1
+            reason = f"{reason} (and {more} more problem{'s' if more > 1 else ''})"
+        return {
+            **data,
+            "reason_code": values.get("reason_code"),
+            "reason": reason,
+            "offending": values.get("offending"),
+        }
+
+
+class ReceiptRejected(_Refusal):
     type: Literal["ReceiptRejected"] = "ReceiptRejected"
     shipment_id: Identifier
-    problems: list[LineProblem]
     posted_lines: list[LineResult] = Field(
         default_factory=list,
         description="lines allocation accepted before another line was refused",
@@ -54,10 +83,9 @@ class ShipmentAllocated(Message):
     lines: list[LineResult]
 
 
-class ShipmentAllocationFailed(Message):
+class ShipmentAllocationFailed(_Refusal):
     type: Literal["ShipmentAllocationFailed"] = "ShipmentAllocationFailed"
     shipment_id: Identifier
-    problems: list[LineProblem]
     allocated_lines: list[LineResult] = Field(default_factory=list)
 
 

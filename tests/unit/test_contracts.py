@@ -171,3 +171,24 @@ def test_own_topics_are_validated_by_the_native_parser_with_the_event_size_limit
         decode(events, encode(event).replace(b'"quantity":"1"', b'"quantity":"NaN"'), own=True)
     with pytest.raises(InvalidMessage, match="exceeds"):
         decode(events, encode(event), own=True, max_bytes=10)
+
+
+def test_document_refusals_carry_the_first_problems_reason_code_at_the_top() -> None:
+    """DESIGN §4: a refusal carries `reason_code` and a `reason` naming the offending value;
+    a refused document repeats its first problem there (every problem stays in `problems`)."""
+    from shared.contracts.status import LineProblem, ReceiptRejected, ShipmentAllocationFailed
+
+    problems = [
+        LineProblem(line_no=2, lic="L", reason_code="LOT_REQUIRED", reason="lots?", offending="L"),
+        LineProblem(line_no=3, lic="M", reason_code="UNKNOWN_ITEM", reason="who?", offending="M"),
+    ]
+    refused = ReceiptRejected(message_id="m", shipment_id="PO-1", problems=problems)
+    assert (refused.reason_code, refused.reason, refused.offending) == (
+        "LOT_REQUIRED",
+        "lots? (and 1 more problem)",
+        "L",
+    )
+    again = ReceiptRejected.model_validate_json(refused.model_dump_json())
+    assert (again.reason, again.problems) == (refused.reason, refused.problems)
+    failed = ShipmentAllocationFailed(message_id="m", shipment_id="S-1", problems=problems[1:])
+    assert (failed.reason_code, failed.reason) == ("UNKNOWN_ITEM", "who?")
