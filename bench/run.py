@@ -54,7 +54,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default="all",
         help=f"comma-separated names or numbers of {', '.join(names)} (default: all)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results folder (default: bench/results for a full default run, bench/results/quick"
+        " with --quick, bench/results/partial when --scenarios picks some)",
+    )
     parser.add_argument(
         "--usage-rows", type=int, default=None, help="scenario 5's ledger size (usage rows)"
     )
@@ -73,6 +79,14 @@ def select(spec: str) -> list[Scenario]:
             raise SystemExit(f"lotline bench: unknown scenario {word!r}")
         chosen += [s for s in found if s not in chosen]
     return sorted(chosen, key=lambda s: s.number)
+
+
+def default_out(quick: bool, scenarios: list[Scenario]) -> Path:
+    """Where results go unless `--out` says: a quick or partial run must not overwrite the full
+    default run's results, which the README quotes."""
+    if len(scenarios) < len(registry()):
+        return RESULTS / "partial"
+    return RESULTS / "quick" if quick else RESULTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         started_at=started_at,
         seconds=time.monotonic() - started,
     )
-    json_path, md_path = report.write(document, args.out)
+    json_path, md_path = report.write(document, args.out or default_out(args.quick, scenarios))
     failed = [s.name for s in scenario_results if s.status != "ok"]
     print(
         f"lotline bench: {len(scenario_results) - len(failed)} of {len(scenario_results)}"
