@@ -14,8 +14,10 @@ both take a transaction-scoped advisory lock per LIC (bucketed, in a fixed order
 from __future__ import annotations
 
 import operator
+import re
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 
@@ -84,17 +86,26 @@ async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact])
 
 
 async def write_entries(conn: asyncpg.Connection, entries: Entries) -> None:
-    """Write one batch's rows and deltas: new rows first, then the deltas that refer to them."""
-    await _upsert_items(conn, entries)
-    await _insert(conn, "lots", _LOT_COLUMNS, entries.lots, "(lot_id)")
+    """Write one batch's rows and deltas in two round trips: the new items, lots and
+    manufacturer lots first, then everything that may refer to them (deltas, unallocated stock,
+    serials, usage, transactions, COGS). The sub-statements of one statement share a snapshot,
+    so a lot's delta cannot go with the insert of that lot."""
     mfr_lots = list(entries.mfr_lots.values())
-    await _insert(conn, "mfr_lots", _MFR_LOT_COLUMNS, mfr_lots, "(lot_id, mfr_lot)")
-    await _apply_deltas(conn, entries)
-    await _upsert_unallocated(conn, entries)
-    await _upsert_serials(conn, entries)
-    await _insert(conn, "usage", _USAGE_COLUMNS, entries.usage, "(usage_id)")
-    await _insert(conn, "transactions", _TRANSACTION_COLUMNS, entries.transactions, "(txn_id)")
-    await insert_cogs(conn, entries.cogs)
+    writes = _Writes()
+    writes.add(_items_part(entries))
+    await writes.insert(conn, "lots", _LOT_COLUMNS, entries.lots, "(lot_id)")
+    await writes.insert(conn, "mfr_lots", _MFR_LOT_COLUMNS, mfr_lots, "(lot_id, mfr_lot)")
+    await writes.run(conn)
+    for part in _delta_parts(entries):
+        writes.add(part)
+    writes.add(_unallocated_part(entries))
+    await writes.serials(conn, entries)
+    await writes.insert(conn, "usage", _USAGE_COLUMNS, entries.usage, "(usage_id)")
+    await writes.insert(
+        conn, "transactions", _TRANSACTION_COLUMNS, entries.transactions, "(txn_id)"
+    )
+    await writes.insert(conn, "cogs", _COGS_COLUMNS, entries.cogs, "(entry_key)")
+    await writes.run(conn)
 
 
 async def load_orders(
@@ -186,56 +197,127 @@ async def write_costs(conn: asyncpg.Connection, entries: CostEntries) -> None:
 
 
 async def insert_cogs(conn: asyncpg.Connection, cogs: Sequence[CogsRow]) -> None:
-    await _insert(conn, "cogs", _COGS_COLUMNS, cogs, "(entry_key)")
+    writes = _Writes()
+    await writes.insert(conn, "cogs", _COGS_COLUMNS, cogs, "(entry_key)")
+    await writes.run(conn)
 
 
 # -- statements -----------------------------------------------------------------------------
 
 
-async def _insert(
-    conn: asyncpg.Connection,
-    table: str,
-    columns: Sequence[Column],
-    rows: Sequence[object],
-    conflict: str,
-) -> None:
-    """One statement for all rows: `INSERT … SELECT FROM unnest(…)`, or for a large batch
-    (one event may move 100,000 serials) COPY into a scratch table and `INSERT … SELECT` from
-    it, which costs the client and the server less per row. Names are constants."""
-    if not rows:
-        return
-    names = _names(columns)
-    if len(rows) < COPY_MIN_ROWS:
-        await conn.execute(
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({_placeholders(columns)})"
-            f" ON CONFLICT {conflict} DO NOTHING",
-            *_arrays(rows, columns),
+Part = tuple[str, list[Any]]
+"""One sub-statement, its parameters numbered from $1, and their values."""
+
+_PARAMETER = re.compile(r"\$(\d+)")
+
+
+class _Writes:
+    """Independent writes gathered into one statement: each a sub-statement of one `WITH`, so
+    they cost one round trip. They share one snapshot: none may need what another writes, and
+    no two may touch one table. Rows of a big batch (one event may move 100,000 serials) go in
+    by COPY into a scratch table first, which costs client and server less per row."""
+
+    def __init__(self) -> None:
+        self.parts: list[Part] = []
+        self.scratch: list[str] = []
+
+    def add(self, part: Part | None) -> None:
+        if part is not None:
+            self.parts.append(part)
+
+    async def insert(
+        self,
+        conn: asyncpg.Connection,
+        table: str,
+        columns: Sequence[Column],
+        rows: Sequence[object],
+        conflict: str,
+    ) -> None:
+        """`INSERT … ON CONFLICT DO NOTHING` of `rows` (names are constants)."""
+        if not rows:
+            return
+        names = _names(columns)
+        if len(rows) < COPY_MIN_ROWS:
+            source, args = f"unnest({_placeholders(columns)})", _arrays(rows, columns)
+        else:
+            source, args = await self._copy(conn, table, columns, rows), []
+        self.parts.append(
+            (
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {source} AS s({names})"
+                f" ON CONFLICT {conflict} DO NOTHING",
+                args,
+            )
         )
-        return
-    scratch = await _copy_to_scratch(conn, table, columns, rows)
-    await conn.execute(
-        f"INSERT INTO {table} ({names}) SELECT {names} FROM {scratch}"
-        f" ON CONFLICT {conflict} DO NOTHING; DROP TABLE {scratch}"
-    )
+
+    async def serials(self, conn: asyncpg.Connection, entries: Entries) -> None:
+        rows = list(entries.serials.values())
+        if not rows:
+            return
+        names = _names(_SERIAL_COLUMNS)
+        if len(rows) < COPY_MIN_ROWS:
+            source = f"unnest({_placeholders(_SERIAL_COLUMNS)}) AS s({names})"
+            args = _arrays(rows, _SERIAL_COLUMNS)
+        else:
+            source, args = await self._copy(conn, "serials", _SERIAL_COLUMNS, rows), []
+        # A serial first inserted here was received now: its received_on is this change's date.
+        self.parts.append(
+            (
+                f"""
+                INSERT INTO serials ({names}, received_on)
+                SELECT {names}, changed_on FROM {source}
+                ON CONFLICT (lic, serial, lot_id) DO UPDATE SET
+                    mfr_lot = coalesce(excluded.mfr_lot, serials.mfr_lot),
+                    expires_on = coalesce(excluded.expires_on, serials.expires_on),
+                    status = excluded.status, document = excluded.document,
+                    line_no = excluded.line_no, counterparty = excluded.counterparty,
+                    unit_cost = excluded.unit_cost, changed_on = excluded.changed_on
+                """,
+                args,
+            )
+        )
+
+    async def run(self, conn: asyncpg.Connection) -> None:
+        """Execute what was gathered, in one statement, and start over."""
+        parts, self.parts = self.parts, []
+        if len(parts) == 1:
+            await conn.execute(parts[0][0], *parts[0][1])
+        elif parts:
+            ctes: list[str] = []
+            args: list[Any] = []
+            for n, (sql, values) in enumerate(parts):
+                ctes.append(f"w{n} AS ({_shifted(sql, len(args))})")
+                args += values
+            await conn.execute(f"WITH {', '.join(ctes)} SELECT 1", *args)
+        if self.scratch:
+            # Dropped at commit anyway; dropped now so a second write to the same table in
+            # this transaction can make its own.
+            await conn.execute(f"DROP TABLE {', '.join(self.scratch)}")
+            self.scratch = []
+
+    async def _copy(
+        self,
+        conn: asyncpg.Connection,
+        table: str,
+        columns: Sequence[Column],
+        rows: Sequence[object],
+    ) -> str:
+        """COPY `rows` into a temporary table shaped like `table`'s `columns`; its name."""
+        scratch = f"copy_{table}"
+        await conn.execute(
+            f"CREATE TEMP TABLE {scratch} ON COMMIT DROP AS"
+            f" SELECT {_names(columns)} FROM {table} WITH NO DATA"
+        )
+        await conn.copy_records_to_table(
+            scratch, records=_records(rows, columns), columns=[name for name, _ in columns]
+        )
+        self.scratch.append(scratch)
+        return scratch
 
 
-async def _copy_to_scratch(
-    conn: asyncpg.Connection, table: str, columns: Sequence[Column], rows: Sequence[object]
-) -> str:
-    """COPY `rows` into a temporary table shaped like `table`'s `columns`; returns its name.
-
-    The caller drops it after use (and it is dropped at commit anyway), so a second write to
-    the same table in one transaction never sees these rows again.
-    """
-    scratch = f"copy_{table}"
-    await conn.execute(
-        f"CREATE TEMP TABLE {scratch} ON COMMIT DROP AS"
-        f" SELECT {_names(columns)} FROM {table} WITH NO DATA"
-    )
-    await conn.copy_records_to_table(
-        scratch, records=_records(rows, columns), columns=[name for name, _ in columns]
-    )
-    return scratch
+def _shifted(sql: str, by: int) -> str:
+    """`sql` with its parameters $1, $2, … renumbered from $(1 + by) (the SQL is ours: no
+    other `$` in it)."""
+    return _PARAMETER.sub(lambda m: f"${int(m.group(1)) + by}", sql)
 
 
 def _names(columns: Sequence[Column]) -> str:
@@ -259,11 +341,11 @@ def _arrays(rows: Sequence[object], columns: Sequence[Column]) -> list[list[obje
     return [list(column) for column in zip(*_records(rows, columns), strict=True)]
 
 
-async def _upsert_items(conn: asyncpg.Connection, entries: Entries) -> None:
+def _items_part(entries: Entries) -> Part | None:
     items = list(entries.items.values())
     if not items:
-        return
-    await conn.execute(
+        return None
+    return (
         f"""
         INSERT INTO items ({_names(_ITEM_COLUMNS)})
         SELECT * FROM unnest({_placeholders(_ITEM_COLUMNS)})
@@ -273,78 +355,62 @@ async def _upsert_items(conn: asyncpg.Connection, entries: Entries) -> None:
             perishable = excluded.perishable, est_unit_cost = excluded.est_unit_cost,
             updated_at = now()
         """,
-        *_arrays(items, _ITEM_COLUMNS),
+        _arrays(items, _ITEM_COLUMNS),
     )
 
 
-async def _apply_deltas(conn: asyncpg.Connection, entries: Entries) -> None:
+def _delta_parts(entries: Entries) -> list[Part]:
+    parts: list[Part] = []
     if entries.lot_deltas:
         keys = list(entries.lot_deltas)
-        await conn.execute(
-            "UPDATE lots AS l SET used_qty = l.used_qty + d.used,"
-            " allocated_qty = l.allocated_qty + d.allocated"
-            " FROM unnest($1::text[], $2::numeric[], $3::numeric[]) AS d(lot_id, used, allocated)"
-            " WHERE l.lot_id = d.lot_id",
-            keys,
-            [entries.lot_deltas[k].used for k in keys],
-            [entries.lot_deltas[k].allocated for k in keys],
+        parts.append(
+            (
+                "UPDATE lots AS l SET used_qty = l.used_qty + d.used,"
+                " allocated_qty = l.allocated_qty + d.allocated"
+                " FROM unnest($1::text[], $2::numeric[], $3::numeric[])"
+                "   AS d(lot_id, used, allocated)"
+                " WHERE l.lot_id = d.lot_id",
+                [
+                    keys,
+                    [entries.lot_deltas[k].used for k in keys],
+                    [entries.lot_deltas[k].allocated for k in keys],
+                ],
+            )
         )
     if entries.mfr_deltas:
         pairs = list(entries.mfr_deltas)
-        await conn.execute(
-            "UPDATE mfr_lots AS m SET used_qty = m.used_qty + d.used,"
-            " allocated_qty = m.allocated_qty + d.allocated"
-            " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])"
-            "   AS d(lot_id, mfr_lot, used, allocated)"
-            " WHERE m.lot_id = d.lot_id AND m.mfr_lot = d.mfr_lot",
-            [lot_id for lot_id, _ in pairs],
-            [mfr_lot for _, mfr_lot in pairs],
-            [entries.mfr_deltas[k].used for k in pairs],
-            [entries.mfr_deltas[k].allocated for k in pairs],
+        parts.append(
+            (
+                "UPDATE mfr_lots AS m SET used_qty = m.used_qty + d.used,"
+                " allocated_qty = m.allocated_qty + d.allocated"
+                " FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])"
+                "   AS d(lot_id, mfr_lot, used, allocated)"
+                " WHERE m.lot_id = d.lot_id AND m.mfr_lot = d.mfr_lot",
+                [
+                    [lot_id for lot_id, _ in pairs],
+                    [mfr_lot for _, mfr_lot in pairs],
+                    [entries.mfr_deltas[k].used for k in pairs],
+                    [entries.mfr_deltas[k].allocated for k in pairs],
+                ],
+            )
         )
+    return parts
 
 
-async def _upsert_unallocated(conn: asyncpg.Connection, entries: Entries) -> None:
+def _unallocated_part(entries: Entries) -> Part | None:
     if not entries.unallocated:
-        return
+        return None
     keys = list(entries.unallocated)
-    await conn.execute(
+    return (
         "INSERT INTO unallocated (lic, office, quantity)"
         " SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[])"
         " ON CONFLICT (lic, office) DO UPDATE"
         " SET quantity = unallocated.quantity + excluded.quantity",
-        [lic for lic, _ in keys],
-        [office for _, office in keys],
-        [entries.unallocated[k] for k in keys],
-    )
-
-
-async def _upsert_serials(conn: asyncpg.Connection, entries: Entries) -> None:
-    rows = list(entries.serials.values())
-    if not rows:
-        return
-    names = _names(_SERIAL_COLUMNS)
-    if len(rows) < COPY_MIN_ROWS:
-        source = f"unnest({_placeholders(_SERIAL_COLUMNS)}) AS s({names})"
-        args = _arrays(rows, _SERIAL_COLUMNS)
-        cleanup = ""
-    else:
-        source = await _copy_to_scratch(conn, "serials", _SERIAL_COLUMNS, rows)
-        args = []
-        cleanup = f"; DROP TABLE {source}"
-    # A serial first inserted here was received now: its received_on is this change's date.
-    await conn.execute(
-        f"""
-        INSERT INTO serials ({names}, received_on)
-        SELECT {names}, changed_on FROM {source}
-        ON CONFLICT (lic, serial, lot_id) DO UPDATE SET
-            mfr_lot = coalesce(excluded.mfr_lot, serials.mfr_lot),
-            expires_on = coalesce(excluded.expires_on, serials.expires_on),
-            status = excluded.status, document = excluded.document,
-            line_no = excluded.line_no, counterparty = excluded.counterparty,
-            unit_cost = excluded.unit_cost, changed_on = excluded.changed_on
-        {cleanup}""",
-        *args,
+        [
+            [lic for lic, _ in keys],
+            [office for _, office in keys],
+            list(entries.unallocated.values()),
+        ],
     )
 
 
