@@ -102,6 +102,14 @@ def _item(message_id: str, lic: str) -> bytes:
     return json.dumps({"type": "UpsertItem", "message_id": message_id, "lic": lic}).encode()
 
 
+async def _decided(pool: asyncpg.Pool, env: LotlineEnv, n: int) -> None:
+    """`n` messages processed, their outbox rows bound for the real events topic."""
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(i, _item(f"m{i}", f"L{i}")) for i in range(n)])
+    await pool.execute("UPDATE outbox SET topic = $1", env.settings.topics.events)
+
+
 async def _rows(pool: asyncpg.Pool, sql: str) -> list[Any]:
     return [tuple(r) for r in await pool.fetch(sql)]
 
@@ -219,10 +227,7 @@ async def test_relay_publishes_in_decision_order_and_marks_rows_sent(
     from tests.fixtures.infra import json_values, kafka_read_until
 
     env: LotlineEnv = lotline_env()
-    consumer = _consumer(pool, Recorder())
-    await consumer.claim([TopicPartition(TOPIC, 0)])
-    await consumer._process_resiliently([_record(i, _item(f"m{i}", f"L{i}")) for i in range(5)])
-    await pool.execute("UPDATE outbox SET topic = $1", env.settings.topics.events)
+    await _decided(pool, env, 5)
 
     producer = make_producer(env.settings)
     await producer.start()
@@ -387,10 +392,7 @@ async def test_the_relay_marks_what_it_published_even_when_no_commit_follows(
     from shared.kafka import make_producer
 
     env: LotlineEnv = lotline_env()
-    consumer = _consumer(pool, Recorder())
-    await consumer.claim([TopicPartition(TOPIC, 0)])
-    await consumer._process_resiliently([_record(i, _item(f"m{i}", f"L{i}")) for i in range(3)])
-    await pool.execute("UPDATE outbox SET topic = $1", env.settings.topics.events)
+    await _decided(pool, env, 3)
     producer = make_producer(env.settings)
     await producer.start()
     relay = OutboxRelay(pool, producer, SCHEMA)
