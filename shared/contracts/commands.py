@@ -16,6 +16,12 @@ from shared.contracts.upstream import LotPick, LotQuantity, UpsertItem
 
 SerialList = list[Identifier]
 
+HOLD = (
+    "one line of a document with several: decide it and hold the result (answered `LineHeld`; "
+    "the stock cannot be used yet) until `ConfirmHeld` publishes it or `CancelHeld` undoes it, "
+    "so that a document is received whole or not at all"
+)
+
 
 class ReceiveStock(Message):
     """Receive one receipt line into a new inventory lot (R3, R4, R6, R7)."""
@@ -35,6 +41,7 @@ class ReceiveStock(Message):
     lots: list[LotQuantity] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
     generate_serials: bool = False
+    hold: bool = Field(default=False, description=HOLD)
 
 
 class ReturnStock(Message):
@@ -50,6 +57,23 @@ class ReturnStock(Message):
     quantity: Quantity
     lots: list[LotQuantity] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
+    hold: bool = Field(default=False, description=HOLD)
+
+
+class ConfirmHeld(Message):
+    """Publish a held line's decision and make its stock usable: every line was held."""
+
+    type: Literal["ConfirmHeld"] = "ConfirmHeld"
+    lic: Identifier
+    command_id: Identifier = Field(description="message_id of the held line's command")
+
+
+class CancelHeld(Message):
+    """Undo a held line: another line of its document was refused. Publishes nothing."""
+
+    type: Literal["CancelHeld"] = "CancelHeld"
+    lic: Identifier
+    command_id: Identifier = Field(description="message_id of the held line's command")
 
 
 class AllocateLine(Message):
@@ -104,6 +128,14 @@ class LotPicks(Model):
 
 
 Command = Annotated[
-    UpsertItem | ReceiveStock | ReturnStock | AllocateLine | ReleaseLine | ShipLine | AdjustStock,
+    UpsertItem
+    | ReceiveStock
+    | ReturnStock
+    | ConfirmHeld
+    | CancelHeld
+    | AllocateLine
+    | ReleaseLine
+    | ShipLine
+    | AdjustStock,
     Field(discriminator="type"),
 ]

@@ -129,6 +129,15 @@ class StockReturned(Event):
     movements: list[Movement] = Field(default_factory=list)
 
 
+class LineHeld(Event):
+    """A receipt line sent with `hold` passed every check; its decision waits for
+    `ConfirmHeld` (then its `StockReceived` / `StockReturned` follows) or `CancelHeld`."""
+
+    type: Literal["LineHeld"] = "LineHeld"
+    shipment_id: Identifier
+    line_no: LineNo
+
+
 class CommandRejected(Event):
     type: Literal["CommandRejected"] = "CommandRejected"
     command_type: str
@@ -148,6 +157,7 @@ InventoryEvent = Annotated[
     | LineShipped
     | InventoryAdjusted
     | StockReturned
+    | LineHeld
     | CommandRejected,
     Field(discriminator="type"),
 ]
@@ -160,6 +170,7 @@ __all__ = [
     "InventoryEvent",
     "ItemUpserted",
     "LineAllocated",
+    "LineHeld",
     "LineReleased",
     "LineShipped",
     "Movement",
