@@ -10,10 +10,12 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.allocation.domain.model import (
     Allocation,
     CustomerShipment,
+    HeldLine,
     InventoryLot,
     Item,
     LicState,
@@ -23,6 +25,8 @@ from services.allocation.domain.model import (
     Touched,
     Unit,
 )
+from shared.contracts.codec import encode
+from shared.outbox import TYPE_HEADER
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,14 @@ def _item_row(lic: str, i: Item) -> tuple[Any, ...]:
 def _lot_row(lic: str, r: InventoryLot) -> tuple[Any, ...]:
     return (
         r.lot_id, r.lic, r.office, r.kind, r.reference, r.received_on, r.unit_cost,
-        r.received_qty, r.seq, r.on_hand, r.allocated, r.used, r.status,
+        r.received_qty, r.seq, r.on_hand, r.allocated, r.used, r.status, r.held,
     )  # fmt: skip
 
 
 def _mfr_row(lic: str, m: MfrLot) -> tuple[Any, ...]:
     return (
         m.lot_id, m.mfr_lot, lic, m.expires_on, m.initial_qty, m.on_hand, m.allocated, m.used,
+        m.held,
     )  # fmt: skip
 
 
@@ -88,8 +93,8 @@ def _unit_row(lic: str, u: Unit) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _allocation_row(lic: str, a: Allocation) -> tuple[Any, ...]:
-    picks = json.dumps(
+def _picks_json(picks: tuple[Pick, ...]) -> str:
+    return json.dumps(
         [
             {
                 "lot_id": p.lot_id,
@@ -97,9 +102,25 @@ def _allocation_row(lic: str, a: Allocation) -> tuple[Any, ...]:
                 "serial": p.serial,
                 "quantity": str(p.quantity),
             }
-            for p in a.picks
+            for p in picks
         ]
     )
+
+
+def _picks(rows: list[dict[str, Any]]) -> tuple[Pick, ...]:
+    return tuple(
+        Pick(
+            lot_id=p["lot_id"],
+            mfr_lot=p["mfr_lot"],
+            serial=p["serial"],
+            quantity=Decimal(p["quantity"]),
+        )
+        for p in rows
+    )
+
+
+def _allocation_row(lic: str, a: Allocation) -> tuple[Any, ...]:
+    picks = _picks_json(a.picks)
     return (
         a.lic, a.shipment_id, a.line_no, a.office, a.kind, a.counterparty, a.ship_on,
         a.quantity, picks, a.status, a.explicit, a.complete,
@@ -112,6 +133,41 @@ def _shipment_row(lic: str, s: CustomerShipment) -> tuple[Any, ...]:
 
 def _unallocated_row(lic: str, entry: tuple[str, Decimal]) -> tuple[Any, ...]:
     return (lic, entry[0], entry[1])
+
+
+def _hold_row(lic: str, h: HeldLine) -> tuple[Any, ...]:
+    returned = json.dumps([[list(key), str(quantity)] for key, quantity in h.returned])
+    return (
+        lic, h.command_id, h.kind, h.shipment_id, h.line_no, _picks_json(h.picks), h.lot_id,
+        returned,
+    )  # fmt: skip
+
+
+def _hold(r: asyncpg.Record) -> HeldLine:
+    return HeldLine(
+        command_id=r["command_id"],
+        kind=r["kind"],
+        shipment_id=r["shipment_id"],
+        line_no=r["line_no"],
+        picks=_picks(r["picks"]),
+        lot_id=r["lot_id"],
+        returned=tuple(
+            ((lot_id, mfr_lot, customer), Decimal(quantity))
+            for (lot_id, mfr_lot, customer), quantity in r["returned"]
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class HeldEvent:
+    """The encoded event of a held receipt line, published when the line is confirmed."""
+
+    payload: bytes
+    headers: dict[str, str]
+
+    @classmethod
+    def of(cls, message: BaseModel) -> HeldEvent:
+        return cls(encode(message), {TYPE_HEADER: str(getattr(message, "type", ""))})
 
 
 ITEMS = Table(
@@ -146,6 +202,7 @@ LOTS = Table(
         ("allocated", "numeric"),
         ("used", "numeric"),
         ("status", "text"),
+        ("held", "numeric"),
     ),
     ("lot_id",),
     _lot_row,
@@ -161,6 +218,7 @@ MFR_LOTS = Table(
         ("on_hand", "numeric"),
         ("allocated", "numeric"),
         ("used", "numeric"),
+        ("held", "numeric"),
     ),
     ("lot_id", "mfr_lot"),
     _mfr_row,
@@ -219,6 +277,21 @@ UNALLOCATED = Table(
     ("lic", "office"),
     _unallocated_row,
 )
+HOLDS = Table(
+    "held_lines",
+    (
+        ("lic", "text"),
+        ("command_id", "text"),
+        ("kind", "text"),
+        ("shipment_id", "text"),
+        ("line_no", "int"),
+        ("picks", "jsonb"),
+        ("lot_id", "text"),
+        ("returned", "jsonb"),
+    ),
+    ("lic", "command_id"),
+    _hold_row,
+)
 
 
 def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
@@ -231,6 +304,7 @@ def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
         "allocations": state.allocations,
         "customer_shipments": state.shipments,
         "unallocated": {office: (office, qty) for office, qty in state.unallocated.items()},
+        "held_lines": state.holds,
     }
 
 
@@ -242,11 +316,12 @@ _FIELDS = {
     "allocations": "allocations",
     "customer_shipments": "shipments",
     "unallocated": "unallocated",
+    "held_lines": "holds",
 }
 _MISSING: Any = object()
 
 
-TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED)
+TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED, HOLDS)
 
 
 class PgStateRepository:
@@ -269,6 +344,7 @@ class PgStateRepository:
                 "alloc": {},
                 "ship": {},
                 "un": {},
+                "holds": {},
             }
             for lic in lics
         }
@@ -289,15 +365,7 @@ class PgStateRepository:
             parts[u.lic]["units"][u.key] = u
         for r in await conn.fetch("SELECT * FROM allocations WHERE lic = ANY($1::text[])", lics):
             fields = dict(r)
-            fields["picks"] = tuple(
-                Pick(
-                    lot_id=p["lot_id"],
-                    mfr_lot=p["mfr_lot"],
-                    serial=p["serial"],
-                    quantity=Decimal(p["quantity"]),
-                )
-                for p in fields["picks"]
-            )
+            fields["picks"] = _picks(fields["picks"])
             a = Allocation(**fields)
             parts[a.lic]["alloc"][a.key] = a
         for r in await conn.fetch(
@@ -313,6 +381,8 @@ class PgStateRepository:
             parts[r["lic"]]["ship"][s.key] = s
         for r in await conn.fetch("SELECT * FROM unallocated WHERE lic = ANY($1::text[])", lics):
             parts[r["lic"]]["un"][r["office"]] = r["quantity"]
+        for r in await conn.fetch("SELECT * FROM held_lines WHERE lic = ANY($1::text[])", lics):
+            parts[r["lic"]]["holds"][r["command_id"]] = _hold(r)
         return {
             lic: LicState(
                 lic=lic,
@@ -323,9 +393,36 @@ class PgStateRepository:
                 allocations=p["alloc"],
                 shipments=p["ship"],
                 unallocated=p["un"],
+                holds=p["holds"],
             )
             for lic, p in parts.items()
         }
+
+    async def take_held_events(
+        self, conn: asyncpg.Connection, command_ids: Sequence[str]
+    ) -> dict[str, HeldEvent]:
+        """Remove and return the kept events of these held lines (command id -> event)."""
+        if not command_ids:
+            return {}
+        rows = await conn.fetch(
+            "DELETE FROM held_events WHERE command_id = ANY($1::text[])"
+            " RETURNING command_id, payload, headers",
+            list(command_ids),
+        )
+        return {r["command_id"]: HeldEvent(r["payload"], r["headers"]) for r in rows}
+
+    async def keep_held_events(
+        self, conn: asyncpg.Connection, kept: Mapping[str, HeldEvent]
+    ) -> None:
+        if not kept:
+            return
+        await conn.execute(
+            "INSERT INTO held_events (command_id, payload, headers)"
+            " SELECT * FROM unnest($1::text[], $2::bytea[], $3::jsonb[])",
+            list(kept),
+            [h.payload for h in kept.values()],
+            [h.headers for h in kept.values()],
+        )
 
     async def save(
         self,

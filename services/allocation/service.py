@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any
 
+import structlog
+
 from services.allocation import translate
 from services.allocation.cache import StateCache
+from services.allocation.domain import model as d
 from services.allocation.domain.decide import decide_batch
 from services.allocation.domain.model import LicState, Touched
-from services.allocation.repository import PgStateRepository
+from services.allocation.repository import HeldEvent, PgStateRepository
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import commands as c
@@ -18,6 +21,8 @@ from shared.contracts import upstream as u
 from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
+
+log = structlog.get_logger(__name__)
 
 
 class AllocationService:
@@ -41,6 +46,16 @@ class AllocationService:
         if missing:
             before.update(await self._repository.load(uow.conn, missing))
         elsewhere = await self._lots_elsewhere(uow, by_lic)
+        # The kept events of the held lines this batch settles (taken whether or not the
+        # decision then agrees: a refused settle finds none), and those it holds.
+        kept = await self._repository.take_held_events(
+            uow.conn,
+            [
+                m.command_id
+                for i in batch
+                if isinstance(m := i.message, c.ConfirmHeld | c.CancelHeld)
+            ],
+        )
         after: dict[str, LicState] = {}
         touched: dict[str, Touched] = {}  # rows each LIC's batch wrote: all `save` compares
         for lic, commands in by_lic.items():
@@ -51,12 +66,35 @@ class AllocationService:
             by_id = {c.message_id: c for c in commands}
             numbering: Counter[str] = Counter()
             for event in events:
-                n = numbering[event.command_id]
-                numbering[event.command_id] += 1
-                wire = translate.to_wire(event, f"{event.command_id}#{n}", by_id[event.command_id])
+                if isinstance(event, d.HeldSettled):
+                    self._settle_held(uow, lic, event, kept)
+                    continue
+                command = by_id[event.command_id]
+                if isinstance(event, d.LineHeld):
+                    # The kept event gets the id it would have had unheld.
+                    due = translate.to_wire(event.decided, f"{event.command_id}#0", command)
+                    kept[event.command_id] = HeldEvent.of(due)
+                    message_id = f"{event.command_id}#held"
+                else:
+                    n = numbering[event.command_id]
+                    numbering[event.command_id] += 1
+                    message_id = f"{event.command_id}#{n}"
+                wire = translate.to_wire(event, message_id, command)
                 uow.outbox.emit(self._topics.events, lic, wire)
+        await self._repository.keep_held_events(uow.conn, kept)
         await self._repository.save(uow.conn, before, after, touched)
         uow.after_commit(lambda: self.cache.store(after))
+
+    def _settle_held(
+        self, uow: UnitOfWork, lic: str, settled: d.HeldSettled, kept: dict[str, HeldEvent]
+    ) -> None:
+        """A confirmed line's kept event is published now, in its LIC's order, as if decided
+        now; a cancelled line's is dropped."""
+        held = kept.pop(settled.held_command_id, None)
+        if held is None:  # the hold and its event are written together: never, but say so
+            log.error("allocation.held_event_missing", command_id=settled.held_command_id)
+        elif settled.confirmed:
+            uow.outbox.emit_raw(self._topics.events, lic.encode(), held.payload, held.headers)
 
     async def _lots_elsewhere(
         self, uow: UnitOfWork, by_lic: dict[str, list[Any]]

@@ -73,6 +73,7 @@ def _(m: c.ReceiveStock) -> d.Command:
         mfr_lots=_lot_entries(m.lots),
         serials=tuple(m.serials),
         generate_serials=m.generate_serials,
+        hold=m.hold,
     )
 
 
@@ -89,7 +90,18 @@ def _(m: c.ReturnStock) -> d.Command:
         customer=m.customer,
         lots=_lot_picks(m.lots),
         serials=tuple(m.serials),
+        hold=m.hold,
     )
+
+
+@_to_domain.register
+def _(m: c.ConfirmHeld) -> d.Command:
+    return d.ConfirmHeld(message_id=m.message_id, lic=m.lic, command_id=m.command_id)
+
+
+@_to_domain.register
+def _(m: c.CancelHeld) -> d.Command:
+    return d.CancelHeld(message_id=m.message_id, lic=m.lic, command_id=m.command_id)
 
 
 @_to_domain.register
@@ -171,6 +183,7 @@ _EXPLICIT: dict[type[BaseModel], frozenset[str]] = {
         e.LineShipped,
         e.InventoryAdjusted,
         e.StockReturned,
+        e.LineHeld,
         e.CommandRejected,
     )
 }
@@ -324,6 +337,19 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "received_on": event.received_on,
                     "quantity": event.quantity,
                     "movements": _movements(event.movements),
+                },
+            )
+        case d.LineHeld():
+            return _trusted(
+                e.LineHeld,
+                {
+                    "type": "LineHeld",
+                    "message_id": message_id,
+                    "occurred_at": _now(),
+                    "lic": event.lic,
+                    "command_id": event.command_id,
+                    "shipment_id": event.shipment_id,
+                    "line_no": event.line_no,
                 },
             )
         case d.CommandRejected():

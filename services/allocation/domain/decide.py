@@ -13,13 +13,16 @@ from collections.abc import Iterable, Mapping
 from services.allocation.domain.adjusting import adjust
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import Refusal
+from services.allocation.domain.holding import cancel, confirm
 from services.allocation.domain.items import upsert_item
 from services.allocation.domain.model import (
     AdjustStock,
     AllocateLine,
     BatchDecision,
+    CancelHeld,
     Command,
     CommandRejected,
+    ConfirmHeld,
     Decision,
     Event,
     LicState,
@@ -98,6 +101,10 @@ def _dispatch(draft: Draft, command: Command) -> tuple[Event, ...]:
             return adjust(draft, command)
         case ReturnFromCustomer():
             return return_stock(draft, command)
+        case ConfirmHeld():
+            return confirm(draft, command)
+        case CancelHeld():
+            return cancel(draft, command)
 
 
 def rejected(command: Command, refusal: Refusal) -> CommandRejected:

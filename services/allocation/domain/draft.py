@@ -17,6 +17,7 @@ from services.allocation.domain.model import (
     ZERO,
     Allocation,
     CustomerShipment,
+    HeldLine,
     InventoryLot,
     Item,
     LicState,
@@ -29,7 +30,7 @@ from services.allocation.domain.model import (
 )
 
 # The journaled tables that are rows (the rest of the journal is the derived index).
-ROW_TABLES = ("lots", "mfr_lots", "units", "allocations", "shipments", "unallocated")
+ROW_TABLES = ("lots", "mfr_lots", "units", "allocations", "shipments", "unallocated", "holds")
 
 
 class BrokenInvariant(Exception):
@@ -41,6 +42,7 @@ _MISSING: Any = object()
 # Enum members looked up on the class cost a metaclass call each; units move by the thousand.
 _AVAILABLE = SerialStatus.AVAILABLE
 _ALLOCATED = SerialStatus.ALLOCATED
+_HELD = SerialStatus.HELD
 
 Mark = tuple[int, "Item | None", int]
 """A savepoint: journal length, item and last lot seq when it was taken."""
@@ -62,6 +64,7 @@ class Draft:
         self.allocations = state.allocations
         self.shipments = state.shipments
         self.unallocated = state.unallocated
+        self.holds = state.holds
         index = state.index or build_index(state)
         self.in_stock_keys = index.in_stock
         self.stocked = index.stocked
@@ -82,6 +85,7 @@ class Draft:
             allocations=self.allocations,
             shipments=self.shipments,
             unallocated=self.unallocated,
+            holds=self.holds,
             index=StockIndex(
                 in_stock=self.in_stock_keys,
                 stocked=self.stocked,
@@ -163,7 +167,7 @@ class Draft:
             journal.append(("units", key, table.get(key, _MISSING)))
             table[key] = unit
             held = self.in_stock_keys.get(serial)
-            if unit.status is _AVAILABLE or unit.status is _ALLOCATED:
+            if unit.status is _AVAILABLE or unit.status is _ALLOCATED or unit.status is _HELD:
                 if held != key:  # allocating or releasing a unit leaves the index as it is
                     self._write("in_stock_keys", serial, key)
             elif held == key:
@@ -179,6 +183,30 @@ class Draft:
         if quantity or office in self.unallocated:
             self._write("unallocated", office, quantity if quantity else _MISSING)
 
+    def put_hold(self, hold: HeldLine) -> None:
+        self._write("holds", hold.command_id, hold)
+
+    def drop_hold(self, command_id: str) -> None:
+        self._write("holds", command_id, _MISSING)
+
+    def delete_lot(self, lot_id: str) -> None:
+        """Remove an inventory lot with its mfr lots and units: a cancelled held receipt's,
+        which nothing else could have touched."""
+        lot = self.lots[lot_id]
+        for name in self.mfr_names.get(lot_id, ()):
+            self._write("mfr_lots", (lot_id, name), _MISSING)
+        if lot_id in self.mfr_names:
+            self._write("mfr_names", lot_id, _MISSING)
+        for key in [key for key in self.units if key[1] == lot_id]:
+            if self.in_stock_keys.get(key[0]) == key:
+                self._write("in_stock_keys", key[0], _MISSING)
+            self._write("units", key, _MISSING)
+        if lot_id in self.stocked:
+            self._write("stocked", lot_id, _MISSING)
+        self._write("lots", lot_id, _MISSING)
+        if lot.seq == self.last_seq:  # as a reload would count: the highest seq left
+            self.last_seq = max((other.seq for other in self.lots.values()), default=0)
+
     def lock_item(self) -> None:
         if self.item is not None and not self.item.locked:
             self.item = replace(self.item, locked=True)
@@ -193,14 +221,21 @@ class Draft:
         on_hand: Decimal = ZERO,
         allocated: Decimal = ZERO,
         used: Decimal = ZERO,
+        held: Decimal = ZERO,
     ) -> None:
         """Apply deltas to an inventory lot and its mfr lot; close or reopen the lot (R7)."""
-        self._change_lot(lot_id, on_hand, allocated, used)
+        self._change_lot(lot_id, on_hand, allocated, used, held)
         if mfr_lot is not None:
-            self._change_mfr_lot(lot_id, mfr_lot, on_hand, allocated, used)
+            self._change_mfr_lot(lot_id, mfr_lot, on_hand, allocated, used, held)
 
     def move(
-        self, picks: Sequence[Pick], *, on_hand: int = 0, allocated: int = 0, used: int = 0
+        self,
+        picks: Sequence[Pick],
+        *,
+        on_hand: int = 0,
+        allocated: int = 0,
+        used: int = 0,
+        held: int = 0,
     ) -> None:
         """`change()` by every pick's quantity with these signs (−1, 0 or +1), in one write per
         lot and mfr lot however many picks name it (a serialized line has a pick per unit).
@@ -217,6 +252,7 @@ class Draft:
                 on_hand=_signed(q, on_hand),
                 allocated=_signed(q, allocated),
                 used=_signed(q, used),
+                held=_signed(q, held),
             )
             return
         lots: dict[str, Decimal] = {}
@@ -233,25 +269,44 @@ class Draft:
                 rows[key] = p.quantity if row is None else row + p.quantity
         for lot_id in sorted(lots, key=turn.__getitem__):
             q = lots[lot_id]
-            self._change_lot(lot_id, _signed(q, on_hand), _signed(q, allocated), _signed(q, used))
+            self._change_lot(
+                lot_id,
+                _signed(q, on_hand),
+                _signed(q, allocated),
+                _signed(q, used),
+                _signed(q, held),
+            )
         for (lot_id, mfr_lot), q in rows.items():
             self._change_mfr_lot(
-                lot_id, mfr_lot, _signed(q, on_hand), _signed(q, allocated), _signed(q, used)
+                lot_id,
+                mfr_lot,
+                _signed(q, on_hand),
+                _signed(q, allocated),
+                _signed(q, used),
+                _signed(q, held),
             )
 
-    def _change_lot(self, lot_id: str, on_hand: Decimal, allocated: Decimal, used: Decimal) -> None:
+    def _change_lot(
+        self, lot_id: str, on_hand: Decimal, allocated: Decimal, used: Decimal, held: Decimal
+    ) -> None:
         lot = self.lots[lot_id]
-        new = lot.moved(on_hand, allocated, used)
-        _check(new.lot_id, new.on_hand, new.allocated, new.used)
+        new = lot.moved(on_hand, allocated, used, held)
+        _check(new.lot_id, new.on_hand, new.allocated, new.used, new.held)
         if new.status != lot.status:
             (self.closed if new.status == "closed" else self.reopened).append(lot_id)
         self.put_lot(new)
 
     def _change_mfr_lot(
-        self, lot_id: str, mfr_lot: str, on_hand: Decimal, allocated: Decimal, used: Decimal
+        self,
+        lot_id: str,
+        mfr_lot: str,
+        on_hand: Decimal,
+        allocated: Decimal,
+        used: Decimal,
+        held: Decimal,
     ) -> None:
-        row = self.mfr_lots[(lot_id, mfr_lot)].moved(on_hand, allocated, used)
-        _check(f"{lot_id}/{mfr_lot}", row.on_hand, row.allocated, row.used)
+        row = self.mfr_lots[(lot_id, mfr_lot)].moved(on_hand, allocated, used, held)
+        _check(f"{lot_id}/{mfr_lot}", row.on_hand, row.allocated, row.used, row.held)
         self.put_mfr_lot(row)
 
     # -- reads --------------------------------------------------------------------------------
@@ -314,8 +369,14 @@ def _seq(lot: InventoryLot) -> int:
     return lot.seq
 
 
-def _check(name: str, on_hand: Decimal, allocated: Decimal, used: Decimal) -> None:
-    if on_hand < ZERO or allocated < ZERO or allocated > on_hand or used < ZERO:
+def _check(name: str, on_hand: Decimal, allocated: Decimal, used: Decimal, held: Decimal) -> None:
+    if (
+        on_hand < ZERO
+        or allocated < ZERO
+        or held < ZERO
+        or allocated + held > on_hand
+        or used < ZERO
+    ):
         raise BrokenInvariant(
-            f"{name}: on_hand={on_hand} allocated={allocated} used={used} is impossible"
+            f"{name}: on_hand={on_hand} allocated={allocated} used={used} held={held} is impossible"
         )

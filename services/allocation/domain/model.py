@@ -15,6 +15,7 @@ Row keys inside one `LicState` (the LIC is implicit):
 - `shipments`: `(lot_id, mfr_lot, customer)`: what was shipped to each customer from each lot
   (and manufacturer lot), and how much of it came back (R13).
 - `unallocated`: office -> quantity on hand that no inventory lot holds (R12's negative usage).
+- `holds`: `command_id` of a held receipt line (one line of a document with several).
 
 Event movement sign conventions (`LotMovement.quantity`):
 
@@ -65,7 +66,8 @@ class Item:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InventoryLot:
-    """One receipt line's stock at an office (R7). Invariant: on_hand = received_qty − used."""
+    """One receipt line's stock at an office (R7). Invariant: on_hand = received_qty − used.
+    `held`: stock on hand that a held receipt line brought and nothing may use yet."""
 
     lot_id: str
     lic: str
@@ -80,12 +82,15 @@ class InventoryLot:
     allocated: Decimal = ZERO
     used: Decimal = ZERO
     status: LotStatus = "open"
+    held: Decimal = ZERO
 
     @property
     def free(self) -> Decimal:
-        return self.on_hand - self.allocated
+        return self.on_hand - self.allocated - self.held
 
-    def moved(self, on_hand: Decimal, allocated: Decimal, used: Decimal) -> InventoryLot:
+    def moved(
+        self, on_hand: Decimal, allocated: Decimal, used: Decimal, held: Decimal = ZERO
+    ) -> InventoryLot:
         """The lot after a change of quantities by these deltas: Closed when nothing is on
         hand, Open otherwise (R7). (Spelled out rather than `replace()`: this is the hot path.)"""
         now = self.on_hand + on_hand
@@ -103,12 +108,14 @@ class InventoryLot:
             allocated=self.allocated + allocated,
             used=self.used + used,
             status="open" if now else "closed",
+            held=self.held + held,
         )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MfrLot:
-    """A manufacturer lot inside an inventory lot. Invariant: on_hand = initial_qty − used."""
+    """A manufacturer lot inside an inventory lot. Invariant: on_hand = initial_qty − used.
+    `held`: as for the inventory lot."""
 
     lot_id: str
     mfr_lot: str
@@ -117,12 +124,15 @@ class MfrLot:
     on_hand: Decimal
     allocated: Decimal = ZERO
     used: Decimal = ZERO
+    held: Decimal = ZERO
 
     @property
     def free(self) -> Decimal:
-        return self.on_hand - self.allocated
+        return self.on_hand - self.allocated - self.held
 
-    def moved(self, on_hand: Decimal, allocated: Decimal, used: Decimal) -> MfrLot:
+    def moved(
+        self, on_hand: Decimal, allocated: Decimal, used: Decimal, held: Decimal = ZERO
+    ) -> MfrLot:
         """The mfr lot after a change of quantities by these deltas."""
         return MfrLot(
             lot_id=self.lot_id,
@@ -132,6 +142,7 @@ class MfrLot:
             on_hand=self.on_hand + on_hand,
             allocated=self.allocated + allocated,
             used=self.used + used,
+            held=self.held + held,
         )
 
     def expired_on(self, day: date) -> bool:
@@ -145,6 +156,8 @@ class SerialStatus(Enum):
     SHIPPED = "shipped"
     RETURNED_TO_VENDOR = "returned_to_vendor"
     REMOVED = "removed"
+    HELD = "held"
+    """In stock through a held receipt line: its serial is taken, but nothing may use it yet."""
 
 
 SERIAL_TRANSITIONS: dict[SerialStatus, frozenset[SerialStatus]] = {
@@ -154,13 +167,18 @@ SERIAL_TRANSITIONS: dict[SerialStatus, frozenset[SerialStatus]] = {
     SerialStatus.ALLOCATED: frozenset(
         {SerialStatus.AVAILABLE, SerialStatus.SHIPPED, SerialStatus.RETURNED_TO_VENDOR}
     ),
-    # customer return (R13)
-    SerialStatus.SHIPPED: frozenset({SerialStatus.AVAILABLE}),
+    # customer return (R13); held as one line of a document with several
+    SerialStatus.SHIPPED: frozenset({SerialStatus.AVAILABLE, SerialStatus.HELD}),
+    # the held line confirmed; a held return cancelled
+    SerialStatus.HELD: frozenset({SerialStatus.AVAILABLE, SerialStatus.SHIPPED}),
     # count/loss that finds a removed unit again (reverses its usage)
     SerialStatus.REMOVED: frozenset({SerialStatus.AVAILABLE}),
     # final: the same serial coming back is a new receipt into a new lot
     SerialStatus.RETURNED_TO_VENDOR: frozenset(),
 }
+
+IN_STOCK = (SerialStatus.AVAILABLE, SerialStatus.ALLOCATED, SerialStatus.HELD)
+"""Statuses that hold the serial: another unit of the LIC may not take it (R4)."""
 
 # The same table keyed by member name: hashing an Enum member calls its Python `__hash__`, and a
 # unit moves once per serial per decision; `in` on a tuple compares members by identity.
@@ -189,7 +207,7 @@ class Unit:
 
     @property
     def in_stock(self) -> bool:
-        return self.status in (SerialStatus.AVAILABLE, SerialStatus.ALLOCATED)
+        return self.status in IN_STOCK
 
     def moved_to(
         self,
@@ -310,6 +328,25 @@ class CustomerShipment:
         )
 
 
+HeldKind = Literal["receipt", "return"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeldLine:
+    """A receipt line decided but held until the rest of its document is (`ConfirmHeld`,
+    `CancelHeld`). `picks`: the stock it put on hand, held in its lots and mfr lots (serials:
+    status HELD). A return's `returned`: the customer shipment rows it counted back."""
+
+    command_id: str
+    kind: HeldKind
+    shipment_id: str
+    line_no: int
+    picks: tuple[Pick, ...]
+    lot_id: str | None = None
+    """A receipt's new inventory lot."""
+    returned: tuple[tuple[tuple[str, str | None, str], Decimal], ...] = ()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StockIndex:
     """Lookups derived from a `LicState`'s rows, so a decision costs what is in stock rather
@@ -336,6 +373,8 @@ class LicState:
     allocations: dict[tuple[str, int], Allocation] = field(default_factory=dict)
     shipments: dict[tuple[str, str | None, str], CustomerShipment] = field(default_factory=dict)
     unallocated: dict[str, Decimal] = field(default_factory=dict)
+    holds: dict[str, HeldLine] = field(default_factory=dict)
+    """Held receipt lines by their command's message_id."""
     index: StockIndex | None = field(default=None, compare=False, repr=False)
     """Derived, not rows: leave it None when loading; the core builds it on first use and
     carries it forward from decision to decision."""
@@ -391,7 +430,7 @@ class ReceiveStock:
 
     Serialized lines take `serials`; with none and `generate_serials`, the core hands out
     `quantity` serials from the item's Next Serial. `unit_cost=None`: the item's est cost;
-    `reference=None`: the lot's reference is `shipment_id`.
+    `reference=None`: the lot's reference is `shipment_id`. `hold`: see `HeldLine`.
     """
 
     message_id: str
@@ -408,6 +447,7 @@ class ReceiveStock:
     mfr_lots: tuple[LotEntry, ...] = ()
     serials: tuple[str, ...] = ()
     generate_serials: bool = False
+    hold: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -485,6 +525,25 @@ class ReturnFromCustomer:
     customer: str | None = None
     lots: tuple[LotPick, ...] = ()
     serials: tuple[str, ...] = ()
+    hold: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConfirmHeld:
+    """Make a held line's stock usable and publish its decision (`command_id`: the line's)."""
+
+    message_id: str
+    lic: str
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CancelHeld:
+    """Undo a held line: a receipt's lot goes, a return's units go back to the customer."""
+
+    message_id: str
+    lic: str
+    command_id: str
 
 
 Command = (
@@ -495,6 +554,8 @@ Command = (
     | ShipLine
     | AdjustStock
     | ReturnFromCustomer
+    | ConfirmHeld
+    | CancelHeld
 )
 
 
@@ -624,6 +685,28 @@ class StockReturned:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LineHeld:
+    """A held receipt line passed every check. `decided`: its event, published on confirm."""
+
+    command_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    decided: StockReceived | StockReturned = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeldSettled:
+    """A held line confirmed (its `LineHeld.decided` event is due now) or cancelled.
+    Not published: receiving asked for it and already knows."""
+
+    command_id: str
+    lic: str
+    held_command_id: str
+    confirmed: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommandRejected:
     """A refusal: `command_type` is the command's class name; ids are those it carried."""
 
@@ -647,6 +730,8 @@ Event = (
     | LineShipped
     | InventoryAdjusted
     | StockReturned
+    | LineHeld
+    | HeldSettled
     | CommandRejected
 )
 

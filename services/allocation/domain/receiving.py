@@ -8,6 +8,9 @@ Policies:
 - Given serials win over `generate_serials`; generation needs the flag and a Next Serial.
 - A lot id that already exists is refused (`INVALID_QUANTITY`): the lot id is deterministic from
   the document, so this is the same document line sent again under a new message id.
+- A held line (one of a document with several, `ReceiveStock.hold`) is decided in full, but its
+  stock is held (`held` quantities, serials HELD) and its event kept until the line is confirmed
+  (`holding.py`): a document is received whole or not at all.
 """
 
 from __future__ import annotations
@@ -20,19 +23,24 @@ from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import (
+    HeldLine,
     InventoryLot,
     Item,
+    LineHeld,
     LotEntry,
     LotKind,
     LotMovement,
     MfrLot,
+    Pick,
     ReceiveStock,
+    SerialStatus,
     StockReceived,
     Unit,
 )
 from services.allocation.domain.serials import serial_run
 
 ONE = Decimal(1)
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,6 +57,7 @@ class NewLot:
     mfr_lots: tuple[LotEntry, ...]
     serials: tuple[str, ...]
     generate_serials: bool = False
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -64,7 +73,7 @@ def require_item(draft: Draft) -> Item:
     return draft.item
 
 
-def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived]:
+def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived] | tuple[LineHeld]:
     """R3, R4, R6, R7: one receipt line becomes one open inventory lot."""
     spec = NewLot(
         lot_id=cmd.lot_id,
@@ -77,26 +86,49 @@ def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived]:
         mfr_lots=cmd.mfr_lots,
         serials=cmd.serials,
         generate_serials=cmd.generate_serials,
+        held=cmd.hold,
     )
     got = stock_in(draft, spec)
-    return (
-        StockReceived(
+    event = StockReceived(
+        command_id=cmd.message_id,
+        lic=cmd.lic,
+        lot_id=got.lot.lot_id,
+        office=got.lot.office,
+        kind=got.lot.kind,
+        reference=got.lot.reference,
+        shipment_id=cmd.shipment_id,
+        line_no=cmd.line_no,
+        received_on=cmd.received_on,
+        quantity=got.lot.received_qty,
+        unit_cost=got.lot.unit_cost,
+        movements=got.movements,
+        generated_serials=got.generated,
+        next_serial=draft.item.next_serial if draft.item else None,
+    )
+    if not cmd.hold:
+        return (event,)
+    picks = tuple(
+        Pick(lot_id=got.lot.lot_id, mfr_lot=m.mfr_lot, serial=m.serial, quantity=m.quantity)
+        for m in got.movements
+    )
+    draft.put_hold(
+        HeldLine(
             command_id=cmd.message_id,
-            lic=cmd.lic,
-            lot_id=got.lot.lot_id,
-            office=got.lot.office,
-            kind=got.lot.kind,
-            reference=got.lot.reference,
+            kind="receipt",
             shipment_id=cmd.shipment_id,
             line_no=cmd.line_no,
-            received_on=cmd.received_on,
-            quantity=got.lot.received_qty,
-            unit_cost=got.lot.unit_cost,
-            movements=got.movements,
-            generated_serials=got.generated,
-            next_serial=draft.item.next_serial if draft.item else None,
-        ),
+            picks=picks,
+            lot_id=got.lot.lot_id,
+        )
     )
+    held = LineHeld(
+        command_id=cmd.message_id,
+        lic=cmd.lic,
+        shipment_id=cmd.shipment_id,
+        line_no=cmd.line_no,
+        decided=event,
+    )
+    return (held,)
 
 
 def stock_in(draft: Draft, spec: NewLot) -> Received:
@@ -131,6 +163,7 @@ def stock_in(draft: Draft, spec: NewLot) -> Received:
         received_qty=quantity,
         seq=draft.next_seq(),
         on_hand=quantity,
+        held=quantity if spec.held else ZERO,
     )
     draft.put_lot(lot)
     for entry in entries:
@@ -141,9 +174,10 @@ def stock_in(draft: Draft, spec: NewLot) -> Received:
                 expires_on=entry.expires_on,
                 initial_qty=entry.quantity,
                 on_hand=entry.quantity,
+                held=entry.quantity if spec.held else ZERO,
             )
         )
-    units = _units(item, lot, entries, serials)
+    units = _units(item, lot, entries, serials, spec.held)
     draft.put_units(units)
     draft.lock_item()
     return Received(lot=lot, movements=_movements(lot, entries, units), generated=generated)
@@ -220,9 +254,10 @@ def incoming_serials(
 
 
 def _units(
-    item: Item, lot: InventoryLot, entries: list[LotEntry], serials: tuple[str, ...]
+    item: Item, lot: InventoryLot, entries: list[LotEntry], serials: tuple[str, ...], held: bool
 ) -> list[Unit]:
     owners = [entry.mfr_lot for entry in entries for _ in range(int(entry.quantity))]
+    status = SerialStatus.HELD if held else SerialStatus.AVAILABLE
     return [
         Unit(
             lic=item.lic,
@@ -230,6 +265,7 @@ def _units(
             lot_id=lot.lot_id,
             mfr_lot=owners[i] if owners else None,
             position=i,
+            status=status,
         )
         for i, serial in enumerate(serials)
     ]

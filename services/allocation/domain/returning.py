@@ -8,6 +8,9 @@
 - Returned stock goes back into the inventory lot it was shipped from (reopening it, R7), at
   that lot's office, and its usage is reversed at the lot's unit cost. The return's own office
   is recorded on the event.
+- A held return (one line of a document with several) counts back and puts back in the same way,
+  but holds the stock (`held` quantities, serials HELD) until the line is confirmed or cancelled
+  (`holding.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import (
     ZERO,
     CustomerShipment,
+    HeldLine,
     Item,
+    LineHeld,
     LotPick,
     Pick,
     ReturnFromCustomer,
@@ -35,7 +40,7 @@ Returned = tuple[Pick, ShipmentKey]
 """A pick back into a lot, and the shipment row it is counted against."""
 
 
-def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned]:
+def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] | tuple[LineHeld]:
     item = require_item(draft)
     quantity = checks.positive(cmd.quantity)
     checks.whole_for(item, quantity)
@@ -51,22 +56,40 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned]:
     else:
         whole = LotPick(mfr_lot="", quantity=quantity)
         picks = _returnable(draft, item, cmd.customer, whole, [])
-    _reverse(draft, picks)
+    returned = _reverse(draft, picks, held=cmd.hold)
     draft.lock_item()
-    return (
-        StockReturned(
+    event = StockReturned(
+        command_id=cmd.message_id,
+        lic=item.lic,
+        shipment_id=cmd.shipment_id,
+        line_no=cmd.line_no,
+        office=cmd.office,
+        customer=cmd.customer,
+        received_on=cmd.received_on,
+        quantity=quantity,
+        movements=movements(draft, tuple(pick for pick, _ in picks)),
+        reopened_lots=tuple(draft.reopened),
+    )
+    if not cmd.hold:
+        return (event,)
+    draft.put_hold(
+        HeldLine(
             command_id=cmd.message_id,
-            lic=item.lic,
+            kind="return",
             shipment_id=cmd.shipment_id,
             line_no=cmd.line_no,
-            office=cmd.office,
-            customer=cmd.customer,
-            received_on=cmd.received_on,
-            quantity=quantity,
-            movements=movements(draft, tuple(pick for pick, _ in picks)),
-            reopened_lots=tuple(draft.reopened),
-        ),
+            picks=tuple(pick for pick, _ in picks),
+            returned=tuple(returned.items()),
+        )
     )
+    held = LineHeld(
+        command_id=cmd.message_id,
+        lic=cmd.lic,
+        shipment_id=cmd.shipment_id,
+        line_no=cmd.line_no,
+        decided=event,
+    )
+    return (held,)
 
 
 def _return_unit(draft: Draft, item: Item, customer: str | None, serial: str) -> Returned:
@@ -143,20 +166,32 @@ def _used(draft: Draft, row: CustomerShipment) -> Decimal:
     return draft.mfr_lots[(row.lot_id, row.mfr_lot)].used
 
 
-def _reverse(draft: Draft, picks: list[Returned]) -> None:
-    """Usage reversed into the original lots; the shipment rows record the return."""
-    draft.move([pick for pick, _ in picks], on_hand=1, used=-1)
+def _reverse(draft: Draft, picks: list[Returned], *, held: bool) -> dict[ShipmentKey, Decimal]:
+    """Usage reversed into the original lots (held there, if `held`); the shipment rows record
+    the return. Returns what each shipment row counted back."""
+    draft.move([pick for pick, _ in picks], on_hand=1, used=-1, held=1 if held else 0)
     returned: dict[ShipmentKey, Decimal] = {}
     for pick, key in picks:
         if pick.serial is not None:
             unit = draft.units[(pick.serial, pick.lot_id)]
-            draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
+            if held:  # keeps whom it was shipped to: a cancel ships it back there
+                draft.put_unit(
+                    unit.moved_to(
+                        SerialStatus.HELD,
+                        shipment_id=unit.shipment_id,
+                        line_no=unit.line_no,
+                        customer=unit.customer,
+                    )
+                )
+            else:
+                draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
         before = returned.get(key)
         returned[key] = pick.quantity if before is None else before + pick.quantity
     for key, quantity in returned.items():
         row = draft.shipments.get(key)
         if row is not None:
             draft.put_shipment(row.returned_more(quantity))
+    return returned
 
 
 def _serials(item: Item, cmd: ReturnFromCustomer) -> tuple[str, ...]:

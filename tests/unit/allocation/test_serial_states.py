@@ -39,6 +39,7 @@ def test_returned_to_vendor_is_final() -> None:
     assert SERIAL_TRANSITIONS[S.RETURNED_TO_VENDOR] == frozenset()
 
 
-def test_only_available_and_allocated_units_are_in_stock() -> None:
-    """R4: the serial uniqueness constraint covers units in stock or allocated."""
-    assert {s for s in S if unit(s).in_stock} == {S.AVAILABLE, S.ALLOCATED}
+def test_only_available_allocated_and_held_units_are_in_stock() -> None:
+    """R4: the serial uniqueness constraint covers units in stock, allocated, or held by a
+    receipt line waiting for the rest of its document."""
+    assert {s for s in S if unit(s).in_stock} == {S.AVAILABLE, S.ALLOCATED, S.HELD}

@@ -1,0 +1,85 @@
+"""Held receipt lines: a document received whole or not at all.
+
+A document with several lines goes to allocation as one command per line, each decided by the
+writer of its LIC. Receiving sends them with `hold`: each line is checked and applied as usual,
+but its stock is held (lots' and mfr lots' `held`, serials HELD: counted as in stock, so no other
+document may take the serial or the return, yet never picked, removed or counted as free) and
+its event is kept (`LineHeld.decided`). When every line is held, receiving confirms each; when
+any is refused, it cancels the held ones, and nothing of the document ever happened.
+
+- Confirm: the stock becomes usable; the kept event is published then (`HeldSettled`).
+- Cancel: a receipt's new lot goes with its mfr lots and units (nothing could have used them);
+  a return's units go back to SHIPPED with their customer, its quantities leave the lots again
+  and the shipment rows count them as not returned. Serials handed out from the item's Next
+  Serial are not taken back: a gap in the numbering, never a serial issued twice.
+"""
+
+from __future__ import annotations
+
+from services.allocation.domain.draft import Draft
+from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.model import (
+    CancelHeld,
+    ConfirmHeld,
+    HeldLine,
+    HeldSettled,
+    SerialStatus,
+)
+
+
+def confirm(draft: Draft, cmd: ConfirmHeld) -> tuple[HeldSettled]:
+    hold = _held(draft, cmd)
+    draft.move(hold.picks, held=-1)
+    draft.put_units(
+        draft.units[(pick.serial, pick.lot_id)].moved_to(SerialStatus.AVAILABLE)
+        for pick in hold.picks
+        if pick.serial is not None
+    )
+    draft.drop_hold(hold.command_id)
+    return (_settled(cmd, confirmed=True),)
+
+
+def cancel(draft: Draft, cmd: CancelHeld) -> tuple[HeldSettled]:
+    hold = _held(draft, cmd)
+    if hold.lot_id is not None:  # a receipt's new lot
+        draft.delete_lot(hold.lot_id)
+    else:
+        draft.move(hold.picks, on_hand=-1, used=1, held=-1)
+        for pick in hold.picks:
+            if pick.serial is not None:
+                unit = draft.units[(pick.serial, pick.lot_id)]
+                draft.put_unit(
+                    unit.moved_to(
+                        SerialStatus.SHIPPED,
+                        shipment_id=unit.shipment_id,
+                        line_no=unit.line_no,
+                        customer=unit.customer,
+                    )
+                )
+        for key, quantity in hold.returned:
+            row = draft.shipments.get(key)
+            if row is not None:
+                draft.put_shipment(row.returned_more(-quantity))
+    draft.drop_hold(hold.command_id)
+    return (_settled(cmd, confirmed=False),)
+
+
+def _held(draft: Draft, cmd: ConfirmHeld | CancelHeld) -> HeldLine:
+    hold = draft.holds.get(cmd.command_id)
+    if hold is None:
+        # Receiving settles each held line once; anything else is a bug worth an answer.
+        raise Refusal(
+            ReasonCode.UNKNOWN_SHIPMENT,
+            f"no held receipt line {cmd.command_id} for item {cmd.lic}",
+            cmd.command_id,
+        )
+    return hold
+
+
+def _settled(cmd: ConfirmHeld | CancelHeld, *, confirmed: bool) -> HeldSettled:
+    return HeldSettled(
+        command_id=cmd.message_id,
+        lic=cmd.lic,
+        held_command_id=cmd.command_id,
+        confirmed=confirmed,
+    )
