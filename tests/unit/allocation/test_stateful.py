@@ -3,6 +3,11 @@
 Three LICs: a plain item, a lot-tracked perishable item and a serialized item, at two offices.
 After every step the invariants of R4, R7, R9 and R11 must hold; where the reference model can
 tell on its own whether a command must succeed (free stock, serials in stock), decide() agrees.
+
+Any receipt or return line may be sent held (one line of a document with several): holding it
+then confirming it must leave exactly the rows the unheld decision leaves, and cancelling it
+exactly the rows it started from; meanwhile other commands run against the held stock, which
+nothing may use, until a later step confirms or cancels it.
 """
 
 from __future__ import annotations
@@ -10,8 +15,10 @@ from __future__ import annotations
 import itertools
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -30,11 +37,14 @@ from services.allocation.domain.model import (
     AdjustmentKind,
     AdjustStock,
     AllocateLine,
+    CancelHeld,
     Command,
+    ConfirmHeld,
     Decision,
     InventoryAdjusted,
     LicState,
     LineAllocated,
+    LineHeld,
     LineReleased,
     LineShipped,
     LotEntry,
@@ -74,6 +84,9 @@ class AllocationMachine(RuleBasedStateMachine):
         # reference model
         self.total = {lic: ZERO for lic in self.states}  # stock on hand incl. unallocated
         self.serials: dict[str, tuple[SerialStatus, str]] = {}  # serial -> (status, office)
+        self.hold_next = False
+        # held line -> its decided event and the reference's serials before it
+        self.pending: dict[str, tuple[StockReceived | StockReturned, dict[str, Any]]] = {}
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -85,7 +98,12 @@ class AllocationMachine(RuleBasedStateMachine):
 
     def run(self, command: Command) -> Decision:
         before = self.states[command.lic]
-        decision = decide(before, command)
+        if self.hold_next and isinstance(command, ReceiveStock | ReturnFromCustomer):
+            self.hold_next = False
+            command = replace(command, hold=True)
+            decision = self.check_hold(before, command)
+        else:
+            decision = decide(before, command)
         if decision.rejected is not None:
             assert decision.state is before and len(decision.events) == 1
         for event in decision.events:
@@ -93,9 +111,31 @@ class AllocationMachine(RuleBasedStateMachine):
         self.states[command.lic] = decision.state
         return decision
 
+    def check_hold(self, before: LicState, held: ReceiveStock | ReturnFromCustomer) -> Decision:
+        """Hold then confirm = the unheld decision; hold then cancel = nothing (but the item's
+        lock and Next Serial). Returns the held decision."""
+        unheld = decide(before, replace(held, hold=False))
+        decision = decide(before, held)
+        if unheld.rejected is not None:
+            assert decision.events == unheld.events
+            return decision
+        (answer,) = decision.events
+        assert isinstance(answer, LineHeld) and (answer.decided,) == unheld.events
+        ids = {"message_id": "settle", "lic": held.lic, "command_id": held.message_id}
+        confirmed = decide(decision.state, ConfirmHeld(**ids))
+        assert rows(confirmed.state) == rows(unheld.state)
+        cancelled = decide(decision.state, CancelHeld(**ids))
+        assert rows(cancelled.state) == rows(before)
+        return decision
+
     def follow(self, event: object) -> None:
         """Track totals and serial states from the accepted events."""
         match event:
+            case LineHeld(command_id=command_id, decided=decided):
+                moved = [m.serial for m in decided.movements if m.serial is not None]
+                self.pending[command_id] = (decided, {s: self.serials.get(s) for s in moved})
+                for serial in moved:
+                    self.serials[serial] = (S.HELD, "")
             case StockReceived(lic=lic, quantity=q, movements=moves, office=office):
                 self.total[lic] += q
                 self.mark(moves, S.AVAILABLE, office)
@@ -143,7 +183,11 @@ class AllocationMachine(RuleBasedStateMachine):
         return self.serials.get(serial) == (S.AVAILABLE, office)
 
     def in_stock(self, serial: str) -> bool:
-        return serial in self.serials and self.serials[serial][0] in (S.AVAILABLE, S.ALLOCATED)
+        return serial in self.serials and self.serials[serial][0] in (
+            S.AVAILABLE,
+            S.ALLOCATED,
+            S.HELD,
+        )
 
     # -- setup ----------------------------------------------------------------------------------
 
@@ -544,6 +588,40 @@ class AllocationMachine(RuleBasedStateMachine):
         if lic == SER:
             assert (decision.rejected is None) == ok, decision.events
 
+    # -- held lines -----------------------------------------------------------------------------
+
+    @rule()
+    def hold_the_next_line(self) -> None:
+        """The next receipt or return line goes held."""
+        self.hold_next = True
+
+    def held_lines(self) -> list[tuple[str, str]]:
+        return sorted((lic, key) for lic, state in self.states.items() for key in state.holds)
+
+    @precondition(lambda self: bool(self.held_lines()))
+    @rule(data=st.data(), confirm=st.booleans())
+    def settle_held(self, data: st.DataObject, confirm: bool) -> None:
+        lic, command_id = data.draw(st.sampled_from(self.held_lines()))
+        kind = ConfirmHeld if confirm else CancelHeld
+        decision = self.run(kind(message_id=self.mid(), lic=lic, command_id=command_id))
+        assert decision.rejected is None and command_id not in self.states[lic].holds
+        decided, serials_before = self.pending.pop(command_id)
+        if confirm:
+            self.follow(decided)
+            return
+        for serial, was in serials_before.items():
+            if was is None:
+                del self.serials[serial]
+            else:
+                self.serials[serial] = was
+
+    @rule(lic=st.sampled_from([PLAIN, LOT, SER]), confirm=st.booleans())
+    def settle_a_line_never_held(self, lic: str, confirm: bool) -> None:
+        kind = ConfirmHeld if confirm else CancelHeld
+        decision = self.run(kind(message_id=self.mid(), lic=lic, command_id="m404"))
+        assert decision.rejected is not None
+        assert decision.rejected.reason_code is ReasonCode.UNKNOWN_SHIPMENT
+
     # -- checks ---------------------------------------------------------------------------------
 
     def check_fefo(
@@ -576,11 +654,13 @@ class AllocationMachine(RuleBasedStateMachine):
             for lot in state.lots.values():
                 assert lot.on_hand == lot.received_qty - lot.used
                 assert lot.on_hand >= 0 and lot.used >= 0
-                assert 0 <= lot.allocated <= lot.on_hand
+                assert 0 <= lot.allocated and 0 <= lot.held
+                assert lot.allocated + lot.held <= lot.on_hand
                 assert (lot.status == "closed") == (lot.on_hand == 0)
             for row in state.mfr_lots.values():
                 assert row.on_hand == row.initial_qty - row.used
-                assert 0 <= row.allocated <= row.on_hand and row.used >= 0
+                assert 0 <= row.allocated and 0 <= row.held and row.used >= 0
+                assert row.allocated + row.held <= row.on_hand
 
     @invariant()
     def mfr_lots_add_up_to_their_lot(self) -> None:
@@ -589,12 +669,30 @@ class AllocationMachine(RuleBasedStateMachine):
             rows = [r for r in state.mfr_lots.values() if r.lot_id == lot.lot_id]
             assert sum((r.on_hand for r in rows), ZERO) == lot.on_hand
             assert sum((r.allocated for r in rows), ZERO) == lot.allocated
+            assert sum((r.held for r in rows), ZERO) == lot.held
 
     @invariant()
     def totals_match_the_reference(self) -> None:
+        """Held stock is not counted until its line is confirmed."""
         for lic, state in self.states.items():
-            held = sum((lot.on_hand for lot in state.lots.values()), ZERO)
-            assert held + sum(state.unallocated.values(), ZERO) == self.total[lic]
+            usable = sum((lot.on_hand - lot.held for lot in state.lots.values()), ZERO)
+            assert usable + sum(state.unallocated.values(), ZERO) == self.total[lic]
+
+    @invariant()
+    def held_stock_is_exactly_the_held_lines(self) -> None:
+        """Every held quantity and HELD unit belongs to a held line, and no more."""
+        for state in self.states.values():
+            by_lot: defaultdict[str, Decimal] = defaultdict(Decimal)
+            serials = set()
+            for hold in state.holds.values():
+                for p in hold.picks:
+                    by_lot[p.lot_id] += p.quantity
+                    if p.serial is not None:
+                        serials.add((p.serial, p.lot_id))
+            assert {k: v for k, v in by_lot.items() if v} == {
+                lot.lot_id: lot.held for lot in state.lots.values() if lot.held
+            }
+            assert serials == {u.key for u in state.units.values() if u.status is S.HELD}
 
     @invariant()
     def nothing_is_allocated_twice(self) -> None:
@@ -626,13 +724,29 @@ class AllocationMachine(RuleBasedStateMachine):
             units = [u for u in state.units.values() if u.lot_id == lot.lot_id]
             assert sum(1 for u in units if u.in_stock) == lot.on_hand
             assert sum(1 for u in units if u.status is S.ALLOCATED) == lot.allocated
+            assert sum(1 for u in units if u.status is S.HELD) == lot.held
         for serial, (status, office) in self.serials.items():
             rows = [u for u in state.units.values() if u.serial == serial and u.in_stock]
-            if status in (S.AVAILABLE, S.ALLOCATED):
+            if status is S.HELD:
+                assert [u.status for u in rows] == [status]
+            elif status in (S.AVAILABLE, S.ALLOCATED):
                 assert [u.status for u in rows] == [status]
                 assert state.lots[rows[0].lot_id].office == office
             else:
                 assert rows == []
+
+
+def rows(state: LicState) -> tuple[object, ...]:
+    """A state's rows, without the item (a hold leaves it locked and its Next Serial on)."""
+    return (
+        state.lots,
+        state.mfr_lots,
+        state.units,
+        state.allocations,
+        state.shipments,
+        state.unallocated,
+        state.holds,
+    )
 
 
 AllocationMachine.TestCase.settings = settings(
