@@ -393,3 +393,111 @@ async def test_an_adjustment_with_a_bad_span_is_refused_whatever_its_message_id(
     )
     assert refusal["command_id"] == namespaced("adjustment", message_id)
     assert refusal["adjustment_id"] == f"ADJ-{lic}"
+
+
+def _serial_receipt(shipment: str, serials: list[str], *, hold: bool = False) -> dict[str, Any]:
+    return {
+        **_line(shipment),
+        "lot_id": f"{shipment}/1",
+        "office": "AI",
+        "received_on": "2026-11-01",
+        "quantity": len(serials),
+        "serials": serials,
+        "hold": hold,
+    }
+
+
+async def _events_until(env: LotlineEnv, done: Any) -> list[dict[str, Any]]:
+    """Every event on the topic, in order, once `done(values)` holds."""
+    records = await kafka_read_until(
+        env.bootstrap, env.settings.topics.events, lambda rs: done(list(json_values(rs)))
+    )
+    return list(json_values(records))
+
+
+async def test_a_held_line_is_unusable_until_confirmed_then_published_in_order(
+    allocation: LotlineEnv,
+) -> None:
+    """One line of a document with several: answered LineHeld; its serials are taken (another
+    receipt of them is refused) but nothing may allocate them; confirmed, its StockReceived is
+    published (with the id it would have had unheld) before anything decided after it."""
+    suffix = uuid.uuid4().hex[:6]
+    s = Script(f"SCOPE-{suffix}")
+    s.add("item", "UpsertItem", serialized=True, est_unit_cost="100")
+    s.add("held", "ReceiveStock", **_serial_receipt(f"PO-{suffix}", ["A1", "A2"], hold=True))
+    s.add("blocked", "AllocateLine", **_line(f"SO-{suffix}"), office="AI", ship_on="2026-11-02",
+          quantity=1)  # fmt: skip
+    s.add("dup", "ReceiveStock", **_serial_receipt(f"PO2-{suffix}", ["A2"]))
+    answers = await _run(allocation, s)
+    held_id = s.ids["held"]
+    assert answers["held"]["type"] == "LineHeld"
+    assert (answers["held"]["shipment_id"], answers["held"]["line_no"]) == (f"PO-{suffix}", 1)
+    assert answers["blocked"]["reason_code"] == "INSUFFICIENT_STOCK"
+    assert (answers["dup"]["reason_code"], answers["dup"]["offending"]) == (
+        "DUPLICATE_SERIAL",
+        "A2",
+    )
+
+    after = Script(s.lic)
+    after.add("confirm", "ConfirmHeld", command_id=held_id)
+    after.add("allocate", "AllocateLine", **_line(f"SO3-{suffix}"), office="AI",
+              ship_on="2026-11-02", quantity=1)  # fmt: skip
+    await kafka_publish_many(
+        allocation.bootstrap, allocation.settings.topics.commands, after.commands
+    )
+    allocate_id = after.ids["allocate"]
+    events = await _events_until(
+        allocation, lambda vs: any(v.get("command_id") == allocate_id for v in vs)
+    )
+    order = [(v["type"], v["command_id"]) for v in events if v.get("lic") == s.lic]
+    received = order.index(("StockReceived", held_id))
+    assert order.index(("LineAllocated", allocate_id)) > received
+    assert not any(v.get("command_id") == after.ids["confirm"] for v in events)
+    (stock,) = [v for v in events if (v["type"], v["command_id"]) == ("StockReceived", held_id)]
+    assert stock["message_id"] == f"{held_id}#0"
+    assert sorted(m["serial"] for m in stock["movements"]) == ["A1", "A2"]
+
+
+async def test_a_cancelled_held_line_leaves_nothing_behind(allocation: LotlineEnv) -> None:
+    """Cancelled, a held receipt's lot, units and kept event are gone and publish nothing; its
+    serials may be received again; settling it again is refused, not guessed."""
+    suffix = uuid.uuid4().hex[:6]
+    s = Script(f"SCALE-{suffix}")
+    s.add("item", "UpsertItem", serialized=True, est_unit_cost="100")
+    s.add("held", "ReceiveStock", **_serial_receipt(f"PO-{suffix}", ["B1"], hold=True))
+    assert (await _run(allocation, s))["held"]["type"] == "LineHeld"
+    held_id = s.ids["held"]
+
+    after = Script(s.lic)
+    after.add("cancel", "CancelHeld", command_id=held_id)
+    after.add("again", "ReceiveStock", **_serial_receipt(f"PO2-{suffix}", ["B1"]))
+    after.add("twice", "ConfirmHeld", command_id=held_id)
+    await kafka_publish_many(
+        allocation.bootstrap, allocation.settings.topics.commands, after.commands
+    )
+    twice = after.ids["twice"]
+    events = await _events_until(
+        allocation, lambda vs: any(v.get("command_id") == twice for v in vs)
+    )
+    by_command = {v["command_id"]: v for v in events if v.get("lic") == s.lic}
+    assert by_command[after.ids["again"]]["type"] == "StockReceived"
+    assert (by_command[twice]["type"], by_command[twice]["reason_code"]) == (
+        "CommandRejected",
+        "UNKNOWN_SHIPMENT",
+    )
+    assert after.ids["cancel"] not in by_command
+    assert [v["type"] for v in events if v.get("command_id") == held_id] == ["LineHeld"]
+
+    conn = await asyncpg.connect(allocation.dsn, server_settings={"search_path": "allocation"})
+    try:
+        lots = await conn.fetch("SELECT lot_id FROM inventory_lots WHERE lic = $1", s.lic)
+        assert [r["lot_id"] for r in lots] == [f"PO2-{suffix}/1"]
+        units = await conn.fetch("SELECT lot_id, status FROM units WHERE lic = $1", s.lic)
+        assert [tuple(r) for r in units] == [(f"PO2-{suffix}/1", "available")]
+        assert await conn.fetchval("SELECT count(*) FROM held_lines WHERE lic = $1", s.lic) == 0
+        assert (
+            await conn.fetchval("SELECT count(*) FROM held_events WHERE command_id = $1", held_id)
+            == 0
+        )
+    finally:
+        await conn.close()
