@@ -654,12 +654,12 @@ class AllocationMachine(RuleBasedStateMachine):
             for lot in state.lots.values():
                 assert lot.on_hand == lot.received_qty - lot.used
                 assert lot.on_hand >= 0 and lot.used >= 0
-                assert 0 <= lot.allocated and 0 <= lot.held
+                assert lot.allocated >= 0 and lot.held >= 0
                 assert lot.allocated + lot.held <= lot.on_hand
                 assert (lot.status == "closed") == (lot.on_hand == 0)
             for row in state.mfr_lots.values():
                 assert row.on_hand == row.initial_qty - row.used
-                assert 0 <= row.allocated and 0 <= row.held and row.used >= 0
+                assert row.allocated >= 0 and row.held >= 0 and row.used >= 0
                 assert row.allocated + row.held <= row.on_hand
 
     @invariant()
