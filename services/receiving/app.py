@@ -39,16 +39,22 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         payload_doc=InventoryEvent,
         description="Allocation's decisions: the item read model and the answers to receipt "
         "lines, which settle each document's status.",
-        accepts=("ItemUpserted", "StockReceived", "StockReturned", "CommandRejected"),
+        accepts=(
+            "ItemUpserted",
+            "StockReceived",
+            "StockReturned",
+            "LineHeld",
+            "CommandRejected",
+        ),
     )
     # Receipts held for items not known yet: settled when their wait is over.
     runtime.every(service.settle_every, service.settle_expired)
-    # A receipt waits while it is held, or while any of its lines is unanswered (the partial
-    # indexes find both).
+    # A receipt waits while it is held, or while any of its lines waits for an answer (pending,
+    # or confirmed after being held; the partial indexes find both).
     runtime.watch_waiting(
         "SELECT least("
         " (SELECT min(r.created_at) FROM receipts AS r WHERE r.message_id IN"
-        "   (SELECT message_id FROM receipt_lines WHERE status = 'pending')),"
+        "   (SELECT message_id FROM receipt_lines WHERE status IN ('pending', 'confirmed'))),"
         " (SELECT min(held_at) FROM held_receipts WHERE status = 'held'))"
     )
     return runtime

@@ -21,13 +21,19 @@ Rules (DESIGN.md §5):
 A receipt refused only because it names items receiving does not know yet is held for them
 instead (`awaited_items`): a new item's `ItemUpserted` usually arrives after its first receipt.
 
+Allocation checks what receiving cannot (a serial already in stock, say), so a line can still be
+refused there. A document of several lines is therefore sent with `hold`: allocation holds each
+line it accepts (`LineHeld`) and `settle` decides, once every line is answered, to confirm them
+all (`Confirm`) or to cancel them and reject the document (`Settled.cancelled`): it is received
+whole or not at all.
+
 Pure: standard library plus the shared parsers (`shared.serials`, `shared.barcodes`); no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from typing import Literal
@@ -128,6 +134,8 @@ class LineCommand:
     generate_serials: bool
     lot_id: str | None
     is_return: bool
+    # One of several lines: held by allocation until every line is accepted (or one refused).
+    hold: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,6 +168,9 @@ def check_receipt(
             problems.extend(outcome)
     if problems:
         return Checked(problems=tuple(problems))
+    if len(commands) > 1:
+        # A single command is atomic in allocation; several are posted only once all are held.
+        commands = [replace(cmd, hold=True) for cmd in commands]
     return Checked(commands=tuple(commands))
 
 
@@ -531,45 +542,73 @@ class Posted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineOutcome:
-    """A sent line and what allocation answered; neither `posted` nor `problem`: still pending."""
+    """A sent line and what allocation answered: `posted`, refused (`problem`), or `held`
+    (accepted, waiting for `ConfirmHeld` / `CancelHeld`); none of them: still waiting."""
 
     line_no: int
     lic: str
     posted: Posted | None = None
     problem: Problem | None = None
+    held: bool = False
 
     @property
     def pending(self) -> bool:
-        return self.posted is None and self.problem is None
+        return self.posted is None and self.problem is None and not self.held
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Settled:
-    """The document's final status: posted lines, and the refused ones (none: posted)."""
+    """The document's final status: posted lines, and the refused ones (none: posted).
+
+    `cancelled`: held lines to undo because another line was refused (the document is
+    rejected and, being held, nothing of it was posted).
+    """
 
     posted: tuple[Posted, ...]
     problems: tuple[Problem, ...]
+    cancelled: tuple[LineOutcome, ...] = ()
 
     @property
     def fully_posted(self) -> bool:
         return not self.problems
 
 
-def settle(outcomes: Sequence[LineOutcome]) -> Settled | None:
-    """The status once every line is answered; None while any line waits."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Confirm:
+    """Every line is held: confirm each; their posted answers settle the document later."""
+
+    held: tuple[LineOutcome, ...]
+
+
+def settle(outcomes: Sequence[LineOutcome]) -> Settled | Confirm | None:
+    """What to do once every line is answered; None while any line waits.
+
+    Held lines are confirmed when no line is refused, else cancelled with the document
+    rejected. Without held lines (a single-line document, or the confirmed lines' answers):
+    posted when every line posted, else rejected naming the posted lines too.
+    """
     if any(outcome.pending for outcome in outcomes):
         return None
     ordered = sorted(outcomes, key=lambda outcome: outcome.line_no)
+    held = tuple(o for o in ordered if o.held)
+    problems = tuple(o.problem for o in ordered if o.problem is not None)
+    if held and not problems:
+        return Confirm(held=held)
     return Settled(
+        # A held document posts nothing before every line is confirmed: normally empty when
+        # lines are cancelled, but a line allocation did post is never hidden.
         posted=tuple(o.posted for o in ordered if o.posted is not None),
-        problems=tuple(o.problem for o in ordered if o.problem is not None),
+        problems=problems,
+        cancelled=held,
     )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answer:
-    """Allocation's answer to one line command: the line posted, or the problem it refused."""
+    """Allocation's answer to one line command: the line posted, the problem it refused, or
+    (`held`) the line accepted and held."""
 
     command_id: str
     posted: Posted | None = None
     problem: Problem | None = None
+    held: bool = False

@@ -89,6 +89,13 @@ def _json(adapter: TypeAdapter[T], value: T | None) -> str | None:
     return None if value is None else adapter.dump_json(value).decode()
 
 
+def _status(answer: d.Answer) -> str:
+    """The line status an answer gives."""
+    if answer.held:
+        return "held"
+    return "refused" if answer.posted is None else "posted"
+
+
 class PgReceivingRepository:
     async def items(self, conn: asyncpg.Connection, lics: Sequence[str]) -> dict[str, d.Item]:
         rows = await conn.fetch(
@@ -160,11 +167,13 @@ class PgReceivingRepository:
         answers: Sequence[d.Answer],
         posted_json: Sequence[str | None],
     ) -> Recorded:
-        """Store answers to pending lines (`posted_json`: each posted line's result as JSON).
+        """Store answers to waiting lines (`posted_json`: each posted line's result as JSON).
 
         Returns the documents they belong to, locked, and the lines this batch answered.
         Locking the documents first (in a fixed order) serializes two transactions answering
         lines of the same document, so exactly one of them sees the last line answered.
+        A line is held only while 'pending': a `LineHeld` delivered again after its document
+        was decided changes nothing.
         """
         ids = [a.command_id for a in answers]
         docs = await conn.fetch(
@@ -178,12 +187,14 @@ class PgReceivingRepository:
             return Recorded([], frozenset())
         updated = await conn.fetch(
             "UPDATE receipt_lines AS l"
-            " SET status = CASE WHEN v.posted IS NULL THEN 'refused' ELSE 'posted' END,"
-            "   posted = v.posted::jsonb, problem = v.problem::jsonb"
-            " FROM unnest($1::text[], $2::text[], $3::text[]) AS v(command_id, posted, problem)"
-            " WHERE l.command_id = v.command_id AND l.status = 'pending'"
+            " SET status = v.status, posted = v.posted::jsonb, problem = v.problem::jsonb"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])"
+            "   AS v(command_id, status, posted, problem)"
+            " WHERE l.command_id = v.command_id"
+            "   AND (l.status = 'pending' OR (l.status = 'confirmed' AND v.status <> 'held'))"
             " RETURNING l.command_id",
             ids,
+            [_status(a) for a in answers],
             list(posted_json),
             [_json(_PROBLEM, a.problem) for a in answers],
         )
@@ -202,14 +213,14 @@ class PgReceivingRepository:
         """
         rows = await conn.fetch(
             "SELECT r.message_id, r.shipment_id, l.line_no, l.lic, l.quantity, l.command_id,"
-            "   l.posted ->> 'lot_id' AS lot_id,"
+            "   l.status, l.posted ->> 'lot_id' AS lot_id,"
             "   CASE WHEN l.status = 'posted' AND NOT l.command_id = ANY($2::text[])"
             "     THEN l.posted::text END AS posted,"
             "   l.problem::text AS problem"
             " FROM receipts r JOIN receipt_lines l USING (message_id)"
             " WHERE r.message_id = ANY($1::text[]) AND r.status = 'posting'"
             "   AND NOT EXISTS (SELECT 1 FROM receipt_lines w"
-            "     WHERE w.message_id = r.message_id AND w.status = 'pending')"
+            "     WHERE w.message_id = r.message_id AND w.status IN ('pending', 'confirmed'))"
             " ORDER BY r.message_id, l.line_no",
             list(message_ids),
             list(answered),
@@ -222,7 +233,7 @@ class PgReceivingRepository:
                 grouped[row["message_id"]] = receipt
             problem = None if row["problem"] is None else _PROBLEM.validate_json(row["problem"])
             posted = None
-            if problem is None:
+            if row["status"] == "posted":
                 posted = d.Posted(
                     line_no=row["line_no"],
                     lic=row["lic"],
@@ -231,13 +242,32 @@ class PgReceivingRepository:
                 )
             receipt.lines.append(
                 d.LineOutcome(
-                    line_no=row["line_no"], lic=row["lic"], posted=posted, problem=problem
+                    line_no=row["line_no"],
+                    lic=row["lic"],
+                    posted=posted,
+                    problem=problem,
+                    held=row["status"] == "held",
                 )
             )
             receipt.command_ids[row["line_no"]] = row["command_id"]
             if row["posted"] is not None:
                 receipt.stored_results[row["line_no"]] = row["posted"]
         return list(grouped.values())
+
+    async def decide_held(
+        self, conn: asyncpg.Connection, confirmed: Sequence[str], cancelled: Sequence[str]
+    ) -> None:
+        """Move held lines (command ids) on: 'confirmed' (waiting for their posted answer) or
+        'cancelled' (their document is rejected)."""
+        if not confirmed and not cancelled:
+            return
+        await conn.execute(
+            "UPDATE receipt_lines AS l SET status = v.status"
+            " FROM unnest($1::text[], $2::text[]) AS v(command_id, status)"
+            " WHERE l.command_id = v.command_id AND l.status = 'held'",
+            [*confirmed, *cancelled],
+            ["confirmed"] * len(confirmed) + ["cancelled"] * len(cancelled),
+        )
 
     async def finish(self, conn: asyncpg.Connection, finished: Sequence[Finished]) -> None:
         if not finished:

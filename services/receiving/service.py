@@ -8,11 +8,16 @@ publishing nothing, until the last of those items arrives (`collect_answers` rel
 transaction that stores the item) or its deadline passes (`settle_expired`, a periodic job).
 Either way it is then checked in full, as if it had just arrived, and settled exactly once: the
 settling transaction locks its row and moves it out of 'held'.
+
+A document of several lines is received whole or not at all: its lines go out with `hold`, and
+once every line is answered (`domain.settle`, in the transaction that recorded the last answer,
+the document's row locked) the held lines are all confirmed, or all cancelled and the document
+rejected.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -22,6 +27,7 @@ import structlog
 from services.receiving import domain as d
 from services.receiving import translate
 from services.receiving.repository import (
+    AnsweredReceipt,
     Finished,
     Held,
     NewReceipt,
@@ -30,6 +36,7 @@ from services.receiving.repository import (
 )
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
+from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
@@ -199,22 +206,45 @@ class ReceivingService:
         del posted_json  # up to ~11 MB per line: not held while the status is built
         answered = recorded.answered & results.keys()
         finished = []
+        confirmed: list[str] = []  # command ids of held lines confirmed now
+        cancelled: list[str] = []  # and of held lines cancelled now
         for receipt in await self._repository.answered_receipts(
             uow.conn, recorded.documents, answered
         ):
-            settled = d.settle(receipt.lines)
-            if settled is None:
+            decision = d.settle(receipt.lines)
+            if decision is None:
                 continue
+            if isinstance(decision, d.Confirm):
+                # Every line held: publish them; their answers settle the document later.
+                confirmed += self._send(uow, receipt, decision.held, translate.confirm_held)
+                continue
+            cancelled += self._send(uow, receipt, decision.cancelled, translate.cancel_held)
             lines = [
                 results[command_id]
                 if (command_id := receipt.command_ids[p.line_no]) in answered
                 else translate.stored_line_result(receipt.stored_results[p.line_no])
-                for p in settled.posted
+                for p in decision.posted
             ]
-            self._publish(uow, receipt.message_id, receipt.shipment_id, settled, lines)
-            status = "posted" if settled.fully_posted else "rejected"
-            finished.append(Finished(receipt.message_id, status, settled.problems))
+            self._publish(uow, receipt.message_id, receipt.shipment_id, decision, lines)
+            status = "posted" if decision.fully_posted else "rejected"
+            finished.append(Finished(receipt.message_id, status, decision.problems))
+        await self._repository.decide_held(uow.conn, confirmed, cancelled)
         await self._repository.finish(uow.conn, finished)
+
+    def _send(
+        self,
+        uow: UnitOfWork,
+        receipt: AnsweredReceipt,
+        held: Sequence[d.LineOutcome],
+        build: Callable[[str, str], c.ConfirmHeld | c.CancelHeld],
+    ) -> list[str]:
+        """Send `build`'s command for each held line, keyed by its LIC; their command ids."""
+        ids = []
+        for line in held:
+            command_id = receipt.command_ids[line.line_no]
+            uow.outbox.emit(self._topics.commands, line.lic, build(command_id, line.lic))
+            ids.append(command_id)
+        return ids
 
     def _publish(
         self,

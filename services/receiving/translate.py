@@ -86,6 +86,7 @@ def command(doc: u.ShipmentReceived, line: d.LineCommand) -> c.ReceiveStock | c.
             quantity=line.quantity,
             lots=lots,
             serials=list(line.serials),
+            hold=line.hold,
         )
     assert line.lot_id is not None, "a receipt line always names its inventory lot"
     return c.ReceiveStock(
@@ -105,7 +106,20 @@ def command(doc: u.ShipmentReceived, line: d.LineCommand) -> c.ReceiveStock | c.
         lots=lots,
         serials=list(line.serials),
         generate_serials=line.generate_serials,
+        hold=line.hold,
     )
+
+
+def confirm_held(command_id: str, lic: str) -> c.ConfirmHeld:
+    """Publish a held line (its id derives from the line's: a redecision sends the same one)."""
+    return c.ConfirmHeld(
+        message_id=derived_id(command_id, "confirm"), lic=lic, command_id=command_id
+    )
+
+
+def cancel_held(command_id: str, lic: str) -> c.CancelHeld:
+    """Undo a held line: another line of its document was refused."""
+    return c.CancelHeld(message_id=derived_id(command_id, "cancel"), lic=lic, command_id=command_id)
 
 
 def answer(event: e.Event) -> d.Answer | None:
@@ -121,6 +135,8 @@ def answer(event: e.Event) -> d.Answer | None:
                     lot_id=event.lot_id if isinstance(event, e.StockReceived) else None,
                 ),
             )
+        case e.LineHeld():
+            return d.Answer(command_id=event.command_id, held=True)
         case e.CommandRejected() if event.command_type in ("ReceiveStock", "ReturnStock"):
             return d.Answer(
                 command_id=event.command_id,
