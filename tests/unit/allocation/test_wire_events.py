@@ -86,7 +86,10 @@ class _Run:
         )
         decision = decide(self.state, translate.to_domain(command))
         self.state = decision.state
-        wires = [faithful(event, command, i) for i, event in enumerate(decision.events)]
+        # A held line's kept event goes out later as built now; settling it publishes nothing.
+        kept = [ev.decided for ev in decision.events if isinstance(ev, d.LineHeld)]
+        events = [ev for ev in decision.events if not isinstance(ev, d.HeldSettled)]
+        wires = [faithful(event, command, i) for i, event in enumerate([*events, *kept])]
         for wire in wires:
             self.seen[wire.type] += 1
             if isinstance(wire, e.CommandRejected):
@@ -320,11 +323,23 @@ def test_every_event_type_encodes_as_the_validated_event() -> None:
         quantity="2",
         serials=["X1"],
     )  # SERIAL_COUNT_MISMATCH
+    (held,) = serials(
+        c.ReceiveStock,
+        shipment_id="PO-7",
+        line_no=2,
+        lot_id="PO-7/2",
+        office="AI",
+        received_on=DAY,
+        quantity="1",
+        serials=["H1"],
+        hold=True,
+    )[:1]
+    assert serials(c.ConfirmHeld, command_id=held.command_id) == []
 
     seen = plain.seen + lots.seen + serials.seen
     assert set(seen) == {
         "ItemUpserted", "StockReceived", "LineAllocated", "LineReleased", "LineShipped",
-        "InventoryAdjusted", "StockReturned", "CommandRejected",
+        "InventoryAdjusted", "StockReturned", "LineHeld", "CommandRejected",
     }  # fmt: skip
     assert len(plain.codes | lots.codes | serials.codes) >= 8
 
@@ -400,7 +415,11 @@ class WireMachine(AllocationMachine):
     def run(self, command: d.Command) -> d.Decision:
         decision = super().run(command)
         for n, event in enumerate(decision.events):
+            if isinstance(event, d.HeldSettled):
+                continue  # not published: its line's kept event was checked when held
             faithful(event, command, n)
+            if isinstance(event, d.LineHeld):
+                faithful(event.decided, command, n)
         return decision
 
 
