@@ -257,6 +257,10 @@ async def test_mixed_receipt_is_posted_with_lot_ids_and_generated_serials(bus: B
         ("ReceiveStock", "receipt:msg-PO-1/4", "PO-1/4"),
     ]
     assert commands[3]["generate_serials"] is True
+    # Several lines: each is held by allocation, then all are confirmed together.
+    assert all(c["hold"] for c in commands)
+    confirms = bus.on(bus.topics.commands, lambda v: v["type"] == "ConfirmHeld")
+    assert [c["command_id"] for c in confirms] == [c["message_id"] for c in commands]
     (status,) = bus.statuses("PO-1")
     assert status["type"] == "ReceiptPosted"
     lines = {line["line_no"]: line for line in status["lines"]}
@@ -295,8 +299,9 @@ async def test_receipt_with_three_line_errors_is_refused_whole_and_posts_nothing
     assert await bus.fetch("allocation", "SELECT * FROM inventory_lots") == []
 
 
-async def test_allocation_refusing_a_checked_line_names_it_and_the_posted_ones(bus: Bus) -> None:
-    """R4: a serial already in stock is caught by allocation, the one writer per LIC."""
+async def test_allocation_refusing_a_checked_line_posts_nothing_of_the_document(bus: Bus) -> None:
+    """R4: a serial already in stock is caught by allocation, the one writer per LIC. The
+    document's other line was only held: it is cancelled, and nothing of the document posts."""
     await stocked(bus)
     await bus.receive("PO-3", {"lic": "CAM", "quantity": 1, "serials": ["S1"]})
     await bus.receive(
@@ -305,6 +310,10 @@ async def test_allocation_refusing_a_checked_line_names_it_and_the_posted_ones(b
         {"lic": "CAM", "quantity": 1, "serials": ["S1"]},
     )
 
+    assert [(c["type"], c.get("hold")) for c in bus.commands("PO-4")] == [
+        ("ReceiveStock", True),
+        ("ReceiveStock", True),
+    ]
     (status,) = bus.statuses("PO-4")
     assert status["type"] == "ReceiptRejected"
     (problem,) = status["problems"]
@@ -313,9 +322,55 @@ async def test_allocation_refusing_a_checked_line_names_it_and_the_posted_ones(b
         "DUPLICATE_SERIAL",
         "S1",
     )
-    assert [line["line_no"] for line in status["posted_lines"]] == [1]
+    assert status["posted_lines"] == []
+    (cancel,) = bus.on(bus.topics.commands, lambda v: v["type"] == "CancelHeld")
+    assert cancel["command_id"] == "receipt:msg-PO-4/1"
+    assert bus.on(bus.topics.commands, lambda v: v["type"] == "ConfirmHeld") == []
+    answers = bus.on(bus.topics.events, lambda v: v.get("shipment_id") == "PO-4")
+    assert sorted(v["type"] for v in answers) == ["CommandRejected", "LineHeld"]  # none posted
+    assert (
+        await bus.fetch("allocation", "SELECT 1 FROM inventory_lots WHERE lot_id = 'PO-4/1'") == []
+    )
     rows = await bus.fetch("receiving", "SELECT status FROM receipts WHERE shipment_id = 'PO-4'")
     assert [r["status"] for r in rows] == ["rejected"]
+
+
+async def test_allocation_answers_delivered_again_change_nothing(bus: Bus) -> None:
+    """Past the inbox: LineHeld, CommandRejected and StockReceived published again by
+    allocation's relay neither hold, confirm, cancel nor settle a document a second time."""
+    await stocked(bus)
+    await bus.receive("PO-9", {"lic": "PLAIN", "quantity": 1}, {"lic": "PLAIN", "quantity": 2})
+    await bus.receive("PO-3", {"lic": "CAM", "quantity": 1, "serials": ["S1"]})
+    await bus.receive(
+        "PO-4", {"lic": "PLAIN", "quantity": 2}, {"lic": "CAM", "quantity": 1, "serials": ["S1"]}
+    )
+    kinds = ("ConfirmHeld", "CancelHeld", "ReceiveStock")
+    sent = [v["type"] for v in bus.on(bus.topics.commands, lambda v: v["type"] in kinds)]
+    assert [s["type"] for s in bus.statuses("PO-9") + bus.statuses("PO-4")] == [
+        "ReceiptPosted",
+        "ReceiptRejected",
+    ]
+
+    answers = [
+        row
+        for row in bus.published
+        if row.topic == bus.topics.events and (b'"PO-9"' in row.payload or b'"PO-4"' in row.payload)
+    ]
+    assert {orjson.loads(row.payload)["type"] for row in answers} == {
+        "LineHeld",
+        "StockReceived",
+        "CommandRejected",
+    }
+    await bus.redeliver(answers)
+
+    assert [v["type"] for v in bus.on(bus.topics.commands, lambda v: v["type"] in kinds)] == sent
+    assert len(bus.statuses("PO-9") + bus.statuses("PO-4")) == 2
+    rows = await bus.fetch("receiving", "SELECT shipment_id, status FROM receipts ORDER BY 1")
+    assert [(r["shipment_id"], r["status"]) for r in rows] == [
+        ("PO-3", "posted"),
+        ("PO-4", "rejected"),
+        ("PO-9", "posted"),
+    ]
 
 
 async def test_scanned_units_are_received_with_lot_expiry_and_serial(bus: Bus) -> None:
