@@ -34,6 +34,7 @@ from shared.contracts.reasons import ReasonCode
 from shared.contracts.upstream import ReceiptMessage
 from shared.outbox import Outbox, OutboxRow, channel_for, write_outbox
 from tests.fixtures.infra import LotlineEnv
+from tests.integration.test_receiving_flows import receipt
 
 DAY = date(2026, 11, 2)
 EVENTS: TypeAdapter[Any] = TypeAdapter(e.InventoryEvent)
@@ -110,17 +111,7 @@ class Receiving:
 
     async def receive(self, shipment_id: str, *lines: dict[str, Any], **header: Any) -> list[Any]:
         """The document's line commands."""
-        document = {
-            "type": "ShipmentReceived",
-            "message_id": f"msg-{shipment_id}",
-            "shipment_id": shipment_id,
-            "office": "AI",
-            "source": "purchase",
-            "received_on": DAY.isoformat(),
-            "lines": [{"line_no": n, **line} for n, line in enumerate(lines, start=1)],
-            **header,
-        }
-        return await self.deliver(decode(RECEIPTS, orjson.dumps(document)))
+        return await self.deliver(receipt(shipment_id, *lines, **header))
 
     async def items(self, *lics: str, **flags: Any) -> None:
         await self.deliver(

@@ -16,15 +16,65 @@ any is refused, it cancels the held ones, and nothing of the document ever happe
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import (
     CancelHeld,
     ConfirmHeld,
+    HeldKind,
     HeldLine,
     HeldSettled,
+    LineHeld,
+    Pick,
+    ReceiveStock,
+    ReturnFromCustomer,
     SerialStatus,
+    StockReceived,
+    StockReturned,
+    Unit,
 )
+
+
+def hold(
+    draft: Draft,
+    cmd: ReceiveStock | ReturnFromCustomer,
+    decided: StockReceived | StockReturned,
+    picks: tuple[Pick, ...],
+    *,
+    lot_id: str | None = None,
+    returned: tuple[tuple[tuple[str, str | None, str], Decimal], ...] = (),
+) -> tuple[LineHeld]:
+    """Record a line just applied with its stock held; answer `LineHeld`, keeping `decided`."""
+    kind: HeldKind = "receipt" if lot_id is not None else "return"
+    draft.put_hold(
+        HeldLine(
+            command_id=cmd.message_id,
+            kind=kind,
+            shipment_id=cmd.shipment_id,
+            line_no=cmd.line_no,
+            picks=picks,
+            lot_id=lot_id,
+            returned=returned,
+        )
+    )
+    held = LineHeld(
+        command_id=cmd.message_id,
+        lic=cmd.lic,
+        shipment_id=cmd.shipment_id,
+        line_no=cmd.line_no,
+        decided=decided,
+    )
+    return (held,)
+
+
+def moved_keeping_customer(unit: Unit, status: SerialStatus) -> Unit:
+    """A returned unit held, or a held return cancelled: whom it was shipped to stays on it, so
+    a cancel ships it back there."""
+    return unit.moved_to(
+        status, shipment_id=unit.shipment_id, line_no=unit.line_no, customer=unit.customer
+    )
 
 
 def confirm(draft: Draft, cmd: ConfirmHeld) -> tuple[HeldSettled]:
@@ -48,14 +98,7 @@ def cancel(draft: Draft, cmd: CancelHeld) -> tuple[HeldSettled]:
         for pick in hold.picks:
             if pick.serial is not None:
                 unit = draft.units[(pick.serial, pick.lot_id)]
-                draft.put_unit(
-                    unit.moved_to(
-                        SerialStatus.SHIPPED,
-                        shipment_id=unit.shipment_id,
-                        line_no=unit.line_no,
-                        customer=unit.customer,
-                    )
-                )
+                draft.put_unit(moved_keeping_customer(unit, SerialStatus.SHIPPED))
         for key, quantity in hold.returned:
             row = draft.shipments.get(key)
             if row is not None:

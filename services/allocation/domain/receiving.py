@@ -22,8 +22,8 @@ from decimal import Decimal
 from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.holding import hold
 from services.allocation.domain.model import (
-    HeldLine,
     InventoryLot,
     Item,
     LineHeld,
@@ -111,24 +111,7 @@ def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived] | tuple[Lin
         Pick(lot_id=got.lot.lot_id, mfr_lot=m.mfr_lot, serial=m.serial, quantity=m.quantity)
         for m in got.movements
     )
-    draft.put_hold(
-        HeldLine(
-            command_id=cmd.message_id,
-            kind="receipt",
-            shipment_id=cmd.shipment_id,
-            line_no=cmd.line_no,
-            picks=picks,
-            lot_id=got.lot.lot_id,
-        )
-    )
-    held = LineHeld(
-        command_id=cmd.message_id,
-        lic=cmd.lic,
-        shipment_id=cmd.shipment_id,
-        line_no=cmd.line_no,
-        decided=event,
-    )
-    return (held,)
+    return hold(draft, cmd, event, picks, lot_id=got.lot.lot_id)
 
 
 def stock_in(draft: Draft, spec: NewLot) -> Received:

@@ -20,10 +20,10 @@ from decimal import Decimal
 from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.holding import hold, moved_keeping_customer
 from services.allocation.domain.model import (
     ZERO,
     CustomerShipment,
-    HeldLine,
     Item,
     LineHeld,
     LotPick,
@@ -58,6 +58,7 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
         picks = _returnable(draft, item, cmd.customer, whole, [])
     returned = _reverse(draft, picks, held=cmd.hold)
     draft.lock_item()
+    picked = tuple(pick for pick, _ in picks)
     event = StockReturned(
         command_id=cmd.message_id,
         lic=item.lic,
@@ -67,29 +68,12 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
         customer=cmd.customer,
         received_on=cmd.received_on,
         quantity=quantity,
-        movements=movements(draft, tuple(pick for pick, _ in picks)),
+        movements=movements(draft, picked),
         reopened_lots=tuple(draft.reopened),
     )
     if not cmd.hold:
         return (event,)
-    draft.put_hold(
-        HeldLine(
-            command_id=cmd.message_id,
-            kind="return",
-            shipment_id=cmd.shipment_id,
-            line_no=cmd.line_no,
-            picks=tuple(pick for pick, _ in picks),
-            returned=tuple(returned.items()),
-        )
-    )
-    held = LineHeld(
-        command_id=cmd.message_id,
-        lic=cmd.lic,
-        shipment_id=cmd.shipment_id,
-        line_no=cmd.line_no,
-        decided=event,
-    )
-    return (held,)
+    return hold(draft, cmd, event, picked, returned=tuple(returned.items()))
 
 
 def _return_unit(draft: Draft, item: Item, customer: str | None, serial: str) -> Returned:
@@ -174,15 +158,8 @@ def _reverse(draft: Draft, picks: list[Returned], *, held: bool) -> dict[Shipmen
     for pick, key in picks:
         if pick.serial is not None:
             unit = draft.units[(pick.serial, pick.lot_id)]
-            if held:  # keeps whom it was shipped to: a cancel ships it back there
-                draft.put_unit(
-                    unit.moved_to(
-                        SerialStatus.HELD,
-                        shipment_id=unit.shipment_id,
-                        line_no=unit.line_no,
-                        customer=unit.customer,
-                    )
-                )
+            if held:
+                draft.put_unit(moved_keeping_customer(unit, SerialStatus.HELD))
             else:
                 draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
         before = returned.get(key)
