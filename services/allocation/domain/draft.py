@@ -144,8 +144,9 @@ class Draft:
         self._write("lots", lot.lot_id, lot)
         if lot.seq > self.last_seq:
             self.last_seq = lot.seq
-        if (lot.lot_id in self.stocked) != (lot.on_hand > 0):
-            self._write("stocked", lot.lot_id, lot.office if lot.on_hand > 0 else _MISSING)
+        stocked = lot.on_hand > lot.held  # a held receipt's lot (held whole) is not
+        if (lot.lot_id in self.stocked) != stocked:
+            self._write("stocked", lot.lot_id, lot.office if stocked else _MISSING)
 
     def put_mfr_lot(self, row: MfrLot) -> None:
         key = (row.lot_id, row.mfr_lot)
@@ -355,7 +356,7 @@ def build_index(state: LicState) -> StockIndex:
         names[lot_id] = (*names.get(lot_id, ()), name)
     return StockIndex(
         in_stock={key[0]: key for key, unit in state.units.items() if unit.in_stock},
-        stocked={lot.lot_id: lot.office for lot in state.lots.values() if lot.on_hand > 0},
+        stocked={lot.lot_id: lot.office for lot in state.lots.values() if lot.on_hand > lot.held},
         mfr_names=names,
         last_seq=max((lot.seq for lot in state.lots.values()), default=0),
     )

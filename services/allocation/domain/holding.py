@@ -2,10 +2,16 @@
 
 A document with several lines goes to allocation as one command per line, each decided by the
 writer of its LIC. Receiving sends them with `hold`: each line is checked and applied as usual,
-but its stock is held (lots' and mfr lots' `held`, serials HELD: counted as in stock, so no other
-document may take the serial or the return, yet never picked, removed or counted as free) and
-its event is kept (`LineHeld.decided`). When every line is held, receiving confirms each; when
-any is refused, it cancels the held ones, and nothing of the document ever happened.
+but its stock is held and its event kept (`LineHeld.decided`). Held stock is on hand and its
+serials count as in stock, so no other document may take a serial or a return, yet it is never
+picked, removed or counted as free:
+
+- a receipt's new lot is held whole (`held` = on hand, in the lot and its mfr lots): such a lot
+  is not stocked (`Draft.stocked`), so no pick or adjustment sees it or its AVAILABLE units;
+- a return's quantities are held in the lots they went back to, its units HELD.
+
+When every line is held, receiving confirms each; when any is refused, it cancels the held ones,
+and nothing of the document ever happened.
 
 - Confirm: the stock becomes usable; the kept event is published then (`HeldSettled`).
 - Cancel: a receipt's new lot goes with its mfr lots and units (nothing could have used them);
@@ -80,11 +86,12 @@ def moved_keeping_customer(unit: Unit, status: SerialStatus) -> Unit:
 def confirm(draft: Draft, cmd: ConfirmHeld) -> tuple[HeldSettled]:
     hold = _held(draft, cmd)
     draft.move(hold.picks, held=-1)
-    draft.put_units(
-        draft.units[(pick.serial, pick.lot_id)].moved_to(SerialStatus.AVAILABLE)
-        for pick in hold.picks
-        if pick.serial is not None
-    )
+    if hold.kind == "return":  # a receipt's units are AVAILABLE already, in a lot now stocked
+        draft.put_units(
+            draft.units[(pick.serial, pick.lot_id)].moved_to(SerialStatus.AVAILABLE)
+            for pick in hold.picks
+            if pick.serial is not None
+        )
     draft.drop_hold(hold.command_id)
     return (_settled(cmd, confirmed=True),)
 

@@ -157,7 +157,8 @@ class SerialStatus(Enum):
     RETURNED_TO_VENDOR = "returned_to_vendor"
     REMOVED = "removed"
     HELD = "held"
-    """In stock through a held receipt line: its serial is taken, but nothing may use it yet."""
+    """Back from a customer through a held return line: its serial is taken (in stock), but
+    nothing may use it yet. (A held receipt's units are AVAILABLE in a lot held whole.)"""
 
 
 SERIAL_TRANSITIONS: dict[SerialStatus, frozenset[SerialStatus]] = {
@@ -355,7 +356,8 @@ class StockIndex:
     in_stock: dict[str, tuple[str, str]]
     """serial -> key of its unit that is AVAILABLE or ALLOCATED."""
     stocked: dict[str, str]
-    """lot_id -> office, for inventory lots with stock on hand."""
+    """lot_id -> office, for inventory lots with stock on hand that is not all held (a held
+    receipt's new lot is not stocked: nothing may pick from it or adjust it yet)."""
     mfr_names: dict[str, tuple[str, ...]]
     """lot_id -> its manufacturer lot numbers."""
     last_seq: int

@@ -188,14 +188,16 @@ def _named(rows: list[MfrLot], pick: LotPick) -> list[MfrLot]:
 
 def _available(draft: Draft, need: Need, serial: str) -> Unit:
     held = draft.serial_in_stock(serial)
-    free = held is not None and held.status is SerialStatus.AVAILABLE
-    if held is not None and free and draft.lots[held.lot_id].office == need.office:
-        return held
-    where = (
-        f"is {held.status.value} at office {draft.lots[held.lot_id].office}"
-        if held
-        else "is not in stock"
-    )
+    where = "is not in stock"
+    if held is not None:
+        office = draft.lots[held.lot_id].office
+        status = held.status.value
+        # AVAILABLE in a lot that is not stocked: a held receipt's, until its document is whole.
+        if held.status is SerialStatus.AVAILABLE and held.lot_id not in draft.stocked:
+            status = "held"
+        elif held.status is SerialStatus.AVAILABLE and office == need.office:
+            return held
+        where = f"is {status} at office {office}"
     raise Refusal(
         ReasonCode.SERIAL_NOT_AVAILABLE,
         f"serial {serial} of {need.item.lic} {where}; wanted AVAILABLE at office {need.office}",

@@ -9,8 +9,8 @@ Policies:
 - A lot id that already exists is refused (`INVALID_QUANTITY`): the lot id is deterministic from
   the document, so this is the same document line sent again under a new message id.
 - A held line (one of a document with several, `ReceiveStock.hold`) is decided in full, but its
-  stock is held (`held` quantities, serials HELD) and its event kept until the line is confirmed
-  (`holding.py`): a document is received whole or not at all.
+  new lot is held whole (`held` = on hand: not stocked, so nothing picks it) and its event kept
+  until the line is confirmed (`holding.py`): a document is received whole or not at all.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from services.allocation.domain.model import (
     MfrLot,
     Pick,
     ReceiveStock,
-    SerialStatus,
     StockReceived,
     Unit,
 )
@@ -160,7 +159,7 @@ def stock_in(draft: Draft, spec: NewLot) -> Received:
                 held=entry.quantity if spec.held else ZERO,
             )
         )
-    units = _units(item, lot, entries, serials, spec.held)
+    units = _units(item, lot, entries, serials)
     draft.put_units(units)
     draft.lock_item()
     return Received(lot=lot, movements=_movements(lot, entries, units), generated=generated)
@@ -237,10 +236,9 @@ def incoming_serials(
 
 
 def _units(
-    item: Item, lot: InventoryLot, entries: list[LotEntry], serials: tuple[str, ...], held: bool
+    item: Item, lot: InventoryLot, entries: list[LotEntry], serials: tuple[str, ...]
 ) -> list[Unit]:
     owners = [entry.mfr_lot for entry in entries for _ in range(int(entry.quantity))]
-    status = SerialStatus.HELD if held else SerialStatus.AVAILABLE
     return [
         Unit(
             lic=item.lic,
@@ -248,7 +246,6 @@ def _units(
             lot_id=lot.lot_id,
             mfr_lot=owners[i] if owners else None,
             position=i,
-            status=status,
         )
         for i, serial in enumerate(serials)
     ]

@@ -680,15 +680,20 @@ class AllocationMachine(RuleBasedStateMachine):
 
     @invariant()
     def held_stock_is_exactly_the_held_lines(self) -> None:
-        """Every held quantity and HELD unit belongs to a held line, and no more."""
+        """Every held quantity and HELD unit belongs to a held line, and no more; a held
+        receipt's lot is held whole and not stocked (no pick or adjustment sees it)."""
         for state in self.states.values():
             by_lot: defaultdict[str, Decimal] = defaultdict(Decimal)
             serials = set()
             for hold in state.holds.values():
                 for p in hold.picks:
                     by_lot[p.lot_id] += p.quantity
-                    if p.serial is not None:
+                    if p.serial is not None and hold.kind == "return":
                         serials.add((p.serial, p.lot_id))
+                if hold.lot_id is not None:
+                    lot = state.lots[hold.lot_id]
+                    assert lot.held == lot.on_hand == lot.received_qty
+                    assert hold.lot_id not in (state.index.stocked if state.index else {})
             assert {k: v for k, v in by_lot.items() if v} == {
                 lot.lot_id: lot.held for lot in state.lots.values() if lot.held
             }
@@ -724,11 +729,15 @@ class AllocationMachine(RuleBasedStateMachine):
             units = [u for u in state.units.values() if u.lot_id == lot.lot_id]
             assert sum(1 for u in units if u.in_stock) == lot.on_hand
             assert sum(1 for u in units if u.status is S.ALLOCATED) == lot.allocated
-            assert sum(1 for u in units if u.status is S.HELD) == lot.held
+            held_receipt = any(h.lot_id == lot.lot_id for h in state.holds.values())
+            held_units = sum(1 for u in units if u.status is S.HELD)
+            assert held_units == (0 if held_receipt else lot.held)
         for serial, (status, office) in self.serials.items():
             rows = [u for u in state.units.values() if u.serial == serial and u.in_stock]
-            if status is S.HELD:
-                assert [u.status for u in rows] == [status]
+            if status is S.HELD:  # a held return's unit, or one of a held receipt's lot
+                (unit,) = rows
+                held_lot = any(h.lot_id == unit.lot_id for h in state.holds.values())
+                assert unit.status is (S.AVAILABLE if held_lot else S.HELD)
             elif status in (S.AVAILABLE, S.ALLOCATED):
                 assert [u.status for u in rows] == [status]
                 assert state.lots[rows[0].lot_id].office == office

@@ -1,0 +1,120 @@
+"""Held receipt lines (one line of a document with several): decided and applied, but nothing
+may use their stock until the line is confirmed; cancelled, they leave no trace."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date
+
+from services.allocation.domain.errors import ReasonCode
+from services.allocation.domain.model import (
+    CancelHeld,
+    ConfirmHeld,
+    HeldSettled,
+    LineHeld,
+    ReceiveStock,
+    ReturnFromCustomer,
+    StockReceived,
+    StockReturned,
+)
+from tests.unit.allocation.builders import (
+    Book,
+    adjust,
+    allocate,
+    give_back,
+    item,
+    lot,
+    receive,
+    ship,
+)
+
+
+def _hold(book: Book, command: ReceiveStock | ReturnFromCustomer) -> LineHeld:
+    """Send `command` held: it is answered `LineHeld`."""
+    (event,) = book.ok(replace(command, hold=True))
+    assert isinstance(event, LineHeld)
+    return event
+
+
+def _settle(kind: type[ConfirmHeld] | type[CancelHeld], held: LineHeld) -> ConfirmHeld | CancelHeld:
+    return kind(message_id=f"{held.command_id}/settle", lic=held.lic, command_id=held.command_id)
+
+
+def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> None:
+    book = Book(item(serialized=True))
+    held = _hold(book, receive("PO-1/1", 2, serials=["A1", "A2"]))
+    assert isinstance(held.decided, StockReceived)
+    assert (held.shipment_id, held.line_no) == ("PO-1", 1)
+    assert book.state.lots["PO-1/1"].held == 2
+
+    book.refused(allocate("SO-1", 1), ReasonCode.INSUFFICIENT_STOCK)
+    refused = book.refused(allocate("SO-2", 1, serials=["A1"]), ReasonCode.SERIAL_NOT_AVAILABLE)
+    assert "is held" in refused.reason
+    book.refused(adjust("ADJ-1", "loss", -1, serials=["A2"]), ReasonCode.SERIAL_NOT_AVAILABLE)
+    book.refused(receive("PO-2/1", 1, serials=["A2"]), ReasonCode.DUPLICATE_SERIAL)
+    book.refused(receive("PO-1/1", 2, serials=["B1", "B2"]), ReasonCode.INVALID_QUANTITY)
+
+    (settled,) = book.ok(_settle(ConfirmHeld, held))
+    assert settled == HeldSettled(
+        command_id=f"{held.command_id}/settle",
+        lic="L",
+        held_command_id=held.command_id,
+        confirmed=True,
+    )
+    assert book.state.lots["PO-1/1"].held == 0 and not book.state.holds
+    book.ok(allocate("SO-2", 1, serials=["A1"]))
+    book.ok(allocate("SO-3", 1))
+
+
+def test_a_cancelled_held_receipt_leaves_nothing_but_its_item_lock_and_next_serial() -> None:
+    book = Book(item(serialized=True, next_serial="SN-0001"))
+    before = book.state
+    held = _hold(book, receive("PO-1/1", 3, generate=True))
+    assert isinstance(held.decided, StockReceived)
+    assert held.decided.generated_serials == ("SN-0001", "SN-0002", "SN-0003")
+    book.ok(_settle(CancelHeld, held))
+    state = book.state
+    assert (state.lots, state.mfr_lots, state.units, state.holds) == ({}, {}, {}, {})
+    assert state.item is not None and before.item is not None
+    # Locked (R2) and numbering moved on: a gap, never a serial handed out twice.
+    assert state.item.locked and state.item.next_serial == "SN-0004"
+    book.ok(receive("PO-1/1", 1, serials=["SN-0001"]))  # the same line, corrected: welcome
+    book.refused(_settle(ConfirmHeld, held), ReasonCode.UNKNOWN_SHIPMENT)
+
+
+def test_a_held_lot_tracked_receipt_is_not_picked_by_fefo_until_confirmed() -> None:
+    book = Book(
+        item(track=True),
+        receive("PO-1/1", 5, lots=[lot("LATE", 5, expires_on=date(2030, 1, 1))]),
+    )
+    held = _hold(book, receive("PO-2/1", 5, lots=[lot("SOON", 5, expires_on=date(2029, 1, 1))]))
+    (allocated,) = book.ok(allocate("SO-1", 2))
+    assert {m.mfr_lot for m in allocated.movements} == {"LATE"}  # FEFO would take SOON
+    book.ok(_settle(ConfirmHeld, held))
+    (allocated,) = book.ok(allocate("SO-2", 2))
+    assert {m.mfr_lot for m in allocated.movements} == {"SOON"}
+
+
+def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -> None:
+    book = Book(
+        item(serialized=True),
+        receive("PO-1/1", 2, serials=["A1", "A2"]),
+        allocate("SO-1", 2, to="Acme"),
+        ship("SO-1"),
+    )
+    shipped = dict(book.state.shipments)
+    held = _hold(book, give_back("RMA-1", 1, customer="Acme", serials=["A1"]))
+    assert isinstance(held.decided, StockReturned)
+    assert book.status("A1") == "held"
+    book.refused(
+        give_back("RMA-2", 1, customer="Acme", serials=["A1"]), ReasonCode.SERIAL_NOT_SHIPPED
+    )
+    book.refused(allocate("SO-2", 1), ReasonCode.INSUFFICIENT_STOCK)
+
+    book.ok(_settle(CancelHeld, held))
+    (unit,) = [u for u in book.state.units.values() if u.serial == "A1"]
+    assert (unit.status.value, unit.customer, unit.shipment_id) == ("shipped", "Acme", "SO-1")
+    assert book.state.shipments == shipped
+    assert book.lot("PO-1/1") == (0, 0, 2)
+    (back,) = book.ok(give_back("RMA-3", 1, customer="Acme", serials=["A1"]))
+    assert isinstance(back, StockReturned)
