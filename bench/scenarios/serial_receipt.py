@@ -2,7 +2,9 @@
 
 On a fresh deployment with the four services running (warmed up by a one-serial receipt), one
 ShipmentReceived line of N serials typed as a span (`SP0000001...SP0100000`), then one of N
-listed serials, each on its own serialized LIC. Measured: publish → ReceiptPosted (the status
+listed serials, each on its own serialized LIC; then a document of two lines, N/2 serials each
+as spans on two LICs, which allocation holds until both are accepted (received whole or not at
+all: one more round trip and the kept events). Measured: publish → ReceiptPosted (the status
 record's broker timestamp), publish → the ledger holding all N serials (polled every 250 ms),
 and each service's peak resident memory while the receipt went through (sampled every 50 ms).
 
@@ -27,11 +29,16 @@ SERVICES = ("receiving", "shipping", "allocation", "ledger")
 RSS_LIMIT_MB = 500
 
 
+Line = tuple[str, int, str | list[str]]
+"""A receipt line: LIC, quantity, serials."""
+BIG, BIG2 = "SER-BIG", "SER-BIG2"
+
+
 def steps(_sizes: Sizes) -> int:
-    return 4
+    return 6
 
 
-def _receipt(shipment_id: str, lic: str, quantity: int, serials: str | list[str]) -> bytes:
+def _receipt(shipment_id: str, lines: list[Line]) -> bytes:
     return workload.encode(
         "ShipmentReceived",
         message_id=f"rcv-{shipment_id}",
@@ -42,12 +49,13 @@ def _receipt(shipment_id: str, lic: str, quantity: int, serials: str | list[str]
         received_on=workload.RECEIVED_ON,
         lines=[
             {
-                "line_no": 1,
+                "line_no": n,
                 "lic": lic,
                 "quantity": quantity,
                 "unit_cost": "9.50",
                 "serials": serials,
             }
+            for n, (lic, quantity, serials) in enumerate(lines, start=1)
         ],
     )
 
@@ -57,14 +65,22 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
     if "copy_rows_s" in ctx.ceilings:
         floor = n / ctx.ceilings["copy_rows_s"]["value"]
         ctx.ceiling(f"copy_floor_{n}_s", floor, "s", f"COPY of {n:,} rows at the COPY ceiling")
-    cases: list[tuple[str, str | list[str]]] = [
-        ("span", f"SP{1:07d}...SP{n:07d}"),
-        ("list", [f"SL{i:07d}" for i in range(1, n + 1)]),
+    half = n // 2
+    cases: list[tuple[str, list[Line]]] = [
+        ("span", [(BIG, n, f"SP{1:07d}...SP{n:07d}")]),
+        ("list", [(BIG, n, [f"SL{i:07d}" for i in range(1, n + 1)])]),
+        (
+            "2 spans",
+            [
+                (BIG, half, f"SA{1:07d}...SA{half:07d}"),
+                (BIG2, n - half, f"SB{1:07d}...SB{n - half:07d}"),
+            ],
+        ),
     ]
     failures = []
-    for label, serials in cases:
+    for label, lines in cases:
         try:
-            await _receive(ctx, result, label, serials)
+            await _receive(ctx, result, label, lines)
         except BenchError as exc:
             failures.append(f"{label} of {n:,}: {exc}")
             result.figure(
@@ -79,12 +95,11 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
         raise BenchError("\n".join(failures))
 
 
-async def _receive(
-    ctx: Context, result: ScenarioResult, label: str, serials: str | list[str]
-) -> None:
+async def _receive(ctx: Context, result: ScenarioResult, label: str, lines: list[Line]) -> None:
     """One receipt of N serials on its own fresh deployment (a failure cannot spill over)."""
     n = ctx.sizes.receipt_serials
-    deployment = await new_deployment(ctx.infra, f"serials_{label}")
+    key = label.replace(" ", "_")
+    deployment = await new_deployment(ctx.infra, f"serials_{key}")
     topics = deployment.topics
     book = StatusBook()
     tail = Tail(ctx.infra.bootstrap, ctx.infra.kafka_options, [topics.status], book.on_record)
@@ -97,7 +112,7 @@ async def _receive(
         await producer.start()
         conn = await asyncpg.connect(deployment.dsn)
         ctx.progress.step(f"serial receipt ({label}): items and warm-up")
-        items = [workload.Lic(code, "serial") for code in ("SER-WARM", "SER-BIG")]
+        items = [workload.Lic(code, "serial") for code in ("SER-WARM", BIG, BIG2)]
         await publish(
             producer,
             topics.items,
@@ -105,18 +120,19 @@ async def _receive(
         )
         await _await_items(conn, len(items), services)
         await publish(
-            producer, topics.receipts, [("PO-WARM", _receipt("PO-WARM", "SER-WARM", 1, "W1"))]
+            producer, topics.receipts, [("PO-WARM", _receipt("PO-WARM", [("SER-WARM", 1, "W1")]))]
         )
         await _await_status(book, "PO-WARM", tail, services, timeout=60)
-        ctx.progress.step(f"serial receipt: {n:,} serials as a {label}")
+        ctx.progress.step(f"serial receipt: {n:,} serials ({label})")
         services.reset_peaks()
-        shipment_id = f"PO-{label.upper()}"
-        body = _receipt(shipment_id, "SER-BIG", n, serials)
+        shipment_id = f"PO-{key.upper()}"
+        body = _receipt(shipment_id, lines)
         published = time.time()
         await publish(producer, topics.receipts, [(shipment_id, body)])
         try:
             posted = await _await_status(book, shipment_id, tail, services, timeout=patience)
-            recorded = await _await_ledger(conn, "SER-BIG", n, services, timeout=patience)
+            lics = [lic for lic, _, _ in lines]
+            recorded = await _await_ledger(conn, lics, n, services, timeout=patience)
         finally:
             peaks = services.peak_rss_mb()
             worst = max(peaks, key=lambda k: peaks[k])
@@ -135,7 +151,8 @@ async def _receive(
             "s",
             ceiling=f"copy_floor_{n}_s",
             target=Target("value<=", 5.0, f"{n:,}-serial receipt posted in ≤ 5 s"),
-            note=f"{len(body):,} B document",
+            note=f"{len(body):,} B document"
+            + (f", {len(lines)} lines held until all were accepted" if len(lines) > 1 else ""),
         )
         result.figure(
             f"{label} of {n:,}: publish → ledger holds every serial",
@@ -145,6 +162,7 @@ async def _receive(
         )
         result.details[label] = {
             "serials": n,
+            "lines": len(lines),
             "document_bytes": len(body),
             "posted_s": posted - published,
             "ledger_s": recorded - published,
@@ -194,14 +212,16 @@ async def _await_status(
 
 
 async def _await_ledger(
-    conn: asyncpg.Connection, lic: str, n: int, services: Services, *, timeout: float
+    conn: asyncpg.Connection, lics: list[str], n: int, services: Services, *, timeout: float
 ) -> float:
     async def recorded() -> tuple[bool, object]:
-        held = await conn.fetchval("SELECT count(*) FROM ledger.serials WHERE lic = $1", lic)
+        held = await conn.fetchval(
+            "SELECT count(*) FROM ledger.serials WHERE lic = ANY($1::text[])", lics
+        )
         return held >= n, f"{held:,} serials in the ledger"
 
     await wait_until(
-        f"the ledger to hold the {n:,} serials of {lic}",
+        f"the ledger to hold the {n:,} serials of {', '.join(lics)}",
         recorded,
         timeout=timeout,
         services=services,
