@@ -335,8 +335,9 @@ HeldKind = Literal["receipt", "return"]
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HeldLine:
     """A receipt line decided but held until the rest of its document is (`ConfirmHeld`,
-    `CancelHeld`). `picks`: the stock it put on hand, held in its lots and mfr lots (serials:
-    status HELD). A return's `returned`: the customer shipment rows it counted back."""
+    `CancelHeld`). `picks`: the stock it put on hand, held in its lots and mfr lots: a receipt's
+    new lot whole, per mfr lot; a return's per unit (its serials HELD). A return's `returned`:
+    the customer shipment rows it counted back."""
 
     command_id: str
     kind: HeldKind

@@ -106,11 +106,14 @@ def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived] | tuple[Lin
     )
     if not cmd.hold:
         return (event,)
+    # The lot is held whole: its quantities, per mfr lot, not one pick per serial.
+    lot_id = got.lot.lot_id
+    rows = [draft.mfr_lots[(lot_id, name)] for name in draft.mfr_names.get(lot_id, ())]
     picks = tuple(
-        Pick(lot_id=got.lot.lot_id, mfr_lot=m.mfr_lot, serial=m.serial, quantity=m.quantity)
-        for m in got.movements
-    )
-    return hold(draft, cmd, event, picks, lot_id=got.lot.lot_id)
+        Pick(lot_id=lot_id, mfr_lot=row.mfr_lot, serial=None, quantity=row.initial_qty)
+        for row in rows
+    ) or (Pick(lot_id=lot_id, mfr_lot=None, serial=None, quantity=got.lot.received_qty),)
+    return hold(draft, cmd, event, picks, lot_id=lot_id)
 
 
 def stock_in(draft: Draft, spec: NewLot) -> Received:
