@@ -175,3 +175,47 @@ def test_cache_is_bounded_by_rows_least_recently_used_out() -> None:
     found, missing = cache.lookup(["a", "b", "c"])
     assert found == {"a": a, "c": c} and missing == ["b"]
     assert cache.rows == 2
+
+
+async def test_a_held_line_survives_a_rolled_back_confirm_and_a_restart(
+    setup: tuple[LotlineEnv, asyncpg.Pool],
+) -> None:
+    """The hold and its kept event are rows: a confirm that rolls back leaves both, and another
+    process (an empty cache, as after a crash or a rebalance) confirms from the tables, publishing
+    the very event the line was decided with."""
+    env, pool = setup
+    first = AllocationService(env.settings, CountingRepository())
+    lic = f"HELD-{uuid.uuid4().hex[:6]}"
+    held = _command(
+        lic,
+        "ReceiveStock",
+        shipment_id=f"PO-{lic}",
+        line_no=2,
+        lot_id=f"PO-{lic}/2",
+        office="AI",
+        received_on="2026-11-01",
+        quantity=4,
+        hold=True,
+    )
+    item = _stock(lic, 1)[0]
+    assert _types(await _decide(pool, first, [item, held], commit=True)) == [
+        "ItemUpserted",
+        "LineHeld",
+    ]
+    command_id = held.message.message_id
+    confirm = _command(lic, "ConfirmHeld", command_id=command_id)
+    (rolled_back,) = await _decide(pool, first, [confirm], commit=False)
+
+    second = AllocationService(env.settings, CountingRepository())
+    (published,) = await _decide(pool, second, [confirm], commit=True)
+    assert published == rolled_back
+    assert _types([published]) == ["StockReceived"]
+    assert f'"message_id":"{command_id}#0"' in published.decode()
+    assert _types(await _decide(pool, second, [_allocate(lic, 4)], commit=True)) == [
+        "LineAllocated"
+    ]
+    again = _command(lic, "ConfirmHeld", command_id=command_id)
+    assert _types(await _decide(pool, second, [again], commit=True)) == ["CommandRejected"]
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM held_events") == 0
+        assert await conn.fetchval("SELECT count(*) FROM held_lines WHERE lic = $1", lic) == 0
