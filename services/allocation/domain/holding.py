@@ -43,7 +43,7 @@ from services.allocation.domain.model import (
 )
 
 
-def hold(
+def hold_line(
     draft: Draft,
     cmd: ReceiveStock | ReturnFromCustomer,
     decided: StockReceived | StockReturned,

@@ -22,7 +22,7 @@ from decimal import Decimal
 from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
-from services.allocation.domain.holding import hold
+from services.allocation.domain.holding import hold_line
 from services.allocation.domain.model import (
     InventoryLot,
     Item,
@@ -113,7 +113,7 @@ def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived] | tuple[Lin
         Pick(lot_id=lot_id, mfr_lot=row.mfr_lot, serial=None, quantity=row.initial_qty)
         for row in rows
     ) or (Pick(lot_id=lot_id, mfr_lot=None, serial=None, quantity=got.lot.received_qty),)
-    return hold(draft, cmd, event, picks, lot_id=lot_id)
+    return hold_line(draft, cmd, event, picks, lot_id=lot_id)
 
 
 def stock_in(draft: Draft, spec: NewLot) -> Received:

@@ -20,7 +20,7 @@ from decimal import Decimal
 from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
-from services.allocation.domain.holding import hold, moved_keeping_customer
+from services.allocation.domain.holding import hold_line, moved_keeping_customer
 from services.allocation.domain.model import (
     ZERO,
     CustomerShipment,
@@ -73,7 +73,7 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
     )
     if not cmd.hold:
         return (event,)
-    return hold(draft, cmd, event, picked, returned=tuple(returned.items()))
+    return hold_line(draft, cmd, event, picked, returned=tuple(returned.items()))
 
 
 def _return_unit(draft: Draft, item: Item, customer: str | None, serial: str) -> Returned:
