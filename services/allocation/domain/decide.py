@@ -4,11 +4,14 @@ which also lists the rows written) a sequence.
 Pure and deterministic: no I/O, no clock (dates come from the commands), inputs never mutated.
 A business refusal comes back as a `Decision` with the unchanged state and one
 `CommandRejected`; anything else raised (`IllegalTransition`, `BrokenInvariant`) is a bug.
+The one change a refusal makes (R2): a shipment line refused for a known item still is a sales
+order naming it, so the item's tracking flags lock (`refused_state`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
 from services.allocation.domain.adjusting import adjust
 from services.allocation.domain.draft import Draft
@@ -44,7 +47,7 @@ def decide(state: LicState, command: Command) -> Decision:
     try:
         events = _dispatch(draft, command)
     except Refusal as refusal:
-        return Decision(state=state, events=(rejected(command, refusal),))
+        return Decision(state=refused_state(state, command), events=(rejected(command, refusal),))
     return Decision(state=draft.freeze(), events=events)
 
 
@@ -76,8 +79,21 @@ def decide_batch(
             events.extend(_dispatch(draft, command))
         except Refusal as refusal:
             draft.rollback(mark)
+            if isinstance(command, AllocateLine):
+                draft.lock_item()  # as `refused_state`
             events.append(rejected(command, refusal))
     return BatchDecision(state=draft.freeze(), events=events, touched=draft.touched())
+
+
+def refused_state(state: LicState, command: Command) -> LicState:
+    """The state after refusing `command`: unchanged, but that a shipment line refused for a known
+    item (no stock, say) locks its tracking flags (R2). Shipping keeps the line as a sales order
+    that names the item and may be picked again, and the flags cannot change under such a record.
+    """
+    item = state.item
+    if isinstance(command, AllocateLine) and item is not None and not item.locked:
+        return replace(state, item=replace(item, locked=True))
+    return state
 
 
 def _same_lic(state: LicState, command: Command) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -206,7 +207,12 @@ class Book:
     def refused(self, command: Command, code: ReasonCode) -> CommandRejected:
         before = self.state
         decision = decide(before, command)
-        assert decision.state is before
+        if isinstance(command, AllocateLine) and before.item and not before.item.locked:
+            # R2: a refused shipment line still is a sales order naming the item: it locks.
+            assert decision.state.item == replace(before.item, locked=True)
+            self.state = decision.state
+        else:
+            assert decision.state is before
         rejection = decision.rejected
         assert rejection is not None, f"expected {code}, got {decision.events}"
         assert rejection.reason_code == code, rejection

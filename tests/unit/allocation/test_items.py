@@ -60,6 +60,18 @@ def test_serialized_flag_is_locked_once_a_line_was_allocated() -> None:
     book.refused(item(serialized=True), ReasonCode.TRACKING_LOCKED)
 
 
+def test_a_shipment_line_refused_for_lack_of_stock_still_locks_the_flags() -> None:
+    """R2: the refused line is still a sales order naming the item (shipping keeps it, and it
+    can be picked again), so the tracking flags lock; a refused receipt records nothing and
+    locks nothing."""
+    book = Book(item())
+    book.refused(receive("PO-1/1", 0), ReasonCode.INVALID_QUANTITY)
+    assert book.state.item is not None and not book.state.item.locked
+    book.refused(allocate("S-1", 1), ReasonCode.INSUFFICIENT_STOCK)
+    assert book.state.item is not None and book.state.item.locked
+    book.refused(item(serialized=True), ReasonCode.TRACKING_LOCKED)
+
+
 def test_locked_item_still_accepts_other_changes() -> None:
     """R2: only the tracking flags are frozen; cost and perishable may change."""
     book = Book(item(track=True), receive("PO-1/1", 1, lots=[lot("A", 1, DAY)]))

@@ -105,7 +105,8 @@ class AllocationMachine(RuleBasedStateMachine):
         else:
             decision = decide(before, command)
         if decision.rejected is not None:
-            assert decision.state is before and len(decision.events) == 1
+            assert len(decision.events) == 1
+            assert decision.state is before or locked_by_refusal(before, decision.state, command)
         for event in decision.events:
             self.follow(event)
         self.states[command.lic] = decision.state
@@ -743,6 +744,17 @@ class AllocationMachine(RuleBasedStateMachine):
                 assert state.lots[rows[0].lot_id].office == office
             else:
                 assert rows == []
+
+
+def locked_by_refusal(before: LicState, after: LicState, command: Command) -> bool:
+    """R2: the one change a refusal makes: a refused shipment line locks its known item."""
+    return (
+        isinstance(command, AllocateLine)
+        and before.item is not None
+        and not before.item.locked
+        and after.item == replace(before.item, locked=True)
+        and rows(after) == rows(before)
+    )
 
 
 def rows(state: LicState) -> tuple[object, ...]:
