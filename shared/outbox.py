@@ -22,12 +22,15 @@ from typing import Any, cast
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter
 from pydantic import BaseModel
 
 from shared.contracts.codec import encode
 
 log = structlog.get_logger(__name__)
+
+PARTITIONER = DefaultPartitioner()
 
 PUBLISHED = Counter("lotline_outbox_published_total", "Outbox rows published", ["schema"])
 
@@ -231,15 +234,7 @@ class OutboxRelay:
         self._unmarked = []
         if not rows:
             return 0
-        futures = []
-        for row in rows:
-            headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
-            futures.append(
-                await self._producer.send(
-                    row["topic"], value=row["payload"], key=row["key"], headers=headers or None
-                )
-            )
-        await asyncio.gather(*futures)
+        await asyncio.gather(*await self._send_batches(rows))
         self._unmarked = [r["id"] for r in rows]
         self._published_at = time.time()
         log.debug(
@@ -248,6 +243,34 @@ class OutboxRelay:
         self.published += len(rows)
         PUBLISHED.labels(self._schema).inc(len(rows))
         return len(rows)
+
+    async def _send_batches(self, rows: Sequence[asyncpg.Record]) -> list[asyncio.Future[Any]]:
+        """Hand the rows to the producer as one record batch per partition, in row order:
+        `send()` costs a future and an accumulator round per message, which at thousands of
+        events a second was a tenth of a service's CPU. Partitions are chosen exactly as
+        `send()` would (`PARTITIONER`: aiokafka's murmur2, every lotline producer's)."""
+        producer = self._producer
+        batches: dict[tuple[str, int], Any] = {}
+        futures = []
+        partitions: dict[str, list[int]] = {}
+        for row in rows:
+            topic, key = row["topic"], row["key"]
+            if topic not in partitions:
+                partitions[topic] = sorted(await producer.partitions_for(topic))
+            partition = PARTITIONER(key, partitions[topic], partitions[topic])
+            headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
+            batch = batches.get((topic, partition))
+            if batch is None:
+                batch = batches[(topic, partition)] = producer.create_batch()
+            if batch.append(key=key, value=row["payload"], timestamp=None, headers=headers) is None:
+                # Full: send it, and start the next one with this record (a first record
+                # always fits, whatever its size).
+                futures.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = batches[(topic, partition)] = producer.create_batch()
+                batch.append(key=key, value=row["payload"], timestamp=None, headers=headers)
+        for (topic, partition), batch in batches.items():
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        return futures
 
     @staticmethod
     async def purge(conn: asyncpg.Connection, older_than_seconds: float) -> int:
