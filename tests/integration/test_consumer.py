@@ -247,6 +247,44 @@ async def test_relay_publishes_in_decision_order_and_marks_rows_sent(
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
 
 
+async def test_the_relay_puts_each_key_on_the_partition_send_would_in_row_order(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    """The relay hands the producer one record batch per partition: each key must still land
+    where `producer.send()` (every other lotline producer) puts it, since one writer per LIC
+    rests on it, and each partition must keep the rows' order."""
+    from shared.kafka import make_producer
+    from shared.outbox import OutboxRow, write_outbox
+    from tests.fixtures.infra import kafka_read_until
+
+    env: LotlineEnv = lotline_env()
+    topics = env.settings.topics
+    keys = [f"LIC-{i}".encode() for i in range(40)]
+    rows = [
+        OutboxRow(topics.events, key, b"%d" % n, {"type": "T"}) for n, key in enumerate(keys * 2)
+    ]
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
+    producer = make_producer(env.settings)
+    await producer.start()
+    try:
+        for key in keys:  # the same keys through send(), onto a topic as wide
+            await producer.send_and_wait(topics.commands, value=b"x", key=key)
+        async with pool.acquire() as proxy:
+            assert await OutboxRelay(pool, producer, SCHEMA).publish_once(
+                cast(asyncpg.Connection, proxy)
+            ) == len(rows)
+    finally:
+        await producer.stop()
+    relayed = await kafka_read_until(env.bootstrap, topics.events, lambda rs: len(rs) >= len(rows))
+    sent = await kafka_read_until(env.bootstrap, topics.commands, lambda rs: len(rs) >= len(keys))
+    assert {r.key: r.partition for r in relayed} == {r.key: r.partition for r in sent}
+    assert len({r.partition for r in sent}) > 1
+    for partition in {r.partition for r in relayed}:
+        values = [int(r.value) for r in relayed if r.partition == partition]
+        assert values == sorted(values)
+
+
 async def test_types_a_consumer_does_not_read_are_passed_over_unparsed(pool: asyncpg.Pool) -> None:
     handler = Recorder()
     consumer = _consumer(pool, handler, accepts=("UpsertItem",))
