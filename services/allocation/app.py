@@ -48,6 +48,8 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         refuse=translate.refuse_upstream(topics.events),
         description="Upstream inventory adjustments, re-keyed by LIC into inventory.commands.",
     )
+    # A held receipt line waits for receiving to confirm or cancel it (normally a round trip).
+    runtime.watch_waiting("SELECT min(held_at) FROM held_lines")
     return runtime
 
 

@@ -1,6 +1,7 @@
 """A document whose command is never answered (say it was dead-lettered) would wait silently;
 receiving and shipping publish the age of their oldest waiting document as a gauge instead,
-`lotline_oldest_waiting_document_seconds`, for operators to alert on."""
+`lotline_oldest_waiting_document_seconds`, for operators to alert on; allocation publishes the
+age of its oldest held receipt line."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 
 from prometheus_client import REGISTRY
 
+from services.allocation.app import MIGRATIONS as ALLOCATION_MIGRATIONS
+from services.allocation.app import create_runtime as allocation
 from services.receiving.app import MIGRATIONS as RECEIVING_MIGRATIONS
 from services.receiving.app import create_runtime as receiving
 from services.shipping.app import MIGRATIONS as SHIPPING_MIGRATIONS
@@ -62,5 +65,30 @@ async def test_shipping_reports_its_oldest_shipment_waiting_for_answers(lotline_
             " VALUES ('c1', 'S1', 'allocate', 1, 'L1')"
         )
         assert 120 <= await runtime.measure_waiting() < 200
+    finally:
+        await runtime.pool.close()
+
+
+async def test_allocation_reports_its_oldest_held_receipt_line(lotline_env: Any) -> None:
+    """A held line's stock is unusable until receiving confirms or cancels it: one held for
+    minutes is a document stuck half-decided."""
+    env: LotlineEnv = lotline_env(topics=False)
+    runtime = allocation(env.settings)
+    await db.migrate(env.dsn, "allocation", db.migration_files(ALLOCATION_MIGRATIONS))
+    runtime.pool = await db.create_pool(env.dsn, "allocation", size=1)
+    try:
+        assert await runtime.measure_waiting() == 0
+        await runtime.pool.execute(
+            "INSERT INTO held_lines (lic, command_id, kind, shipment_id, line_no, picks, returned,"
+            " held_at) VALUES ('L1', 'c1', 'receipt', 'PO-1', 1, '[]', '[]',"
+            " now() - interval '3 minutes')"
+        )
+        assert 180 <= await runtime.measure_waiting() < 260
+        gauge = REGISTRY.get_sample_value(
+            "lotline_oldest_waiting_document_seconds", {"service": "allocation"}
+        )
+        assert gauge is not None and gauge >= 180
+        await runtime.pool.execute("DELETE FROM held_lines")
+        assert await runtime.measure_waiting() == 0
     finally:
         await runtime.pool.close()
