@@ -63,27 +63,38 @@ class AllocationService:
                 before[lic], map(translate.to_domain, commands), elsewhere.get(lic)
             )
             after[lic], events, touched[lic] = decided.state, decided.events, decided.touched
-            by_id = {c.message_id: c for c in commands}
-            numbering: Counter[str] = Counter()
-            for event in events:
-                if isinstance(event, d.HeldSettled):
-                    self._settle_held(uow, lic, event, kept)
-                    continue
-                command = by_id[event.command_id]
-                if isinstance(event, d.LineHeld):
-                    # The kept event gets the id it would have had unheld.
-                    due = translate.to_wire(event.decided, f"{event.command_id}#0", command)
-                    kept[event.command_id] = HeldEvent.of(due)
-                    message_id = f"{event.command_id}#held"
-                else:
-                    n = numbering[event.command_id]
-                    numbering[event.command_id] += 1
-                    message_id = f"{event.command_id}#{n}"
-                wire = translate.to_wire(event, message_id, command)
-                uow.outbox.emit(self._topics.events, lic, wire)
+            self._publish(uow, lic, commands, events, kept)
         await self._repository.keep_held_events(uow.conn, kept)
         await self._repository.save(uow.conn, before, after, touched)
         uow.after_commit(lambda: self.cache.store(after))
+
+    def _publish(
+        self,
+        uow: UnitOfWork,
+        lic: str,
+        commands: list[Any],
+        events: list[d.Event],
+        kept: dict[str, HeldEvent],
+    ) -> None:
+        """Put one LIC's events in the outbox, in decision order, each with an id derived from
+        its command's; a held line's event goes into `kept` instead, and a settled one's out."""
+        by_id = {c.message_id: c for c in commands}
+        numbering: Counter[str] = Counter()
+        for event in events:
+            if isinstance(event, d.HeldSettled):
+                self._settle_held(uow, lic, event, kept)
+                continue
+            command = by_id[event.command_id]
+            if isinstance(event, d.LineHeld):
+                # The kept event gets the id it would have had unheld.
+                due = translate.to_wire(event.decided, f"{event.command_id}#0", command)
+                kept[event.command_id] = HeldEvent.of(due)
+                message_id = f"{event.command_id}#held"
+            else:
+                n = numbering[event.command_id]
+                numbering[event.command_id] += 1
+                message_id = f"{event.command_id}#{n}"
+            uow.outbox.emit(self._topics.events, lic, translate.to_wire(event, message_id, command))
 
     def _settle_held(
         self, uow: UnitOfWork, lic: str, settled: d.HeldSettled, kept: dict[str, HeldEvent]
