@@ -542,3 +542,13 @@ def _report(
         target=Target("value<=", 1000, "ledger lag under 1 s (p99)"),
         note=f"p50 {lag['p50_ms']} ms, max {lag['max_ms']} ms" + unrecorded,
     )
+    # Where the machine's cores went while this rate ran: the embedded broker's cost is per
+    # request, so at low rates it is a large share.
+    wall = f["wall_seconds"]
+    split = sorted(f["cpu_seconds"].items(), key=lambda kv: -kv[1])
+    result.figure(
+        f"{label}: cores busy",
+        f["cores_busy"],
+        "cores",
+        note=", ".join(f"{name} {seconds / wall:.2f}" for name, seconds in split),
+    )
