@@ -41,6 +41,8 @@ def _settle(kind: type[ConfirmHeld] | type[CancelHeld], held: LineHeld) -> Confi
 
 
 def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> None:
+    """R4: a held line's serials are in stock (a second receipt of one is refused); R9, R11:
+    no allocation or removal may take them until the line is confirmed."""
     book = Book(item(serialized=True))
     held = _hold(book, receive("PO-1/1", 2, serials=["A1", "A2"]))
     assert isinstance(held.decided, StockReceived)
@@ -67,6 +69,8 @@ def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> N
 
 
 def test_a_cancelled_held_receipt_leaves_nothing_but_its_item_lock_and_next_serial() -> None:
+    """R7: the cancelled line's inventory lot is gone; R2, R6: the item stays locked and its
+    Next Serial moved on."""
     book = Book(item(serialized=True, next_serial="SN-0001"))
     before = book.state
     held = _hold(book, receive("PO-1/1", 3, generate=True))
@@ -83,6 +87,7 @@ def test_a_cancelled_held_receipt_leaves_nothing_but_its_item_lock_and_next_seri
 
 
 def test_a_held_lot_tracked_receipt_is_not_picked_by_fefo_until_confirmed() -> None:
+    """R9: FEFO skips a held lot, however soon it expires, until it is confirmed."""
     book = Book(
         item(track=True),
         receive("PO-1/1", 5, lots=[lot("LATE", 5, expires_on=date(2030, 1, 1))]),
@@ -96,6 +101,8 @@ def test_a_held_lot_tracked_receipt_is_not_picked_by_fefo_until_confirmed() -> N
 
 
 def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -> None:
+    """R13: a held return's unit is no longer SHIPPED (it cannot come back twice) but not
+    AVAILABLE either; cancelled, it is shipped to its customer again, as it was."""
     book = Book(
         item(serialized=True),
         receive("PO-1/1", 2, serials=["A1", "A2"]),
