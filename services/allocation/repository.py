@@ -169,6 +169,16 @@ class HeldEvent:
     def of(cls, message: BaseModel) -> HeldEvent:
         return cls(encode(message), {TYPE_HEADER: str(getattr(message, "type", ""))})
 
+    def with_next_serial(self, next_serial: str) -> HeldEvent:
+        """The event with the item's Next Serial as it is at confirmation: other receipts may
+        have moved it on since the line was held. Patched as JSON, the rest as decided."""
+        document = json.loads(self.payload)
+        if document.get("next_serial") == next_serial:
+            return self
+        document["next_serial"] = next_serial
+        payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+        return HeldEvent(payload, self.headers)
+
 
 ITEMS = Table(
     "items",

@@ -105,6 +105,8 @@ class AllocationService:
         if held is None:  # the hold and its event are written together: never, but say so
             log.error("allocation.held_event_missing", command_id=settled.held_command_id)
         elif settled.confirmed:
+            if settled.next_serial is not None:
+                held = held.with_next_serial(settled.next_serial)
             uow.outbox.emit_raw(self._topics.events, lic.encode(), held.payload, held.headers)
 
     async def _lots_elsewhere(

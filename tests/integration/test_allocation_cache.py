@@ -219,3 +219,44 @@ async def test_a_held_line_survives_a_rolled_back_confirm_and_a_restart(
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM held_events") == 0
         assert await conn.fetchval("SELECT count(*) FROM held_lines WHERE lic = $1", lic) == 0
+
+
+async def test_a_confirmed_receipt_carries_the_next_serial_of_its_confirmation(
+    setup: tuple[LotlineEnv, asyncpg.Pool],
+) -> None:
+    """Events go out in the LIC's order: a held line confirmed after another receipt handed out
+    serials must not publish the Next Serial of before it (an upstream system following it
+    would hand out taken serials again)."""
+    import json
+
+    env, pool = setup
+    service = AllocationService(env.settings, CountingRepository())
+    lic = f"GEN-{uuid.uuid4().hex[:6]}"
+
+    def generated(shipment_id: str, hold: bool) -> Inbound[Any]:
+        return _command(
+            lic,
+            "ReceiveStock",
+            shipment_id=shipment_id,
+            line_no=1,
+            lot_id=f"{shipment_id}/1",
+            office="AI",
+            received_on="2026-11-01",
+            quantity=2,
+            generate_serials=True,
+            hold=hold,
+        )
+
+    item = _command(lic, "UpsertItem", est_unit_cost="1", serialized=True, next_serial="SN-0001")
+    held = generated(f"PO-A-{lic}", True)
+    assert _types(await _decide(pool, service, [item, held], commit=True)) == [
+        "ItemUpserted",
+        "LineHeld",
+    ]
+    (other,) = await _decide(pool, service, [generated(f"PO-B-{lic}", False)], commit=True)
+    assert json.loads(other)["next_serial"] == "SN-0005"
+    confirm = _command(lic, "ConfirmHeld", command_id=held.message.message_id)
+    (published,) = await _decide(pool, service, [confirm], commit=True)
+    event = json.loads(published)
+    assert event["generated_serials"] == ["SN-0001", "SN-0002"]
+    assert event["next_serial"] == "SN-0005"

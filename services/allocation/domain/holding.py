@@ -93,7 +93,9 @@ def confirm(draft: Draft, cmd: ConfirmHeld) -> tuple[HeldSettled]:
             if pick.serial is not None
         )
     draft.drop_hold(hold.command_id)
-    return (_settled(cmd, confirmed=True),)
+    item = draft.item
+    next_serial = item.next_serial if hold.kind == "receipt" and item and item.serialized else None
+    return (_settled(cmd, confirmed=True, next_serial=next_serial),)
 
 
 def cancel(draft: Draft, cmd: CancelHeld) -> tuple[HeldSettled]:
@@ -126,10 +128,13 @@ def _held(draft: Draft, cmd: ConfirmHeld | CancelHeld) -> HeldLine:
     return hold
 
 
-def _settled(cmd: ConfirmHeld | CancelHeld, *, confirmed: bool) -> HeldSettled:
+def _settled(
+    cmd: ConfirmHeld | CancelHeld, *, confirmed: bool, next_serial: str | None = None
+) -> HeldSettled:
     return HeldSettled(
         command_id=cmd.message_id,
         lic=cmd.lic,
         held_command_id=cmd.command_id,
         confirmed=confirmed,
+        next_serial=next_serial,
     )

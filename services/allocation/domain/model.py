@@ -707,6 +707,9 @@ class HeldSettled:
     lic: str
     held_command_id: str
     confirmed: bool
+    next_serial: str | None = None
+    """A confirmed receipt of a serialized item: the item's Next Serial now, which the kept
+    event must carry (other receipts may have moved it on since the line was held)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

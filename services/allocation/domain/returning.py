@@ -83,11 +83,10 @@ def _return_unit(draft: Draft, item: Item, customer: str | None, serial: str) ->
     ]
     if not shipped:
         to = f" to {customer}" if customer else ""
-        raise Refusal(
-            ReasonCode.SERIAL_NOT_SHIPPED,
-            f"serial {serial} of {item.lic} was not shipped{to}",
-            serial,
-        )
+        why = f"was not shipped{to}"
+        if any(u.status is SerialStatus.HELD for u in units):
+            why = "is already coming back on a return held for the rest of its document"
+        raise Refusal(ReasonCode.SERIAL_NOT_SHIPPED, f"serial {serial} of {item.lic} {why}", serial)
     if any(u.in_stock for u in units):
         raise checks.in_stock(item, serial)
     unit = max(shipped, key=lambda u: draft.lots[u.lot_id].seq)

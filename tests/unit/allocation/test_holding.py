@@ -113,9 +113,10 @@ def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -
     held = _hold(book, give_back("RMA-1", 1, customer="Acme", serials=["A1"]))
     assert isinstance(held.decided, StockReturned)
     assert book.status("A1") == "held"
-    book.refused(
+    twice = book.refused(
         give_back("RMA-2", 1, customer="Acme", serials=["A1"]), ReasonCode.SERIAL_NOT_SHIPPED
     )
+    assert "already coming back on a return held" in twice.reason
     book.refused(allocate("SO-2", 1), ReasonCode.INSUFFICIENT_STOCK)
 
     book.ok(_settle(CancelHeld, held))
