@@ -172,9 +172,9 @@ class HeldEvent:
     def with_next_serial(self, next_serial: str) -> HeldEvent:
         """The event with the item's Next Serial as it is at confirmation: other receipts may
         have moved it on since the line was held. Patched as JSON, the rest as decided."""
+        if b'"next_serial":' + json.dumps(next_serial, ensure_ascii=False).encode() in self.payload:
+            return self  # unchanged (the usual case): no need to parse up to megabytes
         document = json.loads(self.payload)
-        if document.get("next_serial") == next_serial:
-            return self
         document["next_serial"] = next_serial
         payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         return HeldEvent(payload, self.headers)
