@@ -317,7 +317,7 @@ class Draft:
         return [unit for key, unit in self.units.items() if key[0] == serial]
 
     def in_stock(self) -> list[Unit]:
-        """Units AVAILABLE or ALLOCATED."""
+        """Units AVAILABLE, ALLOCATED or HELD (`Unit.in_stock`)."""
         return [self.units[key] for key in self.in_stock_keys.values()]
 
     def serial_in_stock(self, serial: str) -> Unit | None:

@@ -9,8 +9,8 @@ Row keys inside one `LicState` (the LIC is implicit):
 - `lots`: `lot_id`
 - `mfr_lots`: `(lot_id, mfr_lot)`
 - `units`: `(serial, lot_id)`. A serial may have several rows over time (received, shipped,
-  received again into a new lot); it is unique only among rows that are AVAILABLE or ALLOCATED
-  (`Unit.in_stock`). That is the partial unique index the repository should carry.
+  received again into a new lot); it is unique only among rows that are AVAILABLE, ALLOCATED or
+  HELD (`Unit.in_stock`). That is the partial unique index the repository should carry.
 - `allocations`: `(shipment_id, line_no)`
 - `shipments`: `(lot_id, mfr_lot, customer)`: what was shipped to each customer from each lot
   (and manufacturer lot), and how much of it came back (R13).
@@ -355,7 +355,7 @@ class StockIndex:
     than the LIC's whole history. Never persisted; never mutated once built."""
 
     in_stock: dict[str, tuple[str, str]]
-    """serial -> key of its unit that is AVAILABLE or ALLOCATED."""
+    """serial -> key of its unit that is in stock: AVAILABLE, ALLOCATED or HELD."""
     stocked: dict[str, str]
     """lot_id -> office, for inventory lots with stock on hand that is not all held (a held
     receipt's new lot is not stocked: nothing may pick from it or adjust it yet)."""
