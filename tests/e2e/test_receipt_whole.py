@@ -10,12 +10,17 @@ ledger then shows exactly that document's stock, never the refused one's.
 from __future__ import annotations
 
 import json
+import signal
 import uuid
 from decimal import Decimal
 from typing import Any
 
+from shared import stack
+from shared.ids import derived_id, namespaced
+from tests.e2e.conftest import FAST_JOIN
+from tests.e2e.test_allocation_crash import _wait_exit
 from tests.e2e.test_golden_path import _get, _status
-from tests.fixtures.infra import LotlineEnv, kafka_publish
+from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
 
 
 def _json(message_type: str, /, **fields: Any) -> bytes:
@@ -90,3 +95,52 @@ async def test_a_receipt_with_a_refused_line_posts_nothing_and_a_good_one_posts_
         env, f"/items/{cam}", until=lambda b: any(Decimal(s["on_hand"]) >= 2 for s in b["stock"])
     )
     assert Decimal({s["office"]: s for s in cams["stock"]}["AI"]["on_hand"]) == 2
+
+
+async def test_allocation_killed_between_holding_and_confirming_loses_nothing(
+    lotline_env: Any,
+) -> None:
+    """SIGKILL right after allocation committed a document's held lines (their LineHeld not yet
+    published): once restarted, it publishes them, receiving confirms, and the restarted process
+    confirms from the tables (its cache is empty). The document posts whole, once."""
+    env: LotlineEnv = lotline_env(**FAST_JOIN)
+    topics = env.settings.topics
+    run = uuid.uuid4().hex[:8]
+    plain, cam, document = f"PLAIN-{run}", f"CAM-{run}", f"PO-K-{run}"
+    others = stack.start_services(env.env, ["receiving", "shipping", "ledger"])
+    first_line = derived_id(namespaced("receipt", f"rcv-{document}"), "1")
+    crashing = stack.start_services(
+        {**env.env, "LOTLINE_FAULT_KILL_AFTER_COMMIT": first_line}, ["allocation"]
+    )
+    restarted: list[Any] = []
+    try:
+        for lic, flags in ((plain, {}), (cam, {"serialized": True})):
+            item = _json(
+                "UpsertItem", message_id=f"item-{lic}", lic=lic, est_unit_cost="4", **flags
+            )
+            await kafka_publish(env.bootstrap, topics.items, lic, item)
+            await _get(env, f"/items/{lic}")
+        body = _receipt(
+            document,
+            {"lic": plain, "quantity": 3, "unit_cost": "4"},
+            {"lic": cam, "quantity": 1, "serials": ["K1"], "unit_cost": "4"},
+        )
+        await kafka_publish(env.bootstrap, topics.receipts, document, body)
+        assert await _wait_exit(crashing[0], 90) == -signal.SIGKILL
+
+        restarted = stack.start_services(env.env, ["allocation"])
+        (posted,) = await _status(env, "ReceiptPosted", document)
+        assert [line["line_no"] for line in posted["lines"]] == [1, 2]
+        view = await _get(
+            env, f"/items/{plain}", until=lambda b: any(Decimal(s["on_hand"]) for s in b["stock"])
+        )
+        assert Decimal({s["office"]: s for s in view["stock"]}["AI"]["on_hand"]) == 3
+        events = await kafka_read_until(
+            env.bootstrap,
+            topics.events,
+            lambda rs: sum(v.get("type") == "StockReceived" for v in json_values(rs)) >= 2,
+        )
+        received = [v for v in json_values(events) if v["type"] == "StockReceived"]
+        assert sorted(v["lic"] for v in received) == sorted([plain, cam])
+    finally:
+        stack.stop_services([*crashing, *restarted, *others])
