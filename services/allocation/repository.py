@@ -146,7 +146,6 @@ def _hold_row(lic: str, h: HeldLine) -> tuple[Any, ...]:
 def _hold(r: asyncpg.Record) -> HeldLine:
     return HeldLine(
         command_id=r["command_id"],
-        kind=r["kind"],
         shipment_id=r["shipment_id"],
         line_no=r["line_no"],
         picks=_picks(r["picks"]),

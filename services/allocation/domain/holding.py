@@ -29,7 +29,6 @@ from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import (
     CancelHeld,
     ConfirmHeld,
-    HeldKind,
     HeldLine,
     HeldSettled,
     LineHeld,
@@ -53,11 +52,9 @@ def hold_line(
     returned: tuple[tuple[tuple[str, str | None, str], Decimal], ...] = (),
 ) -> tuple[LineHeld]:
     """Record a line just applied with its stock held; answer `LineHeld`, keeping `decided`."""
-    kind: HeldKind = "receipt" if lot_id is not None else "return"
     draft.put_hold(
         HeldLine(
             command_id=cmd.message_id,
-            kind=kind,
             shipment_id=cmd.shipment_id,
             line_no=cmd.line_no,
             picks=picks,
@@ -100,7 +97,7 @@ def confirm(draft: Draft, cmd: ConfirmHeld) -> tuple[HeldSettled]:
 
 def cancel(draft: Draft, cmd: CancelHeld) -> tuple[HeldSettled]:
     hold = _held(draft, cmd)
-    if hold.lot_id is not None:  # a receipt's new lot
+    if hold.lot_id is not None:  # a receipt: its new lot goes whole
         draft.delete_lot(hold.lot_id)
     else:
         draft.move(hold.picks, on_hand=-1, used=1, held=-1)

@@ -340,13 +340,17 @@ class HeldLine:
     the customer shipment rows it counted back."""
 
     command_id: str
-    kind: HeldKind
     shipment_id: str
     line_no: int
     picks: tuple[Pick, ...]
     lot_id: str | None = None
     """A receipt's new inventory lot."""
     returned: tuple[tuple[tuple[str, str | None, str], Decimal], ...] = ()
+
+    @property
+    def kind(self) -> HeldKind:
+        """A receipt holds its new lot; a return holds stock in the lots it went back to."""
+        return "receipt" if self.lot_id is not None else "return"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
