@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from decimal import Decimal
 
 from services.allocation.domain import checks
@@ -33,7 +34,7 @@ from services.allocation.domain.model import (
 from services.allocation.domain.picking import Need, automatic, named_lots, named_serials
 from services.allocation.domain.receiving import NewLot, require_item, stock_in
 from services.allocation.domain.shipping import movements
-from shared.ids import derived_id
+from shared.ids import MAX_DERIVED_ID
 
 EXCEEDS_USED = "adjusted quantity exceeds the previously used quantity"
 
@@ -94,15 +95,25 @@ def _beginning_balance(draft: Draft, cmd: AdjustStock) -> tuple[str, tuple[LotMo
 
 
 def adjustment_lot_id(draft: Draft, cmd: AdjustStock) -> str:
-    """`<adjustment id>/<LIC>`: one adjustment document may cover many items, and inventory
-    lot ids are unique across items. A further beginning balance of the same item in the same
-    adjustment gets `/2`, `/3`, ... (the LIC's history decides, so a replay names it alike)."""
-    base = derived_id(cmd.adjustment_id, cmd.lic)
-    lot_id, n = base, 1
-    while lot_id in draft.lots:
+    """`<adjustment id>/<LIC>/BB`; a further beginning balance of the item in the same
+    adjustment gets `/BB2`, `/BB3`, ... (the LIC's history decides, so a replay names it alike).
+
+    Inventory lot ids are unique across items, and each LIC's decisions see only its own lots,
+    so the name alone must keep lots apart: a receipt's lot id ends in its line number, never
+    in a `BB` tag, and the adjustment id's `/` (and `%`) are escaped, so no two adjustment and
+    LIC pairs share a name. A name too long to carry uses a digest of the pair instead.
+    """
+    escaped = cmd.adjustment_id.replace("%", "%25").replace("/", "%2F")
+    n = 1
+    while True:
+        tag = "BB" if n == 1 else f"BB{n}"
+        lot_id = f"{escaped}/{cmd.lic}/{tag}"
+        if len(lot_id) > MAX_DERIVED_ID:
+            pair = f"{cmd.adjustment_id}\x00{cmd.lic}".encode()
+            lot_id = f"{hashlib.sha256(pair).hexdigest()[:40]}/{tag}"
+        if lot_id not in draft.lots:
+            return lot_id
         n += 1
-        lot_id = f"{base}/{n}"
-    return lot_id
 
 
 # -- removing -----------------------------------------------------------------------------------

@@ -501,7 +501,7 @@ class ShipLine:
 class AdjustStock:
     """An inventory adjustment (R11, R12). `quantity` is signed (+ adds, − removes).
 
-    A beginning balance creates the inventory lot `lot_id` (default: `adjustment_id`).
+    A beginning balance creates the inventory lot `lot_id` (default: `adjustment_lot_id`).
     """
 
     message_id: str

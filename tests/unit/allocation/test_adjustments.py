@@ -22,9 +22,9 @@ def test_beginning_balance_creates_a_new_adjustment_lot() -> None:
     """R11: a beginning balance always creates a new adjustment lot."""
     book = Book(item(cost="5.00"))
     event = adjusted(book.ok(adjust("ADJ-1", "beginning_balance", 4)))
-    row = book.state.lots["ADJ-1/L"]
+    row = book.state.lots["ADJ-1/L/BB"]
     assert (row.kind, row.reference, row.on_hand, row.unit_cost) == ("adjustment", "ADJ-1", 4, 5)
-    assert event.lot_id == "ADJ-1/L" and event.movements[0].quantity == 4
+    assert event.lot_id == "ADJ-1/L/BB" and event.movements[0].quantity == 4
 
 
 def test_one_adjustment_gives_each_item_and_each_line_its_own_lot() -> None:
@@ -32,14 +32,15 @@ def test_one_adjustment_gives_each_item_and_each_line_its_own_lot() -> None:
     ids are unique across items, so each beginning balance names a lot of its own."""
     first, second = Book(item("A"), lic="A"), Book(item("B"), lic="B")
     assert adjusted(first.ok(adjust("ADJ-1", "beginning_balance", 1, lic="A"))).lot_id == (
-        "ADJ-1/A"
+        "ADJ-1/A/BB"
     )
     assert adjusted(second.ok(adjust("ADJ-1", "beginning_balance", 1, lic="B"))).lot_id == (
-        "ADJ-1/B"
+        "ADJ-1/B/BB"
     )
     again = adjusted(first.ok(adjust("ADJ-1", "beginning_balance", 2, lic="A", office="NY")))
-    assert again.lot_id == "ADJ-1/A/2"
-    assert {k: v.on_hand for k, v in first.state.lots.items()} == {"ADJ-1/A": 1, "ADJ-1/A/2": 2}
+    assert again.lot_id == "ADJ-1/A/BB2"
+    on_hand = {k: v.on_hand for k, v in first.state.lots.items()}
+    assert on_hand == {"ADJ-1/A/BB": 1, "ADJ-1/A/BB2": 2}
 
 
 def test_beginning_balance_must_add() -> None:
@@ -61,7 +62,7 @@ def test_beginning_balance_may_reuse_a_manufacturer_lot_number() -> None:
     """R11: a manufacturer lot number seen before is allowed."""
     book = Book(item(track=True), receive("PO-1/1", 2, lots=[lot("A", 2, LATE)]))
     book.ok(adjust("ADJ-1", "beginning_balance", 1, lots=[lot("A", 1, LATE)]))
-    assert book.mfr("ADJ-1/L", "A") == (1, 0, 0)
+    assert book.mfr("ADJ-1/L/BB", "A") == (1, 0, 0)
 
 
 def test_beginning_balance_refuses_a_serial_still_in_stock() -> None:
@@ -204,3 +205,23 @@ def test_adjustment_locks_the_tracking_flags() -> None:
     """R2: an adjustment refers to the LIC."""
     book = Book(item(), adjust("ADJ-1", "beginning_balance", 1))
     book.refused(item(serialized=True), ReasonCode.TRACKING_LOCKED)
+
+
+def test_beginning_balance_lots_never_share_a_name_with_another_items_lot() -> None:
+    """Lot ids are unique across items, but each LIC decides alone: an adjustment `1001` for
+    LIC `1` must not name the lot receipt `1001` line 1 made (`1001/1`), and `/` in ids or
+    names too long to carry must not make two items' lots one."""
+    receipt_lot = "1001/1"
+    names = {
+        adjusted(Book(item(lic), lic=lic).ok(adjust(adj, "beginning_balance", 1, lic=lic))).lot_id
+        for adj, lic in [
+            ("1001", "1"),
+            ("A/B", "C"),
+            ("A", "B/C"),
+            ("A%2FB", "C"),
+            ("X" * 90, "L" * 60 + "1"),
+            ("X" * 90, "L" * 60 + "2"),
+        ]
+    }
+    assert len(names) == 6 and receipt_lot not in names
+    assert all(len(name) <= 100 for name in names)

@@ -41,7 +41,7 @@ def test_lot_of_ten_one_sold_two_found() -> None:
     book.ok(adjust("ADJ-1", "count", 1, lots=[lot("MFR-1", 1)]))
     assert book.mfr("PO-1/1", "MFR-1") == (10, 0, 0)
     book.ok(adjust("ADJ-2", "beginning_balance", 1, lots=[lot("MFR-1", 1, expiry)]))
-    assert book.mfr("ADJ-2/L", "MFR-1") == (1, 0, 0)
+    assert book.mfr("ADJ-2/L/BB", "MFR-1") == (1, 0, 0)
     on_hand = sum(row.on_hand for row in book.state.mfr_lots.values() if row.mfr_lot == "MFR-1")
     assert on_hand == 11
 
