@@ -175,12 +175,14 @@ def status(st: model.Status) -> Any:
                 message_id=st.message_id, shipment_id=st.shipment_id, lines=_results(st.lines)
             )
         case model.ShipRefusedStatus():
+            problems = [problem(p) for p in st.problems]
             return s.ShipmentShipRefused(
                 message_id=st.message_id,
                 shipment_id=st.shipment_id,
                 reason_code=st.reason_code,
                 reason=safe_text(st.reason) or st.reason_code.value,
-                problems=[problem(p) for p in st.problems],
+                offending=problems[0].offending if problems else None,
+                problems=problems,
             )
         case model.CancelledStatus():
             return s.ShipmentCancelledStatus(
@@ -267,6 +269,7 @@ def invalid_shipment_message(raw: dict[str, Any], errors: Sequence[ErrorDetails]
             shipment_id=shipment_id,
             reason_code=first.reason_code,
             reason=first.reason,
+            offending=first.offending,
             problems=[p.line_problem() for p in found],
         )
     return s.ShipmentCancelledStatus(

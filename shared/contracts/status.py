@@ -100,6 +100,7 @@ class ShipmentShipRefused(Message):
     shipment_id: Identifier
     reason_code: ReasonCode
     reason: Text
+    offending: Text | None = Field(default=None, description="the first problem's offending value")
     problems: list[LineProblem] = Field(default_factory=list)
 
 

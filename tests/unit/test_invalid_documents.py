@@ -232,7 +232,7 @@ def test_a_ship_request_and_a_cancellation_are_refused_as_the_lifecycle_refuses_
     ship = _shipping({"type": "ShipmentShipRequested", "occurred_at": "yesterday"})
     assert isinstance(ship, status.ShipmentShipRefused)
     assert ship.reason.startswith("occurred_at: ")
-    assert ship.problems[0].offending == "yesterday"
+    assert ship.problems[0].offending == ship.offending == "yesterday"
     cancel = _shipping({"type": "ShipmentCancelled", "occurred_at": "yesterday"})
     assert isinstance(cancel, status.ShipmentCancelledStatus)
     assert cancel.refused is not None and cancel.refused.offending == "yesterday"

@@ -110,3 +110,27 @@ def test_statuses_encode_as_validated(stored: bool) -> None:
             assert got.model_fields_set == want.model_fields_set
             for m_got, m_want in zip(got.movements, want.movements, strict=True):
                 assert m_got.model_fields_set == m_want.model_fields_set
+
+
+def test_a_ship_refusal_names_its_first_problems_offending_value_at_the_top() -> None:
+    """Like every other refusal (docs/contract.md), `ShipmentShipRefused` carries the first
+    problem's offending value beside its reason code and reason."""
+    gap = model.Problem(
+        line_no=2,
+        lic="SERIAL",
+        reason_code=ReasonCode.SERIAL_NOT_AVAILABLE,
+        reason="serial S9 is allocated to another shipment",
+        offending="S9",
+    )
+    refused = translate.status(
+        model.ShipRefusedStatus(
+            message_id="m-6",
+            shipment_id="S-1",
+            reason_code=gap.reason_code,
+            reason="shipment S-1: 1 line(s) were not shipped",
+            problems=(gap, PROBLEM),
+        )
+    )
+    assert isinstance(refused, s.ShipmentShipRefused)
+    assert (refused.reason_code, refused.offending) == (ReasonCode.SERIAL_NOT_AVAILABLE, "S9")
+    assert [p.offending for p in refused.problems] == ["S9", None]
