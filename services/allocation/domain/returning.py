@@ -1,13 +1,16 @@
 """Customer returns (R13).
 
-- A serialized return names serials that were SHIPPED (to the named customer, when one is
-  named): otherwise `SERIAL_NOT_SHIPPED`. The unit becomes AVAILABLE again in its original lot.
+- A serialized return names serials that were SHIPPED from the return's office (to the named
+  customer, when one is named): otherwise `SERIAL_NOT_SHIPPED`. The unit becomes AVAILABLE again
+  in its original lot.
 - A lot-tracked return names mfr lots; a plain return names nothing. Either cannot exceed what
-  was shipped (to that customer) from those lots minus what already came back, nor what those
-  lots still count as used: `RETURN_EXCEEDS_SHIPPED`. Newest lots take returns first.
-- Returned stock goes back into the inventory lot it was shipped from (reopening it, R7), at
-  that lot's office, and its usage is reversed at the lot's unit cost. The return's own office
-  is recorded on the event.
+  was shipped from the return's office (to that customer) out of those lots minus what already
+  came back, nor what those lots still count as used: `RETURN_EXCEEDS_SHIPPED`. Newest lots take
+  returns first.
+- Returned stock goes back into the inventory lot it was shipped from (reopening it, R7), and
+  its usage is reversed at the lot's unit cost. An inventory lot is at one office, so a return
+  is received at the office that shipped it: stock counted back into a lot at another office
+  would be shown where it is not, and there is no transfer between offices to move it.
 - A held return (one line of a document with several) counts back and puts back in the same way,
   but holds the stock (`held` quantities, serials HELD) until the line is confirmed or cancelled
   (`holding.py`).
@@ -48,14 +51,14 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
     checks.no_lots(item, (p.mfr_lot for p in cmd.lots))
     if item.serialized:
         serials = checks.serial_list(item, _serials(item, cmd), quantity)
-        picks = [_return_unit(draft, item, cmd.customer, serial) for serial in serials]
+        picks = [_return_unit(draft, item, cmd, serial) for serial in serials]
     elif item.track_mfr_lot:
         picks = []
         for pick in _lots(item, cmd, quantity):
-            picks.extend(_returnable(draft, item, cmd.customer, pick, picks))
+            picks.extend(_returnable(draft, item, cmd, pick, picks))
     else:
         whole = LotPick(mfr_lot="", quantity=quantity)
-        picks = _returnable(draft, item, cmd.customer, whole, [])
+        picks = _returnable(draft, item, cmd, whole, [])
     returned = _reverse(draft, picks, held=cmd.hold)
     draft.lock_item()
     picked = tuple(pick for pick, _ in picks)
@@ -76,15 +79,23 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
     return hold_line(draft, cmd, event, picked, returned=tuple(returned.items()))
 
 
-def _return_unit(draft: Draft, item: Item, customer: str | None, serial: str) -> Returned:
+def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str) -> Returned:
+    customer = cmd.customer
     units = draft.units_with_serial(serial)
-    shipped = [
+    to_them = [
         u for u in units if u.status is SerialStatus.SHIPPED and customer in (None, u.customer)
     ]
+    shipped = [u for u in to_them if draft.lots[u.lot_id].office == cmd.office]
     if not shipped:
         to = f" to {customer}" if customer else ""
         why = f"was not shipped{to}"
-        if any(u.status is SerialStatus.HELD for u in units):
+        if to_them:
+            offices = ", ".join(sorted({draft.lots[u.lot_id].office for u in to_them}))
+            why = (
+                f"was shipped{to} from office {offices}, not {cmd.office}: a return is "
+                "received at the office that shipped it"
+            )
+        elif any(u.status is SerialStatus.HELD for u in units):
             why = "is already coming back on a return held for the rest of its document"
         raise Refusal(ReasonCode.SERIAL_NOT_SHIPPED, f"serial {serial} of {item.lic} {why}", serial)
     if any(u.in_stock for u in units):
@@ -95,10 +106,11 @@ def _return_unit(draft: Draft, item: Item, customer: str | None, serial: str) ->
 
 
 def _returnable(
-    draft: Draft, item: Item, customer: str | None, wanted: LotPick, earlier: list[Returned]
+    draft: Draft, item: Item, cmd: ReturnFromCustomer, wanted: LotPick, earlier: list[Returned]
 ) -> list[Returned]:
-    """Spread a return over the lots that shipped it, newest first, within what each shipped
-    (minus returns) and still counts as used."""
+    """Spread a return over the lots at its office that shipped it, newest first, within what
+    each shipped (minus returns) and still counts as used."""
+    customer = cmd.customer
     mfr_lot = wanted.mfr_lot or None
     rows = [
         row
@@ -107,6 +119,10 @@ def _returnable(
         and wanted.lot_id in (None, row.lot_id)
         and customer in (None, row.customer)
     ]
+    elsewhere = sorted(
+        {draft.lots[r.lot_id].office for r in rows if r.returnable > 0} - {cmd.office}
+    )
+    rows = [row for row in rows if draft.lots[row.lot_id].office == cmd.office]
     rows.sort(key=lambda row: draft.lots[row.lot_id].seq, reverse=True)
     taken: dict[tuple[str, str | None], Decimal] = {}
     from_row: dict[ShipmentKey, Decimal] = {}
@@ -134,10 +150,16 @@ def _returnable(
     if left > 0:
         what = f"manufacturer lot {mfr_lot}" if mfr_lot else f"item {item.lic}"
         to = f" to {customer}" if customer else ""
+        also = ""
+        if elsewhere:
+            also = (
+                f" (more was shipped from office {', '.join(elsewhere)}: a return is received"
+                " at the office that shipped it)"
+            )
         raise Refusal(
             ReasonCode.RETURN_EXCEEDS_SHIPPED,
             f"{what}: returning {wanted.quantity}, but only {available} was shipped{to} "
-            "and not returned",
+            f"from office {cmd.office} and not returned{also}",
             f"{wanted.quantity} > {available}",
         )
     return picks

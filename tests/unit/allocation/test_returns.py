@@ -139,3 +139,34 @@ def test_plain_return_goes_back_into_the_lot_it_shipped_from() -> None:
     book.ok(give_back("R-1", 1, customer="Acme"))
     assert book.lot("PO-1/1") == (1, 0, 1)
     book.refused(give_back("R-2", 2, customer="Acme"), ReasonCode.RETURN_EXCEEDS_SHIPPED)
+
+
+def test_a_return_is_received_at_the_office_that_shipped_it() -> None:
+    """An inventory lot is at one office (R7): counting a return at office EE back into a lot
+    at AI would show the stock where it is not. So a return names what was shipped from its
+    own office (R13), and the refusal says where the stock was shipped from."""
+    serials = Book(
+        item(serialized=True),
+        receive("PO-1/1", 1, serials=["1"], cost="7.00"),
+        receive("PO-2/1", 1, office="EE", serials=["2"], cost="8.00"),
+        allocate("S-1", 1, to="Acme", serials=["1"]),
+        ship("S-1"),
+        allocate("S-2", 1, office="EE", to="Acme", serials=["2"]),
+        ship("S-2"),
+    )
+    refused = serials.refused(
+        give_back("R-1", 1, customer="Acme", office="EE", serials=["1"]),
+        ReasonCode.SERIAL_NOT_SHIPPED,
+    )
+    assert refused.offending == "1" and "from office AI, not EE" in refused.reason
+    (back,) = serials.ok(give_back("R-2", 1, customer="Acme", office="EE", serials=["2"]))
+    assert isinstance(back, StockReturned) and back.movements[0].lot_id == "PO-2/1"
+    assert serials.status("2") == "available" and serials.status("1") == "shipped"
+
+    lots = lot_book()
+    refused = lots.refused(
+        give_back("R-1", 1, customer="Acme", office="EE", lots=[pick("A", 1)]),
+        ReasonCode.RETURN_EXCEEDS_SHIPPED,
+    )
+    assert refused.offending == "1 > 0" and "shipped from office AI" in refused.reason
+    lots.ok(give_back("R-2", 1, customer="Acme", office="AI", lots=[pick("A", 1)]))

@@ -438,7 +438,7 @@ class AllocationMachine(RuleBasedStateMachine):
                 lic=lic,
                 shipment_id="RET",
                 line_no=1,
-                office="AI",
+                office=state.lots[row.lot_id].office,  # received where it was shipped from
                 received_on=DATES[0],
                 quantity=D(qty),
                 customer=row.customer,
@@ -550,8 +550,16 @@ class AllocationMachine(RuleBasedStateMachine):
 
     # -- returns --------------------------------------------------------------------------------
 
-    @rule(lic=st.sampled_from([PLAIN, LOT, SER]), customer=CUSTOMERS, qty=QTY, data=st.data())
-    def give_back(self, lic: str, customer: str, qty: int, data: st.DataObject) -> None:
+    @rule(
+        lic=st.sampled_from([PLAIN, LOT, SER]),
+        customer=CUSTOMERS,
+        qty=QTY,
+        office=OFFICES,
+        data=st.data(),
+    )
+    def give_back(
+        self, lic: str, customer: str, qty: int, office: str, data: st.DataObject
+    ) -> None:
         lots: tuple[LotPick, ...] = ()
         serials: tuple[str, ...] = ()
         shipped_rows = [r for r in self.states[lic].shipments.values() if r.returnable > 0]
@@ -569,8 +577,9 @@ class AllocationMachine(RuleBasedStateMachine):
             qty = len(serials)
         state = self.states[lic]
         to_them = {u.serial for u in state.units.values() if u.customer == customer}
+        # R13: shipped to them, from this office (where a serial was shipped from)
         ok = len(set(serials)) == len(serials) and all(
-            self.serials.get(s, (None, ""))[0] is S.SHIPPED and s in to_them for s in serials
+            self.serials.get(s) == (S.SHIPPED, office) and s in to_them for s in serials
         )
         decision = self.run(
             ReturnFromCustomer(
@@ -578,7 +587,7 @@ class AllocationMachine(RuleBasedStateMachine):
                 lic=lic,
                 shipment_id="RET",
                 line_no=1,
-                office="AI",
+                office=office,
                 received_on=DATES[0],
                 quantity=D(qty),
                 customer=customer,
