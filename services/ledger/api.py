@@ -101,6 +101,7 @@ async def _connection(request: Request) -> AsyncIterator[Reader]:
 
 Conn = Annotated[Reader, Depends(_connection)]
 Lic = Annotated[str, Query(min_length=1, max_length=128, description="line item code")]
+SerialNo = Annotated[str, Query(min_length=1, max_length=128, description="serial number")]
 Limit = Annotated[int, Query(ge=1, le=100_000)]
 Offset = Annotated[int, Query(ge=0)]
 Id = Annotated[str | None, Query(min_length=1, max_length=128)]
@@ -138,6 +139,12 @@ def _routes(app: FastAPI) -> None:
     )
     async def get_serial(lic: str, serial: str, conn: Conn) -> SerialOut:
         """A serial's status and its full history, from receipt to sale to return (R15)."""
+        return await queries.serial(conn, lic, serial)
+
+    @app.get("/serials", response_model=SerialOut, responses=_NOT_FOUND, tags=["trace"])
+    async def find_serial(conn: Conn, lic: Lic, serial: SerialNo) -> SerialOut:
+        """The same as `/serials/{lic}/{serial}`, for a LIC with a `/` in it (a path cannot
+        tell where such a LIC ends)."""
         return await queries.serial(conn, lic, serial)
 
     @app.get(

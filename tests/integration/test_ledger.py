@@ -811,6 +811,24 @@ async def test_openapi_documents_unallocated_stock_beside_on_hand_and_available(
     assert "not in available" in schema["properties"]["unallocated"]["description"]
 
 
+async def test_a_serial_of_a_lic_with_a_slash_is_found_by_query(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """§4 `/serials/{lic}/{serial}`: a path cannot tell where a LIC with a `/` ends, so the same
+    answer is served at `/serials?lic=&serial=`."""
+    w = Wire()
+    kit = "KIT/2"
+    units = [mv("70001", 1, "5.00", serial="A/1")]
+    await record(
+        pool,
+        w.item(kit, description="Kit, two parts", serialized=True),
+        w.received(kit, "70001", 1, "5.00", units, po="PO-7", on=date(2024, 2, 1)),
+    )
+    found = await get(api, "/serials", lic=kit, serial="A/1")
+    assert (found["lic"], found["serial"], found["status"]) == (kit, "A/1", "available")
+    assert [h["event_type"] for h in found["history"]] == ["receipt"]
+
+
 async def test_unknown_things_answer_404_naming_them(
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
@@ -819,6 +837,7 @@ async def test_unknown_things_answer_404_naming_them(
         ("/items/NOPE", {}, "NOPE"),
         ("/lots/L-404", {}, "L-404"),
         ("/serials/NOPE/S-1", {}, "S-1"),
+        ("/serials", {"lic": "NOPE", "serial": "S-2"}, "S-2"),
         ("/trace", {"lic": "NOPE", "mfr_lot": "M-1"}, "M-1"),
         ("/usage", {"lic": "NOPE"}, "NOPE"),
     ]:
