@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from shared.contracts.base import Message, Model
 from shared.contracts.types import (
@@ -13,16 +12,38 @@ from shared.contracts.types import (
     Date,
     Identifier,
     LineNo,
-    Money,
     OptionalIdentifier,
     OptionalMoney,
     Quantity,
     SignedQuantity,
     Text,
 )
+from shared.serials import SerialEntryError, parse_serials
 
 MAX_LINES = 10_000
 MAX_LIST = 1_000_000
+
+
+def _one_serial(value: str | None) -> str | None:
+    """R6: a Next Serial is one serial that typed entry (R5, `parse_serials`) reads back as
+    itself; otherwise the units generated from it could never be named again (by a return, a
+    vendor return or an adjustment)."""
+    if value is None:
+        return None
+    try:
+        # max_span=1: a span is never expanded here, only refused.
+        typed = parse_serials(value, max_span=1)
+    except SerialEntryError as exc:
+        raise ValueError(f"next serial {value!r} is refused by typed entry: {exc.reason}") from None
+    if typed != [value]:
+        shown = ", ".join(repr(serial) for serial in typed[:3])
+        raise ValueError(
+            f"next serial {value!r} is not one serial: typed entry reads it as {shown}"
+        )
+    return value
+
+
+NextSerial = Annotated[OptionalIdentifier, AfterValidator(_one_serial)]
 
 # Serials as typed (one string, parsed by rule R5) or as a list of strings.
 SerialEntry = (
@@ -44,19 +65,42 @@ class LotPick(Model):
 
 
 class UpsertItem(Message):
+    """Create or update an item: upsert semantics. A field left out (or null) keeps the item's
+    current value, so an ERP may send only what changed; a new item takes the default named in
+    the field's description. `ItemUpserted` answers with the item's resulting values."""
+
     type: Literal["UpsertItem"] = "UpsertItem"
     lic: Identifier
-    description: Text = ""
-    uom: Identifier = "Each"
-    track_mfr_lot: bool = False
-    serialized: bool = False
+    description: Text | None = Field(
+        default=None, description='Left out: the item\'s current description ("" for a new item).'
+    )
+    uom: OptionalIdentifier = Field(
+        default=None, description='Left out: the item\'s current unit ("Each" for a new item).'
+    )
+    track_mfr_lot: bool | None = Field(
+        default=None,
+        description="Left out: the item's current flag (false for a new item). Changing it once "
+        "records refer to the item is refused TRACKING_LOCKED (R2).",
+    )
+    serialized: bool | None = Field(
+        default=None,
+        description="Left out: the item's current flag (false for a new item). Changing it once "
+        "records refer to the item is refused TRACKING_LOCKED (R2).",
+    )
     perishable: bool | None = Field(
         default=None,
         description="Left out: true when this message marks lot tracking (a new item, or one "
         "whose track_mfr_lot was false), else the item's current flag (R1).",
     )
-    next_serial: OptionalIdentifier = None
-    est_unit_cost: Money = Decimal("0")
+    next_serial: NextSerial = Field(
+        default=None,
+        description="Left out: the item's current Next Serial (none for a new item). One serial "
+        "as typed entry (R5) reads it: at most 64 characters, no separator or span marker (R6).",
+    )
+    est_unit_cost: OptionalMoney = Field(
+        default=None,
+        description="Left out: the item's current estimated unit cost (0 for a new item).",
+    )
     gtin: OptionalIdentifier = None
 
 
@@ -77,7 +121,10 @@ class ShipmentReceived(Message):
     type: Literal["ShipmentReceived"] = "ShipmentReceived"
     shipment_id: Identifier
     office: Identifier
-    source: Literal["purchase", "production", "customer_return"] = "purchase"
+    source: Literal["purchase", "production", "customer_return"] = Field(
+        description="Required: a customer return received as a purchase would make a new lot "
+        "instead of reversing usage (R13)."
+    )
     reference: OptionalIdentifier = None
     customer: OptionalIdentifier = None
     vendor: OptionalIdentifier = Field(

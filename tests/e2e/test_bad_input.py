@@ -64,6 +64,7 @@ async def test_each_input_topic_dead_letters_bad_messages_and_goes_on(running: L
                 message_id=f"rcv-{run}",
                 shipment_id=f"PO-{run}",
                 office="AI",
+                source="purchase",
                 received_on="2026-11-01",
                 lines=[{"line_no": 1, "lic": lic, "quantity": 2}],
             ),
@@ -188,6 +189,7 @@ async def test_identifiable_invalid_documents_are_answered_and_dead_lettered(
         message_id=f"rcv0-{run}",
         shipment_id=f"PO0-{run}",
         office="AI",
+        source="purchase",
         received_on="2026-11-01",
         lines=[
             {"line_no": 1, "lic": f"L-{run}", "quantity": 2},

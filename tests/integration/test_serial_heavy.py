@@ -103,6 +103,7 @@ async def test_receipt_document_with_a_100k_span_is_posted(lotline_env: Any) -> 
             "message_id": f"{lic}-doc",
             "shipment_id": f"PO-{lic}",
             "office": "AI",
+            "source": "purchase",
             "received_on": "2026-11-01",
             "lines": [
                 {"line_no": 1, "lic": lic, "quantity": SERIALS, "serials": "SN-000000...SN-099999"}

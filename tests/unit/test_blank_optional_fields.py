@@ -23,6 +23,7 @@ def test_blank_optional_identifiers_and_amounts_of_a_receipt_read_as_none() -> N
             "type": "ShipmentReceived",
             "shipment_id": "PO-1",
             "office": "AI",
+            "source": "purchase",
             "reference": "",
             "customer": " ",
             "vendor": "",

@@ -45,6 +45,7 @@ def _receipt(*lines: dict[str, Any], **extra: Any) -> dict[str, Any]:
         "message_id": "rcv-1",
         "shipment_id": "PO-1",
         "office": "AI",
+        "source": "purchase",
         "received_on": "2026-11-01",
         "lines": list(lines),
         **extra,
@@ -147,6 +148,26 @@ def test_problems_are_capped() -> None:
     refusal = _refuse_receipt(_receipt(*lines))
     assert len(refusal.problems) == MAX_PROBLEMS
     assert "more problems not listed" in refusal.problems[-1].reason
+
+
+def test_a_receipt_without_source_is_refused_naming_source() -> None:
+    """DESIGN §4 lists `source` as a field, not an option: a customer return that leaves it out
+    must not be received as a purchase (a new lot instead of reversing usage), so the receiving
+    route's hook answers the document ReceiptRejected naming `source`."""
+    doc = _receipt(_line(1, "A", 2), customer="Montboro")
+    del doc["source"]
+    exc = _invalid(RECEIPTS, doc)
+    assert exc.document is not None and exc.error is not None
+    answers = receiving.refuse_receipts("inventory.status")(exc.document, exc.error.errors())
+    assert answers is not None
+    ((topic, key, refusal),) = answers
+    assert (topic, key) == ("inventory.status", "PO-1")
+    assert isinstance(refusal, status.ReceiptRejected)
+    (problem,) = refusal.problems
+    assert problem.reason.startswith("source: ") and "required" in problem.reason
+    assert (problem.reason_code, problem.offending) == (ReasonCode.INVALID_QUANTITY, None)
+    assert refusal.reason_code == ReasonCode.INVALID_QUANTITY
+    assert refusal.reason is not None and refusal.reason.startswith("source: ")
 
 
 @pytest.mark.parametrize(
@@ -279,6 +300,32 @@ def test_an_item_with_a_bad_value_is_answered_command_rejected_with_its_lic() ->
     assert refusal is not None
     assert (refusal.lic, refusal.command_id, refusal.adjustment_id) == ("A", "item:i-1", None)
     assert refusal.reason_code == ReasonCode.INVALID_BARCODE
+
+
+@pytest.mark.parametrize(
+    ("next_serial", "says"),
+    [
+        ("SN 1000", "typed entry reads it as 'SN', '1000'"),  # would be split into two serials
+        ("A,B", "typed entry reads it as 'A', 'B'"),
+        ("SN-1...SN-9", "span"),
+        ("1..1", "typed entry reads it as '1'"),
+        ("9" * 65, "longer than 64 characters"),  # an identifier, but too long for a serial
+    ],
+)
+def test_an_item_whose_next_serial_is_not_one_typed_serial_is_answered_command_rejected(
+    next_serial: str, says: str
+) -> None:
+    """R6 (with R5): a Next Serial must be one serial as typed entry reads it, or the units
+    generated from it could never be named again by a return, vendor return or adjustment: the
+    item is refused INVALID_SERIAL_SPAN naming the value (the invalid-document path)."""
+    doc = {"type": "UpsertItem", "message_id": "i-1", "lic": "A", "next_serial": next_serial}
+    exc = _invalid(ITEMS, doc)
+    assert exc.document is not None and exc.error is not None
+    refusal = allocation.invalid_item(exc.document, exc.error.errors())
+    assert refusal is not None and refusal.lic == "A"
+    assert refusal.reason_code == ReasonCode.INVALID_SERIAL_SPAN
+    assert refusal.offending == next_serial
+    assert refusal.reason.startswith("next_serial: ") and says in refusal.reason
 
 
 def test_an_adjustment_without_its_lic_is_not_answered() -> None:

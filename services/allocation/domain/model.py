@@ -417,16 +417,17 @@ class LotPick:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpsertItem:
-    """Create or update an item. `perishable=None` defaults to `track_mfr_lot` (R1);
-    `next_serial=None` keeps the current Next Serial."""
+    """Create or update an item. A field left None was not given: the item keeps its current
+    value, a new item takes the default (`items.upsert_item` decides both; R1 for
+    `perishable`)."""
 
     message_id: str
     lic: str
-    description: str
-    uom: str
-    track_mfr_lot: bool
-    serialized: bool
-    est_unit_cost: Decimal
+    description: str | None = None
+    uom: str | None = None
+    track_mfr_lot: bool | None = None
+    serialized: bool | None = None
+    est_unit_cost: Decimal | None = None
     perishable: bool | None = None
     next_serial: str | None = None
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+from typing import Any
+
 from services.allocation.domain.errors import ReasonCode
-from services.allocation.domain.model import ItemUpserted
-from tests.unit.allocation.builders import DAY, Book, allocate, item, lot, receive
+from services.allocation.domain.model import ItemUpserted, UpsertItem
+from tests.unit.allocation.builders import DAY, Book, D, allocate, item, lot, receive
 
 
 def test_lot_tracking_marks_the_item_perishable() -> None:
@@ -90,3 +93,68 @@ def test_commands_for_an_unknown_item_are_refused() -> None:
     """Commands other than UpsertItem need a known LIC: UNKNOWN_ITEM."""
     rejection = Book().refused(receive("PO-1/1", 1), ReasonCode.UNKNOWN_ITEM)
     assert rejection.lic == "L" and rejection.shipment_id == "PO-1" and rejection.line_no == 1
+
+
+# -- upsert semantics: a field left out keeps the item's value -------------------------------
+
+
+def _change(lic: str = "L", **fields: Any) -> UpsertItem:
+    """An upsert naming only `fields`, as an ERP that sends just what changed."""
+    return UpsertItem(message_id=f"change-{next(_changes)}", lic=lic, **fields)
+
+
+_changes = itertools.count(1)
+
+
+def test_an_upsert_that_leaves_fields_out_keeps_the_items_values() -> None:
+    """R1/R2: a partial UpsertItem (only a new description) keeps the cost, unit, tracking
+    flags, perishable flag and Next Serial; ItemUpserted carries the item's full values."""
+    book = Book(item(track=True, serialized=True, perishable=False, next_serial="SN-7", cost="12"))
+    (event,) = book.ok(_change(description="renamed"))
+    assert isinstance(event, ItemUpserted)
+    assert (event.description, event.uom, event.est_unit_cost) == ("renamed", "Each", D("12"))
+    assert (event.track_mfr_lot, event.serialized, event.perishable) == (True, True, False)
+    assert event.next_serial == "SN-7"
+    assert book.state.item is not None and book.state.item.est_unit_cost == D("12")
+
+
+def test_a_new_item_takes_the_defaults_for_the_fields_left_out() -> None:
+    """A new item named only by its LIC: "", "Each", not tracked, not serialized, cost 0."""
+    (event,) = Book().ok(_change())
+    assert isinstance(event, ItemUpserted)
+    assert (event.description, event.uom, event.est_unit_cost, event.next_serial) == (
+        "",
+        "Each",
+        D("0"),
+        None,
+    )
+    assert not (event.track_mfr_lot or event.serialized or event.perishable)
+
+
+def test_a_receipt_after_a_partial_upsert_is_costed_at_the_kept_estimate() -> None:
+    """The audit's case: an upsert of the description alone used to reset the cost to 0 and
+    switch lot tracking off, so the next receipt line without a unit cost made a lot costed 0
+    (and without manufacturer lots)."""
+    book = Book(item(track=True, cost="7.50"), _change(description="new name"))
+    book.refused(receive("PO-1/1", 2), ReasonCode.LOT_REQUIRED)
+    book.ok(receive("PO-2/1", 2, lots=[lot("M-1", 2, DAY)]))
+    assert book.state.lots["PO-2/1"].unit_cost == D("7.50")
+
+
+def test_a_locked_item_accepts_an_upsert_that_leaves_the_tracking_flags_out() -> None:
+    """R2: TRACKING_LOCKED only when a flag is given and differs; left out, it is kept."""
+    book = Book(item(serialized=True, next_serial="1"), receive("PO-1/1", 1, generate=True))
+    assert book.state.item is not None and book.state.item.locked
+    book.ok(_change(est_unit_cost=D("3")))
+    book.ok(_change(serialized=True, description="same flag repeated"))
+    book.refused(_change(serialized=False), ReasonCode.TRACKING_LOCKED)
+    book.refused(_change(track_mfr_lot=True), ReasonCode.TRACKING_LOCKED)
+    assert book.state.item is not None and book.state.item.serialized
+    assert book.state.item.next_serial == "00002"
+
+
+def test_a_partial_upsert_marking_lot_tracking_marks_perishable() -> None:
+    """R1: a message that gives only track_mfr_lot=true marks lot tracking: perishable too."""
+    book = Book(item(cost="5"), _change(track_mfr_lot=True))
+    assert book.state.item is not None
+    assert (book.state.item.perishable, book.state.item.est_unit_cost) == (True, D("5"))

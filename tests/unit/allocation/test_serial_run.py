@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.allocation.domain.errors import Refusal
+from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.serials import serial_run
+from shared.serials import parse_serials
 
 
 @pytest.mark.parametrize(
@@ -50,3 +51,47 @@ def test_runs_are_unique_increasing_and_chain(prefix: str, number: int, count: i
     assert numbers == list(range(number, number + count))
     again, _ = serial_run(after, 1)
     assert again[0] not in serials and int(after[len(prefix) :]) == number + count
+
+
+@pytest.mark.parametrize(
+    ("start", "count", "offending"),
+    [
+        ("9" * 64, 2, "1" + "0" * 64),  # the run grows past 64 characters
+        ("A" * 60 + "9999", 2, "A" * 60 + "10000"),
+        ("SN 1000", 1, "SN 1000"),  # stored before the contract checked it: typed entry splits
+        ("X" * 100 + "1", 1, "X" * 100 + "1"),
+    ],
+)
+def test_a_run_handing_out_a_serial_typed_entry_refuses_is_refused(
+    start: str, count: int, offending: str
+) -> None:
+    """R6 with R5: a generated serial that typed entry would refuse (too long) or split could
+    never be named again by a return or adjustment: INVALID_SERIAL_SPAN naming it, not raised
+    later while building the event."""
+    with pytest.raises(Refusal) as refused:
+        serial_run(start, count)
+    assert refused.value.code is ReasonCode.INVALID_SERIAL_SPAN
+    assert refused.value.offending == offending
+    assert start[:20] in refused.value.reason
+
+
+@settings(max_examples=300)
+@given(
+    prefix=st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=70).filter(
+        lambda p: not p[-1:].isdigit()
+    ),
+    number=st.integers(min_value=0, max_value=10**70),
+    count=st.integers(min_value=1, max_value=20),
+)
+def test_every_generated_serial_is_one_typed_entry_reads_back(
+    prefix: str, number: int, count: int
+) -> None:
+    """R6 with R5: a run either hands out serials that typed entry reads back one by one as
+    themselves, or is refused with a reason code; it never hands out one it cannot name."""
+    try:
+        serials, _ = serial_run(f"{prefix}{number}", count)
+    except Refusal as refusal:
+        assert refusal.code in (ReasonCode.INVALID_SERIAL_SPAN, ReasonCode.SERIAL_REQUIRED)
+        return
+    for serial in serials:
+        assert parse_serials(serial) == [serial]

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from services.allocation import translate
 from services.allocation.domain import model as d
@@ -372,41 +372,68 @@ def test_refusal_text_is_normalized_as_the_contract_does(reason: str, offending:
     assert wire.offending is None if not offending else wire.offending == wire.offending.strip()
 
 
-def test_a_next_serial_beyond_the_identifier_limit_is_still_refused_on_the_way_out() -> None:
-    """Generated serials are made by the core, not copied from a validated command: a run that
-    outgrows the identifier limit fails building the event, as the validating build did."""
+def test_a_partial_item_upsert_crosses_the_intake_and_answers_the_items_full_values() -> None:
+    """An `UpsertItem` naming only what changed stays partial across the intake's hop on
+    `inventory.commands` (a field left out is null there, not a default), and `ItemUpserted`
+    carries the item's resulting values, not the message's."""
+    run = _Run("L")
+    run(u.UpsertItem, uom="Box", track_mfr_lot=True, est_unit_cost="4.25", next_serial="SN-1")
+    partial = u.UpsertItem(message_id="item:m-9", lic="L", description="renamed")
+    hopped = decode(TypeAdapter(c.Command), encode(partial), own=True)
+    assert isinstance(hopped, u.UpsertItem)
+    assert (hopped.track_mfr_lot, hopped.serialized, hopped.est_unit_cost, hopped.uom) == (
+        (None,) * 4
+    )
+    (wire,) = run(u.UpsertItem, description="renamed")
+    assert isinstance(wire, e.ItemUpserted)
+    assert (wire.description, wire.uom, wire.est_unit_cost, wire.next_serial) == (
+        "renamed",
+        "Box",
+        Decimal("4.25"),
+        "SN-1",
+    )
+    assert (wire.track_mfr_lot, wire.serialized, wire.perishable) == (True, False, True)
+
+
+@pytest.mark.parametrize(
+    ("next_serial", "quantity", "offending"),
+    [("9" * 64, 2, "1" + "0" * 64), ("9" * 128, 1, "9" * 128)],
+)
+def test_a_next_serial_run_past_the_serial_length_is_refused_not_raised(
+    next_serial: str, quantity: int, offending: str
+) -> None:
+    """R6: a run whose serials typed entry would refuse (one grown past 64 characters, or a Next
+    Serial stored before the contract checked it) is refused INVALID_SERIAL_SPAN naming the
+    serial, and the refusal goes out on the wire; before, building the event raised and the
+    receipt was dead-lettered with no answer."""
     state = decide(
         d.LicState.empty("L"),
         d.UpsertItem(
             message_id="m-1",
             lic="L",
-            description="",
-            uom="Each",
-            track_mfr_lot=False,
             serialized=True,
             est_unit_cost=Decimal(1),
-            next_serial="9" * 128,
+            next_serial=next_serial,
         ),
     ).state
-    received = decide(
-        state,
-        d.ReceiveStock(
-            message_id="m-2",
-            lic="L",
-            lot_id="PO-1/1",
-            office="AI",
-            kind="purchase",
-            received_on=date(2024, 1, 1),
-            quantity=Decimal(1),
-            shipment_id="PO-1",
-            line_no=1,
-            generate_serials=True,
-        ),
-    ).events[0]
-    assert isinstance(received, d.StockReceived) and received.next_serial is not None
-    assert len(received.next_serial) == 129
-    with pytest.raises(ValidationError):
-        translate.to_wire(received, "m-2#0", None)
+    command = d.ReceiveStock(
+        message_id="m-2",
+        lic="L",
+        lot_id="PO-1/1",
+        office="AI",
+        kind="purchase",
+        received_on=date(2024, 1, 1),
+        quantity=Decimal(quantity),
+        shipment_id="PO-1",
+        line_no=1,
+        generate_serials=True,
+    )
+    (rejected,) = decide(state, command).events
+    assert isinstance(rejected, d.CommandRejected)
+    assert rejected.reason_code is ReasonCode.INVALID_SERIAL_SPAN
+    assert rejected.offending == offending and "64 characters" in rejected.reason
+    wire = faithful(rejected, None)
+    assert isinstance(wire, e.CommandRejected) and wire.offending == offending
 
 
 class WireMachine(AllocationMachine):
