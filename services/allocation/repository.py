@@ -68,7 +68,7 @@ class Table:
 def _item_row(lic: str, i: Item) -> tuple[Any, ...]:
     return (
         i.lic, i.description, i.uom, i.track_mfr_lot, i.serialized, i.perishable,
-        i.next_serial, i.est_unit_cost, i.locked,
+        i.next_serial, i.est_unit_cost, i.gtin, i.locked,
     )  # fmt: skip
 
 
@@ -190,6 +190,7 @@ ITEMS = Table(
         ("perishable", "boolean"),
         ("next_serial", "text"),
         ("est_unit_cost", "numeric"),
+        ("gtin", "text"),
         ("locked", "boolean"),
     ),
     ("lic",),

@@ -43,6 +43,7 @@ def _(m: u.UpsertItem) -> d.Command:
         est_unit_cost=m.est_unit_cost,
         perishable=m.perishable,
         next_serial=m.next_serial,
+        gtin=m.gtin,
     )
 
 
@@ -216,7 +217,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "perishable": event.perishable,
                     "next_serial": event.next_serial,
                     "est_unit_cost": event.est_unit_cost,
-                    "gtin": getattr(command, "gtin", None),
+                    "gtin": event.gtin,
                 },
             )
         case d.StockReceived():

@@ -47,6 +47,7 @@ def upsert_item(draft: Draft, cmd: UpsertItem) -> tuple[ItemUpserted]:
         perishable=_perishable(before, cmd),
         next_serial=_given(cmd.next_serial, current.next_serial),
         est_unit_cost=_given(cmd.est_unit_cost, current.est_unit_cost),
+        gtin=_given(cmd.gtin, current.gtin),
     )
     checks.cost(item.est_unit_cost, item)
     draft.item = item
@@ -61,6 +62,7 @@ def upsert_item(draft: Draft, cmd: UpsertItem) -> tuple[ItemUpserted]:
             perishable=item.perishable,
             next_serial=item.next_serial,
             est_unit_cost=item.est_unit_cost,
+            gtin=item.gtin,
         ),
     )
 

@@ -61,6 +61,7 @@ class Item:
     perishable: bool
     next_serial: str | None
     est_unit_cost: Decimal
+    gtin: str | None = None
     locked: bool = False
 
 
@@ -430,6 +431,7 @@ class UpsertItem:
     est_unit_cost: Decimal | None = None
     perishable: bool | None = None
     next_serial: str | None = None
+    gtin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -594,6 +596,7 @@ class ItemUpserted:
     perishable: bool
     next_serial: str | None
     est_unit_cost: Decimal
+    gtin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -158,3 +158,14 @@ def test_a_partial_upsert_marking_lot_tracking_marks_perishable() -> None:
     book = Book(item(cost="5"), _change(track_mfr_lot=True))
     assert book.state.item is not None
     assert (book.state.item.perishable, book.state.item.est_unit_cost) == (True, D("5"))
+
+
+def test_an_upsert_that_leaves_the_gtin_out_keeps_it() -> None:
+    """Receiving and shipping check scanned GTINs against the item's (R5): an UpsertItem that
+    leaves `gtin` out must not wipe it, and ItemUpserted carries the item's GTIN every time."""
+    book = Book(_change(gtin="09506000134352"))
+    (event,) = book.ok(_change(description="renamed"))
+    assert isinstance(event, ItemUpserted) and event.gtin == "09506000134352"
+    assert book.state.item is not None and book.state.item.gtin == "09506000134352"
+    (event,) = book.ok(_change(gtin="09506000134369"))
+    assert isinstance(event, ItemUpserted) and event.gtin == "09506000134369"
