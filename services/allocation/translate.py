@@ -163,8 +163,8 @@ def _(m: c.AdjustStock) -> d.Command:
 # tests/unit/allocation/test_wire_events.py holds that promise against the validating build.
 # Two kinds of value are not copied verbatim from a validated command, so they still go through
 # the contract's own types: free text the core composes (a refusal's reason and offending value,
-# cut to length, which may leave a trailing space) and a Next Serial a receipt advanced (it may
-# outgrow the identifier limit; every generated serial is no longer than it).
+# cut to length, which may leave a trailing space) and a Next Serial a receipt advanced (the
+# core refuses a run past the serial length, so this check only backs that up).
 
 _M = TypeVar("_M", bound=BaseModel)
 
