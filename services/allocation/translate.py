@@ -245,6 +245,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "movements": _movements(event.movements),
                     "generated_serials": list(event.generated_serials),
                     "next_serial": next_serial,
+                    "bin": getattr(command, "bin", None),
                 },
             )
         case d.LineAllocated():

@@ -152,6 +152,7 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
         kind=row["kind"],
         parent_order=row["reference"],
         vendor=row["vendor"],
+        bin=row["bin"],
         serialized=bool(row["serialized"]),
         track_mfr_lot=bool(row["track_mfr_lot"]),
         status=row["status"],

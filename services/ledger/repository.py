@@ -430,6 +430,7 @@ _LOT_COLUMNS: list[Column] = [
     ("received_qty", "numeric"),
     ("event_id", "text"),
     ("vendor", "text"),
+    ("bin", "text"),
 ]
 _MFR_LOT_COLUMNS: list[Column] = [
     ("lot_id", "text"),

@@ -67,6 +67,7 @@ class LotSummary(Out):
     kind: str = Field(description="purchase, production or adjustment")
     reference: str | None = Field(description="parent order: PO, production order, adjustment")
     vendor: str | None = Field(default=None, description="who sold it (purchase lots)")
+    bin: str | None = Field(default=None, description="where its receipt line put it away")
     document: str = Field(description="the receiving document or adjustment that created it")
     received_on: dt.date
     status: str = Field(description="open while stock remains, closed when all used (R7)")
@@ -155,6 +156,7 @@ class LotDetail(Out):
     kind: str
     parent_order: str | None
     vendor: str | None = Field(default=None, description="who sold it (purchase lots)")
+    bin: str | None = Field(default=None, description="where its receipt line put it away")
     serialized: bool
     track_mfr_lot: bool
     status: str

@@ -101,6 +101,7 @@ def _received(event: e.StockReceived) -> Fact:
         quantity=event.quantity,
         unit_cost=event.unit_cost,
         vendor=event.vendor,
+        bin=event.bin,
     )
     return _fact(
         event,

@@ -88,6 +88,7 @@ class ReceiptLine:
     lots: tuple[LotEntry, ...] = ()
     serials: str | tuple[str, ...] | None = None
     scans: tuple[str, ...] = ()
+    bin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,6 +137,7 @@ class LineCommand:
     is_return: bool
     # One of several lines: held by allocation until every line is accepted (or one refused).
     hold: bool = False
+    bin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,6 +247,7 @@ class _DocumentCheck:
             if self.receipt.is_return
             else derived_id(self.receipt.shipment_id, str(line.line_no)),
             is_return=self.receipt.is_return,
+            bin=line.bin,
         )
 
     def _cross_line_duplicates(

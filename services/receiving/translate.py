@@ -44,6 +44,7 @@ def _line(line: u.ReceiptLine) -> d.ReceiptLine:
         ),
         serials=line.serials if isinstance(line.serials, str | None) else tuple(line.serials),
         scans=tuple(line.scans),
+        bin=line.bin,
     )
 
 
@@ -107,6 +108,7 @@ def command(doc: u.ShipmentReceived, line: d.LineCommand) -> c.ReceiveStock | c.
         serials=list(line.serials),
         generate_serials=line.generate_serials,
         hold=line.hold,
+        bin=line.bin,
     )
 
 

@@ -42,6 +42,7 @@ class ReceiveStock(Message):
     serials: SerialList = Field(default_factory=list)
     generate_serials: bool = False
     hold: bool = Field(default=False, description=HOLD)
+    bin: Identifier | None = Field(default=None, description="where the stock was put away")
 
 
 class ReturnStock(Message):

@@ -65,6 +65,9 @@ class StockReceived(Event):
     movements: list[Movement] = Field(default_factory=list)
     generated_serials: list[Identifier] = Field(default_factory=list)
     next_serial: Identifier | None = None
+    bin: Identifier | None = Field(
+        default=None, description="where the stock was put away, as the receipt line named it"
+    )
 
 
 class LineAllocated(Event):

@@ -85,6 +85,7 @@ class NewLot:
     quantity: Decimal
     unit_cost: Decimal
     vendor: str | None = None
+    bin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,6 +169,7 @@ class LotRow:
     received_qty: Decimal
     event_id: str
     vendor: str | None = None
+    bin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

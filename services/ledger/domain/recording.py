@@ -134,6 +134,7 @@ class _Book:
                 received_qty=lot.quantity,
                 event_id=fact.event_id,
                 vendor=lot.vendor,
+                bin=lot.bin,
             )
         )
 

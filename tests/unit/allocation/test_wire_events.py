@@ -46,13 +46,13 @@ def faithful(event: d.Event, command: Any, n: int = 0) -> e.Event:
 
 
 def _agrees(event: d.Event, command: Any, wire: e.Event) -> None:
-    """Each wire field says what the domain event (or, for `vendor` and `command_type`, the
-    wire command) said: "" becomes None, free text is normalized."""
+    """Each wire field says what the domain event (or, for `vendor`, `bin` and `command_type`,
+    the wire command) said: "" becomes None, free text is normalized."""
     assert wire.type == type(event).__name__
     assert (wire.lic, wire.command_id) == (event.lic, event.command_id)
     for name in wire.model_fields.keys() - {"type", "message_id", "occurred_at"}:
         value = getattr(wire, name)
-        if name == "vendor":
+        if name in ("vendor", "bin"):
             assert value == getattr(command, name, None), name
         elif name == "command_type":
             assert value == getattr(command, "type", getattr(event, name)), name

@@ -211,3 +211,37 @@ def test_the_vendor_travels_from_the_receipt_through_allocation_to_the_ledger_lo
     assert isinstance(fact, Fact)
     (lot,) = record(Known(), [fact]).lots
     assert (lot.lot_id, lot.reference, lot.vendor) == ("IN-1/1", "PO-60006", vendor)
+
+
+def test_a_receipt_lines_bin_travels_through_allocation_to_the_ledger_lot() -> None:
+    """§4 `lines[].bin`: the bin a receipt line names reaches its ReceiveStock command,
+    allocation's StockReceived and the ledger's lot (each hop through the wire codec); a line
+    without one leaves the lot's bin empty."""
+    doc = ShipmentReceived.model_validate(
+        {
+            "message_id": "r1",
+            "shipment_id": "IN-1",
+            "office": "AI",
+            "source": "purchase",
+            "received_on": DAY,
+            "lines": [
+                {"line_no": 1, "lic": "L", "quantity": "2", "bin": "A-01-3"},
+                {"line_no": 2, "lic": "L", "quantity": "1"},
+            ],
+        }
+    )
+    checked = receiving.check_receipt(receiving_wire.receipt(doc), {"L": receiving.Item(lic="L")})
+    book, bins = Book(item()), []
+    for line in checked.commands:
+        command = decode(COMMANDS, encode(receiving_wire.command(doc, line)))
+        assert isinstance(command, ReceiveStock)
+        (received,) = book.ok(allocation_wire.to_domain(command.model_copy(update={"hold": False})))
+        wire = decode(
+            EVENTS, encode(allocation_wire.to_wire(received, f"{line.command_id}#0", command))
+        )
+        assert isinstance(wire, e.StockReceived)
+        fact = to_fact(wire)
+        assert isinstance(fact, Fact)
+        (lot,) = record(Known(), [fact]).lots
+        bins.append((command.bin, wire.bin, lot.bin))
+    assert bins == [("A-01-3", "A-01-3", "A-01-3"), (None, None, None)]
