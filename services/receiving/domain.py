@@ -39,6 +39,7 @@ from decimal import Decimal
 from typing import Literal
 
 from shared.barcodes import BarcodeError, Scan, decode_scan
+from shared.contracts.codec import MAX_EVENT_BYTES
 from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
@@ -50,11 +51,22 @@ Source = Literal["purchase", "production", "customer_return"]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    """Sane upper sizes (R5): a span, one line's serials, a whole document's serials."""
+    """Sane upper sizes (R5): a span, one line's serials, a whole document's serials (typed,
+    scanned or taken from the Next Serial), and what the document's answer may weigh:
+    `ReceiptPosted` lists every movement of every line (one per serial) in one message, which
+    must stay under what a message may carry (`MAX_EVENT_BYTES`, with room to spare)."""
 
     max_span: int = 1_000_000
     max_serials_per_line: int = 100_000
     max_serials_per_document: int = 1_000_000
+    max_posting_bytes: int = MAX_EVENT_BYTES * 3 // 4
+
+
+# What one movement weighs in an answer besides its lot id, manufacturer lot and serial: its
+# keys, quantity, unit cost and expiry date, as JSON (about 90 bytes; rounded up).
+_MOVEMENT_BYTES = 120
+# A return goes back into lots receiving does not know: count a lot id of the longest kind.
+_UNKNOWN_LOT_ID_BYTES = 128
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -197,6 +209,10 @@ def awaited_items(checked: Checked) -> tuple[str, ...]:
     return tuple(sorted(unknown))
 
 
+def _megabytes(size: int) -> str:
+    return f"{size / 1_000_000:,.0f}"
+
+
 def normalize_gtin(value: str | None) -> str | None:
     """GTIN-8/12/13/14 as the 14-digit form decoded scans carry; anything else as given."""
     if value is None:
@@ -213,6 +229,7 @@ class _DocumentCheck:
         self.items = items
         self.limits = limits
         self.budget = limits.max_serials_per_document
+        self.posting_bytes = 0  # what the lines so far add to the answer (estimated)
         self.seen: dict[str, dict[str, int]] = {}  # lic -> serial -> first line_no
 
     def line(self, line: ReceiptLine) -> LineCommand | list[Problem]:
@@ -230,6 +247,13 @@ class _DocumentCheck:
         if serials is not None:
             self.budget -= len(serials)
             self._cross_line_duplicates(line, serials, check)
+        lot_id = (
+            None
+            if self.receipt.is_return
+            else derived_id(self.receipt.shipment_id, str(line.line_no))
+        )
+        if not check.problems:
+            self._weigh(line, check, serials or (), lots, lot_id)
         if check.problems:
             return check.problems
         return LineCommand(
@@ -243,12 +267,55 @@ class _DocumentCheck:
             lots=lots,
             serials=serials or (),
             generate_serials=check.generate,
-            lot_id=None
-            if self.receipt.is_return
-            else derived_id(self.receipt.shipment_id, str(line.line_no)),
+            lot_id=lot_id,
             is_return=self.receipt.is_return,
             bin=line.bin,
         )
+
+    def _weigh(
+        self,
+        line: ReceiptLine,
+        check: _LineCheck,
+        serials: tuple[str, ...],
+        lots: tuple[LotEntry, ...],
+        lot_id: str | None,
+    ) -> None:
+        """Serials taken from the Next Serial count against the document's serial budget like
+        typed ones, and every line adds its movements to the answer's weight: a document whose
+        answer could not be published is refused here, whole, instead of stalling later."""
+        generated = int(line.quantity) if check.generate else 0
+        if generated:
+            self.budget -= generated
+            if self.budget < 0:
+                check.add(
+                    ReasonCode.INVALID_QUANTITY,
+                    f"line {line.line_no} takes {generated} serials from the Next Serial: the "
+                    f"document exceeds {self.limits.max_serials_per_document} serials",
+                    str(line.quantity),
+                )
+                return
+        lot_bytes = len(lot_id.encode()) if lot_id is not None else _UNKNOWN_LOT_ID_BYTES
+        mfr_bytes = max((len(x.mfr_lot.encode()) for x in lots), default=0)
+        per_movement = _MOVEMENT_BYTES + lot_bytes + mfr_bytes
+        if serials:
+            weight = len(serials) * per_movement + sum(len(s.encode()) for s in serials)
+        elif generated:
+            # each generated serial is listed twice: in its movement and in `generated_serials`
+            longest = len((self.items[line.lic].next_serial or "").encode()) + 8
+            weight = generated * (per_movement + 2 * longest)
+        else:
+            weight = max(1, len(lots)) * per_movement
+        before = self.posting_bytes
+        self.posting_bytes += weight
+        limit = self.limits.max_posting_bytes
+        if self.posting_bytes > limit >= before:  # the line that crosses it says so, once
+            check.add(
+                ReasonCode.INVALID_QUANTITY,
+                f"the receipt is too large to answer in one message: with line {line.line_no} "
+                f"its posting would be about {_megabytes(self.posting_bytes)} MB, over "
+                f"{_megabytes(limit)} MB; split it into several receipts",
+                str(line.quantity),
+            )
 
     def _cross_line_duplicates(
         self, line: ReceiptLine, serials: tuple[str, ...], check: _LineCheck

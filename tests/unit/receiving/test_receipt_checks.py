@@ -351,6 +351,31 @@ def test_document_serial_budget_is_shared_by_its_lines() -> None:
     assert (p.line_no, p.reason_code) == (2, ReasonCode.INVALID_QUANTITY)
 
 
+def test_serials_taken_from_the_next_serial_count_against_the_document_budget() -> None:
+    """R5/R6: a sane document size holds however the serials are entered; serials the Next
+    Serial hands out count like typed ones (else 10,000 lines of 100,000 would pass)."""
+    limits = Limits(max_serials_per_document=5)
+    checked = check_receipt(receipt(line("CAM-NS", 3), line("CAM-NS", 3, no=2)), ITEMS, limits)
+    p = only(checked.problems)
+    assert (p.line_no, p.reason_code, p.offending) == (2, ReasonCode.INVALID_QUANTITY, "3")
+    assert check_receipt(receipt(line("CAM-NS", 5)), ITEMS, limits).accepted
+
+
+def test_a_receipt_whose_answer_would_not_fit_in_one_message_is_refused_whole() -> None:
+    """ReceiptPosted lists every serial's movement in one message, which the broker caps: a
+    document of four 100,000-serial lines (each line within its limits) would be answered by a
+    message of about 55 MB, over what lotline publishes (48 MiB). It is refused at the door,
+    naming the line that crosses the limit, instead of being decided and never answered."""
+    lines = [
+        line("CAM", 100_000, no=n, serials=f"SN{n}-000001...SN{n}-100000") for n in range(1, 5)
+    ]
+    checked = check_receipt(receipt(*lines), ITEMS)
+    p = only(checked.problems)
+    assert (p.line_no, p.reason_code, p.offending) == (4, ReasonCode.INVALID_QUANTITY, "100000")
+    assert "too large to answer in one message" in p.reason and "split" in p.reason
+    assert check_receipt(receipt(*lines[:3]), ITEMS).accepted
+
+
 # --- customer returns (R13) -------------------------------------------------------------------
 
 
