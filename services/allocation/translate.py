@@ -280,6 +280,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "shipment_id": event.shipment_id,
                     "line_no": event.line_no,
                     "office": event.office,
+                    "released_on": event.released_on,
                     "reallocated": event.reallocated,
                     "movements": _movements(event.movements),
                 },

@@ -1,6 +1,8 @@
 """Wire → ledger core: `inventory.events` and `inventory.costs` messages become facts.
 
-A release carries no business date: it is dated by the event's `occurred_at`.
+Every fact is dated by the business date its event carries (§6), a release by its
+`released_on` (the ship_on of the allocation it gives back). Only a release published before
+that field existed falls back to its `occurred_at`: allocation's clock, the one date it has.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def to_fact(event: e.Event) -> Fact | ItemFact | None:
                 "release",
                 event.shipment_id,
                 event.office,
-                event.occurred_at.date(),
+                _released_on(event),
                 event.movements,
                 line_no=event.line_no,
             )
@@ -89,6 +91,12 @@ def to_po_update(message: PurchaseOrderUpdated) -> PoUpdate:
         act_unit_cost=message.act_unit_cost,
         closed=message.closed,
     )
+
+
+def _released_on(event: e.LineReleased) -> date:
+    if event.released_on is not None:
+        return event.released_on
+    return event.occurred_at.date()
 
 
 def _received(event: e.StockReceived) -> Fact:

@@ -88,6 +88,13 @@ class LineReleased(Event):
     shipment_id: Identifier
     line_no: LineNo
     office: Identifier
+    released_on: Date | None = Field(
+        default=None,
+        description=(
+            "the release's business date: the ship_on of the allocation it gives back"
+            " (absent from events published before it was added)"
+        ),
+    )
     reallocated: bool = Field(default=False, description="released to be allocated anew")
     movements: list[Movement] = Field(default_factory=list)
 

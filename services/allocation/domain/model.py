@@ -635,13 +635,15 @@ class LineAllocated:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineReleased:
-    """A line's allocation given back: on cancel, or before a re-allocation."""
+    """A line's allocation given back: on cancel, or before a re-allocation. `released_on`:
+    its business date, the `ship_on` of the allocation given back (§6: never a clock)."""
 
     command_id: str
     lic: str
     shipment_id: str
     line_no: int
     office: str
+    released_on: date
     movements: tuple[LotMovement, ...]
     reallocated: bool = False
 

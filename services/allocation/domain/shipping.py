@@ -165,6 +165,7 @@ def release(
         shipment_id=allocation.shipment_id,
         line_no=allocation.line_no,
         office=allocation.office,
+        released_on=allocation.ship_on,
         movements=held(draft, allocation),
         reallocated=reallocated,
     )

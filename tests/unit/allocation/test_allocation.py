@@ -235,6 +235,16 @@ def test_cancel_releases_the_line() -> None:
     assert book.status("1") == "available" and book.lot("PO-1/1") == (1, 0, 0)
 
 
+def test_a_release_is_dated_by_the_ship_on_of_the_allocation_it_gives_back() -> None:
+    """R15, §6: a release carries a business date, never a clock: the allocation's ship_on,
+    on cancel and when a re-allocation with another ship_on replaces the line."""
+    book = Book(item(), receive("PO-1/1", 3), allocate("S-1", 1, ship_on=date(2024, 1, 15)))
+    released, _ = book.ok(allocate("S-1", 2, ship_on=date(2024, 1, 16)))
+    assert isinstance(released, LineReleased) and released.released_on == date(2024, 1, 15)
+    (cancelled,) = book.ok(release("S-1"))
+    assert isinstance(cancelled, LineReleased) and cancelled.released_on == date(2024, 1, 16)
+
+
 def test_release_of_an_unknown_line_is_refused() -> None:
     """UNKNOWN_SHIPMENT: nothing allocated for that line."""
     Book(item()).refused(release("S-404"), ReasonCode.UNKNOWN_SHIPMENT)

@@ -20,7 +20,7 @@ from shared.contracts.commands import Command, ReceiveStock
 from shared.contracts.events import InventoryEvent
 from shared.contracts.reasons import ReasonCode
 from shared.contracts.upstream import PurchaseOrderUpdated, ShipmentReceived
-from tests.unit.allocation.builders import Book, item
+from tests.unit.allocation.builders import Book, allocate, item, receive, release
 
 DAY = date(2024, 3, 1)
 
@@ -245,3 +245,38 @@ def test_a_receipt_lines_bin_travels_through_allocation_to_the_ledger_lot() -> N
         (lot,) = record(Known(), [fact]).lots
         bins.append((command.bin, wire.bin, lot.bin))
     assert bins == [("A-01-3", "A-01-3", "A-01-3"), (None, None, None)]
+
+
+def test_a_release_is_dated_by_the_ship_on_of_the_allocation_it_gives_back() -> None:
+    """R15, §6: allocation's own release, through the wire codec, is dated by the business
+    date it carries (the released allocation's ship_on), not by allocation's clock, so a lot's
+    or serial's history lists it between that allocation and what came after."""
+    ship_on = date(2024, 1, 15)
+    book = Book(item(), receive("PO-1/1", 2))
+    book.ok(allocate("OUT-1", 1, ship_on=ship_on))
+    command = release("OUT-1")
+    (released,) = book.ok(command)
+    wire = decode(EVENTS, encode(allocation_wire.to_wire(released, "rel#0", command)))
+    assert isinstance(wire, e.LineReleased) and wire.released_on == ship_on
+
+    fact = to_fact(wire)
+
+    assert isinstance(fact, Fact) and (fact.action, fact.on) == ("release", ship_on)
+    (row,) = record(Known(), [fact]).transactions
+    assert (row.event_type, row.occurred_on) == ("release", ship_on)
+
+
+def test_a_release_published_before_released_on_is_dated_by_when_it_occurred() -> None:
+    """Additive contract: a LineReleased without `released_on` still decodes, dated by its
+    `occurred_at` (the only date it has)."""
+    event = decode(
+        EVENTS,
+        b'{"type": "LineReleased", "message_id": "m9", "command_id": "c9", "lic": "X",'
+        b' "shipment_id": "OUT-1", "line_no": 1, "office": "AI",'
+        b' "occurred_at": "2024-03-02T10:00:00Z", "movements": []}',
+    )
+    assert isinstance(event, e.LineReleased) and event.released_on is None
+
+    fact = to_fact(event)
+
+    assert isinstance(fact, Fact) and fact.on == date(2024, 3, 2)
