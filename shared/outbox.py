@@ -7,6 +7,11 @@ takes over at once. The leader reads unsent rows in id order, publishes them, th
 sent (with its next read, or on its own when no commit follows within 50 ms). A leader that
 dies between publishing and marking leaves its rows unsent; the next leader publishes them
 again, first, before anything newer (at least once; consumers are idempotent by `message_id`).
+
+A record the broker refuses for good (larger than the topic takes, say) would stop every row
+behind it, forever. The relay retries such rows one by one and parks the one still refused: its
+row stays in the table with the broker's error (`parked`; never purged), a notice naming it goes
+to the dead-letter topic, and the rows behind it are published.
 """
 
 from __future__ import annotations
@@ -22,6 +27,12 @@ from typing import Any, cast
 import asyncpg
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter
 from pydantic import BaseModel
@@ -33,6 +44,19 @@ log = structlog.get_logger(__name__)
 PARTITIONER = DefaultPartitioner()
 
 PUBLISHED = Counter("lotline_outbox_published_total", "Outbox rows published", ["schema"])
+PARKED = Counter(
+    "lotline_outbox_parked_total", "Outbox rows the broker refused for good, parked", ["schema"]
+)
+
+# Broker answers no retry can change: the record itself is refused. Anything else (the broker
+# away, a leader moving) is retried as before, however long it takes.
+REFUSED_RECORD = (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+    CorruptRecordException,
+)
+PARK_SQL = "UPDATE outbox SET parked = $2 WHERE id = $1"
 
 # Every message lotline publishes names its type in this header, so a consumer can pass over
 # the types it does not read without parsing them (a receipt's event can be megabytes).
@@ -113,7 +137,9 @@ class OutboxRelay:
         poll_seconds: float = 0.5,
         retention_seconds: float = 600,
         inbox_retention_seconds: float = 30 * 86400,
+        dead_letter_topic: str | None = None,
     ) -> None:
+        self._dead_letter_topic = dead_letter_topic
         self._retention = retention_seconds
         self._inbox_retention = inbox_retention_seconds
         self._pool = pool
@@ -234,7 +260,19 @@ class OutboxRelay:
         self._unmarked = []
         if not rows:
             return 0
-        await asyncio.gather(*await self._send_batches(rows))
+        sends = await self._send_batches(rows)
+        results = await asyncio.gather(*(future for future, _ in sends), return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if any(not isinstance(error, REFUSED_RECORD) for error in failed):
+            raise next(e for e in failed if not isinstance(e, REFUSED_RECORD))
+        if failed:
+            refused = {
+                i
+                for (_, ids), result in zip(sends, results, strict=True)
+                if isinstance(result, BaseException)
+                for i in ids
+            }
+            await self._one_by_one(conn, [row for row in rows if row["id"] in refused])
         self._unmarked = [r["id"] for r in rows]
         self._published_at = time.time()
         log.debug(
@@ -244,14 +282,57 @@ class OutboxRelay:
         PUBLISHED.labels(self._schema).inc(len(rows))
         return len(rows)
 
-    async def _send_batches(self, rows: Sequence[asyncpg.Record]) -> list[asyncio.Future[Any]]:
+    async def _one_by_one(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        """Rows of record batches the broker refused, again alone and in order: the one it
+        still refuses is parked, so the rows behind it go out."""
+        for row in rows:
+            ((future, _),) = await self._send_batches([row])
+            try:
+                await future
+            except REFUSED_RECORD as error:
+                await self._park(conn, row, error)
+
+    async def _park(self, conn: asyncpg.Connection, row: asyncpg.Record, error: Exception) -> None:
+        reason = f"the broker refused the record: {error!r}"
+        log.error(
+            "outbox.parked",
+            schema=self._schema,
+            outbox_id=row["id"],
+            topic=row["topic"],
+            bytes=len(row["payload"]),
+            error=reason,
+        )
+        await conn.execute(PARK_SQL, row["id"], reason)
+        PARKED.labels(self._schema).inc()
+        if self._dead_letter_topic is None:
+            return
+        # The notice, not the record (it would be refused again): where to find it.
+        headers = {
+            **(row["headers"] or {}),
+            "error": reason[:2000],
+            "source_topic": row["topic"],
+            "outbox_schema": self._schema,
+            "outbox_id": str(row["id"]),
+            "payload_bytes": str(len(row["payload"])),
+        }
+        await self._producer.send_and_wait(
+            self._dead_letter_topic,
+            value=b"",
+            key=row["key"],
+            headers=[(k, str(v).encode()) for k, v in headers.items()],
+        )
+
+    async def _send_batches(
+        self, rows: Sequence[asyncpg.Record]
+    ) -> list[tuple[asyncio.Future[Any], list[int]]]:
         """Hand the rows to the producer as one record batch per partition, in row order:
         `send()` costs a future and an accumulator round per message, which at thousands of
         events a second was a tenth of a service's CPU. Partitions are chosen exactly as
         `send()` would (`PARTITIONER`: aiokafka's murmur2, every lotline producer's)."""
         producer = self._producer
         batches: dict[tuple[str, int], Any] = {}
-        futures = []
+        ids: dict[tuple[str, int], list[int]] = {}
+        futures: list[tuple[asyncio.Future[Any], list[int]]] = []
         partitions: dict[str, list[int]] = {}
         for row in rows:
             topic, key = row["topic"], row["key"]
@@ -259,23 +340,30 @@ class OutboxRelay:
                 partitions[topic] = sorted(await producer.partitions_for(topic))
             partition = PARTITIONER(key, partitions[topic], partitions[topic])
             headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
-            batch = batches.get((topic, partition))
+            place = (topic, partition)
+            batch = batches.get(place)
             if batch is None:
-                batch = batches[(topic, partition)] = producer.create_batch()
+                batch = batches[place] = producer.create_batch()
+                ids[place] = []
             if batch.append(key=key, value=row["payload"], timestamp=None, headers=headers) is None:
                 # Full: send it, and start the next one with this record (a first record
                 # always fits, whatever its size).
-                futures.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = batches[(topic, partition)] = producer.create_batch()
+                sent = await producer.send_batch(batch, topic, partition=partition)
+                futures.append((sent, ids[place]))
+                batch = batches[place] = producer.create_batch()
+                ids[place] = []
                 batch.append(key=key, value=row["payload"], timestamp=None, headers=headers)
-        for (topic, partition), batch in batches.items():
-            futures.append(await producer.send_batch(batch, topic, partition=partition))
+            ids[place].append(row["id"])
+        for place, batch in batches.items():
+            sent = await producer.send_batch(batch, place[0], partition=place[1])
+            futures.append((sent, ids[place]))
         return futures
 
     @staticmethod
     async def purge(conn: asyncpg.Connection, older_than_seconds: float) -> int:
         result = await conn.execute(
-            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)",
+            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)"
+            " AND parked IS NULL",
             older_than_seconds,
         )
         return int(result.split()[-1])

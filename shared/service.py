@@ -176,6 +176,7 @@ class ServiceRuntime:
             self.producer,
             self.schema,
             inbox_retention_seconds=self.settings.inbox_retention_days * 86400,
+            dead_letter_topic=self.settings.topics.dlq,
         )
         self.relay.start()
         if self.routes:
