@@ -105,7 +105,8 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
         row = await conn.fetchrow(
             f"""
             SELECT l.*, i.description, i.uom, i.serialized, i.track_mfr_lot,
-                   p.ordered_qty, p.purchased_qty, line.lot_ids, line.received
+                   p.ordered_qty, p.purchased_qty, p.closed AS po_closed,
+                   line.lot_ids, line.received
             FROM lots AS l
             LEFT JOIN items AS i ON i.lic = l.lic
             LEFT JOIN purchase_orders AS p
@@ -299,6 +300,7 @@ def _valuation(row: asyncpg.Record) -> Valuation:
         act_unit_cost=row["act_unit_cost"],
         ordered_qty=share.ordered_qty,
         purchased_qty=share.purchased_qty,
+        po_reopened=row["po_closed"] is False,
     )
     v = value(figures)
     return Valuation(

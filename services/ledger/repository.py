@@ -72,17 +72,17 @@ async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact])
             lot_ids,
         )
         actual = {r["lot_id"]: r["act_unit_cost"] for r in rows}
-    closed: dict[tuple[str, str], Decimal] = {}
+    applied: dict[tuple[str, str], Decimal] = {}
     if pos:
         rows = await conn.fetch(
-            "SELECT p.po, p.lic, p.act_unit_cost FROM purchase_orders AS p"
+            "SELECT p.po, p.lic, p.applied_unit_cost FROM purchase_orders AS p"
             " JOIN unnest($1::text[], $2::text[]) AS k(po, lic) USING (po, lic)"
-            " WHERE p.closed AND p.act_unit_cost IS NOT NULL",
+            " WHERE p.applied_unit_cost IS NOT NULL",
             [p for p, _ in pos],
             [lic for _, lic in pos],
         )
-        closed = {(r["po"], r["lic"]): r["act_unit_cost"] for r in rows}
-    return Known(actual_costs=actual, closed_pos=closed)
+        applied = {(r["po"], r["lic"]): r["applied_unit_cost"] for r in rows}
+    return Known(actual_costs=actual, po_costs=applied)
 
 
 async def write_entries(conn: asyncpg.Connection, entries: Entries) -> None:
@@ -124,6 +124,7 @@ async def load_orders(
             ordered_qty=r["ordered_qty"],
             purchased_qty=r["purchased_qty"],
             act_unit_cost=r["act_unit_cost"],
+            applied_unit_cost=r["applied_unit_cost"],
             closed=r["closed"],
             closings=r["closings"],
             closed_on=r["closed_on"],
@@ -178,7 +179,8 @@ async def write_costs(conn: asyncpg.Connection, entries: CostEntries) -> None:
             SELECT * FROM unnest({_placeholders(_ORDER_COLUMNS)})
             ON CONFLICT (po, lic) DO UPDATE SET
                 ordered_qty = excluded.ordered_qty, purchased_qty = excluded.purchased_qty,
-                act_unit_cost = excluded.act_unit_cost, closed = excluded.closed,
+                act_unit_cost = excluded.act_unit_cost,
+                applied_unit_cost = excluded.applied_unit_cost, closed = excluded.closed,
                 closings = excluded.closings, closed_on = excluded.closed_on, updated_at = now()
             """,
             *_arrays(orders, _ORDER_COLUMNS),
@@ -523,6 +525,7 @@ _ORDER_COLUMNS: list[Column] = [
     ("ordered_qty", "numeric"),
     ("purchased_qty", "numeric"),
     ("act_unit_cost", "numeric"),
+    ("applied_unit_cost", "numeric"),
     ("closed", "boolean"),
     ("closings", "int"),
     ("closed_on", "date"),

@@ -7,10 +7,12 @@ writes the whole batch with set-based statements.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from prometheus_client import Counter
 
 from services.ledger import repository, translate
-from services.ledger.domain.costing import apply_updates
+from services.ledger.domain.costing import PoUpdate, apply_updates, may_close
 from services.ledger.domain.model import Fact, ItemFact
 from services.ledger.domain.recording import record
 from shared.consumer import Inbound, UnitOfWork
@@ -43,14 +45,22 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
 
 async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated]]) -> None:
     """`inventory.costs` → PO quantities; on close, COGS reconciliation exactly once (R16)."""
-    updates = [translate.to_po_update(inbound.message) for inbound in batch]
+    updates = [_po_update(inbound.message) for inbound in batch]
     if not updates:
         return
     await repository.lock_lics(uow.conn, (u.lic for u in updates))
     keys = list(dict.fromkeys(u.key for u in updates))
     orders = await repository.load_orders(uow.conn, keys)
-    closing = list(dict.fromkeys(u.key for u in updates if u.closed))
-    usage = await repository.load_booked_usage(uow.conn, closing)
+    usage = await repository.load_booked_usage(uow.conn, may_close(orders, updates))
     entries = apply_updates(orders, usage, updates)
     await repository.write_costs(uow.conn, entries)
     RECONCILIATIONS.inc(len(entries.cogs))
+
+
+def _po_update(message: PurchaseOrderUpdated) -> PoUpdate:
+    """The update as the core reads it: `closed: false` reopens a closed PO, so a message that
+    leaves `closed` out (the model defaults it to false) must keep the PO as it was."""
+    update = translate.to_po_update(message)
+    if "closed" in message.model_fields_set:
+        return update
+    return replace(update, closed=None)

@@ -730,6 +730,44 @@ async def test_a_lot_received_after_its_po_closed_is_valued_at_the_actual_cost(
     assert D(lot["valuation"]["est_unit_cost"]) == 10
 
 
+async def test_a_reopened_po_closes_again_at_its_corrected_cost(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R16: PO-1 closed at 12 after 5 of lot L1's 10 units shipped at the estimate 10, then
+    reopened with the corrected cost 14: the lot keeps 12, no longer final, and a unit shipped
+    meanwhile is booked at it; closed again without naming a cost, every usage is reconciled
+    to 14. A later update of its quantities alone leaves it closed."""
+    w = Wire()
+    await record(
+        pool,
+        w.item("BOLT", est_unit_cost=D(10)),
+        w.received("BOLT", "L1", 10, "10", [mv("L1", 10, "10")], po="PO-1", on=date(2024, 1, 10)),
+        w.sale("BOLT", "OUT-1", [mv("L1", 5, "10")], customer="ACME", on=date(2024, 1, 11)),
+    )
+    await record_costs(pool, w.po("PO-1", "BOLT", act_unit_cost=D(12), closed=True))
+    await record_costs(pool, w.po("PO-1", "BOLT", act_unit_cost=D(14), closed=False))
+
+    reopened = (await get(api, "/lots/L1"))["valuation"]
+    assert (D(reopened["unit_cost"]), reopened["cost_is_final"]) == (12, False)
+
+    await record(
+        pool, w.sale("BOLT", "OUT-2", [mv("L1", 1, "10")], customer="ACME", on=date(2024, 1, 12))
+    )
+    await record_costs(pool, w.po("PO-1", "BOLT", closed=True))
+    await record_costs(pool, w.po("PO-1", "BOLT", purchased_quantity=D(10)))
+
+    lot = await get(api, "/lots/L1")
+    assert (D(lot["valuation"]["unit_cost"]), lot["valuation"]["cost_is_final"]) == (14, True)
+    assert D(lot["cogs_total"]) == 6 * 14
+    assert [(c["kind"], D(c["quantity"]), D(c["amount"])) for c in lot["cogs"]] == [
+        ("usage", 5, 50),
+        ("reconciliation", 5, 10),
+        ("usage", 1, 12),
+        ("reconciliation", 5, 10),
+        ("reconciliation", 1, 2),
+    ]
+
+
 # -- stock, usage, lots -----------------------------------------------------------------------
 
 

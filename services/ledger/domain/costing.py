@@ -12,7 +12,11 @@ Policies:
   nothing. A later close with another actual cost is a correction: a new closing whose entries
   bring every usage from what is booked to the new cost. Reconciliation entries are keyed by
   (po, lic, closing number, usage) so a closing is written exactly once.
-- A closed PO stays closed; a later update may change its quantities only.
+- `closed: false` opens the PO, a closed one too (it was reopened, say to correct its cost): the
+  actual cost it names is kept, but not final. Its lots keep the cost last applied (their usage
+  meanwhile is booked at it, and valued at it) until the PO closes again; that close is a
+  closing if the PO's actual cost then differs from the one last applied. `closed` left out
+  keeps the PO open or closed as it was.
 """
 
 from __future__ import annotations
@@ -31,13 +35,17 @@ PoKey = tuple[str, str]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PurchaseOrder:
-    """One PO line as the ledger knows it. `closings`: how many closings were applied."""
+    """One PO line as the ledger knows it. `act_unit_cost`: the actual cost last named;
+    `applied_unit_cost`: the one the last closing applied to the lots and COGS (they differ
+    while a reopened PO names a corrected cost); `closings`: how many closings were applied;
+    `closed_on`: the date of the last close."""
 
     po: str
     lic: str
     ordered_qty: Decimal | None = None
     purchased_qty: Decimal | None = None
     act_unit_cost: Decimal | None = None
+    applied_unit_cost: Decimal | None = None
     closed: bool = False
     closings: int = 0
     closed_on: date | None = None
@@ -49,7 +57,8 @@ class PurchaseOrder:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoUpdate:
-    """A `PurchaseOrderUpdated` as the ledger reads it."""
+    """A `PurchaseOrderUpdated` as the ledger reads it. `closed`: None when the message left
+    it out (the PO stays as it was)."""
 
     event_id: str
     po: str
@@ -58,7 +67,7 @@ class PoUpdate:
     ordered_qty: Decimal | None = None
     purchased_qty: Decimal | None = None
     act_unit_cost: Decimal | None = None
-    closed: bool = False
+    closed: bool | None = None
 
     @property
     def key(self) -> PoKey:
@@ -100,12 +109,23 @@ def apply_updates(
         after, closing = update_order(before, update)
         entries.orders[update.key] = after
         if closing:
-            assert after.act_unit_cost is not None
-            entries.actual_costs[update.key] = after.act_unit_cost
+            assert after.applied_unit_cost is not None
+            entries.actual_costs[update.key] = after.applied_unit_cost
             cogs = reconcile(after, update, booked.get(update.key, []))
             entries.cogs.extend(cogs)
             booked[update.key] = rebooked(booked.get(update.key, []), cogs)
     return entries
+
+
+def may_close(orders: dict[PoKey, PurchaseOrder], updates: Iterable[PoUpdate]) -> list[PoKey]:
+    """The POs a batch of updates may close (whose lots' usage a closing reconciles): those an
+    update closes, and closed ones an update leaves closed (it may name another cost)."""
+    keys: dict[PoKey, None] = {}
+    for update in updates:
+        order = orders.get(update.key)
+        if update.closed or (update.closed is None and order is not None and order.closed):
+            keys[update.key] = None
+    return list(keys)
 
 
 def update_order(before: PurchaseOrder | None, update: PoUpdate) -> tuple[PurchaseOrder, bool]:
@@ -115,17 +135,16 @@ def update_order(before: PurchaseOrder | None, update: PoUpdate) -> tuple[Purcha
         order,
         ordered_qty=_given(update.ordered_qty, order.ordered_qty),
         purchased_qty=_given(update.purchased_qty, order.purchased_qty),
+        act_unit_cost=_given(update.act_unit_cost, order.act_unit_cost),
     )
-    if order.closed and not update.closed:
-        return order, False
-    actual = _given(update.act_unit_cost, order.act_unit_cost)
-    if not update.closed:
-        return replace(order, act_unit_cost=actual), False
-    closing = actual is not None and (not order.closed or actual != order.act_unit_cost)
+    if not (order.closed if update.closed is None else update.closed):
+        return replace(order, closed=False), False
+    actual = order.act_unit_cost
+    closing = actual is not None and actual != order.applied_unit_cost
     return (
         replace(
             order,
-            act_unit_cost=actual,
+            applied_unit_cost=actual if closing else order.applied_unit_cost,
             closed=True,
             closings=order.closings + (1 if closing else 0),
             closed_on=update.on if closing or not order.closed else order.closed_on,
@@ -136,7 +155,7 @@ def update_order(before: PurchaseOrder | None, update: PoUpdate) -> tuple[Purcha
 
 def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) -> list[CogsRow]:
     """R16: one entry per COGS usage whose booked COGS differs from quantity × actual cost."""
-    actual = order.act_unit_cost
+    actual = order.applied_unit_cost
     assert actual is not None
     entries = []
     for row in usage:

@@ -124,12 +124,13 @@ class ItemFact:
 class Known:
     """What the ledger already knows that a batch's costing depends on (R16).
 
-    `actual_costs`: lots whose PO closed with an actual unit cost. `closed_pos`: (po, lic) of
-    closed purchase orders with their actual unit cost, for lots received after the close.
+    `actual_costs`: lots whose PO closed with an actual unit cost. `po_costs`: (po, lic) of
+    purchase orders a closing applied an actual unit cost to (reopened since or not), with that
+    cost, for lots received after the close.
     """
 
     actual_costs: dict[str, Decimal] = field(default_factory=dict)
-    closed_pos: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    po_costs: dict[tuple[str, str], Decimal] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------

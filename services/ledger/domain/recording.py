@@ -12,7 +12,8 @@ Policies:
   R16). Goods returned to the vendor were not sold: the return is usage (the stock left and the
   history shows it, R14, R15) but a credit against purchases, so it books no COGS and a PO
   closing does not reconcile it.
-- A lot received after its PO closed starts at the actual cost.
+- A lot received after its PO closed starts at the actual cost (the one last applied, while the
+  PO is reopened).
 - Ids are deterministic (`<event message_id>/<move index>`) so writing a batch twice is a no-op.
 """
 
@@ -98,7 +99,7 @@ class _Book:
     def __init__(self, known: Known) -> None:
         self.entries = Entries()
         self._actual = dict(known.actual_costs)
-        self._closed_pos = known.closed_pos
+        self._po_costs = known.po_costs
 
     def record(self, fact: Fact) -> None:
         if fact.new_lot is not None:
@@ -116,7 +117,7 @@ class _Book:
         assert lot is not None
         actual = None
         if lot.kind == "purchase" and lot.reference is not None:
-            actual = self._closed_pos.get((lot.reference, fact.lic))
+            actual = self._po_costs.get((lot.reference, fact.lic))
         if actual is not None:
             self._actual[lot.lot_id] = actual
         self.entries.lots.append(

@@ -2,7 +2,8 @@
 
 A purchase lot shows Ordered / Purchased, Ordered / Received, Accrued Inventory and Current
 Inventory, each a quantity and its value at the lot's unit cost (the actual cost once the PO is
-closed, else the estimate):
+closed, else the estimate; a reopened PO's lots keep the actual cost last applied, not final
+until it closes again):
 
 - purchased remaining = ordered − purchased; received remaining = ordered − received;
 - accrued = received − purchased; current = received − used.
@@ -38,6 +39,8 @@ class LotFigures:
     act_unit_cost: Decimal | None = None
     ordered_qty: Decimal | None = None
     purchased_qty: Decimal | None = None
+    po_reopened: bool = False
+    """The lot's PO was reopened after a closing applied its actual cost (R16)."""
 
     @classmethod
     def of(cls, lot: LotRow) -> LotFigures:
@@ -129,7 +132,7 @@ def value(lot: LotFigures) -> Valuation:
     current = lot.received_qty - lot.used_qty
     return Valuation(
         unit_cost=cost,
-        cost_is_final=lot.act_unit_cost is not None,
+        cost_is_final=lot.act_unit_cost is not None and not lot.po_reopened,
         ordered=None if ordered is None else at(ordered),
         purchased=at(purchased),
         purchased_remaining=None if ordered is None else at(ordered - purchased),

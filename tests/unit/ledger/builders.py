@@ -98,7 +98,7 @@ def po_update(
     po: str = "PO-1",
     *,
     actual: str | int | None = None,
-    closed: bool = False,
+    closed: bool | None = None,
     ordered: str | int | None = None,
     purchased: str | int | None = None,
     lic: str = LIC,

@@ -154,7 +154,7 @@ def test_usage_after_the_close_is_booked_at_the_actual_cost() -> None:
 def test_a_lot_received_after_its_po_closed_starts_at_the_actual_cost() -> None:
     """R16: the actual cost is final once the PO closed, whenever the lot arrives."""
     entries = record(
-        Known(closed_pos={("PO-1", LIC): D(12)}),
+        Known(po_costs={("PO-1", LIC): D(12)}),
         [receipt("L5", 2, 10), act("shipment", move("L5", 1, 10))],
     )
 
@@ -223,3 +223,66 @@ def test_po_updates_keep_the_quantities_they_do_not_name() -> None:
         12,
         True,
     )
+
+
+def test_a_reopened_po_closes_again_at_the_cost_it_was_corrected_to() -> None:
+    """R16: a closed PO reopened (`closed: false`) with a corrected actual cost is open again
+    and keeps that cost; its lots keep the cost last applied until the next close, which
+    reconciles every usage from what is booked to the corrected cost, though the close itself
+    names no cost."""
+    po1, _ = _history()
+    first = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", actual=12, closed=True)])
+    after_first = {PO1: rebooked(booked(po1), first.cogs)}
+
+    reopened = apply_updates(first.orders, after_first, [po_update("PO-1", actual=14)])
+    reopened_explicitly = apply_updates(
+        first.orders, after_first, [po_update("PO-1", actual=14, closed=False)]
+    )
+    closed_again = apply_updates(
+        reopened_explicitly.orders, after_first, [po_update("PO-1", closed=True)]
+    )
+
+    assert reopened.orders[PO1].closed  # `closed` left out: the PO stays closed …
+    order = reopened_explicitly.orders[PO1]
+    assert (order.closed, order.act_unit_cost, order.applied_unit_cost) == (False, 14, 12)
+    assert reopened_explicitly.cogs == [] and reopened_explicitly.actual_costs == {}
+    assert [c.amount for c in closed_again.cogs] == [6, 2, -2]  # (14 − 12) × 3, × 1, × −1
+    assert closed_again.actual_costs == {PO1: 14}
+    assert closed_again.orders[PO1].closings == 2 and closed_again.orders[PO1].closed
+    final = rebooked(after_first[PO1], closed_again.cogs)
+    assert [(u.quantity, u.booked) for u in final] == [(3, 42), (1, 14), (-1, -14)]
+
+
+def test_a_reopened_po_closed_again_at_the_cost_applied_writes_nothing() -> None:
+    """R16: a PO reopened and closed again without a new cost has nothing to reconcile (usage
+    while it was open was booked at the cost applied); a redelivered reopen changes nothing."""
+    po1, _ = _history()
+    first = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", actual=12, closed=True)])
+    usage = {PO1: rebooked(booked(po1), first.cogs)}
+
+    again = apply_updates(
+        first.orders,
+        usage,
+        [
+            po_update("PO-1", closed=False),
+            po_update("PO-1", closed=False),
+            po_update("PO-1", closed=True),
+        ],
+    )
+
+    assert again.cogs == [] and again.actual_costs == {}
+    assert again.orders[PO1].closed and again.orders[PO1].closings == 1
+
+
+def test_a_new_cost_for_a_closed_po_that_leaves_closed_out_corrects_it() -> None:
+    """R16: `closed` left out keeps the PO's state, so a new actual cost for a closed PO is a
+    correction closing, like a close naming it."""
+    po1, _ = _history()
+    first = apply_updates({}, {PO1: booked(po1)}, [po_update("PO-1", actual=12, closed=True)])
+
+    second = apply_updates(
+        first.orders, {PO1: rebooked(booked(po1), first.cogs)}, [po_update("PO-1", actual=11)]
+    )
+
+    assert [c.amount for c in second.cogs] == [-3, -1, 1]
+    assert second.orders[PO1].closed and second.orders[PO1].closings == 2

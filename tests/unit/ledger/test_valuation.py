@@ -118,6 +118,18 @@ def test_values_use_the_actual_cost_once_the_po_closed() -> None:
     assert v.accrued == Figure(D(0), D("0.00"))
 
 
+def test_the_cost_of_a_lot_whose_po_was_reopened_is_not_final() -> None:
+    """R16: a reopened PO's lots keep the actual cost last applied, but it is final only once
+    the PO closes again."""
+    reopened = LotFigures(
+        received_qty=D(2), est_unit_cost=D(300), act_unit_cost=D(310), po_reopened=True
+    )
+
+    v = value(reopened)
+
+    assert not v.cost_is_final and v.unit_cost == 310
+
+
 def test_ordered_is_unknown_until_a_po_update_names_it() -> None:
     """R7: without PO figures, ordered is unknown and purchased is 0: all received is accrued."""
     v = value(LotFigures(received_qty=D(3), est_unit_cost=D(5)))
