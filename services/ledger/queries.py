@@ -46,6 +46,16 @@ _RECEIPT_ORDER = "o.received_on, o.recorded_at, o.document, o.line_no, o.lot_id"
 _SERIALS_SELECT = (
     "SELECT s.*, l.vendor FROM serials AS s LEFT JOIN lots AS l ON l.lot_id = s.lot_id"
 )
+# A serial's records, the one it is in now first: the last one changed, in the order the
+# changes were recorded (seq of the transaction record of each record's last change). Their
+# business dates may not follow that order: a beginning balance dated at the period's start may
+# find a serial counted out later in the period.
+_SERIAL_RECORDS = f"""
+{_SERIALS_SELECT}
+LEFT JOIN transactions AS t ON t.txn_id = s.last_txn_id
+WHERE s.lic = $1 AND s.serial = $2
+ORDER BY t.seq DESC NULLS LAST, s.changed_on DESC, s.received_on DESC, s.lot_id DESC
+"""
 
 _TRACE_SELECT = """
 SELECT t.occurred_on AS date, t.event_type, t.lic, t.lot_id, t.mfr_lot, t.serial, t.expires_on,
@@ -167,12 +177,7 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
 
 async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        records = await conn.fetch(
-            f"{_SERIALS_SELECT} WHERE s.lic = $1 AND s.serial = $2"
-            " ORDER BY s.changed_on DESC, s.received_on DESC, s.lot_id DESC",
-            lic,
-            number,
-        )
+        records = await conn.fetch(_SERIAL_RECORDS, lic, number)
         if not records:
             raise NotFound(f"serial {number!r} of item {lic!r} is not known to the ledger")
         history = await conn.fetch(

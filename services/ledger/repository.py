@@ -272,7 +272,8 @@ class _Writes:
                     expires_on = coalesce(excluded.expires_on, serials.expires_on),
                     status = excluded.status, document = excluded.document,
                     line_no = excluded.line_no, counterparty = excluded.counterparty,
-                    unit_cost = excluded.unit_cost, changed_on = excluded.changed_on
+                    unit_cost = excluded.unit_cost, changed_on = excluded.changed_on,
+                    last_txn_id = excluded.last_txn_id
                 """,
                 args,
             )
@@ -518,6 +519,7 @@ _SERIAL_COLUMNS: list[Column] = [
     ("counterparty", "text"),
     ("unit_cost", "numeric"),
     ("changed_on", "date"),
+    ("last_txn_id", "text"),
 ]
 _ORDER_COLUMNS: list[Column] = [
     ("po", "text"),

@@ -429,6 +429,61 @@ async def test_backward_trace_of_a_shipped_serial_reaches_its_purchase_order_and
     assert serial["history"][0]["cost"] == "300.00"
 
 
+async def test_a_serial_is_where_its_last_recorded_change_put_it_whatever_its_date(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15, §4 `/serials`: the status is the one of the serial's last recorded change, though
+    a later record may carry an earlier business date. SN-9, counted out on 03-10, is found
+    again by a beginning balance dated 03-01 (the period's opening date, recorded after the
+    count); SN-5, returned to the vendor on 01-20, comes back by a receipt dated 01-15."""
+    w = Wire()
+    sn9, sn5 = mv("IN-7/1", 1, "300", serial="SN-9"), mv("IN-5/1", 1, "300", serial="SN-5")
+    await record(
+        pool,
+        w.item(CAM, serialized=True),
+        w.received(CAM, "IN-7/1", 1, "300", [sn9], po="PO-7", on=date(2024, 2, 1)),
+        w.received(CAM, "IN-5/1", 1, "300", [sn5], po="PO-5", on=date(2024, 1, 10)),
+    )
+    await record(
+        pool,
+        w.adjusted(
+            CAM, "CNT-1", "count", [mv("IN-7/1", -1, "300", serial="SN-9")], on=date(2024, 3, 10)
+        ),
+    )
+    found = w.adjusted(
+        CAM,
+        "BB-1",
+        "beginning_balance",
+        [mv("BB-1/BB", 1, "300", serial="SN-9")],
+        on=date(2024, 3, 1),
+    )
+    await record(pool, found.model_copy(update={"lot_id": "BB-1/BB"}))
+    await record(pool, w.vendor_return(CAM, "RTV-1", [sn5], vendor=VENDOR, on=date(2024, 1, 20)))
+    await record(
+        pool,
+        w.received(
+            CAM,
+            "IN-6/1",
+            1,
+            "300",
+            [mv("IN-6/1", 1, "300", serial="SN-5")],
+            po="PO-6",
+            on=date(2024, 1, 15),
+        ),
+    )
+
+    sn9_now = await get(api, f"/serials/{CAM}/SN-9")
+    sn5_now = await get(api, f"/serials/{CAM}/SN-5")
+
+    assert (sn9_now["status"], sn9_now["current"]["lot_id"]) == ("available", "BB-1/BB")
+    assert [(r["lot_id"], r["status"]) for r in sn9_now["records"]] == [
+        ("BB-1/BB", "available"),
+        ("IN-7/1", "removed"),
+    ]
+    assert (sn5_now["status"], sn5_now["current"]["lot_id"]) == ("available", "IN-6/1")
+    assert [r["status"] for r in sn5_now["records"]] == ["available", "returned_to_vendor"]
+
+
 # -- valuation and costing --------------------------------------------------------------------
 
 
@@ -1043,7 +1098,7 @@ async def _tables(pool: asyncpg.Pool) -> dict[str, list[tuple[Any, ...]]]:
     queries = {
         "lots": "SELECT lot_id, lic, used_qty, allocated_qty, received_qty FROM lots",
         "serials": "SELECT lic, serial, lot_id, mfr_lot, expires_on, status, document, line_no,"
-        " counterparty, unit_cost, received_on, changed_on FROM serials",
+        " counterparty, unit_cost, received_on, changed_on, last_txn_id FROM serials",
         "usage": "SELECT usage_id, lic, lot_id, serial, source, quantity, unit_cost,"
         " est_unit_cost, total_cost, office, document, counterparty, used_on, event_id FROM usage",
         "transactions": "SELECT txn_id, lic, lot_id, mfr_lot, serial, expires_on, event_type,"

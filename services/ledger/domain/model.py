@@ -196,7 +196,10 @@ class Delta:
 
 
 class SerialRow(NamedTuple):
-    """A serial's state in one inventory lot after the batch (the last change wins)."""
+    """A serial's state in one inventory lot after the batch (the last change wins).
+    `last_txn_id`: the transaction record of that change; the order records were written in
+    (not their business dates, which a later record may have earlier) tells which of the
+    serial's lots it is in now."""
 
     lic: str
     serial: str
@@ -209,6 +212,7 @@ class SerialRow(NamedTuple):
     counterparty: str | None
     unit_cost: Decimal
     changed_on: date
+    last_txn_id: str
 
     @property
     def key(self) -> tuple[str, str, str]:

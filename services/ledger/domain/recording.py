@@ -156,7 +156,7 @@ class _Book:
                 move.lot_id, move.mfr_lot, Delta(used=used, allocated=allocated)
             )
         if move.serial is not None:
-            row = _serial_row(fact, move, cost)
+            row = _serial_row(fact, row_id, move, cost)
             self.entries.serials[row.key] = row
 
     def _use(
@@ -242,7 +242,7 @@ def _mfr_lot_row(fact: Fact, move: MoveView) -> MfrLotRow:
     )
 
 
-def _serial_row(fact: Fact, move: MoveView, cost: Decimal) -> SerialRow:
+def _serial_row(fact: Fact, txn_id: str, move: MoveView, cost: Decimal) -> SerialRow:
     assert move.lot_id is not None and move.serial is not None
     return SerialRow(
         lic=fact.lic,
@@ -256,6 +256,7 @@ def _serial_row(fact: Fact, move: MoveView, cost: Decimal) -> SerialRow:
         counterparty=fact.counterparty,
         unit_cost=cost,
         changed_on=fact.on,
+        last_txn_id=txn_id,
     )
 
 

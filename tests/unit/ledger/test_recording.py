@@ -259,6 +259,17 @@ def test_serial_rows_keep_the_last_state_of_the_batch() -> None:
     assert entries.serials[(LIC, "S1", "L1")].status == "shipped"
 
 
+def test_a_serial_row_names_the_transaction_record_of_its_last_change() -> None:
+    """R15: where a serial is now is decided by the order changes were recorded in, not by
+    their business dates (a later record may carry an earlier date): each serial row names
+    the transaction record of its last change, whose sequence orders it."""
+    shipped = act("shipment", move("L1", 1, serial="S1"), counterparty="ACME", on=date(2023, 7, 1))
+    entries = record(Known(), [receipt("L1", 1, moves=(move("L1", 1, serial="S1"),)), shipped])
+
+    (row,) = entries.serials.values()
+    assert row.last_txn_id == entries.transactions[-1].txn_id == f"{shipped.event_id}/0"
+
+
 def test_row_ids_are_deterministic_so_recording_twice_writes_the_same_rows() -> None:
     """Idempotence backstop: ids derive from the event's message_id and the move's place."""
     facts = [receipt("L1", 2), act("shipment", move("L1", 1), move("L1", 1))]
