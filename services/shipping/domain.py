@@ -23,8 +23,12 @@
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
 - Answers are matched by the command id they carry. An answer to a command that was superseded
-  (picks updated again before allocation answered) still records what allocation holds for the
-  line (`held_lic`, movements) but the line waits for the newest command's answer.
+  (picks updated, or the line's LIC changed by a resend, before allocation answered) still
+  records what allocation holds for the line: its LIC joins or leaves the line's `held_lics`,
+  and, under the line's own LIC, its movements are the line's. The line waits for the newest
+  command's answer. Answers of different LICs come from different partitions, in no order
+  between them: one of an old LIC never touches the movements of the line's own LIC, and a
+  cancel or a LIC change releases every LIC in `held_lics`.
 
 The types live in `model.py`, picks parsing in `picks.py`. Pure: no I/O, no clock.
 """
@@ -160,8 +164,8 @@ def _request(
             draft.release_held(saved, msg.message_id, keep_line=new is not None)
     for line in msg.lines:
         old = draft.lines.get(line.line_no)
-        held = old.held_lic if old is not None and old.lic == line.lic else None
-        base = Line(line_no=line.line_no, lic=line.lic, quantity=line.quantity, held_lic=held)
+        held = old.held_lics if old is not None else ()  # an old LIC's release is on its way
+        base = Line(line_no=line.line_no, lic=line.lic, quantity=line.quantity, held_lics=held)
         draft.allocate(base, line.entry, msg.message_id, items.get(line.lic), limits)
     draft.phase = "allocating"
     draft.settle(status_id)
@@ -275,25 +279,39 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
 
 
 def _answered(line: Line, sent: Pending, reply: Answer) -> Line:
+    """The line after one answer. Allocation decides each LIC in the order its commands were
+    sent, so the answers of one LIC arrive in order and `held_lics` follows what it holds; the
+    newest command is always for the line's own LIC, so an answer under that LIC, superseded
+    or not, is the newest word on what the line's own allocation took."""
     current = line.awaiting == sent.command_id
     match reply:
         case Allocated():
-            held = replace(
-                line, held_lic=reply.lic, movements=reply.movements, complete=reply.complete
-            )
-            return replace(held, status="allocated", awaiting=None) if current else held
+            line = replace(line, held_lics=_with(line.held_lics, reply.lic))
+            if reply.lic == line.lic:
+                covered = sum((m.quantity for m in reply.movements), ZERO)
+                complete = reply.complete and covered == line.quantity
+                line = replace(line, movements=reply.movements, complete=complete)
+            return replace(line, status="allocated", awaiting=None) if current else line
         case Released():
-            if line.held_lic == reply.lic:
-                line = replace(line, held_lic=None)
+            line = replace(line, held_lics=_without(line.held_lics, reply.lic))
             if not current:
                 return line
             return replace(line, status="released", awaiting=None, movements=reply.movements)
         case Shipped():
+            held = _without(line.held_lics, reply.lic)
             return replace(
-                line, status="shipped", awaiting=None, held_lic=None, movements=reply.movements
+                line, status="shipped", awaiting=None, held_lics=held, movements=reply.movements
             )
         case Rejected():
             return _refused(line, sent, reply, current)
+
+
+def _with(lics: tuple[str, ...], lic: str) -> tuple[str, ...]:
+    return lics if lic in lics else tuple(sorted((*lics, lic)))
+
+
+def _without(lics: tuple[str, ...], lic: str) -> tuple[str, ...]:
+    return tuple(x for x in lics if x != lic) if lic in lics else lics
 
 
 def _refused(line: Line, sent: Pending, reply: Rejected, current: bool) -> Line:
@@ -306,8 +324,7 @@ def _refused(line: Line, sent: Pending, reply: Rejected, current: bool) -> Line:
     )
     if sent.action == "release":
         # Nothing was held (e.g. the allocation it would release had been refused).
-        if line.held_lic == reply.lic:
-            line = replace(line, held_lic=None)
+        line = replace(line, held_lics=_without(line.held_lics, reply.lic))
         return replace(line, status="released", awaiting=None, movements=()) if current else line
     if not current:
         return line
@@ -363,7 +380,8 @@ class _Draft:
     def release_held(self, line: Line, message_id: str, *, keep_line: bool) -> None:
         """Release what allocation holds, or is about to hold, for the line: one ReleaseLine
         per LIC that holds it or has an allocation of it on the way (sent after that one, so
-        allocation, deciding each LIC in order, releases it after allocating it)."""
+        allocation, deciding each LIC in order, releases it after allocating it). The line's
+        own LIC first: the line waits for that release, whose movements are the line's."""
         if not keep_line:
             del self.lines[line.line_no]
         first: str | None = None
@@ -382,11 +400,11 @@ class _Draft:
             self.lines[line.line_no] = replace(line, status=status, awaiting=first)
 
     def _holders(self, line: Line) -> list[str]:
-        lics = [line.held_lic] if line.held_lic else []
+        lics = list(line.held_lics)
         for sent in self.pending.values():
             if sent.line_no == line.line_no and sent.action == "allocate" and sent.lic not in lics:
                 lics.append(sent.lic)
-        return lics
+        return sorted(lics, key=lambda lic: lic != line.lic)
 
     def ship(self, line: Line, message_id: str) -> None:
         command = Ship(

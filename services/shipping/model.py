@@ -73,8 +73,10 @@ class Line:
     """One shipment line.
 
     `status` is the answer to the newest command sent for it; `awaiting` that command's id
-    while unanswered; `held_lic` the LIC under which allocation holds stock for it (None:
-    nothing held); `movements` what that allocation (or the shipment) took.
+    while unanswered; `held_lics` every LIC under which allocation holds stock for it, sorted
+    (more than one while a resend that changed the line's LIC has its old LIC's release in
+    flight; empty: nothing held); `movements` what the allocation under the line's own LIC
+    (or the shipment) took.
     """
 
     line_no: int
@@ -83,7 +85,7 @@ class Line:
     picks: Picks = Picks()
     status: LineStatus = "pending"
     awaiting: str | None = None
-    held_lic: str | None = None
+    held_lics: tuple[str, ...] = ()
     complete: bool = False
     movements: tuple[Moved, ...] = ()
     problem: Problem | None = None

@@ -31,6 +31,7 @@ T = TypeVar("T")
 _PICKS = TypeAdapter(model.Picks)
 _MOVEMENTS = TypeAdapter(tuple[Moved, ...])
 _PROBLEM = TypeAdapter(model.Problem)
+_LICS = TypeAdapter(tuple[str, ...])
 
 # Locks the batch's shipments; rows, not advisory locks, so a batch holds no lock-table slots.
 _LOCK_IDS = (
@@ -52,7 +53,7 @@ SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
     NULL::bool AS b, NULL::int AS n2, NULL::text AS j1, NULL::text AS j2, NULL::text AS j3
 FROM shipments WHERE shipment_id = ANY($1::text[])
 UNION ALL
-SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lic, NULL, NULL, quantity,
+SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NULL, quantity,
     complete, NULL, picks::text, movements::text, problem::text
 FROM shipment_lines WHERE shipment_id = ANY($1::text[])
 UNION ALL
@@ -86,14 +87,14 @@ WITH heads AS (
     WHERE l.shipment_id = d.s AND l.line_no = d.n
 ), lines AS (
     INSERT INTO shipment_lines (shipment_id, line_no, lic, quantity, status, awaiting,
-        held_lic, complete, picks, movements, problem)
-    SELECT s, n, l, q, st, a, h, c, p::jsonb, m::jsonb, pr::jsonb
+        held_lics, complete, picks, movements, problem)
+    SELECT s, n, l, q, st, a, h::jsonb, c, p::jsonb, m::jsonb, pr::jsonb
     FROM unnest($10::text[], $11::int[], $12::text[], $13::numeric[], $14::text[],
         $15::text[], $16::text[], $17::bool[], $18::text[], $19::text[], $20::text[])
         AS v(s, n, l, q, st, a, h, c, p, m, pr)
     ON CONFLICT (shipment_id, line_no) DO UPDATE SET lic = excluded.lic,
         quantity = excluded.quantity, status = excluded.status, awaiting = excluded.awaiting,
-        held_lic = excluded.held_lic, complete = excluded.complete, picks = excluded.picks,
+        held_lics = excluded.held_lics, complete = excluded.complete, picks = excluded.picks,
         movements = excluded.movements, problem = excluded.problem
 ), answered AS (
     DELETE FROM pending_commands WHERE command_id = ANY($21::text[])
@@ -186,7 +187,7 @@ class PgShippingRepository:
             [line.quantity for _, line in lines],
             [line.status for _, line in lines],
             [line.awaiting for _, line in lines],
-            [line.held_lic for _, line in lines],
+            [_lics_json(line.held_lics) for _, line in lines],
             [line.complete for _, line in lines],
             [_picks_json(line.picks) for _, line in lines],
             [_json(_MOVEMENTS, line.movements) for _, line in lines],
@@ -244,7 +245,7 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
                     lic=row[3],
                     status=row[4],
                     awaiting=row[5],
-                    held_lic=row[6],
+                    held_lics=_lics(row[6]),
                     quantity=row[9],
                     complete=row[10],
                     picks=_picks(row[12]),
@@ -283,3 +284,13 @@ def _picks_json(picks: model.Picks) -> str:
 def _picks(text: str) -> model.Picks:
     """Most lines name nothing (or the same few picks): decode each text once."""
     return _PICKS.validate_json(text)
+
+
+@lru_cache(maxsize=4096)
+def _lics_json(lics: tuple[str, ...]) -> str:
+    return _LICS.dump_json(lics).decode()
+
+
+@lru_cache(maxsize=4096)
+def _lics(text: str) -> tuple[str, ...]:
+    return _LICS.validate_json(text)

@@ -7,6 +7,7 @@ stock comes in through receiving, shipments go out through shipping, allocation 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from shared.contracts.codec import decode
 from shared.contracts.upstream import ShipmentMessage
+from shared.outbox import OutboxRow
 from tests.fixtures.infra import LotlineEnv
 from tests.integration.test_receiving_flows import DAY, Bus, open_bus, stocked
 
@@ -44,6 +46,13 @@ class Desk:
     async def request(
         self, shipment_id: str, *lines: dict[str, Any], kind: str = "sale", **header: Any
     ) -> None:
+        message = self.request_message(shipment_id, *lines, kind=kind, **header)
+        await self._send(message, shipment_id)
+
+    @staticmethod
+    def request_message(
+        shipment_id: str, *lines: dict[str, Any], kind: str = "sale", **header: Any
+    ) -> BaseModel:
         fields = {
             "office": "AI",
             "kind": kind,
@@ -53,7 +62,11 @@ class Desk:
             "lines": [{"line_no": n, **line} for n, line in enumerate(lines, start=1)],
             **header,
         }
-        await self._send(shipping_message("ShipmentRequested", shipment_id, **fields), shipment_id)
+        return shipping_message("ShipmentRequested", shipment_id, **fields)
+
+    async def in_one_batch(self, shipment_id: str, *messages: BaseModel) -> None:
+        """Documents of one shipment read by shipping in one batch, as a partition gives them."""
+        await self.bus.publish(self.bus.topics.shipments, *messages, key=shipment_id)
 
     async def picks(self, shipment_id: str, line_no: int, **picks: Any) -> None:
         message = shipping_message("ShipmentPicksUpdated", shipment_id, line_no=line_no, **picks)
@@ -86,6 +99,35 @@ async def desk(lotline_env: Callable[..., LotlineEnv]) -> AsyncIterator[Desk]:
 
 def lots(status_line: dict[str, Any]) -> list[tuple[str | None, str]]:
     return [(m["mfr_lot"], m["quantity"]) for m in status_line["movements"]]
+
+
+@asynccontextmanager
+async def answers_held(bus: Bus, shipment_id: str) -> AsyncIterator[dict[str, list[OutboxRow]]]:
+    """Allocation's answers about the shipment are kept from shipping while the block runs, then
+    given back per LIC (in each LIC's order): the test delivers them in the order it chooses,
+    as shipping may read two LIC partitions."""
+    routes = bus.routes[bus.topics.events]
+    shipping = next(route for route in routes if route.schema == "shipping")
+    routes.remove(shipping)
+    start = len(bus.published)
+    held: dict[str, list[OutboxRow]] = {}
+    try:
+        yield held
+    finally:
+        routes.append(shipping)
+    for row in bus.published[start:]:
+        answer = orjson.loads(row.payload)
+        if row.topic == bus.topics.events and answer.get("shipment_id") == shipment_id:
+            held.setdefault(answer["lic"], []).append(row)
+
+
+async def allocated_qty(bus: Bus, shipment_id: str) -> dict[str, str]:
+    rows = await bus.fetch(
+        "allocation",
+        "SELECT lic, quantity FROM allocations WHERE shipment_id = $1 AND status = 'allocated'",
+        shipment_id,
+    )
+    return {r["lic"]: str(r["quantity"]) for r in rows}
 
 
 async def test_shipment_is_allocated_first_expired_first_out_and_shipped(desk: Desk) -> None:
@@ -286,3 +328,43 @@ async def test_messages_about_an_unknown_shipment_are_refused(desk: Desk) -> Non
     assert statuses[1]["refused"]["reason_code"] == "UNKNOWN_SHIPMENT"
     assert statuses[2]["problems"][0]["reason_code"] == "UNKNOWN_SHIPMENT"
     assert await desk.bus.fetch("shipping", "SELECT * FROM shipments") == []
+
+
+async def test_a_resend_to_another_lic_read_out_of_order_leaves_nothing_allocated_on_cancel(
+    desk: Desk,
+) -> None:
+    """R9: line 1 moves from PLAIN to BOLT by a resend before allocation's answers are read;
+    shipping reads BOLT's partition first, then PLAIN's (the superseded allocation and its
+    release). The status names BOLT's lot, and the cancel releases BOLT."""
+    await desk.bus.item("BOLT")
+    await desk.bus.receive("PO-9", {"lic": "PLAIN", "quantity": 5}, {"lic": "BOLT", "quantity": 5})
+    async with answers_held(desk.bus, "S-9") as answers:
+        await desk.in_one_batch(
+            "S-9",
+            desk.request_message("S-9", {"lic": "PLAIN", "quantity": 2}),
+            desk.request_message("S-9", {"lic": "BOLT", "quantity": 3}),
+        )
+    assert [json_type(r) for r in answers["PLAIN"]] == ["LineAllocated", "LineReleased"]
+    assert await allocated_qty(desk.bus, "S-9") == {"BOLT": "3"}
+
+    await desk.bus.redeliver(answers["BOLT"])
+    for row in answers["PLAIN"]:
+        await desk.bus.redeliver([row])
+    allocated = desk.last("S-9")
+    assert allocated["type"] == "ShipmentAllocated"
+    (line,) = allocated["lines"]
+    assert (line["lic"], [m["lot_id"] for m in line["movements"]]) == ("BOLT", ["PO-9/2"])
+
+    await desk.cancel("S-9")
+    cancelled = desk.last("S-9")
+    assert (cancelled["type"], cancelled["refused"]) == ("ShipmentCancelled", None)
+    assert [c["lic"] for c in desk.bus.commands("S-9") if c["type"] == "ReleaseLine"] == [
+        "PLAIN",
+        "BOLT",
+    ]
+    assert await allocated_qty(desk.bus, "S-9") == {}
+    assert await desk.phase("S-9") == "cancelled"
+
+
+def json_type(row: OutboxRow) -> str:
+    return str(orjson.loads(row.payload)["type"])

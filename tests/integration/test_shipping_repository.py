@@ -103,7 +103,7 @@ async def test_what_is_saved_loads_back_equal(pool: asyncpg.Pool) -> None:
         first.lines[0],
         status="allocated",
         awaiting=None,
-        held_lic="MILK",
+        held_lics=("CAM", "MILK"),  # CAM: released by a resend, not answered yet
         complete=True,
         movements=(
             Moved(

@@ -39,6 +39,7 @@ from services.shipping.model import (
 from shared.reasons import ReasonCode
 
 DAY = date(2026, 11, 2)
+ONE = Decimal(1)
 GTIN = "09506000134352"
 ITEMS: Mapping[str, Item] = {
     i.lic: i
@@ -317,6 +318,76 @@ def test_picks_update_for_a_line_that_does_not_exist_is_refused() -> None:
     )
     assert decision.commands == ()
     assert desk.phase == "allocated"
+
+
+# --- a resend that changes a line's LIC: two partitions, no order between them ---------------
+
+
+def own_lot(lic: str, quantity: int) -> tuple[Moved, ...]:
+    mfr_lot = "A1" if ITEMS[lic].track_mfr_lot else None
+    moved = Moved(lot_id=f"{lic}-1", mfr_lot=mfr_lot, quantity=Decimal(quantity), unit_cost=ONE)
+    return (moved,)
+
+
+def resent_with_other_lic(desk: Desk) -> tuple[Allocate, Release, Allocate]:
+    """Line 1 asked for PLAIN×2, then resent as MILK×3 before allocation answered."""
+    (first,) = desk.send(request(line("PLAIN", 2))).commands
+    release, second = desk.send(request(line("MILK", 3))).commands
+    assert isinstance(first, Allocate) and isinstance(second, Allocate)
+    assert isinstance(release, Release) and release.lic == "PLAIN"
+    return first, release, second
+
+
+def test_old_lics_answers_read_last_leave_the_line_on_its_new_lic() -> None:
+    """R9: the new LIC's answer is read before the old LIC's superseded LineAllocated and its
+    LineReleased. The status names the new LIC's lots, and a cancel releases the new LIC."""
+    desk = Desk()
+    first, release, second = resent_with_other_lic(desk)
+    assert desk.allocated(second, own_lot("MILK", 3)).statuses == ()
+    assert desk.allocated(first, own_lot("PLAIN", 2)).statuses == ()
+    assert desk.shipment is not None and desk.shipment.lines[0].held_lics == ("MILK", "PLAIN")
+    (status,) = desk.released(release).statuses
+    assert isinstance(status, AllocatedStatus)
+    (view,) = status.lines
+    assert (view.lic, [m.lot_id for m in view.movements]) == ("MILK", ["MILK-1"])
+    assert desk.shipment.lines[0].held_lics == ("MILK",)
+
+    (cancel_milk,) = desk.send(cancel()).commands
+    assert isinstance(cancel_milk, Release) and cancel_milk.lic == "MILK"
+    (cancelled,) = desk.released(cancel_milk).statuses
+    assert isinstance(cancelled, CancelledStatus)
+    assert desk.shipment.lines[0].held_lics == ()
+
+
+def test_cancel_releases_every_lic_a_line_holds() -> None:
+    """R9: read before the old LIC's release, the new LIC's allocation makes the line hold
+    two LICs; a cancel then releases both, the line's own LIC first."""
+    desk = Desk()
+    first, release, second = resent_with_other_lic(desk)
+    desk.allocated(first, own_lot("PLAIN", 2))
+    desk.allocated(second, own_lot("MILK", 3))
+    releases = desk.send(cancel()).commands
+    assert [(type(c), c.lic) for c in releases] == [(Release, "MILK"), (Release, "PLAIN")]
+    desk.released(release)  # the resend's release of PLAIN
+    assert desk.released(releases[0]).statuses == ()
+    (status,) = desk.refused(releases[1], ReasonCode.UNKNOWN_SHIPMENT, "S-1/1").statuses
+    assert isinstance(status, CancelledStatus) and status.refused is None
+    assert desk.shipment is not None and desk.shipment.lines[0].held_lics == ()
+
+
+def test_old_lics_answers_read_after_shipping_do_not_change_what_shipped() -> None:
+    """R10: ShipmentShipped carries the lots the line's own LIC shipped."""
+    desk = Desk()
+    first, release, second = resent_with_other_lic(desk)
+    desk.allocated(second, own_lot("MILK", 3))
+    (ship,) = desk.send(ship_request()).commands
+    assert isinstance(ship, Ship) and ship.lic == "MILK"
+    assert desk.shipped(ship).statuses == ()
+    desk.allocated(first, own_lot("PLAIN", 2))
+    (status,) = desk.released(release).statuses
+    assert isinstance(status, ShippedStatus)
+    assert [m.lot_id for m in status.lines[0].movements] == ["MILK-1"]
+    assert desk.shipment is not None and desk.shipment.lines[0].held_lics == ()
 
 
 # --- R8: marking shipped ----------------------------------------------------------------------

@@ -2,13 +2,16 @@
 pending the shipment has settled and shipping's view matches what allocation holds.
 
 Allocation is played by a small model of its line rules (one allocation per LIC and line; a
-re-allocation releases the old picks first; release and ship need an open allocation), answering
-commands in the order they were sent, as the per-LIC partitions deliver them.
+re-allocation releases the old picks first; release and ship need an open allocation). Commands
+and answers travel keyed by LIC, so each LIC's commands are answered in the order they were
+sent, but shipping reads the LICs' partitions in any interleaving: a resend that changes a
+line's LIC may have the new LIC's answers read before the old one's.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -20,12 +23,16 @@ from services.shipping import domain
 from services.shipping.model import (
     Allocate,
     Allocated,
+    AllocatedStatus,
+    AllocationFailedStatus,
     Answer,
     Cancel,
+    CancelledStatus,
     Command,
     Decision,
     Entry,
     Item,
+    LineView,
     Moved,
     PicksUpdate,
     Rejected,
@@ -35,7 +42,9 @@ from services.shipping.model import (
     RequestLine,
     Shipment,
     Shipped,
+    ShippedStatus,
     ShipRequest,
+    Status,
     Upstream,
 )
 from shared.reasons import ReasonCode
@@ -54,6 +63,7 @@ class Allocation:
 
     held: set[tuple[str, int]] = field(default_factory=set)
     shipped: set[tuple[str, int]] = field(default_factory=set)
+    taken: dict[tuple[str, int], tuple[Moved, ...]] = field(default_factory=dict)
 
     def decide(self, command: Command, accept: bool) -> list[Answer]:
         key = (command.lic, command.line_no)
@@ -66,22 +76,24 @@ class Allocation:
                     Released(command_id=command.command_id, lic=command.lic, reallocated=True)
                 )
             self.held.add(key)
+            self.taken[key] = _moves(command.lic, command.quantity)
             replies.append(
                 Allocated(
                     command_id=command.command_id,
                     lic=command.lic,
                     complete=True,
-                    movements=_moves(command.lic, command.quantity),
+                    movements=self.taken[key],
                 )
             )
             return replies
         if key not in self.held:
             return [self._no(command, ReasonCode.UNKNOWN_SHIPMENT)]
         self.held.discard(key)
+        moved = self.taken.pop(key)
         if isinstance(command, Release):
-            return [Released(command_id=command.command_id, lic=command.lic)]
+            return [Released(command_id=command.command_id, lic=command.lic, movements=moved)]
         self.shipped.add(key)
-        return [Shipped(command_id=command.command_id, lic=command.lic)]
+        return [Shipped(command_id=command.command_id, lic=command.lic, movements=moved)]
 
     @staticmethod
     def _no(command: Command, code: ReasonCode) -> Rejected:
@@ -91,13 +103,15 @@ class Allocation:
 
 
 def _moves(lic: str, quantity: Decimal) -> tuple[Moved, ...]:
+    """Movements from the LIC's own lot (`<LIC>-1`), so a status naming another LIC's lots
+    for a line shows."""
     if lic == "CAM":
         return tuple(
-            Moved(lot_id="L", serial=f"S{n}", quantity=Decimal(1), unit_cost=Decimal(1))
+            Moved(lot_id="CAM-1", serial=f"S{n}", quantity=Decimal(1), unit_cost=Decimal(1))
             for n in range(int(quantity))
         )
     mfr_lot = "A1" if lic == "MILK" else None
-    return (Moved(lot_id="L", mfr_lot=mfr_lot, quantity=quantity, unit_cost=Decimal(1)),)
+    return (Moved(lot_id=f"{lic}-1", mfr_lot=mfr_lot, quantity=quantity, unit_cost=Decimal(1)),)
 
 
 # --- strategies -------------------------------------------------------------------------------
@@ -136,35 +150,57 @@ _upstream = st.one_of(
     st.builds(ShipRequest, message_id=st.just("?"), shipment_id=st.just("S-1")),
     st.builds(Cancel, message_id=st.just("?"), shipment_id=st.just("S-1")),
 )
-# True/False: allocation answers the oldest command, accepting or refusing an allocation.
-_steps = st.lists(st.one_of(_upstream, st.booleans()), max_size=25)
+# (n, True/False): shipping reads the answer to the oldest command of the n-th LIC (of those
+# with commands waiting), allocation accepting or refusing an allocation.
+_reads = st.tuples(st.integers(0, len(ITEMS) - 1), st.booleans())
+_steps = st.lists(st.one_of(_upstream, _reads), max_size=25)
+
+
+def _own_lots(views: Iterable[LineView]) -> bool:
+    return all(m.lot_id == f"{v.lic}-1" for v in views for m in v.movements)
+
+
+def _views(status: Status) -> tuple[LineView, ...]:
+    match status:
+        case AllocatedStatus() | ShippedStatus():
+            return status.lines
+        case AllocationFailedStatus():
+            return status.allocated_lines
+        case CancelledStatus():
+            return status.released_lines
+    return ()
 
 
 @settings(max_examples=300, deadline=None)
 @given(steps=_steps)
-def test_settled_shipments_agree_with_what_allocation_holds(steps: list[Upstream | bool]) -> None:
+def test_settled_shipments_agree_with_what_allocation_holds(
+    steps: list[Upstream | tuple[int, bool]],
+) -> None:
     allocation = Allocation()
     shipment: Shipment | None = None
-    queue: deque[Command] = deque()
+    queues: dict[str, deque[Command]] = {lic: deque() for lic in sorted(ITEMS)}
     command_ids: list[str] = []
-    status_ids: list[str] = []
+    statuses: list[Status] = []
 
     def take(decision: Decision) -> Shipment | None:
-        queue.extend(decision.commands)
+        for command in decision.commands:
+            queues[command.lic].append(command)
         command_ids.extend(c.command_id for c in decision.commands)
-        status_ids.extend(s.message_id for s in decision.statuses)
+        statuses.extend(decision.statuses)
         return decision.shipment
 
-    def answer_oldest(accept: bool) -> Shipment | None:
-        command = queue.popleft()
+    def read(n: int, accept: bool) -> Shipment | None:
+        """Shipping reads the next answer of the n-th LIC partition with one waiting."""
+        waiting = [q for q in queues.values() if q]
+        command = waiting[n % len(waiting)].popleft()
         replies = allocation.decide(command, accept)
         assert shipment is not None
         return take(domain.answer(shipment, *replies))
 
     for n, step in enumerate(steps):
-        if isinstance(step, bool):
-            if queue:
-                shipment = answer_oldest(step)
+        if isinstance(step, tuple):
+            if any(queues.values()):
+                shipment = read(*step)
             continue
         message = replace(step, message_id=f"m{n}")
         shipped_before = shipment is not None and shipment.phase == "shipped"
@@ -172,17 +208,21 @@ def test_settled_shipments_agree_with_what_allocation_holds(steps: list[Upstream
         if shipped_before:
             assert decision.commands == (), "a shipped shipment sends nothing more"
         shipment = take(decision)
-    while queue:
-        shipment = answer_oldest(True)
+    while any(queues.values()):
+        shipment = read(0, True)
 
     assert len(set(command_ids)) == len(command_ids)
+    status_ids = [s.message_id for s in statuses]
     assert len(set(status_ids)) == len(status_ids)
+    assert all(_own_lots(_views(s)) for s in statuses), "a status names another LIC's lots"
     if shipment is None:
         return
     assert shipment.pending == ()
     assert shipment.phase in SETTLED
-    held = {(line.held_lic, line.line_no) for line in shipment.lines if line.held_lic}
+    held = {(lic, line.line_no) for line in shipment.lines for lic in line.held_lics}
     assert held == allocation.held
+    settled = [line for line in shipment.lines if line.status in ("allocated", "shipped")]
+    assert all(m.lot_id == f"{x.lic}-1" for x in settled for m in x.movements)
     if shipment.phase == "cancelled":
         assert allocation.held == set()
     if shipment.phase == "shipped":
