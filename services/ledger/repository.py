@@ -261,12 +261,18 @@ class _Writes:
             args = _arrays(rows, _SERIAL_COLUMNS)
         else:
             source, args = await self._copy(conn, "serials", _SERIAL_COLUMNS, rows), []
-        # A serial first inserted here was received now: its received_on is this change's date.
+        # A row carries its receipt date when the batch received the serial, and keeps the one
+        # it has otherwise (a serial inserted without one, which allocation never publishes,
+        # takes the date of its change).
+        selected = ", ".join(
+            "coalesce(received_on, changed_on)" if name == "received_on" else name
+            for name, _ in _SERIAL_COLUMNS
+        )
         self.parts.append(
             (
                 f"""
-                INSERT INTO serials ({names}, received_on)
-                SELECT {names}, changed_on FROM {source}
+                INSERT INTO serials ({names})
+                SELECT {selected} FROM {source}
                 ON CONFLICT (lic, serial, lot_id) DO UPDATE SET
                     mfr_lot = coalesce(excluded.mfr_lot, serials.mfr_lot),
                     expires_on = coalesce(excluded.expires_on, serials.expires_on),
@@ -520,6 +526,7 @@ _SERIAL_COLUMNS: list[Column] = [
     ("unit_cost", "numeric"),
     ("changed_on", "date"),
     ("last_txn_id", "text"),
+    ("received_on", "date"),
 ]
 _ORDER_COLUMNS: list[Column] = [
     ("po", "text"),

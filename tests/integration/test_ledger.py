@@ -484,6 +484,30 @@ async def test_a_serial_is_where_its_last_recorded_change_put_it_whatever_its_da
     assert [r["status"] for r in sn5_now["records"]] == ["available", "returned_to_vendor"]
 
 
+async def test_a_serial_received_and_shipped_in_one_batch_keeps_its_receipt_date(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15: SN-1 received on 01-10 and shipped on 01-20, recorded in one consumer batch (the
+    ledger catching up): it was received on 01-10, in `/serials` and in its lot's serials."""
+    w = Wire()
+    sn1 = mv("IN-1/1", 1, "300", serial="SN-1")
+    await record(
+        pool,
+        w.item(CAM, serialized=True),
+        w.received(CAM, "IN-1/1", 1, "300", [sn1], po="PO-1", on=date(2024, 1, 10)),
+        w.sale(CAM, "OUT-1", [sn1], customer="Alpha", on=date(2024, 1, 20)),
+    )
+
+    serial = await get(api, f"/serials/{CAM}/SN-1")
+    lot = await get(api, "/lots/IN-1/1")
+
+    assert (serial["current"]["received_on"], serial["current"]["changed_on"]) == (
+        "2024-01-10",
+        "2024-01-20",
+    )
+    assert [(s["received_on"], s["status"]) for s in lot["serials"]] == [("2024-01-10", "shipped")]
+
+
 # -- valuation and costing --------------------------------------------------------------------
 
 

@@ -199,7 +199,8 @@ class SerialRow(NamedTuple):
     """A serial's state in one inventory lot after the batch (the last change wins).
     `last_txn_id`: the transaction record of that change; the order records were written in
     (not their business dates, which a later record may have earlier) tells which of the
-    serial's lots it is in now."""
+    serial's lots it is in now. `received_on`: when it came into the lot (its receipt or
+    beginning balance), None if not in this batch (the row keeps the date it has)."""
 
     lic: str
     serial: str
@@ -213,6 +214,7 @@ class SerialRow(NamedTuple):
     unit_cost: Decimal
     changed_on: date
     last_txn_id: str
+    received_on: date | None
 
     @property
     def key(self) -> tuple[str, str, str]:

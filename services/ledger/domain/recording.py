@@ -47,6 +47,8 @@ USAGE_ACTIONS: frozenset[Action] = frozenset(
 COGS_ACTIONS: frozenset[Action] = USAGE_ACTIONS - {"vendor_return"}
 """Usage that is a cost of goods sold (see the module policies)."""
 _INTO_STOCK: frozenset[Action] = frozenset({"receipt", "beginning_balance", "customer_return"})
+_NEW_SERIAL: frozenset[Action] = frozenset({"receipt", "beginning_balance"})
+"""What brings a serial into a lot (a customer return puts it back into its own)."""
 _OUT_OF_STOCK: frozenset[Action] = frozenset({"shipment", "vendor_return"})
 _ALLOCATED_CHANGE: dict[Action, int] = {
     "allocation": 1,
@@ -156,8 +158,15 @@ class _Book:
                 move.lot_id, move.mfr_lot, Delta(used=used, allocated=allocated)
             )
         if move.serial is not None:
-            row = _serial_row(fact, row_id, move, cost)
-            self.entries.serials[row.key] = row
+            self._change_serial(_serial_row(fact, row_id, move, cost))
+
+    def _change_serial(self, row: SerialRow) -> None:
+        """Keep the serial's last state, with the date it was received if this batch did."""
+        if row.received_on is None:
+            before = self.entries.serials.get(row.key)
+            if before is not None:
+                row = row._replace(received_on=before.received_on)
+        self.entries.serials[row.key] = row
 
     def _use(
         self, fact: Fact, usage_id: str, move: MoveView, cost: Decimal, quantity: Decimal
@@ -257,6 +266,7 @@ def _serial_row(fact: Fact, txn_id: str, move: MoveView, cost: Decimal) -> Seria
         unit_cost=cost,
         changed_on=fact.on,
         last_txn_id=txn_id,
+        received_on=fact.on if fact.action in _NEW_SERIAL else None,
     )
 
 

@@ -270,6 +270,28 @@ def test_a_serial_row_names_the_transaction_record_of_its_last_change() -> None:
     assert row.last_txn_id == entries.transactions[-1].txn_id == f"{shipped.event_id}/0"
 
 
+def test_a_serial_received_and_moved_in_one_batch_keeps_its_receipt_date() -> None:
+    """R15: the batch keeps a serial's last state, with the date it was received (or found by
+    a beginning balance), not the date of that last change; a batch that did not receive it
+    leaves its date as it was (None)."""
+    entries = record(
+        Known(),
+        [
+            receipt("L1", 1, moves=(move("L1", 1, serial="S1"),), on=date(2024, 1, 10)),
+            act("shipment", move("L1", 1, serial="S1"), on=date(2024, 1, 20)),
+            act("beginning_balance", move("BB", 1, serial="S1"), on=date(2024, 1, 5)),
+            act("shipment", move("BB", 1, serial="S1"), on=date(2024, 1, 25)),
+        ],
+    )
+    later = record(Known(), [act("customer_return", move("L1", 1, serial="S1"))])
+
+    assert [(r.lot_id, r.received_on, r.changed_on) for r in entries.serials.values()] == [
+        ("L1", date(2024, 1, 10), date(2024, 1, 20)),
+        ("BB", date(2024, 1, 5), date(2024, 1, 25)),
+    ]
+    assert later.serials[(LIC, "S1", "L1")].received_on is None
+
+
 def test_row_ids_are_deterministic_so_recording_twice_writes_the_same_rows() -> None:
     """Idempotence backstop: ids derive from the event's message_id and the move's place."""
     facts = [receipt("L1", 2), act("shipment", move("L1", 1), move("L1", 1))]
