@@ -23,6 +23,7 @@ from services.allocation.domain.model import (
     Pick,
     SerialStatus,
     Touched,
+    UnallocatedStock,
     Unit,
 )
 from shared.contracts.codec import encode
@@ -131,8 +132,8 @@ def _shipment_row(lic: str, s: CustomerShipment) -> tuple[Any, ...]:
     return (lic, s.lot_id, s.mfr_lot or "", s.customer, s.shipped, s.returned)
 
 
-def _unallocated_row(lic: str, entry: tuple[str, Decimal]) -> tuple[Any, ...]:
-    return (lic, entry[0], entry[1])
+def _unallocated_row(lic: str, u: UnallocatedStock) -> tuple[Any, ...]:
+    return (lic, u.office, u.quantity, u.value)
 
 
 def _hold_row(lic: str, h: HeldLine) -> tuple[Any, ...]:
@@ -283,7 +284,7 @@ SHIPMENTS = Table(
 )
 UNALLOCATED = Table(
     "unallocated",
-    (("lic", "text"), ("office", "text"), ("quantity", "numeric")),
+    (("lic", "text"), ("office", "text"), ("quantity", "numeric"), ("value", "numeric")),
     ("lic", "office"),
     _unallocated_row,
 )
@@ -313,7 +314,7 @@ def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
         "units": state.units,
         "allocations": state.allocations,
         "customer_shipments": state.shipments,
-        "unallocated": {office: (office, qty) for office, qty in state.unallocated.items()},
+        "unallocated": state.unallocated,
         "held_lines": state.holds,
     }
 
@@ -390,7 +391,9 @@ class PgStateRepository:
             )
             parts[r["lic"]]["ship"][s.key] = s
         for r in await conn.fetch("SELECT * FROM unallocated WHERE lic = ANY($1::text[])", lics):
-            parts[r["lic"]]["un"][r["office"]] = r["quantity"]
+            parts[r["lic"]]["un"][r["office"]] = UnallocatedStock(
+                office=r["office"], quantity=r["quantity"], value=r["value"]
+            )
         for r in await conn.fetch("SELECT * FROM held_lines WHERE lic = ANY($1::text[])", lics):
             parts[r["lic"]]["holds"][r["command_id"]] = _hold(r)
         return {
@@ -493,14 +496,8 @@ def _changes(
         field = _FIELDS[table.name]
         before: Mapping[Any, Any] = getattr(old, field) if old is not None else {}
         after: Mapping[Any, Any] = getattr(new, field)
-        wrap = table is UNALLOCATED  # its row object is (office, quantity)
         for key in touched.get(field, ()):
-            previous = before.get(key, _MISSING)
-            row = after.get(key, _MISSING)
-            if wrap:
-                previous = _MISSING if previous is _MISSING else (key, previous)
-                row = _MISSING if row is _MISSING else (key, row)
-            _compare(table, lic, previous, row, result)
+            _compare(table, lic, before.get(key, _MISSING), after.get(key, _MISSING), result)
     return result
 
 

@@ -130,6 +130,77 @@ async def test_saved_state_loads_back_equal_in_every_table(pool: asyncpg.Pool) -
     assert after["SERIALS"].units and after["LOTS"].mfr_lots and after["PLAIN"].shipments
 
 
+@pytest.mark.parametrize("by_touched", [True, False], ids=["touched rows", "row by row"])
+async def test_unallocated_stock_loads_back_with_its_value_through_every_change(
+    pool: asyncpg.Pool, by_touched: bool
+) -> None:
+    """R10, R12: unallocated stock is stored with its value. A count beyond any lot inserts
+    the row, a count at another cost and a partial loss update it, the last loss deletes it;
+    each round loads back equal, saved from the batch's touched rows or compared row by row."""
+    lic = f"UN-{by_touched}"
+
+    def count(n: int, quantity: int, cost: str | None = None) -> d.AdjustStock:
+        return d.AdjustStock(
+            message_id=f"{lic}-{n}", lic=lic, adjustment_id=f"ADJ-{n}", office="AI",
+            kind="count" if cost else "loss", quantity=Decimal(quantity),
+            adjusted_on=date(2026, 11, 1), unit_cost=Decimal(cost) if cost else None,
+        )  # fmt: skip
+
+    item = d.UpsertItem(
+        message_id=f"{lic}-i", lic=lic, description="thing", uom="Each", track_mfr_lot=False,
+        serialized=False, est_unit_cost=Decimal("9.99"),
+    )  # fmt: skip
+    rounds: list[tuple[list[d.Command], tuple[Decimal, Decimal] | None]] = [
+        ([item, count(1, 1, "3.00")], (Decimal(1), Decimal(3))),
+        ([count(2, 2, "3.50")], (Decimal(3), Decimal(10))),
+        ([count(3, -1)], (Decimal(2), Decimal("6.666667"))),  # at 3.333333
+        ([count(4, -2)], None),  # the last 2 at exactly the 6.666667 left
+    ]
+    repository = PgStateRepository()
+    async with pool.acquire() as proxy, proxy.transaction():
+        conn = cast(asyncpg.Connection, proxy)
+        state = (await repository.load(conn, [lic]))[lic]
+        for commands, expected in rounds:
+            batch = decide_batch(state, commands)
+            assert not any(isinstance(e, d.CommandRejected) for e in batch.events)
+            touched = {lic: batch.touched} if by_touched else None
+            await repository.save(conn, {lic: state}, {lic: batch.state}, touched)
+            state = (await repository.load(conn, [lic]))[lic]
+            assert state == batch.state
+            row = state.unallocated.get("AI")
+            assert (None if row is None else (row.quantity, row.value)) == expected
+
+
+async def test_unallocated_stock_from_before_its_value_was_kept_is_worth_the_estimate(
+    lotline_env: Any,
+) -> None:
+    """Migration 006: a row written before unallocated stock kept its value was removed at the
+    item's estimated cost, so the migration values it at that; new rows carry their own."""
+    env: LotlineEnv = lotline_env(topics=False)
+    schema = f"{SCHEMA}_006"
+    files = db.migration_files(MIGRATIONS)
+    new = [f for f in files if f.name.startswith("006_")]
+    assert len(new) == 1
+    await db.migrate(env.dsn, schema, [f for f in files if f not in new])
+    pool = await db.create_pool(env.dsn, schema, size=1)
+    try:
+        await pool.execute(
+            "INSERT INTO items (lic, description, uom, track_mfr_lot, serialized, perishable,"
+            " est_unit_cost) VALUES ('OLD', '', 'Each', false, false, false, 2.5)"
+        )
+        await pool.execute("INSERT INTO unallocated VALUES ('OLD', 'AI', 4), ('OLD', 'EE', 1)")
+        await db.migrate(env.dsn, schema, files)
+        async with pool.acquire() as proxy:
+            loaded = await PgStateRepository().load(cast(asyncpg.Connection, proxy), ["OLD"])
+        assert {o: (r.quantity, r.value) for o, r in loaded["OLD"].unallocated.items()} == {
+            "AI": (4, 10),
+            "EE": (1, Decimal("2.5")),
+        }
+    finally:
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
+
+
 async def test_held_lines_load_back_equal_and_settle_through_the_tables(
     pool: asyncpg.Pool,
 ) -> None:

@@ -3,8 +3,8 @@
 - `beginning_balance` (quantity > 0) receives a new adjustment lot, validated like a receipt
   line (R3, R4): mfr lot numbers seen before are fine, a serial still in stock is not.
 - `count` / `loss` with quantity < 0 take the named stock out of use (mfr lots or serials must
-  be named; plain items go FIFO, first out of unallocated stock). Only free stock is removed:
-  allocated stock belongs to a shipment.
+  be named; plain items go FIFO, first out of unallocated stock, at the average cost it came in
+  at: see `cost_out`). Only free stock is removed: allocated stock belongs to a shipment.
 - `count` / `loss` with quantity > 0 reverse usage: a mfr lot takes back at most what was used
   from it (`LOT_QTY_EXCEEDS_USED`), a serial comes back only if it was removed; plain items fill
   the office's lots newest first up to their usage and keep the rest as unallocated stock (R12).
@@ -20,6 +20,7 @@ from services.allocation.domain import checks
 from services.allocation.domain.draft import BrokenInvariant, Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import (
+    COST_STEP,
     ZERO,
     AdjustStock,
     InventoryAdjusted,
@@ -29,6 +30,7 @@ from services.allocation.domain.model import (
     MfrLot,
     Pick,
     SerialStatus,
+    UnallocatedStock,
     Unit,
 )
 from services.allocation.domain.picking import Need, automatic, named_lots, named_serials
@@ -131,7 +133,7 @@ def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ..
         entries = _lot_picks(item, cmd, quantity)
         picks = named_lots(draft, need, entries)
     else:
-        unallocated, quantity = _take_unallocated(draft, item, cmd.office, quantity)
+        unallocated, quantity = _take_unallocated(draft, cmd.office, quantity)
         picks = automatic(draft, need, quantity) if quantity > 0 else []
     draft.move(picks, on_hand=-1, used=1)
     draft.put_units(
@@ -143,14 +145,38 @@ def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ..
 
 
 def _take_unallocated(
-    draft: Draft, item: Item, office: str, quantity: Decimal
+    draft: Draft, office: str, quantity: Decimal
 ) -> tuple[tuple[LotMovement, ...], Decimal]:
-    held = draft.unallocated.get(office, ZERO)
-    take = min(held, quantity)
-    if take <= 0:
+    """R10, R12: unallocated stock goes first, at the cost it came in at (`cost_out`); returns
+    its movements and the quantity still to take from lots."""
+    row = draft.unallocated.get(office)
+    if row is None:
         return (), quantity
-    draft.set_unallocated(office, held - take)
-    return (_unallocated_move(-take, item.est_unit_cost),), quantity - take
+    take = min(row.quantity, quantity)
+    parts = cost_out(row, take)
+    value = row.value - sum((q * unit_cost for q, unit_cost in parts), ZERO)
+    draft.set_unallocated(office, row.quantity - take, value)
+    return tuple(_unallocated_move(-q, unit_cost) for q, unit_cost in parts), quantity - take
+
+
+def cost_out(row: UnallocatedStock, quantity: Decimal) -> list[tuple[Decimal, Decimal]]:
+    """(quantity, unit cost) parts that take `quantity` (0 < quantity ≤ row.quantity) out of
+    unallocated stock at its average unit cost (`UnallocatedStock.average`).
+
+    Part of it: one part at the average. Rounded down, so the value left never goes negative;
+    when the average needs no rounding (the usual case), what is left keeps it exactly.
+    All of it: exactly the value left, so what came in and went out nets to nothing. The
+    rounded-down average leaves `rest` = value − quantity × average, less than one `COST_STEP`
+    per unit; `rest / COST_STEP` units go one step above the average and the others at it. That
+    split is exact: every quantity and unit cost has at most 6 places, so the value has at most
+    12 and `rest / COST_STEP` at most 6, like any quantity on the wire."""
+    average = row.average()
+    if quantity < row.quantity:
+        return [(quantity, average)]
+    above = (row.value - quantity * average) / COST_STEP
+    if not above:
+        return [(quantity, average)]
+    return [(quantity - above, average), (above, average + COST_STEP)]
 
 
 # -- putting back -------------------------------------------------------------------------------
@@ -236,8 +262,10 @@ def _reverse_plain(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovem
     moved = movements(draft, tuple(picks))
     excess = cmd.quantity - sum((p.quantity for p in picks), ZERO)
     if excess > 0:
-        draft.set_unallocated(cmd.office, draft.unallocated.get(cmd.office, ZERO) + excess)
         unit_cost = checks.cost(cmd.unit_cost, item)
+        row = draft.unallocated.get(cmd.office)
+        held, value = (row.quantity, row.value) if row is not None else (ZERO, ZERO)
+        draft.set_unallocated(cmd.office, held + excess, value + excess * unit_cost)
         moved += (_unallocated_move(excess, unit_cost),)
     return moved
 

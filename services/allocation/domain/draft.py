@@ -26,6 +26,7 @@ from services.allocation.domain.model import (
     SerialStatus,
     StockIndex,
     Touched,
+    UnallocatedStock,
     Unit,
 )
 
@@ -180,9 +181,15 @@ class Draft:
     def put_shipment(self, row: CustomerShipment) -> None:
         self._write("shipments", row.key, row)
 
-    def set_unallocated(self, office: str, quantity: Decimal) -> None:
-        if quantity or office in self.unallocated:
-            self._write("unallocated", office, quantity if quantity else _MISSING)
+    def set_unallocated(self, office: str, quantity: Decimal, value: Decimal) -> None:
+        """The office's unallocated stock is now `quantity` worth `value`; none drops its row."""
+        if quantity < ZERO or value < ZERO or (not quantity and value):
+            raise BrokenInvariant(f"unallocated stock at {office}: {quantity} worth {value}")
+        if quantity:
+            row = UnallocatedStock(office=office, quantity=quantity, value=value)
+            self._write("unallocated", office, row)
+        elif office in self.unallocated:
+            self._write("unallocated", office, _MISSING)
 
     def put_hold(self, hold: HeldLine) -> None:
         self._write("holds", hold.command_id, hold)

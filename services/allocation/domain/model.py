@@ -14,7 +14,8 @@ Row keys inside one `LicState` (the LIC is implicit):
 - `allocations`: `(shipment_id, line_no)`
 - `shipments`: `(lot_id, mfr_lot, customer)`: what was shipped to each customer from each lot
   (and manufacturer lot), and how much of it came back (R13).
-- `unallocated`: office -> quantity on hand that no inventory lot holds (R12's negative usage).
+- `unallocated`: office -> `UnallocatedStock`: stock on hand that no inventory lot holds (R12's
+  negative usage), with what it cost.
 - `holds`: `command_id` of a held receipt line (one line of a document with several).
 
 Event movement sign conventions (`LotMovement.quantity`):
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from enum import Enum
 from typing import Any, Literal
 
@@ -354,6 +355,29 @@ class HeldLine:
         return "receipt" if self.lot_id is not None else "return"
 
 
+COST_STEP = Decimal("0.000001")
+"""The finest unit cost a movement can carry: the wire contract allows 6 decimal places."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnallocatedStock:
+    """Stock on hand at `office` that no inventory lot holds (R12) and its `value`: what it came
+    in at (each count's quantity × unit cost), less what removals took out. Removals are costed
+    at its average unit cost, the last of it at exactly the value left, so stock that comes and
+    goes without a lot leaves no cost behind (R10). A row exists only while `quantity` > 0."""
+
+    office: str
+    quantity: Decimal
+    value: Decimal
+
+    def average(self) -> Decimal:
+        """The average unit cost, rounded down to a cost a movement can carry (`COST_STEP`)."""
+        average = (self.value / self.quantity).quantize(COST_STEP, rounding=ROUND_FLOOR)
+        if self.quantity * average > self.value:  # the division itself rounded up to a step
+            average -= COST_STEP
+        return average
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StockIndex:
     """Lookups derived from a `LicState`'s rows, so a decision costs what is in stock rather
@@ -380,7 +404,7 @@ class LicState:
     units: dict[tuple[str, str], Unit] = field(default_factory=dict)
     allocations: dict[tuple[str, int], Allocation] = field(default_factory=dict)
     shipments: dict[tuple[str, str | None, str], CustomerShipment] = field(default_factory=dict)
-    unallocated: dict[str, Decimal] = field(default_factory=dict)
+    unallocated: dict[str, UnallocatedStock] = field(default_factory=dict)
     holds: dict[str, HeldLine] = field(default_factory=dict)
     """Held receipt lines by their command's message_id."""
     index: StockIndex | None = field(default=None, compare=False, repr=False)

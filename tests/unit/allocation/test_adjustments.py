@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.allocation.domain.adjusting import EXCEEDS_USED
 from services.allocation.domain.errors import ReasonCode
-from services.allocation.domain.model import InventoryAdjusted
+from services.allocation.domain.model import COST_STEP, InventoryAdjusted, UnallocatedStock
 from tests.unit.allocation.builders import Book, D, adjust, allocate, item, lot, receive, ship
 
 LATE = date(2024, 6, 1)
@@ -189,7 +193,9 @@ def test_plain_count_up_beyond_what_lots_can_take_creates_unallocated_usage() ->
     book = Book(item(cost="2.00"), receive("PO-1/1", 5), allocate("S-1", 2), ship("S-1"))
     event = adjusted(book.ok(adjust("ADJ-1", "count", 5)))
     assert [(m.lot_id, m.quantity) for m in event.movements] == [("PO-1/1", 2), (None, 3)]
-    assert event.unallocated == 3 and book.state.unallocated == {"AI": D(3)}
+    assert event.unallocated == 3 and book.state.unallocated == {
+        "AI": UnallocatedStock(office="AI", quantity=D(3), value=D("6.00"))
+    }
     assert book.lot("PO-1/1") == (5, 0, 0)
 
 
@@ -199,6 +205,83 @@ def test_plain_removal_takes_unallocated_stock_first() -> None:
     event = adjusted(book.ok(adjust("ADJ-2", "loss", -3)))
     assert [(m.lot_id, m.quantity) for m in event.movements] == [(None, -2), ("PO-1/1", -1)]
     assert book.state.unallocated == {}
+
+
+def _lotless(event: InventoryAdjusted) -> list[tuple[Decimal, Decimal]]:
+    return [(m.quantity, m.unit_cost) for m in event.movements if m.lot_id is None]
+
+
+def test_unallocated_stock_is_removed_at_the_cost_it_came_in_at() -> None:
+    """R10, R12: 5 units counted in beyond any lot at 7.00 and lost again leave at 7.00, not
+    at the item's estimate (which has changed meanwhile): they leave no cost behind."""
+    book = Book(item(cost="10.00"), receive("PO-1/1", 10, cost="10.00"), allocate("S-1", 10))
+    book.ok(ship("S-1"))
+    counted = adjusted(book.ok(adjust("ADJ-1", "count", 15, cost="7.00")))
+    assert _lotless(counted) == [(5, D("7.00"))]
+    book.ok(item(cost="12.00"))
+    lost = adjusted(book.ok(adjust("ADJ-2", "loss", -5)))
+    assert _lotless(lost) == [(-5, D("7.00"))]
+    assert sum(q * c for q, c in _lotless(counted) + _lotless(lost)) == 0
+    assert book.state.unallocated == {}
+
+
+def test_part_of_unallocated_stock_goes_at_its_average_cost_and_the_rest_keeps_it() -> None:
+    """R10, R12: counts at 3.00 and 5.00 average 4.00; a partial removal goes at 4.00 and
+    what is left is still worth 4.00 a unit."""
+    book = Book(item(), adjust("ADJ-1", "count", 2, cost="3.00"))
+    book.ok(adjust("ADJ-2", "count", 2, cost="5.00"))
+    event = adjusted(book.ok(adjust("ADJ-3", "loss", -1)))
+    assert _lotless(event) == [(-1, D("4.00"))]
+    assert book.state.unallocated == {
+        "AI": UnallocatedStock(office="AI", quantity=D(3), value=D("12.00"))
+    }
+
+
+def test_the_last_of_unallocated_stock_goes_at_exactly_the_value_left() -> None:
+    """R10, R12: 1 at 3.00 and 2 at 3.50 are 3 units worth 10.00, an average no movement can
+    carry (6 places): a part goes at 3.333333, then the last two at 3.333333 and 3.333334, so
+    all of it goes out at exactly 10.00."""
+    book = Book(item(), adjust("ADJ-1", "count", 1, cost="3.00"))
+    book.ok(adjust("ADJ-2", "count", 2, cost="3.50"))
+    first = adjusted(book.ok(adjust("ADJ-3", "loss", -1)))
+    assert _lotless(first) == [(-1, D("3.333333"))]
+    last = adjusted(book.ok(adjust("ADJ-4", "count", -2)))
+    assert _lotless(last) == [(-1, D("3.333333")), (-1, D("3.333334"))]
+    assert sum(q * c for q, c in _lotless(first) + _lotless(last)) == -10
+    assert book.state.unallocated == {}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.decimals(min_value=D("-5"), max_value=D(5), places=3).filter(bool),
+            st.decimals(min_value=D(0), max_value=D(20), places=2),
+        ),
+        max_size=12,
+    )
+)
+def test_unallocated_stock_goes_out_at_what_it_came_in_at(
+    steps: list[tuple[Decimal, Decimal]],
+) -> None:
+    """R10, R12 as a property: whatever counts go in and out, the value kept is what came in
+    less what went out, every unit cost fits the wire (6 places), and once none is left the
+    movements in and out net to exactly nothing."""
+    book = Book(item(cost="9.99"))
+    net = D(0)
+    for n, (quantity, cost) in enumerate(steps):
+        if quantity < 0:
+            held = book.state.unallocated.get("AI")
+            quantity = -min(-quantity, held.quantity if held else D(0))
+            if not quantity:
+                continue
+        event = adjusted(book.ok(adjust(f"ADJ-{n}", "count", str(quantity), cost=str(cost))))
+        assert all(c == c.quantize(COST_STEP) for _, c in _lotless(event))
+        net += sum((q * c for q, c in _lotless(event)), D(0))
+        row = book.state.unallocated.get("AI")
+        assert (row.value if row else D(0)) == net and net >= 0
+    if not book.state.unallocated:
+        assert net == 0
 
 
 def test_adjustment_locks_the_tracking_flags() -> None:

@@ -83,6 +83,8 @@ class AllocationMachine(RuleBasedStateMachine):
         self.lots = itertools.count()
         # reference model
         self.total = {lic: ZERO for lic in self.states}  # stock on hand incl. unallocated
+        # office -> value of the plain item's unallocated stock: in and out at the events' costs
+        self.unallocated_value: defaultdict[str, Decimal] = defaultdict(Decimal)
         self.serials: dict[str, tuple[SerialStatus, str]] = {}  # serial -> (status, office)
         self.hold_next = False
         # held line -> its decided event and the reference's serials before it
@@ -150,6 +152,9 @@ class AllocationMachine(RuleBasedStateMachine):
                 self.mark(moves, gone, office)
             case InventoryAdjusted(lic=lic, quantity=q, movements=moves, office=office):
                 self.total[lic] += q
+                for m in moves:
+                    if m.lot_id is None:
+                        self.unallocated_value[office] += m.quantity * m.unit_cost
                 self.mark([m for m in moves if m.quantity > 0], S.AVAILABLE, office)
                 self.mark([m for m in moves if m.quantity < 0], S.REMOVED, office)
             case StockReturned(lic=lic, quantity=q, movements=moves):
@@ -465,12 +470,15 @@ class AllocationMachine(RuleBasedStateMachine):
         office=OFFICES,
         qty=st.integers(min_value=-5, max_value=5).filter(bool),
         kind=st.sampled_from(["count", "loss", "beginning_balance"]),
+        cost=st.sampled_from([None, "1.00", "3.25", "0.35"]),
     )
-    def adjust_plain(self, office: str, qty: int, kind: AdjustmentKind) -> None:
+    def adjust_plain(self, office: str, qty: int, kind: AdjustmentKind, cost: str | None) -> None:
         state = self.states[PLAIN]
         free = sum((lot.free for lot in state.lots.values() if lot.office == office), ZERO)
-        free += state.unallocated.get(office, ZERO)
-        decision = self.run(self.adjustment(PLAIN, office, kind, D(qty)))
+        unallocated = state.unallocated.get(office)
+        free += unallocated.quantity if unallocated is not None else ZERO
+        command = self.adjustment(PLAIN, office, kind, D(qty))
+        decision = self.run(replace(command, unit_cost=None if cost is None else D(cost)))
         if kind == "beginning_balance":
             assert (decision.rejected is None) == (qty > 0)
         else:
@@ -686,7 +694,18 @@ class AllocationMachine(RuleBasedStateMachine):
         """Held stock is not counted until its line is confirmed."""
         for lic, state in self.states.items():
             usable = sum((lot.on_hand - lot.held for lot in state.lots.values()), ZERO)
-            assert usable + sum(state.unallocated.values(), ZERO) == self.total[lic]
+            unallocated = sum((row.quantity for row in state.unallocated.values()), ZERO)
+            assert usable + unallocated == self.total[lic]
+
+    @invariant()
+    def unallocated_stock_is_worth_what_came_in_less_what_went_out(self) -> None:
+        """R10, R12: its value is the events' lot-less movements at their costs, never
+        negative, and none is left exactly when no unit is (what came and went nets to 0)."""
+        state = self.states[PLAIN]
+        for office in {*state.unallocated, *self.unallocated_value}:
+            row = state.unallocated.get(office)
+            assert (row.value if row is not None else ZERO) == self.unallocated_value[office]
+            assert row is None or (row.quantity > 0 and row.value >= 0)
 
     @invariant()
     def held_stock_is_exactly_the_held_lines(self) -> None:

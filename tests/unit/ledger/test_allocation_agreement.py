@@ -63,7 +63,14 @@ def _assert_agree(book: Book, entries: Entries) -> None:
     for unit in book.state.units.values():
         assert entries.serials[(unit.lic, unit.serial, unit.lot_id)].status == unit.status.value
     assert {office: q for (_, office), q in entries.unallocated.items() if q} == {
-        office: q for office, q in book.state.unallocated.items() if q
+        office: row.quantity for office, row in book.state.unallocated.items()
+    }
+    value: dict[str, Decimal] = {}  # what lot-less usage put in (−) and took out (+), by office
+    for u in entries.usage:
+        if u.lot_id is None:
+            value[u.office] = value.get(u.office, ZERO) - u.total_cost
+    assert {office: v for office, v in value.items() if v} == {
+        office: row.value for office, row in book.state.unallocated.items() if row.value
     }
     net_usage = sum((u.quantity for u in entries.usage if u.lot_id is not None), ZERO)
     assert net_usage == sum((row.used for row in book.state.lots.values()), ZERO)
@@ -123,6 +130,27 @@ def test_lot_tracked_and_serialized_history_agrees_with_allocation() -> None:
     assert sum((u.quantity for u in entries.usage), Decimal(0)) == 1
 
 
+def test_unallocated_stock_leaves_the_ledger_at_the_cost_it_came_in_at() -> None:
+    """R10, R12: 5 units counted in beyond any lot at 7.00 (negative usage, −35) and lost
+    again are usage at 7.00 (+35), not at the item's estimate of 10.00: no net cost."""
+    book = Book()
+    commands: list[Command] = [
+        item(cost="10.00"),
+        receive("PO-1/1", 10, cost="10.00"),
+        allocate("OUT-1", 10),
+        ship("OUT-1"),
+        adjust("ADJ-1", "count", 15, cost="7.00"),  # 10 back into the lot, 5 beyond it
+        adjust("ADJ-2", "loss", -5),
+    ]
+
+    entries = _ledger(book, commands)
+
+    _assert_agree(book, entries)
+    lotless = [(c.quantity, c.unit_cost) for c in entries.cogs if c.lot_id is None]
+    assert lotless == [(-5, Decimal("7.00")), (5, Decimal("7.00"))]
+    assert sum((c.amount for c in entries.cogs if c.lot_id is None), ZERO) == 0
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     st.lists(
@@ -135,7 +163,7 @@ def test_lot_tracked_and_serialized_history_agrees_with_allocation() -> None:
 )
 def test_any_plain_history_agrees_with_allocation(steps: list[tuple[str, int]]) -> None:
     """R7, R10–R13 as a property: whatever allocation accepts or refuses, the ledger's lots,
-    unallocated stock and net usage equal allocation's."""
+    unallocated stock (quantity and value) and net usage equal allocation's."""
     book = Book(item(cost="2.50"))
     facts: list[Fact | ItemFact] = []
     for n, (step, quantity) in enumerate(steps):
@@ -164,4 +192,4 @@ def _commands(step: str, n: int, quantity: int) -> list[Command]:
         case "loss":
             return [adjust(f"ADJ-{n}", "loss", -quantity)]
         case _:
-            return [adjust(f"ADJ-{n}", "count", quantity, cost="2.50")]
+            return [adjust(f"ADJ-{n}", "count", quantity, cost=("1.75", "2.50", "3.10")[n % 3])]
