@@ -22,6 +22,10 @@ from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
 
+# Serials one adjustment may name: as many as one receipt line may (receiving's limit). Its
+# event lists a movement per serial in one message, which a million would not fit in.
+MAX_ADJUSTMENT_SERIALS = 100_000
+
 log = structlog.get_logger(__name__)
 
 
@@ -142,7 +146,13 @@ class AllocationService:
         for inbound in batch:
             m = inbound.message
             try:
-                serials = parse_serials(m.serials, max_span=self._max_span) if m.serials else []
+                serials = (
+                    parse_serials(
+                        m.serials, max_span=self._max_span, max_serials=MAX_ADJUSTMENT_SERIALS
+                    )
+                    if m.serials
+                    else []
+                )
             except SerialEntryError as exc:
                 uow.outbox.emit(self._topics.events, m.lic, _refusal(m, exc))
                 continue

@@ -395,6 +395,38 @@ async def test_an_adjustment_with_a_bad_span_is_refused_whatever_its_message_id(
     assert refusal["adjustment_id"] == f"ADJ-{lic}"
 
 
+async def test_an_adjustment_naming_more_serials_than_one_message_holds_is_refused(
+    allocation: LotlineEnv,
+) -> None:
+    """Its InventoryAdjusted would list a movement per serial in one message: an adjustment may
+    name as many serials as a receipt line (100,000), and one naming more is answered
+    INVALID_QUANTITY instead of deciding an event too large to publish."""
+    topics = allocation.settings.topics
+    lic = f"MANY-{uuid.uuid4().hex[:6]}"
+    adjustment = {
+        "type": "AdjustInventory",
+        "message_id": f"m-{lic}",
+        "adjustment_id": f"ADJ-{lic}",
+        "lic": lic,
+        "office": "AI",
+        "kind": "beginning_balance",
+        "quantity": 100_001,
+        "unit_cost": "1",
+        "serials": "S000001...S100001",
+    }
+    await kafka_publish_many(
+        allocation.bootstrap, topics.adjustments, [(lic, json.dumps(adjustment).encode())]
+    )
+    records = await kafka_read_until(
+        allocation.bootstrap,
+        topics.events,
+        lambda rs: any(v.get("lic") == lic for v in json_values(rs)),
+    )
+    (refusal,) = [v for v in json_values(records) if v.get("lic") == lic]
+    assert (refusal["type"], refusal["reason_code"]) == ("CommandRejected", "INVALID_QUANTITY")
+    assert "100000" in refusal["reason"].replace(",", "")
+
+
 def _serial_receipt(shipment: str, serials: list[str], *, hold: bool = False) -> dict[str, Any]:
     return {
         **_line(shipment),
