@@ -19,7 +19,7 @@ import biip
 from biip.gs1_element_strings import GS1ElementString
 from biip.gs1_messages import GS1Message
 
-from shared.serials import SerialEntryError, normalize_serial
+from shared.serials import SerialEntryError, normalize_serial, one_typed_serial
 
 __all__ = ["INVALID_BARCODE", "MAX_SCAN_LENGTH", "BarcodeError", "Scan", "decode_scan"]
 
@@ -193,8 +193,11 @@ def _serial(elements: Sequence[GS1ElementString], raw: str) -> str | None:
     if value is None:
         return None
     # The same normalization as a typed serial, so a scanned and a typed unit compare equal.
+    # AI 21 allows ',' and ';' (and '..'), which typed entry reads as separators (a span): a
+    # unit received as "SN,7" could never be named again by a return or an adjustment, so a
+    # serial typed entry does not read back as itself is refused.
     try:
-        return normalize_serial(value)
+        return one_typed_serial(normalize_serial(value))
     except SerialEntryError as error:
         raise _invalid(raw, f"has an unusable serial: {error.reason}") from error
 

@@ -25,6 +25,7 @@ __all__ = [
     "find_duplicates",
     "format_serials",
     "normalize_serial",
+    "one_typed_serial",
     "parse_serials",
 ]
 
@@ -163,6 +164,33 @@ def normalize_serial(value: str) -> str:
     if not trimmed:
         raise SerialEntryError(SERIAL_REQUIRED, "serial is empty", _clip(value))
     return _clean(trimmed, code=SERIAL_REQUIRED)
+
+
+def one_typed_serial(value: str) -> str:
+    """``value``, if typed entry (``parse_serials``) reads it back as exactly that one serial.
+
+    The test for a serial lotline takes from anywhere but typed entry (a Next Serial, rule R6;
+    a scanned AI 21 serial, R5): returns, vendor returns and adjustments name units by typed
+    entry only, so a serial it would split (``"SN,7"``), change or refuse could never be named
+    again. Pass ``value`` already normalized (NFC, trimmed), as it will be stored.
+
+    Raises:
+        SerialEntryError: typed entry's own refusal (a bad character, too long, a span), or
+            ``INVALID_SERIAL_SPAN`` when typed entry reads it as other serials.
+    """
+    try:
+        # max_span=1: a span is never expanded here, only refused.
+        typed = parse_serials(value, max_span=1)
+    except SerialEntryError as exc:
+        raise SerialEntryError(
+            exc.code, f"typed entry refuses it: {exc.reason}", exc.offending
+        ) from None
+    if typed != [value]:
+        shown = ", ".join(repr(serial) for serial in typed[:3]) or "no serial"
+        raise SerialEntryError(
+            INVALID_SERIAL_SPAN, f"typed entry reads it as {_clip(shown)}", _clip(value)
+        )
+    return value
 
 
 def find_duplicates(serials: Iterable[str]) -> list[str]:

@@ -18,29 +18,22 @@ from shared.contracts.types import (
     SignedQuantity,
     Text,
 )
-from shared.serials import SerialEntryError, parse_serials
+from shared.serials import SerialEntryError, one_typed_serial
 
 MAX_LINES = 10_000
 MAX_LIST = 1_000_000
 
 
 def _one_serial(value: str | None) -> str | None:
-    """R6: a Next Serial is one serial that typed entry (R5, `parse_serials`) reads back as
-    itself; otherwise the units generated from it could never be named again (by a return, a
-    vendor return or an adjustment)."""
+    """R6: a Next Serial is one serial that typed entry (R5) reads back as itself; otherwise the
+    units generated from it could never be named again (by a return, a vendor return or an
+    adjustment)."""
     if value is None:
         return None
     try:
-        # max_span=1: a span is never expanded here, only refused.
-        typed = parse_serials(value, max_span=1)
+        return one_typed_serial(value)
     except SerialEntryError as exc:
-        raise ValueError(f"next serial {value!r} is refused by typed entry: {exc.reason}") from None
-    if typed != [value]:
-        shown = ", ".join(repr(serial) for serial in typed[:3])
-        raise ValueError(
-            f"next serial {value!r} is not one serial: typed entry reads it as {shown}"
-        )
-    return value
+        raise ValueError(f"next serial {value!r} is not one typed serial: {exc.reason}") from None
 
 
 NextSerial = Annotated[OptionalIdentifier, AfterValidator(_one_serial)]

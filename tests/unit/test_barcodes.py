@@ -148,6 +148,17 @@ def test_scanned_serial_equals_the_same_serial_typed() -> None:
 # --- refusals ---------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("serial", ["SN,7", "SN;7", "A1..A3", "7..7"])
+def test_a_scanned_serial_typed_entry_cannot_name_is_refused(serial: str) -> None:
+    """R5 (R6's reasoning): AI 21 allows ',' ';' and '..', which typed entry reads as
+    separators or a span. Received as "SN,7", the unit could never be named by an adjustment,
+    and naming it would touch 'SN' and '7' instead: the scan is refused INVALID_BARCODE."""
+    for raw in (f"(21){serial}", f"01{GTIN}21{serial}"):
+        error = refusal(raw)
+        assert "unusable serial" in error.reason and "typed entry" in error.reason
+        assert error.offending == raw
+
+
 @pytest.mark.parametrize("raw", ["", "   ", "\r\n", GS])
 def test_empty_scan_is_refused(raw: str) -> None:
     """R5: an empty scan is unreadable."""
@@ -230,7 +241,7 @@ _AI_TEXT = st.text(string.ascii_letters + string.digits + "-./", min_size=1, max
 @given(
     payload=st.text(string.digits, min_size=13, max_size=13),
     lot=_AI_TEXT,
-    serial=_AI_TEXT,
+    serial=_AI_TEXT.filter(lambda s: ".." not in s),  # "A..B" is a span to typed entry
     expires_on=st.dates(dt.date(2001, 1, 1), dt.date(2069, 12, 31)),
     form=st.sampled_from(["]C1", "]d2", "]Q3", "", "hri"]),
 )

@@ -16,6 +16,7 @@ from shared.serials import (
     find_duplicates,
     format_serials,
     normalize_serial,
+    one_typed_serial,
     parse_serials,
 )
 
@@ -328,6 +329,39 @@ def test_normalize_serial_refuses_empty_invisible_and_long(bad: str) -> None:
     with pytest.raises(SerialEntryError) as caught:
         normalize_serial(bad)
     assert caught.value.code == "SERIAL_REQUIRED"
+
+
+# --- one_typed_serial -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("serial", ["SN-0099", "134593568", "S\u00e9-1", "x" * MAX_SERIAL_LENGTH])
+def test_one_typed_serial_accepts_what_typed_entry_reads_back_as_itself(serial: str) -> None:
+    """R5/R6: a serial from anywhere but typed entry must be one typed entry can name."""
+    assert one_typed_serial(serial) == serial
+    assert parse_serials(serial) == [serial]
+
+
+@pytest.mark.parametrize(
+    ("serial", "says"),
+    [
+        ("SN,7", "typed entry reads it as 'SN', '7'"),
+        ("SN;7", "typed entry reads it as 'SN', '7'"),
+        ("SN 7", "typed entry reads it as 'SN', '7'"),
+        ("1..1", "typed entry reads it as '1'"),
+        ("A1...A3", "span"),
+        (",", "typed entry reads it as no serial"),
+        ("x" * (MAX_SERIAL_LENGTH + 1), "longer than 64 characters"),
+    ],
+)
+def test_one_typed_serial_refuses_what_typed_entry_would_split_change_or_refuse(
+    serial: str, says: str
+) -> None:
+    """R5/R6: a unit stored under a serial typed entry reads as other serials could never be
+    named again by a return or an adjustment (or worse, names other units)."""
+    with pytest.raises(SerialEntryError) as caught:
+        one_typed_serial(serial)
+    assert says in caught.value.reason
+    assert caught.value.code in ("INVALID_SERIAL_SPAN", "SERIAL_REQUIRED")
 
 
 def test_serial_entry_error_survives_pickling() -> None:
