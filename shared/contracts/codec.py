@@ -7,6 +7,7 @@ stays a number the validators can refuse instead of becoming a float infinity), 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -63,16 +64,38 @@ def loads(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
     except UnicodeDecodeError as exc:
         raise InvalidMessage(f"not UTF-8: {exc}") from None
     try:
-        return json.loads(
-            text,
-            parse_float=Decimal,
-            parse_constant=_no_constants,
-            object_pairs_hook=_no_duplicate_keys,
-        )
+        try:
+            return _parse(text, None)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:
+            # An integer literal longer than Python turns into an int (4,300 digits, see
+            # sys.get_int_max_str_digits): read the integers as Decimal this once, so such a
+            # number is refused by its field's validator (and answered) like 1e400 is.
+            return _parse(text, _long_int)
     except json.JSONDecodeError as exc:
         raise InvalidMessage(f"not JSON: {exc}") from None
     except RecursionError:
         raise InvalidMessage("JSON nested too deeply") from None
+    except ValueError as exc:  # anything else the parser cannot turn into values
+        raise InvalidMessage(f"not JSON: {str(exc)[:200]}") from None
+
+
+def _parse(text: str, parse_int: Callable[[str], Any] | None) -> Any:
+    return json.loads(
+        text,
+        parse_float=Decimal,
+        parse_int=parse_int,
+        parse_constant=_no_constants,
+        object_pairs_hook=_no_duplicate_keys,
+    )
+
+
+def _long_int(text: str) -> int | Decimal:
+    try:
+        return int(text)
+    except ValueError:
+        return Decimal(text)
 
 
 def decode(

@@ -138,7 +138,12 @@ def summary(found: Sequence[Problem]) -> Problem:
 
 def safe_text(value: str) -> str:
     """Text the contract accepts: control characters (a scanner's GS, NUL) and lone surrogates
-    escaped, clipped to MAX_TEXT (as receiving and shipping echo offending values)."""
+    escaped, clipped to MAX_TEXT (as receiving and shipping echo offending values).
+
+    NFC-normalized before it is clipped: the contract's `Text` normalizes, and some characters
+    grow under NFC (U+FB2C is three), so text clipped first could still end up too long and
+    the refusal carrying it would itself be invalid."""
+    value = unicodedata.normalize("NFC", value)
     out = []
     for ch in value:
         if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs"):
@@ -276,7 +281,7 @@ def _render(value: object) -> str | None:
     if isinstance(value, str):
         return safe_text(value)
     if isinstance(value, int | Decimal | float):
-        return str(value)
+        return safe_text(str(value))  # a 5,000-digit number is clipped like any other text
     return safe_text(_short(value, _MAX_RENDER))
 
 

@@ -79,16 +79,27 @@ def _bounded(limit: Decimal, what: str) -> AfterValidator:
     def check(value: Decimal) -> Decimal:
         if not value.is_finite():
             raise ValueError(f"{what} must be a finite number")
-        if abs(value) > limit:
-            raise ValueError(f"{what} {value} is beyond the limit {limit}")
+        # copy_abs, not abs(): abs() rounds to the decimal context and raises decimal.Overflow
+        # (not a ValueError, so it escapes validation) for an exponent beyond its Emax
+        # (1E+1000000000); copy_abs and a comparison never round and never signal.
+        if value.copy_abs() > limit:
+            raise ValueError(f"{what} {_shown(value)} is beyond the limit {limit}")
         # A value equal to itself rounded to the allowed places has no more places than that
         # (quantize cannot overflow: the value is within the limit). Cheaper than as_tuple(),
         # which builds a tuple of digits per value: a 100,000-serial event holds 200,000.
         if value != value.quantize(_QUANTUM):
-            raise ValueError(f"{what} {value} has more than {MAX_DECIMAL_PLACES} decimal places")
+            raise ValueError(
+                f"{what} {_shown(value)} has more than {MAX_DECIMAL_PLACES} decimal places"
+            )
         return value
 
     return AfterValidator(check)
+
+
+def _shown(value: Decimal) -> str:
+    """The number for a refusal's reason: a 5,000-digit one is shown by its ends."""
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:20]}…{text[-10:]} ({len(text)} characters)"
 
 
 def _positive(value: Decimal) -> Decimal:

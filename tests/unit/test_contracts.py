@@ -61,6 +61,29 @@ def test_1e400_as_a_json_number_is_refused_not_turned_into_infinity() -> None:
         decode(SHIPMENTS, body)
 
 
+@pytest.mark.parametrize(
+    "number",
+    [b"9" * 5000, b"-" + b"9" * 5000, b"1E+1000000000", b'"1E+1000000000"', b"-1E+999999999"],
+)
+def test_numbers_beyond_what_python_converts_fail_validation_like_1e400(number: bytes) -> None:
+    """§6: an integer past Python's 4,300-digit conversion limit (a ValueError from json) and an
+    exponent past the decimal context's (decimal.Overflow from abs()) are refused as the field's
+    value, with the document kept so it can be answered, never raised as something else."""
+    body = _bytes(_request(0)).replace(b'"quantity": 0', b'"quantity": ' + number)
+    with pytest.raises(InvalidMessage, match="beyond the limit") as caught:
+        decode(SHIPMENTS, body)
+    assert caught.value.document is not None and caught.value.error is not None
+    assert [e["loc"][-1] for e in caught.value.error.errors()] == ["quantity"]
+
+
+def test_a_long_integer_is_still_an_integer_where_python_can_read_it() -> None:
+    """Only a document holding an integer too long for int is read with Decimal integers."""
+    body = _bytes(_request(0)).replace(b'"quantity": 0', b'"quantity": ' + b"1" + b"0" * 4000)
+    with pytest.raises(InvalidMessage, match="beyond the limit"):
+        decode(SHIPMENTS, body)
+    assert decode(SHIPMENTS, _bytes(_request(3))).lines[0].line_no == 1
+
+
 def test_refuses_duplicate_json_keys() -> None:
     body = b'{"type": "ShipmentCancelled", "message_id": "a", "shipment_id": "S1", '
     body += b'"shipment_id": "S2"}'

@@ -5,6 +5,7 @@ field path and the offending value (docs/contract.md, "Invalid documents")."""
 from __future__ import annotations
 
 import json
+import unicodedata
 from decimal import Decimal
 from typing import Any
 
@@ -141,6 +142,46 @@ def test_long_and_hostile_offending_values_are_escaped_and_clipped() -> None:
     (problem,) = refusal.problems
     assert problem.offending is not None and len(problem.offending) <= 1901
     assert problem.offending.endswith("…")
+
+
+def test_an_offending_value_that_grows_under_nfc_is_clipped_after_normalizing() -> None:
+    """U+FB2C is three characters in NFC: 700 of them make a 2,100-character office. The
+    refusal echoing it must still be valid text (at most 2,000 characters once normalized),
+    or the document would go unanswered."""
+    refusal = _refuse_receipt(_receipt(_line(1, "A", 1), office="\ufb2c" * 700))
+    (problem,) = refusal.problems
+    assert problem.reason.startswith("office: ")
+    assert problem.offending is not None and len(problem.offending) <= 1901
+    assert problem.offending.endswith("…")
+    assert problem.offending == unicodedata.normalize("NFC", problem.offending)
+
+
+def test_an_adjustment_whose_value_grows_under_nfc_is_still_answered() -> None:
+    exc = _invalid(ADJUSTMENTS, _adjustment(office="\u0958" * 1200))  # U+0958: two in NFC
+    assert exc.document is not None and exc.error is not None
+    refusal = allocation.invalid_adjustment(exc.document, exc.error.errors())
+    assert isinstance(refusal, CommandRejected)
+    assert refusal.reason.startswith("office: ")
+    assert refusal.offending is not None and len(refusal.offending) <= 1901
+
+
+@pytest.mark.parametrize("quantity", ["9" * 5000, "1E+1000000000"])
+def test_a_number_python_cannot_convert_is_answered_invalid_quantity(quantity: str) -> None:
+    """§6: as 1e400 is. The number is sent as a JSON number, not a string."""
+    body = json.dumps(_receipt(_line(1, "A", 0))).replace(
+        '"quantity": 0', f'"quantity": {quantity}'
+    )
+    with pytest.raises(InvalidMessage) as caught:
+        decode(RECEIPTS, body.encode())
+    exc = caught.value
+    assert exc.document is not None and exc.error is not None
+    refusal = receiving.invalid_receipt(exc.document, exc.error.errors(include_url=False))
+    assert refusal is not None
+    (problem,) = refusal.problems
+    assert problem.reason_code == ReasonCode.INVALID_QUANTITY
+    assert problem.reason.startswith("lines[0].quantity: ") and "beyond the limit" in problem.reason
+    assert problem.offending is not None and problem.offending.startswith(quantity[:20])
+    assert len(problem.offending) <= 1901
 
 
 def test_problems_are_capped() -> None:
