@@ -46,7 +46,7 @@ from shared.config import Settings
 from shared.contracts.codec import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, InvalidMessage, decode
 from shared.contracts.invalid import Refuser, problems
 from shared.contracts.types import normalize_identifier
-from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS
+from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS, is_transient
 from shared.outbox import TYPE_HEADER, Outbox, OutboxRelay, OutboxRow, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
@@ -61,6 +61,9 @@ BATCH_SECONDS = Histogram("lotline_batch_seconds", "Time to process one batch", 
 
 
 MAX_CONFLICT_RETRIES = 5
+# How long claiming an assignment retries a transient database error before giving up (the
+# next batch of the partition tries again).
+CLAIM_SECONDS = 30.0
 
 
 class Fenced(Exception):
@@ -103,7 +106,12 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
         self._owner.forget(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self._owner.claim(assigned)
+        try:
+            await self._owner.claim(assigned)
+        except Exception:
+            # aiokafka would only log it too. The partitions stay assigned but unclaimed, and
+            # on_batch claims them before it reads any of their records.
+            log.exception("consumer.claim_failed", consumer=self._owner.name)
 
 
 @dataclass(frozen=True)
@@ -172,6 +180,11 @@ class TransactionalConsumer:
         self._own = {t: t in own for t in self._routes}
         self._epochs: dict[tuple[str, int], int] = {}
         self._next: dict[tuple[str, int], int] = {}
+        # Partitions Kafka assigned us (claimed or not): records of one without an epoch must
+        # be claimed, never passed over. One claim at a time: the listener's and on_batch's.
+        self._assigned: set[tuple[str, int]] = set()
+        self._claiming = asyncio.Lock()
+        self._claim_seconds = CLAIM_SECONDS
         self._subscriber: Any = None
         self._hint_task: asyncio.Task[None] | None = None
         self._hint_interval = 1.0
@@ -218,28 +231,29 @@ class TransactionalConsumer:
     # -- assignment -------------------------------------------------------------------------
 
     async def claim(self, assigned: Sequence[TopicPartition]) -> None:
-        """Bump each partition's epoch (fencing the previous owner), seek to the stored offset."""
+        """Bump each partition's epoch (fencing the previous owner), seek to the stored offset.
+
+        A transient database error is retried with backoff for up to CLAIM_SECONDS, then raised:
+        the partitions stay assigned but unclaimed, and on_batch claims them again before it
+        reads any of their records."""
         assigned = [tp for tp in assigned if tp.topic in self._routes]
         if not assigned:
             return
+        self._assigned.update((tp.topic, tp.partition) for tp in assigned)
+        async with self._claiming:
+            await self._claim(assigned)
+
+    async def _claim(self, assigned: Sequence[TopicPartition]) -> None:
         for route in self._routes.values():
             if route.on_assign is not None and any(tp.topic == route.topic for tp in assigned):
                 # Another process may have owned these partitions meanwhile: caches start over.
                 route.on_assign()
-        async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                "INSERT INTO consumer_offsets (consumer, topic, partition, epoch)"
-                " SELECT n, t, p, 1 FROM unnest($1::text[], $2::text[], $3::int[]) AS u(n, t, p)"
-                " ON CONFLICT (consumer, topic, partition)"
-                " DO UPDATE SET epoch = consumer_offsets.epoch + 1"
-                " RETURNING topic, partition, next_offset, epoch",
-                [self._routes[tp.topic].name for tp in assigned],
-                [tp.topic for tp in assigned],
-                [tp.partition for tp in assigned],
-            )
+        rows = await self._bump_epochs(assigned)
         consumer = self._subscriber.consumer if self._subscriber is not None else None
         for row in rows:
             key = (row["topic"], row["partition"])
+            if key not in self._assigned:
+                continue  # revoked while we claimed: not ours to read, nor to seek
             self._epochs[key] = row["epoch"]
             tp = TopicPartition(row["topic"], row["partition"])
             if row["next_offset"] is not None:
@@ -254,8 +268,43 @@ class TransactionalConsumer:
             "consumer.assigned", consumer=self.name, partitions=[list(k) for k in self._epochs]
         )
 
+    async def _bump_epochs(self, assigned: Sequence[TopicPartition]) -> list[asyncpg.Record]:
+        """The claim's one query, retried with backoff while the database is unreachable."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._claim_seconds
+        delay = 0.05
+        while True:
+            # A partition revoked while we waited is another process's to claim now.
+            current = [tp for tp in assigned if (tp.topic, tp.partition) in self._assigned]
+            if not current:
+                return []
+            try:
+                async with self._pool.acquire() as conn:
+                    return list(
+                        await conn.fetch(
+                            "INSERT INTO consumer_offsets (consumer, topic, partition, epoch)"
+                            " SELECT n, t, p, 1"
+                            " FROM unnest($1::text[], $2::text[], $3::int[]) AS u(n, t, p)"
+                            " ON CONFLICT (consumer, topic, partition)"
+                            " DO UPDATE SET epoch = consumer_offsets.epoch + 1"
+                            " RETURNING topic, partition, next_offset, epoch",
+                            [self._routes[tp.topic].name for tp in current],
+                            [tp.topic for tp in current],
+                            [tp.partition for tp in current],
+                        )
+                    )
+            except Exception as exc:
+                if not is_transient(exc) or loop.time() + delay > deadline:
+                    raise
+                log.warning(
+                    "consumer.claim_retrying", consumer=self.name, error=repr(exc), delay=delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def forget(self, revoked: Sequence[TopicPartition]) -> None:
         for tp in revoked:
+            self._assigned.discard((tp.topic, tp.partition))
             self._epochs.pop((tp.topic, tp.partition), None)
             self._next.pop((tp.topic, tp.partition), None)
 
@@ -265,7 +314,15 @@ class TransactionalConsumer:
         records: tuple[ConsumerRecord, ...] = msg.raw_message
         started = time.perf_counter()
         self._ensure_hint_task()
-        fresh = [r for r in records if self._is_new(r)]
+        unclaimed = {
+            (r.topic, r.partition)
+            for r in records
+            if (r.topic, r.partition) in self._assigned
+            and (r.topic, r.partition) not in self._epochs
+        }
+        if unclaimed:
+            await self._claim_late(unclaimed, records)
+        fresh = [r for r in records if self._is_new(r) and (r.topic, r.partition) not in unclaimed]
         if fresh and not any(map(self._wanted, fresh)):
             # Nothing here for us: move on without a transaction. The stored offsets lag
             # behind until the next wanted record; after a restart these are passed over again.
@@ -338,6 +395,48 @@ class TransactionalConsumer:
                 await self._hint_task
         await self.commit_hints()
 
+    async def _claim_late(
+        self, unclaimed: set[tuple[str, int]], records: Sequence[ConsumerRecord]
+    ) -> None:
+        """Records of partitions assigned to us but not claimed (the claim at assignment failed,
+        or is still running): claim them now, never pass them over. None of their records is
+        read in this batch: it was fetched before the claim seeks to the stored offsets, and if
+        the claim fails we seek back to where the batch began, so they all come again."""
+        try:
+            async with self._claiming:
+                # The listener's claim may have finished while we waited for it.
+                pending = [
+                    TopicPartition(t, p)
+                    for t, p in sorted(unclaimed)
+                    if (t, p) in self._assigned and (t, p) not in self._epochs
+                ]
+                if pending:
+                    log.warning(
+                        "consumer.claiming_late",
+                        consumer=self.name,
+                        partitions=[[tp.topic, tp.partition] for tp in pending],
+                    )
+                    await self._claim(pending)
+        except Exception:
+            log.exception("consumer.claim_failed", consumer=self.name)
+            self._seek_back(records, unclaimed)
+            await asyncio.sleep(1.0)
+
+    def _seek_back(
+        self, records: Sequence[ConsumerRecord], partitions: set[tuple[str, int]]
+    ) -> None:
+        """Fetch these partitions' records of the batch again (they have no stored offset yet)."""
+        consumer = self._subscriber.consumer if self._subscriber is not None else None
+        if consumer is None:
+            return
+        first: dict[tuple[str, int], int] = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            if key in partitions and key in self._assigned:
+                first[key] = min(first.get(key, r.offset), r.offset)
+        for (topic, partition), offset in first.items():
+            consumer.seek(TopicPartition(topic, partition), offset)
+
     def _rewind(self, records: Sequence[ConsumerRecord]) -> None:
         consumer = self._subscriber.consumer if self._subscriber is not None else None
         if consumer is None:
@@ -386,6 +485,8 @@ class TransactionalConsumer:
                     conflicts += 1
                     if conflicts > MAX_CONFLICT_RETRIES:
                         raise
+                elif not is_transient(exc):
+                    raise  # deterministic (asyncpg's DataError): a bug, split and dead-lettered
                 log.warning("consumer.retrying", consumer=self.name, error=repr(exc), delay=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -577,7 +678,8 @@ class TransactionalConsumer:
         if answered is not None:
             headers["answered"] = answered
         for name, value in record.headers or ():
-            headers.setdefault(f"original_{name}", value.decode("utf-8", "replace"))
+            # Kafka allows a header without a value (aiokafka: None): kept, as empty.
+            headers.setdefault(f"original_{name}", (value or b"").decode("utf-8", "replace"))
         # Headers are stored as jsonb, which has no NUL: one in an upstream header would fail
         # the dead letter itself and stall the partition.
         headers = {_no_nul(k): _no_nul(v) for k, v in headers.items()}
@@ -608,15 +710,23 @@ def unanswered(kind: str, *ids: str) -> Refuser:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LATEST_MS = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _stamp(message: Any, timestamp_ms: int | None) -> None:
     """Give an upstream message that left out `occurred_at` its Kafka record's timestamp: the
     same on every redelivery, unlike the consumer's clock. A record without one (-1) keeps the
-    reading time. Written in place (the models are frozen, and validating again costs)."""
+    reading time. Written in place (the models are frozen, and validating again costs).
+
+    A timestamp past 9999-12-31 (any int64 is a legal CreateTime) is clamped to that day's last
+    millisecond rather than refused or replaced by the clock: the contract makes the record's
+    timestamp the message's time, and clamping keeps a replay deciding as the first delivery
+    did; it is also the latest `occurred_at` a sender could have written itself, so nothing
+    downstream sees a time a valid message could not carry."""
     if timestamp_ms is None or timestamp_ms <= 0:
         return
-    message.__dict__["occurred_at"] = _EPOCH + timedelta(milliseconds=timestamp_ms)
+    stamp = _EPOCH + timedelta(milliseconds=min(timestamp_ms, _LATEST_MS))
+    message.__dict__["occurred_at"] = stamp
     message.__pydantic_fields_set__.add("occurred_at")
 
 
@@ -631,7 +741,9 @@ def _message_id(message: Any) -> str:
 def _type_header(record: ConsumerRecord) -> str | None:
     for name, value in record.headers or ():
         if name == TYPE_HEADER:
-            return bytes(value).decode("utf-8", "replace")
+            # A `type` header without a value (Kafka allows it; aiokafka gives None) names no
+            # type: the record is parsed, as one without the header is, never passed over.
+            return None if value is None else bytes(value).decode("utf-8", "replace")
     return None
 
 

@@ -27,6 +27,18 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+# ...except asyncpg's client-side DataError, an InterfaceError too: a query argument the driver
+# cannot encode fails the same way on every try, a bug to dead-letter, not to retry forever.
+# (asyncpg 0.32 reports a bad argument as the server-side class asyncpg.DataError, which is not
+# transient; this keeps it so should the driver raise the client-side one.)
+NOT_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions._base.DataError,)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying the unit of work may succeed: the database may answer next time."""
+    return isinstance(exc, TRANSIENT_ERRORS) and not isinstance(exc, NOT_TRANSIENT_ERRORS)
+
+
 # A constraint said no: a backstop caught a race (e.g. a zombie consumer). Retry the batch.
 CONFLICT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.UniqueViolationError,

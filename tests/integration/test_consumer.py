@@ -602,3 +602,252 @@ async def test_a_message_without_occurred_at_takes_its_records_timestamp(
     # What the handler emitted (and so every later decision) carries the record's time.
     (payload,) = await pool.fetch("SELECT payload FROM outbox WHERE key = 'A'")
     assert json.loads(payload["payload"])["occurred_at"] == "2026-01-01T00:00:00.123000Z"
+
+
+async def test_a_record_timestamp_past_year_9999_is_clamped_not_dead_lettered(
+    pool: asyncpg.Pool,
+) -> None:
+    """Any int64 is a legal CreateTime: a valid message without occurred_at whose record time
+    lies past 9999-12-31 is processed, stamped with the latest instant a message can carry (the
+    same on every replay), instead of failing with OverflowError and being dead-lettered."""
+    from datetime import UTC, datetime
+
+    seen: dict[str, datetime] = {}
+
+    class Stamps(Recorder):
+        async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+            for inbound in batch:
+                seen[inbound.message.lic] = inbound.message.occurred_at
+            await super().__call__(uow, batch)
+
+    consumer = _consumer(pool, Stamps())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently(
+        [
+            _record(0, _item("m1", "A"), timestamp=253_402_300_800_000),  # 10000-01-01
+            _record(1, _item("m2", "B"), timestamp=2**63 - 1),
+        ]
+    )
+    latest = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+    assert seen == {"A": latest, "B": latest}
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = 't.inventory.dlq'") == 0
+    (payload,) = await pool.fetch("SELECT payload FROM outbox WHERE key = 'A'")
+    assert json.loads(payload["payload"])["occurred_at"] == "9999-12-31T23:59:59.999000Z"
+
+
+# --- headers without a value (Kafka allows them; aiokafka gives None) ---------------------------
+
+
+async def test_an_invalid_record_with_a_header_without_a_value_is_dead_lettered(
+    pool: asyncpg.Pool,
+) -> None:
+    """§6: the dead letter keeps the header, empty, and the partition moves on (it used to
+    raise while writing the dead letter, so the same record came back forever)."""
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    bad = _record(0, b"not json")
+    bad.headers.append(("traceparent", None))  # type: ignore[arg-type]
+    await consumer.on_batch(_Batch([bad, _record(1, _item("m", "A"))]))
+
+    (dead,) = await pool.fetch("SELECT headers FROM outbox WHERE topic = 't.inventory.dlq'")
+    assert dead["headers"]["original_traceparent"] == ""
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(2,)]
+    await consumer.close()
+
+
+async def test_a_type_header_without_a_value_is_read_like_no_header(pool: asyncpg.Pool) -> None:
+    """A null `type` names no type: the record is parsed (contract: a record without the header
+    is parsed), neither passed over unread nor a crash."""
+    handler = Recorder()
+    consumer = _consumer(pool, handler, accepts=("UpsertItem",))
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    valid, garbage = _record(0, _item("m1", "A")), _record(1, b"{not json")
+    for record in (valid, garbage):
+        record.headers.append(("type", None))  # type: ignore[arg-type]
+    await consumer.on_batch(_Batch([valid, garbage]))
+
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    dead = await pool.fetch("SELECT headers FROM outbox WHERE topic = 't.inventory.dlq'")
+    assert [d["headers"]["source_offset"] for d in dead] == ["1"]
+    await consumer.close()
+
+
+# --- hostile values in an identifiable document: still answered -------------------------------
+
+
+async def test_a_refusal_whose_offending_value_grows_under_nfc_is_still_sent(
+    pool: asyncpg.Pool,
+) -> None:
+    """U+FB2C is three characters in NFC: 700 of them fail the 2,000-character description and
+    the refusal echoing them must still be valid, so the document is answered."""
+    consumer = _refusing(pool)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    doc = {"type": "UpsertItem", "message_id": "m1", "lic": "A", "description": "\ufb2c" * 700}
+    await consumer._process_resiliently([_record(0, json.dumps(doc).encode())])
+
+    rows = await _outbox(pool)
+    (refusal,) = [p for t, p, _ in rows if t.endswith("events")]
+    assert (refusal["type"], refusal["reason_code"]) == ("CommandRejected", "INVALID_QUANTITY")
+    assert len(refusal["offending"]) <= 2_000
+    (dead,) = [h for t, _, h in rows if t.endswith("dlq")]
+    assert dead["answered"] == "CommandRejected"
+
+
+@pytest.mark.parametrize("cost", [b"9" * 5000, b"1E+1000000000", b'"1E+1000000000"'])
+async def test_a_number_beyond_what_python_converts_is_refused_like_1e400(
+    pool: asyncpg.Pool, cost: bytes
+) -> None:
+    """§6 hostile numbers: a 5,000-digit integer (past Python's int conversion limit) or an
+    exponent past the decimal context's is an ordinary invalid value, answered INVALID_QUANTITY
+    with the dead letter, not a crash that splits the batch."""
+    consumer = _refusing(pool)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    raw = _bad_item("m1").replace(b'"-1"', cost)
+    await consumer._process_resiliently([_record(0, raw), _record(1, _item("m2", "B"))])
+
+    rows = await _outbox(pool)
+    refusals = [p for t, p, _ in rows if t.endswith("events") and p.get("type") != "UpsertItem"]
+    assert [(p["type"], p["reason_code"]) for p in refusals] == [
+        ("CommandRejected", "INVALID_QUANTITY")
+    ]
+    assert len(refusals[0]["offending"]) <= 2_000
+    (dead,) = [h for t, _, h in rows if t.endswith("dlq")]
+    assert dead["answered"] == "CommandRejected"
+    assert "est_unit_cost" in dead["error"]
+    assert await _rows(pool, "SELECT lic FROM seen") == [("B",)]
+
+
+# --- errors that are not worth retrying ----------------------------------------------------------
+
+
+async def test_a_client_side_data_error_is_dead_lettered_not_retried_forever(
+    pool: asyncpg.Pool,
+) -> None:
+    """asyncpg's client-side DataError (an argument it cannot encode) is an InterfaceError,
+    which is transient, but it fails the same way on every try: the message that trips it is
+    isolated and dead-lettered like any bug, and the partition goes on."""
+    import asyncio
+
+    class Encoding(Recorder):
+        async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+            for inbound in batch:
+                if inbound.message.lic == "ENCODE":
+                    raise asyncpg.exceptions._base.DataError("invalid input for query argument")
+            await super().__call__(uow, batch)
+
+    consumer = _consumer(pool, Encoding())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    batch = [_record(0, _item("m1", "A")), _record(1, _item("m2", "ENCODE"))]
+    await asyncio.wait_for(consumer._process_resiliently(batch), timeout=20)
+
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    (dead,) = await pool.fetch("SELECT headers FROM outbox WHERE topic = 't.inventory.dlq'")
+    assert "DataError" in dead["headers"]["error"]
+    assert dead["headers"]["source_offset"] == "1"
+
+
+# --- claiming an assignment while the database is unreachable ----------------------------------
+
+
+class _Unreachable:
+    async def __aenter__(self) -> Any:
+        raise asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _FlakyPool:
+    """The real pool, but the next `down` connections cannot be had (a failover)."""
+
+    def __init__(self, pool: asyncpg.Pool, down: int) -> None:
+        self._pool = pool
+        self.down = down
+
+    def acquire(self) -> Any:
+        if self.down > 0:
+            self.down -= 1
+            return _Unreachable()
+        return self._pool.acquire()
+
+
+class _Seeks:
+    """The aiokafka consumer as TransactionalConsumer drives it: where it sends each partition."""
+
+    def __init__(self) -> None:
+        self.seeks: list[tuple[str, int, int]] = []
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp.topic, tp.partition, offset))
+
+    async def seek_to_beginning(self, tp: TopicPartition) -> None:
+        self.seeks.append((tp.topic, tp.partition, 0))
+
+    async def commit(self, offsets: Any) -> None:
+        return None
+
+
+def _flaky_consumer(
+    pool: asyncpg.Pool, handler: Recorder, down: int
+) -> tuple[TransactionalConsumer, _FlakyPool, _Seeks]:
+    from types import SimpleNamespace
+
+    flaky = _FlakyPool(pool, down)
+    consumer = _consumer(flaky, handler)  # type: ignore[arg-type]
+    kafka = _Seeks()
+    consumer._subscriber = SimpleNamespace(consumer=kafka)
+    consumer._claim_seconds = 0.3
+    return consumer, flaky, kafka
+
+
+async def test_claiming_an_assignment_retries_while_the_database_is_unreachable(
+    pool: asyncpg.Pool,
+) -> None:
+    from shared.consumer import _Listener
+
+    consumer, flaky, kafka = _flaky_consumer(pool, Recorder(), down=2)
+    consumer._claim_seconds = 30
+    await _Listener(consumer).on_partitions_assigned([TopicPartition(TOPIC, 0)])
+
+    assert flaky.down == 0
+    assert consumer._epochs == {(TOPIC, 0): 1}
+    assert kafka.seeks == [(TOPIC, 0, 0)]
+    assert await _rows(pool, "SELECT epoch FROM consumer_offsets") == [(1,)]
+
+
+async def test_records_of_a_partition_whose_claim_failed_are_claimed_never_passed_over(
+    pool: asyncpg.Pool,
+) -> None:
+    """§6: aiokafka only logs a listener's error, so a claim that fails at assignment leaves a
+    partition assigned but without an epoch. Its records are not silently skipped: on_batch
+    claims it first (seeking back while the database is still down) and reads them after."""
+    from shared.consumer import _Listener
+
+    handler = Recorder()
+    consumer, flaky, kafka = _flaky_consumer(pool, handler, down=1_000_000)
+    await _Listener(consumer).on_partitions_assigned([TopicPartition(TOPIC, 0)])  # logged only
+    assert consumer._epochs == {}
+    batch = _Batch([_record(i, _item(f"m{i}", f"L{i}")) for i in (3, 4)])
+
+    await consumer.on_batch(batch)  # the database is still down: back to where the batch began
+    assert kafka.seeks == [(TOPIC, 0, 3)]
+    assert handler.calls == 0
+
+    flaky.down = 0
+    await consumer.on_batch(batch)  # claimed now: seek to the stored offset, read from there
+    assert consumer._epochs == {(TOPIC, 0): 1}
+    assert kafka.seeks[1:] == [(TOPIC, 0, 0)]
+    redelivered = _Batch([_record(i, _item(f"m{i}", f"L{i}")) for i in range(5)])
+    await consumer.on_batch(redelivered)
+
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [
+        ("L0",),
+        ("L1",),
+        ("L2",),
+        ("L3",),
+        ("L4",),
+    ]
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(5,)]
+    assert consumer.processed == 5
+    await consumer.close()
