@@ -21,9 +21,8 @@ from typing import Any
 
 import asyncpg
 
-from services.ledger.domain.costing import BookedUsage, CostEntries, PoKey, PurchaseOrder
+from services.ledger.domain.costing import BookedUsage, CostEntries, PoKey, PoLot, PurchaseOrder
 from services.ledger.domain.model import (
-    CogsRow,
     Entries,
     Fact,
     ItemFact,
@@ -169,8 +168,38 @@ async def load_booked_usage(
     return usage
 
 
+async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[PoKey, list[PoLot]]:
+    """The POs' purchase lots, in receipt order, with the units in them and their unit cost."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT k.po, l.lic, l.lot_id, l.office, l.current_qty,
+               coalesce(l.act_unit_cost, l.est_unit_cost) AS unit_cost
+        FROM unnest($1::text[], $2::text[]) AS k(po, lic)
+        JOIN lots AS l ON l.reference = k.po AND l.lic = k.lic AND l.kind = 'purchase'
+        ORDER BY l.received_on, l.recorded_at, l.lot_id
+        """,
+        [po for po, _ in keys],
+        [lic for _, lic in keys],
+    )
+    lots: dict[PoKey, list[PoLot]] = {}
+    for r in rows:
+        lots.setdefault((r["po"], r["lic"]), []).append(
+            PoLot(
+                lot_id=r["lot_id"],
+                lic=r["lic"],
+                office=r["office"],
+                quantity=r["current_qty"],
+                unit_cost=r["unit_cost"],
+            )
+        )
+    return lots
+
+
 async def write_costs(conn: asyncpg.Connection, entries: CostEntries) -> None:
-    """The POs' new state, the actual cost on closed POs' purchase lots, reconciliations."""
+    """The POs' new state; on closed POs' purchase lots and their serials the actual cost;
+    the lots' cost-change records; reconciliations."""
     orders = list(entries.orders.values())
     if orders:
         await conn.execute(
@@ -185,22 +214,36 @@ async def write_costs(conn: asyncpg.Connection, entries: CostEntries) -> None:
             """,
             *_arrays(orders, _ORDER_COLUMNS),
         )
+    writes = _Writes()
     if entries.actual_costs:
         keys = list(entries.actual_costs)
-        await conn.execute(
-            "UPDATE lots AS l SET act_unit_cost = d.cost"
-            " FROM unnest($1::text[], $2::text[], $3::numeric[]) AS d(po, lic, cost)"
-            " WHERE l.reference = d.po AND l.lic = d.lic AND l.kind = 'purchase'",
+        costs = [
             [po for po, _ in keys],
             [lic for _, lic in keys],
             [entries.actual_costs[k] for k in keys],
+        ]
+        writes.add(
+            (
+                "UPDATE lots AS l SET act_unit_cost = d.cost"
+                " FROM unnest($1::text[], $2::text[], $3::numeric[]) AS d(po, lic, cost)"
+                " WHERE l.reference = d.po AND l.lic = d.lic AND l.kind = 'purchase'",
+                costs,
+            )
         )
-    await insert_cogs(conn, entries.cogs)
-
-
-async def insert_cogs(conn: asyncpg.Connection, cogs: Sequence[CogsRow]) -> None:
-    writes = _Writes()
-    await writes.insert(conn, "cogs", _COGS_COLUMNS, cogs, "(entry_key)")
+        writes.add(
+            (
+                "UPDATE serials AS s SET unit_cost = d.cost"
+                " FROM unnest($1::text[], $2::text[], $3::numeric[]) AS d(po, lic, cost)"
+                " JOIN lots AS l"
+                "   ON l.reference = d.po AND l.lic = d.lic AND l.kind = 'purchase'"
+                " WHERE s.lot_id = l.lot_id AND s.unit_cost <> d.cost",
+                costs,
+            )
+        )
+    await writes.insert(
+        conn, "transactions", _TRANSACTION_COLUMNS, entries.transactions, "(txn_id)"
+    )
+    await writes.insert(conn, "cogs", _COGS_COLUMNS, entries.cogs, "(entry_key)")
     await writes.run(conn)
 
 

@@ -122,7 +122,9 @@ class SerialRecord(Out):
     document: str | None = Field(description="the shipment or adjustment that last moved it")
     line_no: int | None
     counterparty: str | None
-    unit_cost: Num
+    unit_cost: Num = Field(
+        description="its lot's cost when it last moved, or the actual cost once the lot's PO closed"
+    )
     received_on: dt.date
     changed_on: dt.date
     vendor: str | None = Field(default=None, description="the vendor of the lot it came in")
@@ -168,17 +170,22 @@ class LotDetail(Out):
 
 
 class TraceEvent(Out):
-    """One transaction record (R15): a receipt, allocation, shipment, adjustment or return."""
+    """One transaction record (R15): a receipt, allocation, shipment, adjustment or return,
+    or a lot's cost change when its PO closed (R16)."""
 
     date: dt.date
-    event_type: str
+    event_type: str = Field(
+        description="receipt, beginning_balance, allocation, release, shipment, vendor_return,"
+        " count, loss, customer_return, or cost_change: a PO closing changed the lot's unit cost"
+        " (quantity: the units in the lot then; unit_cost and cost: the change)"
+    )
     lic: str
     lot_id: str | None
     mfr_lot: str | None
     serial: str | None
     expires_on: dt.date | None
     quantity: Num
-    stock_change: Num = Field(description="+ into stock, − out, 0 for allocations")
+    stock_change: Num = Field(description="+ into stock, − out, 0 for allocations and costs")
     unit_cost: Num
     cost: Num
     office: str

@@ -44,15 +44,18 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
 
 
 async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated]]) -> None:
-    """`inventory.costs` → PO quantities; on close, COGS reconciliation exactly once (R16)."""
+    """`inventory.costs` → PO quantities; on close, the lots' new cost (with a cost-change
+    record each) and COGS reconciliation, exactly once (R15, R16)."""
     updates = [_po_update(inbound.message) for inbound in batch]
     if not updates:
         return
     await repository.lock_lics(uow.conn, (u.lic for u in updates))
     keys = list(dict.fromkeys(u.key for u in updates))
     orders = await repository.load_orders(uow.conn, keys)
-    usage = await repository.load_booked_usage(uow.conn, may_close(orders, updates))
-    entries = apply_updates(orders, usage, updates)
+    closing = may_close(orders, updates)
+    usage = await repository.load_booked_usage(uow.conn, closing)
+    lots = await repository.load_po_lots(uow.conn, closing)
+    entries = apply_updates(orders, usage, updates, lots)
     await repository.write_costs(uow.conn, entries)
     RECONCILIATIONS.inc(len(entries.cogs))
 

@@ -740,10 +740,12 @@ async def test_a_return_to_vendor_is_usage_without_cogs_and_its_po_close_skips_i
         3,
     )
     trace = await get(api, "/trace", lic="BOLT", lot_id="L5")
-    assert [(t["event_type"], t["counterparty"]) for t in trace["events"]][-2:] == [
+    assert [(t["event_type"], t["counterparty"]) for t in trace["events"]][-3:] == [
         ("allocation", "Aperture"),
         ("vendor_return", "Aperture"),
+        ("cost_change", None),  # the close revalued the 3 units left (R15)
     ]
+    assert (D(trace["events"][-1]["quantity"]), D(trace["events"][-1]["cost"])) == (3, 6)
 
 
 async def test_migration_removes_cogs_booked_for_returns_to_vendor(
@@ -807,6 +809,42 @@ async def test_a_lot_received_after_its_po_closed_is_valued_at_the_actual_cost(
 
     assert D(lot["valuation"]["current"]["value"]) == D(23)
     assert D(lot["valuation"]["est_unit_cost"]) == 10
+
+
+async def test_a_po_close_revalues_its_lots_and_their_serials_with_a_record_in_their_history(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15, R16: closing PO-5 at 320 (serials A and B received at 300, A shipped) is a change
+    to the lot: its history gets a cost change of the unit left (1 × +20), the shipped unit's
+    COGS is reconciled (+20), and both serials now cost 320. The close again adds nothing."""
+    w = Wire()
+    a, b = (mv("IN-5/1", 1, "300", serial=s) for s in ("A", "B"))
+    await record(
+        pool,
+        w.item(CAM, serialized=True),
+        w.received(CAM, "IN-5/1", 2, "300", [a, b], po="PO-5", on=date(2024, 1, 10)),
+        w.sale(CAM, "OUT-1", [a], customer="Alpha", on=date(2024, 1, 11)),
+    )
+    await record_costs(pool, w.po("PO-5", CAM, act_unit_cost=D(320), closed=True))
+    await record_costs(pool, w.po("PO-5", CAM, act_unit_cost=D(320), closed=True))
+
+    lot = await get(api, "/lots/IN-5/1")
+    trace = await get(api, "/trace", lic=CAM, lot_id="IN-5/1")
+    serials = [await get(api, f"/serials/{CAM}/{s}") for s in ("A", "B")]
+
+    assert [
+        (t["event_type"], D(t["quantity"]), D(t["stock_change"]), D(t["unit_cost"]), D(t["cost"]))
+        for t in trace["events"]
+        if t["serial"] is None
+    ] == [("cost_change", 1, 0, 20, 20)]
+    assert trace["events"][-1]["document"] == "PO-5"
+    assert [D(s["unit_cost"]) for s in lot["serials"]] == [320, 320]
+    assert [D(s["current"]["unit_cost"]) for s in serials] == [320, 320]
+    assert D(lot["valuation"]["current"]["value"]) == 320
+    assert [(c["kind"], D(c["amount"])) for c in lot["cogs"]] == [
+        ("usage", 300),
+        ("reconciliation", 20),
+    ]
 
 
 async def test_a_reopened_po_closes_again_at_its_corrected_cost(

@@ -109,7 +109,8 @@ async def test_ledger_records_events_and_costs_through_the_broker_exactly_once(
 
     before = await _counts(env)
     assert before["lot"] == (2, 1, 0, 310)
-    assert (before["usage"], before["transactions"], before["reconciliations"]) == (1, 4, 1)
+    # Transactions: two receipts, the allocation, the shipment and the close's cost change.
+    assert (before["usage"], before["transactions"], before["reconciliations"]) == (1, 5, 1)
     assert before["cogs"] == 310
     assert D(lot["valuation"]["ordered"]["value"]) == 620 and lot["valuation"]["cost_is_final"]
 

@@ -12,6 +12,11 @@ Policies:
   nothing. A later close with another actual cost is a correction: a new closing whose entries
   bring every usage from what is booked to the new cost. Reconciliation entries are keyed by
   (po, lic, closing number, usage) so a closing is written exactly once.
+- A closing changes the cost of the PO's lots, and every change to a lot is a transaction
+  record (R15): each lot whose unit cost changes gets one `cost_change` lot record of the units
+  still in it (no stock change) at the difference, so its cost is what the stock on hand gained
+  or lost (the used units' difference is the reconciliation's); the lot's serials take the
+  actual cost. Records are keyed by (po, lic, closing number, lot) like the entries.
 - `closed: false` opens the PO, a closed one too (it was reopened, say to correct its cost): the
   actual cost it names is kept, but not final. Its lots keep the cost last applied (their usage
   meanwhile is booked at it, and valued at it) until the PO closes again; that close is a
@@ -21,12 +26,12 @@ Policies:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 
-from services.ledger.domain.model import ZERO, Action, CogsRow
+from services.ledger.domain.model import ZERO, Action, CogsRow, TransactionRow
 from services.ledger.domain.recording import COGS_ACTIONS
 
 PoKey = tuple[str, str]
@@ -86,13 +91,26 @@ class BookedUsage:
     booked: Decimal
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoLot:
+    """One of the PO's purchase lots: the units still in it and their unit cost now."""
+
+    lot_id: str
+    lic: str
+    office: str
+    quantity: Decimal
+    unit_cost: Decimal
+
+
 @dataclass(slots=True)
 class CostEntries:
     """What a batch of PO updates writes: the POs' new state, the actual unit cost to set on
-    each closed PO's lots, and the reconciliation entries."""
+    each closed PO's lots and their serials, the lots' cost-change records and the
+    reconciliation entries."""
 
     orders: dict[PoKey, PurchaseOrder] = field(default_factory=dict)
     actual_costs: dict[PoKey, Decimal] = field(default_factory=dict)
+    transactions: list[TransactionRow] = field(default_factory=list)
     cogs: list[CogsRow] = field(default_factory=list)
 
 
@@ -100,10 +118,13 @@ def apply_updates(
     orders: dict[PoKey, PurchaseOrder],
     usage: dict[PoKey, list[BookedUsage]],
     updates: Iterable[PoUpdate],
+    lots: Mapping[PoKey, Sequence[PoLot]] | None = None,
 ) -> CostEntries:
-    """Fold PO updates (in partition order) over the known POs and their lots' usage."""
+    """Fold PO updates (in partition order) over the known POs, their lots' usage and their
+    lots (`usage` and `lots` are needed for the POs `may_close` names)."""
     entries = CostEntries()
     booked = {key: list(rows) for key, rows in usage.items()}
+    stock = {key: list(rows) for key, rows in (lots or {}).items()}
     for update in updates:
         before = entries.orders.get(update.key) or orders.get(update.key)
         after, closing = update_order(before, update)
@@ -111,6 +132,10 @@ def apply_updates(
         if closing:
             assert after.applied_unit_cost is not None
             entries.actual_costs[update.key] = after.applied_unit_cost
+            entries.transactions.extend(revalue(after, update, stock.get(update.key, [])))
+            stock[update.key] = [
+                replace(lot, unit_cost=after.applied_unit_cost) for lot in stock.get(update.key, [])
+            ]
             cogs = reconcile(after, update, booked.get(update.key, []))
             entries.cogs.extend(cogs)
             booked[update.key] = rebooked(booked.get(update.key, []), cogs)
@@ -151,6 +176,36 @@ def update_order(before: PurchaseOrder | None, update: PoUpdate) -> tuple[Purcha
         ),
         closing,
     )
+
+
+def revalue(order: PurchaseOrder, update: PoUpdate, lots: list[PoLot]) -> list[TransactionRow]:
+    """R15: one cost-change record per lot whose unit cost the closing changes."""
+    actual = order.applied_unit_cost
+    assert actual is not None
+    return [
+        TransactionRow(
+            txn_id=f"cost:{order.po}:{order.lic}:{order.closings}:{lot.lot_id}",
+            lic=lot.lic,
+            lot_id=lot.lot_id,
+            mfr_lot=None,
+            serial=None,
+            expires_on=None,
+            event_type="cost_change",
+            quantity=lot.quantity,
+            stock_change=ZERO,
+            unit_cost=actual - lot.unit_cost,
+            office=lot.office,
+            document=order.po,
+            line_no=None,
+            counterparty=None,
+            reference=order.po,
+            occurred_on=update.on,
+            event_id=update.event_id,
+            reason=f"actual unit cost {actual} (was {lot.unit_cost})",
+        )
+        for lot in lots
+        if lot.unit_cost != actual
+    ]
 
 
 def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) -> list[CogsRow]:

@@ -39,8 +39,10 @@ Action = Literal[
     "count",
     "loss",
     "customer_return",
+    "cost_change",
 ]
-"""What happened, as the transaction records and the recall spreadsheet name it."""
+"""What happened, as the transaction records and the recall spreadsheet name it.
+`cost_change`: a PO closing changed the lot's unit cost (R16)."""
 
 LotKind = Literal["purchase", "production", "adjustment"]
 SerialStatus = Literal["available", "allocated", "shipped", "returned_to_vendor", "removed"]

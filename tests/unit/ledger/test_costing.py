@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.ledger.domain.costing import PurchaseOrder, apply_updates, rebooked
+from services.ledger.domain.costing import PoLot, PurchaseOrder, apply_updates, rebooked
 from services.ledger.domain.model import Known, UsageRow
 from services.ledger.domain.recording import record
 from tests.unit.ledger.builders import LIC, D, act, booked, move, po_update, receipt
@@ -286,3 +286,45 @@ def test_a_new_cost_for_a_closed_po_that_leaves_closed_out_corrects_it() -> None
 
     assert [c.amount for c in second.cogs] == [-3, -1, 1]
     assert second.orders[PO1].closed and second.orders[PO1].closings == 2
+
+
+def test_a_closing_revalues_each_lot_with_one_transaction_record() -> None:
+    """R15, R16: a closing changes the cost of the PO's lots: each lot whose cost changes gets
+    one lot record (no stock change) of the units still in it at the difference, so its cost
+    is what the stock on hand gained or lost; the used units are the reconciliation's. A
+    correction revalues from the cost applied; the same close again writes nothing."""
+    lots = {
+        PO1: [
+            PoLot(lot_id="L1", lic=LIC, office="AI", quantity=D(8), unit_cost=D(10)),
+            PoLot(lot_id="L2", lic=LIC, office="EE", quantity=D(0), unit_cost=D("10.50")),
+            PoLot(lot_id="L3", lic=LIC, office="AI", quantity=D(2), unit_cost=D(12)),
+        ]
+    }
+    close = po_update("PO-1", actual=12, closed=True)
+
+    entries = apply_updates(
+        {},
+        {},
+        [close, po_update("PO-1", actual=11, closed=True), po_update("PO-1", closed=True)],
+        lots,
+    )
+
+    assert [
+        (t.lot_id, t.event_type, t.quantity, t.stock_change, t.unit_cost, t.cost, t.office)
+        for t in entries.transactions
+    ] == [
+        ("L1", "cost_change", 8, 0, 2, 16, "AI"),
+        ("L2", "cost_change", 0, 0, D("1.50"), 0, "EE"),
+        ("L1", "cost_change", 8, 0, -1, -8, "AI"),
+        ("L2", "cost_change", 0, 0, -1, 0, "EE"),
+        ("L3", "cost_change", 2, 0, -1, -2, "AI"),
+    ]
+    first = entries.transactions[0]
+    assert (first.document, first.reference, first.serial, first.occurred_on) == (
+        "PO-1",
+        "PO-1",
+        None,
+        close.on,
+    )
+    assert first.txn_id == "cost:PO-1:DC-IP3VO-4:1:L1" and first.event_id == close.event_id
+    assert len({t.txn_id for t in entries.transactions}) == 5
