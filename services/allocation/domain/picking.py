@@ -112,6 +112,46 @@ def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pi
     return result
 
 
+def lots_hold_serials(
+    draft: Draft, need: Need, lots: tuple[LotPick, ...], picks: list[Pick]
+) -> None:
+    """R9 with serials and manufacturer lots both named: the serials (`picks`, from
+    `named_serials`) decide which units go, and the lots must agree with them. Each named lot
+    must be at the office (`LOT_NOT_FOUND`), and its entries together must name exactly as
+    many units as the named serials hold in it (`INVALID_QUANTITY`); an entry narrowed to an
+    inventory lot, no more than they hold there. A lot left out is not checked."""
+    office_rows = draft.mfr_lots_at(need.office)
+    by_name: dict[str, Decimal] = {}
+    by_lot: dict[tuple[str, str], Decimal] = {}
+    for pick in lots:
+        what = f"quantity of manufacturer lot {pick.mfr_lot}"
+        quantity = checks.positive(pick.quantity, what)
+        checks.whole_for(need.item, quantity, what)
+        if not _named(office_rows, pick):
+            raise _not_found(need, pick)
+        by_name[pick.mfr_lot] = by_name.get(pick.mfr_lot, ZERO) + quantity
+        if pick.lot_id is not None:
+            key = (pick.lot_id, pick.mfr_lot)
+            by_lot[key] = by_lot.get(key, ZERO) + quantity
+    for name, quantity in by_name.items():
+        held = sum(1 for p in picks if p.mfr_lot == name)
+        if quantity != held:
+            raise _disagree(need, name, quantity, held, "")
+    for (lot_id, name), quantity in by_lot.items():
+        held = sum(1 for p in picks if p.mfr_lot == name and p.lot_id == lot_id)
+        if quantity > held:
+            raise _disagree(need, name, quantity, held, f" in inventory lot {lot_id}")
+
+
+def _disagree(need: Need, name: str, quantity: Decimal, held: int, where: str) -> Refusal:
+    return Refusal(
+        ReasonCode.INVALID_QUANTITY,
+        f"manufacturer lot {name} of {need.item.lic}{where} is named for {quantity}, but "
+        f"{held} of the named serials are in it",
+        name,
+    )
+
+
 # -- candidates ---------------------------------------------------------------------------------
 
 
@@ -171,11 +211,7 @@ def _matching(draft: Draft, need: Need, pick: LotPick) -> list[MfrLot]:
     if not every:  # used up or never there: which one decides the refusal
         every = _named(draft.mfr_lots_at(need.office), pick)
     if not every:
-        raise Refusal(
-            ReasonCode.LOT_NOT_FOUND,
-            f"manufacturer lot {pick.mfr_lot} of {need.item.lic} is not at office {need.office}",
-            pick.mfr_lot,
-        )
+        raise _not_found(need, pick)
     fresh = [r for r in every if not need.expired(r)]
     if not fresh:
         raise _expired(pick.mfr_lot, every[0], need)
@@ -184,6 +220,14 @@ def _matching(draft: Draft, need: Need, pick: LotPick) -> list[MfrLot]:
 
 def _named(rows: list[MfrLot], pick: LotPick) -> list[MfrLot]:
     return [r for r in rows if r.mfr_lot == pick.mfr_lot and pick.lot_id in (None, r.lot_id)]
+
+
+def _not_found(need: Need, pick: LotPick) -> Refusal:
+    return Refusal(
+        ReasonCode.LOT_NOT_FOUND,
+        f"manufacturer lot {pick.mfr_lot} of {need.item.lic} is not at office {need.office}",
+        pick.mfr_lot,
+    )
 
 
 def _available(draft: Draft, need: Need, serial: str) -> Unit:

@@ -7,6 +7,10 @@
   ("no open allocation"), as is any line never allocated.
 - Vendor returns (R14) must name lots (lot-tracked) or serials (serialized); plain items are
   taken FIFO. Shipping one removes the stock: units become RETURNED_TO_VENDOR.
+- A line of an item both lot-tracked and serialized may name serials and manufacturer lots
+  together: the serials decide the units, and each named lot must be at the office
+  (`LOT_NOT_FOUND`) and name as many units as the named serials hold in it
+  (`INVALID_QUANTITY`), so a lot that contradicts them is refused rather than ignored.
 """
 
 from __future__ import annotations
@@ -32,7 +36,13 @@ from services.allocation.domain.model import (
     SerialStatus,
     ShipLine,
 )
-from services.allocation.domain.picking import Need, automatic, named_lots, named_serials
+from services.allocation.domain.picking import (
+    Need,
+    automatic,
+    lots_hold_serials,
+    named_lots,
+    named_serials,
+)
 from services.allocation.domain.receiving import require_item
 
 
@@ -97,10 +107,14 @@ def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> li
         fresh_only=item.perishable and cmd.kind == "sale",
     )
     # Named picks may cover part of the line: it is then allocated as far as named and left
-    # incomplete, and shipping refuses to ship it until picks cover it (R8).
+    # incomplete, and shipping refuses to ship it until picks cover it (R8). Serials decide
+    # the units; lots named beside them must agree with them, never be dropped unread.
     if cmd.serials:
         serials = checks.serial_list(item, cmd.serials, quantity, partial=True)
-        return named_serials(draft, need, serials)
+        picks = named_serials(draft, need, serials)
+        if cmd.lots:
+            lots_hold_serials(draft, need, cmd.lots, picks)
+        return picks
     if cmd.lots:
         checks.picks_within(quantity, (p.quantity for p in cmd.lots))
         return named_lots(draft, need, cmd.lots)
