@@ -17,9 +17,10 @@ from contextlib import AbstractAsyncContextManager
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
+from pydantic import AfterValidator
 
 from services.ledger import queries
 from services.ledger.queries import NotFound, Reader
@@ -35,6 +36,7 @@ from services.ledger.schemas import (
     UsageOut,
 )
 from shared import asyncapi
+from shared.contracts.types import normalize_identifier
 
 PoolSource = Callable[[], asyncpg.Pool | None]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -100,16 +102,24 @@ async def _connection(request: Request) -> AsyncIterator[Reader]:
 
 
 Conn = Annotated[Reader, Depends(_connection)]
-Lic = Annotated[str, Query(min_length=1, max_length=128, description="line item code")]
-SerialNo = Annotated[str, Query(min_length=1, max_length=128, description="serial number")]
+# Identifiers are normalized as the contract normalizes the events' (NFC, trimmed; control and
+# invisible characters, empty and over-long ones refused with a 422 naming the parameter), so
+# a query finds what the events recorded however it was typed (DESIGN.md §6).
+_NORMALIZED = AfterValidator(normalize_identifier)
+_ID = "NFC-normalized and trimmed, 1 to 128 characters, no control or invisible characters"
+Lic = Annotated[str, Query(description=f"line item code; {_ID}"), _NORMALIZED]
+SerialNo = Annotated[str, Query(description=f"serial number; {_ID}"), _NORMALIZED]
 Limit = Annotated[int, Query(ge=1, le=100_000)]
 Offset = Annotated[int, Query(ge=0)]
-Id = Annotated[str | None, Query(min_length=1, max_length=128)]
+Id = Annotated[str | None, Query(description=_ID), _NORMALIZED]
+LicPath = Annotated[str, Path(description=f"line item code; {_ID}"), _NORMALIZED]
+LotPath = Annotated[str, Path(description=f"inventory lot id; {_ID}"), _NORMALIZED]
+SerialPath = Annotated[str, Path(description=f"serial number; {_ID}"), _NORMALIZED]
 
 
 def _routes(app: FastAPI) -> None:
     @app.get("/items/{lic:path}", response_model=ItemOut, responses=_NOT_FOUND, tags=["items"])
-    async def get_item(lic: str, conn: Conn) -> ItemOut:
+    async def get_item(lic: LicPath, conn: Conn) -> ItemOut:
         """An item's flags and its stock by office: on hand, allocated, available (what
         shipments can still be allocated from its lots) and unallocated (R12)."""
         return await queries.item(conn, lic)
@@ -126,7 +136,7 @@ def _routes(app: FastAPI) -> None:
         return await queries.lots(conn, lic, status, limit, offset)
 
     @app.get("/lots/{lot_id:path}", response_model=LotDetail, responses=_NOT_FOUND, tags=["lots"])
-    async def get_lot(lot_id: str, conn: Conn) -> LotDetail:
+    async def get_lot(lot_id: LotPath, conn: Conn) -> LotDetail:
         """A lot's general info; ordered / purchased / received / accrued / used / current
         quantities and values; manufacturer lots; serials with status; COGS entries."""
         return await queries.lot(conn, lot_id)
@@ -137,7 +147,7 @@ def _routes(app: FastAPI) -> None:
         responses=_NOT_FOUND,
         tags=["trace"],
     )
-    async def get_serial(lic: str, serial: str, conn: Conn) -> SerialOut:
+    async def get_serial(lic: LicPath, serial: SerialPath, conn: Conn) -> SerialOut:
         """A serial's status and its full history, from receipt to sale to return (R15)."""
         return await queries.serial(conn, lic, serial)
 

@@ -1018,6 +1018,55 @@ async def test_a_serial_of_a_lic_with_a_slash_is_found_by_query(
     assert [h["event_type"] for h in found["history"]] == ["receipt"]
 
 
+async def test_identifiers_in_queries_are_normalized_as_the_events_were(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """§6: identifiers are normalized (NFC, trimmed), so a query naming a LIC, lot, manufacturer
+    lot or serial decomposed or with spaces around it finds what the events recorded; one
+    holding a control character (a NUL) or nothing but spaces is refused 422, naming the
+    parameter and the problem (PostgreSQL would refuse the NUL: a 500)."""
+    w = Wire()
+    lot_e, sn = "Lot-\u00e9", "SN-\u00e9"  # NFC, as the contract's Identifier makes them
+    unit = mv("IN-\u00e9/1", 1, "2", mfr_lot=lot_e, serial=sn)
+    await record(
+        pool,
+        w.item(FOOD, track_mfr_lot=True, serialized=True),
+        w.received(FOOD, "IN-\u00e9/1", 1, "2", [unit], po="PO-1", on=date(2024, 1, 10)),
+        w.sale(FOOD, "OUT-1", [unit], customer="Alpha", on=date(2024, 1, 11)),
+    )
+    decomposed = "e\u0301"
+
+    for url, params in [
+        ("/trace", {"lic": FOOD, "mfr_lot": f"Lot-{decomposed}"}),
+        ("/trace", {"lic": f" {FOOD} ", "mfr_lot": f"{lot_e} "}),
+        ("/trace", {"lic": FOOD, "serial": f"SN-{decomposed}"}),
+        ("/trace", {"lic": FOOD, "lot_id": f"IN-{decomposed}/1 "}),
+        ("/usage", {"lic": FOOD, "mfr_lot": f"Lot-{decomposed}", "serial": f" {sn}"}),
+        ("/lots", {"lic": f"{FOOD} "}),
+        (f"/items/{FOOD} ", {}),
+        (f"/lots/IN-{decomposed}/1", {}),
+        (f"/serials/{FOOD} /SN-{decomposed}", {}),
+        ("/serials", {"lic": f"{FOOD} ", "serial": f"SN-{decomposed}"}),
+    ]:
+        response = await api.get(url, params=params)
+        assert response.status_code == 200, (url, params, response.text)
+        assert response.json(), (url, params)
+    for url, params, name in [
+        ("/trace", {"lic": FOOD, "mfr_lot": "A\x00"}, "mfr_lot"),
+        ("/trace", {"lic": "A\x00", "serial": sn}, "lic"),
+        ("/usage", {"lic": FOOD, "lot_id": "  "}, "lot_id"),
+        ("/lots", {"lic": "\x00"}, "lic"),
+        ("/items/A%00", {}, "lic"),
+        ("/lots/L%00", {}, "lot_id"),
+        (f"/serials/{FOOD}/S%00", {}, "serial"),
+        ("/serials", {"lic": FOOD, "serial": "S\x00"}, "serial"),
+    ]:
+        response = await api.get(url, params=params)
+        assert response.status_code == 422, (url, params, response.text)
+        (error,) = response.json()["detail"]
+        assert error["loc"][-1] == name and "identifier" in error["msg"], error
+
+
 async def test_unknown_things_answer_404_naming_them(
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
