@@ -7,12 +7,10 @@ writes the whole batch with set-based statements.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from prometheus_client import Counter
 
 from services.ledger import repository, translate
-from services.ledger.domain.costing import PoUpdate, apply_updates, may_close
+from services.ledger.domain.costing import apply_updates, may_close
 from services.ledger.domain.model import Fact, ItemFact
 from services.ledger.domain.recording import record
 from shared.consumer import Inbound, UnitOfWork
@@ -46,7 +44,7 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
 async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated]]) -> None:
     """`inventory.costs` → PO quantities; on close, the lots' new cost (with a cost-change
     record each) and COGS reconciliation, exactly once (R15, R16)."""
-    updates = [_po_update(inbound.message) for inbound in batch]
+    updates = [translate.to_po_update(inbound.message) for inbound in batch]
     if not updates:
         return
     await repository.lock_lics(uow.conn, (u.lic for u in updates))
@@ -58,12 +56,3 @@ async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated
     entries = apply_updates(orders, usage, updates, lots)
     await repository.write_costs(uow.conn, entries)
     RECONCILIATIONS.inc(len(entries.cogs))
-
-
-def _po_update(message: PurchaseOrderUpdated) -> PoUpdate:
-    """The update as the core reads it: `closed: false` reopens a closed PO, so a message that
-    leaves `closed` out (the model defaults it to false) must keep the PO as it was."""
-    update = translate.to_po_update(message)
-    if "closed" in message.model_fields_set:
-        return update
-    return replace(update, closed=None)

@@ -81,6 +81,8 @@ def to_fact(event: e.Event) -> Fact | ItemFact | None:
 
 
 def to_po_update(message: PurchaseOrderUpdated) -> PoUpdate:
+    """`closed: false` reopens a closed PO, so a message that leaves `closed` out (the model
+    defaults it to false) keeps the PO as it was (`closed=None`)."""
     return PoUpdate(
         event_id=message.message_id,
         po=message.po,
@@ -89,7 +91,7 @@ def to_po_update(message: PurchaseOrderUpdated) -> PoUpdate:
         ordered_qty=message.ordered_quantity,
         purchased_qty=message.purchased_quantity,
         act_unit_cost=message.act_unit_cost,
-        closed=message.closed,
+        closed=message.closed if "closed" in message.model_fields_set else None,
     )
 
 

@@ -123,6 +123,15 @@ def test_a_po_update_carries_its_quantities_cost_and_close() -> None:
     assert update.act_unit_cost == Decimal(310) and update.on == date(2024, 3, 2)
 
 
+def test_a_po_update_that_leaves_closed_out_keeps_the_po_open_or_closed() -> None:
+    """R16: `closed: false` reopens a closed PO; a message without `closed` (a quantity update)
+    must not, so the update says neither."""
+    base = {"message_id": "m5", "po": "PO-1", "lic": "X", "purchased_quantity": "2"}
+    assert to_po_update(PurchaseOrderUpdated.model_validate(base)).closed is None
+    reopen = PurchaseOrderUpdated.model_validate({**base, "closed": False})
+    assert to_po_update(reopen).closed is False
+
+
 def _stock_received(**fields: object) -> e.StockReceived:
     return e.StockReceived.model_validate(
         {
