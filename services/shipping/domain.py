@@ -22,6 +22,13 @@
 - Shipped is final: a shipped shipment cannot be cancelled, re-requested or re-picked; such
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
+- A refused re-allocation changes nothing, in allocation ("the old one stands") and here: a
+  line whose new picks allocation refuses, or that shipping's own parse refuses, stays
+  `allocated` with the picks and movements of the allocation that stands, the refusal its
+  `problem`; the phase settles `allocation_failed` listing the problem, with the line among
+  `allocated_lines`, and the line can ship. A line is failed only when nothing stands. A
+  resend that changes the terms an allocation ships on (office, kind, ship date,
+  counterparty) releases the lines' allocations first, so none stands on the old terms.
 - Answers are matched by the command id they carry. An answer to a command that was superseded
   (picks updated, or the line's LIC changed by a resend, before allocation answered) still
   records what allocation holds for the line: its LIC joins or leaves the line's `held_lics`,
@@ -35,8 +42,11 @@ The types live in `model.py`, picks parsing in `picks.py`. Pure: no I/O, no cloc
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from datetime import date
+from decimal import Decimal
 
 from services.shipping.model import (
     OPEN_PHASES,
@@ -77,6 +87,7 @@ from services.shipping.model import (
 )
 from services.shipping.picks import parse_picks
 from shared.ids import derived_id, namespaced
+from shared.movements import Moved
 from shared.reasons import ReasonCode
 
 # --- entry points -----------------------------------------------------------------------------
@@ -109,13 +120,13 @@ def answer(shipment: Shipment, *replies: Answer) -> Decision:
     for reply in replies:
         if isinstance(reply, Released) and reply.reallocated:
             continue  # the old picks of a re-allocation: its LineAllocated follows
-        sent = draft.pending.pop(reply.command_id, None)
+        sent = draft.answered(reply.command_id)
         if sent is None:
             continue  # not ours, or already answered
         applied = True
         line = draft.lines.get(sent.line_no)
         if line is not None:
-            draft.lines[line.line_no] = _answered(line, sent, reply)
+            draft.lines[line.line_no] = draft.idle(_answered(line, sent, reply))
         if not draft.pending:
             draft.settle(derived_id(reply.command_id, "status"))
     return draft.decision() if applied else Decision(shipment=shipment)
@@ -158,14 +169,21 @@ def _request(
     )
     draft = _Draft(header)
     wanted = {line.line_no: line for line in msg.lines}
+    # An allocation is made for the shipment's terms, and ships on them: under new terms none
+    # may stand if its replacement is refused, so each is released before allocating again.
+    moved = shipment is not None and _terms(shipment) != _terms(header)
     for saved in list(draft.lines.values()):
         new = wanted.get(saved.line_no)
-        if new is None or new.lic != saved.lic:
+        if new is None or new.lic != saved.lic or moved:
             draft.release_held(saved, msg.message_id, keep_line=new is not None)
     for line in msg.lines:
         old = draft.lines.get(line.line_no)
-        held = old.held_lics if old is not None else ()  # an old LIC's release is on its way
-        base = Line(line_no=line.line_no, lic=line.lic, quantity=line.quantity, held_lics=held)
+        if old is not None and old.lic == line.lic and not moved:  # it stands until replaced
+            complete = old.complete and _covers(old.movements, line.quantity)
+            base = replace(old, quantity=line.quantity, complete=complete)
+        else:  # an old LIC's release, if any, is on its way
+            held = old.held_lics if old is not None else ()
+            base = Line(line_no=line.line_no, lic=line.lic, quantity=line.quantity, held_lics=held)
         draft.allocate(base, line.entry, msg.message_id, items.get(line.lic), limits)
     draft.phase = "allocating"
     draft.settle(status_id)
@@ -288,9 +306,12 @@ def _answered(line: Line, sent: Pending, reply: Answer) -> Line:
         case Allocated():
             line = replace(line, held_lics=_with(line.held_lics, reply.lic))
             if reply.lic == line.lic:
-                covered = sum((m.quantity for m in reply.movements), ZERO)
-                complete = reply.complete and covered == line.quantity
-                line = replace(line, movements=reply.movements, complete=complete)
+                line = replace(
+                    line,
+                    picks=line.picks if sent.picks is None else sent.picks,
+                    movements=reply.movements,
+                    complete=reply.complete and _covers(reply.movements, line.quantity),
+                )
             return replace(line, status="allocated", awaiting=None) if current else line
         case Released():
             line = replace(line, held_lics=_without(line.held_lics, reply.lic))
@@ -304,6 +325,19 @@ def _answered(line: Line, sent: Pending, reply: Answer) -> Line:
             )
         case Rejected():
             return _refused(line, sent, reply, current)
+
+
+def _standing(line: Line) -> Line:
+    """A line with no answer to wait for is allocated exactly while allocation holds stock for
+    it under its own LIC (a refused re-allocation leaves the old allocation standing, with its
+    picks and movements); otherwise it is failed and names nothing."""
+    if line.lic in line.held_lics:
+        return replace(line, status="allocated")
+    return replace(line, status="failed", picks=Picks(), movements=(), complete=False)
+
+
+def _covers(movements: Iterable[Moved], quantity: Decimal) -> bool:
+    return sum((m.quantity for m in movements), ZERO) == quantity
 
 
 def _with(lics: tuple[str, ...], lic: str) -> tuple[str, ...]:
@@ -330,6 +364,7 @@ def _refused(line: Line, sent: Pending, reply: Rejected, current: bool) -> Line:
         return line
     if sent.action == "ship":
         return replace(line, awaiting=None, problem=problem)  # still allocated, not shipped
+    # Allocation keeps the line's old allocation, if any: `_standing` then keeps it allocated.
     return replace(line, status="failed", awaiting=None, problem=problem)
 
 
@@ -342,23 +377,46 @@ class _Draft:
         self.phase: Phase = shipment.phase
         self.lines: dict[int, Line] = {line.line_no: line for line in shipment.lines}
         self.pending: dict[str, Pending] = {p.command_id: p for p in shipment.pending}
+        # Commands in flight per line and LIC: what decides the line's allocation is known
+        # once none of its own LIC is left.
+        self.in_flight = Counter((p.line_no, p.lic) for p in shipment.pending)
         self.commands: list[Command] = []
         self.statuses: list[Status] = []
 
     def send(self, command: Command, action: Action) -> None:
         self.pending[command.command_id] = Pending(
-            command_id=command.command_id, action=action, line_no=command.line_no, lic=command.lic
+            command_id=command.command_id,
+            action=action,
+            line_no=command.line_no,
+            lic=command.lic,
+            picks=command.picks if isinstance(command, Allocate) else None,
         )
+        self.in_flight[command.line_no, command.lic] += 1
         self.commands.append(command)
+
+    def answered(self, command_id: str) -> Pending | None:
+        sent = self.pending.pop(command_id, None)
+        if sent is not None:
+            self.in_flight[sent.line_no, sent.lic] -= 1
+        return sent
+
+    def idle(self, line: Line) -> Line:
+        """A line with no answer awaited (its newest command answered, or none sent): pending
+        while an earlier command of its LIC is still in flight (it decides what stands, e.g.
+        picks refused by the parse while an allocation is on its way), then what stands."""
+        if line.awaiting is not None or line.status in ("shipped", "released"):
+            return line
+        if self.in_flight[line.line_no, line.lic] > 0:
+            return replace(line, status="pending")
+        return _standing(line)
 
     def allocate(
         self, line: Line, entry: Entry, message_id: str, item: Item | None, limits: Limits
     ) -> None:
         picks = parse_picks(self.base, line, entry, item, limits)
-        if isinstance(picks, Problem):
-            self.lines[line.line_no] = replace(
-                line, status="failed", awaiting=None, problem=picks, picks=Picks()
-            )
+        if isinstance(picks, Problem):  # nothing is sent: whatever allocation holds stands
+            refused = replace(line, status="failed", awaiting=None, problem=picks)
+            self.lines[line.line_no] = self.idle(refused)
             return
         command = Allocate(
             command_id=derived_id(namespaced("shipment", message_id), f"allocate/{line.line_no}"),
@@ -374,7 +432,7 @@ class _Draft:
         )
         self.send(command, "allocate")
         self.lines[line.line_no] = replace(
-            line, status="pending", awaiting=command.command_id, problem=None, picks=picks
+            line, status="pending", awaiting=command.command_id, problem=None
         )
 
     def release_held(self, line: Line, message_id: str, *, keep_line: bool) -> None:
@@ -423,7 +481,7 @@ class _Draft:
         lines = tuple(sorted(self.lines.values(), key=lambda x: x.line_no))
         sid = self.base.shipment_id
         if self.phase == "allocating":
-            failed = [line for line in lines if line.status not in ("allocated", "shipped")]
+            failed = [line for line in lines if _refused_or_failed(line)]
             self.phase = "allocation_failed" if failed else "allocated"
             if failed:
                 self.statuses.append(
@@ -462,6 +520,9 @@ class _Draft:
             return
         self.phase = "allocated"
         problems = tuple(_failure(sid, line) for line in unshipped)
+        for line in unshipped:  # still allocated: the refusal is answered here, and only here
+            if line.status == "allocated":
+                self.lines[line.line_no] = replace(line, problem=None)
         first = problems[0]
         self.statuses.append(
             ShipRefusedStatus(
@@ -527,6 +588,13 @@ def _line_gaps(shipment_id: str, line: Line, item: Item | None) -> list[Problem]
     return gaps
 
 
+def _refused_or_failed(line: Line) -> bool:
+    """Not allocated, or allocated with its newest picks refused (the old allocation stands)."""
+    return line.status not in ("allocated", "shipped") or (
+        line.status == "allocated" and line.problem is not None
+    )
+
+
 def _failure(shipment_id: str, line: Line) -> Problem:
     if line.problem is not None:
         return line.problem
@@ -569,6 +637,11 @@ def _closed(shipment: Shipment, why: str, line: Line | None = None) -> Problem:
         reason=reason,
         offending=shipment.shipment_id,
     )
+
+
+def _terms(shipment: Shipment) -> tuple[str, str, date, str | None]:
+    """What an AllocateLine carries from the shipment, and allocation ships the line on."""
+    return (shipment.office, shipment.kind, shipment.ship_on, shipment.counterparty)
 
 
 def _reopenable(shipment: Shipment) -> bool:

@@ -75,8 +75,9 @@ class Line:
     `status` is the answer to the newest command sent for it; `awaiting` that command's id
     while unanswered; `held_lics` every LIC under which allocation holds stock for it, sorted
     (more than one while a resend that changed the line's LIC has its old LIC's release in
-    flight; empty: nothing held); `movements` what the allocation under the line's own LIC
-    (or the shipment) took.
+    flight; empty: nothing held); `picks`, `movements` and `complete` those of the allocation
+    under the line's own LIC (or what the shipment took). A line whose newest picks were
+    refused while that allocation stands stays `allocated`, with the refusal in `problem`.
     """
 
     line_no: int
@@ -93,12 +94,14 @@ class Line:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pending:
-    """A command sent to allocation and not answered yet."""
+    """A command sent to allocation and not answered yet (`picks`: an allocation's, which the
+    line takes once allocation holds them)."""
 
     command_id: str
     action: Action
     line_no: int
     lic: str
+    picks: Picks | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

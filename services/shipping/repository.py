@@ -58,7 +58,7 @@ SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NU
 FROM shipment_lines WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 2, shipment_id, NULL, command_id, action, lic, NULL, NULL, NULL, NULL,
-    NULL, line_no, NULL, NULL, NULL
+    NULL, line_no, picks::text, NULL, NULL
 FROM pending_commands WHERE shipment_id = ANY($1::text[])
 ORDER BY k, sid, n, t1
 """
@@ -99,8 +99,10 @@ WITH heads AS (
 ), answered AS (
     DELETE FROM pending_commands WHERE command_id = ANY($21::text[])
 )
-INSERT INTO pending_commands (command_id, shipment_id, action, line_no, lic)
-SELECT * FROM unnest($22::text[], $23::text[], $24::text[], $25::int[], $26::text[])
+INSERT INTO pending_commands (command_id, shipment_id, action, line_no, lic, picks)
+SELECT c, s, a, n, l, p::jsonb
+FROM unnest($22::text[], $23::text[], $24::text[], $25::int[], $26::text[], $27::text[])
+    AS v(c, s, a, n, l, p)
 """
 
 
@@ -198,6 +200,7 @@ class PgShippingRepository:
             [p.action for _, p in sent],
             [p.line_no for _, p in sent],
             [p.lic for _, p in sent],
+            [None if p.picks is None else _picks_json(p.picks) for _, p in sent],
         )
 
 
@@ -255,7 +258,13 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             )
         elif k == 2:
             pending.setdefault(sid, []).append(
-                model.Pending(command_id=row[3], action=row[4], lic=row[5], line_no=row[11])
+                model.Pending(
+                    command_id=row[3],
+                    action=row[4],
+                    lic=row[5],
+                    line_no=row[11],
+                    picks=None if row[12] is None else _picks(row[12]),
+                )
             )
         else:
             heads.append(row)

@@ -330,6 +330,40 @@ async def test_messages_about_an_unknown_shipment_are_refused(desk: Desk) -> Non
     assert await desk.bus.fetch("shipping", "SELECT * FROM shipments") == []
 
 
+async def test_picks_allocation_refuses_leave_the_old_allocation_allocated_and_shippable(
+    desk: Desk,
+) -> None:
+    """Never half-apply a document: allocation refuses the new picks and keeps the old
+    allocation; shipping reports the refusal, lists the line as allocated, and ships it."""
+    await desk.bus.receive(
+        "PO-10",
+        {
+            "lic": "MILK",
+            "quantity": 5,
+            "lots": [{"mfr_lot": "A1", "expires_on": "2027-01-31", "quantity": 5}],
+        },
+    )
+    await desk.request("S-10", {"lic": "MILK", "quantity": 3})
+    assert desk.last("S-10")["type"] == "ShipmentAllocated"
+
+    await desk.picks("S-10", 1, lots=[{"mfr_lot": "ZZ", "quantity": 3}])
+    failed = desk.last("S-10")
+    assert failed["type"] == "ShipmentAllocationFailed"
+    assert [(p["line_no"], p["reason_code"]) for p in failed["problems"]] == [(1, "LOT_NOT_FOUND")]
+    assert [lots(line) for line in failed["allocated_lines"]] == [[("A1", "3")]]
+    assert await allocated_qty(desk.bus, "S-10") == {"MILK": "3"}
+
+    await desk.picks("S-10", 1, serials="9...1")  # refused by shipping's own parse (R5)
+    assert [p["reason_code"] for p in desk.last("S-10")["problems"]] == ["INVALID_SERIAL_SPAN"]
+    assert [line["line_no"] for line in desk.last("S-10")["allocated_lines"]] == [1]
+
+    await desk.ship("S-10")
+    shipped = desk.last("S-10")
+    assert shipped["type"] == "ShipmentShipped"
+    assert lots(shipped["lines"][0]) == [("A1", "3")]
+    assert await allocated_qty(desk.bus, "S-10") == {}
+
+
 async def test_a_resend_to_another_lic_read_out_of_order_leaves_nothing_allocated_on_cancel(
     desk: Desk,
 ) -> None:

@@ -62,10 +62,18 @@ def _shipment(shipment_id: str = "S-1") -> model.Shipment:
         ),
         pending=(
             model.Pending(
-                command_id=f"{shipment_id}/allocate/1", action="allocate", line_no=1, lic="MILK"
+                command_id=f"{shipment_id}/allocate/1",
+                action="allocate",
+                line_no=1,
+                lic="MILK",
+                picks=model.Picks(lots=(model.LotPick(mfr_lot="M-2", quantity=Decimal("2.5")),)),
             ),
             model.Pending(
-                command_id=f"{shipment_id}/allocate/2", action="allocate", line_no=2, lic="CAM"
+                command_id=f"{shipment_id}/allocate/2",
+                action="allocate",
+                line_no=2,
+                lic="CAM",
+                picks=model.Picks(),
             ),
         ),
     )

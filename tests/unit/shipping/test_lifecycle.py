@@ -320,6 +320,137 @@ def test_picks_update_for_a_line_that_does_not_exist_is_refused() -> None:
     assert desk.phase == "allocated"
 
 
+# --- a refused re-allocation: the old allocation stands, in allocation and here ---------------
+
+
+def test_new_picks_allocation_refuses_leave_the_line_allocated_with_its_old_picks() -> None:
+    """Never half-apply a document: allocation refuses the new picks and keeps the old
+    allocation, so the line stays allocated with it; the refusal is reported, and it ships."""
+    desk = Desk()
+    (first,) = desk.send(request(line("MILK", 2, picks=entry(lots=[("A1", 2)])))).commands
+    desk.allocated(first, lot_moves(("A1", 2)))
+    (repick,) = desk.send(update(1, entry(lots=[("ZZ", 2)]))).commands
+    (status,) = desk.refused(repick, ReasonCode.LOT_NOT_FOUND, "ZZ").statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert [(p.line_no, p.reason_code, p.offending) for p in status.problems] == [
+        (1, ReasonCode.LOT_NOT_FOUND, "ZZ")
+    ]
+    (view,) = status.allocated_lines
+    assert (view.line_no, view.movements, view.complete) == (1, lot_moves(("A1", 2)), True)
+    assert desk.shipment is not None
+    (kept,) = desk.shipment.lines
+    assert (kept.status, kept.picks.lots) == (
+        "allocated",
+        (LotPick(mfr_lot="A1", quantity=Decimal(2)),),
+    )
+    (ship,) = desk.send(ship_request()).commands
+    assert isinstance(ship, Ship) and ship.line_no == 1
+
+
+def test_new_picks_shipping_cannot_parse_leave_the_line_allocated_with_its_old_picks() -> None:
+    """R5 refuses the new picks before anything is sent: allocation still holds the old ones,
+    and so does the line."""
+    desk = Desk()
+    (first,) = desk.send(request(line("CAM", 1, picks=entry(serials="X1")))).commands
+    desk.allocated(first, serial_moves("X1"))
+    decision = desk.send(update(1, entry(serials="9...1")))
+    assert decision.commands == ()
+    (status,) = decision.statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert [p.reason_code for p in status.problems] == [ReasonCode.INVALID_SERIAL_SPAN]
+    assert [(v.line_no, v.movements) for v in status.allocated_lines] == [(1, serial_moves("X1"))]
+    assert desk.shipment is not None and desk.shipment.lines[0].picks.serials == ("X1",)
+    assert desk.phase == "allocation_failed"
+    (ship,) = desk.send(ship_request()).commands
+    assert isinstance(ship, Ship)
+
+
+def test_a_resend_for_more_than_allocation_gives_keeps_the_old_allocation_incomplete() -> None:
+    """R8: the line still holds 2 (allocation refused 5); it is listed as allocated, not
+    complete, and the ship request is refused for the 3 missing."""
+    desk, _ = allocated_desk(line("PLAIN", 2))
+    (more,) = desk.send(request(line("PLAIN", 5))).commands
+    (status,) = desk.refused(more, ReasonCode.INSUFFICIENT_STOCK, "5 > 2").statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert [p.reason_code for p in status.problems] == [ReasonCode.INSUFFICIENT_STOCK]
+    (view,) = status.allocated_lines
+    assert (view.quantity, view.complete) == (5, False)
+    (refusal,) = desk.send(ship_request()).statuses
+    assert isinstance(refusal, ShipRefusedStatus)
+    assert "2 of 5" in refusal.problems[0].reason
+
+
+def test_picks_refused_while_an_earlier_update_is_in_flight_keep_what_that_one_allocates() -> None:
+    """Allocation still answers the earlier update: the line stands on that allocation."""
+    desk = Desk()
+    (first,) = desk.send(request(line("MILK", 2))).commands
+    desk.allocated(first, lot_moves(("A1", 2)))
+    (earlier,) = desk.send(update(1, entry(lots=[("B2", 2)]))).commands
+    assert desk.send(update(1, entry(serials="9...1"))).commands == ()
+    (status,) = desk.allocated(earlier, lot_moves(("B2", 2))).statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert [p.reason_code for p in status.problems] == [ReasonCode.INVALID_SERIAL_SPAN]
+    assert [v.movements for v in status.allocated_lines] == [lot_moves(("B2", 2))]
+    assert desk.shipment is not None
+    assert desk.shipment.lines[0].picks.lots == (LotPick(mfr_lot="B2", quantity=Decimal(2)),)
+
+
+def test_a_resend_on_new_terms_releases_the_old_allocation_before_allocating_again() -> None:
+    """R9/R14: an allocation ships on the terms it was made for (here a sale), so none may
+    stand under a resend that makes the shipment a vendor return: refused, nothing stands."""
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    release, allocate = desk.send(request(line("PLAIN", 1), kind="vendor_return")).commands
+    assert isinstance(release, Release) and isinstance(allocate, Allocate)
+    assert (release.lic, allocate.kind) == ("PLAIN", "vendor_return")
+    desk.released(release)
+    (status,) = desk.refused(allocate, ReasonCode.INSUFFICIENT_STOCK, "1 > 0").statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert status.allocated_lines == ()
+    assert desk.shipment is not None
+    assert (desk.shipment.lines[0].status, desk.shipment.lines[0].held_lics) == ("failed", ())
+
+
+def test_picks_the_parse_refuses_wait_for_the_allocation_still_in_flight() -> None:
+    """R8: what stands is known only once allocation has answered every command of the line's
+    LIC; until then the line is still being allocated and cannot ship."""
+    desk = Desk()
+    (first,) = desk.send(request(line("CAM", 1))).commands
+    decision = desk.send(
+        request(line("CAM", 1, picks=entry(serials="9...1")), kind="vendor_return")
+    )
+    (release,) = decision.commands
+    assert isinstance(release, Release) and release.lic == "CAM"
+    assert desk.allocated(first, serial_moves("X1")).statuses == ()
+    assert desk.shipment is not None and desk.shipment.lines[0].status == "pending"
+    (refusal,) = desk.send(ship_request()).statuses
+    assert isinstance(refusal, ShipRefusedStatus)
+    assert "still being allocated" in refusal.problems[0].reason
+    (status,) = desk.released(release).statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert [p.reason_code for p in status.problems] == [ReasonCode.INVALID_SERIAL_SPAN]
+    assert status.allocated_lines == ()
+
+
+def test_picks_refused_then_accepted_settle_allocated() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    (bad,) = desk.send(update(1, entry(lots=[("ZZ", 1)]))).commands
+    desk.refused(bad, ReasonCode.LOT_NOT_FOUND, "ZZ")
+    (good,) = desk.send(update(1, entry())).commands
+    (status,) = desk.allocated(good).statuses
+    assert isinstance(status, AllocatedStatus)
+    assert desk.phase == "allocated"
+
+
+def test_a_ship_refusal_is_not_reported_again_by_a_later_allocation() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1), line("PLAIN", 1, no=2))
+    first, second = desk.send(ship_request()).commands
+    desk.refused(first, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1")
+    desk.refused(second, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2")
+    (again,) = desk.send(update(2, entry())).commands
+    (status,) = desk.allocated(again).statuses
+    assert isinstance(status, AllocatedStatus)
+
+
 # --- a resend that changes a line's LIC: two partitions, no order between them ---------------
 
 

@@ -1,8 +1,11 @@
 """Property: whatever upstream sends, in whatever order allocation answers, once nothing is
-pending the shipment has settled and shipping's view matches what allocation holds.
+pending the shipment has settled and shipping's view matches what allocation holds: a line is
+allocated, with the picks allocation holds, made on the shipment's terms, exactly when
+allocation holds it (never half-apply a document).
 
 Allocation is played by a small model of its line rules (one allocation per LIC and line; a
-re-allocation releases the old picks first; release and ship need an open allocation). Commands
+re-allocation releases the old picks first, and if refused leaves the old allocation standing;
+release and ship need an open allocation). Commands
 and answers travel keyed by LIC, so each LIC's commands are answered in the order they were
 sent, but shipping reads the LICs' partitions in any interleaving: a resend that changes a
 line's LIC may have the new LIC's answers read before the old one's.
@@ -34,6 +37,7 @@ from services.shipping.model import (
     Item,
     LineView,
     Moved,
+    Picks,
     PicksUpdate,
     Rejected,
     Release,
@@ -64,6 +68,8 @@ class Allocation:
     held: set[tuple[str, int]] = field(default_factory=set)
     shipped: set[tuple[str, int]] = field(default_factory=set)
     taken: dict[tuple[str, int], tuple[Moved, ...]] = field(default_factory=dict)
+    picks: dict[tuple[str, int], Picks] = field(default_factory=dict)
+    terms: dict[tuple[str, int], tuple[str, str, date]] = field(default_factory=dict)
 
     def decide(self, command: Command, accept: bool) -> list[Answer]:
         key = (command.lic, command.line_no)
@@ -77,6 +83,8 @@ class Allocation:
                 )
             self.held.add(key)
             self.taken[key] = _moves(command.lic, command.quantity)
+            self.picks[key] = command.picks
+            self.terms[key] = (command.office, command.kind, command.ship_on)
             replies.append(
                 Allocated(
                     command_id=command.command_id,
@@ -129,8 +137,8 @@ def _request(draw: st.DrawFn) -> Request:
         message_id="?",
         shipment_id="S-1",
         office="AI",
-        kind="sale",
-        ship_on=date(2026, 11, 2),
+        kind=draw(st.sampled_from(["sale", "sale", "vendor_return"])),
+        ship_on=draw(st.sampled_from([date(2026, 11, 2), date(2026, 11, 3)])),
         lines=tuple(
             RequestLine(line_no=n, lic=lic, quantity=Decimal(q), entry=picks)
             for n, (lic, q, picks) in enumerate(lines, start=1)
@@ -171,7 +179,7 @@ def _views(status: Status) -> tuple[LineView, ...]:
     return ()
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(steps=_steps)
 def test_settled_shipments_agree_with_what_allocation_holds(
     steps: list[Upstream | tuple[int, bool]],
@@ -223,6 +231,17 @@ def test_settled_shipments_agree_with_what_allocation_holds(
     assert held == allocation.held
     settled = [line for line in shipment.lines if line.status in ("allocated", "shipped")]
     assert all(m.lot_id == f"{x.lic}-1" for x in settled for m in x.movements)
+    if shipment.phase != "cancelled":
+        for line in shipment.lines:
+            key = (line.lic, line.line_no)
+            if line.status != "shipped":
+                assert (line.status == "allocated") == (key in allocation.held), line
+            if line.status == "allocated":
+                assert line.picks == allocation.picks[key], line
+                terms = (shipment.office, shipment.kind, shipment.ship_on)
+                assert allocation.terms[key] == terms, "it would ship on old terms"
+    if shipment.phase == "allocated":
+        assert all(line.problem is None for line in shipment.lines)
     if shipment.phase == "cancelled":
         assert allocation.held == set()
     if shipment.phase == "shipped":
