@@ -19,6 +19,10 @@
 - R14: a vendor return names the lots (lot-tracked) or serials (serialized) going back, checked
   here before anything is sent (and again by allocation).
 - Picks typed or scanned go through the same parsers as receipts (R5).
+- A ship request while the shipment is shipping, or a cancel while it is cancelling, asks for
+  what is under way: it is answered when that settles, with the same status as the one that
+  started it (`ShipmentShipped` or `ShipmentShipRefused`; `ShipmentCancelled`), under its own
+  id, as a ship request after shipping and a cancel after cancelling are answered again.
 - Shipped is final: a shipped shipment cannot be cancelled, re-requested or re-picked; such
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
@@ -250,7 +254,7 @@ def _request_ship(
         )
         return Decision(shipment=shipment, statuses=(again,))
     if shipment.phase == "shipping":
-        return Decision(shipment=shipment)  # answered by the ShipmentShipped already on its way
+        return _wait(shipment, status_id)
     gaps = missing(shipment, items)
     if gaps:
         return Decision(shipment=shipment, statuses=(_incomplete(status_id, shipment, gaps),))
@@ -284,13 +288,20 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
         again = CancelledStatus(message_id=status_id, shipment_id=shipment.shipment_id)
         return Decision(shipment=shipment, statuses=(again,))
     if shipment.phase == "cancelling":
-        return Decision(shipment=shipment)  # answered once the releases are
+        return _wait(shipment, status_id)
     draft = _Draft(shipment)
     for line in list(draft.lines.values()):
         draft.release_held(line, msg.message_id, keep_line=True)
     draft.phase = "cancelling"
     draft.settle(status_id)
     return draft.decision()
+
+
+def _wait(shipment: Shipment, status_id: str) -> Decision:
+    """Answer the document with the phase under way, once it settles."""
+    return Decision(
+        shipment=replace(shipment, waiting=(*shipment.waiting, status_id)), changed=True
+    )
 
 
 # --- applying answers -------------------------------------------------------------------------
@@ -380,6 +391,7 @@ class _Draft:
         # Commands in flight per line and LIC: what decides the line's allocation is known
         # once none of its own LIC is left.
         self.in_flight = Counter((p.line_no, p.lic) for p in shipment.pending)
+        self.waiting: tuple[str, ...] = shipment.waiting
         self.commands: list[Command] = []
         self.statuses: list[Status] = []
 
@@ -498,6 +510,7 @@ class _Draft:
                 )
         elif self.phase == "shipping":
             self._settle_shipping(status_id, lines)
+            self._answer_waiting()
         elif self.phase == "cancelling":
             self.phase = "cancelled"
             released = tuple(line for line in lines if line.status == "released")
@@ -508,6 +521,13 @@ class _Draft:
                     released_lines=_views(tuple(x for x in released if x.movements)),
                 )
             )
+            self._answer_waiting()
+
+    def _answer_waiting(self) -> None:
+        """The documents that asked for the phase while it was under way get its status too."""
+        outcome = self.statuses[-1]
+        self.statuses.extend(replace(outcome, message_id=wid) for wid in self.waiting)
+        self.waiting = ()
 
     def _settle_shipping(self, status_id: str, lines: tuple[Line, ...]) -> None:
         sid = self.base.shipment_id
@@ -540,6 +560,7 @@ class _Draft:
             phase=self.phase,
             lines=tuple(sorted(self.lines.values(), key=lambda x: x.line_no)),
             pending=tuple(self.pending.values()),
+            waiting=self.waiting,
         )
         return Decision(
             shipment=shipment,

@@ -115,6 +115,9 @@ class Shipment:
     phase: Phase = "allocating"
     lines: tuple[Line, ...] = ()
     pending: tuple[Pending, ...] = ()
+    # Status ids owed to documents that came while the phase they ask for was under way (a
+    # ship request while shipping, a cancel while cancelling): answered when it settles.
+    waiting: tuple[str, ...] = ()
 
     def line(self, line_no: int) -> Line | None:
         return next((line for line in self.lines if line.line_no == line_no), None)

@@ -9,8 +9,9 @@ A batch costs a fixed number of statements whatever its size (documents: 4, answ
   answers to its lines by LIC), so two shipping processes can own its messages at once.
 - load: the shipments' header, line and pending command rows in one result, then (documents
   only) the items of their lines. Both run after the lock, so they see whatever it waited for.
-- save: one statement writing only what differs from what was loaded: headers that changed,
-  lines that changed (upserted) or went away, pending commands sent or answered.
+- save: one statement writing only what differs from what was loaded: headers that changed
+  (with the status ids owed to documents waiting for the phase under way), lines that changed
+  (upserted) or went away, pending commands sent or answered.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ T = TypeVar("T")
 _PICKS = TypeAdapter(model.Picks)
 _MOVEMENTS = TypeAdapter(tuple[Moved, ...])
 _PROBLEM = TypeAdapter(model.Problem)
-_LICS = TypeAdapter(tuple[str, ...])
+_TEXTS = TypeAdapter(tuple[str, ...])
 
 # Locks the batch's shipments; rows, not advisory locks, so a batch holds no lock-table slots.
 _LOCK_IDS = (
@@ -50,7 +51,7 @@ _LOCK_AWAITING = (
 _LOAD = """
 SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
     counterparty AS t3, reference AS t4, phase AS t5, ship_on AS d, NULL::numeric AS q,
-    NULL::bool AS b, NULL::int AS n2, NULL::text AS j1, NULL::text AS j2, NULL::text AS j3
+    NULL::bool AS b, NULL::int AS n2, waiting::text AS j1, NULL::text AS j2, NULL::text AS j3
 FROM shipments WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NULL, quantity,
@@ -76,12 +77,15 @@ WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
 # lines and commands of a shipment inserted by the same statement pass.
 _SAVE = """
 WITH heads AS (
-    INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-        $6::date[], $7::text[])
+    INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase,
+        waiting)
+    SELECT s, o, k, c, r, d, p, w::jsonb
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
+        $7::text[], $28::text[]) AS v(s, o, k, c, r, d, p, w)
     ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office, kind = excluded.kind,
         counterparty = excluded.counterparty, reference = excluded.reference,
-        ship_on = excluded.ship_on, phase = excluded.phase, updated_at = now()
+        ship_on = excluded.ship_on, phase = excluded.phase, waiting = excluded.waiting,
+        updated_at = now()
 ), dropped AS (
     DELETE FROM shipment_lines AS l USING unnest($8::text[], $9::int[]) AS d(s, n)
     WHERE l.shipment_id = d.s AND l.line_no = d.n
@@ -189,7 +193,7 @@ class PgShippingRepository:
             [line.quantity for _, line in lines],
             [line.status for _, line in lines],
             [line.awaiting for _, line in lines],
-            [_lics_json(line.held_lics) for _, line in lines],
+            [_texts_json(line.held_lics) for _, line in lines],
             [line.complete for _, line in lines],
             [_picks_json(line.picks) for _, line in lines],
             [_json(_MOVEMENTS, line.movements) for _, line in lines],
@@ -201,6 +205,7 @@ class PgShippingRepository:
             [p.line_no for _, p in sent],
             [p.lic for _, p in sent],
             [None if p.picks is None else _picks_json(p.picks) for _, p in sent],
+            [_texts_json(s.waiting) for s in heads],
         )
 
 
@@ -231,8 +236,10 @@ def _changes(
     sent.extend((sid, p) for p in new.pending if p.command_id not in old_pending)
 
 
-def _head(s: model.Shipment) -> tuple[str, str, str | None, str | None, date, str]:
-    return (s.office, s.kind, s.counterparty, s.reference, s.ship_on, s.phase)
+def _head(
+    s: model.Shipment,
+) -> tuple[str, str, str | None, str | None, date, str, tuple[str, ...]]:
+    return (s.office, s.kind, s.counterparty, s.reference, s.ship_on, s.phase, s.waiting)
 
 
 def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
@@ -248,7 +255,7 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
                     lic=row[3],
                     status=row[4],
                     awaiting=row[5],
-                    held_lics=_lics(row[6]),
+                    held_lics=_texts(row[6]),
                     quantity=row[9],
                     complete=row[10],
                     picks=_picks(row[12]),
@@ -279,6 +286,7 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             ship_on=row[8],
             lines=tuple(lines.get(row[1], ())),
             pending=tuple(pending.get(row[1], ())),
+            waiting=_texts(row[12]),
         )
         for row in heads
     }
@@ -296,10 +304,11 @@ def _picks(text: str) -> model.Picks:
 
 
 @lru_cache(maxsize=4096)
-def _lics_json(lics: tuple[str, ...]) -> str:
-    return _LICS.dump_json(lics).decode()
+def _texts_json(texts: tuple[str, ...]) -> str:
+    """Held LICs, waiting status ids: mostly none, or the same few."""
+    return _TEXTS.dump_json(texts).decode()
 
 
 @lru_cache(maxsize=4096)
-def _lics(text: str) -> tuple[str, ...]:
-    return _LICS.validate_json(text)
+def _texts(text: str) -> tuple[str, ...]:
+    return _TEXTS.validate_json(text)

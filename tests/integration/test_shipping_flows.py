@@ -16,6 +16,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from shared.contracts.codec import decode
 from shared.contracts.upstream import ShipmentMessage
+from shared.ids import derived_id
 from shared.outbox import OutboxRow
 from tests.fixtures.infra import LotlineEnv
 from tests.integration.test_receiving_flows import DAY, Bus, open_bus, stocked
@@ -364,6 +365,31 @@ async def test_picks_allocation_refuses_leave_the_old_allocation_allocated_and_s
     assert await allocated_qty(desk.bus, "S-10") == {}
 
 
+async def test_a_ship_request_or_cancel_while_one_is_under_way_gets_the_same_answer(
+    desk: Desk,
+) -> None:
+    """Every document is answered on inventory.status: the second of two ship requests (or
+    cancels) read together gets the status of the first, under its own id."""
+    await desk.bus.receive("PO-11", {"lic": "PLAIN", "quantity": 2})
+    await desk.request("S-11", {"lic": "PLAIN", "quantity": 1})
+    await desk.request("S-12", {"lic": "PLAIN", "quantity": 1})
+    ships = [shipping_message("ShipmentShipRequested", "S-11") for _ in range(2)]
+    await desk.in_one_batch("S-11", *ships)
+    answers = desk.bus.statuses("S-11")[-2:]
+    assert [a["type"] for a in answers] == ["ShipmentShipped", "ShipmentShipped"]
+    assert answers[1]["message_id"] == status_id(ships[1])
+    assert answers[0]["lines"] == answers[1]["lines"]
+
+    cancels = [shipping_message("ShipmentCancelled", "S-12") for _ in range(2)]
+    await desk.in_one_batch("S-12", *cancels)
+    answers = desk.bus.statuses("S-12")[-2:]
+    assert [(a["type"], a["refused"]) for a in answers] == [("ShipmentCancelled", None)] * 2
+    assert answers[1]["message_id"] == status_id(cancels[1])
+    assert await desk.phase("S-12") == "cancelled"
+    owed = "SELECT jsonb_array_length(waiting) AS n FROM shipments WHERE shipment_id = 'S-12'"
+    assert [r["n"] for r in await desk.bus.fetch("shipping", owed)] == [0]
+
+
 async def test_a_resend_to_another_lic_read_out_of_order_leaves_nothing_allocated_on_cancel(
     desk: Desk,
 ) -> None:
@@ -398,6 +424,10 @@ async def test_a_resend_to_another_lic_read_out_of_order_leaves_nothing_allocate
     ]
     assert await allocated_qty(desk.bus, "S-9") == {}
     assert await desk.phase("S-9") == "cancelled"
+
+
+def status_id(document: BaseModel) -> str:
+    return derived_id(document.model_dump()["message_id"], "status")
 
 
 def json_type(row: OutboxRow) -> str:

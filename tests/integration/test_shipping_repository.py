@@ -141,6 +141,7 @@ async def test_what_is_saved_loads_back_equal(pool: asyncpg.Pool) -> None:
     second = replace(
         stored,
         phase="cancelling",
+        waiting=("S-1:cancel-2/status",),
         lines=(line1, stored.lines[2], line4),
         pending=(stored.pending[1], release),
     )

@@ -36,6 +36,7 @@ from services.shipping.model import (
     ShipRefusedStatus,
     ShipRequest,
 )
+from shared.ids import derived_id
 from shared.reasons import ReasonCode
 
 DAY = date(2026, 11, 2)
@@ -617,6 +618,38 @@ def test_ship_request_after_shipping_repeats_the_shipped_status() -> None:
     assert isinstance(decision.statuses[0], ShippedStatus)
 
 
+def test_a_ship_request_while_shipping_is_answered_with_the_shipped_status() -> None:
+    """Every document is answered: the second request gets the outcome, under its own id."""
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    (ship,) = desk.send(ship_request()).commands
+    again = ship_request()
+    waiting = desk.send(again)
+    assert (waiting.commands, waiting.statuses, desk.phase) == ((), (), "shipping")
+    first, second = desk.shipped(ship).statuses
+    assert isinstance(first, ShippedStatus) and isinstance(second, ShippedStatus)
+    assert second.message_id == derived_id(again.message_id, "status") != first.message_id
+    assert second.lines == first.lines
+    assert desk.shipment is not None and desk.shipment.waiting == ()
+
+
+def test_a_ship_request_while_shipping_is_answered_with_the_refusal_too() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1), line("PLAIN", 1, no=2))
+    first, second = desk.send(ship_request()).commands
+    again, third = ship_request(), ship_request()
+    desk.send(again)
+    desk.send(third)
+    desk.shipped(first)
+    statuses = desk.refused(second, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2").statuses
+    refusals = [s for s in statuses if isinstance(s, ShipRefusedStatus)]
+    assert len(refusals) == len(statuses) == 3
+    assert [s.message_id for s in refusals[1:]] == [
+        derived_id(again.message_id, "status"),
+        derived_id(third.message_id, "status"),
+    ]
+    assert len({(s.reason_code, s.reason, s.problems) for s in refusals}) == 1
+    assert desk.phase == "allocated"
+
+
 # --- cancellation -----------------------------------------------------------------------------
 
 
@@ -653,6 +686,18 @@ def test_cancel_while_allocation_is_in_flight_releases_after_it() -> None:
     assert desk.allocated(allocate).statuses == ()
     (status,) = desk.released(release).statuses
     assert isinstance(status, CancelledStatus)
+
+
+def test_a_cancel_while_cancelling_is_answered_with_the_cancelled_status() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    (release,) = desk.send(cancel()).commands
+    again = cancel()
+    waiting = desk.send(again)
+    assert (waiting.commands, waiting.statuses, desk.phase) == ((), (), "cancelling")
+    first, second = desk.released(release).statuses
+    assert isinstance(first, CancelledStatus) and isinstance(second, CancelledStatus)
+    assert second.message_id == derived_id(again.message_id, "status")
+    assert (second.released_lines, second.refused) == (first.released_lines, None)
 
 
 def test_release_refused_because_nothing_was_held_still_cancels() -> None:
