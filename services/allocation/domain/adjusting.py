@@ -8,6 +8,8 @@
 - `count` / `loss` with quantity > 0 reverse usage: a mfr lot takes back at most what was used
   from it (`LOT_QTY_EXCEEDS_USED`), a serial comes back only if it was removed; plain items fill
   the office's lots newest first up to their usage and keep the rest as unallocated stock (R12).
+  "Oldest" and "newest" are by `InventoryLot.arrival` (receipt date, then decision order), the
+  order FIFO takes stock in.
 - For an item both lot-tracked and serialized the serials decide; named lots are not needed.
 """
 
@@ -200,6 +202,8 @@ def _restore_unit(draft: Draft, item: Item, office: str, serial: str) -> LotMove
     units = draft.units_with_serial(serial)
     if any(unit.in_stock for unit in units):
         raise checks.in_stock(item, serial)
+    # The serial's own history, not FIFO: a serial is received again only after it left stock,
+    # so the unit decided last (highest seq) is the one whose status is current.
     latest = max(units, key=lambda u: draft.lots[u.lot_id].seq, default=None)
     if (
         latest is None
@@ -250,13 +254,13 @@ def _reverse_mfr_lot(
             f"{capacity} (used), adjusted {entry.quantity}",
             f"{entry.quantity} > {capacity}",
         )
-    rows.sort(key=lambda r: draft.lots[r.lot_id].seq, reverse=True)
+    rows.sort(key=lambda r: draft.lots[r.lot_id].arrival, reverse=True)
     return _spread(entry.quantity, [(r.lot_id, r.mfr_lot, room(r)) for r in rows])
 
 
 def _reverse_plain(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ...]:
     """R11, R12: fill lots newest first up to their usage; the rest is unallocated stock."""
-    lots = sorted(draft.lots_at(cmd.office), key=lambda lot: lot.seq, reverse=True)
+    lots = draft.lots_at(cmd.office)[::-1]  # newest first
     picks = _spread(cmd.quantity, [(lot.lot_id, None, lot.used) for lot in lots], partial=True)
     draft.move(picks, on_hand=1, used=-1)
     moved = movements(draft, tuple(picks))

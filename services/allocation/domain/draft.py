@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -332,17 +333,18 @@ class Draft:
         return None if key is None else self.units[key]
 
     def lots_at(self, office: str, *, stocked: bool = False) -> list[InventoryLot]:
-        """The office's inventory lots (only those with stock, if `stocked`), oldest first."""
+        """The office's inventory lots (only those with stock, if `stocked`), oldest first by
+        `InventoryLot.arrival`."""
         if stocked:
             lots = [self.lots[i] for i, where in self.stocked.items() if where == office]
         else:
             lots = [lot for lot in self.lots.values() if lot.office == office]
-        return sorted(lots, key=_seq)
+        return sorted(lots, key=_arrival)
 
-    def stocked_seqs(self, office: str) -> dict[str, int]:
-        """lot_id -> seq of the office's inventory lots with stock (unordered: no sort)."""
+    def stocked_arrivals(self, office: str) -> dict[str, tuple[date, int]]:
+        """lot_id -> `arrival` of the office's inventory lots with stock (unordered: no sort)."""
         lots = self.lots
-        return {i: lots[i].seq for i, where in self.stocked.items() if where == office}
+        return {i: lots[i].arrival for i, where in self.stocked.items() if where == office}
 
     def mfr_lots_at(self, office: str, *, stocked: bool = False) -> list[MfrLot]:
         """The office's manufacturer lots (only in lots with stock, if `stocked`)."""
@@ -373,8 +375,8 @@ def _signed(quantity: Decimal, sign: int) -> Decimal:
     return quantity if sign > 0 else -quantity if sign < 0 else ZERO
 
 
-def _seq(lot: InventoryLot) -> int:
-    return lot.seq
+def _arrival(lot: InventoryLot) -> tuple[date, int]:
+    return lot.arrival
 
 
 def _check(name: str, on_hand: Decimal, allocated: Decimal, used: Decimal, held: Decimal) -> None:

@@ -90,6 +90,16 @@ class InventoryLot:
     def free(self) -> Decimal:
         return self.on_hand - self.allocated - self.held
 
+    @property
+    def arrival(self) -> tuple[date, int]:
+        """The one "first in" order of inventory lots (R9, DESIGN §6): the date the receipt
+        carried, then `seq` (the order allocation decided receipts in, unique per LIC) among
+        lots received the same day. Not `seq` alone: receipts of one LIC from different
+        documents come through different partitions, so the order they are decided in is
+        arbitrary. FIFO and FEFO's tie-break take the least first; usage put back by a count or
+        a return fills the greatest (newest) first."""
+        return (self.received_on, self.seq)
+
     def moved(
         self, on_hand: Decimal, allocated: Decimal, used: Decimal, held: Decimal = ZERO
     ) -> InventoryLot:

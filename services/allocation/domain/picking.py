@@ -7,8 +7,11 @@
   lot is refused `LOT_EXPIRED`. Vendor returns (R14) may take expired stock: that is often the
   reason for the return.
 - Automatic order: perishable lot-tracked stock first-expired-first-out by (expires_on, lot
-  seq, mfr lot), a lot without expiry last; everything else first-in-first-out by lot seq, then
-  mfr lot number, then the serial's position in its receipt.
+  arrival, mfr lot), a lot without expiry last; everything else first-in-first-out by lot
+  arrival, then mfr lot number, then the serial's position in its receipt. A lot's arrival
+  (`InventoryLot.arrival`) is the receipt date its document carried, then the order receipts
+  were decided in: never that order alone, which hangs on how partitions interleave (§6).
+  A named mfr lot found in several inventory lots is taken in the same order.
 - Not enough stock refuses the whole line (`INSUFFICIENT_STOCK`, requested vs available):
   there is no partial allocation.
 """
@@ -157,17 +160,17 @@ def _disagree(need: Need, name: str, quantity: Decimal, held: int, where: str) -
 
 def fresh_rows(draft: Draft, need: Need) -> list[MfrLot]:
     """The office's mfr lots usable on the ship date, in FEFO (perishable) or FIFO order."""
-    seqs = draft.stocked_seqs(need.office)
+    arrivals = draft.stocked_arrivals(need.office)
     mfr_lots, names = draft.mfr_lots, draft.mfr_names
-    # (expiry, lot seq, mfr lot) is unique per row, so the order rows are listed in is moot.
-    rows = [mfr_lots[(lot_id, name)] for lot_id in seqs for name in names.get(lot_id, ())]
+    # (expiry, lot arrival, mfr lot) is unique per row, so the order rows are listed in is moot.
+    rows = [mfr_lots[(lot_id, name)] for lot_id in arrivals for name in names.get(lot_id, ())]
     if need.fresh_only:
         rows = [r for r in rows if not need.expired(r)]
     perishable = need.item.perishable
     rows.sort(
         key=lambda r: (
             r.expires_on if perishable and r.expires_on else date.max,
-            seqs[r.lot_id],
+            arrivals[r.lot_id],
             r.mfr_lot,
         )
     )
@@ -176,7 +179,7 @@ def fresh_rows(draft: Draft, need: Need) -> list[MfrLot]:
 
 def free_units(draft: Draft, need: Need) -> list[Unit]:
     """AVAILABLE units at the office, in FEFO (perishable) or FIFO order."""
-    office_lots = draft.stocked_seqs(need.office)
+    office_lots = draft.stocked_arrivals(need.office)
     units = draft.units
     available = SerialStatus.AVAILABLE
     free = [
@@ -188,7 +191,7 @@ def free_units(draft: Draft, need: Need) -> list[Unit]:
         free.sort(key=lambda unit: (office_lots[unit.lot_id], unit.position))
         return free
 
-    def order(unit: Unit) -> tuple[date, int, int]:
+    def order(unit: Unit) -> tuple[date, tuple[date, int], int]:
         row = _row(draft, unit)
         expiry = row.expires_on if row and row.expires_on else date.max
         return (expiry, office_lots[unit.lot_id], unit.position)
@@ -197,9 +200,9 @@ def free_units(draft: Draft, need: Need) -> list[Unit]:
     return free
 
 
-def _row_order(draft: Draft, item: Item, row: MfrLot) -> tuple[date, int, str]:
+def _row_order(draft: Draft, item: Item, row: MfrLot) -> tuple[date, tuple[date, int], str]:
     expiry = row.expires_on if item.perishable and row.expires_on else date.max
-    return (expiry, draft.lots[row.lot_id].seq, row.mfr_lot)
+    return (expiry, draft.lots[row.lot_id].arrival, row.mfr_lot)
 
 
 def _row(draft: Draft, unit: Unit) -> MfrLot | None:

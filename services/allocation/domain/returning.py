@@ -6,7 +6,8 @@
 - A lot-tracked return names mfr lots; a plain return names nothing. Either cannot exceed what
   was shipped from the return's office (to that customer) out of those lots minus what already
   came back, nor what those lots still count as used: `RETURN_EXCEEDS_SHIPPED`. Newest lots take
-  returns first.
+  returns first, newest by `InventoryLot.arrival` (receipt date, then decision order), the
+  reverse of the order FIFO ships them in.
 - Returned stock goes back into the inventory lot it was shipped from (reopening it, R7), and
   its usage is reversed at the lot's unit cost. An inventory lot is at one office, so a return
   is received at the office that shipped it: stock counted back into a lot at another office
@@ -100,6 +101,8 @@ def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str)
         raise Refusal(ReasonCode.SERIAL_NOT_SHIPPED, f"serial {serial} of {item.lic} {why}", serial)
     if any(u.in_stock for u in units):
         raise checks.in_stock(item, serial)
+    # The serial's own history, not FIFO: a serial is received again only after it left stock,
+    # so the unit decided last (highest seq) is the one shipped last.
     unit = max(shipped, key=lambda u: draft.lots[u.lot_id].seq)
     pick = Pick(lot_id=unit.lot_id, mfr_lot=unit.mfr_lot, serial=serial, quantity=Decimal(1))
     return pick, (unit.lot_id, unit.mfr_lot, unit.customer or "")
@@ -123,7 +126,7 @@ def _returnable(
         {draft.lots[r.lot_id].office for r in rows if r.returnable > 0} - {cmd.office}
     )
     rows = [row for row in rows if draft.lots[row.lot_id].office == cmd.office]
-    rows.sort(key=lambda row: draft.lots[row.lot_id].seq, reverse=True)
+    rows.sort(key=lambda row: draft.lots[row.lot_id].arrival, reverse=True)
     taken: dict[tuple[str, str | None], Decimal] = {}
     from_row: dict[ShipmentKey, Decimal] = {}
     for p, row_key in earlier:

@@ -35,7 +35,8 @@ def test_receipt_without_unit_cost_is_costed_at_the_items_estimate() -> None:
 
 
 def test_lots_get_increasing_fifo_sequence_numbers() -> None:
-    """R7/R9: lots are ordered by receipt for FIFO."""
+    """R7/R9: lots are numbered in the order they are decided: FIFO's tie-break among lots
+    received the same day (the receipt date comes first: test_fifo_by_receipt_date.py)."""
     book = Book(item(), receive("PO-1/1", 1), receive("PO-2/1", 1))
     assert book.state.lots["PO-1/1"].seq < book.state.lots["PO-2/1"].seq
 

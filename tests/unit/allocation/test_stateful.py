@@ -3,6 +3,8 @@
 Three LICs: a plain item, a lot-tracked perishable item and a serialized item, at two offices.
 After every step the invariants of R4, R7, R9 and R11 must hold; where the reference model can
 tell on its own whether a command must succeed (free stock, serials in stock), decide() agrees.
+Receipts carry random dates, so the order they are decided in is not the order they came in:
+automatic picks must follow the receipt date (R9, §6), FEFO breaking ties by it.
 
 Any receipt or return line may be sent held (one line of a document with several): holding it
 then confirming it must leave exactly the rows the unheld decision leaves, and cancelling it
@@ -50,6 +52,7 @@ from services.allocation.domain.model import (
     LotEntry,
     LotMovement,
     LotPick,
+    MfrLot,
     ReceiveStock,
     ReleaseLine,
     ReturnFromCustomer,
@@ -219,33 +222,38 @@ class AllocationMachine(RuleBasedStateMachine):
 
     # -- receipts -------------------------------------------------------------------------------
 
-    @rule(office=OFFICES, qty=QTY, cost=st.sampled_from(["1.00", "3.25"]))
-    def receive_plain(self, office: str, qty: int, cost: str) -> None:
-        decision = self.run(self.receipt(PLAIN, office, D(qty), unit_cost=D(cost)))
+    @rule(office=OFFICES, qty=QTY, cost=st.sampled_from(["1.00", "3.25"]), on=DAYS)
+    def receive_plain(self, office: str, qty: int, cost: str, on: date) -> None:
+        decision = self.run(self.receipt(PLAIN, office, D(qty), on, unit_cost=D(cost)))
         assert decision.rejected is None
 
     @rule(
         office=OFFICES,
         lots=st.lists(st.tuples(MFR, QTY, DAYS), min_size=1, max_size=2),
+        on=DAYS,
     )
-    def receive_lots(self, office: str, lots: list[tuple[str, int, date]]) -> None:
+    def receive_lots(self, office: str, lots: list[tuple[str, int, date]], on: date) -> None:
         entries = tuple(LotEntry(mfr_lot=n, quantity=D(q), expires_on=e) for n, q, e in lots)
         total = sum((e.quantity for e in entries), ZERO)
-        decision = self.run(self.receipt(LOT, office, total, mfr_lots=entries))
+        decision = self.run(self.receipt(LOT, office, total, on, mfr_lots=entries))
         names = [n for n, _, _ in lots]
         clash = len(set(names)) < len(names) and len({(n, e) for n, _, e in lots}) > len(set(names))
         assert (decision.rejected is None) == (not clash)
 
-    @rule(office=OFFICES, serials=st.lists(st.sampled_from(SERIALS), min_size=1, max_size=3))
-    def receive_serials(self, office: str, serials: list[str]) -> None:
-        command = self.receipt(SER, office, D(len(serials)), serials=tuple(serials))
+    @rule(
+        office=OFFICES,
+        serials=st.lists(st.sampled_from(SERIALS), min_size=1, max_size=3),
+        on=DAYS,
+    )
+    def receive_serials(self, office: str, serials: list[str], on: date) -> None:
+        command = self.receipt(SER, office, D(len(serials)), on, serials=tuple(serials))
         expected_ok = len(set(serials)) == len(serials) and not any(map(self.in_stock, serials))
         decision = self.run(command)
         assert (decision.rejected is None) == expected_ok, decision.events
 
-    @rule(office=OFFICES, qty=st.integers(min_value=1, max_value=2))
-    def receive_generated(self, office: str, qty: int) -> None:
-        decision = self.run(self.receipt(SER, office, D(qty), generate=True))
+    @rule(office=OFFICES, qty=st.integers(min_value=1, max_value=2), on=DAYS)
+    def receive_generated(self, office: str, qty: int, on: date) -> None:
+        decision = self.run(self.receipt(SER, office, D(qty), on, generate=True))
         assert decision.rejected is None
 
     def receipt(
@@ -253,6 +261,7 @@ class AllocationMachine(RuleBasedStateMachine):
         lic: str,
         office: str,
         quantity: Decimal,
+        received_on: date,
         *,
         unit_cost: Decimal | None = None,
         mfr_lots: tuple[LotEntry, ...] = (),
@@ -265,7 +274,7 @@ class AllocationMachine(RuleBasedStateMachine):
             lot_id=self.lot_id(),
             office=office,
             kind="purchase",
-            received_on=DATES[0],
+            received_on=received_on,
             quantity=quantity,
             shipment_id="PO",
             line_no=1,
@@ -287,6 +296,10 @@ class AllocationMachine(RuleBasedStateMachine):
         shipped = own is not None and own.status == "shipped"
         decision = self.run(self.line(PLAIN, shipment, office, D(qty), customer))
         assert (decision.rejected is None) == (not shipped and free + mine >= qty)
+        if decision.rejected is None:
+            allocated = decision.events[-1]
+            assert isinstance(allocated, LineAllocated)
+            self.check_fifo(state, allocated, shipment)
 
     @rule(
         office=OFFICES,
@@ -354,6 +367,10 @@ class AllocationMachine(RuleBasedStateMachine):
         )
         if serials and not (own is not None and own.status == "shipped"):
             assert (decision.rejected is None) == (usable and unique), decision.events
+        if not serials and decision.rejected is None:
+            allocated = decision.events[-1]
+            assert isinstance(allocated, LineAllocated)
+            self.check_fifo(state, allocated, shipment)
 
     def line(
         self,
@@ -645,25 +662,65 @@ class AllocationMachine(RuleBasedStateMachine):
     def check_fefo(
         self, before: LicState, event: LineAllocated, shipment: str, *, auto: bool
     ) -> None:
-        """R9: never an expired lot; automatic picks leave no earlier-expiring free lot."""
+        """R9: never an expired lot; automatic picks take usable rows in the order (expiry,
+        receipt date, order decided, mfr lot): every row before the last one taken is taken
+        whole, so no earlier-expiring lot, nor one of the same expiry received earlier, is
+        left free."""
         assert all(m.expires_on is None or m.expires_on >= event.ship_on for m in event.movements)
         if not auto:
             return
+        mine = own_picks(before, shipment)
+        taken = by_row(event.movements)
+
+        def order(row: MfrLot) -> tuple[date, date, int, str]:
+            lot = before.lots[row.lot_id]
+            return (row.expires_on or date.max, lot.received_on, lot.seq, row.mfr_lot)
+
+        last = max(order(before.mfr_lots[(i, n)]) for i, n in taken if n is not None)
+        for key, row in before.mfr_lots.items():
+            usable = row.expires_on is None or row.expires_on >= event.ship_on
+            at_office = before.lots[row.lot_id].office == event.office
+            if usable and at_office and order(row) < last:
+                free = row.free + mine[key]
+                assert taken[key] == free, (key, "skipped by FEFO")
+
+    def check_fifo(self, before: LicState, event: LineAllocated, shipment: str) -> None:
+        """R9: automatic picks of other stock go first in, first out: by the date the receipt
+        carried, then the order receipts were decided in. Every lot before the last one taken
+        is taken whole; within a serialized lot, units go in the order they were received."""
+        mine = own_picks(before, shipment)
         own = before.allocations.get((shipment, 1))
-        mine: defaultdict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
-        if own is not None and own.status == "allocated":
-            for p in own.picks:
-                mine[(p.lot_id, p.mfr_lot)] += p.quantity
-        taken: defaultdict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
-        for m in event.movements:
-            assert m.lot_id is not None
-            taken[(m.lot_id, m.mfr_lot)] += m.quantity
-        latest = max(m.expires_on for m in event.movements if m.expires_on is not None)
-        for (lot_id, mfr_lot), row in before.mfr_lots.items():
-            usable = row.expires_on is not None and event.ship_on <= row.expires_on < latest
-            if usable and before.lots[lot_id].office == event.office:
-                free = row.free + mine[(lot_id, mfr_lot)]
-                assert taken[(lot_id, mfr_lot)] == free, (lot_id, mfr_lot, "skipped by FEFO")
+        mine_units = {p.serial for p in own.picks} if own and own.status == "allocated" else set()
+        taken = by_row(event.movements)
+
+        def order(lot_id: str) -> tuple[date, int]:
+            lot = before.lots[lot_id]
+            return (lot.received_on, lot.seq)
+
+        last = max(order(lot_id) for lot_id, _ in taken)
+        for lot in before.lots.values():
+            if lot.office != event.office or order(lot.lot_id) >= last:
+                continue
+            free = lot.free + mine[(lot.lot_id, None)]
+            assert taken[(lot.lot_id, None)] == free, (lot.lot_id, "skipped by FIFO")
+        if before.item is None or not before.item.serialized:
+            return
+        positions = {u.serial: u.position for u in before.units.values() if u.in_stock}
+        for lot_id, _ in taken:  # each lot taken, in part or whole: its first units
+            lot = before.lots[lot_id]
+            free_units = sorted(
+                (u.position, u.serial)
+                for u in before.units.values()
+                if u.lot_id == lot_id
+                and lot.on_hand > lot.held  # not a held receipt's
+                and (u.status is S.AVAILABLE or u.serial in mine_units)
+            )
+            got = sorted(
+                (positions[m.serial], m.serial)
+                for m in event.movements
+                if m.lot_id == lot_id and m.serial is not None
+            )
+            assert got == free_units[: len(got)], (lot_id, "units skipped by FIFO")
 
     @invariant()
     def lots_balance(self) -> None:
@@ -772,6 +829,24 @@ class AllocationMachine(RuleBasedStateMachine):
                 assert state.lots[rows[0].lot_id].office == office
             else:
                 assert rows == []
+
+
+def own_picks(before: LicState, shipment: str) -> defaultdict[tuple[str, str | None], Decimal]:
+    """What the line holds before it is re-allocated: free again to its new allocation."""
+    mine: defaultdict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
+    own = before.allocations.get((shipment, 1))
+    if own is not None and own.status == "allocated":
+        for p in own.picks:
+            mine[(p.lot_id, p.mfr_lot)] += p.quantity
+    return mine
+
+
+def by_row(moves: Iterable[LotMovement]) -> defaultdict[tuple[str, str | None], Decimal]:
+    taken: defaultdict[tuple[str, str | None], Decimal] = defaultdict(Decimal)
+    for m in moves:
+        assert m.lot_id is not None
+        taken[(m.lot_id, m.mfr_lot)] += m.quantity
+    return taken
 
 
 def locked_by_refusal(before: LicState, after: LicState, command: Command) -> bool:
