@@ -10,6 +10,7 @@ import structlog
 from services.allocation import translate
 from services.allocation.cache import StateCache
 from services.allocation.domain import model as d
+from services.allocation.domain.checks import MAX_SERIALS_PER_LINE
 from services.allocation.domain.decide import decide_batch
 from services.allocation.domain.model import LicState, Touched
 from services.allocation.repository import HeldEvent, PgStateRepository
@@ -21,10 +22,6 @@ from shared.contracts import upstream as u
 from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
-
-# Serials one adjustment may name: as many as one receipt line may (receiving's limit). Its
-# event lists a movement per serial in one message, which a million would not fit in.
-MAX_ADJUSTMENT_SERIALS = 100_000
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +145,10 @@ class AllocationService:
             try:
                 serials = (
                     parse_serials(
-                        m.serials, max_span=self._max_span, max_serials=MAX_ADJUSTMENT_SERIALS
+                        # as many as a line may carry: its event lists a movement per serial
+                        m.serials,
+                        max_span=self._max_span,
+                        max_serials=MAX_SERIALS_PER_LINE,
                     )
                     if m.serials
                     else []
