@@ -357,35 +357,42 @@ async def test_a_receipt_naming_another_items_lot_is_refused_and_moves_nothing(
         await conn.close()
 
 
+async def _intake_refusal(env: LotlineEnv, lic: str, **adjustment: Any) -> dict[str, Any]:
+    """Publish a beginning balance of `lic` with `adjustment`'s fields; its one answer."""
+    topics = env.settings.topics
+    document = {
+        "type": "AdjustInventory",
+        "message_id": f"m-{lic}",
+        "adjustment_id": f"ADJ-{lic}",
+        "lic": lic,
+        "office": "AI",
+        "kind": "beginning_balance",
+        "unit_cost": "1",
+        **adjustment,
+    }
+    await kafka_publish_many(
+        env.bootstrap, topics.adjustments, [(lic, json.dumps(document).encode())]
+    )
+    records = await kafka_read_until(
+        env.bootstrap,
+        topics.events,
+        lambda rs: any(v.get("lic") == lic for v in json_values(rs)),
+    )
+    (answer,) = [v for v in json_values(records) if v.get("lic") == lic]
+    return answer
+
+
 async def test_an_adjustment_with_a_bad_span_is_refused_whatever_its_message_id(
     allocation: LotlineEnv,
 ) -> None:
     """The intake parses an adjustment's serials before re-keying it: a bad span is answered
     INVALID_SERIAL_SPAN with the command id a decided refusal would carry, even for a message
     id at the contract's length limit (the refusal's own id must still fit)."""
-    topics = allocation.settings.topics
     lic = f"SPAN-{uuid.uuid4().hex[:6]}"
     message_id = f"{lic}-" + "x" * (128 - len(lic) - 1)
-    adjustment = {
-        "type": "AdjustInventory",
-        "message_id": message_id,
-        "adjustment_id": f"ADJ-{lic}",
-        "lic": lic,
-        "office": "AI",
-        "kind": "beginning_balance",
-        "quantity": 2,
-        "unit_cost": "1",
-        "serials": "10...1",
-    }
-    await kafka_publish_many(
-        allocation.bootstrap, topics.adjustments, [(lic, json.dumps(adjustment).encode())]
+    refusal = await _intake_refusal(
+        allocation, lic, message_id=message_id, quantity=2, serials="10...1"
     )
-    records = await kafka_read_until(
-        allocation.bootstrap,
-        topics.events,
-        lambda rs: any(v.get("lic") == lic for v in json_values(rs)),
-    )
-    (refusal,) = [v for v in json_values(records) if v.get("lic") == lic]
     assert (refusal["type"], refusal["reason_code"], refusal["offending"]) == (
         "CommandRejected",
         "INVALID_SERIAL_SPAN",
@@ -401,28 +408,8 @@ async def test_an_adjustment_naming_more_serials_than_one_message_holds_is_refus
     """Its InventoryAdjusted would list a movement per serial in one message: an adjustment may
     name as many serials as a receipt line (100,000), and one naming more is answered
     INVALID_QUANTITY instead of deciding an event too large to publish."""
-    topics = allocation.settings.topics
     lic = f"MANY-{uuid.uuid4().hex[:6]}"
-    adjustment = {
-        "type": "AdjustInventory",
-        "message_id": f"m-{lic}",
-        "adjustment_id": f"ADJ-{lic}",
-        "lic": lic,
-        "office": "AI",
-        "kind": "beginning_balance",
-        "quantity": 100_001,
-        "unit_cost": "1",
-        "serials": "S000001...S100001",
-    }
-    await kafka_publish_many(
-        allocation.bootstrap, topics.adjustments, [(lic, json.dumps(adjustment).encode())]
-    )
-    records = await kafka_read_until(
-        allocation.bootstrap,
-        topics.events,
-        lambda rs: any(v.get("lic") == lic for v in json_values(rs)),
-    )
-    (refusal,) = [v for v in json_values(records) if v.get("lic") == lic]
+    refusal = await _intake_refusal(allocation, lic, quantity=100_001, serials="S000001...S100001")
     assert (refusal["type"], refusal["reason_code"]) == ("CommandRejected", "INVALID_QUANTITY")
     assert "100000" in refusal["reason"].replace(",", "")
 
