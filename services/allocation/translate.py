@@ -119,7 +119,12 @@ def _(m: c.AllocateLine) -> d.Command:
         quantity=m.quantity,
         lots=_lot_picks(m.lots),
         serials=tuple(m.serials),
+        refusal=None if m.refusal is None else _line_refusal(m.refusal),
     )
+
+
+def _line_refusal(m: c.LineRefusal) -> d.LineRefusal:
+    return d.LineRefusal(reason_code=m.reason_code, reason=m.reason, offending=m.offending or "")
 
 
 @_to_domain.register

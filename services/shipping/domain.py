@@ -17,8 +17,12 @@
   complete (lot-tracked lines name manufacturer lots covering the line, serialized units have
   serials); the refusal lists each line and what it lacks.
 - R14: a vendor return names the lots (lot-tracked) or serials (serialized) going back, checked
-  here before anything is sent (and again by allocation).
+  here (and again by allocation).
 - Picks typed or scanned go through the same parsers as receipts (R5).
+- A line whose picks shipping refuses itself (R5, R14) is still sent: its AllocateLine carries
+  the problem instead of picks, and allocation answers `CommandRejected` with exactly that
+  problem, deciding nothing. The line waits for that answer like any other, and, still a sales
+  order naming the item, locks the item's tracking flags (R2) as a line allocation refuses does.
 - A ship request while the shipment is shipping, or a cancel while it is cancelling, asks for
   what is under way: it is answered when that settles, with the same status as the one that
   started it (`ShipmentShipped` or `ShipmentShipRefused`; `ShipmentCancelled`), under its own
@@ -27,7 +31,7 @@
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
 - A refused re-allocation changes nothing, in allocation ("the old one stands") and here: a
-  line whose new picks allocation refuses, or that shipping's own parse refuses, stays
+  line whose new picks allocation refuses, or that shipping's own checks refuse, stays
   `allocated` with the picks and movements of the allocation that stands, the refusal its
   `problem`; the phase settles `allocation_failed` listing the problem, with the line among
   `allocated_lines`, and the line can ship. A line is failed only when nothing stands. A
@@ -401,7 +405,7 @@ class _Draft:
             action=action,
             line_no=command.line_no,
             lic=command.lic,
-            picks=command.picks if isinstance(command, Allocate) else None,
+            picks=command.picks if isinstance(command, Allocate) and action == "allocate" else None,
         )
         self.in_flight[command.line_no, command.lic] += 1
         self.commands.append(command)
@@ -413,9 +417,8 @@ class _Draft:
         return sent
 
     def idle(self, line: Line) -> Line:
-        """A line with no answer awaited (its newest command answered, or none sent): pending
-        while an earlier command of its LIC is still in flight (it decides what stands, e.g.
-        picks refused by the parse while an allocation is on its way), then what stands."""
+        """A line whose newest command was answered: pending while an earlier command of its
+        LIC is still in flight (it decides what stands), then what stands."""
         if line.awaiting is not None or line.status in ("shipped", "released"):
             return line
         if self.in_flight[line.line_no, line.lic] > 0:
@@ -425,11 +428,12 @@ class _Draft:
     def allocate(
         self, line: Line, entry: Entry, message_id: str, item: Item | None, limits: Limits
     ) -> None:
-        picks = parse_picks(self.base, line, entry, item, limits)
-        if isinstance(picks, Problem):  # nothing is sent: whatever allocation holds stands
-            refused = replace(line, status="failed", awaiting=None, problem=picks)
-            self.lines[line.line_no] = self.idle(refused)
-            return
+        """Send the line's AllocateLine: its picks, or the problem shipping found with them,
+        which allocation answers as it is (whatever it holds for the line stands) while the
+        line, a sales order naming the item, locks the item's tracking flags (R2)."""
+        parsed = parse_picks(self.base, line, entry, item, limits)
+        refusal = parsed if isinstance(parsed, Problem) else None
+        picks = parsed if isinstance(parsed, Picks) else Picks()
         command = Allocate(
             command_id=derived_id(namespaced("shipment", message_id), f"allocate/{line.line_no}"),
             shipment_id=self.base.shipment_id,
@@ -441,8 +445,9 @@ class _Draft:
             ship_on=self.base.ship_on,
             quantity=line.quantity,
             picks=picks,
+            refusal=refusal,
         )
-        self.send(command, "allocate")
+        self.send(command, "allocate" if refusal is None else "refuse")
         self.lines[line.line_no] = replace(
             line, status="pending", awaiting=command.command_id, problem=None
         )

@@ -18,7 +18,9 @@ Phase = Literal[
     "allocating", "allocated", "allocation_failed", "shipping", "shipped", "cancelling", "cancelled"
 ]
 LineStatus = Literal["pending", "allocated", "failed", "shipped", "released"]
-Action = Literal["allocate", "release", "ship"]
+# "refuse": an AllocateLine carrying the problem shipping found with the line (answered with
+# it; nothing is ever held for it).
+Action = Literal["allocate", "refuse", "release", "ship"]
 Kind = Literal["sale", "vendor_return"]
 
 OPEN_PHASES: frozenset[Phase] = frozenset({"allocating", "allocated", "allocation_failed"})
@@ -221,6 +223,9 @@ Answer = Allocated | Released | Shipped | Rejected
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Allocate:
+    """Allocate a line with its picks; or, with `refusal`, have allocation record the problem
+    shipping found with them (answered `Rejected` with it, the item locked: R2)."""
+
     command_id: str
     shipment_id: str
     line_no: int
@@ -231,6 +236,7 @@ class Allocate:
     ship_on: date
     quantity: Decimal
     picks: Picks
+    refusal: Problem | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -137,6 +137,16 @@ def _(cmd: model.Allocate) -> c.AllocateLine:
         quantity=cmd.quantity,
         lots=[u.LotPick(mfr_lot=x.mfr_lot, quantity=x.quantity) for x in cmd.picks.lots],
         serials=list(cmd.picks.serials),
+        refusal=None if cmd.refusal is None else _refusal(cmd.refusal),
+    )
+
+
+def _refusal(p: model.Problem) -> c.LineRefusal:
+    """The problem as the status would carry it (`problem`), so allocation's answer, echoing
+    it, gives the status the same problem."""
+    shown = problem(p)
+    return c.LineRefusal(
+        reason_code=shown.reason_code, reason=shown.reason, offending=shown.offending
     )
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared.contracts.base import Message, Model
+from shared.contracts.reasons import ReasonCode
 from shared.contracts.types import Date, Identifier, LineNo, Money, Quantity, SignedQuantity, Text
 from shared.contracts.upstream import LotPick, LotQuantity, UpsertItem
 
@@ -77,8 +78,22 @@ class CancelHeld(Message):
     command_id: Identifier = Field(description="message_id of the held line's command")
 
 
+class LineRefusal(Model):
+    """A problem the sender already found with a line: the refusal allocation answers it with."""
+
+    reason_code: ReasonCode
+    reason: Text
+    offending: Text | None = None
+
+
 class AllocateLine(Message):
-    """Allocate (or re-allocate) one shipment line; no picks means automatic (R9, R14)."""
+    """Allocate (or re-allocate) one shipment line; no picks means automatic (R9, R14).
+
+    With `refusal`, shipping has refused the line's picks itself (R5, R14): allocation decides
+    nothing but answers `CommandRejected` with exactly that problem. The line is still a sales
+    order naming the item, so, like a line allocation refuses, it locks the item's tracking
+    flags (R2); an allocation the line holds stands.
+    """
 
     type: Literal["AllocateLine"] = "AllocateLine"
     lic: Identifier
@@ -91,6 +106,11 @@ class AllocateLine(Message):
     quantity: Quantity
     lots: list[LotPick] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
+    refusal: LineRefusal | None = Field(
+        default=None,
+        description="the sender refused the line itself: answer CommandRejected with this "
+        "problem, decide nothing, lock the item's tracking flags (R2)",
+    )
 
 
 class ReleaseLine(Message):

@@ -4,7 +4,7 @@ processes, an upstream system publishes with a plain Kafka client and reads `inv
 One walk through the issue's flows: a mixed receipt posted; a receipt with three line errors
 refused whole; a shipment allocated first-expired-first-out and shipped; a ship request refused
 as incomplete, completed by a picks update and shipped; a cancellation releasing stock; a
-customer return and a vendor return.
+customer return and a vendor return. Then R2: a line whose picks shipping refuses locks its item.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 
 from shared import stack
+from shared.ids import namespaced
 from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
 
 FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
@@ -47,7 +48,8 @@ class Upstream:
     def id(self, name: str) -> str:
         return f"{name}-{self.run}"
 
-    async def send(self, topic: str, key: str, message_type: str, **fields: Any) -> None:
+    async def send(self, topic: str, key: str, message_type: str, **fields: Any) -> str:
+        """Publish one message; its `message_id`."""
         body = {
             "type": message_type,
             "message_id": uuid.uuid4().hex,
@@ -55,6 +57,7 @@ class Upstream:
             **fields,
         }
         await kafka_publish(self.env.bootstrap, topic, key, json.dumps(body).encode())
+        return str(body["message_id"])
 
     async def items(self, *items: dict[str, Any]) -> None:
         for item in items:
@@ -228,3 +231,31 @@ async def test_receipts_and_shipments_through_the_real_broker(running: LotlineEn
     assert [(m["mfr_lot"], m["quantity"]) for m in returned["lines"][0]["movements"]] == [
         ("LATE", "5")
     ]
+
+
+async def test_a_line_shipping_refuses_locks_its_items_tracking_flags(running: LotlineEnv) -> None:
+    """R2 (R5): picks shipping refuses itself keep the line as a sales order that can be picked
+    again, so, as for a line refused for lack of stock, the item's tracking flags lock: the
+    line reaches allocation carrying shipping's problem, the upstream sees that problem, and an
+    UpsertItem changing `serialized` afterwards is refused TRACKING_LOCKED."""
+    up = Upstream(running)
+    bare = up.id("BARE")
+    await up.items({"lic": bare, "est_unit_cost": "1.00"})
+    failed = await up.request(up.id("SO-R2"), {"lic": bare, "quantity": 3, "serials": "10...8"})
+    assert failed["type"] == "ShipmentAllocationFailed", failed
+    assert codes(failed) == [(1, "INVALID_SERIAL_SPAN")]
+    assert (failed["offending"], failed["problems"][0]["offending"]) == ("10...8", "10...8")
+    assert failed["allocated_lines"] == []
+
+    flip = namespaced(
+        "item", await up.send(up.topics.items, bare, "UpsertItem", lic=bare, serialized=True)
+    )
+
+    def answer(records: list[Any]) -> list[Any]:
+        return [v for v in json_values(records) if v.get("command_id") == flip]
+
+    records = await kafka_read_until(
+        running.bootstrap, up.topics.events, lambda rs: bool(answer(rs)), timeout=90
+    )
+    (refused,) = answer(records)
+    assert (refused["type"], refused.get("reason_code")) == ("CommandRejected", "TRACKING_LOCKED")

@@ -269,7 +269,8 @@ async def test_a_shipped_shipment_cannot_be_cancelled(desk: Desk) -> None:
 
 
 async def test_vendor_return_must_name_lots_and_removes_them(desk: Desk) -> None:
-    """R14: checked before anything is sent; the named lot goes back to the vendor."""
+    """R14: checked by shipping, whose refusal the line's AllocateLine carries for allocation
+    to answer as it is (R2: the line still names the item); the named lot goes back."""
     await desk.bus.receive(
         "PO-6",
         {
@@ -280,7 +281,12 @@ async def test_vendor_return_must_name_lots_and_removes_them(desk: Desk) -> None
     )
     await desk.request("RTV-1", {"lic": "MILK", "quantity": 4}, kind="vendor_return")
     assert [p["reason_code"] for p in desk.last("RTV-1")["problems"]] == ["LOT_REQUIRED"]
-    assert desk.bus.commands("RTV-1") == []
+    (sent,) = desk.bus.commands("RTV-1")
+    assert (sent["type"], sent["lots"], sent["refusal"]["reason_code"]) == (
+        "AllocateLine",
+        [],
+        "LOT_REQUIRED",
+    )
 
     await desk.picks("RTV-1", 1, lots=[{"mfr_lot": "BAD", "quantity": 4}])
     assert desk.last("RTV-1")["type"] == "ShipmentAllocated"

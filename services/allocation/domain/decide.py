@@ -5,7 +5,8 @@ Pure and deterministic: no I/O, no clock (dates come from the commands), inputs 
 A business refusal comes back as a `Decision` with the unchanged state and one
 `CommandRejected`; anything else raised (`IllegalTransition`, `BrokenInvariant`) is a bug.
 The one change a refusal makes (R2): a shipment line refused for a known item still is a sales
-order naming it, so the item's tracking flags lock (`refused_state`).
+order naming it, so the item's tracking flags lock (`refused_state`), whether allocation refused
+it or shipping did (an `AllocateLine` carrying shipping's own `refusal`, answered with it).
 """
 
 from __future__ import annotations
@@ -87,8 +88,9 @@ def decide_batch(
 
 def refused_state(state: LicState, command: Command) -> LicState:
     """The state after refusing `command`: unchanged, but that a shipment line refused for a known
-    item (no stock, say) locks its tracking flags (R2). Shipping keeps the line as a sales order
-    that names the item and may be picked again, and the flags cannot change under such a record.
+    item (no stock, say, or picks shipping refused itself) locks its tracking flags (R2). Shipping
+    keeps the line as a sales order that names the item and may be picked again, and the flags
+    cannot change under such a record.
     """
     item = state.item
     if isinstance(command, AllocateLine) and item is not None and not item.locked:

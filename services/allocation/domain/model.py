@@ -495,10 +495,22 @@ class ReceiveStock:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LineRefusal:
+    """A problem the sender already found with a shipment line (its picks as typed, R5; a
+    vendor return naming nothing, R14): the refusal its `AllocateLine` is answered with."""
+
+    reason_code: ReasonCode
+    reason: str
+    offending: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AllocateLine:
     """Allocate (or re-allocate with new picks) one shipment line (R9, R14).
 
-    No `lots` and no `serials`: automatic. Picks must cover `quantity`.
+    No `lots` and no `serials`: automatic. Picks must cover `quantity`. With `refusal`, the
+    sender refused the line: nothing is decided, the answer is that refusal (and R2 locks the
+    item, as for any refused line).
     """
 
     message_id: str
@@ -512,6 +524,7 @@ class AllocateLine:
     quantity: Decimal
     lots: tuple[LotPick, ...] = ()
     serials: tuple[str, ...] = ()
+    refusal: LineRefusal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -3,6 +3,10 @@
 - Re-allocating an allocated line releases its old picks and allocates anew inside the same
   decision (`LineReleased(reallocated=True)` then `LineAllocated`); if the new allocation is
   refused the old one stands, because the whole draft is dropped.
+- A line its sender already refused (`AllocateLine.refusal`: picks shipping could not read,
+  R5, or a vendor return naming nothing, R14) is refused with exactly that problem before
+  anything is looked at: nothing is decided and any allocation of the line stands. It still
+  names the item, so it locks the tracking flags like any refused line (R2, `decide.py`).
 - A shipped line is final: allocating, releasing or shipping it again is `UNKNOWN_SHIPMENT`
   ("no open allocation"), as is any line never allocated.
 - Vendor returns (R14) must name lots (lot-tracked) or serials (serialized); plain items are
@@ -48,6 +52,9 @@ from services.allocation.domain.receiving import require_item
 
 def allocate(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
     """R9: allocate the line at its office, replacing any earlier allocation of it."""
+    if cmd.refusal is not None:
+        refusal = cmd.refusal
+        raise Refusal(refusal.reason_code, refusal.reason, refusal.offending)
     item = require_item(draft)
     quantity = checks.positive(cmd.quantity)
     checks.whole_for(item, quantity)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from typing import Any
 
+from services.allocation.domain.decide import decide_all
 from services.allocation.domain.errors import ReasonCode
-from services.allocation.domain.model import ItemUpserted, UpsertItem
+from services.allocation.domain.model import ItemUpserted, LicState, LineRefusal, UpsertItem
 from tests.unit.allocation.builders import DAY, Book, D, allocate, item, lot, receive
 
 
@@ -73,6 +75,56 @@ def test_a_shipment_line_refused_for_lack_of_stock_still_locks_the_flags() -> No
     book.refused(allocate("S-1", 1), ReasonCode.INSUFFICIENT_STOCK)
     assert book.state.item is not None and book.state.item.locked
     book.refused(item(serialized=True), ReasonCode.TRACKING_LOCKED)
+
+
+_SPAN = LineRefusal(
+    reason_code=ReasonCode.INVALID_SERIAL_SPAN,
+    reason="span '10...8' runs backwards",
+    offending="10...8",
+)
+
+
+def test_a_shipment_line_refused_by_shipping_itself_locks_the_flags_too() -> None:
+    """R2: a line whose picks shipping refused (R5; or a vendor return naming nothing, R14) is
+    kept as a sales order too, so its AllocateLine still comes, carrying shipping's problem:
+    allocation answers exactly that problem, decides nothing, and the flags lock."""
+    book = Book(item())
+    rejection = book.refused(
+        replace(allocate("S-1", 3), refusal=_SPAN), ReasonCode.INVALID_SERIAL_SPAN
+    )
+    assert (rejection.reason, rejection.offending, rejection.command_type) == (
+        _SPAN.reason,
+        "10...8",
+        "AllocateLine",
+    )
+    assert (rejection.shipment_id, rejection.line_no) == ("S-1", 1)
+    assert book.state.item is not None and book.state.item.locked
+    book.refused(item(serialized=True), ReasonCode.TRACKING_LOCKED)
+
+
+def test_a_line_refused_by_shipping_locks_the_flags_in_a_batch_too() -> None:
+    """R2: `decide_all`, as the service decides a batch, locks as `decide` does."""
+    refused = replace(allocate("S-1", 3), refusal=_SPAN)
+    _, events = decide_all(LicState.empty("L"), [item(), refused, item(serialized=True)])
+    assert [type(e).__name__ for e in events] == [
+        "ItemUpserted",
+        "CommandRejected",
+        "CommandRejected",
+    ]
+    assert [getattr(e, "reason_code", None) for e in events[1:]] == [
+        ReasonCode.INVALID_SERIAL_SPAN,
+        ReasonCode.TRACKING_LOCKED,
+    ]
+
+
+def test_a_line_refused_by_shipping_is_answered_with_its_problem_and_changes_nothing() -> None:
+    """The refusal comes before any rule: an allocation the line holds stands (no release),
+    and an unknown item is answered with shipping's problem, not UNKNOWN_ITEM (no item: R2
+    locks nothing)."""
+    book = Book(item(), receive("PO-1/1", 5), allocate("S-1", 2))
+    book.refused(replace(allocate("S-1", 3), refusal=_SPAN), ReasonCode.INVALID_SERIAL_SPAN)
+    assert book.state.allocations[("S-1", 1)].quantity == 2
+    Book().refused(replace(allocate("S-1", 3), refusal=_SPAN), ReasonCode.INVALID_SERIAL_SPAN)
 
 
 def test_locked_item_still_accepts_other_changes() -> None:

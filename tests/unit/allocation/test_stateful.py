@@ -47,6 +47,7 @@ from services.allocation.domain.model import (
     LicState,
     LineAllocated,
     LineHeld,
+    LineRefusal,
     LineReleased,
     LineShipped,
     LotEntry,
@@ -472,6 +473,29 @@ class AllocationMachine(RuleBasedStateMachine):
             assert (decision.rejected is None) == (used >= qty), decision.events
         if lic == SER and serials:
             assert (decision.rejected is None) == (not in_stock_again), decision.events
+
+    @rule(lic=st.sampled_from([PLAIN, LOT, SER]), office=OFFICES, qty=QTY, data=st.data())
+    def refused_by_shipping(self, lic: str, office: str, qty: int, data: st.DataObject) -> None:
+        """A line shipping refused itself (R5, R14) is answered with exactly that problem and
+        decides nothing (an allocation of the line stands); the item locks (R2)."""
+        shipment = data.draw(self.new_or_live_line(lic))
+        refusal = LineRefusal(
+            reason_code=ReasonCode.INVALID_SERIAL_SPAN,
+            reason="span '9...1' runs backwards",
+            offending="9...1",
+        )
+        line = replace(self.line(lic, shipment, office, D(qty), "Acme"), refusal=refusal)
+        before = self.states[lic]
+        decision = self.run(line)
+        rejected = decision.rejected
+        assert rejected is not None
+        assert (rejected.reason_code, rejected.reason, rejected.offending) == (
+            refusal.reason_code,
+            refusal.reason,
+            refusal.offending,
+        )
+        assert rows(decision.state) == rows(before)
+        assert before.item is None or (decision.state.item and decision.state.item.locked)
 
     @rule(lic=st.sampled_from([PLAIN, LOT, SER]), data=st.data())
     def release(self, lic: str, data: st.DataObject) -> None:

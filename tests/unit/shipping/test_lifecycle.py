@@ -23,6 +23,7 @@ from services.shipping.model import (
     Kind,
     LotPick,
     Moved,
+    Picks,
     PicksUpdate,
     Rejected,
     Release,
@@ -152,6 +153,20 @@ class Desk:
             )
         )
 
+    def echoed(self, command: object) -> Decision:
+        """Allocation's answer to a line shipping refused itself: exactly that problem."""
+        assert isinstance(command, Allocate) and command.refusal is not None
+        problem = command.refusal
+        return self.reply(
+            Rejected(
+                command_id=command.command_id,
+                lic=command.lic,
+                reason_code=problem.reason_code,
+                reason=problem.reason,
+                offending=problem.offending,
+            )
+        )
+
     def shipped(self, command: object) -> Decision:
         assert isinstance(command, Ship)
         line = self.shipment.line(command.line_no) if self.shipment else None
@@ -245,12 +260,13 @@ def test_scanned_lots_count_one_unit_per_scan() -> None:
     )
 
 
-def test_bad_span_fails_its_line_without_a_command() -> None:
+def test_bad_span_fails_its_line_with_its_text() -> None:
     """R5: INVALID_SERIAL_SPAN with the text; the other lines are still allocated."""
     desk = Desk()
     bad = line("CAM", 3, no=2, picks=entry(serials="10...8"))
-    (command,) = desk.send(request(line("PLAIN", 1), bad)).commands
-    (status,) = desk.allocated(command).statuses
+    command, refused = desk.send(request(line("PLAIN", 1), bad)).commands
+    assert desk.allocated(command).statuses == ()
+    (status,) = desk.echoed(refused).statuses
     assert isinstance(status, AllocationFailedStatus)
     (problem,) = status.problems
     assert (problem.line_no, problem.reason_code, problem.offending) == (
@@ -262,9 +278,9 @@ def test_bad_span_fails_its_line_without_a_command() -> None:
 
 def test_unreadable_scan_fails_its_line() -> None:
     """R5: INVALID_BARCODE with the raw scan."""
-    decision = Desk().send(request(line("CAM", 1, picks=entry(scans=["garbage"]))))
-    assert decision.commands == ()
-    (status,) = decision.statuses
+    desk = Desk()
+    (command,) = desk.send(request(line("CAM", 1, picks=entry(scans=["garbage"])))).commands
+    (status,) = desk.echoed(command).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert (status.problems[0].reason_code, status.problems[0].offending) == (
         ReasonCode.INVALID_BARCODE,
@@ -274,10 +290,63 @@ def test_unreadable_scan_fails_its_line() -> None:
 
 def test_scan_of_another_product_fails_its_line() -> None:
     """R5: the GTIN must be the item's."""
-    decision = Desk().send(request(line("CAM", 1, picks=entry(scans=["010401234500000921A1"]))))
-    (status,) = decision.statuses
+    desk = Desk()
+    scans = ["010401234500000921A1"]
+    (command,) = desk.send(request(line("CAM", 1, picks=entry(scans=scans)))).commands
+    (status,) = desk.echoed(command).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert status.problems[0].reason_code == ReasonCode.INVALID_BARCODE
+
+
+def test_a_line_shipping_refuses_still_goes_to_allocation_carrying_its_problem() -> None:
+    """R2 (R5): a line whose picks shipping refuses is kept as a sales order that can be picked
+    again, so it must lock its item's tracking flags as a line allocation refuses does. Item
+    state is allocation's: the line's AllocateLine still goes there, with no picks and the
+    problem, and the status waits for the answer (that very problem), like any line's."""
+    desk = Desk()
+    (command,) = desk.send(request(line("CAM", 3, picks=entry(serials="10...8")))).commands
+    assert isinstance(command, Allocate) and command.picks == Picks()
+    refusal = command.refusal
+    assert refusal is not None
+    assert (refusal.line_no, refusal.lic, refusal.reason_code, refusal.offending) == (
+        1,
+        "CAM",
+        ReasonCode.INVALID_SERIAL_SPAN,
+        "10...8",
+    )
+    assert desk.shipment is not None and desk.shipment.lines[0].status == "pending"
+    assert desk.phase == "allocating"
+    (status,) = desk.echoed(command).statuses
+    assert isinstance(status, AllocationFailedStatus)
+    assert (status.problems, status.allocated_lines) == ((refusal,), ())
+    assert desk.shipment.lines[0].status == "failed"
+    (again,) = desk.send(update(1, entry(serials="SN-08...SN-10"))).commands
+    (status,) = desk.allocated(again, serial_moves("SN-08", "SN-09", "SN-10")).statuses
+    assert isinstance(status, AllocatedStatus)
+
+
+def test_a_vendor_return_naming_nothing_still_goes_to_allocation_carrying_its_problem() -> None:
+    """R2 (R14): the line shipping refuses for naming no lots is sent too, as a vendor return
+    with no picks and LOT_REQUIRED."""
+    (command,) = Desk().send(request(line("MILK", 2), kind="vendor_return")).commands
+    assert isinstance(command, Allocate) and command.kind == "vendor_return"
+    assert command.picks == Picks() and command.refusal is not None
+    assert command.refusal.reason_code == ReasonCode.LOT_REQUIRED
+
+
+def test_the_answer_to_a_line_shipping_refused_read_again_changes_nothing() -> None:
+    desk = Desk()
+    (command,) = desk.send(request(line("CAM", 1, picks=entry(scans=["garbage"])))).commands
+    (status,) = desk.echoed(command).statuses
+    before = desk.shipment
+    again = desk.echoed(command)
+    assert (again.changed, again.commands, again.statuses, again.shipment) == (
+        False,
+        (),
+        (),
+        before,
+    )
+    assert isinstance(status, AllocationFailedStatus)
 
 
 def test_picks_update_reallocates_that_line_only_with_a_new_command_id() -> None:
@@ -349,14 +418,13 @@ def test_new_picks_allocation_refuses_leave_the_line_allocated_with_its_old_pick
 
 
 def test_new_picks_shipping_cannot_parse_leave_the_line_allocated_with_its_old_picks() -> None:
-    """R5 refuses the new picks before anything is sent: allocation still holds the old ones,
-    and so does the line."""
+    """R5 refuses the new picks, and allocation, told so, decides nothing: it still holds the
+    old ones, and so does the line."""
     desk = Desk()
     (first,) = desk.send(request(line("CAM", 1, picks=entry(serials="X1")))).commands
     desk.allocated(first, serial_moves("X1"))
-    decision = desk.send(update(1, entry(serials="9...1")))
-    assert decision.commands == ()
-    (status,) = decision.statuses
+    (refused,) = desk.send(update(1, entry(serials="9...1"))).commands
+    (status,) = desk.echoed(refused).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert [p.reason_code for p in status.problems] == [ReasonCode.INVALID_SERIAL_SPAN]
     assert [(v.line_no, v.movements) for v in status.allocated_lines] == [(1, serial_moves("X1"))]
@@ -387,8 +455,9 @@ def test_picks_refused_while_an_earlier_update_is_in_flight_keep_what_that_one_a
     (first,) = desk.send(request(line("MILK", 2))).commands
     desk.allocated(first, lot_moves(("A1", 2)))
     (earlier,) = desk.send(update(1, entry(lots=[("B2", 2)]))).commands
-    assert desk.send(update(1, entry(serials="9...1"))).commands == ()
-    (status,) = desk.allocated(earlier, lot_moves(("B2", 2))).statuses
+    (refused,) = desk.send(update(1, entry(serials="9...1"))).commands
+    assert desk.allocated(earlier, lot_moves(("B2", 2))).statuses == ()
+    (status,) = desk.echoed(refused).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert [p.reason_code for p in status.problems] == [ReasonCode.INVALID_SERIAL_SPAN]
     assert [v.movements for v in status.allocated_lines] == [lot_moves(("B2", 2))]
@@ -419,14 +488,15 @@ def test_picks_the_parse_refuses_wait_for_the_allocation_still_in_flight() -> No
     decision = desk.send(
         request(line("CAM", 1, picks=entry(serials="9...1")), kind="vendor_return")
     )
-    (release,) = decision.commands
+    release, refused = decision.commands
     assert isinstance(release, Release) and release.lic == "CAM"
     assert desk.allocated(first, serial_moves("X1")).statuses == ()
     assert desk.shipment is not None and desk.shipment.lines[0].status == "pending"
     (refusal,) = desk.send(ship_request()).statuses
     assert isinstance(refusal, ShipRefusedStatus)
     assert "still being allocated" in refusal.problems[0].reason
-    (status,) = desk.released(release).statuses
+    assert desk.released(release).statuses == ()
+    (status,) = desk.echoed(refused).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert [p.reason_code for p in status.problems] == [ReasonCode.INVALID_SERIAL_SPAN]
     assert status.allocated_lines == ()
@@ -670,12 +740,14 @@ def test_cancel_releases_every_allocated_line() -> None:
 
 
 def test_cancel_sends_nothing_for_a_line_allocation_never_held() -> None:
+    """The line's picks were refused by shipping: allocation will hold nothing for it, so
+    nothing is released; the cancel is answered once allocation has answered the line."""
     desk = Desk()
-    desk.send(request(line("CAM", 1, picks=entry(serials="9...1"))))
-    decision = desk.send(cancel())
-    assert decision.commands == ()
-    (status,) = decision.statuses
+    (refused,) = desk.send(request(line("CAM", 1, picks=entry(serials="9...1")))).commands
+    assert (desk.send(cancel()).commands, desk.phase) == ((), "cancelling")
+    (status,) = desk.echoed(refused).statuses
     assert isinstance(status, CancelledStatus) and status.refused is None
+    assert status.released_lines == ()
 
 
 def test_cancel_while_allocation_is_in_flight_releases_after_it() -> None:
@@ -756,10 +828,10 @@ def test_messages_about_an_unknown_shipment_are_refused_unknown_shipment() -> No
 
 
 def test_vendor_return_of_serialized_item_must_name_serials() -> None:
-    """R14: SERIAL_REQUIRED before anything is sent."""
-    decision = Desk().send(request(line("CAM", 1), kind="vendor_return"))
-    assert decision.commands == ()
-    (status,) = decision.statuses
+    """R14: SERIAL_REQUIRED, found by shipping and answered by allocation as it is."""
+    desk = Desk()
+    (command,) = desk.send(request(line("CAM", 1), kind="vendor_return")).commands
+    (status,) = desk.echoed(command).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert (status.problems[0].reason_code, status.problems[0].offending) == (
         ReasonCode.SERIAL_REQUIRED,
@@ -768,9 +840,10 @@ def test_vendor_return_of_serialized_item_must_name_serials() -> None:
 
 
 def test_vendor_return_of_lot_tracked_item_must_name_lots() -> None:
-    """R14: LOT_REQUIRED before anything is sent."""
-    decision = Desk().send(request(line("MILK", 2), kind="vendor_return"))
-    (status,) = decision.statuses
+    """R14: LOT_REQUIRED, found by shipping and answered by allocation as it is."""
+    desk = Desk()
+    (command,) = desk.send(request(line("MILK", 2), kind="vendor_return")).commands
+    (status,) = desk.echoed(command).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert status.problems[0].reason_code == ReasonCode.LOT_REQUIRED
 

@@ -1,11 +1,13 @@
 """Property: whatever upstream sends, in whatever order allocation answers, once nothing is
 pending the shipment has settled and shipping's view matches what allocation holds: a line is
 allocated, with the picks allocation holds, made on the shipment's terms, exactly when
-allocation holds it (never half-apply a document).
+allocation holds it (never half-apply a document); and every line's item has heard of it (R2:
+even a line whose picks shipping refused itself names the item, and locks its tracking flags).
 
 Allocation is played by a small model of its line rules (one allocation per LIC and line; a
 re-allocation releases the old picks first, and if refused leaves the old allocation standing;
-release and ship need an open allocation). Commands
+a line shipping refused itself is answered with that refusal, nothing decided; release and
+ship need an open allocation). Commands
 and answers travel keyed by LIC, so each LIC's commands are answered in the order they were
 sent, but shipping reads the LICs' partitions in any interleaving: a resend that changes a
 line's LIC may have the new LIC's answers read before the old one's.
@@ -72,10 +74,23 @@ class Allocation:
     taken: dict[tuple[str, int], tuple[Moved, ...]] = field(default_factory=dict)
     picks: dict[tuple[str, int], Picks] = field(default_factory=dict)
     terms: dict[tuple[str, int], tuple[str, str, date]] = field(default_factory=dict)
+    named: set[tuple[str, int]] = field(default_factory=set)  # lines an item heard of (R2)
 
     def decide(self, command: Command, accept: bool) -> list[Answer]:
         key = (command.lic, command.line_no)
         if isinstance(command, Allocate):
+            self.named.add(key)
+            if command.refusal is not None:
+                refusal = command.refusal
+                return [
+                    Rejected(
+                        command_id=command.command_id,
+                        lic=command.lic,
+                        reason_code=refusal.reason_code,
+                        reason=refusal.reason,
+                        offending=refusal.offending,
+                    )
+                ]
             if key in self.shipped or not accept:
                 return [self._no(command, ReasonCode.INSUFFICIENT_STOCK)]
             replies: list[Answer] = []
@@ -279,6 +294,8 @@ def test_settled_shipments_agree_with_what_allocation_holds(
     assert shipment.phase in SETTLED
     held = {(lic, line.line_no) for line in shipment.lines for lic in line.held_lics}
     assert held == allocation.held
+    named = {(line.lic, line.line_no) for line in shipment.lines}
+    assert named <= allocation.named, "a line's item never heard of it: its flags stay unlocked"
     settled = [line for line in shipment.lines if line.status in ("allocated", "shipped")]
     assert all(m.lot_id == f"{x.lic}-1" for x in settled for m in x.movements)
     if shipment.phase != "cancelled":

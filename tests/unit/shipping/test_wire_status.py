@@ -9,12 +9,17 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
+from services.allocation.domain import model as allocation
+from services.allocation.domain.decide import decide
+from services.allocation.domain.model import LicState
+from services.allocation.translate import to_domain, to_wire
 from services.shipping import model, repository, translate
+from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
-from shared.contracts.codec import encode
+from shared.contracts.codec import decode, encode
 from shared.movements import Moved
 from shared.reasons import ReasonCode
 
@@ -35,6 +40,8 @@ LINES = (
     model.LineView(line_no=7, lic="Gadget-é", quantity=Decimal("1"), complete=False),
     model.LineView(line_no=3, lic="SERIAL", quantity=Decimal("1E+1"), movements=MOVEMENTS[2:3]),
 )
+_COMMANDS: TypeAdapter[c.Command] = TypeAdapter(c.Command)
+_EVENTS: TypeAdapter[e.InventoryEvent] = TypeAdapter(e.InventoryEvent)
 PROBLEM = model.Problem(
     line_no=7, lic="Gadget-é", reason_code=ReasonCode.SHIPMENT_INCOMPLETE, reason="line 7 is x"
 )
@@ -134,3 +141,50 @@ def test_a_ship_refusal_names_its_first_problems_offending_value_at_the_top() ->
     assert isinstance(refused, s.ShipmentShipRefused)
     assert (refused.reason_code, refused.offending) == (ReasonCode.SERIAL_NOT_AVAILABLE, "S9")
     assert [p.offending for p in refused.problems] == ["S9", None]
+
+
+@pytest.mark.parametrize("offending", ["ab\x1dc \r", None])
+def test_a_line_shipping_refused_comes_back_from_allocation_with_the_same_problem(
+    offending: str | None,
+) -> None:
+    """R2: a line whose picks shipping refuses goes to allocation carrying the problem, and the
+    refusal allocation answers with it, over the wire both ways, gives the status exactly the
+    problem shipping found (scanner control characters, blanks, no offending value)."""
+    found = model.Problem(
+        line_no=1,
+        lic="CAM",
+        reason_code=ReasonCode.INVALID_BARCODE,
+        reason="scan 'ab\\x1dc' is not a GS1 element string\t",
+        offending=offending,
+    )
+    sent = translate.command(
+        model.Allocate(
+            command_id="shipment:m-1/allocate/1",
+            shipment_id="S-1",
+            line_no=1,
+            lic="CAM",
+            office="AI",
+            kind="sale",
+            counterparty=None,
+            ship_on=date(2026, 11, 2),
+            quantity=Decimal(1),
+            picks=model.Picks(),
+            refusal=found,
+        )
+    )
+    read = decode(_COMMANDS, encode(sent), own=True)
+    state = decide(LicState.empty("CAM"), allocation.UpsertItem(message_id="i", lic="CAM")).state
+    decision = decide(state, to_domain(read))
+    assert decision.state.item is not None and decision.state.item.locked
+    (event,) = decision.events
+    answered = decode(_EVENTS, encode(to_wire(event, "shipment:m-1/allocate/1#0", read)), own=True)
+    reply = translate.answer(answered)
+    assert isinstance(reply, model.Rejected)
+    echoed = model.Problem(
+        line_no=1,
+        lic=reply.lic,
+        reason_code=reply.reason_code,
+        reason=reply.reason,
+        offending=reply.offending,
+    )
+    assert translate.problem(echoed) == translate.problem(found)
