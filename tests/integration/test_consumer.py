@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -37,6 +38,19 @@ class Recorder:
                 raise RuntimeError("a bug tripped by this message")
             await uow.conn.execute("INSERT INTO seen (lic) VALUES ($1)", inbound.message.lic)
             uow.outbox.emit("events", inbound.message.lic, inbound.message)
+
+
+class _Stamps(Recorder):
+    """A Recorder that also keeps each message's `occurred_at`, by LIC."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, datetime] = {}
+
+    async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+        for inbound in batch:
+            self.seen[inbound.message.lic] = inbound.message.occurred_at
+        await super().__call__(uow, batch)
 
 
 class _NoRelay:
@@ -573,17 +587,11 @@ async def test_a_refusal_the_contract_cannot_carry_leaves_the_dead_letter_only(
 async def test_a_message_without_occurred_at_takes_its_records_timestamp(
     pool: asyncpg.Pool,
 ) -> None:
-    from datetime import UTC, datetime
+    from datetime import UTC
 
-    seen: dict[str, datetime] = {}
-
-    class Stamps(Recorder):
-        async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
-            for inbound in batch:
-                seen[inbound.message.lic] = inbound.message.occurred_at
-            await super().__call__(uow, batch)
-
-    consumer = _consumer(pool, Stamps())
+    stamps = _Stamps()
+    seen = stamps.seen
+    consumer = _consumer(pool, stamps)
     await consumer.claim([TopicPartition(TOPIC, 0)])
     stamped = json.dumps(
         {
@@ -610,17 +618,11 @@ async def test_a_record_timestamp_past_year_9999_is_clamped_not_dead_lettered(
     """Any int64 is a legal CreateTime: a valid message without occurred_at whose record time
     lies past 9999-12-31 is processed, stamped with the latest instant a message can carry (the
     same on every replay), instead of failing with OverflowError and being dead-lettered."""
-    from datetime import UTC, datetime
+    from datetime import UTC
 
-    seen: dict[str, datetime] = {}
-
-    class Stamps(Recorder):
-        async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
-            for inbound in batch:
-                seen[inbound.message.lic] = inbound.message.occurred_at
-            await super().__call__(uow, batch)
-
-    consumer = _consumer(pool, Stamps())
+    stamps = _Stamps()
+    seen = stamps.seen
+    consumer = _consumer(pool, stamps)
     await consumer.claim([TopicPartition(TOPIC, 0)])
     await consumer._process_resiliently(
         [
