@@ -16,13 +16,14 @@
 from __future__ import annotations
 
 import hashlib
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from services.allocation.domain import checks
 from services.allocation.domain.draft import BrokenInvariant, Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import (
     COST_STEP,
+    EXACT,
     ZERO,
     AdjustStock,
     InventoryAdjusted,
@@ -156,7 +157,8 @@ def _take_unallocated(
         return (), quantity
     take = min(row.quantity, quantity)
     parts = cost_out(row, take)
-    value = row.value - sum((q * unit_cost for q, unit_cost in parts), ZERO)
+    with localcontext(EXACT):
+        value = row.value - sum((q * unit_cost for q, unit_cost in parts), ZERO)
     draft.set_unallocated(office, row.quantity - take, value)
     return tuple(_unallocated_move(-q, unit_cost) for q, unit_cost in parts), quantity - take
 
@@ -175,7 +177,8 @@ def cost_out(row: UnallocatedStock, quantity: Decimal) -> list[tuple[Decimal, De
     average = row.average()
     if quantity < row.quantity:
         return [(quantity, average)]
-    above = (row.value - quantity * average) / COST_STEP
+    with localcontext(EXACT):
+        above = (row.value - quantity * average) / COST_STEP
     if not above:
         return [(quantity, average)]
     return [(quantity - above, average), (above, average + COST_STEP)]
@@ -269,7 +272,9 @@ def _reverse_plain(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovem
         unit_cost = checks.cost(cmd.unit_cost, item)
         row = draft.unallocated.get(cmd.office)
         held, value = (row.quantity, row.value) if row is not None else (ZERO, ZERO)
-        draft.set_unallocated(cmd.office, held + excess, value + excess * unit_cost)
+        with localcontext(EXACT):
+            value += excess * unit_cost
+        draft.set_unallocated(cmd.office, held + excess, value)
         moved += (_unallocated_move(excess, unit_cost),)
     return moved
 

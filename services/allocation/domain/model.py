@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 from enum import Enum
 from typing import Any, Literal
 
@@ -368,6 +368,11 @@ class HeldLine:
 COST_STEP = Decimal("0.000001")
 """The finest unit cost a movement can carry: the wire contract allows 6 decimal places."""
 
+EXACT = Context(prec=60)
+"""For stock values that must stay exact: a quantity (< 1e9) times a unit cost (< 1e12), six
+places each, needs up to 33 digits, more than the default context's 28, and a sum of such
+products a few more."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnallocatedStock:
@@ -382,10 +387,11 @@ class UnallocatedStock:
 
     def average(self) -> Decimal:
         """The average unit cost, rounded down to a cost a movement can carry (`COST_STEP`)."""
-        average = (self.value / self.quantity).quantize(COST_STEP, rounding=ROUND_FLOOR)
-        if self.quantity * average > self.value:  # the division itself rounded up to a step
-            average -= COST_STEP
-        return average
+        with localcontext(EXACT):
+            average = (self.value / self.quantity).quantize(COST_STEP, rounding=ROUND_FLOOR)
+            if self.quantity * average > self.value:  # the division itself rounded up
+                average -= COST_STEP
+            return average
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
