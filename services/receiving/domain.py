@@ -40,6 +40,7 @@ from typing import Literal
 
 from shared.barcodes import BarcodeError, Scan, decode_scan
 from shared.contracts.codec import MAX_EVENT_BYTES
+from shared.contracts.types import MAX_ID_LENGTH
 from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
@@ -62,11 +63,13 @@ class Limits:
     max_posting_bytes: int = MAX_EVENT_BYTES * 3 // 4
 
 
-# What one movement weighs in an answer besides its lot id, manufacturer lot and serial: its
-# keys, quantity, unit cost and expiry date, as JSON (about 90 bytes; rounded up).
+# What one movement weighs in an answer besides its lot id, manufacturer lot, serial and unit
+# cost: its keys, quantity and expiry date, as JSON (about 90 bytes; rounded up).
 _MOVEMENT_BYTES = 120
-# A return goes back into lots receiving does not know: count a lot id of the longest kind.
-_UNKNOWN_LOT_ID_BYTES = 128
+# Unknown to receiving, so counted at their longest: the lots a return goes back into (an
+# identifier of 128 characters, each up to 4 bytes in JSON), and an item's estimated unit cost.
+_UNKNOWN_LOT_ID_BYTES = 4 * MAX_ID_LENGTH
+_UNKNOWN_COST_BYTES = 24
 
 
 # --- inputs -----------------------------------------------------------------------------------
@@ -209,6 +212,12 @@ def awaited_items(checked: Checked) -> tuple[str, ...]:
     return tuple(sorted(unknown))
 
 
+def _json_bytes(text: str) -> int:
+    """What `text` weighs as a JSON string's content: UTF-8, with `"` and `\\` escaped
+    (identifiers hold no control characters, the only others JSON escapes)."""
+    return len(text.encode()) + text.count('"') + text.count("\\")
+
+
 def _megabytes(size: int) -> str:
     return f"{size / 1_000_000:,.0f}"
 
@@ -294,14 +303,16 @@ class _DocumentCheck:
                     str(line.quantity),
                 )
                 return
-        lot_bytes = len(lot_id.encode()) if lot_id is not None else _UNKNOWN_LOT_ID_BYTES
-        mfr_bytes = max((len(x.mfr_lot.encode()) for x in lots), default=0)
-        per_movement = _MOVEMENT_BYTES + lot_bytes + mfr_bytes
+        lot_bytes = _json_bytes(lot_id) if lot_id is not None else _UNKNOWN_LOT_ID_BYTES
+        mfr_bytes = max((_json_bytes(x.mfr_lot) for x in lots), default=0)
+        cost = line.unit_cost
+        cost_bytes = len(str(cost)) if cost is not None else _UNKNOWN_COST_BYTES
+        per_movement = _MOVEMENT_BYTES + lot_bytes + mfr_bytes + cost_bytes
         if serials:
-            weight = len(serials) * per_movement + sum(len(s.encode()) for s in serials)
+            weight = len(serials) * per_movement + sum(map(_json_bytes, serials))
         elif generated:
             # each generated serial is listed twice: in its movement and in `generated_serials`
-            longest = len((self.items[line.lic].next_serial or "").encode()) + 8
+            longest = _json_bytes(self.items[line.lic].next_serial or "") + 8
             weight = generated * (per_movement + 2 * longest)
         else:
             weight = max(1, len(lots)) * per_movement

@@ -7,6 +7,7 @@ R6 (Next Serial), R13 (customer returns name what comes back).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -24,6 +25,8 @@ from services.receiving.domain import (
     Source,
     check_receipt,
 )
+from shared.contracts import events, status
+from shared.contracts.codec import encode
 from shared.ids import derived_id
 from shared.reasons import ReasonCode
 
@@ -374,6 +377,47 @@ def test_a_receipt_whose_answer_would_not_fit_in_one_message_is_refused_whole() 
     assert (p.line_no, p.reason_code, p.offending) == (4, ReasonCode.INVALID_QUANTITY, "100000")
     assert "too large to answer in one message" in p.reason and "split" in p.reason
     assert check_receipt(receipt(*lines[:3]), ITEMS).accepted
+
+
+def test_the_size_a_receipt_is_checked_at_is_never_below_its_real_answer() -> None:
+    """The limit is checked on an estimate, which must not fall short of the `ReceiptPosted`
+    it stands for, also for identifiers JSON writes longer than they are (`\\` and `"` are
+    escaped, `é` and `😀` take 2 and 4 bytes) and a unit cost of the most digits: with the limit
+    one byte below the real answer's size, the receipt is refused."""
+    serials = tuple('\\"é😀-' + str(n) for n in range(300))
+    mfr_lot = "\\" * 60 + '"'
+    cost = Decimal("999999999999.999999")
+    receipt_ = receipt(
+        replace(line("VAX", 300, serials=serials, lots=[lot(mfr_lot, 300, JAN)]), unit_cost=cost)
+    )
+    (command,) = check_receipt(receipt_, ITEMS).commands
+    assert command.lot_id is not None
+    posted = status.ReceiptPosted(
+        message_id=derived_id("m-1", "status"),
+        shipment_id=receipt_.shipment_id,
+        lines=[
+            status.LineResult(
+                line_no=1,
+                lic="VAX",
+                quantity=Decimal(300),
+                lot_id=command.lot_id,
+                movements=[
+                    events.Movement(
+                        lot_id=command.lot_id,
+                        mfr_lot=mfr_lot,
+                        expires_on=JAN,
+                        serial=serial,
+                        quantity=Decimal(1),
+                        unit_cost=cost,
+                    )
+                    for serial in serials
+                ],
+            )
+        ],
+    )
+    size = len(encode(posted))
+    refused = check_receipt(receipt_, ITEMS, Limits(max_posting_bytes=size - 1))
+    assert [p.reason_code for p in refused.problems] == [ReasonCode.INVALID_QUANTITY]
 
 
 # --- customer returns (R13) -------------------------------------------------------------------
