@@ -380,7 +380,11 @@ class PgStateRepository:
             a = Allocation(**fields)
             parts[a.lic]["alloc"][a.key] = a
         for r in await conn.fetch(
-            "SELECT * FROM customer_shipments WHERE lic = ANY($1::text[])", lics
+            # In key order, so every reload lists the rows alike (the core sorts what it
+            # decides by, but a dict's order should not hang on the heap).
+            "SELECT * FROM customer_shipments WHERE lic = ANY($1::text[])"
+            " ORDER BY lic, lot_id, mfr_lot, customer",
+            lics,
         ):
             s = CustomerShipment(
                 lot_id=r["lot_id"],

@@ -130,6 +130,53 @@ async def test_saved_state_loads_back_equal_in_every_table(pool: asyncpg.Pool) -
     assert after["SERIALS"].units and after["LOTS"].mfr_lots and after["PLAIN"].shipments
 
 
+async def test_customer_shipments_load_back_in_key_order(pool: asyncpg.Pool) -> None:
+    """R13, §6: a return naming no customer is spread over every customer's shipment rows, so
+    a reload must not list them in whatever order the heap holds them (here the order they
+    were first shipped, Zed, Acme, then an unnamed sale): in key order, every reload alike.
+    And the reloaded state decides that return as the one in memory did."""
+    lic = "RET-ORDER"
+    day = date(2026, 11, 1)
+    commands: list[d.Command] = [
+        d.UpsertItem(
+            message_id=f"{lic}-i", lic=lic, description="thing", uom="Each",
+            track_mfr_lot=False, serialized=False, est_unit_cost=Decimal("3.50"),
+        ),
+        d.ReceiveStock(
+            message_id=f"{lic}-r", lic=lic, lot_id=f"PO-{lic}/1", office="AI", kind="purchase",
+            reference=f"PO-{lic}", received_on=day, quantity=Decimal(6),
+            shipment_id=f"PO-{lic}", line_no=1,
+        ),
+    ]  # fmt: skip
+    for n, customer in enumerate(["Zed", "Acme", None]):
+        line = {"lic": lic, "shipment_id": f"SO{n}", "line_no": 1}
+        commands += [
+            d.AllocateLine(
+                message_id=f"{lic}-a{n}", office="AI", kind="sale", counterparty=customer,
+                ship_on=day, quantity=Decimal(2), **line,  # type: ignore[arg-type]
+            ),
+            d.ShipLine(message_id=f"{lic}-s{n}", **line),  # type: ignore[arg-type]
+        ]  # fmt: skip
+    back = d.ReturnFromCustomer(
+        message_id=f"{lic}-ret", lic=lic, shipment_id="RMA", line_no=1, office="AI",
+        customer=None, received_on=day, quantity=Decimal(3),
+    )  # fmt: skip
+    repository = PgStateRepository()
+    async with pool.acquire() as proxy, proxy.transaction():
+        conn = cast(asyncpg.Connection, proxy)
+        before = await repository.load(conn, [lic])
+        after, _ = decide_all(before[lic], commands)
+        assert [key[2] for key in after.shipments] == ["Zed", "Acme", ""]
+        await repository.save(conn, before, {lic: after})
+        loaded = (await repository.load(conn, [lic]))[lic]
+    assert loaded == after
+    assert [key[2] for key in loaded.shipments] == ["", "Acme", "Zed"]
+    in_memory, reloaded = decide_all(after, [back]), decide_all(loaded, [back])
+    assert in_memory == reloaded
+    returned = {row.customer: row.returned for row in reloaded[0].shipments.values()}
+    assert returned == {"": 2, "Acme": 1, "Zed": 0}
+
+
 @pytest.mark.parametrize("by_touched", [True, False], ids=["touched rows", "row by row"])
 async def test_unallocated_stock_loads_back_with_its_value_through_every_change(
     pool: asyncpg.Pool, by_touched: bool

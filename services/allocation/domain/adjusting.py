@@ -136,8 +136,9 @@ def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ..
         entries = _lot_picks(item, cmd, quantity)
         picks = named_lots(draft, need, entries)
     else:
-        unallocated, quantity = _take_unallocated(draft, cmd.office, quantity)
-        picks = automatic(draft, need, quantity) if quantity > 0 else []
+        unallocated, rest = _take_unallocated(draft, cmd.office, quantity)
+        # Short, the refusal names the whole loss and all stock there, unallocated included.
+        picks = automatic(draft, need, rest, asked=quantity) if rest > 0 else []
     draft.move(picks, on_hand=-1, used=1)
     draft.put_units(
         draft.units[(pick.serial, pick.lot_id)].moved_to(SerialStatus.REMOVED)

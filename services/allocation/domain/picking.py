@@ -56,20 +56,25 @@ class Need:
         return self.fresh_only and row is not None and row.expired_on(self.ship_on)
 
 
-def automatic(draft: Draft, need: Need, quantity: Decimal) -> list[Pick]:
-    """R9 without picks: FEFO for perishable lots, FIFO otherwise."""
+def automatic(
+    draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None = None
+) -> list[Pick]:
+    """R9 without picks: FEFO for perishable lots, FIFO otherwise. `asked`: the whole request
+    when the caller took `asked - quantity` of it elsewhere first (a loss's unallocated stock,
+    R12); a refusal then names the whole request and counts that part as available too."""
+    what = f"item {need.item.lic} at office {need.office}"
     if need.item.serialized:
         units = free_units(draft, need)
         if need.fresh_only:
             units = [u for u in units if not need.expired(_row(draft, u))]
-        return _take_units(units, quantity, f"item {need.item.lic} at office {need.office}")
+        return _take_units(units, quantity, what, asked)
     if need.item.track_mfr_lot:
         rows = [r for r in fresh_rows(draft, need) if r.free > 0]
         sources: list[Source] = [(r.lot_id, r.mfr_lot, r.free) for r in rows]
-        return _fill(quantity, sources, f"item {need.item.lic} at office {need.office}")
+        return _fill(quantity, sources, what, asked)
     lots = draft.lots_at(need.office, stocked=True)
     sources = [(lot.lot_id, None, lot.free) for lot in lots if lot.free > 0]
-    return _fill(quantity, sources, f"item {need.item.lic} at office {need.office}")
+    return _fill(quantity, sources, what, asked)
 
 
 def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pick]:
@@ -264,7 +269,9 @@ def _expired(name: str, row: MfrLot | None, need: Need) -> Refusal:
 # -- taking -------------------------------------------------------------------------------------
 
 
-def _fill(quantity: Decimal, sources: Iterable[Source], what: str) -> list[Pick]:
+def _fill(
+    quantity: Decimal, sources: Iterable[Source], what: str, asked: Decimal | None = None
+) -> list[Pick]:
     picks: list[Pick] = []
     wanted = quantity
     available = ZERO
@@ -277,20 +284,26 @@ def _fill(quantity: Decimal, sources: Iterable[Source], what: str) -> list[Pick]
             picks.append(Pick(lot_id=lot_id, mfr_lot=mfr_lot, serial=None, quantity=take))
             wanted -= take
     if wanted > 0:
-        raise _short(quantity, available, what)
+        raise _short(quantity, available, what, asked)
     return picks
 
 
-def _take_units(units: list[Unit], quantity: Decimal, what: str) -> list[Pick]:
+def _take_units(
+    units: list[Unit], quantity: Decimal, what: str, asked: Decimal | None = None
+) -> list[Pick]:
     if len(units) < quantity:
-        raise _short(quantity, Decimal(len(units)), what)
+        raise _short(quantity, Decimal(len(units)), what, asked)
     return [
         Pick(lot_id=u.lot_id, mfr_lot=u.mfr_lot, serial=u.serial, quantity=ONE)
         for u in units[: int(quantity)]
     ]
 
 
-def _short(quantity: Decimal, available: Decimal, what: str) -> Refusal:
+def _short(
+    quantity: Decimal, available: Decimal, what: str, asked: Decimal | None = None
+) -> Refusal:
+    if asked is not None:  # `asked - quantity` was taken elsewhere: it is available too
+        quantity, available = asked, available + (asked - quantity)
     return Refusal(
         ReasonCode.INSUFFICIENT_STOCK,
         f"{what}: requested {quantity}, available {available}",

@@ -3,11 +3,16 @@
 - A serialized return names serials that were SHIPPED from the return's office (to the named
   customer, when one is named): otherwise `SERIAL_NOT_SHIPPED`. The unit becomes AVAILABLE again
   in its original lot.
+- A serialized return may also name mfr lots (a lot-tracked item's): they must hold the named
+  serials, as on a shipment line (`picking.lots_hold_serials`): a lot not at the office is
+  `LOT_NOT_FOUND`, a lot named for more or fewer units than the serials hold in it
+  `INVALID_QUANTITY`, each naming the lot.
 - A lot-tracked return names mfr lots; a plain return names nothing. Either cannot exceed what
   was shipped from the return's office (to that customer) out of those lots minus what already
   came back, nor what those lots still count as used: `RETURN_EXCEEDS_SHIPPED`. Newest lots take
   returns first, newest by `InventoryLot.arrival` (receipt date, then decision order), the
-  reverse of the order FIFO ships them in.
+  reverse of the order FIFO ships them in. Within a lot, a return naming no customer counts
+  against the unnamed sale first, then customers by name: never the rows' listing order.
 - Returned stock goes back into the inventory lot it was shipped from (reopening it, R7), and
   its usage is reversed at the lot's unit cost. An inventory lot is at one office, so a return
   is received at the office that shipped it: stock counted back into a lot at another office
@@ -36,6 +41,7 @@ from services.allocation.domain.model import (
     SerialStatus,
     StockReturned,
 )
+from services.allocation.domain.picking import Need, lots_hold_serials
 from services.allocation.domain.receiving import require_item
 from services.allocation.domain.shipping import movements
 
@@ -53,6 +59,11 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
     if item.serialized:
         serials = checks.serial_list(item, _serials(item, cmd), quantity)
         picks = [_return_unit(draft, item, cmd, serial) for serial in serials]
+        if cmd.lots:
+            # R13: lots named beside the serials must hold them, never be dropped unread;
+            # the same check as a shipment line naming both (R9).
+            need = Need(item=item, office=cmd.office, ship_on=cmd.received_on, fresh_only=False)
+            lots_hold_serials(draft, need, cmd.lots, [pick for pick, _ in picks])
     elif item.track_mfr_lot:
         picks = []
         for pick in _lots(item, cmd, quantity):
@@ -126,6 +137,12 @@ def _returnable(
         {draft.lots[r.lot_id].office for r in rows if r.returnable > 0} - {cmd.office}
     )
     rows = [row for row in rows if draft.lots[row.lot_id].office == cmd.office]
+    # A total order, never the dict's (first shipment in memory, heap order once reloaded: §6
+    # "replays decide the same way"). Newest lot first; within a lot (one mfr lot, so one row
+    # per customer) a return naming no customer counts against the unnamed sale ("") first,
+    # being the likeliest match and leaving named customers' rows for their own returns, then
+    # by customer name. Two stable sorts: the few rows of one return, so cheap.
+    rows.sort(key=lambda row: row.customer)
     rows.sort(key=lambda row: draft.lots[row.lot_id].arrival, reverse=True)
     taken: dict[tuple[str, str | None], Decimal] = {}
     from_row: dict[ShipmentKey, Decimal] = {}

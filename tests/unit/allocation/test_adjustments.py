@@ -207,6 +207,18 @@ def test_plain_removal_takes_unallocated_stock_first() -> None:
     assert book.state.unallocated == {}
 
 
+def test_plain_removal_beyond_stock_names_the_whole_loss_and_all_stock_there() -> None:
+    """R12 and the refusal contract: unallocated stock goes first, but a loss of 10 against 3
+    in a lot and 2 unallocated is refused naming 10 and 5, not the 8 left after the
+    unallocated stock and the lot's 3. Also when no lot is there at all."""
+    book = Book(item(), receive("PO-1/1", 3), adjust("ADJ-1", "count", 2, cost="1.00"))
+    rejection = book.refused(adjust("ADJ-2", "loss", -10), ReasonCode.INSUFFICIENT_STOCK)
+    assert rejection.offending == "10 > 5" and "requested 10, available 5" in rejection.reason
+    lotless = Book(item(), adjust("ADJ-1", "count", 2, cost="1.00"))
+    rejection = lotless.refused(adjust("ADJ-2", "loss", -3), ReasonCode.INSUFFICIENT_STOCK)
+    assert rejection.offending == "3 > 2"
+
+
 def _lotless(event: InventoryAdjusted) -> list[tuple[Decimal, Decimal]]:
     return [(m.quantity, m.unit_cost) for m in event.movements if m.lot_id is None]
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
+from decimal import Decimal
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.allocation.domain.decide import decide
 from services.allocation.domain.errors import ReasonCode
-from services.allocation.domain.model import StockReturned
+from services.allocation.domain.model import LicState, StockReturned
 from tests.unit.allocation.builders import (
+    DAY,
     Book,
     D,
     adjust,
@@ -170,3 +177,111 @@ def test_a_return_is_received_at_the_office_that_shipped_it() -> None:
     )
     assert refused.offending == "1 > 0" and "shipped from office AI" in refused.reason
     lots.ok(give_back("R-2", 1, customer="Acme", office="AI", lots=[pick("A", 1)]))
+
+
+def test_a_lot_named_beside_a_returned_serial_must_hold_it() -> None:
+    """R13: a lot-tracked return names the manufacturer lot; beside serials it must hold them
+    (as on a shipment line, R9), never be dropped unread. The audit's case: serial 1 named
+    with lot ZZZ-never-existed went back to its lot A without a word."""
+    book = Book(
+        item(track=True, serialized=True, perishable=False),
+        receive("PO-1/1", 3, lots=[lot("A", 2), lot("B", 1)], serials=["1", "2", "3"]),
+        receive("PO-2/1", 1, office="EE", lots=[lot("C", 1)], serials=["9"]),
+        allocate("S-1", 3, to="Acme", serials=["1", "2", "3"]),
+        ship("S-1"),
+    )
+    never = book.refused(
+        give_back("R-1", 1, customer="Acme", lots=[pick("ZZZ-never-existed", 1)], serials=["1"]),
+        ReasonCode.LOT_NOT_FOUND,
+    )
+    assert never.offending == "ZZZ-never-existed"
+    elsewhere = book.refused(
+        give_back("R-1", 1, customer="Acme", lots=[pick("C", 1)], serials=["1"]),
+        ReasonCode.LOT_NOT_FOUND,
+    )
+    assert elsewhere.offending == "C"
+    # B is at the office, but serial 1 is in A: the lot does not hold it.
+    other = book.refused(
+        give_back("R-1", 1, customer="Acme", lots=[pick("B", 1)], serials=["1"]),
+        ReasonCode.INVALID_QUANTITY,
+    )
+    assert other.offending == "B"
+    # Serials 1 and 2 are both in A: naming A for one of them is a contradiction too.
+    short = book.refused(
+        give_back("R-1", 2, customer="Acme", lots=[pick("A", 1), pick("B", 1)], serials=["1", "2"]),
+        ReasonCode.INVALID_QUANTITY,
+    )
+    assert short.offending == "A"
+    (event,) = book.ok(
+        give_back("R-1", 2, customer="Acme", lots=[pick("A", 1), pick("B", 1)], serials=["1", "3"])
+    )
+    assert isinstance(event, StockReturned)
+    assert [(m.serial, m.mfr_lot) for m in event.movements] == [("1", "A"), ("3", "B")]
+
+
+def plain_sales(*customers: str) -> Book:
+    """Lot PO-1/1 (5 units) shipped 1 unit to each customer in turn ("" an unnamed sale)."""
+    book = Book(item(), receive("PO-1/1", 5))
+    for n, customer in enumerate(customers):
+        book.ok(allocate(f"S-{n}", 1, to=customer or None))
+        book.ok(ship(f"S-{n}"))
+    return book
+
+
+def returned_from(state: LicState) -> dict[str, Decimal]:
+    return {row.customer: row.returned for row in state.shipments.values() if row.returned}
+
+
+def test_a_return_naming_no_customer_takes_the_unnamed_sale_first_then_by_customer() -> None:
+    """R13, §6: within one lot a return naming no customer counts against the unnamed sale
+    first, then customers by name: never the order the shipment rows happen to be listed in
+    (first shipment in memory, heap order once reloaded from PostgreSQL), so the same state
+    decides the same way however its rows are listed."""
+    book = plain_sales("Zed", "Acme", "", "Bob")
+    listed = list(book.state.shipments.items())
+    for rows in (listed, listed[::-1], listed[1:] + listed[:1]):
+        state = replace(book.state, shipments=dict(rows), index=None)
+        assert state == book.state
+        decision = decide(state, give_back("R-1", 2, customer=None))
+        assert decision.rejected is None
+        assert returned_from(decision.state) == {"": 1, "Acme": 1}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    track=st.booleans(),
+    sales=st.lists(
+        st.tuples(st.sampled_from(["", "Acme", "Bob", "Zed"]), st.integers(1, 3)),
+        min_size=1,
+        max_size=8,
+    ),
+    back=st.integers(1, 24),
+    data=st.data(),
+)
+def test_equal_states_decide_a_return_alike_however_their_rows_are_listed(
+    track: bool, sales: list[tuple[str, int]], back: int, data: st.DataObject
+) -> None:
+    """§6 "replays decide the same way", as a property: a return naming no customer, decided
+    on a state and on the same state with its shipment rows listed in another order (as a
+    reload lists them), gives the same events and the same rows, and so does a named
+    return after it."""
+    entries = [lot("A", 12)] if track else []
+    book = Book(
+        item(track=track, perishable=False),
+        receive("PO-1/1", 12, lots=entries),
+        receive("PO-2/1", 12, lots=entries, on=DAY + timedelta(days=1)),
+    )
+    for n, (customer, quantity) in enumerate(sales):
+        book.ok(allocate(f"S-{n}", quantity, to=customer or None))
+        book.ok(ship(f"S-{n}"))
+    shipped = sum(quantity for _, quantity in sales)
+    back = min(back, shipped)
+    rows = data.draw(st.permutations(list(book.state.shipments.items())))
+    relisted = replace(book.state, shipments=dict(rows), index=None)
+    assert relisted == book.state
+    anonymous = give_back("R-1", back, customer=None, lots=[pick("A", back)] if track else [])
+    named = give_back("R-2", 1, customer=sales[0][0], lots=[pick("A", 1)] if track else [])
+    first, again = decide(book.state, anonymous), decide(relisted, anonymous)
+    assert first.rejected is None and first.events == again.events
+    assert first.state == again.state
+    assert decide(first.state, named).events == decide(again.state, named).events
