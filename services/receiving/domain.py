@@ -12,11 +12,13 @@ Rules (DESIGN.md §5):
   same LIC: a serial identifies one unit of one LIC), and its quantities are whole.
 - R5: serials are typed (lists, spans) or scanned (GS1: lot, expiry, serial; the GTIN must be the
   item's GTIN when the item has one). Lots from scans are used only when the line types none:
-  each scan is one unit of its lot.
+  each scan is one unit of its lot. When the line types lots, a scan naming a lot must name one
+  of them, with the same expiry date, and a serial scanned with its lot is filed under that lot
+  (R15: allocation pairs serials with lots by position, so receiving orders them).
 - R6: a serialized line without serials takes them from the item's Next Serial (allocation, the
   one writer per LIC, hands them out); without a Next Serial it is refused `SERIAL_REQUIRED`.
 - R13: a customer return names the serials (serialized) or manufacturer lots (lot-tracked) that
-  come back; nothing is ever generated for a return.
+  come back; nothing is ever generated for a return. It is received once (`received_before`).
 
 A receipt refused only because it names items receiving does not know yet is held for them
 instead (`awaited_items`): a new item's `ItemUpserted` usually arrives after its first receipt.
@@ -32,6 +34,7 @@ Pure: standard library plus the shared parsers (`shared.serials`, `shared.barcod
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -212,6 +215,42 @@ def awaited_items(checked: Checked) -> tuple[str, ...]:
     return tuple(sorted(unknown))
 
 
+def superseded(checked: Checked, newer: str) -> Checked:
+    """A held version of a document answered because a newer version (message `newer`, the
+    same shipment_id) arrived first: refused now with its own problems, each saying so, so
+    that its refusal precedes the newer version's answer and never follows its posting."""
+    note = f"superseded by message {newer} of the same shipment_id while it waited"
+    if not checked.problems:  # its items arrived meanwhile: the newer version stands anyway
+        problem = Problem(
+            line_no=None,
+            lic=None,
+            reason_code=ReasonCode.INVALID_QUANTITY,
+            reason=note,
+            offending=newer,
+        )
+        return Checked(problems=(problem,))
+    return Checked(
+        problems=tuple(replace(p, reason=f"{p.reason}; {note}") for p in checked.problems)
+    )
+
+
+def received_before(receipt: Receipt, checked: Checked, earlier: str) -> Checked:
+    """R13: a customer return reverses usage, so a return whose document (`shipment_id`) was
+    already received (message `earlier`, posted or being posted) is refused whole: sent again
+    under a new message id, it would put the same units back twice. (A purchase or production
+    line sent again is refused by allocation: its inventory lot exists already.)"""
+    problem = Problem(
+        line_no=None,
+        lic=None,
+        reason_code=ReasonCode.INVALID_QUANTITY,
+        reason=f"customer return {receipt.shipment_id} was received before, as message "
+        f"{earlier}: a return is received once (units that came back since are another "
+        "return, under its own shipment_id)",
+        offending=receipt.shipment_id,
+    )
+    return Checked(problems=(problem, *checked.problems))
+
+
 def _json_bytes(text: str) -> int:
     """What `text` weighs as a JSON string's content: UTF-8, with `"` and `\\` escaped
     (identifiers hold no control characters, the only others JSON escapes)."""
@@ -251,8 +290,8 @@ class _DocumentCheck:
         scans = check.scans()
         serials = check.serials(scans, self.budget)
         lots = check.lots(scans)
-        if serials and lots:
-            serials = lot_ordered(serials, check.given_lots, lots)
+        if serials and lots and not check.problems:
+            serials = check.paired(serials, scans or (), lots)
         if serials is not None:
             self.budget -= len(serials)
             self._cross_line_duplicates(line, serials, check)
@@ -508,6 +547,8 @@ class _LineCheck:
             return ()  # the unreadable scan is the problem; its lots are unknown
         given = line.lots or _lots_from_scans(scans or ())
         self.given_lots = tuple(given)
+        if line.lots and scans:
+            self._scans_agree(line.lots, scans)
         if not given:
             what = "a customer return of " if self.receipt.is_return else ""
             self.add(
@@ -528,6 +569,63 @@ class _LineCheck:
                 f"{total} != {line.quantity}",
             )
         return merged
+
+    def _scans_agree(self, typed: Sequence[LotEntry], scans: Sequence[Scan]) -> None:
+        """R3, R5: a scan's lot and expiry are read off the unit itself, so they must agree with
+        the lots typed on its line (the first scan that does not is the problem): a unit of a
+        lot the line does not list, or with another expiry date, cannot be filed under a typed
+        lot without a recall of one lot naming units of the other. A return's expiry dates are
+        not checked (the units go back into the lots they were shipped from)."""
+        expiries: dict[str, set[date | None]] = {}
+        for entry in typed:
+            expiries.setdefault(entry.mfr_lot, set()).add(entry.expires_on)
+        for scan in scans:
+            if scan.mfr_lot is None:
+                continue
+            listed = expiries.get(scan.mfr_lot)
+            if listed is None:
+                self.add(
+                    ReasonCode.INVALID_BARCODE,
+                    f"scan {scan.raw!r} is a unit of manufacturer lot {scan.mfr_lot}, which the "
+                    f"line does not list (it lists {', '.join(list(expiries)[:5])})",
+                    scan.raw,
+                )
+                return
+            typed_expiry = {x for x in listed if x is not None}
+            contradicted = scan.expires_on is not None and typed_expiry - {scan.expires_on}
+            if contradicted and not self.receipt.is_return:
+                self.add(
+                    ReasonCode.EXPIRY_REQUIRED,
+                    f"scan {scan.raw!r} says manufacturer lot {scan.mfr_lot} expires on "
+                    f"{scan.expires_on}, but the line lists it expiring on "
+                    f"{', '.join(sorted(map(str, typed_expiry)))}",
+                    scan.raw,
+                )
+                return
+
+    def paired(
+        self, serials: tuple[str, ...], scans: Sequence[Scan], merged: Sequence[LotEntry]
+    ) -> tuple[str, ...]:
+        """The serials in the order allocation pairs them with the merged lots (R3, R5, R15):
+        a serial scanned with its lot is filed under that lot, so a lot cannot take more of
+        them than its quantity (the first scan over is the problem)."""
+        quantity = {entry.mfr_lot: entry.quantity for entry in merged}
+        room = dict(quantity)
+        owners: dict[str, str] = {}  # scanned serial → the lot its scan names
+        for scan in scans:
+            if scan.serial is None or scan.mfr_lot is None:
+                continue
+            if room.get(scan.mfr_lot, 0) < 1:
+                self.add(
+                    ReasonCode.SERIAL_COUNT_MISMATCH,
+                    f"scan {scan.raw!r} is one more serial of manufacturer lot {scan.mfr_lot} "
+                    f"than the line's quantity of that lot ({quantity.get(scan.mfr_lot, 0)})",
+                    scan.raw,
+                )
+                return serials
+            room[scan.mfr_lot] -= 1
+            owners[scan.serial] = scan.mfr_lot
+        return lot_ordered(serials, self.given_lots, merged, owners)
 
     def _merged(self, given: Iterable[LotEntry]) -> tuple[LotEntry, ...] | None:
         merged: dict[str, LotEntry] = {}
@@ -569,22 +667,41 @@ class _LineCheck:
 
 
 def lot_ordered(
-    serials: tuple[str, ...], given: Sequence[LotEntry], merged: Sequence[LotEntry]
+    serials: tuple[str, ...],
+    given: Sequence[LotEntry],
+    merged: Sequence[LotEntry],
+    scanned_lots: Mapping[str, str] | None = None,
 ) -> tuple[str, ...]:
-    """The serials reordered to follow the merged lots (R3, R5).
+    """The serials reordered to follow the merged lots (R3, R5, R15).
 
-    Serials pair with manufacturer lots by position: the first lot's quantity of serials
-    belongs to it, and so on. That holds for the lots as entered or scanned (`given`); merging
-    a lot named twice (scans of lots A, B, A) moves its units together, so its serials must
-    move with them or a serial would be filed under another lot. Left as is when the counts
-    do not pair up (that is a problem reported elsewhere)."""
-    if len(given) == len(merged):
+    Allocation pairs serials with manufacturer lots by position: the first lot's quantity of
+    serials belongs to it, and so on. A serial scanned with its lot (`scanned_lots`: serial →
+    manufacturer lot) takes a place of that lot, whatever its position among the serials; the
+    others (typed, or scanned without a lot) take the places left in order, over the lots as
+    entered or scanned (`given`): serials typed against lots A, B, A pair with them in that
+    order. Merging a lot named twice then moves its units together, its serials with them.
+    Left as is when the counts do not pair up (that is a problem reported elsewhere)."""
+    scanned_lots = scanned_lots or {}
+    if not scanned_lots and len(given) == len(merged):
         return serials
     owners = [entry.mfr_lot for entry in given for _ in range(int(entry.quantity))]
     if len(owners) != len(serials):
         return serials
+    places: dict[str, deque[int]] = {}
+    for place, owner in enumerate(owners):
+        places.setdefault(owner, deque()).append(place)
+    taken: dict[int, str] = {}
+    for serial in serials:
+        lot = scanned_lots.get(serial)
+        if lot is not None:
+            free = places.get(lot)
+            if not free:
+                return serials  # more than the lot holds: refused by the caller
+            taken[free.popleft()] = serial
+    rest = iter(serial for serial in serials if serial not in scanned_lots)
     by_lot: dict[str, list[str]] = {}
-    for serial, owner in zip(serials, owners, strict=True):
+    for place, owner in enumerate(owners):
+        serial = taken[place] if place in taken else next(rest)
         by_lot.setdefault(owner, []).append(serial)
     return tuple(serial for entry in merged for serial in by_lot.get(entry.mfr_lot, ()))
 

@@ -56,6 +56,17 @@ class Held:
 
 
 @dataclass(frozen=True, slots=True)
+class Superseded:
+    """A held version of a document answered now because a newer one arrived (its row is
+    locked and no longer 'held')."""
+
+    message_id: str
+    shipment_id: str
+    document: str
+    held_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class AnsweredReceipt:
     """A document sent to allocation whose every line is answered.
 
@@ -160,6 +171,23 @@ class PgReceivingRepository:
             [cmd.quantity for _, cmd in lines],
             [cmd.command_id for _, cmd in lines],
         )
+
+    async def received_before(
+        self, conn: asyncpg.Connection, shipment_ids: Collection[str], others_than: Collection[str]
+    ) -> dict[str, str]:
+        """shipment_id → the first message, not among `others_than`, recorded for it that was
+        posted or is being posted (a rejected one changed nothing)."""
+        if not shipment_ids:
+            return {}
+        rows = await conn.fetch(
+            "SELECT DISTINCT ON (shipment_id) shipment_id, message_id FROM receipts"
+            " WHERE shipment_id = ANY($1::text[]) AND status IN ('posting', 'posted')"
+            "   AND NOT message_id = ANY($2::text[])"
+            " ORDER BY shipment_id, created_at, message_id",
+            sorted(shipment_ids),
+            list(others_than),
+        )
+        return {row["shipment_id"]: row["message_id"] for row in rows}
 
     async def record_answers(
         self,
@@ -349,6 +377,42 @@ class PgReceivingRepository:
             [row["message_id"] for row in locked],
         )
         return [Held(row["message_id"], row["document"], row["held_at"]) for row in rows]
+
+    async def supersede(
+        self, conn: asyncpg.Connection, shipment_ids: Collection[str], others_than: Collection[str]
+    ) -> list[Superseded]:
+        """Settle ('superseded') the held versions of these documents that are not among the
+        messages `others_than` (a held message delivered again does not supersede itself).
+
+        Their rows are locked first, waiting for a transaction that has one (an arrival, the
+        periodic job): if that one settles it, it is answered there, before this transaction's
+        answers."""
+        if not shipment_ids:
+            return []
+        locked = await conn.fetch(
+            "SELECT message_id FROM held_receipts"
+            " WHERE status = 'held' AND shipment_id = ANY($1::text[])"
+            "   AND NOT message_id = ANY($2::text[])"
+            " ORDER BY message_id FOR UPDATE",
+            sorted(shipment_ids),
+            list(others_than),
+        )
+        if not locked:
+            return []
+        rows = await conn.fetch(
+            "UPDATE held_receipts AS h"
+            " SET status = 'superseded', settled_at = now(), document = NULL"
+            " FROM (SELECT message_id, document FROM held_receipts"
+            "   WHERE message_id = ANY($1::text[]) AND status = 'held') AS old"
+            " WHERE h.message_id = old.message_id AND h.status = 'held'"
+            " RETURNING h.message_id, h.shipment_id, old.document, h.held_at",
+            [row["message_id"] for row in locked],
+        )
+        settled = [
+            Superseded(row["message_id"], row["shipment_id"], row["document"], row["held_at"])
+            for row in rows
+        ]
+        return sorted(settled, key=lambda s: (s.held_at, s.message_id))
 
     async def expire(self, conn: asyncpg.Connection, limit: int) -> list[Held]:
         """Settle ('expired') up to `limit` held documents whose deadline has passed, oldest

@@ -9,6 +9,11 @@ transaction that stores the item) or its deadline passes (`settle_expired`, a pe
 Either way it is then checked in full, as if it had just arrived, and settled exactly once: the
 settling transaction locks its row and moves it out of 'held'.
 
+A document is answered once per version (message): a version still held when a newer one of the
+same document (`shipment_id`) arrives is refused at once, superseded, so its refusal precedes the
+newer version's answer; and a customer return whose document was received before (posted or
+being posted) is refused, since it would put the same units back twice (R13).
+
 A document of several lines is received whole or not at all: its lines go out with `hold`, and
 once every line is answered (`domain.settle`, in the transaction that recorded the last answer,
 the document's row locked) the held lines are all confirmed, or all cancelled and the document
@@ -18,7 +23,7 @@ rejected.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -59,6 +64,19 @@ class _Document:
     arrived_at: datetime | None = None
 
 
+def _latest_held(docs: Sequence[_Document]) -> list[_Document]:
+    """Of several versions of a document in one batch, an earlier one that would be held is
+    answered at once instead (`domain.superseded`): at most one version of a document waits."""
+    newest = {doc.message.shipment_id: doc.message.message_id for doc in docs}
+    latest = []
+    for doc in docs:
+        newer = newest[doc.message.shipment_id]
+        if doc.awaited and newer != doc.message.message_id:
+            doc = replace(doc, checked=d.superseded(doc.checked, newer), awaited=())
+        latest.append(doc)
+    return latest
+
+
 class ReceivingService:
     def __init__(self, settings: Settings, repository: PgReceivingRepository | None = None) -> None:
         self._topics = settings.topics
@@ -88,8 +106,12 @@ class ReceivingService:
             await self._repository.lock_items(uow.conn, awaited)
             items |= await self._repository.items(uow.conn, sorted(awaited))
             docs = [self._check(doc.message, items) if doc.awaited else doc for doc in docs]
+        docs = _latest_held(docs)
+        superseded = await self._supersede(uow, docs)
+        docs = await self._once_per_return(uow, docs)
         await self._hold(uow, [doc for doc in docs if doc.awaited])
-        await self._admit(uow, [doc for doc in docs if not doc.awaited])
+        # The superseded versions first: their refusals precede the newer versions' answers.
+        await self._admit(uow, [*superseded, *(doc for doc in docs if not doc.awaited)])
 
     async def settle_expired(self, uow: UnitOfWork) -> None:
         """The periodic job: settle held documents whose wait is over on what is known now,
@@ -108,6 +130,53 @@ class ReceivingService:
         checked = d.check_receipt(receipt, items, self._limits)
         awaited = d.awaited_items(checked) if may_wait else ()
         return _Document(message, receipt, checked, awaited, arrived_at)
+
+    async def _supersede(self, uow: UnitOfWork, docs: Sequence[_Document]) -> list[_Document]:
+        """Answer now the held versions of the batch's documents: a newer version (another
+        message, same shipment_id) replaces them, and answered later their refusal could
+        follow its posting. Checked again in full, then refused, each saying so."""
+        newest = {doc.message.shipment_id: doc.message.message_id for doc in docs}
+        held = await self._repository.supersede(
+            uow.conn, newest.keys(), [doc.message.message_id for doc in docs]
+        )
+        if not held:
+            return []
+        messages = [translate.held_document(h.document) for h in held]
+        lics = sorted({line.lic for m in messages for line in m.lines})
+        items = await self._repository.items(uow.conn, lics)
+        answered = []
+        for h, message in zip(held, messages, strict=True):
+            doc = self._check(message, items, may_wait=False, arrived_at=h.held_at)
+            newer = newest[h.shipment_id]
+            answered.append(replace(doc, checked=d.superseded(doc.checked, newer)))
+            log.info(
+                "receiving.receipt_superseded",
+                message_id=h.message_id,
+                shipment_id=h.shipment_id,
+                by=newer,
+            )
+        return answered
+
+    async def _once_per_return(self, uow: UnitOfWork, docs: Sequence[_Document]) -> list[_Document]:
+        """R13: refuse, whole and at once, a customer return whose document was received
+        before (posted or being posted, by an earlier batch or earlier in this one)."""
+        returns = {doc.message.shipment_id for doc in docs if doc.receipt.is_return}
+        if not returns:
+            return list(docs)
+        earlier = await self._repository.received_before(
+            uow.conn, returns, [doc.message.message_id for doc in docs]
+        )
+        checked = []
+        for doc in docs:
+            shipment_id = doc.message.shipment_id
+            before = earlier.get(shipment_id)
+            if doc.receipt.is_return and before is not None and before != doc.message.message_id:
+                refused = d.received_before(doc.receipt, doc.checked, before)
+                doc = replace(doc, checked=refused, awaited=())
+            elif doc.checked.accepted and not doc.awaited:
+                earlier.setdefault(shipment_id, doc.message.message_id)
+            checked.append(doc)
+        return checked
 
     async def _admit(self, uow: UnitOfWork, docs: Sequence[_Document]) -> None:
         """Send an accepted document's line commands, or its refusal; record it."""
@@ -169,6 +238,7 @@ class ReceivingService:
             self._check(m, items, may_wait=False, arrived_at=h.held_at)
             for h, m in zip(held, messages, strict=True)
         ]
+        docs = await self._once_per_return(uow, docs)
         await self._admit(uow, docs)
         for doc in docs:
             log.info(

@@ -388,6 +388,30 @@ async def test_scanned_units_are_received_with_lot_expiry_and_serial(bus: Bus) -
     ]
 
 
+async def test_scanned_serials_are_filed_under_the_lots_their_scans_name(bus: Bus) -> None:
+    """R3, R5, R15: lots typed A then B; the scans say U1 is of lot B and U2 of lot A."""
+    await stocked(bus)
+    await bus.receive(
+        "PO-15",
+        {
+            "lic": "VAX",
+            "quantity": 2,
+            "lots": [
+                {"mfr_lot": "A", "expires_on": "2027-12-31", "quantity": 1},
+                {"mfr_lot": "B", "expires_on": "2027-12-31", "quantity": 1},
+            ],
+            "scans": [f"(01){GTIN}(10)B(21)U1", f"(01){GTIN}(10)A(21)U2"],
+        },
+    )
+
+    (status,) = bus.statuses("PO-15")
+    assert status["type"] == "ReceiptPosted", status
+    moves = status["lines"][0]["movements"]
+    assert sorted((m["serial"], m["mfr_lot"]) for m in moves) == [("U1", "B"), ("U2", "A")]
+    rows = await bus.fetch("allocation", "SELECT serial, mfr_lot FROM units ORDER BY serial")
+    assert [tuple(r) for r in rows] == [("U1", "B"), ("U2", "A")]
+
+
 async def test_unreadable_scan_refuses_the_receipt_with_the_raw_text(bus: Bus) -> None:
     """R5: INVALID_BARCODE naming the scan; a GS in the offending text stays valid JSON."""
     await stocked(bus)

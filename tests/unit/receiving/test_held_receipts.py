@@ -19,6 +19,8 @@ from services.receiving.domain import (
     ReceiptLine,
     awaited_items,
     check_receipt,
+    received_before,
+    superseded,
 )
 from shared.reasons import ReasonCode
 from tests.unit.receiving.test_receipt_checks import ITEMS, line, receipt
@@ -108,3 +110,42 @@ def test_problems_of_known_lines_stay_whatever_items_arrive(
         assert not after.accepted
     if awaited_items(before):
         assert set(awaited_items(before)) == {x.lic for x in drawn} & set(UNKNOWN)
+
+
+# --- versions of one document ------------------------------------------------------------------
+
+
+def test_a_held_version_superseded_by_a_newer_one_is_refused_with_its_own_problems() -> None:
+    """Answered when the newer version arrives: its own problem, saying it was superseded."""
+    held = check_receipt(receipt(line("PLAIN", 1), line("NEWW", 2, no=2)), ITEMS)
+    (problem,) = superseded(held, "v2").problems
+    assert (problem.line_no, problem.reason_code, problem.offending) == (
+        2,
+        ReasonCode.UNKNOWN_ITEM,
+        "NEWW",
+    )
+    assert problem.reason == (
+        "item NEWW is not known; superseded by message v2 of the same shipment_id while it waited"
+    )
+
+
+def test_a_superseded_version_whose_items_arrived_meanwhile_is_refused_too() -> None:
+    (problem,) = superseded(check_receipt(receipt(line("PLAIN", 1)), ITEMS), "v2").problems
+    assert (problem.line_no, problem.reason_code, problem.offending) == (
+        None,
+        ReasonCode.INVALID_QUANTITY,
+        "v2",
+    )
+
+
+def test_a_customer_return_received_before_is_refused_first_naming_the_earlier_message() -> None:
+    """R13: sent again under a new message id, it would put the same units back twice."""
+    doc = receipt(line("PLAIN", 1), source="customer_return")
+    first, *others = received_before(doc, check_receipt(doc, ITEMS), "r1").problems
+    assert (first.line_no, first.reason_code, first.offending) == (
+        None,
+        ReasonCode.INVALID_QUANTITY,
+        doc.shipment_id,
+    )
+    assert "message r1" in first.reason
+    assert others == []
