@@ -14,6 +14,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -23,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pydantic import AfterValidator
 
 from services.ledger import queries
+from services.ledger.domain.model import EXACT
 from services.ledger.queries import NotFound, Reader
 from services.ledger.schemas import (
     ErrorOut,
@@ -59,9 +61,15 @@ CSV_COLUMNS = (
     "Inventory lot",
     "Reference",
     "Vendor",
+    "Stock change",
+    "Reason",
+    "Unit cost",
+    "Cost",
 )
 """The recall spreadsheet's columns: the key data elements, then the lot, its parent order and
-its vendor (columns are only ever appended, so a sheet's existing columns keep their places)."""
+its vendor, then which way the stock went (+ in, − out, 0: a count or loss may go either way),
+the adjustment's reason and the record's cost (columns are only ever appended, so a sheet's
+existing columns keep their places)."""
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not known to the ledger"}
@@ -109,8 +117,10 @@ _NORMALIZED = AfterValidator(normalize_identifier)
 _ID = "NFC-normalized and trimmed, 1 to 128 characters, no control or invisible characters"
 Lic = Annotated[str, Query(description=f"line item code; {_ID}"), _NORMALIZED]
 SerialNo = Annotated[str, Query(description=f"serial number; {_ID}"), _NORMALIZED]
+# PostgreSQL's LIMIT and OFFSET are bigint: a larger number is refused here (422), not there.
+BIGINT_MAX = 2**63 - 1
 Limit = Annotated[int, Query(ge=1, le=100_000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX)]
 Id = Annotated[str | None, Query(description=_ID), _NORMALIZED]
 LicPath = Annotated[str, Path(description=f"line item code; {_ID}"), _NORMALIZED]
 LotPath = Annotated[str, Path(description=f"inventory lot id; {_ID}"), _NORMALIZED]
@@ -201,7 +211,7 @@ def _routes(app: FastAPI) -> None:
         offset: Offset = 0,
     ) -> list[UsageOut]:
         """Inventory usage records of an item (+ used, − reversed or unallocated), oldest
-        first."""
+        first as `/trace` lists them: by the date used, then in the order recorded."""
         return await queries.usage(
             conn, lic, lot_id=lot_id, mfr_lot=mfr_lot, serial=serial, limit=limit, offset=offset
         )
@@ -262,7 +272,7 @@ def _csv_row(found: TraceOut, e: TraceEvent) -> list[str]:
         _cell(e.mfr_lot),
         _cell(e.serial),
         e.expires_on.isoformat() if e.expires_on else "",
-        format(e.quantity.normalize(), "f"),
+        _number(e.quantity),
         _cell(found.uom),
         e.date.isoformat(),
         _cell(e.office),
@@ -272,7 +282,16 @@ def _csv_row(found: TraceOut, e: TraceEvent) -> list[str]:
         _cell(e.lot_id),
         _cell(e.reference),
         _cell(e.vendor),
+        _number(e.stock_change),
+        _cell(e.reason),
+        _number(e.unit_cost),
+        _number(e.cost),
     ]
+
+
+def _number(value: Decimal) -> str:
+    """A decimal as plain text without trailing zeros, every digit kept (see `EXACT`)."""
+    return format(value.normalize(EXACT), "f")
 
 
 def _cell(text: str | None) -> str:

@@ -7,11 +7,12 @@ Traces read the transaction records through the partial indexes on (lic, mfr_lot
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from services.ledger.domain.model import EXACT
 from services.ledger.domain.stock import StockAtOffice
 from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_po_line, value
 from services.ledger.schemas import (
@@ -151,6 +152,8 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
             lot_id,
         )
     entries = [CogsEntry(**_fields(c, CogsEntry)) for c in cogs]
+    with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
+        cogs_total = sum((c.amount for c in entries), start=Decimal(0))
     return LotDetail(
         lot_id=row["lot_id"],
         lic=row["lic"],
@@ -171,7 +174,7 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
         mfr_lots=[MfrLotOut(**_fields(m, MfrLotOut)) for m in mfr],
         serials=[SerialRecord(**_fields(s, SerialRecord)) for s in serials],
         cogs=entries,
-        cogs_total=sum((c.amount for c in entries), start=Decimal(0)),
+        cogs_total=cogs_total,
     )
 
 
@@ -254,18 +257,25 @@ async def usage(
     limit: int,
     offset: int,
 ) -> list[UsageOut]:
-    where, args = _where({"lic": lic, "lot_id": lot_id, "mfr_lot": mfr_lot, "serial": serial})
-    rows = await conn.fetch(
-        f"SELECT * FROM usage {where} ORDER BY seq LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
-        *args,
-        limit,
-        offset,
-    )
+    sql, args = usage_query(lic, lot_id=lot_id, mfr_lot=mfr_lot, serial=serial)
+    rows = await conn.fetch(sql, *args, limit, offset)
     if not rows and offset == 0:
         known = await conn.fetchval("SELECT 1 FROM items WHERE lic = $1", lic)
         if known is None:
             raise NotFound(f"item {lic!r} is not known to the ledger")
     return [UsageOut(**_fields(r, UsageOut)) for r in rows]
+
+
+def usage_query(
+    lic: str, *, lot_id: str | None, mfr_lot: str | None, serial: str | None
+) -> tuple[str, list[str]]:
+    """The usage records of an item (and lot, manufacturer lot or serial), oldest first as
+    `/trace` lists them: by the date used, then in recording order, so pages are stable (seq
+    is unique). Each filter has an index in that order (usage_by_lic, _lot, _mfr_lot,
+    _serial). The limit and offset are the last two parameters."""
+    where, args = _where({"lic": lic, "lot_id": lot_id, "mfr_lot": mfr_lot, "serial": serial})
+    n = len(args)
+    return f"SELECT * FROM usage {where} ORDER BY used_on, seq LIMIT ${n + 1} OFFSET ${n + 2}", args
 
 
 async def ping(conn: Reader) -> None:

@@ -21,7 +21,15 @@ from typing import Any
 
 import asyncpg
 
-from services.ledger.domain.costing import BookedUsage, CostEntries, PoKey, PoLot, PurchaseOrder
+from services.ledger.domain.costing import (
+    BookedUsage,
+    CostEntries,
+    MfrLotInLot,
+    PoKey,
+    PoLot,
+    PurchaseOrder,
+    SerialInLot,
+)
 from services.ledger.domain.model import (
     Entries,
     Fact,
@@ -169,15 +177,31 @@ async def load_booked_usage(
 
 
 async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[PoKey, list[PoLot]]:
-    """The POs' purchase lots, in receipt order, with the units in them and their unit cost."""
+    """The POs' purchase lots, in receipt order, with the units in them, their unit cost, the
+    serials still in them and their manufacturer lots' units (a closing's records, R15)."""
     if not keys:
         return {}
     rows = await conn.fetch(
         """
         SELECT k.po, l.lic, l.lot_id, l.office, l.current_qty,
-               coalesce(l.act_unit_cost, l.est_unit_cost) AS unit_cost
+               coalesce(l.act_unit_cost, l.est_unit_cost) AS unit_cost,
+               s.serials, s.serial_mfr_lots, s.serial_expiry,
+               m.mfr_lots, m.mfr_qty, m.mfr_expiry
         FROM unnest($1::text[], $2::text[]) AS k(po, lic)
         JOIN lots AS l ON l.reference = k.po AND l.lic = k.lic AND l.kind = 'purchase'
+        LEFT JOIN LATERAL (
+            SELECT array_agg(serial ORDER BY serial) AS serials,
+                   array_agg(mfr_lot ORDER BY serial) AS serial_mfr_lots,
+                   array_agg(expires_on ORDER BY serial) AS serial_expiry
+            FROM serials
+            WHERE serials.lot_id = l.lot_id AND status IN ('available', 'allocated')
+        ) AS s ON true
+        LEFT JOIN LATERAL (
+            SELECT array_agg(mfr_lot ORDER BY mfr_lot) AS mfr_lots,
+                   array_agg(received_qty - used_qty ORDER BY mfr_lot) AS mfr_qty,
+                   array_agg(expires_on ORDER BY mfr_lot) AS mfr_expiry
+            FROM mfr_lots WHERE mfr_lots.lot_id = l.lot_id
+        ) AS m ON true
         ORDER BY l.received_on, l.recorded_at, l.lot_id
         """,
         [po for po, _ in keys],
@@ -185,6 +209,10 @@ async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[
     )
     lots: dict[PoKey, list[PoLot]] = {}
     for r in rows:
+        serials = zip(
+            r["serials"] or [], r["serial_mfr_lots"] or [], r["serial_expiry"] or [], strict=True
+        )
+        mfr_lots = zip(r["mfr_lots"] or [], r["mfr_qty"] or [], r["mfr_expiry"] or [], strict=True)
         lots.setdefault((r["po"], r["lic"]), []).append(
             PoLot(
                 lot_id=r["lot_id"],
@@ -192,6 +220,14 @@ async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[
                 office=r["office"],
                 quantity=r["current_qty"],
                 unit_cost=r["unit_cost"],
+                serials=[
+                    SerialInLot(serial=serial, mfr_lot=mfr_lot, expires_on=expires_on)
+                    for serial, mfr_lot, expires_on in serials
+                ],
+                mfr_lots=[
+                    MfrLotInLot(mfr_lot=mfr_lot, quantity=quantity, expires_on=expires_on)
+                    for mfr_lot, quantity, expires_on in mfr_lots
+                ],
             )
         )
     return lots
@@ -199,7 +235,7 @@ async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[
 
 async def write_costs(conn: asyncpg.Connection, entries: CostEntries) -> None:
     """The POs' new state; on closed POs' purchase lots and their serials the actual cost;
-    the lots' cost-change records; reconciliations."""
+    the cost-change records of the lots, their serials and manufacturer lots; reconciliations."""
     orders = list(entries.orders.values())
     if orders:
         await conn.execute(

@@ -177,7 +177,8 @@ class TraceEvent(Out):
     event_type: str = Field(
         description="receipt, beginning_balance, allocation, release, shipment, vendor_return,"
         " count, loss, customer_return, or cost_change: a PO closing changed the lot's unit cost"
-        " (quantity: the units in the lot then; unit_cost and cost: the change)"
+        " (quantity: the units of the serial, manufacturer lot or rest of the lot still in it"
+        " then, each unit in one record; unit_cost and cost: the change)"
     )
     lic: str
     lot_id: str | None

@@ -8,7 +8,7 @@ import csv
 import io
 from collections.abc import AsyncIterator, Callable
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Any
 
 import asyncpg
@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from services.ledger import api as api_module
-from services.ledger import service
+from services.ledger import queries, service
 from services.ledger.api import CSV_COLUMNS, create_api
 from services.ledger.app import MIGRATIONS, SCHEMA
 from shared import asyncapi, db
@@ -360,7 +360,7 @@ async def test_trace_csv_is_a_sortable_recall_spreadsheet(
     assert "attachment" in response.headers["content-disposition"]
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert list(rows[0]) == list(CSV_COLUMNS)
-    assert list(CSV_COLUMNS[:12]) == REQUIRED_CSV_COLUMNS and CSV_COLUMNS[-1] == "Vendor"
+    assert list(CSV_COLUMNS[:15]) == [*REQUIRED_CSV_COLUMNS, "Inventory lot", "Reference", "Vendor"]
     assert {r["Vendor"] for r in rows} == {""}  # PO-100's receipt named no vendor
     assert [
         (r["Date"], r["Event type"], r["Quantity"], r["Document"], r["Counterparty"] or None)
@@ -375,6 +375,42 @@ async def test_trace_csv_is_a_sortable_recall_spreadsheet(
     assert [r["Date"] for r in by_date] == [r["Date"] for r in rows]
     customers = sorted({r["Counterparty"] for r in rows if r["Event type"] == "shipment"})
     assert customers == ["Alpha Foods", "Bravo Market", "Charlie Deli"]
+
+
+async def test_the_recall_sheet_tells_stock_counted_in_from_stock_counted_out(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """§4, R11: a count or loss may add stock or remove it, with the same quantity. The recall
+    sheet's columns appended after Vendor say which (Stock change, as in the JSON trace), why
+    (Reason), and at what cost (Unit cost, Cost); the columns before keep their places."""
+    w = Wire()
+
+    def m(quantity: int) -> e.Movement:
+        return mv("L1", quantity, "2.50", mfr_lot="M1", expires_on=date(2025, 1, 1))
+
+    await record(
+        pool,
+        w.item("FOOD", track_mfr_lot=True, perishable=True),
+        w.received("FOOD", "L1", 10, "2.50", [m(10)], po="PO-1", on=date(2024, 1, 10)),
+        w.sale("FOOD", "OUT-1", [m(4)], customer="Alpha", on=date(2024, 1, 12)),
+        w.adjusted("FOOD", "CNT-1", "count", [m(2)], on=date(2024, 1, 14), reason="found"),
+        w.adjusted("FOOD", "CNT-2", "count", [m(-2)], on=date(2024, 1, 14), reason="-missing"),
+    )
+
+    response = await api.get("/trace", params={"lic": "FOOD", "mfr_lot": "M1", "format": "csv"})
+
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(rows[0])[15:] == ["Stock change", "Reason", "Unit cost", "Cost"]
+    assert [
+        (r["Event type"], r["Quantity"], r["Stock change"], r["Reason"], r["Unit cost"], r["Cost"])
+        for r in rows
+    ] == [
+        ("receipt", "10", "10", "", "2.5", "25"),
+        ("allocation", "4", "0", "", "2.5", "10"),
+        ("shipment", "4", "-4", "", "2.5", "10"),
+        ("count", "2", "2", "found", "2.5", "5"),
+        ("count", "2", "-2", "'-missing", "2.5", "5"),  # text, never a formula
+    ]
 
 
 VENDOR = "Aperture Optics"
@@ -815,8 +851,10 @@ async def test_a_po_close_revalues_its_lots_and_their_serials_with_a_record_in_t
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
     """R15, R16: closing PO-5 at 320 (serials A and B received at 300, A shipped) is a change
-    to the lot: its history gets a cost change of the unit left (1 × +20), the shipped unit's
-    COGS is reconciled (+20), and both serials now cost 320. The close again adds nothing."""
+    to the lot and to the serial left in it: the lot's history and B's get B's cost change
+    (1 × +20, a serial record like the lot's others, none of the lot beside it counting B
+    twice), the shipped unit's COGS is reconciled (+20), and both serials now cost 320. The
+    close again adds nothing."""
     w = Wire()
     a, b = (mv("IN-5/1", 1, "300", serial=s) for s in ("A", "B"))
     await record(
@@ -832,12 +870,15 @@ async def test_a_po_close_revalues_its_lots_and_their_serials_with_a_record_in_t
     trace = await get(api, "/trace", lic=CAM, lot_id="IN-5/1")
     serials = [await get(api, f"/serials/{CAM}/{s}") for s in ("A", "B")]
 
-    assert [
-        (t["event_type"], D(t["quantity"]), D(t["stock_change"]), D(t["unit_cost"]), D(t["cost"]))
+    changes = [
+        (t["serial"], D(t["quantity"]), D(t["stock_change"]), D(t["unit_cost"]), D(t["cost"]))
         for t in trace["events"]
-        if t["serial"] is None
-    ] == [("cost_change", 1, 0, 20, 20)]
+        if t["event_type"] == "cost_change"
+    ]
+    assert changes == [("B", 1, 0, 20, 20)]
     assert trace["events"][-1]["document"] == "PO-5"
+    assert [h["event_type"] for h in serials[1]["history"]] == ["receipt", "cost_change"]
+    assert "cost_change" not in [h["event_type"] for h in serials[0]["history"]]
     assert [D(s["unit_cost"]) for s in lot["serials"]] == [320, 320]
     assert [D(s["current"]["unit_cost"]) for s in serials] == [320, 320]
     assert D(lot["valuation"]["current"]["value"]) == 320
@@ -883,6 +924,97 @@ async def test_a_reopened_po_closes_again_at_its_corrected_cost(
         ("reconciliation", 5, 10),
         ("reconciliation", 1, 2),
     ]
+
+
+async def test_a_po_close_gives_each_serial_left_its_cost_change_in_its_history(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15: serials received at 300 whose PO closes at 320 now cost 320, and that change is a
+    record of each serial: `/serials` and `/trace?serial=` list it (1 × +20), the lot's trace
+    lists one per serial and no lot record besides (each unit once)."""
+    w = Wire()
+    a, b = (mv("IN-5/1", 1, "300", serial=s) for s in ("A", "B"))
+    await record(
+        pool,
+        w.item(CAM, serialized=True),
+        w.received(CAM, "IN-5/1", 2, "300", [a, b], po="PO-5", on=date(2024, 1, 10)),
+    )
+    await record_costs(pool, w.po("PO-5", CAM, act_unit_cost=D(320), closed=True))
+
+    serial = await get(api, f"/serials/{CAM}/B")
+    trace = await get(api, "/trace", lic=CAM, serial="B")
+    lot_trace = await get(api, "/trace", lic=CAM, lot_id="IN-5/1")
+
+    assert D(serial["current"]["unit_cost"]) == 320
+    for history in (serial["history"], trace["events"]):
+        assert [
+            (h["event_type"], D(h["quantity"]), D(h["stock_change"]), D(h["unit_cost"]))
+            for h in history
+        ] == [("receipt", 1, 1, 300), ("cost_change", 1, 0, 20)]
+    assert [
+        (t["serial"], D(t["cost"])) for t in lot_trace["events"] if t["event_type"] == "cost_change"
+    ] == [("A", 20), ("B", 20)]
+    assert _traced_value(lot_trace) == 2 * 320
+
+
+async def test_a_po_close_gives_each_mfr_lot_left_its_cost_change_and_the_lot_still_balances(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15: lot L1 received 10 of M1 and 5 of M2 at 2.50; 4 of M1 shipped, 1 of M2 lost. PO-1
+    closes at 3: `/trace?mfr_lot=M1` lists the cost change of its 6 units left (+3), M2's its 4
+    (+2), and the lot's trace adds up to its value now (10 × 3). The close delivered again
+    writes nothing more."""
+    w = Wire()
+
+    def m(mfr_lot: str, quantity: int) -> e.Movement:
+        return mv("L1", quantity, "2.50", mfr_lot=mfr_lot, expires_on=EXP)
+
+    await record(
+        pool,
+        w.item(FOOD, track_mfr_lot=True, perishable=True),
+        w.received(
+            FOOD, "L1", 15, "2.50", [m("M1", 10), m("M2", 5)], po="PO-1", on=date(2024, 1, 10)
+        ),
+        w.sale(FOOD, "OUT-1", [m("M1", 4)], customer="Alpha", on=date(2024, 1, 12)),
+        w.adjusted(FOOD, "LOSS-1", "loss", [m("M2", -1)], on=date(2024, 1, 13)),
+    )
+    await record_costs(pool, w.po("PO-1", FOOD, act_unit_cost=D(3), closed=True))
+    await record_costs(pool, w.po("PO-1", FOOD, act_unit_cost=D(3), closed=True))
+
+    changes = {
+        mfr_lot: [
+            (t["mfr_lot"], t["expires_on"], D(t["quantity"]), D(t["stock_change"]), D(t["cost"]))
+            for t in (await get(api, "/trace", lic=FOOD, mfr_lot=mfr_lot))["events"]
+            if t["event_type"] == "cost_change"
+        ]
+        for mfr_lot in ("M1", "M2")
+    }
+    lot_trace = await get(api, "/trace", lic=FOOD, lot_id="L1")
+    lot = await get(api, "/lots/L1")
+
+    assert changes == {
+        "M1": [("M1", "2024-06-30", 6, 0, 3)],
+        "M2": [("M2", "2024-06-30", 4, 0, 2)],
+    }
+    assert [t["mfr_lot"] for t in lot_trace["events"] if t["event_type"] == "cost_change"] == [
+        "M1",
+        "M2",
+    ]
+    assert _traced_value(lot_trace) == D(lot["valuation"]["current"]["value"]) == 10 * 3
+
+
+def _traced_value(trace: dict[str, Any]) -> Decimal:
+    """The value of stock on hand a trace's records add up to: each movement's stock change at
+    its unit cost, plus each cost change."""
+    return sum(
+        (
+            D(t["cost"])
+            if t["event_type"] == "cost_change"
+            else D(t["stock_change"]) * D(t["unit_cost"])
+            for t in trace["events"]
+        ),
+        D(0),
+    )
 
 
 # -- stock, usage, lots -----------------------------------------------------------------------
@@ -959,6 +1091,124 @@ async def test_lots_list_by_item_and_status(pool: asyncpg.Pool, api: httpx.Async
     assert [lot["lot_id"] for lot in everything] == ["IN-1/1", "IN-1/2"]
     assert (one["lot_id"], one["status"]) == ("IN-1/1", "closed")
     assert {lot["vendor"] for lot in everything} == {None} and one["vendor"] is None
+
+
+async def test_usage_is_listed_oldest_first_like_the_trace_and_pages_stably(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """§4 `/usage`: oldest first, by the date used, as `/trace` lists the same records: a loss
+    dated before a shipment but recorded after it comes first. Records of one date keep their
+    recording order, and pages of one record each list the same records in the same order."""
+    w = Wire()
+    await record(
+        pool,
+        w.item("BOLT"),
+        w.received("BOLT", "L1", 10, "1", [mv("L1", 10, "1")], po="PO-1", on=date(2024, 1, 10)),
+        w.sale("BOLT", "OUT-1", [mv("L1", 4, "1")], customer="Alpha", on=date(2024, 1, 20)),
+        w.sale("BOLT", "OUT-2", [mv("L1", 1, "1")], customer="Bravo", on=date(2024, 1, 20)),
+    )
+    await record(
+        pool, w.adjusted("BOLT", "LOSS-1", "loss", [mv("L1", -1, "1")], on=date(2024, 1, 15))
+    )
+
+    usage = await get(api, "/usage", lic="BOLT")
+    trace = await get(api, "/trace", lic="BOLT", lot_id="L1")
+    pages = [await get(api, "/usage", lic="BOLT", limit="1", offset=str(n)) for n in range(4)]
+
+    assert [(u["used_on"], u["document"]) for u in usage] == [
+        ("2024-01-15", "LOSS-1"),
+        ("2024-01-20", "OUT-1"),
+        ("2024-01-20", "OUT-2"),
+    ]
+    assert [u["document"] for u in usage] == [
+        t["document"] for t in trace["events"] if t["event_type"] in ("loss", "shipment")
+    ]
+    assert [page for page in pages if page] == [[u] for u in usage] and pages[3] == []
+    assert await get(api, "/usage", lic="BOLT", lot_id="L1") == usage
+
+
+async def test_usage_queries_read_their_index_in_the_order_they_list(pool: asyncpg.Pool) -> None:
+    """`/usage` pages come straight off an index in (date used, recording) order, whatever the
+    filter: no sort of an item's whole usage for each page."""
+    async with pool.acquire() as conn:
+        await conn.execute("SET enable_seqscan = off")
+        await conn.execute("SET enable_sort = off")
+        for filters, index in (
+            ({}, "usage_by_lic"),
+            ({"lot_id": "L1"}, "usage_by_lot"),
+            ({"mfr_lot": "M1"}, "usage_by_mfr_lot"),
+            ({"serial": "S1"}, "usage_by_serial"),
+        ):
+            sql, args = queries.usage_query(
+                "X",
+                lot_id=filters.get("lot_id"),
+                mfr_lot=filters.get("mfr_lot"),
+                serial=filters.get("serial"),
+            )
+            plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN {sql}", *args, 10, 0))
+            assert "Sort" not in plan and "usage_by_" in plan, plan
+            assert index in plan, plan
+
+
+@pytest.mark.parametrize("url", ["/lots", "/usage"])
+async def test_an_offset_beyond_what_the_database_counts_is_refused_not_a_500(
+    pool: asyncpg.Pool, url: str
+) -> None:
+    """§4: `offset` past PostgreSQL's bigint is a 422 naming it (it was an unhandled 500); the
+    largest one is a page past the end; `limit` is bounded the same way."""
+    app = create_api(lambda: pool)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    params = {"lic": "BOLT"} if url == "/usage" else {}
+    await record(pool, Wire().item("BOLT"))
+    async with httpx.AsyncClient(transport=transport, base_url="http://ledger") as client:
+        too_far = await client.get(url, params={**params, "offset": str(2**63)})
+        farthest = await client.get(url, params={**params, "offset": str(2**63 - 1)})
+        too_many = await client.get(url, params={**params, "limit": "100001"})
+
+    assert too_far.status_code == 422 and too_far.json()["detail"][0]["loc"] == ["query", "offset"]
+    assert (farthest.status_code, farthest.json()) == (200, [])
+    assert too_many.status_code == 422
+    parameters = app.openapi()["paths"][url]["get"]["parameters"]
+    offset = next(p for p in parameters if p["name"] == "offset")["schema"]
+    assert (offset["minimum"], offset["maximum"]) == (0, 2**63 - 1)
+
+
+async def test_money_keeps_every_digit_of_the_biggest_quantities_and_costs(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """Quantities below 1e9 and unit costs below 1e12, with 6 places, are valid: their product
+    has up to 33 digits, and COGS, usage, transaction costs and lot values keep all of them
+    (the default decimal context rounds to 28), in the database and in the recall sheet."""
+    w = Wire()
+    q, c = "123456789.123457", "98765432.123457"
+    with localcontext(Context(prec=80)):
+        exact = D(q) * D(c)
+
+    def big() -> e.Movement:
+        return e.Movement(lot_id="L1", quantity=D(q), unit_cost=D(c))
+
+    receipt = w.received("BULK", "L1", 1, c, [big()], po="PO-1", on=date(2024, 1, 10))
+    await record(
+        pool,
+        w.item("BULK"),
+        receipt.model_copy(update={"quantity": D(q)}),
+        w.sale("BULK", "OUT-1", [big()], customer="A", on=date(2024, 1, 11)),
+    )
+
+    lot = await get(api, "/lots/L1")
+    (usage,) = await get(api, "/usage", lic="BULK")
+    trace = await get(api, "/trace", lic="BULK", lot_id="L1")
+    sheet = await api.get("/trace", params={"lic": "BULK", "lot_id": "L1", "format": "csv"})
+
+    assert D(lot["cogs"][0]["amount"]) == D(lot["cogs_total"]) == exact
+    assert D(usage["total_cost"]) == exact
+    assert {D(t["cost"]) for t in trace["events"]} == {exact}
+    assert D(lot["valuation"]["received"]["value"]) == D(lot["valuation"]["used"]["value"]) == exact
+    assert {D(r["Cost"]) for r in csv.DictReader(io.StringIO(sheet.text))} == {exact}
+    assert (
+        await pool.fetchval("SELECT count(*) FROM usage WHERE quantity * unit_cost <> total_cost")
+        == 0
+    )
 
 
 async def test_openapi_documents_unallocated_stock_beside_on_hand_and_available() -> None:

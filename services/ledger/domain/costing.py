@@ -12,11 +12,17 @@ Policies:
   nothing. A later close with another actual cost is a correction: a new closing whose entries
   bring every usage from what is booked to the new cost. Reconciliation entries are keyed by
   (po, lic, closing number, usage) so a closing is written exactly once.
-- A closing changes the cost of the PO's lots, and every change to a lot is a transaction
-  record (R15): each lot whose unit cost changes gets one `cost_change` lot record of the units
-  still in it (no stock change) at the difference, so its cost is what the stock on hand gained
-  or lost (the used units' difference is the reconciliation's); the lot's serials take the
-  actual cost. Records are keyed by (po, lic, closing number, lot) like the entries.
+- A closing changes the cost of the PO's lots, and every change to a lot or serial is a
+  transaction record (R15): each lot whose unit cost changes gets `cost_change` records of the
+  units still in it (no stock change) at the difference, so their cost is what the stock on
+  hand gained or lost (the used units' difference is the reconciliation's). The records are
+  split as the lot's other records are: one per serial still in it (1 unit: serial records
+  carry the cost of their unit), one per manufacturer lot for its units not in those serials,
+  and one of the lot for the units in neither (or of the whole lot when none is tracked, or
+  nothing is left). Each unit is in exactly one record, so the lot's records (its trace) still
+  add up to its value, and a serial's or manufacturer lot's trace shows its own change. The
+  lot's serials take the actual cost. Records are keyed by (po, lic, closing number, lot, and
+  serial or manufacturer lot) like the entries.
 - `closed: false` opens the PO, a closed one too (it was reopened, say to correct its cost): the
   actual cost it names is kept, but not final. Its lots keep the cost last applied (their usage
   meanwhile is booked at it, and valued at it) until the PO closes again; that close is a
@@ -26,12 +32,14 @@ Policies:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, localcontext
+from typing import NamedTuple
 
-from services.ledger.domain.model import ZERO, Action, CogsRow, TransactionRow
+from services.ledger.domain.model import EXACT, ZERO, Action, CogsRow, TransactionRow
 from services.ledger.domain.recording import COGS_ACTIONS
 
 PoKey = tuple[str, str]
@@ -92,14 +100,46 @@ class BookedUsage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SerialInLot:
+    """A serial still in one of the PO's lots (available or allocated)."""
+
+    serial: str
+    mfr_lot: str | None = None
+    expires_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MfrLotInLot:
+    """A manufacturer lot in one of the PO's lots, with the units of it still there."""
+
+    mfr_lot: str
+    quantity: Decimal
+    expires_on: date | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PoLot:
-    """One of the PO's purchase lots: the units still in it and their unit cost now."""
+    """One of the PO's purchase lots: the units still in it and their unit cost now, with the
+    serials and manufacturer lots those units are of."""
 
     lot_id: str
     lic: str
     office: str
     quantity: Decimal
     unit_cost: Decimal
+    serials: Sequence[SerialInLot] = ()
+    mfr_lots: Sequence[MfrLotInLot] = ()
+
+
+class StockPart(NamedTuple):
+    """Units on hand of a lot one record is of: a serial, a manufacturer lot's units not in a
+    serial, or the lot's units in neither (`key`: what tells it apart in the record's id)."""
+
+    key: str
+    mfr_lot: str | None
+    serial: str | None
+    expires_on: date | None
+    quantity: Decimal
 
 
 @dataclass(slots=True)
@@ -179,19 +219,20 @@ def update_order(before: PurchaseOrder | None, update: PoUpdate) -> tuple[Purcha
 
 
 def revalue(order: PurchaseOrder, update: PoUpdate, lots: list[PoLot]) -> list[TransactionRow]:
-    """R15: one cost-change record per lot whose unit cost the closing changes."""
+    """R15: the cost-change records of each lot whose unit cost the closing changes, one per
+    part of its stock (`stock_parts`)."""
     actual = order.applied_unit_cost
     assert actual is not None
     return [
         TransactionRow(
-            txn_id=f"cost:{order.po}:{order.lic}:{order.closings}:{lot.lot_id}",
+            txn_id=f"cost:{order.po}:{order.lic}:{order.closings}:{lot.lot_id}{part.key}",
             lic=lot.lic,
             lot_id=lot.lot_id,
-            mfr_lot=None,
-            serial=None,
-            expires_on=None,
+            mfr_lot=part.mfr_lot,
+            serial=part.serial,
+            expires_on=part.expires_on,
             event_type="cost_change",
-            quantity=lot.quantity,
+            quantity=part.quantity,
             stock_change=ZERO,
             unit_cost=actual - lot.unit_cost,
             office=lot.office,
@@ -205,7 +246,28 @@ def revalue(order: PurchaseOrder, update: PoUpdate, lots: list[PoLot]) -> list[T
         )
         for lot in lots
         if lot.unit_cost != actual
+        for part in stock_parts(lot)
     ]
+
+
+def stock_parts(lot: PoLot) -> list[StockPart]:
+    """The lot's units on hand as its records split them: each serial in it, each manufacturer
+    lot's units not in those serials, then the units in neither (the whole lot when nothing is
+    tracked or nothing is left). They add up to the lot's quantity: no unit is counted twice."""
+    parts = [
+        StockPart(f"/serial/{s.serial}", s.mfr_lot, s.serial, s.expires_on, Decimal(1))
+        for s in lot.serials
+    ]
+    in_serials = Counter(s.mfr_lot for s in lot.serials if s.mfr_lot is not None)
+    for m in lot.mfr_lots:
+        left = m.quantity - in_serials[m.mfr_lot]
+        if left > 0:
+            parts.append(StockPart(f"/mfr_lot/{m.mfr_lot}", m.mfr_lot, None, m.expires_on, left))
+    rest = lot.quantity - sum((p.quantity for p in parts), ZERO)
+    if rest or not parts:
+        # Keyed by the lot alone, as a closing's only record of a lot always was.
+        parts.append(StockPart("", None, None, None, rest))
+    return parts
 
 
 def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) -> list[CogsRow]:
@@ -216,7 +278,9 @@ def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) 
     for row in usage:
         if row.source not in COGS_ACTIONS:
             continue
-        amount = row.quantity * actual - row.booked
+        with localcontext(EXACT):  # up to 33 digits: more than the default context keeps
+            amount = row.quantity * actual - row.booked
+            unit_cost = amount / row.quantity if row.quantity else ZERO
         if amount == 0:
             continue
         entries.append(
@@ -228,7 +292,7 @@ def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) 
                 kind="reconciliation",
                 source=row.source,
                 quantity=row.quantity,
-                unit_cost=amount / row.quantity if row.quantity else ZERO,
+                unit_cost=unit_cost,
                 amount=amount,
                 entered_on=update.on,
                 event_id=update.event_id,
@@ -241,9 +305,10 @@ def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) 
 def rebooked(usage: list[BookedUsage], cogs: list[CogsRow]) -> list[BookedUsage]:
     """The usage with the new entries added to what is booked for each."""
     added: dict[str, Decimal] = {}
-    for entry in cogs:
-        added[entry.usage_id] = added.get(entry.usage_id, ZERO) + entry.amount
-    return [replace(row, booked=row.booked + added.get(row.usage_id, ZERO)) for row in usage]
+    with localcontext(EXACT):
+        for entry in cogs:
+            added[entry.usage_id] = added.get(entry.usage_id, ZERO) + entry.amount
+        return [replace(row, booked=row.booked + added.get(row.usage_id, ZERO)) for row in usage]
 
 
 def _given(value: Decimal | None, default: Decimal | None) -> Decimal | None:

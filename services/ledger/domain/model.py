@@ -22,12 +22,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Literal, NamedTuple
 
 from shared.movements import MovementValues
 
 ZERO = Decimal(0)
+
+EXACT = Context(prec=60)
+"""The context of the ledger's money arithmetic. The default one keeps 28 significant digits,
+but the contract allows quantities below 1e9 and unit costs below 1e12, both with 6 places:
+their product needs up to 33 digits, and a sum of such amounts a few more. Money is computed
+in this context (`cost_of`, or `localcontext(EXACT)` around a calculation) so it is exact."""
+
+
+cost_of = EXACT.multiply
+"""`cost_of(quantity, unit_cost)`: their product, exactly. The context's own method, called
+directly: it runs for every usage, transaction and COGS row, and a Python wrapper would more
+than double its cost."""
+
 
 Action = Literal[
     "receipt",
@@ -246,7 +259,7 @@ class UsageRow(NamedTuple):
 
     @property
     def total_cost(self) -> Decimal:
-        return self.quantity * self.unit_cost
+        return cost_of(self.quantity, self.unit_cost)
 
 
 class TransactionRow(NamedTuple):
@@ -278,7 +291,7 @@ class TransactionRow(NamedTuple):
 
     @property
     def cost(self) -> Decimal:
-        return self.quantity * self.unit_cost
+        return cost_of(self.quantity, self.unit_cost)
 
 
 class CogsRow(NamedTuple):

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from services.ledger.domain.model import ZERO, Delta, LotRow
+from services.ledger.domain.model import ZERO, Delta, LotRow, cost_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,7 +125,7 @@ def value(lot: LotFigures) -> Valuation:
     cost = lot.unit_cost
 
     def at(quantity: Decimal) -> Figure:
-        return Figure(quantity, quantity * cost)
+        return Figure(quantity, cost_of(quantity, cost))
 
     purchased = lot.purchased_qty if lot.purchased_qty is not None else ZERO
     ordered = lot.ordered_qty

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from services.ledger.domain.costing import PoLot, PurchaseOrder, apply_updates, rebooked
+from services.ledger.domain.costing import (
+    MfrLotInLot,
+    PoLot,
+    PurchaseOrder,
+    SerialInLot,
+    apply_updates,
+    rebooked,
+)
 from services.ledger.domain.model import Known, UsageRow
 from services.ledger.domain.recording import record
-from tests.unit.ledger.builders import LIC, D, act, booked, move, po_update, receipt
+from tests.unit.ledger.builders import DAY, LIC, D, act, booked, move, po_update, receipt
 
 PO1 = ("PO-1", LIC)
 PO2 = ("PO-2", LIC)
@@ -328,3 +335,73 @@ def test_a_closing_revalues_each_lot_with_one_transaction_record() -> None:
     )
     assert first.txn_id == "cost:PO-1:DC-IP3VO-4:1:L1" and first.event_id == close.event_id
     assert len({t.txn_id for t in entries.transactions}) == 5
+
+
+def test_a_closing_writes_a_record_for_each_serial_and_mfr_lot_left_in_a_lot() -> None:
+    """R15: a closing changes the cost of every unit on hand, and serials and manufacturer lots
+    have histories of their own: each serial still in the lot gets a record of its unit, each
+    manufacturer lot one of its units not in those serials, the lot one of the units in
+    neither. Each unit is in one record, so the lot's records add up to what its stock gained
+    (8 units × 2), and the ids are deterministic (a redelivered closing writes nothing)."""
+    lot = PoLot(
+        lot_id="L1",
+        lic=LIC,
+        office="AI",
+        quantity=D(8),
+        unit_cost=D(10),
+        serials=[
+            SerialInLot(serial="S1", mfr_lot="M1", expires_on=DAY),
+            SerialInLot(serial="S2"),
+        ],
+        mfr_lots=[
+            MfrLotInLot(mfr_lot="M1", quantity=D(4), expires_on=DAY),
+            MfrLotInLot(mfr_lot="M2", quantity=D(0)),
+        ],
+    )
+    close = po_update("PO-1", actual=12, closed=True)
+
+    entries = apply_updates({}, {}, [close], {PO1: [lot]})
+    again = apply_updates({}, {}, [close], {PO1: [lot]})
+
+    assert [
+        (t.mfr_lot, t.serial, t.expires_on, t.record, t.quantity, t.stock_change, t.cost)
+        for t in entries.transactions
+    ] == [
+        ("M1", "S1", DAY, "serial", 1, 0, 2),
+        (None, "S2", None, "serial", 1, 0, 2),
+        ("M1", None, DAY, "lot", 3, 0, 6),
+        (None, None, None, "lot", 3, 0, 6),
+    ]
+    assert sum(t.cost for t in entries.transactions) == 8 * 2
+    assert {(t.lot_id, t.event_type, t.unit_cost) for t in entries.transactions} == {
+        ("L1", "cost_change", 2)
+    }
+    assert [t.txn_id for t in entries.transactions] == [
+        "cost:PO-1:DC-IP3VO-4:1:L1/serial/S1",
+        "cost:PO-1:DC-IP3VO-4:1:L1/serial/S2",
+        "cost:PO-1:DC-IP3VO-4:1:L1/mfr_lot/M1",
+        "cost:PO-1:DC-IP3VO-4:1:L1",
+    ]
+    assert [t.txn_id for t in again.transactions] == [t.txn_id for t in entries.transactions]
+
+
+def test_a_lot_whose_units_are_all_serials_gets_no_lot_record_of_its_own() -> None:
+    """R15: serials received at 300 and still in their lot when the PO closes at 320: one
+    record per serial (1 × +20), none of the lot beside them that would count them twice."""
+    lot = PoLot(
+        lot_id="IN-5/1",
+        lic=LIC,
+        office="AI",
+        quantity=D(2),
+        unit_cost=D(300),
+        serials=[SerialInLot(serial="A"), SerialInLot(serial="B")],
+    )
+
+    entries = apply_updates(
+        {}, {}, [po_update("PO-5", actual=320, closed=True)], {("PO-5", LIC): [lot]}
+    )
+
+    assert [(t.serial, t.quantity, t.unit_cost, t.cost) for t in entries.transactions] == [
+        ("A", 1, 20, 20),
+        ("B", 1, 20, 20),
+    ]
