@@ -7,11 +7,15 @@ and invisible characters are refused, numbers must be finite and within sane bou
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler, PlainSerializer
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2_000
@@ -128,8 +132,96 @@ def _plain(value: Decimal) -> str:
 
 _DecimalSer = PlainSerializer(_plain, return_type=str, when_used="json")
 
-Identifier = Annotated[str, AfterValidator(normalize_identifier)]
-Text = Annotated[str, AfterValidator(_normalize_text)]
+
+# --- What the JSON schema (and so the AsyncAPI document) says about these types -----------------
+# Documentation only: the limits are enforced by the validators above, which give the refusal its
+# reason code and message; a pydantic constraint (`Field(max_length=...)`) would refuse first with
+# pydantic's own message, and before normalization. These annotations change the schema text alone.
+
+
+@dataclass(frozen=True)
+class _Documented:
+    """Rewrites the generated JSON schema of the annotated type; validation is untouched."""
+
+    rewrite: Callable[[JsonSchemaValue], JsonSchemaValue]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return self.rewrite(handler(core_schema))
+
+
+def _text_schema(max_length: int, description: str) -> _Documented:
+    def rewrite(schema: JsonSchemaValue) -> JsonSchemaValue:
+        # Replaces the models' catch-all `str_max_length` (8 MiB) with the real limit.
+        return {**schema, "maxLength": max_length, "description": description}
+
+    return _Documented(rewrite)
+
+
+def _number(value: Decimal) -> int | float:
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _decimal_schema(
+    description: str,
+    *,
+    limit: Decimal,
+    minimum: Decimal | None = None,
+    exclusive_minimum: Decimal | None = None,
+    not_zero: bool = False,
+) -> _Documented:
+    bounds: dict[str, Any] = {
+        "minimum": _number(-limit if minimum is None else minimum),
+        "maximum": _number(limit),
+        "multipleOf": float(_QUANTUM),  # at most MAX_DECIMAL_PLACES decimal places
+    }
+    if exclusive_minimum is not None:
+        del bounds["minimum"]
+        bounds["exclusiveMinimum"] = _number(exclusive_minimum)
+    if not_zero:
+        bounds["not"] = {"const": 0}
+    string = {"type": "string"}  # a decimal string, e.g. "2.50": the same bounds, as text
+
+    def rewrite(schema: JsonSchemaValue) -> JsonSchemaValue:
+        # Validation mode: a JSON number or a decimal string (pydantic's anyOf); lotline writes
+        # strings (serialization mode: a string). The bounds apply to the number either way.
+        branches = schema.get("anyOf")
+        if isinstance(branches, list):
+            rewritten = [
+                {**branch, **bounds}
+                if branch.get("type") == "number"
+                else string
+                if branch.get("type") == "string"
+                else branch
+                for branch in branches
+            ]
+            return {**schema, "anyOf": rewritten, "description": description}
+        if schema.get("type") == "string":
+            return {**string, "description": description}
+        return {**schema, **bounds, "description": description}
+
+    return _Documented(rewrite)
+
+
+_LIMITS = f"at most {MAX_DECIMAL_PLACES} decimal places; a JSON number or a decimal string"
+_ID_DOC = (
+    f"An identifier: NFC-normalized and trimmed, 1 to {MAX_ID_LENGTH} characters, no control or"
+    " invisible characters."
+)
+
+Identifier = Annotated[
+    str, AfterValidator(normalize_identifier), _text_schema(MAX_ID_LENGTH, _ID_DOC)
+]
+Text = Annotated[
+    str,
+    AfterValidator(_normalize_text),
+    _text_schema(
+        MAX_TEXT_LENGTH,
+        f"Free text: NFC-normalized and trimmed, at most {MAX_TEXT_LENGTH} characters; line"
+        " breaks and tabs allowed, other control characters not.",
+    ),
+]
 
 Quantity = Annotated[
     Decimal,
@@ -137,6 +229,11 @@ Quantity = Annotated[
     _bounded(MAX_QUANTITY, "quantity"),
     AfterValidator(_positive),
     _DecimalSer,
+    _decimal_schema(
+        f"A quantity: greater than 0, at most {MAX_QUANTITY}, {_LIMITS}.",
+        limit=MAX_QUANTITY,
+        exclusive_minimum=Decimal(0),
+    ),
 ]
 SignedQuantity = Annotated[
     Decimal,
@@ -144,6 +241,11 @@ SignedQuantity = Annotated[
     _bounded(MAX_QUANTITY, "quantity"),
     AfterValidator(_non_zero),
     _DecimalSer,
+    _decimal_schema(
+        f"A signed quantity: not 0, from -{MAX_QUANTITY} to {MAX_QUANTITY}, {_LIMITS}.",
+        limit=MAX_QUANTITY,
+        not_zero=True,
+    ),
 ]
 # Counts that may be zero: a PO line ordered but not yet purchased.
 Count = Annotated[
@@ -152,10 +254,23 @@ Count = Annotated[
     _bounded(MAX_QUANTITY, "quantity"),
     AfterValidator(_non_negative),
     _DecimalSer,
+    _decimal_schema(
+        f"A count: 0 or more, at most {MAX_QUANTITY}, {_LIMITS}.",
+        limit=MAX_QUANTITY,
+        minimum=Decimal(0),
+    ),
 ]
 # Quantities reported by lotline itself (may be zero or negative, e.g. a reversal).
 Amount = Annotated[
-    Decimal, BeforeValidator(_to_decimal), _bounded(MAX_MONEY, "amount"), _DecimalSer
+    Decimal,
+    BeforeValidator(_to_decimal),
+    _bounded(MAX_MONEY, "amount"),
+    _DecimalSer,
+    _decimal_schema(
+        f"An amount (may be 0 or negative, e.g. a reversal): from -{MAX_MONEY} to {MAX_MONEY},"
+        f" {_LIMITS}.",
+        limit=MAX_MONEY,
+    ),
 ]
 Money = Annotated[
     Decimal,
@@ -163,6 +278,11 @@ Money = Annotated[
     _bounded(MAX_MONEY, "money"),
     AfterValidator(_non_negative),
     _DecimalSer,
+    _decimal_schema(
+        f"Money: 0 or more, at most {MAX_MONEY}, {_LIMITS} (lotline writes strings).",
+        limit=MAX_MONEY,
+        minimum=Decimal(0),
+    ),
 ]
 Date = date
 Timestamp = datetime

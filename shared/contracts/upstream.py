@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -195,6 +195,11 @@ class AdjustInventory(Message):
     adjusted_on: Date | None = None
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """JSON schema only: the field is optional and leaving it out is not the same as any value."""
+    schema.pop("default", None)
+
+
 class PurchaseOrderUpdated(Message):
     type: Literal["PurchaseOrderUpdated"] = "PurchaseOrderUpdated"
     po: Identifier
@@ -202,7 +207,16 @@ class PurchaseOrderUpdated(Message):
     ordered_quantity: Count | None = None
     purchased_quantity: Count | None = None
     act_unit_cost: OptionalMoney = None
-    closed: bool = False
+    # Left out means "as it was", not false (a false reopens a closed PO): the ledger tells the
+    # two apart by `model_fields_set`, so the Python default stays False and only the schema
+    # drops it (a schema default of false would tell integrators that leaving it out reopens).
+    closed: bool = Field(
+        default=False,
+        description="true closes the PO (usage of its lots is reconciled to its actual cost);"
+        " false reopens a closed PO; left out, the PO stays open or closed as it was. Not"
+        " nullable: null is refused.",
+        json_schema_extra=_no_default,
+    )
 
 
 def _check_unique_lines(numbers: list[int]) -> None:
