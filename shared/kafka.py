@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from itertools import chain
 from typing import Any
 
@@ -10,7 +11,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from faststream.kafka.security import parse_security
 from faststream.kafka.subscriber.usecase import BatchSubscriber
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 
 from shared.config import Settings
 from shared.contracts.codec import MAX_EVENT_BYTES
@@ -33,6 +36,50 @@ async def _poll(self: Any, consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
 
 BatchSubscriber.get_msg = _poll  # type: ignore[method-assign]
 
+_SASL = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+
+
+def kafka_security(settings: Settings) -> BaseSecurity | None:
+    """The one mapping of `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*` and `KAFKA_SSL_CAFILE`.
+
+    The broker's subscribers (every consumer) take it as FastStream's `security`; the producer
+    and admin clients take `kafka_client_options`, FastStream's own translation of it into
+    aiokafka arguments, so both sides connect the same way. None: plaintext, no auth.
+    A setting that would quietly connect with less security than asked for is refused.
+    """
+    protocol = settings.kafka_security_protocol
+    mechanism = (settings.kafka_sasl_mechanism or "").strip().upper()
+    tls = protocol in ("SSL", "SASL_SSL")
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if tls else None
+    if protocol in ("PLAINTEXT", "SSL"):
+        if mechanism:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT "
+                f"or SASL_SSL (it is {protocol})"
+            )
+        return BaseSecurity(ssl_context=context) if tls else None
+    sasl = _SASL.get(mechanism)
+    if sasl is None:
+        raise ValueError(
+            f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM set to one of "
+            f"{', '.join(_SASL)} (it is {settings.kafka_sasl_mechanism!r})"
+        )
+    if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
+        raise ValueError(
+            f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+        )
+    return sasl(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password,
+        ssl_context=context,
+        use_ssl=tls,
+    )
+
+
+def kafka_client_options(settings: Settings) -> dict[str, Any]:
+    """Security arguments of a plain aiokafka client, derived from `kafka_security`."""
+    return parse_security(kafka_security(settings))
+
 
 def make_producer(settings: Settings) -> AIOKafkaProducer:
     """Every lotline producer: one partitioner (aiokafka's murmur2, as the Java client).
@@ -47,7 +94,7 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         linger_ms=1,
         max_request_size=MAX_EVENT_BYTES,
         max_batch_size=1024 * 1024,
-        **settings.kafka_client_options(),
+        **kafka_client_options(settings),
     )
 
 
@@ -57,7 +104,7 @@ async def wait_for_broker(settings: Settings, *, timeout: float = 60.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=settings.require_bootstrap(), **settings.kafka_client_options()
+            bootstrap_servers=settings.require_bootstrap(), **kafka_client_options(settings)
         )
         try:
             await admin.start()
@@ -77,7 +124,7 @@ async def ensure_topics(settings: Settings) -> list[str]:
     """Create the contract's topics that do not exist yet; returns the ones created."""
     await wait_for_broker(settings)
     admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.require_bootstrap(), **settings.kafka_client_options()
+        bootstrap_servers=settings.require_bootstrap(), **kafka_client_options(settings)
     )
     await admin.start()
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import signal
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from pathlib import Path
@@ -19,7 +20,6 @@ import prometheus_client
 import structlog
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from faststream.security import SASLPlaintext
 from prometheus_client import Gauge
 from pydantic import TypeAdapter
 
@@ -27,11 +27,14 @@ from shared import db
 from shared.config import Settings
 from shared.consumer import Handler, Route, TransactionalConsumer, UnitOfWork
 from shared.contracts.invalid import Refuser
-from shared.kafka import ensure_topics, make_producer, wait_for_broker
+from shared.kafka import ensure_topics, kafka_security, make_producer, wait_for_broker
 from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+# The broker's logger: a plain one, through the root handler of `shared.logs`. Not FastStream's
+# own "faststream.access.kafka", which any broker left with its default logger would take over.
+BROKER_LOGGER = "lotline.faststream"
 
 WAITING = Gauge(
     "lotline_oldest_waiting_document_seconds",
@@ -41,18 +44,17 @@ WAITING = Gauge(
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
-    security = None
-    if settings.kafka_sasl_mechanism == "PLAIN":
-        security = SASLPlaintext(
-            username=settings.kafka_sasl_username or "",
-            password=settings.kafka_sasl_password or "",
-            use_ssl=settings.kafka_security_protocol == "SASL_SSL",
-        )
+    """The broker every consumer subscribes on: the producer's security settings, and
+    FastStream's service messages through our logging (`shared.logs`) instead of its own
+    coloured stdout handler. Its per-message "Received"/"Processed" lines are logged at DEBUG:
+    quiet at LOG_LEVEL=INFO; handler errors it logs at ERROR."""
     return KafkaBroker(
         settings.kafka_bootstrap_servers or "localhost:9092",
         apply_types=False,
         enable_idempotence=False,
-        security=security,
+        security=kafka_security(settings),
+        logger=logging.getLogger(BROKER_LOGGER),
+        log_level=logging.DEBUG,
     )
 
 
