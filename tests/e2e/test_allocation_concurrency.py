@@ -10,6 +10,7 @@ import json
 import signal
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -24,6 +25,7 @@ FAST_JOIN = {
 }
 UNITS_PER_LIC = 12
 LINES_PER_LIC = 16  # more lines than units: some allocations must be refused
+CHUNK = 12  # stream commands published at a time
 
 
 def _msg(kind: str, **fields: Any) -> bytes:
@@ -95,6 +97,48 @@ def _stream(lics: list[str]) -> list[tuple[str, bytes]]:
     return commands
 
 
+class _Process:
+    """One allocation process with a log of its own (JSON, debug): the partitions it holds and
+    the commands it committed are read from it, since both processes share one schema."""
+
+    def __init__(self, env: LotlineEnv, name: str) -> None:
+        log_dir = env.data_dir / name
+        self.log = log_dir / "allocation.log"
+        self.topic = env.settings.topics.commands
+        environ = {**env.env, "LOG_FORMAT": "json", "LOG_LEVEL": "DEBUG"}
+        self.proc = stack.start_services(environ, ["allocation"], log_dir=log_dir)[0]
+
+    def _events(self, event: str) -> list[dict[str, Any]]:
+        entries = []
+        for line in self.log.read_bytes().splitlines() if self.log.exists() else []:
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("event") == event:
+                entries.append(entry)
+        return entries
+
+    def held(self) -> set[int]:
+        """The command partitions claimed at its latest assignment."""
+        assigned = self._events("consumer.assigned")
+        return {p for t, p in assigned[-1]["partitions"] if t == self.topic} if assigned else set()
+
+    def committed(self) -> int:
+        """Records of the batches it committed (logged only after the commit)."""
+        return sum(int(e["new"]) for e in self._events("consumer.batch"))
+
+
+async def _until(condition: Callable[[], Awaitable[bool]], within: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not await condition():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
 async def test_two_processes_with_a_kill_decide_every_command_once(lotline_env: Any) -> None:
     env: LotlineEnv = lotline_env(**FAST_JOIN)
     topics = env.settings.topics
@@ -102,23 +146,68 @@ async def test_two_processes_with_a_kill_decide_every_command_once(lotline_env: 
     setup, lics = _setup(run)
     stream = _stream(lics)
     expected = {json.loads(v)["message_id"] for _, v in setup + stream}
+    partitions = set(range(env.settings.lic_partitions))
 
-    first, second = (stack.start_services(env.env, ["allocation"])[0] for _ in range(2))
-    procs = [first, second]
+    first, second = _Process(env, "first"), _Process(env, "second")
+    procs = [first.proc, second.proc]
+    conn = await asyncpg.connect(env.dsn)
     try:
         await kafka_publish_many(env.bootstrap, topics.commands, setup)
-        half = len(stream) // 2
-        await kafka_publish_many(env.bootstrap, topics.commands, stream[:half])
-        await asyncio.sleep(1.0)
-        first.send_signal(signal.SIGKILL)
-        await kafka_publish_many(env.bootstrap, topics.commands, stream[half:])
-        procs.append(stack.start_services(env.env, ["allocation"])[0])
+
+        async def decided() -> int:
+            try:
+                count = await conn.fetchval(
+                    "SELECT count(*) FROM allocation.inbox WHERE consumer = 'allocation'"
+                )
+            except asyncpg.UndefinedTableError:  # not migrated yet
+                return 0
+            return int(count)
+
+        async def both_hold_their_share() -> bool:
+            mine, theirs = first.held(), second.held()
+            return bool(mine) and bool(theirs) and not mine & theirs and mine | theirs == partitions
+
+        async def setup_decided() -> bool:
+            return await decided() == len(setup)
+
+        assert await _until(both_hold_their_share, 60), (first.held(), second.held())
+        assert await _until(setup_decided, 60), await decided()
+        committed_before = first.committed()
+
+        async def first_decided_some() -> bool:
+            return first.committed() > committed_before
+
+        # The stream arrives in chunks; the first process is killed as soon as it has committed
+        # some of it, while the rest is still to come (mid-stream, forcing a rebalance).
+        published = 0
+        while True:
+            assert published < len(stream), "the first process decided none of the stream"
+            await kafka_publish_many(
+                env.bootstrap, topics.commands, stream[published : published + CHUNK]
+            )
+            published += CHUNK
+            if await _until(first_decided_some, 5):
+                break
+        # In this order: what its log shows committed is in the inbox when it is counted.
+        first_decided = first.committed() - committed_before
+        decided_before_kill = await decided()
+        first.proc.send_signal(signal.SIGKILL)
+        total = len(setup) + len(stream)
+        progress = f"{decided_before_kill} of {total} decided, {first_decided} by the killed one"
+        assert len(setup) < decided_before_kill < total, progress
+        assert 0 < first_decided <= decided_before_kill - len(setup), progress
+
+        rest = stream[published:]
+        await kafka_publish_many(env.bootstrap, topics.commands, rest[: len(rest) // 2])
+        procs.append(_Process(env, "restarted").proc)
+        await kafka_publish_many(env.bootstrap, topics.commands, rest[len(rest) // 2 :])
 
         def all_answered(records: list[Any]) -> bool:
             return expected <= {e.get("command_id") for e in json_values(records)}
 
         records = await kafka_read_until(env.bootstrap, topics.events, all_answered, timeout=180)
     finally:
+        await conn.close()
         stack.stop_services(procs)
 
     events = json_values(records)

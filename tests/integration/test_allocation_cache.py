@@ -10,15 +10,16 @@ from typing import Any, cast
 
 import asyncpg
 import pytest
+from aiokafka import TopicPartition
 from pydantic import TypeAdapter
 
-from services.allocation.app import MIGRATIONS, SCHEMA
+from services.allocation.app import MIGRATIONS, SCHEMA, create_runtime
 from services.allocation.repository import PgStateRepository
 from services.allocation.service import AllocationService
 from shared import db
-from shared.consumer import Inbound, UnitOfWork
+from shared.consumer import Inbound, TransactionalConsumer, UnitOfWork
 from shared.contracts.commands import Command
-from shared.outbox import Outbox
+from shared.outbox import Outbox, OutboxRelay
 from tests.fixtures.infra import LotlineEnv
 
 COMMAND: TypeAdapter[Any] = TypeAdapter(Command)
@@ -136,22 +137,47 @@ async def test_committed_state_is_reused_and_rolled_back_state_never_is(
     ]
 
 
+class _NoRelay:
+    def wake(self) -> None:
+        pass
+
+
+def _allocation_process(env: LotlineEnv, pool: asyncpg.Pool) -> tuple[TransactionalConsumer, Any]:
+    """Allocation as its composition root wires it (`create_runtime`): the consumer over the
+    runtime's routes and the service behind its commands route."""
+    runtime = create_runtime(env.settings)
+    (commands,) = [r for r in runtime.routes if r.topic == env.settings.topics.commands]
+    service = getattr(commands.handler, "__self__", None)
+    assert isinstance(service, AllocationService)
+    consumer = TransactionalConsumer(
+        name=SCHEMA,
+        routes=runtime.routes,
+        pool=pool,
+        relay=cast(OutboxRelay, _NoRelay()),
+        schema=SCHEMA,
+        settings=env.settings,
+    )
+    return consumer, service
+
+
 async def test_assignment_forgets_states_another_process_changed(
     setup: tuple[LotlineEnv, asyncpg.Pool],
 ) -> None:
     env, pool = setup
-    first = AllocationService(env.settings, CountingRepository())
+    consumer, first = _allocation_process(env, pool)
     second = AllocationService(env.settings, CountingRepository())
     lic = f"MOVED-{uuid.uuid4().hex[:6]}"
     await _decide(pool, first, _stock(lic, 3), commit=True)
+    assert first.cache.lookup([lic])[1] == [], "the first process caches the LIC it decided"
 
     # The partition moves to the second process, which allocates everything.
     assert _types(await _decide(pool, second, [_allocate(lic, 3)], commit=True)) == [
         "LineAllocated"
     ]
-    # It moves back: the assignment empties the first process's cache, so the LIC is loaded
-    # with the second process's allocation and nothing is allocated twice.
-    first.forget_states()
+    # It moves back: the consumer's claim of the assigned partition empties the first process's
+    # cache, so the LIC is loaded with the second process's allocation and nothing is allocated
+    # twice.
+    await consumer.claim([TopicPartition(env.settings.topics.commands, 0)])
     assert len(first.cache) == 0
     assert _types(await _decide(pool, first, [_allocate(lic, 1)], commit=True)) == [
         "CommandRejected"

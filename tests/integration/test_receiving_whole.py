@@ -34,6 +34,7 @@ from shared.contracts.reasons import ReasonCode
 from shared.contracts.upstream import ReceiptMessage
 from shared.outbox import Outbox, OutboxRow, channel_for, write_outbox
 from tests.fixtures.infra import LotlineEnv
+from tests.fixtures.locks import waits_for_a_lock
 from tests.integration.test_receiving_flows import receipt
 
 DAY = date(2026, 11, 2)
@@ -378,14 +379,3 @@ async def test_the_last_two_lines_held_at_once_are_confirmed_by_one_transaction(
         ("ConfirmHeld", second["message_id"]),
     ]
     assert await receiving.lines("PO-7") == [(1, "confirmed"), (2, "confirmed")]
-
-
-async def waits_for_a_lock(receiving: Receiving, within: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await receiving.fetch(
-        "SELECT 1 FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    ):
-        assert loop.time() < deadline, "no transaction ever waited for the lock"
-        await asyncio.sleep(0.02)

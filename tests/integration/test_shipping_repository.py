@@ -20,6 +20,7 @@ from shared import db
 from shared.movements import Moved
 from shared.reasons import ReasonCode
 from tests.fixtures.infra import LotlineEnv
+from tests.fixtures.locks import waits_for_a_lock
 
 REPO = PgShippingRepository()
 
@@ -175,19 +176,22 @@ async def test_a_second_writer_waits_and_sees_the_first_writers_state(
     """Documents (keyed by shipment) and answers (keyed by LIC) of one shipment may be handled
     by two processes at once: the lock taken on load serializes them."""
     await _save(pool, {}, _shipment())
-    answered = asyncio.Event()
-    async with pool.acquire() as first, first.transaction():
-        before = (await REPO.load(first, ["S-1"])).shipments
+    leader_holds = asyncio.Event()
 
-        async def second_writer() -> dict[str, model.Shipment]:
-            async with pool.acquire() as conn, conn.transaction():
-                answered.set()
-                return await REPO.load_awaiting(conn, ["S-1/allocate/2"])
+    async def second_writer() -> dict[str, model.Shipment]:
+        await leader_holds.wait()
+        async with pool.acquire() as conn, conn.transaction():
+            return await REPO.load_awaiting(conn, ["S-1/allocate/2"])
 
-        waiting = asyncio.create_task(second_writer())
-        await answered.wait()
-        await asyncio.sleep(0.3)
-        assert not waiting.done()  # blocked on the first writer's lock
-        decided = replace(before["S-1"], phase="cancelling")
-        await REPO.save(first, before, [decided])
-    assert await waiting == {"S-1": decided}
+    waiting = asyncio.create_task(second_writer())
+    try:
+        async with pool.acquire() as first, first.transaction():
+            before = (await REPO.load(first, ["S-1"])).shipments
+            leader_holds.set()
+            await waits_for_a_lock(pool)  # the second writer is blocked on the leader's lock
+            assert not waiting.done()
+            decided = replace(before["S-1"], phase="cancelling")
+            await REPO.save(first, before, [decided])
+        assert await asyncio.wait_for(waiting, 10) == {"S-1": decided}
+    finally:
+        waiting.cancel()
