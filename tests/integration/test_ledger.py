@@ -25,6 +25,7 @@ from shared.contracts import events as e
 from shared.contracts.upstream import PurchaseOrderUpdated
 from shared.outbox import Outbox
 from tests.fixtures.infra import LotlineEnv
+from tests.fixtures.locks import waits_for_a_lock
 
 D = Decimal
 FOOD = "FOOD-1"
@@ -1414,24 +1415,32 @@ async def _race(pool: asyncpg.Pool, first: str) -> None:
         w.po("PO-1", "BOLT", act_unit_cost=D(12), closed=True), "inventory.costs", 0, 1, b"PO-1"
     )
 
-    async def run(which: str, hold: asyncio.Event | None) -> None:
+    async def run(which: str, holding: asyncio.Event | None, hold: asyncio.Event | None) -> None:
         async with pool.acquire() as conn, conn.transaction():
             uow = UnitOfWork(conn, Outbox())
             if which == "ship":
                 await service.record_events(uow, [ship])  # type: ignore[arg-type, list-item]
             else:
                 await service.record_costs(uow, [close])  # type: ignore[arg-type, list-item]
-            if hold is not None:
+            if holding is not None and hold is not None:
+                holding.set()  # recorded: the LIC lock is taken until this transaction ends
                 await hold.wait()
 
-    release = asyncio.Event()
-    leader = asyncio.create_task(run(first, release))
-    await asyncio.sleep(0.2)
-    follower = asyncio.create_task(run("close" if first == "ship" else "ship", None))
-    await asyncio.sleep(0.3)
-    assert not follower.done(), "the second transaction must wait for the first's LIC lock"
-    release.set()
-    await asyncio.gather(leader, follower)
+    holding, release = asyncio.Event(), asyncio.Event()
+    leader = asyncio.create_task(run(first, holding, release))
+    follower: asyncio.Task[None] | None = None
+    try:
+        await asyncio.wait_for(holding.wait(), 10)
+        follower = asyncio.create_task(run("close" if first == "ship" else "ship", None, None))
+        await waits_for_a_lock(pool)
+        assert not follower.done(), "the second transaction must wait for the first's LIC lock"
+        release.set()
+        await asyncio.wait_for(asyncio.gather(leader, follower), 10)
+    finally:
+        release.set()
+        for task in (leader, follower):
+            if task is not None and not task.done():
+                task.cancel()
 
 
 async def test_a_close_racing_a_shipment_waits_and_reconciles_it(pool: asyncpg.Pool) -> None:
