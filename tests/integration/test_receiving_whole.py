@@ -35,7 +35,7 @@ from shared.contracts.upstream import ReceiptMessage
 from shared.outbox import Outbox, OutboxRow, channel_for, write_outbox
 from tests.fixtures.infra import LotlineEnv
 from tests.fixtures.locks import waits_for_a_lock
-from tests.integration.test_receiving_flows import receipt
+from tests.flows.test_receiving_flows import receipt
 
 DAY = date(2026, 11, 2)
 EVENTS: TypeAdapter[Any] = TypeAdapter(e.InventoryEvent)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from tests.fixtures.infra import LotlineEnv
-from tests.integration.test_receiving_flows import Bus, open_bus, receipt, stocked
-from tests.integration.test_shipping_flows import Desk
+from tests.flows.test_receiving_flows import Bus, open_bus, receipt, stocked
+from tests.flows.test_shipping_flows import Desk
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from shared.contracts.upstream import ShipmentMessage
 from shared.ids import derived_id
 from shared.outbox import OutboxRow
 from tests.fixtures.infra import LotlineEnv
-from tests.integration.test_receiving_flows import DAY, Bus, open_bus, stocked
+from tests.flows.test_receiving_flows import DAY, Bus, open_bus, stocked
 
 _SHIPMENTS = TypeAdapter(ShipmentMessage)
 _sequence = iter(range(1, 1_000_000))
