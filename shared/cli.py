@@ -1,10 +1,15 @@
 """`lotline`: run the stack and its chores.
 
 lotline up                  everything on this machine (embedded where nothing is configured)
-lotline migrate             apply every service's migrations to DATABASE_URL
+lotline migrate             apply every service's migrations to DATABASE_URL (unset: the
+                            embedded PostgreSQL in LOTLINE_DATA_DIR)
 lotline topics              create the contract's topics on KAFKA_BOOTSTRAP_SERVERS
+lotline health SCHEMA       container health check: broker and database answer, SCHEMA migrated
 lotline asyncapi [FILE]     write the AsyncAPI document of every topic
 lotline bench [ARGS...]     the project's benchmark
+
+Exit status: 0 done, 1 failed (a piece did not start, a service died, unhealthy), 2 bad usage
+or settings (one line per problem on stderr, naming the variable), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from shared import logs
 from shared.config import Settings, from_env
@@ -35,8 +42,10 @@ def _settings() -> Settings:
 def cmd_up(args: argparse.Namespace) -> int:
     from shared import stack
 
-    stack.up(_settings(), broker_port=args.broker_port)
-    return 0
+    problems = stack.up(_settings(), broker_port=args.broker_port)
+    for problem in problems:
+        print(f"lotline up: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 def cmd_migrate(_args: argparse.Namespace) -> int:
@@ -46,8 +55,9 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     postgres = None
     dsn = settings.database_url
     if not dsn:
-        print(f"DATABASE_URL is not set: using the embedded PostgreSQL in {settings.data_dir}")
-        postgres = stack.start_postgres(settings.data_dir)
+        data_dir = stack.prepare_data_dir(settings.data_dir)
+        print(f"DATABASE_URL is not set: using the embedded PostgreSQL in {data_dir}")
+        postgres = stack.start_postgres(data_dir)
         dsn = postgres.dsn
     try:
         applied = stack.run_sync(stack.migrate_all(dsn))
@@ -148,6 +158,34 @@ async def _await(awaitable: Awaitable[Any]) -> Any:
     return await awaitable
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number (1..65535): {port}")
+    return port
+
+
+def _setting_problems(exc: ValidationError) -> list[str]:
+    """One line per invalid setting: `VARIABLE='value': what is wrong`."""
+    lines = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across settings: its message names them
+            lines.append(message)
+            continue
+        name = ".".join(str(part) for part in error["loc"])
+        value = "***" if "PASSWORD" in name.upper() else error.get("input")
+        lines.append(
+            f"{name}={value!r}: {message}"
+            if isinstance(value, str)
+            else f"{name}={value}: {message}"
+        )
+    return lines
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lotline",
@@ -163,7 +201,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start PostgreSQL and the broker (embedded unless DATABASE_URL / "
         "KAFKA_BOOTSTRAP_SERVERS are set), the topics, the migrations and the four services.",
     )
-    up.add_argument("--broker-port", type=int, default=None, help="embedded broker port")
+    up.add_argument(
+        "--broker-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="embedded broker port (default: a free one); refused when something answers there",
+    )
     up.set_defaults(func=cmd_up)
 
     commands.add_parser(
@@ -201,12 +245,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return func(args)
     except KeyboardInterrupt:
         return 130
+    except ValidationError as exc:
+        for line in _setting_problems(exc):
+            print(f"lotline {args.command}: {line}", file=sys.stderr)
+        return 2
     except Exception as exc:
-        from shared.stack import StackError
+        from shared.stack import SettingsError, StackError
 
         if isinstance(exc, StackError):
             print(f"lotline {args.command}: {exc}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(exc, SettingsError) else 1
+        if isinstance(exc, OSError):
+            print(f"lotline {args.command}: {exc}", file=sys.stderr)
+            return 2
         raise
 
 

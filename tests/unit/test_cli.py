@@ -1,0 +1,457 @@
+"""`lotline` as an operator meets it: bad settings, taken ports, services that die.
+
+Nothing here starts PostgreSQL, a broker or a real service: the pieces `lotline up` would start
+are replaced by guards (which fail the test) or by small stand-in processes.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import cli, stack
+from shared.config import Settings
+
+
+def _must_not_start(*_args: Any, **_kwargs: Any) -> Any:
+    raise AssertionError("lotline started a piece of the stack despite the problem")
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No lotline variable from the caller's environment; nothing of the stack may start."""
+    for field in Settings.model_fields.values():
+        if field.alias:
+            monkeypatch.delenv(field.alias, raising=False)
+    data_dir = tmp_path / "data"
+    monkeypatch.setenv("LOTLINE_DATA_DIR", str(data_dir))
+    for name in ("start_postgres", "start_broker", "start_services"):
+        monkeypatch.setattr(stack, name, _must_not_start)
+    return data_dir
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """A port on 127.0.0.1 that something (not lotline) listens on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _run(
+    args: Sequence[str], capsys: pytest.CaptureFixture[str], **env: str
+) -> tuple[int, list[str]]:
+    """`lotline ARGS` with `env` set: (exit status, stderr lines)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        code = cli.main(list(args))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err.splitlines()
+
+
+# -- bad settings: one line per problem, naming the variable and its value, exit 2 ------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LEDGER_HTTP_PORT", "abc"),
+        ("LEDGER_HTTP_PORT", "70000"),
+        ("METRICS_PORT", "-1"),
+        ("DB_POOL_SIZE", "0"),
+        ("KAFKA_MAX_BATCH", "0"),
+        ("KAFKA_FETCH_MAX_WAIT_MS", "-5"),
+        ("KAFKA_SESSION_TIMEOUT_MS", "0"),
+        ("KAFKA_REPLICATION_FACTOR", "0"),
+        ("LOTLINE_MAX_SERIAL_SPAN", "0"),
+        ("LOTLINE_INBOX_RETENTION_DAYS", "0"),
+        ("LOTLINE_ALLOCATION_CACHE_ROWS", "-1"),
+        ("LOG_LEVEL", "verbose"),
+        ("LOG_FORMAT", "text"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_it(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    code, lines = _run(["health", "ledger"], capsys, **{variable: value})
+
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"lotline health: {variable}=")
+    assert value in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("args", "variable", "value"),
+    [
+        (["up"], "LEDGER_HTTP_PORT", "abc"),
+        (["migrate"], "LOG_FORMAT", "text"),
+        (["topics"], "LOG_LEVEL", "verbose"),
+    ],
+)
+def test_the_audited_bad_settings_get_an_answer_not_a_traceback(
+    clean_env: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    variable: str,
+    value: str,
+) -> None:
+    code, lines = _run(args, capsys, **{variable: value})
+
+    assert code == 2
+    assert lines == [lines[0]] and f"{variable}='{value}'" in lines[0]
+
+
+def test_every_bad_setting_is_reported_at_once(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = _run(["up"], capsys, LEDGER_HTTP_PORT="abc", DB_POOL_SIZE="0")
+
+    assert code == 2
+    assert len(lines) == 2
+    assert any("LEDGER_HTTP_PORT='abc'" in line for line in lines)
+    assert any("DB_POOL_SIZE='0'" in line for line in lines)
+
+
+def test_a_heartbeat_not_below_the_session_timeout_is_refused(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = _run(
+        ["health", "ledger"],
+        capsys,
+        KAFKA_SESSION_TIMEOUT_MS="3000",
+        KAFKA_HEARTBEAT_INTERVAL_MS="3000",
+    )
+
+    assert code == 2
+    assert len(lines) == 1
+    assert "KAFKA_HEARTBEAT_INTERVAL_MS" in lines[0] and "KAFKA_SESSION_TIMEOUT_MS" in lines[0]
+
+
+def test_good_settings_are_still_accepted(clean_env: Path) -> None:
+    settings = Settings(LOG_LEVEL="debug", LEDGER_HTTP_PORT=0, METRICS_PORT=9100)  # type: ignore[call-arg]
+    assert settings.log_level == "DEBUG"
+    assert Settings(LOG_LEVEL="warn").log_level == "WARNING"  # type: ignore[call-arg]
+    assert settings.http_port == 0 and settings.metrics_port == 9100
+
+
+@pytest.mark.parametrize("command", ["migrate", "up"])
+@pytest.mark.parametrize("kind", ["a file", "under a file", "/proc"])
+def test_an_unusable_data_dir_is_named(
+    clean_env: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    kind: str,
+) -> None:
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    if kind == "/proc" and not Path("/proc/self").exists():
+        pytest.skip("no /proc here")
+    path = {"a file": afile, "under a file": afile / "sub", "/proc": Path("/proc/lotline-x")}[kind]
+
+    code, lines = _run([command], capsys, LOTLINE_DATA_DIR=str(path))
+
+    assert code == 2
+    assert len(lines) == 1
+    assert lines[0].startswith(f"lotline {command}: LOTLINE_DATA_DIR={path}: ")
+
+
+# -- lotline up: ports checked before anything starts -----------------------------------------
+
+
+def test_up_refuses_a_taken_ledger_port_before_starting_anything(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], listening: int
+) -> None:
+    code, lines = _run(["up"], capsys, LEDGER_HTTP_PORT=str(listening))
+
+    assert code == 1
+    assert len(lines) == 1
+    assert f"LEDGER_HTTP_PORT={listening}" in lines[0]
+    assert "already answers" in lines[0]
+    assert "lotline is up" not in capsys.readouterr().out
+
+
+def test_up_refuses_a_taken_broker_port_before_starting_anything(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], listening: int
+) -> None:
+    code, lines = _run(
+        ["up", "--broker-port", str(listening)], capsys, LEDGER_HTTP_PORT=str(stack.free_port())
+    )
+
+    assert code == 1
+    assert len(lines) == 1
+    assert f"--broker-port {listening}" in lines[0]
+
+
+@pytest.mark.parametrize("port", ["0", "70000", "abc"])
+def test_up_refuses_a_broker_port_that_is_no_port(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], port: str
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["up", "--broker-port", port])
+
+    assert exit_.value.code == 2
+    assert "--broker-port" in capsys.readouterr().err
+
+
+def test_up_refuses_a_taken_metrics_port_naming_the_service(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], listening: int
+) -> None:
+    # receiving gets METRICS_PORT, shipping METRICS_PORT + 1: taken here.
+    code, lines = _run(
+        ["up"],
+        capsys,
+        METRICS_PORT=str(listening - 1),
+        LEDGER_HTTP_PORT=str(stack.free_port()),
+    )
+
+    assert code == 1
+    assert len(lines) == 1
+    assert f"METRICS_PORT={listening - 1}" in lines[0]
+    assert "shipping" in lines[0] and str(listening) in lines[0]
+
+
+def test_up_refuses_metrics_ports_past_65535(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = _run(
+        ["up"], capsys, METRICS_PORT="65535", LEDGER_HTTP_PORT=str(stack.free_port())
+    )
+
+    assert code == 2
+    assert len(lines) == 1
+    assert "METRICS_PORT=65535" in lines[0] and "65536" in lines[0]
+
+
+def test_up_refuses_metrics_ports_that_overlap_the_read_api(
+    clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    api = stack.free_port()
+    code, lines = _run(["up"], capsys, METRICS_PORT=str(api - 2), LEDGER_HTTP_PORT=str(api))
+
+    assert code == 2
+    assert len(lines) == 1
+    assert f"METRICS_PORT={api - 2}" in lines[0] and "LEDGER_HTTP_PORT" in lines[0]
+
+
+def test_each_service_gets_its_own_metrics_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("METRICS_PORT", "9100")  # what every service would otherwise inherit
+    settings = Settings(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9092",  # type: ignore[call-arg]
+        DATABASE_URL="postgresql://localhost/lotline",  # type: ignore[call-arg]
+        METRICS_PORT=9100,  # type: ignore[call-arg]
+    )
+
+    ports = stack.metrics_ports(settings, stack.SERVICES)
+    envs = stack.service_envs(settings, stack.SERVICES, ports)
+
+    assert ports == {"receiving": 9100, "shipping": 9101, "allocation": 9102}
+    assert {name: env.get("METRICS_PORT") for name, env in envs.items()} == {
+        "receiving": "9100",
+        "shipping": "9101",
+        "allocation": "9102",
+        "ledger": None,  # the ledger serves /metrics on its read API
+    }
+    # The order is fixed: without receiving, shipping still gets METRICS_PORT + 1.
+    assert stack.metrics_ports(settings, ["shipping", "allocation"]) == {
+        "shipping": 9101,
+        "allocation": 9102,
+    }
+
+
+# -- lotline up: "up" once started; a service that dies is reported and fails the run ---------
+
+# A stand-in for `python -m services.<name>`: FAKE_<NAME> is "start,exit,status" (seconds after
+# which it logs the start line, seconds after which it exits; -1: never); a fake ledger serves
+# /healthz on LEDGER_HTTP_PORT from its start on.
+_FAKE_SERVICE = textwrap.dedent(
+    """
+    import http.server, os, sys, threading, time
+    name = sys.argv[-1].removeprefix("services.")
+    start, stop, status = (float(x) for x in os.environ["FAKE_" + name.upper()].split(","))
+    began = time.monotonic()
+
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    if start >= 0:
+        time.sleep(start)
+        if name == "ledger":
+            address = ("127.0.0.1", int(os.environ["LEDGER_HTTP_PORT"]))
+            server = http.server.HTTPServer(address, Health)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+        else:
+            print('{"event": "service.started"}', flush=True)
+    print("working", flush=True)
+    if stop < 0:
+        time.sleep(3600)
+    time.sleep(max(0.0, stop - (time.monotonic() - began)))
+    print(f"{name}: giving up", flush=True)
+    sys.exit(int(status))
+    """
+)
+
+
+@pytest.fixture
+def fake_services(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`lotline up` with the configured broker and database, running stand-in services."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start_services(
+        env: Mapping[str, str],
+        names: Sequence[str] = stack.SERVICES,
+        *,
+        log_dir: Path | None = None,
+        envs: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> list[subprocess.Popen[bytes]]:
+        assert log_dir is not None
+        log_dir.mkdir(parents=True, exist_ok=True)
+        procs = []
+        for name in names:
+            with open(log_dir / f"{name}.log", "ab") as log:
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", _FAKE_SERVICE, f"services.{name}"],
+                        env={**(envs[name] if envs else env), **os.environ},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        started.extend(procs)
+        return procs
+
+    async def prepare(_settings: Settings, *, fresh_broker: bool) -> list[str]:
+        return ["receiving", "shipping"]
+
+    monkeypatch.setattr(stack, "start_services", start_services)
+    monkeypatch.setattr(stack, "available_services", lambda names=stack.SERVICES: list(names))
+    monkeypatch.setattr(stack, "_prepare", prepare)
+    monkeypatch.setattr(stack, "start_postgres", _must_not_start)
+    monkeypatch.setattr(stack, "start_broker", _must_not_start)
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def _settings(tmp_path: Path, **values: Any) -> Settings:
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:9",  # type: ignore[call-arg]
+        DATABASE_URL="postgresql://localhost/lotline",  # type: ignore[call-arg]
+        LOTLINE_DATA_DIR=tmp_path / "data",  # type: ignore[call-arg]
+        LEDGER_HTTP_PORT=stack.free_port(),  # type: ignore[call-arg]
+        **values,
+    )
+
+
+def test_up_stops_everything_when_a_service_dies_while_starting(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_RECEIVING", "0,4,0")
+    monkeypatch.setenv("FAKE_SHIPPING", "-1,0,3")  # dies before its start line
+
+    with pytest.raises(stack.StackError) as error:
+        stack.up(_settings(tmp_path), names=["receiving", "shipping"])
+
+    message = str(error.value)
+    assert "shipping exited with 3 while starting" in message
+    assert str(tmp_path / "data" / "logs" / "shipping.log") in message
+    out = capsys.readouterr().out
+    assert "lotline is up" not in out
+    assert "shipping: giving up" in out  # the last lines of its log
+    assert all(proc.returncode is not None for proc in fake_services)  # the rest was stopped
+
+
+def test_up_says_up_only_once_every_service_has_started(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_RECEIVING", "0.5,3,0")
+    monkeypatch.setenv("FAKE_SHIPPING", "1.5,3,0")
+    monkeypatch.setenv("FAKE_LEDGER", "1,3,0")
+
+    problems = stack.up(_settings(tmp_path), names=["receiving", "shipping", "ledger"])
+
+    out = capsys.readouterr().out
+    up_at = out.index("lotline is up")
+    for name in ("receiving", "shipping", "ledger"):
+        assert out.index(f"{name} started") < up_at
+    # All three then exited on their own, status 0 or not: each one is a problem of the run.
+    assert sorted(p.split(" exited")[0] for p in problems) == [
+        "service ledger",
+        "service receiving",
+        "service shipping",
+    ]
+
+
+def test_up_reports_a_service_that_dies_after_the_start(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_RECEIVING", "0,1.5,1")
+    monkeypatch.setenv("FAKE_SHIPPING", "0,3,0")
+
+    problems = stack.up(_settings(tmp_path), names=["receiving", "shipping"])
+
+    assert problems[0] == (
+        f"service receiving exited with 1: see {tmp_path / 'data' / 'logs' / 'receiving.log'}"
+    )
+    out = capsys.readouterr().out
+    assert out.index("lotline is up") < out.index("!! service receiving exited with 1")
+    assert "running without receiving" in out
+
+
+def test_up_gives_up_on_a_service_that_never_starts(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("FAKE_RECEIVING", "-1,-1,0")
+
+    with pytest.raises(stack.StackError, match="receiving not started within 1 s"):
+        stack.up(_settings(tmp_path), names=["receiving"], ready_timeout=1)
+
+    assert "lotline is up" not in capsys.readouterr().out
+    assert all(proc.returncode is not None for proc in fake_services)
+
+
+def test_lotline_up_exits_1_when_a_service_died(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    problem = "service allocation exited with 1: see .lotline/logs/allocation.log"
+    monkeypatch.setattr(stack, "up", lambda *_args, **_kwargs: [problem])
+
+    code, lines = _run(["up"], capsys)
+
+    assert code == 1
+    assert lines == [f"lotline up: {problem}"]
