@@ -30,7 +30,7 @@ import psutil
 
 from shared import stack
 from shared.config import Settings
-from shared.kafka import ensure_topics
+from shared.kafka import ensure_topics, kafka_client_options
 
 _EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b[^ ]*: ")
 _EXCEPTION_LINE = re.compile(r"^\S*\d{2}:\d{2}:\d{2}\S*\s+")  # the timestamp of a log line
@@ -102,7 +102,7 @@ def open_infra(work_dir: Path) -> Infra:
         admin_dsn=admin_dsn,
         work_dir=work_dir,
         broker_kind=_broker_kind(broker),
-        kafka_options=settings.kafka_client_options(),
+        kafka_options=kafka_client_options(settings),
         _postgres=postgres,
         _broker=broker,
     )

@@ -41,6 +41,7 @@ def _main(jobs: Any, results: Any) -> None:
 async def _serve(jobs: Any, results: Any) -> None:
     from bench.kafka_io import plain_producer
     from shared.config import Settings
+    from shared.kafka import kafka_client_options
 
     inbox: asyncio.Queue[Job] = asyncio.Queue()
     loop = asyncio.get_running_loop()
@@ -60,7 +61,7 @@ async def _serve(jobs: Any, results: Any) -> None:
                 return
 
     first: Job = jobs.get()
-    producer = plain_producer(first["bootstrap"], Settings().kafka_client_options())
+    producer = plain_producer(first["bootstrap"], kafka_client_options(Settings()))
     await producer.start()
     results.put({"op": "ready"})
     threading.Thread(target=read_jobs, name="publisher-jobs", daemon=True).start()

@@ -93,19 +93,6 @@ class Settings(BaseSettings):
             raise RuntimeError("DATABASE_URL is not set (start the stack: lotline up)")
         return self.database_url
 
-    def kafka_client_options(self) -> dict[str, Any]:
-        """Security options shared by every aiokafka client."""
-        options: dict[str, Any] = {"security_protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
-            options["sasl_mechanism"] = self.kafka_sasl_mechanism
-            options["sasl_plain_username"] = self.kafka_sasl_username
-            options["sasl_plain_password"] = self.kafka_sasl_password
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            import ssl
-
-            options["ssl_context"] = ssl.create_default_context(cafile=self.kafka_ssl_cafile)
-        return options
-
 
 def from_env() -> Settings:
     return Settings()
