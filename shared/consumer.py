@@ -30,6 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Generic, TypeVar, Union, cast
 
 import asyncpg
@@ -43,7 +44,13 @@ from pydantic import TypeAdapter
 from pydantic_core import ErrorDetails
 
 from shared.config import Settings
-from shared.contracts.codec import MAX_EVENT_BYTES, MAX_MESSAGE_BYTES, InvalidMessage, decode
+from shared.contracts.codec import (
+    MAX_EVENT_BYTES,
+    MAX_MESSAGE_BYTES,
+    InvalidMessage,
+    decode,
+    loads,
+)
 from shared.contracts.invalid import Refuser, problems
 from shared.contracts.types import normalize_identifier
 from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS, is_transient
@@ -55,9 +62,32 @@ T = TypeVar("T")
 # Test hook (crash tests only): SIGKILL this process right after committing this message id.
 _KILL_AFTER_COMMIT = os.environ.get("LOTLINE_FAULT_KILL_AFTER_COMMIT", "")
 
-BATCHES = Counter("lotline_batches_total", "Batches committed", ["consumer"])
-MESSAGES = Counter("lotline_messages_total", "Messages processed", ["consumer", "outcome"])
-BATCH_SECONDS = Histogram("lotline_batch_seconds", "Time to process one batch", ["consumer"])
+BATCHES = Counter(
+    "lotline_batches_total",
+    "Batches committed (consumer: the service's Kafka consumer, one per service)",
+    ["consumer"],
+)
+MESSAGES = Counter(
+    "lotline_messages_total",
+    "Records read, each counted once, by outcome. consumer: the route that read it (the name "
+    "keying its topic's inbox and stored offsets). outcome: processed; duplicate (its "
+    "message_id was processed before: no effect); passed_over (a message type the route does "
+    "not read); refused (failed its schema but named its type and ids: answered with its "
+    "refusal, and its bytes dead-lettered too); dead_lettered (to the dead-letter topic "
+    "unanswered: not a message, failed its schema unidentified or answered before, or failed "
+    "processing)",
+    ["consumer", "outcome"],
+)
+OUTCOMES = ("processed", "duplicate", "passed_over", "refused", "dead_lettered")
+BATCH_SECONDS = Histogram(
+    "lotline_batch_seconds",
+    "Time to process one batch (consumer: the service's Kafka consumer)",
+    ["consumer"],
+)
+# How much of a dead-lettered record's key, message id and JSON its log line reads or keeps.
+LOG_KEY_BYTES = 200
+LOG_ID_CHARS = 200
+PEEK_BYTES = 1024 * 1024
 
 
 MAX_CONFLICT_RETRIES = 5
@@ -87,7 +117,8 @@ class UnitOfWork:
     def __init__(self, conn: asyncpg.Connection, outbox: Outbox) -> None:
         self.conn = conn
         self.outbox = outbox
-        self.committed: list[Callable[[], None]] = []
+        # The outbox's refusals are counted and logged once committed (shared.outbox).
+        self.committed: list[Callable[[], None]] = [outbox.report_refusals]
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run `callback` once the transaction has committed (never if it rolls back): the
@@ -135,6 +166,12 @@ class Route(Generic[T]):
     # called only on that path, never for bytes that are not a JSON object; its refusals are
     # written with the dead letter. None: dead letter only.
     refuse: Refuser | None = None
+    # Reads the topic's raw records itself instead of decoding them with `adapter` (for
+    # `inventory.dlq`, whose records are not messages): returns what the handler gets, whose
+    # `message_id` is the inbox key; must not raise. A record of such a route is never
+    # dead-lettered (one that fails is logged and passed over), so a reader of the dead-letter
+    # topic cannot feed its own input.
+    read: Callable[[ConsumerRecord], T] | None = None
 
 
 @dataclass
@@ -145,7 +182,12 @@ class _Dead:
     reason: str
     message_id: str | None = None  # set with `refusals`: the inbox key of the answered message
     refusals: list[OutboxRow] = field(default_factory=list)
+    noted: list[Any] = field(default_factory=list)  # the refusals' `Outbox.refusals`
     fresh: bool = False  # the message id was new to the inbox: the refusal goes out
+    # For the log line only: the record's JSON object if decoding read one; `peek`: whether
+    # its bytes may still hold one (decoding did not get that far).
+    document: dict[str, Any] | None = None
+    peek: bool = True
 
 
 class TransactionalConsumer:
@@ -189,6 +231,11 @@ class TransactionalConsumer:
         self._hint_task: asyncio.Task[None] | None = None
         self._hint_interval = 1.0
         self.processed = 0
+        # Per topic, per outcome: its route's counters, made once (and shown at 0 from the start).
+        self._counted = {
+            route.topic: {outcome: MESSAGES.labels(route.name, outcome) for outcome in OUTCOMES}
+            for route in routes
+        }
 
     @property
     def topics(self) -> list[str]:
@@ -329,7 +376,7 @@ class TransactionalConsumer:
             for key, offset in _next_offsets(fresh).items():
                 self._next[key] = offset
             self.processed += len(fresh)
-            MESSAGES.labels(self.name, "passed_over").inc(len(fresh))
+            self._count_passed_over(fresh)
             fresh = []
         if fresh:
             with BATCH_SECONDS.labels(self.name).time():
@@ -496,19 +543,25 @@ class TransactionalConsumer:
     async def _commit_unit(self, records: list[ConsumerRecord], poison: str | None) -> None:
         """One transaction: fence + offsets, inbox, each topic's handler, dead letters (with the
         refusals answering identifiable documents), outbox."""
-        outbox = Outbox()
+        outbox = Outbox(service=self.name)
         # In record order, what takes an inbox row: a valid message, or a refused document.
         keyed: list[tuple[str, str, tuple[Route[Any], Inbound[Any]] | _Dead]] = []
         dead: list[_Dead] = []
-        passed_over = 0
+        passed_over: list[ConsumerRecord] = []
         for record in records:
             if poison is not None:
                 dead.append(_Dead(record, poison))
                 continue
             if not self._wanted(record):
-                passed_over += 1
+                passed_over.append(record)
                 continue
             route = self._routes[record.topic]
+            if route.read is not None:
+                raw = Inbound(
+                    route.read(record), record.topic, record.partition, record.offset, record.key
+                )
+                keyed.append((route.name, _message_id(raw.message), (route, raw)))
+                continue
             own = self._own[record.topic]
             try:
                 message = decode(
@@ -528,7 +581,6 @@ class TransactionalConsumer:
             inbound = Inbound(message, record.topic, record.partition, record.offset, record.key)
             keyed.append((route.name, _message_id(message), (route, inbound)))
         next_offsets = _next_offsets(records)
-        valid = sum(not isinstance(k[2], _Dead) for k in keyed)
         new: list[tuple[Route[Any], Inbound[Any]]] = []
         committed: list[Callable[[], None]] = []
         async with self._pool.acquire() as proxy, proxy.transaction():
@@ -550,6 +602,7 @@ class TransactionalConsumer:
             await write_outbox(conn, outbox.rows, self._channel)
         for callback in committed:
             callback()
+        outbox.report_refusals()  # the dead letters' refusals, when no handler ran
         if _KILL_AFTER_COMMIT and any(_message_id(m.message) == _KILL_AFTER_COMMIT for _, m in new):
             # Fault-injection hook for the crash tests: die after the commit, before the relay
             # publishes and before the Kafka offset commit.
@@ -562,19 +615,36 @@ class TransactionalConsumer:
         for route in self._routes.values():
             processed = sum(r is route for r, _ in new)
             received = sum(k[0] == route.name and not isinstance(k[2], _Dead) for k in keyed)
-            MESSAGES.labels(route.name, "processed").inc(processed)
-            MESSAGES.labels(route.name, "duplicate").inc(received - processed)
-            MESSAGES.labels(route.name, "refused").inc(
-                sum(d.fresh and d.record.topic == route.topic for d in dead)
+            counted = self._counted[route.topic]
+            counted["processed"].inc(processed)
+            counted["duplicate"].inc(received - processed)
+        if passed_over:
+            self._count_passed_over(passed_over)
+        for entry in dead:
+            # One outcome each: an answered document is `refused` (dead-lettered as well); a
+            # raw-record route's failure is passed over, never dead-lettered (`_dead_letter`).
+            route = self._routes[entry.record.topic]
+            outcome = (
+                "passed_over"
+                if route.read is not None
+                else "refused"
+                if entry.fresh
+                else "dead_lettered"
             )
-        MESSAGES.labels(self.name, "passed_over").inc(passed_over)
-        MESSAGES.labels(self.name, "dead_lettered").inc(len(records) - valid - passed_over)
+            self._counted[route.topic][outcome].inc()
+
+    def _count_passed_over(self, records: Sequence[ConsumerRecord]) -> None:
+        by_topic: dict[str, int] = {}
+        for record in records:
+            by_topic[record.topic] = by_topic.get(record.topic, 0) + 1
+        for topic, count in by_topic.items():
+            self._counted[topic]["passed_over"].inc(count)
 
     def _refused(self, route: Route[Any], record: ConsumerRecord, exc: InvalidMessage) -> _Dead:
         """The dead letter for an invalid record and, when the route's hook can answer the
         document, its refusals. Building them never stops the partition: if the hook (or
         encoding what it built) fails, the record is dead-lettered only."""
-        entry = _Dead(record, exc.reason)
+        entry = _Dead(record, exc.reason, document=exc.document, peek=self._own[record.topic])
         if route.refuse is None or exc.document is None or exc.error is None:
             return entry
         try:
@@ -594,7 +664,7 @@ class TransactionalConsumer:
                 offset=record.offset,
             )
             return entry
-        entry.message_id, entry.refusals = message_id, rows.rows
+        entry.message_id, entry.refusals, entry.noted = message_id, rows.rows, rows.refusals
         return entry
 
     async def _fence_and_dedupe(
@@ -649,20 +719,34 @@ class TransactionalConsumer:
 
     def _dead_letter(self, outbox: Outbox, entry: _Dead) -> None:
         record, reason = entry.record, entry.reason
+        route = self._routes.get(record.topic)
+        if route is not None and route.read is not None:
+            log.error(
+                "consumer.raw_record_passed_over",
+                consumer=route.name,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=reason[:500],
+            )
+            return
         answered = None
         if entry.refusals:
             answered = "already answered (message_id seen before)"
             if entry.fresh:
                 outbox.rows.extend(entry.refusals)
+                outbox.refusals.extend(entry.noted)
                 answered = ",".join(
                     r.headers.get(TYPE_HEADER, "") for r in entry.refusals if r.headers
                 )
         log.warning(
             "consumer.dead_letter",
-            consumer=self.name,
+            consumer=self._routes[record.topic].name if record.topic in self._routes else self.name,
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
+            key=_loggable_key(record.key),
+            message_id=entry.message_id or _loggable_id(entry),
             reason=reason[:500],
             answered=answered,
         )
@@ -728,6 +812,36 @@ def _stamp(message: Any, timestamp_ms: int | None) -> None:
     stamp = _EPOCH + timedelta(milliseconds=min(timestamp_ms, _LATEST_MS))
     message.__dict__["occurred_at"] = stamp
     message.__pydantic_fields_set__.add("occurred_at")
+
+
+def _loggable_key(key: bytes | None) -> str | None:
+    """A record key for a log line: clipped, and repr'd (hostile bytes print as escapes)."""
+    if key is None:
+        return None
+    shown = repr(bytes(key[:LOG_KEY_BYTES]))
+    return shown if len(key) <= LOG_KEY_BYTES else f"{shown}… ({len(key)} bytes)"
+
+
+def _loggable_id(entry: _Dead) -> str | None:
+    """The message_id a dead-lettered record's bytes name, if they are a JSON object naming one
+    (a string or an integer), for its log line: nothing in the bytes is trusted, nothing
+    raises. Bytes decoding could not read as an object are not read again; bytes over
+    PEEK_BYTES not at all."""
+    try:
+        document = entry.document
+        value = entry.record.value
+        if document is None and entry.peek and value and len(value) <= PEEK_BYTES:
+            parsed = loads(bytes(value), max_bytes=PEEK_BYTES)
+            document = parsed if isinstance(parsed, dict) else None
+        raw = document.get("message_id") if document is not None else None
+        if isinstance(raw, int | Decimal) and not isinstance(raw, bool):
+            raw = str(raw)
+        if not isinstance(raw, str):
+            return None
+        raw = raw[:LOG_ID_CHARS]
+        return raw if raw.isprintable() else repr(raw)
+    except Exception:
+        return None
 
 
 def _no_nul(text: str) -> str:

@@ -12,6 +12,13 @@ A record the broker refuses for good (larger than the topic takes, say) would st
 behind it, forever. The relay retries such rows one by one and parks the one still refused: its
 row stays in the table with the broker's error (`parked`; never purged), a notice naming it goes
 to the dead-letter topic, and the rows behind it are published.
+
+Observability. A message emitted with a `reason_code` (a business refusal: `ReceiptRejected`,
+`CommandRejected`, …) is noted by `emit` (a reference to the model, nothing parsed) and, once
+the unit of work committed (`Outbox.report_refusals`, never after a rollback), counted in
+`lotline_refusals_total` and logged once (`refusal`, at INFO). The relay leader keeps
+`lotline_outbox_unsent_rows` and `lotline_outbox_oldest_unsent_seconds` from the rows it reads
+each poll anyway (a count query at most every few seconds, and only while it is behind).
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 from aiokafka.partitioner import DefaultPartitioner
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
 from shared.contracts.codec import encode
@@ -47,6 +54,30 @@ PUBLISHED = Counter("lotline_outbox_published_total", "Outbox rows published", [
 PARKED = Counter(
     "lotline_outbox_parked_total", "Outbox rows the broker refused for good, parked", ["schema"]
 )
+UNSENT = Gauge(
+    "lotline_outbox_unsent_rows",
+    "Outbox rows committed and not yet published, as the relay leader last read them (0 when "
+    "drained; 0 in a process that does not lead its service's relay)",
+    ["service"],
+)
+OLDEST_UNSENT = Gauge(
+    "lotline_outbox_oldest_unsent_seconds",
+    "Age of the oldest outbox row committed and not yet published, as of the relay leader's "
+    "last read; keeps growing while the relay is stuck (0 when drained, or not leading)",
+    ["service"],
+)
+REFUSALS = Counter(
+    "lotline_refusals_total",
+    "Business refusals (messages carrying a reason_code) put in the outbox, counted once their "
+    "transaction committed",
+    ["service", "type", "reason_code"],
+)
+# With a full batch read, the relay counts what is left at most this often.
+COUNT_EVERY_SECONDS = 5.0
+COUNT_UNSENT_SQL = "SELECT count(*) FROM outbox WHERE sent_at IS NULL"
+# How much of an offending value and a reason a `refusal` log line keeps.
+LOG_OFFENDING_CHARS = 200
+LOG_REASON_CHARS = 500
 
 # Broker answers no retry can change: the record itself is refused. Anything else (the broker
 # away, a leader moving) is retried as before, however long it takes.
@@ -69,7 +100,7 @@ MARK_AND_READ_SQL = """
 WITH marked AS (
     UPDATE outbox SET sent_at = to_timestamp($3) WHERE id = ANY($2::bigint[])
 )
-SELECT id, topic, key, payload, headers FROM outbox
+SELECT id, topic, key, payload, headers, created_at FROM outbox
 WHERE sent_at IS NULL AND NOT (id = ANY($2::bigint[])) ORDER BY id LIMIT $1
 """
 MARK_SQL = "UPDATE outbox SET sent_at = to_timestamp($2) WHERE id = ANY($1::bigint[])"
@@ -86,21 +117,117 @@ class OutboxRow:
     headers: dict[str, str] | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _RefusalShape:
+    """Where a message class carries its refusal: on itself (`reason_code`), or on a nested
+    problem (`ShipmentCancelled.refused`); and which of the ids it answers it has."""
+
+    nested: str | None
+    ids: tuple[str, ...]
+
+
+_ANSWERED_IDS = ("shipment_id", "adjustment_id", "lic", "line_no")
+_SHAPES: dict[type, _RefusalShape | None] = {}
+_UNSEEN = _RefusalShape("", ())
+
+
+def _shape(cls: type) -> _RefusalShape | None:
+    """Computed once per message class (the hot path pays a dict lookup per `emit`)."""
+    fields = getattr(cls, "model_fields", {})
+    if "reason_code" in fields:
+        nested = None
+    elif "refused" in fields:
+        nested = "refused"
+    else:
+        return None
+    return _RefusalShape(nested, tuple(name for name in _ANSWERED_IDS if name in fields))
+
+
 @dataclass
 class Outbox:
-    """Rows collected during one unit of work, written with one statement at its end."""
+    """Rows collected during one unit of work, written with one statement at its end.
+
+    `refusals`: the messages emitted with a reason code, reported by `report_refusals` (the
+    unit of work's after-commit hook) under `service` (None: the service the process logs as).
+    """
 
     rows: list[OutboxRow] = field(default_factory=list)
+    service: str | None = None
+    refusals: list[tuple[BaseModel, _RefusalShape]] = field(default_factory=list)
 
     def emit(self, topic: str, key: str | None, message: BaseModel) -> None:
         kind = getattr(message, "type", None)
         headers = {TYPE_HEADER: kind} if isinstance(kind, str) else None
         self.rows.append(OutboxRow(topic, key.encode() if key else None, encode(message), headers))
+        shape = _SHAPES.get(type(message), _UNSEEN)
+        if shape is _UNSEEN:
+            shape = _SHAPES[type(message)] = _shape(type(message))
+        if shape is not None:
+            # Noted, not read: what it says is read once the unit of work committed.
+            source: Any = message if shape.nested is None else getattr(message, shape.nested)
+            if source is not None and source.reason_code is not None:
+                self.refusals.append((message, shape))
 
     def emit_raw(
         self, topic: str, key: bytes | None, payload: bytes, headers: dict[str, str]
     ) -> None:
         self.rows.append(OutboxRow(topic, key, payload, headers))
+
+    def report_refusals(self) -> None:
+        """Count and log the refusals emitted, now that their transaction committed. Each
+        once: a second call (several units of work share one outbox) finds none left."""
+        if not self.refusals:
+            return
+        refusals, self.refusals = self.refusals, []
+        service = self.service or _service_logging()
+        for message, shape in refusals:
+            try:
+                _report_refusal(service, message, shape)
+            except Exception:  # reporting must never undo, or fail, a committed unit
+                log.exception("outbox.refusal_report_failed", type=getattr(message, "type", None))
+
+
+def _service_logging() -> str:
+    """The service this process logs as (`shared.logs.configure` binds it)."""
+    return str(structlog.contextvars.get_contextvars().get("service") or "unknown")
+
+
+def _report_refusal(service: str, message: BaseModel, shape: _RefusalShape) -> None:
+    source: Any = message if shape.nested is None else getattr(message, shape.nested)
+    kind = str(getattr(message, "type", type(message).__name__))
+    code = str(getattr(source.reason_code, "value", source.reason_code))
+    ids: dict[str, Any] = {}
+    for name in shape.ids:
+        value = getattr(message, name, None)
+        if value is not None:
+            ids[name] = value
+    problems = getattr(source, "problems", None) or ()
+    # The line a document-level refusal is about: its first problem's (or the nested one's).
+    first = problems[0] if problems else (source if shape.nested is not None else None)
+    if first is not None:
+        for name in ("lic", "line_no"):
+            value = getattr(first, name, None)
+            if value is not None:
+                ids.setdefault(name, value)
+    if problems:
+        ids["problems"] = len(problems)
+    REFUSALS.labels(service, kind, code).inc()
+    log.info(
+        "refusal",
+        service=service,
+        type=kind,
+        message_id=getattr(message, "message_id", None),
+        reason_code=code,
+        reason=_clip(getattr(source, "reason", None), LOG_REASON_CHARS),
+        offending=_clip(getattr(source, "offending", None), LOG_OFFENDING_CHARS),
+        **ids,
+    )
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None or len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 async def write_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow], channel: str) -> None:
@@ -157,6 +284,12 @@ class OutboxRelay:
             hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True
         )
         self.published = 0
+        # What the last read found unsent (the gauges): how many, the oldest one's commit time.
+        self._unsent = 0
+        self._oldest: float | None = None
+        self._next_count = 0.0
+        self._gauged = False
+        self._unsent_gauge = UNSENT.labels(schema)
 
     def wake(self) -> None:
         self._wake.set()
@@ -189,6 +322,7 @@ class OutboxRelay:
         async with self._pool.acquire() as proxy:
             conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                self._not_leading()
                 if self._stopping:
                     return
                 # Another process leads; our commits' wake-ups are its business (NOTIFY).
@@ -258,6 +392,7 @@ class OutboxRelay:
             MARK_AND_READ_SQL, self._batch_size, self._unmarked, self._published_at
         )
         self._unmarked = []
+        await self._gauge_unsent(conn, rows)
         if not rows:
             return 0
         sends = await self._send_batches(rows)
@@ -280,7 +415,41 @@ class OutboxRelay:
         )
         self.published += len(rows)
         PUBLISHED.labels(self._schema).inc(len(rows))
+        if len(rows) < self._batch_size:
+            self._unsent, self._oldest = 0, None  # all that was unsent when we read
+        else:
+            self._unsent = max(self._unsent - len(rows), 0)  # the next read comes at once
+        self._unsent_gauge.set(self._unsent)
         return len(rows)
+
+    async def _gauge_unsent(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
+        """The lag gauges from what the poll read: a batch not full is every unsent row; behind
+        a full one, what is left is counted at most every COUNT_EVERY_SECONDS."""
+        unsent = len(rows)
+        if unsent == self._batch_size:
+            now = time.monotonic()
+            if now >= self._next_count:
+                self._next_count = now + COUNT_EVERY_SECONDS
+                unsent = int(await conn.fetchval(COUNT_UNSENT_SQL))
+            else:
+                unsent = max(unsent, self._unsent)
+        self._unsent = unsent
+        self._oldest = rows[0]["created_at"].timestamp() if rows else None
+        self._unsent_gauge.set(unsent)
+        if not self._gauged:
+            # The age is read at scrape time: it grows while a publish hangs.
+            OLDEST_UNSENT.labels(self._schema).set_function(self._oldest_age)
+            self._gauged = True
+
+    def _oldest_age(self) -> float:
+        oldest = self._oldest
+        return 0.0 if oldest is None else max(time.time() - oldest, 0.0)
+
+    def _not_leading(self) -> None:
+        """Another process leads (and reports): this one shows nothing unsent."""
+        if self._unsent or self._oldest is not None:
+            self._unsent, self._oldest = 0, None
+            self._unsent_gauge.set(0)
 
     async def _one_by_one(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
         """Rows of record batches the broker refused, again alone and in order: the one it

@@ -853,3 +853,196 @@ async def test_records_of_a_partition_whose_claim_failed_are_claimed_never_passe
     assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(5,)]
     assert consumer.processed == 5
     await consumer.close()
+
+
+# --- observability: refusals counted once committed, outcomes by route, dead-letter lines -----
+
+
+class _Logged:
+    """Stands in for a module's structlog logger: keeps (level, event, fields)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str, dict[str, Any]]] = []
+
+    def __getattr__(self, level: str) -> Any:
+        def record(event: str, *args: Any, **fields: Any) -> None:
+            self.lines.append((level, event, fields))
+
+        return record
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [fields for _, event, fields in self.lines if event == name]
+
+
+def _logged(monkeypatch: pytest.MonkeyPatch, module: Any) -> _Logged:
+    fake = _Logged()
+    monkeypatch.setattr(module, "log", fake)
+    return fake
+
+
+def _sample(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def _outcomes(*consumers: str) -> dict[tuple[str, str], float]:
+    return {
+        (consumer, outcome): _sample("lotline_messages_total", consumer=consumer, outcome=outcome)
+        for consumer in consumers
+        for outcome in ("processed", "duplicate", "passed_over", "refused", "dead_lettered")
+    }
+
+
+def _grown(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float]
+) -> dict[tuple[str, str], float]:
+    return {key: after[key] - before[key] for key in after if after[key] != before[key]}
+
+
+class _Rejecting(Recorder):
+    """Answers every item with a refusal, then records it (so 'BOOM' raises after emitting
+    its refusal and that of every message before it in the batch: all rolled back)."""
+
+    async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+        from shared.contracts.events import CommandRejected
+        from shared.contracts.reasons import ReasonCode
+
+        self.calls += 1
+        for inbound in batch:
+            m = inbound.message
+            uow.outbox.emit(
+                "events",
+                m.lic,
+                CommandRejected(
+                    message_id=f"{m.message_id}/rejected",
+                    lic=m.lic,
+                    command_id=m.message_id,
+                    command_type="UpsertItem",
+                    reason_code=ReasonCode.TRACKING_LOCKED,
+                    reason=f"{m.lic}: tracking is locked",
+                    offending=m.lic,
+                ),
+            )
+            if m.lic == "BOOM":
+                raise RuntimeError("a bug tripped by this message")
+            await uow.conn.execute("INSERT INTO seen (lic) VALUES ($1)", m.lic)
+
+
+async def test_a_committed_refusal_counts_and_logs_once_and_a_rolled_back_one_never(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.outbox
+
+    logged = _logged(monkeypatch, shared.outbox)
+    labels = {"service": "service", "type": "CommandRejected", "reason_code": "TRACKING_LOCKED"}
+    before = _sample("lotline_refusals_total", **labels)
+    consumer = _consumer(pool, _Rejecting())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    # The whole batch is rolled back (BOOM), then each message alone: A and C commit, BOOM is
+    # dead-lettered. Three refusals were emitted in the rolled-back unit, one more in BOOM's.
+    await consumer._process_resiliently(
+        [
+            _record(0, _item("m1", "A")),
+            _record(1, _item("m2", "BOOM")),
+            _record(2, _item("m3", "C")),
+        ]
+    )
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [("A",), ("C",)]
+    assert _sample("lotline_refusals_total", **labels) == before + 2
+    lines = logged.events("refusal")
+    assert [(line["lic"], line["message_id"]) for line in lines] == [
+        ("A", "m1/rejected"),
+        ("C", "m3/rejected"),
+    ]
+    assert lines[0] == {
+        "service": "service",
+        "type": "CommandRejected",
+        "message_id": "m1/rejected",
+        "reason_code": "TRACKING_LOCKED",
+        "reason": "A: tracking is locked",
+        "offending": "A",
+        "lic": "A",
+    }
+
+    # A redelivery changes nothing and says nothing; a fenced zombie's unit never commits.
+    await consumer._process_resiliently([_record(3, _item("m1", "A"))])
+    zombie = _consumer(pool, _Rejecting())
+    await zombie.claim([TopicPartition(TOPIC, 0)])
+    await _consumer(pool, _Rejecting()).claim([TopicPartition(TOPIC, 0)])
+    with pytest.raises(Fenced):
+        await zombie._commit_unit([_record(4, _item("m9", "Z"))], None)
+    assert _sample("lotline_refusals_total", **labels) == before + 2
+    assert len(logged.events("refusal")) == 2
+
+
+async def test_an_answered_invalid_document_counts_once_as_refused_under_its_route(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`lotline_messages_total`: every record once, under its route's name (`test`), never the
+    service's (`service`); the refusal answering it is in `lotline_refusals_total` too."""
+    import shared.outbox
+
+    logged = _logged(monkeypatch, shared.outbox)
+    labels = {"service": "service", "type": "CommandRejected", "reason_code": "INVALID_QUANTITY"}
+    refused_before = _sample("lotline_refusals_total", **labels)
+    before = _outcomes("test", "service")
+    consumer = _refusing(pool, accepts=("UpsertItem",))
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently(
+        [
+            _record(0, _bad_item("m1")),  # answered: refused
+            _record(1, b"{not json"),  # dead-lettered
+            _record(2, _item("m2", "B")),  # processed
+            _record(3, b"whatever", kind="StockReceived"),  # passed over
+        ]
+    )
+    assert _grown(before, _outcomes("test", "service")) == {
+        ("test", "refused"): 1,
+        ("test", "dead_lettered"): 1,
+        ("test", "processed"): 1,
+        ("test", "passed_over"): 1,
+    }
+    assert _sample("lotline_refusals_total", **labels) == refused_before + 1
+    (line,) = logged.events("refusal")
+    assert (line["type"], line["lic"], line["offending"]) == ("CommandRejected", "A", "-1")
+
+    # Again (an upstream retry): not answered again, so dead-lettered only; and a batch of
+    # types the route does not read, passed over without a transaction, under the route too.
+    before = _outcomes("test", "service")
+    await consumer._process_resiliently([_record(4, _bad_item("m1")), _record(5, _item("m2", "B"))])
+    await consumer.on_batch(_Batch([_record(6, b"x", kind="LineShipped")]))
+    assert _grown(before, _outcomes("test", "service")) == {
+        ("test", "dead_lettered"): 1,
+        ("test", "duplicate"): 1,
+        ("test", "passed_over"): 1,
+    }
+    assert _sample("lotline_refusals_total", **labels) == refused_before + 1
+    await consumer.close()
+
+
+async def test_a_dead_letters_log_line_names_the_records_key_and_message_id(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shared.consumer
+
+    logged = _logged(monkeypatch, shared.consumer)
+    consumer = _refusing(pool)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    hostile = _record(2, b"\xff not json")
+    hostile.key = b"\x1b[2J\nforged line" * 50
+    await consumer._process_resiliently(
+        [
+            _record(0, _bad_item("m-refused")),  # answered: the id it was answered under
+            _record(1, _item("m-boom", "BOOM")),  # valid, failed processing: read from the bytes
+            hostile,  # not a message: no id; its key escaped and clipped
+        ]
+    )
+    lines = {line["offset"]: line for line in logged.events("consumer.dead_letter")}
+    assert (lines[0]["key"], lines[0]["message_id"]) == ("b'k'", "m-refused")
+    assert (lines[1]["key"], lines[1]["message_id"]) == ("b'k'", "m-boom")
+    assert lines[2]["message_id"] is None
+    key = lines[2]["key"]
+    assert "\n" not in key and "\x1b" not in key and key.startswith("b'\\x1b[2J\\nforged")
+    assert key.endswith(f"({len(hostile.key)} bytes)") and len(key) < 400
+    assert {line["consumer"] for line in lines.values()} == {"test"}

@@ -130,3 +130,136 @@ async def test_a_broker_that_is_away_is_waited_for_not_parked(
         await real.stop()
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE parked IS NOT NULL") == 0
     assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+
+
+# --- the lag gauges: what is committed and not yet published ----------------------------------
+
+
+class _Away:
+    """The real producer, with a broker that does not answer in front of `send_batch`."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(KafkaConnectionError("broker away"))
+        return failed
+
+
+class _Counting:
+    """A connection that counts the single-value queries (the relay's count of what is left)."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+        self.counted = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+    async def fetchval(self, *args: Any) -> Any:
+        self.counted += 1
+        return await self._conn.fetchval(*args)
+
+
+def _lag() -> tuple[float | None, float | None]:
+    from prometheus_client import REGISTRY
+
+    return (
+        REGISTRY.get_sample_value("lotline_outbox_unsent_rows", {"service": SCHEMA}),
+        REGISTRY.get_sample_value("lotline_outbox_oldest_unsent_seconds", {"service": SCHEMA}),
+    )
+
+
+async def test_the_lag_gauges_rise_with_unsent_rows_and_fall_to_zero_once_published(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    env: LotlineEnv = lotline_env()
+    rows = [
+        OutboxRow(env.settings.topics.events, b"LIC-1", b'{"n": %d}' % n, {"type": "T"})
+        for n in range(3)
+    ]
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
+    await pool.execute("UPDATE outbox SET created_at = now() - interval '30 seconds'")
+    real = make_producer(env.settings)
+    await real.start()
+    try:
+        stuck = OutboxRelay(pool, cast(AIOKafkaProducer, _Away(real)), SCHEMA)
+        with pytest.raises(KafkaConnectionError):
+            await _relay_once(pool, stuck)
+        unsent, oldest = _lag()
+        assert unsent == 3
+        assert oldest is not None and 30 <= oldest < 120
+        await asyncio.sleep(0.1)
+        assert (_lag()[1] or 0) > oldest  # still stuck: the age keeps growing
+
+        relay = OutboxRelay(pool, real, SCHEMA)
+        assert await _relay_once(pool, relay) == 3
+        assert _lag() == (0, 0)
+        assert await _relay_once(pool, relay) == 0
+        assert _lag() == (0, 0)
+    finally:
+        await real.stop()
+
+
+async def test_behind_a_full_batch_the_relay_counts_what_is_left_at_most_every_few_seconds(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    env: LotlineEnv = lotline_env()
+    rows = [
+        OutboxRow(env.settings.topics.events, b"LIC-1", b'{"n": %d}' % n, {"type": "T"})
+        for n in range(5)
+    ]
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
+    real = make_producer(env.settings)
+    await real.start()
+    relay = OutboxRelay(pool, real, SCHEMA, batch_size=2)
+    try:
+        async with pool.acquire() as proxy:
+            conn = _Counting(cast(asyncpg.Connection, proxy))
+            published: list[float | None] = []
+            for _ in range(4):
+                published.append(await relay.publish_once(cast(asyncpg.Connection, conn)))
+                published.append(_lag()[0])
+            await relay.mark_published(cast(asyncpg.Connection, conn))
+    finally:
+        await real.stop()
+    # Read 2 of 5 (counted: 5), 3 left; read 2 (not counted again so soon), 1 left; the last.
+    assert published == [2, 3, 2, 1, 1, 0, 0, 0]
+    assert conn.counted == 1
+    assert _lag() == (0, 0)
+
+
+async def test_a_relay_that_no_longer_leads_shows_nothing_unsent(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    """Its successor reports the lag: a process waiting for the lease shows 0, not what it last
+    read before it lost it."""
+    env: LotlineEnv = lotline_env()
+    rows = [OutboxRow(env.settings.topics.events, b"LIC-1", b"{}", {"type": "T"})]
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
+    real = make_producer(env.settings)
+    await real.start()
+    stuck = OutboxRelay(pool, cast(AIOKafkaProducer, _Away(real)), SCHEMA)
+    try:
+        with pytest.raises(KafkaConnectionError):
+            await _relay_once(pool, stuck)
+        assert _lag()[0] == 1
+        async with pool.acquire() as leader:  # another process holds the lease
+            await leader.execute("SELECT pg_advisory_lock($1)", stuck._lock_key)
+            stuck.start()
+            for _ in range(50):
+                if _lag() == (0, 0):
+                    break
+                await asyncio.sleep(0.05)
+            assert _lag() == (0, 0)
+            await stuck.stop()
+            await leader.execute("SELECT pg_advisory_unlock($1)", stuck._lock_key)
+    finally:
+        await real.stop()
