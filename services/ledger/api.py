@@ -1,4 +1,5 @@
-"""The ledger's read API (DESIGN.md §4): FastAPI over the ledger's own tables, OpenAPI at /docs.
+"""The ledger's read API (DESIGN.md §4): FastAPI over the ledger's own tables, OpenAPI at /docs,
+and the operations dashboard (`/dashboard`, its data as JSON at `/ops/summary`).
 
 `create_api` takes where to get the pool from (the service runtime opens it at start-up) and
 an optional lifespan that starts and stops the consumers with the HTTP server.
@@ -19,11 +20,11 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pydantic import AfterValidator
 
-from services.ledger import queries
+from services.ledger import dashboard, operations, queries
 from services.ledger.domain.model import EXACT
 from services.ledger.queries import NotFound, Reader
 from services.ledger.schemas import (
@@ -32,6 +33,7 @@ from services.ledger.schemas import (
     ItemOut,
     LotDetail,
     LotSummary,
+    OpsSummary,
     SerialOut,
     TraceEvent,
     TraceOut,
@@ -242,6 +244,35 @@ def _routes(app: FastAPI) -> None:
         the messages it carries, generated from the contract models."""
         # A plain `def`: the first call builds the document in the thread pool, not the loop.
         return Response(content=asyncapi_json(), media_type="application/json")
+
+    @app.get("/ops/summary", response_model=OpsSummary, responses=_UNAVAILABLE, tags=["operations"])
+    async def ops_summary(
+        conn: Conn,
+        limit: Annotated[int, Query(ge=1, le=500, description="rows per latest-list")] = 20,
+        window_hours: Annotated[int, Query(ge=1, le=24 * 31)] = 24,
+        expiring_days: Annotated[int, Query(ge=0, le=3660)] = 30,
+    ) -> OpsSummary:
+        """Whether documents are flowing and what is being refused and why: documents by
+        latest answer, refusals by reason code and the latest ones, the latest dead letters
+        (headers and a short escaped preview), and the ledger's own health."""
+        return await operations.summary(
+            conn, limit=limit, window_hours=window_hours, expiring_days=expiring_days
+        )
+
+    @app.get(
+        "/dashboard",
+        response_class=HTMLResponse,
+        responses={**_UNAVAILABLE, 200: {"content": {"text/html": {}}}},
+        tags=["operations"],
+    )
+    async def get_dashboard(
+        conn: Conn,
+        limit: Annotated[int, Query(ge=1, le=500)] = 20,
+        refresh: Annotated[int, Query(ge=1, le=3600, description="seconds")] = 5,
+    ) -> HTMLResponse:
+        """The operations dashboard: `/ops/summary` as one page that reloads itself."""
+        found = await operations.summary(conn, limit=limit)
+        return HTMLResponse(dashboard.render(found, refresh_seconds=refresh))
 
     @app.get("/metrics", response_class=Response, tags=["operations"])
     async def metrics() -> Response:

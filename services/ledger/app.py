@@ -1,4 +1,5 @@
-"""Ledger's composition root: two consumers and the read API in one process.
+"""Ledger's composition root: one consumer (events, costs, status, dead letters) and the read
+API with the operations dashboard in one process.
 
 The HTTP server (uvicorn, run inside our asyncio program) owns the lifecycle: its lifespan
 starts the service runtime (database, migrations, broker, consumers) and stops it, draining the
@@ -17,12 +18,14 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from services.ledger import service
+from services.ledger import operations, service, translate
 from services.ledger.api import Lifespan, create_api
+from services.ledger.translate import StatusNotice
 from shared import logs
 from shared.config import Settings, from_env
-from shared.consumer import unanswered
+from shared.consumer import Route, unanswered
 from shared.contracts.events import InventoryEvent
+from shared.contracts.status import StatusMessage
 from shared.contracts.upstream import CostMessage, PurchaseOrderUpdated
 from shared.service import ServiceRuntime, tune_gc
 
@@ -53,6 +56,26 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         refuse=unanswered("PurchaseOrderUpdated", "po", "lic"),
         description="PO quantities and actual costs; a close reconciles COGS exactly once.",
     )
+    runtime.consume(
+        name="ledger-status",
+        topic=topics.status,
+        adapter=TypeAdapter(StatusNotice),
+        handler=service.record_status,
+        payload_doc=StatusMessage,
+        description="Document answers, for the operations dashboard.",
+    )
+    # Dead letters are raw records, not messages: the route reads them itself and never
+    # dead-letters one (ServiceRuntime.consume has no `read` yet, hence the Route).
+    runtime.routes.append(
+        Route(
+            name="ledger-dlq",
+            topic=topics.dlq,
+            adapter=TypeAdapter(bytes),  # not used: `read` takes the raw record
+            handler=service.record_dead_letters,
+            read=translate.read_dead_letter,
+        )
+    )
+    runtime.every(operations.PRUNE_SECONDS, service.prune_operations)
     return runtime
 
 

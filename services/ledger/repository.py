@@ -92,10 +92,13 @@ async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact])
     return Known(actual_costs=actual, po_costs=applied)
 
 
-async def write_entries(conn: asyncpg.Connection, entries: Entries) -> None:
+async def write_entries(
+    conn: asyncpg.Connection, entries: Entries, also: Sequence[Part] = ()
+) -> None:
     """Write one batch's rows and deltas in two round trips: the new items, lots and
     manufacturer lots first, then everything that may refer to them (deltas, unallocated stock,
-    serials, usage, transactions, COGS). The sub-statements of one statement share a snapshot,
+    serials, usage, transactions, COGS) and `also` (writes to other tables, e.g. the
+    dashboard's: no extra round trip). The sub-statements of one statement share a snapshot,
     so a lot's delta cannot go with the insert of that lot."""
     mfr_lots = list(entries.mfr_lots.values())
     writes = _Writes()
@@ -112,6 +115,16 @@ async def write_entries(conn: asyncpg.Connection, entries: Entries) -> None:
         conn, "transactions", _TRANSACTION_COLUMNS, entries.transactions, "(txn_id)"
     )
     await writes.insert(conn, "cogs", _COGS_COLUMNS, entries.cogs, "(entry_key)")
+    for part in also:
+        writes.add(part)
+    await writes.run(conn)
+
+
+async def write_parts(conn: asyncpg.Connection, parts: Sequence[Part]) -> None:
+    """Independent writes (no two to one table) in one statement."""
+    writes = _Writes()
+    for part in parts:
+        writes.add(part)
     await writes.run(conn)
 
 

@@ -258,3 +258,98 @@ class UsageOut(Out):
 class Health(Out):
     status: str
     database: str
+
+
+# -- the operations dashboard ---------------------------------------------------------------
+
+
+class StatusCount(Out):
+    kind: str = Field(description="receipt | shipment")
+    status: str = Field(description="the latest answer's message type, e.g. ShipmentAllocated")
+    documents: int
+
+
+class DocumentOut(Out):
+    kind: str
+    document: str
+    status: str
+    reason_code: str | None
+    occurred_at: dt.datetime = Field(description="when the answer was sent")
+
+
+class ReasonCount(Out):
+    reason_code: str
+    refusals: int
+
+
+class RefusalOut(Out):
+    type: str = Field(
+        description="the refusing message type (`CommandRejected:<command>` for an adjustment"
+        " or item)"
+    )
+    document: str | None = Field(description="shipment id, adjustment id, or the item's LIC")
+    lic: str | None
+    line_no: int | None
+    reason_code: str
+    offending: str | None
+    reason: str
+    occurred_at: dt.datetime
+
+
+class DeadLetterOut(Out):
+    dlq_partition: int
+    dlq_offset: int
+    dead_at: dt.datetime = Field(description="the dead-letter record's timestamp")
+    error: str | None
+    source_topic: str | None
+    source_partition: str | None
+    source_offset: str | None
+    consumer: str | None
+    answered: str | None
+    headers: dict[str, str] = Field(description="every header, each value clipped")
+    key: str | None
+    payload_bytes: int
+    preview: str = Field(
+        description="the first bytes as text, non-UTF-8 bytes and control or invisible"
+        " characters escaped; `…` when there is more"
+    )
+
+
+class ExpiringLot(Out):
+    lic: str
+    lot_id: str
+    mfr_lot: str
+    office: str
+    expires_on: dt.date
+    current_qty: Num
+
+
+class LastEvent(Out):
+    message_id: str
+    event_type: str
+    lic: str
+    occurred_at: dt.datetime
+    recorded_at: dt.datetime
+    lag_seconds: float = Field(description="recorded_at − occurred_at")
+    idle_seconds: float = Field(description="now − recorded_at")
+
+
+class LedgerHealth(Out):
+    last_event: LastEvent | None = Field(description="the last inventory event recorded")
+    usage_records_today: int
+    usage_cost_today: Num
+    expiring_days: int
+    expiring_lots: int = Field(description="manufacturer lots with stock expiring in the window")
+    expiring: list[ExpiringLot] = Field(description="the first of them, soonest first")
+
+
+class OpsSummary(Out):
+    generated_at: dt.datetime
+    window_hours: int = Field(description="the counts cover this many hours back")
+    documents_by_status: list[StatusCount]
+    latest_documents: list[DocumentOut]
+    refusals_by_reason: list[ReasonCount]
+    latest_refusals: list[RefusalOut]
+    dead_letters_in_window: int
+    latest_dead_letters: list[DeadLetterOut]
+    ledger: LedgerHealth

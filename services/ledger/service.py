@@ -1,4 +1,5 @@
-"""Ledger use cases: record a batch of inventory events; apply a batch of PO cost updates.
+"""Ledger use cases: record a batch of inventory events; apply a batch of PO cost updates;
+record document answers and dead letters for the operations dashboard.
 
 Each runs inside the consumer's unit of work (one transaction with the inbox and offsets), takes
 the per-LIC locks first (see `repository`), reads what the core needs, decides in memory and
@@ -9,12 +10,14 @@ from __future__ import annotations
 
 from prometheus_client import Counter
 
-from services.ledger import repository, translate
+from services.ledger import operations, repository, translate
 from services.ledger.domain.costing import apply_updates, may_close
 from services.ledger.domain.model import Fact, ItemFact
+from services.ledger.domain.operations import DeadLetter, Refusal, latest_per_document
 from services.ledger.domain.recording import record
+from services.ledger.translate import StatusNotice
 from shared.consumer import Inbound, UnitOfWork
-from shared.contracts.events import InventoryEvent
+from shared.contracts.events import CommandRejected, InventoryEvent
 from shared.contracts.upstream import PurchaseOrderUpdated
 
 ROWS = Counter("lotline_ledger_rows_total", "Rows the ledger wrote", ["table"])
@@ -24,18 +27,26 @@ RECONCILIATIONS = Counter(
 
 
 async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -> None:
-    """`inventory.events` → usage, transactions, COGS, lots, serials (R7, R10–R15)."""
+    """`inventory.events` → usage, transactions, COGS, lots, serials (R7, R10–R15); for the
+    dashboard, adjustments' and items' refusals and the last event recorded, written with the
+    batch's last statement (no extra round trip)."""
     facts: list[Fact | ItemFact] = []
+    refused: list[Refusal] = []
     for inbound in batch:
         fact = translate.to_fact(inbound.message)
         if fact is not None:
             facts.append(fact)
+        elif isinstance(inbound.message, CommandRejected):
+            refused += translate.command_refusals(inbound.message)
+    also = [_progress(batch[-1]) if batch else None, operations.refusals_part(refused)]
+    dashboard = [part for part in also if part is not None]
     if not facts:
+        await repository.write_parts(uow.conn, dashboard)
         return
     await repository.lock_lics(uow.conn, (f.lic for f in facts))
     known = await repository.load_known(uow.conn, facts)
     entries = record(known, facts)
-    await repository.write_entries(uow.conn, entries)
+    await repository.write_entries(uow.conn, entries, also=dashboard)
     ROWS.labels("usage").inc(len(entries.usage))
     ROWS.labels("transactions").inc(len(entries.transactions))
     ROWS.labels("cogs").inc(len(entries.cogs))
@@ -56,3 +67,39 @@ async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated
     entries = apply_updates(orders, usage, updates, lots)
     await repository.write_costs(uow.conn, entries)
     RECONCILIATIONS.inc(len(entries.cogs))
+
+
+async def record_status(uow: UnitOfWork, batch: list[Inbound[StatusNotice]]) -> None:
+    """`inventory.status` → each document's latest answer and the refusals, one statement."""
+    notices = [inbound.message for inbound in batch]
+    statuses = [s for s in map(translate.to_document_status, notices) if s is not None]
+    refused = [r for notice in notices for r in translate.status_refusals(notice)]
+    parts = [
+        operations.documents_part(latest_per_document(statuses)),
+        operations.refusals_part(refused),
+    ]
+    await repository.write_parts(uow.conn, [p for p in parts if p is not None])
+
+
+async def record_dead_letters(uow: UnitOfWork, batch: list[Inbound[DeadLetter]]) -> None:
+    """`inventory.dlq` → the dashboard's dead letters (read raw: see `translate`)."""
+    part = operations.dead_letters_part([inbound.message for inbound in batch])
+    if part is not None:
+        await repository.write_parts(uow.conn, [part])
+
+
+async def prune_operations(uow: UnitOfWork) -> None:
+    """Bound the dashboard's tables (a periodic job)."""
+    await operations.prune(uow.conn)
+
+
+def _progress(last: Inbound[InventoryEvent]) -> repository.Part:
+    event = last.message
+    return operations.progress_part(
+        last.topic,
+        last.partition,
+        message_id=event.message_id,
+        event_type=event.type,
+        lic=event.lic,
+        occurred_at=event.occurred_at,
+    )

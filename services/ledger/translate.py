@@ -1,4 +1,5 @@
-"""Wire → ledger core: `inventory.events` and `inventory.costs` messages become facts.
+"""Wire → ledger core: `inventory.events` and `inventory.costs` messages become facts;
+`inventory.status` answers and `inventory.dlq` records become the dashboard's rows.
 
 Every fact is dated by the business date its event carries (§6), a release by its
 `released_on` (the ship_on of the allocation it gives back). Only a release published before
@@ -7,9 +8,13 @@ that field existed falls back to its `occurred_at`: allocation's clock, the one 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
+from aiokafka import ConsumerRecord
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.ledger.domain import operations as ops
 from services.ledger.domain.costing import PoUpdate
 from services.ledger.domain.model import Action, Fact, ItemFact, NewLot
 from shared.contracts import events as e
@@ -176,4 +181,122 @@ def _fact(
         counterparty=counterparty,
         new_lot=new_lot,
         reason=reason,
+    )
+
+
+# -- the operations dashboard's reading of answers and dead letters ---------------------------
+
+
+class _Problem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    line_no: int | None = None
+    lic: str | None = None
+    reason_code: str
+    reason: str = ""
+    offending: str | None = None
+
+
+class StatusNotice(BaseModel):
+    """The part of an `inventory.status` message the dashboard reads. Not the contract's
+    `StatusMessage`: lines, lots and serials (a receipt of 100,000 serials is MBs) are passed
+    over by the JSON parser instead of being built, and a status type added later is still
+    recorded rather than dead-lettered."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    type: str
+    message_id: str
+    occurred_at: datetime
+    shipment_id: str
+    reason_code: str | None = None
+    reason: str | None = None
+    offending: str | None = None
+    problems: list[_Problem] = Field(default_factory=list)
+    refused: _Problem | None = None
+
+
+def to_document_status(notice: StatusNotice) -> ops.DocumentStatus | None:
+    """A document's new latest answer; None for a refused cancellation, which leaves the
+    shipment as it was."""
+    if notice.refused is not None:
+        return None
+    return ops.DocumentStatus(
+        kind=ops.document_kind(notice.type),
+        document=notice.shipment_id,
+        status=notice.type,
+        reason_code=notice.reason_code,
+        message_id=notice.message_id,
+        occurred_at=notice.occurred_at,
+    )
+
+
+def status_refusals(notice: StatusNotice) -> list[ops.Refusal]:
+    """A refusing answer's problems (none for an answer that refuses nothing)."""
+    problems = [_problem(p) for p in notice.problems]
+    if notice.refused is not None:
+        problems.append(_problem(notice.refused))
+    if not problems and notice.reason_code is not None:
+        problems.append(
+            ops.Problem(
+                reason_code=notice.reason_code,
+                reason=notice.reason or "",
+                offending=notice.offending,
+            )
+        )
+    return ops.refusals(
+        message_id=notice.message_id,
+        type=notice.type,
+        document=notice.shipment_id,
+        lic=None,
+        occurred_at=notice.occurred_at,
+        problems=problems,
+    )
+
+
+def command_refusals(event: e.CommandRejected) -> list[ops.Refusal]:
+    """An adjustment's or an item's refusal. A command of a receipt or shipment (it carries
+    the shipment id) is answered to upstream on `inventory.status`, recorded from there: not
+    counted twice."""
+    if event.shipment_id is not None:
+        return []
+    problem = ops.Problem(
+        reason_code=event.reason_code.value,
+        reason=event.reason,
+        offending=event.offending,
+        line_no=event.line_no,
+    )
+    return ops.refusals(
+        message_id=event.message_id,
+        type=f"CommandRejected:{event.command_type}",
+        document=event.adjustment_id or event.lic,
+        lic=event.lic,
+        occurred_at=event.occurred_at,
+        problems=[problem],
+    )
+
+
+def read_dead_letter(record: ConsumerRecord) -> ops.DeadLetter:
+    """A raw `inventory.dlq` record (not a message: never decoded)."""
+    stamp = record.timestamp if record.timestamp and record.timestamp > 0 else 0
+    return ops.dead_letter(
+        partition=record.partition,
+        offset=record.offset,
+        timestamp=datetime.fromtimestamp(min(stamp, _LATEST_MS) / 1000, UTC),
+        key=record.key,
+        value=record.value,
+        headers=list(record.headers or ()),
+    )
+
+
+_LATEST_MS = 253_402_300_799_000  # 9999-12-31T23:59:59Z: any int64 is a legal timestamp
+
+
+def _problem(p: _Problem) -> ops.Problem:
+    return ops.Problem(
+        reason_code=p.reason_code,
+        reason=p.reason,
+        offending=p.offending,
+        line_no=p.line_no,
+        lic=p.lic,
     )

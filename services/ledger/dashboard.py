@@ -1,0 +1,172 @@
+"""The operations dashboard: one server-rendered page of `OpsSummary`.
+
+No script, no framework, nothing fetched from elsewhere (the machine may have no internet): a
+meta refresh reloads it every few seconds. Every value is HTML-escaped here, whatever was
+already made safe upstream: identifiers, reasons and dead-letter bytes come from anyone who
+can write to a topic.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+
+from services.ledger.schemas import DeadLetterOut, LedgerHealth, OpsSummary
+
+Cell = str | int | float | Decimal | date | datetime | None
+
+_STYLE = """
+body{font:14px/1.4 system-ui,sans-serif;margin:1em 2em;color:#222}
+h1{font-size:20px}h2{font-size:16px;margin-top:1.6em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ddd;padding:2px 6px;
+text-align:left;vertical-align:top}th{background:#f3f3f3}.num{text-align:right}
+code,pre{font:12px monospace;white-space:pre-wrap;word-break:break-all;max-width:60em;margin:0}
+.muted{color:#777}.warn{color:#a40}
+"""
+
+
+def render(summary: OpsSummary, *, refresh_seconds: int = 5) -> str:
+    """The whole page."""
+    parts = [
+        "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+        f'<meta http-equiv="refresh" content="{int(refresh_seconds)}">',
+        "<title>lotline operations</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>lotline operations</h1>",
+        f'<p class="muted">at {_e(summary.generated_at)}; counts over the last '
+        f"{_e(summary.window_hours)} h; refreshes every {int(refresh_seconds)} s. "
+        '<a href="/ops/summary">JSON</a> · <a href="/docs">API</a></p>',
+        *_ledger(summary.ledger),
+        "<h2>Documents by latest answer</h2>",
+        _table(
+            ("kind", "status", "documents"),
+            [(c.kind, c.status, c.documents) for c in summary.documents_by_status],
+        ),
+        "<h2>Latest answered documents</h2>",
+        _table(
+            ("when", "kind", "document", "status", "reason code"),
+            [
+                (d.occurred_at, d.kind, d.document, d.status, d.reason_code)
+                for d in summary.latest_documents
+            ],
+        ),
+        "<h2>Refusals by reason code</h2>",
+        _table(
+            ("reason code", "refusals"),
+            [(r.reason_code, r.refusals) for r in summary.refusals_by_reason],
+        ),
+        "<h2>Latest refusals</h2>",
+        _table(
+            ("when", "type", "document", "LIC", "line", "reason code", "offending", "reason"),
+            [
+                (
+                    r.occurred_at,
+                    r.type,
+                    r.document,
+                    r.lic,
+                    r.line_no,
+                    r.reason_code,
+                    r.offending,
+                    r.reason,
+                )
+                for r in summary.latest_refusals
+            ],
+        ),
+        f"<h2>Dead letters ({_e(summary.dead_letters_in_window)} in the window)</h2>",
+        _dead_letters(summary.latest_dead_letters),
+        "</body></html>",
+    ]
+    return "\n".join(parts)
+
+
+def _ledger(health: LedgerHealth) -> list[str]:
+    last = health.last_event
+    if last is None:
+        event = '<span class="muted">no event recorded yet</span>'
+    else:
+        event = (
+            f"{_e(last.event_type)} {_e(last.message_id)} (LIC {_e(last.lic)}) occurred "
+            f"{_e(last.occurred_at)}, recorded {_e(last.recorded_at)}: lag "
+            f"{_e(round(last.lag_seconds, 1))} s, {_e(round(last.idle_seconds, 1))} s ago"
+        )
+    return [
+        "<h2>Ledger</h2>",
+        f"<p>Last event: {event}</p>",
+        f"<p>Usage records today: {_e(health.usage_records_today)} "
+        f"(cost {_e(health.usage_cost_today)})</p>",
+        f"<p>Manufacturer lots with stock expiring within {_e(health.expiring_days)} days: "
+        f"{_e(health.expiring_lots)}</p>",
+        _table(
+            ("expires", "LIC", "mfr lot", "inventory lot", "office", "current qty"),
+            [
+                (x.expires_on, x.lic, x.mfr_lot, x.lot_id, x.office, x.current_qty)
+                for x in health.expiring
+            ],
+        ),
+    ]
+
+
+def _dead_letters(letters: Sequence[DeadLetterOut]) -> str:
+    rows = []
+    for d in letters:
+        headers = "\n".join(f"{k}: {v}" for k, v in sorted(d.headers.items()))
+        rows.append(
+            "<tr>"
+            f"<td>{_e(d.dead_at)}<br><span class=muted>{_e(d.dlq_partition)}:"
+            f"{_e(d.dlq_offset)}</span></td>"
+            f"<td class=warn>{_e(d.error)}</td>"
+            f"<td>{_e(d.source_topic)} [{_e(d.source_partition)}] @{_e(d.source_offset)}</td>"
+            f"<td>{_e(d.consumer)}</td><td>{_e(d.answered)}</td>"
+            f"<td>{_e(d.key)}</td><td class=num>{_e(d.payload_bytes)}</td>"
+            f"<td><pre>{_e(d.preview)}</pre></td>"
+            f"<td><details><summary>{len(d.headers)}</summary><pre>{_e(headers)}</pre>"
+            "</details></td></tr>"
+        )
+    head = (
+        "when",
+        "error",
+        "source",
+        "consumer",
+        "answered",
+        "key",
+        "bytes",
+        "preview",
+        "headers",
+    )
+    return _wrap(head, rows)
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+    body = [
+        "<tr>"
+        + "".join(
+            f"<td class=num>{_e(c)}</td>" if _numeric(c) else f"<td>{_e(c)}</td>" for c in row
+        )
+        + "</tr>"
+        for row in rows
+    ]
+    return _wrap(head, body)
+
+
+def _wrap(head: Sequence[str], rows: Sequence[str]) -> str:
+    if not rows:
+        return '<p class="muted">none</p>'
+    header = "".join(f"<th>{_e(h)}</th>" for h in head)
+    return f"<table><tr>{header}</tr>{''.join(rows)}</table>"
+
+
+def _numeric(value: Cell) -> bool:
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def _e(value: Cell) -> str:
+    """A value as escaped HTML text (None: empty); times to the second."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        value = value.isoformat(timespec="seconds")
+    elif isinstance(value, Decimal):
+        value = format(value, "f")
+    return html.escape(str(value), quote=True)
