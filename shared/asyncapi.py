@@ -110,9 +110,11 @@ TOPICS: tuple[Topic, ...] = (
         t.STATUS,
         StatusMessage,
         "receiving and shipping: document status (key = document id), for upstream systems to"
-        " read. Header `type`: the message's type.",
+        " read; the ledger reads it too, for the operations dashboard. Header `type`: the"
+        " message's type.",
         sends=True,
-        receives=False,
+        receives=True,
+        read_by="ledger (the operations dashboard)",
     ),
 )
 
@@ -133,7 +135,8 @@ DLQ_HEADERS: dict[str, str] = {
 }
 
 DLQ_DESCRIPTION = (
-    "Any lotline service: a record that is not a valid message (not JSON, unknown or missing"
+    "Any lotline service (the ledger reads it back for the operations dashboard, never"
+    " writing to it again): a record that is not a valid message (not JSON, unknown or missing"
     " `type`, fails its schema) or that a handler failed on for good. Key and value are the"
     " original record's, as received (the value is the original bytes, not necessarily JSON;"
     " an empty value stays empty). Headers, all UTF-8 strings (a NUL is written as U+FFFD): "

@@ -973,6 +973,7 @@ def _summary(
     lines.append(f"  schemas migrated  {', '.join(schemas) or 'none'}")
     if "ledger" in services:
         lines.append(f"  read API          {api}  (OpenAPI: {api}/docs, health: {api}/healthz)")
+        lines.append(f"  dashboard         {api}/dashboard  (JSON: {api}/ops/summary)")
     else:
         lines.append("  read API          not started (the ledger service is not in this checkout)")
     if metrics:
