@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.infra import infra, lotline_env
+from tests.fixtures.logging_state import restore_logging
 
-__all__ = ["infra", "lotline_env"]
+__all__ = ["infra", "lotline_env", "restore_logging"]
 
 _HERE = Path(__file__).parent
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,43 +16,6 @@ import uvicorn
 from shared import logs
 from shared.config import Settings
 from shared.service import make_broker
-
-_TOUCHED = (
-    "faststream",
-    "faststream.access.kafka",
-    "lotline.faststream",
-    "aiokafka",
-    "uvicorn",
-    "uvicorn.error",
-    "uvicorn.access",
-)
-
-
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    """`logs.configure` changes process-wide state: put it back for the other tests."""
-    root = logging.getLogger()
-    saved_root = (list(root.handlers), root.level)
-    saved = {
-        n: (list(lg.handlers), lg.level, lg.propagate)
-        for n in _TOUCHED
-        for lg in [logging.getLogger(n)]
-    }
-    saved_structlog = structlog.get_config()
-    saved_hook = sys.excepthook
-    try:
-        yield
-    finally:
-        root.handlers[:] = saved_root[0]
-        root.setLevel(saved_root[1])
-        for name, (handlers, level, propagate) in saved.items():
-            lg = logging.getLogger(name)
-            lg.handlers[:] = handlers
-            lg.setLevel(level)
-            lg.propagate = propagate
-        structlog.configure(**saved_structlog)
-        structlog.contextvars.clear_contextvars()
-        sys.excepthook = saved_hook
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
