@@ -2,7 +2,9 @@
 
 For each batch FastStream hands us, in ONE Postgres transaction:
   1. fence: store the partitions' next offsets, only if our assignment epoch is still current;
-  2. inbox: record the batch's message ids and keep only those never processed;
+  2. inbox: record the batch's message ids and keep only those never processed; an upstream
+     message's row keeps a digest of its document, so an id already processed that comes
+     again with ANOTHER document is told from a redelivery: not applied, but dead-lettered;
   3. call the service's handler (state changes + outbox rows);
   4. bytes that are not a message go to the dead-letter topic through the same outbox; a
      document that fails its schema but names its type and ids is also answered with its
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import signal
 import time
@@ -31,9 +35,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Generic, TypeVar, Union, cast
+from typing import Any, Generic, NamedTuple, TypeVar, Union, cast
 
 import asyncpg
+import orjson
 import structlog
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
@@ -49,6 +54,7 @@ from shared.contracts.codec import (
     MAX_MESSAGE_BYTES,
     InvalidMessage,
     decode,
+    decode_document,
     loads,
 )
 from shared.contracts.invalid import Refuser, problems
@@ -75,10 +81,11 @@ MESSAGES = Counter(
     "not read); refused (failed its schema but named its type and ids: answered with its "
     "refusal, and its bytes dead-lettered too); dead_lettered (to the dead-letter topic "
     "unanswered: not a message, failed its schema unidentified or answered before, or failed "
-    "processing)",
+    "processing); reused_id (an upstream message_id processed before, now with a different "
+    "document: not applied, dead-lettered)",
     ["consumer", "outcome"],
 )
-OUTCOMES = ("processed", "duplicate", "passed_over", "refused", "dead_lettered")
+OUTCOMES = ("processed", "duplicate", "passed_over", "refused", "dead_lettered", "reused_id")
 BATCH_SECONDS = Histogram(
     "lotline_batch_seconds",
     "Time to process one batch (consumer: the service's Kafka consumer)",
@@ -188,6 +195,22 @@ class _Dead:
     # its bytes may still hold one (decoding did not get that far).
     document: dict[str, Any] | None = None
     peek: bool = True
+    reused: bool = False  # a valid message under an id processed with another document
+
+
+class _Keyed(NamedTuple):
+    """A record that takes an inbox row: a valid message, or a refused document."""
+
+    name: str  # its route's, keying the inbox
+    message_id: str
+    digest: bytes | None  # of its document (`document_digest`); None: one of lotline's own
+    record: ConsumerRecord
+    unit: tuple[Route[Any], Inbound[Any]] | _Dead
+
+
+# What the inbox says of a keyed record: never processed; processed before (or earlier in the
+# batch) with the same document; processed with a different one.
+_NEW, _DUPLICATE, _REUSED = "new", "duplicate", "reused"
 
 
 class TransactionalConsumer:
@@ -545,7 +568,7 @@ class TransactionalConsumer:
         refusals answering identifiable documents), outbox."""
         outbox = Outbox(service=self.name)
         # In record order, what takes an inbox row: a valid message, or a refused document.
-        keyed: list[tuple[str, str, tuple[Route[Any], Inbound[Any]] | _Dead]] = []
+        keyed: list[_Keyed] = []
         dead: list[_Dead] = []
         passed_over: list[ConsumerRecord] = []
         for record in records:
@@ -560,37 +583,53 @@ class TransactionalConsumer:
                 raw = Inbound(
                     route.read(record), record.topic, record.partition, record.offset, record.key
                 )
-                keyed.append((route.name, _message_id(raw.message), (route, raw)))
+                keyed.append(
+                    _Keyed(route.name, _message_id(raw.message), None, record, (route, raw))
+                )
                 continue
             own = self._own[record.topic]
+            value = record.value or b""
+            digest: bytes | None = None
             try:
-                message = decode(
-                    route.adapter,
-                    record.value or b"",
-                    max_bytes=self._max_bytes[record.topic],
-                    own=own,
-                )
+                if own:
+                    message = decode(
+                        route.adapter, value, max_bytes=self._max_bytes[record.topic], own=True
+                    )
+                else:
+                    message, document = decode_document(
+                        route.adapter, value, max_bytes=self._max_bytes[record.topic]
+                    )
+                    digest = document_digest(document, value)
             except InvalidMessage as exc:
                 entry = self._refused(route, record, exc)
                 dead.append(entry)
                 if entry.message_id is not None:
-                    keyed.append((route.name, entry.message_id, entry))
+                    if exc.document is not None:
+                        digest = document_digest(exc.document, value)
+                    keyed.append(_Keyed(route.name, entry.message_id, digest, record, entry))
                 continue
             if not own and "occurred_at" not in message.model_fields_set:
                 _stamp(message, record.timestamp)
             inbound = Inbound(message, record.topic, record.partition, record.offset, record.key)
-            keyed.append((route.name, _message_id(message), (route, inbound)))
+            keyed.append(_Keyed(route.name, _message_id(message), digest, record, (route, inbound)))
         next_offsets = _next_offsets(records)
         new: list[tuple[Route[Any], Inbound[Any]]] = []
         committed: list[Callable[[], None]] = []
         async with self._pool.acquire() as proxy, proxy.transaction():
             conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
-            fresh = await self._fence_and_dedupe(conn, next_offsets, keyed)
-            for (_, _, unit), is_new in zip(keyed, fresh, strict=True):
+            seen = await self._fence_and_dedupe(conn, next_offsets, keyed)
+            reused: list[_Dead] = []
+            for entry_key, status in zip(keyed, seen, strict=True):
+                unit = entry_key.unit
                 if isinstance(unit, _Dead):
-                    unit.fresh = is_new
-                elif is_new:
+                    unit.fresh = status == _NEW
+                elif status == _NEW:
                     new.append(unit)
+                elif status == _REUSED:
+                    reused.append(_reused_id(entry_key))
+            if reused:  # dead letters in record order
+                order = {id(record): i for i, record in enumerate(records)}
+                dead = sorted([*dead, *reused], key=lambda entry: order[id(entry.record)])
             for entry in dead:
                 self._dead_letter(outbox, entry)
             for route in self._routes.values():  # topics in a fixed order, each in offset order
@@ -614,10 +653,11 @@ class TransactionalConsumer:
         BATCHES.labels(self.name).inc()
         for route in self._routes.values():
             processed = sum(r is route for r, _ in new)
-            received = sum(k[0] == route.name and not isinstance(k[2], _Dead) for k in keyed)
+            received = sum(k.name == route.name and not isinstance(k.unit, _Dead) for k in keyed)
+            not_applied = sum(e.reused and e.record.topic == route.topic for e in dead)
             counted = self._counted[route.topic]
             counted["processed"].inc(processed)
-            counted["duplicate"].inc(received - processed)
+            counted["duplicate"].inc(received - processed - not_applied)
         if passed_over:
             self._count_passed_over(passed_over)
         for entry in dead:
@@ -627,11 +667,24 @@ class TransactionalConsumer:
             outcome = (
                 "passed_over"
                 if route.read is not None
+                else "reused_id"
+                if entry.reused
                 else "refused"
                 if entry.fresh
                 else "dead_lettered"
             )
             self._counted[route.topic][outcome].inc()
+            if entry.reused:
+                log.warning(
+                    "consumer.message_id_reused",
+                    consumer=route.name,
+                    topic=entry.record.topic,
+                    partition=entry.record.partition,
+                    offset=entry.record.offset,
+                    key=_loggable_key(entry.record.key),
+                    message_id=entry.message_id,
+                    reason=entry.reason[:500],
+                )
 
     def _count_passed_over(self, records: Sequence[ConsumerRecord]) -> None:
         by_topic: dict[str, int] = {}
@@ -671,19 +724,21 @@ class TransactionalConsumer:
         self,
         conn: asyncpg.Connection,
         next_offsets: dict[tuple[str, int], int],
-        keyed: Sequence[tuple[str, str, object]],
-    ) -> list[bool]:
+        keyed: Sequence[_Keyed],
+    ) -> list[str]:
         """One round trip: store the partitions' next offsets if our epochs are still current
-        (else Fenced: the transaction is rolled back) and record the batch's message ids
-        (`keyed`: route name, message id, …) in the inbox, per topic; returns, per entry, whether
-        its id was never processed before (the first of a repeat inside the batch is new)."""
+        (else Fenced: the transaction is rolled back) and record the batch's message ids, with
+        their documents' digests, in the inbox, per topic. Returns, per entry, _NEW (its id was
+        never processed: the first of a repeat inside the batch is new), _DUPLICATE or, for an
+        id processed with a different document (digests both known and unequal), _REUSED.
+        Stored digests are read, in a second round trip, only when the batch has a repeat."""
         keys = list(next_offsets)
         try:
             epochs = [self._epochs[k] for k in keys]
         except KeyError:
             raise Fenced() from None
-        names = [name for name, _, _ in keyed]
-        ids = [message_id for _, message_id, _ in keyed]
+        names = [k.name for k in keyed]
+        ids = [k.message_id for k in keyed]
         row = await conn.fetchrow(
             "WITH fence AS ("
             "  UPDATE consumer_offsets AS o SET next_offset = v.next_offset"
@@ -693,8 +748,8 @@ class TransactionalConsumer:
             "    AND o.partition = v.partition AND o.epoch = v.epoch"
             "  RETURNING 1),"
             " fresh AS ("
-            "  INSERT INTO inbox (consumer, message_id)"
-            "  SELECT * FROM unnest($6::text[], $7::text[])"
+            "  INSERT INTO inbox (consumer, message_id, digest)"
+            "  SELECT * FROM unnest($6::text[], $7::text[], $8::bytea[])"
             "  ON CONFLICT DO NOTHING RETURNING consumer, message_id)"
             " SELECT (SELECT count(*) FROM fence) AS owned,"
             "        ARRAY(SELECT consumer FROM fresh) AS consumers,"
@@ -706,15 +761,39 @@ class TransactionalConsumer:
             epochs,
             names,
             ids,
+            [k.digest for k in keyed],
         )
         if row is None or row["owned"] != len(keys):
             raise Fenced()
         fresh = set(zip(row["consumers"], row["ids"], strict=True))
         result = []
-        for name, message_id in zip(names, ids, strict=True):
-            key = (name, message_id)
-            result.append(key in fresh)
-            fresh.discard(key)  # a repeat inside the batch is one too
+        repeats = []  # indexes of repeats whose document can be compared
+        for i, entry in enumerate(keyed):
+            key = (entry.name, entry.message_id)
+            if key in fresh:
+                result.append(_NEW)
+                fresh.discard(key)  # a repeat inside the batch is one too
+            else:
+                result.append(_DUPLICATE)
+                if entry.digest is not None:
+                    repeats.append(i)
+        if repeats:
+            # The rows are visible to this statement, those this batch just wrote included: a
+            # repeat inside the batch is compared with its first occurrence.
+            stored = {
+                (r["consumer"], r["message_id"]): r["digest"]
+                for r in await conn.fetch(
+                    "SELECT consumer, message_id, digest FROM inbox"
+                    " WHERE (consumer, message_id) IN"
+                    "  (SELECT * FROM unnest($1::text[], $2::text[]))",
+                    [keyed[i].name for i in repeats],
+                    [keyed[i].message_id for i in repeats],
+                )
+            }
+            for i in repeats:
+                was = stored.get((keyed[i].name, keyed[i].message_id))
+                if was is not None and bytes(was) != keyed[i].digest:
+                    result[i] = _REUSED
         return result
 
     def _dead_letter(self, outbox: Outbox, entry: _Dead) -> None:
@@ -850,6 +929,57 @@ def _no_nul(text: str) -> str:
 
 def _message_id(message: Any) -> str:
     return str(message.message_id)
+
+
+# Not part of what identifies a document: its time (an upstream re-sending the same document
+# with a fresh `occurred_at` is redelivering it) and its message_id (the inbox key itself, which
+# is compared normalized: " m1 " is "m1").
+_NOT_DIGESTED = frozenset({"occurred_at", "message_id"})
+DIGEST_BYTES = 16
+_INT64 = 2**63
+
+
+def document_digest(document: dict[str, Any], raw: bytes) -> bytes:
+    """A digest of what identifies an upstream document, not of its rendering: its decoded JSON
+    object without `occurred_at` and `message_id`, keys sorted at every level, a number by its
+    value (1, 1.0 and 1.00 alike), so the same document re-sent with other whitespace, another
+    key order or a new `occurred_at` digests the same. `raw`, the record's bytes, is digested
+    instead only if the object cannot be rendered at all (never for a valid message)."""
+    body = {k: v for k, v in document.items() if k not in _NOT_DIGESTED}
+    try:
+        try:
+            text = orjson.dumps(body, default=_canonical_number, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
+            # What orjson refuses but a parsed document may hold: an integer past 64 bits, a
+            # lone surrogate from a \ud800 escape.
+            text = json.dumps(
+                body, default=_canonical_number, sort_keys=True, separators=(",", ":")
+            ).encode()
+    except Exception:  # nested deeper than the renderer goes: the bytes as sent
+        text = b"\x00raw:" + raw
+    return hashlib.blake2b(text, digest_size=DIGEST_BYTES).digest()
+
+
+def _canonical_number(value: Any) -> Any:
+    """A decimal (the parser reads every non-integer number as one) by its value: an integral
+    one as the integer, any other as its normalized text."""
+    if isinstance(value, Decimal) and value.is_finite():
+        if value == value.to_integral_value() and abs(value) < _INT64:
+            return int(value)
+        return str(value.normalize())
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def _reused_id(entry: _Keyed) -> _Dead:
+    """The dead letter of a valid message whose id was processed with another document."""
+    return _Dead(
+        entry.record,
+        f"message_id {entry.message_id} was already processed with a different document:"
+        " this one was not applied",
+        message_id=entry.message_id,
+        reused=True,
+        peek=False,
+    )
 
 
 def _type_header(record: ConsumerRecord) -> str | None:

@@ -36,7 +36,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(ItemMessage),
         handler=service.rekey_items,
         payload_doc=UpsertItem,
-        refuse=translate.refuse_upstream(topics.events),
+        refuse=translate.refuse_items(topics.events),
         description="Upstream item master data, re-keyed by LIC into inventory.commands.",
     )
     runtime.consume(
@@ -45,7 +45,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(AdjustmentMessage),
         handler=service.rekey_adjustments,
         payload_doc=AdjustInventory,
-        refuse=translate.refuse_upstream(topics.events),
+        refuse=translate.refuse_adjustments(topics.events),
         description="Upstream inventory adjustments, re-keyed by LIC into inventory.commands.",
     )
     # A held receipt line waits for receiving to confirm or cancel it (normally a round trip).

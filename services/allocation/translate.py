@@ -433,11 +433,27 @@ def _rejected(
     )
 
 
-def refuse_upstream(events_topic: str) -> invalid.Refuser:
-    """The intake's hook for items and adjustments: the refusal on `events_topic`, key LIC."""
+def refuse_items(events_topic: str) -> invalid.Refuser:
+    """The hook of the intake's `inventory.items` route: an invalid `UpsertItem`'s refusal on
+    `events_topic`, key LIC. Any other type (an `AdjustInventory` sent to the items topic by
+    mistake) is not this topic's document: it gets no answer here, only its dead letter, and its
+    message_id stays out of this route's inbox, so the same document sent then to the right
+    topic gets the one decision its command has (docs/contract.md, "Invalid documents")."""
+    return _refuse_only(invalid_item, events_topic)
 
+
+def refuse_adjustments(events_topic: str) -> invalid.Refuser:
+    """The hook of the intake's `inventory.adjustments` route: as `refuse_items`, for an
+    invalid `AdjustInventory` only (an `UpsertItem` there is dead-lettered unanswered)."""
+    return _refuse_only(invalid_adjustment, events_topic)
+
+
+def _refuse_only(
+    build: Callable[[dict[str, Any], Sequence[ErrorDetails]], e.CommandRejected | None],
+    events_topic: str,
+) -> invalid.Refuser:
     def refuse(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> list[invalid.Refusal] | None:
-        rejected = invalid_adjustment(raw, errors) or invalid_item(raw, errors)
+        rejected = build(raw, errors)  # None for a document of another type
         return None if rejected is None else [(events_topic, rejected.lic, rejected)]
 
     return refuse

@@ -261,3 +261,125 @@ async def test_identifiable_invalid_documents_are_answered_and_dead_lettered(
     assert found[topics.receipts]["answered"] == "ReceiptRejected"
     assert found[topics.adjustments]["answered"] == "CommandRejected"
     assert "quantity" in found[topics.receipts]["error"]
+
+
+async def test_wrong_topic_documents_and_reused_ids_are_dead_lettered_never_answered_twice(
+    running: LotlineEnv,
+) -> None:
+    """Upstream mistakes, through the real broker and service processes:
+    - an `AdjustInventory` sent to `inventory.items` (an `UpsertItem` to `inventory.adjustments`)
+      is dead-lettered unanswered; sent then to its own topic, it gets its one decision;
+    - a `ShipmentReceived` reusing a processed `message_id` for another document is not applied
+      and is dead-lettered with the reason; the id's first document stands."""
+    from tests.fixtures.infra import kafka_publish
+
+    env = running
+    topics = env.settings.topics
+    run = uuid.uuid4().hex[:8]
+    lic, lic2 = f"WT-{run}", f"WT2-{run}"
+    item = _body("UpsertItem", message_id=f"item-{run}", lic=lic, est_unit_cost="1.00")
+    await kafka_publish(env.bootstrap, topics.items, lic, item)
+    await kafka_read_until(
+        env.bootstrap,
+        topics.events,
+        lambda rs: any(v.get("command_id") == f"item:item-{run}" for v in json_values(rs)),
+        timeout=60,
+    )
+    adjustment = _body(
+        "AdjustInventory",
+        message_id=f"adj-{run}",
+        adjustment_id=f"ADJ-{run}",
+        lic=lic,
+        office="AI",
+        kind="beginning_balance",
+        quantity=5,
+        unit_cost="1.00",
+    )
+    item2 = _body("UpsertItem", message_id=f"item2-{run}", lic=lic2, est_unit_cost="2.00")
+    await kafka_publish(env.bootstrap, topics.items, f"ADJ-{run}", adjustment)
+    await kafka_publish(env.bootstrap, topics.adjustments, lic2, item2)
+
+    def misplaced(records: list[Any]) -> dict[str, dict[str, str]]:
+        return {
+            headers["source_topic"]: headers
+            for record in records
+            if record.value in (adjustment, item2)
+            for headers in [{k: v.decode() for k, v in record.headers}]
+        }
+
+    letters = await kafka_read_until(
+        env.bootstrap, topics.dlq, lambda rs: len(misplaced(rs)) == 2, timeout=90
+    )
+    found = misplaced(letters)
+    assert set(found) == {topics.items, topics.adjustments}
+    assert all("answered" not in headers for headers in found.values())
+
+    # Now to the right topics: each command decided once, and never refused.
+    await kafka_publish(env.bootstrap, topics.adjustments, f"ADJ-{run}", adjustment)
+    await kafka_publish(env.bootstrap, topics.items, lic2, item2)
+    commands = {f"adjustment:adj-{run}", f"item:item2-{run}"}
+
+    def answers(records: list[Any]) -> list[tuple[str, str]]:
+        return sorted(
+            (v["command_id"], v["type"])
+            for v in json_values(records)
+            if v.get("command_id") in commands
+        )
+
+    events = await kafka_read_until(
+        env.bootstrap,
+        topics.events,
+        lambda rs: {t for _, t in answers(rs)} >= {"InventoryAdjusted", "ItemUpserted"},
+        timeout=90,
+    )
+    assert answers(events) == [
+        (f"adjustment:adj-{run}", "InventoryAdjusted"),
+        (f"item:item2-{run}", "ItemUpserted"),
+    ]
+
+    # A receipt's message_id reused for another receipt: dead-lettered, not applied.
+    def receipt(shipment_id: str, quantity: int) -> bytes:
+        return _body(
+            "ShipmentReceived",
+            message_id=f"rcv-{run}",
+            shipment_id=shipment_id,
+            office="AI",
+            source="purchase",
+            received_on="2026-11-01",
+            lines=[{"line_no": 1, "lic": lic, "quantity": quantity}],
+        )
+
+    first, reused = receipt(f"PO1-{run}", 2), receipt(f"PO2-{run}", 7)
+    await kafka_publish(env.bootstrap, topics.receipts, f"PO1-{run}", first)
+    await kafka_read_until(
+        env.bootstrap,
+        topics.status,
+        lambda rs: any(v.get("shipment_id") == f"PO1-{run}" for v in json_values(rs)),
+        timeout=90,
+    )
+    await kafka_publish(env.bootstrap, topics.receipts, f"PO2-{run}", reused)
+
+    def reused_letters(records: list[Any]) -> list[dict[str, str]]:
+        return [
+            {k: v.decode() for k, v in record.headers}
+            for record in records
+            if record.value == reused
+        ]
+
+    letters = await kafka_read_until(
+        env.bootstrap, topics.dlq, lambda rs: bool(reused_letters(rs)), timeout=90
+    )
+    (headers,) = reused_letters(letters)
+    assert headers["source_topic"] == topics.receipts
+    assert headers["consumer"] == "receiving"
+    assert headers["error"] == (
+        f"message_id rcv-{run} was already processed with a different document:"
+        " this one was not applied"
+    )
+    statuses = await kafka_read_until(
+        env.bootstrap,
+        topics.status,
+        lambda rs: any(v.get("shipment_id") == f"PO1-{run}" for v in json_values(rs)),
+        timeout=30,
+    )
+    assert not [v for v in json_values(statuses) if v.get("shipment_id") == f"PO2-{run}"]

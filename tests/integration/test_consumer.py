@@ -16,7 +16,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import TypeAdapter
 
 from shared import db
-from shared.consumer import Fenced, Inbound, Route, TransactionalConsumer, UnitOfWork
+from shared.consumer import OUTCOMES, Fenced, Inbound, Route, TransactionalConsumer, UnitOfWork
 from shared.contracts.upstream import ItemMessage, UpsertItem
 from shared.outbox import OutboxRelay
 from tests.fixtures.infra import LotlineEnv
@@ -372,7 +372,7 @@ async def test_one_consumer_keeps_each_topics_inbox_and_offsets_apart(pool: asyn
         [
             _record(0, _item("same-id", "A")),
             _record(0, _item("same-id", "B"), topic="adjustments"),
-            _record(1, _item("same-id", "C"), topic="adjustments"),  # a true repeat
+            _record(1, _item("same-id", "B"), topic="adjustments"),  # a true repeat
         ]
     )
     assert (items.calls, adjustments.calls) == (1, 1)
@@ -475,9 +475,9 @@ def _bad_item(message_id: str, lic: str = "A") -> bytes:
 
 
 def _refusing(pool: asyncpg.Pool, **options: Any) -> TransactionalConsumer:
-    from services.allocation.translate import refuse_upstream
+    from services.allocation.translate import refuse_items
 
-    return _consumer(pool, Recorder(), refuse=refuse_upstream("t.inventory.events"), **options)
+    return _consumer(pool, Recorder(), refuse=refuse_items("t.inventory.events"), **options)
 
 
 async def _outbox(pool: asyncpg.Pool) -> list[tuple[str, dict[str, Any], dict[str, str]]]:
@@ -890,7 +890,7 @@ def _outcomes(*consumers: str) -> dict[tuple[str, str], float]:
     return {
         (consumer, outcome): _sample("lotline_messages_total", consumer=consumer, outcome=outcome)
         for consumer in consumers
-        for outcome in ("processed", "duplicate", "passed_over", "refused", "dead_lettered")
+        for outcome in OUTCOMES
     }
 
 
@@ -1046,3 +1046,246 @@ async def test_a_dead_letters_log_line_names_the_records_key_and_message_id(
     assert "\n" not in key and "\x1b" not in key and key.startswith("b'\\x1b[2J\\nforged")
     assert key.endswith(f"({len(hostile.key)} bytes)") and len(key) < 400
     assert {line["consumer"] for line in lines.values()} == {"test"}
+
+
+# --- a message_id reused upstream for another document: dead-lettered, never dropped silently --
+
+REUSED = "was already processed with a different document: this one was not applied"
+
+
+def _doc(message_id: str, lic: str, **fields: Any) -> bytes:
+    return json.dumps(
+        {"type": "UpsertItem", "message_id": message_id, "lic": lic, **fields}
+    ).encode()
+
+
+async def _dead_letters(pool: asyncpg.Pool) -> list[tuple[bytes, dict[str, str]]]:
+    rows = await pool.fetch(
+        "SELECT payload, headers FROM outbox WHERE topic = 't.inventory.dlq' ORDER BY id"
+    )
+    return [(bytes(r["payload"]), r["headers"]) for r in rows]
+
+
+async def test_a_message_id_reused_for_another_document_is_dead_lettered_not_applied(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The id's first document stands (its effect is not undone, the second is not applied),
+    but the second is not dropped silently: it is dead-lettered with the reason, logged, and
+    counted as `reused_id`. The same document re-sent with a new occurred_at, another key order
+    and other spacing is a redelivery: silent, as always."""
+    import shared.consumer
+
+    logged = _logged(monkeypatch, shared.consumer)
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    first = _doc("m1", "A", est_unit_cost=2, occurred_at="2026-01-01T00:00:00Z")
+    await consumer._process_resiliently([_record(0, first)])
+    assert await pool.fetchval("SELECT digest IS NOT NULL FROM inbox WHERE message_id = 'm1'")
+
+    before = _outcomes("test")
+    other = _doc("m1", "A", est_unit_cost=7)
+    again = json.dumps(  # the first document, rendered differently, re-sent later
+        {"occurred_at": "2026-02-02T00:00:00Z", "est_unit_cost": 2.0, "lic": "A"}
+        | {"message_id": " m1 ", "type": "UpsertItem"},
+        indent=2,
+    ).encode()
+    await consumer._process_resiliently([_record(1, other), _record(2, again)])
+
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]  # applied once: the first
+    assert await pool.fetchval("SELECT count(*) FROM outbox WHERE topic = 'events'") == 1
+    ((payload, headers),) = await _dead_letters(pool)
+    assert payload == other  # as received
+    assert headers["error"] == f"message_id m1 {REUSED}"
+    assert (headers["source_topic"], headers["source_offset"], headers["consumer"]) == (
+        TOPIC,
+        "1",
+        "test",
+    )
+    assert "answered" not in headers
+    assert _grown(before, _outcomes("test")) == {("test", "reused_id"): 1, ("test", "duplicate"): 1}
+    (warning,) = logged.events("consumer.message_id_reused")
+    assert (warning["message_id"], warning["offset"], warning["consumer"]) == ("m1", 1, "test")
+    assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(3,)]
+
+
+async def test_a_message_id_reused_inside_one_batch_is_dead_lettered_too(
+    pool: asyncpg.Pool,
+) -> None:
+    """The id twice in one batch: the first document is applied, a different second one is
+    dead-lettered, a true repeat of the first is a silent duplicate."""
+    before = _outcomes("test")
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently(
+        [
+            _record(0, _item("m1", "A")),
+            _record(1, _item("m1", "B")),
+            _record(2, _item("m1", "A")),
+            _record(3, _item("m2", "C")),
+        ]
+    )
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [("A",), ("C",)]
+    dead = await _dead_letters(pool)
+    assert [(p, h["source_offset"], h["error"]) for p, h in dead] == [
+        (_item("m1", "B"), "1", f"message_id m1 {REUSED}")
+    ]
+    assert _grown(before, _outcomes("test")) == {
+        ("test", "processed"): 2,
+        ("test", "reused_id"): 1,
+        ("test", "duplicate"): 1,
+    }
+
+
+async def test_an_inbox_row_from_before_digests_takes_any_document_as_a_duplicate(
+    pool: asyncpg.Pool,
+) -> None:
+    """A row written before the digest column (NULL) cannot tell documents apart: as before."""
+    consumer = _consumer(pool, Recorder())
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(0, _item("m1", "A"))])
+    await pool.execute("UPDATE inbox SET digest = NULL")
+    await consumer._process_resiliently([_record(1, _item("m1", "B"))])
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    assert await _dead_letters(pool) == []
+
+
+async def test_a_refused_documents_id_reused_by_a_corrected_one_is_dead_lettered(
+    pool: asyncpg.Pool,
+) -> None:
+    """An id answered with a refusal keeps its document's digest: a corrected document under the
+    same id is not applied (the refusal stands) and is dead-lettered, not dropped silently."""
+    consumer = _refusing(pool)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    await consumer._process_resiliently([_record(0, _bad_item("m1"))])
+    await consumer._process_resiliently([_record(1, _item("m1", "A"))])
+    assert await _rows(pool, "SELECT lic FROM seen") == []
+    dead = await _dead_letters(pool)
+    assert [(h["source_offset"], h.get("answered")) for _, h in dead] == [
+        ("0", "CommandRejected"),
+        ("1", None),
+    ]
+    assert dead[1][1]["error"] == f"message_id m1 {REUSED}"
+
+
+async def test_ids_on_lotlines_own_topics_keep_no_digest(pool: asyncpg.Pool) -> None:
+    """lotline derives the ids of its own commands, events and status itself: no digest is
+    stored or compared for them (an id again is a duplicate, as always)."""
+    own = Recorder()
+    commands = "t.inventory.commands"
+    route = Route(name="test-own", topic=commands, adapter=TypeAdapter(ItemMessage), handler=own)
+    consumer = _consumer(pool, Recorder(), route)
+    await consumer.claim([TopicPartition(commands, 0)])
+    await consumer._process_resiliently(
+        [_record(0, _item("c1", "A"), topic=commands), _record(1, _item("c1", "B"), topic=commands)]
+    )
+    assert await _rows(pool, "SELECT consumer, digest FROM inbox") == [("test-own", None)]
+    assert await _rows(pool, "SELECT lic FROM seen") == [("A",)]
+    assert await _dead_letters(pool) == []
+
+
+# --- a document on the wrong intake topic: dead-lettered only, never answered there ------------
+
+
+def _adjustment(message_id: str, lic: str, quantity: Any = 5) -> bytes:
+    return json.dumps(
+        {
+            "type": "AdjustInventory",
+            "message_id": message_id,
+            "adjustment_id": f"ADJ-{message_id}",
+            "lic": lic,
+            "office": "AI",
+            "kind": "beginning_balance",
+            "quantity": quantity,
+            "unit_cost": "1.00",
+        }
+    ).encode()
+
+
+async def test_a_document_on_the_wrong_intake_topic_is_dead_lettered_unanswered(
+    pool: asyncpg.Pool,
+) -> None:
+    """An AdjustInventory on the items topic (and an UpsertItem on the adjustments topic), valid
+    or not, is not that topic's document: dead letter only, no CommandRejected, its id kept out
+    of the route's inbox, so the same document on the right topic gets its one decision."""
+    from services.allocation.translate import refuse_adjustments, refuse_items
+    from shared.contracts.upstream import AdjustmentMessage
+
+    adjusted = Recorder()
+    adjustments = Route(
+        name="test-adjustments",
+        topic="adjustments",
+        adapter=TypeAdapter(AdjustmentMessage),
+        handler=adjusted,
+        refuse=refuse_adjustments("t.inventory.events"),
+    )
+    consumer = _consumer(pool, Recorder(), adjustments, refuse=refuse_items("t.inventory.events"))
+    await consumer.claim([TopicPartition(TOPIC, 0), TopicPartition("adjustments", 0)])
+    await consumer._process_resiliently(
+        [
+            _record(0, _adjustment("a1", "A")),  # valid, wrong topic
+            _record(1, _adjustment("a2", "A", quantity=0)),  # invalid too, wrong topic
+            _record(0, _item("i1", "B"), topic="adjustments"),  # valid, wrong topic
+            _record(1, _bad_item("i2", "B"), topic="adjustments"),  # invalid too, wrong topic
+        ]
+    )
+    rows = await _outbox(pool)
+    assert [t for t, _, _ in rows] == ["t.inventory.dlq"] * 4  # no answer at all
+    assert all("answered" not in h for _, _, h in rows)
+    assert [(h["source_topic"], h["source_offset"]) for _, _, h in rows] == [
+        (TOPIC, "0"),
+        (TOPIC, "1"),
+        ("adjustments", "0"),
+        ("adjustments", "1"),
+    ]
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 0
+
+    # The same documents on the right topics: each decided once, there.
+    await consumer._process_resiliently(
+        [
+            _record(2, _item("i1", "B")),
+            _record(3, _bad_item("i2", "B")),
+            _record(2, _adjustment("a1", "A"), topic="adjustments"),
+            _record(3, _adjustment("a2", "A", quantity=0), topic="adjustments"),
+        ]
+    )
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [("A",), ("B",)]
+    answers = [p for t, p, _ in await _outbox(pool) if t == "t.inventory.events"]
+    assert sorted((p["type"], p["command_id"]) for p in answers) == [
+        ("CommandRejected", "adjustment:a2"),
+        ("CommandRejected", "item:i2"),
+    ]
+
+
+# --- the document digest: what identifies a document, not its rendering -----------------------
+
+
+def _digest(text: bytes) -> bytes:
+    from shared.consumer import document_digest
+    from shared.contracts.codec import loads
+
+    return document_digest(loads(text), text)
+
+
+def test_the_digest_ignores_rendering_occurred_at_and_the_ids_spacing() -> None:
+    base = _digest(b'{"type":"UpsertItem","message_id":"m1","lic":"A","cost":2,"x":{"b":1,"a":2}}')
+    for same in (
+        b'{ "x": {"a": 2, "b": 1.0}, "cost": 2.00, "lic": "A", "message_id": " m1 ",'
+        b' "type": "UpsertItem", "occurred_at": "2026-01-01T00:00:00Z" }',
+        b'{"type":"UpsertItem","message_id":"m1","lic":"A","cost":2e0,"x":{"b":1,"a":2}}',
+    ):
+        assert _digest(same) == base
+    for other in (
+        b'{"type":"UpsertItem","message_id":"m1","lic":"B","cost":2,"x":{"b":1,"a":2}}',
+        b'{"type":"UpsertItem","message_id":"m1","lic":"A","cost":2.5,"x":{"b":1,"a":2}}',
+        b'{"type":"UpsertItem","message_id":"m1","lic":"A","cost":"2","x":{"b":1,"a":2}}',
+        b'{"type":"UpsertItem","message_id":"m1","lic":"A","cost":2,"x":{"b":1,"a":3}}',
+        b'{"type":"UpsertItem","message_id":"m1","lic":"A","cost":2,"x":[1,2]}',
+    ):
+        assert _digest(other) != base
+
+
+def test_the_digest_of_what_orjson_cannot_render_never_raises() -> None:
+    big = b'{"n": ' + b"9" * 40 + b"}"
+    assert _digest(big) != _digest(b'{"n": ' + b"9" * 39 + b"}")
+    assert len(_digest(b'{"s": "\\ud800"}')) == 16  # a lone surrogate
+    assert _digest(b'{"d": 1e400}') != _digest(b'{"d": 1e401}')
