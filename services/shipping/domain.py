@@ -18,7 +18,9 @@
   serials); the refusal lists each line and what it lacks.
 - R14: a vendor return names the lots (lot-tracked) or serials (serialized) going back, checked
   here (and again by allocation).
-- Picks typed or scanned go through the same parsers as receipts (R5).
+- Picks typed or scanned go through the same parsers as receipts (R5). A scan binds its serial
+  to its lot: a scanned lot must be one the line types (else `INVALID_BARCODE`), and scanned
+  lots go beside the serials, for allocation to check the serials are in them (R9, R15).
 - A line whose picks shipping refuses itself (R5, R14) is still sent: its AllocateLine carries
   the problem instead of picks, and allocation answers `CommandRejected` with exactly that
   problem, deciding nothing. The line waits for that answer like any other, and, still a sales
@@ -27,6 +29,15 @@
   what is under way: it is answered when that settles, with the same status as the one that
   started it (`ShipmentShipped` or `ShipmentShipRefused`; `ShipmentCancelled`), under its own
   id, as a ship request after shipping and a cancel after cancelling are answered again.
+- A ship request while the shipment is being allocated (any command unanswered, a resend's
+  release of a line it dropped included) is refused `SHIPMENT_INCOMPLETE`, each such line
+  "still being allocated", in whatever order the answers are read: the allocation under way
+  is answered first, and only a settled shipment ships (R8).
+- A request while the shipment is being cancelled waits for the cancel (`Shipment.queued`,
+  its picks read as it arrived): once the cancel settles it is answered `ShipmentCancelled`
+  and the request is applied, as if read just after. Meanwhile picks replace the waiting
+  request's picks, a ship request is refused as still being allocated, a newer request takes
+  its place, and a cancel drops it (the cancel under way answers that cancel).
 - Shipped is final: a shipped shipment cannot be cancelled, re-requested or re-picked; such
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
@@ -80,6 +91,8 @@ from services.shipping.model import (
     Picks,
     PicksUpdate,
     Problem,
+    Ready,
+    ReadyLine,
     Rejected,
     Release,
     Released,
@@ -137,14 +150,37 @@ def answer(shipment: Shipment, *replies: Answer) -> Decision:
             draft.lines[line.line_no] = draft.idle(_answered(line, sent, reply))
         if not draft.pending:
             draft.settle(derived_id(reply.command_id, "status"))
-    return draft.decision() if applied else Decision(shipment=shipment)
+    if not applied:
+        return Decision(shipment=shipment)
+    decision = draft.decision()
+    after = decision.shipment
+    if after is None or after.phase != "cancelled" or after.queued is None:
+        return decision
+    # The request that waited for the cancel, read now that the cancel is answered.
+    then = _reopen(replace(after, queued=None), after.queued)
+    return replace(
+        then,
+        commands=decision.commands + then.commands,
+        statuses=decision.statuses + then.statuses,
+    )
 
 
 def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...]:
-    """R8: what stops the shipment from being marked shipped, line by line (empty: nothing)."""
+    """R8: what stops the shipment from being marked shipped, line by line (empty: nothing).
+    While it is being allocated, every line with a command unanswered (a line a resend dropped
+    too, until its release is answered) is still being allocated, whatever its last answer."""
+    busy: dict[int, str] = {}
+    for sent in shipment.pending:
+        busy.setdefault(sent.line_no, sent.lic)
+    lines = {line.line_no: line for line in shipment.lines}
     problems: list[Problem] = []
-    for line in sorted(shipment.lines, key=lambda x: x.line_no):
-        problems.extend(_line_gaps(shipment.shipment_id, line, items.get(line.lic)))
+    for line_no in sorted(busy.keys() | lines.keys()):
+        line = lines.get(line_no)
+        if line is None or line_no in busy:
+            lic = line.lic if line is not None else busy[line_no]
+            problems.append(_still_allocating(shipment.shipment_id, line_no, lic))
+        else:
+            problems.extend(_line_gaps(shipment.shipment_id, line, items.get(line.lic)))
     return tuple(problems)
 
 
@@ -154,7 +190,13 @@ def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...
 def _request(
     shipment: Shipment | None, msg: Request, items: Mapping[str, Item], limits: Limits
 ) -> Decision:
-    """A new shipment, or a saved one replaced while still open: every line is (re)allocated."""
+    """A new shipment, or a saved one replaced while still open or cancelled: every line is
+    (re)allocated. One that comes while the shipment is being cancelled waits for the cancel
+    to settle (its picks read now), so it is decided as if read just after it: the cancel is
+    answered `ShipmentCancelled`, then the request is applied. The newest such request waits."""
+    ready = _ready(msg, items, limits)
+    if shipment is not None and shipment.phase == "cancelling":
+        return Decision(shipment=replace(shipment, queued=ready), changed=True)
     status_id = derived_id(msg.message_id, "status")
     if shipment is not None and not _reopenable(shipment):
         problem = _closed(shipment, "it cannot be requested again")
@@ -165,26 +207,72 @@ def _request(
             allocated_lines=_views(shipment.lines, ("allocated", "shipped")),
         )
         return Decision(shipment=shipment, statuses=(refusal,))
-    header = Shipment(
+    return _reopen(shipment, ready)
+
+
+def _ready(msg: Request, items: Mapping[str, Item], limits: Limits) -> Ready:
+    """The request with each line's picks read (R5, R14) against its own terms."""
+    header = _header(msg)
+    lines = tuple(
+        _read_picks(header, line.line_no, line.lic, line.quantity, line.entry, items, limits)
+        for line in msg.lines
+    )
+    return Ready(
+        message_id=msg.message_id,
         shipment_id=msg.shipment_id,
         office=msg.office,
         kind=msg.kind,
         ship_on=msg.ship_on,
         counterparty=msg.counterparty,
         reference=msg.reference,
-        lines=shipment.lines if shipment else (),
-        pending=shipment.pending if shipment else (),
+        lines=lines,
     )
+
+
+def _read_picks(
+    header: Shipment,
+    line_no: int,
+    lic: str,
+    quantity: Decimal,
+    entry: Entry,
+    items: Mapping[str, Item],
+    limits: Limits,
+) -> ReadyLine:
+    line = Line(line_no=line_no, lic=lic, quantity=quantity)
+    parsed = parse_picks(header, line, entry, items.get(lic), limits)
+    if isinstance(parsed, Problem):
+        return ReadyLine(line_no=line_no, lic=lic, quantity=quantity, refusal=parsed)
+    return ReadyLine(line_no=line_no, lic=lic, quantity=quantity, picks=parsed)
+
+
+def _header(terms: Request | Ready) -> Shipment:
+    return Shipment(
+        shipment_id=terms.shipment_id,
+        office=terms.office,
+        kind=terms.kind,
+        ship_on=terms.ship_on,
+        counterparty=terms.counterparty,
+        reference=terms.reference,
+    )
+
+
+def _reopen(shipment: Shipment | None, ready: Ready) -> Decision:
+    """Apply a request to a new, open or cancelled shipment: every line is (re)allocated."""
+    header = _header(ready)
+    if shipment is not None:
+        header = replace(
+            header, lines=shipment.lines, pending=shipment.pending, waiting=shipment.waiting
+        )
     draft = _Draft(header)
-    wanted = {line.line_no: line for line in msg.lines}
+    wanted = {line.line_no: line for line in ready.lines}
     # An allocation is made for the shipment's terms, and ships on them: under new terms none
     # may stand if its replacement is refused, so each is released before allocating again.
     moved = shipment is not None and _terms(shipment) != _terms(header)
     for saved in list(draft.lines.values()):
         new = wanted.get(saved.line_no)
         if new is None or new.lic != saved.lic or moved:
-            draft.release_held(saved, msg.message_id, keep_line=new is not None)
-    for line in msg.lines:
+            draft.release_held(saved, ready.message_id, keep_line=new is not None)
+    for line in ready.lines:
         old = draft.lines.get(line.line_no)
         if old is not None and old.lic == line.lic and not moved:  # it stands until replaced
             complete = old.complete and _covers(old.movements, line.quantity)
@@ -192,17 +280,20 @@ def _request(
         else:  # an old LIC's release, if any, is on its way
             held = old.held_lics if old is not None else ()
             base = Line(line_no=line.line_no, lic=line.lic, quantity=line.quantity, held_lics=held)
-        draft.allocate(base, line.entry, msg.message_id, items.get(line.lic), limits)
+        draft.allocate(base, line, ready.message_id)
     draft.phase = "allocating"
-    draft.settle(status_id)
+    draft.settle(derived_id(ready.message_id, "status"))
     return draft.decision()
 
 
 def _update_picks(
     shipment: Shipment | None, msg: PicksUpdate, items: Mapping[str, Item], limits: Limits
 ) -> Decision:
-    """Re-allocate one line with the picks now named (replacing the line's picks)."""
+    """Re-allocate one line with the picks now named (replacing the line's picks). While a
+    request waits for the cancel under way, the picks replace that request's line."""
     status_id = derived_id(msg.message_id, "status")
+    if shipment is not None and shipment.queued is not None:
+        return _update_queued(shipment, shipment.queued, msg, items, limits)
     line = shipment.line(msg.line_no) if shipment is not None else None
     problem: Problem | None = None
     if shipment is None:
@@ -210,13 +301,7 @@ def _update_picks(
     elif shipment.phase not in OPEN_PHASES:
         problem = _closed(shipment, "its picks can no longer change")
     elif line is None:
-        problem = Problem(
-            line_no=msg.line_no,
-            lic=None,
-            reason_code=ReasonCode.UNKNOWN_SHIPMENT,
-            reason=f"shipment {msg.shipment_id} has no line {msg.line_no}",
-            offending=f"{msg.shipment_id}/{msg.line_no}",
-        )
+        problem = _no_line(msg)
     elif line.status == "shipped":
         problem = _closed(shipment, f"line {line.line_no} was shipped", line)
     if problem is not None or shipment is None or line is None:
@@ -229,17 +314,56 @@ def _update_picks(
         )
         return Decision(shipment=shipment, statuses=(refusal,))
     draft = _Draft(shipment)
-    draft.allocate(line, msg.entry, msg.message_id, items.get(line.lic), limits)
+    ready = _read_picks(shipment, line.line_no, line.lic, line.quantity, msg.entry, items, limits)
+    draft.allocate(line, ready, msg.message_id)
     draft.phase = "allocating"
     draft.settle(status_id)
     return draft.decision()
 
 
+def _update_queued(
+    shipment: Shipment,
+    queued: Ready,
+    msg: PicksUpdate,
+    items: Mapping[str, Item],
+    limits: Limits,
+) -> Decision:
+    """New picks for a line of the request waiting for the cancel: they replace its picks."""
+    old = next((line for line in queued.lines if line.line_no == msg.line_no), None)
+    if old is None:
+        refusal = AllocationFailedStatus(
+            message_id=derived_id(msg.message_id, "status"),
+            shipment_id=msg.shipment_id,
+            problems=(_no_line(msg),),
+        )
+        return Decision(shipment=shipment, statuses=(refusal,))
+    new = _read_picks(_header(queued), old.line_no, old.lic, old.quantity, msg.entry, items, limits)
+    lines = tuple(new if line is old else line for line in queued.lines)
+    return Decision(shipment=replace(shipment, queued=replace(queued, lines=lines)), changed=True)
+
+
+def _no_line(msg: PicksUpdate) -> Problem:
+    return Problem(
+        line_no=msg.line_no,
+        lic=None,
+        reason_code=ReasonCode.UNKNOWN_SHIPMENT,
+        reason=f"shipment {msg.shipment_id} has no line {msg.line_no}",
+        offending=f"{msg.shipment_id}/{msg.line_no}",
+    )
+
+
 def _request_ship(
     shipment: Shipment | None, msg: ShipRequest, items: Mapping[str, Item]
 ) -> Decision:
-    """R8: ship every line, or refuse listing exactly what is missing."""
+    """R8: ship every line, or refuse listing exactly what is missing. While the shipment is
+    being allocated (a request waiting for the cancel under way counts as being allocated)
+    nothing ships: what the allocation under way settles on is answered first."""
     status_id = derived_id(msg.message_id, "status")
+    if shipment is not None and shipment.queued is not None:
+        gaps = tuple(
+            _still_allocating(shipment.shipment_id, n.line_no, n.lic) for n in shipment.queued.lines
+        )
+        return Decision(shipment=shipment, statuses=(_incomplete(status_id, shipment, gaps),))
     if shipment is None or shipment.phase in ("cancelling", "cancelled"):
         problem = _unknown(msg.shipment_id) if shipment is None else _closed(shipment, "")
         refusal = ShipRefusedStatus(
@@ -292,7 +416,8 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
         again = CancelledStatus(message_id=status_id, shipment_id=shipment.shipment_id)
         return Decision(shipment=shipment, statuses=(again,))
     if shipment.phase == "cancelling":
-        return _wait(shipment, status_id)
+        # A request waiting for the cancel under way is cancelled before it was applied.
+        return _wait(replace(shipment, queued=None), status_id)
     draft = _Draft(shipment)
     for line in list(draft.lines.values()):
         draft.release_held(line, msg.message_id, keep_line=True)
@@ -425,15 +550,11 @@ class _Draft:
             return replace(line, status="pending")
         return _standing(line)
 
-    def allocate(
-        self, line: Line, entry: Entry, message_id: str, item: Item | None, limits: Limits
-    ) -> None:
+    def allocate(self, line: Line, ready: ReadyLine, message_id: str) -> None:
         """Send the line's AllocateLine: its picks, or the problem shipping found with them,
         which allocation answers as it is (whatever it holds for the line stands) while the
         line, a sales order naming the item, locks the item's tracking flags (R2)."""
-        parsed = parse_picks(self.base, line, entry, item, limits)
-        refusal = parsed if isinstance(parsed, Problem) else None
-        picks = parsed if isinstance(parsed, Picks) else Picks()
+        refusal = ready.refusal
         command = Allocate(
             command_id=derived_id(namespaced("shipment", message_id), f"allocate/{line.line_no}"),
             shipment_id=self.base.shipment_id,
@@ -444,7 +565,7 @@ class _Draft:
             counterparty=self.base.counterparty,
             ship_on=self.base.ship_on,
             quantity=line.quantity,
-            picks=picks,
+            picks=ready.picks,
             refusal=refusal,
         )
         self.send(command, "allocate" if refusal is None else "refuse")
@@ -590,7 +711,7 @@ def _line_gaps(shipment_id: str, line: Line, item: Item | None) -> list[Problem]
     if line.status == "shipped":
         return []
     if line.status == "pending":
-        return [gap(ReasonCode.SHIPMENT_INCOMPLETE, "is still being allocated")]
+        return [_still_allocating(shipment_id, line.line_no, line.lic)]
     if line.status == "failed":
         return [_failure(shipment_id, line)]
     if line.status == "released":
@@ -612,6 +733,16 @@ def _line_gaps(shipment_id: str, line: Line, item: Item | None) -> list[Problem]
             )
         )
     return gaps
+
+
+def _still_allocating(shipment_id: str, line_no: int, lic: str) -> Problem:
+    return Problem(
+        line_no=line_no,
+        lic=lic,
+        reason_code=ReasonCode.SHIPMENT_INCOMPLETE,
+        reason=f"line {line_no} ({lic}) is still being allocated",
+        offending=f"{shipment_id}/{line_no}",
+    )
 
 
 def _refused_or_failed(line: Line) -> bool:

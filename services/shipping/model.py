@@ -107,6 +107,33 @@ class Pending:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReadyLine:
+    """A requested line with its picks read (R5, R14): what its AllocateLine carries, the
+    picks, or the problem shipping found with them."""
+
+    line_no: int
+    lic: str
+    quantity: Decimal
+    picks: Picks = Picks()
+    refusal: Problem | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ready:
+    """A `ShipmentRequested` with its lines' picks read as it arrived: applied at once, or,
+    when it came while the shipment was being cancelled, once the cancel settles."""
+
+    message_id: str
+    shipment_id: str
+    office: str
+    kind: Kind
+    ship_on: date
+    counterparty: str | None = None
+    reference: str | None = None
+    lines: tuple[ReadyLine, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Shipment:
     shipment_id: str
     office: str
@@ -120,6 +147,8 @@ class Shipment:
     # Status ids owed to documents that came while the phase they ask for was under way (a
     # ship request while shipping, a cancel while cancelling): answered when it settles.
     waiting: tuple[str, ...] = ()
+    # A request that came while the shipment was being cancelled: applied once it is cancelled.
+    queued: Ready | None = None
 
     def line(self, line_no: int) -> Line | None:
         return next((line for line in self.lines if line.line_no == line_no), None)

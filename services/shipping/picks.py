@@ -47,7 +47,10 @@ def parse_picks(
     if duplicates:
         reason = f"serial {duplicates[0]!r} is picked more than once on the line"
         return problem(ReasonCode.DUPLICATE_SERIAL, reason, duplicates[0])
-    picks = Picks(lots=entry.lots or _scanned_lots(scans, item, serials), serials=tuple(serials))
+    lots = _lots(entry.lots, scans, item, len(serials))
+    if isinstance(lots, BarcodeError):
+        return problem(ReasonCode.INVALID_BARCODE, lots.reason, lots.offending)
+    picks = Picks(lots=lots, serials=tuple(serials))
     return _named_for_vendor(shipment, line, picks, item) or picks
 
 
@@ -70,12 +73,42 @@ def _checked_scan(raw: str, item: Item | None) -> Scan:
     return scan
 
 
-def _scanned_lots(
-    scans: Iterable[Scan], item: Item | None, serials: Sequence[str]
-) -> tuple[LotPick, ...]:
-    """Each scan of a lot is one unit of it; serials, when scanned, already name the units."""
-    if serials or (item is not None and not item.track_mfr_lot):
+def _lots(
+    typed: tuple[LotPick, ...], scans: Sequence[Scan], item: Item | None, serials: int
+) -> tuple[LotPick, ...] | BarcodeError:
+    """The line's manufacturer lots (R5, R9, R15). A scan's lot is read off the unit itself, so
+    it must be one the line types, if it types any (the first scan that is not is the problem).
+    Without typed lots, each scan of a lot is one unit of it. Lots sent beside serials have
+    allocation check that the serials are in them, exactly as many of each lot as named: a
+    serial scanned with the wrong lot is refused, never shipped from another. Scanned lots that
+    name fewer units than the line has serials (some typed, or scanned without a lot) cannot be
+    checked that way, and are not sent."""
+    if item is not None and not item.track_mfr_lot:
+        return typed  # the item tracks no lots: any typed are refused by allocation
+    if typed:
+        stray = _unlisted(typed, scans)
+        return typed if stray is None else stray
+    scanned = _scanned_lots(scans)
+    if sum((pick.quantity for pick in scanned), ZERO) < serials:
         return ()
+    return scanned
+
+
+def _unlisted(typed: Iterable[LotPick], scans: Iterable[Scan]) -> BarcodeError | None:
+    listed = list(dict.fromkeys(pick.mfr_lot for pick in typed))
+    for scan in scans:
+        if scan.mfr_lot is not None and scan.mfr_lot not in listed:
+            return BarcodeError(
+                ReasonCode.INVALID_BARCODE.value,
+                f"scan {scan.raw!r} is a unit of manufacturer lot {scan.mfr_lot}, which the "
+                f"line does not list (it lists {', '.join(listed[:5])})",
+                scan.raw,
+            )
+    return None
+
+
+def _scanned_lots(scans: Iterable[Scan]) -> tuple[LotPick, ...]:
+    """Each scan of a lot is one unit of it, whether or not it also names its serial."""
     counted: dict[str, Decimal] = {}
     for scan in scans:
         if scan.mfr_lot is not None:

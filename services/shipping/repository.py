@@ -10,7 +10,8 @@ A batch costs a fixed number of statements whatever its size (documents: 4, answ
 - load: the shipments' header, line and pending command rows in one result, then (documents
   only) the items of their lines. Both run after the lock, so they see whatever it waited for.
 - save: one statement writing only what differs from what was loaded: headers that changed
-  (with the status ids owed to documents waiting for the phase under way), lines that changed
+  (with the status ids owed to documents waiting for the phase under way, and a request waiting
+  for the cancel under way), lines that changed
   (upserted) or went away, pending commands sent or answered.
 """
 
@@ -33,6 +34,7 @@ _PICKS = TypeAdapter(model.Picks)
 _MOVEMENTS = TypeAdapter(tuple[Moved, ...])
 _PROBLEM = TypeAdapter(model.Problem)
 _TEXTS = TypeAdapter(tuple[str, ...])
+_READY = TypeAdapter(model.Ready)
 
 # Locks the batch's shipments; rows, not advisory locks, so a batch holds no lock-table slots.
 _LOCK_IDS = (
@@ -51,7 +53,7 @@ _LOCK_AWAITING = (
 _LOAD = """
 SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
     counterparty AS t3, reference AS t4, phase AS t5, ship_on AS d, NULL::numeric AS q,
-    NULL::bool AS b, NULL::int AS n2, waiting::text AS j1, NULL::text AS j2, NULL::text AS j3
+    NULL::bool AS b, NULL::int AS n2, waiting::text AS j1, queued::text AS j2, NULL::text AS j3
 FROM shipments WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NULL, quantity,
@@ -64,12 +66,15 @@ FROM pending_commands WHERE shipment_id = ANY($1::text[])
 ORDER BY k, sid, n, t1
 """
 
-# Items for the batch's request lines and the loaded shipments' lines (their flags decide R8 and
-# R14). Its own statement: folded into the one above, the plan grows parallel workers.
+# Items for the batch's request lines and the loaded shipments' lines, and those of a request
+# waiting for a cancel (their flags decide R5, R8 and R14). Its own statement: folded into the
+# one above, the plan grows parallel workers.
 _ITEMS = """
 SELECT lic, track_mfr_lot, serialized, perishable, gtin FROM items
 WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
-                      UNION SELECT lic FROM shipment_lines WHERE shipment_id = ANY($1::text[])))
+                      UNION SELECT lic FROM shipment_lines WHERE shipment_id = ANY($1::text[])
+                      UNION SELECT jsonb_array_elements(queued -> 'lines') ->> 'lic'
+                      FROM shipments WHERE shipment_id = ANY($1::text[]) AND queued IS NOT NULL))
 """
 
 # Sub-statements of one WITH see one snapshot and touch disjoint rows: `changes` never lists a
@@ -78,14 +83,14 @@ WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
 _SAVE = """
 WITH heads AS (
     INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase,
-        waiting)
-    SELECT s, o, k, c, r, d, p, w::jsonb
+        waiting, queued)
+    SELECT s, o, k, c, r, d, p, w::jsonb, qr::jsonb
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
-        $7::text[], $28::text[]) AS v(s, o, k, c, r, d, p, w)
+        $7::text[], $28::text[], $29::text[]) AS v(s, o, k, c, r, d, p, w, qr)
     ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office, kind = excluded.kind,
         counterparty = excluded.counterparty, reference = excluded.reference,
         ship_on = excluded.ship_on, phase = excluded.phase, waiting = excluded.waiting,
-        updated_at = now()
+        queued = excluded.queued, updated_at = now()
 ), dropped AS (
     DELETE FROM shipment_lines AS l USING unnest($8::text[], $9::int[]) AS d(s, n)
     WHERE l.shipment_id = d.s AND l.line_no = d.n
@@ -206,6 +211,7 @@ class PgShippingRepository:
             [p.lic for _, p in sent],
             [None if p.picks is None else _picks_json(p.picks) for _, p in sent],
             [_texts_json(s.waiting) for s in heads],
+            [_json(_READY, s.queued) for s in heads],
         )
 
 
@@ -220,7 +226,8 @@ def _changes(
 ) -> None:
     """Append the rows of `new` that differ from `old` (None: not stored yet)."""
     sid = new.shipment_id
-    if old is None or _head(old) != _head(new):
+    # The queued request by identity, as lines are: its quantities' digits are the decided ones.
+    if old is None or _head(old) != _head(new) or old.queued is not new.queued:
         heads.append(new)
     old_lines = {line.line_no: line for line in old.lines} if old is not None else {}
     for line in new.lines:
@@ -287,6 +294,7 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             lines=tuple(lines.get(row[1], ())),
             pending=tuple(pending.get(row[1], ())),
             waiting=_texts(row[12]),
+            queued=None if row[13] is None else _READY.validate_json(row[13]),
         )
         for row in heads
     }

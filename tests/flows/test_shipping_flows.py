@@ -19,7 +19,7 @@ from shared.contracts.upstream import ShipmentMessage
 from shared.ids import derived_id
 from shared.outbox import OutboxRow
 from tests.fixtures.infra import LotlineEnv
-from tests.flows.test_receiving_flows import DAY, Bus, open_bus, stocked
+from tests.flows.test_receiving_flows import DAY, GTIN, Bus, open_bus, stocked
 
 _SHIPMENTS = TypeAdapter(ShipmentMessage)
 _sequence = iter(range(1, 1_000_000))
@@ -438,3 +438,164 @@ def status_id(document: BaseModel) -> str:
 
 def json_type(row: OutboxRow) -> str:
     return str(orjson.loads(row.payload)["type"])
+
+
+@pytest.mark.parametrize("first", ["PLAIN", "MILK"])
+async def test_a_ship_request_while_a_resend_is_still_being_allocated_is_refused(
+    desk: Desk, first: str
+) -> None:
+    """R8, every document answered: a resend changes line 1 (PLAIN) and drops line 2 (MILK);
+    shipping reads the two LICs' answers in either order, a ship request between them. It is
+    refused SHIPMENT_INCOMPLETE in both orders, nothing is shipped, and the resend is answered
+    ShipmentAllocated once both answers are read."""
+    await desk.bus.receive(
+        "PO-13",
+        {"lic": "PLAIN", "quantity": 10},
+        {
+            "lic": "MILK",
+            "quantity": 5,
+            "lots": [{"mfr_lot": "M1", "expires_on": "2027-01-31", "quantity": 5}],
+        },
+    )
+    await desk.request("S-13", {"lic": "PLAIN", "quantity": 2}, {"lic": "MILK", "quantity": 1})
+    resend = desk.request_message("S-13", {"lic": "PLAIN", "quantity": 3})
+    async with answers_held(desk.bus, "S-13") as answers:
+        await desk._send(resend, "S-13")
+    second = "MILK" if first == "PLAIN" else "PLAIN"
+    await desk.bus.redeliver(answers[first])
+    assert await desk.phase("S-13") == "allocating"
+    before = len(desk.bus.commands("S-13"))
+    await desk.ship("S-13")
+    refused = desk.last("S-13")
+    assert (refused["type"], refused["reason_code"]) == (
+        "ShipmentShipRefused",
+        "SHIPMENT_INCOMPLETE",
+    )
+    assert "still being allocated" in refused["reason"]
+    assert len(desk.bus.commands("S-13")) == before
+
+    await desk.bus.redeliver(answers[second])
+    allocated = desk.last("S-13")
+    assert allocated["type"] == "ShipmentAllocated"
+    assert [(line["line_no"], line["quantity"]) for line in allocated["lines"]] == [(1, "3")]
+    assert await desk.phase("S-13") == "allocated"
+    await desk.ship("S-13")
+    assert desk.last("S-13")["type"] == "ShipmentShipped"
+    assert await allocated_qty(desk.bus, "S-13") == {}
+
+
+async def test_scans_contradicting_the_picks_are_refused(desk: Desk) -> None:
+    """R5, R9, R15: a scan binds its serial to its lot, and its lot to the unit. V1 scanned as
+    lot B is in lot A: allocation refuses, naming B. Lot A typed, lot B scanned: refused
+    INVALID_BARCODE with the scan. Nothing is allocated for either."""
+    vax = {"lic": "VAX", "quantity": 2, "serials": "V1, V2"}
+    await desk.bus.receive(
+        "PO-14", {**vax, "lots": [{"mfr_lot": "A", "expires_on": "2027-01-31", "quantity": 2}]}
+    )
+    await desk.bus.receive(
+        "PO-15",
+        {
+            "lic": "VAX",
+            "quantity": 1,
+            "lots": [{"mfr_lot": "B", "expires_on": "2027-01-31", "quantity": 1}],
+            "serials": "V3",
+        },
+    )
+    await desk.bus.receive(
+        "PO-16",
+        {
+            "lic": "MILK",
+            "quantity": 4,
+            "lots": [
+                {"mfr_lot": "A", "expires_on": "2027-01-31", "quantity": 2},
+                {"mfr_lot": "B", "expires_on": "2027-01-31", "quantity": 2},
+            ],
+        },
+    )
+    wrong_lot = f"(01){GTIN}(10)B(21)V1"
+    await desk.request("S-14", {"lic": "VAX", "quantity": 1, "scans": [wrong_lot]})
+    (command,) = desk.bus.commands("S-14")
+    assert (command["lots"], command["serials"]) == ([{"mfr_lot": "B", "quantity": "1"}], ["V1"])
+    failed = desk.last("S-14")
+    assert failed["type"] == "ShipmentAllocationFailed"
+    assert [(p["reason_code"], p["offending"]) for p in failed["problems"]] == [
+        ("INVALID_QUANTITY", "B")
+    ]
+
+    scans = [f"(01){GTIN}(10)B", f"(01){GTIN}(10)B"]
+    typed = {"lic": "MILK", "quantity": 2, "lots": [{"mfr_lot": "A", "quantity": 2}]}
+    await desk.request("S-15", {**typed, "scans": scans})
+    failed = desk.last("S-15")
+    assert failed["type"] == "ShipmentAllocationFailed"
+    assert [(p["reason_code"], p["offending"]) for p in failed["problems"]] == [
+        ("INVALID_BARCODE", scans[0])
+    ]
+    assert await allocated_qty(desk.bus, "S-14") == {}
+    assert await allocated_qty(desk.bus, "S-15") == {}
+
+    right_lot = f"(01){GTIN}(10)A(21)V1"
+    await desk.request("S-16", {"lic": "VAX", "quantity": 1, "scans": [right_lot]})
+    assert desk.last("S-16")["type"] == "ShipmentAllocated"
+
+
+@pytest.mark.parametrize("together", [True, False])
+async def test_a_resend_read_with_the_cancel_is_decided_as_one_read_after_it(
+    desk: Desk, together: bool
+) -> None:
+    """Every document answered, replays decide the same way: read in the cancel's batch (its
+    releases unanswered) or a batch later, the resend gets the same answers in the same order:
+    ShipmentCancelled for the cancel, then ShipmentAllocated for the resend."""
+    await desk.bus.receive("PO-17", {"lic": "PLAIN", "quantity": 10})
+    await desk.request("S-17", {"lic": "PLAIN", "quantity": 3})
+    cancel = shipping_message("ShipmentCancelled", "S-17")
+    resend = desk.request_message("S-17", {"lic": "PLAIN", "quantity": 4})
+    before = len(desk.bus.statuses("S-17"))
+    if together:
+        await desk.in_one_batch("S-17", cancel, resend)
+    else:
+        await desk._send(cancel, "S-17")
+        await desk._send(resend, "S-17")
+    answers = desk.bus.statuses("S-17")[before:]
+    assert [(a["type"], a.get("refused")) for a in answers] == [
+        ("ShipmentCancelled", None),
+        ("ShipmentAllocated", None),
+    ]
+    assert [(line["line_no"], line["quantity"]) for line in answers[1]["lines"]] == [(1, "4")]
+    assert await allocated_qty(desk.bus, "S-17") == {"PLAIN": "4"}
+    assert await desk.phase("S-17") == "allocated"
+    queued = "SELECT queued IS NULL AS empty FROM shipments WHERE shipment_id = 'S-17'"
+    assert [r["empty"] for r in await desk.bus.fetch("shipping", queued)] == [True]
+
+
+async def test_documents_after_a_request_waiting_for_the_cancel_are_decided_after_it(
+    desk: Desk,
+) -> None:
+    """A resend read in the cancel's batch waits for the cancel's release. Picks for its line
+    read meanwhile are read against its item (R5: a scan of another product is refused
+    INVALID_BARCODE), and a ship request is refused as still being allocated (R8)."""
+    await desk.bus.receive("PO-18", {"lic": "PLAIN", "quantity": 5})
+    await desk.request("S-18", {"lic": "PLAIN", "quantity": 1})
+    cancel = shipping_message("ShipmentCancelled", "S-18")
+    resend = desk.request_message("S-18", {"lic": "VAX", "quantity": 1})
+    async with answers_held(desk.bus, "S-18") as answers:
+        await desk.in_one_batch("S-18", cancel, resend)
+        await desk.picks("S-18", 1, scans=["010401234500000921V1"])
+        await desk.ship("S-18")
+        refused = desk.last("S-18")
+        assert (refused["type"], refused["reason_code"], refused["offending"]) == (
+            "ShipmentShipRefused",
+            "SHIPMENT_INCOMPLETE",
+            "S-18/1",
+        )
+        assert "line 1 (VAX) is still being allocated" in refused["reason"]
+    assert [c["type"] for c in desk.bus.commands("S-18")] == ["AllocateLine", "ReleaseLine"]
+
+    await desk.bus.redeliver(answers["PLAIN"])
+    cancelled, failed = desk.bus.statuses("S-18")[-2:]
+    assert (cancelled["type"], cancelled["refused"]) == ("ShipmentCancelled", None)
+    assert failed["type"] == "ShipmentAllocationFailed"
+    assert [(p["line_no"], p["reason_code"], p["offending"]) for p in failed["problems"]] == [
+        (1, "INVALID_BARCODE", "010401234500000921V1")
+    ]
+    assert await desk.phase("S-18") == "allocation_failed"
+    assert await allocated_qty(desk.bus, "S-18") == {}

@@ -8,6 +8,8 @@ from datetime import date
 from decimal import Decimal
 from itertools import count
 
+import pytest
+
 from services.shipping import domain
 from services.shipping.model import (
     Allocate,
@@ -37,7 +39,7 @@ from services.shipping.model import (
     ShipRefusedStatus,
     ShipRequest,
 )
-from shared.ids import derived_id
+from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 
 DAY = date(2026, 11, 2)
@@ -296,6 +298,57 @@ def test_scan_of_another_product_fails_its_line() -> None:
     (status,) = desk.echoed(command).statuses
     assert isinstance(status, AllocationFailedStatus)
     assert status.problems[0].reason_code == ReasonCode.INVALID_BARCODE
+
+
+VAX = {"VAX": Item(lic="VAX", track_mfr_lot=True, serialized=True, perishable=True)}
+
+
+def test_a_scanned_lot_the_line_does_not_type_fails_its_line() -> None:
+    """R5, R15: a scan's lot is read off the unit; typed lots A, it scans lot B: the picker
+    has units of B in hand, which cannot ship as A. INVALID_BARCODE, the scan offending."""
+    picks = entry(lots=[("A", 2)], scans=["(10)B", "(10)B"])
+    (command,) = Desk().send(request(line("MILK", 2, picks=picks))).commands
+    assert isinstance(command, Allocate) and command.refusal is not None
+    assert (command.refusal.reason_code, command.refusal.offending) == (
+        ReasonCode.INVALID_BARCODE,
+        "(10)B",
+    )
+    assert "lot B" in command.refusal.reason and "lists A" in command.refusal.reason
+
+
+def test_scans_of_typed_lots_send_the_typed_lots() -> None:
+    picks = entry(lots=[("A", 1), ("B", 1)], scans=["(10)A", "(10)B"])
+    (command,) = Desk().send(request(line("MILK", 2, picks=picks))).commands
+    assert isinstance(command, Allocate) and command.refusal is None
+    assert command.picks.lots == (
+        LotPick(mfr_lot="A", quantity=ONE),
+        LotPick(mfr_lot="B", quantity=ONE),
+    )
+
+
+def test_serials_scanned_with_their_lots_send_the_lots_beside_the_serials() -> None:
+    """R9, R15: allocation checks the serials are in the lots scanned with them (and refuses
+    V1 scanned as lot B when V1 is in lot A); one unit per scan, merged per lot."""
+    scans = ["(10)B(21)V1", "(10)A(21)V2", "(10)B(21)V3"]
+    desk = Desk(VAX)
+    (command,) = desk.send(request(line("VAX", 3, picks=entry(scans=scans)))).commands
+    assert isinstance(command, Allocate) and command.refusal is None
+    assert command.picks == Picks(
+        lots=(LotPick(mfr_lot="B", quantity=Decimal(2)), LotPick(mfr_lot="A", quantity=ONE)),
+        serials=("V1", "V2", "V3"),
+    )
+    typed = entry(lots=[("A", 1)], scans=["(10)A(21)V1"])
+    (command,) = Desk(VAX).send(request(line("VAX", 1, picks=typed))).commands
+    assert isinstance(command, Allocate)
+    assert command.picks == Picks(lots=(LotPick(mfr_lot="A", quantity=ONE),), serials=("V1",))
+
+
+def test_scanned_lots_naming_fewer_units_than_the_serials_are_not_sent() -> None:
+    """Allocation checks named lots exactly: a lot for one of two serials cannot be checked."""
+    picks = entry(serials="V2", scans=["(10)A(21)V1"])
+    (command,) = Desk(VAX).send(request(line("VAX", 2, picks=picks))).commands
+    assert isinstance(command, Allocate) and command.refusal is None
+    assert command.picks == Picks(serials=("V2", "V1"))
 
 
 def test_a_line_shipping_refuses_still_goes_to_allocation_carrying_its_problem() -> None:
@@ -577,18 +630,26 @@ def test_cancel_releases_every_lic_a_line_holds() -> None:
     assert desk.shipment is not None and desk.shipment.lines[0].held_lics == ()
 
 
-def test_old_lics_answers_read_after_shipping_do_not_change_what_shipped() -> None:
-    """R10: ShipmentShipped carries the lots the line's own LIC shipped."""
+def test_old_lics_answers_outstanding_keep_the_shipment_from_shipping() -> None:
+    """R8, R10: the line is allocated on its new LIC, but the resend is not answered until the
+    old LIC's answers are read: nothing ships before, and ShipmentShipped then carries the lots
+    the line's own LIC shipped."""
     desk = Desk()
     first, release, second = resent_with_other_lic(desk)
     desk.allocated(second, own_lot("MILK", 3))
-    (ship,) = desk.send(ship_request()).commands
-    assert isinstance(ship, Ship) and ship.lic == "MILK"
-    assert desk.shipped(ship).statuses == ()
+    refused = desk.send(ship_request())
+    assert refused.commands == ()
+    assert [(p.line_no, p.reason) for p in refused.statuses[0].problems] == [  # type: ignore[union-attr]
+        (1, "line 1 (MILK) is still being allocated")
+    ]
     desk.allocated(first, own_lot("PLAIN", 2))
     (status,) = desk.released(release).statuses
-    assert isinstance(status, ShippedStatus)
-    assert [m.lot_id for m in status.lines[0].movements] == ["MILK-1"]
+    assert isinstance(status, AllocatedStatus)
+    (ship,) = desk.send(ship_request()).commands
+    assert isinstance(ship, Ship) and ship.lic == "MILK"
+    (shipped,) = desk.shipped(ship).statuses
+    assert isinstance(shipped, ShippedStatus)
+    assert [m.lot_id for m in shipped.lines[0].movements] == ["MILK-1"]
     assert desk.shipment is not None and desk.shipment.lines[0].held_lics == ()
 
 
@@ -607,6 +668,37 @@ def test_ship_request_while_allocation_is_pending_is_refused() -> None:
         (1, ReasonCode.SHIPMENT_INCOMPLETE, "S-1/1")
     ]
     assert decision.commands == ()
+
+
+@pytest.mark.parametrize("first", ["PLAIN", "MILK"])
+def test_a_ship_request_while_a_resend_is_being_allocated_is_refused_in_either_order(
+    first: str,
+) -> None:
+    """R8: a resend drops line 2 (MILK) and changes line 1 (PLAIN); its answers come from two
+    partitions, read in either order. A ship request between them is refused SHIPMENT_INCOMPLETE
+    whichever was read first (never shipped on a half-settled resend), and the resend is still
+    answered once both are read."""
+    desk, _ = allocated_desk(line("PLAIN", 2), line("MILK", 1, no=2))
+    release, allocate = desk.send(request(line("PLAIN", 3))).commands
+    assert isinstance(release, Release) and isinstance(allocate, Allocate)
+    answers = {
+        "PLAIN": lambda: desk.allocated(allocate),
+        "MILK": lambda: desk.released(release),
+    }
+    assert answers[first]().statuses == ()
+    assert desk.phase == "allocating"
+    refused = desk.send(ship_request())
+    assert refused.commands == ()
+    (status,) = refused.statuses
+    assert isinstance(status, ShipRefusedStatus)
+    assert status.reason_code == ReasonCode.SHIPMENT_INCOMPLETE
+    assert "still being allocated" in status.reason
+    assert desk.phase == "allocating"
+    (settled,) = answers["MILK" if first == "PLAIN" else "PLAIN"]().statuses
+    assert isinstance(settled, AllocatedStatus)
+    assert [(v.line_no, v.quantity) for v in settled.lines] == [(1, Decimal(3))]
+    (ship,) = desk.send(ship_request()).commands
+    assert isinstance(ship, Ship)
 
 
 def test_ship_request_with_a_failed_line_is_refused_listing_its_reason() -> None:
@@ -770,6 +862,92 @@ def test_a_cancel_while_cancelling_is_answered_with_the_cancelled_status() -> No
     assert isinstance(first, CancelledStatus) and isinstance(second, CancelledStatus)
     assert second.message_id == derived_id(again.message_id, "status")
     assert (second.released_lines, second.refused) == (first.released_lines, None)
+
+
+@pytest.mark.parametrize("read", ["before", "after"])
+def test_a_request_read_with_the_cancel_waits_for_it_then_is_applied(read: str) -> None:
+    """Every document answered, replays decide the same way: a resend read before the cancel's
+    releases are answered (in the cancel's batch) waits for the cancel, which is answered
+    ShipmentCancelled; then it is applied exactly as when read after the cancel settled."""
+    desk, _ = allocated_desk(line("PLAIN", 3))
+    (release,) = desk.send(cancel()).commands
+    resend = request(line("PLAIN", 4))
+    if read == "before":
+        waits = desk.send(resend)
+        assert (waits.commands, waits.statuses, desk.phase) == ((), (), "cancelling")
+        settled = desk.released(release)
+        (cancelled,) = settled.statuses
+        commands = settled.commands
+    else:
+        (cancelled,) = desk.released(release).statuses
+        commands = desk.send(resend).commands
+    assert isinstance(cancelled, CancelledStatus) and cancelled.refused is None
+    assert [v.line_no for v in cancelled.released_lines] == [1]
+    assert desk.phase == "allocating"
+    assert desk.shipment is not None and desk.shipment.queued is None
+    (allocate,) = commands
+    assert isinstance(allocate, Allocate)
+    assert (allocate.line_no, allocate.lic, allocate.quantity) == (1, "PLAIN", Decimal(4))
+    assert allocate.command_id == derived_id(
+        namespaced("shipment", resend.message_id), "allocate/1"
+    )
+    (status,) = desk.allocated(allocate).statuses
+    assert isinstance(status, AllocatedStatus)
+    assert desk.phase == "allocated"
+
+
+def test_the_request_waiting_for_a_cancel_is_sent_with_the_cancels_answer() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 3))
+    (release,) = desk.send(cancel()).commands
+    desk.send(request(line("PLAIN", 4), line("MILK", 1, no=2, picks=entry(lots=[("A", 1)]))))
+    decision = desk.released(release)
+    assert [type(s) for s in decision.statuses] == [CancelledStatus]
+    assert [(type(c), c.line_no, c.lic) for c in decision.commands] == [
+        (Allocate, 1, "PLAIN"),
+        (Allocate, 2, "MILK"),
+    ]
+    milk = decision.commands[1]
+    assert isinstance(milk, Allocate)
+    assert milk.picks.lots == (LotPick(mfr_lot="A", quantity=ONE),)
+
+
+def test_documents_after_a_request_waiting_for_a_cancel_are_decided_after_it() -> None:
+    """Picks update its line; a ship request is refused as still being allocated (as it is
+    once the request is applied); a picks update for a line it does not have is refused."""
+    desk, _ = allocated_desk(line("PLAIN", 3))
+    (release,) = desk.send(cancel()).commands
+    desk.send(request(line("MILK", 2)))
+    assert desk.send(update(1, entry(lots=[("A", 2)]))).statuses == ()
+    (no_line,) = desk.send(update(2, entry())).statuses
+    assert isinstance(no_line, AllocationFailedStatus)
+    assert no_line.problems[0].reason_code == ReasonCode.UNKNOWN_SHIPMENT
+    (refused,) = desk.send(ship_request()).statuses
+    assert isinstance(refused, ShipRefusedStatus)
+    assert (refused.reason_code, refused.problems[0].reason) == (
+        ReasonCode.SHIPMENT_INCOMPLETE,
+        "line 1 (MILK) is still being allocated",
+    )
+    decision = desk.released(release)
+    (milk,) = decision.commands
+    assert isinstance(milk, Allocate)
+    assert (milk.lic, milk.picks.lots) == ("MILK", (LotPick(mfr_lot="A", quantity=Decimal(2)),))
+    (refused_after,) = desk.send(ship_request()).statuses
+    assert isinstance(refused_after, ShipRefusedStatus)
+    assert refused_after.problems == refused.problems
+
+
+def test_a_cancel_after_a_request_waiting_for_a_cancel_cancels_it() -> None:
+    desk, _ = allocated_desk(line("PLAIN", 3))
+    (release,) = desk.send(cancel()).commands
+    desk.send(request(line("PLAIN", 4)))
+    again = cancel()
+    assert desk.send(again).statuses == ()
+    decision = desk.released(release)
+    assert decision.commands == ()
+    first, second = decision.statuses
+    assert isinstance(first, CancelledStatus) and isinstance(second, CancelledStatus)
+    assert second.message_id == derived_id(again.message_id, "status")
+    assert (desk.phase, desk.shipment.queued if desk.shipment else None) == ("cancelled", None)
 
 
 def test_release_refused_because_nothing_was_held_still_cancels() -> None:

@@ -237,9 +237,24 @@ _OK = (0, True)
 # a resend on other terms refused; picks refused by the parse while an allocation is in flight;
 @example(steps=[_one("PLAIN"), _OK, _one("PLAIN", "vendor_return"), (0, False)])
 @example(steps=[_one("CAM"), _one("CAM", "vendor_return", _BAD_SPAN), _OK, _SHIP])
-# a second ship request while shipping, a second cancel while cancelling.
+# a second ship request while shipping, a second cancel while cancelling;
 @example(steps=[_one("PLAIN"), _OK, _SHIP, _SHIP])
 @example(steps=[_one("PLAIN"), _OK, _CANCEL, _CANCEL])
+# a ship request while a resend to another LIC has only the new LIC's answer read;
+@example(steps=[_one("PLAIN"), _one("MILK"), (1, True), _SHIP])
+# a request (and picks, a ship request, a cancel) read while the shipment is being cancelled.
+@example(steps=[_one("PLAIN"), _OK, _CANCEL, _one("MILK")])
+@example(
+    steps=[
+        _one("PLAIN"),
+        _OK,
+        _CANCEL,
+        _one("CAM"),
+        PicksUpdate(message_id="?", shipment_id="S-1", line_no=1, entry=_BAD_SPAN),
+        _SHIP,
+    ]
+)
+@example(steps=[_one("PLAIN"), _OK, _CANCEL, _one("MILK"), _CANCEL, _OK])
 def test_settled_shipments_agree_with_what_allocation_holds(
     steps: list[Upstream | tuple[int, bool]],
 ) -> None:
@@ -275,6 +290,8 @@ def test_settled_shipments_agree_with_what_allocation_holds(
         decision = domain.handle(shipment, message, ITEMS)
         if before == "shipped":
             assert decision.commands == (), "a shipped shipment sends nothing more"
+        if before == "allocating" and isinstance(message, ShipRequest):
+            assert decision.commands == (), "nothing ships before the allocation under way"
         under_way = {ShipRequest: "shipping", Cancel: "cancelling"}.get(type(message))
         if before is not None and before == under_way:  # answered when that phase settles
             assert (decision.commands, decision.statuses) == ((), ())
