@@ -29,6 +29,7 @@ from shared.outbox import Outbox
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import LotlineEnv, kafka_publish_many, kafka_read_until
 from tests.integration.test_ledger import CAM, FOOD, Wire, mv, pool
+from tests.integration.test_ledger_service import consumed
 
 __all__ = ["pool"]
 
@@ -83,25 +84,6 @@ def _dlq_headers(offset: int, error: str) -> list[tuple[str, bytes]]:
         ("consumer", b"receiving"),
         ("original_note", "\u202e\x00evil".encode()),
     ]
-
-
-async def _consumed(env: LotlineEnv, consumer: str, count: int, within: float = 60) -> None:
-    """Wait until `consumer` committed `count` records (the sum of its stored offsets)."""
-    conn = await asyncpg.connect(env.dsn)
-    try:
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            done = await conn.fetchval(
-                "SELECT coalesce(sum(next_offset), 0) FROM ledger.consumer_offsets"
-                " WHERE consumer = $1",
-                consumer,
-            )
-            if done >= count:
-                return
-            assert asyncio.get_running_loop().time() < deadline, f"{consumer}: {done}/{count}"
-            await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
 
 
 async def _rows(env: LotlineEnv) -> dict[str, int]:
@@ -163,9 +145,9 @@ async def test_dashboard_shows_answers_refusals_and_dead_letters_once(
         await kafka_publish_many(
             env.bootstrap, topics.dlq, hostile, headers=_dlq_headers(6, f"bad: {HOSTILE}")
         )
-        await _consumed(env, "ledger-status", len(status_records))
-        await _consumed(env, "ledger", len(events) * 2)
-        await _consumed(env, "ledger-dlq", 3 + 1)  # ours and the ledger's own dead letter
+        await consumed(env, "ledger-status", len(status_records))
+        await consumed(env, "ledger", len(events) * 2)
+        await consumed(env, "ledger-dlq", 3 + 1)  # ours and the ledger's own dead letter
         summary, page = await _summary_and_page(runtime)
     finally:
         await runtime.stop()
@@ -222,10 +204,10 @@ async def test_dashboard_shows_answers_refusals_and_dead_letters_once(
     replay = create_runtime(env.settings)
     await replay.start()
     try:
-        await _consumed(env, "ledger-status", len(status_records))
-        await _consumed(env, "ledger", len(events) * 2)
+        await consumed(env, "ledger-status", len(status_records))
+        await consumed(env, "ledger", len(events) * 2)
         # The replayed garbage status record is dead-lettered again: the same source record.
-        await _consumed(env, "ledger-dlq", 3 + 2)
+        await consumed(env, "ledger-dlq", 3 + 2)
         replayed, _ = await _summary_and_page(replay)
     finally:
         await replay.stop()

@@ -36,7 +36,7 @@ async def _published(
     await kafka_publish_many(env.bootstrap, topic, [(key(m), encode(m)) for m in messages])
 
 
-async def _consumed(env: LotlineEnv, consumer: str, count: int, within: float = 60) -> None:
+async def consumed(env: LotlineEnv, consumer: str, count: int, within: float = 60) -> None:
     """Wait until `consumer` committed `count` messages (the sum of its stored offsets)."""
     conn = await asyncpg.connect(env.dsn)
     try:
@@ -96,9 +96,9 @@ async def test_ledger_records_events_and_costs_through_the_broker_exactly_once(
     await runtime.start()
     try:
         await _published(env, topics.events, events)
-        await _consumed(env, "ledger", len(events))
+        await consumed(env, "ledger", len(events))
         await _published(env, topics.costs, costs)
-        await _consumed(env, "ledger-costs", len(costs))
+        await consumed(env, "ledger-costs", len(costs))
         app = create_api(lambda: runtime.pool)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://ledger"
@@ -122,8 +122,8 @@ async def test_ledger_records_events_and_costs_through_the_broker_exactly_once(
     replay = create_runtime(env.settings)
     await replay.start()
     try:
-        await _consumed(env, "ledger", len(events))
-        await _consumed(env, "ledger-costs", len(costs))
+        await consumed(env, "ledger", len(events))
+        await consumed(env, "ledger-costs", len(costs))
     finally:
         await replay.stop()
 
