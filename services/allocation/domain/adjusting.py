@@ -10,7 +10,9 @@
   the office's lots newest first up to their usage and keep the rest as unallocated stock (R12).
   "Oldest" and "newest" are by `InventoryLot.arrival` (receipt date, then decision order), the
   order FIFO takes stock in.
-- For an item both lot-tracked and serialized the serials decide; named lots are not needed.
+- For an item both lot-tracked and serialized the serials decide which units; named lots are
+  not needed, but lots named beside them must hold them (`picking.lots_hold_serials`), as on a
+  shipment line or a customer return.
 """
 
 from __future__ import annotations
@@ -36,7 +38,13 @@ from services.allocation.domain.model import (
     UnallocatedStock,
     Unit,
 )
-from services.allocation.domain.picking import Need, automatic, named_lots, named_serials
+from services.allocation.domain.picking import (
+    Need,
+    automatic,
+    lots_hold_serials,
+    named_lots,
+    named_serials,
+)
 from services.allocation.domain.receiving import NewLot, require_item, stock_in
 from services.allocation.domain.shipping import movements
 from shared.ids import MAX_DERIVED_ID
@@ -132,6 +140,7 @@ def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ..
     if item.serialized:
         serials = checks.serial_list(item, _serials(item, cmd), quantity)
         picks = named_serials(draft, need, serials)
+        _lots_beside_serials(draft, need, cmd, picks)
     elif item.track_mfr_lot:
         entries = _lot_picks(item, cmd, quantity)
         picks = named_lots(draft, need, entries)
@@ -192,7 +201,15 @@ def _put_back(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, 
     """R11, R12: a positive count or loss reverses usage."""
     if item.serialized:
         serials = checks.serial_list(item, _serials(item, cmd), cmd.quantity)
-        return tuple(_restore_unit(draft, item, cmd.office, serial) for serial in serials)
+        restored = tuple(_restore_unit(draft, item, cmd.office, serial) for serial in serials)
+        need = Need(item=item, office=cmd.office, ship_on=cmd.adjusted_on, fresh_only=False)
+        units = [
+            Pick(lot_id=m.lot_id, mfr_lot=m.mfr_lot, serial=m.serial, quantity=m.quantity)
+            for m in restored
+            if m.lot_id is not None
+        ]
+        _lots_beside_serials(draft, need, cmd, units)
+        return restored
     if item.track_mfr_lot:
         picks: list[Pick] = []
         for entry in _lot_picks(item, cmd, cmd.quantity):
@@ -308,6 +325,18 @@ def _serials(item: Item, cmd: AdjustStock) -> tuple[str, ...]:
             cmd.adjustment_id,
         )
     return cmd.serials
+
+
+def _lots_beside_serials(draft: Draft, need: Need, cmd: AdjustStock, units: list[Pick]) -> None:
+    """Lots named beside serials are checked against the units the serials name, never
+    dropped unread: `LOT_NOT_FOUND` for a lot not at the office, `INVALID_QUANTITY` for one
+    named for another number of those units."""
+    if cmd.lots:
+        named = tuple(
+            LotPick(mfr_lot=entry.mfr_lot, quantity=entry.quantity, lot_id=entry.lot_id)
+            for entry in cmd.lots
+        )
+        lots_hold_serials(draft, need, named, units)
 
 
 def _lot_picks(item: Item, cmd: AdjustStock, quantity: Decimal) -> tuple[LotPick, ...]:

@@ -181,6 +181,36 @@ def test_count_finds_a_removed_serial_again() -> None:
     assert book.status("1") == "available" and book.lot("PO-1/1") == (1, 0, 0)
 
 
+def test_lots_named_beside_adjusted_serials_must_hold_them() -> None:
+    """R11 with R9's rule for lots beside serials: a count or loss of a lot-tracked serialized
+    item may name lots with its serials; they must hold those serials, never be dropped unread
+    (serial 1 is in lot A: a loss naming B for it, or a lot never received, is refused)."""
+    book = Book(
+        item(track=True, serialized=True, perishable=False),
+        receive("PO-1/1", 3, lots=[lot("A", 2), lot("B", 1)], serials=["1", "2", "3"]),
+    )
+    never = book.refused(
+        adjust("ADJ-1", "loss", -1, lots=[lot("ZZZ", 1)], serials=["1"]), ReasonCode.LOT_NOT_FOUND
+    )
+    assert never.offending == "ZZZ"
+    other = book.refused(
+        adjust("ADJ-1", "loss", -1, lots=[lot("B", 1)], serials=["1"]), ReasonCode.INVALID_QUANTITY
+    )
+    assert other.offending == "B"
+    event = adjusted(
+        book.ok(adjust("ADJ-1", "loss", -2, lots=[lot("A", 1), lot("B", 1)], serials=["1", "3"]))
+    )
+    assert [(m.serial, m.mfr_lot) for m in event.movements] == [("1", "A"), ("3", "B")]
+    # Counted back: the same check against the units the serials bring back.
+    back = book.refused(
+        adjust("ADJ-2", "count", 1, lots=[lot("A", 1)], serials=["3"]), ReasonCode.INVALID_QUANTITY
+    )
+    assert back.offending == "A"
+    assert book.status("3") == "removed"
+    event = adjusted(book.ok(adjust("ADJ-2", "count", 1, lots=[lot("B", 1)], serials=["3"])))
+    assert [(m.serial, m.mfr_lot) for m in event.movements] == [("3", "B")]
+
+
 def test_count_of_a_serial_that_was_never_removed_is_refused() -> None:
     """R11: only removed serials can be counted back: SERIAL_NOT_AVAILABLE."""
     book = Book(item(serialized=True), receive("PO-1/1", 1, serials=["1"]))
