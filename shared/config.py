@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.contracts.topics import LIC_PARTITIONS, Topics
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+# SASL mechanisms lotline connects with (shared.kafka maps each to its client settings).
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
 
 class Settings(BaseSettings):
@@ -61,14 +63,44 @@ class Settings(BaseSettings):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_name(cls, value: Any) -> Any:
-        """`debug` and `WARN` are accepted as `DEBUG` and `WARNING`."""
+        """`debug`, `WARN` and `FATAL` are accepted as `DEBUG`, `WARNING` and `CRITICAL`."""
         if not isinstance(value, str):
             return value
         name = value.strip().upper()
-        name = "WARNING" if name == "WARN" else name
+        name = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(name, name)
         if name not in get_args(LogLevel):
             raise ValueError(f"not a log level; one of {', '.join(get_args(LogLevel))}")
         return name
+
+    @field_validator("kafka_sasl_mechanism", mode="after")
+    @classmethod
+    def _mechanism_name(cls, value: str | None) -> str | None:
+        return (value.strip().upper() or None) if value is not None else None
+
+    @model_validator(mode="after")
+    def _security_that_connects(self) -> Settings:
+        """Kafka security settings that cannot connect as asked are refused with the other
+        settings, before anything starts, never with less security than asked for."""
+        protocol, mechanism = self.kafka_security_protocol, self.kafka_sasl_mechanism
+        if protocol in ("PLAINTEXT", "SSL"):
+            if mechanism:
+                raise ValueError(
+                    f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SECURITY_PROTOCOL="
+                    f"SASL_PLAINTEXT or SASL_SSL (it is {protocol})"
+                )
+        elif mechanism not in SASL_MECHANISMS:
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM set to one of "
+                f"{', '.join(SASL_MECHANISMS)} (it is {mechanism!r})"
+            )
+        elif self.kafka_sasl_username is None or self.kafka_sasl_password is None:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and"
+                " KAFKA_SASL_PASSWORD"
+            )
+        if self.kafka_ssl_cafile is not None and not Path(self.kafka_ssl_cafile).is_file():
+            raise ValueError(f"KAFKA_SSL_CAFILE={self.kafka_ssl_cafile}: no such file")
+        return self
 
     @model_validator(mode="after")
     def _heartbeat_within_session(self) -> Settings:

@@ -45,7 +45,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import Counter, Histogram
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 from pydantic_core import ErrorDetails
 
 from shared.config import Settings
@@ -54,7 +54,6 @@ from shared.contracts.codec import (
     MAX_MESSAGE_BYTES,
     InvalidMessage,
     decode,
-    decode_document,
     loads,
 )
 from shared.contracts.invalid import Refuser, problems
@@ -591,15 +590,11 @@ class TransactionalConsumer:
             value = record.value or b""
             digest: bytes | None = None
             try:
-                if own:
-                    message = decode(
-                        route.adapter, value, max_bytes=self._max_bytes[record.topic], own=True
-                    )
-                else:
-                    message, document = decode_document(
-                        route.adapter, value, max_bytes=self._max_bytes[record.topic]
-                    )
-                    digest = document_digest(document, value)
+                message = decode(
+                    route.adapter, value, max_bytes=self._max_bytes[record.topic], own=own
+                )
+                if not own:
+                    digest = message_digest(message)
             except InvalidMessage as exc:
                 entry = self._refused(route, record, exc)
                 dead.append(entry)
@@ -939,8 +934,19 @@ DIGEST_BYTES = 16
 _INT64 = 2**63
 
 
+def message_digest(message: BaseModel) -> bytes:
+    """A digest of what a valid upstream message says, as validation reads it: identifiers
+    normalized and trimmed, a quantity sent as text or as a number alike, fields in their
+    declared order, without `occurred_at` and `message_id`. So the same document re-sent with
+    other whitespace, key order or number rendering, or a new `occurred_at`, digests the same."""
+    body = message.model_dump(exclude=set(_NOT_DIGESTED))
+    text = orjson.dumps(body, default=_canonical_number, option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(text, digest_size=DIGEST_BYTES).digest()
+
+
 def document_digest(document: dict[str, Any], raw: bytes) -> bytes:
-    """A digest of what identifies an upstream document, not of its rendering: its decoded JSON
+    """The digest of an invalid upstream document (one that names its id), which validation
+    could not read: what identifies it, not its rendering: its decoded JSON
     object without `occurred_at` and `message_id`, keys sorted at every level, a number by its
     value (1, 1.0 and 1.00 alike), so the same document re-sent with other whitespace, another
     key order or a new `occurred_at` digests the same. `raw`, the record's bytes, is digested

@@ -45,32 +45,18 @@ def kafka_security(settings: Settings) -> BaseSecurity | None:
     The broker's subscribers (every consumer) take it as FastStream's `security`; the producer
     and admin clients take `kafka_client_options`, FastStream's own translation of it into
     aiokafka arguments, so both sides connect the same way. None: plaintext, no auth.
-    A setting that would quietly connect with less security than asked for is refused.
+    Settings refuse what would quietly connect with less security than asked for.
     """
     protocol = settings.kafka_security_protocol
-    mechanism = (settings.kafka_sasl_mechanism or "").strip().upper()
     tls = protocol in ("SSL", "SASL_SSL")
     context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if tls else None
     if protocol in ("PLAINTEXT", "SSL"):
-        if mechanism:
-            raise ValueError(
-                f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT "
-                f"or SASL_SSL (it is {protocol})"
-            )
         return BaseSecurity(ssl_context=context) if tls else None
-    sasl = _SASL.get(mechanism)
-    if sasl is None:
-        raise ValueError(
-            f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM set to one of "
-            f"{', '.join(_SASL)} (it is {settings.kafka_sasl_mechanism!r})"
-        )
-    if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
-        raise ValueError(
-            f"KAFKA_SASL_MECHANISM={mechanism} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
-        )
+    # Settings refuse a SASL protocol without a known mechanism and credentials.
+    sasl = _SASL[settings.kafka_sasl_mechanism or ""]
     return sasl(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password,
+        username=settings.kafka_sasl_username or "",
+        password=settings.kafka_sasl_password or "",
         ssl_context=context,
         use_ssl=tls,
     )

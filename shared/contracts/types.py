@@ -174,7 +174,9 @@ def _decimal_schema(
     bounds: dict[str, Any] = {
         "minimum": _number(-limit if minimum is None else minimum),
         "maximum": _number(limit),
-        "multipleOf": float(_QUANTUM),  # at most MAX_DECIMAL_PLACES decimal places
+        # "At most 6 decimal places" stays in the description: JSON Schema's multipleOf is
+        # tested with float division by common validators, which refuse 0.1 as a multiple of
+        # 1e-06, so it would refuse numbers lotline takes.
     }
     if exclusive_minimum is not None:
         del bounds["minimum"]

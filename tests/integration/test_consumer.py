@@ -1284,6 +1284,36 @@ def test_the_digest_ignores_rendering_occurred_at_and_the_ids_spacing() -> None:
         assert _digest(other) != base
 
 
+def test_a_valid_messages_digest_is_of_what_validation_reads() -> None:
+    """A re-send that validates to the same message (an identifier with spaces around it or
+    decomposed, a quantity as text or as a number, a new occurred_at) digests the same; one
+    that says something else does not."""
+    from pydantic import TypeAdapter
+
+    from shared.consumer import message_digest
+    from shared.contracts.codec import decode
+    from shared.contracts.upstream import ItemMessage
+
+    def digest(text: bytes) -> bytes:
+        return message_digest(decode(TypeAdapter(ItemMessage), text))
+
+    base = digest(
+        b'{"type":"UpsertItem","message_id":"m1","lic":"Caf\u00e9","est_unit_cost":2,'
+        b'"occurred_at":"2026-01-01T00:00:00Z"}'
+    )
+    for same in (
+        b'{"est_unit_cost":"2.0","lic":" Cafe\u0301 ","type":"UpsertItem","message_id":" m1 "}',
+        b'{"type":"UpsertItem","message_id":"m1","lic":"Caf\u00e9","est_unit_cost":2.00,'
+        b'"occurred_at":"2026-02-02T00:00:00Z"}',
+    ):
+        assert digest(same) == base
+    assert digest(b'{"type":"UpsertItem","message_id":"m1","lic":"Cafe","est_unit_cost":2}') != base
+    assert (
+        digest(b'{"type":"UpsertItem","message_id":"m1","lic":"Caf\u00e9","est_unit_cost":3}')
+        != base
+    )
+
+
 def test_the_digest_of_what_orjson_cannot_render_never_raises() -> None:
     big = b'{"n": ' + b"9" * 40 + b"}"
     assert _digest(big) != _digest(b'{"n": ' + b"9" * 39 + b"}")

@@ -139,10 +139,28 @@ def test_a_heartbeat_not_below_the_session_timeout_is_refused(
     assert "KAFKA_HEARTBEAT_INTERVAL_MS" in lines[0] and "KAFKA_SESSION_TIMEOUT_MS" in lines[0]
 
 
+@pytest.mark.parametrize("command", [["up"], ["topics"]])
+def test_kafka_security_that_cannot_connect_is_a_setting_error_before_anything_starts(
+    clean_env: Path, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    code, lines = _run(
+        command,
+        capsys,
+        KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        KAFKA_SASL_USERNAME="u",
+        KAFKA_SASL_PASSWORD="hunter2",
+    )
+
+    assert code == 2
+    assert len(lines) == 1 and "needs KAFKA_SASL_MECHANISM" in lines[0], lines
+    assert "hunter2" not in lines[0]
+
+
 def test_good_settings_are_still_accepted(clean_env: Path) -> None:
     settings = Settings(LOG_LEVEL="debug", LEDGER_HTTP_PORT=0, METRICS_PORT=9100)  # type: ignore[call-arg]
     assert settings.log_level == "DEBUG"
     assert Settings(LOG_LEVEL="warn").log_level == "WARNING"  # type: ignore[call-arg]
+    assert Settings(LOG_LEVEL="FATAL").log_level == "CRITICAL"  # type: ignore[call-arg]
     assert settings.http_port == 0 and settings.metrics_port == 9100
 
 
