@@ -115,20 +115,11 @@ def decode(
             return adapter.validate_json(data)
         except ValidationError as exc:
             raise InvalidMessage(_summarize(exc)) from None
-    return decode_document(adapter, data, max_bytes=max_bytes)[0]
-
-
-def decode_document(
-    adapter: TypeAdapter[T], data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES
-) -> tuple[T, dict[str, Any]]:
-    """`decode` of an upstream message, also returning the JSON object it was validated from
-    (the consumer digests it to tell a redelivery from another document under the same
-    message_id, without parsing the bytes twice)."""
     document = loads(data, max_bytes=max_bytes)
     if not isinstance(document, dict):
         raise InvalidMessage("a message must be a JSON object")
     try:
-        return adapter.validate_python(document), document
+        return adapter.validate_python(document)
     except ValidationError as exc:
         raise InvalidMessage(_summarize(exc), document=document, error=exc) from None
 
