@@ -124,6 +124,8 @@ DLQ_HEADERS: dict[str, str] = {
     "source_topic": "the topic the record was read from",
     "source_partition": "its partition, in decimal",
     "source_offset": "its offset, in decimal",
+    "source_timestamp": "its timestamp (milliseconds since the epoch), in decimal: with topic,"
+    " partition and offset it names the record even where a broker reuses offsets",
     "consumer": "the lotline consumer that dead-lettered it (the route's name)",
     "answered": "only when the record was an identifiable invalid document answered with a"
     " refusal (docs/contract.md, Invalid documents): the `type` of each refusal sent, comma"

@@ -135,6 +135,22 @@ class UnitOfWork:
 Handler = Callable[[UnitOfWork, list[Inbound[T]]], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Refused:
+    """A document that failed its schema but named its ids, answered by its route's `refuse`
+    hook in this transaction: what a route's `on_refused` hook gets."""
+
+    message_id: str  # normalized: its inbox key
+    document: dict[str, Any]  # the decoded JSON object, as sent (not validated)
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+
+
+RefusedHandler = Callable[[UnitOfWork, list[Refused]], Awaitable[None]]
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, owner: TransactionalConsumer) -> None:
         self._owner = owner
@@ -172,6 +188,12 @@ class Route(Generic[T]):
     # called only on that path, never for bytes that are not a JSON object; its refusals are
     # written with the dead letter. None: dead letter only.
     refuse: Refuser | None = None
+    # Acts, in the batch's transaction, on the documents `refuse` answers in it (their ids new
+    # to the inbox: never again on redelivery), just before their refusals are written. The
+    # route's records are then handled in record order: the valid messages before such a
+    # document go to `handler` (in a call of their own) before it, those after it after its
+    # refusal. None: refusals are written with the other dead letters, before any handler runs.
+    on_refused: RefusedHandler | None = None
     # Reads the topic's raw records itself instead of decoding them with `adapter` (for
     # `inventory.dlq`, whose records are not messages): returns what the handler gets, whose
     # `message_id` is the inbox key; must not raise. A record of such a route is never
@@ -614,20 +636,35 @@ class TransactionalConsumer:
             conn = cast(asyncpg.Connection, proxy)  # the proxy forwards every call
             seen = await self._fence_and_dedupe(conn, next_offsets, keyed)
             reused: list[_Dead] = []
+            # Per route with an `on_refused` hook, in record order: its new messages and the
+            # documents answered now, whose refusals are written in that order, not up front.
+            ordered: dict[str, list[Inbound[Any] | _Dead]] = {}
             for entry_key, status in zip(keyed, seen, strict=True):
                 unit = entry_key.unit
                 if isinstance(unit, _Dead):
                     unit.fresh = status == _NEW
+                    route = self._routes[unit.record.topic]
+                    if unit.fresh and unit.refusals and route.on_refused is not None:
+                        ordered.setdefault(route.topic, []).append(unit)
                 elif status == _NEW:
                     new.append(unit)
+                    if unit[0].on_refused is not None:
+                        ordered.setdefault(unit[0].topic, []).append(unit[1])
                 elif status == _REUSED:
                     reused.append(_reused_id(entry_key))
             if reused:  # dead letters in record order
                 order = {id(record): i for i, record in enumerate(records)}
                 dead = sorted([*dead, *reused], key=lambda entry: order[id(entry.record)])
+            later = {id(unit) for units in ordered.values() for unit in units}
             for entry in dead:
-                self._dead_letter(outbox, entry)
+                if id(entry) not in later:
+                    self._dead_letter(outbox, entry)
             for route in self._routes.values():  # topics in a fixed order, each in offset order
+                if route.on_refused is not None:
+                    committed += await self._in_record_order(
+                        conn, outbox, route, ordered.get(route.topic, [])
+                    )
+                    continue
                 mine = [inbound for r, inbound in new if r is route]
                 if mine:
                     uow = UnitOfWork(conn, outbox)
@@ -680,6 +717,49 @@ class TransactionalConsumer:
                     message_id=entry.message_id,
                     reason=entry.reason[:500],
                 )
+
+    async def _in_record_order(
+        self,
+        conn: asyncpg.Connection,
+        outbox: Outbox,
+        route: Route[Any],
+        units: Sequence[Inbound[Any] | _Dead],
+    ) -> list[Callable[[], None]]:
+        """A route with an `on_refused` hook: each run of its new messages to its handler, each
+        run of documents answered now to the hook and then their dead letters and refusals, in
+        record order. Returns the units of work's after-commit callbacks."""
+        committed: list[Callable[[], None]] = []
+        start = 0
+        while start < len(units):
+            end = start
+            refused = isinstance(units[start], _Dead)
+            while end < len(units) and isinstance(units[end], _Dead) == refused:
+                end += 1
+            uow = UnitOfWork(conn, outbox)
+            if refused:
+                entries = cast(list[_Dead], units[start:end])
+                assert route.on_refused is not None
+                await route.on_refused(
+                    uow,
+                    [
+                        Refused(
+                            cast(str, e.message_id),
+                            e.document or {},
+                            e.record.topic,
+                            e.record.partition,
+                            e.record.offset,
+                            e.record.key,
+                        )
+                        for e in entries
+                    ],
+                )
+                for entry in entries:
+                    self._dead_letter(outbox, entry)
+            else:
+                await route.handler(uow, cast(list[Inbound[Any]], units[start:end]))
+            committed += uow.committed
+            start = end
+        return committed
 
     def _count_passed_over(self, records: Sequence[ConsumerRecord]) -> None:
         by_topic: dict[str, int] = {}
@@ -829,6 +909,9 @@ class TransactionalConsumer:
             "source_topic": record.topic,
             "source_partition": str(record.partition),
             "source_offset": str(record.offset),
+            # With topic, partition and offset, names the record for good: a broker that keeps
+            # topics in memory (the embedded one) reuses offsets after a restart.
+            "source_timestamp": str(record.timestamp),
             "consumer": self._routes[record.topic].name
             if record.topic in self._routes
             else self.name,

@@ -170,7 +170,10 @@ def dead_letter(
     origin = named.get("source_offset")
     outbox = named.get("outbox_id")
     if origin is not None and all(source):
-        identity = "|".join(["source", *(s or "" for s in source), origin])
+        # The source record's timestamp too: the embedded broker keeps topics in memory, so
+        # after a restart another record comes at the same offset (older notices lack it).
+        stamp = named.get("source_timestamp", "")
+        identity = "|".join(["source", *(s or "" for s in source), origin, stamp])
     elif outbox is not None:
         identity = f"outbox|{named.get('outbox_schema', '')}|{outbox}"
     else:  # a record some other tool wrote: its own place in the topic

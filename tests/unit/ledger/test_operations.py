@@ -91,6 +91,24 @@ def test_a_dead_letter_is_keyed_by_the_record_it_dead_letters() -> None:
     assert foreign.headers == {"hello": "\\x00world"}
 
 
+def test_a_record_at_a_reused_offset_is_another_dead_letter() -> None:
+    """The embedded broker keeps topics in memory: after a restart another bad record comes at
+    the same source offset. Its source timestamp tells them apart (the dashboard would
+    otherwise take the second for a copy of the first and never show it)."""
+    base: list[tuple[str, bytes | None]] = [
+        ("error", b"not JSON"),
+        ("source_topic", b"inventory.receipts"),
+        ("source_partition", b"0"),
+        ("source_offset", b"0"),
+        ("consumer", b"receiving"),
+    ]
+    before = _record(1, [*base, ("source_timestamp", b"1795000000000")])
+    copy = _record(2, [*base, ("source_timestamp", b"1795000000000")])
+    after_restart = _record(3, [*base, ("source_timestamp", b"1795000999000")])
+
+    assert before.message_id == copy.message_id != after_restart.message_id
+
+
 def test_a_refused_document_lists_its_first_problems() -> None:
     notice = translate.StatusNotice.model_validate(
         {
