@@ -8,7 +8,8 @@ For each batch FastStream hands us, in ONE Postgres transaction:
   3. call the service's handler (state changes + outbox rows);
   4. bytes that are not a message go to the dead-letter topic through the same outbox; a
      document that fails its schema but names its type and ids is also answered with its
-     refusal (the route's `refuse` hook), once: its message id goes into the inbox too.
+     refusal (the route's `refuse` hook), once: its message id goes into the inbox too; a
+     route's `on_refused` hook acts on it first, in record order with the route's handler.
 An upstream message without `occurred_at` takes its Kafka record's timestamp, so a replay
 decides the same way as the first delivery.
 Then wake the outbox relay. Offsets go to Kafka about once a second, off the hot path: only a

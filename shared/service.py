@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 
 from shared import db
 from shared.config import Settings
-from shared.consumer import Handler, Route, TransactionalConsumer, UnitOfWork
+from shared.consumer import Handler, RefusedHandler, Route, TransactionalConsumer, UnitOfWork
 from shared.contracts.invalid import Refuser
 from shared.kafka import ensure_topics, kafka_security, make_producer, wait_for_broker
 from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
@@ -141,6 +141,7 @@ class ServiceRuntime:
         accepts: Collection[str] | None = None,
         on_assign: Callable[[], None] | None = None,
         refuse: Refuser | None = None,
+        on_refused: RefusedHandler | None = None,
     ) -> None:
         """Declare a topic this service reads; one consumer serves every declared topic.
 
@@ -148,7 +149,8 @@ class ServiceRuntime:
         handler reads (others are passed over unparsed); `on_assign`: called whenever some of
         the topic's partitions are assigned, before their stored offsets are read; `refuse`:
         answers a document that fails validation but names its type and ids (it is also
-        dead-lettered).
+        dead-lettered); `on_refused`: acts, in the same transaction, on the documents `refuse`
+        answers (`Route.on_refused`).
         """
         self.routes.append(
             Route(
@@ -160,6 +162,7 @@ class ServiceRuntime:
                 on_assign=on_assign,
                 payload_doc=payload_doc,
                 refuse=refuse,
+                on_refused=on_refused,
             )
         )
         if description:

@@ -28,6 +28,8 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         handler=service.receive_documents,
         payload_doc=ShipmentReceived,
         refuse=translate.refuse_receipts(topics.status),
+        # A newer version that fails its schema still supersedes the held older ones.
+        on_refused=service.supersede_refused,
         description="Whole receipts (purchase, production, customer return): checked line by "
         "line, refused as a whole or split into per-LIC commands.",
     )

@@ -11,8 +11,10 @@ settling transaction locks its row and moves it out of 'held'.
 
 A document is answered once per version (message): a version still held when a newer one of the
 same document (`shipment_id`) arrives is refused at once, superseded, so its refusal precedes the
-newer version's answer; and a customer return whose document was received before (posted or
-being posted) is refused, since it would put the same units back twice (R13).
+newer version's answer (a newer version that fails its schema but names its ids too:
+`supersede_refused`, just before the consumer writes its refusal); and a customer return whose
+document was received before (posted or being posted) is refused, since it would put the same
+units back twice (R13).
 
 A document of several lines is received whole or not at all: its lines go out with `hold`, and
 once every line is answered (`domain.settle`, in the transaction that recorded the last answer,
@@ -40,7 +42,7 @@ from services.receiving.repository import (
     ToHold,
 )
 from shared.config import Settings
-from shared.consumer import Inbound, UnitOfWork
+from shared.consumer import Inbound, Refused, UnitOfWork
 from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
@@ -107,11 +109,27 @@ class ReceivingService:
             items |= await self._repository.items(uow.conn, sorted(awaited))
             docs = [self._check(doc.message, items) if doc.awaited else doc for doc in docs]
         docs = _latest_held(docs)
-        superseded = await self._supersede(uow, docs)
+        newest = {doc.message.shipment_id: doc.message.message_id for doc in docs}
+        superseded = await self._supersede(uow, newest, [doc.message.message_id for doc in docs])
         docs = await self._once_per_return(uow, docs)
         await self._hold(uow, [doc for doc in docs if doc.awaited])
         # The superseded versions first: their refusals precede the newer versions' answers.
         await self._admit(uow, [*superseded, *(doc for doc in docs if not doc.awaited)])
+
+    async def supersede_refused(self, uow: UnitOfWork, refused: list[Refused]) -> None:
+        """Receipts that failed their schema but name their ids, answered with their refusal
+        right after this (the consumer's `refuse_receipts`, in this transaction): a newer
+        version all the same, so the held versions of their documents are answered first,
+        superseded, as a valid newer version's would be. Never again on redelivery (the
+        consumer calls this only for ids new to the inbox)."""
+        newest: dict[str, str] = {}
+        for document in refused:
+            shipment_id = translate.refused_shipment(document.document)
+            if shipment_id is not None:
+                newest[shipment_id] = document.message_id
+        superseded = await self._supersede(uow, newest, [r.message_id for r in refused])
+        if superseded:
+            await self._admit(uow, superseded)
 
     async def settle_expired(self, uow: UnitOfWork) -> None:
         """The periodic job: settle held documents whose wait is over on what is known now,
@@ -131,14 +149,15 @@ class ReceivingService:
         awaited = d.awaited_items(checked) if may_wait else ()
         return _Document(message, receipt, checked, awaited, arrived_at)
 
-    async def _supersede(self, uow: UnitOfWork, docs: Sequence[_Document]) -> list[_Document]:
-        """Answer now the held versions of the batch's documents: a newer version (another
-        message, same shipment_id) replaces them, and answered later their refusal could
-        follow its posting. Checked again in full, then refused, each saying so."""
-        newest = {doc.message.shipment_id: doc.message.message_id for doc in docs}
-        held = await self._repository.supersede(
-            uow.conn, newest.keys(), [doc.message.message_id for doc in docs]
-        )
+    async def _supersede(
+        self, uow: UnitOfWork, newest: dict[str, str], message_ids: Collection[str]
+    ) -> list[_Document]:
+        """Answer now the held versions of the batch's documents (`newest`: shipment_id → its
+        latest message in the batch; `message_ids`: all of them, never superseding
+        themselves): a newer version (another message, same shipment_id) replaces them, and
+        answered later their refusal could follow its posting. Checked again in full, then
+        refused, each saying so."""
+        held = await self._repository.supersede(uow.conn, newest.keys(), message_ids)
         if not held:
             return []
         messages = [translate.held_document(h.document) for h in held]

@@ -232,6 +232,15 @@ def invalid_receipt(
     )
 
 
+def refused_shipment(raw: dict[str, Any]) -> str | None:
+    """The `shipment_id` of a receipt that failed validation, if it is one that names its ids
+    (one `invalid_receipt` answers)."""
+    if raw.get("type") != "ShipmentReceived":
+        return None
+    ids = invalid.identifiers(raw, "message_id", "shipment_id")
+    return None if ids is None else ids[1]
+
+
 def refuse_receipts(status_topic: str) -> invalid.Refuser:
     """The consumer's hook: an invalid receipt's `ReceiptRejected` on `status_topic`."""
 

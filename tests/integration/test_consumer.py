@@ -16,7 +16,15 @@ from aiokafka import ConsumerRecord, TopicPartition
 from pydantic import TypeAdapter
 
 from shared import db
-from shared.consumer import OUTCOMES, Fenced, Inbound, Route, TransactionalConsumer, UnitOfWork
+from shared.consumer import (
+    OUTCOMES,
+    Fenced,
+    Inbound,
+    Refused,
+    Route,
+    TransactionalConsumer,
+    UnitOfWork,
+)
 from shared.contracts.upstream import ItemMessage, UpsertItem
 from shared.outbox import OutboxRelay
 from tests.fixtures.infra import LotlineEnv
@@ -579,6 +587,54 @@ async def test_a_refusal_the_contract_cannot_carry_leaves_the_dead_letter_only(
     await consumer._process_resiliently([_record(0, _bad_item("m1"))])
     assert [t for t, _, _ in await _outbox(pool)] == ["t.inventory.dlq"]
     assert await _rows(pool, "SELECT next_offset FROM consumer_offsets") == [(1,)]
+
+
+async def test_an_on_refused_hook_acts_in_record_order_before_the_refusal_once(
+    pool: asyncpg.Pool,
+) -> None:
+    """A route's `on_refused` hook runs in the transaction for the documents answered now, never
+    again on redelivery; the route's records are handled in record order: what the handler
+    emits for the messages before it, then what the hook emits, then the refusal, then the rest."""
+    from services.allocation.translate import refuse_items
+
+    called: list[list[tuple[str, str, int]]] = []
+
+    async def hook(uow: UnitOfWork, refused: list[Refused]) -> None:
+        called.append([(r.message_id, r.document["lic"], r.offset) for r in refused])
+        for r in refused:
+            uow.outbox.emit(
+                "events", r.document["lic"], UpsertItem(message_id=f"hook-{r.message_id}", lic="H")
+            )
+
+    handler = Recorder()
+    consumer = _consumer(pool, handler, refuse=refuse_items("t.inventory.events"), on_refused=hook)
+    await consumer.claim([TopicPartition(TOPIC, 0)])
+    batch = [
+        _record(0, _item("m1", "A")),
+        _record(1, _bad_item(" m2 ", "X")),
+        _record(2, _bad_item("m3", "Y")),
+        _record(3, _item("m4", "B")),
+    ]
+    await consumer._process_resiliently(batch)
+    # Redelivered, and the same document again under its id: answered before, no hook.
+    await consumer._process_resiliently([_record(4, _bad_item("m2", "X"))])
+
+    assert called == [[("m2", "X", 1), ("m3", "Y", 2)]]
+    assert handler.calls == 2  # the messages before the refused documents, then those after
+    rows = [
+        (t.removeprefix("t.inventory."), p.get("message_id")) for t, p, _ in await _outbox(pool)
+    ]
+    assert rows == [
+        ("events", "m1"),
+        ("events", "hook-m2"),
+        ("events", "hook-m3"),
+        ("events", "item:m2/rejected"),
+        ("dlq", " m2 "),  # the dead letter: the record's bytes as sent
+        ("events", "item:m3/rejected"),
+        ("dlq", "m3"),
+        ("events", "m4"),
+        ("dlq", "m2"),  # the redelivery: dead-lettered, not answered again
+    ]
 
 
 # --- occurred_at: the record's timestamp when upstream leaves it out -----------------------------

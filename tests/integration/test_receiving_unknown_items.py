@@ -24,8 +24,15 @@ from services.receiving.app import create_runtime as receiving
 from shared.config import Settings
 from shared.contracts.codec import encode
 from shared.contracts.events import ItemUpserted
+from shared.ids import derived_id
 from shared.service import ServiceRuntime
-from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
+from tests.fixtures.infra import (
+    LotlineEnv,
+    json_values,
+    kafka_publish,
+    kafka_publish_many,
+    kafka_read_until,
+)
 
 FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
 
@@ -188,3 +195,95 @@ async def test_redelivered_receipt_and_item_events_settle_a_held_receipt_once(
         ]
         assert [r["status"] for r in receipts] == ["posting"]  # no allocation here to answer
         assert await held_status(env, doc) == "released"
+
+
+def invalid_receipt(run: str, doc: str, lic: str, version: str) -> bytes:
+    """A newer version of `doc` that fails its schema (a negative quantity) but names its ids."""
+    body = json.loads(receipt(run, doc, lic))
+    body["message_id"] = f"rcv-{doc}-{run}-{version}"
+    body["lines"][0]["quantity"] = -4
+    return json.dumps(body).encode()
+
+
+async def statuses_of(env: LotlineEnv, doc: str, n: int) -> list[dict[str, Any]]:
+    """The first `n` statuses published for `doc`, in order (one partition: the key is `doc`)."""
+
+    def mine(records: list[Any]) -> list[Any]:
+        return [v for v in json_values(records) if v.get("shipment_id") == doc]
+
+    topic = env.settings.topics.status
+    records = await kafka_read_until(
+        env.bootstrap, topic, lambda rs: len(mine(rs)) >= n, timeout=60
+    )
+    return [dict(v) for v in mine(records)]
+
+
+async def test_an_invalid_newer_version_supersedes_a_held_receipt_before_its_refusal(
+    lotline_env: Any,
+) -> None:
+    """The newer version fails its schema, so the consumer answers it (`refuse_receipts`) and no
+    handler sees it: it supersedes the held one all the same, whose refusal goes first, once;
+    the item arriving later posts nothing."""
+    async with running(lotline_env, receiving, wait=60) as (env, _):
+        topics, run = env.settings.topics, uuid.uuid4().hex[:6]
+        lic = f"LATE-{run}"
+        across, within = f"PO-5-{run}", f"PO-6-{run}"
+
+        # Held in one batch, superseded by a later one.
+        await kafka_publish(env.bootstrap, topics.receipts, across, receipt(run, across, lic))
+        await held_status(env, across, until="held")
+        newer = invalid_receipt(run, across, lic, "v2")
+        await kafka_publish(env.bootstrap, topics.receipts, across, newer)
+        await kafka_publish(env.bootstrap, topics.receipts, across, newer)  # at least once
+        # Both versions back to back (one batch, or two).
+        await kafka_publish_many(
+            env.bootstrap,
+            topics.receipts,
+            [
+                (within, receipt(run, within, lic)),
+                (within, invalid_receipt(run, within, lic, "v2")),
+            ],
+        )
+
+        for doc in (across, within):
+            first, second = await statuses_of(env, doc, 2)
+            assert (first["type"], second["type"]) == ("ReceiptRejected", "ReceiptRejected")
+            assert [p["reason_code"] for p in first["problems"]] == ["UNKNOWN_ITEM"], first
+            assert f"superseded by message rcv-{doc}-{run}-v2" in first["problems"][0]["reason"]
+            assert first["message_id"] == derived_id(f"rcv-{doc}-{run}", "rejected")
+            assert [p["reason_code"] for p in second["problems"]] == ["INVALID_QUANTITY"]
+            assert second["message_id"] == derived_id(f"rcv-{doc}-{run}-v2", "rejected")
+        assert await held_status(env, across) == "superseded"
+        assert await held_status(env, within) in (None, "superseded")  # never held, or not long
+
+        # The item arrives: nothing of either document is held to post.
+        body = encode(
+            ItemUpserted(
+                message_id=f"{lic}#1",
+                lic=lic,
+                command_id=f"item:item-{lic}",
+                description="new",
+                track_mfr_lot=False,
+                serialized=False,
+                perishable=False,
+                est_unit_cost=Decimal(3),
+            )
+        )
+        await kafka_publish(
+            env.bootstrap, topics.events, lic, body, headers=[("type", b"ItemUpserted")]
+        )
+        conn = await asyncpg.connect(env.dsn)
+        try:  # the item stored (any release is in the same transaction), then all published
+            for _ in range(1200):
+                if await conn.fetchval("SELECT count(*) FROM receiving.items"):
+                    break
+                await asyncio.sleep(0.05)
+            sent = await conn.fetch(
+                "SELECT topic, payload FROM receiving.outbox WHERE topic <> $1 ORDER BY id",
+                topics.dlq,
+            )
+        finally:
+            await conn.close()
+        assert [(r["topic"], json.loads(r["payload"])["type"]) for r in sent] == [
+            (topics.status, "ReceiptRejected")
+        ] * 4
