@@ -201,6 +201,10 @@ class Route(Generic[T]):
     # dead-lettered (one that fails is logged and passed over), so a reader of the dead-letter
     # topic cannot feed its own input.
     read: Callable[[ConsumerRecord], T] | None = None
+    # A topic nobody waits on (the ledger's dashboard feeds): read by a consumer of its own
+    # that fetches every `poll_ms`, so its partitions do not cost the broker a fetch every
+    # KAFKA_FETCH_MAX_WAIT_MS alongside the hot path's. None: the service's main consumer.
+    poll_ms: int | None = None
 
 
 @dataclass

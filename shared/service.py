@@ -69,7 +69,9 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self.routes: list[Route[Any]] = []
         self._descriptions: list[str] = []
+        # The main consumer (the routes without `poll_ms`), then one per `poll_ms` declared.
         self.consumer: TransactionalConsumer | None = None
+        self.consumers: list[TransactionalConsumer] = []
         self._stopped = asyncio.Event()
         self._waiting_sql: str | None = None
         self._watch_seconds = 15.0
@@ -142,8 +144,10 @@ class ServiceRuntime:
         on_assign: Callable[[], None] | None = None,
         refuse: Refuser | None = None,
         on_refused: RefusedHandler | None = None,
+        poll_ms: int | None = None,
     ) -> None:
-        """Declare a topic this service reads; one consumer serves every declared topic.
+        """Declare a topic this service reads; one consumer serves every declared topic (one
+        more for the topics declared with `poll_ms`, read that often: `Route.poll_ms`).
 
         `name` keys the topic's inbox and stored offsets; `accepts`: the message types the
         handler reads (others are passed over unparsed); `on_assign`: called whenever some of
@@ -163,6 +167,7 @@ class ServiceRuntime:
                 payload_doc=payload_doc,
                 refuse=refuse,
                 on_refused=on_refused,
+                poll_ms=poll_ms,
             )
         )
         if description:
@@ -184,17 +189,23 @@ class ServiceRuntime:
             dead_letter_topic=self.settings.topics.dlq,
         )
         self.relay.start()
-        if self.routes:
-            self.consumer = TransactionalConsumer(
-                name=self.schema,
-                routes=self.routes,
+        polls = sorted({route.poll_ms for route in self.routes}, key=lambda p: p or 0)
+        for poll in polls:
+            consumer = TransactionalConsumer(
+                name=self.schema if poll is None else f"{self.schema}-every-{poll}ms",
+                routes=[route for route in self.routes if route.poll_ms == poll],
                 pool=self.pool,
                 relay=self.relay,
                 schema=self.schema,
-                settings=self.settings,
+                settings=self.settings
+                if poll is None
+                else self.settings.model_copy(update={"kafka_fetch_max_wait_ms": poll}),
                 description=" ".join(self._descriptions),
             )
-            self.consumer.register(self.broker)
+            consumer.register(self.broker)
+            self.consumers.append(consumer)
+            if poll is None:
+                self.consumer = consumer
         await self.broker.start()
         if self._waiting_sql is not None:
             self._watch = asyncio.create_task(self._watch_waiting(), name="watch-waiting")
@@ -208,9 +219,9 @@ class ServiceRuntime:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self.consumer is not None:
+        for consumer in self.consumers:
             with contextlib.suppress(Exception):
-                await self.consumer.close()
+                await consumer.close()
         with contextlib.suppress(Exception):
             await self.broker.stop()
         if self.relay is not None:

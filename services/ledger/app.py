@@ -31,6 +31,10 @@ from shared.service import ServiceRuntime, tune_gc
 
 SCHEMA = "ledger"
 MIGRATIONS = Path(__file__).parent / "migrations"
+# The dashboard's feeds are read by a consumer of their own, this often: nobody waits on them,
+# and on the main consumer each fetch (every KAFKA_FETCH_MAX_WAIT_MS) would cover their
+# partitions too, costing the broker CPU the hot path needs.
+DASHBOARD_POLL_MS = 500
 
 __all__ = ["MIGRATIONS", "SCHEMA", "create_api", "create_runtime", "main", "run"]
 
@@ -63,6 +67,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         handler=service.record_status,
         payload_doc=StatusMessage,
         description="Document answers, for the operations dashboard.",
+        poll_ms=DASHBOARD_POLL_MS,
     )
     # Dead letters are raw records, not messages: the route reads them itself and never
     # dead-letters one (ServiceRuntime.consume has no `read` yet, hence the Route).
@@ -73,6 +78,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
             adapter=TypeAdapter(bytes),  # not used: `read` takes the raw record
             handler=service.record_dead_letters,
             read=translate.read_dead_letter,
+            poll_ms=DASHBOARD_POLL_MS,
         )
     )
     runtime.every(operations.PRUNE_SECONDS, service.prune_operations)

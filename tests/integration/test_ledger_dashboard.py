@@ -18,7 +18,7 @@ from aiokafka import ConsumerRecord
 
 from services.ledger import operations, service, translate
 from services.ledger.api import create_api
-from services.ledger.app import create_runtime
+from services.ledger.app import DASHBOARD_POLL_MS, create_runtime
 from services.ledger.translate import StatusNotice
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import status as s
@@ -130,6 +130,13 @@ async def test_dashboard_shows_answers_refusals_and_dead_letters_once(
     runtime = create_runtime(env.settings)
     await runtime.start()
     try:
+        # The dashboard's feeds have a consumer of their own, fetching every DASHBOARD_POLL_MS:
+        # the main consumer's fetches (every KAFKA_FETCH_MAX_WAIT_MS) never cover them.
+        assert [(c.name, sorted(c.topics)) for c in runtime.consumers] == [
+            ("ledger", sorted([topics.events, topics.costs])),
+            (f"ledger-every-{DASHBOARD_POLL_MS}ms", sorted([topics.status, topics.dlq])),
+        ]
+        assert runtime.consumers[1]._settings.kafka_fetch_max_wait_ms == DASHBOARD_POLL_MS
         await kafka_publish_many(env.bootstrap, topics.status, status_records)
         await kafka_publish_many(
             env.bootstrap, topics.events, [(e.lic, encode(e)) for e in events * 2]
