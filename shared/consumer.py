@@ -47,7 +47,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, TypeAdapter
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticUndefined
 
 from shared.config import Settings
 from shared.contracts.codec import (
@@ -1026,8 +1026,17 @@ def message_digest(message: BaseModel) -> bytes:
     """A digest of what a valid upstream message says, as validation reads it: identifiers
     normalized and trimmed, a quantity sent as text or as a number alike, fields in their
     declared order, without `occurred_at` and `message_id`. So the same document re-sent with
-    other whitespace, key order or number rendering, or a new `occurred_at`, digests the same."""
+    other whitespace, key order or number rendering, or a new `occurred_at`, digests the same.
+    Which fields were sent counts where leaving one out is not sending its default
+    (`PurchaseOrderUpdated.closed`: left out keeps the PO as it was, `false` reopens it);
+    a field whose default is None reads the same sent as null or left out."""
     body = message.model_dump(exclude=set(_NOT_DIGESTED))
+    fields = type(message).model_fields
+    body["\x00sent"] = sorted(
+        name
+        for name in message.model_fields_set - _NOT_DIGESTED
+        if fields[name].default not in (None, PydanticUndefined)
+    )
     text = orjson.dumps(body, default=_canonical_number, option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(text, digest_size=DIGEST_BYTES).digest()
 

@@ -174,6 +174,14 @@ class ServiceRuntime:
             self._descriptions.append(f"{topic}: {description}")
 
     async def start(self) -> None:
+        # One route per topic and per name across the service's consumers, as within one: a
+        # topic read by two would be handled twice.
+        for what, values in (
+            ("topic", [r.topic for r in self.routes]),
+            ("route name", [r.name for r in self.routes]),
+        ):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{self.schema}: one route per {what}: {sorted(values)}")
         dsn = self.settings.require_database()
         await wait_for_broker(self.settings)
         await ensure_topics(self.settings)

@@ -1370,6 +1370,32 @@ def test_a_valid_messages_digest_is_of_what_validation_reads() -> None:
     )
 
 
+def test_a_field_left_out_and_one_sent_with_its_default_digest_apart_where_that_differs() -> None:
+    """`PurchaseOrderUpdated.closed` left out keeps the PO as it was; `false` reopens it: the
+    same id with the one and then the other is another document (dead-lettered, never a silent
+    duplicate). A field defaulting to None reads the same sent as null or left out."""
+    from pydantic import TypeAdapter
+
+    from shared.consumer import message_digest
+    from shared.contracts.codec import decode
+    from shared.contracts.upstream import CostMessage, ItemMessage
+
+    def po(extra: bytes) -> bytes:
+        return message_digest(
+            decode(
+                TypeAdapter(CostMessage),
+                b'{"type":"PurchaseOrderUpdated","message_id":"po-1","po":"PO-1","lic":"A",'
+                b'"ordered_quantity":5' + extra + b"}",
+            )
+        )
+
+    assert po(b"") != po(b',"closed":false') != po(b',"closed":true')
+    item = TypeAdapter(ItemMessage)
+    left_out = b'{"type":"UpsertItem","message_id":"m1","lic":"A"}'
+    as_null = b'{"type":"UpsertItem","message_id":"m1","lic":"A","next_serial":null,"gtin":null}'
+    assert message_digest(decode(item, left_out)) == message_digest(decode(item, as_null))
+
+
 def test_the_digest_of_what_orjson_cannot_render_never_raises() -> None:
     big = b'{"n": ' + b"9" * 40 + b"}"
     assert _digest(big) != _digest(b'{"n": ' + b"9" * 39 + b"}")

@@ -34,3 +34,30 @@ def test_every_accepted_type_is_an_event_type(create: Any) -> None:
 
 def test_the_event_types_are_known() -> None:
     assert {"StockReceived", "LineAllocated", "CommandRejected"} <= EVENT_TYPES
+
+
+@pytest.mark.parametrize(
+    "second",
+    [
+        {"name": "ledger-again", "topic_of": "events", "poll_ms": 500},  # the topic twice
+        {"name": "ledger", "topic_of": "costs", "poll_ms": None},  # the route name twice
+    ],
+)
+async def test_a_service_refuses_to_start_reading_a_topic_or_route_name_twice(
+    second: dict[str, Any],
+) -> None:
+    """Routes with `poll_ms` get a consumer of their own; a topic declared once with it and once
+    without would be read by two consumer groups under two inbox names: handled twice. So
+    `start` refuses, before it touches the broker or the database."""
+    runtime = ledger(Settings(KAFKA_BOOTSTRAP_SERVERS="localhost:9092"))
+    topics = runtime.settings.topics
+    first = runtime.routes[0]
+    runtime.consume(
+        name=second["name"],
+        topic=getattr(topics, second["topic_of"]),
+        adapter=first.adapter,
+        handler=first.handler,
+        poll_ms=second["poll_ms"],
+    )
+    with pytest.raises(ValueError, match="one route per"):
+        await runtime.start()

@@ -172,8 +172,9 @@ def dead_letter(
     if origin is not None and all(source):
         # The source record's timestamp too: the embedded broker keeps topics in memory, so
         # after a restart another record comes at the same offset (older notices lack it).
-        stamp = named.get("source_timestamp", "")
-        identity = "|".join(["source", *(s or "" for s in source), origin, stamp])
+        stamp = named.get("source_timestamp")
+        parts = ["source", *(s or "" for s in source), origin]
+        identity = "|".join(parts if stamp is None else [*parts, stamp])
     elif outbox is not None:
         identity = f"outbox|{named.get('outbox_schema', '')}|{outbox}"
     else:  # a record some other tool wrote: its own place in the topic

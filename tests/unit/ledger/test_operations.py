@@ -3,6 +3,7 @@ letters, and the page, which escapes everything (hostile text is expected, DESIG
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -107,6 +108,13 @@ def test_a_record_at_a_reused_offset_is_another_dead_letter() -> None:
     after_restart = _record(3, [*base, ("source_timestamp", b"1795000999000")])
 
     assert before.message_id == copy.message_id != after_restart.message_id
+    # A notice from before the header existed keeps the identity it was recorded under.
+    older = _record(4, base)
+    assert (
+        older.message_id
+        == "dlq:"
+        + hashlib.blake2b(b"source|receiving|inventory.receipts|0|0", digest_size=16).hexdigest()
+    )
 
 
 def test_a_refused_document_lists_its_first_problems() -> None:
