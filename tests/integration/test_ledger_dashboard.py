@@ -29,7 +29,7 @@ from shared.outbox import Outbox
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import LotlineEnv, kafka_publish_many, kafka_read_until
 from tests.integration.test_ledger import CAM, FOOD, Wire, mv, pool
-from tests.integration.test_ledger_service import consumed
+from tests.integration.test_ledger_service import consumed, rewind
 
 __all__ = ["pool"]
 
@@ -203,11 +203,7 @@ async def test_dashboard_shows_answers_refusals_and_dead_letters_once(
     assert len(dlq) == len(again) == 4
 
     before = await _rows(env)
-    conn = await asyncpg.connect(env.dsn)
-    try:
-        await conn.execute("UPDATE ledger.consumer_offsets SET next_offset = 0")
-    finally:
-        await conn.close()
+    await rewind(env)
     replay = create_runtime(env.settings)
     await replay.start()
     try:

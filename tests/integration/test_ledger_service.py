@@ -36,6 +36,15 @@ async def _published(
     await kafka_publish_many(env.bootstrap, topic, [(key(m), encode(m)) for m in messages])
 
 
+async def rewind(env: LotlineEnv) -> None:
+    """Every ledger consumer back to offset 0, as if its stored offsets were lost: a replay."""
+    conn = await asyncpg.connect(env.dsn)
+    try:
+        await conn.execute("UPDATE ledger.consumer_offsets SET next_offset = 0")
+    finally:
+        await conn.close()
+
+
 async def consumed(env: LotlineEnv, consumer: str, count: int, within: float = 60) -> None:
     """Wait until `consumer` committed `count` messages (the sum of its stored offsets)."""
     conn = await asyncpg.connect(env.dsn)
@@ -114,11 +123,7 @@ async def test_ledger_records_events_and_costs_through_the_broker_exactly_once(
     assert before["cogs"] == 310
     assert D(lot["valuation"]["ordered"]["value"]) == 620 and lot["valuation"]["cost_is_final"]
 
-    conn = await asyncpg.connect(env.dsn)
-    try:
-        await conn.execute("UPDATE ledger.consumer_offsets SET next_offset = 0")
-    finally:
-        await conn.close()
+    await rewind(env)
     replay = create_runtime(env.settings)
     await replay.start()
     try:
