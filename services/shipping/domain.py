@@ -38,6 +38,13 @@
   and the request is applied, as if read just after. Meanwhile picks replace the waiting
   request's picks, a ship request is refused as still being allocated, a newer request takes
   its place, and a cancel drops it (the cancel under way answers that cancel).
+- A request while the shipment is being shipped waits for the ship the same way: once it
+  settles, `ShipmentShipped` or `ShipmentShipRefused` is answered, then the request is decided
+  as if read just after: refused `UNKNOWN_SHIPMENT` if any line shipped (as a request for a
+  shipped shipment is), else applied. Meanwhile picks and a newer request act as while
+  cancelling. Two rules differ: a ship request asks for the ship under way (answered with its
+  status, as any ship request while shipping), and a cancel is refused at once, as any cancel
+  while shipping, leaving the request waiting (no cancel is under way to answer it).
 - Shipped is final: a shipped shipment cannot be cancelled, re-requested or re-picked; such
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
@@ -154,12 +161,13 @@ def answer(shipment: Shipment, *replies: Answer) -> Decision:
         return Decision(shipment=shipment)
     decision = draft.decision()
     after = decision.shipment
-    if after is None or after.phase != "cancelled" or after.queued is None:
+    if after is None or after.queued is None or after.phase in _QUEUEING:
         return decision
-    # The request that waited for the cancel, read now that the cancel is answered.
-    then = _reopen(replace(after, queued=None), after.queued)
+    # The request that waited for the cancel or the ship, read now that it is answered.
+    then = _decide(replace(after, queued=None), after.queued)
     return replace(
         then,
+        changed=True,  # settled and no longer queued, even if the request is refused
         commands=decision.commands + then.commands,
         statuses=decision.statuses + then.statuses,
     )
@@ -191,17 +199,27 @@ def _request(
     shipment: Shipment | None, msg: Request, items: Mapping[str, Item], limits: Limits
 ) -> Decision:
     """A new shipment, or a saved one replaced while still open or cancelled: every line is
-    (re)allocated. One that comes while the shipment is being cancelled waits for the cancel
-    to settle (its picks read now), so it is decided as if read just after it: the cancel is
-    answered `ShipmentCancelled`, then the request is applied. The newest such request waits."""
+    (re)allocated. One that comes while the shipment is being cancelled or shipped waits for
+    that to settle (its picks read now), so it is decided as if read just after it: the cancel
+    or ship is answered (`ShipmentCancelled`; `ShipmentShipped` or `ShipmentShipRefused`),
+    then the request is decided (applied, or refused if a line shipped). The newest waits."""
     ready = _ready(msg, items, limits)
-    if shipment is not None and shipment.phase == "cancelling":
+    if shipment is not None and shipment.phase in _QUEUEING:
         return Decision(shipment=replace(shipment, queued=ready), changed=True)
-    status_id = derived_id(msg.message_id, "status")
+    return _decide(shipment, ready)
+
+
+# The phases a request waits for: it is decided once the phase settles.
+_QUEUEING: frozenset[Phase] = frozenset({"cancelling", "shipping"})
+
+
+def _decide(shipment: Shipment | None, ready: Ready) -> Decision:
+    """A request read (now, or once what it waited for settled): applied to a new, open or
+    cancelled shipment; refused, changing nothing, once anything of the shipment shipped."""
     if shipment is not None and not _reopenable(shipment):
         problem = _closed(shipment, "it cannot be requested again")
         refusal = AllocationFailedStatus(
-            message_id=status_id,
+            message_id=derived_id(ready.message_id, "status"),
             shipment_id=shipment.shipment_id,
             problems=(problem,),
             allocated_lines=_views(shipment.lines, ("allocated", "shipped")),
@@ -290,7 +308,7 @@ def _update_picks(
     shipment: Shipment | None, msg: PicksUpdate, items: Mapping[str, Item], limits: Limits
 ) -> Decision:
     """Re-allocate one line with the picks now named (replacing the line's picks). While a
-    request waits for the cancel under way, the picks replace that request's line."""
+    request waits for the cancel or ship under way, the picks replace that request's line."""
     status_id = derived_id(msg.message_id, "status")
     if shipment is not None and shipment.queued is not None:
         return _update_queued(shipment, shipment.queued, msg, items, limits)
@@ -328,7 +346,8 @@ def _update_queued(
     items: Mapping[str, Item],
     limits: Limits,
 ) -> Decision:
-    """New picks for a line of the request waiting for the cancel: they replace its picks."""
+    """New picks for a line of the request waiting for the cancel or ship: they replace its
+    picks (a ship that settles shipped refuses the request, these picks with it)."""
     old = next((line for line in queued.lines if line.line_no == msg.line_no), None)
     if old is None:
         refusal = AllocationFailedStatus(
@@ -357,9 +376,10 @@ def _request_ship(
 ) -> Decision:
     """R8: ship every line, or refuse listing exactly what is missing. While the shipment is
     being allocated (a request waiting for the cancel under way counts as being allocated)
-    nothing ships: what the allocation under way settles on is answered first."""
+    nothing ships: what the allocation under way settles on is answered first. While it is
+    being shipped, a request waiting for the ship or not, it asks for the ship under way."""
     status_id = derived_id(msg.message_id, "status")
-    if shipment is not None and shipment.queued is not None:
+    if shipment is not None and shipment.queued is not None and shipment.phase == "cancelling":
         gaps = tuple(
             _still_allocating(shipment.shipment_id, n.line_no, n.lic) for n in shipment.queued.lines
         )
@@ -405,6 +425,8 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
         )
         return Decision(shipment=None, statuses=(refusal,))
     if shipment.phase in ("shipping", "shipped") or _any_shipped(shipment):
+        # While shipping, a request waiting for the ship keeps waiting (unlike while
+        # cancelling, no cancel is under way to take its place): it is still answered.
         why = "a shipped shipment cannot be cancelled"
         refusal = CancelledStatus(
             message_id=status_id,

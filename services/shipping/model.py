@@ -120,8 +120,8 @@ class ReadyLine:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ready:
-    """A `ShipmentRequested` with its lines' picks read as it arrived: applied at once, or,
-    when it came while the shipment was being cancelled, once the cancel settles."""
+    """A `ShipmentRequested` with its lines' picks read as it arrived: decided at once, or,
+    when it came while the shipment was being cancelled or shipped, once that settles."""
 
     message_id: str
     shipment_id: str
@@ -147,7 +147,8 @@ class Shipment:
     # Status ids owed to documents that came while the phase they ask for was under way (a
     # ship request while shipping, a cancel while cancelling): answered when it settles.
     waiting: tuple[str, ...] = ()
-    # A request that came while the shipment was being cancelled: applied once it is cancelled.
+    # A request that came while the shipment was being cancelled or shipped: decided once
+    # that settles (applied once cancelled or back to allocated; refused once a line shipped).
     queued: Ready | None = None
 
     def line(self, line_no: int) -> Line | None:

@@ -11,7 +11,7 @@ A batch costs a fixed number of statements whatever its size (documents: 4, answ
   only) the items of their lines. Both run after the lock, so they see whatever it waited for.
 - save: one statement writing only what differs from what was loaded: headers that changed
   (with the status ids owed to documents waiting for the phase under way, and a request waiting
-  for the cancel under way), lines that changed
+  for the cancel or ship under way), lines that changed
   (upserted) or went away, pending commands sent or answered.
 """
 
@@ -67,8 +67,8 @@ ORDER BY k, sid, n, t1
 """
 
 # Items for the batch's request lines and the loaded shipments' lines, and those of a request
-# waiting for a cancel (their flags decide R5, R8 and R14). Its own statement: folded into the
-# one above, the plan grows parallel workers.
+# waiting for a cancel or ship (their flags decide R5, R8 and R14). Its own statement: folded
+# into the one above, the plan grows parallel workers.
 _ITEMS = """
 SELECT lic, track_mfr_lot, serialized, perishable, gtin FROM items
 WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])

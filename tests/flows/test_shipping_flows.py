@@ -599,3 +599,33 @@ async def test_documents_after_a_request_waiting_for_the_cancel_are_decided_afte
     ]
     assert await desk.phase("S-18") == "allocation_failed"
     assert await allocated_qty(desk.bus, "S-18") == {}
+
+
+@pytest.mark.parametrize("together", [True, False])
+async def test_a_resend_read_with_the_ship_is_decided_as_one_read_after_it(
+    desk: Desk, together: bool
+) -> None:
+    """Every document answered, replays decide the same way: a resend read in the ship's batch
+    (its ShipLine unanswered) waits for the ship; read there or a batch later it gets the same
+    answers in the same order: ShipmentShipped, then the refusal of a shipped shipment."""
+    await desk.bus.receive("PO-19", {"lic": "PLAIN", "quantity": 10})
+    await desk.request("S-19", {"lic": "PLAIN", "quantity": 3})
+    ship = shipping_message("ShipmentShipRequested", "S-19")
+    resend = desk.request_message("S-19", {"lic": "PLAIN", "quantity": 4})
+    before = len(desk.bus.statuses("S-19"))
+    if together:
+        await desk.in_one_batch("S-19", ship, resend)
+    else:
+        await desk._send(ship, "S-19")
+        await desk._send(resend, "S-19")
+    answers = desk.bus.statuses("S-19")[before:]
+    assert [a["type"] for a in answers] == ["ShipmentShipped", "ShipmentAllocationFailed"]
+    assert answers[1]["message_id"] == status_id(resend)
+    assert (answers[1]["reason_code"], answers[1]["problems"][0]["reason"]) == (
+        "UNKNOWN_SHIPMENT",
+        "shipment S-19 is shipped: it cannot be requested again",
+    )
+    assert [c["type"] for c in desk.bus.commands("S-19")] == ["AllocateLine", "ShipLine"]
+    assert await desk.phase("S-19") == "shipped"
+    queued = "SELECT queued IS NULL AS empty FROM shipments WHERE shipment_id = 'S-19'"
+    assert [r["empty"] for r in await desk.bus.fetch("shipping", queued)] == [True]

@@ -812,6 +812,111 @@ def test_a_ship_request_while_shipping_is_answered_with_the_refusal_too() -> Non
     assert desk.phase == "allocated"
 
 
+def _ship_then_request(outcome: str, read: str) -> tuple[list[object], list[object], Desk]:
+    """Two lines allocated, a ship under way, then a resend read before its answers (in the
+    ship's batch) or after: the statuses and commands from the ship's answers on, and the desk."""
+    desk = Desk()
+    first, second = desk.send(_SHIP_FIRST).commands
+    desk.allocated(first)
+    desk.allocated(second)
+    ship_one, ship_two = desk.send(_SHIP_REQUEST).commands
+    decisions: list[Decision] = []
+    if read == "before":
+        waits = desk.send(_SHIP_RESEND)
+        assert (waits.commands, waits.statuses, desk.phase) == ((), (), "shipping")
+        assert desk.shipment is not None and desk.shipment.queued is not None
+    if outcome == "refused":
+        decisions.append(desk.refused(ship_one, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1"))
+    else:
+        decisions.append(desk.shipped(ship_one))
+    if outcome == "shipped":
+        decisions.append(desk.shipped(ship_two))
+    else:
+        decisions.append(desk.refused(ship_two, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2"))
+    if read == "after":
+        decisions.append(desk.send(_SHIP_RESEND))
+    statuses = [s for d in decisions for s in d.statuses]
+    commands = [c for d in decisions for c in d.commands]
+    assert desk.shipment is not None and desk.shipment.queued is None
+    return statuses, commands, desk
+
+
+_SHIP_FIRST = request(line("PLAIN", 1), line("PLAIN", 2, no=2))
+_SHIP_REQUEST = ship_request()
+_SHIP_RESEND = request(line("PLAIN", 3), line("MILK", 1, no=2, picks=entry(lots=[("A", 1)])))
+
+
+@pytest.mark.parametrize("outcome", ["shipped", "refused", "partly"])
+def test_a_request_read_with_the_ship_is_decided_as_one_read_after_it(outcome: str) -> None:
+    """Every document answered, replays decide the same way: a resend read while the shipment
+    is being shipped waits for the ship, answered first; then the resend is decided exactly as
+    one read after it: refused UNKNOWN_SHIPMENT once a line shipped, else applied."""
+    before, sent_before, desk = _ship_then_request(outcome, "before")
+    after, sent_after, other = _ship_then_request(outcome, "after")
+    assert (before, sent_before) == (after, sent_after)
+    assert desk.shipment == other.shipment
+    ship_status, request_status = before[0], before[-1]
+    if outcome == "shipped":
+        assert [type(s) for s in before] == [ShippedStatus, AllocationFailedStatus]
+    else:
+        assert isinstance(ship_status, ShipRefusedStatus)
+    if outcome == "refused":
+        assert len(before) == 1  # the resend is answered by its allocation
+        assert [(type(c), c.line_no, c.lic) for c in sent_before] == [
+            (Release, 2, "PLAIN"),
+            (Allocate, 1, "PLAIN"),
+            (Allocate, 2, "MILK"),
+        ]
+        assert desk.phase == "allocating"
+        for command in sent_before:
+            if isinstance(command, Allocate):
+                decision = desk.allocated(command)
+            else:
+                decision = desk.released(command)
+        assert [type(s) for s in decision.statuses] == [AllocatedStatus]
+        return
+    assert isinstance(request_status, AllocationFailedStatus)
+    assert request_status.message_id == derived_id(_SHIP_RESEND.message_id, "status")
+    (problem,) = request_status.problems
+    phase = "shipped" if outcome == "shipped" else "allocated"
+    assert (problem.reason_code, problem.reason) == (
+        ReasonCode.UNKNOWN_SHIPMENT,
+        f"shipment S-1 is {phase}: it cannot be requested again",
+    )
+    assert sent_before == []
+    assert desk.phase == phase
+
+
+def test_documents_after_a_request_waiting_for_a_ship_are_decided_as_while_cancelling() -> None:
+    """Picks update the waiting request's line (a line it lacks: refused); a newer request
+    takes its place. Unlike while cancelling, a ship request asks for the ship under way and
+    gets its status, and a cancel is refused at once, leaving the request waiting."""
+    desk, _ = allocated_desk(line("PLAIN", 3))
+    (ship,) = desk.send(ship_request()).commands
+    desk.send(request(line("PLAIN", 1)))
+    resend = request(line("MILK", 2))
+    assert desk.send(resend).statuses == ()
+    assert desk.send(update(1, entry(lots=[("A", 2)]))).statuses == ()
+    (no_line,) = desk.send(update(2, entry())).statuses
+    assert isinstance(no_line, AllocationFailedStatus)
+    assert no_line.problems[0].reason_code == ReasonCode.UNKNOWN_SHIPMENT
+    again = ship_request()
+    assert desk.send(again).statuses == ()
+    (refused,) = desk.send(cancel()).statuses
+    assert isinstance(refused, CancelledStatus) and refused.refused is not None
+    assert desk.shipment is not None and desk.shipment.queued is not None
+    decision = desk.refused(ship, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1")
+    first, second = decision.statuses
+    assert isinstance(first, ShipRefusedStatus) and isinstance(second, ShipRefusedStatus)
+    assert second.message_id == derived_id(again.message_id, "status")
+    release, milk = decision.commands
+    assert isinstance(release, Release) and release.lic == "PLAIN"
+    assert isinstance(milk, Allocate)
+    assert (milk.lic, milk.picks.lots) == ("MILK", (LotPick(mfr_lot="A", quantity=Decimal(2)),))
+    assert milk.command_id == derived_id(namespaced("shipment", resend.message_id), "allocate/1")
+    assert desk.phase == "allocating"
+
+
 # --- cancellation -----------------------------------------------------------------------------
 
 

@@ -255,6 +255,23 @@ _OK = (0, True)
     ]
 )
 @example(steps=[_one("PLAIN"), _OK, _CANCEL, _one("MILK"), _CANCEL, _OK])
+# a request read while the shipment is being shipped, or just after (decided the same way),
+# with picks, a ship request and a cancel read while it waits.
+@example(steps=[_one("PLAIN"), _OK, _SHIP, _one("MILK"), _OK])
+@example(steps=[_one("PLAIN"), _OK, _SHIP, _OK, _one("MILK")])
+@example(
+    steps=[
+        _one("PLAIN"),
+        _OK,
+        _SHIP,
+        _one("CAM"),
+        PicksUpdate(message_id="?", shipment_id="S-1", line_no=1, entry=_BAD_SPAN),
+        _SHIP,
+        _CANCEL,
+        _one("MILK"),
+        _OK,
+    ]
+)
 def test_settled_shipments_agree_with_what_allocation_holds(
     steps: list[Upstream | tuple[int, bool]],
 ) -> None:
@@ -292,6 +309,9 @@ def test_settled_shipments_agree_with_what_allocation_holds(
             assert decision.commands == (), "a shipped shipment sends nothing more"
         if before == "allocating" and isinstance(message, ShipRequest):
             assert decision.commands == (), "nothing ships before the allocation under way"
+        if before in ("shipping", "cancelling") and isinstance(message, Request):
+            # it waits for the phase under way, decided as if read just after it settles
+            assert (decision.commands, decision.statuses) == ((), ())
         under_way = {ShipRequest: "shipping", Cancel: "cancelling"}.get(type(message))
         if before is not None and before == under_way:  # answered when that phase settles
             assert (decision.commands, decision.statuses) == ((), ())
@@ -309,6 +329,7 @@ def test_settled_shipments_agree_with_what_allocation_holds(
         return
     assert shipment.pending == ()
     assert shipment.phase in SETTLED
+    assert shipment.queued is None, "a request waited for a phase that settled"
     held = {(lic, line.line_no) for line in shipment.lines for lic in line.held_lics}
     assert held == allocation.held
     named = {(line.lic, line.line_no) for line in shipment.lines}
