@@ -222,21 +222,36 @@ def test_up_refuses_a_broker_port_that_is_no_port(
     assert "--broker-port" in capsys.readouterr().err
 
 
+@pytest.fixture
+def second_of_two_taken() -> Iterator[int]:
+    """A port whose next one something (not lotline) listens on, itself free."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.listen()
+            port = sock.getsockname()[1]
+            if not stack.port_taken("127.0.0.1", port - 1):
+                yield port - 1
+                return
+    raise AssertionError("no free port below a listening one in 100 tries")
+
+
 def test_up_refuses_a_taken_metrics_port_naming_the_service(
-    clean_env: Path, capsys: pytest.CaptureFixture[str], listening: int
+    clean_env: Path, capsys: pytest.CaptureFixture[str], second_of_two_taken: int
 ) -> None:
-    # receiving gets METRICS_PORT, shipping METRICS_PORT + 1: taken here.
+    # receiving gets METRICS_PORT (free), shipping METRICS_PORT + 1: taken here.
+    base = second_of_two_taken
     code, lines = _run(
         ["up"],
         capsys,
-        METRICS_PORT=str(listening - 1),
+        METRICS_PORT=str(base),
         LEDGER_HTTP_PORT=str(stack.free_port()),
     )
 
     assert code == 1
     assert len(lines) == 1
-    assert f"METRICS_PORT={listening - 1}" in lines[0]
-    assert "shipping" in lines[0] and str(listening) in lines[0]
+    assert f"METRICS_PORT={base}" in lines[0]
+    assert "shipping" in lines[0] and str(base + 1) in lines[0]
 
 
 def test_up_refuses_metrics_ports_past_65535(
