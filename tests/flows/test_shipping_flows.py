@@ -69,6 +69,18 @@ class Desk:
         """Documents of one shipment read by shipping in one batch, as a partition gives them."""
         await self.bus.publish(self.bus.topics.shipments, *messages, key=shipment_id)
 
+    async def answers_to(
+        self, shipment_id: str, *messages: BaseModel, together: bool
+    ) -> list[dict[str, Any]]:
+        """The statuses `messages` bring, read in one batch or one batch each."""
+        before = len(self.bus.statuses(shipment_id))
+        if together:
+            await self.in_one_batch(shipment_id, *messages)
+        else:
+            for message in messages:
+                await self._send(message, shipment_id)
+        return self.bus.statuses(shipment_id)[before:]
+
     async def picks(self, shipment_id: str, line_no: int, **picks: Any) -> None:
         message = shipping_message("ShipmentPicksUpdated", shipment_id, line_no=line_no, **picks)
         await self._send(message, shipment_id)
@@ -549,13 +561,7 @@ async def test_a_resend_read_with_the_cancel_is_decided_as_one_read_after_it(
     await desk.request("S-17", {"lic": "PLAIN", "quantity": 3})
     cancel = shipping_message("ShipmentCancelled", "S-17")
     resend = desk.request_message("S-17", {"lic": "PLAIN", "quantity": 4})
-    before = len(desk.bus.statuses("S-17"))
-    if together:
-        await desk.in_one_batch("S-17", cancel, resend)
-    else:
-        await desk._send(cancel, "S-17")
-        await desk._send(resend, "S-17")
-    answers = desk.bus.statuses("S-17")[before:]
+    answers = await desk.answers_to("S-17", cancel, resend, together=together)
     assert [(a["type"], a.get("refused")) for a in answers] == [
         ("ShipmentCancelled", None),
         ("ShipmentAllocated", None),
@@ -612,13 +618,7 @@ async def test_a_resend_read_with_the_ship_is_decided_as_one_read_after_it(
     await desk.request("S-19", {"lic": "PLAIN", "quantity": 3})
     ship = shipping_message("ShipmentShipRequested", "S-19")
     resend = desk.request_message("S-19", {"lic": "PLAIN", "quantity": 4})
-    before = len(desk.bus.statuses("S-19"))
-    if together:
-        await desk.in_one_batch("S-19", ship, resend)
-    else:
-        await desk._send(ship, "S-19")
-        await desk._send(resend, "S-19")
-    answers = desk.bus.statuses("S-19")[before:]
+    answers = await desk.answers_to("S-19", ship, resend, together=together)
     assert [a["type"] for a in answers] == ["ShipmentShipped", "ShipmentAllocationFailed"]
     assert answers[1]["message_id"] == status_id(resend)
     assert (answers[1]["reason_code"], answers[1]["problems"][0]["reason"]) == (
