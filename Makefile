@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install up test lint bench docs
+.PHONY: install up demo test lint bench docs
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install:
 
 up: $(INSTALLED)
 	$(BIN)/lotline up
+
+demo: $(INSTALLED)
+	$(BIN)/lotline demo
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest -q

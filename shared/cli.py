@@ -6,6 +6,8 @@ lotline migrate             apply every service's migrations to DATABASE_URL (un
 lotline topics              create the contract's topics on KAFKA_BOOTSTRAP_SERVERS
 lotline health SCHEMA       container health check: broker and database answer, SCHEMA migrated
 lotline asyncapi [FILE]     write the AsyncAPI document of every topic
+lotline send [FILE...]      publish upstream documents (JSON) to their topics, show answers
+lotline demo                a short walk through lotline on the running stack
 lotline bench [ARGS...]     the project's benchmark
 
 Exit status: 0 done, 1 failed (a piece did not start, a service died, unhealthy), 2 bad usage
@@ -135,6 +137,79 @@ def cmd_asyncapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_settings(command: str) -> tuple[Settings, str] | None:
+    """The settings to reach the stack, and its read API: KAFKA_BOOTSTRAP_SERVERS when set,
+    else the stack `lotline up` is running from LOTLINE_DATA_DIR."""
+    from shared import stack
+
+    settings = _settings()
+    api = stack.api_url(settings)
+    if settings.kafka_bootstrap_servers:
+        return settings, api
+    running = stack.running_stack(Path(settings.data_dir))
+    if running is None:
+        print(
+            f"lotline {command}: KAFKA_BOOTSTRAP_SERVERS is not set and no `lotline up` is"
+            f" running from {settings.data_dir}: start the stack with `make up` first",
+            file=sys.stderr,
+        )
+        return None
+    update = {
+        "kafka_bootstrap_servers": running["kafka_bootstrap_servers"],
+        "topic_prefix": running.get("topic_prefix") or settings.topic_prefix,
+    }
+    return settings.model_copy(update=update), str(running.get("read_api") or api)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from shared import stack
+    from shared.send import DocumentError, read_documents, send
+
+    sources = []
+    for name in args.files or ["-"]:
+        if name == "-":
+            sources.append(("stdin", sys.stdin.read()))
+        else:
+            sources.append((name, Path(name).read_text(encoding="utf-8")))
+    try:
+        documents = read_documents(sources)
+    except DocumentError as exc:
+        print(f"lotline send: {exc} (nothing was sent)", file=sys.stderr)
+        return 2
+    reached = _stack_settings("send")
+    if reached is None:
+        return 2
+    settings, _ = reached
+    wait = 0.0 if args.no_wait else args.wait
+    outcomes = stack.run_sync(
+        send(settings, documents, wait=wait, out=sys.stdout, as_json=args.json)
+    )
+    unanswered = [o for o in outcomes if wait and o.document.answered and o.answer is None]
+    unanswered = [o for o in unanswered if o.dead_letter is None]
+    if unanswered:
+        print(
+            f"lotline send: {len(unanswered)} document(s) not answered within {wait:g} s (a"
+            " message_id processed before gets no new answer; see the dashboard)",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from shared import stack
+    from shared.demo import run_demo
+
+    reached = _stack_settings("demo")
+    if reached is None:
+        return 2
+    settings, api = reached
+    problems = stack.run_sync(run_demo(settings, api, sys.stdout, wait=args.wait))
+    for problem in problems:
+        print(f"lotline demo: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     # bench/ sits beside shared/ in the checkout and is not an installed package.
     root = str(Path(__file__).resolve().parent.parent)
@@ -226,6 +301,39 @@ def build_parser() -> argparse.ArgumentParser:
     asyncapi = commands.add_parser("asyncapi", help="write the AsyncAPI document")
     asyncapi.add_argument("path", nargs="?", default="docs/asyncapi.json", type=Path)
     asyncapi.set_defaults(func=cmd_asyncapi)
+
+    send = commands.add_parser(
+        "send",
+        help="publish upstream documents (JSON) to their topics and show lotline's answers",
+        description="Publish upstream documents, as an upstream system does: each to its "
+        "contract topic with its contract key, byte for byte. FILE holds JSON documents one "
+        "after another (JSON Lines or pretty-printed) or a JSON array of them; - or none: "
+        "standard input. All are checked against the contract first; if one fails, nothing is "
+        "sent. Reaches KAFKA_BOOTSTRAP_SERVERS, or the stack `lotline up` runs.",
+    )
+    send.add_argument("files", nargs="*", metavar="FILE", help="JSON documents (default: stdin)")
+    send.add_argument(
+        "--wait",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for the answers (default 30)",
+    )
+    send.add_argument("--no-wait", action="store_true", help="send only, do not wait")
+    send.add_argument("--json", action="store_true", help="print each outcome as a JSON line")
+    send.set_defaults(func=cmd_send)
+
+    demo = commands.add_parser(
+        "demo",
+        help="a short walk through lotline on the running stack",
+        description="Receive lots and serials, allocate and ship a sale, see a refusal and a "
+        "recall trace, on the stack `lotline up` runs (or KAFKA_BOOTSTRAP_SERVERS and the "
+        "ledger at LEDGER_HTTP_HOST:LEDGER_HTTP_PORT). Fresh ids every run.",
+    )
+    demo.add_argument(
+        "--wait", type=float, default=60.0, metavar="SECONDS", help="per step (default 60)"
+    )
+    demo.set_defaults(func=cmd_demo)
 
     bench = commands.add_parser("bench", help="run the benchmark")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="passed to the benchmark")

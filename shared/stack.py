@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import importlib
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -747,13 +748,14 @@ def up(
             log_dir,
             offsets,
             ledger_port=settings.http_port if "ledger" in runnable else None,
-            ledger_url=_api_url(settings) + "/healthz",
+            ledger_url=api_url(settings) + "/healthz",
             quiet_logs=settings.log_level not in ("DEBUG", "INFO"),
             stopping=stopping,
             timeout=ready_timeout,
         )
         check()
         _say(_summary(settings, postgres, broker, runnable, schemas, metrics))
+        write_stack_file(data_dir, settings)
         problems += _watch(procs, log_dir, stopping)
         check()
     except _Stop as stop:
@@ -761,6 +763,7 @@ def up(
     finally:
         shutting_down = True  # from here on signals no longer interrupt: the shutdown completes
         stopping.set()
+        (data_dir / STACK_FILE).unlink(missing_ok=True)
         if procs:
             exited = {p.pid for p in procs if p.returncode is not None}
             codes = stop_services(procs)
@@ -786,6 +789,31 @@ def up(
     return problems
 
 
+STACK_FILE = "stack.json"
+
+
+def write_stack_file(data_dir: Path, settings: Settings) -> None:
+    """Where the running stack listens, for `lotline send` and `lotline demo` in another
+    terminal: the embedded broker's port is chosen at start-up. Removed when the stack stops."""
+    record = {
+        "pid": os.getpid(),
+        "kafka_bootstrap_servers": settings.kafka_bootstrap_servers,
+        "topic_prefix": settings.topic_prefix,
+        "read_api": api_url(settings),
+    }
+    (data_dir / STACK_FILE).write_text(json.dumps(record, indent=2) + "\n")
+
+
+def running_stack(data_dir: Path) -> dict[str, Any] | None:
+    """The record `lotline up` wrote in `data_dir`, if that `lotline up` is still running."""
+    try:
+        record = json.loads((data_dir / STACK_FILE).read_text())
+        os.kill(int(record["pid"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def _ended(returncode: int) -> str:
     """`exited with 3`, or `was killed by SIGKILL` for a process a signal ended."""
     if returncode < 0:
@@ -801,7 +829,7 @@ def _size(path: Path) -> int:
         return 0
 
 
-def _api_url(settings: Settings) -> str:
+def api_url(settings: Settings) -> str:
     host = _probe_host(settings.http_host)
     if ":" in host:
         host = f"[{host}]"
@@ -954,7 +982,7 @@ def _summary(
     schemas: Sequence[str],
     metrics: Mapping[str, int] | None = None,
 ) -> str:
-    api = _api_url(settings)
+    api = api_url(settings)
     lines = [
         "",
         "lotline is up",
@@ -977,7 +1005,7 @@ def _summary(
     else:
         lines.append("  read API          not started (the ledger service is not in this checkout)")
     if metrics:
-        host = _api_url(settings).rsplit(":", 1)[0]
+        host = api_url(settings).rsplit(":", 1)[0]
         served = [f"{name} {host}:{port}/metrics" for name, port in metrics.items()]
         if "ledger" in services:
             served.append(f"ledger {api}/metrics")
@@ -987,6 +1015,8 @@ def _summary(
         f"  topics            {settings.topics.prefix}inventory.*",
         f"  contract          AsyncAPI: {api}/asyncapi.json (docs/asyncapi.json in the repo)",
         f"  service logs      {Path(settings.data_dir) / 'logs'}/<service>.log",
+        "  try it            `make demo`, or `lotline send FILE` with your own documents,"
+        " in another terminal",
         "",
         "Ctrl-C stops everything; running `lotline up` again reuses the database.",
     ]

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
+from shared.contracts import topics
 from shared.contracts.base import Message, Model
 from shared.contracts.types import (
     Count,
@@ -235,3 +236,23 @@ ShipmentMessage = Annotated[
 ItemMessage = Annotated[UpsertItem, Field(discriminator="type")]
 AdjustmentMessage = Annotated[AdjustInventory, Field(discriminator="type")]
 CostMessage = Annotated[PurchaseOrderUpdated, Field(discriminator="type")]
+
+# Where an upstream system publishes each document (DESIGN §4): its topic, and the field whose
+# value is the record's key.
+TOPIC_MESSAGES: dict[str, Any] = {
+    topics.RECEIPTS: ReceiptMessage,
+    topics.SHIPMENTS: ShipmentMessage,
+    topics.ITEMS: ItemMessage,
+    topics.ADJUSTMENTS: AdjustmentMessage,
+    topics.COSTS: CostMessage,
+}
+UPSTREAM_ROUTES: dict[str, tuple[str, str]] = {
+    "ShipmentReceived": (topics.RECEIPTS, "shipment_id"),
+    "ShipmentRequested": (topics.SHIPMENTS, "shipment_id"),
+    "ShipmentPicksUpdated": (topics.SHIPMENTS, "shipment_id"),
+    "ShipmentShipRequested": (topics.SHIPMENTS, "shipment_id"),
+    "ShipmentCancelled": (topics.SHIPMENTS, "shipment_id"),
+    "UpsertItem": (topics.ITEMS, "lic"),
+    "AdjustInventory": (topics.ADJUSTMENTS, "adjustment_id"),
+    "PurchaseOrderUpdated": (topics.COSTS, "po"),
+}

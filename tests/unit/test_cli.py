@@ -486,3 +486,36 @@ def test_lotline_up_exits_1_when_a_service_died(
 
     assert code == 1
     assert lines == [f"lotline up: {problem}"]
+
+
+def test_up_tells_lotline_send_where_the_running_stack_listens(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """`lotline send` and `lotline demo` in another terminal find the embedded broker (its port
+    is chosen at start-up) in the data dir while the stack runs, and only then."""
+    monkeypatch.setenv("FAKE_RECEIVING", "0,1,0")
+    settings = _settings(tmp_path)
+    data_dir = tmp_path / "data"
+    seen: list[dict[str, Any] | None] = []
+    watch = stack._watch
+
+    def watching(*args: Any, **kwargs: Any) -> list[str]:
+        seen.append(stack.running_stack(data_dir))
+        return watch(*args, **kwargs)
+
+    monkeypatch.setattr(stack, "_watch", watching)
+
+    stack.up(settings, names=["receiving"])
+
+    assert seen == [
+        {
+            "pid": os.getpid(),
+            "kafka_bootstrap_servers": "127.0.0.1:9",
+            "topic_prefix": "",
+            "read_api": f"http://127.0.0.1:{settings.http_port}",
+        }
+    ]
+    assert not (data_dir / stack.STACK_FILE).exists()
+    assert stack.running_stack(data_dir) is None

@@ -1,0 +1,378 @@
+"""`lotline send`: publish upstream documents as an upstream system does, and show the answers.
+
+A file holds JSON documents one after another (JSON Lines, pretty-printed objects, or one JSON
+array of them). Each document goes to its contract topic with its contract key (DESIGN §4:
+`UPSTREAM_ROUTES`), byte for byte as written, so what the services read is what the file says.
+Every document is first checked against the contract the way the services check it; if any
+fails, nothing is sent: a file is sent whole or not at all.
+
+Then each document's answer is awaited, read from where lotline answers it:
+- receipts and shipment documents: `inventory.status`, by document id, in the order sent;
+- items and adjustments: `inventory.events`, by the command id allocation derives from the
+  `message_id` (`item:…`, `adjustment:…`);
+- a document a service could not read: `inventory.dlq`, the same bytes;
+- `PurchaseOrderUpdated` has no answer in the contract: it is only sent.
+A document whose `message_id` was processed before gets no new answer (a redelivery): send
+documents with fresh ids to see them decided again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import TypeAdapter
+
+from shared.config import Settings
+from shared.contracts.codec import InvalidMessage, decode
+from shared.contracts.upstream import TOPIC_MESSAGES, UPSTREAM_ROUTES
+from shared.ids import namespaced
+from shared.kafka import kafka_client_options, make_producer
+
+# The status answers a document waits for, by its type. Items and adjustments are answered on
+# inventory.events with one of ANSWERED_ON_EVENTS.
+STATUS_ANSWERS: dict[str, frozenset[str]] = {
+    "ShipmentReceived": frozenset({"ReceiptPosted", "ReceiptRejected"}),
+    "ShipmentRequested": frozenset({"ShipmentAllocated", "ShipmentAllocationFailed"}),
+    "ShipmentPicksUpdated": frozenset({"ShipmentAllocated", "ShipmentAllocationFailed"}),
+    "ShipmentShipRequested": frozenset({"ShipmentShipped", "ShipmentShipRefused"}),
+    "ShipmentCancelled": frozenset({"ShipmentCancelled"}),
+}
+EVENT_ORIGINS = {"UpsertItem": "item", "AdjustInventory": "adjustment"}
+ANSWERED_ON_EVENTS = frozenset({"ItemUpserted", "InventoryAdjusted", "CommandRejected"})
+
+_ADAPTERS = {topic: TypeAdapter(message) for topic, message in TOPIC_MESSAGES.items()}
+
+
+class DocumentError(ValueError):
+    """A document that would not be accepted as sent; `where` is `file:line`."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Document:
+    """One upstream document, checked against the contract and ready to publish."""
+
+    where: str
+    type: str
+    message_id: str
+    topic: str  # the contract's name, without the deployment's prefix
+    key: str
+    value: bytes
+
+    @property
+    def answered_on_status(self) -> bool:
+        return self.type in STATUS_ANSWERS
+
+    @property
+    def command_id(self) -> str | None:
+        origin = EVENT_ORIGINS.get(self.type)
+        return namespaced(origin, self.message_id) if origin else None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the contract answers this document at all."""
+        return self.answered_on_status or self.command_id is not None
+
+
+@dataclass
+class Outcome:
+    document: Document
+    answer: dict[str, Any] | None = None
+    dead_letter: str | None = None  # the error a service dead-lettered the document with
+
+    def summary(self) -> str:
+        doc = self.document
+        head = f"{doc.where}  {doc.type} {doc.key}"
+        if self.dead_letter is not None:
+            return f"{head}  → dead-lettered: {self.dead_letter}"
+        if not doc.answered:
+            return f"{head}  → sent (the contract has no answer for it)"
+        if self.answer is None:
+            return f"{head}  → no answer yet"
+        answer = self.answer
+        text = f"{head}  → {answer.get('type')}"
+        if answer.get("reason_code"):
+            text += f" {answer['reason_code']}: {answer.get('reason')}"
+        for line in answer.get("lines") or []:
+            text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
+        return text
+
+
+def _taken(line: dict[str, Any]) -> str:
+    """`40 of LB-7 (expires 2026-12-12) from lot PO-1/1, serial SN-1 …`: what a line moved."""
+    parts = []
+    for move in line.get("movements") or []:
+        if move.get("serial"):
+            what = f"serial {move['serial']}"
+        elif move.get("mfr_lot"):
+            what = f"{move.get('quantity')} of {move['mfr_lot']}"
+            if move.get("expires_on"):
+                what += f" (expires {move['expires_on']})"
+        else:
+            what = f"{move.get('quantity')}"
+        parts.append(f"{what} from lot {move.get('lot_id')}" if move.get("lot_id") else what)
+    if not parts:
+        return f"{line.get('quantity')} (lot {line.get('lot_id')})"
+    if len(parts) > 6:
+        parts = [*parts[:5], f"… {len(parts) - 5} more"]
+    return ", ".join(parts)
+
+
+def split_documents(text: str, source: str) -> Iterator[tuple[str, str]]:
+    """(`source:line`, the document's own text) for each JSON value in `text`: values one after
+    another (JSON Lines, pretty-printed objects), or one array of them. The text of each is kept
+    as written, so numbers reach the services with every digit."""
+    decoder = json.JSONDecoder()
+    pos = _skip_space(text, 0)
+    in_array = text.startswith("[", pos)
+    if in_array:
+        pos = _skip_space(text, pos + 1)
+    while pos < len(text):
+        if in_array and text[pos] == "]":
+            if _skip_space(text, pos + 1) < len(text):
+                raise DocumentError(_where(source, text, pos), "text after the array's end")
+            return
+        where = _where(source, text, pos)
+        try:
+            _, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise DocumentError(_where(source, text, exc.pos), f"not JSON: {exc.msg}") from None
+        yield where, text[pos:end]
+        pos = _skip_space(text, end)
+        if in_array and pos < len(text):
+            if text.startswith(",", pos):
+                pos = _skip_space(text, pos + 1)
+            elif not text.startswith("]", pos):
+                raise DocumentError(_where(source, text, pos), "expected ',' or ']' in the array")
+    if in_array:
+        raise DocumentError(_where(source, text, pos), "the array is not closed")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _where(source: str, text: str, pos: int) -> str:
+    return f"{source}:{text.count(chr(10), 0, pos) + 1}"
+
+
+def check(where: str, raw: str) -> Document:
+    """The document as the contract's topic for its `type` would read it, or DocumentError."""
+    try:
+        head = json.loads(raw)
+    except ValueError as exc:
+        raise DocumentError(where, f"not JSON: {exc}") from None
+    if not isinstance(head, dict):
+        raise DocumentError(where, "a document must be a JSON object")
+    kind = head.get("type")
+    if kind not in UPSTREAM_ROUTES:
+        known = ", ".join(sorted(UPSTREAM_ROUTES))
+        raise DocumentError(where, f"type {kind!r} is not an upstream document; one of {known}")
+    topic, key_field = UPSTREAM_ROUTES[kind]
+    value = raw.encode()
+    try:
+        message = decode(_ADAPTERS[topic], value)
+    except InvalidMessage as exc:
+        raise DocumentError(where, exc.reason) from None
+    return Document(
+        where=where,
+        type=kind,
+        message_id=message.message_id,
+        topic=topic,
+        key=str(getattr(message, key_field)),
+        value=value,
+    )
+
+
+def read_documents(sources: Iterable[tuple[str, str]]) -> list[Document]:
+    """Every document of every (name, text) source, checked; DocumentError on the first bad."""
+    documents = [
+        check(where, raw) for name, text in sources for where, raw in split_documents(text, name)
+    ]
+    if not documents:
+        raise DocumentError("input", "no documents")
+    return documents
+
+
+async def send(
+    settings: Settings,
+    documents: Sequence[Document],
+    *,
+    wait: float = 30.0,
+    out: TextIO | None = None,
+    as_json: bool = False,
+) -> list[Outcome]:
+    """Publish `documents` in order; with `wait` > 0, collect their answers for that long at
+    most, printing each outcome to `out` as it arrives (`as_json`: the answer's JSON)."""
+    topics = settings.topics
+    reader: _Answers | None = None
+    if wait > 0:
+        reader = _Answers(settings, documents)
+        await reader.start()
+    producer = make_producer(settings)
+    await producer.start()
+    try:
+        for doc in documents:
+            await producer.send(topics.name(doc.topic), doc.value, key=doc.key.encode())
+        await producer.flush()
+    finally:
+        await producer.stop()
+    if reader is None:
+        outcomes = [Outcome(doc) for doc in documents]
+        for outcome in outcomes:
+            _print(out, outcome, as_json, sent_only=True)
+        return outcomes
+    try:
+        return await reader.collect(wait, out, as_json)
+    finally:
+        await reader.stop()
+
+
+def _print(out: TextIO | None, outcome: Outcome, as_json: bool, sent_only: bool = False) -> None:
+    if out is None:
+        return
+    if as_json:
+        record: dict[str, Any] = {
+            "where": outcome.document.where,
+            "type": outcome.document.type,
+            "key": outcome.document.key,
+        }
+        if not sent_only:
+            record["answer"] = outcome.answer
+            if outcome.dead_letter is not None:
+                record["dead_letter"] = outcome.dead_letter
+        print(json.dumps(record), file=out, flush=True)
+    elif sent_only:
+        doc = outcome.document
+        print(f"{doc.where}  {doc.type} {doc.key}  → sent", file=out, flush=True)
+    else:
+        print(outcome.summary(), file=out, flush=True)
+
+
+@dataclass
+class _Answers:
+    """Reads inventory.status, inventory.events and inventory.dlq from their ends (as of
+    `start`, before anything is sent) and matches what arrives to the documents sent."""
+
+    settings: Settings
+    documents: Sequence[Document]
+    outcomes: list[Outcome] = field(default_factory=list)
+    _consumer: AIOKafkaConsumer | None = None
+
+    def __post_init__(self) -> None:
+        self.outcomes = [Outcome(doc) for doc in self.documents]
+        self._by_command = {
+            o.document.command_id: o for o in self.outcomes if o.document.command_id is not None
+        }
+        self._by_value: dict[bytes, list[Outcome]] = {}
+        for outcome in self.outcomes:
+            self._by_value.setdefault(outcome.document.value, []).append(outcome)
+
+    async def start(self) -> None:
+        topics = self.settings.topics
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.require_bootstrap(),
+            enable_auto_commit=False,
+            fetch_max_wait_ms=100,
+            **kafka_client_options(self.settings),
+        )
+        await consumer.start()
+        self._consumer = consumer
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in (topics.status, topics.events, topics.dlq)
+            for p in await _partitions(consumer, topic)
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        # The embedded broker's end offset can trail the true end by a batch: read to the
+        # true end (until a poll comes back empty) so no earlier answer is taken for a new one.
+        while await consumer.getmany(timeout_ms=250):
+            pass
+
+    async def stop(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def _pending(self) -> list[Outcome]:
+        return [
+            o
+            for o in self.outcomes
+            if o.document.answered and o.answer is None and o.dead_letter is None
+        ]
+
+    async def collect(self, wait: float, out: TextIO | None, as_json: bool) -> list[Outcome]:
+        assert self._consumer is not None
+        for outcome in self.outcomes:
+            if not outcome.document.answered:
+                _print(out, outcome, as_json)
+        deadline = time.monotonic() + wait
+        while self._pending() and time.monotonic() < deadline:
+            batches = await self._consumer.getmany(timeout_ms=200)
+            for records in batches.values():
+                for record in records:
+                    for outcome in self._match(record):
+                        _print(out, outcome, as_json)
+        for outcome in self._pending():
+            _print(out, outcome, as_json)
+        return self.outcomes
+
+    def _match(self, record: ConsumerRecord[bytes, bytes]) -> list[Outcome]:
+        topics = self.settings.topics
+        if record.topic == topics.dlq:
+            error = dict(record.headers).get("error", b"").decode(errors="replace")
+            for outcome in self._by_value.get(record.value or b"", []):
+                if outcome.answer is None and outcome.dead_letter is None:
+                    outcome.dead_letter = error or "(no error header)"
+                    return [outcome]
+            return []
+        try:
+            answer = json.loads(record.value or b"")
+        except ValueError:
+            return []
+        if not isinstance(answer, dict):
+            return []
+        if record.topic == topics.events:
+            decided = self._by_command.get(str(answer.get("command_id")))
+            if (
+                decided is not None
+                and decided.answer is None
+                and answer.get("type") in ANSWERED_ON_EVENTS
+            ):
+                decided.answer = answer
+                return [decided]
+            return []
+        for outcome in self.outcomes:  # status: the first document of that id waiting for it
+            doc = outcome.document
+            if (
+                outcome.answer is None
+                and outcome.dead_letter is None
+                and doc.key == answer.get("shipment_id")
+                and answer.get("type") in STATUS_ANSWERS.get(doc.type, ())
+            ):
+                outcome.answer = answer
+                return [outcome]
+        return []
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+    """A topic's partitions, once the consumer's metadata knows it."""
+    for _ in range(50):
+        if topic in await consumer.topics():
+            found = consumer.partitions_for_topic(topic)
+            if found:
+                return sorted(found)
+        await asyncio.sleep(0.1)
+    raise DocumentError(topic, "topic not found on the broker (is lotline up?)")

@@ -1,0 +1,179 @@
+"""`lotline send`: documents read from files, checked against the contract, routed by type."""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import pytest
+
+from shared import cli, stack
+from shared.contracts import topics
+from shared.contracts.upstream import TOPIC_MESSAGES, UPSTREAM_ROUTES
+from shared.send import DocumentError, Outcome, check, read_documents, split_documents
+
+ITEM = '{"type": "UpsertItem", "message_id": "m-1", "lic": "BOLT", "est_unit_cost": "0.10"}'
+RECEIPT = json.dumps(
+    {
+        "type": "ShipmentReceived",
+        "message_id": "m-2",
+        "shipment_id": "PO-7",
+        "office": "MAIN",
+        "source": "purchase",
+        "received_on": "2026-11-22",
+        "lines": [{"line_no": 1, "lic": "BOLT", "quantity": 1.10, "unit_cost": "0.10"}],
+    }
+)
+
+
+def test_every_upstream_document_type_routes_to_the_topic_that_reads_it() -> None:
+    """DESIGN §4: each upstream type has one topic, the one whose schema accepts it, and its
+    key is a field of that type."""
+    seen = set()
+    for topic, message in TOPIC_MESSAGES.items():
+        union = typing.get_args(message)[0]
+        models = typing.get_args(union) or (union,)
+        for model in models:
+            name = model.model_fields["type"].default
+            routed_to, key_field = UPSTREAM_ROUTES[name]
+            assert routed_to == topic, name
+            assert key_field in model.model_fields, name
+            seen.add(name)
+    assert seen == set(UPSTREAM_ROUTES)
+    assert set(TOPIC_MESSAGES) == {
+        topics.RECEIPTS,
+        topics.SHIPMENTS,
+        topics.ITEMS,
+        topics.ADJUSTMENTS,
+        topics.COSTS,
+    }
+
+
+def test_documents_one_per_line_pretty_printed_or_in_an_array_are_all_read() -> None:
+    pretty = json.dumps(json.loads(ITEM), indent=2)
+    lines = f"{ITEM}\n\n{RECEIPT}\n"
+    assert [w for w, _ in split_documents(lines, "a.jsonl")] == ["a.jsonl:1", "a.jsonl:3"]
+    assert [w for w, _ in split_documents(f"{pretty}\n{pretty}", "b.json")] == [
+        "b.json:1",
+        "b.json:7",
+    ]
+    array = f"[\n {ITEM},\n {RECEIPT}\n]\n"
+    assert [raw for _, raw in split_documents(array, "c.json")] == [ITEM, RECEIPT]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "reason"),
+    [
+        (f"{ITEM}\n{{oops", "f:2", "not JSON"),
+        (f"[{ITEM}, {ITEM}", "f:1", "not closed"),
+        (f"[{ITEM}] {ITEM}", "f:1", "after the array"),
+        (f"[{ITEM} {ITEM}]", "f:1", "expected ','"),
+    ],
+)
+def test_text_that_is_not_json_documents_names_its_line(text: str, where: str, reason: str) -> None:
+    with pytest.raises(DocumentError) as error:
+        list(split_documents(text, "f"))
+    assert error.value.where == where
+    assert reason in error.value.reason
+
+
+def test_a_document_goes_to_its_topic_with_its_key_byte_for_byte() -> None:
+    receipt = check("f:1", RECEIPT)
+    assert (receipt.topic, receipt.key, receipt.message_id) == (topics.RECEIPTS, "PO-7", "m-2")
+    assert receipt.value == RECEIPT.encode()  # 1.1 as written, not re-rendered
+    item = check("f:2", ITEM)
+    assert (item.topic, item.key, item.command_id) == (topics.ITEMS, "BOLT", "item:m-1")
+    assert receipt.answered_on_status and not item.answered_on_status
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ('{"type": "ReceiptPosted", "message_id": "x"}', "'ReceiptPosted' is not an upstream"),
+        ('{"message_id": "x"}', "None is not an upstream"),
+        ("[1]", "must be a JSON object"),
+        (ITEM.replace('"BOLT"', '""'), "UpsertItem.lic"),
+        (RECEIPT.replace("1.1", "-3"), "ShipmentReceived.lines.0.quantity"),
+        (ITEM.replace('"0.10"', "NaN"), "JSON constant NaN"),
+    ],
+)
+def test_a_document_the_services_would_not_read_is_refused_with_the_reason(
+    document: str, reason: str
+) -> None:
+    with pytest.raises(DocumentError) as error:
+        check("f:4", document)
+    assert error.value.where == "f:4"
+    assert reason in error.value.reason
+
+
+def test_one_bad_document_refuses_the_whole_input() -> None:
+    bad = ITEM.replace('"BOLT"', '""')
+    with pytest.raises(DocumentError) as error:
+        read_documents([("a", ITEM), ("b", f"{RECEIPT}\n{bad}")])
+    assert error.value.where == "b:2"
+    with pytest.raises(DocumentError, match="no documents"):
+        read_documents([("a", "\n  \n")])
+
+
+def test_an_answer_shows_the_refusal_and_what_each_line_took() -> None:
+    refused = Outcome(
+        check("f:1", RECEIPT),
+        answer={"type": "ReceiptRejected", "reason_code": "UNKNOWN_ITEM", "reason": "no BOLT"},
+    )
+    assert (
+        refused.summary() == "f:1  ShipmentReceived PO-7  → ReceiptRejected UNKNOWN_ITEM: no BOLT"
+    )
+    moves = [
+        {"lot_id": "PO-7/1", "mfr_lot": "B", "expires_on": "2027-01-01", "quantity": "4"},
+        {"lot_id": "PO-7/2", "serial": "SN-9", "quantity": "1"},
+    ]
+    taken = Outcome(
+        check("f:1", RECEIPT),
+        answer={
+            "type": "ReceiptPosted",
+            "lines": [{"line_no": 1, "lic": "BOLT", "movements": moves}],
+        },
+    )
+    assert taken.summary().splitlines()[1].strip() == (
+        "line 1 BOLT: 4 of B (expires 2027-01-01) from lot PO-7/1, serial SN-9 from lot PO-7/2"
+    )
+    assert Outcome(check("f:1", RECEIPT)).summary().endswith("→ no answer yet")
+    assert (
+        Outcome(check("f:1", RECEIPT), dead_letter="reused")
+        .summary()
+        .endswith("→ dead-lettered: reused")
+    )
+
+
+def test_lotline_send_refuses_a_bad_file_before_reaching_any_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")  # nothing listens there
+    path = tmp_path / "docs.jsonl"
+    path.write_text(f"{ITEM}\n{ITEM.replace('m-1', '')}\n")
+
+    assert cli.main(["send", str(path)]) == 2
+
+    err = capsys.readouterr().err
+    assert f"{path}:2: UpsertItem.message_id" in err
+    assert "nothing was sent" in err
+
+
+def test_lotline_send_without_a_broker_or_a_running_stack_says_to_start_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("LOTLINE_DATA_DIR", str(tmp_path))
+    (tmp_path / stack.STACK_FILE).write_text(
+        json.dumps({"pid": 2**22 + 12345, "kafka_bootstrap_servers": "127.0.0.1:9"})
+    )  # a stack that is no longer running (no such process)
+    path = tmp_path / "docs.jsonl"
+    path.write_text(ITEM)
+
+    assert cli.main(["send", str(path)]) == 2
+    assert cli.main(["demo"]) == 2
+
+    err = capsys.readouterr().err
+    assert "no `lotline up` is running" in err
+    assert "make up" in err
