@@ -3,7 +3,13 @@
 One relay per service schema is active at a time, so the events of one key leave in the order
 they were decided. Its lease is a session-level Postgres advisory lock: held as long as the
 relay's connection lives, released by the server the moment the process dies, so a successor
-takes over at once. The leader reads unsent rows in id order, publishes them, then marks them
+takes over at once. A leader that is alive but stuck (a paused process, a blocked event loop)
+would hold it forever: the leader renews a heartbeat (`outbox_lease`) every few seconds, and a
+waiting process that finds it older than LEASE_SECONDS ends the stuck leader's backend, which
+releases the lock to it. The stuck process, once it runs again, finds its connection gone and
+waits its turn; what it was publishing goes out again (consumers are idempotent).
+
+The leader reads unsent rows in id order, publishes them, then marks them
 sent (with its next read, or on its own when no commit follows within 50 ms). A leader that
 dies between publishing and marking leaves its rows unsent; the next leader publishes them
 again, first, before anything newer (at least once; consumers are idempotent by `message_id`).
@@ -107,6 +113,25 @@ MARK_SQL = "UPDATE outbox SET sent_at = to_timestamp($2) WHERE id = ANY($1::bigi
 # With rows published but not yet marked, how long the relay waits for a next commit to mark
 # them with before it marks them on their own.
 MARK_DELAY_SECONDS = 0.05
+
+# The leader's heartbeat: renewed this often; a leader silent for LEASE_SECONDS is taken for
+# stuck and its backend ended (long enough for a slow publishing round or a long decision).
+RENEW_SECONDS = 2.0
+LEASE_SECONDS = 20.0
+RENEW_SQL = """
+INSERT INTO outbox_lease (id, pid, renewed_at) VALUES (1, pg_backend_pid(), now())
+ON CONFLICT (id) DO UPDATE SET pid = EXCLUDED.pid, renewed_at = EXCLUDED.renewed_at
+"""
+# Ends the backend holding the relay's advisory lock, only if it is the one whose heartbeat is
+# stale (a new leader has another pid until its first renewal, made as it takes the lock).
+# A bigint advisory key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
+END_STUCK_LEADER_SQL = """
+SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN outbox_lease s ON s.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+  AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND s.renewed_at < now() - make_interval(secs => $3)
+"""
 
 
 @dataclass(frozen=True)
@@ -265,8 +290,12 @@ class OutboxRelay:
         retention_seconds: float = 600,
         inbox_retention_seconds: float = 30 * 86400,
         dead_letter_topic: str | None = None,
+        lease_seconds: float = LEASE_SECONDS,
     ) -> None:
         self._dead_letter_topic = dead_letter_topic
+        self._lease_seconds = lease_seconds
+        self._renewed = 0.0
+        self.leading = False  # holds the lease: this process publishes the service's rows
         self._retention = retention_seconds
         self._inbox_retention = inbox_retention_seconds
         self._pool = pool
@@ -326,11 +355,15 @@ class OutboxRelay:
                 if self._stopping:
                     return
                 # Another process leads; our commits' wake-ups are its business (NOTIFY).
+                await self.end_stuck_leader(conn)
                 await asyncio.sleep(1.0)
+            self.leading = True
             try:
+                await self.renew(conn)
                 await conn.add_listener(channel_for(self._schema), self._on_notify)
                 await self._relay(conn)
             finally:
+                self.leading = False
                 try:
                     await conn.remove_listener(channel_for(self._schema), self._on_notify)
                     await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
@@ -340,6 +373,22 @@ class OutboxRelay:
                     conn.terminate()
                     raise
 
+    async def renew(self, conn: asyncpg.Connection) -> None:
+        """The leader's heartbeat: this backend leads, as of now."""
+        await conn.execute(RENEW_SQL)
+        self._renewed = asyncio.get_running_loop().time()
+
+    async def end_stuck_leader(self, conn: asyncpg.Connection) -> bool:
+        """End the leading backend if its heartbeat is older than LEASE_SECONDS; whether one
+        was ended (its lock is then free for the next try)."""
+        key = self._lock_key & 0xFFFF_FFFF_FFFF_FFFF
+        ended = await conn.fetchval(
+            END_STUCK_LEADER_SQL, key >> 32, key & 0xFFFF_FFFF, self._lease_seconds
+        )
+        if ended:
+            log.warning("outbox.stuck_leader_ended", schema=self._schema, after=self._lease_seconds)
+        return bool(ended)
+
     async def _relay(self, conn: asyncpg.Connection) -> None:
         next_purge = 0.0
         while True:
@@ -348,6 +397,8 @@ class OutboxRelay:
             self._wake.clear()
             sent = await self.publish_once(conn)
             now = asyncio.get_running_loop().time()
+            if now >= self._renewed + RENEW_SECONDS:
+                await self.renew(conn)
             if now >= next_purge:
                 # Sent rows are kept a while for operators, then dropped; so are
                 # message ids older than any redelivery.

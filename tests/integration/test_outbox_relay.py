@@ -263,3 +263,95 @@ async def test_a_relay_that_no_longer_leads_shows_nothing_unsent(
             await leader.execute("SELECT pg_advisory_unlock($1)", stuck._lock_key)
     finally:
         await real.stop()
+
+
+# --- a leader that is alive but stuck: its heartbeat goes stale, it is ended ------------------
+
+
+async def _stuck_leader(
+    env: LotlineEnv, relay: OutboxRelay, *, renewed: str, pid: str = "pg_backend_pid()"
+) -> asyncpg.Connection:
+    """A session that took the relay's lock and then stopped: its process paused, its
+    connection open. `renewed` is its heartbeat's age as SQL, `pid` the pid it recorded."""
+    stuck = await asyncpg.connect(env.dsn, server_settings={"search_path": SCHEMA})
+    await stuck.execute("SELECT pg_advisory_lock($1)", relay._lock_key)
+    await stuck.execute(
+        f"INSERT INTO outbox_lease (id, pid, renewed_at) VALUES (1, {pid}, {renewed})"
+        " ON CONFLICT (id) DO UPDATE SET pid = EXCLUDED.pid, renewed_at = EXCLUDED.renewed_at"
+    )
+    return stuck
+
+
+async def _deployment(lotline_env: Any, tmp_path: Path) -> tuple[LotlineEnv, asyncpg.Pool]:
+    """Topics and a migrated schema in one database, for sessions of its own beside the pool."""
+    env: LotlineEnv = lotline_env()
+    await db.migrate(env.dsn, SCHEMA, db.migration_files(tmp_path))
+    return env, await db.create_pool(env.dsn, SCHEMA, size=2)
+
+
+async def test_a_stuck_leader_is_ended_once_its_heartbeat_is_stale_and_the_rows_go_out(
+    lotline_env: Any, tmp_path: Path
+) -> None:
+    """A paused leader keeps its connection, so the server never frees its lock; without the
+    heartbeat the service published nothing until that process ran again (audit, lease_stop)."""
+    env, pool = await _deployment(lotline_env, tmp_path)
+    topic = env.settings.topics.events
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), [OutboxRow(topic, b"K", b"1")], "x")
+    producer = make_producer(env.settings)
+    await producer.start()
+    relay = OutboxRelay(pool, producer, SCHEMA, lease_seconds=1)
+    stuck = await _stuck_leader(env, relay, renewed="now() - interval '5 seconds'")
+    try:
+        relay.start()
+        records = await kafka_read_until(env.bootstrap, topic, lambda rs: len(rs) >= 1, timeout=30)
+        assert [r.value for r in records] == [b"1"]
+        assert stuck.is_closed() or await _ended(stuck)
+        # The new leader's heartbeat is its own, and fresh: nobody ends it in turn.
+        lease = await pool.fetchrow("SELECT pid, now() - renewed_at AS age FROM outbox_lease")
+        assert lease["pid"] != stuck.get_server_pid()
+        assert lease["age"].total_seconds() < 5
+    finally:
+        await relay.stop()
+        await producer.stop()
+        stuck.terminate()
+        await pool.close()
+
+
+@pytest.mark.parametrize(
+    ("renewed", "pid"),
+    [
+        ("now() - interval '5 seconds'", "pg_backend_pid()"),  # renewed within its lease
+        ("now() - interval '50 seconds'", "0"),  # a stale heartbeat of another, older leader
+    ],
+)
+async def test_a_leader_with_a_fresh_heartbeat_or_another_pid_is_left_alone(
+    lotline_env: Any, tmp_path: Path, renewed: str, pid: str
+) -> None:
+    env, pool = await _deployment(lotline_env, tmp_path)
+    topic = env.settings.topics.events
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), [OutboxRow(topic, b"K", b"1")], "x")
+    producer = make_producer(env.settings)
+    await producer.start()
+    relay = OutboxRelay(pool, producer, SCHEMA, lease_seconds=20)
+    leader = await _stuck_leader(env, relay, renewed=renewed, pid=pid)
+    try:
+        relay.start()
+        await asyncio.sleep(2.5)  # two rounds of the waiting relay
+        assert not relay.leading
+        assert await leader.fetchval("SELECT 1") == 1
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 1
+    finally:
+        await relay.stop()
+        await producer.stop()
+        leader.terminate()
+        await pool.close()
+
+
+async def _ended(conn: asyncpg.Connection) -> bool:
+    try:
+        await conn.fetchval("SELECT 1")
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError):
+        return True
+    return False
