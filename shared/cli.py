@@ -23,6 +23,7 @@ import importlib.util
 import inspect
 import logging
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,11 @@ def cmd_send(args: argparse.Namespace) -> int:
     except DocumentError as exc:
         print(f"lotline send: {exc} (nothing was sent)", file=sys.stderr)
         return 2
+    if args.check:
+        kinds = Counter(doc.type for doc in documents)
+        listed = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+        print(f"{len(documents)} documents as the contract reads them ({listed}); none sent")
+        return 0
     reached = _stack_settings("send")
     if reached is None:
         return 2
@@ -320,6 +326,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for the answers (default 30)",
     )
     send.add_argument("--no-wait", action="store_true", help="send only, do not wait")
+    send.add_argument(
+        "--check",
+        action="store_true",
+        help="only check the documents against the contract (no broker needed); send nothing",
+    )
     send.add_argument("--json", action="store_true", help="print each outcome as a JSON line")
     send.set_defaults(func=cmd_send)
 

@@ -177,3 +177,18 @@ def test_lotline_send_without_a_broker_or_a_running_stack_says_to_start_one(
     err = capsys.readouterr().err
     assert "no `lotline up` is running" in err
     assert "make up" in err
+
+
+def test_lotline_send_check_reads_the_documents_and_sends_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)  # no broker, no stack
+    monkeypatch.setenv("LOTLINE_DATA_DIR", str(tmp_path))
+    path = tmp_path / "docs.json"
+    path.write_text(f"[{ITEM}, {RECEIPT}, {ITEM}]")
+
+    assert cli.main(["send", "--check", str(path)]) == 0
+
+    assert capsys.readouterr().out == (
+        "3 documents as the contract reads them (1 ShipmentReceived, 2 UpsertItem); none sent\n"
+    )
