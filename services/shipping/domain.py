@@ -25,26 +25,24 @@
   the problem instead of picks, and allocation answers `CommandRejected` with exactly that
   problem, deciding nothing. The line waits for that answer like any other, and, still a sales
   order naming the item, locks the item's tracking flags (R2) as a line allocation refuses does.
-- A ship request while the shipment is shipping, or a cancel while it is cancelling, asks for
-  what is under way: it is answered when that settles, with the same status as the one that
-  started it (`ShipmentShipped` or `ShipmentShipRefused`; `ShipmentCancelled`), under its own
-  id, as a ship request after shipping and a cancel after cancelling are answered again.
+- While the shipment is being shipped or cancelled, how a document is answered may depend on
+  how that ends (a refused ship leaves the shipment open), so documents read meanwhile wait
+  (`Shipment.queued`, in the order read). Once it settles and is answered, they are decided
+  in that order, each exactly as if read just then: a document gets the same answers in
+  whichever batch it is read, every document is answered once, in the order read, and a
+  request that a later cancel or request overrides is still applied first, so the items it
+  names hear of it (R2: a saved sales order refers to them), as when read a batch later.
+- Only a ship request while the shipment is shipping, or a cancel while it is cancelling, read
+  while nothing waits, does not wait its turn: it asks for what is under way and is answered
+  when that settles, with the same status as the one that started it (`ShipmentShipped` or
+  `ShipmentShipRefused`; `ShipmentCancelled`), under its own id (`Shipment.waiting`), as a
+  ship request after shipping and a cancel after cancelling are answered again.
+- A waiting request keeps its picks as read when it arrived (its own lines and terms); a
+  waiting picks update is read when decided, against the line it then updates.
 - A ship request while the shipment is being allocated (any command unanswered, a resend's
   release of a line it dropped included) is refused `SHIPMENT_INCOMPLETE`, each such line
   "still being allocated", in whatever order the answers are read: the allocation under way
   is answered first, and only a settled shipment ships (R8).
-- A request while the shipment is being cancelled waits for the cancel (`Shipment.queued`,
-  its picks read as it arrived): once the cancel settles it is answered `ShipmentCancelled`
-  and the request is applied, as if read just after. Meanwhile picks replace the waiting
-  request's picks, a ship request is refused as still being allocated, a newer request takes
-  its place, and a cancel drops it (the cancel under way answers that cancel).
-- A request while the shipment is being shipped waits for the ship the same way: once it
-  settles, `ShipmentShipped` or `ShipmentShipRefused` is answered, then the request is decided
-  as if read just after: refused `UNKNOWN_SHIPMENT` if any line shipped (as a request for a
-  shipped shipment is), else applied. Meanwhile picks and a newer request act as while
-  cancelling. Two rules differ: a ship request asks for the ship under way (answered with its
-  status, as any ship request while shipping), and a cancel is refused at once, as any cancel
-  while shipping, leaving the request waiting (no cancel is under way to answer it).
 - Shipped is final: a shipped shipment cannot be cancelled, re-requested or re-picked; such
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
@@ -98,6 +96,7 @@ from services.shipping.model import (
     Picks,
     PicksUpdate,
     Problem,
+    Queued,
     Ready,
     ReadyLine,
     Rejected,
@@ -129,20 +128,21 @@ def handle(
 ) -> Decision:
     """The decision on one upstream message about `shipment` (None: not known yet)."""
     limits = limits or Limits()
-    match message:
-        case Request():
-            return _request(shipment, message, items, limits)
-        case PicksUpdate():
-            return _update_picks(shipment, message, items, limits)
-        case ShipRequest():
-            return _request_ship(shipment, message, items)
-        case Cancel():
-            return _cancel(shipment, message)
+    # A request's picks are read as it arrives, against its own lines, even if it waits.
+    document = _ready(message, items, limits) if isinstance(message, Request) else message
+    return _take(shipment, document, items, limits)
 
 
-def answer(shipment: Shipment, *replies: Answer) -> Decision:
+def answer(
+    shipment: Shipment,
+    *replies: Answer,
+    items: Mapping[str, Item],
+    limits: Limits | None = None,
+) -> Decision:
     """Apply allocation's answers to the shipment's commands, in order; settle the phase once
-    nothing is pending. One draft for all of them: a big shipment's answers cost O(lines)."""
+    nothing is pending. One draft for all of them: a big shipment's answers cost O(lines).
+    `items`: those of the shipment's lines and waiting requests, for the documents that
+    waited for the phase settled here (a picks update is read, a ship request checked, R8)."""
     draft = _Draft(shipment)
     applied = False
     for reply in replies:
@@ -161,16 +161,18 @@ def answer(shipment: Shipment, *replies: Answer) -> Decision:
         return Decision(shipment=shipment)
     decision = draft.decision()
     after = decision.shipment
-    if after is None or after.queued is None or after.phase in _QUEUEING:
+    if after is None or not after.queued or after.phase in _QUEUEING:
         return decision
-    # The request that waited for the cancel or the ship, read now that it is answered.
-    then = _decide(replace(after, queued=None), after.queued)
-    return replace(
-        then,
-        changed=True,  # settled and no longer queued, even if the request is refused
-        commands=decision.commands + then.commands,
-        statuses=decision.statuses + then.statuses,
-    )
+    # What waited for the cancel or the ship, decided now that it is answered, in the order
+    # read, each as if read just now (one may start another phase the rest wait for again).
+    now = replace(after, queued=())
+    commands, statuses = list(decision.commands), list(decision.statuses)
+    for document in after.queued:
+        then = _take(now, document, items, limits or Limits())
+        now = then.shipment if then.shipment is not None else now
+        commands.extend(then.commands)
+        statuses.extend(then.statuses)
+    return Decision(shipment=now, changed=True, commands=tuple(commands), statuses=tuple(statuses))
 
 
 def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...]:
@@ -195,27 +197,44 @@ def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...
 # --- upstream messages ------------------------------------------------------------------------
 
 
-def _request(
-    shipment: Shipment | None, msg: Request, items: Mapping[str, Item], limits: Limits
+def _take(
+    shipment: Shipment | None, document: Queued, items: Mapping[str, Item], limits: Limits
 ) -> Decision:
-    """A new shipment, or a saved one replaced while still open or cancelled: every line is
-    (re)allocated. One that comes while the shipment is being cancelled or shipped waits for
-    that to settle (its picks read now), so it is decided as if read just after it: the cancel
-    or ship is answered (`ShipmentCancelled`; `ShipmentShipped` or `ShipmentShipRefused`),
-    then the request is decided (applied, or refused if a line shipped). The newest waits."""
-    ready = _ready(msg, items, limits)
-    if shipment is not None and shipment.phase in _QUEUEING:
-        return Decision(shipment=replace(shipment, queued=ready), changed=True)
-    return _decide(shipment, ready)
+    """Decide the document now, or have it wait for the cancel or ship under way."""
+    if shipment is not None and _waits(shipment, document):
+        queued = (*shipment.queued, document)
+        return Decision(shipment=replace(shipment, queued=queued), changed=True)
+    match document:
+        case Ready():
+            return _decide(shipment, document)
+        case PicksUpdate():
+            return _update_picks(shipment, document, items, limits)
+        case ShipRequest():
+            return _request_ship(shipment, document, items)
+        case Cancel():
+            return _cancel(shipment, document)
 
 
-# The phases a request waits for: it is decided once the phase settles.
+# The phases documents wait for: how one is answered may depend on how the phase ends.
 _QUEUEING: frozenset[Phase] = frozenset({"cancelling", "shipping"})
 
 
+def _waits(shipment: Shipment, document: Queued) -> bool:
+    """Whether the document waits for the cancel or ship under way: all do, but a ship request
+    while shipping or a cancel while cancelling, which ask for it (answered with its status),
+    unless documents read before them still wait (they are decided after those, in order)."""
+    if shipment.phase not in _QUEUEING:
+        return False
+    if shipment.queued:
+        return True
+    asks_for_it = ShipRequest if shipment.phase == "shipping" else Cancel
+    return not isinstance(document, asks_for_it)
+
+
 def _decide(shipment: Shipment | None, ready: Ready) -> Decision:
-    """A request read (now, or once what it waited for settled): applied to a new, open or
-    cancelled shipment; refused, changing nothing, once anything of the shipment shipped."""
+    """A request read (now, or once what it waited for settled): a new shipment, or a saved one
+    replaced while still open or cancelled, every line (re)allocated; refused, changing
+    nothing, once anything of the shipment shipped."""
     if shipment is not None and not _reopenable(shipment):
         problem = _closed(shipment, "it cannot be requested again")
         refusal = AllocationFailedStatus(
@@ -307,11 +326,8 @@ def _reopen(shipment: Shipment | None, ready: Ready) -> Decision:
 def _update_picks(
     shipment: Shipment | None, msg: PicksUpdate, items: Mapping[str, Item], limits: Limits
 ) -> Decision:
-    """Re-allocate one line with the picks now named (replacing the line's picks). While a
-    request waits for the cancel or ship under way, the picks replace that request's line."""
+    """Re-allocate one line with the picks now named (replacing the line's picks)."""
     status_id = derived_id(msg.message_id, "status")
-    if shipment is not None and shipment.queued is not None:
-        return _update_queued(shipment, shipment.queued, msg, items, limits)
     line = shipment.line(msg.line_no) if shipment is not None else None
     problem: Problem | None = None
     if shipment is None:
@@ -339,28 +355,6 @@ def _update_picks(
     return draft.decision()
 
 
-def _update_queued(
-    shipment: Shipment,
-    queued: Ready,
-    msg: PicksUpdate,
-    items: Mapping[str, Item],
-    limits: Limits,
-) -> Decision:
-    """New picks for a line of the request waiting for the cancel or ship: they replace its
-    picks (a ship that settles shipped refuses the request, these picks with it)."""
-    old = next((line for line in queued.lines if line.line_no == msg.line_no), None)
-    if old is None:
-        refusal = AllocationFailedStatus(
-            message_id=derived_id(msg.message_id, "status"),
-            shipment_id=msg.shipment_id,
-            problems=(_no_line(msg),),
-        )
-        return Decision(shipment=shipment, statuses=(refusal,))
-    new = _read_picks(_header(queued), old.line_no, old.lic, old.quantity, msg.entry, items, limits)
-    lines = tuple(new if line is old else line for line in queued.lines)
-    return Decision(shipment=replace(shipment, queued=replace(queued, lines=lines)), changed=True)
-
-
 def _no_line(msg: PicksUpdate) -> Problem:
     return Problem(
         line_no=msg.line_no,
@@ -375,15 +369,9 @@ def _request_ship(
     shipment: Shipment | None, msg: ShipRequest, items: Mapping[str, Item]
 ) -> Decision:
     """R8: ship every line, or refuse listing exactly what is missing. While the shipment is
-    being allocated (a request waiting for the cancel under way counts as being allocated)
-    nothing ships: what the allocation under way settles on is answered first. While it is
-    being shipped, a request waiting for the ship or not, it asks for the ship under way."""
+    being allocated nothing ships: what the allocation under way settles on is answered first.
+    While it is being shipped (nothing waiting before it), it asks for the ship under way."""
     status_id = derived_id(msg.message_id, "status")
-    if shipment is not None and shipment.queued is not None and shipment.phase == "cancelling":
-        gaps = tuple(
-            _still_allocating(shipment.shipment_id, n.line_no, n.lic) for n in shipment.queued.lines
-        )
-        return Decision(shipment=shipment, statuses=(_incomplete(status_id, shipment, gaps),))
     if shipment is None or shipment.phase in ("cancelling", "cancelled"):
         problem = _unknown(msg.shipment_id) if shipment is None else _closed(shipment, "")
         refusal = ShipRefusedStatus(
@@ -424,9 +412,8 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
             refused=_unknown(msg.shipment_id),
         )
         return Decision(shipment=None, statuses=(refusal,))
+    # (While shipping, a cancel waits for the ship: it may yet be refused.)
     if shipment.phase in ("shipping", "shipped") or _any_shipped(shipment):
-        # While shipping, a request waiting for the ship keeps waiting (unlike while
-        # cancelling, no cancel is under way to take its place): it is still answered.
         why = "a shipped shipment cannot be cancelled"
         refusal = CancelledStatus(
             message_id=status_id,
@@ -437,9 +424,8 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
     if shipment.phase == "cancelled":
         again = CancelledStatus(message_id=status_id, shipment_id=shipment.shipment_id)
         return Decision(shipment=shipment, statuses=(again,))
-    if shipment.phase == "cancelling":
-        # A request waiting for the cancel under way is cancelled before it was applied.
-        return _wait(replace(shipment, queued=None), status_id)
+    if shipment.phase == "cancelling":  # nothing waits before it (`_waits`)
+        return _wait(shipment, status_id)
     draft = _Draft(shipment)
     for line in list(draft.lines.values()):
         draft.release_held(line, msg.message_id, keep_line=True)

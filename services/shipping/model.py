@@ -147,9 +147,9 @@ class Shipment:
     # Status ids owed to documents that came while the phase they ask for was under way (a
     # ship request while shipping, a cancel while cancelling): answered when it settles.
     waiting: tuple[str, ...] = ()
-    # A request that came while the shipment was being cancelled or shipped: decided once
-    # that settles (applied once cancelled or back to allocated; refused once a line shipped).
-    queued: Ready | None = None
+    # The other documents that came while the shipment was being cancelled or shipped, in the
+    # order read: decided once that settles, each as if read just after it (domain.py).
+    queued: tuple[Queued, ...] = ()
 
     def line(self, line_no: int) -> Line | None:
         return next((line for line in self.lines if line.line_no == line_no), None)
@@ -208,6 +208,10 @@ class Cancel:
 
 
 Upstream = Request | PicksUpdate | ShipRequest | Cancel
+# A document waiting in `Shipment.queued`: a request with its picks read as it arrived (its
+# own lines and terms), anything else as it came (new picks are read against the line they
+# update once it is known: the shipment's, or a request's read before them).
+Queued = Ready | PicksUpdate | ShipRequest | Cancel
 
 
 # --- allocation's answers -----------------------------------------------------------------------

@@ -47,7 +47,7 @@ def parse_picks(
     if duplicates:
         reason = f"serial {duplicates[0]!r} is picked more than once on the line"
         return problem(ReasonCode.DUPLICATE_SERIAL, reason, duplicates[0])
-    lots = _lots(entry.lots, scans, item, len(serials))
+    lots = _lots(entry.lots, scans, item, len(serials), serialized)
     if isinstance(lots, BarcodeError):
         return problem(ReasonCode.INVALID_BARCODE, lots.reason, lots.offending)
     picks = Picks(lots=lots, serials=tuple(serials))
@@ -74,10 +74,16 @@ def _checked_scan(raw: str, item: Item | None) -> Scan:
 
 
 def _lots(
-    typed: tuple[LotPick, ...], scans: Sequence[Scan], item: Item | None, serials: int
+    typed: tuple[LotPick, ...],
+    scans: Sequence[Scan],
+    item: Item | None,
+    serials: int,
+    serialized: bool,
 ) -> tuple[LotPick, ...] | BarcodeError:
     """The line's manufacturer lots (R5, R9, R15). A scan's lot is read off the unit itself, so
-    it must be one the line types, if it types any (the first scan that is not is the problem).
+    it must be one the line types, if it types any (the first scan that is not is the problem),
+    and a serial scanned with its lot must have a unit of that lot as typed to itself (the
+    first that has none is the problem: it would ship recorded under another typed lot).
     Without typed lots, each scan of a lot is one unit of it. Lots sent beside serials have
     allocation check that the serials are in them, exactly as many of each lot as named: a
     serial scanned with the wrong lot is refused, never shipped from another. Scanned lots that
@@ -86,7 +92,7 @@ def _lots(
     if item is not None and not item.track_mfr_lot:
         return typed  # the item tracks no lots: any typed are refused by allocation
     if typed:
-        stray = _unlisted(typed, scans)
+        stray = _unlisted(typed, scans) or (_unplaced(typed, scans) if serialized else None)
         return typed if stray is None else stray
     scanned = _scanned_lots(scans)
     if sum((pick.quantity for pick in scanned), ZERO) < serials:
@@ -104,6 +110,29 @@ def _unlisted(typed: Iterable[LotPick], scans: Iterable[Scan]) -> BarcodeError |
                 f"line does not list (it lists {', '.join(listed[:5])})",
                 scan.raw,
             )
+    return None
+
+
+def _unplaced(typed: Iterable[LotPick], scans: Iterable[Scan]) -> BarcodeError | None:
+    """Unit by unit, as far as shipping can tell: each serial scanned with its lot takes one
+    of the units typed for that lot. Which lot really holds a serial only allocation knows."""
+    typed_units: dict[str, Decimal] = {}
+    for pick in typed:
+        typed_units[pick.mfr_lot] = typed_units.get(pick.mfr_lot, ZERO) + pick.quantity
+    left = dict(typed_units)
+    for scan in scans:
+        if scan.mfr_lot is None or scan.serial is None:
+            continue
+        if left.get(scan.mfr_lot, ZERO) < 1:
+            lot = scan.mfr_lot
+            return BarcodeError(
+                ReasonCode.INVALID_BARCODE.value,
+                f"scan {scan.raw!r} is serial {scan.serial} of manufacturer lot {lot}, but the "
+                f"line types {typed_units.get(lot, ZERO)} of lot {lot}, fewer than the serials "
+                "scanned in it",
+                scan.raw,
+            )
+        left[scan.mfr_lot] -= 1
     return None
 
 

@@ -1,7 +1,8 @@
 """Shipping's SQL: the item read model and shipments (header, lines, pending commands).
 
 Bound to the unit of work's connection (search_path = `shipping`); never opens a transaction.
-A batch costs a fixed number of statements whatever its size (documents: 4, answers: 3):
+A batch costs a fixed number of statements whatever its size (documents: 4, answers: 3, or 4
+when a loaded shipment has documents waiting, whose decision may need its items):
 
 - lock: the batch's shipments are locked (`FOR NO KEY UPDATE`, in shipment id order) before
   they are read. The consumer's epoch fence makes each *partition* single-writer, but one
@@ -10,9 +11,9 @@ A batch costs a fixed number of statements whatever its size (documents: 4, answ
 - load: the shipments' header, line and pending command rows in one result, then (documents
   only) the items of their lines. Both run after the lock, so they see whatever it waited for.
 - save: one statement writing only what differs from what was loaded: headers that changed
-  (with the status ids owed to documents waiting for the phase under way, and a request waiting
-  for the cancel or ship under way), lines that changed
-  (upserted) or went away, pending commands sent or answered.
+  (with the status ids owed to documents waiting for the phase under way, and the documents
+  waiting for the cancel or ship under way), lines that changed (upserted) or went away,
+  pending commands sent or answered.
 """
 
 from __future__ import annotations
@@ -34,7 +35,31 @@ _PICKS = TypeAdapter(model.Picks)
 _MOVEMENTS = TypeAdapter(tuple[Moved, ...])
 _PROBLEM = TypeAdapter(model.Problem)
 _TEXTS = TypeAdapter(tuple[str, ...])
-_READY = TypeAdapter(model.Ready)
+
+
+# A waiting document, as stored: its kind is the key (a ship request and a cancel carry the
+# same fields).
+@dataclass(frozen=True, slots=True)
+class _Request:
+    request: model.Ready
+
+
+@dataclass(frozen=True, slots=True)
+class _Picks:
+    picks: model.PicksUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class _Ship:
+    ship: model.ShipRequest
+
+
+@dataclass(frozen=True, slots=True)
+class _Cancel:
+    cancel: model.Cancel
+
+
+_QUEUED = TypeAdapter(tuple[_Request | _Picks | _Ship | _Cancel, ...])
 
 # Locks the batch's shipments; rows, not advisory locks, so a batch holds no lock-table slots.
 _LOCK_IDS = (
@@ -66,15 +91,16 @@ FROM pending_commands WHERE shipment_id = ANY($1::text[])
 ORDER BY k, sid, n, t1
 """
 
-# Items for the batch's request lines and the loaded shipments' lines, and those of a request
+# Items for the batch's request lines and the loaded shipments' lines, and those of requests
 # waiting for a cancel or ship (their flags decide R5, R8 and R14). Its own statement: folded
 # into the one above, the plan grows parallel workers.
 _ITEMS = """
 SELECT lic, track_mfr_lot, serialized, perishable, gtin FROM items
 WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
                       UNION SELECT lic FROM shipment_lines WHERE shipment_id = ANY($1::text[])
-                      UNION SELECT jsonb_array_elements(queued -> 'lines') ->> 'lic'
-                      FROM shipments WHERE shipment_id = ANY($1::text[]) AND queued IS NOT NULL))
+                      UNION SELECT jsonb_array_elements(q -> 'request' -> 'lines') ->> 'lic'
+                      FROM shipments, jsonb_array_elements(queued) AS q
+                      WHERE shipment_id = ANY($1::text[]) AND queued IS NOT NULL))
 """
 
 # Sub-statements of one WITH see one snapshot and touch disjoint rows: `changes` never lists a
@@ -150,8 +176,20 @@ class PgShippingRepository:
         ids = sorted(set(shipment_ids))
         known = [r[0] for r in await conn.fetch(_LOCK_IDS, ids)]
         shipments = _shipments(await conn.fetch(_LOAD, known)) if known else {}
-        rows = await conn.fetch(_ITEMS, known, sorted(set(lics)))
-        return Loaded(shipments, {row["lic"]: model.Item(**dict(row)) for row in rows})
+        return Loaded(shipments, await self._items(conn, known, lics))
+
+    async def load_items(
+        self, conn: asyncpg.Connection, shipment_ids: Iterable[str]
+    ) -> dict[str, model.Item]:
+        """The items of the (loaded, locked) shipments' lines and waiting requests' lines."""
+        return await self._items(conn, sorted(set(shipment_ids)), ())
+
+    @staticmethod
+    async def _items(
+        conn: asyncpg.Connection, shipment_ids: list[str], lics: Iterable[str]
+    ) -> dict[str, model.Item]:
+        rows = await conn.fetch(_ITEMS, shipment_ids, sorted(set(lics)))
+        return {row["lic"]: model.Item(**dict(row)) for row in rows}
 
     async def load_awaiting(
         self, conn: asyncpg.Connection, command_ids: Sequence[str]
@@ -211,7 +249,7 @@ class PgShippingRepository:
             [p.lic for _, p in sent],
             [None if p.picks is None else _picks_json(p.picks) for _, p in sent],
             [_texts_json(s.waiting) for s in heads],
-            [_json(_READY, s.queued) for s in heads],
+            [_queued_json(s.queued) for s in heads],
         )
 
 
@@ -226,7 +264,7 @@ def _changes(
 ) -> None:
     """Append the rows of `new` that differ from `old` (None: not stored yet)."""
     sid = new.shipment_id
-    # The queued request by identity, as lines are: its quantities' digits are the decided ones.
+    # The waiting documents by identity, as lines are: quantities' digits are the decided ones.
     if old is None or _head(old) != _head(new) or old.queued is not new.queued:
         heads.append(new)
     old_lines = {line.line_no: line for line in old.lines} if old is not None else {}
@@ -294,10 +332,45 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             lines=tuple(lines.get(row[1], ())),
             pending=tuple(pending.get(row[1], ())),
             waiting=_texts(row[12]),
-            queued=None if row[13] is None else _READY.validate_json(row[13]),
+            queued=_queued(row[13]),
         )
         for row in heads
     }
+
+
+def _queued_json(queued: tuple[model.Queued, ...]) -> str | None:
+    if not queued:
+        return None
+    return _QUEUED.dump_json(tuple(_stored(document) for document in queued)).decode()
+
+
+def _stored(document: model.Queued) -> _Request | _Picks | _Ship | _Cancel:
+    match document:
+        case model.Ready():
+            return _Request(document)
+        case model.PicksUpdate():
+            return _Picks(document)
+        case model.ShipRequest():
+            return _Ship(document)
+        case model.Cancel():
+            return _Cancel(document)
+
+
+def _queued(text: str | None) -> tuple[model.Queued, ...]:
+    if text is None:
+        return ()
+    documents: list[model.Queued] = []
+    for stored in _QUEUED.validate_json(text):
+        match stored:
+            case _Request():
+                documents.append(stored.request)
+            case _Picks():
+                documents.append(stored.picks)
+            case _Ship():
+                documents.append(stored.ship)
+            case _Cancel():
+                documents.append(stored.cancel)
+    return tuple(documents)
 
 
 @lru_cache(maxsize=4096)

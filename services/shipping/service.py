@@ -55,9 +55,15 @@ class ShippingService:
         for reply in answers:
             if reply.command_id in owner:
                 replies.setdefault(owner[reply.command_id], []).append(reply)
+        # Documents waiting for a phase these answers may settle are decided then: picks are
+        # read and ship requests checked against the items (rarely any: not worth a statement).
+        waiting = [sid for sid in replies if shipments[sid].queued]
+        flags = await self._repository.load_items(uow.conn, waiting) if waiting else {}
         changed: dict[str, model.Shipment] = {}
         for shipment_id, theirs in replies.items():
-            decision = domain.answer(shipments[shipment_id], *theirs)
+            decision = domain.answer(
+                shipments[shipment_id], *theirs, items=flags, limits=self._limits
+            )
             self._apply(uow, decision, shipments, changed)
         await self._repository.save(uow.conn, loaded, changed.values())
 

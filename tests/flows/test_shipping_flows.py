@@ -15,8 +15,8 @@ import pytest
 from pydantic import BaseModel, TypeAdapter
 
 from shared.contracts.codec import decode
-from shared.contracts.upstream import ShipmentMessage
-from shared.ids import derived_id
+from shared.contracts.upstream import ShipmentMessage, UpsertItem
+from shared.ids import derived_id, namespaced
 from shared.outbox import OutboxRow
 from tests.fixtures.infra import LotlineEnv
 from tests.flows.test_receiving_flows import DAY, GTIN, Bus, open_bus, stocked
@@ -576,29 +576,34 @@ async def test_a_resend_read_with_the_cancel_is_decided_as_one_read_after_it(
 async def test_documents_after_a_request_waiting_for_the_cancel_are_decided_after_it(
     desk: Desk,
 ) -> None:
-    """A resend read in the cancel's batch waits for the cancel's release. Picks for its line
-    read meanwhile are read against its item (R5: a scan of another product is refused
-    INVALID_BARCODE), and a ship request is refused as still being allocated (R8)."""
+    """A resend read in the cancel's batch waits for the cancel's release, and so do picks for
+    its line and a ship request read meanwhile: nothing is answered until the cancel is. Then,
+    in the order read: ShipmentCancelled, the resend applied, the picks read against its item
+    (R5: a scan of another product is refused INVALID_BARCODE), the ship request refused as
+    still being allocated (R8), and the resend's allocation answered with the picks' refusal."""
     await desk.bus.receive("PO-18", {"lic": "PLAIN", "quantity": 5})
     await desk.request("S-18", {"lic": "PLAIN", "quantity": 1})
     cancel = shipping_message("ShipmentCancelled", "S-18")
     resend = desk.request_message("S-18", {"lic": "VAX", "quantity": 1})
+    ship = shipping_message("ShipmentShipRequested", "S-18")
+    before = len(desk.bus.statuses("S-18"))
     async with answers_held(desk.bus, "S-18") as answers:
         await desk.in_one_batch("S-18", cancel, resend)
         await desk.picks("S-18", 1, scans=["010401234500000921V1"])
-        await desk.ship("S-18")
-        refused = desk.last("S-18")
-        assert (refused["type"], refused["reason_code"], refused["offending"]) == (
-            "ShipmentShipRefused",
-            "SHIPMENT_INCOMPLETE",
-            "S-18/1",
-        )
-        assert "line 1 (VAX) is still being allocated" in refused["reason"]
+        await desk._send(ship, "S-18")
+        assert desk.bus.statuses("S-18")[before:] == []
     assert [c["type"] for c in desk.bus.commands("S-18")] == ["AllocateLine", "ReleaseLine"]
 
     await desk.bus.redeliver(answers["PLAIN"])
-    cancelled, failed = desk.bus.statuses("S-18")[-2:]
+    cancelled, refused, failed = desk.bus.statuses("S-18")[before:]
     assert (cancelled["type"], cancelled["refused"]) == ("ShipmentCancelled", None)
+    assert (refused["type"], refused["reason_code"], refused["offending"]) == (
+        "ShipmentShipRefused",
+        "SHIPMENT_INCOMPLETE",
+        "S-18/1",
+    )
+    assert refused["message_id"] == status_id(ship)
+    assert "line 1 (VAX) is still being allocated" in refused["reason"]
     assert failed["type"] == "ShipmentAllocationFailed"
     assert [(p["line_no"], p["reason_code"], p["offending"]) for p in failed["problems"]] == [
         (1, "INVALID_BARCODE", "010401234500000921V1")
@@ -629,3 +634,101 @@ async def test_a_resend_read_with_the_ship_is_decided_as_one_read_after_it(
     assert await desk.phase("S-19") == "shipped"
     queued = "SELECT queued IS NULL AS empty FROM shipments WHERE shipment_id = 'S-19'"
     assert [r["empty"] for r in await desk.bus.fetch("shipping", queued)] == [True]
+
+
+@pytest.mark.parametrize("document", ["cancel", "picks"])
+@pytest.mark.parametrize("together", [True, False])
+async def test_a_cancel_or_picks_read_with_the_ship_are_decided_as_ones_read_after_it(
+    desk: Desk, document: str, together: bool
+) -> None:
+    """Replays decide the same way: a cancel or new picks read in the ship's batch (its ShipLine
+    unanswered) wait for the ship; read there or a batch later they get the same answers in the
+    same order: ShipmentShipped, then the refusal any document gets once shipped."""
+    sid = f"S-20-{document}-{together}"
+    await desk.bus.receive(f"PO-{sid}", {"lic": "PLAIN", "quantity": 3})
+    await desk.request(sid, {"lic": "PLAIN", "quantity": 3})
+    ship = shipping_message("ShipmentShipRequested", sid)
+    late = (
+        shipping_message("ShipmentCancelled", sid)
+        if document == "cancel"
+        else shipping_message("ShipmentPicksUpdated", sid, line_no=1)
+    )
+    answers = await desk.answers_to(sid, ship, late, together=together)
+    assert [a["type"] for a in answers] == [
+        "ShipmentShipped",
+        "ShipmentCancelled" if document == "cancel" else "ShipmentAllocationFailed",
+    ]
+    assert answers[1]["message_id"] == status_id(late)
+    if document == "cancel":
+        refused, why = answers[1]["refused"], "a shipped shipment cannot be cancelled"
+    else:
+        refused, why = answers[1]["problems"][0], "its picks can no longer change"
+    assert (refused["reason_code"], refused["reason"]) == (
+        "UNKNOWN_SHIPMENT",
+        f"shipment {sid} is shipped: {why}",
+    )
+    assert [c["type"] for c in desk.bus.commands(sid)] == ["AllocateLine", "ShipLine"]
+    assert await desk.phase(sid) == "shipped"
+
+
+async def test_a_request_a_cancel_drops_before_it_is_applied_still_locks_its_item(
+    desk: Desk,
+) -> None:
+    """R2: a resend read while the shipment is being cancelled is a saved sales order naming
+    BOLT, even if a second cancel follows before the first settles. As when read a batch later,
+    BOLT's allocation hears of it (and releases it again), so BOLT's tracking flags lock: an
+    UpsertItem making BOLT serialized is refused TRACKING_LOCKED."""
+    await desk.bus.item("BOLT")  # nothing refers to it yet: no stock, no document
+    await desk.bus.receive("PO-21", {"lic": "PLAIN", "quantity": 5})
+    await desk.request("S-21", {"lic": "PLAIN", "quantity": 2})
+    resend = desk.request_message("S-21", {"lic": "BOLT", "quantity": 1})
+    cancels = [shipping_message("ShipmentCancelled", "S-21") for _ in range(2)]
+    answers = await desk.answers_to("S-21", cancels[0], resend, cancels[1], together=True)
+    assert [(a["type"], a["refused"]) for a in answers] == [("ShipmentCancelled", None)] * 2
+    assert cancels[1].model_dump()["message_id"] in answers[1]["message_id"]
+    assert await desk.phase("S-21") == "cancelled"
+    assert await allocated_qty(desk.bus, "S-21") == {}
+
+    flip = UpsertItem(message_id="item-BOLT-serialized", lic="BOLT", serialized=True)
+    await desk.bus.publish(desk.bus.topics.items, flip, key="BOLT")
+    command_id = namespaced("item", flip.message_id)
+    (answer,) = desk.bus.on(desk.bus.topics.events, lambda v: v.get("command_id") == command_id)
+    assert (answer["type"], answer.get("reason_code")) == ("CommandRejected", "TRACKING_LOCKED")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="only allocation knows which lot holds a serial, and AllocateLine carries the lots "
+    "and serials apart (per-lot counts): a swap of two serials' lots passes. Needs the contract "
+    "to carry each scanned serial's lot and picking.lots_hold_serials to check it unit by unit.",
+)
+@pytest.mark.parametrize("typed", [False, True])
+async def test_serials_scanned_with_each_others_lots_are_refused(desk: Desk, typed: bool) -> None:
+    """R5, R9, R15, unit by unit: V1 is in lot A and V2 in lot B, but V1's label says B and
+    V2's says A. The per-lot counts agree (one unit of each), so only a check of each serial
+    against the lot it is in refuses the line."""
+    sid = f"S-22-{typed}"
+    await desk.bus.receive(
+        f"PO-{sid}-A",
+        {
+            "lic": "VAX",
+            "quantity": 1,
+            "lots": [{"mfr_lot": "A", "expires_on": "2027-01-31", "quantity": 1}],
+            "serials": f"V1-{typed}",
+        },
+    )
+    await desk.bus.receive(
+        f"PO-{sid}-B",
+        {
+            "lic": "VAX",
+            "quantity": 1,
+            "lots": [{"mfr_lot": "B", "expires_on": "2027-01-31", "quantity": 1}],
+            "serials": f"V2-{typed}",
+        },
+    )
+    scans = [f"(01){GTIN}(10)B(21)V1-{typed}", f"(01){GTIN}(10)A(21)V2-{typed}"]
+    lots = [{"mfr_lot": "A", "quantity": 1}, {"mfr_lot": "B", "quantity": 1}] if typed else []
+    await desk.request(sid, {"lic": "VAX", "quantity": 2, "lots": lots, "scans": scans})
+    failed = desk.last(sid)
+    assert failed["type"] == "ShipmentAllocationFailed", failed
+    assert await allocated_qty(desk.bus, sid) == {}

@@ -12,6 +12,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+from pydantic import TypeAdapter
 
 from services.shipping import model
 from services.shipping.app import MIGRATIONS, SCHEMA
@@ -195,3 +196,106 @@ async def test_a_second_writer_waits_and_sees_the_first_writers_state(
         assert await asyncio.wait_for(waiting, 10) == {"S-1": decided}
     finally:
         waiting.cancel()
+
+
+def _waiting_documents() -> tuple[model.Queued, ...]:
+    """One of each kind a shipment may hold waiting, in the order read (a ship request and a
+    cancel carry the same fields: only the order and kind tell them apart)."""
+    ready = model.Ready(
+        message_id="m-2",
+        shipment_id="S-1",
+        office="AI",
+        kind="vendor_return",
+        ship_on=date(2026, 3, 2),
+        counterparty="Aperture",
+        lines=(
+            model.ReadyLine(line_no=1, lic="VAX", quantity=Decimal("2.50")),
+            model.ReadyLine(
+                line_no=2,
+                lic="BOLT",
+                quantity=Decimal("1"),
+                refusal=model.Problem(
+                    line_no=2,
+                    lic="BOLT",
+                    reason_code=ReasonCode.INVALID_SERIAL_SPAN,
+                    reason="span 9...1 runs backwards",
+                    offending="9...1",
+                ),
+            ),
+        ),
+    )
+    picks = model.PicksUpdate(
+        message_id="m-3",
+        shipment_id="S-1",
+        line_no=1,
+        entry=model.Entry(
+            lots=(model.LotPick(mfr_lot="A", quantity=Decimal("2.50")),),
+            serials="V1...V3",
+            scans=("(10)A(21)V9",),
+        ),
+    )
+    return (
+        model.Cancel(message_id="m-1", shipment_id="S-1"),
+        ready,
+        picks,
+        model.ShipRequest(message_id="m-4", shipment_id="S-1"),
+        model.Cancel(message_id="m-5", shipment_id="S-1"),
+    )
+
+
+async def test_documents_waiting_for_the_phase_under_way_load_back_in_the_order_read(
+    pool: asyncpg.Pool,
+) -> None:
+    """The waiting documents of every kind, in the order read, with their digits; their
+    requests' items are loaded with the shipment's own, for deciding them once it settles."""
+    items = [model.Item(lic=lic) for lic in ("MILK", "VAX", "BOLT", "OTHER")]
+    async with pool.acquire() as conn, conn.transaction():
+        await REPO.upsert_items(conn, items)
+    shipping = replace(_shipment(), phase="shipping", queued=_waiting_documents())
+    await _save(pool, {}, shipping)
+    loaded = await _load(pool, "S-1")
+    assert loaded.shipments == {"S-1": shipping}
+    assert [type(x) for x in loaded.shipments["S-1"].queued] == [type(x) for x in shipping.queued]
+    request = loaded.shipments["S-1"].queued[1]
+    assert isinstance(request, model.Ready) and str(request.lines[0].quantity) == "2.50"
+    async with pool.acquire() as conn, conn.transaction():
+        assert set(await REPO.load_items(conn, ["S-1"])) == {"MILK", "VAX", "BOLT"}
+
+    settled = replace(loaded.shipments["S-1"], phase="allocated", queued=())
+    await _save(pool, loaded.shipments, settled)
+    assert (await _load(pool, "S-1")).shipments == {"S-1": settled}
+    rows = await _fetch(pool, "SELECT queued FROM shipments WHERE shipment_id = 'S-1'")
+    assert [r["queued"] for r in rows] == [None]
+
+
+async def _fetch(pool: asyncpg.Pool, sql: str) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return list(await conn.fetch(sql))
+
+
+async def test_a_request_waiting_before_the_migration_still_waits_after_it(
+    lotline_env: Any,
+) -> None:
+    """Migration 008: the one request a shipment held waiting (007's JSON object) becomes the
+    first and only document waiting, unchanged."""
+    env: LotlineEnv = lotline_env(topics=False)
+    files = db.migration_files(MIGRATIONS)
+    await db.migrate(env.dsn, SCHEMA, [f for f in files if not f.name.startswith("008_")])
+    (_, ready, *_) = _waiting_documents()
+    assert isinstance(ready, model.Ready)
+    legacy = TypeAdapter(model.Ready).dump_json(ready).decode()
+    pool = await db.create_pool(env.dsn, SCHEMA, size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO shipments (shipment_id, office, kind, ship_on, phase, queued)"
+                " VALUES ('S-1', 'AI', 'sale', '2026-03-01', 'cancelling', $1::text::jsonb),"
+                " ('S-2', 'AI', 'sale', '2026-03-01', 'allocated', NULL)",
+                legacy,
+            )
+        assert await db.migrate(env.dsn, SCHEMA, files) == ["008_shipping_queued_documents.sql"]
+        loaded = await _load(pool, "S-1", "S-2")
+        assert loaded.shipments["S-1"].queued == (ready,)
+        assert loaded.shipments["S-2"].queued == ()
+    finally:
+        await pool.close()

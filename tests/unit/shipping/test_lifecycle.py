@@ -19,6 +19,7 @@ from services.shipping.model import (
     Answer,
     Cancel,
     CancelledStatus,
+    Command,
     Decision,
     Entry,
     Item,
@@ -38,6 +39,8 @@ from services.shipping.model import (
     ShippedStatus,
     ShipRefusedStatus,
     ShipRequest,
+    Status,
+    Upstream,
 )
 from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
@@ -125,7 +128,7 @@ class Desk:
 
     def reply(self, answer: Answer) -> Decision:
         assert self.shipment is not None
-        decision = domain.answer(self.shipment, answer)
+        decision = domain.answer(self.shipment, answer, items=self.items)
         self.shipment = decision.shipment
         return decision
 
@@ -341,6 +344,24 @@ def test_serials_scanned_with_their_lots_send_the_lots_beside_the_serials() -> N
     (command,) = Desk(VAX).send(request(line("VAX", 1, picks=typed))).commands
     assert isinstance(command, Allocate)
     assert command.picks == Picks(lots=(LotPick(mfr_lot="A", quantity=ONE),), serials=("V1",))
+
+
+def test_each_scanned_serial_needs_a_unit_of_its_lot_among_the_typed_lots() -> None:
+    """R5, R15, unit by unit: a scan binds its serial to its lot. Lots A and B typed for one
+    unit each, but both serials scanned as lot A: V2's label says A, and the line has no unit
+    of A left for it, so V2 would ship recorded under B. INVALID_BARCODE, the scan offending."""
+    picks = entry(lots=[("A", 1), ("B", 1)], scans=["(10)A(21)V1", "(10)A(21)V2"])
+    (command,) = Desk(VAX).send(request(line("VAX", 2, picks=picks))).commands
+    assert isinstance(command, Allocate) and command.refusal is not None
+    assert (command.refusal.reason_code, command.refusal.offending) == (
+        ReasonCode.INVALID_BARCODE,
+        "(10)A(21)V2",
+    )
+    assert "lot A" in command.refusal.reason
+    fits = entry(lots=[("A", 1), ("B", 1)], scans=["(10)B(21)V1", "(10)A(21)V2"])
+    (command,) = Desk(VAX).send(request(line("VAX", 2, picks=fits))).commands
+    assert isinstance(command, Allocate) and command.refusal is None
+    assert command.picks.serials == ("V1", "V2")
 
 
 def test_scanned_lots_naming_fewer_units_than_the_serials_are_not_sent() -> None:
@@ -824,7 +845,7 @@ def _ship_then_request(outcome: str, read: str) -> tuple[list[object], list[obje
     if read == "before":
         waits = desk.send(_SHIP_RESEND)
         assert (waits.commands, waits.statuses, desk.phase) == ((), (), "shipping")
-        assert desk.shipment is not None and desk.shipment.queued is not None
+        assert desk.shipment is not None and desk.shipment.queued != ()
     if outcome == "refused":
         decisions.append(desk.refused(ship_one, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1"))
     else:
@@ -837,7 +858,7 @@ def _ship_then_request(outcome: str, read: str) -> tuple[list[object], list[obje
         decisions.append(desk.send(_SHIP_RESEND))
     statuses = [s for d in decisions for s in d.statuses]
     commands = [c for d in decisions for c in d.commands]
-    assert desk.shipment is not None and desk.shipment.queued is None
+    assert desk.shipment is not None and desk.shipment.queued == ()
     return statuses, commands, desk
 
 
@@ -887,34 +908,182 @@ def test_a_request_read_with_the_ship_is_decided_as_one_read_after_it(outcome: s
     assert desk.phase == phase
 
 
-def test_documents_after_a_request_waiting_for_a_ship_are_decided_as_while_cancelling() -> None:
-    """Picks update the waiting request's line (a line it lacks: refused); a newer request
-    takes its place. Unlike while cancelling, a ship request asks for the ship under way and
-    gets its status, and a cancel is refused at once, leaving the request waiting."""
+def test_documents_after_a_request_waiting_for_a_ship_wait_behind_it() -> None:
+    """Once a request waits for the ship, everything read after it waits too (a ship request
+    and a cancel included), and is decided after it, in the order read, as if read then. Ship
+    refused: both requests are applied (the first is not dropped: its items hear of it), the
+    picks re-allocate the newer request's line, picks for a line it lacks are refused, the ship
+    request is refused as still being allocated, and the cancel cancels it all."""
     desk, _ = allocated_desk(line("PLAIN", 3))
     (ship,) = desk.send(ship_request()).commands
-    desk.send(request(line("PLAIN", 1)))
-    resend = request(line("MILK", 2))
-    assert desk.send(resend).statuses == ()
-    assert desk.send(update(1, entry(lots=[("A", 2)]))).statuses == ()
-    (no_line,) = desk.send(update(2, entry())).statuses
-    assert isinstance(no_line, AllocationFailedStatus)
-    assert no_line.problems[0].reason_code == ReasonCode.UNKNOWN_SHIPMENT
-    again = ship_request()
-    assert desk.send(again).statuses == ()
-    (refused,) = desk.send(cancel()).statuses
-    assert isinstance(refused, CancelledStatus) and refused.refused is not None
-    assert desk.shipment is not None and desk.shipment.queued is not None
+    first, resend = request(line("CAM", 1)), request(line("MILK", 2))
+    no_line, again = update(2, entry()), ship_request()
+    for document in (first, resend, update(1, entry(lots=[("A", 2)])), no_line, again, cancel()):
+        waits = desk.send(document)
+        assert (waits.commands, waits.statuses, desk.phase) == ((), (), "shipping")
     decision = desk.refused(ship, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1")
-    first, second = decision.statuses
-    assert isinstance(first, ShipRefusedStatus) and isinstance(second, ShipRefusedStatus)
-    assert second.message_id == derived_id(again.message_id, "status")
-    release, milk = decision.commands
-    assert isinstance(release, Release) and release.lic == "PLAIN"
-    assert isinstance(milk, Allocate)
-    assert (milk.lic, milk.picks.lots) == ("MILK", (LotPick(mfr_lot="A", quantity=Decimal(2)),))
-    assert milk.command_id == derived_id(namespaced("shipment", resend.message_id), "allocate/1")
-    assert desk.phase == "allocating"
+    assert [(type(c), c.lic) for c in decision.commands if isinstance(c, Allocate)] == [
+        (Allocate, "CAM"),
+        (Allocate, "MILK"),
+        (Allocate, "MILK"),
+    ]
+    picked = [c for c in decision.commands if isinstance(c, Allocate)][-1]
+    assert isinstance(picked, Allocate)
+    assert picked.picks.lots == (LotPick(mfr_lot="A", quantity=Decimal(2)),)
+    refused, lacks, not_yet = decision.statuses
+    assert isinstance(refused, ShipRefusedStatus)
+    assert isinstance(lacks, AllocationFailedStatus)
+    assert (lacks.message_id, lacks.problems[0].reason) == (
+        derived_id(no_line.message_id, "status"),
+        "shipment S-1 has no line 2",
+    )
+    assert isinstance(not_yet, ShipRefusedStatus)
+    assert not_yet.message_id == derived_id(again.message_id, "status")
+    assert not_yet.problems[0].reason == "line 1 (MILK) is still being allocated"
+    assert desk.phase == "cancelling"
+    statuses, _ = _drive(desk, decision.commands)
+    assert [type(s) for s in statuses] == [CancelledStatus]
+    assert desk.phase == "cancelled"
+    assert desk.shipment is not None and desk.shipment.queued == ()
+    assert all(line.held_lics == () for line in desk.shipment.lines)
+
+
+def _drive(desk: Desk, commands: Iterable[Command]) -> tuple[list[Status], list[Command]]:
+    """Allocation answers every command in the order sent (allocated, released, shipped), and
+    what those answers send, until nothing is left: the statuses and commands, in order."""
+    queue = list(commands)
+    sent = list(queue)
+    statuses: list[Status] = []
+    while queue:
+        command = queue.pop(0)
+        if isinstance(command, Allocate):
+            decision = desk.allocated(command)
+        elif isinstance(command, Release):
+            decision = desk.released(command)
+        else:
+            decision = desk.shipped(command)
+        statuses.extend(decision.statuses)
+        queue.extend(decision.commands)
+        sent.extend(decision.commands)
+    return statuses, sent
+
+
+def _ship_then(outcome: str, read: str, *documents: Upstream) -> tuple[list[Status], Desk]:
+    """Two lines allocated and a ship under way; `documents` read before allocation's answers to
+    it (in the ship's batch) or just after them. Then allocation answers everything left. The
+    statuses from the first document or answer on, in order, and the desk."""
+    desk = Desk()
+    first, second = desk.send(_SHIP_FIRST).commands
+    desk.allocated(first)
+    desk.allocated(second)
+    ship_one, ship_two = desk.send(_SHIP_REQUEST).commands
+    decisions: list[Decision] = []
+
+    def read_documents() -> None:
+        for document in documents:
+            decisions.append(desk.send(document))
+
+    if read == "before":
+        read_documents()
+    if outcome == "refused":
+        decisions.append(desk.refused(ship_one, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1"))
+    else:
+        decisions.append(desk.shipped(ship_one))
+    if outcome == "shipped":
+        decisions.append(desk.shipped(ship_two))
+    else:
+        decisions.append(desk.refused(ship_two, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2"))
+    if read == "after":
+        read_documents()
+    statuses = [s for d in decisions for s in d.statuses]
+    later, _ = _drive(desk, [c for d in decisions for c in d.commands])
+    return statuses + later, desk
+
+
+_SHIP_CANCEL = cancel()
+_SHIP_PICKS = update(2, entry(lots=[("A", 2)]))
+_SHIP_AGAIN = ship_request()
+
+
+def _status_of(document: Upstream) -> str:
+    return derived_id(document.message_id, "status")
+
+
+@pytest.mark.parametrize("outcome", ["shipped", "refused", "partly"])
+def test_a_cancel_read_with_the_ship_is_decided_as_one_read_after_it(outcome: str) -> None:
+    """Replays decide the same way: a cancel read while the shipment is being shipped is not
+    refused at once (the ship may yet be refused, leaving the shipment open): it waits for
+    the ship, answered first, and is decided as one read just after it. Shipped (or a line
+    shipped): refused as for any shipped shipment. Refused: the open shipment is cancelled."""
+    before, desk = _ship_then(outcome, "before", _SHIP_CANCEL)
+    after, other = _ship_then(outcome, "after", _SHIP_CANCEL)
+    assert before == after
+    assert desk.shipment == other.shipment
+    assert desk.shipment is not None and desk.shipment.queued == ()
+    ship_status, cancel_status = before[0], before[-1]
+    assert isinstance(ship_status, ShippedStatus if outcome == "shipped" else ShipRefusedStatus)
+    assert isinstance(cancel_status, CancelledStatus)
+    if outcome == "refused":
+        assert cancel_status.refused is None
+        assert [v.line_no for v in cancel_status.released_lines] == [1, 2]
+        assert desk.phase == "cancelled"
+        return
+    assert cancel_status.message_id == _status_of(_SHIP_CANCEL)
+    assert cancel_status.refused is not None
+    phase = "shipped" if outcome == "shipped" else "allocated"
+    assert cancel_status.refused.reason == (
+        f"shipment S-1 is {phase}: a shipped shipment cannot be cancelled"
+    )
+    assert desk.phase == phase
+
+
+@pytest.mark.parametrize("outcome", ["shipped", "refused", "partly"])
+def test_picks_read_with_the_ship_are_decided_as_ones_read_after_it(outcome: str) -> None:
+    """Replays decide the same way: new picks for line 2 read while the shipment is being
+    shipped wait for the ship and are decided as if read just after it: refused once the
+    shipment is shipped, else line 2 (not shipped) is allocated with them."""
+    before, desk = _ship_then(outcome, "before", _SHIP_PICKS)
+    after, other = _ship_then(outcome, "after", _SHIP_PICKS)
+    assert before == after
+    assert desk.shipment == other.shipment
+    picks_status = before[-1]
+    if outcome == "shipped":
+        assert [type(s) for s in before] == [ShippedStatus, AllocationFailedStatus]
+        assert isinstance(picks_status, AllocationFailedStatus)
+        assert picks_status.message_id == _status_of(_SHIP_PICKS)
+        assert [p.reason for p in picks_status.problems] == [
+            "shipment S-1 is shipped: its picks can no longer change"
+        ]
+        return
+    assert [type(s) for s in before] == [ShipRefusedStatus, AllocatedStatus]
+    line = desk.shipment.line(2) if desk.shipment else None
+    assert line is not None and line.status == "allocated"
+    assert line.picks.lots == (LotPick(mfr_lot="A", quantity=Decimal(2)),)
+
+
+@pytest.mark.parametrize("outcome", ["shipped", "refused", "partly"])
+def test_documents_read_with_the_ship_are_answered_once_each_in_the_order_read(
+    outcome: str,
+) -> None:
+    """Picks, a resend, a cancel and a ship request, all read while the shipment is being
+    shipped: whatever the ship's outcome, each is answered exactly as when read just after it,
+    once, in the order read (once shipped, every one of them is refused, in that order)."""
+    documents = (_SHIP_PICKS, _SHIP_RESEND, _SHIP_CANCEL, _SHIP_AGAIN)
+    before, desk = _ship_then(outcome, "before", *documents)
+    after, other = _ship_then(outcome, "after", *documents)
+    assert before == after
+    assert desk.shipment == other.shipment
+    ids = [getattr(s, "message_id", None) for s in before]
+    assert len(ids) == len(set(ids))
+    if outcome == "shipped":
+        assert ids[1:] == [_status_of(d) for d in documents]
+        assert [type(s) for s in before] == [
+            ShippedStatus,
+            AllocationFailedStatus,
+            AllocationFailedStatus,
+            CancelledStatus,
+            ShippedStatus,
+        ]
 
 
 # --- cancellation -----------------------------------------------------------------------------
@@ -989,7 +1158,7 @@ def test_a_request_read_with_the_cancel_waits_for_it_then_is_applied(read: str) 
     assert isinstance(cancelled, CancelledStatus) and cancelled.refused is None
     assert [v.line_no for v in cancelled.released_lines] == [1]
     assert desk.phase == "allocating"
-    assert desk.shipment is not None and desk.shipment.queued is None
+    assert desk.shipment is not None and desk.shipment.queued == ()
     (allocate,) = commands
     assert isinstance(allocate, Allocate)
     assert (allocate.line_no, allocate.lic, allocate.quantity) == (1, "PLAIN", Decimal(4))
@@ -1017,42 +1186,78 @@ def test_the_request_waiting_for_a_cancel_is_sent_with_the_cancels_answer() -> N
 
 
 def test_documents_after_a_request_waiting_for_a_cancel_are_decided_after_it() -> None:
-    """Picks update its line; a ship request is refused as still being allocated (as it is
-    once the request is applied); a picks update for a line it does not have is refused."""
+    """Picks for its line, picks for a line it does not have and a ship request, read while it
+    waits, wait behind it, and once the cancel settles are decided in the order read, as if
+    read then: the picks re-allocate its line, the others are refused (the ship request as
+    still being allocated, as one read after them is)."""
     desk, _ = allocated_desk(line("PLAIN", 3))
     (release,) = desk.send(cancel()).commands
-    desk.send(request(line("MILK", 2)))
-    assert desk.send(update(1, entry(lots=[("A", 2)]))).statuses == ()
-    (no_line,) = desk.send(update(2, entry())).statuses
-    assert isinstance(no_line, AllocationFailedStatus)
-    assert no_line.problems[0].reason_code == ReasonCode.UNKNOWN_SHIPMENT
-    (refused,) = desk.send(ship_request()).statuses
+    no_line, ship = update(2, entry()), ship_request()
+    for document in (request(line("MILK", 2)), update(1, entry(lots=[("A", 2)])), no_line, ship):
+        waits = desk.send(document)
+        assert (waits.commands, waits.statuses) == ((), ())
+    decision = desk.released(release)
+    requested, picked = decision.commands
+    assert isinstance(requested, Allocate) and isinstance(picked, Allocate)
+    assert (picked.lic, picked.picks.lots) == ("MILK", (LotPick(mfr_lot="A", quantity=Decimal(2)),))
+    cancelled, lacks, refused = decision.statuses
+    assert isinstance(cancelled, CancelledStatus) and cancelled.refused is None
+    assert isinstance(lacks, AllocationFailedStatus)
+    assert lacks.message_id == derived_id(no_line.message_id, "status")
+    assert lacks.problems[0].reason_code == ReasonCode.UNKNOWN_SHIPMENT
     assert isinstance(refused, ShipRefusedStatus)
+    assert refused.message_id == derived_id(ship.message_id, "status")
     assert (refused.reason_code, refused.problems[0].reason) == (
         ReasonCode.SHIPMENT_INCOMPLETE,
         "line 1 (MILK) is still being allocated",
     )
-    decision = desk.released(release)
-    (milk,) = decision.commands
-    assert isinstance(milk, Allocate)
-    assert (milk.lic, milk.picks.lots) == ("MILK", (LotPick(mfr_lot="A", quantity=Decimal(2)),))
     (refused_after,) = desk.send(ship_request()).statuses
     assert isinstance(refused_after, ShipRefusedStatus)
     assert refused_after.problems == refused.problems
 
 
-def test_a_cancel_after_a_request_waiting_for_a_cancel_cancels_it() -> None:
+def test_a_request_a_cancel_follows_while_cancelling_still_names_its_items() -> None:
+    """R2: a request read while the shipment is being cancelled was saved (it is a sales order
+    naming CAM), so a cancel read after it must not drop it unseen by allocation: CAM's
+    tracking flags lock only once an AllocateLine names it. As when read after the cancel:
+    it is applied once the cancel settles, then cancelled in turn (that cancel answered once
+    its releases are), and nothing stays held."""
     desk, _ = allocated_desk(line("PLAIN", 3))
     (release,) = desk.send(cancel()).commands
-    desk.send(request(line("PLAIN", 4)))
+    desk.send(request(line("PLAIN", 4), line("CAM", 1, no=2)))
     again = cancel()
     assert desk.send(again).statuses == ()
-    decision = desk.released(release)
-    assert decision.commands == ()
-    first, second = decision.statuses
+    statuses, sent = _drive(desk, [release])
+    assert [(type(c), c.lic, c.line_no) for c in sent] == [
+        (Release, "PLAIN", 1),
+        (Allocate, "PLAIN", 1),
+        (Allocate, "CAM", 2),
+        (Release, "PLAIN", 1),
+        (Release, "CAM", 2),
+    ]
+    first, second = statuses
     assert isinstance(first, CancelledStatus) and isinstance(second, CancelledStatus)
-    assert second.message_id == derived_id(again.message_id, "status")
-    assert (desk.phase, desk.shipment.queued if desk.shipment else None) == ("cancelled", None)
+    assert second.message_id.startswith(namespaced("shipment", again.message_id))
+    assert [v.line_no for v in second.released_lines] == [1, 2]
+    assert desk.phase == "cancelled"
+    assert desk.shipment is not None and desk.shipment.queued == ()
+    assert all(line.held_lics == () for line in desk.shipment.lines)
+
+
+def test_a_request_a_newer_one_replaces_while_cancelling_still_names_its_items() -> None:
+    """R2: a request superseded by a newer one before the cancel settled was still saved: its
+    item (CAM) hears of it, as when both are read after the cancel; the newer one stands."""
+    desk, _ = allocated_desk(line("PLAIN", 3))
+    (release,) = desk.send(cancel()).commands
+    desk.send(request(line("CAM", 1)))
+    desk.send(request(line("MILK", 2)))
+    statuses, sent = _drive(desk, [release])
+    assert ("CAM", 1) in [(c.lic, c.line_no) for c in sent if isinstance(c, Allocate)]
+    assert [type(s) for s in statuses] == [CancelledStatus, AllocatedStatus]
+    assert desk.shipment is not None
+    assert [(x.lic, x.status, x.held_lics) for x in desk.shipment.lines] == [
+        ("MILK", "allocated", ("MILK",))
+    ]
 
 
 def test_release_refused_because_nothing_was_held_still_cancels() -> None:
@@ -1082,12 +1287,22 @@ def test_a_shipped_shipment_cannot_be_cancelled() -> None:
 
 
 def test_ship_request_for_a_cancelled_shipment_is_refused() -> None:
+    """Read while the cancel is under way, it waits for it, then is refused as after it."""
     desk = Desk()
-    desk.send(request(line("CAM", 1, picks=entry(serials="9...1"))))
+    (refused_line,) = desk.send(request(line("CAM", 1, picks=entry(serials="9...1")))).commands
     desk.send(cancel())
-    (status,) = desk.send(ship_request()).statuses
+    ship = ship_request()
+    assert desk.send(ship).statuses == ()
+    cancelled, status = desk.echoed(refused_line).statuses
+    assert isinstance(cancelled, CancelledStatus)
     assert isinstance(status, ShipRefusedStatus)
-    assert status.reason_code == ReasonCode.UNKNOWN_SHIPMENT
+    assert (status.message_id, status.reason_code, status.reason) == (
+        derived_id(ship.message_id, "status"),
+        ReasonCode.UNKNOWN_SHIPMENT,
+        "shipment S-1 is cancelled",
+    )
+    (again,) = desk.send(ship_request()).statuses
+    assert isinstance(again, ShipRefusedStatus) and again.reason == status.reason
 
 
 # --- unknown shipments ------------------------------------------------------------------------

@@ -272,6 +272,20 @@ _OK = (0, True)
         _OK,
     ]
 )
+# a cancel or picks read while the shipment is being shipped; a request a cancel or a newer
+# request overrides while it waits (R2: still named to allocation).
+@example(steps=[_one("PLAIN"), _OK, _SHIP, _CANCEL, _OK])
+@example(
+    steps=[
+        _one("PLAIN"),
+        _OK,
+        _SHIP,
+        PicksUpdate(message_id="?", shipment_id="S-1", line_no=1, entry=_BAD_SPAN),
+        _OK,
+    ]
+)
+@example(steps=[_one("PLAIN"), _OK, _CANCEL, _one("CAM"), _one("MILK"), _OK])
+@example(steps=[_one("PLAIN"), _OK, _CANCEL, _one("CAM"), _CANCEL, _one("MILK"), _OK])
 def test_settled_shipments_agree_with_what_allocation_holds(
     steps: list[Upstream | tuple[int, bool]],
 ) -> None:
@@ -281,6 +295,7 @@ def test_settled_shipments_agree_with_what_allocation_holds(
     command_ids: list[str] = []
     statuses: list[Status] = []
     owed: list[str] = []  # ship requests and cancels waiting for the phase under way
+    requested: dict[str, set[tuple[str, int]]] = {}  # a request's status id: its lines
 
     def take(decision: Decision) -> Shipment | None:
         for command in decision.commands:
@@ -295,7 +310,7 @@ def test_settled_shipments_agree_with_what_allocation_holds(
         command = waiting[n % len(waiting)].popleft()
         replies = allocation.decide(command, accept)
         assert shipment is not None
-        return take(domain.answer(shipment, *replies))
+        return take(domain.answer(shipment, *replies, items=ITEMS))
 
     for n, step in enumerate(steps):
         if isinstance(step, tuple):
@@ -309,13 +324,17 @@ def test_settled_shipments_agree_with_what_allocation_holds(
             assert decision.commands == (), "a shipped shipment sends nothing more"
         if before == "allocating" and isinstance(message, ShipRequest):
             assert decision.commands == (), "nothing ships before the allocation under way"
-        if before in ("shipping", "cancelling") and isinstance(message, Request):
-            # it waits for the phase under way, decided as if read just after it settles
+        if before in ("shipping", "cancelling"):
+            # it waits for the phase under way: answered with it, or decided as if read just
+            # after it settles
             assert (decision.commands, decision.statuses) == ((), ())
         under_way = {ShipRequest: "shipping", Cancel: "cancelling"}.get(type(message))
-        if before is not None and before == under_way:  # answered when that phase settles
-            assert (decision.commands, decision.statuses) == ((), ())
-            owed.append(derived_id(message.message_id, "status"))
+        nothing_waits = shipment is not None and shipment.queued == ()
+        if before is not None and before == under_way and nothing_waits:
+            owed.append(derived_id(message.message_id, "status"))  # answered with that phase
+        if isinstance(message, Request):
+            lines = {(x.lic, x.line_no) for x in message.lines}
+            requested[derived_id(message.message_id, "status")] = lines
         shipment = take(decision)
     while any(queues.values()):
         shipment = read(0, True)
@@ -324,12 +343,21 @@ def test_settled_shipments_agree_with_what_allocation_holds(
     status_ids = [s.message_id for s in statuses]
     assert len(set(status_ids)) == len(status_ids)
     assert set(owed) <= set(status_ids), "a ship request or cancel was never answered"
+    # R2: a request not refused as a document was saved, so every item it names heard of it.
+    refused = {
+        s.message_id
+        for s in statuses
+        if isinstance(s, AllocationFailedStatus) and s.problems and s.problems[0].line_no is None
+    }
+    for status_id, lines in requested.items():
+        if status_id not in refused:
+            assert lines <= allocation.named, "a saved request's items never heard of it"
     assert all(_own_lots(_views(s)) for s in statuses), "a status names another LIC's lots"
     if shipment is None:
         return
     assert shipment.pending == ()
     assert shipment.phase in SETTLED
-    assert shipment.queued is None, "a request waited for a phase that settled"
+    assert shipment.queued == (), "a document waited for a phase that settled"
     held = {(lic, line.line_no) for line in shipment.lines for lic in line.held_lics}
     assert held == allocation.held
     named = {(line.lic, line.line_no) for line in shipment.lines}
