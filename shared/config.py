@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     kafka_sasl_password: str | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
     kafka_ssl_cafile: str | None = Field(default=None, alias="KAFKA_SSL_CAFILE")
     kafka_fetch_max_wait_ms: int = Field(default=20, alias="KAFKA_FETCH_MAX_WAIT_MS", ge=0)
+    # After a second without records a consumer fetches this often instead (shared.kafka.IdlePace);
+    # at most KAFKA_FETCH_MAX_WAIT_MS: no slowing down.
+    kafka_idle_fetch_max_wait_ms: int = Field(
+        default=100, alias="KAFKA_IDLE_FETCH_MAX_WAIT_MS", ge=0
+    )
     kafka_max_batch: int = Field(default=500, alias="KAFKA_MAX_BATCH", ge=1)
     # The embedded broker completes a group's first join after half the session timeout.
     kafka_session_timeout_ms: int = Field(default=6000, alias="KAFKA_SESSION_TIMEOUT_MS", ge=1)

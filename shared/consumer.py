@@ -60,6 +60,7 @@ from shared.contracts.codec import (
 from shared.contracts.invalid import Refuser, problems
 from shared.contracts.types import normalize_identifier
 from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS, is_transient
+from shared.kafka import IdlePace
 from shared.outbox import TYPE_HEADER, Outbox, OutboxRelay, OutboxRow, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
@@ -323,6 +324,12 @@ class TransactionalConsumer:
             description=self._description,
         )
         self._subscriber(handle)
+        busy, idle = (
+            self._settings.kafka_fetch_max_wait_ms,
+            self._settings.kafka_idle_fetch_max_wait_ms,
+        )
+        if idle > busy:
+            self._subscriber.idle_pace = IdlePace(busy, idle)
 
     # -- assignment -------------------------------------------------------------------------
 

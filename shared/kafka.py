@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from itertools import chain
 from typing import Any
 
@@ -31,7 +32,46 @@ async def _poll(self: Any, consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
     timeout for data, so polling again at once is no busy loop.
     """
     batches = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    pace = getattr(self, "idle_pace", None)
+    if pace is not None:
+        pace.polled(consumer, bool(batches))
     return tuple(chain(*batches.values()))
+
+
+class IdlePace:
+    """Fetch less often while idle (`BatchSubscriber.idle_pace`, read by `_poll`).
+
+    A consumer fetches every `busy_ms` (KAFKA_FETCH_MAX_WAIT_MS): the embedded broker answers a
+    fetch only once that wait is over, data or not, so it bounds each hop's latency. Idle, those
+    fetches cost the broker and each service CPU for nothing: an idle stack kept about half a
+    core busy. After IDLE_AFTER_SECONDS without a record the consumer fetches every `idle_ms`
+    (KAFKA_IDLE_FETCH_MAX_WAIT_MS) until a record comes, so only the first record after a quiet
+    spell waits longer (a broker that answers fetches when data arrives, as Apache Kafka does,
+    adds nothing). aiokafka reads `Fetcher._fetch_max_wait_ms` for every fetch it sends.
+    """
+
+    IDLE_AFTER_SECONDS = 1.0
+
+    def __init__(self, busy_ms: int, idle_ms: int) -> None:
+        self.busy_ms = busy_ms
+        self.idle_ms = idle_ms
+        self.idle = False
+        self._last_data = time.monotonic()
+
+    def polled(self, consumer: AIOKafkaConsumer, got: bool) -> None:
+        now = time.monotonic()
+        if got:
+            self._last_data = now
+            if self.idle:
+                self._set(consumer, self.busy_ms, idle=False)
+        elif not self.idle and now - self._last_data >= self.IDLE_AFTER_SECONDS:
+            self._set(consumer, self.idle_ms, idle=True)
+
+    def _set(self, consumer: AIOKafkaConsumer, wait_ms: int, *, idle: bool) -> None:
+        fetcher = getattr(consumer, "_fetcher", None)
+        if fetcher is not None and hasattr(fetcher, "_fetch_max_wait_ms"):
+            fetcher._fetch_max_wait_ms = wait_ms
+        self.idle = idle
 
 
 BatchSubscriber.get_msg = _poll  # type: ignore[method-assign]
