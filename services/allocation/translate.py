@@ -119,6 +119,7 @@ def _(m: c.AllocateLine) -> d.Command:
         quantity=m.quantity,
         lots=_lot_picks(m.lots),
         serials=tuple(m.serials),
+        serial_lots=tuple(m.serial_lots.items()),
         refusal=None if m.refusal is None else _line_refusal(m.refusal),
     )
 

@@ -55,10 +55,13 @@ class LotPick:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Picks:
-    """What a line names to ship; nothing named means automatic allocation (R9)."""
+    """What a line names to ship; nothing named means automatic allocation (R9).
+    `serial_lots`: each serial scanned with its manufacturer lot, as (serial, mfr lot), for
+    allocation to check that unit is in that lot (R5, R15)."""
 
     lots: tuple[LotPick, ...] = ()
     serials: tuple[str, ...] = ()
+    serial_lots: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -50,7 +50,8 @@ def parse_picks(
     lots = _lots(entry.lots, scans, item, len(serials), serialized)
     if isinstance(lots, BarcodeError):
         return problem(ReasonCode.INVALID_BARCODE, lots.reason, lots.offending)
-    picks = Picks(lots=lots, serials=tuple(serials))
+    paired = _serial_lots(scans, item) if serialized else ()
+    picks = Picks(lots=lots, serials=tuple(serials), serial_lots=paired)
     return _named_for_vendor(shipment, line, picks, item) or picks
 
 
@@ -85,10 +86,11 @@ def _lots(
     and a serial scanned with its lot must have a unit of that lot as typed to itself (the
     first that has none is the problem: it would ship recorded under another typed lot).
     Without typed lots, each scan of a lot is one unit of it. Lots sent beside serials have
-    allocation check that the serials are in them, exactly as many of each lot as named: a
-    serial scanned with the wrong lot is refused, never shipped from another. Scanned lots that
-    name fewer units than the line has serials (some typed, or scanned without a lot) cannot be
-    checked that way, and are not sent."""
+    allocation check that the serials are in them, exactly as many of each lot as named.
+    Scanned lots that name fewer units than the line has serials (some typed, or scanned
+    without a lot) cannot be checked that way, and are not sent. Either way each serial
+    scanned with its lot also goes paired with it (`_serial_lots`): a serial scanned with the
+    wrong lot is refused, never shipped from another, even where the counts agree."""
     if item is not None and not item.track_mfr_lot:
         return typed  # the item tracks no lots: any typed are refused by allocation
     if typed:
@@ -98,6 +100,20 @@ def _lots(
     if sum((pick.quantity for pick in scanned), ZERO) < serials:
         return ()
     return scanned
+
+
+def _serial_lots(scans: Iterable[Scan], item: Item | None) -> tuple[tuple[str, str], ...]:
+    """Each serial scanned with its manufacturer lot (AI 21 with AI 10), paired with that lot
+    (R5, R15): only allocation knows which lot holds a unit, so it checks each pair, unit by
+    unit; per-lot counts cannot see two serials scanned with each other's lots. None for an
+    item that tracks no lots (its scans' lots are not sent either, as in `_lots`)."""
+    if item is not None and not item.track_mfr_lot:
+        return ()
+    return tuple(
+        (scan.serial, scan.mfr_lot)
+        for scan in scans
+        if scan.serial is not None and scan.mfr_lot is not None
+    )
 
 
 def _unlisted(typed: Iterable[LotPick], scans: Iterable[Scan]) -> BarcodeError | None:

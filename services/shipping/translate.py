@@ -137,6 +137,7 @@ def _(cmd: model.Allocate) -> c.AllocateLine:
         quantity=cmd.quantity,
         lots=[u.LotPick(mfr_lot=x.mfr_lot, quantity=x.quantity) for x in cmd.picks.lots],
         serials=list(cmd.picks.serials),
+        serial_lots=dict(cmd.picks.serial_lots),
         refusal=None if cmd.refusal is None else _refusal(cmd.refusal),
     )
 

@@ -89,6 +89,10 @@ class LineRefusal(Model):
 class AllocateLine(Message):
     """Allocate (or re-allocate) one shipment line; no picks means automatic (R9, R14).
 
+    `serial_lots` pairs each serial scanned with its manufacturer lot with that lot: the lots
+    and serials alone only let allocation check how many of the serials each lot holds, not
+    that each unit is in the lot its label names.
+
     With `refusal`, shipping has refused the line's picks itself (R5, R14): allocation decides
     nothing but answers `CommandRejected` with exactly that problem. The line is still a sales
     order naming the item, so, like a line allocation refuses, it locks the item's tracking
@@ -106,6 +110,12 @@ class AllocateLine(Message):
     quantity: Quantity
     lots: list[LotPick] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
+    serial_lots: dict[Identifier, Identifier] = Field(
+        default_factory=dict,
+        description="serial → the manufacturer lot it was scanned with (GS1 AI 21 with AI 10), "
+        "for each of `serials` whose label names its lot: that unit must be in that lot (R5, "
+        "R9, R15)",
+    )
     refusal: LineRefusal | None = Field(
         default=None,
         description="the sender refused the line itself: answer CommandRejected with this "

@@ -696,12 +696,6 @@ async def test_a_request_a_cancel_drops_before_it_is_applied_still_locks_its_ite
     assert (answer["type"], answer.get("reason_code")) == ("CommandRejected", "TRACKING_LOCKED")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="only allocation knows which lot holds a serial, and AllocateLine carries the lots "
-    "and serials apart (per-lot counts): a swap of two serials' lots passes. Needs the contract "
-    "to carry each scanned serial's lot and picking.lots_hold_serials to check it unit by unit.",
-)
 @pytest.mark.parametrize("typed", [False, True])
 async def test_serials_scanned_with_each_others_lots_are_refused(desk: Desk, typed: bool) -> None:
     """R5, R9, R15, unit by unit: V1 is in lot A and V2 in lot B, but V1's label says B and
@@ -731,4 +725,14 @@ async def test_serials_scanned_with_each_others_lots_are_refused(desk: Desk, typ
     await desk.request(sid, {"lic": "VAX", "quantity": 2, "lots": lots, "scans": scans})
     failed = desk.last(sid)
     assert failed["type"] == "ShipmentAllocationFailed", failed
+    (problem,) = failed["problems"]
+    assert (problem["reason_code"], problem["offending"]) == ("INVALID_QUANTITY", f"V1-{typed}")
+    assert "scanned with manufacturer lot B" in problem["reason"]
+    assert "is in manufacturer lot A" in problem["reason"]
     assert await allocated_qty(desk.bus, sid) == {}
+
+    # The same units scanned with their own lots are allocated.
+    scans = [f"(01){GTIN}(10)A(21)V1-{typed}", f"(01){GTIN}(10)B(21)V2-{typed}"]
+    await desk.request(sid, {"lic": "VAX", "quantity": 2, "lots": lots, "scans": scans})
+    assert desk.last(sid)["type"] == "ShipmentAllocated", desk.last(sid)
+    assert await allocated_qty(desk.bus, sid) == {"VAX": "2"}

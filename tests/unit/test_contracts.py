@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from shared.asyncapi import document
 from shared.contracts import InvalidMessage, decode, encode
 from shared.contracts.codec import MAX_MESSAGE_BYTES
+from shared.contracts.commands import AllocateLine, Command
 from shared.contracts.events import InventoryEvent, LineShipped, Movement
 from shared.contracts.upstream import AdjustmentMessage, ShipmentMessage
 
@@ -215,3 +216,29 @@ def test_document_refusals_carry_the_first_problems_reason_code_at_the_top() -> 
     assert (again.reason, again.problems) == (refused.reason, refused.problems)
     failed = ShipmentAllocationFailed(message_id="m", shipment_id="S-1", problems=problems[1:])
     assert (failed.reason_code, failed.reason) == ("UNKNOWN_ITEM", "who?")
+
+
+def test_allocate_line_pairs_scanned_serials_with_their_lots_and_old_lines_stay_valid() -> None:
+    """R5, R15: `AllocateLine.serial_lots` (serial → the lot it was scanned with) is optional:
+    a line written before it existed still decodes, with no pairs; pairs are identifiers,
+    normalized and refused as any other."""
+    commands = TypeAdapter(Command)
+    old = {
+        "type": "AllocateLine",
+        "message_id": "c-1",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "lic": "VAX",
+        "shipment_id": "S-1",
+        "line_no": 1,
+        "office": "AI",
+        "ship_on": "2026-11-02",
+        "quantity": 2,
+        "serials": ["V1", "V2"],
+    }
+    line = decode(commands, _bytes(old), own=True)
+    assert isinstance(line, AllocateLine) and line.serial_lots == {}
+    paired = decode(commands, _bytes({**old, "serial_lots": {" V1": "A ", "V2": "B"}}), own=True)
+    assert isinstance(paired, AllocateLine) and paired.serial_lots == {"V1": "A", "V2": "B"}
+    assert decode(commands, encode(paired), own=True) == paired
+    with pytest.raises(InvalidMessage, match="serial_lots"):
+        decode(commands, _bytes({**old, "serial_lots": {"V1": "A\u200b"}}), own=True)

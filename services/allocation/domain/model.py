@@ -514,9 +514,10 @@ class LineRefusal:
 class AllocateLine:
     """Allocate (or re-allocate with new picks) one shipment line (R9, R14).
 
-    No `lots` and no `serials`: automatic. Picks must cover `quantity`. With `refusal`, the
-    sender refused the line: nothing is decided, the answer is that refusal (and R2 locks the
-    item, as for any refused line).
+    No `lots` and no `serials`: automatic. Picks must cover `quantity`. `serial_lots`: each
+    serial scanned with its manufacturer lot, as (serial, mfr lot) pairs: that unit must be in
+    that lot. With `refusal`, the sender refused the line: nothing is decided, the answer is
+    that refusal (and R2 locks the item, as for any refused line).
     """
 
     message_id: str
@@ -530,6 +531,7 @@ class AllocateLine:
     quantity: Decimal
     lots: tuple[LotPick, ...] = ()
     serials: tuple[str, ...] = ()
+    serial_lots: tuple[tuple[str, str], ...] = ()
     refusal: LineRefusal | None = None
 
 

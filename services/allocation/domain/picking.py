@@ -151,6 +151,39 @@ def lots_hold_serials(
             raise _disagree(need, name, quantity, held, f" in inventory lot {lot_id}")
 
 
+def serials_in_their_lots(
+    need: Need, serial_lots: tuple[tuple[str, str], ...], picks: list[Pick]
+) -> None:
+    """R5, R9, R15, unit by unit: a serial scanned with its manufacturer lot (a GS1 label's
+    AI 21 with AI 10) must be a unit of that lot, or the line would ship, and a recall of the
+    lot would miss, a unit recorded under a lot it is not in. Per-lot counts
+    (`lots_hold_serials`) cannot see two serials scanned with each other's lots. The first
+    serial whose unit (of `picks`, from `named_serials`) is in another lot, or that the line
+    does not name, is refused `INVALID_QUANTITY`, as a lot that does not hold the named serials
+    is, naming the serial and the lot it is in."""
+    if not serial_lots:
+        return
+    units = {p.serial: p for p in picks if p.serial is not None}
+    for serial, scanned in serial_lots:
+        unit = units.get(serial)
+        if unit is None:
+            raise Refusal(
+                ReasonCode.INVALID_QUANTITY,
+                f"serial {serial} of {need.item.lic} is scanned with manufacturer lot {scanned}, "
+                "but the line does not name that serial",
+                serial,
+            )
+        if unit.mfr_lot != scanned:
+            held = unit.mfr_lot
+            lot = "no manufacturer lot" if held is None else f"manufacturer lot {held}"
+            raise Refusal(
+                ReasonCode.INVALID_QUANTITY,
+                f"serial {serial} of {need.item.lic} is scanned with manufacturer lot {scanned}, "
+                f"but it is in {lot} (inventory lot {unit.lot_id})",
+                serial,
+            )
+
+
 def _disagree(need: Need, name: str, quantity: Decimal, held: int, where: str) -> Refusal:
     return Refusal(
         ReasonCode.INVALID_QUANTITY,

@@ -14,7 +14,10 @@
 - A line of an item both lot-tracked and serialized may name serials and manufacturer lots
   together: the serials decide the units, and each named lot must be at the office
   (`LOT_NOT_FOUND`) and name as many units as the named serials hold in it
-  (`INVALID_QUANTITY`), so a lot that contradicts them is refused rather than ignored.
+  (`INVALID_QUANTITY`), so a lot that contradicts them is refused rather than ignored. A serial
+  scanned with its lot (`AllocateLine.serial_lots`) must be a unit of that very lot
+  (`INVALID_QUANTITY`, naming the serial and the lot it is in): counts per lot cannot see two
+  serials scanned with each other's lots.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from services.allocation.domain.picking import (
     lots_hold_serials,
     named_lots,
     named_serials,
+    serials_in_their_lots,
 )
 from services.allocation.domain.receiving import require_item
 
@@ -105,6 +109,8 @@ def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> li
     checks.no_serials(item, cmd.serials)
     if cmd.lots:
         checks.no_lots(item, (p.mfr_lot for p in cmd.lots))
+    if cmd.serial_lots:
+        checks.no_lots(item, (mfr_lot for _, mfr_lot in cmd.serial_lots))
     if cmd.kind == "vendor_return":
         _require_named(item, cmd)
     need = Need(
@@ -115,13 +121,16 @@ def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> li
     )
     # Named picks may cover part of the line: it is then allocated as far as named and left
     # incomplete, and shipping refuses to ship it until picks cover it (R8). Serials decide
-    # the units; lots named beside them must agree with them, never be dropped unread.
+    # the units; lots named beside them must agree with them, never be dropped unread, and
+    # so must the lot each serial was scanned with, unit by unit.
     if cmd.serials:
         serials = checks.serial_list(item, cmd.serials, quantity, partial=True)
         picks = named_serials(draft, need, serials)
         if cmd.lots:
             lots_hold_serials(draft, need, cmd.lots, picks)
+        serials_in_their_lots(need, cmd.serial_lots, picks)
         return picks
+    serials_in_their_lots(need, cmd.serial_lots, [])  # refuses a scanned serial not named
     if cmd.lots:
         checks.picks_within(quantity, (p.quantity for p in cmd.lots))
         return named_lots(draft, need, cmd.lots)

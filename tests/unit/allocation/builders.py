@@ -114,6 +114,7 @@ def allocate(
     ship_on: date = DAY,
     lots: Iterable[LotPick] = (),
     serials: Iterable[str] = (),
+    serial_lots: Iterable[tuple[str, str]] = (),
 ) -> AllocateLine:
     return AllocateLine(
         message_id=_mid(),
@@ -127,6 +128,7 @@ def allocate(
         quantity=D(quantity),
         lots=tuple(lots),
         serials=tuple(serials),
+        serial_lots=tuple(serial_lots),
     )
 
 

@@ -129,3 +129,45 @@ def test_a_vendor_return_naming_serials_and_a_contradicting_lot_is_refused() -> 
         allocate("RTV-1", 1, kind="vendor_return", serials=["S3"], lots=[pick("L1", 1)]),
         ReasonCode.INVALID_QUANTITY,
     )
+
+
+def test_a_serial_scanned_with_another_lot_than_its_own_is_refused_naming_it() -> None:
+    """R5, R9, R15, unit by unit: S1 is in L1 and S3 in L2, but their labels were scanned as
+    S1/L2 and S3/L1. The per-lot counts agree (one of each), so only the pairing tells: the
+    first serial off its lot is refused, naming it, the lot it was scanned with and the lot
+    it is in; nothing is allocated."""
+    b = book()
+    swapped = (("S1", "L2"), ("S3", "L1"))
+    for lots in ([pick("L1", 1), pick("L2", 1)], []):
+        rejection = b.refused(
+            allocate("S-1", 2, serials=["S1", "S3"], lots=lots, serial_lots=swapped),
+            ReasonCode.INVALID_QUANTITY,
+        )
+        assert rejection.offending == "S1"
+        assert "S1" in rejection.reason and "scanned with manufacturer lot L2" in rejection.reason
+        assert "it is in manufacturer lot L1" in rejection.reason
+    assert b.status("S1") == b.status("S3") == "available"
+
+
+def test_serials_scanned_with_their_own_lots_are_allocated() -> None:
+    """R9, R15: the same line with each serial paired with the lot it is in allocates exactly
+    those units, complete, as the serials alone would."""
+    paired = (("S1", "L1"), ("S3", "L2"))
+    for lots in ([pick("L1", 1), pick("L2", 1)], []):
+        event = allocated(
+            book().ok(allocate("S-1", 2, serials=["S1", "S3"], lots=lots, serial_lots=paired))
+        )
+        assert [(m.lot_id, m.mfr_lot, m.serial) for m in event.movements] == [
+            ("PO-1/1", "L1", "S1"),
+            ("PO-1/1", "L2", "S3"),
+        ]
+        assert event.complete
+
+
+def test_a_serial_paired_with_a_lot_must_be_one_the_line_names() -> None:
+    """R9: a pairing is checked against the units the line takes, never dropped unread."""
+    rejection = book().refused(
+        allocate("S-1", 1, serials=["S1"], serial_lots=[("S1", "L1"), ("S3", "L2")]),
+        ReasonCode.INVALID_QUANTITY,
+    )
+    assert rejection.offending == "S3" and "does not name" in rejection.reason

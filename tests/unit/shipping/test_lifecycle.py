@@ -10,7 +10,7 @@ from itertools import count
 
 import pytest
 
-from services.shipping import domain
+from services.shipping import domain, translate
 from services.shipping.model import (
     Allocate,
     Allocated,
@@ -42,6 +42,8 @@ from services.shipping.model import (
     Status,
     Upstream,
 )
+from shared.contracts import codec
+from shared.contracts import commands as c
 from shared.ids import derived_id, namespaced
 from shared.reasons import ReasonCode
 
@@ -331,7 +333,8 @@ def test_scans_of_typed_lots_send_the_typed_lots() -> None:
 
 def test_serials_scanned_with_their_lots_send_the_lots_beside_the_serials() -> None:
     """R9, R15: allocation checks the serials are in the lots scanned with them (and refuses
-    V1 scanned as lot B when V1 is in lot A); one unit per scan, merged per lot."""
+    V1 scanned as lot B when V1 is in lot A); one unit per scan, merged per lot, and each
+    serial paired with the lot it was scanned with, for allocation to check unit by unit."""
     scans = ["(10)B(21)V1", "(10)A(21)V2", "(10)B(21)V3"]
     desk = Desk(VAX)
     (command,) = desk.send(request(line("VAX", 3, picks=entry(scans=scans)))).commands
@@ -339,11 +342,35 @@ def test_serials_scanned_with_their_lots_send_the_lots_beside_the_serials() -> N
     assert command.picks == Picks(
         lots=(LotPick(mfr_lot="B", quantity=Decimal(2)), LotPick(mfr_lot="A", quantity=ONE)),
         serials=("V1", "V2", "V3"),
+        serial_lots=(("V1", "B"), ("V2", "A"), ("V3", "B")),
     )
     typed = entry(lots=[("A", 1)], scans=["(10)A(21)V1"])
     (command,) = Desk(VAX).send(request(line("VAX", 1, picks=typed))).commands
     assert isinstance(command, Allocate)
-    assert command.picks == Picks(lots=(LotPick(mfr_lot="A", quantity=ONE),), serials=("V1",))
+    assert command.picks == Picks(
+        lots=(LotPick(mfr_lot="A", quantity=ONE),), serials=("V1",), serial_lots=(("V1", "A"),)
+    )
+
+
+def test_serials_scanned_with_each_others_typed_lots_go_paired_with_the_scanned_lots() -> None:
+    """R5, R9, R15, unit by unit: lots A and B typed for one unit each, V1 scanned as B and
+    V2 as A. The counts fit, so shipping cannot tell (only allocation knows which lot holds
+    a serial): the AllocateLine carries each serial with the lot it was scanned with, which
+    allocation checks against the lot the unit is in. Typed serials and scans without a lot
+    pair with nothing; an item that tracks no lots sends no pairs."""
+    picks = entry(lots=[("A", 1), ("B", 2)], serials="V3", scans=["(10)B(21)V1", "(10)A(21)V2"])
+    (command,) = Desk(VAX).send(request(line("VAX", 3, picks=picks))).commands
+    assert isinstance(command, Allocate) and command.refusal is None
+    assert command.picks.serials == ("V3", "V1", "V2")
+    assert command.picks.serial_lots == (("V1", "B"), ("V2", "A"))
+    wire = translate.command(command)
+    assert isinstance(wire, c.AllocateLine)
+    assert wire.serial_lots == {"V1": "B", "V2": "A"}
+    assert c.AllocateLine.model_validate_json(codec.encode(wire)) == wire
+    plain = entry(scans=[f"(01){GTIN}(10)A(21)C1", f"(01){GTIN}(21)C2"])
+    (command,) = Desk().send(request(line("CAM", 2, picks=plain))).commands
+    assert isinstance(command, Allocate) and command.refusal is None
+    assert command.picks == Picks(serials=("C1", "C2"))
 
 
 def test_each_scanned_serial_needs_a_unit_of_its_lot_among_the_typed_lots() -> None:
@@ -365,11 +392,12 @@ def test_each_scanned_serial_needs_a_unit_of_its_lot_among_the_typed_lots() -> N
 
 
 def test_scanned_lots_naming_fewer_units_than_the_serials_are_not_sent() -> None:
-    """Allocation checks named lots exactly: a lot for one of two serials cannot be checked."""
+    """Allocation checks named lots exactly: a lot for one of two serials cannot be checked
+    that way; the serial scanned with it still goes paired with it, checked unit by unit."""
     picks = entry(serials="V2", scans=["(10)A(21)V1"])
     (command,) = Desk(VAX).send(request(line("VAX", 2, picks=picks))).commands
     assert isinstance(command, Allocate) and command.refusal is None
-    assert command.picks == Picks(serials=("V2", "V1"))
+    assert command.picks == Picks(serials=("V2", "V1"), serial_lots=(("V1", "A"),))
 
 
 def test_a_line_shipping_refuses_still_goes_to_allocation_carrying_its_problem() -> None:
