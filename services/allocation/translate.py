@@ -91,6 +91,7 @@ def _(m: c.ReturnStock) -> d.Command:
         customer=m.customer,
         lots=_lot_picks(m.lots),
         serials=tuple(m.serials),
+        serial_lots=tuple(m.serial_lots.items()),
         hold=m.hold,
     )
 

@@ -14,7 +14,10 @@ Rules (DESIGN.md §5):
   item's GTIN when the item has one). Lots from scans are used only when the line types none:
   each scan is one unit of its lot. When the line types lots, a scan naming a lot must name one
   of them, with the same expiry date, and a serial scanned with its lot is filed under that lot
-  (R15: allocation pairs serials with lots by position, so receiving orders them).
+  (R15: allocation pairs serials with lots by position, so receiving orders them). A customer
+  return's serials go back into the lots they were shipped from, which only allocation knows:
+  each serial scanned with its lot goes paired with it (`LineCommand.serial_lots`), for
+  allocation to refuse a unit that is not of the lot its label names.
 - R6: a serialized line without serials takes them from the item's Next Serial (allocation, the
   one writer per LIC, hands them out); without a Next Serial it is refused `SERIAL_REQUIRED`.
 - R13: a customer return names the serials (serialized) or manufacturer lots (lot-tracked) that
@@ -156,6 +159,8 @@ class LineCommand:
     # One of several lines: held by allocation until every line is accepted (or one refused).
     hold: bool = False
     bin: str | None = None
+    # A return's serials scanned with their manufacturer lot, as (serial, mfr lot) (R5, R15).
+    serial_lots: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,6 +323,7 @@ class _DocumentCheck:
             lot_id=lot_id,
             is_return=self.receipt.is_return,
             bin=line.bin,
+            serial_lots=_serial_lots(scans or (), item) if self.receipt.is_return else (),
         )
 
     def _weigh(
@@ -704,6 +710,21 @@ def lot_ordered(
         serial = taken[place] if place in taken else next(rest)
         by_lot.setdefault(owner, []).append(serial)
     return tuple(serial for entry in merged for serial in by_lot.get(entry.mfr_lot, ()))
+
+
+def _serial_lots(scans: Sequence[Scan], item: Item) -> tuple[tuple[str, str], ...]:
+    """Each serial scanned with its manufacturer lot (AI 21 with AI 10), paired with that lot
+    (R5, R13, R15). A return's units go back into the lots they were shipped from, and only
+    allocation knows which those are: it checks each pair, unit by unit, where the lots beside
+    the serials only tell it how many of them each lot holds (two serials scanned with each
+    other's lots pass). None for an item not both serialized and tracked by lot."""
+    if not (item.serialized and item.track_mfr_lot):
+        return ()
+    return tuple(
+        (scan.serial, scan.mfr_lot)
+        for scan in scans
+        if scan.serial is not None and scan.mfr_lot is not None
+    )
 
 
 def _lots_from_scans(scans: Sequence[Scan]) -> tuple[LotEntry, ...]:

@@ -87,6 +87,7 @@ def command(doc: u.ShipmentReceived, line: d.LineCommand) -> c.ReceiveStock | c.
             quantity=line.quantity,
             lots=lots,
             serials=list(line.serials),
+            serial_lots=dict(line.serial_lots),
             hold=line.hold,
         )
     assert line.lot_id is not None, "a receipt line always names its inventory lot"

@@ -47,7 +47,12 @@ class ReceiveStock(Message):
 
 
 class ReturnStock(Message):
-    """A customer return of shipped units (R13)."""
+    """A customer return of shipped units (R13).
+
+    `serial_lots` pairs each serial scanned with its manufacturer lot with that lot: the lots
+    and serials alone only let allocation check how many of the serials each lot holds, not
+    that each unit coming back is of the lot its label names.
+    """
 
     type: Literal["ReturnStock"] = "ReturnStock"
     lic: Identifier
@@ -59,6 +64,12 @@ class ReturnStock(Message):
     quantity: Quantity
     lots: list[LotQuantity] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
+    serial_lots: dict[Identifier, Identifier] = Field(
+        default_factory=dict,
+        description="serial → the manufacturer lot it was scanned with (GS1 AI 21 with AI 10), "
+        "for each of `serials` whose label names its lot: the unit coming back must be in "
+        "that lot (R5, R13, R15)",
+    )
     hold: bool = Field(default=False, description=HOLD)
 
 

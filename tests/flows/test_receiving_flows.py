@@ -503,6 +503,79 @@ async def test_customer_return_must_name_serials_and_goes_to_allocation(bus: Bus
 # receiving three hops later: such a receipt is held, saying nothing, until its items arrive.
 
 
+async def test_a_return_of_serials_scanned_with_each_others_lots_is_refused(bus: Bus) -> None:
+    """R5, R13, R15, unit by unit: V1 was shipped from lot A and V2 from lot B, but the
+    returned V1's label says B and V2's says A. The per-lot counts agree (one unit of each),
+    so only a check of each serial against the lot it was shipped from refuses the return;
+    scanned with their own lots, the units come back, each into its lot."""
+    await stocked(bus)
+    await bus.receive(
+        "PO-20",
+        {
+            "lic": "VAX",
+            "quantity": 2,
+            "lots": [
+                {"mfr_lot": "A", "expires_on": "2027-12-31", "quantity": 1},
+                {"mfr_lot": "B", "expires_on": "2027-12-31", "quantity": 1},
+            ],
+            "serials": "V1, V2",
+        },
+    )
+    assert bus.statuses("PO-20")[-1]["type"] == "ReceiptPosted"
+    shipments = TypeAdapter(ShipmentMessage)
+    sale = {
+        "type": "ShipmentRequested",
+        "message_id": "req-S-20",
+        "shipment_id": "S-20",
+        "office": "AI",
+        "kind": "sale",
+        "customer": "Montboro",
+        "ship_on": DAY.isoformat(),
+        "lines": [{"line_no": 1, "lic": "VAX", "quantity": 2, "serials": ["V1", "V2"]}],
+    }
+    ship = {"type": "ShipmentShipRequested", "message_id": "ship-S-20", "shipment_id": "S-20"}
+    for document in (sale, ship):
+        await bus.publish(bus.topics.shipments, decode(shipments, orjson.dumps(document)))
+    assert bus.statuses("S-20")[-1]["type"] == "ShipmentShipped", bus.statuses("S-20")
+
+    async def units() -> list[tuple[str, str, str]]:
+        rows = await bus.fetch(
+            "allocation", "SELECT serial, mfr_lot, status FROM units ORDER BY serial"
+        )
+        return [(r["serial"], r["mfr_lot"], r["status"]) for r in rows]
+
+    swapped = [f"(01){GTIN}(10)B(21)V1", f"(01){GTIN}(10)A(21)V2"]
+    await bus.receive(
+        "RMA-20",
+        {"lic": "VAX", "quantity": 2, "scans": swapped},
+        source="customer_return",
+        customer="Montboro",
+    )
+    (command,) = bus.commands("RMA-20")
+    assert command["type"] == "ReturnStock"
+    assert command["serial_lots"] == {"V1": "B", "V2": "A"}
+    (refused,) = bus.statuses("RMA-20")
+    assert refused["type"] == "ReceiptRejected", refused
+    (problem,) = refused["problems"]
+    assert (problem["reason_code"], problem["offending"]) == ("INVALID_QUANTITY", "V1")
+    assert "scanned with manufacturer lot B" in problem["reason"]
+    assert "is in manufacturer lot A" in problem["reason"]
+    assert await units() == [("V1", "A", "shipped"), ("V2", "B", "shipped")]
+
+    own = [f"(01){GTIN}(10)A(21)V1", f"(01){GTIN}(10)B(21)V2"]
+    await bus.receive(
+        "RMA-21",
+        {"lic": "VAX", "quantity": 2, "scans": own},
+        source="customer_return",
+        customer="Montboro",
+    )
+    (posted,) = bus.statuses("RMA-21")
+    assert posted["type"] == "ReceiptPosted", posted
+    moves = posted["lines"][0]["movements"]
+    assert sorted((m["serial"], m["mfr_lot"]) for m in moves) == [("V1", "A"), ("V2", "B")]
+    assert await units() == [("V1", "A", "available"), ("V2", "B", "available")]
+
+
 async def test_a_receipt_for_items_on_their_way_is_posted_when_the_last_arrives(bus: Bus) -> None:
     await stocked(bus)
     await bus.receive(

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 from shared.asyncapi import document
 from shared.contracts import InvalidMessage, decode, encode
 from shared.contracts.codec import MAX_MESSAGE_BYTES
-from shared.contracts.commands import AllocateLine, Command
+from shared.contracts.commands import AllocateLine, Command, ReturnStock
 from shared.contracts.events import InventoryEvent, LineShipped, Movement
 from shared.contracts.upstream import AdjustmentMessage, ShipmentMessage
 
@@ -239,6 +239,33 @@ def test_allocate_line_pairs_scanned_serials_with_their_lots_and_old_lines_stay_
     assert isinstance(line, AllocateLine) and line.serial_lots == {}
     paired = decode(commands, _bytes({**old, "serial_lots": {" V1": "A ", "V2": "B"}}), own=True)
     assert isinstance(paired, AllocateLine) and paired.serial_lots == {"V1": "A", "V2": "B"}
+    assert decode(commands, encode(paired), own=True) == paired
+    with pytest.raises(InvalidMessage, match="serial_lots"):
+        decode(commands, _bytes({**old, "serial_lots": {"V1": "A\u200b"}}), own=True)
+
+
+def test_return_stock_pairs_scanned_serials_with_their_lots_and_old_returns_stay_valid() -> None:
+    """R5, R13, R15: `ReturnStock.serial_lots` (serial → the lot it was scanned with), as on
+    `AllocateLine`, is optional: a return written before it existed still decodes, with no
+    pairs; pairs are identifiers, normalized and refused as any other."""
+    commands = TypeAdapter(Command)
+    old = {
+        "type": "ReturnStock",
+        "message_id": "c-1",
+        "occurred_at": "2026-11-01T10:00:00Z",
+        "lic": "VAX",
+        "shipment_id": "RMA-1",
+        "line_no": 1,
+        "office": "AI",
+        "customer": "Montboro",
+        "received_on": "2026-11-02",
+        "quantity": 2,
+        "serials": ["V1", "V2"],
+    }
+    line = decode(commands, _bytes(old), own=True)
+    assert isinstance(line, ReturnStock) and line.serial_lots == {}
+    paired = decode(commands, _bytes({**old, "serial_lots": {" V1": "A ", "V2": "B"}}), own=True)
+    assert isinstance(paired, ReturnStock) and paired.serial_lots == {"V1": "A", "V2": "B"}
     assert decode(commands, encode(paired), own=True) == paired
     with pytest.raises(InvalidMessage, match="serial_lots"):
         decode(commands, _bytes({**old, "serial_lots": {"V1": "A\u200b"}}), own=True)

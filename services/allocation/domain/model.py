@@ -578,7 +578,11 @@ class AdjustStock:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReturnFromCustomer:
-    """A customer return line (R13): `shipment_id`/`line_no` are the incoming document's."""
+    """A customer return line (R13): `shipment_id`/`line_no` are the incoming document's.
+
+    `serial_lots`: each serial scanned with its manufacturer lot, as (serial, mfr lot) pairs:
+    the unit coming back must be of that lot (R5, R15).
+    """
 
     message_id: str
     lic: str
@@ -590,6 +594,7 @@ class ReturnFromCustomer:
     customer: str | None = None
     lots: tuple[LotPick, ...] = ()
     serials: tuple[str, ...] = ()
+    serial_lots: tuple[tuple[str, str], ...] = ()
     hold: bool = False
 
 

@@ -6,7 +6,11 @@
 - A serialized return may also name mfr lots (a lot-tracked item's): they must hold the named
   serials, as on a shipment line (`picking.lots_hold_serials`): a lot not at the office is
   `LOT_NOT_FOUND`, a lot named for more or fewer units than the serials hold in it
-  `INVALID_QUANTITY`, each naming the lot.
+  `INVALID_QUANTITY`, each naming the lot. A serial scanned with its lot
+  (`ReturnFromCustomer.serial_lots`) must be a unit of that very lot, as on a shipment line
+  (`picking.serials_in_their_lots`): `INVALID_QUANTITY`, naming the serial and the lot it is
+  in, since counts per lot cannot see two serials scanned with each other's lots. A pairing
+  naming a serial the return does not name is refused the same way.
 - A lot-tracked return names mfr lots; a plain return names nothing. Either cannot exceed what
   was shipped from the return's office (to that customer) out of those lots minus what already
   came back, nor what those lots still count as used: `RETURN_EXCEEDS_SHIPPED`. Newest lots take
@@ -41,7 +45,7 @@ from services.allocation.domain.model import (
     SerialStatus,
     StockReturned,
 )
-from services.allocation.domain.picking import Need, lots_hold_serials
+from services.allocation.domain.picking import Need, lots_hold_serials, serials_in_their_lots
 from services.allocation.domain.receiving import require_item
 from services.allocation.domain.shipping import movements
 
@@ -56,13 +60,15 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
     checks.whole_for(item, quantity)
     checks.no_serials(item, cmd.serials)
     checks.no_lots(item, (p.mfr_lot for p in cmd.lots))
+    if cmd.serial_lots:
+        checks.no_lots(item, (mfr_lot for _, mfr_lot in cmd.serial_lots))
+    need = Need(item=item, office=cmd.office, ship_on=cmd.received_on, fresh_only=False)
     if item.serialized:
         serials = checks.serial_list(item, _serials(item, cmd), quantity)
         picks = [_return_unit(draft, item, cmd, serial) for serial in serials]
         if cmd.lots:
             # R13: lots named beside the serials must hold them, never be dropped unread;
             # the same check as a shipment line naming both (R9).
-            need = Need(item=item, office=cmd.office, ship_on=cmd.received_on, fresh_only=False)
             lots_hold_serials(draft, need, cmd.lots, [pick for pick, _ in picks])
     elif item.track_mfr_lot:
         picks = []
@@ -71,9 +77,12 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
     else:
         whole = LotPick(mfr_lot="", quantity=quantity)
         picks = _returnable(draft, item, cmd, whole, [])
+    picked = tuple(pick for pick, _ in picks)
+    # R5, R15: and each serial scanned with its lot must come back from that very lot, unit by
+    # unit (a pairing on a return of units without serials names none of them: refused).
+    serials_in_their_lots(need, cmd.serial_lots, list(picked))
     returned = _reverse(draft, picks, held=cmd.hold)
     draft.lock_item()
-    picked = tuple(pick for pick, _ in picks)
     event = StockReturned(
         command_id=cmd.message_id,
         lic=item.lic,

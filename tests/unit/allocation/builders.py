@@ -176,6 +176,7 @@ def give_back(
     office: str = "AI",
     lots: Iterable[LotPick] = (),
     serials: Iterable[str] = (),
+    serial_lots: Iterable[tuple[str, str]] = (),
     on: date = DAY,
 ) -> ReturnFromCustomer:
     return ReturnFromCustomer(
@@ -189,6 +190,7 @@ def give_back(
         quantity=D(quantity),
         lots=tuple(lots),
         serials=tuple(serials),
+        serial_lots=tuple(serial_lots),
     )
 
 

@@ -219,6 +219,62 @@ def test_a_lot_named_beside_a_returned_serial_must_hold_it() -> None:
     assert [(m.serial, m.mfr_lot) for m in event.movements] == [("1", "A"), ("3", "B")]
 
 
+def scanned_book() -> Book:
+    """Serials 1 and 2 in manufacturer lot A, 3 in B (PO-1/1), all shipped to Acme."""
+    return Book(
+        item(track=True, serialized=True, perishable=False),
+        receive("PO-1/1", 3, lots=[lot("A", 2), lot("B", 1)], serials=["1", "2", "3"]),
+        allocate("S-1", 3, to="Acme", serials=["1", "2", "3"]),
+        ship("S-1"),
+    )
+
+
+def test_a_serial_returned_with_another_lot_than_its_own_is_refused_naming_it() -> None:
+    """R5, R13, R15, unit by unit: serial 1 was shipped from lot A and 3 from lot B, but their
+    labels were scanned as 1/B and 3/A. The per-lot counts agree (one of each), so only the
+    pairing tells: the first serial off its lot is refused, as on a shipment line, naming it,
+    the lot it was scanned with and the lot it is in; nothing comes back."""
+    book = scanned_book()
+    swapped = (("1", "B"), ("3", "A"))
+    for lots in ([pick("A", 1), pick("B", 1)], []):
+        back = give_back("R-1", 2, customer="Acme", lots=lots, serials=["1", "3"])
+        rejection = book.refused(replace(back, serial_lots=swapped), ReasonCode.INVALID_QUANTITY)
+        assert rejection.offending == "1"
+        assert "serial 1 of L is scanned with manufacturer lot B" in rejection.reason
+        assert "it is in manufacturer lot A (inventory lot PO-1/1)" in rejection.reason
+    assert book.status("1") == book.status("3") == "shipped"
+    assert book.mfr("PO-1/1", "A") == (0, 0, 2) and book.mfr("PO-1/1", "B") == (0, 0, 1)
+
+
+def test_serials_returned_with_their_own_lots_come_back_into_them() -> None:
+    """R13, R15: the same return with each serial paired with the lot it was shipped from puts
+    exactly those units back, each into its own lot, as the serials alone would."""
+    paired = (("1", "A"), ("3", "B"))
+    for lots in ([pick("A", 1), pick("B", 1)], []):
+        book = scanned_book()
+        (event,) = book.ok(
+            give_back("R-1", 2, customer="Acme", lots=lots, serials=["1", "3"], serial_lots=paired)
+        )
+        assert isinstance(event, StockReturned)
+        assert [(m.serial, m.mfr_lot) for m in event.movements] == [("1", "A"), ("3", "B")]
+        assert book.status("1") == book.status("3") == "available"
+
+
+def test_a_serial_paired_with_a_lot_on_a_return_must_be_one_the_return_names() -> None:
+    """R13: a pairing is checked against the units the return names, never dropped unread;
+    on an item not tracked by lot, a pairing is a lot it cannot have."""
+    rejection = scanned_book().refused(
+        give_back("R-1", 1, customer="Acme", serials=["1"], serial_lots=[("1", "A"), ("2", "A")]),
+        ReasonCode.INVALID_QUANTITY,
+    )
+    assert rejection.offending == "2" and "does not name" in rejection.reason
+    untracked = serial_book().refused(
+        give_back("R-1", 1, customer="Acme", serials=["1"], serial_lots=[("1", "A")]),
+        ReasonCode.INVALID_QUANTITY,
+    )
+    assert untracked.offending == "A" and "not tracked by manufacturer lot" in untracked.reason
+
+
 def plain_sales(*customers: str) -> Book:
     """Lot PO-1/1 (5 units) shipped 1 unit to each customer in turn ("" an unnamed sale)."""
     book = Book(item(), receive("PO-1/1", 5))

@@ -10,17 +10,22 @@ refuses the line, naming the scan.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from random import Random
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.receiving import translate
 from services.receiving.domain import Item, LineCommand, LotEntry, check_receipt
+from shared.contracts import codec
+from shared.contracts import commands as c
+from shared.contracts import upstream as u
 from shared.reasons import ReasonCode
 from tests.unit.receiving.test_receipt_checks import (
     GTIN,
+    ITEMS,
     accepted,
     line,
     lot,
@@ -31,6 +36,7 @@ from tests.unit.receiving.test_receipt_checks import (
 
 DEC = date(2026, 12, 31)
 JAN = date(2027, 1, 31)
+NOW = datetime(2026, 11, 2, 9, tzinfo=UTC)
 
 
 def unit(mfr_lot: str | None, serial: str | None = None, expires_on: date = DEC) -> str:
@@ -135,6 +141,62 @@ def test_a_returns_scanned_expiry_is_not_checked() -> None:
         line("BOLT", 1, lots=[lot("A", 1, JAN)], scans=[scan]), source="customer_return"
     )
     assert command.lots == (lot("A", 1, JAN),)
+
+
+def test_a_returns_serials_scanned_with_their_lots_go_to_allocation_paired_with_them() -> None:
+    """R5, R13, R15, unit by unit: only allocation knows which lot a returned unit was shipped
+    from, and the lots beside the serials only let it count how many of them each lot holds
+    (two serials scanned with each other's lots pass). So a return line sends each serial
+    scanned with its lot paired with that lot (`ReturnStock.serial_lots`); a typed serial, or
+    one scanned without a lot, pairs with nothing."""
+    scans = [unit("B", "S1"), unit("A", "S2"), unit(None, "S4")]
+    doc = receipt(
+        line("VAX", 4, lots=[lot("A", 2), lot("B", 2)], serials="S3", scans=scans),
+        source="customer_return",
+    )
+    (command,) = check_receipt(doc, ITEMS).commands
+    assert command.is_return
+    assert sorted(command.serials) == ["S1", "S2", "S3", "S4"]
+    assert command.serial_lots == (("S1", "B"), ("S2", "A"))
+
+    message = u.ShipmentReceived.model_validate(
+        {
+            "message_id": "m-1",
+            "occurred_at": NOW,
+            "shipment_id": "RMA-1",
+            "office": "AI",
+            "source": "customer_return",
+            "customer": "Montboro",
+            "received_on": DEC,
+            "lines": [
+                {
+                    "line_no": 1,
+                    "lic": "VAX",
+                    "quantity": 2,
+                    "scans": [unit("B", "S1"), unit("A", "S2")],
+                }
+            ],
+        }
+    )
+    (command,) = check_receipt(translate.receipt(message), ITEMS).commands
+    wire = translate.command(message, command)
+    assert isinstance(wire, c.ReturnStock)
+    assert wire.serial_lots == {"S1": "B", "S2": "A"}
+    assert sorted(wire.serials) == ["S1", "S2"]
+    assert [(x.mfr_lot, x.quantity) for x in wire.lots] == [("B", 1), ("A", 1)]
+    assert c.ReturnStock.model_validate_json(codec.encode(wire)) == wire
+
+
+def test_only_a_return_of_a_lot_tracked_serialized_item_pairs_its_scanned_serials() -> None:
+    """R5, R15: a receipt files each scanned serial under its lot itself (by position, R3), so
+    it sends no pairs; an item not tracked by lot has no lot to pair a serial with, whatever
+    its labels carry."""
+    scans = [unit("B", "S1"), unit("A", "S2")]
+    (received,) = accepted(line("VAX", 2, scans=scans))
+    assert received.serial_lots == () and filed(received) == {"S1": "B", "S2": "A"}
+    scope = [f"(01){GTIN}(10)A(21)C1", f"(01){GTIN}(10)B(21)C2"]
+    (returned,) = accepted(line("SCOPE", 2, scans=scope), source="customer_return")
+    assert (returned.serials, returned.lots, returned.serial_lots) == (("C1", "C2"), (), ())
 
 
 # --- the pairing, over many lines -------------------------------------------------------------
