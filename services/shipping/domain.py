@@ -29,7 +29,8 @@
   how that ends (a refused ship leaves the shipment open), so documents read meanwhile wait
   (`Shipment.queued`, in the order read). Once it settles and is answered, they are decided
   in that order, each exactly as if read just then: a document gets the same answers in
-  whichever batch it is read, every document is answered once, in the order read, and a
+  whichever batch it is read, answers come in the order read (one status may answer several,
+  as when they do not wait: a request a cancel overrides is answered by the cancel), and a
   request that a later cancel or request overrides is still applied first, so the items it
   names hear of it (R2: a saved sales order refers to them), as when read a batch later.
 - Only a ship request while the shipment is shipping, or a cancel while it is cancelling, read
