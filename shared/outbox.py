@@ -114,14 +114,16 @@ MARK_SQL = "UPDATE outbox SET sent_at = to_timestamp($2) WHERE id = ANY($1::bigi
 # them with before it marks them on their own.
 MARK_DELAY_SECONDS = 0.05
 
-# The leader's heartbeat: renewed this often; a leader silent for LEASE_SECONDS is taken for
-# stuck and its backend ended (long enough for a slow publishing round or a long decision).
+# The leader's heartbeat: renewed this often, by a task of its own; a leader silent for
+# LEASE_SECONDS (its event loop blocked or the process paused that long) is taken for stuck
+# and its backend ended.
 RENEW_SECONDS = 2.0
 LEASE_SECONDS = 20.0
 RENEW_SQL = """
 INSERT INTO outbox_lease (id, pid, renewed_at) VALUES (1, pg_backend_pid(), now())
 ON CONFLICT (id) DO UPDATE SET pid = EXCLUDED.pid, renewed_at = EXCLUDED.renewed_at
 """
+HEARTBEAT_SQL = "UPDATE outbox_lease SET renewed_at = now() WHERE id = 1 AND pid = $1"
 # Ends the backend holding the relay's advisory lock, only if it is the one whose heartbeat is
 # stale (a new leader has another pid until its first renewal, made as it takes the lock).
 # A bigint advisory key shows in pg_locks as classid (high half), objid (low half), objsubid 1.
@@ -294,7 +296,6 @@ class OutboxRelay:
     ) -> None:
         self._dead_letter_topic = dead_letter_topic
         self._lease_seconds = lease_seconds
-        self._renewed = 0.0
         self.leading = False  # holds the lease: this process publishes the service's rows
         self._retention = retention_seconds
         self._inbox_retention = inbox_retention_seconds
@@ -358,25 +359,43 @@ class OutboxRelay:
                 await self.end_stuck_leader(conn)
                 await asyncio.sleep(1.0)
             self.leading = True
+            heartbeat: asyncio.Task[None] | None = None
             try:
                 await self.renew(conn)
+                # Renewed by a task of its own, on another connection: a long round (a slow
+                # broker, a purge waiting on a lock) is not a stuck leader; a stuck loop is.
+                heartbeat = asyncio.create_task(self._heartbeat(conn.get_server_pid()))
                 await conn.add_listener(channel_for(self._schema), self._on_notify)
                 await self._relay(conn)
             finally:
                 self.leading = False
+                if heartbeat is not None:
+                    heartbeat.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await heartbeat
                 try:
                     await conn.remove_listener(channel_for(self._schema), self._on_notify)
                     await conn.execute("SELECT pg_advisory_unlock($1)", self._lock_key)
                 except BaseException:
                     # The pool hands connections back without a reset (db.create_pool): one
-                    # still holding the lease must not go back to it.
-                    conn.terminate()
+                    # still holding the lease must not go back to it. (One the server ended,
+                    # a stuck leader's, may already be gone: nothing to close then.)
+                    with contextlib.suppress(Exception):
+                        conn.terminate()
                     raise
 
     async def renew(self, conn: asyncpg.Connection) -> None:
-        """The leader's heartbeat: this backend leads, as of now."""
+        """The leader's heartbeat: this backend (`conn`'s, holding the lock) leads, as of now."""
         await conn.execute(RENEW_SQL)
-        self._renewed = asyncio.get_running_loop().time()
+
+    async def _heartbeat(self, leader_pid: int) -> None:
+        """Renew the lease of the leading backend every RENEW_SECONDS while this loop runs."""
+        while True:
+            await asyncio.sleep(RENEW_SECONDS)
+            try:
+                await self._pool.execute(HEARTBEAT_SQL, leader_pid)
+            except Exception as exc:  # the database away: the next beat tries again
+                log.info("outbox.heartbeat_failed", schema=self._schema, error=str(exc))
 
     async def end_stuck_leader(self, conn: asyncpg.Connection) -> bool:
         """End the leading backend if its heartbeat is older than LEASE_SECONDS; whether one
@@ -397,8 +416,6 @@ class OutboxRelay:
             self._wake.clear()
             sent = await self.publish_once(conn)
             now = asyncio.get_running_loop().time()
-            if now >= self._renewed + RENEW_SECONDS:
-                await self.renew(conn)
             if now >= next_purge:
                 # Sent rows are kept a while for operators, then dropped; so are
                 # message ids older than any redelivery.

@@ -355,3 +355,44 @@ async def _ended(conn: asyncpg.Connection) -> bool:
     except (asyncpg.PostgresError, asyncpg.InterfaceError, ConnectionError):
         return True
     return False
+
+
+async def test_a_leader_whose_round_waits_on_a_lock_is_not_taken_for_stuck(
+    lotline_env: Any, tmp_path: Path
+) -> None:
+    """The heartbeat runs beside the rounds: a leader whose inbox purge waits on a lock (a long
+    DELETE, a DDL) is alive, and is neither ended nor has the lease taken from it (renewed
+    between rounds, the two relays ended each other every lease: review, r2)."""
+    env, pool = await _deployment(lotline_env, tmp_path)
+    other_pool = await db.create_pool(env.dsn, SCHEMA, size=2)
+    producers = [make_producer(env.settings), make_producer(env.settings)]
+    for producer in producers:
+        await producer.start()
+    leader = OutboxRelay(pool, producers[0], SCHEMA, lease_seconds=5)
+    waiting = OutboxRelay(other_pool, producers[1], SCHEMA, lease_seconds=5)
+    blocker = await asyncpg.connect(env.dsn, server_settings={"search_path": SCHEMA})
+    lock = blocker.transaction()
+    await lock.start()
+    await blocker.execute("LOCK TABLE inbox IN SHARE MODE")  # the purge's DELETE waits for it
+    try:
+        leader.start()
+        for _ in range(50):
+            if leader.leading:
+                break
+            await asyncio.sleep(0.1)
+        waiting.start()
+        await asyncio.sleep(8)  # past the lease, with the leader's first round still waiting
+        assert leader.leading and not waiting.leading
+        age = await blocker.fetchval(
+            "SELECT extract(epoch FROM now() - renewed_at) FROM outbox_lease"
+        )
+        assert age < 5
+    finally:
+        await lock.rollback()
+        await blocker.close()
+        for relay in (waiting, leader):
+            await relay.stop()
+        for producer in producers:
+            await producer.stop()
+        await other_pool.close()
+        await pool.close()
