@@ -7,7 +7,9 @@ Every document is first checked against the contract the way the services check 
 fails, nothing is sent: a file is sent whole or not at all.
 
 Then each document's answer is awaited, read from where lotline answers it:
-- receipts and shipment documents: `inventory.status`, by document id, in the order sent;
+- receipts and shipment documents: `inventory.status`, by the `answers` a status lists (the
+  message_ids it answers: one status may answer several documents), or, from services that
+  do not list them, by document id and status type, in the order sent;
 - items and adjustments: `inventory.events`, by the command id allocation derives from the
   `message_id` (`item:…`, `adjustment:…`);
 - a document a service could not read: `inventory.dlq`, the same bytes;
@@ -354,6 +356,21 @@ class _Answers:
                 decided.answer = answer
                 return [decided]
             return []
+        named = answer.get("answers")
+        if isinstance(named, list) and named:
+            # The status names the documents it answers (one may answer several: a request
+            # and its picks update allocated together, a request a cancel overrode).
+            ids = {str(i) for i in named}
+            matched = [
+                o
+                for o in self._pending()
+                if o.document.answered_on_status
+                and o.document.key == answer.get("shipment_id")
+                and o.document.message_id in ids
+            ]
+            for outcome in matched:
+                outcome.answer = answer
+            return matched
         for outcome in self.outcomes:  # status: the first document of that id waiting for it
             doc = outcome.document
             if (

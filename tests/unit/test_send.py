@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import typing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -192,3 +193,48 @@ def test_lotline_send_check_reads_the_documents_and_sends_nothing(
     assert capsys.readouterr().out == (
         "3 documents as the contract reads them (1 ShipmentReceived, 2 UpsertItem); none sent\n"
     )
+
+
+def _status_record(settings: Any, answer: dict[str, Any]) -> Any:
+    from aiokafka import ConsumerRecord
+
+    value = json.dumps(answer).encode()
+    return ConsumerRecord(settings.topics.status, 0, 0, 0, 0, b"S-1", value, None, 1, 1, [])
+
+
+def test_a_status_answers_every_document_it_names_and_only_those() -> None:
+    """One status may answer several documents (a request and its picks update allocated
+    together): matched by the `answers` it lists, not by type alone (review, r4)."""
+    from shared.config import Settings
+    from shared.send import _Answers
+
+    def shipment(message_type: str, message_id: str, **fields: Any) -> str:
+        document = {"type": message_type, "message_id": message_id, "shipment_id": "S-1"}
+        return json.dumps({**document, **fields})
+
+    request = shipment(
+        "ShipmentRequested",
+        "r1",
+        office="MAIN",
+        kind="sale",
+        customer="C",
+        ship_on="2026-11-22",
+        lines=[{"line_no": 1, "lic": "BOLT", "quantity": 1}],
+    )
+    picks = shipment(
+        "ShipmentPicksUpdated", "p1", line_no=1, lots=[{"mfr_lot": "A", "quantity": 1}]
+    )
+    ship = shipment("ShipmentShipRequested", "s1")
+    settings = Settings()
+    reader = _Answers(settings, [check("f:1", request), check("f:2", picks), check("f:3", ship)])
+
+    allocated = {"type": "ShipmentAllocated", "shipment_id": "S-1", "answers": ["r1", "p1"]}
+    matched = reader._match(_status_record(settings, allocated))
+
+    assert [o.document.message_id for o in matched] == ["r1", "p1"]
+    assert [o.answer is not None for o in reader.outcomes] == [True, True, False]
+    # Without `answers` (an older shipping), the first document waiting for that type.
+    shipped = {"type": "ShipmentShipped", "shipment_id": "S-1"}
+    assert [o.document.message_id for o in reader._match(_status_record(settings, shipped))] == [
+        "s1"
+    ]
