@@ -207,7 +207,10 @@ class ReceivingService:
             else:
                 status_id = derived_id(doc.message.message_id, "rejected")
                 refusal = translate.rejected(
-                    status_id, doc.message.shipment_id, doc.checked.problems
+                    status_id,
+                    doc.message.shipment_id,
+                    doc.checked.problems,
+                    answers=doc.message.message_id,
                 )
                 uow.outbox.emit(self._topics.status, doc.message.shipment_id, refusal)
         await self._repository.add_receipts(
@@ -345,8 +348,10 @@ class ReceivingService:
     ) -> None:
         if settled.fully_posted:
             status_id = derived_id(message_id, "posted")
-            message: Any = translate.posted(status_id, shipment_id, lines)
+            message: Any = translate.posted(status_id, shipment_id, lines, answers=message_id)
         else:
             status_id = derived_id(message_id, "rejected")
-            message = translate.rejected(status_id, shipment_id, settled.problems, lines)
+            message = translate.rejected(
+                status_id, shipment_id, settled.problems, lines, answers=message_id
+            )
         uow.outbox.emit(self._topics.status, shipment_id, message)

@@ -185,19 +185,28 @@ def rejected(
     shipment_id: str,
     problems: tuple[d.Problem, ...],
     posted: Sequence[s.LineResult] = (),
+    *,
+    answers: str,
 ) -> s.ReceiptRejected:
+    """`answers`: the message id of the receipt refused (a status answers one receipt)."""
     return s.ReceiptRejected(
         message_id=message_id,
         shipment_id=shipment_id,
+        answers=[answers],
         problems=[problem(p) for p in problems],
         posted_lines=list(posted),
     )
 
 
-def posted(message_id: str, shipment_id: str, lines: Sequence[s.LineResult]) -> s.ReceiptPosted:
+def posted(
+    message_id: str, shipment_id: str, lines: Sequence[s.LineResult], *, answers: str
+) -> s.ReceiptPosted:
+    """`answers`: the message id of the receipt posted."""
     # Model instances are not validated again (pydantic's default), so this costs nothing per
     # movement.
-    return s.ReceiptPosted(message_id=message_id, shipment_id=shipment_id, lines=list(lines))
+    return s.ReceiptPosted(
+        message_id=message_id, shipment_id=shipment_id, answers=[answers], lines=list(lines)
+    )
 
 
 def problem(p: d.Problem) -> s.LineProblem:
@@ -229,6 +238,7 @@ def invalid_receipt(
     return s.ReceiptRejected(
         message_id=derived_id(message_id, "rejected"),
         shipment_id=shipment_id,
+        answers=[message_id],
         problems=[p.line_problem() for p in invalid.problems(raw, errors)],
     )
 

@@ -40,6 +40,12 @@
   ship request after shipping and a cancel after cancelling are answered again.
 - A waiting request keeps its picks as read when it arrived (its own lines and terms); a
   waiting picks update is read when decided, against the line it then updates.
+- Every status lists in `answers` the documents it answers, each document in exactly one: a
+  document decided at once (a refusal, a status repeated) its own; a waiting one
+  (`Shipment.waiting`) its own, under its own status id; any other is applied and kept in
+  `Shipment.unanswered` until the phase it starts or joins settles, whose status answers
+  every document applied since the shipment's last status (a request and the picks or cancel
+  that followed it before it was answered, say).
 - A ship request while the shipment is being allocated (any command unanswered, a resend's
   release of a line it dropped included) is refused `SHIPMENT_INCOMPLETE`, each such line
   "still being allocated", in whatever order the answers are read: the allocation under way
@@ -243,6 +249,7 @@ def _decide(shipment: Shipment | None, ready: Ready) -> Decision:
             shipment_id=shipment.shipment_id,
             problems=(problem,),
             allocated_lines=_views(shipment.lines, ("allocated", "shipped")),
+            answers=(ready.message_id,),
         )
         return Decision(shipment=shipment, statuses=(refusal,))
     return _reopen(shipment, ready)
@@ -299,9 +306,15 @@ def _reopen(shipment: Shipment | None, ready: Ready) -> Decision:
     header = _header(ready)
     if shipment is not None:
         header = replace(
-            header, lines=shipment.lines, pending=shipment.pending, waiting=shipment.waiting
+            header,
+            lines=shipment.lines,
+            pending=shipment.pending,
+            waiting=shipment.waiting,
+            waiting_documents=shipment.waiting_documents,
+            unanswered=shipment.unanswered,
         )
     draft = _Draft(header)
+    draft.applied(ready.message_id)
     wanted = {line.line_no: line for line in ready.lines}
     # An allocation is made for the shipment's terms, and ships on them: under new terms none
     # may stand if its replacement is refused, so each is released before allocating again.
@@ -346,9 +359,11 @@ def _update_picks(
             shipment_id=msg.shipment_id,
             problems=(problem,),
             allocated_lines=_views(shipment.lines, ("allocated", "shipped")) if shipment else (),
+            answers=(msg.message_id,),
         )
         return Decision(shipment=shipment, statuses=(refusal,))
     draft = _Draft(shipment)
+    draft.applied(msg.message_id)
     ready = _read_picks(shipment, line.line_no, line.lic, line.quantity, msg.entry, items, limits)
     draft.allocate(line, ready, msg.message_id)
     draft.phase = "allocating"
@@ -381,6 +396,7 @@ def _request_ship(
             reason_code=problem.reason_code,
             reason=problem.reason,
             problems=(problem,),
+            answers=(msg.message_id,),
         )
         return Decision(shipment=shipment, statuses=(refusal,))
     if shipment.phase == "shipped":
@@ -388,14 +404,17 @@ def _request_ship(
             message_id=status_id,
             shipment_id=shipment.shipment_id,
             lines=_views(shipment.lines, ("shipped",)),
+            answers=(msg.message_id,),
         )
         return Decision(shipment=shipment, statuses=(again,))
     if shipment.phase == "shipping":
-        return _wait(shipment, status_id)
+        return _wait(shipment, status_id, msg.message_id)
     gaps = missing(shipment, items)
     if gaps:
-        return Decision(shipment=shipment, statuses=(_incomplete(status_id, shipment, gaps),))
+        refusal = replace(_incomplete(status_id, shipment, gaps), answers=(msg.message_id,))
+        return Decision(shipment=shipment, statuses=(refusal,))
     draft = _Draft(shipment)
+    draft.applied(msg.message_id)
     for line in draft.lines.values():
         if line.status != "shipped":
             draft.ship(line, msg.message_id)
@@ -411,6 +430,7 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
             message_id=status_id,
             shipment_id=msg.shipment_id,
             refused=_unknown(msg.shipment_id),
+            answers=(msg.message_id,),
         )
         return Decision(shipment=None, statuses=(refusal,))
     # (While shipping, a cancel waits for the ship: it may yet be refused.)
@@ -420,14 +440,18 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
             message_id=status_id,
             shipment_id=shipment.shipment_id,
             refused=_closed(shipment, why),
+            answers=(msg.message_id,),
         )
         return Decision(shipment=shipment, statuses=(refusal,))
     if shipment.phase == "cancelled":
-        again = CancelledStatus(message_id=status_id, shipment_id=shipment.shipment_id)
+        again = CancelledStatus(
+            message_id=status_id, shipment_id=shipment.shipment_id, answers=(msg.message_id,)
+        )
         return Decision(shipment=shipment, statuses=(again,))
     if shipment.phase == "cancelling":  # nothing waits before it (`_waits`)
-        return _wait(shipment, status_id)
+        return _wait(shipment, status_id, msg.message_id)
     draft = _Draft(shipment)
+    draft.applied(msg.message_id)
     for line in list(draft.lines.values()):
         draft.release_held(line, msg.message_id, keep_line=True)
     draft.phase = "cancelling"
@@ -435,11 +459,14 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
     return draft.decision()
 
 
-def _wait(shipment: Shipment, status_id: str) -> Decision:
+def _wait(shipment: Shipment, status_id: str, message_id: str) -> Decision:
     """Answer the document with the phase under way, once it settles."""
-    return Decision(
-        shipment=replace(shipment, waiting=(*shipment.waiting, status_id)), changed=True
+    waiting = replace(
+        shipment,
+        waiting=(*shipment.waiting, status_id),
+        waiting_documents=(*shipment.waiting_documents, (status_id, message_id)),
     )
+    return Decision(shipment=waiting, changed=True)
 
 
 # --- applying answers -------------------------------------------------------------------------
@@ -530,8 +557,15 @@ class _Draft:
         # once none of its own LIC is left.
         self.in_flight = Counter((p.line_no, p.lic) for p in shipment.pending)
         self.waiting: tuple[str, ...] = shipment.waiting
+        self.waiting_documents = dict(shipment.waiting_documents)
+        self.unanswered: list[str] = list(shipment.unanswered)
         self.commands: list[Command] = []
         self.statuses: list[Status] = []
+
+    def applied(self, message_id: str) -> None:
+        """The document is applied without being answered yet: the shipment's next status
+        answers it (with every other document applied since the last one)."""
+        self.unanswered.append(message_id)
 
     def send(self, command: Command, action: Action) -> None:
         self.pending[command.command_id] = Pending(
@@ -627,6 +661,7 @@ class _Draft:
             return
         lines = tuple(sorted(self.lines.values(), key=lambda x: x.line_no))
         sid = self.base.shipment_id
+        answers, self.unanswered = tuple(self.unanswered), []
         if self.phase == "allocating":
             failed = [line for line in lines if _refused_or_failed(line)]
             self.phase = "allocation_failed" if failed else "allocated"
@@ -637,14 +672,17 @@ class _Draft:
                         shipment_id=sid,
                         problems=tuple(_failure(sid, line) for line in failed),
                         allocated_lines=_views(lines, ("allocated", "shipped")),
+                        answers=answers,
                     )
                 )
             else:
                 self.statuses.append(
-                    AllocatedStatus(message_id=status_id, shipment_id=sid, lines=_views(lines))
+                    AllocatedStatus(
+                        message_id=status_id, shipment_id=sid, lines=_views(lines), answers=answers
+                    )
                 )
         elif self.phase == "shipping":
-            self._settle_shipping(status_id, lines)
+            self._settle_shipping(status_id, lines, answers)
             self._answer_waiting()
         elif self.phase == "cancelling":
             self.phase = "cancelled"
@@ -654,23 +692,33 @@ class _Draft:
                     message_id=status_id,
                     shipment_id=sid,
                     released_lines=_views(tuple(x for x in released if x.movements)),
+                    answers=answers,
                 )
             )
             self._answer_waiting()
 
     def _answer_waiting(self) -> None:
-        """The documents that asked for the phase while it was under way get its status too."""
+        """The documents that asked for the phase while it was under way get its status too,
+        each under its own id, answering just that document."""
         outcome = self.statuses[-1]
-        self.statuses.extend(replace(outcome, message_id=wid) for wid in self.waiting)
+        for wid in self.waiting:
+            document = self.waiting_documents.get(wid)
+            answers = () if document is None else (document,)  # (None: an older row's)
+            self.statuses.append(replace(outcome, message_id=wid, answers=answers))
         self.waiting = ()
+        self.waiting_documents = {}
 
-    def _settle_shipping(self, status_id: str, lines: tuple[Line, ...]) -> None:
+    def _settle_shipping(
+        self, status_id: str, lines: tuple[Line, ...], answers: tuple[str, ...]
+    ) -> None:
         sid = self.base.shipment_id
         unshipped = [line for line in lines if line.status != "shipped"]
         if not unshipped:
             self.phase = "shipped"
             self.statuses.append(
-                ShippedStatus(message_id=status_id, shipment_id=sid, lines=_views(lines))
+                ShippedStatus(
+                    message_id=status_id, shipment_id=sid, lines=_views(lines), answers=answers
+                )
             )
             return
         self.phase = "allocated"
@@ -686,6 +734,7 @@ class _Draft:
                 reason_code=first.reason_code,
                 reason=f"shipment {sid}: {len(problems)} line(s) were not shipped: {first.reason}",
                 problems=problems,
+                answers=answers,
             )
         )
 
@@ -696,6 +745,12 @@ class _Draft:
             lines=tuple(sorted(self.lines.values(), key=lambda x: x.line_no)),
             pending=tuple(self.pending.values()),
             waiting=self.waiting,
+            waiting_documents=tuple(
+                (wid, self.waiting_documents[wid])
+                for wid in self.waiting
+                if wid in self.waiting_documents
+            ),
+            unanswered=tuple(self.unanswered),
         )
         return Decision(
             shipment=shipment,

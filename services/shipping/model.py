@@ -150,6 +150,12 @@ class Shipment:
     # Status ids owed to documents that came while the phase they ask for was under way (a
     # ship request while shipping, a cancel while cancelling): answered when it settles.
     waiting: tuple[str, ...] = ()
+    # (status id, message id) for each of `waiting`: the document that status answers.
+    waiting_documents: tuple[tuple[str, str], ...] = ()
+    # The message ids of the upstream documents applied since the shipment's last status and
+    # not answered yet (a request, the picks update or cancel that overrode it before it was
+    # answered, ...): the status the phase under way settles on answers them all.
+    unanswered: tuple[str, ...] = ()
     # The other documents that came while the shipment was being cancelled or shipped, in the
     # order read: decided once that settles, each as if read just after it (domain.py).
     queued: tuple[Queued, ...] = ()
@@ -309,6 +315,7 @@ class AllocatedStatus:
     message_id: str
     shipment_id: str
     lines: tuple[LineView, ...]
+    answers: tuple[str, ...] = ()  # the message ids of the documents it answers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -317,6 +324,7 @@ class AllocationFailedStatus:
     shipment_id: str
     problems: tuple[Problem, ...]
     allocated_lines: tuple[LineView, ...] = ()
+    answers: tuple[str, ...] = ()  # the message ids of the documents it answers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -324,6 +332,7 @@ class ShippedStatus:
     message_id: str
     shipment_id: str
     lines: tuple[LineView, ...]
+    answers: tuple[str, ...] = ()  # the message ids of the documents it answers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -333,6 +342,7 @@ class ShipRefusedStatus:
     reason_code: ReasonCode
     reason: str
     problems: tuple[Problem, ...] = ()
+    answers: tuple[str, ...] = ()  # the message ids of the documents it answers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -341,6 +351,7 @@ class CancelledStatus:
     shipment_id: str
     released_lines: tuple[LineView, ...] = ()
     refused: Problem | None = None
+    answers: tuple[str, ...] = ()  # the message ids of the documents it answers
 
 
 Status = (

@@ -11,8 +11,9 @@ when a loaded shipment has documents waiting, whose decision may need its items)
 - load: the shipments' header, line and pending command rows in one result, then (documents
   only) the items of their lines. Both run after the lock, so they see whatever it waited for.
 - save: one statement writing only what differs from what was loaded: headers that changed
-  (with the status ids owed to documents waiting for the phase under way, and the documents
-  waiting for the cancel or ship under way), lines that changed (upserted) or went away,
+  (with the status ids owed to documents waiting for the phase under way and the documents
+  they answer, the documents waiting for the cancel or ship under way, and those applied but
+  not answered yet), lines that changed (upserted) or went away,
   pending commands sent or answered.
 """
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 from typing import TypeVar
 
@@ -35,6 +35,8 @@ _PICKS = TypeAdapter(model.Picks)
 _MOVEMENTS = TypeAdapter(tuple[Moved, ...])
 _PROBLEM = TypeAdapter(model.Problem)
 _TEXTS = TypeAdapter(tuple[str, ...])
+_PAIRS = TypeAdapter(tuple[tuple[str, str], ...])
+_READY = TypeAdapter(model.Ready)
 
 
 # A waiting document, as stored: its kind is the key (a ship request and a cancel carry the
@@ -78,28 +80,33 @@ _LOCK_AWAITING = (
 _LOAD = """
 SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
     counterparty AS t3, reference AS t4, phase AS t5, ship_on AS d, NULL::numeric AS q,
-    NULL::bool AS b, NULL::int AS n2, waiting::text AS j1, queued::text AS j2, NULL::text AS j3
+    NULL::bool AS b, NULL::int AS n2, waiting::text AS j1, queued::text AS j2,
+    unanswered::text AS j3, waiting_documents::text AS j4
 FROM shipments WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NULL, quantity,
-    complete, NULL, picks::text, movements::text, problem::text
+    complete, NULL, picks::text, movements::text, problem::text, NULL
 FROM shipment_lines WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 2, shipment_id, NULL, command_id, action, lic, NULL, NULL, NULL, NULL,
-    NULL, line_no, picks::text, NULL, NULL
+    NULL, line_no, picks::text, NULL, NULL, NULL
 FROM pending_commands WHERE shipment_id = ANY($1::text[])
 ORDER BY k, sid, n, t1
 """
 
 # Items for the batch's request lines and the loaded shipments' lines, and those of requests
 # waiting for a cancel or ship (their flags decide R5, R8 and R14). Its own statement: folded
-# into the one above, the plan grows parallel workers.
+# into the one above, the plan grows parallel workers. `queued` may also be one request as a
+# JSON object, as a process of the version before migration 008 writes it (see `_queued`).
 _ITEMS = """
 SELECT lic, track_mfr_lot, serialized, perishable, gtin FROM items
 WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
                       UNION SELECT lic FROM shipment_lines WHERE shipment_id = ANY($1::text[])
                       UNION SELECT jsonb_array_elements(q -> 'request' -> 'lines') ->> 'lic'
-                      FROM shipments, jsonb_array_elements(queued) AS q
+                      FROM shipments, jsonb_array_elements(CASE jsonb_typeof(queued)
+                          WHEN 'object' THEN jsonb_build_array(
+                              jsonb_build_object('request', queued))
+                          ELSE queued END) AS q
                       WHERE shipment_id = ANY($1::text[]) AND queued IS NOT NULL))
 """
 
@@ -109,14 +116,16 @@ WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
 _SAVE = """
 WITH heads AS (
     INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase,
-        waiting, queued)
-    SELECT s, o, k, c, r, d, p, w::jsonb, qr::jsonb
+        waiting, queued, unanswered, waiting_documents)
+    SELECT s, o, k, c, r, d, p, w::jsonb, qr::jsonb, u::jsonb, wd::jsonb
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
-        $7::text[], $28::text[], $29::text[]) AS v(s, o, k, c, r, d, p, w, qr)
+        $7::text[], $28::text[], $29::text[], $30::text[], $31::text[])
+        AS v(s, o, k, c, r, d, p, w, qr, u, wd)
     ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office, kind = excluded.kind,
         counterparty = excluded.counterparty, reference = excluded.reference,
         ship_on = excluded.ship_on, phase = excluded.phase, waiting = excluded.waiting,
-        queued = excluded.queued, updated_at = now()
+        queued = excluded.queued, unanswered = excluded.unanswered,
+        waiting_documents = excluded.waiting_documents, updated_at = now()
 ), dropped AS (
     DELETE FROM shipment_lines AS l USING unnest($8::text[], $9::int[]) AS d(s, n)
     WHERE l.shipment_id = d.s AND l.line_no = d.n
@@ -250,6 +259,8 @@ class PgShippingRepository:
             [None if p.picks is None else _picks_json(p.picks) for _, p in sent],
             [_texts_json(s.waiting) for s in heads],
             [_queued_json(s.queued) for s in heads],
+            [_ids_json(_TEXTS, s.unanswered) for s in heads],
+            [_ids_json(_PAIRS, s.waiting_documents) for s in heads],
         )
 
 
@@ -281,10 +292,18 @@ def _changes(
     sent.extend((sid, p) for p in new.pending if p.command_id not in old_pending)
 
 
-def _head(
-    s: model.Shipment,
-) -> tuple[str, str, str | None, str | None, date, str, tuple[str, ...]]:
-    return (s.office, s.kind, s.counterparty, s.reference, s.ship_on, s.phase, s.waiting)
+def _head(s: model.Shipment) -> tuple[object, ...]:
+    return (
+        s.office,
+        s.kind,
+        s.counterparty,
+        s.reference,
+        s.ship_on,
+        s.phase,
+        s.waiting,
+        s.waiting_documents,
+        s.unanswered,
+    )
 
 
 def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
@@ -332,6 +351,8 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             lines=tuple(lines.get(row[1], ())),
             pending=tuple(pending.get(row[1], ())),
             waiting=_texts(row[12]),
+            waiting_documents=_ids(_PAIRS, row[15]),
+            unanswered=_ids(_TEXTS, row[14]),
             queued=_queued(row[13]),
         )
         for row in heads
@@ -357,8 +378,14 @@ def _stored(document: model.Queued) -> _Request | _Picks | _Ship | _Cancel:
 
 
 def _queued(text: str | None) -> tuple[model.Queued, ...]:
+    """The documents waiting, in the order read. A JSON object is the one request a process
+    of the version before migration 008 held waiting (007's shape): during a rolling upgrade
+    such a process still writes it after the migration turned every stored one into an array,
+    so it is read as a queue of that one request (written back, it takes the array shape)."""
     if text is None:
         return ()
+    if text.lstrip().startswith("{"):
+        return (_READY.validate_json(text),)
     documents: list[model.Queued] = []
     for stored in _QUEUED.validate_json(text):
         match stored:
@@ -382,6 +409,16 @@ def _picks_json(picks: model.Picks) -> str:
 def _picks(text: str) -> model.Picks:
     """Most lines name nothing (or the same few picks): decode each text once."""
     return _PICKS.validate_json(text)
+
+
+def _ids_json(adapter: TypeAdapter[tuple[T, ...]], ids: tuple[T, ...]) -> str:
+    """Documents not answered yet, or owed a status: mostly none, else each shipment's own
+    (not worth caching, unlike `_texts`)."""
+    return "[]" if not ids else adapter.dump_json(ids).decode()
+
+
+def _ids(adapter: TypeAdapter[tuple[T, ...]], text: str) -> tuple[T, ...]:
+    return () if text == "[]" else adapter.validate_json(text)
 
 
 @lru_cache(maxsize=4096)

@@ -172,24 +172,32 @@ def status(st: model.Status) -> Any:
     match st:
         case model.AllocatedStatus():
             return s.ShipmentAllocated(
-                message_id=st.message_id, shipment_id=st.shipment_id, lines=_results(st.lines)
+                message_id=st.message_id,
+                shipment_id=st.shipment_id,
+                answers=list(st.answers),
+                lines=_results(st.lines),
             )
         case model.AllocationFailedStatus():
             return s.ShipmentAllocationFailed(
                 message_id=st.message_id,
                 shipment_id=st.shipment_id,
+                answers=list(st.answers),
                 problems=[problem(p) for p in st.problems],
                 allocated_lines=_results(st.allocated_lines),
             )
         case model.ShippedStatus():
             return s.ShipmentShipped(
-                message_id=st.message_id, shipment_id=st.shipment_id, lines=_results(st.lines)
+                message_id=st.message_id,
+                shipment_id=st.shipment_id,
+                answers=list(st.answers),
+                lines=_results(st.lines),
             )
         case model.ShipRefusedStatus():
             problems = [problem(p) for p in st.problems]
             return s.ShipmentShipRefused(
                 message_id=st.message_id,
                 shipment_id=st.shipment_id,
+                answers=list(st.answers),
                 reason_code=st.reason_code,
                 reason=safe_text(st.reason) or st.reason_code.value,
                 offending=problems[0].offending if problems else None,
@@ -199,6 +207,7 @@ def status(st: model.Status) -> Any:
             return s.ShipmentCancelledStatus(
                 message_id=st.message_id,
                 shipment_id=st.shipment_id,
+                answers=list(st.answers),
                 released_lines=_results(st.released_lines),
                 refused=None if st.refused is None else problem(st.refused),
             )
@@ -256,7 +265,8 @@ def invalid_shipment_message(raw: dict[str, Any], errors: Sequence[ErrorDetails]
     problem: a request or picks update → `ShipmentAllocationFailed` (its `allocated_lines` empty:
     the refused message changed nothing), a ship request → `ShipmentShipRefused`, a cancellation
     → `ShipmentCancelled` with `refused`. None when it cannot be answered (unknown type, ids
-    missing or invalid). Its id is the one the lifecycle's answer to the message takes."""
+    missing or invalid). Its id is the one the lifecycle's answer to the message takes; it
+    answers the message (`answers`)."""
     kind = raw.get("type")
     if kind not in _SHIPMENT_MESSAGES:
         return None
@@ -271,6 +281,7 @@ def invalid_shipment_message(raw: dict[str, Any], errors: Sequence[ErrorDetails]
         return s.ShipmentAllocationFailed(
             message_id=status_id,
             shipment_id=shipment_id,
+            answers=[message_id],
             problems=[p.line_problem() for p in found],
         )
     first = invalid.summary(found)
@@ -278,13 +289,17 @@ def invalid_shipment_message(raw: dict[str, Any], errors: Sequence[ErrorDetails]
         return s.ShipmentShipRefused(
             message_id=status_id,
             shipment_id=shipment_id,
+            answers=[message_id],
             reason_code=first.reason_code,
             reason=first.reason,
             offending=first.offending,
             problems=[p.line_problem() for p in found],
         )
     return s.ShipmentCancelledStatus(
-        message_id=status_id, shipment_id=shipment_id, refused=first.line_problem()
+        message_id=status_id,
+        shipment_id=shipment_id,
+        answers=[message_id],
+        refused=first.line_problem(),
     )
 
 

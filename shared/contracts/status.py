@@ -32,13 +32,22 @@ class LineResult(Model):
     complete: bool = True
 
 
-class ReceiptPosted(Message):
+class _Status(Message):
+    """Every status on `inventory.status`: which upstream documents it answers."""
+
+    answers: list[Identifier] = Field(
+        default_factory=list,
+        description="the message_ids of the upstream documents this status answers",
+    )
+
+
+class ReceiptPosted(_Status):
     type: Literal["ReceiptPosted"] = "ReceiptPosted"
     shipment_id: Identifier
     lines: list[LineResult]
 
 
-class _Refusal(Message):
+class _Refusal(_Status):
     """A document refused with one or more problems. `reason_code`, `reason` and `offending`
     repeat the first problem (DESIGN §4: a refusal carries its reason code and a reason naming
     the offending value), so a dashboard reads every refusal alike; `problems` has them all."""
@@ -77,7 +86,7 @@ class ReceiptRejected(_Refusal):
     )
 
 
-class ShipmentAllocated(Message):
+class ShipmentAllocated(_Status):
     type: Literal["ShipmentAllocated"] = "ShipmentAllocated"
     shipment_id: Identifier
     lines: list[LineResult]
@@ -89,13 +98,13 @@ class ShipmentAllocationFailed(_Refusal):
     allocated_lines: list[LineResult] = Field(default_factory=list)
 
 
-class ShipmentShipped(Message):
+class ShipmentShipped(_Status):
     type: Literal["ShipmentShipped"] = "ShipmentShipped"
     shipment_id: Identifier
     lines: list[LineResult]
 
 
-class ShipmentShipRefused(Message):
+class ShipmentShipRefused(_Status):
     type: Literal["ShipmentShipRefused"] = "ShipmentShipRefused"
     shipment_id: Identifier
     reason_code: ReasonCode
@@ -104,7 +113,7 @@ class ShipmentShipRefused(Message):
     problems: list[LineProblem] = Field(default_factory=list)
 
 
-class ShipmentCancelledStatus(Message):
+class ShipmentCancelledStatus(_Status):
     """Status `ShipmentCancelled`: every allocation of the shipment was released."""
 
     type: Literal["ShipmentCancelled"] = "ShipmentCancelled"

@@ -263,6 +263,7 @@ async def test_mixed_receipt_is_posted_with_lot_ids_and_generated_serials(bus: B
     assert [c["command_id"] for c in confirms] == [c["message_id"] for c in commands]
     (status,) = bus.statuses("PO-1")
     assert status["type"] == "ReceiptPosted"
+    assert status["answers"] == ["msg-PO-1"]
     lines = {line["line_no"]: line for line in status["lines"]}
     assert [lines[n]["lot_id"] for n in (1, 2, 3, 4)] == ["PO-1/1", "PO-1/2", "PO-1/3", "PO-1/4"]
     assert {(m["mfr_lot"], m["expires_on"]) for m in lines[2]["movements"]} == {
@@ -289,6 +290,7 @@ async def test_receipt_with_three_line_errors_is_refused_whole_and_posts_nothing
     assert bus.commands("PO-2") == []
     (status,) = bus.statuses("PO-2")
     assert status["type"] == "ReceiptRejected"
+    assert status["answers"] == ["msg-PO-2"]
     assert [(p["line_no"], p["reason_code"], p["offending"]) for p in status["problems"]] == [
         (2, "EXPIRY_REQUIRED", "A1"),
         (3, "SERIAL_COUNT_MISMATCH", "1 != 2"),
@@ -316,6 +318,7 @@ async def test_allocation_refusing_a_checked_line_posts_nothing_of_the_document(
     ]
     (status,) = bus.statuses("PO-4")
     assert status["type"] == "ReceiptRejected"
+    assert status["answers"] == ["msg-PO-4"]
     (problem,) = status["problems"]
     assert (problem["line_no"], problem["reason_code"], problem["offending"]) == (
         2,

@@ -60,6 +60,11 @@ def answers(bus: Bus, shipment_id: str) -> list[tuple[str, str]]:
     return [(s["type"], s["message_id"]) for s in bus.statuses(shipment_id)]
 
 
+def answered(bus: Bus, shipment_id: str) -> list[list[str]]:
+    """Which receipts each status answers (`answers`): one each, the version it is about."""
+    return [s["answers"] for s in bus.statuses(shipment_id)]
+
+
 # --- a customer return is received once (R13) -------------------------------------------------
 
 
@@ -74,6 +79,7 @@ async def test_a_customer_return_sent_again_under_a_new_message_id_is_refused(de
         ("ReceiptPosted", "r1/posted"),
         ("ReceiptRejected", "r2/rejected"),
     ]
+    assert answered(bus, "RMA-1") == [["r1"], ["r2"]]
     refused = bus.statuses("RMA-1")[1]
     assert (refused["reason_code"], refused["offending"]) == ("INVALID_QUANTITY", "RMA-1")
     assert "r1" in refused["reason"]
@@ -160,6 +166,7 @@ async def test_a_held_version_is_refused_before_its_corrected_version_is_posted(
         ("ReceiptRejected", "v1/rejected"),
         ("ReceiptPosted", "v2/posted"),
     ]
+    assert answered(bus, "PO-78") == [["v1"], ["v2"]]  # the superseded version answers itself
     (problem,) = bus.statuses("PO-78")[0]["problems"]
     assert (problem["reason_code"], problem["offending"]) == ("UNKNOWN_ITEM", "PLAINN")
     assert "superseded by message v2" in problem["reason"]
@@ -208,6 +215,7 @@ async def test_of_two_versions_in_one_batch_the_older_does_not_wait(bus: Bus) ->
         ("ReceiptRejected", "v1/rejected"),
         ("ReceiptPosted", "v2/posted"),
     ]
+    assert answered(bus, "PO-79") == [["v1"], ["v2"]]
 
 
 async def test_a_held_return_is_superseded_by_its_resent_version(desk: Desk) -> None:

@@ -736,3 +736,67 @@ async def test_serials_scanned_with_each_others_lots_are_refused(desk: Desk, typ
     await desk.request(sid, {"lic": "VAX", "quantity": 2, "lots": lots, "scans": scans})
     assert desk.last(sid)["type"] == "ShipmentAllocated", desk.last(sid)
     assert await allocated_qty(desk.bus, sid) == {"VAX": "2"}
+
+
+def document_id(document: BaseModel) -> str:
+    return str(document.model_dump()["message_id"])
+
+
+async def test_each_status_names_the_documents_it_answers_across_batches(desk: Desk) -> None:
+    """`answers`: documents applied in separate batches before the shipment's status (kept in
+    its row meanwhile) are answered by that one status; a document refused at once answers
+    itself alone; documents asking for or waiting on the ship under way are each answered once.
+    Over all of the shipment's statuses, every document appears in exactly one `answers`."""
+    sid = "S-30"
+    lots = [{"mfr_lot": "A1", "expires_on": "2027-01-31", "quantity": 4}]
+    await desk.bus.receive("PO-30", {"lic": "MILK", "quantity": 4, "lots": lots})
+    first = desk.request_message(sid, {"lic": "MILK", "quantity": 2})
+    picks = shipping_message(
+        "ShipmentPicksUpdated", sid, line_no=1, lots=[{"mfr_lot": "A1", "quantity": 2}]
+    )
+    early = shipping_message("ShipmentShipRequested", sid)
+    async with answers_held(desk.bus, sid) as held:
+        for document in (first, picks, early):
+            await desk._send(document, sid)
+        (refused,) = desk.bus.statuses(sid)
+        assert (refused["type"], refused["answers"]) == (
+            "ShipmentShipRefused",
+            [document_id(early)],
+        )
+        unanswered = f"SELECT unanswered::text FROM shipments WHERE shipment_id = '{sid}'"
+        rows = await desk.bus.fetch("shipping", unanswered)
+        assert [orjson.loads(r["unanswered"]) for r in rows] == [
+            [document_id(first), document_id(picks)]
+        ]
+    await desk.bus.redeliver(held["MILK"])
+    allocated = desk.last(sid)
+    assert allocated["type"] == "ShipmentAllocated"
+    assert allocated["answers"] == [document_id(first), document_id(picks)]
+
+    ship, again = (shipping_message("ShipmentShipRequested", sid) for _ in range(2))
+    late = shipping_message("ShipmentCancelled", sid)
+    answers = await desk.answers_to(sid, ship, again, late, together=True)
+    assert [(a["type"], a["answers"]) for a in answers] == [
+        ("ShipmentShipped", [document_id(ship)]),
+        ("ShipmentShipped", [document_id(again)]),
+        ("ShipmentCancelled", [document_id(late)]),
+    ]
+    documents = [first, picks, early, ship, again, late]
+    listed = [d for status in desk.bus.statuses(sid) for d in status["answers"]]
+    assert sorted(listed) == sorted(document_id(d) for d in documents)
+
+
+async def test_a_request_a_cancel_overrides_is_answered_by_the_cancel(desk: Desk) -> None:
+    """The request, applied in one batch and not answered before the cancel read in the next,
+    is answered by the cancel's ShipmentCancelled, with the cancel."""
+    sid = "S-31"
+    await desk.bus.receive("PO-31", {"lic": "PLAIN", "quantity": 2})
+    request = desk.request_message(sid, {"lic": "PLAIN", "quantity": 1})
+    cancel = shipping_message("ShipmentCancelled", sid)
+    async with answers_held(desk.bus, sid) as held:
+        await desk._send(request, sid)
+        await desk._send(cancel, sid)
+    await desk.bus.redeliver(held["PLAIN"])
+    (status,) = desk.bus.statuses(sid)
+    assert (status["type"], status["refused"]) == ("ShipmentCancelled", None)
+    assert status["answers"] == [document_id(request), document_id(cancel)]

@@ -144,6 +144,8 @@ async def test_what_is_saved_loads_back_equal(pool: asyncpg.Pool) -> None:
         stored,
         phase="cancelling",
         waiting=("S-1:cancel-2/status",),
+        waiting_documents=(("S-1:cancel-2/status", "S-1:cancel-2"),),
+        unanswered=("m-1", "m-2", "m-ü"),  # applied, not answered yet, in the order applied
         lines=(line1, stored.lines[2], line4),
         pending=(stored.pending[1], release),
     )
@@ -297,5 +299,67 @@ async def test_a_request_waiting_before_the_migration_still_waits_after_it(
         loaded = await _load(pool, "S-1", "S-2")
         assert loaded.shipments["S-1"].queued == (ready,)
         assert loaded.shipments["S-2"].queued == ()
+    finally:
+        await pool.close()
+
+
+async def test_a_request_an_older_process_left_waiting_after_the_migration_loads(
+    pool: asyncpg.Pool,
+) -> None:
+    """A rolling upgrade: a process of the version before 008, still running after the
+    migration, writes its one waiting request as 007 did (a JSON object, not an array). The
+    reader takes it as a queue of that one request, and its items load with the shipment's."""
+    items = [model.Item(lic=lic) for lic in ("MILK", "VAX", "BOLT")]
+    async with pool.acquire() as conn, conn.transaction():
+        await REPO.upsert_items(conn, items)
+    (_, ready, *_) = _waiting_documents()
+    assert isinstance(ready, model.Ready)
+    await _save(pool, {}, replace(_shipment(), phase="cancelling"))
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "UPDATE shipments SET queued = $1::text::jsonb WHERE shipment_id = 'S-1'",
+            TypeAdapter(model.Ready).dump_json(ready).decode(),
+        )
+    loaded = await _load(pool, "S-1", lics=("MILK",))
+    shipment = loaded.shipments["S-1"]
+    assert shipment.queued == (ready,)
+    request = shipment.queued[0]
+    assert isinstance(request, model.Ready) and str(request.lines[0].quantity) == "2.50"
+    assert set(loaded.items) == {"MILK", "VAX", "BOLT"}
+    async with pool.acquire() as conn, conn.transaction():
+        assert set(await REPO.load_items(conn, ["S-1"])) == {"MILK", "VAX", "BOLT"}
+
+    # Written back by this version, it takes the new shape.
+    settled = replace(shipment, phase="allocated")
+    await _save(pool, loaded.shipments, settled)
+    rows = await _fetch(pool, "SELECT jsonb_typeof(queued) AS t FROM shipments")
+    assert [r["t"] for r in rows] == ["array"]
+    assert (await _load(pool, "S-1")).shipments == {"S-1": settled}
+
+
+async def test_a_shipment_stored_before_answers_were_kept_loads_with_none_owed(
+    lotline_env: Any,
+) -> None:
+    """Migration 009: a row written before it (or by a process of the version before, which
+    does not write the new columns) loads with no document unanswered and none owed."""
+    env: LotlineEnv = lotline_env(topics=False)
+    files = db.migration_files(MIGRATIONS)
+    await db.migrate(env.dsn, SCHEMA, [f for f in files if not f.name.startswith("009_")])
+    pool = await db.create_pool(env.dsn, SCHEMA, size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO shipments (shipment_id, office, kind, ship_on, phase, waiting)"
+                " VALUES ('S-1', 'AI', 'sale', '2026-03-01', 'shipping', '[\"m-9/status\"]')"
+            )
+        assert await db.migrate(env.dsn, SCHEMA, files) == ["009_shipping_answered_documents.sql"]
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "INSERT INTO shipments (shipment_id, office, kind, ship_on, phase)"
+                " VALUES ('S-2', 'AI', 'sale', '2026-03-01', 'allocating')"
+            )
+        loaded = (await _load(pool, "S-1", "S-2")).shipments
+        assert (loaded["S-1"].waiting, loaded["S-1"].waiting_documents) == (("m-9/status",), ())
+        assert [s.unanswered for s in loaded.values()] == [(), ()]
     finally:
         await pool.close()

@@ -180,3 +180,24 @@ def test_dead_letters_document_payload_and_every_header() -> None:
     assert "^original_" in headers["patternProperties"]
     for name in [*emitted, "answered", "original_"]:
         assert f"`{name}" in channel["description"], name
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ReceiptPosted",
+        "ReceiptRejected",
+        "ShipmentAllocated",
+        "ShipmentAllocationFailed",
+        "ShipmentShipped",
+        "ShipmentShipRefused",
+        "ShipmentCancelledStatus",
+    ],
+)
+def test_every_status_documents_the_documents_it_answers(name: str) -> None:
+    schema = _schema(name)
+    answers = schema["properties"]["answers"]
+    assert answers["type"] == "array"
+    assert answers["items"]["maxLength"] == MAX_ID_LENGTH
+    assert answers["description"] == "the message_ids of the upstream documents this status answers"
+    assert "answers" not in schema.get("required", [])

@@ -269,3 +269,25 @@ def test_return_stock_pairs_scanned_serials_with_their_lots_and_old_returns_stay
     assert decode(commands, encode(paired), own=True) == paired
     with pytest.raises(InvalidMessage, match="serial_lots"):
         decode(commands, _bytes({**old, "serial_lots": {"V1": "A\u200b"}}), own=True)
+
+
+def test_every_status_names_the_documents_it_answers_and_older_statuses_stay_valid() -> None:
+    """`answers`: the message_ids of the upstream documents a status answers, on every status
+    message; optional (empty) so a status published before the field existed still reads."""
+    from typing import get_args
+
+    from shared.contracts.status import StatusMessage
+
+    adapter = TypeAdapter(StatusMessage)
+    kinds = get_args(get_args(StatusMessage)[0])
+    assert len(kinds) == 7
+    for kind in kinds:
+        field = kind.model_fields["answers"]
+        assert not field.is_required()
+        assert field.description == "the message_ids of the upstream documents this status answers"
+    old = {"type": "ShipmentCancelled", "message_id": "c/status", "shipment_id": "S-1"}
+    assert adapter.validate_python(old).answers == []
+    new = adapter.validate_python({**old, "answers": [" r-1 ", "c\u0301"]})
+    assert new.answers == ["r-1", "\u0107"]  # identifiers, normalized
+    with pytest.raises(ValueError, match="answers"):
+        adapter.validate_python({**old, "answers": ["bad\x00id"]})

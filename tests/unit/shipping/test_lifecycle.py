@@ -4,6 +4,7 @@ returns name what goes back), R5 (picks typed or scanned)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from itertools import count
@@ -1415,3 +1416,89 @@ def test_a_shipped_shipment_cannot_be_requested_again() -> None:
     (status,) = decision.statuses
     assert isinstance(status, AllocationFailedStatus)
     assert status.problems[0].reason_code == ReasonCode.UNKNOWN_SHIPMENT
+
+
+# --- answers: which documents each status answers -----------------------------------------------
+
+
+def test_a_request_and_the_picks_update_allocated_with_it_are_answered_by_one_status() -> None:
+    desk = Desk()
+    first = request(line("MILK", 2))
+    (allocate,) = desk.send(first).commands
+    picks = update(1, entry(lots=[("A1", 2)]))
+    (again,) = desk.send(picks).commands
+    assert desk.shipment is not None and desk.shipment.unanswered == (
+        first.message_id,
+        picks.message_id,
+    )
+    assert desk.allocated(allocate).statuses == ()
+    (status,) = desk.allocated(again, lot_moves(("A1", 2))).statuses
+    assert isinstance(status, AllocatedStatus)
+    assert status.answers == (first.message_id, picks.message_id)
+    assert desk.shipment is not None and not desk.shipment.unanswered
+    # The next document starts afresh: its status answers it alone.
+    ship = ship_request()
+    (shipping,) = desk.send(ship).commands
+    (shipped,) = desk.shipped(shipping).statuses
+    assert isinstance(shipped, ShippedStatus) and shipped.answers == (ship.message_id,)
+
+
+def test_a_request_a_cancel_overrides_before_it_is_answered_is_answered_by_the_cancel() -> None:
+    desk = Desk()
+    first = request(line("PLAIN", 1))
+    (allocate,) = desk.send(first).commands
+    stop = cancel()
+    (release,) = desk.send(stop).commands
+    desk.allocated(allocate)
+    (status,) = desk.released(release).statuses
+    assert isinstance(status, CancelledStatus) and status.refused is None
+    assert status.answers == (first.message_id, stop.message_id)
+
+
+def test_a_document_refused_at_once_is_answered_alone_and_the_rest_later() -> None:
+    """A ship request while allocating is refused at once, answering only itself; the
+    allocation under way answers the request that started it."""
+    desk = Desk()
+    first = request(line("PLAIN", 1))
+    (allocate,) = desk.send(first).commands
+    early = ship_request()
+    (refused,) = desk.send(early).statuses
+    assert isinstance(refused, ShipRefusedStatus) and refused.answers == (early.message_id,)
+    (allocated,) = desk.allocated(allocate).statuses
+    assert allocated.answers == (first.message_id,)
+    unknown = update(1, entry(), sid="S-404")
+    (failed,) = Desk().send(unknown).statuses
+    assert failed.answers == (unknown.message_id,)
+
+
+def test_documents_asking_for_the_phase_under_way_are_answered_by_their_own_statuses() -> None:
+    """A second ship request while shipping gets the ship's status under its own id, answering
+    itself; a document queued behind the ship is decided after it, answered on its own."""
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    ship, again, late = ship_request(), ship_request(), cancel()
+    (shipping,) = desk.send(ship).commands
+    desk.send(again)
+    desk.send(late)
+    assert desk.shipment is not None
+    assert desk.shipment.waiting_documents == (
+        (derived_id(again.message_id, "status"), again.message_id),
+    )
+    first, second, third = desk.shipped(shipping).statuses
+    assert isinstance(first, ShippedStatus) and isinstance(second, ShippedStatus)
+    assert (first.answers, second.answers) == ((ship.message_id,), (again.message_id,))
+    assert isinstance(third, CancelledStatus) and third.refused is not None
+    assert third.answers == (late.message_id,)
+    after = desk.shipment
+    assert after is not None and not after.waiting and not after.waiting_documents
+
+
+def test_a_status_owed_by_a_row_an_older_version_wrote_answers_no_document() -> None:
+    """A rolling upgrade: a status id owed by a process that did not record the document
+    (no `waiting_documents`) is still published, naming no document it answers."""
+    desk, _ = allocated_desk(line("PLAIN", 1))
+    (shipping,) = desk.send(ship_request()).commands
+    assert desk.shipment is not None
+    desk.shipment = replace(desk.shipment, waiting=("old-ship/status",))
+    first, owed = desk.shipped(shipping).statuses
+    assert (owed.message_id, owed.answers) == ("old-ship/status", ())
+    assert first.answers != ()

@@ -381,3 +381,72 @@ def test_settled_shipments_agree_with_what_allocation_holds(
         assert {(line.lic, line.line_no) for line in shipment.lines} <= allocation.shipped
     if shipment.phase == "allocated":
         assert all(line.status in ("allocated", "shipped") for line in shipment.lines)
+
+
+@settings(max_examples=500, deadline=None)
+@given(steps=_steps)
+# A request and the picks update after it, allocated together; a request a cancel overrides
+# before it is answered;
+@example(steps=[_one("PLAIN"), PicksUpdate(message_id="?", shipment_id="S-1", line_no=1), _OK, _OK])
+@example(steps=[_one("PLAIN"), _CANCEL, _OK, _OK])
+# a ship request while allocating (refused at once, the allocation answered later);
+@example(steps=[_one("PLAIN"), _SHIP, _OK])
+# a second ship request while shipping, a second cancel while cancelling (own status each);
+@example(steps=[_one("PLAIN"), _OK, _SHIP, _SHIP, _OK])
+@example(steps=[_one("PLAIN"), _OK, _CANCEL, _CANCEL, _OK])
+# documents waiting for the ship or the cancel, then decided in the order read.
+@example(steps=[_one("PLAIN"), _OK, _SHIP, _SHIP, _one("MILK"), _CANCEL, _SHIP, _OK])
+@example(steps=[_one("PLAIN"), _OK, _CANCEL, _one("CAM"), _one("MILK"), _OK])
+def test_every_document_is_answered_by_exactly_one_status(
+    steps: list[Upstream | tuple[int, bool]],
+) -> None:
+    """Correlation: each status lists in `answers` the documents it answers. Whatever is sent
+    and in whatever order allocation's answers are read, every document appears in the
+    `answers` of exactly one status, one published when it was read or later; a status under
+    a document's own id answers that document; and no status answers nothing."""
+    allocation = Allocation()
+    shipment: Shipment | None = None
+    queues: dict[str, deque[Command]] = {lic: deque() for lic in sorted(ITEMS)}
+    statuses: list[Status] = []
+    read_at: dict[str, int] = {}  # a document's message id: how many statuses came before it
+
+    def take(decision: Decision) -> Shipment | None:
+        for command in decision.commands:
+            queues[command.lic].append(command)
+        statuses.extend(decision.statuses)
+        return decision.shipment
+
+    for n, step in enumerate(steps):
+        if isinstance(step, tuple):
+            if any(queues.values()):
+                waiting = [q for q in queues.values() if q]
+                command = waiting[step[0] % len(waiting)].popleft()
+                assert shipment is not None
+                replies = allocation.decide(command, step[1])
+                shipment = take(domain.answer(shipment, *replies, items=ITEMS))
+            continue
+        message = replace(step, message_id=f"m{n}")
+        read_at[message.message_id] = len(statuses)
+        shipment = take(domain.handle(shipment, message, ITEMS))
+    while any(queues.values()):
+        assert shipment is not None
+        replies = allocation.decide(next(q for q in queues.values() if q).popleft(), True)
+        shipment = take(domain.answer(shipment, *replies, items=ITEMS))
+
+    answered_by: dict[str, int] = {}
+    for index, status in enumerate(statuses):
+        assert status.answers, f"{status.message_id} answers no document"
+        for document in status.answers:
+            assert document in read_at, f"{status.message_id} answers an unknown {document}"
+            assert document not in answered_by, f"{document} is answered twice"
+            assert index >= read_at[document], f"{document} answered before it was read"
+            answered_by[document] = index
+    own = {derived_id(document, "status"): document for document in read_at}
+    for status in statuses:
+        if status.message_id in own:
+            assert own[status.message_id] in status.answers, "its own status does not answer it"
+    # Once nothing is in flight, every document read has been answered: those without a
+    # status of their own by a later one.
+    assert set(answered_by) == set(read_at), "a document was never answered"
+    if shipment is not None:
+        assert (shipment.unanswered, shipment.waiting, shipment.waiting_documents) == ((), (), ())

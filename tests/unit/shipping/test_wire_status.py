@@ -9,7 +9,7 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from services.allocation.domain import model as allocation
 from services.allocation.domain.decide import decide
@@ -20,6 +20,7 @@ from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts.codec import decode, encode
+from shared.contracts.upstream import ShipmentMessage
 from shared.movements import Moved
 from shared.reasons import ReasonCode
 
@@ -87,13 +88,20 @@ def _stored(lines: tuple[model.LineView, ...]) -> tuple[model.LineView, ...]:
 
 
 def _statuses(lines: tuple[model.LineView, ...]) -> list[model.Status]:
+    answers = ("doc-1", "dòc-2")
     return [
-        model.AllocatedStatus(message_id="m-1", shipment_id="S-1", lines=lines),
+        model.AllocatedStatus(message_id="m-1", shipment_id="S-1", lines=lines, answers=answers),
         model.ShippedStatus(message_id="m-2", shipment_id="S-1", lines=lines),
         model.AllocationFailedStatus(
-            message_id="m-3", shipment_id="S-1", problems=(PROBLEM,), allocated_lines=lines
+            message_id="m-3",
+            shipment_id="S-1",
+            problems=(PROBLEM,),
+            allocated_lines=lines,
+            answers=answers[:1],
         ),
-        model.CancelledStatus(message_id="m-4", shipment_id="S-1", released_lines=lines),
+        model.CancelledStatus(
+            message_id="m-4", shipment_id="S-1", released_lines=lines, answers=answers
+        ),
         model.AllocatedStatus(message_id="m-5", shipment_id="S-1", lines=()),
     ]
 
@@ -109,6 +117,7 @@ def test_statuses_encode_as_validated(stored: bool) -> None:
     for status in _statuses(lines):
         fast = translate.status(status)
         _same(fast, type(fast).model_validate(fast.model_dump()))
+        assert fast.answers == list(status.answers)
         fields = ("lines", "allocated_lines", "released_lines")
         field = next(f for f in fields if f in type(fast).model_fields)
         built, views = getattr(fast, field), getattr(status, field)
@@ -136,9 +145,11 @@ def test_a_ship_refusal_names_its_first_problems_offending_value_at_the_top() ->
             reason_code=gap.reason_code,
             reason="shipment S-1: 1 line(s) were not shipped",
             problems=(gap, PROBLEM),
+            answers=("ship-1",),
         )
     )
     assert isinstance(refused, s.ShipmentShipRefused)
+    assert refused.answers == ["ship-1"]
     assert (refused.reason_code, refused.offending) == (ReasonCode.SERIAL_NOT_AVAILABLE, "S9")
     assert [p.offending for p in refused.problems] == ["S9", None]
 
@@ -188,3 +199,29 @@ def test_a_line_shipping_refused_comes_back_from_allocation_with_the_same_proble
         offending=reply.offending,
     )
     assert translate.problem(echoed) == translate.problem(found)
+
+
+@pytest.mark.parametrize(
+    ("document", "answer"),
+    [
+        (
+            {"type": "ShipmentRequested", "office": "AI", "ship_on": "2026-11-02", "lines": []},
+            s.ShipmentAllocationFailed,
+        ),
+        ({"type": "ShipmentPicksUpdated", "line_no": 0}, s.ShipmentAllocationFailed),
+        ({"type": "ShipmentShipRequested", "occurred_at": "then"}, s.ShipmentShipRefused),
+        ({"type": "ShipmentCancelled", "occurred_at": "then"}, s.ShipmentCancelledStatus),
+    ],
+)
+def test_an_invalid_document_answered_names_itself_in_answers(
+    document: dict[str, object], answer: type[BaseModel]
+) -> None:
+    """A document that fails its schema but names its ids is answered with its kind's refusal,
+    which lists the document's (normalized) message id in `answers`."""
+    raw = {"message_id": " bad-1 ", "shipment_id": "S-1", **document}
+    with pytest.raises(ValidationError) as caught:
+        TypeAdapter(ShipmentMessage).validate_python(raw)
+    refusal = translate.invalid_shipment_message(raw, caught.value.errors(include_url=False))
+    assert isinstance(refusal, answer)
+    wire = refusal.model_dump()
+    assert (wire["message_id"], wire["answers"]) == ("bad-1/status", ["bad-1"])
