@@ -216,10 +216,17 @@ class StatusNotice(BaseModel):
     refused: _Problem | None = None
 
 
+# Refused as naming no open shipment (a request, picks update or ship request for a shipment
+# already shipped, or unknown): the answer changed nothing, so it is no new state.
+CHANGED_NOTHING = "UNKNOWN_SHIPMENT"
+
+
 def to_document_status(notice: StatusNotice) -> ops.DocumentStatus | None:
-    """A document's new latest answer; None for a refused cancellation, which leaves the
-    shipment as it was."""
-    if notice.refused is not None:
+    """A document's new latest answer; None for an answer that left the shipment as it was: a
+    refused cancellation, or a refusal naming no open shipment (a shipped sale asked again
+    still shows shipped). Both are still refusals (`status_refusals`)."""
+    first = notice.reason_code or next((p.reason_code for p in notice.problems), None)
+    if notice.refused is not None or first == CHANGED_NOTHING:
         return None
     return ops.DocumentStatus(
         kind=ops.document_kind(notice.type),

@@ -2265,12 +2265,15 @@ async def exactly_once(env: LotlineEnv, sent: list[tuple[Planned, Any]]) -> list
 
 
 def dashboard_behind(sent: list[tuple[Planned, Any]], led: dict[str, Any]) -> list[str]:
-    """The ledger's dashboard shows each receipt's and shipment's last answer (but a refused
-    cancel, which leaves the shipment as it was: services/ledger/translate.py)."""
+    """The ledger's dashboard shows each receipt's and shipment's last answer but those that
+    left the shipment as it was: a refused cancel, a refusal naming no open shipment
+    (services/ledger/translate.py)."""
     last: dict[str, str] = {}
     for _, outcome in sent:
-        if outcome.document.answered_on_status and not (outcome.answer or {}).get("refused"):
-            last[outcome.document.key] = (outcome.answer or {}).get("type", "?")
+        answer = outcome.answer or {}
+        changed_nothing = answer.get("refused") or answer.get("reason_code") == "UNKNOWN_SHIPMENT"
+        if outcome.document.answered_on_status and not changed_nothing:
+            last[outcome.document.key] = answer.get("type", "?")
     return [
         f"ledger ops_documents {document}: {led['ops_documents'].get(document)}, "
         f"last answer {answer}"

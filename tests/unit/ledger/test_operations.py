@@ -159,6 +159,29 @@ def test_a_refused_cancellation_is_a_refusal_not_a_new_status() -> None:
     assert [r.reason_code for r in translate.status_refusals(notice)] == ["UNKNOWN_SHIPMENT"]
 
 
+def test_a_refusal_naming_no_open_shipment_leaves_the_shipment_shown_as_it_was() -> None:
+    """A shipped sale requested or re-picked again is refused UNKNOWN_SHIPMENT: nothing
+    changed, so the dashboard still shows it shipped (it showed it failed: reconciliation)."""
+    notice = translate.StatusNotice.model_validate(
+        {
+            "type": "ShipmentAllocationFailed",
+            "message_id": "m3",
+            "occurred_at": T0.isoformat(),
+            "shipment_id": "SO-1",
+            "problems": [
+                {
+                    "reason_code": "UNKNOWN_SHIPMENT",
+                    "reason": "SO-1 is shipped",
+                    "offending": "SO-1",
+                }
+            ],
+        }
+    )
+
+    assert translate.to_document_status(notice) is None
+    assert [r.reason_code for r in translate.status_refusals(notice)] == ["UNKNOWN_SHIPMENT"]
+
+
 def _rejected(**ids: str) -> CommandRejected:
     return CommandRejected(
         message_id="e1",
