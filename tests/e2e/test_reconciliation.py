@@ -85,6 +85,19 @@ def dec(value: Any) -> Decimal:
     return Decimal(str(value))
 
 
+def picked_lines(specs: Sequence[SaleLineSpec]) -> list[dict[str, Any]]:
+    """Document lines numbered from 1, with their lots and serials when named."""
+    lines = []
+    for line_no, spec in enumerate(specs, start=1):
+        line: dict[str, Any] = {"line_no": line_no, "lic": spec.lic, "quantity": num(spec.quantity)}
+        if spec.lots:
+            line["lots"] = [{"mfr_lot": n, "quantity": num(q)} for n, q in spec.lots]
+        if spec.serials:
+            line["serials"] = list(spec.serials)
+        lines.append(line)
+    return lines
+
+
 def num(value: Decimal) -> int | str:
     """A quantity as the JSON an upstream system would write."""
     return int(value) if value == value.to_integral_value() else format(value, "f")
@@ -1190,18 +1203,7 @@ class Workload:
         self, office: str, kind: str, counterparty: str, lines: list[SaleLineSpec]
     ) -> Planned:
         sid = self.next_id("SO-" if kind == "sale" else "RV-")
-        doc_lines = []
-        for line_no, spec in enumerate(lines, start=1):
-            line: dict[str, Any] = {
-                "line_no": line_no,
-                "lic": spec.lic,
-                "quantity": num(spec.quantity),
-            }
-            if spec.lots:
-                line["lots"] = [{"mfr_lot": n, "quantity": num(q)} for n, q in spec.lots]
-            if spec.serials:
-                line["serials"] = list(spec.serials)
-            doc_lines.append(line)
+        doc_lines = picked_lines(lines)
         party = {"customer": counterparty} if kind == "sale" else {"vendor": counterparty}
         doc = self.doc(
             "ShipmentRequested",
@@ -1292,18 +1294,7 @@ class Workload:
 
     def _return(self, office: str, customer: str, lines: list[SaleLineSpec]) -> Planned:
         sid = self.next_id("RMA-")
-        doc_lines = []
-        for line_no, spec in enumerate(lines, start=1):
-            line: dict[str, Any] = {
-                "line_no": line_no,
-                "lic": spec.lic,
-                "quantity": num(spec.quantity),
-            }
-            if spec.lots:
-                line["lots"] = [{"mfr_lot": n, "quantity": num(q)} for n, q in spec.lots]
-            if spec.serials:
-                line["serials"] = list(spec.serials)
-            doc_lines.append(line)
+        doc_lines = picked_lines(lines)
         doc = self.doc(
             "ShipmentReceived",
             shipment_id=sid,
