@@ -59,8 +59,9 @@ class Settings(BaseSettings):
     inbox_retention_days: float = Field(default=30, alias="LOTLINE_INBOX_RETENTION_DAYS", gt=0)
     # Rows of committed LIC state allocation keeps in memory between batches (0: none).
     allocation_cache_rows: int = Field(default=300_000, alias="LOTLINE_ALLOCATION_CACHE_ROWS", ge=0)
-    # How long receiving holds a receipt naming items it does not know yet (their ItemUpserted
-    # is usually three hops behind the receipt) before refusing it UNKNOWN_ITEM; 0: at once.
+    # How long receiving holds a receipt, and allocation's intake an adjustment, naming items
+    # they do not know yet (an item's UpsertItem comes on another topic, unordered with them)
+    # before refusing it UNKNOWN_ITEM; 0: at once.
     unknown_item_wait_seconds: float = Field(
         default=30, alias="LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS", ge=0
     )

@@ -48,8 +48,14 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         refuse=translate.refuse_adjustments(topics.events),
         description="Upstream inventory adjustments, re-keyed by LIC into inventory.commands.",
     )
-    # A held receipt line waits for receiving to confirm or cancel it (normally a round trip).
-    runtime.watch_waiting("SELECT min(held_at) FROM held_lines")
+    # Adjustments held for items not passed on yet: published when their wait is over.
+    runtime.every(service.expire_every, service.expire_held)
+    # A held receipt line waits for receiving to confirm or cancel it (normally a round trip);
+    # a held adjustment for its item, at most LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS.
+    runtime.watch_waiting(
+        "SELECT least((SELECT min(held_at) FROM held_lines),"
+        " (SELECT min(held_at) FROM held_adjustments))"
+    )
     return runtime
 
 

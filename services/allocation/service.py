@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 
@@ -13,6 +13,7 @@ from services.allocation.domain import model as d
 from services.allocation.domain.checks import MAX_SERIALS_PER_LINE
 from services.allocation.domain.decide import decide_batch
 from services.allocation.domain.model import LicState, Touched
+from services.allocation.intake import HeldAdjustment, PgIntakeRepository
 from services.allocation.repository import HeldEvent, PgStateRepository
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
@@ -20,18 +21,35 @@ from shared.contracts import commands as c
 from shared.contracts import events as e
 from shared.contracts import upstream as u
 from shared.ids import derived_id, namespaced
+from shared.outbox import TYPE_HEADER
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
 
 log = structlog.get_logger(__name__)
 
+# Held adjustments published per round of the periodic job: one may list 100,000 serials.
+EXPIRE_AT_ONCE = 100
+
 
 class AllocationService:
-    def __init__(self, settings: Settings, repository: PgStateRepository | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repository: PgStateRepository | None = None,
+        intake: PgIntakeRepository | None = None,
+    ) -> None:
         self._topics = settings.topics
         self._repository = repository or PgStateRepository()
+        self._intake = intake or PgIntakeRepository()
         self._max_span = settings.max_serial_span
+        self._wait = settings.unknown_item_wait_seconds
         self.cache = StateCache(settings.allocation_cache_rows)
+
+    @property
+    def expire_every(self) -> float:
+        """Seconds between looks for held adjustments whose wait is over: a tenth of the wait,
+        0.25 to 5 s (as receiving looks for its held receipts)."""
+        return min(5.0, max(0.25, self._wait / 10))
 
     def forget_states(self) -> None:
         """On partition assignment: another process may have decided our LICs meanwhile."""
@@ -131,15 +149,29 @@ class AllocationService:
         return elsewhere
 
     async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:
-        """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC."""
+        """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC. The
+        adjustments held for an item follow its (first) UpsertItem, in the order held, so that
+        allocation knows the item when it decides them."""
+        lics = {inbound.message.lic for inbound in batch}
+        # Locked before reading what is held: an adjustment holding itself for one of these
+        # LICs meanwhile is either seen here or sees the LIC passed (`intake` module).
+        await self._intake.lock_items(uow.conn, lics)
+        held: dict[str, list[HeldAdjustment]] = defaultdict(list)
+        for adjustment in await self._intake.pass_items(uow.conn, lics):
+            held[adjustment.lic].append(adjustment)
         for inbound in batch:
             m = inbound.message
             command = m.model_copy(update={"message_id": namespaced("item", m.message_id)})
             uow.outbox.emit(self._topics.commands, m.lic, command)
+            self._publish_held(uow, held.pop(m.lic, []), "released")
 
     async def rekey_adjustments(
         self, uow: UnitOfWork, batch: list[Inbound[u.AdjustInventory]]
     ) -> None:
+        """Intake: each adjustment becomes its LIC's `AdjustStock` command. One for an item
+        the intake has not passed on yet is held (see `rekey_items`, `expire_held`), unless
+        the wait is 0; one whose serials do not parse is refused here, whatever its item."""
+        commands: list[c.AdjustStock] = []
         for inbound in batch:
             m = inbound.message
             try:
@@ -170,7 +202,54 @@ class AllocationService:
                 reason=m.reason,
                 adjusted_on=m.adjusted_on or m.occurred_at.date(),
             )
-            uow.outbox.emit(self._topics.commands, m.lic, command)
+            commands.append(command)
+        unknown = await self._unknown_items(uow, {m.lic for m in commands})
+        await self._intake.hold(uow.conn, [a for a in commands if a.lic in unknown])
+        for adjust in commands:
+            if adjust.lic in unknown:
+                log.info(
+                    "allocation.adjustment_held",
+                    command_id=adjust.message_id,
+                    lic=adjust.lic,
+                    adjustment_id=adjust.adjustment_id,
+                    wait_seconds=self._wait,
+                )
+            else:
+                uow.outbox.emit(self._topics.commands, adjust.lic, adjust)
+
+    async def expire_held(self, uow: UnitOfWork) -> None:
+        """The periodic job: publish, in the order held, the adjustments whose item has not
+        come within the wait. Allocation refuses them UNKNOWN_ITEM, as it would have at once
+        (or decides them, if the item reached it by another way)."""
+        expired = await self._intake.expire(uow.conn, self._wait, EXPIRE_AT_ONCE)
+        self._publish_held(uow, expired, "expired")
+
+    async def _unknown_items(self, uow: UnitOfWork, lics: set[str]) -> set[str]:
+        """The LICs the intake has not passed an UpsertItem for (none when the wait is 0),
+        locked: read again under their locks, so that an item passed from now on finds the
+        adjustments held (`rekey_items`)."""
+        if self._wait <= 0 or not lics:
+            return set()
+        unknown = lics - await self._intake.known(uow.conn, lics)
+        if unknown:
+            await self._intake.lock_items(uow.conn, unknown)
+            unknown -= await self._intake.known(uow.conn, unknown)
+        return unknown
+
+    def _publish_held(
+        self, uow: UnitOfWork, held: list[HeldAdjustment], how: Literal["released", "expired"]
+    ) -> None:
+        """Publish held adjustments' commands as encoded when held, keyed by their LIC."""
+        for adjustment in held:
+            uow.outbox.emit_raw(
+                self._topics.commands,
+                adjustment.lic.encode(),
+                adjustment.command,
+                {TYPE_HEADER: "AdjustStock"},
+            )
+            log.info(
+                f"allocation.adjustment_{how}", command_id=adjustment.command_id, lic=adjustment.lic
+            )
 
 
 def _refusal(m: u.AdjustInventory, exc: SerialEntryError) -> e.CommandRejected:

@@ -1,0 +1,132 @@
+"""The intake's SQL: the items it has passed on, and the adjustments it holds for unknown items.
+
+Bound to the unit of work's connection (search_path = `allocation`); never opens a transaction.
+
+Holding an adjustment for a LIC and passing that LIC's UpsertItem are serialized by a
+transaction-scoped advisory lock per LIC (`lock_items`), as receiving does for its receipts:
+without it, an adjustment could read the item as unknown while the item's transaction, not yet
+committed, looks for held adjustments before the adjustment's is committed, and neither would
+see the other. Whoever holds the lock reads afresh (READ COMMITTED) what the other committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.contracts import commands as c
+from shared.contracts.codec import encode
+
+# Each LIC's lock: the same key wherever the intake takes it (receiving's are its own).
+_LOCK_KEY = "hashtextextended('lotline.allocation.item:' || lic, 0)"
+
+
+@dataclass(frozen=True, slots=True)
+class HeldAdjustment:
+    """An adjustment's command taken out of the hold, to be published now (`command`: its JSON,
+    as encoded when it was held)."""
+
+    lic: str
+    command_id: str
+    command: bytes
+
+
+class PgIntakeRepository:
+    async def lock_items(self, conn: asyncpg.Connection, lics: Collection[str]) -> None:
+        """Wait for, and take until the transaction ends, the lock of each LIC, in a fixed
+        order (two transactions locking overlapping LICs cannot deadlock on these alone)."""
+        if not lics:
+            return
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
+            f"   {_LOCK_KEY} AS k FROM unnest($1::text[]) AS lic ORDER BY k) AS keys",
+            sorted(lics),
+        )
+
+    async def known(self, conn: asyncpg.Connection, lics: Collection[str]) -> set[str]:
+        """Those of the LICs whose UpsertItem the intake has passed on, or that allocation
+        knows (an item upserted on inventory.commands by lotline itself, not the intake)."""
+        rows = await conn.fetch(
+            "SELECT lic FROM intake_items WHERE lic = ANY($1::text[])"
+            " UNION SELECT lic FROM items WHERE lic = ANY($1::text[])",
+            sorted(set(lics)),
+        )
+        return {row["lic"] for row in rows}
+
+    async def hold(self, conn: asyncpg.Connection, commands: Sequence[c.AdjustStock]) -> None:
+        """Hold these commands, in this order (a command held already stays as it was)."""
+        if not commands:
+            return
+        await conn.execute(
+            "INSERT INTO held_adjustments (command_id, lic, command)"
+            " SELECT command_id, lic, command"
+            " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY"
+            "   AS v(command_id, lic, command, n) ORDER BY n"
+            " ON CONFLICT (command_id) DO NOTHING",
+            [m.message_id for m in commands],
+            [m.lic for m in commands],
+            [encode(m).decode() for m in commands],
+        )
+
+    async def pass_items(
+        self, conn: asyncpg.Connection, lics: Collection[str]
+    ) -> list[HeldAdjustment]:
+        """Record the LICs as passed on; take out and return the adjustments held for them, in
+        the order held. The caller holds the LICs' locks."""
+        if not lics:
+            return []
+        await conn.execute(
+            "INSERT INTO intake_items (lic) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING",
+            sorted(set(lics)),
+        )
+        rows = await conn.fetch(
+            "WITH taken AS (DELETE FROM held_adjustments WHERE lic = ANY($1::text[])"
+            "   RETURNING id, lic, command_id, command)"
+            " SELECT lic, command_id, command FROM taken ORDER BY id",
+            sorted(set(lics)),
+        )
+        return [_held(row) for row in rows]
+
+    async def expire(
+        self, conn: asyncpg.Connection, wait_seconds: float, limit: int
+    ) -> list[HeldAdjustment]:
+        """Take out up to `limit` adjustments held longer than `wait_seconds`, in the order held.
+
+        Only those of LICs whose lock this transaction gets without waiting: a LIC locked
+        elsewhere is being held for or passed right now (its held adjustments go out there, or
+        next round). Holding the lock to the end keeps another round, in this process or
+        another, off the LIC's later rows until these are published first."""
+        due = await conn.fetch(
+            "SELECT lic FROM held_adjustments"
+            " WHERE held_at <= now() - make_interval(secs => $1::float8)"
+            " GROUP BY lic ORDER BY min(id) LIMIT $2",
+            wait_seconds,
+            limit,
+        )
+        if not due:
+            return []
+        locked = await conn.fetch(
+            "SELECT lic FROM unnest($1::text[]) AS lic"
+            f" WHERE pg_try_advisory_xact_lock({_LOCK_KEY})",
+            [row["lic"] for row in due],
+        )
+        if not locked:
+            return []
+        rows = await conn.fetch(
+            "WITH taken AS (DELETE FROM held_adjustments AS h WHERE h.id IN"
+            "   (SELECT id FROM held_adjustments WHERE lic = ANY($1::text[])"
+            "     AND held_at <= now() - make_interval(secs => $2::float8)"
+            "     ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            "   RETURNING h.id, h.lic, h.command_id, h.command)"
+            " SELECT lic, command_id, command FROM taken ORDER BY id",
+            [row["lic"] for row in locked],
+            wait_seconds,
+            limit,
+        )
+        return [_held(row) for row in rows]
+
+
+def _held(row: asyncpg.Record) -> HeldAdjustment:
+    return HeldAdjustment(row["lic"], row["command_id"], row["command"].encode())
