@@ -5,7 +5,9 @@ Upstream publishes item master data (`inventory.items`) and adjustments (`invent
 on two topics, and Kafka does not order across topics: a new item's first adjustment may be read
 before its `UpsertItem`. The intake holds such an adjustment, publishing nothing, until it passes
 the item's UpsertItem (the held adjustments follow it on `inventory.commands`, in order) or
-`LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS` pass (then it goes on and is refused `UNKNOWN_ITEM`).
+`LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS` pass (then it goes on and is refused `UNKNOWN_ITEM`). R11:
+a new item's beginning balance is decided as an adjustment of a known item, whichever topic is
+read first.
 """
 
 from __future__ import annotations
