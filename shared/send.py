@@ -219,27 +219,29 @@ async def send(
     """Publish `documents` in order; with `wait` > 0, collect their answers for that long at
     most, printing each outcome to `out` as it arrives (`as_json`: the answer's JSON)."""
     topics = settings.topics
-    reader: _Answers | None = None
-    if wait > 0:
-        reader = _Answers(settings, documents)
-        await reader.start()
-    producer = make_producer(settings)
-    await producer.start()
+    reader = _Answers(settings, documents) if wait > 0 else None
+    if reader is not None:
+        await reader.start()  # from the topics' ends as of now: what is sent next is read
     try:
-        for doc in documents:
-            await producer.send(topics.name(doc.topic), doc.value, key=doc.key.encode())
-        await producer.flush()
-    finally:
-        await producer.stop()
-    if reader is None:
-        outcomes = [Outcome(doc) for doc in documents]
-        for outcome in outcomes:
-            _print(out, outcome, as_json, sent_only=True)
-        return outcomes
-    try:
+        producer = make_producer(settings)
+        await producer.start()
+        try:
+            sent = [
+                await producer.send(topics.name(doc.topic), doc.value, key=doc.key.encode())
+                for doc in documents
+            ]
+            await asyncio.gather(*sent)  # every document acknowledged, or the error raised
+        finally:
+            await producer.stop()
+        if reader is None:
+            outcomes = [Outcome(doc) for doc in documents]
+            for outcome in outcomes:
+                _print(out, outcome, as_json, sent_only=True)
+            return outcomes
         return await reader.collect(wait, out, as_json)
     finally:
-        await reader.stop()
+        if reader is not None:
+            await reader.stop()
 
 
 def _print(out: TextIO | None, outcome: Outcome, as_json: bool, sent_only: bool = False) -> None:
