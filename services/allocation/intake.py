@@ -36,7 +36,9 @@ class HeldAdjustment:
 class PgIntakeRepository:
     async def lock_items(self, conn: asyncpg.Connection, lics: Collection[str]) -> None:
         """Wait for, and take until the transaction ends, the lock of each LIC, in a fixed
-        order (two transactions locking overlapping LICs cannot deadlock on these alone)."""
+        order. One consumer transaction may lock twice (its items, then its adjustments'
+        unknown items): two processes can then deadlock, rarely; PostgreSQL ends one, and the
+        consumer retries its batch (a deadlock is transient)."""
         if not lics:
             return
         await conn.execute(
@@ -47,10 +49,12 @@ class PgIntakeRepository:
 
     async def known(self, conn: asyncpg.Connection, lics: Collection[str]) -> set[str]:
         """Those of the LICs whose UpsertItem the intake has passed on, or that allocation
-        knows (an item upserted on inventory.commands by lotline itself, not the intake)."""
+        knows (an item upserted on inventory.commands by lotline itself, or passed by an older
+        process) and that have no adjustment held: a later adjustment never overtakes one."""
         rows = await conn.fetch(
-            "SELECT lic FROM intake_items WHERE lic = ANY($1::text[])"
-            " UNION SELECT lic FROM items WHERE lic = ANY($1::text[])",
+            "SELECT lic FROM (SELECT lic FROM intake_items WHERE lic = ANY($1::text[])"
+            "   UNION SELECT lic FROM items WHERE lic = ANY($1::text[])) AS k"
+            " WHERE NOT EXISTS (SELECT 1 FROM held_adjustments h WHERE h.lic = k.lic)",
             sorted(set(lics)),
         )
         return {row["lic"] for row in rows}

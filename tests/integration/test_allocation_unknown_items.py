@@ -276,3 +276,36 @@ async def test_an_item_passed_while_its_adjustment_is_being_held_releases_it(
         (b"RACE", "AdjustStock"),
     ]
     assert await db_pool.fetch("SELECT id FROM held_adjustments") == []
+
+
+async def test_a_later_adjustment_never_overtakes_one_held_for_the_same_item(
+    pool: tuple[LotlineEnv, asyncpg.Pool],
+) -> None:
+    """An item can reach allocation without this intake passing it (an older process, during
+    an upgrade): a later adjustment for it then waits behind the one held, in order, instead
+    of being decided first (a loss before the opening balance it needs: review, r1)."""
+    env, db_pool = pool
+    service = AllocationService(env.settings)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+
+    async def rekey(name: str, kind: str, quantity: int) -> Outbox:
+        outbox = Outbox()
+        message = u.AdjustInventory.model_validate(
+            {**adjustment("r", name, "LATE", kind, quantity), "occurred_at": now}
+        )
+        async with db_pool.acquire() as conn, conn.transaction():
+            await service.rekey_adjustments(
+                UnitOfWork(cast(asyncpg.Connection, conn), outbox),
+                [Inbound(message, "adjustments", 0, 0, None)],
+            )
+        return outbox
+
+    assert (await rekey("bb", "beginning_balance", 5)).rows == []  # held: the item is unknown
+    await db_pool.execute(
+        "INSERT INTO items (lic, description, uom, track_mfr_lot, serialized, perishable,"
+        "   est_unit_cost) VALUES ('LATE', 'passed elsewhere', 'EA', false, false, false, 1)"
+    )
+    assert (await rekey("loss", "loss", -2)).rows == []  # behind the held one
+
+    held = await db_pool.fetch("SELECT command_id FROM held_adjustments ORDER BY id")
+    assert [row["command_id"] for row in held] == ["adjustment:bb-r", "adjustment:loss-r"]
