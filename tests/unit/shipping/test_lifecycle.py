@@ -862,27 +862,41 @@ def test_a_ship_request_while_shipping_is_answered_with_the_refusal_too() -> Non
     assert desk.phase == "allocated"
 
 
-def _ship_then_request(outcome: str, read: str) -> tuple[list[object], list[object], Desk]:
-    """Two lines allocated, a ship under way, then a resend read before its answers (in the
-    ship's batch) or after: the statuses and commands from the ship's answers on, and the desk."""
+def _shipping() -> tuple[Desk, Command, Command]:
+    """Two lines allocated and a ship under way: the desk and its two ship commands."""
     desk = Desk()
     first, second = desk.send(_SHIP_FIRST).commands
     desk.allocated(first)
     desk.allocated(second)
     ship_one, ship_two = desk.send(_SHIP_REQUEST).commands
+    return desk, ship_one, ship_two
+
+
+def _answer_ship(desk: Desk, outcome: str, ship_one: Command, ship_two: Command) -> list[Decision]:
+    """Allocation's answers to the ship: both shipped, both refused, or the first only."""
+    one = (
+        desk.refused(ship_one, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1")
+        if outcome == "refused"
+        else desk.shipped(ship_one)
+    )
+    two = (
+        desk.shipped(ship_two)
+        if outcome == "shipped"
+        else desk.refused(ship_two, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2")
+    )
+    return [one, two]
+
+
+def _ship_then_request(outcome: str, read: str) -> tuple[list[object], list[object], Desk]:
+    """Two lines allocated, a ship under way, then a resend read before its answers (in the
+    ship's batch) or after: the statuses and commands from the ship's answers on, and the desk."""
+    desk, ship_one, ship_two = _shipping()
     decisions: list[Decision] = []
     if read == "before":
         waits = desk.send(_SHIP_RESEND)
         assert (waits.commands, waits.statuses, desk.phase) == ((), (), "shipping")
         assert desk.shipment is not None and desk.shipment.queued != ()
-    if outcome == "refused":
-        decisions.append(desk.refused(ship_one, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1"))
-    else:
-        decisions.append(desk.shipped(ship_one))
-    if outcome == "shipped":
-        decisions.append(desk.shipped(ship_two))
-    else:
-        decisions.append(desk.refused(ship_two, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2"))
+    decisions += _answer_ship(desk, outcome, ship_one, ship_two)
     if read == "after":
         decisions.append(desk.send(_SHIP_RESEND))
     statuses = [s for d in decisions for s in d.statuses]
@@ -1001,11 +1015,7 @@ def _ship_then(outcome: str, read: str, *documents: Upstream) -> tuple[list[Stat
     """Two lines allocated and a ship under way; `documents` read before allocation's answers to
     it (in the ship's batch) or just after them. Then allocation answers everything left. The
     statuses from the first document or answer on, in order, and the desk."""
-    desk = Desk()
-    first, second = desk.send(_SHIP_FIRST).commands
-    desk.allocated(first)
-    desk.allocated(second)
-    ship_one, ship_two = desk.send(_SHIP_REQUEST).commands
+    desk, ship_one, ship_two = _shipping()
     decisions: list[Decision] = []
 
     def read_documents() -> None:
@@ -1014,14 +1024,7 @@ def _ship_then(outcome: str, read: str, *documents: Upstream) -> tuple[list[Stat
 
     if read == "before":
         read_documents()
-    if outcome == "refused":
-        decisions.append(desk.refused(ship_one, ReasonCode.UNKNOWN_SHIPMENT, "S-1/1"))
-    else:
-        decisions.append(desk.shipped(ship_one))
-    if outcome == "shipped":
-        decisions.append(desk.shipped(ship_two))
-    else:
-        decisions.append(desk.refused(ship_two, ReasonCode.UNKNOWN_SHIPMENT, "S-1/2"))
+    decisions += _answer_ship(desk, outcome, ship_one, ship_two)
     if read == "after":
         read_documents()
     statuses = [s for d in decisions for s in d.statuses]
