@@ -32,7 +32,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -59,7 +59,7 @@ from shared.contracts.codec import (
 )
 from shared.contracts.invalid import Refuser, problems
 from shared.contracts.types import normalize_identifier
-from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS, is_transient
+from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS, is_transient, lock_names
 from shared.kafka import IdlePace
 from shared.outbox import TYPE_HEADER, Outbox, OutboxRelay, OutboxRow, channel_for, write_outbox
 
@@ -206,6 +206,11 @@ class Route(Generic[T]):
     # that fetches every `poll_ms`, so its partitions do not cost the broker a fetch every
     # KAFKA_FETCH_MAX_WAIT_MS alongside the hot path's. None: the service's main consumer.
     poll_ms: int | None = None
+    # The advisory locks (`shared.db.lock_names`) the handler may take for these messages in
+    # its transaction. The consumer takes every route's at once, in one fixed order, before any
+    # handler runs: two transactions that each read two topics then never wait for each other
+    # in turn (a deadlock), as taking them route by route could.
+    locks: Callable[[list[T]], Iterable[str]] | None = None
 
 
 @dataclass
@@ -667,6 +672,15 @@ class TransactionalConsumer:
             if reused:  # dead letters in record order
                 order = {id(record): i for i, record in enumerate(records)}
                 dead = sorted([*dead, *reused], key=lambda entry: order[id(entry.record)])
+            await lock_names(
+                conn,
+                (
+                    name
+                    for route in self._routes.values()
+                    if route.locks is not None
+                    for name in route.locks([inbound.message for r, inbound in new if r is route])
+                ),
+            )
             later = {id(unit) for units in ordered.values() for unit in units}
             for entry in dead:
                 if id(entry) not in later:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,20 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # (asyncpg 0.32 reports a bad argument as the server-side class asyncpg.DataError, which is not
 # transient; this keeps it so should the driver raise the client-side one.)
 NOT_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions._base.DataError,)
+
+
+async def lock_names(conn: asyncpg.Connection, names: Iterable[str]) -> None:
+    """Wait for, and take until the transaction ends, a transaction-scoped advisory lock per
+    name (its key: `hashtextextended(name, 0)`), all in one statement, in key order. Taken
+    again in the same transaction, a lock is granted at once."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT hashtextextended(n, 0) AS k"
+        " FROM unnest($1::text[]) AS n ORDER BY k) AS keys",
+        wanted,
+    )
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -11,7 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Collection, Coroutine
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -145,6 +145,7 @@ class ServiceRuntime:
         refuse: Refuser | None = None,
         on_refused: RefusedHandler | None = None,
         poll_ms: int | None = None,
+        locks: Callable[[list[T]], Iterable[str]] | None = None,
     ) -> None:
         """Declare a topic this service reads; one consumer serves every declared topic (one
         more for the topics declared with `poll_ms`, read that often: `Route.poll_ms`).
@@ -154,7 +155,8 @@ class ServiceRuntime:
         the topic's partitions are assigned, before their stored offsets are read; `refuse`:
         answers a document that fails validation but names its type and ids (it is also
         dead-lettered); `on_refused`: acts, in the same transaction, on the documents `refuse`
-        answers (`Route.on_refused`).
+        answers (`Route.on_refused`); `locks`: the advisory locks the handler may take for
+        its messages, taken with every other route's before any handler runs (`Route.locks`).
         """
         self.routes.append(
             Route(
@@ -168,6 +170,7 @@ class ServiceRuntime:
                 refuse=refuse,
                 on_refused=on_refused,
                 poll_ms=poll_ms,
+                locks=locks,
             )
         )
         if description:

@@ -3,10 +3,12 @@
 Bound to the unit of work's connection (search_path = `allocation`); never opens a transaction.
 
 Holding an adjustment for a LIC and passing that LIC's UpsertItem are serialized by a
-transaction-scoped advisory lock per LIC (`lock_items`), as receiving does for its receipts:
+transaction-scoped advisory lock per LIC (`item_lock`), as receiving does for its receipts:
 without it, an adjustment could read the item as unknown while the item's transaction, not yet
 committed, looks for held adjustments before the adjustment's is committed, and neither would
 see the other. Whoever holds the lock reads afresh (READ COMMITTED) what the other committed.
+The consumer takes a batch's locks for both topics at once, before either handler runs
+(`Route.locks`): taken topic by topic, two processes could each wait for the other's.
 """
 
 from __future__ import annotations
@@ -17,10 +19,23 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.contracts import commands as c
+from shared.contracts import upstream as u
 from shared.contracts.codec import encode
+from shared.db import lock_names
 
 # Each LIC's lock: the same key wherever the intake takes it (receiving's are its own).
-_LOCK_KEY = "hashtextextended('lotline.allocation.item:' || lic, 0)"
+_LOCK_PREFIX = "lotline.allocation.item:"
+_LOCK_KEY = f"hashtextextended('{_LOCK_PREFIX}' || lic, 0)"
+
+
+def item_lock(lic: str) -> str:
+    """The name of a LIC's intake lock (`shared.db.lock_names`)."""
+    return _LOCK_PREFIX + lic
+
+
+def item_locks(messages: Sequence[u.UpsertItem | u.AdjustInventory]) -> list[str]:
+    """The intake locks a batch of items or adjustments may take (`Route.locks`)."""
+    return [item_lock(m.lic) for m in messages]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +50,9 @@ class HeldAdjustment:
 
 class PgIntakeRepository:
     async def lock_items(self, conn: asyncpg.Connection, lics: Collection[str]) -> None:
-        """Wait for, and take until the transaction ends, the lock of each LIC, in a fixed
-        order. One consumer transaction may lock twice (its items, then its adjustments'
-        unknown items): two processes can then deadlock, rarely; PostgreSQL ends one, and the
-        consumer retries its batch (a deadlock is transient)."""
-        if not lics:
-            return
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
-            f"   {_LOCK_KEY} AS k FROM unnest($1::text[]) AS lic ORDER BY k) AS keys",
-            sorted(lics),
-        )
+        """Wait for, and take until the transaction ends, the lock of each LIC (granted at once
+        when the consumer took it already: `item_locks`)."""
+        await lock_names(conn, map(item_lock, lics))
 
     async def known(self, conn: asyncpg.Connection, lics: Collection[str]) -> set[str]:
         """Those of the LICs whose UpsertItem the intake has passed on, or that allocation

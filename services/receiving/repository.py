@@ -17,11 +17,29 @@ import asyncpg
 from pydantic import TypeAdapter
 
 from services.receiving import domain as d
+from shared.contracts import events as e
+from shared.contracts import upstream as u
+from shared.db import lock_names
 
 T = TypeVar("T")
 _PROBLEM = TypeAdapter(d.Problem)
 _PROBLEMS = TypeAdapter(tuple[d.Problem, ...])
 _LICS = TypeAdapter(tuple[str, ...])
+
+
+def item_lock(lic: str) -> str:
+    """The name of the lock serializing, for a LIC, holding documents and the item's arrival."""
+    return f"lotline.receiving.item:{lic}"
+
+
+def receipt_locks(receipts: Sequence[u.ShipmentReceived]) -> list[str]:
+    """The item locks a batch of receipts may take: those of every LIC its lines name."""
+    return [item_lock(line.lic) for receipt in receipts for line in receipt.lines]
+
+
+def arrival_locks(events: Sequence[e.Event]) -> list[str]:
+    """The item locks a batch of allocation's events may take: those of the items arriving."""
+    return [item_lock(ev.lic) for ev in events if isinstance(ev, e.ItemUpserted)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,14 +336,11 @@ class PgReceivingRepository:
         Without it, a receipt could read the item as unknown while the item's arrival, not yet
         committed, looks for held documents before the receipt's is committed: neither would see
         the other. A transaction-scoped advisory lock per LIC (taken in a fixed order), then a
-        fresh read, makes the later one see the earlier one.
+        fresh read, makes the later one see the earlier one. The consumer takes a batch's
+        locks for both topics before either handler runs (`receipt_locks`, `arrival_locks`),
+        so these are granted at once.
         """
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock(k) FROM (SELECT DISTINCT"
-            "   hashtextextended('lotline.receiving.item:' || lic, 0) AS k"
-            " FROM unnest($1::text[]) AS lic ORDER BY k) AS keys",
-            sorted(lics),
-        )
+        await lock_names(conn, map(item_lock, lics))
 
     async def hold(
         self, conn: asyncpg.Connection, documents: Sequence[ToHold], wait_seconds: float

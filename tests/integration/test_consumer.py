@@ -4,6 +4,8 @@ message that trips a bug, and constraint conflicts that never half-apply a batch
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -388,6 +390,71 @@ async def test_one_consumer_keeps_each_topics_inbox_and_offsets_apart(pool: asyn
     assert await _rows(
         pool, "SELECT consumer, topic, next_offset FROM consumer_offsets ORDER BY consumer"
     ) == [("test", TOPIC, 1), ("test-adjustments", "adjustments", 2)]
+
+
+class _Locking(Recorder):
+    """A handler that takes its messages' LIC locks itself, as the intakes do; with events,
+    it then lets the other transaction go on and waits for it (at most a second) to have
+    taken its own."""
+
+    def __init__(
+        self, mine: asyncio.Event | None = None, other: asyncio.Event | None = None
+    ) -> None:
+        super().__init__()
+        self.mine, self.other = mine, other
+
+    async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
+        await db.lock_names(uow.conn, _lic_locks([inbound.message for inbound in batch]))
+        if self.mine is not None and self.other is not None:
+            self.mine.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.other.wait(), 1.0)
+        await super().__call__(uow, batch)
+
+
+def _lic_locks(messages: list[UpsertItem]) -> list[str]:
+    return [f"test.lic:{m.lic}" for m in messages]
+
+
+async def test_two_transactions_reading_two_topics_in_opposite_orders_never_deadlock(
+    pool: asyncpg.Pool,
+) -> None:
+    """Two processes, each with a batch of both topics: one's items name LIC A and its
+    adjustments B, the other's the reverse, and each handler locks its LICs. Locked topic by
+    topic, each would hold one LIC and wait for the other's (PostgreSQL ends one transaction,
+    DeadlockDetectedError); the consumer takes both topics' locks before any handler runs."""
+    first, second = asyncio.Event(), asyncio.Event()
+    consumers = []
+    for mine, other, partition in ((first, second, 0), (second, first, 1)):
+        adjustments = Route(
+            name="test-adjustments",
+            topic="adjustments",
+            adapter=TypeAdapter(ItemMessage),
+            handler=_Locking(),
+            locks=_lic_locks,
+        )
+        consumer = _consumer(pool, _Locking(mine, other), adjustments, locks=_lic_locks)
+        await consumer.claim(
+            [TopicPartition(TOPIC, partition), TopicPartition("adjustments", partition)]
+        )
+        consumers.append(consumer)
+    batches = [
+        [_record(0, _item("i-A", "A")), _record(0, _item("a-B", "B"), topic="adjustments")],
+        [
+            _record(0, _item("i-B", "B"), partition=1),
+            _record(0, _item("a-A", "A"), partition=1, topic="adjustments"),
+        ],
+    ]
+    await asyncio.wait_for(
+        asyncio.gather(*(c._commit_unit(b, None) for c, b in zip(consumers, batches, strict=True))),
+        20,
+    )
+    assert await _rows(pool, "SELECT lic FROM seen ORDER BY lic") == [
+        ("A",),
+        ("A",),
+        ("B",),
+        ("B",),
+    ]
 
 
 async def test_the_relay_purges_message_ids_older_than_the_retention(pool: asyncpg.Pool) -> None:

@@ -18,12 +18,16 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import pytest
 
 from services.allocation.app import create_runtime as allocation
 from services.receiving.app import create_runtime as receiving
+from services.receiving.repository import PgReceivingRepository
+from shared import db
 from shared.config import Settings
 from shared.contracts.codec import encode
 from shared.contracts.events import ItemUpserted
+from shared.contracts.upstream import ShipmentReceived
 from shared.ids import derived_id
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import (
@@ -287,3 +291,43 @@ async def test_an_invalid_newer_version_supersedes_a_held_receipt_before_its_ref
         assert [(r["topic"], json.loads(r["payload"])["type"]) for r in sent] == [
             (topics.status, "ReceiptRejected")
         ] * 4
+
+
+async def test_the_locks_the_consumer_takes_for_receiving_are_the_ones_it_locks_with(
+    lotline_env: Callable[..., LotlineEnv],
+) -> None:
+    """Receiving's routes declare the item locks their handlers take (`Route.locks`): a
+    receipt's line LICs and an arriving item's LIC. The consumer takes both topics' at once,
+    before either handler runs, so two processes never each hold one and wait for the other's;
+    for that they must be the very locks receiving waits for (`lock_items`)."""
+    env = lotline_env(topics=False)
+    routes = {route.topic: route for route in receiving(env.settings).routes}
+    topics = env.settings.topics
+    receipts_locks, events_locks = (routes[t].locks for t in (topics.receipts, topics.events))
+    assert receipts_locks is not None and events_locks is not None
+    document = ShipmentReceived.model_validate_json(receipt("r", "DOC", "RECEIVED"))
+    arrival = ItemUpserted.model_validate(
+        {
+            "message_id": "m",
+            "lic": "ARRIVED",
+            "command_id": "c",
+            "track_mfr_lot": False,
+            "serialized": False,
+            "perishable": False,
+            "est_unit_cost": "1",
+        }
+    )
+    declared = [*receipts_locks([document]), *events_locks([arrival])]
+    first = await asyncpg.connect(env.dsn)
+    second = await asyncpg.connect(env.dsn)
+    try:
+        async with first.transaction():
+            await db.lock_names(first, declared)
+            for lic in ("RECEIVED", "ARRIVED"):
+                async with second.transaction():
+                    await second.execute("SET LOCAL lock_timeout = '200ms'")
+                    with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
+                        await PgReceivingRepository().lock_items(second, [lic])
+    finally:
+        await first.close()
+        await second.close()
