@@ -18,9 +18,8 @@ from services.allocation.repository import HeldEvent, PgStateRepository
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import commands as c
-from shared.contracts import events as e
 from shared.contracts import upstream as u
-from shared.ids import derived_id, namespaced
+from shared.ids import namespaced
 from shared.outbox import TYPE_HEADER
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
@@ -170,24 +169,25 @@ class AllocationService:
     ) -> None:
         """Intake: each adjustment becomes its LIC's `AdjustStock` command. One for an item
         the intake has not passed on yet is held (see `rekey_items`, `expire_held`), unless
-        the wait is 0; one whose serials do not parse is refused here, whatever its item."""
+        the wait is 0. One whose serials do not parse carries its refusal, which allocation
+        answers in the LIC's order: never before an adjustment read earlier."""
         commands: list[c.AdjustStock] = []
         for inbound in batch:
             m = inbound.message
+            refusal: c.LineRefusal | None = None
+            serials: list[str] = []
             try:
-                serials = (
-                    parse_serials(
+                if m.serials:
+                    serials = parse_serials(
                         # as many as a line may carry: its event lists a movement per serial
                         m.serials,
                         max_span=self._max_span,
                         max_serials=MAX_SERIALS_PER_LINE,
                     )
-                    if m.serials
-                    else []
-                )
             except SerialEntryError as exc:
-                uow.outbox.emit(self._topics.events, m.lic, _refusal(m, exc))
-                continue
+                refusal = c.LineRefusal(
+                    reason_code=ReasonCode(exc.code), reason=exc.reason, offending=exc.offending
+                )
             command = c.AdjustStock(
                 message_id=namespaced("adjustment", m.message_id),
                 occurred_at=m.occurred_at,
@@ -201,6 +201,7 @@ class AllocationService:
                 serials=serials,
                 reason=m.reason,
                 adjusted_on=m.adjusted_on or m.occurred_at.date(),
+                refusal=refusal,
             )
             commands.append(command)
         unknown = await self._unknown_items(uow, {m.lic for m in commands})
@@ -250,19 +251,3 @@ class AllocationService:
             log.info(
                 f"allocation.adjustment_{how}", command_id=adjustment.command_id, lic=adjustment.lic
             )
-
-
-def _refusal(m: u.AdjustInventory, exc: SerialEntryError) -> e.CommandRejected:
-    """The intake's own refusal, with the ids a decided command's refusal would carry (any
-    upstream message id, however long, fits them)."""
-    command_id = namespaced("adjustment", m.message_id)
-    return e.CommandRejected(
-        message_id=derived_id(command_id, "rejected"),
-        lic=m.lic,
-        command_id=command_id,
-        command_type=m.type,
-        adjustment_id=m.adjustment_id,
-        reason_code=ReasonCode(exc.code),
-        reason=exc.reason,
-        offending=exc.offending,
-    )

@@ -157,6 +157,7 @@ def _(m: c.AdjustStock) -> d.Command:
         lots=_lot_entries(m.lots),
         serials=tuple(m.serials),
         reason=m.reason,
+        refusal=None if m.refusal is None else _line_refusal(m.refusal),
     )
 
 

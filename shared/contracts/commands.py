@@ -149,7 +149,10 @@ class ShipLine(Message):
 
 
 class AdjustStock(Message):
-    """An inventory adjustment re-keyed from `AdjustInventory` (R11, R12)."""
+    """An inventory adjustment re-keyed from `AdjustInventory` (R11, R12).
+
+    `refusal`: a problem the intake already found (serials as typed that do not parse, R5):
+    allocation answers with it, in the LIC's order, as it answers `AllocateLine.refusal`."""
 
     type: Literal["AdjustStock"] = "AdjustStock"
     lic: Identifier
@@ -162,6 +165,7 @@ class AdjustStock(Message):
     serials: SerialList = Field(default_factory=list)
     reason: Text = ""
     adjusted_on: Date
+    refusal: LineRefusal | None = None
 
 
 class LotPicks(Model):

@@ -358,8 +358,11 @@ async def test_a_receipt_naming_another_items_lot_is_refused_and_moves_nothing(
 
 
 async def _intake_refusal(env: LotlineEnv, lic: str, **adjustment: Any) -> dict[str, Any]:
-    """Publish a beginning balance of `lic` with `adjustment`'s fields; its one answer."""
+    """Publish the item `lic`, then a beginning balance of it with `adjustment`'s fields; the
+    adjustment's one answer."""
     topics = env.settings.topics
+    item = {"type": "UpsertItem", "message_id": f"item-{lic}", "lic": lic, "serialized": True}
+    await kafka_publish_many(env.bootstrap, topics.items, [(lic, json.dumps(item).encode())])
     document = {
         "type": "AdjustInventory",
         "message_id": f"m-{lic}",
@@ -373,12 +376,13 @@ async def _intake_refusal(env: LotlineEnv, lic: str, **adjustment: Any) -> dict[
     await kafka_publish_many(
         env.bootstrap, topics.adjustments, [(lic, json.dumps(document).encode())]
     )
-    records = await kafka_read_until(
-        env.bootstrap,
-        topics.events,
-        lambda rs: any(v.get("lic") == lic for v in json_values(rs)),
+
+    def answers(records: list[Any]) -> list[Any]:
+        return [v for v in json_values(records) if v.get("adjustment_id") == f"ADJ-{lic}"]
+
+    (answer,) = answers(
+        await kafka_read_until(env.bootstrap, topics.events, lambda rs: bool(answers(rs)))
     )
-    (answer,) = [v for v in json_values(records) if v.get("lic") == lic]
     return answer
 
 
@@ -386,8 +390,8 @@ async def test_an_adjustment_with_a_bad_span_is_refused_whatever_its_message_id(
     allocation: LotlineEnv,
 ) -> None:
     """The intake parses an adjustment's serials before re-keying it: a bad span is answered
-    INVALID_SERIAL_SPAN with the command id a decided refusal would carry, even for a message
-    id at the contract's length limit (the refusal's own id must still fit)."""
+    INVALID_SERIAL_SPAN, by allocation in the LIC's order, with the adjustment's command id,
+    even for a message id at the contract's length limit (the refusal's own id must fit)."""
     lic = f"SPAN-{uuid.uuid4().hex[:6]}"
     message_id = f"{lic}-" + "x" * (128 - len(lic) - 1)
     refusal = await _intake_refusal(

@@ -349,3 +349,52 @@ async def test_the_locks_the_consumer_takes_for_the_intake_are_the_ones_it_locks
         assert [
             h.command_id for h in await intake.expire(cast(asyncpg.Connection, conn), 0, 10)
         ] == ["c"]
+
+
+async def test_an_adjustment_with_bad_serials_waits_behind_one_held_for_its_item(
+    pool: tuple[LotlineEnv, asyncpg.Pool],
+) -> None:
+    """R5, R11: an adjustment whose serials do not parse carries its refusal to allocation, in
+    the LIC's order. Read while an earlier adjustment of the item is held, it is held behind
+    it, and both follow the item, in order: its refusal never answers before the earlier one."""
+    env, db_pool = pool
+    service = AllocationService(env.settings)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+
+    async def rekey(name: str, kind: str, quantity: int, **fields: Any) -> Outbox:
+        outbox = Outbox()
+        message = u.AdjustInventory.model_validate(
+            {**adjustment("r", name, "BAD", kind, quantity), **fields, "occurred_at": now}
+        )
+        async with db_pool.acquire() as conn, conn.transaction():
+            await service.rekey_adjustments(
+                UnitOfWork(cast(asyncpg.Connection, conn), outbox),
+                [Inbound(message, "adjustments", 0, 0, None)],
+            )
+        return outbox
+
+    assert (await rekey("bb", "beginning_balance", 2)).rows == []
+    assert (await rekey("loss", "loss", -1, serials="10...8")).rows == []  # held behind
+    passing = Outbox()
+    item = u.UpsertItem.model_validate({**upsert_item("BAD"), "occurred_at": now})
+    async with db_pool.acquire() as conn, conn.transaction():
+        await service.rekey_items(
+            UnitOfWork(cast(asyncpg.Connection, conn), passing),
+            [Inbound(item, "items", 0, 0, None)],
+        )
+    sent = [json.loads(row.payload) for row in passing.rows]
+    assert [(m["type"], m.get("adjustment_id")) for m in sent] == [
+        ("UpsertItem", None),
+        ("AdjustStock", "ADJ-bb-r"),
+        ("AdjustStock", "ADJ-loss-r"),
+    ]
+    assert sent[1]["refusal"] is None
+    assert (
+        sent[2]["serials"],
+        sent[2]["refusal"]["reason_code"],
+        sent[2]["refusal"]["offending"],
+    ) == (
+        [],
+        "INVALID_SERIAL_SPAN",
+        "10...8",
+    )

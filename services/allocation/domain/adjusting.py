@@ -53,6 +53,9 @@ EXCEEDS_USED = "adjusted quantity exceeds the previously used quantity"
 
 
 def adjust(draft: Draft, cmd: AdjustStock) -> tuple[InventoryAdjusted]:
+    if cmd.refusal is not None:
+        refusal = cmd.refusal
+        raise Refusal(refusal.reason_code, refusal.reason, refusal.offending)
     item = require_item(draft)
     quantity = checks.nonzero(cmd.quantity)
     checks.whole_for(item, quantity)

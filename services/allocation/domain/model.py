@@ -503,7 +503,8 @@ class ReceiveStock:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineRefusal:
     """A problem the sender already found with a shipment line (its picks as typed, R5; a
-    vendor return naming nothing, R14): the refusal its `AllocateLine` is answered with."""
+    vendor return naming nothing, R14) or an adjustment (its serials as typed): the refusal
+    its `AllocateLine` or `AdjustStock` is answered with."""
 
     reason_code: ReasonCode
     reason: str
@@ -574,6 +575,7 @@ class AdjustStock:
     serials: tuple[str, ...] = ()
     reason: str = ""
     lot_id: str | None = None
+    refusal: LineRefusal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal, localcontext
 
@@ -10,7 +11,12 @@ from hypothesis import strategies as st
 
 from services.allocation.domain.adjusting import EXCEEDS_USED
 from services.allocation.domain.errors import ReasonCode
-from services.allocation.domain.model import COST_STEP, InventoryAdjusted, UnallocatedStock
+from services.allocation.domain.model import (
+    COST_STEP,
+    InventoryAdjusted,
+    LineRefusal,
+    UnallocatedStock,
+)
 from tests.unit.allocation.builders import Book, D, adjust, allocate, item, lot, receive, ship
 
 LATE = date(2024, 6, 1)
@@ -382,3 +388,28 @@ def test_unallocated_value_stays_exact_at_the_largest_quantities_and_costs() -> 
     assert "AI" not in book.state.unallocated
     with localcontext(prec=60):
         assert sum((-q * cost for q, cost in taken_out), Decimal(0)) == put_in
+
+
+def test_an_adjustment_the_intake_refused_is_answered_with_its_problem_and_changes_nothing() -> (
+    None
+):
+    """R5, R11: serials typed so that they do not parse reach allocation as the intake's
+    refusal, answered in the LIC's order: before any rule (an unknown item too), nothing
+    moves, and the next adjustment is decided on the unchanged stock."""
+    span = LineRefusal(
+        reason_code=ReasonCode.INVALID_SERIAL_SPAN,
+        reason="span '10...8' runs backwards",
+        offending="10...8",
+    )
+    book = Book(item(serialized=True), adjust("BB", "beginning_balance", 2, serials=["1", "2"]))
+    before = book.state
+    rejection = book.refused(
+        replace(adjust("LOSS", "loss", -1), refusal=span), ReasonCode.INVALID_SERIAL_SPAN
+    )
+    assert (rejection.offending, rejection.adjustment_id) == ("10...8", "LOSS")
+    assert book.state == before
+    book.ok(adjust("LOSS2", "loss", -1, serials=["2"]))
+    Book().refused(
+        replace(adjust("BB", "beginning_balance", 2), refusal=span),
+        ReasonCode.INVALID_SERIAL_SPAN,
+    )
