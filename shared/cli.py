@@ -187,9 +187,13 @@ def cmd_send(args: argparse.Namespace) -> int:
         return 2
     settings, _ = reached
     wait = 0.0 if args.no_wait else args.wait
-    outcomes = stack.run_sync(
-        send(settings, documents, wait=wait, out=sys.stdout, as_json=args.json)
-    )
+    try:
+        outcomes = stack.run_sync(
+            send(settings, documents, wait=wait, out=sys.stdout, as_json=args.json)
+        )
+    except DocumentError as exc:  # an answer topic missing: nothing was sent
+        print(f"lotline send: {exc} (nothing was sent)", file=sys.stderr)
+        return 2
     unanswered = [o for o in outcomes if wait and o.document.answered and o.answer is None]
     unanswered = [o for o in unanswered if o.dead_letter is None]
     if unanswered:

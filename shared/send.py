@@ -47,6 +47,8 @@ STATUS_ANSWERS: dict[str, frozenset[str]] = {
 }
 EVENT_ORIGINS = {"UpsertItem": "item", "AdjustInventory": "adjustment"}
 ANSWERED_ON_EVENTS = frozenset({"ItemUpserted", "InventoryAdjusted", "CommandRejected"})
+# How long `send` reads on to the answer topics' true end before sending (see `_Answers.start`).
+DRAIN_SECONDS = 2.0
 
 _ADAPTERS = {topic: TypeAdapter(message) for topic, message in TOPIC_MESSAGES.items()}
 
@@ -179,7 +181,7 @@ def check(where: str, raw: str) -> Document:
     if not isinstance(head, dict):
         raise DocumentError(where, "a document must be a JSON object")
     kind = head.get("type")
-    if kind not in UPSTREAM_ROUTES:
+    if not isinstance(kind, str) or kind not in UPSTREAM_ROUTES:
         known = ", ".join(sorted(UPSTREAM_ROUTES))
         raise DocumentError(where, f"type {kind!r} is not an upstream document; one of {known}")
     topic, key_field = UPSTREAM_ROUTES[kind]
@@ -220,9 +222,9 @@ async def send(
     most, printing each outcome to `out` as it arrives (`as_json`: the answer's JSON)."""
     topics = settings.topics
     reader = _Answers(settings, documents) if wait > 0 else None
-    if reader is not None:
-        await reader.start()  # from the topics' ends as of now: what is sent next is read
     try:
+        if reader is not None:
+            await reader.start()  # from the topics' ends as of now: what is sent next is read
         producer = make_producer(settings)
         await producer.start()
         try:
@@ -301,9 +303,11 @@ class _Answers:
         ]
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
-        # The embedded broker's end offset can trail the true end by a batch: read to the
-        # true end (until a poll comes back empty) so no earlier answer is taken for a new one.
-        while await consumer.getmany(timeout_ms=250):
+        # The embedded broker's end offset can trail the true end by a batch: read on to the
+        # true end (until a poll comes back empty) so no earlier answer is taken for a new
+        # one; on a busy stack a poll is never empty, so for DRAIN_SECONDS at most.
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while await consumer.getmany(timeout_ms=250) and time.monotonic() < deadline:
             pass
 
     async def stop(self) -> None:

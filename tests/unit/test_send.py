@@ -93,6 +93,8 @@ def test_a_document_goes_to_its_topic_with_its_key_byte_for_byte() -> None:
     [
         ('{"type": "ReceiptPosted", "message_id": "x"}', "'ReceiptPosted' is not an upstream"),
         ('{"message_id": "x"}', "None is not an upstream"),
+        ('{"type": ["UpsertItem"]}', "['UpsertItem'] is not an upstream"),
+        ('{"type": {}}', "{} is not an upstream"),
         ("[1]", "must be a JSON object"),
         (ITEM.replace('"BOLT"', '""'), "UpsertItem.lic"),
         (RECEIPT.replace("1.1", "-3"), "ShipmentReceived.lines.0.quantity"),
