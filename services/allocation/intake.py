@@ -125,11 +125,15 @@ class PgIntakeRepository:
         )
         if not locked:
             return []
+        # Per LIC, every row up to its last due one: `held_at` is when the holding transaction
+        # began, so a row held later (a higher id) may be due before an earlier one.
         rows = await conn.fetch(
-            "WITH taken AS (DELETE FROM held_adjustments AS h WHERE h.id IN"
-            "   (SELECT id FROM held_adjustments WHERE lic = ANY($1::text[])"
-            "     AND held_at <= now() - make_interval(secs => $2::float8)"
-            "     ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)"
+            "WITH due AS (SELECT lic, max(id) AS upto FROM held_adjustments"
+            "   WHERE lic = ANY($1::text[])"
+            "     AND held_at <= now() - make_interval(secs => $2::float8) GROUP BY lic),"
+            " taken AS (DELETE FROM held_adjustments AS h WHERE h.id IN"
+            "   (SELECT h2.id FROM held_adjustments AS h2 JOIN due ON due.lic = h2.lic"
+            "     WHERE h2.id <= due.upto ORDER BY h2.id LIMIT $3 FOR UPDATE OF h2 SKIP LOCKED)"
             "   RETURNING h.id, h.lic, h.command_id, h.command)"
             " SELECT lic, command_id, command FROM taken ORDER BY id",
             [row["lic"] for row in locked],

@@ -398,3 +398,42 @@ async def test_an_adjustment_with_bad_serials_waits_behind_one_held_for_its_item
         "INVALID_SERIAL_SPAN",
         "10...8",
     )
+
+
+async def test_a_held_adjustment_due_first_never_expires_ahead_of_an_earlier_one(
+    pool: tuple[LotlineEnv, asyncpg.Pool],
+) -> None:
+    """R11: `held_at` is when the holding transaction began, so one that began first but
+    took the item's lock second holds the later adjustment with the older time. When only
+    that one is due, the earlier one goes with it, first: never the later alone (refused
+    UNKNOWN_ITEM while the earlier one stayed held and then followed the item: review)."""
+    env, db_pool = pool
+    service = AllocationService(env.settings)
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def message(name: str, kind: str, quantity: int) -> u.AdjustInventory:
+        return u.AdjustInventory.model_validate(
+            {**adjustment("r", name, "ORDER", kind, quantity), "occurred_at": now}
+        )
+
+    async with db_pool.acquire() as first, first.transaction():  # begins first ...
+        await asyncio.sleep(1.0)
+        async with db_pool.acquire() as second, second.transaction():  # ... holds second
+            await service.rekey_adjustments(
+                UnitOfWork(cast(asyncpg.Connection, second), Outbox()),
+                [Inbound(message("bb", "beginning_balance", 5), "adjustments", 0, 0, None)],
+            )
+        await service.rekey_adjustments(
+            UnitOfWork(cast(asyncpg.Connection, first), Outbox()),
+            [Inbound(message("loss", "loss", -2), "adjustments", 0, 0, None)],
+        )
+    ages = await db_pool.fetch(
+        "SELECT extract(epoch FROM now() - held_at)::float8 AS age FROM held_adjustments"
+        " ORDER BY id"
+    )
+    assert ages[1]["age"] > ages[0]["age"] + 0.5  # the later row looks held longer
+    wait = (ages[0]["age"] + ages[1]["age"]) / 2  # due: the later row only
+    async with db_pool.acquire() as conn, conn.transaction():
+        expired = await PgIntakeRepository().expire(cast(asyncpg.Connection, conn), wait, 100)
+    assert [h.command_id for h in expired] == ["adjustment:bb-r", "adjustment:loss-r"]
+    assert await held(env, "ORDER") == []
