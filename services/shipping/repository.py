@@ -19,6 +19,7 @@ when a loaded shipment has documents waiting, whose decision may need its items)
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +38,7 @@ _PROBLEM = TypeAdapter(model.Problem)
 _TEXTS = TypeAdapter(tuple[str, ...])
 _PAIRS = TypeAdapter(tuple[tuple[str, str], ...])
 _READY = TypeAdapter(model.Ready)
+_PICKS_UPDATE = TypeAdapter(model.PicksUpdate)
 
 
 # A waiting document, as stored: its kind is the key (a ship request and a cancel carry the
@@ -52,6 +54,15 @@ class _Picks:
 
 
 @dataclass(frozen=True, slots=True)
+class _PicksWithNul:
+    """A picks update whose picks as entered hold a NUL (a scanner's raw text, which the
+    contract accepts and deciding refuses): jsonb cannot hold one, so its JSON is kept in
+    base64."""
+
+    picks_base64: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Ship:
     ship: model.ShipRequest
 
@@ -61,7 +72,7 @@ class _Cancel:
     cancel: model.Cancel
 
 
-_QUEUED = TypeAdapter(tuple[_Request | _Picks | _Ship | _Cancel, ...])
+_QUEUED = TypeAdapter(tuple[_Request | _Picks | _PicksWithNul | _Ship | _Cancel, ...])
 
 # Locks the batch's shipments; rows, not advisory locks, so a batch holds no lock-table slots.
 _LOCK_IDS = (
@@ -365,11 +376,14 @@ def _queued_json(queued: tuple[model.Queued, ...]) -> str | None:
     return _QUEUED.dump_json(tuple(_stored(document) for document in queued)).decode()
 
 
-def _stored(document: model.Queued) -> _Request | _Picks | _Ship | _Cancel:
+def _stored(document: model.Queued) -> _Request | _Picks | _PicksWithNul | _Ship | _Cancel:
     match document:
         case model.Ready():
             return _Request(document)
         case model.PicksUpdate():
+            text = _PICKS_UPDATE.dump_json(document)
+            if b"\\u0000" in text:
+                return _PicksWithNul(base64.b64encode(text).decode("ascii"))
             return _Picks(document)
         case model.ShipRequest():
             return _Ship(document)
@@ -393,6 +407,8 @@ def _queued(text: str | None) -> tuple[model.Queued, ...]:
                 documents.append(stored.request)
             case _Picks():
                 documents.append(stored.picks)
+            case _PicksWithNul():
+                documents.append(_PICKS_UPDATE.validate_json(base64.b64decode(stored.picks_base64)))
             case _Ship():
                 documents.append(stored.ship)
             case _Cancel():

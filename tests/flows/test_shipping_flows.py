@@ -800,3 +800,24 @@ async def test_a_request_a_cancel_overrides_is_answered_by_the_cancel(desk: Desk
     (status,) = desk.bus.statuses(sid)
     assert (status["type"], status["refused"]) == ("ShipmentCancelled", None)
     assert status["answers"] == [document_id(request), document_id(cancel)]
+
+
+@pytest.mark.parametrize("together", [True, False])
+async def test_picks_with_a_nul_read_with_the_ship_are_answered_not_dead_lettered(
+    desk: Desk, together: bool
+) -> None:
+    """A scan may hold a NUL (a scanner's raw text: the contract accepts it, reading it
+    refuses it). Read in the ship's batch, the picks update waits in the shipment's queue,
+    which jsonb cannot hold a NUL in: it is kept encoded, and answered as one read a batch
+    later is (review: the batch failed in the database and the document was dead-lettered)."""
+    sid = f"S-NUL-{together}"
+    await desk.bus.receive(f"PO-{sid}", {"lic": "PLAIN", "quantity": 3})
+    await desk.request(sid, {"lic": "PLAIN", "quantity": 3})
+    ship = shipping_message("ShipmentShipRequested", sid)
+    late = shipping_message(
+        "ShipmentPicksUpdated", sid, line_no=1, scans=["0109501101020917\x0021SN-1"]
+    )
+    answers = await desk.answers_to(sid, ship, late, together=together)
+    assert [a["type"] for a in answers] == ["ShipmentShipped", "ShipmentAllocationFailed"]
+    assert answers[1]["message_id"] == status_id(late)
+    assert answers[1]["reason_code"] == "UNKNOWN_SHIPMENT"  # shipped: picks no longer change

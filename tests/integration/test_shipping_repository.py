@@ -270,6 +270,26 @@ async def test_documents_waiting_for_the_phase_under_way_load_back_in_the_order_
     assert [r["queued"] for r in rows] == [None]
 
 
+async def test_a_waiting_picks_update_whose_scan_holds_a_nul_loads_back_as_read(
+    pool: asyncpg.Pool,
+) -> None:
+    """A scan is a scanner's raw text, NUL included (the contract accepts it; reading the
+    picks refuses it): waiting in the queue, which jsonb cannot hold a NUL in, it is kept
+    encoded and loads back as read (review: the save failed and the document was
+    dead-lettered)."""
+    nul = model.PicksUpdate(
+        message_id="m-nul",
+        shipment_id="S-1",
+        line_no=1,
+        entry=model.Entry(
+            serials=r"V\u0000 as typed, not a NUL", scans=("0109501101020917\x0021SN-1",)
+        ),
+    )
+    shipping = replace(_shipment(), phase="shipping", queued=(*_waiting_documents(), nul))
+    await _save(pool, {}, shipping)
+    assert (await _load(pool, "S-1")).shipments == {"S-1": shipping}
+
+
 async def _fetch(pool: asyncpg.Pool, sql: str) -> list[asyncpg.Record]:
     async with pool.acquire() as conn:
         return list(await conn.fetch(sql))
