@@ -334,7 +334,7 @@ class TransactionalConsumer:
             self._settings.kafka_idle_fetch_max_wait_ms,
         )
         if idle > busy:
-            self._subscriber.idle_pace = IdlePace(busy, idle)
+            self._subscriber.idle_pace = IdlePace(busy, idle, self._wanted)
 
     # -- assignment -------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
+from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
@@ -32,10 +33,11 @@ async def _poll(self: Any, consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
     timeout for data, so polling again at once is no busy loop.
     """
     batches = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    records = tuple(chain(*batches.values()))
     pace = getattr(self, "idle_pace", None)
     if pace is not None:
-        pace.polled(consumer, bool(batches))
-    return tuple(chain(*batches.values()))
+        pace.polled(consumer, any(map(pace.wanted, records)))
+    return records
 
 
 class IdlePace:
@@ -48,13 +50,19 @@ class IdlePace:
     (KAFKA_IDLE_FETCH_MAX_WAIT_MS) until a record comes, so only the first record after a quiet
     spell waits longer (a broker that answers fetches when data arrives, as Apache Kafka does,
     adds nothing). aiokafka reads `Fetcher._fetch_max_wait_ms` for every fetch it sends.
+    Records the consumer passes over unread (`wanted` false: a type it does not read, as
+    receiving passes over allocation's shipment events) count as none: such a stream keeps
+    no consumer busy.
     """
 
     IDLE_AFTER_SECONDS = 1.0
 
-    def __init__(self, busy_ms: int, idle_ms: int) -> None:
+    def __init__(
+        self, busy_ms: int, idle_ms: int, wanted: Callable[[Any], bool] = lambda _: True
+    ) -> None:
         self.busy_ms = busy_ms
         self.idle_ms = idle_ms
+        self.wanted = wanted
         self.idle = False
         self._last_data = time.monotonic()
 

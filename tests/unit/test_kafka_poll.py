@@ -73,6 +73,30 @@ async def test_a_consumer_idle_for_a_second_fetches_less_often_until_a_record_co
     assert await poll(0.9) == 20  # counted from that record
 
 
+async def test_records_the_consumer_passes_over_keep_it_idle(monkeypatch: Any) -> None:
+    """A stream of records the consumer does not read (receiving passes over allocation's
+    shipment events) keeps it as idle as no records: its fetches slow down all the same, and
+    the first record it reads brings them back."""
+    from shared.kafka import IdlePace
+
+    now = [1000.0]
+    monkeypatch.setattr("shared.kafka.time.monotonic", lambda: now[0])
+    pace = IdlePace(busy_ms=20, idle_ms=100, wanted=lambda record: record != "passed-over")
+    subscriber: Any = SimpleNamespace(batch_timeout_ms=20, max_records=10, idle_pace=pace)
+    passed_over = {"p0": ["passed-over", "passed-over"]}
+    consumer = _Fetching([passed_over, passed_over, {"p0": ["passed-over", "read"]}])
+
+    async def poll(after: float) -> int:
+        now[0] += after
+        await BatchSubscriber.get_msg(subscriber, consumer)
+        wait: int = consumer._fetcher._fetch_max_wait_ms
+        return wait
+
+    assert await poll(0.6) == 20
+    assert await poll(0.6) == 100  # a second of records it passes over
+    assert await poll(0.1) == 20  # one it reads among them
+
+
 async def test_a_subscriber_without_an_idle_pace_keeps_its_fetch_wait() -> None:
     subscriber: Any = SimpleNamespace(batch_timeout_ms=500, max_records=7)
     consumer = _Fetching([{}])
