@@ -135,6 +135,7 @@ class UnitOfWork:
 
 
 Handler = Callable[[UnitOfWork, list[Inbound[T]]], Awaitable[None]]
+Locks = Callable[[asyncpg.Connection, list[T]], Awaitable[Iterable[str]]]
 
 
 @dataclass(frozen=True)
@@ -207,10 +208,11 @@ class Route(Generic[T]):
     # KAFKA_FETCH_MAX_WAIT_MS alongside the hot path's. None: the service's main consumer.
     poll_ms: int | None = None
     # The advisory locks (`shared.db.lock_names`) the handler may take for these messages in
-    # its transaction. The consumer takes every route's at once, in one fixed order, before any
-    # handler runs: two transactions that each read two topics then never wait for each other
-    # in turn (a deadlock), as taking them route by route could.
-    locks: Callable[[list[T]], Iterable[str]] | None = None
+    # its transaction (read in it: the handler's own reads come later). The consumer takes
+    # every route's at once, in one fixed order, before any handler runs: two transactions
+    # that each read two topics then never wait for each other in turn (a deadlock), as
+    # taking them route by route could.
+    locks: Locks[T] | None = None
 
 
 @dataclass
@@ -672,15 +674,12 @@ class TransactionalConsumer:
             if reused:  # dead letters in record order
                 order = {id(record): i for i, record in enumerate(records)}
                 dead = sorted([*dead, *reused], key=lambda entry: order[id(entry.record)])
-            await lock_names(
-                conn,
-                (
-                    name
-                    for route in self._routes.values()
-                    if route.locks is not None
-                    for name in route.locks([inbound.message for r, inbound in new if r is route])
-                ),
-            )
+            names: list[str] = []
+            for route in self._routes.values():
+                mine = [inbound.message for r, inbound in new if r is route]
+                if route.locks is not None and mine:
+                    names += await route.locks(conn, mine)
+            await lock_names(conn, names)
             later = {id(unit) for units in ordered.values() for unit in units}
             for entry in dead:
                 if id(entry) not in later:

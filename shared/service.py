@@ -11,7 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -25,7 +25,14 @@ from pydantic import TypeAdapter
 
 from shared import db
 from shared.config import Settings
-from shared.consumer import Handler, RefusedHandler, Route, TransactionalConsumer, UnitOfWork
+from shared.consumer import (
+    Handler,
+    Locks,
+    RefusedHandler,
+    Route,
+    TransactionalConsumer,
+    UnitOfWork,
+)
 from shared.contracts.invalid import Refuser
 from shared.kafka import ensure_topics, kafka_security, make_producer, wait_for_broker
 from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
@@ -145,7 +152,7 @@ class ServiceRuntime:
         refuse: Refuser | None = None,
         on_refused: RefusedHandler | None = None,
         poll_ms: int | None = None,
-        locks: Callable[[list[T]], Iterable[str]] | None = None,
+        locks: Locks[T] | None = None,
     ) -> None:
         """Declare a topic this service reads; one consumer serves every declared topic (one
         more for the topics declared with `poll_ms`, read that often: `Route.poll_ms`).

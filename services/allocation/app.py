@@ -7,7 +7,6 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from services.allocation import translate
-from services.allocation.intake import item_locks
 from services.allocation.service import AllocationService
 from shared.config import Settings
 from shared.contracts.commands import Command
@@ -37,7 +36,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(ItemMessage),
         handler=service.rekey_items,
         payload_doc=UpsertItem,
-        locks=item_locks,
+        locks=service.item_locks,
         refuse=translate.refuse_items(topics.events),
         description="Upstream item master data, re-keyed by LIC into inventory.commands.",
     )
@@ -47,7 +46,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         adapter=TypeAdapter(AdjustmentMessage),
         handler=service.rekey_adjustments,
         payload_doc=AdjustInventory,
-        locks=item_locks,
+        locks=service.adjustment_locks,
         refuse=translate.refuse_adjustments(topics.events),
         description="Upstream inventory adjustments, re-keyed by LIC into inventory.commands.",
     )

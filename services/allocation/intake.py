@@ -8,7 +8,8 @@ without it, an adjustment could read the item as unknown while the item's transa
 committed, looks for held adjustments before the adjustment's is committed, and neither would
 see the other. Whoever holds the lock reads afresh (READ COMMITTED) what the other committed.
 The consumer takes a batch's locks for both topics at once, before either handler runs
-(`Route.locks`): taken topic by topic, two processes could each wait for the other's.
+(`Route.locks`, `AllocationService.item_locks` and `adjustment_locks`): taken topic by topic,
+two processes could each wait for the other's.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.contracts import commands as c
-from shared.contracts import upstream as u
 from shared.contracts.codec import encode
 from shared.db import lock_names
 
@@ -31,11 +31,6 @@ _LOCK_KEY = f"hashtextextended('{_LOCK_PREFIX}' || lic, 0)"
 def item_lock(lic: str) -> str:
     """The name of a LIC's intake lock (`shared.db.lock_names`)."""
     return _LOCK_PREFIX + lic
-
-
-def item_locks(messages: Sequence[u.UpsertItem | u.AdjustInventory]) -> list[str]:
-    """The intake locks a batch of items or adjustments may take (`Route.locks`)."""
-    return [item_lock(m.lic) for m in messages]
 
 
 @dataclass(frozen=True, slots=True)

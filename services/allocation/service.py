@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from typing import Any, Literal
 
+import asyncpg
 import structlog
 
 from services.allocation import translate
@@ -13,7 +14,7 @@ from services.allocation.domain import model as d
 from services.allocation.domain.checks import MAX_SERIALS_PER_LINE
 from services.allocation.domain.decide import decide_batch
 from services.allocation.domain.model import LicState, Touched
-from services.allocation.intake import HeldAdjustment, PgIntakeRepository
+from services.allocation.intake import HeldAdjustment, PgIntakeRepository, item_lock
 from services.allocation.repository import HeldEvent, PgStateRepository
 from shared.config import Settings
 from shared.consumer import Inbound, UnitOfWork
@@ -146,6 +147,20 @@ class AllocationService:
             if owner != named[lot_id]:
                 elsewhere.setdefault(named[lot_id], {})[lot_id] = owner
         return elsewhere
+
+    async def item_locks(self, _conn: asyncpg.Connection, items: list[u.UpsertItem]) -> list[str]:
+        """The intake locks `rekey_items` takes: every item's (`Route.locks`)."""
+        return [item_lock(m.lic) for m in items]
+
+    async def adjustment_locks(
+        self, conn: asyncpg.Connection, adjustments: list[u.AdjustInventory]
+    ) -> list[str]:
+        """The intake locks `rekey_adjustments` may take: those of the items it does not know
+        (an item known stays known, so it never locks one; `Route.locks`)."""
+        if self._wait <= 0:
+            return []
+        lics = {m.lic for m in adjustments}
+        return [item_lock(lic) for lic in sorted(lics - await self._intake.known(conn, lics))]
 
     async def rekey_items(self, uow: UnitOfWork, batch: list[Inbound[u.UpsertItem]]) -> None:
         """Intake: upstream keys `inventory.items` as it likes; commands are keyed by LIC. The

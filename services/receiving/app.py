@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import TypeAdapter
 
 from services.receiving import translate
-from services.receiving.repository import arrival_locks, receipt_locks
+from services.receiving.repository import arrival_locks
 from services.receiving.service import ReceivingService
 from shared.config import Settings
 from shared.contracts.events import InventoryEvent
@@ -31,7 +31,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         refuse=translate.refuse_receipts(topics.status),
         # A newer version that fails its schema still supersedes the held older ones.
         on_refused=service.supersede_refused,
-        locks=receipt_locks,
+        locks=service.receipt_locks,
         description="Whole receipts (purchase, production, customer return): checked line by "
         "line, refused as a whole or split into per-LIC commands.",
     )

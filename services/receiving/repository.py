@@ -18,7 +18,6 @@ from pydantic import TypeAdapter
 
 from services.receiving import domain as d
 from shared.contracts import events as e
-from shared.contracts import upstream as u
 from shared.db import lock_names
 
 T = TypeVar("T")
@@ -32,13 +31,9 @@ def item_lock(lic: str) -> str:
     return f"lotline.receiving.item:{lic}"
 
 
-def receipt_locks(receipts: Sequence[u.ShipmentReceived]) -> list[str]:
-    """The item locks a batch of receipts may take: those of every LIC its lines name."""
-    return [item_lock(line.lic) for receipt in receipts for line in receipt.lines]
-
-
-def arrival_locks(events: Sequence[e.Event]) -> list[str]:
-    """The item locks a batch of allocation's events may take: those of the items arriving."""
+async def arrival_locks(_conn: asyncpg.Connection, events: Sequence[e.Event]) -> list[str]:
+    """The item locks a batch of allocation's events may take: those of the items arriving
+    (`Route.locks`)."""
     return [item_lock(ev.lic) for ev in events if isinstance(ev, e.ItemUpserted)]
 
 
@@ -133,6 +128,15 @@ class PgReceivingRepository:
             list(lics),
         )
         return {row["lic"]: d.Item(**dict(row)) for row in rows}
+
+    async def unknown_items(self, conn: asyncpg.Connection, lics: Collection[str]) -> list[str]:
+        """Those of the LICs receiving has no item for."""
+        rows = await conn.fetch(
+            "SELECT v.lic FROM unnest($1::text[]) AS v(lic)"
+            " WHERE NOT EXISTS (SELECT 1 FROM items AS i WHERE i.lic = v.lic)",
+            sorted(set(lics)),
+        )
+        return [row["lic"] for row in rows]
 
     async def upsert_items(self, conn: asyncpg.Connection, items: Sequence[d.Item]) -> None:
         """The latest state of each LIC wins (events arrive in partition order per LIC)."""
@@ -337,8 +341,8 @@ class PgReceivingRepository:
         committed, looks for held documents before the receipt's is committed: neither would see
         the other. A transaction-scoped advisory lock per LIC (taken in a fixed order), then a
         fresh read, makes the later one see the earlier one. The consumer takes a batch's
-        locks for both topics before either handler runs (`receipt_locks`, `arrival_locks`),
-        so these are granted at once.
+        locks for both topics before either handler runs (`ReceivingService.receipt_locks`,
+        `arrival_locks`), so these are granted at once.
         """
         await lock_names(conn, map(item_lock, lics))
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
 import structlog
 
 from services.receiving import domain as d
@@ -40,6 +41,7 @@ from services.receiving.repository import (
     NewReceipt,
     PgReceivingRepository,
     ToHold,
+    item_lock,
 )
 from shared.config import Settings
 from shared.consumer import Inbound, Refused, UnitOfWork
@@ -91,6 +93,17 @@ class ReceivingService:
         """Seconds between looks for expired held documents: a tenth of the wait, 0.25 to 5 s
         (a document is settled at most that long after its deadline)."""
         return min(5.0, max(0.25, self._wait / 10))
+
+    async def receipt_locks(
+        self, conn: asyncpg.Connection, receipts: list[u.ShipmentReceived]
+    ) -> list[str]:
+        """The item locks `receive_documents` may take: those of the items its lines name that
+        receiving does not know (an item known stays known, so it never locks one;
+        `Route.locks`)."""
+        if self._wait <= 0:
+            return []
+        lics = {line.lic for receipt in receipts for line in receipt.lines}
+        return [item_lock(lic) for lic in await self._repository.unknown_items(conn, lics)]
 
     async def receive_documents(
         self, uow: UnitOfWork, batch: list[Inbound[u.ShipmentReceived]]

@@ -24,7 +24,7 @@ import asyncpg
 import pytest
 
 from services.allocation.app import MIGRATIONS, SCHEMA, create_runtime
-from services.allocation.intake import PgIntakeRepository
+from services.allocation.intake import PgIntakeRepository, item_lock
 from services.allocation.service import AllocationService
 from shared import db
 from shared.consumer import Inbound, UnitOfWork
@@ -315,40 +315,44 @@ async def test_a_later_adjustment_never_overtakes_one_held_for_the_same_item(
 async def test_the_locks_the_consumer_takes_for_the_intake_are_the_ones_it_locks_with(
     pool: tuple[LotlineEnv, asyncpg.Pool],
 ) -> None:
-    """The intake's routes declare the LIC locks their handlers take (`Route.locks`), so that
-    the consumer can take both topics' at once, before either handler runs: a transaction that
-    took an item's and an adjustment's declared locks holds the very locks the intake tries
-    (`expire`) and waits for (`lock_items`)."""
+    """The intake's routes declare the LIC locks their handlers may take (`Route.locks`): an
+    item's, and an adjustment's when its item is unknown (a known one stays known: never
+    locked). The consumer takes both topics' at once, before either handler runs; for that they
+    must be the very locks the intake tries (`expire`) and waits for (`lock_items`)."""
     env, db_pool = pool
     routes = {route.topic: route for route in create_runtime(env.settings).routes}
     topics = env.settings.topics
     now = datetime(2026, 11, 1, tzinfo=UTC)
     item = u.UpsertItem.model_validate({**upsert_item("ITEM"), "occurred_at": now})
-    adjust = u.AdjustInventory.model_validate(
-        {**adjustment("r", "bb", "ADJUSTED", "beginning_balance", 5), "occurred_at": now}
-    )
+    adjustments = [
+        u.AdjustInventory.model_validate(
+            {**adjustment("r", name, lic, "beginning_balance", 5), "occurred_at": now}
+        )
+        for name, lic in (("bb", "ADJUSTED"), ("known", "KNOWN"))
+    ]
     items_locks, adjustments_locks = (routes[t].locks for t in (topics.items, topics.adjustments))
     assert items_locks is not None and adjustments_locks is not None
+    await db_pool.execute("INSERT INTO intake_items (lic) VALUES ('KNOWN')")
     await db_pool.execute(
         "INSERT INTO held_adjustments (command_id, lic, command, held_at)"
         " VALUES ('c', 'ADJUSTED', '{}', now() - interval '1 hour')"
     )
     intake = PgIntakeRepository()
     async with db_pool.acquire() as first, first.transaction():
-        await db.lock_names(
-            cast(asyncpg.Connection, first), [*items_locks([item]), *adjustments_locks([adjust])]
-        )
+        conn = cast(asyncpg.Connection, first)
+        declared = [*await items_locks(conn, [item]), *await adjustments_locks(conn, adjustments)]
+        assert declared == [item_lock("ITEM"), item_lock("ADJUSTED")]
+        await db.lock_names(conn, declared)
         async with db_pool.acquire() as second, second.transaction():
-            conn = cast(asyncpg.Connection, second)
-            assert await intake.expire(conn, 0, 10) == []  # due, but its LIC is locked
-            await conn.execute("SET LOCAL lock_timeout = '200ms'")
+            other = cast(asyncpg.Connection, second)
+            assert await intake.expire(other, 0, 10) == []  # due, but its LIC is locked
+            await other.execute("SET LOCAL lock_timeout = '200ms'")
             with pytest.raises(asyncpg.exceptions.LockNotAvailableError):
-                await intake.lock_items(conn, ["ITEM"])
-    async with db_pool.acquire() as conn, conn.transaction():
+                await intake.lock_items(other, ["ITEM"])
+    async with db_pool.acquire() as proxy, proxy.transaction():
         # Free again once the first transaction ended.
-        assert [
-            h.command_id for h in await intake.expire(cast(asyncpg.Connection, conn), 0, 10)
-        ] == ["c"]
+        expired = await intake.expire(cast(asyncpg.Connection, proxy), 0, 10)
+    assert [h.command_id for h in expired] == ["c"]
 
 
 async def test_an_adjustment_with_bad_serials_waits_behind_one_held_for_its_item(

@@ -404,7 +404,7 @@ class _Locking(Recorder):
         self.mine, self.other = mine, other
 
     async def __call__(self, uow: UnitOfWork, batch: list[Inbound[UpsertItem]]) -> None:
-        await db.lock_names(uow.conn, _lic_locks([inbound.message for inbound in batch]))
+        await db.lock_names(uow.conn, _names([inbound.message for inbound in batch]))
         if self.mine is not None and self.other is not None:
             self.mine.set()
             with contextlib.suppress(TimeoutError):
@@ -412,8 +412,12 @@ class _Locking(Recorder):
         await super().__call__(uow, batch)
 
 
-def _lic_locks(messages: list[UpsertItem]) -> list[str]:
+def _names(messages: list[UpsertItem]) -> list[str]:
     return [f"test.lic:{m.lic}" for m in messages]
+
+
+async def _lic_locks(_conn: asyncpg.Connection, messages: list[UpsertItem]) -> list[str]:
+    return _names(messages)
 
 
 async def test_two_transactions_reading_two_topics_in_opposite_orders_never_deadlock(

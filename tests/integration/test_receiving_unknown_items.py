@@ -21,8 +21,9 @@ import asyncpg
 import pytest
 
 from services.allocation.app import create_runtime as allocation
+from services.receiving.app import MIGRATIONS, SCHEMA
 from services.receiving.app import create_runtime as receiving
-from services.receiving.repository import PgReceivingRepository
+from services.receiving.repository import PgReceivingRepository, item_lock
 from shared import db
 from shared.config import Settings
 from shared.contracts.codec import encode
@@ -296,16 +297,19 @@ async def test_an_invalid_newer_version_supersedes_a_held_receipt_before_its_ref
 async def test_the_locks_the_consumer_takes_for_receiving_are_the_ones_it_locks_with(
     lotline_env: Callable[..., LotlineEnv],
 ) -> None:
-    """Receiving's routes declare the item locks their handlers take (`Route.locks`): a
-    receipt's line LICs and an arriving item's LIC. The consumer takes both topics' at once,
-    before either handler runs, so two processes never each hold one and wait for the other's;
-    for that they must be the very locks receiving waits for (`lock_items`)."""
-    env = lotline_env(topics=False)
+    """Receiving's routes declare the item locks their handlers may take (`Route.locks`): a
+    receipt's unknown items' (a known item stays known: never locked, so a receipt of
+    thousands of known items takes no lock) and an arriving item's. The consumer takes both
+    topics' at once, before either handler runs, so two processes never each hold one and wait
+    for the other's; for that they must be the very locks receiving waits for (`lock_items`)."""
+    env = lotline_env(topics=False, LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS="30")
+    await db.migrate(env.dsn, SCHEMA, db.migration_files(MIGRATIONS))
     routes = {route.topic: route for route in receiving(env.settings).routes}
     topics = env.settings.topics
     receipts_locks, events_locks = (routes[t].locks for t in (topics.receipts, topics.events))
     assert receipts_locks is not None and events_locks is not None
-    document = ShipmentReceived.model_validate_json(receipt("r", "DOC", "RECEIVED"))
+    document = json.loads(receipt("r", "DOC", "RECEIVED"))
+    document["lines"].append({"line_no": 2, "lic": "KNOWN", "quantity": 1})
     arrival = ItemUpserted.model_validate(
         {
             "message_id": "m",
@@ -317,11 +321,19 @@ async def test_the_locks_the_consumer_takes_for_receiving_are_the_ones_it_locks_
             "est_unit_cost": "1",
         }
     )
-    declared = [*receipts_locks([document]), *events_locks([arrival])]
-    first = await asyncpg.connect(env.dsn)
-    second = await asyncpg.connect(env.dsn)
+    first = await asyncpg.connect(env.dsn, server_settings={"search_path": SCHEMA})
+    second = await asyncpg.connect(env.dsn, server_settings={"search_path": SCHEMA})
     try:
+        await first.execute(
+            "INSERT INTO items (lic, track_mfr_lot, serialized, perishable)"
+            " VALUES ('KNOWN', false, false, false)"
+        )
         async with first.transaction():
+            declared = [
+                *await receipts_locks(first, [ShipmentReceived.model_validate(document)]),
+                *await events_locks(first, [arrival]),
+            ]
+            assert declared == [item_lock("RECEIVED"), item_lock("ARRIVED")]
             await db.lock_names(first, declared)
             for lic in ("RECEIVED", "ARRIVED"):
                 async with second.transaction():

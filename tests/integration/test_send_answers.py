@@ -17,8 +17,8 @@ async def test_reading_the_answer_topics_to_their_end_stops_on_a_busy_stack(
     lotline_env: Any,
 ) -> None:
     """On a running deployment the answer topics never fall quiet for a poll: reading on to
-    their true end stops after DRAIN_SECONDS, and what comes after is read (review: it never
-    stopped, and `lotline send` and `lotline demo` hung before sending anything)."""
+    their true end stops after DRAIN_SECONDS (review: it never stopped, and `lotline send` and
+    `lotline demo` hung before sending anything)."""
     env: LotlineEnv = lotline_env()
     settings = env.settings
     producer = make_producer(settings)
