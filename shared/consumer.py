@@ -136,6 +136,7 @@ class UnitOfWork:
 
 Handler = Callable[[UnitOfWork, list[Inbound[T]]], Awaitable[None]]
 Locks = Callable[[asyncpg.Connection, list[T]], Awaitable[Iterable[str]]]
+Locker = Callable[[asyncpg.Connection, list[str]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -207,11 +208,13 @@ class Route(Generic[T]):
     # that fetches every `poll_ms`, so its partitions do not cost the broker a fetch every
     # KAFKA_FETCH_MAX_WAIT_MS alongside the hot path's. None: the service's main consumer.
     poll_ms: int | None = None
-    # The advisory locks (`shared.db.lock_names`) the handler may take for these messages in
-    # its transaction (read in it: the handler's own reads come later). The consumer takes
-    # every route's at once, in one fixed order, before any handler runs: two transactions
-    # that each read two topics then never wait for each other in turn (a deadlock), as
-    # taking them route by route could.
+    # The locks the handler may take for these messages in its transaction, in its service's
+    # terms (what the consumer's `lock` takes: by default advisory lock names,
+    # `shared.db.lock_names`), read in that transaction before the handlers' own reads. The
+    # consumer takes every route's at once, in one statement, before any handler runs: two
+    # transactions that each read two topics then never wait for each other in turn (a
+    # deadlock), as taking them route by route could. A handler takes its own locks in one
+    # statement (the consumer leaves a batch of one such route's messages to it).
     locks: Locks[T] | None = None
 
 
@@ -261,8 +264,10 @@ class TransactionalConsumer:
         schema: str,
         settings: Settings,
         description: str = "",
+        lock: Locker = lock_names,
     ) -> None:
         self.name = name
+        self._lock = lock
         self._routes = {route.topic: route for route in routes}
         if len(self._routes) != len(routes):
             raise ValueError(f"{name}: one route per topic")
@@ -674,12 +679,7 @@ class TransactionalConsumer:
             if reused:  # dead letters in record order
                 order = {id(record): i for i, record in enumerate(records)}
                 dead = sorted([*dead, *reused], key=lambda entry: order[id(entry.record)])
-            names: list[str] = []
-            for route in self._routes.values():
-                mine = [inbound.message for r, inbound in new if r is route]
-                if route.locks is not None and mine:
-                    names += await route.locks(conn, mine)
-            await lock_names(conn, names)
+            await self._take_locks(conn, new)
             later = {id(unit) for units in ordered.values() for unit in units}
             for entry in dead:
                 if id(entry) not in later:
@@ -742,6 +742,22 @@ class TransactionalConsumer:
                     message_id=entry.message_id,
                     reason=entry.reason[:500],
                 )
+
+    async def _take_locks(
+        self, conn: asyncpg.Connection, new: list[tuple[Route[Any], Inbound[Any]]]
+    ) -> None:
+        """Every route's declared locks at once (`Route.locks`), when more than one route of
+        the batch declares some: one route's handler takes its own in one statement, which
+        cannot wait in turn for another's."""
+        declaring = {id(route): route for route, _ in new if route.locks is not None}
+        if len(declaring) < 2:
+            return
+        names: list[str] = []
+        for route in declaring.values():
+            assert route.locks is not None
+            names += await route.locks(conn, [inbound.message for r, inbound in new if r is route])
+        if names:
+            await self._lock(conn, names)
 
     async def _in_record_order(
         self,

@@ -27,6 +27,7 @@ from shared import db
 from shared.config import Settings
 from shared.consumer import (
     Handler,
+    Locker,
     Locks,
     RefusedHandler,
     Route,
@@ -66,8 +67,12 @@ def make_broker(settings: Settings) -> KafkaBroker:
 
 
 class ServiceRuntime:
-    def __init__(self, settings: Settings, *, schema: str, migrations: Path) -> None:
+    def __init__(
+        self, settings: Settings, *, schema: str, migrations: Path, lock: Locker = db.lock_names
+    ) -> None:
+        """`lock`: takes the locks the routes declare (`Route.locks`), in one statement."""
         self.settings = settings
+        self.lock = lock
         self.schema = schema
         self.migrations = migrations
         self.broker = make_broker(settings)
@@ -162,8 +167,8 @@ class ServiceRuntime:
         the topic's partitions are assigned, before their stored offsets are read; `refuse`:
         answers a document that fails validation but names its type and ids (it is also
         dead-lettered); `on_refused`: acts, in the same transaction, on the documents `refuse`
-        answers (`Route.on_refused`); `locks`: the advisory locks the handler may take for
-        its messages, taken with every other route's before any handler runs (`Route.locks`).
+        answers (`Route.on_refused`); `locks`: the locks the handler may take for its
+        messages, taken with every other route's before any handler runs (`Route.locks`).
         """
         self.routes.append(
             Route(
@@ -219,6 +224,7 @@ class ServiceRuntime:
                 if poll is None
                 else self.settings.model_copy(update={"kafka_fetch_max_wait_ms": poll}),
                 description=" ".join(self._descriptions),
+                lock=self.lock,
             )
             consumer.register(self.broker)
             self.consumers.append(consumer)

@@ -18,7 +18,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import TypeAdapter
 
-from services.ledger import operations, service, translate
+from services.ledger import operations, repository, service, translate
 from services.ledger.api import Lifespan, create_api
 from services.ledger.translate import StatusNotice
 from shared import logs
@@ -40,13 +40,18 @@ __all__ = ["MIGRATIONS", "SCHEMA", "create_api", "create_runtime", "main", "run"
 
 
 def create_runtime(settings: Settings) -> ServiceRuntime:
-    runtime = ServiceRuntime(settings, schema=SCHEMA, migrations=MIGRATIONS)
+    # The events' and the costs' handlers lock LICs (`repository.lock_lics`): a batch takes
+    # both topics' locks at once (`Route.locks`).
+    runtime = ServiceRuntime(
+        settings, schema=SCHEMA, migrations=MIGRATIONS, lock=repository.lock_lics
+    )
     topics = settings.topics
     runtime.consume(
         name="ledger",
         topic=topics.events,
         adapter=TypeAdapter(InventoryEvent),
         handler=service.record_events,
+        locks=service.event_locks,
         payload_doc=InventoryEvent,
         description="Allocation's decisions, recorded as usage, transactions, COGS and lots.",
     )
@@ -55,6 +60,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         topic=topics.costs,
         adapter=TypeAdapter(CostMessage),
         handler=service.record_costs,
+        locks=service.cost_locks,
         payload_doc=PurchaseOrderUpdated,
         # The contract has no answer topic for cost updates: dead letter plus a warning.
         refuse=unanswered("PurchaseOrderUpdated", "po", "lic"),

@@ -8,6 +8,7 @@ writes the whole batch with set-based statements.
 
 from __future__ import annotations
 
+import asyncpg
 from prometheus_client import Counter
 
 from services.ledger import operations, repository, translate
@@ -24,6 +25,17 @@ ROWS = Counter("lotline_ledger_rows_total", "Rows the ledger wrote", ["table"])
 RECONCILIATIONS = Counter(
     "lotline_ledger_reconciliations_total", "COGS reconciliation entries written on PO close"
 )
+
+
+async def event_locks(_conn: asyncpg.Connection, events: list[InventoryEvent]) -> list[str]:
+    """The LICs `record_events` locks (`repository.lock_lics`): those of the events that move
+    something, all but refusals (`Route.locks`)."""
+    return [event.lic for event in events if not isinstance(event, CommandRejected)]
+
+
+async def cost_locks(_conn: asyncpg.Connection, updates: list[PurchaseOrderUpdated]) -> list[str]:
+    """The LICs `record_costs` locks (`Route.locks`)."""
+    return [update.lic for update in updates]
 
 
 async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -> None:

@@ -18,14 +18,17 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_runtime(settings: Settings) -> ServiceRuntime:
-    runtime = ServiceRuntime(settings, schema=SCHEMA, migrations=MIGRATIONS)
     service = ShippingService(settings)
+    # Documents and answers lock their shipments' rows: a batch of both topics takes both
+    # topics' at once (`Route.locks`).
+    runtime = ServiceRuntime(settings, schema=SCHEMA, migrations=MIGRATIONS, lock=service.lock)
     topics = settings.topics
     runtime.consume(
         name="shipping",
         topic=topics.shipments,
         adapter=TypeAdapter(ShipmentMessage),
         handler=service.handle_documents,
+        locks=service.document_locks,
         payload_doc=ShipmentMessage,
         refuse=translate.refuse_shipment_messages(topics.status),
         description="Shipment requests, picks updates, ship requests and cancellations: the "
@@ -36,6 +39,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         topic=topics.events,
         adapter=TypeAdapter(InventoryEvent),
         handler=service.collect_answers,
+        locks=service.answer_locks,
         payload_doc=InventoryEvent,
         description="Allocation's decisions: the item read model and the answers to shipment "
         "line commands, which move each shipment through its lifecycle.",

@@ -189,6 +189,12 @@ class PgShippingRepository:
             [i.gtin for i in latest],
         )
 
+    async def lock(self, conn: asyncpg.Connection, shipment_ids: Iterable[str]) -> None:
+        """Lock these shipments (those that exist) until the transaction ends, in one
+        statement: what `load` and `load_awaiting` lock, taken at once for both topics of a
+        batch (`Route.locks`)."""
+        await conn.execute(_LOCK_IDS, sorted(set(shipment_ids)))
+
     async def load(
         self, conn: asyncpg.Connection, shipment_ids: Iterable[str], lics: Iterable[str] = ()
     ) -> Loaded:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
+
 from services.shipping import domain, model, translate
 from services.shipping.repository import PgShippingRepository
 from shared.config import Settings
-from shared.consumer import Inbound, UnitOfWork
+from shared.consumer import Inbound, Locker, UnitOfWork
 from shared.contracts import events as e
 
 
@@ -21,6 +23,20 @@ class ShippingService:
         self._topics = settings.topics
         self._repository = repository or PgShippingRepository()
         self._limits = model.Limits(max_span=settings.max_serial_span)
+
+    @property
+    def lock(self) -> Locker:
+        """Takes the shipments the routes declare (`Route.locks`)."""
+        return self._repository.lock
+
+    async def document_locks(self, _conn: asyncpg.Connection, documents: list[Any]) -> list[str]:
+        """The shipments `handle_documents` locks: its documents' (`Route.locks`)."""
+        return [document.shipment_id for document in documents]
+
+    async def answer_locks(self, _conn: asyncpg.Connection, events: list[Any]) -> list[str]:
+        """The shipments `collect_answers` may lock: those its events answer, whose commands
+        carry their shipment id (`Route.locks`)."""
+        return [sid for event in events if (sid := getattr(event, "shipment_id", None))]
 
     async def handle_documents(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
         """Requests, picks updates, ship requests and cancellations, in partition order."""

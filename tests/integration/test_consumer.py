@@ -461,6 +461,44 @@ async def test_two_transactions_reading_two_topics_in_opposite_orders_never_dead
     ]
 
 
+async def test_locks_are_taken_up_front_only_for_a_batch_of_several_declaring_routes(
+    pool: asyncpg.Pool,
+) -> None:
+    """A batch of one route's messages leaves its locks to its handler (one statement, which
+    cannot wait in turn for another's): no extra round trip. A batch of two routes' messages
+    has both routes' declared locks taken together, with the consumer's `lock`."""
+    asked: list[tuple[str, list[str]]] = []
+    taken: list[list[str]] = []
+
+    def declaring(route: str) -> Any:
+        async def locks(_conn: asyncpg.Connection, messages: list[UpsertItem]) -> list[str]:
+            asked.append((route, [m.lic for m in messages]))
+            return [m.lic for m in messages]
+
+        return locks
+
+    async def lock(_conn: asyncpg.Connection, names: list[str]) -> None:
+        taken.append(sorted(names))
+
+    adjustments = Route(
+        name="test-adjustments",
+        topic="adjustments",
+        adapter=TypeAdapter(ItemMessage),
+        handler=Recorder(),
+        locks=declaring("adjustments"),
+    )
+    consumer = _consumer(pool, Recorder(), adjustments, locks=declaring("items"))
+    consumer._lock = lock
+    await consumer.claim([TopicPartition(TOPIC, 0), TopicPartition("adjustments", 0)])
+    await consumer._commit_unit([_record(0, _item("i-1", "A"))], None)
+    assert (asked, taken) == ([], [])
+    await consumer._commit_unit(
+        [_record(1, _item("i-2", "B")), _record(0, _item("a-1", "C"), topic="adjustments")], None
+    )
+    assert sorted(asked) == [("adjustments", ["C"]), ("items", ["B"])]
+    assert taken == [["B", "C"]]
+
+
 async def test_the_relay_purges_message_ids_older_than_the_retention(pool: asyncpg.Pool) -> None:
     consumer = _consumer(pool, Recorder())
     await consumer.claim([TopicPartition(TOPIC, 0)])
