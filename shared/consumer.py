@@ -679,7 +679,7 @@ class TransactionalConsumer:
             if reused:  # dead letters in record order
                 order = {id(record): i for i, record in enumerate(records)}
                 dead = sorted([*dead, *reused], key=lambda entry: order[id(entry.record)])
-            await self._take_locks(conn, new)
+            await self._take_locks(conn, new, ordered)
             later = {id(unit) for units in ordered.values() for unit in units}
             for entry in dead:
                 if id(entry) not in later:
@@ -744,13 +744,21 @@ class TransactionalConsumer:
                 )
 
     async def _take_locks(
-        self, conn: asyncpg.Connection, new: list[tuple[Route[Any], Inbound[Any]]]
+        self,
+        conn: asyncpg.Connection,
+        new: list[tuple[Route[Any], Inbound[Any]]],
+        ordered: dict[str, list[Inbound[Any] | _Dead]],
     ) -> None:
-        """Every route's declared locks at once (`Route.locks`), when more than one route of
-        the batch declares some: one route's handler takes its own in one statement, which
-        cannot wait in turn for another's."""
+        """Every route's declared locks at once (`Route.locks`), when handlers that declare
+        some run more than once in the batch: two routes', or one route's called per run of
+        messages between documents its `on_refused` hook answers. A handler called once takes
+        its own in one statement, which cannot wait in turn for another's."""
         declaring = {id(route): route for route, _ in new if route.locks is not None}
-        if len(declaring) < 2:
+        split = any(
+            any(isinstance(unit, _Dead) for unit in ordered.get(route.topic, ()))
+            for route in declaring.values()
+        )
+        if len(declaring) < 2 and not split:
             return
         names: list[str] = []
         for route in declaring.values():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,18 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 # (asyncpg 0.32 reports a bad argument as the server-side class asyncpg.DataError, which is not
 # transient; this keeps it so should the driver raise the client-side one.)
 NOT_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions._base.DataError,)
+
+
+# Buckets of a per-key lock (`bucket_lock`): a transaction touching thousands of keys (a receipt
+# of 10,000 new items) holds at most this many locks of a kind, where PostgreSQL's shared lock
+# table holds about 15,000 on a default server (and running out fails the transaction).
+LOCK_BUCKETS = 1024
+
+
+def bucket_lock(kind: str, key: str) -> str:
+    """The name of the lock of `key`'s bucket among LOCK_BUCKETS (`lock_names`): stable across
+    processes and versions (CRC-32), so every process locks a key under the same name."""
+    return f"{kind}#{zlib.crc32(key.encode()) % LOCK_BUCKETS}"
 
 
 async def lock_names(conn: asyncpg.Connection, names: Iterable[str]) -> None:

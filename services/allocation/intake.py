@@ -21,16 +21,13 @@ import asyncpg
 
 from shared.contracts import commands as c
 from shared.contracts.codec import encode
-from shared.db import lock_names
-
-# Each LIC's lock: the same key wherever the intake takes it (receiving's are its own).
-_LOCK_PREFIX = "lotline.allocation.item:"
-_LOCK_KEY = f"hashtextextended('{_LOCK_PREFIX}' || lic, 0)"
+from shared.db import bucket_lock, lock_names
 
 
 def item_lock(lic: str) -> str:
-    """The name of a LIC's intake lock (`shared.db.lock_names`)."""
-    return _LOCK_PREFIX + lic
+    """The name of a LIC's intake lock (`shared.db.lock_names`), the same wherever the intake
+    takes it (receiving's are its own); bucketed: a batch holds a bounded number."""
+    return bucket_lock("lotline.allocation.items", lic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +110,12 @@ class PgIntakeRepository:
         )
         if not due:
             return []
+        lics = [row["lic"] for row in due]
         locked = await conn.fetch(
-            "SELECT lic FROM unnest($1::text[]) AS lic"
-            f" WHERE pg_try_advisory_xact_lock({_LOCK_KEY})",
-            [row["lic"] for row in due],
+            "SELECT lic FROM unnest($1::text[], $2::text[]) AS v(lic, name)"
+            " WHERE pg_try_advisory_xact_lock(hashtextextended(name, 0))",
+            lics,
+            [item_lock(lic) for lic in lics],
         )
         if not locked:
             return []

@@ -18,7 +18,7 @@ from pydantic import TypeAdapter
 
 from services.receiving import domain as d
 from shared.contracts import events as e
-from shared.db import lock_names
+from shared.db import bucket_lock, lock_names
 
 T = TypeVar("T")
 _PROBLEM = TypeAdapter(d.Problem)
@@ -27,8 +27,9 @@ _LICS = TypeAdapter(tuple[str, ...])
 
 
 def item_lock(lic: str) -> str:
-    """The name of the lock serializing, for a LIC, holding documents and the item's arrival."""
-    return f"lotline.receiving.item:{lic}"
+    """The name of the lock serializing, for a LIC, holding documents and the item's arrival
+    (bucketed: a receipt of 10,000 new items holds a bounded number)."""
+    return bucket_lock("lotline.receiving.items", lic)
 
 
 async def arrival_locks(_conn: asyncpg.Connection, events: Sequence[e.Event]) -> list[str]:

@@ -9,23 +9,33 @@ what the handlers then wait for."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 
 from services.ledger import repository as ledger_repository
 from services.ledger.app import create_runtime as ledger
+from services.receiving.app import MIGRATIONS as RECEIVING_MIGRATIONS
+from services.receiving.app import SCHEMA as RECEIVING
+from services.receiving.app import create_runtime as receiving
+from services.receiving.repository import PgReceivingRepository
 from services.shipping.app import MIGRATIONS, SCHEMA
 from services.shipping.app import create_runtime as shipping
 from services.shipping.repository import PgShippingRepository
 from shared import db
+from shared.consumer import TransactionalConsumer
 from shared.contracts import events as e
 from shared.contracts import upstream as u
+from shared.outbox import OutboxRelay
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import LotlineEnv
 
@@ -169,3 +179,110 @@ async def test_the_ledger_takes_a_batchs_events_and_costs_lics_at_once(
         await runtime.lock(first, names)
         for lic in ("A", "B"):
             await waits(second, lambda c, lic=lic: ledger_repository.lock_lics(c, [lic]))
+
+
+def _receipt(message_id: str, doc: str, lines: list[dict[str, Any]]) -> bytes:
+    return json.dumps(
+        {
+            "type": "ShipmentReceived",
+            "message_id": message_id,
+            "shipment_id": doc,
+            "office": "AI",
+            "source": "purchase",
+            "received_on": "2026-11-02",
+            "lines": lines,
+        }
+    ).encode()
+
+
+class _NoRelay:
+    def wake(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("refused_between", [False, True], ids=["one run", "two runs"])
+async def test_receipts_split_by_a_refused_one_take_their_locks_at_once(
+    lotline_env: Callable[..., LotlineEnv], monkeypatch: pytest.MonkeyPatch, refused_between: bool
+) -> None:
+    """Receiving answers an invalid receipt in record order (`on_refused`), so a batch
+    [receipt of X, invalid receipt, receipt of Y] calls its handler twice, each locking its own
+    unknown item. Two processes with [X, invalid, Y] and [Y, invalid, X] would each hold one
+    and wait for the other's (review: DeadlockDetectedError): the consumer takes both at once
+    when a declaring route's handler runs more than once."""
+    env = lotline_env(topics=False, LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS="30")
+    await db.migrate(env.dsn, RECEIVING, db.migration_files(RECEIVING_MIGRATIONS))
+    pool = await db.create_pool(env.dsn, RECEIVING, size=4)
+    topic = env.settings.topics.receipts
+    # Each transaction's first lock waits (at most 2 s) for the other's first.
+    firsts = [asyncio.Event(), asyncio.Event()]
+    original = PgReceivingRepository.lock_items
+    owner: dict[int, int] = {}
+
+    async def lock_items(self: Any, conn: Any, lics: Any) -> None:
+        await original(self, conn, lics)
+        me = owner[id(asyncio.current_task())]
+        if not firsts[me].is_set():
+            firsts[me].set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(firsts[1 - me].wait(), 2.0)
+
+    monkeypatch.setattr(PgReceivingRepository, "lock_items", lock_items)
+
+    def batch(partition: int, first: str, second: str) -> list[ConsumerRecord[bytes, bytes]]:
+        values = [_receipt(f"r{partition}a", f"D{partition}a", [_line(first)])]
+        if refused_between:
+            values.append(_receipt(f"r{partition}bad", f"D{partition}bad", []))
+        values.append(_receipt(f"r{partition}b", f"D{partition}b", [_line(second)]))
+        return [
+            ConsumerRecord(topic, partition, n, 0, 0, b"k", v, None, 1, len(v), [])
+            for n, v in enumerate(values)
+        ]
+
+    async def run(me: int, consumer: TransactionalConsumer, records: list[Any]) -> None:
+        owner[id(asyncio.current_task())] = me
+        await consumer._commit_unit(records, None)
+
+    try:
+        consumers = []
+        for partition in (0, 1):
+            runtime = receiving(env.settings)
+            consumer = TransactionalConsumer(
+                name="receiving",
+                routes=runtime.routes,
+                pool=pool,
+                relay=cast(OutboxRelay, _NoRelay()),
+                schema=RECEIVING,
+                settings=env.settings,
+                lock=runtime.lock,
+            )
+            await consumer.claim([TopicPartition(topic, partition)])
+            consumers.append(consumer)
+        await asyncio.wait_for(
+            asyncio.gather(
+                run(0, consumers[0], batch(0, "X", "Y")), run(1, consumers[1], batch(1, "Y", "X"))
+            ),
+            30,
+        )
+        held = await pool.fetchval("SELECT count(*) FROM held_receipts WHERE status = 'held'")
+        assert held == 4  # every receipt naming an unknown item waits for it
+    finally:
+        await pool.close()
+
+
+def _line(lic: str) -> dict[str, Any]:
+    return {"line_no": 1, "lic": lic, "quantity": 2}
+
+
+async def test_a_started_service_takes_its_routes_locks_with_its_own_lock(
+    lotline_env: Callable[..., LotlineEnv],
+) -> None:
+    """Shipping's routes declare shipments, which its `lock` locks as rows: the consumer the
+    runtime starts must take them with that lock, not the default (advisory locks by name)."""
+    env = lotline_env()
+    runtime = shipping(env.settings)
+    await runtime.start()
+    try:
+        assert runtime.consumer is not None
+        assert runtime.consumer._lock == runtime.lock != db.lock_names
+    finally:
+        await runtime.stop()
