@@ -749,16 +749,14 @@ class TransactionalConsumer:
         new: list[tuple[Route[Any], Inbound[Any]]],
         ordered: dict[str, list[Inbound[Any] | _Dead]],
     ) -> None:
-        """Every route's declared locks at once (`Route.locks`), when handlers that declare
-        some run more than once in the batch: two routes', or one route's called per run of
-        messages between documents its `on_refused` hook answers. A handler called once takes
-        its own in one statement, which cannot wait in turn for another's."""
+        """Every route's declared locks at once (`Route.locks`), when more than the one
+        declaring handler's one statement may lock in the batch: two routes' handlers, or an
+        `on_refused` hook (its own locks, rows) run before, after or between handler calls.
+        A handler alone takes its own in one statement, which cannot wait in turn for
+        another's."""
         declaring = {id(route): route for route, _ in new if route.locks is not None}
-        split = any(
-            any(isinstance(unit, _Dead) for unit in ordered.get(route.topic, ()))
-            for route in declaring.values()
-        )
-        if len(declaring) < 2 and not split:
+        hooked = any(isinstance(unit, _Dead) for units in ordered.values() for unit in units)
+        if not declaring or (len(declaring) < 2 and not hooked):
             return
         names: list[str] = []
         for route in declaring.values():

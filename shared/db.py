@@ -37,7 +37,8 @@ NOT_TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (asyncpg.exceptions._bas
 
 # Buckets of a per-key lock (`bucket_lock`): a transaction touching thousands of keys (a receipt
 # of 10,000 new items) holds at most this many locks of a kind, where PostgreSQL's shared lock
-# table holds about 15,000 on a default server (and running out fails the transaction).
+# table holds some thousands on a default server (max_locks_per_transaction × connections) and
+# running out fails the transaction.
 LOCK_BUCKETS = 1024
 
 

@@ -3,7 +3,8 @@
 Bound to the unit of work's connection (search_path = `allocation`); never opens a transaction.
 
 Holding an adjustment for a LIC and passing that LIC's UpsertItem are serialized by a
-transaction-scoped advisory lock per LIC (`item_lock`), as receiving does for its receipts:
+transaction-scoped advisory lock of the LIC's bucket (`item_lock`), as receiving does for its
+receipts:
 without it, an adjustment could read the item as unknown while the item's transaction, not yet
 committed, looks for held adjustments before the adjustment's is committed, and neither would
 see the other. Whoever holds the lock reads afresh (READ COMMITTED) what the other committed.

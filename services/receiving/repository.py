@@ -340,10 +340,10 @@ class PgReceivingRepository:
 
         Without it, a receipt could read the item as unknown while the item's arrival, not yet
         committed, looks for held documents before the receipt's is committed: neither would see
-        the other. A transaction-scoped advisory lock per LIC (taken in a fixed order), then a
-        fresh read, makes the later one see the earlier one. The consumer takes a batch's
-        locks for both topics before either handler runs (`ReceivingService.receipt_locks`,
-        `arrival_locks`), so these are granted at once.
+        the other. A transaction-scoped advisory lock of each LIC's bucket (taken in a fixed
+        order), then a fresh read, makes the later one see the earlier one. The consumer takes
+        a batch's locks for both topics before either handler runs
+        (`ReceivingService.receipt_locks`, `arrival_locks`), so these are granted at once.
         """
         await lock_names(conn, map(item_lock, lics))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,7 +28,8 @@ from services.ledger.app import create_runtime as ledger
 from services.receiving.app import MIGRATIONS as RECEIVING_MIGRATIONS
 from services.receiving.app import SCHEMA as RECEIVING
 from services.receiving.app import create_runtime as receiving
-from services.receiving.repository import PgReceivingRepository
+from services.receiving.repository import PgReceivingRepository, item_lock
+from services.receiving.service import ReceivingService
 from services.shipping.app import MIGRATIONS, SCHEMA
 from services.shipping.app import create_runtime as shipping
 from services.shipping.repository import PgShippingRepository
@@ -35,6 +37,7 @@ from shared import db
 from shared.consumer import TransactionalConsumer
 from shared.contracts import events as e
 from shared.contracts import upstream as u
+from shared.contracts.codec import encode
 from shared.outbox import OutboxRelay
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import LotlineEnv
@@ -286,3 +289,86 @@ async def test_a_started_service_takes_its_routes_locks_with_its_own_lock(
         assert runtime.consumer._lock == runtime.lock != db.lock_names
     finally:
         await runtime.stop()
+
+
+async def test_a_refused_receipts_hook_and_an_arrival_take_their_locks_at_once(
+    lotline_env: Callable[..., LotlineEnv], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch of an invalid newer version of a held receipt (its `on_refused` hook locks the
+    held receipt's row) and the arrival of item X (its handler locks X's bucket), while another
+    process's arrival of an item in X's bucket holds that bucket and waits for the held row:
+    taken hook first, bucket second, each would wait for the other (review: deadlock). When a
+    hook runs in the batch, the consumer takes the declared locks before it."""
+    env = lotline_env(topics=False, LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS="30")
+    await db.migrate(env.dsn, RECEIVING, db.migration_files(RECEIVING_MIGRATIONS))
+    pool = await db.create_pool(env.dsn, RECEIVING, size=4)
+    topics = env.settings.topics
+    neighbour = next(f"Z{n}" for n in itertools.count() if item_lock(f"Z{n}") == item_lock("X"))
+    hooked = asyncio.Event()
+    original = ReceivingService.supersede_refused
+
+    async def supersede_refused(self: Any, uow: Any, refused: Any) -> None:
+        await original(self, uow, refused)
+        hooked.set()
+        await asyncio.sleep(0.5)  # the other process takes the bucket, then waits for the row
+
+    monkeypatch.setattr(ReceivingService, "supersede_refused", supersede_refused)
+
+    def consumer() -> TransactionalConsumer:
+        runtime = receiving(env.settings)
+        return TransactionalConsumer(
+            name="receiving",
+            routes=runtime.routes,
+            pool=pool,
+            relay=cast(OutboxRelay, _NoRelay()),
+            schema=RECEIVING,
+            settings=env.settings,
+            lock=runtime.lock,
+        )
+
+    def record(topic: str, partition: int, offset: int, value: bytes) -> Any:
+        return ConsumerRecord(topic, partition, offset, 0, 0, b"k", value, None, 1, len(value), [])
+
+    def arrival(lic: str) -> bytes:
+        return encode(
+            e.ItemUpserted.model_validate(
+                {
+                    "message_id": f"m-{lic}",
+                    "lic": lic,
+                    "command_id": f"c-{lic}",
+                    "track_mfr_lot": False,
+                    "serialized": False,
+                    "perishable": False,
+                    "est_unit_cost": "1",
+                }
+            )
+        )
+
+    try:
+        first, second = consumer(), consumer()
+        await first.claim([TopicPartition(topics.receipts, 0), TopicPartition(topics.events, 0)])
+        await second.claim([TopicPartition(topics.events, 1)])
+        held = _receipt("v1", "S1", [_line("X"), {**_line(neighbour), "line_no": 2}])
+        await first._commit_unit([record(topics.receipts, 0, 0, held)], None)
+
+        async def other() -> None:
+            await hooked.wait()
+            await second._commit_unit([record(topics.events, 1, 0, arrival(neighbour))], None)
+
+        await asyncio.wait_for(
+            asyncio.gather(
+                first._commit_unit(
+                    [
+                        record(topics.receipts, 0, 1, _receipt("v2", "S1", [])),
+                        record(topics.events, 0, 0, arrival("X")),
+                    ],
+                    None,
+                ),
+                other(),
+            ),
+            30,
+        )
+        statuses = await pool.fetch("SELECT status FROM held_receipts ORDER BY held_at")
+        assert [row["status"] for row in statuses] == ["superseded"]
+    finally:
+        await pool.close()
