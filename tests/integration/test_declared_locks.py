@@ -203,6 +203,20 @@ class _NoRelay:
         pass
 
 
+def _receiving_consumer(env: LotlineEnv, pool: asyncpg.Pool) -> TransactionalConsumer:
+    """A receiving process's consumer, as its runtime builds it, with no relay."""
+    runtime = receiving(env.settings)
+    return TransactionalConsumer(
+        name="receiving",
+        routes=runtime.routes,
+        pool=pool,
+        relay=cast(OutboxRelay, _NoRelay()),
+        schema=RECEIVING,
+        settings=env.settings,
+        lock=runtime.lock,
+    )
+
+
 @pytest.mark.parametrize("refused_between", [False, True], ids=["one run", "two runs"])
 async def test_receipts_split_by_a_refused_one_take_their_locks_at_once(
     lotline_env: Callable[..., LotlineEnv], monkeypatch: pytest.MonkeyPatch, refused_between: bool
@@ -248,16 +262,7 @@ async def test_receipts_split_by_a_refused_one_take_their_locks_at_once(
     try:
         consumers = []
         for partition in (0, 1):
-            runtime = receiving(env.settings)
-            consumer = TransactionalConsumer(
-                name="receiving",
-                routes=runtime.routes,
-                pool=pool,
-                relay=cast(OutboxRelay, _NoRelay()),
-                schema=RECEIVING,
-                settings=env.settings,
-                lock=runtime.lock,
-            )
+            consumer = _receiving_consumer(env, pool)
             await consumer.claim([TopicPartition(topic, partition)])
             consumers.append(consumer)
         await asyncio.wait_for(
@@ -314,18 +319,6 @@ async def test_a_refused_receipts_hook_and_an_arrival_take_their_locks_at_once(
 
     monkeypatch.setattr(ReceivingService, "supersede_refused", supersede_refused)
 
-    def consumer() -> TransactionalConsumer:
-        runtime = receiving(env.settings)
-        return TransactionalConsumer(
-            name="receiving",
-            routes=runtime.routes,
-            pool=pool,
-            relay=cast(OutboxRelay, _NoRelay()),
-            schema=RECEIVING,
-            settings=env.settings,
-            lock=runtime.lock,
-        )
-
     def record(topic: str, partition: int, offset: int, value: bytes) -> Any:
         return ConsumerRecord(topic, partition, offset, 0, 0, b"k", value, None, 1, len(value), [])
 
@@ -345,7 +338,7 @@ async def test_a_refused_receipts_hook_and_an_arrival_take_their_locks_at_once(
         )
 
     try:
-        first, second = consumer(), consumer()
+        first, second = _receiving_consumer(env, pool), _receiving_consumer(env, pool)
         await first.claim([TopicPartition(topics.receipts, 0), TopicPartition(topics.events, 0)])
         await second.claim([TopicPartition(topics.events, 1)])
         held = _receipt("v1", "S1", [_line("X"), {**_line(neighbour), "line_no": 2}])
