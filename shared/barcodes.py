@@ -12,6 +12,7 @@ Pure: standard library and biip only, no I/O.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -122,7 +123,15 @@ def _checked_text(raw: str) -> str:
     return text
 
 
+# The HRI as biip reads it (`\((\d+)\)([^(]+)`, found anywhere, the rest skipped unread), but
+# required to cover the whole text: an AI without a value, "()" or a value holding "(" (cut
+# short at it) would otherwise be dropped silently, giving another lot or no GTIN to check.
+_HRI_RE = re.compile(r"(?:\(\d+\)[^(]+)+")
+
+
 def _parse_hri(text: str, raw: str) -> Sequence[GS1ElementString]:
+    if not _HRI_RE.fullmatch("".join(text.split())):  # biip drops blanks first, as here
+        raise _invalid(raw, "is not readable: every (AI) must be followed by its value")
     try:
         return GS1Message.parse_hri(text).element_strings
     except Exception as error:  # biip raises more than ParseError on odd input: see _parse_scanned

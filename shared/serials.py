@@ -250,6 +250,10 @@ def _tokens(text: str | Sequence[str], max_serials: int) -> Iterator[str]:
             raise SerialEntryError(
                 SERIAL_REQUIRED, f"serial {piece!r} is not text", _clip(repr(piece))
             )
+        if not piece.isascii():
+            # NFC before splitting: U+037E (Greek question mark) is canonically ";", so after
+            # splitting it would end up inside one serial that typed entry reads as two.
+            piece = unicodedata.normalize("NFC", piece)
         if ".." in piece or "…" in piece:
             piece = _SPACED_MARKER_RE.sub(r"\1", piece)
         tokens = _SEPARATOR_RE.split(piece)

@@ -67,6 +67,11 @@ class Limits:
     max_serials_per_line: int = 100_000
     max_serials_per_document: int = 1_000_000
     max_posting_bytes: int = MAX_EVENT_BYTES * 3 // 4
+    # A refusal lists every failing line's first problem, at most this many of one line, and
+    # this many in all beyond the lines' first: every lot of a line is checked, and one problem
+    # per lot of an 8 MiB document made a refusal too large to publish (and to read).
+    max_problems_per_line: int = 10
+    max_problems: int = 1_000
 
 
 # What one movement weighs in an answer besides its lot id, manufacturer lot, serial and unit
@@ -283,6 +288,7 @@ class _DocumentCheck:
         self.limits = limits
         self.budget = limits.max_serials_per_document
         self.posting_bytes = 0  # what the lines so far add to the answer (estimated)
+        self.room = limits.max_problems  # problems still listed beyond each line's first
         self.seen: dict[str, dict[str, int]] = {}  # lic -> serial -> first line_no
 
     def line(self, line: ReceiptLine) -> LineCommand | list[Problem]:
@@ -308,7 +314,7 @@ class _DocumentCheck:
         if not check.problems:
             self._weigh(line, check, serials or (), lots, lot_id)
         if check.problems:
-            return check.problems
+            return self._listed(check)
         return LineCommand(
             command_id=derived_id(
                 namespaced("receipt", self.receipt.message_id), str(line.line_no)
@@ -325,6 +331,20 @@ class _DocumentCheck:
             bin=line.bin,
             serial_lots=_serial_lots(scans or (), item) if self.receipt.is_return else (),
         )
+
+    def _listed(self, check: _LineCheck) -> list[Problem]:
+        """The line's problems the refusal lists: always its first, the others while the
+        document has room; the last one listed says how many more there are."""
+        extra = min(len(check.problems) - 1, max(0, self.room))
+        self.room -= extra
+        listed = check.problems[: 1 + extra]
+        unlisted = check.unlisted + len(check.problems) - len(listed)
+        if unlisted:
+            last = listed[-1]
+            more = f"{unlisted} more problem{'s' if unlisted > 1 else ''}"
+            note = f"{more} of line {check.line.line_no} not listed"
+            listed[-1] = replace(last, reason=f"{last.reason} ({note})")
+        return listed
 
     def _weigh(
         self,
@@ -400,8 +420,12 @@ class _LineCheck:
     problems: list[Problem] = field(default_factory=list)
     generate: bool = False
     given_lots: tuple[LotEntry, ...] = ()  # as entered or scanned, before merging
+    unlisted: int = 0  # problems beyond `Limits.max_problems_per_line`, only counted
 
     def add(self, code: ReasonCode, reason: str, offending: str | None) -> None:
+        if len(self.problems) >= max(1, self.limits.max_problems_per_line):
+            self.unlisted += 1
+            return
         self.problems.append(_problem(self.line, code, reason, offending))
 
     # -- scans (R5) ----------------------------------------------------------------------------

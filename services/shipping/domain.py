@@ -256,12 +256,18 @@ def _decide(shipment: Shipment | None, ready: Ready) -> Decision:
 
 
 def _ready(msg: Request, items: Mapping[str, Item], limits: Limits) -> Ready:
-    """The request with each line's picks read (R5, R14) against its own terms."""
+    """The request with each line's picks read (R5, R14) against its own terms. Its lines
+    share one serial budget (`Limits.max_serials_per_document`): a line that would cross it
+    is refused, so a short request of many spans never expands past it."""
     header = _header(msg)
-    lines = tuple(
-        _read_picks(header, line.line_no, line.lic, line.quantity, line.entry, items, limits)
-        for line in msg.lines
-    )
+    budget = limits.max_serials_per_document
+    lines: list[ReadyLine] = []
+    for line in msg.lines:
+        ready = _read_picks(
+            header, line.line_no, line.lic, line.quantity, line.entry, items, limits, budget
+        )
+        budget -= len(ready.picks.serials)
+        lines.append(ready)
     return Ready(
         message_id=msg.message_id,
         shipment_id=msg.shipment_id,
@@ -270,7 +276,7 @@ def _ready(msg: Request, items: Mapping[str, Item], limits: Limits) -> Ready:
         ship_on=msg.ship_on,
         counterparty=msg.counterparty,
         reference=msg.reference,
-        lines=lines,
+        lines=tuple(lines),
     )
 
 
@@ -282,9 +288,10 @@ def _read_picks(
     entry: Entry,
     items: Mapping[str, Item],
     limits: Limits,
+    budget: int | None = None,
 ) -> ReadyLine:
     line = Line(line_no=line_no, lic=lic, quantity=quantity)
-    parsed = parse_picks(header, line, entry, items.get(lic), limits)
+    parsed = parse_picks(header, line, entry, items.get(lic), limits, budget)
     if isinstance(parsed, Problem):
         return ReadyLine(line_no=line_no, lic=lic, quantity=quantity, refusal=parsed)
     return ReadyLine(line_no=line_no, lic=lic, quantity=quantity, picks=parsed)
@@ -556,6 +563,12 @@ class _Draft:
         # Commands in flight per line and LIC: what decides the line's allocation is known
         # once none of its own LIC is left.
         self.in_flight = Counter((p.line_no, p.lic) for p in shipment.pending)
+        # The LICs of each line's allocations in flight, by command id in `pending`'s order:
+        # a cancel or resend of every line looks each one up instead of scanning `pending`.
+        self.allocating: dict[int, dict[str, str]] = {}
+        for p in shipment.pending:
+            if p.action == "allocate":
+                self.allocating.setdefault(p.line_no, {})[p.command_id] = p.lic
         self.waiting: tuple[str, ...] = shipment.waiting
         self.waiting_documents = dict(shipment.waiting_documents)
         self.unanswered: list[str] = list(shipment.unanswered)
@@ -576,12 +589,15 @@ class _Draft:
             picks=command.picks if isinstance(command, Allocate) and action == "allocate" else None,
         )
         self.in_flight[command.line_no, command.lic] += 1
+        if action == "allocate":
+            self.allocating.setdefault(command.line_no, {})[command.command_id] = command.lic
         self.commands.append(command)
 
     def answered(self, command_id: str) -> Pending | None:
         sent = self.pending.pop(command_id, None)
         if sent is not None:
             self.in_flight[sent.line_no, sent.lic] -= 1
+            self.allocating.get(sent.line_no, {}).pop(command_id, None)
         return sent
 
     def idle(self, line: Line) -> Line:
@@ -640,9 +656,9 @@ class _Draft:
 
     def _holders(self, line: Line) -> list[str]:
         lics = list(line.held_lics)
-        for sent in self.pending.values():
-            if sent.line_no == line.line_no and sent.action == "allocate" and sent.lic not in lics:
-                lics.append(sent.lic)
+        for lic in self.allocating.get(line.line_no, {}).values():
+            if lic not in lics:
+                lics.append(lic)
         return sorted(lics, key=lambda lic: lic != line.lic)
 
     def ship(self, line: Line, message_id: str) -> None:

@@ -29,8 +29,13 @@ ZERO = Decimal(0)
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
+    """Sane upper sizes (R5, DESIGN §6): a span, one line's serials, and a whole request's
+    (typed and scanned), as for a receipt: a span is a few bytes on the wire, so without a
+    budget per document a short request of many lines expands into billions of serials."""
+
     max_span: int = 1_000_000
     max_serials_per_line: int = 100_000
+    max_serials_per_document: int = 1_000_000
 
 
 # --- state ------------------------------------------------------------------------------------

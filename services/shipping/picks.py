@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 
 from services.shipping.model import (
@@ -24,9 +24,16 @@ from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
 
 def parse_picks(
-    shipment: Shipment, line: Line, entry: Entry, item: Item | None, limits: Limits
+    shipment: Shipment,
+    line: Line,
+    entry: Entry,
+    item: Item | None,
+    limits: Limits,
+    budget: int | None = None,
 ) -> Picks | Problem:
-    """The line's picks from what was typed and scanned, or the first problem with them."""
+    """The line's picks from what was typed and scanned, or the first problem with them.
+    `budget`: the serials the line's document may still name (None: only the line's limit);
+    a span is sized against it before it is expanded."""
 
     def problem(code: ReasonCode, reason: str, offending: str | None) -> Problem:
         return Problem(
@@ -36,13 +43,21 @@ def parse_picks(
     if len(entry.scans) > limits.max_serials_per_line:
         count = str(len(entry.scans))
         return problem(ReasonCode.INVALID_QUANTITY, f"line has {count} scans, too many", count)
+    cap = limits.max_serials_per_line if budget is None else max(0, budget)
+    cap = min(cap, limits.max_serials_per_line)
     try:
-        typed = _typed_serials(entry.serials, limits)
+        typed = _typed_serials(entry.serials, limits.max_span, cap)
         scans = [_checked_scan(raw, item) for raw in entry.scans]
-    except (SerialEntryError, BarcodeError) as error:
+    except SerialEntryError as error:
+        if error.code == ReasonCode.INVALID_QUANTITY.value and cap < limits.max_serials_per_line:
+            return _over_budget(problem, limits, error.offending)
+        return problem(ReasonCode(error.code), error.reason, error.offending)
+    except BarcodeError as error:
         return problem(ReasonCode(error.code), error.reason, error.offending)
     serialized = item is None or item.serialized
     serials = typed + [s.serial for s in scans if s.serial is not None and serialized]
+    if len(serials) > cap and cap < limits.max_serials_per_line:
+        return _over_budget(problem, limits, str(len(serials)))
     duplicates = find_duplicates(serials)
     if duplicates:
         reason = f"serial {duplicates[0]!r} is picked more than once on the line"
@@ -55,10 +70,21 @@ def parse_picks(
     return _named_for_vendor(shipment, line, picks, item) or picks
 
 
-def _typed_serials(entry: str | tuple[str, ...] | None, limits: Limits) -> list[str]:
+def _typed_serials(
+    entry: str | tuple[str, ...] | None, max_span: int, max_serials: int
+) -> list[str]:
     if entry is None or (not isinstance(entry, str) and not entry):
         return []
-    return parse_serials(entry, max_span=limits.max_span, max_serials=limits.max_serials_per_line)
+    return parse_serials(entry, max_span=max_span, max_serials=max_serials)
+
+
+def _over_budget(
+    problem: Callable[[ReasonCode, str, str | None], Problem], limits: Limits, named: str | None
+) -> Problem:
+    """The line would take its document past its serial budget: refused as a receipt line is."""
+    most = limits.max_serials_per_document
+    reason = f"the shipment's lines name more than {most} serials, the most one document may name"
+    return problem(ReasonCode.INVALID_QUANTITY, reason, named)
 
 
 def _checked_scan(raw: str, item: Item | None) -> Scan:

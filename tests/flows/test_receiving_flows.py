@@ -762,3 +762,26 @@ async def test_two_items_of_one_receipt_arriving_at_once_release_it(bus: Bus) ->
 
     assert [s["type"] for s in bus.statuses("PO-27")] == ["ReceiptPosted"]
     assert await bus.held() == [("PO-27", "released", ["PAIR-A", "PAIR-B"])]
+
+
+async def test_a_document_refused_by_allocation_is_posted_when_sent_again_corrected(
+    bus: Bus,
+) -> None:
+    """R3, R4: the ERP fixes the line allocation refused and sends the document again under a
+    new message_id: the line that was only held left nothing behind (no inventory lot
+    `<shipment_id>/<line_no>`, no serial), so the corrected document posts whole."""
+    await stocked(bus)
+    await bus.receive("PO-50", {"lic": "CAM", "quantity": 1, "serials": ["S1"]})
+    lines = ({"lic": "CAM", "quantity": 1, "serials": ["S7"]}, {"lic": "PLAIN", "quantity": 2})
+    await bus.receive("PO-51", *lines, {"lic": "CAM", "quantity": 1, "serials": ["S1"]})
+    (refused,) = bus.statuses("PO-51")
+    assert refused["type"] == "ReceiptRejected"
+
+    corrected = {"lic": "CAM", "quantity": 1, "serials": ["S2"]}
+    await bus.publish(
+        bus.topics.receipts, receipt("PO-51", *lines, corrected, message_id="msg-PO-51b")
+    )
+    posted = bus.statuses("PO-51")[1]
+    assert (posted["type"], posted["answers"]) == ("ReceiptPosted", ["msg-PO-51b"])
+    assert [line["lot_id"] for line in posted["lines"]] == ["PO-51/1", "PO-51/2", "PO-51/3"]
+    assert [m["serial"] for m in posted["lines"][0]["movements"]] == ["S7"]

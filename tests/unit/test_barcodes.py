@@ -104,6 +104,25 @@ def test_human_readable_form_tolerates_spaces() -> None:
     assert (scan.gtin, scan.serial) == (GTIN, "XYZ")
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "(01)(10)L1(21)S1",  # an empty GTIN: the item's GTIN check would be skipped
+        "(17)(10)L1(21)S1",
+        f"(01){GTIN}(10)L1(21)",
+        f"(01){GTIN}(10)L1()(21)S1",
+        f"(01){GTIN}(10)A(B)C(21)S1",  # would be read as lot "A"
+        f"(01){GTIN}x(10)L1",
+    ],
+)
+def test_human_readable_form_with_an_element_it_cannot_read_is_refused(raw: str) -> None:
+    """R5: the HRI reader (biip) skips what does not look like `(AI)value`: an AI without a
+    value, `()`, a value holding `(` (cut short at it). Read that way, a mistyped label gives
+    another lot, or no GTIN to check against the item; the whole text must be elements."""
+    error = refusal(raw)
+    assert error.offending == raw
+
+
 def test_gs1_digital_link_uri_is_read() -> None:
     """R5: a GS1 QR code may carry a Digital Link URI with the same AIs."""
     scan = decode_scan(f"https://id.gs1.org/01/{GTIN}/10/L%2F7/21/XY?17=270200")

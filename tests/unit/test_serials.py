@@ -279,6 +279,14 @@ def test_nfc_equal_serials_are_duplicates() -> None:
     assert error.offending == "S\u00e9-1"
 
 
+def test_a_look_alike_that_normalizes_to_a_separator_separates() -> None:
+    """R5 + hostile input: U+037E (Greek question mark) looks like ";" and NFC makes it one.
+    Normalized after splitting, "SN1\u037eSN2" became the one serial "SN1;SN2", which typed
+    entry reads as two: a unit no return or adjustment could ever name again."""
+    assert parse_serials("SN1\u037eSN2") == ["SN1", "SN2"]
+    assert parse_serials(["SN-1\u037e SN-2"]) == ["SN-1", "SN-2"]
+
+
 def test_more_listed_serials_than_the_limit_is_an_invalid_quantity() -> None:
     """R5 + hostile input: the entry's serial count is bounded."""
     assert len(parse_serials("a b c", max_serials=3)) == 3
@@ -449,7 +457,9 @@ def test_formatted_spans_parse_back_to_the_same_serials(serials: list[str]) -> N
 _HOSTILE = st.lists(
     st.one_of(
         st.characters(),
-        st.sampled_from(["\ud800", "\x00", "\u200b", "...", "…", "..", "0", "9", ",", " ", "\n"]),
+        st.sampled_from(
+            ["\ud800", "\x00", "\u200b", "...", "…", "..", "0", "9", ",", " ", "\n", "\u037e"]
+        ),
     ),
     max_size=40,
 ).map("".join)
@@ -474,5 +484,6 @@ def test_any_input_gives_clean_serials_or_a_coded_refusal(entry: str | list[str]
     assert len(set(serials)) == len(serials)
     for serial in serials:
         assert 0 < len(serial) <= MAX_SERIAL_LENGTH
+        assert one_typed_serial(serial) == serial  # typed entry can name the unit again
         assert serial == unicodedata.normalize("NFC", serial)
         assert all(unicodedata.category(char)[0] not in "CZ" for char in serial)
