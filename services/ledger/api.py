@@ -7,26 +7,28 @@ an optional lifespan that starts and stops the consumers with the HTTP server.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import functools
 import io
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from pydantic import AfterValidator
+from pydantic_core import to_json
 
 from services.ledger import dashboard, operations, queries
 from services.ledger.domain.model import EXACT
-from services.ledger.queries import NotFound, Reader
+from services.ledger.queries import Found, NotFound, Reader, Row, model_rows
 from services.ledger.schemas import (
     ErrorOut,
     Health,
@@ -148,10 +150,11 @@ def _routes(app: FastAPI) -> None:
         return await queries.lots(conn, lic, status, limit, offset)
 
     @app.get("/lots/{lot_id:path}", response_model=LotDetail, responses=_NOT_FOUND, tags=["lots"])
-    async def get_lot(lot_id: LotPath, conn: Conn) -> LotDetail:
+    async def get_lot(lot_id: LotPath, conn: Conn) -> Response:
         """A lot's general info; ordered / purchased / received / accrued / used / current
         quantities and values; manufacturer lots; serials with status; COGS entries."""
-        return await queries.lot(conn, lot_id)
+        found = await queries.lot(conn, lot_id)
+        return StreamingResponse(_json_parts(found), media_type="application/json")
 
     @app.get(
         "/serials/{lic}/{serial:path}",
@@ -185,7 +188,7 @@ def _routes(app: FastAPI) -> None:
         serial: Id = None,
         lot_id: Id = None,
         format: Literal["json", "csv"] = "json",
-    ) -> TraceOut | Response:
+    ) -> Response:
         """Every receipt, allocation, shipment (with customer), adjustment and return of a
         manufacturer lot or serial (or inventory lot), oldest first, with the lots and orders
         it came from. `format=csv`: the sortable recall spreadsheet, one row per event."""
@@ -195,11 +198,11 @@ def _routes(app: FastAPI) -> None:
         found = await queries.trace(conn, lic, mfr_lot=mfr_lot, serial=serial, lot_id=lot_id)
         TRACE_SECONDS.labels(format).observe(time.perf_counter() - started)
         if format == "json":
-            return found
-        return Response(
-            content=recall_csv(found),
+            return StreamingResponse(_json_parts(found), media_type="application/json")
+        return StreamingResponse(
+            _csv_parts(found),
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{_filename(found)}"'},
+            headers={"Content-Disposition": f'attachment; filename="{_filename(found.head)}"'},
         )
 
     @app.get("/usage", response_model=list[UsageOut], responses=_NOT_FOUND, tags=["usage"])
@@ -286,14 +289,53 @@ def asyncapi_json() -> bytes:
     return json.dumps(asyncapi.document(), sort_keys=True).encode()
 
 
-def recall_csv(found: TraceOut) -> str:
-    """One row per event with the key data elements; dates ISO so the sheet sorts by them."""
+PART_ROWS = 500
+"""Rows per part of a big answer. The ledger's consumers (and their heartbeats to the broker)
+share the event loop with the API: a lot of 100,000 serials built and serialized whole held it
+for 17 s, past the consumers' session timeout, and took 750 MB. Built and sent a part at a
+time, each part is a few tens of milliseconds and a few hundred KB."""
+
+
+async def _json_parts(found: Found[Any]) -> AsyncIterator[bytes]:
+    """`found` as one JSON object, fields in the response model's order, its big lists built
+    and serialized `PART_ROWS` rows at a time, the event loop free between parts."""
+    plain = found.head.model_dump(mode="json", exclude=set(found.lists))
+    separator = b"{"
+    for name in type(found.head).model_fields:
+        key = separator + to_json(name) + b":"
+        separator = b","
+        if name not in found.lists:
+            yield key + to_json(plain[name])
+            continue
+        model, rows = found.lists[name]
+        yield key + b"["
+        for n, part in enumerate(_parts(model, rows)):
+            items = to_json(part)[1:-1]  # the rows of the part, comma-separated
+            yield (b"," + items) if n else items
+            await asyncio.sleep(0)
+        yield b"]"
+    yield b"}"
+
+
+async def _csv_parts(found: Found[TraceOut]) -> AsyncIterator[bytes]:
+    """The recall spreadsheet: one row per event with the key data elements; dates ISO so the
+    sheet sorts by them. Written `PART_ROWS` events at a time, as `_json_parts` does."""
+    _, rows = found.lists["events"]
+    yield _csv_text([CSV_COLUMNS])
+    for part in _parts(TraceEvent, rows):
+        yield _csv_text(_csv_row(found.head, event) for event in part)
+        await asyncio.sleep(0)
+
+
+def _parts(model: type[Row], rows: list[Any]) -> Iterator[list[Row]]:
+    for start in range(0, len(rows), PART_ROWS):
+        yield model_rows(model, rows[start : start + PART_ROWS])
+
+
+def _csv_text(rows: Iterable[Sequence[str]]) -> bytes:
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for event in found.events:
-        writer.writerow(_csv_row(found, event))
-    return out.getvalue()
+    csv.writer(out, lineterminator="\r\n").writerows(rows)
+    return out.getvalue().encode()
 
 
 def _csv_row(found: TraceOut, e: TraceEvent) -> list[str]:

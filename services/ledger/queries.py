@@ -7,10 +7,12 @@ Traces read the transaction records through the partial indexes on (lic, mfr_lot
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import asyncpg
+from pydantic import BaseModel
 
 from services.ledger.domain.model import EXACT
 from services.ledger.domain.stock import StockAtOffice
@@ -71,6 +73,21 @@ class NotFound(Exception):
     """The thing asked for is not in the ledger; the message names it."""
 
 
+Head = TypeVar("Head", bound=BaseModel)
+Row = TypeVar("Row", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Found(Generic[Head]):
+    """An answer that may be big (a lot of 100,000 serials, the trace of a manufacturer lot
+    over years), read in one snapshot: `head` is the answer with its big lists empty, `lists`
+    their rows as read, each with its row model. The API builds and sends the rows a part at
+    a time (`api._json_parts`), so the whole answer is never built at once."""
+
+    head: Head
+    lists: dict[str, tuple[type[BaseModel], list[asyncpg.Record]]] = field(default_factory=dict)
+
+
 async def item(conn: Reader, lic: str) -> ItemOut:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow("SELECT * FROM items WHERE lic = $1", lic)
@@ -111,7 +128,7 @@ async def lots(
     return [LotSummary(**_fields(r, LotSummary)) for r in rows]
 
 
-async def lot(conn: Reader, lot_id: str) -> LotDetail:
+async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         row = await conn.fetchrow(
             f"""
@@ -151,10 +168,9 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
             """,
             lot_id,
         )
-    entries = [CogsEntry(**_fields(c, CogsEntry)) for c in cogs]
     with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
-        cogs_total = sum((c.amount for c in entries), start=Decimal(0))
-    return LotDetail(
+        cogs_total = sum((c["amount"] for c in cogs), start=Decimal(0))
+    head = LotDetail(
         lot_id=row["lot_id"],
         lic=row["lic"],
         description=row["description"] or "",
@@ -172,10 +188,11 @@ async def lot(conn: Reader, lot_id: str) -> LotDetail:
         status=row["status"],
         valuation=_valuation(row),
         mfr_lots=[MfrLotOut(**_fields(m, MfrLotOut)) for m in mfr],
-        serials=[SerialRecord(**_fields(s, SerialRecord)) for s in serials],
-        cogs=entries,
+        serials=[],
+        cogs=[],
         cogs_total=cogs_total,
     )
+    return Found(head, {"serials": (SerialRecord, serials), "cogs": (CogsEntry, cogs)})
 
 
 async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
@@ -207,7 +224,7 @@ async def trace(
     mfr_lot: str | None = None,
     serial: str | None = None,
     lot_id: str | None = None,
-) -> TraceOut:
+) -> Found[TraceOut]:
     """Every transaction record of a manufacturer lot, serial or inventory lot of one LIC."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         item = await conn.fetchrow("SELECT description, uom FROM items WHERE lic = $1", lic)
@@ -228,7 +245,7 @@ async def trace(
             if val is not None
         )
         raise NotFound(f"no transactions of item {lic!r} for {what}")
-    return TraceOut(
+    head = TraceOut(
         lic=lic,
         description=item["description"] if item else "",
         uom=item["uom"] if item else "Each",
@@ -243,8 +260,9 @@ async def trace(
                 if e["event_type"] == "shipment" and e["counterparty"] is not None
             }
         ),
-        events=[TraceEvent(**_fields(e, TraceEvent)) for e in events],
+        events=[],
     )
+    return Found(head, {"events": (TraceEvent, events)})
 
 
 async def usage(
@@ -296,6 +314,11 @@ def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
         return "", []
     clause = " AND ".join(f"{column} = ${i}" for i, (column, _) in enumerate(given, 1))
     return f"WHERE {clause}", [val for _, val in given]
+
+
+def model_rows(model: type[Row], rows: list[asyncpg.Record]) -> list[Row]:
+    """Each row as the response model (its columns the model has)."""
+    return [model(**_fields(r, model)) for r in rows]
 
 
 def _fields(
