@@ -1,4 +1,4 @@
-"""Scenario 4: serial-heavy receipts, the case where peers time out.
+"""Scenario 4: serial-heavy receipts, and the sale of one of them, the case where peers time out.
 
 On a fresh deployment with the four services running (warmed up by a one-serial receipt), one
 ShipmentReceived line of N serials typed as a span (`SP0000001...SP0100000`), then one of N
@@ -7,6 +7,10 @@ as spans on two LICs, which allocation holds until both are accepted (received w
 all: one more round trip and the kept events). Measured: publish → ReceiptPosted (the status
 record's broker timestamp), publish → the ledger holding all N serials (polled every 250 ms),
 and each service's peak resident memory while the receipt went through (sampled every 50 ms).
+After the span receipt, the way out: one sale of all N serials without picks (allocation takes
+them first-in-first-out) and its ship request, measured publish → ShipmentAllocated, ship
+request → ShipmentShipped and ship request → the ledger holding N usage records (each status
+and decision event then lists N serial movements, about 11 MB for 100,000).
 
 The time is compared with the floor of writing N rows with COPY at the ceiling rate.
 """
@@ -16,11 +20,20 @@ from __future__ import annotations
 import time
 
 import asyncpg
+from aiokafka import AIOKafkaProducer
 
 from bench import workload
 from bench.infra import BenchError, Services, new_deployment, wait_until
 from bench.kafka_io import Tail, plain_producer, publish, topic_sizes
-from bench.pathwatch import RECEIPT_POSTED, RECEIPT_REJECTED, StatusBook
+from bench.pathwatch import (
+    ALLOCATED,
+    FAILED,
+    RECEIPT_POSTED,
+    RECEIPT_REJECTED,
+    SHIP_REFUSED,
+    SHIPPED,
+    StatusBook,
+)
 from bench.report import ScenarioResult, Target
 from bench.scenarios import Context
 from bench.sizes import Sizes
@@ -35,7 +48,7 @@ BIG, BIG2 = "SER-BIG", "SER-BIG2"
 
 
 def steps(_sizes: Sizes) -> int:
-    return 6
+    return 7
 
 
 def _receipt(shipment_id: str, lines: list[Line]) -> bytes:
@@ -160,6 +173,8 @@ async def _receive(ctx: Context, result: ScenarioResult, label: str, lines: list
             "s",
             ceiling=f"copy_floor_{n}_s",
         )
+        if label == "span":
+            await _ship_all(ctx, result, conn, book, tail, services, producer, n)
         result.details[label] = {
             "serials": n,
             "lines": len(lines),
@@ -182,6 +197,106 @@ async def _receive(ctx: Context, result: ScenarioResult, label: str, lines: list
         await deployment.drop()
 
 
+async def _ship_all(
+    ctx: Context,
+    result: ScenarioResult,
+    conn: asyncpg.Connection,
+    book: StatusBook,
+    tail: Tail,
+    services: Services,
+    producer: AIOKafkaProducer,
+    n: int,
+) -> None:
+    """The way out: one sale of all N serials of the receipt, without picks (allocation takes
+    them first-in-first-out), then its ship request. Measured: publish → ShipmentAllocated,
+    ship request → ShipmentShipped, ship request → the ledger holding N usage records."""
+    ctx.progress.step(f"serial shipment: {n:,} serials")
+    patience = ctx.sizes.receipt_patience
+    shipment_id = "SO-BIG"
+    request = workload.encode(
+        "ShipmentRequested",
+        message_id=f"req-{shipment_id}",
+        shipment_id=shipment_id,
+        office=workload.OFFICE,
+        kind="sale",
+        customer="Customer BIG",
+        ship_on=workload.SHIP_ON,
+        lines=[{"line_no": 1, "lic": BIG, "quantity": n}],
+    )
+    services.reset_peaks()
+    published = time.time()
+    await publish(producer, services.deployment.topics.shipments, [(shipment_id, request)])
+    allocated = await _await_answer(
+        book, shipment_id, ALLOCATED, (FAILED,), tail, services, timeout=patience
+    )
+    asked = time.time()
+    await publish(
+        producer,
+        services.deployment.topics.shipments,
+        [(shipment_id, workload.ship_request(shipment_id, asked))],
+    )
+    shipped = await _await_answer(
+        book, shipment_id, SHIPPED, (SHIP_REFUSED,), tail, services, timeout=patience
+    )
+
+    async def used() -> tuple[bool, object]:
+        rows = await conn.fetchval("SELECT count(*) FROM ledger.usage WHERE lic = $1", BIG)
+        return rows >= n, f"{rows:,} usage records of {BIG}"
+
+    await wait_until(
+        f"the ledger to record {n:,} usage records",
+        used,
+        timeout=patience,
+        services=services,
+        interval=0.25,
+    )
+    recorded = time.time()
+    peaks = services.peak_rss_mb()
+    worst = max(peaks, key=lambda k: peaks[k])
+    result.figure(f"sale of {n:,} serials: publish → ShipmentAllocated", allocated - published, "s")
+    result.figure(f"sale of {n:,} serials: ship request → ShipmentShipped", shipped - asked, "s")
+    result.figure(
+        f"sale of {n:,} serials: ship request → ledger holds every usage record",
+        recorded - asked,
+        "s",
+    )
+    result.figure(
+        f"sale of {n:,} serials: peak RSS (largest: {worst})",
+        peaks[worst],
+        "MB",
+        target=Target("value<=", RSS_LIMIT_MB, f"no service above {RSS_LIMIT_MB} MB RSS"),
+        note=", ".join(f"{k} {v:.0f}" for k, v in peaks.items()),
+    )
+
+
+async def _await_answer(
+    book: StatusBook,
+    shipment_id: str,
+    wanted: str,
+    refusals: tuple[str, ...],
+    tail: Tail,
+    services: Services,
+    *,
+    timeout: float,
+) -> float:
+    """The broker timestamp of the document's `wanted` status; one of `refusals` (or another
+    status) instead is an error."""
+
+    async def answered() -> tuple[bool, object]:
+        tail.check()
+        seen = book.seen.get(shipment_id, {})
+        return wanted in seen or any(r in seen for r in refusals), sorted(seen) or "no status yet"
+
+    await wait_until(f"the status of {shipment_id}", answered, timeout=timeout, services=services)
+    at = book.at(shipment_id, wanted)
+    if at is None:
+        refused = [r for r in refusals if book.at(shipment_id, r)]
+        if refused:
+            raise BenchError(f"{shipment_id}: {refused[0]}, {book.reasons.get(shipment_id)}")
+        raise BenchError(f"{shipment_id} answered with {sorted(book.seen[shipment_id])}")
+    return at[0]
+
+
 async def _await_items(conn: asyncpg.Connection, wanted: int, services: Services) -> None:
     async def known() -> tuple[bool, object]:
         try:
@@ -196,19 +311,9 @@ async def _await_items(conn: asyncpg.Connection, wanted: int, services: Services
 async def _await_status(
     book: StatusBook, shipment_id: str, tail: Tail, services: Services, *, timeout: float
 ) -> float:
-    async def answered() -> tuple[bool, object]:
-        tail.check()
-        return bool(book.seen.get(shipment_id)), "no status yet"
-
-    await wait_until(
-        f"the status of receipt {shipment_id}", answered, timeout=timeout, services=services
+    return await _await_answer(
+        book, shipment_id, RECEIPT_POSTED, (RECEIPT_REJECTED,), tail, services, timeout=timeout
     )
-    if book.at(shipment_id, RECEIPT_REJECTED):
-        raise BenchError(f"receipt {shipment_id} was rejected: {book.reasons.get(shipment_id)}")
-    posted = book.at(shipment_id, RECEIPT_POSTED)
-    if posted is None:
-        raise BenchError(f"receipt {shipment_id} answered with {sorted(book.seen[shipment_id])}")
-    return posted[0]
 
 
 async def _await_ledger(
