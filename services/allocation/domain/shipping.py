@@ -22,12 +22,13 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import (
+    EXACT,
     ZERO,
     AllocateLine,
     Allocation,
@@ -215,6 +216,8 @@ def ship(draft: Draft, cmd: ShipLine) -> tuple[Event, ...]:
     _use(draft, allocation)
     draft.put_allocation(allocation.with_status("shipped"))
     moved = held(draft, allocation)
+    with localcontext(EXACT):  # up to 33 digits per movement: the default context rounds
+        total_cost = sum((m.quantity * m.unit_cost for m in moved), ZERO)
     return (
         LineShipped(
             command_id=cmd.message_id,
@@ -227,7 +230,7 @@ def ship(draft: Draft, cmd: ShipLine) -> tuple[Event, ...]:
             ship_on=allocation.ship_on,
             quantity=allocation.quantity,
             movements=moved,
-            total_cost=sum((m.quantity * m.unit_cost for m in moved), ZERO),
+            total_cost=total_cost,
             closed_lots=tuple(draft.closed),
         ),
     )
