@@ -50,8 +50,28 @@ from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
 from shared.ids import derived_id
+from shared.offload import compute
 
 log = structlog.get_logger(__name__)
+
+# What reading a receipt costs, roughly in microseconds (`shared.offload`): a scan is decoded by
+# biip (about 100 µs); a serial, a lot and a line cost about one each.
+SCAN_WEIGHT = 100
+
+
+def check_weight(message: u.ShipmentReceived) -> int:
+    """About how many microseconds checking `message` takes: serials count by the quantity
+    of the lines that name them (a span is a few bytes however many it names)."""
+    weight = 0
+    for line in message.lines:
+        weight += 1 + len(line.lots) + SCAN_WEIGHT * len(line.scans)
+        if line.serials is not None:
+            weight += min(int(line.quantity), MAX_WEIGHED_SERIALS)
+    return weight
+
+
+# A serialized quantity is whole; a plain line naming serials is refused before it costs this.
+MAX_WEIGHED_SERIALS = 1_000_000
 
 # Held documents settled per round of the periodic job: each is up to a few megabytes of JSON.
 EXPIRE_AT_ONCE = 100
@@ -113,14 +133,17 @@ class ReceivingService:
         messages = [inbound.message for inbound in batch]
         lics = sorted({line.lic for doc in messages for line in doc.lines})
         items = await self._repository.items(uow.conn, lics)
-        docs = [self._check(m, items, may_wait=self._wait > 0) for m in messages]
+        docs = await self._check_many(messages, items, may_wait=self._wait > 0)
         awaited = {lic for doc in docs for lic in doc.awaited}
         if awaited:
             # An awaited item may have arrived since it was read: read it again with its LIC
             # locked, so that an arrival from now on finds the document held.
             await self._repository.lock_items(uow.conn, awaited)
             items |= await self._repository.items(uow.conn, sorted(awaited))
-            docs = [self._check(doc.message, items) if doc.awaited else doc for doc in docs]
+            again = iter(
+                await self._check_many([doc.message for doc in docs if doc.awaited], items)
+            )
+            docs = [next(again) if doc.awaited else doc for doc in docs]
         docs = _latest_held(docs)
         newest = {doc.message.shipment_id: doc.message.message_id for doc in docs}
         superseded = await self._supersede(uow, newest, [doc.message.message_id for doc in docs])
@@ -148,6 +171,25 @@ class ReceivingService:
         """The periodic job: settle held documents whose wait is over on what is known now,
         refusing `UNKNOWN_ITEM` the lines whose item never came."""
         await self._settle(uow, await self._repository.expire(uow.conn, EXPIRE_AT_ONCE), "expired")
+
+    async def _check_many(
+        self,
+        messages: Sequence[u.ShipmentReceived],
+        items: dict[str, d.Item],
+        *,
+        may_wait: bool = True,
+        arrived: Sequence[datetime] | None = None,
+    ) -> list[_Document]:
+        """`_check` each document (`arrived`: when each was held), in a worker thread when
+        they are heavy (`shared.offload`): 200,000 scans take 20 s to read."""
+        when = arrived if arrived is not None else [None] * len(messages)
+        return await compute(
+            lambda: [
+                self._check(m, items, may_wait=may_wait, arrived_at=at)
+                for m, at in zip(messages, when, strict=True)
+            ],
+            weight=sum(map(check_weight, messages)),
+        )
 
     def _check(
         self,
@@ -177,8 +219,10 @@ class ReceivingService:
         lics = sorted({line.lic for m in messages for line in m.lines})
         items = await self._repository.items(uow.conn, lics)
         answered = []
-        for h, message in zip(held, messages, strict=True):
-            doc = self._check(message, items, may_wait=False, arrived_at=h.held_at)
+        checked = await self._check_many(
+            messages, items, may_wait=False, arrived=[h.held_at for h in held]
+        )
+        for h, doc in zip(held, checked, strict=True):
             newer = newest[h.shipment_id]
             answered.append(replace(doc, checked=d.superseded(doc.checked, newer)))
             log.info(
@@ -269,10 +313,9 @@ class ReceivingService:
         messages = [translate.held_document(h.document) for h in held]
         lics = sorted({line.lic for m in messages for line in m.lines})
         items = await self._repository.items(uow.conn, lics)
-        docs = [
-            self._check(m, items, may_wait=False, arrived_at=h.held_at)
-            for h, m in zip(held, messages, strict=True)
-        ]
+        docs = await self._check_many(
+            messages, items, may_wait=False, arrived=[h.held_at for h in held]
+        )
         docs = await self._once_per_return(uow, docs)
         await self._admit(uow, docs)
         for doc in docs:

@@ -10,6 +10,7 @@ documents, commands, answers and statuses are real and so is every SQL statement
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -26,7 +27,8 @@ from pydantic import BaseModel, TypeAdapter
 from services.allocation import app as allocation_app
 from services.allocation.service import AllocationService
 from services.receiving import app as receiving_app
-from services.receiving.service import ReceivingService
+from services.receiving import domain as receiving_domain
+from services.receiving.service import SCAN_WEIGHT, ReceivingService
 from services.shipping import app as shipping_app
 from services.shipping.service import ShippingService
 from shared import db
@@ -36,6 +38,7 @@ from shared.contracts.codec import decode, encode
 from shared.contracts.commands import Command
 from shared.contracts.events import InventoryEvent, ItemUpserted
 from shared.contracts.upstream import ItemMessage, ReceiptMessage, ShipmentMessage, UpsertItem
+from shared.offload import HEAVY
 from shared.outbox import Outbox, OutboxRow, channel_for, write_outbox
 from tests.fixtures.infra import LotlineEnv
 
@@ -389,6 +392,36 @@ async def test_scanned_units_are_received_with_lot_expiry_and_serial(bus: Bus) -
         ("U1", "L7", "2027-12-31"),
         ("U2", "L7", "2027-12-31"),
     ]
+
+
+async def test_a_heavily_scanned_receipt_is_read_off_the_event_loop(
+    bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§6: reading scans costs about 100 µs each (200,000 took 20 s, past the consumer's session
+    timeout), so a receipt of many is checked in a worker thread (`shared.offload`) while the
+    loop goes on; a small one right away. Both are posted alike."""
+    await stocked(bus)
+    threads: list[int] = []
+    check = receiving_domain.check_receipt
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return check(*args, **kwargs)
+
+    monkeypatch.setattr(receiving_domain, "check_receipt", watched)
+    many = HEAVY // SCAN_WEIGHT
+    scans = [f"(01){GTIN}(17)271231(10)L7(21)H{n}" for n in range(many)]
+    await bus.receive("PO-HEAVY", {"lic": "VAX", "quantity": many, "scans": scans})
+    light_scan = f"(01){GTIN}(17)271231(10)L7(21)LIGHT1"
+    await bus.receive("PO-LIGHT", {"lic": "VAX", "quantity": 1, "scans": [light_scan]})
+
+    (heavy_status,) = bus.statuses("PO-HEAVY")
+    assert heavy_status["type"] == "ReceiptPosted", heavy_status
+    assert len(heavy_status["lines"][0]["movements"]) == many
+    assert [s["type"] for s in bus.statuses("PO-LIGHT")] == ["ReceiptPosted"]
+    heavy, light = threads
+    assert heavy != threading.get_ident()
+    assert light == threading.get_ident()
 
 
 async def test_scanned_serials_are_filed_under_the_lots_their_scans_name(bus: Bus) -> None:

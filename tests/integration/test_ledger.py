@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import date
 from decimal import Context, Decimal, localcontext
@@ -23,6 +24,7 @@ from shared import asyncapi, db
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import events as e
 from shared.contracts.upstream import PurchaseOrderUpdated
+from shared.offload import HEAVY
 from shared.outbox import Outbox
 from tests.fixtures.infra import LotlineEnv
 from tests.fixtures.locks import waits_for_a_lock
@@ -543,6 +545,40 @@ async def test_a_serial_received_and_shipped_in_one_batch_keeps_its_receipt_date
         "2024-01-20",
     )
     assert [(s["received_on"], s["status"]) for s in lot["serials"]] == [("2024-01-10", "shipped")]
+
+
+async def test_a_big_event_is_booked_off_the_event_loop_and_a_small_one_at_once(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§6: booking costs about 10 µs a movement (a 100,000-serial shipment's events take
+    seconds), so a batch of many movements is booked in a worker thread (`shared.offload`)
+    while the loop, which the consumers' heartbeats and the read API share, goes on."""
+    threads: list[int] = []
+    booked = service.record
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return booked(*args, **kwargs)
+
+    monkeypatch.setattr(service, "record", watched)
+    many = HEAVY // service.MOVE_WEIGHT
+    w = Wire()
+    units = [mv("IN-1/1", 1, "300", serial=f"SN-{n}") for n in range(many)]
+    await record(pool, w.item(CAM, serialized=True))
+    await record(
+        pool, w.received(CAM, "IN-1/1", many, "300", units, po="PO-1", on=date(2024, 1, 10))
+    )
+    await record(pool, w.sale(CAM, "OUT-1", units[:1], customer="Alpha", on=date(2024, 1, 20)))
+
+    async with pool.acquire() as conn:
+        counts = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE status = 'available') AS available,"
+            " count(*) FILTER (WHERE status = 'shipped') AS shipped FROM serials WHERE lic = $1",
+            CAM,
+        )
+    assert (counts["available"], counts["shipped"]) == (many - 1, 1)
+    assert threads[-2] != threading.get_ident()  # the receipt of `many` serials
+    assert threads[-1] == threading.get_ident()  # the sale of one
 
 
 # -- valuation and costing --------------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""Heavy pure work off the event loop.
+
+A service's consumers, their heartbeats to the broker, its outbox relay and (in the ledger) the
+read API share one event loop. A handler that computes for longer than the consumer's session
+timeout (KAFKA_SESSION_TIMEOUT_MS, 6 s) without giving the loop back is dropped from its group:
+its partitions move to another process, which takes the same document from the stored offset
+and, computing as long, loses them back; the first one's commit is then fenced. A receipt of
+200,000 scanned barcodes (8 MB, within the upstream limit) took 21 s to check.
+
+Work big enough to matter runs in a worker thread instead. The interpreter hands the GIL back to
+the loop's thread every few milliseconds, so heartbeats, the relay and the API go on while the
+handler awaits the result. The work must be pure: it runs while other tasks of the loop run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+HEAVY = 20_000
+"""Weight from which work goes to a thread; a weight is about a microsecond of work (a scan
+weighs 100, a listed serial or a lot 1). Lighter work runs at once: a thread hand-off costs
+more than it saves."""
+
+
+async def compute(work: Callable[[], T], *, weight: int) -> T:
+    """`work()`, in a worker thread when `weight` reaches HEAVY, else right here."""
+    if weight < HEAVY:
+        return work()
+    return await asyncio.to_thread(work)
