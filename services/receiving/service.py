@@ -50,28 +50,15 @@ from shared.contracts import events as e
 from shared.contracts import status as s
 from shared.contracts import upstream as u
 from shared.ids import derived_id
-from shared.offload import compute
+from shared.offload import compute, entry_weight
 
 log = structlog.get_logger(__name__)
 
-# What reading a receipt costs, roughly in microseconds (`shared.offload`): a scan is decoded by
-# biip (about 100 µs); a serial, a lot and a line cost about one each.
-SCAN_WEIGHT = 100
-
 
 def check_weight(message: u.ShipmentReceived) -> int:
-    """About how many microseconds checking `message` takes: serials count by the quantity
-    of the lines that name them (a span is a few bytes however many it names)."""
-    weight = 0
-    for line in message.lines:
-        weight += 1 + len(line.lots) + SCAN_WEIGHT * len(line.scans)
-        if line.serials is not None:
-            weight += min(int(line.quantity), MAX_WEIGHED_SERIALS)
-    return weight
+    """About how many microseconds checking `message` takes (`shared.offload`)."""
+    return sum(entry_weight(line, line.quantity) for line in message.lines)
 
-
-# A serialized quantity is whole; a plain line naming serials is refused before it costs this.
-MAX_WEIGHED_SERIALS = 1_000_000
 
 # Held documents settled per round of the periodic job: each is up to a few megabytes of JSON.
 EXPIRE_AT_ONCE = 100

@@ -16,6 +16,21 @@ from services.shipping.repository import PgShippingRepository
 from shared.config import Settings
 from shared.consumer import Inbound, Locker, UnitOfWork
 from shared.contracts import events as e
+from shared.contracts.upstream import ShipmentPicksUpdated, ShipmentRequested
+from shared.offload import compute, entry_weight
+
+# What a movement of an answer costs to apply and answer, roughly in microseconds.
+MOVE_WEIGHT = 10
+
+
+def document_weight(message: Any) -> int:
+    """About how many microseconds deciding an upstream shipment message takes
+    (`shared.offload`): reading its picks, scans above all."""
+    if isinstance(message, ShipmentRequested):
+        return sum(entry_weight(line, line.quantity) for line in message.lines)
+    if isinstance(message, ShipmentPicksUpdated):
+        return entry_weight(message)
+    return 1
 
 
 class ShippingService:
@@ -46,11 +61,15 @@ class ShippingService:
         shipments = dict(loaded.shipments)
         items = loaded.items
         changed: dict[str, model.Shipment] = {}
-        for message in messages:
-            decision = domain.handle(
-                shipments.get(message.shipment_id), message, items, self._limits
-            )
-            self._apply(uow, decision, shipments, changed)
+
+        def decide() -> None:
+            for message in messages:
+                decision = domain.handle(
+                    shipments.get(message.shipment_id), message, items, self._limits
+                )
+                self._apply(uow, decision, shipments, changed)
+
+        await compute(decide, weight=sum(document_weight(i.message) for i in batch))
         await self._repository.save(uow.conn, loaded.shipments, changed.values())
 
     async def collect_answers(self, uow: UnitOfWork, batch: list[Inbound[Any]]) -> None:
@@ -76,11 +95,17 @@ class ShippingService:
         waiting = [sid for sid in replies if shipments[sid].queued]
         flags = await self._repository.load_items(uow.conn, waiting) if waiting else {}
         changed: dict[str, model.Shipment] = {}
-        for shipment_id, theirs in replies.items():
-            decision = domain.answer(
-                shipments[shipment_id], *theirs, items=flags, limits=self._limits
-            )
-            self._apply(uow, decision, shipments, changed)
+
+        def decide() -> None:
+            for shipment_id, theirs in replies.items():
+                decision = domain.answer(
+                    shipments[shipment_id], *theirs, items=flags, limits=self._limits
+                )
+                self._apply(uow, decision, shipments, changed)
+
+        # About 10 µs a movement: a 100,000-serial line's answer and status take a second.
+        moved = sum(len(getattr(ev, "movements", ())) for ev in events)
+        await compute(decide, weight=MOVE_WEIGHT * moved)
         await self._repository.save(uow.conn, loaded, changed.values())
 
     def _apply(

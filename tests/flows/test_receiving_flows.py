@@ -28,7 +28,7 @@ from services.allocation import app as allocation_app
 from services.allocation.service import AllocationService
 from services.receiving import app as receiving_app
 from services.receiving import domain as receiving_domain
-from services.receiving.service import SCAN_WEIGHT, ReceivingService
+from services.receiving.service import ReceivingService
 from services.shipping import app as shipping_app
 from services.shipping.service import ShippingService
 from shared import db
@@ -38,7 +38,7 @@ from shared.contracts.codec import decode, encode
 from shared.contracts.commands import Command
 from shared.contracts.events import InventoryEvent, ItemUpserted
 from shared.contracts.upstream import ItemMessage, ReceiptMessage, ShipmentMessage, UpsertItem
-from shared.offload import HEAVY
+from shared.offload import HEAVY, SCAN_WEIGHT
 from shared.outbox import Outbox, OutboxRow, channel_for, write_outbox
 from tests.fixtures.infra import LotlineEnv
 

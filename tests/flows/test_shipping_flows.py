@@ -6,6 +6,7 @@ stock comes in through receiving, shipments go out through shipping, allocation 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,9 +15,11 @@ import orjson
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
+from services.shipping import domain as shipping_domain
 from shared.contracts.codec import decode
 from shared.contracts.upstream import ShipmentMessage, UpsertItem
 from shared.ids import derived_id, namespaced
+from shared.offload import HEAVY, SCAN_WEIGHT
 from shared.outbox import OutboxRow
 from tests.fixtures.infra import LotlineEnv
 from tests.flows.test_receiving_flows import DAY, GTIN, Bus, open_bus, stocked
@@ -821,3 +824,37 @@ async def test_picks_with_a_nul_read_with_the_ship_are_answered_not_dead_lettere
     assert [a["type"] for a in answers] == ["ShipmentShipped", "ShipmentAllocationFailed"]
     assert answers[1]["message_id"] == status_id(late)
     assert answers[1]["reason_code"] == "UNKNOWN_SHIPMENT"  # shipped: picks no longer change
+
+
+async def test_a_heavily_scanned_request_is_read_off_the_event_loop(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§6: a request of many scans (about 100 µs each) is decided in a worker thread
+    (`shared.offload`), so the consumer's heartbeats go on; its ship request, light, at once.
+    Both are answered as ever."""
+    many = HEAVY // SCAN_WEIGHT
+    await desk.bus.receive(
+        "PO-HEAVY",
+        {
+            "lic": "VAX",
+            "quantity": many,
+            "lots": [{"mfr_lot": "L7", "expires_on": "2027-12-31", "quantity": many}],
+            "serials": f"H{1:04d}...H{many:04d}",
+        },
+    )
+    threads: list[int] = []
+    handle = shipping_domain.handle
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return handle(*args, **kwargs)
+
+    monkeypatch.setattr(shipping_domain, "handle", watched)
+    scans = [f"(01){GTIN}(17)271231(10)L7(21)H{n:04d}" for n in range(1, many + 1)]
+    await desk.request("S-HEAVY", {"lic": "VAX", "quantity": many, "scans": scans})
+    assert desk.last("S-HEAVY")["type"] == "ShipmentAllocated", desk.last("S-HEAVY")
+    await desk.ship("S-HEAVY")
+    assert desk.last("S-HEAVY")["type"] == "ShipmentShipped", desk.last("S-HEAVY")
+    request, ship = threads
+    assert request != threading.get_ident()
+    assert ship == threading.get_ident()
