@@ -2,8 +2,13 @@
 
 While this process owns a LIC's partition it is the LIC's only writer (a zombie's writes are
 fenced), so the state it committed last is exactly what the database holds: a hot LIC is then
-decided without loading its rows again. Two rules keep that true:
+decided without loading its rows again. Three rules keep that true:
   - a state enters the cache only after its transaction committed (`UnitOfWork.after_commit`);
+  - a state taken to decide a batch leaves the cache until then (`take`): when the consumer
+    cannot tell whether the transaction committed (the COMMIT's answer lost with the
+    connection), its retry finds the batch in the inbox and decides nothing, so no callback
+    stores the states after it, and the next batch must load them rather than decide on the
+    states from before it;
   - every partition assignment empties the cache, because another process may have written
     the LICs meanwhile.
 The cache is bounded by the rows it holds, least recently used first out.
@@ -44,16 +49,17 @@ class StateCache:
     def __len__(self) -> int:
         return len(self._states)
 
-    def lookup(self, lics: Iterable[str]) -> tuple[dict[str, LicState], list[str]]:
-        """The cached states among `lics`, and the LICs that must be loaded."""
+    def take(self, lics: Iterable[str]) -> tuple[dict[str, LicState], list[str]]:
+        """The cached states among `lics`, taken out (`store` puts them back once their
+        transaction committed), and the LICs that must be loaded."""
         found: dict[str, LicState] = {}
         missing: list[str] = []
         for lic in lics:
-            entry = self._states.get(lic)
+            entry = self._states.pop(lic, None)
             if entry is None:
                 missing.append(lic)
             else:
-                self._states.move_to_end(lic)
+                self._rows -= entry[1]
                 found[lic] = entry[0]
         self.hits += len(found)
         self.misses += len(missing)

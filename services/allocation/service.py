@@ -61,10 +61,12 @@ class AllocationService:
         by_lic: dict[str, list[Any]] = defaultdict(list)
         for inbound in batch:
             by_lic[inbound.message.lic].append(inbound.message)
-        before, missing = self.cache.lookup(by_lic)
+        before, missing = self.cache.take(by_lic)
         if missing:
             before.update(await self._repository.load(uow.conn, missing))
-        elsewhere = await self._lots_elsewhere(uow, by_lic)
+        named = _lots_named(by_lic)
+        lot_ids = sorted(set().union(*named.values()))
+        owners = await self._repository.lot_owners(uow.conn, lot_ids) if lot_ids else {}
         # The kept events of the held lines this batch settles (taken whether or not the
         # decision then agrees: a refused settle finds none), and those it holds.
         kept = await self._repository.take_held_events(
@@ -78,10 +80,20 @@ class AllocationService:
         after: dict[str, LicState] = {}
         touched: dict[str, Touched] = {}  # rows each LIC's batch wrote: all `save` compares
         for lic, commands in by_lic.items():
+            elsewhere = {
+                lot_id: owner
+                for lot_id in named.get(lic, ())
+                if (owner := owners.get(lot_id, lic)) != lic
+            }
             decided = decide_batch(
-                before[lic], map(translate.to_domain, commands), elsewhere.get(lic)
+                before[lic], map(translate.to_domain, commands), elsewhere or None
             )
             after[lic], events, touched[lic] = decided.state, decided.events, decided.touched
+            # A lot this LIC just made is held for the LICs decided after it (one write of
+            # the batch must not name a lot id twice).
+            for lot_id in named.get(lic, ()):
+                if lot_id not in owners and lot_id in decided.state.lots:
+                    owners[lot_id] = lic
             self._publish(uow, lic, commands, events, kept)
         await self._repository.keep_held_events(uow.conn, kept)
         await self._repository.save(uow.conn, before, after, touched)
@@ -127,26 +139,6 @@ class AllocationService:
             if settled.next_serial is not None:
                 held = held.with_next_serial(settled.next_serial)
             uow.outbox.emit_raw(self._topics.events, lic.encode(), held.payload, held.headers)
-
-    async def _lots_elsewhere(
-        self, uow: UnitOfWork, by_lic: dict[str, list[Any]]
-    ) -> dict[str, dict[str, str]]:
-        """Per LIC, the inventory lot ids its receipts name that another LIC already holds:
-        lot ids are unique across items, and a LIC's state knows only its own."""
-        named = {
-            m.lot_id: lic
-            for lic, commands in by_lic.items()
-            for m in commands
-            if isinstance(m, c.ReceiveStock)
-        }
-        if not named:
-            return {}
-        owners = await self._repository.lot_owners(uow.conn, list(named))
-        elsewhere: dict[str, dict[str, str]] = {}
-        for lot_id, owner in owners.items():
-            if owner != named[lot_id]:
-                elsewhere.setdefault(named[lot_id], {})[lot_id] = owner
-        return elsewhere
 
     async def item_locks(self, _conn: asyncpg.Connection, items: list[u.UpsertItem]) -> list[str]:
         """The intake locks `rekey_items` takes: every item's (`Route.locks`)."""
@@ -266,3 +258,15 @@ class AllocationService:
             log.info(
                 f"allocation.adjustment_{how}", command_id=adjustment.command_id, lic=adjustment.lic
             )
+
+
+def _lots_named(by_lic: dict[str, list[Any]]) -> dict[str, set[str]]:
+    """Per LIC, the inventory lot ids its receipts name. Lot ids are unique across items, and
+    a LIC's state knows only its own: `decide_batch` tells each LIC's decision those that
+    another LIC holds, in the database or made earlier in the batch."""
+    named: dict[str, set[str]] = {}
+    for lic, commands in by_lic.items():
+        for m in commands:
+            if isinstance(m, c.ReceiveStock):
+                named.setdefault(lic, set()).add(m.lot_id)
+    return named
