@@ -118,8 +118,10 @@ class Tail:
         options: dict[str, Any],
         topics: Sequence[str],
         on_record: Callable[[Record, float], None],
+        *,
+        fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS,
     ) -> None:
-        self._consumer = observer(bootstrap, options)
+        self._consumer = observer(bootstrap, options, fetch_max_wait_ms=fetch_max_wait_ms)
         self._topics = list(topics)
         self._on_record = on_record
         self._task: asyncio.Task[None] | None = None
