@@ -21,11 +21,16 @@ from shared.consumer import Inbound, UnitOfWork
 from shared.contracts import commands as c
 from shared.contracts import upstream as u
 from shared.ids import namespaced
+from shared.offload import compute
 from shared.outbox import TYPE_HEADER
 from shared.reasons import ReasonCode
 from shared.serials import SerialEntryError, parse_serials
 
 log = structlog.get_logger(__name__)
+
+# What deciding a command costs, and each unit it moves, roughly in microseconds.
+COMMAND_WEIGHT = 20
+UNIT_WEIGHT = 20
 
 # Held adjustments published per round of the periodic job: one may list 100,000 serials.
 EXPIRE_AT_ONCE = 100
@@ -79,22 +84,26 @@ class AllocationService:
         )
         after: dict[str, LicState] = {}
         touched: dict[str, Touched] = {}  # rows each LIC's batch wrote: all `save` compares
-        for lic, commands in by_lic.items():
-            elsewhere = {
-                lot_id: owner
-                for lot_id in named.get(lic, ())
-                if (owner := owners.get(lot_id, lic)) != lic
-            }
-            decided = decide_batch(
-                before[lic], map(translate.to_domain, commands), elsewhere or None
-            )
-            after[lic], events, touched[lic] = decided.state, decided.events, decided.touched
-            # A lot this LIC just made is held for the LICs decided after it (one write of
-            # the batch must not name a lot id twice).
-            for lot_id in named.get(lic, ()):
-                if lot_id not in owners and lot_id in decided.state.lots:
-                    owners[lot_id] = lic
-            self._publish(uow, lic, commands, events, kept)
+
+        def decide() -> None:
+            for lic, commands in by_lic.items():
+                elsewhere = {
+                    lot_id: owner
+                    for lot_id in named.get(lic, ())
+                    if (owner := owners.get(lot_id, lic)) != lic
+                }
+                decided = decide_batch(
+                    before[lic], map(translate.to_domain, commands), elsewhere or None
+                )
+                after[lic], events, touched[lic] = decided.state, decided.events, decided.touched
+                # A lot this LIC just made is held for the LICs decided after it (one write of
+                # the batch must not name a lot id twice).
+                for lot_id in named.get(lic, ()):
+                    if lot_id not in owners and lot_id in decided.state.lots:
+                        owners[lot_id] = lic
+                self._publish(uow, lic, commands, events, kept)
+
+        await compute(decide, weight=sum(_weight(before[lic], cs) for lic, cs in by_lic.items()))
         await self._repository.keep_held_events(uow.conn, kept)
         await self._repository.save(uow.conn, before, after, touched)
         uow.after_commit(lambda: self.cache.store(after))
@@ -258,6 +267,17 @@ class AllocationService:
             log.info(
                 f"allocation.adjustment_{how}", command_id=adjustment.command_id, lic=adjustment.lic
             )
+
+
+def _weight(state: LicState, commands: list[Any]) -> int:
+    """About how many microseconds deciding `commands` on `state` takes (`shared.offload`):
+    a serialized item's commands move a unit per serial (a 100,000-unit line takes seconds)."""
+    serialized = state.item is not None and state.item.serialized
+    weight = 0
+    for m in commands:
+        units = abs(int(getattr(m, "quantity", 0))) if serialized else 0
+        weight += COMMAND_WEIGHT + UNIT_WEIGHT * min(units, MAX_SERIALS_PER_LINE)
+    return weight
 
 
 def _lots_named(by_lic: dict[str, list[Any]]) -> dict[str, set[str]]:

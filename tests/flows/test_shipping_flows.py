@@ -15,6 +15,7 @@ import orjson
 import pytest
 from pydantic import BaseModel, TypeAdapter
 
+from services.allocation import service as allocation_service
 from services.shipping import domain as shipping_domain
 from shared.contracts.codec import decode
 from shared.contracts.upstream import ShipmentMessage, UpsertItem
@@ -858,3 +859,28 @@ async def test_a_heavily_scanned_request_is_read_off_the_event_loop(
     request, ship = threads
     assert request != threading.get_ident()
     assert ship == threading.get_ident()
+
+
+async def test_allocation_decides_a_batch_of_many_units_off_the_event_loop(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """§6: a serialized receipt moves a unit per serial (a 100,000-unit line takes seconds), so
+    allocation decides a batch of many units in a worker thread (`shared.offload`), a light
+    one (a one-unit sale) at once; both are decided as ever."""
+    threads: list[int] = []
+    decide = allocation_service.decide_batch
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        threads.append(threading.get_ident())
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(allocation_service, "decide_batch", watched)
+    many = -(-HEAVY // allocation_service.UNIT_WEIGHT)
+    await desk.bus.receive("PO-MANY", {"lic": "CAM", "quantity": many, "serials": f"M1...M{many}"})
+    (posted,) = desk.bus.statuses("PO-MANY")
+    assert posted["type"] == "ReceiptPosted", posted
+    received = len(threads)
+    await desk.request("S-ONE", {"lic": "CAM", "quantity": 1})
+    assert desk.last("S-ONE")["type"] == "ShipmentAllocated", desk.last("S-ONE")
+    assert threads[received - 1] != threading.get_ident()  # the receipt of `many` units
+    assert threads[received:] == [threading.get_ident()]  # the sale of one
