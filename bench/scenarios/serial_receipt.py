@@ -145,7 +145,7 @@ async def _receive(ctx: Context, result: ScenarioResult, label: str, lines: list
         try:
             posted = await _await_status(book, shipment_id, tail, services, timeout=patience)
             lics = [lic for lic, _, _ in lines]
-            recorded = await _await_ledger(conn, lics, n, services, timeout=patience)
+            recorded = await _await_ledger(conn, "serials", lics, n, services, timeout=patience)
         finally:
             peaks = services.peak_rss_mb()
             worst = max(peaks, key=lambda k: peaks[k])
@@ -239,18 +239,9 @@ async def _ship_all(
         book, shipment_id, SHIPPED, (SHIP_REFUSED,), tail, services, timeout=patience
     )
 
-    async def used() -> tuple[bool, object]:
-        rows = await conn.fetchval("SELECT count(*) FROM ledger.usage WHERE lic = $1", BIG)
-        return rows >= n, f"{rows:,} usage records of {BIG}"
-
-    await wait_until(
-        f"the ledger to record {n:,} usage records",
-        used,
-        timeout=patience,
-        services=services,
-        interval=0.25,
+    recorded = await _await_ledger(
+        conn, "usage", [BIG], n, services, timeout=patience, what="usage records"
     )
-    recorded = time.time()
     peaks = services.peak_rss_mb()
     worst = max(peaks, key=lambda k: peaks[k])
     result.figure(f"sale of {n:,} serials: publish → ShipmentAllocated", allocated - published, "s")
@@ -317,16 +308,25 @@ async def _await_status(
 
 
 async def _await_ledger(
-    conn: asyncpg.Connection, lics: list[str], n: int, services: Services, *, timeout: float
+    conn: asyncpg.Connection,
+    table: str,
+    lics: list[str],
+    n: int,
+    services: Services,
+    *,
+    timeout: float,
+    what: str = "serials",
 ) -> float:
+    """When the ledger's `table` holds `n` rows of `lics` (polled every 250 ms)."""
+
     async def recorded() -> tuple[bool, object]:
         held = await conn.fetchval(
-            "SELECT count(*) FROM ledger.serials WHERE lic = ANY($1::text[])", lics
+            f"SELECT count(*) FROM ledger.{table} WHERE lic = ANY($1::text[])", lics
         )
-        return held >= n, f"{held:,} serials in the ledger"
+        return held >= n, f"{held:,} {what} in the ledger"
 
     await wait_until(
-        f"the ledger to hold the {n:,} serials of {', '.join(lics)}",
+        f"the ledger to hold the {n:,} {what} of {', '.join(lics)}",
         recorded,
         timeout=timeout,
         services=services,

@@ -6,44 +6,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import asyncpg
 import pytest
-from pydantic import TypeAdapter
 
-from services.allocation.app import MIGRATIONS, SCHEMA
 from services.allocation.service import AllocationService
-from shared import db
 from shared.consumer import Inbound, UnitOfWork
-from shared.contracts.commands import Command
 from shared.outbox import Outbox
 from tests.fixtures.infra import LotlineEnv
-
-COMMAND: TypeAdapter[Any] = TypeAdapter(Command)
-
-
-@pytest.fixture
-async def setup(lotline_env: Any) -> AsyncIterator[tuple[LotlineEnv, asyncpg.Pool]]:
-    env: LotlineEnv = lotline_env(topics=False)
-    await db.migrate(env.dsn, SCHEMA, db.migration_files(MIGRATIONS))
-    pool = await db.create_pool(env.dsn, SCHEMA, size=2)
-    try:
-        yield env, pool
-    finally:
-        await pool.close()
-
-
-def _command(lic: str, kind: str, **fields: Any) -> Inbound[Any]:
-    body = {
-        "type": kind,
-        "message_id": f"{kind}-{uuid.uuid4().hex[:8]}",
-        "occurred_at": "2026-11-01T10:00:00Z",
-        "lic": lic,
-        **fields,
-    }
-    return Inbound(COMMAND.validate_python(body), "commands", 0, 0, lic.encode())
+from tests.integration.test_allocation_cache import _allocate, _command
+from tests.integration.test_allocation_cache import setup as setup  # the fixture
 
 
 def _item(lic: str) -> Inbound[Any]:
@@ -61,19 +34,6 @@ def _receipt(lic: str, lot_id: str, quantity: int = 2) -> Inbound[Any]:
         office="AI",
         received_on="2026-11-01",
         quantity=quantity,
-    )
-
-
-def _allocate(lic: str, quantity: int) -> Inbound[Any]:
-    return _command(
-        lic,
-        "AllocateLine",
-        shipment_id=f"SO-{uuid.uuid4().hex[:6]}",
-        line_no=1,
-        office="AI",
-        ship_on="2026-11-02",
-        quantity=quantity,
-        counterparty="C1",
     )
 
 
