@@ -42,8 +42,11 @@ else:  # FastAPI resolves the dependency's annotation at runtime
     Reader = asyncpg.Connection
 
 _UNIT_COST = "coalesce(l.act_unit_cost, l.est_unit_cost)"
-# Lots in the order they were received (recorded_at: the ledger records in partition order).
-_RECEIPT_ORDER = "o.received_on, o.recorded_at, o.document, o.line_no, o.lot_id"
+# Lots in the order they were received: the ledger records in partition order (recorded_at
+# orders batches, recorded_seq the lots of one batch; lots of before migration 011 have none).
+_RECEIPT_ORDER = (
+    "o.received_on, o.recorded_at, o.recorded_seq NULLS FIRST, o.document, o.line_no, o.lot_id"
+)
 
 # A serial's records with the vendor of the lot each came in.
 _SERIALS_SELECT = (

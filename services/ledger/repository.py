@@ -215,7 +215,7 @@ async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[
                    array_agg(expires_on ORDER BY mfr_lot) AS mfr_expiry
             FROM mfr_lots WHERE mfr_lots.lot_id = l.lot_id
         ) AS m ON true
-        ORDER BY l.received_on, l.recorded_at, l.lot_id
+        ORDER BY l.received_on, l.recorded_at, l.recorded_seq NULLS FIRST, l.lot_id
         """,
         [po for po, _ in keys],
         [lic for _, lic in keys],

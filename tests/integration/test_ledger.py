@@ -725,6 +725,30 @@ async def test_a_po_line_received_in_two_lots_is_shared_between_them(
     assert (nut["ordered"], nut["accrued"]) == (("5", "50"), ("0", "0"))
 
 
+async def test_lots_of_a_po_line_received_the_same_day_in_one_batch_share_it_in_arrival_order(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R7: PO-8 ordered 10; IN-9 received 6 into L-9, then IN-10 6 into L-10, the same day,
+    recorded in one batch. The first to arrive takes its 6 of the line, the second what is
+    left (4): not the first by name ("IN-10" < "IN-9", "L-10" < "L-9")."""
+    w = Wire()
+
+    def receive(lot_id: str, shipment: str) -> e.Event:
+        moves = [mv(lot_id, 6, "10")]
+        return w.received(
+            "BOLT", lot_id, 6, "10", moves, po="PO-8", on=date(2024, 3, 1), shipment=shipment
+        )
+
+    await record(pool, w.item("BOLT"), receive("L-9", "IN-9"), receive("L-10", "IN-10"))
+    await record_costs(pool, w.po("PO-8", "BOLT", ordered_quantity=D(10), purchased_quantity=D(10)))
+
+    lots = [_figures((await get(api, f"/lots/{lot}"))["valuation"]) for lot in ("L-9", "L-10")]
+    assert [(v["ordered"], v["received"], v["accrued"]) for v in lots] == [
+        (("6", "60"), ("6", "60"), ("0", "0")),
+        (("4", "40"), ("6", "60"), ("2", "20")),
+    ]
+
+
 async def test_po_close_reconciles_cogs_exactly_once_and_later_usage_costs_actual(
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
