@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, alias="KAFKA_REPLICATION_FACTOR", ge=1)
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     db_pool_size: int = Field(default=4, alias="DB_POOL_SIZE", ge=1)
+    # The ledger's read API has connections of its own: requests and consumers never wait for
+    # each other's.
+    api_pool_size: int = Field(default=4, alias="LEDGER_API_POOL_SIZE", ge=1)
     topic_prefix: str = Field(default="", alias="LOTLINE_TOPIC_PREFIX")
     # Partitions of inventory.commands and inventory.events when lotline creates them: at most
     # this many allocation processes share the work.

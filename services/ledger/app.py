@@ -14,6 +14,7 @@ import signal
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from pydantic import TypeAdapter
@@ -21,7 +22,7 @@ from pydantic import TypeAdapter
 from services.ledger import operations, repository, service, translate
 from services.ledger.api import Lifespan, create_api
 from services.ledger.translate import StatusNotice
-from shared import logs
+from shared import db, logs
 from shared.config import Settings, from_env
 from shared.consumer import Route, unanswered
 from shared.contracts.events import InventoryEvent
@@ -36,7 +37,16 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 # partitions too, costing the broker CPU the hot path needs.
 DASHBOARD_POLL_MS = 500
 
-__all__ = ["MIGRATIONS", "SCHEMA", "create_api", "create_runtime", "main", "run"]
+__all__ = [
+    "MIGRATIONS",
+    "SCHEMA",
+    "ReadPool",
+    "create_api",
+    "create_runtime",
+    "main",
+    "run",
+    "runtime_lifespan",
+]
 
 
 def create_runtime(settings: Settings) -> ServiceRuntime:
@@ -91,15 +101,37 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
     return runtime
 
 
-def runtime_lifespan(runtime: ServiceRuntime) -> Lifespan:
-    """Start the runtime before the API answers; stop it (draining) after the API stops."""
+class ReadPool:
+    """The read API's own connections (LEDGER_API_POOL_SIZE). On the runtime's pool, requests
+    and consumers would wait for each other: its relay holds a connection for as long as it
+    leads, each consumer one per batch, and a few dashboard requests at once took the rest."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self.pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        dsn = self._settings.require_database()
+        self.pool = await db.create_pool(dsn, SCHEMA, size=self._settings.api_pool_size)
+
+    async def close(self) -> None:
+        pool, self.pool = self.pool, None
+        if pool is not None:
+            await pool.close()
+
+
+def runtime_lifespan(runtime: ServiceRuntime, reads: ReadPool) -> Lifespan:
+    """Start the runtime (it migrates) and open the API's connections before the API answers;
+    close them and stop the runtime (draining) after the API stops."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await runtime.start()
         try:
+            await reads.open()
             yield
         finally:
+            await reads.close()
             await runtime.stop()
 
     return lifespan
@@ -118,7 +150,8 @@ async def main(settings: Settings | None = None) -> None:
     settings = settings or from_env()
     logs.configure("ledger", level=settings.log_level, fmt=settings.log_format)
     runtime = create_runtime(settings)
-    app = create_api(lambda: runtime.pool, lifespan=runtime_lifespan(runtime))
+    reads = ReadPool(settings)
+    app = create_api(lambda: reads.pool, lifespan=runtime_lifespan(runtime, reads))
     tune_gc()
     server = _Server(
         uvicorn.Config(

@@ -17,7 +17,7 @@ import asyncpg
 import httpx
 
 from services.ledger.api import create_api
-from services.ledger.app import create_runtime
+from services.ledger.app import ReadPool, create_runtime, runtime_lifespan
 from shared.contracts.codec import encode
 from shared.contracts.events import Event
 from shared.contracts.upstream import PurchaseOrderUpdated
@@ -133,6 +133,38 @@ async def test_ledger_records_events_and_costs_through_the_broker_exactly_once(
         await replay.stop()
 
     assert await _counts(env) == before
+
+
+async def test_requests_holding_every_api_connection_never_stop_the_consumers(
+    lotline_env: Callable[..., LotlineEnv],
+) -> None:
+    """DESIGN §6: the read API has connections of its own (`ReadPool`). Requests holding every
+    one of them (a burst of dashboard and recall queries) leave the consumers recording, and
+    the API answers again once they let go."""
+    env = lotline_env(LEDGER_API_POOL_SIZE="2", DB_POOL_SIZE="3")
+    w = Wire()
+    serials = [mv("60002", 1, "300.00", serial=s) for s in ("134593568", "200937842")]
+    events: list[Event | PurchaseOrderUpdated] = [
+        w.item(CAM, serialized=True),
+        w.received(CAM, "60002", 2, "300.00", serials, po="PO-60006", on=date(2023, 8, 1)),
+    ]
+    runtime = create_runtime(env.settings)
+    reads = ReadPool(env.settings)
+    app = create_api(lambda: reads.pool, lifespan=runtime_lifespan(runtime, reads))
+    async with runtime_lifespan(runtime, reads)(app):
+        assert reads.pool is not None and reads.pool is not runtime.pool
+        held = [await reads.pool.acquire() for _ in range(env.settings.api_pool_size)]
+        try:
+            await _published(env, env.settings.topics.events, events)
+            await consumed(env, "ledger", len(events), within=30)
+        finally:
+            for conn in held:
+                await reads.pool.release(conn)
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://ledger"
+        ) as api:
+            lot = (await api.get("/lots/60002")).json()
+    assert [s["serial"] for s in lot["serials"]] == ["134593568", "200937842"]
 
 
 async def test_ledger_process_serves_its_api_and_stops_cleanly_on_sigterm(
