@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.contracts.types import Identifier
+from shared.contracts.types import Identifier, Timestamp
 
 
 def _now() -> datetime:
@@ -28,4 +28,15 @@ class Message(Model):
         default_factory=_now,
         description="RFC 3339. Left out of an upstream message: the Kafka record's timestamp "
         "(set by the consumer, so a replay decides the same way).",
+    )
+
+
+class UpstreamMessage(Message):
+    """A message an upstream system writes: its `occurred_at`, when given, is RFC 3339 with an
+    offset (a time without one means a different instant on every reader's clock)."""
+
+    occurred_at: Timestamp = Field(
+        default_factory=_now,
+        description="RFC 3339, with its offset. Left out: the Kafka record's timestamp (set by "
+        "the consumer, so a replay decides the same way).",
     )

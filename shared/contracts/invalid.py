@@ -42,6 +42,7 @@ Refuser = Callable[[dict[str, Any], Sequence[ErrorDetails]], Sequence[Refusal] |
 MAX_PROBLEMS = 100
 MAX_TEXT = 1_900
 _MAX_RENDER = 200  # containers (a whole line, a list of serials) are shown this far
+_MAX_DEPTH = 20  # and this deep
 
 _CODES = {
     "quantity": ReasonCode.INVALID_QUANTITY,
@@ -285,16 +286,20 @@ def _render(value: object) -> str | None:
     return safe_text(_short(value, _MAX_RENDER))
 
 
-def _short(value: object, budget: int) -> str:
+def _short(value: object, budget: int, depth: int = 0) -> str:
     """A compact rendering of a container that stops at about `budget` characters (a list of a
-    million serials is not rendered whole to show its first ones)."""
+    million serials is not rendered whole to show its first ones) and `_MAX_DEPTH` levels (a
+    value nested as deep as the JSON parser allows, parsed a few frames up the stack, would
+    otherwise exhaust it here and leave the document unanswered)."""
+    if isinstance(value, dict | list | tuple) and depth >= _MAX_DEPTH:
+        return "{…}" if isinstance(value, dict) else "[…]"
     if isinstance(value, dict):
         parts = []
         for key, item in value.items():
             if budget <= 0:
                 parts.append("…")
                 break
-            text = f"{key}: {_short(item, budget)}"
+            text = f"{key}: {_short(item, budget, depth + 1)}"
             parts.append(text)
             budget -= len(text)
         return "{" + ", ".join(parts) + "}"
@@ -304,7 +309,7 @@ def _short(value: object, budget: int) -> str:
             if budget <= 0:
                 parts.append(f"… ({len(value)} items)")
                 break
-            text = _short(item, budget)
+            text = _short(item, budget, depth + 1)
             parts.append(text)
             budget -= len(text)
         return "[" + ", ".join(parts) + "]"

@@ -6,6 +6,7 @@ and invisible characters are refused, numbers must be finite and within sane bou
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,7 +14,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    Strict,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -25,6 +33,23 @@ MAX_DECIMAL_PLACES = 6
 
 # Zero-width code points look like nothing on screen but make two lot numbers differ.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
+# Invisible too, but letters or marks, not format characters (Cf): Unicode's default-ignorable
+# Hangul fillers, variation selectors, combining grapheme joiner, Khmer inherent vowels and
+# Mongolian selectors, and the braille blank. "LOT-1" + U+3164 looks exactly like "LOT-1".
+BLANK_LOOKING = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
+_REFUSED = {
+    "Cc": "the control character",
+    "Cf": "the invisible character",
+    "Co": "the private-use character",
+    "Cn": "the unassigned character",
+    "Zl": "the line separator",
+    "Zp": "the paragraph separator",
+    # Inside an identifier (around it, trimmed): "LOT A" with a no-break space is not "LOT A".
+    "Zs": "the space look-alike",
+}
 
 
 def _check_text(value: str, *, what: str) -> str:
@@ -37,8 +62,11 @@ def _check_text(value: str, *, what: str) -> str:
         category = unicodedata.category(ch)
         if category == "Cs":
             raise ValueError(f"{what} contains a lone surrogate")
-        if category == "Cc" or ch in _INVISIBLE or category == "Cf":
-            raise ValueError(f"{what} contains the control or invisible character U+{ord(ch):04X}")
+        refused = _REFUSED.get(category) if ch != " " else None
+        if refused is None and (ch in _INVISIBLE or BLANK_LOOKING.match(ch)):
+            refused = "the invisible character"
+        if refused is not None:
+            raise ValueError(f"{what} contains {refused} U+{ord(ch):04X}")
     return value
 
 
@@ -65,6 +93,11 @@ def _normalize_text(value: str) -> str:
     return value
 
 
+# A decimal string as JSON writes a number, sign and exponent allowed: Python's Decimal() also
+# reads "1_5" as 15 and any script's digits ("\u0665" is 5), which no sender means.
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _to_decimal(value: object) -> object:
     if isinstance(value, bool):
         raise ValueError("a boolean is not a number")
@@ -72,11 +105,20 @@ def _to_decimal(value: object) -> object:
         # Floats only reach here from Python callers; the JSON decoder yields Decimal.
         return Decimal(repr(value))
     if isinstance(value, str):
-        return value.strip()
+        text = value.strip()
+        if _DECIMAL_TEXT.fullmatch(text) is None:
+            raise ValueError(f"{_clipped(value)!r} is not a decimal number")
+        return text
     return value
 
 
+def _clipped(text: str) -> str:
+    """A value for a refusal's reason: a 5,000-character one is shown by its ends."""
+    return text if len(text) <= 40 else f"{text[:20]}…{text[-10:]} ({len(text)} characters)"
+
+
 _QUANTUM = Decimal(1).scaleb(-MAX_DECIMAL_PLACES)
+_ZERO = Decimal(0)
 
 
 def _bounded(limit: Decimal, what: str) -> AfterValidator:
@@ -91,19 +133,27 @@ def _bounded(limit: Decimal, what: str) -> AfterValidator:
         # A value equal to itself rounded to the allowed places has no more places than that
         # (quantize cannot overflow: the value is within the limit). Cheaper than as_tuple(),
         # which builds a tuple of digits per value: a 100,000-serial event holds 200,000.
-        if value != value.quantize(_QUANTUM):
+        rounded = value.quantize(_QUANTUM)
+        if value != rounded:
             raise ValueError(
                 f"{what} {_shown(value)} has more than {MAX_DECIMAL_PLACES} decimal places"
             )
+        if not value:
+            # -0 is 0; and 0E-1000000 (10 bytes in) would be written as a million digits.
+            value = value.copy_abs()
+            return _ZERO if value.compare_total(rounded.copy_abs()) < 0 else value
+        # Equal numbers, so only zeros lie past 6 places: drop them (PostgreSQL's numeric takes
+        # 16,383 places, and the wire should not carry what an 8 MiB message could). A total
+        # ordering puts the smaller exponent first for a positive number, last for a negative.
+        if value.compare_total(rounded) == (-1 if value > 0 else 1):
+            return rounded
         return value
 
     return AfterValidator(check)
 
 
 def _shown(value: Decimal) -> str:
-    """The number for a refusal's reason: a 5,000-digit one is shown by its ends."""
-    text = str(value)
-    return text if len(text) <= 40 else f"{text[:20]}…{text[-10:]} ({len(text)} characters)"
+    return _clipped(str(value))
 
 
 def _positive(value: Decimal) -> Decimal:
@@ -286,9 +336,60 @@ Money = Annotated[
         minimum=Decimal(0),
     ),
 ]
-Date = date
-Timestamp = datetime
-LineNo = Annotated[int, Field(ge=1, le=100_000)]
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _iso_date(value: object) -> object:
+    """DESIGN §4: dates are `YYYY-MM-DD`. pydantic alone also takes a date and time at
+    midnight (with any offset) and a Unix time (0 is 1970-01-01)."""
+    if isinstance(value, datetime) or not isinstance(value, str | date):
+        raise ValueError(f"a date is written YYYY-MM-DD, not {_render(value)}")
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value) is None:
+        raise ValueError(f"a date is written YYYY-MM-DD, not {_clipped(value)!r}")
+    return value
+
+
+# RFC 3339 (section 5.6): seconds and an offset are required; "t", "z" and a space for "T" are
+# allowed. pydantic alone also takes a time without an offset, a date alone and a Unix time.
+_RFC_3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _rfc_3339(value: object) -> object:
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("a time is RFC 3339, with its offset: this one has none")
+        return value
+    if not isinstance(value, str) or _RFC_3339.fullmatch(value) is None:
+        shown = _clipped(value) if isinstance(value, str) else _render(value)
+        raise ValueError(
+            f"a time is RFC 3339 (e.g. 2026-11-01T10:00:00Z, with its offset), not {shown!r}"
+        )
+    return value
+
+
+def _render(value: object) -> str:
+    return "true" if value is True else "false" if value is False else _clipped(str(value))
+
+
+def _line_number(value: object) -> object:
+    """A line number is a JSON number (or its digits as text): not a boolean, not "1_0"."""
+    if isinstance(value, bool):
+        raise ValueError(f"a line number is a number, not {_render(value)}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError(f"a line number is a number, not {_clipped(value)!r}")
+    return value
+
+
+Date = Annotated[date, BeforeValidator(_iso_date)]
+Timestamp = Annotated[datetime, BeforeValidator(_rfc_3339)]
+LineNo = Annotated[int, Field(ge=1, le=100_000), BeforeValidator(_line_number)]
+# A JSON true or false: pydantic alone also reads "yes", "off", "t", 0 and 1 as flags.
+Flag = Annotated[bool, Strict()]
 
 
 def _blank_is_none(value: object) -> object:

@@ -7,10 +7,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field, model_validator
 
 from shared.contracts import topics
-from shared.contracts.base import Message, Model
+from shared.contracts.base import Model, UpstreamMessage
 from shared.contracts.types import (
+    BLANK_LOOKING,
     Count,
     Date,
+    Flag,
     Identifier,
     LineNo,
     OptionalIdentifier,
@@ -39,9 +41,21 @@ def _one_serial(value: str | None) -> str | None:
 
 NextSerial = Annotated[OptionalIdentifier, AfterValidator(_one_serial)]
 
+
+def _visible(value: str) -> str:
+    """The serial parser (R5) refuses control, format, private-use and unassigned characters and
+    splits on every space; invisible letters and marks it passes, but a serial is an identifier,
+    which may not hold them: refused here, as the document's problem, not by a command later."""
+    found = BLANK_LOOKING.search(value)
+    if found is not None:
+        raise ValueError(f"serials contain the invisible character U+{ord(found.group()):04X}")
+    return value
+
+
 # Serials as typed (one string, parsed by rule R5) or as a list of strings.
 SerialEntry = (
-    Annotated[str, Field(max_length=8 * 1024 * 1024)] | list[Annotated[str, Field(max_length=256)]]
+    Annotated[str, Field(max_length=8 * 1024 * 1024), AfterValidator(_visible)]
+    | list[Annotated[str, Field(max_length=256), AfterValidator(_visible)]]
 )
 
 
@@ -58,7 +72,7 @@ class LotPick(Model):
     quantity: Quantity
 
 
-class UpsertItem(Message):
+class UpsertItem(UpstreamMessage):
     """Create or update an item: upsert semantics. A field left out (or null) keeps the item's
     current value, so an ERP may send only what changed; a new item takes the default named in
     the field's description. `ItemUpserted` answers with the item's resulting values."""
@@ -71,17 +85,17 @@ class UpsertItem(Message):
     uom: OptionalIdentifier = Field(
         default=None, description='Left out: the item\'s current unit ("Each" for a new item).'
     )
-    track_mfr_lot: bool | None = Field(
+    track_mfr_lot: Flag | None = Field(
         default=None,
         description="Left out: the item's current flag (false for a new item). Changing it once "
         "records refer to the item is refused TRACKING_LOCKED (R2).",
     )
-    serialized: bool | None = Field(
+    serialized: Flag | None = Field(
         default=None,
         description="Left out: the item's current flag (false for a new item). Changing it once "
         "records refer to the item is refused TRACKING_LOCKED (R2).",
     )
-    perishable: bool | None = Field(
+    perishable: Flag | None = Field(
         default=None,
         description="Left out: true when this message marks lot tracking (a new item, or one "
         "whose track_mfr_lot was false), else the item's current flag (R1).",
@@ -111,7 +125,7 @@ class ReceiptLine(Model):
     )
 
 
-class ShipmentReceived(Message):
+class ShipmentReceived(UpstreamMessage):
     type: Literal["ShipmentReceived"] = "ShipmentReceived"
     shipment_id: Identifier
     office: Identifier
@@ -144,7 +158,7 @@ class ShipmentLine(Model):
     )
 
 
-class ShipmentRequested(Message):
+class ShipmentRequested(UpstreamMessage):
     type: Literal["ShipmentRequested"] = "ShipmentRequested"
     shipment_id: Identifier
     office: Identifier
@@ -161,7 +175,7 @@ class ShipmentRequested(Message):
         return self
 
 
-class ShipmentPicksUpdated(Message):
+class ShipmentPicksUpdated(UpstreamMessage):
     type: Literal["ShipmentPicksUpdated"] = "ShipmentPicksUpdated"
     shipment_id: Identifier
     line_no: LineNo
@@ -172,17 +186,17 @@ class ShipmentPicksUpdated(Message):
     )
 
 
-class ShipmentShipRequested(Message):
+class ShipmentShipRequested(UpstreamMessage):
     type: Literal["ShipmentShipRequested"] = "ShipmentShipRequested"
     shipment_id: Identifier
 
 
-class ShipmentCancelled(Message):
+class ShipmentCancelled(UpstreamMessage):
     type: Literal["ShipmentCancelled"] = "ShipmentCancelled"
     shipment_id: Identifier
 
 
-class AdjustInventory(Message):
+class AdjustInventory(UpstreamMessage):
     type: Literal["AdjustInventory"] = "AdjustInventory"
     adjustment_id: Identifier
     lic: Identifier
@@ -201,7 +215,7 @@ def _no_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-class PurchaseOrderUpdated(Message):
+class PurchaseOrderUpdated(UpstreamMessage):
     type: Literal["PurchaseOrderUpdated"] = "PurchaseOrderUpdated"
     po: Identifier
     lic: Identifier
@@ -211,7 +225,7 @@ class PurchaseOrderUpdated(Message):
     # Left out means "as it was", not false (a false reopens a closed PO): the ledger tells the
     # two apart by `model_fields_set`, so the Python default stays False and only the schema
     # drops it (a schema default of false would tell integrators that leaving it out reopens).
-    closed: bool = Field(
+    closed: Flag = Field(
         default=False,
         description="true closes the PO (usage of its lots is reconciled to its actual cost);"
         " false reopens a closed PO; left out, the PO stays open or closed as it was. Not"
