@@ -57,6 +57,13 @@ _SPACED_MARKER_RE = re.compile(r"[ \u00a0]*(\.{2,}|…)[ \u00a0]*")
 _ASCII_DIGITS = "0123456789"
 
 # Unicode categories refused inside a serial, with the words used in the refusal.
+# Invisible too, but letters or marks, not format characters (Cf): Unicode's default-ignorable
+# Hangul fillers, variation selectors, combining grapheme joiner, Khmer inherent vowels and
+# Mongolian selectors, and the braille blank. "LOT-1" + U+3164 looks exactly like "LOT-1".
+BLANK_LOOKING = re.compile(
+    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
+    "\U000e0100-\U000e01ef]"
+)
 _BAD_CATEGORIES = {
     "Cc": "a control character",
     "Cf": "an invisible formatting character",  # zero-width space/joiners, BOM, bidi controls
@@ -299,6 +306,8 @@ def _refuse_characters(token: str, code: str) -> None:
     noun = "span" if code == INVALID_SERIAL_SPAN else "serial"
     for char in token:
         what = _BAD_CATEGORIES.get(unicodedata.category(char))
+        if what is None and BLANK_LOOKING.match(char):
+            what = "an invisible character"
         if what is not None:
             raise SerialEntryError(
                 code,

@@ -25,6 +25,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from shared.serials import BLANK_LOOKING
+
 MAX_ID_LENGTH = 128
 MAX_TEXT_LENGTH = 2_000
 MAX_QUANTITY = Decimal("1000000000")  # a billion units on one line is a typo, not a receipt
@@ -33,13 +35,6 @@ MAX_DECIMAL_PLACES = 6
 
 # Zero-width code points look like nothing on screen but make two lot numbers differ.
 _INVISIBLE = {"\u200b", "\u200c", "\u200d", "\u2060", "\ufeff", "\u00ad"}
-# Invisible too, but letters or marks, not format characters (Cf): Unicode's default-ignorable
-# Hangul fillers, variation selectors, combining grapheme joiner, Khmer inherent vowels and
-# Mongolian selectors, and the braille blank. "LOT-1" + U+3164 looks exactly like "LOT-1".
-BLANK_LOOKING = re.compile(
-    "[\u034f\u115f\u1160\u17b4\u17b5\u180b-\u180d\u180f\u2800\u3164\ufe00-\ufe0f\uffa0"
-    "\U000e0100-\U000e01ef]"
-)
 _REFUSED = {
     "Cc": "the control character",
     "Cf": "the invisible character",

@@ -9,7 +9,6 @@ from pydantic import AfterValidator, Field, model_validator
 from shared.contracts import topics
 from shared.contracts.base import Model, UpstreamMessage
 from shared.contracts.types import (
-    BLANK_LOOKING,
     Count,
     Date,
     Flag,
@@ -21,7 +20,7 @@ from shared.contracts.types import (
     SignedQuantity,
     Text,
 )
-from shared.serials import SerialEntryError, one_typed_serial
+from shared.serials import BLANK_LOOKING, SerialEntryError, one_typed_serial
 
 MAX_LINES = 10_000
 MAX_LIST = 1_000_000

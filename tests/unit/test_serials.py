@@ -487,3 +487,14 @@ def test_any_input_gives_clean_serials_or_a_coded_refusal(entry: str | list[str]
         assert one_typed_serial(serial) == serial  # typed entry can name the unit again
         assert serial == unicodedata.normalize("NFC", serial)
         assert all(unicodedata.category(char)[0] not in "CZ" for char in serial)
+
+
+@pytest.mark.parametrize("invisible", ["\u3164", "\u115f", "\ufe0f", "\u034f", "\u2800"])
+def test_a_serial_holding_an_invisible_letter_or_mark_is_refused_by_the_parser_too(
+    invisible: str,
+) -> None:
+    """R5, §6: "SN-1" + U+3164 looks exactly like "SN-1"; the parser refuses it as the
+    contract does (one rule: `BLANK_LOOKING`), naming the code point."""
+    with pytest.raises(SerialEntryError) as refused:
+        parse_serials(f"SN-1{invisible}, SN-2")
+    assert f"U+{ord(invisible):04X}" in refused.value.reason
