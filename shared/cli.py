@@ -22,6 +22,7 @@ import importlib
 import importlib.util
 import inspect
 import logging
+import math
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -74,7 +75,6 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
 
 def cmd_topics(_args: argparse.Namespace) -> int:
     from shared import stack
-    from shared.kafka import ensure_topics
 
     settings = _settings()
     if not settings.kafka_bootstrap_servers:
@@ -84,7 +84,7 @@ def cmd_topics(_args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    created = stack.run_sync(ensure_topics(settings))
+    created = stack.run_sync(stack.create_topics(settings))
     wanted = settings.topics.partitions(settings.lic_partitions)
     for name, partitions in wanted.items():
         state = "created" if name in created else "exists"
@@ -100,6 +100,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     if not (settings.kafka_bootstrap_servers and settings.database_url):
         print("KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL must be set", file=sys.stderr)
         return 2
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its reasons are printed below
     problems = stack.run_sync(_health(settings, args.schema))
     for problem in problems:
         print(problem, file=sys.stderr)
@@ -107,25 +108,50 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 async def _health(settings: Settings, schema: str) -> list[str]:
+    # Both at once: a container's health check has a time limit of its own (10 s in deploy/).
+    found = await asyncio.gather(_broker_problem(settings), _database_problem(settings, schema))
+    return [problem for problem in found if problem is not None]
+
+
+async def _database_problem(settings: Settings, schema: str) -> str | None:
     import asyncpg
 
-    from shared import stack
-
-    problems = []
-    host, _, port = settings.require_bootstrap().split(",")[0].rpartition(":")
-    if not stack.broker_answers(host.strip("[]"), int(port), timeout=3):
-        problems.append(f"broker {host}:{port} does not answer")
     try:
         conn = await asyncpg.connect(settings.require_database(), timeout=3)
         try:
             table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
-            if table is None:
-                problems.append(f"schema {schema} is not migrated yet")
         finally:
             await conn.close()
     except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
-        problems.append(f"database: {exc}")
-    return problems
+        return f"database: {exc}"
+    return None if table is not None else f"schema {schema} is not migrated yet"
+
+
+async def _broker_problem(settings: Settings, timeout: float = 5.0) -> str | None:
+    """Why the service could not reach the broker, or None: connected as the service connects
+    (any of the bootstrap servers, KAFKA_SECURITY_PROTOCOL and its credentials), not by a bare
+    plaintext request that a TLS or SASL listener never answers."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    from shared.kafka import kafka_client_options
+
+    servers = settings.require_bootstrap()
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=servers,
+        request_timeout_ms=int(timeout * 1000),
+        **kafka_client_options(settings),
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            await admin.start()
+            await admin.list_topics()
+    except (KafkaError, OSError, TimeoutError) as exc:
+        protocol = settings.kafka_security_protocol
+        return f"broker {servers} does not answer ({protocol}): {exc or type(exc).__name__}"
+    finally:
+        await admin.close()
+    return None
 
 
 def cmd_asyncapi(args: argparse.Namespace) -> int:
@@ -157,22 +183,25 @@ def _stack_settings(command: str) -> tuple[Settings, str] | None:
         return None
     update = {
         "kafka_bootstrap_servers": running["kafka_bootstrap_servers"],
-        "topic_prefix": running.get("topic_prefix") or settings.topic_prefix,
+        # The running stack's own topics, even unprefixed ("" is a prefix too).
+        "topic_prefix": str(running.get("topic_prefix", settings.topic_prefix)),
     }
     return settings.model_copy(update=update), str(running.get("read_api") or api)
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     from shared import stack
-    from shared.send import DocumentError, read_documents, send
+    from shared.send import BrokerError, DocumentError, decode_source, read_documents, send
 
-    sources = []
-    for name in args.files or ["-"]:
-        if name == "-":
-            sources.append(("stdin", sys.stdin.read()))
-        else:
-            sources.append((name, Path(name).read_text(encoding="utf-8")))
     try:
+        # Bytes, not text: what a file holds is what is sent (no newline translation) and a
+        # file that is not UTF-8 is named, not a traceback.
+        sources = [
+            ("stdin", decode_source("stdin", sys.stdin.buffer.read()))
+            if name == "-"
+            else (name, decode_source(name, Path(name).read_bytes()))
+            for name in args.files or ["-"]
+        ]
         documents = read_documents(sources)
     except DocumentError as exc:
         print(f"lotline send: {exc} (nothing was sent)", file=sys.stderr)
@@ -194,6 +223,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     except DocumentError as exc:  # an answer topic missing: nothing was sent
         print(f"lotline send: {exc} (nothing was sent)", file=sys.stderr)
         return 2
+    except BrokerError as exc:
+        print(f"lotline send: {exc}", file=sys.stderr)
+        return 1
     unanswered = [o for o in outcomes if wait and o.document.answered and o.answer is None]
     unanswered = [o for o in unanswered if o.dead_letter is None]
     if unanswered:
@@ -209,12 +241,17 @@ def cmd_send(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from shared import stack
     from shared.demo import run_demo
+    from shared.send import BrokerError, DocumentError
 
     reached = _stack_settings("demo")
     if reached is None:
         return 2
     settings, api = reached
-    problems = stack.run_sync(run_demo(settings, api, sys.stdout, wait=args.wait))
+    try:
+        problems = stack.run_sync(run_demo(settings, api, sys.stdout, wait=args.wait))
+    except (BrokerError, DocumentError) as exc:  # no broker there, or not lotline's topics
+        print(f"lotline demo: {exc}", file=sys.stderr)
+        return 1
     for problem in problems:
         print(f"lotline demo: {problem}", file=sys.stderr)
     return 1 if problems else 0
@@ -251,6 +288,16 @@ def _port(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"not a port number (1..65535): {port}")
     return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"not a number of seconds (0 or more): {text}")
+    return seconds
 
 
 def _setting_problems(exc: ValidationError) -> list[str]:
@@ -324,7 +371,7 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("files", nargs="*", metavar="FILE", help="JSON documents (default: stdin)")
     send.add_argument(
         "--wait",
-        type=float,
+        type=_seconds,
         default=30.0,
         metavar="SECONDS",
         help="how long to wait for the answers (default 30)",
@@ -346,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
         "ledger at LEDGER_HTTP_HOST:LEDGER_HTTP_PORT). Fresh ids every run.",
     )
     demo.add_argument(
-        "--wait", type=float, default=60.0, metavar="SECONDS", help="per step (default 60)"
+        "--wait", type=_seconds, default=60.0, metavar="SECONDS", help="per step (default 60)"
     )
     demo.set_defaults(func=cmd_demo)
 

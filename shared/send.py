@@ -21,13 +21,15 @@ documents with fresh ids to see them decided again.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import TypeAdapter
 
 from shared.config import Settings
@@ -51,6 +53,11 @@ ANSWERED_ON_EVENTS = frozenset({"ItemUpserted", "InventoryAdjusted", "CommandRej
 DRAIN_SECONDS = 2.0
 
 _ADAPTERS = {topic: TypeAdapter(message) for topic, message in TOPIC_MESSAGES.items()}
+
+
+class BrokerError(RuntimeError):
+    """The broker could not be reached or did not take a document; the message says which
+    and what may have been sent."""
 
 
 class DocumentError(ValueError):
@@ -130,6 +137,26 @@ def _taken(line: dict[str, Any]) -> str:
     if len(parts) > 6:
         parts = [*parts[:5], f"… {len(parts) - 5} more"]
     return ", ".join(parts)
+
+
+def decode_source(source: str, data: bytes) -> str:
+    """A file's (or standard input's) bytes as text: UTF-8, the contract's encoding.
+
+    A leading UTF-8 byte order mark is dropped (it belongs to no document) and line ends are
+    kept as they are, so each document is sent byte for byte as the file holds it. DocumentError
+    naming the line of the first byte that is not UTF-8."""
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        raise DocumentError(f"{source}:1", "the text is UTF-32: save it as UTF-8")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise DocumentError(f"{source}:1", "the text is UTF-16: save it as UTF-8")
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DocumentError(
+            f"{source}:{line}", f"not UTF-8 (byte 0x{data[exc.start]:02x}): save it as UTF-8"
+        ) from None
 
 
 def split_documents(text: str, source: str) -> Iterator[tuple[str, str]]:
@@ -220,19 +247,20 @@ async def send(
 ) -> list[Outcome]:
     """Publish `documents` in order; with `wait` > 0, collect their answers for that long at
     most, printing each outcome to `out` as it arrives (`as_json`: the answer's JSON)."""
-    topics = settings.topics
     reader = _Answers(settings, documents) if wait > 0 else None
     try:
-        if reader is not None:
-            await reader.start()  # from the topics' ends as of now: what is sent next is read
         producer = make_producer(settings)
-        await producer.start()
         try:
-            sent = [
-                await producer.send(topics.name(doc.topic), doc.value, key=doc.key.encode())
-                for doc in documents
-            ]
-            await asyncio.gather(*sent)  # every document acknowledged, or the error raised
+            try:
+                if reader is not None:
+                    await reader.start()  # from the topics' ends as of now: what is sent next
+                await producer.start()
+            except KafkaConnectionError as exc:
+                raise BrokerError(
+                    f"the broker at {settings.require_bootstrap()} does not answer: {exc}"
+                    " (nothing was sent)"
+                ) from None
+            await _publish(producer, settings, documents)
         finally:
             await producer.stop()
         if reader is None:
@@ -244,6 +272,34 @@ async def send(
     finally:
         if reader is not None:
             await reader.stop()
+
+
+async def _publish(
+    producer: AIOKafkaProducer, settings: Settings, documents: Sequence[Document]
+) -> None:
+    """Send `documents` in order and wait until the broker has acknowledged every one;
+    BrokerError naming the first one it did not take."""
+    topics = settings.topics
+    sent: list[asyncio.Future[Any]] = []
+    for doc in documents:
+        try:
+            sent.append(
+                await producer.send(topics.name(doc.topic), doc.value, key=doc.key.encode())
+            )
+        except KafkaError as exc:
+            raise BrokerError(
+                f"{doc.where}: not sent: {exc} (the {len(sent)} document(s) before it may"
+                " have been)"
+            ) from None
+    results = await asyncio.gather(*sent, return_exceptions=True)
+    for number, (doc, result) in enumerate(zip(documents, results, strict=True)):
+        if isinstance(result, KafkaError):
+            raise BrokerError(
+                f"{doc.where}: the broker did not take it: {result} (the {number} document(s)"
+                " before it may have been sent)"
+            )
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _print(out: TextIO | None, outcome: Outcome, as_json: bool, sent_only: bool = False) -> None:
@@ -294,8 +350,8 @@ class _Answers:
             fetch_max_wait_ms=100,
             **kafka_client_options(self.settings),
         )
+        self._consumer = consumer  # `stop` closes it even if it does not start
         await consumer.start()
-        self._consumer = consumer
         partitions = [
             TopicPartition(topic, p)
             for topic in (topics.status, topics.events, topics.dlq)

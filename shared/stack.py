@@ -9,8 +9,9 @@ Used by `lotline up` and by the test fixtures. Each piece is a small handle with
 - `start_services(env)` / `stop_services(procs)`: `python -m services.<name>` as OS processes,
   each in its own process group, logging to `<data_dir>/logs/<name>.log`.
 - `up(settings)`: all of the above, topics and migrations, until Ctrl-C or SIGTERM. It refuses
-  to start when a port it needs is taken, says "up" only once every service has started, and
-  stops everything when a service dies while starting.
+  to start when a port it needs is taken or another `lotline up` runs from the same data dir,
+  says "up" only once every service has started, and stops everything when a service dies
+  while starting.
 """
 
 from __future__ import annotations
@@ -664,6 +665,35 @@ def _preflight(
     return settings, metrics
 
 
+UP_LOCK = "up.lock"
+
+
+def _lock_data_dir(data_dir: Path) -> int:
+    """Hold `data_dir` for this `lotline up` (an open descriptor with an exclusive lock, freed
+    when it closes or the process dies); `StackError` naming the holder when another has it.
+
+    Two stacks on one folder would share its PostgreSQL and logs, and the second one's
+    shutdown would stop the first one's database. Their ports need not clash
+    (LEDGER_HTTP_PORT=0, another --broker-port), so the folder itself is the lock.
+    """
+    import fcntl
+
+    path = data_dir / UP_LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise StackError(
+            f"another `lotline up` (pid {holder}) is running from {data_dir}: stop it first"
+            " (Ctrl-C in its terminal), or give this one a LOTLINE_DATA_DIR of its own"
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
 def up(
     settings: Settings,
     *,
@@ -672,6 +702,26 @@ def up(
     ready_timeout: float = 120.0,
 ) -> list[str]:
     """Run the whole stack until Ctrl-C / SIGTERM, then stop services, broker and PostgreSQL.
+
+    Refuses (`StackError`) while another `lotline up` runs from the same LOTLINE_DATA_DIR;
+    the rest is `_run_stack`.
+    """
+    data_dir = prepare_data_dir(settings.data_dir)
+    lock = _lock_data_dir(data_dir)
+    try:
+        return _run_stack(settings, data_dir, names, broker_port, ready_timeout)
+    finally:
+        os.close(lock)
+
+
+def _run_stack(
+    settings: Settings,
+    data_dir: Path,
+    names: Sequence[str],
+    broker_port: int | None,
+    ready_timeout: float,
+) -> list[str]:
+    """Run the whole stack from `data_dir` (prepared and held) until Ctrl-C / SIGTERM.
 
     Whatever `settings` names (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL) is used as is; what it
     leaves unset is started embedded. Raises `StackError` when a piece does not start: a port
@@ -682,7 +732,6 @@ def up(
     The first signal asks for a stop (checked between start-up steps, so nothing is left half
     started); a second one during start-up aborts the step in progress.
     """
-    data_dir = prepare_data_dir(settings.data_dir)
     runnable = available_services(names)
     settings, metrics = _preflight(settings, runnable, broker_port)
     stopping = threading.Event()
@@ -756,7 +805,7 @@ def up(
         check()
         _say(_summary(settings, postgres, broker, runnable, schemas, metrics))
         write_stack_file(data_dir, settings)
-        problems += _watch(procs, log_dir, stopping)
+        problems += _watch(procs, log_dir, stopping, broker)
         check()
     except _Stop as stop:
         _say(f"\n{received[0] if received else stop}: stopping ...")
@@ -770,7 +819,9 @@ def up(
             stopped = ", ".join(f"{service_name(p)}={c}" for p, c in zip(procs, codes, strict=True))
             _say(f"services stopped ({stopped})")
             for proc, code in zip(procs, codes, strict=True):
-                if proc.pid not in exited and code != 0:
+                # Ended by the SIGTERM sent above (one still starting has no handler yet):
+                # stopped as asked. A SIGKILL after the wait, or a failing status, is not.
+                if proc.pid not in exited and code not in (0, -signal.SIGTERM):
                     name = service_name(proc)
                     problems.append(
                         f"service {name} stopped with exit status {code}:"
@@ -963,10 +1014,22 @@ def stack_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict
     return env
 
 
-async def _prepare(settings: Settings, *, fresh_broker: bool) -> list[str]:
+async def create_topics(settings: Settings) -> list[str]:
+    """`ensure_topics` once the broker answers; `StackError` naming it when it never does."""
+    from aiokafka.errors import KafkaConnectionError
+
     from shared.kafka import ensure_topics
 
-    await ensure_topics(settings)
+    try:
+        return await ensure_topics(settings)
+    except KafkaConnectionError as exc:
+        raise StackError(
+            f"the broker at {settings.require_bootstrap()} does not answer: {exc}"
+        ) from None
+
+
+async def _prepare(settings: Settings, *, fresh_broker: bool) -> list[str]:
+    await create_topics(settings)
     dsn = settings.require_database()
     applied = await migrate_all(dsn)
     if fresh_broker:
@@ -1024,16 +1087,28 @@ def _summary(
 
 
 def _watch(
-    procs: Sequence[subprocess.Popen[bytes]], log_dir: Path, stopping: threading.Event
+    procs: Sequence[subprocess.Popen[bytes]],
+    log_dir: Path,
+    stopping: threading.Event,
+    broker: EmbeddedBroker | None = None,
 ) -> list[str]:
     """Wait for a signal; report any service that exits on its own (returned, one line each).
 
-    The others keep running (what they do still works); when every service has exited the
-    stack stops.
+    The others keep running (what they do still works); when every service has exited, or the
+    embedded `broker` has (memory only: every topic and message went with it, and no service
+    can work without it), the stack stops.
     """
     reported: set[int] = set()
     problems: list[str] = []
     while not stopping.is_set():
+        if broker is not None and broker.process.poll() is not None:
+            problem = (
+                f"the embedded broker {_ended(broker.process.returncode)}: see {broker.log_path}"
+            )
+            problems.append(problem)
+            _say(f"!! {problem}")
+            _say("!! nothing runs without it (its topics and messages are gone); stopping")
+            break
         for proc in procs:
             if proc.pid not in reported and proc.poll() is not None:
                 reported.add(proc.pid)

@@ -519,3 +519,120 @@ def test_up_tells_lotline_send_where_the_running_stack_listens(
     ]
     assert not (data_dir / stack.STACK_FILE).exists()
     assert stack.running_stack(data_dir) is None
+
+
+def test_a_second_up_from_the_same_data_dir_is_refused_and_leaves_the_first_alone(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Two stacks on one LOTLINE_DATA_DIR would share its PostgreSQL and logs, and the second
+    one's shutdown stopped the first one's database and removed its `stack.json`. Ports do not
+    tell them apart (LEDGER_HTTP_PORT=0, another --broker-port): the folder does."""
+    monkeypatch.setenv("FAKE_RECEIVING", "0,1.5,0")
+    data_dir = tmp_path / "data"
+    second: list[BaseException | list[str]] = []
+    watch = stack._watch
+
+    def watching(*args: Any, **kwargs: Any) -> list[str]:
+        if not second:  # the first stack is up: start another one from its folder
+            second.append(RuntimeError("the second up did not return"))
+            try:
+                second[0] = stack.up(_settings(tmp_path), names=["receiving"])
+            except stack.StackError as exc:
+                second[0] = exc
+            assert stack.running_stack(data_dir) is not None  # the first is still findable
+        return watch(*args, **kwargs)
+
+    monkeypatch.setattr(stack, "_watch", watching)
+
+    stack.up(_settings(tmp_path), names=["receiving"])
+
+    (refusal,) = second
+    assert isinstance(refusal, stack.StackError), refusal
+    assert f"another `lotline up` (pid {os.getpid()}) is running from {data_dir}" in str(refusal)
+    assert len(fake_services) == 1  # the second started nothing
+    # Once the first has stopped, the folder is free again.
+    monkeypatch.setattr(stack, "_watch", watch)
+    stack.up(_settings(tmp_path), names=["receiving"])
+    assert len(fake_services) == 2
+
+
+def test_up_stops_and_says_so_when_the_embedded_broker_dies(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The memory-only broker gone, every message and topic is gone with it and no service can
+    work: `lotline up` must not sit there as if the stack were up."""
+    monkeypatch.setenv("FAKE_RECEIVING", "0,20,0")  # would run on for 20 s
+    log = tmp_path / "broker.log"
+    broker = subprocess.Popen(
+        [sys.executable, "-c", "import time, sys; time.sleep(2); sys.exit(3)"],
+        start_new_session=True,
+    )
+    started = stack.EmbeddedBroker(port=9, process=broker, log_path=log)
+    monkeypatch.setattr(stack, "start_broker", lambda *_args, **_kwargs: started)
+    settings = _settings(tmp_path).model_copy(update={"kafka_bootstrap_servers": None})
+
+    problems = stack.up(settings, names=["receiving"])
+
+    assert problems == [f"the embedded broker exited with 3: see {log}"]
+    out = capsys.readouterr().out
+    assert out.index("lotline is up") < out.index("!! the embedded broker exited with 3")
+    assert all(proc.returncode is not None for proc in fake_services)  # stopped at once
+
+
+@pytest.mark.parametrize("command", [["topics"], ["up"]])
+def test_a_configured_broker_that_never_answers_is_one_line_not_a_traceback(
+    clean_env: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+) -> None:
+    """`lotline topics` (deploy/'s one-shot) or `lotline up` with a KAFKA_BOOTSTRAP_SERVERS
+    that never answers: after the start-up wait, a line naming the broker and exit 1."""
+    import functools
+
+    from shared import kafka
+
+    monkeypatch.setattr(
+        kafka, "wait_for_broker", functools.partial(kafka.wait_for_broker, timeout=0.5)
+    )
+    bootstrap = f"127.0.0.1:{stack.free_port()}"  # nothing listens there
+
+    code, lines = _run(
+        command,
+        capsys,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap,
+        DATABASE_URL="postgresql://localhost/lotline",
+        LEDGER_HTTP_PORT=str(stack.free_port()),
+    )
+
+    assert code == 1
+    assert lines[-1].startswith(f"lotline {command[0]}: the broker at {bootstrap} does not answer")
+
+
+def test_ctrl_c_is_a_clean_stop_even_for_a_service_still_starting(
+    fake_services: list[subprocess.Popen[bytes]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A service ended by the SIGTERM `lotline up` sends it (one still importing has no handler
+    yet) stopped as asked: Ctrl-C then is no failure, not four lines of 'problems'."""
+    import signal
+
+    monkeypatch.setenv("FAKE_RECEIVING", "-1,-1,0")  # never logs its start, no SIGTERM handler
+
+    def ctrl_c(*_args: Any, **_kwargs: Any) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(stack, "_await_ready", ctrl_c)
+
+    problems = stack.up(_settings(tmp_path), names=["receiving"])
+
+    assert problems == []
+    assert fake_services[0].returncode == -signal.SIGTERM
+    assert "SIGINT: stopping" in capsys.readouterr().out

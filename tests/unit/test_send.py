@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -240,3 +241,151 @@ def test_a_status_answers_every_document_it_names_and_only_those() -> None:
     assert [o.document.message_id for o in reader._match(_status_record(settings, shipped))] == [
         "s1"
     ]
+
+
+def _sent_by_cli(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], stdin: bytes = b""
+) -> tuple[int, list[bytes]]:
+    """`lotline send ARGS` with a broker configured but `send` captured: (status, the bytes
+    each document would be published with)."""
+    import io
+    import sys
+
+    import shared.send
+
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9")
+    # As Python reads a terminal's or a pipe's bytes under a POSIX locale.
+    text_in = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", text_in)
+    published: list[bytes] = []
+
+    async def capture(_settings: Any, documents: Any, **_kwargs: Any) -> list[Outcome]:
+        published.extend(doc.value for doc in documents)
+        return []
+
+    monkeypatch.setattr(shared.send, "send", capture)
+    return cli.main(["send", "--no-wait", *args]), published
+
+
+@pytest.mark.parametrize("where", ["file", "stdin"])
+@pytest.mark.parametrize(
+    ("data", "line", "reason"),
+    [
+        ((ITEM + "\n").encode() + b'{"type": "UpsertItem", "lic": "CAF\xe9"}\n', 2, "not UTF-8"),
+        (("\ufeff" + ITEM).encode("utf-16-le"), 1, "UTF-16"),
+    ],
+)
+def test_a_file_that_is_not_utf8_is_refused_naming_its_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+    data: bytes,
+    line: int,
+    reason: str,
+) -> None:
+    """A Latin-1 export or a PowerShell (UTF-16) file: exit 2 naming the line, not a
+    traceback, and nothing sent."""
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes(data)
+    args, stdin = ([str(path)], b"") if where == "file" else (["-"], data)
+
+    code, published = _sent_by_cli(monkeypatch, args, stdin)
+
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert code == 2, err
+    assert published == []
+    name = str(path) if where == "file" else "stdin"
+    assert f"{name}:{line}: " in err
+    assert reason in err
+    assert "nothing was sent" in err
+
+
+def test_documents_are_published_byte_for_byte_as_the_file_holds_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows line ends inside a pretty-printed document are kept, and a UTF-8 byte order mark
+    (Notepad's) is not part of the first document."""
+    pretty = json.dumps(json.loads(RECEIPT), indent=2).replace("\n", "\r\n").encode()
+    path = tmp_path / "docs.json"
+    path.write_bytes(b"\xef\xbb\xbf" + ITEM.encode() + b"\r\n" + pretty + b"\r\n")
+
+    code, published = _sent_by_cli(monkeypatch, [str(path)])
+
+    assert code == 0
+    assert published == [ITEM.encode(), pretty]
+
+
+@pytest.mark.parametrize("wait", [[], ["--no-wait"]])
+def test_lotline_send_to_a_broker_that_does_not_answer_says_so_and_sends_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    wait: list[str],
+) -> None:
+    """A wrong KAFKA_BOOTSTRAP_SERVERS (or a stack gone): one line naming the broker, exit 1."""
+    bootstrap = f"127.0.0.1:{stack.free_port()}"  # nothing listens there
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", bootstrap)
+    path = tmp_path / "docs.jsonl"
+    path.write_text(ITEM)
+
+    code = cli.main(["send", *wait, str(path)])
+
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert code == 1
+    assert f"lotline send: the broker at {bootstrap} does not answer" in captured.err
+    assert "nothing was sent" in captured.err
+    assert "→ sent" not in captured.out
+
+
+@pytest.mark.parametrize("command", ["send", "demo"])
+@pytest.mark.parametrize("seconds", ["-1", "nan", "inf"])
+def test_a_wait_that_is_no_number_of_seconds_is_refused_as_usage(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+    seconds: str,
+) -> None:
+    """`--wait -1` sent and then reported every document unanswered (exit 1); `--wait inf`
+    waited forever for a redelivery that gets no answer."""
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{stack.free_port()}")
+    path = tmp_path / "docs.jsonl"
+    path.write_text(ITEM)
+    files = [str(path)] if command == "send" else []
+
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--wait", seconds, *files])
+
+    assert exited.value.code == 2
+    assert "--wait" in capsys.readouterr().err
+
+
+def test_send_reaches_the_running_stack_on_its_own_topics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The `lotline up` in LOTLINE_DATA_DIR created its topics without a prefix: a
+    LOTLINE_TOPIC_PREFIX left in this terminal must not send to topics nobody reads."""
+    monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    monkeypatch.setenv("LOTLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("LOTLINE_TOPIC_PREFIX", "t1.")
+    (tmp_path / stack.STACK_FILE).write_text(
+        json.dumps(
+            {
+                "pid": os.getpid(),  # running
+                "kafka_bootstrap_servers": "127.0.0.1:19092",
+                "topic_prefix": "",
+                "read_api": "http://127.0.0.1:18080",
+            }
+        )
+    )
+
+    reached = cli._stack_settings("send")
+
+    assert reached is not None
+    settings, api = reached
+    assert settings.kafka_bootstrap_servers == "127.0.0.1:19092"
+    assert settings.topics.receipts == "inventory.receipts"
+    assert api == "http://127.0.0.1:18080"
