@@ -89,6 +89,24 @@ async def test_each_test_gets_its_own_database_and_topics(
 # -- lotline up and the broker: ports that are taken, services that must be started -----------
 
 
+def test_the_embedded_postgresql_autovacuums_every_few_seconds(tmp_path: Path) -> None:
+    """Plans cached while a fresh deployment's tables were empty are replaced once autovacuum
+    analyzes the grown tables: every 5 s here, not the default minute (`SERVER_SETTINGS`)."""
+    postgres = stack.start_postgres(tmp_path)
+    try:
+
+        async def naptime() -> str:
+            conn = await asyncpg.connect(postgres.dsn)
+            try:
+                return str(await conn.fetchval("SHOW autovacuum_naptime"))
+            finally:
+                await conn.close()
+
+        assert stack.run_sync(naptime()) == stack.SERVER_SETTINGS["autovacuum_naptime"] == "5s"
+    finally:
+        postgres.stop()
+
+
 def test_start_broker_refuses_a_port_another_broker_answers_on(tmp_path: Path) -> None:
     other = stack.start_broker(log_path=tmp_path / "other.log")
     try:
