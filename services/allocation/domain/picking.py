@@ -8,7 +8,8 @@
   reason for the return.
 - Automatic order: perishable lot-tracked stock first-expired-first-out by (expires_on, lot
   arrival, mfr lot), a lot without expiry last; everything else first-in-first-out by lot
-  arrival, then mfr lot number, then the serial's position in its receipt. A lot's arrival
+  arrival, then mfr lot number (lot quantities) or the unit's position in its receipt
+  (serials, whatever mfr lot they are in). A lot's arrival
   (`InventoryLot.arrival`) is the receipt date its document carried, then the order receipts
   were decided in: never that order alone, which hangs on how partitions interleave (§6).
   A named mfr lot found in several inventory lots is taken in the same order.
