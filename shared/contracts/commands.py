@@ -12,7 +12,15 @@ from pydantic import Field
 
 from shared.contracts.base import Message, Model
 from shared.contracts.reasons import ReasonCode
-from shared.contracts.types import Date, Identifier, LineNo, Money, Quantity, SignedQuantity, Text
+from shared.contracts.types import (
+    Identifier,
+    LineNo,
+    Money,
+    OwnDate,
+    Quantity,
+    SignedQuantity,
+    Text,
+)
 from shared.contracts.upstream import LotPick, LotQuantity, UpsertItem
 
 SerialList = list[Identifier]
@@ -36,7 +44,7 @@ class ReceiveStock(Message):
     kind: Literal["purchase", "production"] = "purchase"
     reference: Identifier | None = None
     vendor: Identifier | None = None
-    received_on: Date
+    received_on: OwnDate
     quantity: Quantity
     unit_cost: Money | None = None
     lots: list[LotQuantity] = Field(default_factory=list)
@@ -60,7 +68,7 @@ class ReturnStock(Message):
     line_no: LineNo
     office: Identifier
     customer: Identifier | None = None
-    received_on: Date
+    received_on: OwnDate
     quantity: Quantity
     lots: list[LotQuantity] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
@@ -117,7 +125,7 @@ class AllocateLine(Message):
     office: Identifier
     kind: Literal["sale", "vendor_return"] = "sale"
     counterparty: Identifier | None = None
-    ship_on: Date
+    ship_on: OwnDate
     quantity: Quantity
     lots: list[LotPick] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
@@ -164,7 +172,7 @@ class AdjustStock(Message):
     lots: list[LotQuantity] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
     reason: Text = ""
-    adjusted_on: Date
+    adjusted_on: OwnDate
     refusal: LineRefusal | None = None
 
 

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from shared.contracts.base import Message, Model
 from shared.contracts.reasons import ReasonCode
-from shared.contracts.types import Amount, Date, Identifier, LineNo, Money, Text
+from shared.contracts.types import Amount, Identifier, LineNo, Money, OwnDate, Text
 
 
 class Movement(Model):
@@ -25,7 +25,7 @@ class Movement(Model):
 
     lot_id: Identifier | None
     mfr_lot: Identifier | None = None
-    expires_on: Date | None = None
+    expires_on: OwnDate | None = None
     serial: Identifier | None = None
     quantity: Amount
     unit_cost: Money
@@ -59,7 +59,7 @@ class StockReceived(Event):
     vendor: Identifier | None = Field(
         default=None, description="the vendor of a purchase receipt, as the receipt named it"
     )
-    received_on: Date
+    received_on: OwnDate
     quantity: Amount
     unit_cost: Money
     movements: list[Movement] = Field(default_factory=list)
@@ -77,7 +77,7 @@ class LineAllocated(Event):
     office: Identifier
     kind: Literal["sale", "vendor_return"] = "sale"
     counterparty: Identifier | None = None
-    ship_on: Date
+    ship_on: OwnDate
     quantity: Amount
     complete: bool = True
     movements: list[Movement] = Field(default_factory=list)
@@ -88,7 +88,7 @@ class LineReleased(Event):
     shipment_id: Identifier
     line_no: LineNo
     office: Identifier
-    released_on: Date | None = Field(
+    released_on: OwnDate | None = Field(
         default=None,
         description=(
             "the release's business date: the ship_on of the allocation it gives back"
@@ -106,7 +106,7 @@ class LineShipped(Event):
     office: Identifier
     kind: Literal["sale", "vendor_return"] = "sale"
     counterparty: Identifier | None = None
-    ship_on: Date
+    ship_on: OwnDate
     quantity: Amount
     movements: list[Movement] = Field(default_factory=list)
 
@@ -120,7 +120,7 @@ class InventoryAdjusted(Event):
     lot_id: Identifier | None = Field(
         default=None, description="the new adjustment lot of a beginning balance"
     )
-    adjusted_on: Date
+    adjusted_on: OwnDate
     reason: Text = ""
     unallocated: Amount = Field(
         default=Decimal(0), description="units added beyond any lot (R12: negative usage)"
@@ -134,7 +134,7 @@ class StockReturned(Event):
     line_no: LineNo
     office: Identifier
     customer: Identifier | None = None
-    received_on: Date
+    received_on: OwnDate
     quantity: Amount
     movements: list[Movement] = Field(default_factory=list)
 

@@ -133,25 +133,6 @@ def test_dates_written_yyyy_mm_dd_and_python_dates_are_still_taken() -> None:
     assert decode(COMMANDS, encode(line), own=True) == line
 
 
-def test_a_command_with_a_date_and_time_as_a_date_is_refused_too() -> None:
-    body = json.loads(
-        encode(
-            AllocateLine(
-                message_id="a-1",
-                lic="L-1",
-                shipment_id="S-1",
-                line_no=1,
-                office="AI",
-                ship_on=date(2026, 11, 2),
-                quantity=Decimal(1),
-            )
-        )
-    )
-    body["ship_on"] = "2026-11-02T00:00:00"
-    with pytest.raises(InvalidMessage, match="ship_on"):
-        decode(COMMANDS, json.dumps(body).encode(), own=True)
-
-
 # --- numbers as text ---------------------------------------------------------------------------
 
 
