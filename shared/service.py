@@ -201,7 +201,10 @@ class ServiceRuntime:
         await wait_for_broker(self.settings)
         await ensure_topics(self.settings)
         await db.migrate(dsn, self.schema, db.migration_files(self.migrations))
-        self.pool = await db.create_pool(dsn, self.schema, size=self.settings.db_pool_size)
+        # One connection more than DB_POOL_SIZE: the outbox relay holds one for as long as it
+        # leads or waits for its lease (a session-level lock); with DB_POOL_SIZE=1 it took the
+        # only one and the consumers waited for it forever.
+        self.pool = await db.create_pool(dsn, self.schema, size=self.settings.db_pool_size + 1)
         self.producer = make_producer(self.settings)
         await self.producer.start()
         self.relay = OutboxRelay(
