@@ -291,6 +291,7 @@ class TransactionalConsumer:
         self._claim_seconds = CLAIM_SECONDS
         self._subscriber: Any = None
         self._hint_task: asyncio.Task[None] | None = None
+        self._closed = False
         self._hint_interval = 1.0
         self.processed = 0
         # Per topic, per outcome: its route's counters, made once (and shown at 0 from the start).
@@ -473,6 +474,10 @@ class TransactionalConsumer:
     # -- Kafka offset commits: a hint for lag monitoring, off the hot path -----------------------
 
     def _ensure_hint_task(self) -> None:
+        # Not once closed: a batch between `close` and the broker's stop would start one that
+        # nobody cancels.
+        if self._closed:
+            return
         if self._hint_task is None or self._hint_task.done():
             self._hint_task = asyncio.create_task(self._commit_hints(), name=f"hints-{self.name}")
 
@@ -504,6 +509,7 @@ class TransactionalConsumer:
 
     async def close(self) -> None:
         """Stop the hint task after one last commit of the stored positions."""
+        self._closed = True
         if self._hint_task is not None:
             self._hint_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

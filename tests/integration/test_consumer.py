@@ -1510,3 +1510,16 @@ def test_the_digest_of_what_orjson_cannot_render_never_raises() -> None:
     assert _digest(big) != _digest(b'{"n": ' + b"9" * 39 + b"}")
     assert len(_digest(b'{"s": "\\ud800"}')) == 16  # a lone surrogate
     assert _digest(b'{"d": 1e400}') != _digest(b'{"d": 1e401}')
+
+
+async def test_a_closed_consumer_starts_no_more_offset_hint_tasks(pool: asyncpg.Pool) -> None:
+    """Shutdown: `ServiceRuntime.stop` closes the consumers before the broker stops, and a batch
+    in between would start a hint task nobody cancels ("Task was destroyed but it is
+    pending"). Once closed, none starts."""
+    consumer = _consumer(pool, Recorder())
+    consumer._ensure_hint_task()
+    assert consumer._hint_task is not None
+    await consumer.close()
+    assert consumer._hint_task.done()
+    consumer._ensure_hint_task()
+    assert consumer._hint_task.done()  # still the cancelled one: no new task
