@@ -116,25 +116,33 @@ class ServiceRuntime:
                 log.info("service.watch_failed", error=repr(exc))
             await asyncio.sleep(self._watch_seconds)
 
-    def every(self, seconds: float, job: Callable[[UnitOfWork], Awaitable[None]]) -> None:
+    def every(
+        self, seconds: float, job: Callable[[UnitOfWork], Awaitable[bool | None]]
+    ) -> None:
         """Run `job` every `seconds` while the service runs, each round in one transaction with
         a unit of work whose outbox rows are written with it (the relay is woken after the
         commit), as the consumer runs a handler. A failed round rolls back and the next one tries
-        again. Every process of the service runs it: jobs lock the rows they take."""
+        again. A round that returns True took as much as one round takes, and more is due: the
+        next one runs at once (a backlog of held documents goes out at the rate the database
+        takes it, not a round per interval). Every process of the service runs it: jobs lock
+        the rows they take."""
         name = getattr(job, "__qualname__", repr(job))
 
         async def rounds() -> None:
+            more = False
             while True:
-                await asyncio.sleep(seconds)
+                await asyncio.sleep(0 if more else seconds)
+                more = False
                 assert self.pool is not None and self.relay is not None
                 outbox = Outbox()
                 try:
                     async with self.pool.acquire() as proxy, proxy.transaction():
                         uow = UnitOfWork(cast(asyncpg.Connection, proxy), outbox)
-                        await job(uow)
+                        more = bool(await job(uow))
                         await write_outbox(uow.conn, outbox.rows, channel_for(self.schema))
                 except Exception:  # the database may be restarting: the next round tries again
                     log.exception("service.job_failed", job=name)
+                    more = False
                     continue
                 for callback in uow.committed:
                     callback()

@@ -154,10 +154,13 @@ class ReceivingService:
         if superseded:
             await self._admit(uow, superseded)
 
-    async def settle_expired(self, uow: UnitOfWork) -> None:
+    async def settle_expired(self, uow: UnitOfWork) -> bool:
         """The periodic job: settle held documents whose wait is over on what is known now,
-        refusing `UNKNOWN_ITEM` the lines whose item never came."""
-        await self._settle(uow, await self._repository.expire(uow.conn, EXPIRE_AT_ONCE), "expired")
+        refusing `UNKNOWN_ITEM` the lines whose item never came. True: a full round, more may
+        be due (`ServiceRuntime.every` runs the next one at once)."""
+        expired = await self._repository.expire(uow.conn, EXPIRE_AT_ONCE)
+        await self._settle(uow, expired, "expired")
+        return len(expired) >= EXPIRE_AT_ONCE
 
     async def _check_many(
         self,

@@ -1,5 +1,5 @@
-"""Review regressions for the service runtime (shared/service.py), against the real broker and
-PostgreSQL: a runtime as a service builds it, a message published as an upstream would."""
+"""The service runtime (shared/service.py) against the real broker and PostgreSQL: a runtime as
+a service builds it, messages published as an upstream would, its periodic jobs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from shared.contracts.upstream import ItemMessage, UpsertItem
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import LotlineEnv, kafka_publish
 
-SCHEMA = "plumbing_review"
+SCHEMA = "runtime_test"
 
 
 def _runtime(env: LotlineEnv, migrations: Path) -> ServiceRuntime:
@@ -94,3 +94,26 @@ async def test_a_service_with_the_smallest_pool_the_settings_allow_still_consume
             json.dumps(body).encode(),
         )
         assert await _seen(env, ["A"], timeout=20) == ["A"]
+
+
+async def test_a_periodic_job_whose_round_was_full_runs_again_at_once(
+    lotline_env: Callable[..., LotlineEnv], tmp_path: Path
+) -> None:
+    """`ServiceRuntime.every`: a round that returns True (it took its most, more is due: held
+    documents past their wait) is followed at once by the next, not an interval later; one
+    that returns nothing waits the interval."""
+    env = lotline_env()
+    runtime = _runtime(env, tmp_path)
+    rounds: list[float] = []
+    interval = 3.0
+
+    async def backlog(uow: UnitOfWork) -> bool:
+        rounds.append(asyncio.get_running_loop().time())
+        await uow.conn.execute("SELECT 1")
+        return len(rounds) < 4  # three full rounds, then the backlog is gone
+
+    runtime.every(interval, backlog)
+    async with _running(runtime):
+        await asyncio.sleep(interval + 1.5)
+        assert len(rounds) == 4, rounds  # an interval per round would have run one
+        assert rounds[-1] - rounds[0] < interval
