@@ -114,6 +114,9 @@ MARK_SQL = "UPDATE outbox SET sent_at = to_timestamp($2) WHERE id = ANY($1::bigi
 # them with before it marks them on their own.
 MARK_DELAY_SECONDS = 0.05
 
+# Rows of the outbox, and message ids of the inbox, deleted per statement once out of retention.
+PURGE_CHUNK = 10_000
+
 # The leader's heartbeat: renewed this often, by a task of its own; a leader silent for
 # LEASE_SECONDS (its event loop blocked or the process paused that long) is taken for stuck
 # and its backend ended.
@@ -423,10 +426,12 @@ class OutboxRelay:
             now = asyncio.get_running_loop().time()
             if now >= next_purge:
                 # Sent rows are kept a while for operators, then dropped; so are
-                # message ids older than any redelivery.
-                await self.purge(conn, self._retention)
-                await self.purge_inbox(conn, self._inbox_retention)
-                next_purge = now + 60
+                # message ids older than any redelivery. A chunk at a time, publishing in
+                # between: after the retention was lowered, one DELETE of millions of rows
+                # would hold the relay (every service's events) for as long as it ran.
+                purged = await self.purge(conn, self._retention)
+                purged = max(purged, await self.purge_inbox(conn, self._inbox_retention))
+                next_purge = now if purged >= PURGE_CHUNK else now + 60
             if sent == self._batch_size:
                 continue  # a full batch: more may be waiting
             if self._stopping:
@@ -602,18 +607,28 @@ class OutboxRelay:
         return futures
 
     @staticmethod
-    async def purge(conn: asyncpg.Connection, older_than_seconds: float) -> int:
+    async def purge(
+        conn: asyncpg.Connection, older_than_seconds: float, limit: int = PURGE_CHUNK
+    ) -> int:
+        """Delete up to `limit` rows sent before the retention; how many went."""
         result = await conn.execute(
-            "DELETE FROM outbox WHERE sent_at < now() - make_interval(secs => $1)"
-            " AND parked IS NULL",
+            "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox"
+            " WHERE sent_at < now() - make_interval(secs => $1) AND parked IS NULL LIMIT $2))",
             older_than_seconds,
+            limit,
         )
         return int(result.split()[-1])
 
     @staticmethod
-    async def purge_inbox(conn: asyncpg.Connection, older_than_seconds: float) -> int:
+    async def purge_inbox(
+        conn: asyncpg.Connection, older_than_seconds: float, limit: int = PURGE_CHUNK
+    ) -> int:
+        """Delete up to `limit` message ids processed before the retention; how many went."""
         result = await conn.execute(
-            "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)",
+            "DELETE FROM inbox AS i USING (SELECT consumer, message_id FROM inbox"
+            " WHERE processed_at < now() - make_interval(secs => $1) LIMIT $2) AS d"
+            " WHERE i.consumer = d.consumer AND i.message_id = d.message_id",
             older_than_seconds,
+            limit,
         )
         return int(result.split()[-1])

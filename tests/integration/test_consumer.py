@@ -1523,3 +1523,27 @@ async def test_a_closed_consumer_starts_no_more_offset_hint_tasks(pool: asyncpg.
     assert consumer._hint_task.done()
     consumer._ensure_hint_task()
     assert consumer._hint_task.done()  # still the cancelled one: no new task
+
+
+async def test_the_relay_purges_a_chunk_at_a_time(pool: asyncpg.Pool) -> None:
+    """Out-of-retention message ids and sent outbox rows go `limit` at a time (the relay
+    publishes between chunks: one DELETE of millions would hold it); parked rows stay."""
+    await pool.execute(
+        "INSERT INTO inbox (consumer, message_id, processed_at)"
+        " SELECT 'c', 'm' || g, now() - interval '40 days' FROM generate_series(1, 5) g"
+    )
+    await pool.execute(
+        "INSERT INTO outbox (topic, payload, sent_at, parked)"
+        " SELECT 't', '\\x00', now() - interval '1 hour', CASE WHEN g = 1 THEN 'refused' END"
+        " FROM generate_series(1, 5) g"
+    )
+    async with pool.acquire() as proxy:
+        conn = cast(asyncpg.Connection, proxy)
+        assert [await OutboxRelay.purge_inbox(conn, 30 * 86400, 2) for _ in range(4)] == [
+            2,
+            2,
+            1,
+            0,
+        ]
+        assert [await OutboxRelay.purge(conn, 600, 3) for _ in range(3)] == [3, 1, 0]
+    assert await _rows(pool, "SELECT parked FROM outbox") == [("refused",)]
