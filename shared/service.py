@@ -20,7 +20,7 @@ import prometheus_client
 import structlog
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
-from prometheus_client import Gauge
+from prometheus_client import Gauge, Histogram
 from pydantic import TypeAdapter
 
 from shared import db
@@ -49,6 +49,27 @@ WAITING = Gauge(
     "Age of the oldest document still waiting for allocation's answers (0: none waiting)",
     ["service"],
 )
+
+
+LOOP_LAG = Histogram(
+    "lotline_event_loop_lag_seconds",
+    "How late the service's event loop ran a timer due every 0.25 s: work that held the loop "
+    "that long held up the consumers' heartbeats, the relay and the read API as long (past "
+    "KAFKA_SESSION_TIMEOUT_MS the consumer is dropped from its group)",
+    ["service"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+LOOP_LAG_EVERY = 0.25
+
+
+async def watch_loop_lag(service: str, every: float = LOOP_LAG_EVERY) -> None:
+    """Observe `LOOP_LAG` until cancelled: how much later than due each timer ran."""
+    loop = asyncio.get_running_loop()
+    lag = LOOP_LAG.labels(service)
+    while True:
+        due = loop.time() + every
+        await asyncio.sleep(every)
+        lag.observe(max(0.0, loop.time() - due))
 
 
 def make_broker(settings: Settings) -> KafkaBroker:
@@ -116,9 +137,7 @@ class ServiceRuntime:
                 log.info("service.watch_failed", error=repr(exc))
             await asyncio.sleep(self._watch_seconds)
 
-    def every(
-        self, seconds: float, job: Callable[[UnitOfWork], Awaitable[bool | None]]
-    ) -> None:
+    def every(self, seconds: float, job: Callable[[UnitOfWork], Awaitable[bool | None]]) -> None:
         """Run `job` every `seconds` while the service runs, each round in one transaction with
         a unit of work whose outbox rows are written with it (the relay is woken after the
         commit), as the consumer runs a handler. A failed round rolls back and the next one tries
@@ -245,6 +264,7 @@ class ServiceRuntime:
         if self._waiting_sql is not None:
             self._watch = asyncio.create_task(self._watch_waiting(), name="watch-waiting")
         self._job_tasks = [asyncio.create_task(rounds()) for rounds in self._jobs]
+        self._job_tasks.append(asyncio.create_task(watch_loop_lag(self.schema)))
         log.info("service.started", schema=self.schema)
 
     async def stop(self) -> None:
