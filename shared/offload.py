@@ -28,6 +28,8 @@ work runs at once: a thread hand-off costs more than it saves."""
 SCAN_WEIGHT = 100
 """A GS1 scan, decoded by biip: about 100 µs. A serial, a lot or a line: about 1."""
 
+MAX_SERIALS = 1_000_000  # the most a document may name: a bigger quantity is refused anyway
+
 
 class Entry(Protocol):
     """What was typed and scanned on a receipt or shipment line (or a picks update)."""
@@ -52,9 +54,6 @@ def entry_weight(entry: Entry, quantity: Decimal | None = None) -> int:
         else:
             weight += len(serials) if not isinstance(serials, str) else len(serials) // 8
     return weight
-
-
-MAX_SERIALS = 1_000_000  # the most a document may name: a bigger quantity is refused anyway
 
 
 async def compute(work: Callable[[], T], *, weight: int) -> T:
