@@ -20,6 +20,7 @@ from shared.contracts import invalid as inv
 from shared.contracts.types import normalize_identifier
 from shared.contracts.upstream import ReceiptMessage
 from shared.reasons import ReasonCode
+from tests.fixtures.documents import receipt_document
 
 RECEIPTS = TypeAdapter(ReceiptMessage)
 
@@ -39,26 +40,6 @@ LOOK_ALIKE_SPACES = ["\u00a0", "\u2007", "\u202f", "\u3000"]
 OTHERS = ["\u2028", "\u2029", "\ue000", "\uffff"]  # line/paragraph separator, private, non-char
 
 
-def _receipt(mfr_lot: str = "M-1", serials: object = None) -> dict[str, Any]:
-    line: dict[str, Any] = {
-        "line_no": 1,
-        "lic": "L-1",
-        "quantity": 1,
-        "lots": [{"mfr_lot": mfr_lot, "quantity": 1}],
-    }
-    if serials is not None:
-        line["serials"] = serials
-    return {
-        "type": "ShipmentReceived",
-        "message_id": "r-1",
-        "shipment_id": "R-1",
-        "office": "AI",
-        "source": "purchase",
-        "received_on": "2026-11-01",
-        "lines": [line],
-    }
-
-
 def _problem(doc: dict[str, Any]) -> inv.Problem:
     with pytest.raises(InvalidMessage) as caught:
         decode(RECEIPTS, json.dumps(doc).encode())
@@ -75,7 +56,7 @@ def test_an_identifier_holding_an_invisible_or_look_alike_character_is_refused(c
 
 @pytest.mark.parametrize("char", INVISIBLE + LOOK_ALIKE_SPACES)
 def test_a_manufacturer_lot_holding_one_is_refused_lot_required_naming_it(char: str) -> None:
-    problem = _problem(_receipt(mfr_lot=f"LOT{char}1"))
+    problem = _problem(receipt_document(lots=[{"mfr_lot": f"LOT{char}1", "quantity": 1}]))
     assert problem.path == "lines[0].lots[0].mfr_lot"
     assert problem.reason_code == ReasonCode.LOT_REQUIRED
     assert f"U+{ord(char):04X}" in problem.reason
@@ -87,7 +68,11 @@ def test_a_serial_holding_one_is_refused_invalid_serial_span(char: str, as_list:
     """The serial parser (R5) passes these letters and marks, and a command's serials are
     identifiers: caught here, the receipt is refused with a reason, not failed on later."""
     entry = f"SN-1, SN-2{char}"
-    problem = _problem(_receipt(serials=[entry] if as_list else entry))
+    problem = _problem(
+        receipt_document(
+            lots=[{"mfr_lot": "M-1", "quantity": 1}], serials=[entry] if as_list else entry
+        )
+    )
     assert problem.path.startswith("lines[0].serials")
     assert problem.reason_code == ReasonCode.INVALID_SERIAL_SPAN
     assert f"U+{ord(char):04X}" in problem.reason

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter, ValidationError
 from shared.contracts import invalid as inv
 from shared.contracts.upstream import ReceiptMessage
 from shared.reasons import ReasonCode
+from tests.fixtures.documents import receipt_document
 
 RECEIPTS = TypeAdapter(ReceiptMessage)
 
@@ -26,20 +27,8 @@ def _nested(depth: int) -> list[Any]:
     return value
 
 
-def _receipt(lots: object) -> dict[str, Any]:
-    return {
-        "type": "ShipmentReceived",
-        "message_id": "r-1",
-        "shipment_id": "R-1",
-        "office": "AI",
-        "source": "purchase",
-        "received_on": "2026-11-01",
-        "lines": [{"line_no": 1, "lic": "L-1", "quantity": 1, "lots": lots}],
-    }
-
-
 def test_a_value_nested_to_the_parsers_limit_is_shown_clipped_and_answered() -> None:
-    doc = _receipt(_nested(sys.getrecursionlimit() - 20))
+    doc = receipt_document(lots=_nested(sys.getrecursionlimit() - 20))
     try:
         RECEIPTS.validate_python(doc)
     except ValidationError as exc:

@@ -27,6 +27,7 @@ from shared.contracts.upstream import (
     ShipmentRequested,
 )
 from shared.reasons import ReasonCode
+from tests.fixtures.documents import receipt_document
 
 SHIPMENTS = TypeAdapter(ShipmentMessage)
 RECEIPTS = TypeAdapter(ReceiptMessage)
@@ -47,19 +48,6 @@ def _request(**fields: Any) -> dict[str, Any]:
         "ship_on": "2026-11-02",
         "lines": [line],
         **fields,
-    }
-
-
-def _receipt(**line: Any) -> dict[str, Any]:
-    return {
-        "type": "ShipmentReceived",
-        "message_id": "r-1",
-        "occurred_at": "2026-11-01T10:00:00Z",
-        "shipment_id": "R-1",
-        "office": "AI",
-        "source": "purchase",
-        "received_on": "2026-11-01",
-        "lines": [{"line_no": 1, "lic": "L-1", "quantity": 2, **line}],
     }
 
 
@@ -112,7 +100,7 @@ def test_a_ship_date_not_written_yyyy_mm_dd_is_refused_naming_it(value: object, 
 
 def test_an_expiry_not_written_yyyy_mm_dd_is_refused_expiry_required() -> None:
     lots = [{"mfr_lot": "M1", "expires_on": "2027-01-31T00:00:00", "quantity": 2}]
-    [problem] = _refused(RECEIPTS, _receipt(lots=lots))
+    [problem] = _refused(RECEIPTS, receipt_document(quantity=2, lots=lots))
     assert problem.path == "lines[0].lots[0].expires_on"
     assert problem.reason_code == ReasonCode.EXPIRY_REQUIRED
     assert problem.offending == "2027-01-31T00:00:00"
