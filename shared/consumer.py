@@ -292,6 +292,10 @@ class TransactionalConsumer:
         self._subscriber: Any = None
         self._hint_task: asyncio.Task[None] | None = None
         self._closed = False
+        # Batches being handled, and since when none is (loop time): stopping waits for the
+        # batches in flight (database work) before it starts counting the broker's silence.
+        self._in_flight = 0
+        self.idle_since = 0.0
         self._hint_interval = 1.0
         self.processed = 0
         # Per topic, per outcome: its route's counters, made once (and shown at 0 from the start).
@@ -427,6 +431,20 @@ class TransactionalConsumer:
     # -- processing -------------------------------------------------------------------------
 
     async def on_batch(self, msg: KafkaMessage) -> None:
+        self._in_flight += 1
+        try:
+            await self._on_batch(msg)
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self.idle_since = asyncio.get_running_loop().time()
+
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is being handled now."""
+        return self._in_flight > 0
+
+    async def _on_batch(self, msg: KafkaMessage) -> None:
         records: tuple[ConsumerRecord, ...] = msg.raw_message
         started = time.perf_counter()
         self._ensure_hint_task()
@@ -507,14 +525,30 @@ class TransactionalConsumer:
         except Exception as exc:  # a rebalance may refuse it; the next round tries again
             log.info("consumer.hint_skipped", consumer=self.name, error=str(exc))
 
-    async def close(self) -> None:
-        """Stop the hint task after one last commit of the stored positions."""
+    async def close(self, patience: float | None = None) -> bool:
+        """Stop the hint task after one last commit of the stored positions, waiting at most
+        `patience` seconds for it (None: as long as it takes); whether it finished. A broker
+        gone never answers (aiokafka looks for the group coordinator forever): the hint is
+        only a hint, the positions are stored in Postgres."""
         self._closed = True
         if self._hint_task is not None:
             self._hint_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._hint_task
-        await self.commit_hints()
+        try:
+            await asyncio.wait_for(self.commit_hints(), patience)
+        except TimeoutError:
+            log.warning("consumer.last_hint_abandoned", consumer=self.name, after=patience)
+            return False
+        return True
+
+    async def abandon_broker(self) -> None:
+        """Close the Kafka consumer's connections at once: its requests to a broker that does
+        not answer (leaving the group) fail now instead of after their timeout."""
+        consumer = self._subscriber.consumer if self._subscriber is not None else None
+        client = getattr(consumer, "_client", None)
+        if client is not None:
+            await client.close()
 
     async def _claim_late(
         self, unclaimed: set[tuple[str, int]], records: Sequence[ConsumerRecord]

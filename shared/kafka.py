@@ -22,6 +22,17 @@ from shared.contracts.codec import MAX_EVENT_BYTES
 
 log = structlog.get_logger(__name__)
 
+# How long stopping waits on the broker, for each step that talks to it (the consumers' last
+# offset hint, leaving their groups, the outbox drain once a round stops finishing, the
+# producer's flush), and for none once one step found it gone: a broker that died or a network
+# that dropped would otherwise hold a service, each step waiting out aiokafka's timeouts (or,
+# looking for the group coordinator, forever), until its process manager kills it.
+BROKER_STOP_SECONDS = 2.0
+# How long a client whose broker was abandoned (its connections closed) gets to finish
+# stopping on its own before it is cancelled: closing fails its requests at once, so this only
+# bounds what aiokafka does next (a retry's backoff).
+ABANDON_SECONDS = 1.0
+
 
 async def _poll(self: Any, consumer: AIOKafkaConsumer) -> tuple[Any, ...]:
     """One poll of a batch subscriber, without FastStream's nap after an empty one.
@@ -130,6 +141,33 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
         max_batch_size=1024 * 1024,
         **kafka_client_options(settings),
     )
+
+
+async def stop_producer(producer: AIOKafkaProducer, patience: float) -> bool:
+    """Stop `producer`, waiting at most `patience` seconds for the broker to take what it still
+    holds; whether it did. Past that (the broker gone: aiokafka would wait out every batch's
+    request timeout, 40 s), the batches left fail, its connections close, and it stops
+    without them: their outbox rows are still unsent, for the next relay leader."""
+    stopping = asyncio.ensure_future(producer.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=patience)
+    if not done:
+        log.warning("producer.flush_abandoned", after=patience)
+        accumulator = producer._message_accumulator
+        accumulator.fail_all(KafkaConnectionError("producer stopped: the broker did not answer"))
+        # Closing the connections fails the requests in flight, which the sender's own stop
+        # would otherwise wait for.
+        await producer.client.close()
+        done, _ = await asyncio.wait({stopping}, timeout=ABANDON_SECONDS)
+        if not done:
+            stopping.cancel()
+            await asyncio.wait({stopping})
+        if not stopping.cancelled() and stopping.exception() is not None:
+            # aiokafka's sender, retrying a batch failed above, may end with an error of its
+            # own (a KeyError): nothing to act on, the producer is closed.
+            log.info("producer.stop_failed", error=repr(stopping.exception()))
+        return False
+    stopping.result()
+    return True
 
 
 async def wait_for_broker(settings: Settings, *, timeout: float = 60.0) -> None:

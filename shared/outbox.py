@@ -17,7 +17,14 @@ again, first, before anything newer (at least once; consumers are idempotent by 
 A record the broker refuses for good (larger than the topic takes, say) would stop every row
 behind it, forever. The relay retries such rows one by one and parks the one still refused: its
 row stays in the table with the broker's error (`parked`; never purged), a notice naming it goes
-to the dead-letter topic, and the rows behind it are published.
+to the dead-letter topic, and the rows behind it are published. A partition's rows go out as a
+chain of record batches, each sent once the one before it is in: a refused batch's rows, sent
+again alone, still reach the broker before the rows behind them, and a batch that fails
+otherwise (the broker away) ends its partition's chain for the round, so no row of a key
+overtakes an earlier one.
+
+Stopping, the relay drains what is committed, and gives up (the rows stay unsent for the next
+leader) once a round has not finished for BROKER_STOP_SECONDS: a broker gone.
 
 Observability. A message emitted with a `reason_code` (a business refusal: `ReceiptRejected`,
 `CommandRejected`, …) is noted by `emit` (a reference to the model, nothing parsed) and, once
@@ -51,6 +58,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
 from shared.contracts.codec import encode
+from shared.kafka import BROKER_STOP_SECONDS
 
 log = structlog.get_logger(__name__)
 
@@ -113,6 +121,10 @@ MARK_SQL = "UPDATE outbox SET sent_at = to_timestamp($2) WHERE id = ANY($1::bigi
 # With rows published but not yet marked, how long the relay waits for a next commit to mark
 # them with before it marks them on their own.
 MARK_DELAY_SECONDS = 0.05
+
+# Stopping, the relay drains while its rounds finish, for DRAIN_SECONDS at most; a round that
+# takes longer than its patience (BROKER_STOP_SECONDS: the broker gone) ends the drain there.
+DRAIN_SECONDS = 10.0
 
 # Rows of the outbox, and message ids of the inbox, deleted per statement once out of retention.
 PURGE_CHUNK = 10_000
@@ -313,6 +325,8 @@ class OutboxRelay:
         self._published_at = 0.0
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self._drained = False  # the last round of a drain found nothing left
+        self._progress_at = 0.0  # when a round last finished (loop time)
         self._lock_key = int.from_bytes(
             hashlib.sha256(f"outbox:{schema}".encode()).digest()[:8], "big", signed=True
         )
@@ -330,18 +344,40 @@ class OutboxRelay:
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._schema}")
 
-    async def stop(self) -> None:
-        """Drain: publish what is committed, then stop."""
+    async def stop(self, patience: float = BROKER_STOP_SECONDS) -> bool:
+        """Drain: publish what is committed, then stop; whether everything went out.
+
+        Gives up once no round has finished for `patience` seconds (a broker that died or
+        does not answer: a publish would wait out aiokafka's request timeout, 40 s, again and
+        again), or after DRAIN_SECONDS in all: the relay is cancelled, and what it had not
+        published stays unsent for the next leader. Never raises, so the service still closes
+        its producer and pool and exits cleanly."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            try:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.wait_for(self._task, timeout=10)
-            except TimeoutError:
-                # A broker that does not answer: the rows stay unsent for the next leader. Not
-                # raised, so the service still closes its producer and pool and exits cleanly.
-                log.warning("outbox.drain_timed_out", schema=self._schema)
+        task = self._task
+        if task is None:
+            return True
+        loop = asyncio.get_running_loop()
+        self._progress_at = loop.time()
+        deadline = self._progress_at + DRAIN_SECONDS
+        while not task.done():
+            wait = min(self._progress_at + patience, deadline) - loop.time()
+            if wait <= 0:
+                break
+            await asyncio.wait({task}, timeout=wait)
+        if not task.done():
+            log.warning(
+                "outbox.drain_abandoned",
+                schema=self._schema,
+                unsent=self._unsent,
+                patience=patience,
+                drain_seconds=DRAIN_SECONDS,
+            )
+            task.cancel()
+            await asyncio.wait({task})
+        elif not task.cancelled() and task.exception() is not None:
+            log.error("outbox.relay_ended", schema=self._schema, error=repr(task.exception()))
+        return self._drained
 
     async def _run(self) -> None:
         while True:
@@ -362,6 +398,7 @@ class OutboxRelay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
                 self._not_leading()
                 if self._stopping:
+                    self._drained = True  # the leader's to drain, not ours
                     return
                 # Another process leads; our commits' wake-ups are its business (NOTIFY).
                 await self.end_stuck_leader(conn)
@@ -423,7 +460,7 @@ class OutboxRelay:
             # one that lands before is in what we read.
             self._wake.clear()
             sent = await self.publish_once(conn)
-            now = asyncio.get_running_loop().time()
+            now = self._progress_at = asyncio.get_running_loop().time()
             if now >= next_purge:
                 # Sent rows are kept a while for operators, then dropped; so are
                 # message ids older than any redelivery. A chunk at a time, publishing in
@@ -438,6 +475,7 @@ class OutboxRelay:
                 if sent:
                     continue  # draining: until nothing is left
                 await self.mark_published(conn)
+                self._drained = True
                 return
             # Not another read right away (it would find nothing): wait to be woken,
             # or poll, for rows of other processes' consumers. What was just published is
@@ -473,19 +511,21 @@ class OutboxRelay:
         await self._gauge_unsent(conn, rows)
         if not rows:
             return 0
-        sends = await self._send_batches(rows)
-        results = await asyncio.gather(*(future for future, _ in sends), return_exceptions=True)
+        # One chain of record batches per partition, the partitions side by side: a batch is
+        # sent once the one before it, same partition, is in (or, refused, its rows are, one
+        # by one), so no row overtakes an earlier one of its key.
+        chains = await self._record_batches(rows)
+        results = await asyncio.gather(
+            *(self._publish_chain(place, chain) for place, chain in chains.items()),
+            return_exceptions=True,
+        )
         failed = [r for r in results if isinstance(r, BaseException)]
-        if any(not isinstance(error, REFUSED_RECORD) for error in failed):
-            raise next(e for e in failed if not isinstance(e, REFUSED_RECORD))
         if failed:
-            refused = {
-                i
-                for (_, ids), result in zip(sends, results, strict=True)
-                if isinstance(result, BaseException)
-                for i in ids
-            }
-            await self._one_by_one(conn, [row for row in rows if row["id"] in refused])
+            # The broker away, say: nothing is marked, every row goes again next round.
+            raise failed[0]
+        for refused in results:
+            for row, error in cast(list[tuple[asyncpg.Record, Exception]], refused):
+                await self._park(conn, row, error)
         self._unmarked = [r["id"] for r in rows]
         self._published_at = time.time()
         log.debug(
@@ -529,15 +569,27 @@ class OutboxRelay:
             self._unsent, self._oldest = 0, None
             self._unsent_gauge.set(0)
 
-    async def _one_by_one(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> None:
-        """Rows of record batches the broker refused, again alone and in order: the one it
-        still refuses is parked, so the rows behind it go out."""
-        for row in rows:
-            ((future, _),) = await self._send_batches([row])
+    async def _publish_chain(
+        self, place: tuple[str, int], chain: list[tuple[Any, list[asyncpg.Record]]]
+    ) -> list[tuple[asyncpg.Record, Exception]]:
+        """Publish one partition's record batches in order, each once the one before is in. A
+        batch the broker refuses goes again row by row, before the batches behind it; returns
+        the rows still refused alone, with the broker's error, for the caller to park. Any
+        other failure ends the chain (raised): the batches behind it are not sent."""
+        topic, partition = place
+        refused: list[tuple[asyncpg.Record, Exception]] = []
+        for batch, batch_rows in chain:
             try:
-                await future
-            except REFUSED_RECORD as error:
-                await self._park(conn, row, error)
+                await (await self._producer.send_batch(batch, topic, partition=partition))
+            except REFUSED_RECORD:
+                for row in batch_rows:
+                    alone = self._producer.create_batch()
+                    _append(alone, row)
+                    try:
+                        await (await self._producer.send_batch(alone, topic, partition=partition))
+                    except REFUSED_RECORD as error:
+                        refused.append((row, error))
+        return refused
 
     async def _park(self, conn: asyncpg.Connection, row: asyncpg.Record, error: Exception) -> None:
         reason = f"the broker refused the record: {error!r}"
@@ -569,42 +621,30 @@ class OutboxRelay:
             headers=[(k, str(v).encode()) for k, v in headers.items()],
         )
 
-    async def _send_batches(
+    async def _record_batches(
         self, rows: Sequence[asyncpg.Record]
-    ) -> list[tuple[asyncio.Future[Any], list[int]]]:
-        """Hand the rows to the producer as one record batch per partition, in row order:
-        `send()` costs a future and an accumulator round per message, which at thousands of
-        events a second was a tenth of a service's CPU. Partitions are chosen exactly as
-        `send()` would (`PARTITIONER`: aiokafka's murmur2, every lotline producer's)."""
+    ) -> dict[tuple[str, int], list[tuple[Any, list[asyncpg.Record]]]]:
+        """The rows as record batches, per (topic, partition), in row order: `send()` costs a
+        future and an accumulator round per message, which at thousands of events a second was
+        a tenth of a service's CPU. Partitions are chosen exactly as `send()` would
+        (`PARTITIONER`: aiokafka's murmur2, every lotline producer's)."""
         producer = self._producer
-        batches: dict[tuple[str, int], Any] = {}
-        ids: dict[tuple[str, int], list[int]] = {}
-        futures: list[tuple[asyncio.Future[Any], list[int]]] = []
+        chains: dict[tuple[str, int], list[tuple[Any, list[asyncpg.Record]]]] = {}
         partitions: dict[str, list[int]] = {}
         for row in rows:
             topic, key = row["topic"], row["key"]
             if topic not in partitions:
                 partitions[topic] = sorted(await producer.partitions_for(topic))
             partition = PARTITIONER(key, partitions[topic], partitions[topic])
-            headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
-            place = (topic, partition)
-            batch = batches.get(place)
-            if batch is None:
-                batch = batches[place] = producer.create_batch()
-                ids[place] = []
-            if batch.append(key=key, value=row["payload"], timestamp=None, headers=headers) is None:
-                # Full: send it, and start the next one with this record (a first record
-                # always fits, whatever its size).
-                sent = await producer.send_batch(batch, topic, partition=partition)
-                futures.append((sent, ids[place]))
-                batch = batches[place] = producer.create_batch()
-                ids[place] = []
-                batch.append(key=key, value=row["payload"], timestamp=None, headers=headers)
-            ids[place].append(row["id"])
-        for place, batch in batches.items():
-            sent = await producer.send_batch(batch, place[0], partition=place[1])
-            futures.append((sent, ids[place]))
-        return futures
+            chain = chains.setdefault((topic, partition), [])
+            if not chain or not _append(chain[-1][0], row):
+                # The first, or the last one is full: a new one (a first record always fits,
+                # whatever its size).
+                batch = producer.create_batch()
+                _append(batch, row)
+                chain.append((batch, []))
+            chain[-1][1].append(row)
+        return chains
 
     @staticmethod
     async def purge(
@@ -632,3 +672,10 @@ class OutboxRelay:
             limit,
         )
         return int(result.split()[-1])
+
+
+def _append(batch: Any, row: asyncpg.Record) -> bool:
+    """Add an outbox row's record to a record batch; False if the batch is full."""
+    headers = [(k, str(v).encode()) for k, v in (row["headers"] or {}).items()]
+    appended = batch.append(key=row["key"], value=row["payload"], timestamp=None, headers=headers)
+    return appended is not None

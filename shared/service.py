@@ -35,7 +35,15 @@ from shared.consumer import (
     UnitOfWork,
 )
 from shared.contracts.invalid import Refuser
-from shared.kafka import ensure_topics, kafka_security, make_producer, wait_for_broker
+from shared.kafka import (
+    ABANDON_SECONDS,
+    BROKER_STOP_SECONDS,
+    ensure_topics,
+    kafka_security,
+    make_producer,
+    stop_producer,
+    wait_for_broker,
+)
 from shared.outbox import Outbox, OutboxRelay, channel_for, write_outbox
 
 log = structlog.get_logger(__name__)
@@ -60,6 +68,9 @@ LOOP_LAG = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 LOOP_LAG_EVERY = 0.25
+
+# While a batch is in flight at stop, how often stopping looks whether it is done.
+IDLE_CHECK_SECONDS = 0.05
 
 
 async def watch_loop_lag(service: str, every: float = LOOP_LAG_EVERY) -> None:
@@ -268,24 +279,69 @@ class ServiceRuntime:
         log.info("service.started", schema=self.schema)
 
     async def stop(self) -> None:
-        """Drain: stop consuming (the in-flight batch finishes), publish the outbox, close."""
+        """Drain: stop consuming (the in-flight batch finishes), publish the outbox, close.
+
+        Each step that waits on the broker waits BROKER_STOP_SECONDS at most, and none once
+        one of them found it gone (it died, or the network dropped): the service then closes
+        its pool and returns promptly instead of being killed by its process manager. Nothing
+        is lost: offsets are stored in Postgres (the Kafka commit is a hint; what was read
+        after them is read again, and the inbox drops what was processed), and outbox rows
+        not published stay for the next start."""
         for task in [*self._job_tasks, self._watch]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        answered = True  # every step so far finished within its patience
+
+        def patience() -> float:
+            return BROKER_STOP_SECONDS if answered else 0.0
+
         for consumer in self.consumers:
-            with contextlib.suppress(Exception):
-                await consumer.close()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
+            try:
+                answered = await consumer.close(patience()) and answered
+            except Exception:
+                log.exception("service.consumer_close_failed", consumer=consumer.name)
+        answered = await self._stop_consuming(patience()) and answered
         if self.relay is not None:
-            await self.relay.stop()
+            answered = await self.relay.stop(patience()) and answered
         if self.producer is not None:
-            await self.producer.stop()
+            await stop_producer(self.producer, patience())
         if self.pool is not None:
             await self.pool.close()
-        log.info("service.stopped", schema=self.schema)
+        log.info("service.stopped", schema=self.schema, broker_gone=not answered)
+
+    async def _stop_consuming(self, patience: float) -> bool:
+        """Stop the broker's subscribers: the batches in flight finish (database work,
+        FastStream waits for them), then their consumers leave their groups. Whether that
+        finished without waiting on the broker more than `patience` seconds, past which their
+        connections are closed under them."""
+        stopping = asyncio.ensure_future(self.broker.stop())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while not stopping.done():
+            if any(consumer.busy for consumer in self.consumers):
+                # A batch still in flight is the database's work, not the broker's silence.
+                await asyncio.wait({stopping}, timeout=IDLE_CHECK_SECONDS)
+                continue
+            quiet = max([started, *(consumer.idle_since for consumer in self.consumers)])
+            wait = quiet + patience - loop.time()
+            if wait <= 0:
+                break
+            await asyncio.wait({stopping}, timeout=wait)
+        finished = stopping.done()
+        if not finished:
+            log.warning("service.leave_group_abandoned", schema=self.schema, after=patience)
+            for consumer in self.consumers:
+                with contextlib.suppress(Exception):
+                    await consumer.abandon_broker()
+            await asyncio.wait({stopping}, timeout=ABANDON_SECONDS)
+            if not stopping.done():
+                stopping.cancel()
+                await asyncio.wait({stopping})
+        if not stopping.cancelled() and stopping.exception() is not None:
+            log.info("service.broker_stop_failed", error=repr(stopping.exception()))
+        return finished
 
 
 def tune_gc() -> None:
