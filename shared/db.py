@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 import structlog
@@ -93,8 +95,17 @@ def _json_loads(value: str) -> Any:
     return orjson.loads(value)
 
 
+# A server that answers but refuses the connection like this refuses it again (a wrong user or
+# password, a database that does not exist): waiting out the start-up backoff would only
+# delay the answer. A DSN asyncpg cannot read fails at once too (ValueError).
+REFUSED_FOR_GOOD: tuple[type[BaseException], ...] = (
+    asyncpg.InvalidAuthorizationSpecificationError,  # wrong password, unknown role, pg_hba
+    asyncpg.InvalidCatalogNameError,  # no such database
+)
+
+
 async def wait_for_database(dsn: str, *, timeout: float = 60.0) -> None:
-    """Start-up waits for the database with exponential backoff."""
+    """Start-up waits for the database with exponential backoff, unless it refused for good."""
     delay = 0.1
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -102,12 +113,80 @@ async def wait_for_database(dsn: str, *, timeout: float = 60.0) -> None:
             conn = await asyncpg.connect(dsn, timeout=5)
             await conn.close()
             return
+        except REFUSED_FOR_GOOD:
+            raise
         except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             log.info("database.waiting", error=str(exc), retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
+
+
+def redact_dsn(dsn: str) -> str:
+    """`dsn` with its password replaced by `***`: what a message may show of DATABASE_URL."""
+    if "://" not in dsn:  # no URL: whatever comes before an @ may be a password
+        return re.sub(r"^[^/?#]*@", "***@", dsn)
+    hidden = re.sub(r"(://[^:/?#@]*:)[^/?#]*@", r"\1***@", dsn)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", hidden)
+
+
+def dsn_address(dsn: str) -> str:
+    """`host:port/dbname` of a PostgreSQL DSN, for messages: never its user or password.
+
+    A server reached over a unix socket (`?host=/path`) shows the socket's folder as its host.
+    """
+    try:
+        parts = urlsplit(dsn)
+        query = parse_qs(parts.query)
+        hosts = parts.netloc.rpartition("@")[2] or query.get("host", [""])[-1] or "localhost"
+        if "," not in hosts and not re.search(r":[^:]*$", hosts.rpartition("]")[2]):
+            hosts += f":{query.get('port', ['5432'])[-1]}"
+        user = unquote(parts.username or "") or None
+        database = unquote(parts.path.lstrip("/")) or query.get("dbname", [user or "?"])[-1]
+    except ValueError:
+        return "(DATABASE_URL cannot be read)"
+    return f"{hosts}/{database}"
+
+
+def connect_problem(dsn: str, exc: BaseException) -> str:
+    """One line for an operator: why the database at `dsn` did not take a connection (`exc`,
+    from `asyncpg.connect`) and what to check. Names the server and database, never the
+    password."""
+    where = dsn_address(dsn)
+    database = where.rpartition("/")[2]
+    try:
+        user = unquote(urlsplit(dsn).username or "") or "(default)"
+    except ValueError:
+        user = "?"
+    if isinstance(exc, asyncpg.InvalidPasswordError):
+        return (
+            f"the database at {where} refused the password of user {user}: check the user and"
+            " password in DATABASE_URL"
+        )
+    if isinstance(exc, asyncpg.InvalidAuthorizationSpecificationError):
+        return (
+            f"the database at {where} refused user {user} ({exc}): check the user in"
+            " DATABASE_URL, and that the server lets it in (pg_hba.conf)"
+        )
+    if isinstance(exc, asyncpg.InvalidCatalogNameError):
+        return (
+            f"the database at {where} does not exist ({exc}): create it (CREATE DATABASE"
+            f' "{database}") or fix the database name in DATABASE_URL'
+        )
+    reason = str(exc) or type(exc).__name__
+    return (
+        f"the database at {where} does not answer ({reason}): check the host and port in"
+        " DATABASE_URL, and that PostgreSQL runs there and accepts connections"
+    )
+
+
+def dsn_problem(dsn: str, exc: ValueError) -> str:
+    """One line naming DATABASE_URL (password hidden) when asyncpg cannot read it at all."""
+    return (
+        f"DATABASE_URL={redact_dsn(dsn)!r}: not a PostgreSQL URL ({exc}); the form is"
+        " postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+    )
 
 
 async def create_pool(dsn: str, schema: str, *, size: int = 4) -> asyncpg.Pool:

@@ -8,10 +8,10 @@ Used by `lotline up` and by the test fixtures. Each piece is a small handle with
   loopback port. It keeps nothing across restarts and rejects idempotent producers.
 - `start_services(env)` / `stop_services(procs)`: `python -m services.<name>` as OS processes,
   each in its own process group, logging to `<data_dir>/logs/<name>.log`.
-- `up(settings)`: all of the above, topics and migrations, until Ctrl-C or SIGTERM. It refuses
-  to start when a port it needs is taken or another `lotline up` runs from the same data dir,
-  says "up" only once every service has started, and stops everything when a service dies
-  while starting.
+- `up(settings)`: all of the above, topics and migrations, until Ctrl-C, SIGTERM or SIGHUP (a
+  closed terminal). It refuses to start when a port it needs is taken or another `lotline up`
+  runs from the same data dir, says "up" only once every service has started, and stops
+  everything when a service dies while starting.
 """
 
 from __future__ import annotations
@@ -240,11 +240,14 @@ def start_postgres(data_dir: Path, *, database: str = DATABASE) -> EmbeddedPostg
     data_dir = Path(data_dir).expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "postgres"
-    info = postgres_server.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    info = postgres_server.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
     already_running = info is not None and info.is_running()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        server = postgres_server.get_server(pgdata, cleanup_mode=None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            server = postgres_server.get_server(pgdata, cleanup_mode=None)
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise StackError(_postgres_failed(pgdata, exc)) from None
     admin_dsn: str = server.get_uri()
     handle = EmbeddedPostgres(
         pgdata=pgdata,
@@ -260,6 +263,24 @@ def start_postgres(data_dir: Path, *, database: str = DATABASE) -> EmbeddedPostg
         handle.stop()
         raise
     return handle
+
+
+def _postgres_failed(pgdata: Path, exc: BaseException) -> str:
+    """One line: why the embedded server in `pgdata` did not start, and where to look."""
+    if isinstance(exc, subprocess.CalledProcessError):
+        program = Path(str(exc.cmd[0] if isinstance(exc.cmd, list) else exc.cmd)).name
+        why = f"{program} exited with {exc.returncode}"
+    elif isinstance(exc, subprocess.TimeoutExpired):
+        why = f"it did not start within {exc.timeout:g} s"
+    else:
+        why = str(exc) or type(exc).__name__
+    log = pgdata / "log"
+    where = f"see {log}" if log.is_file() else "see the lines above"
+    return (
+        f"the embedded PostgreSQL in {pgdata} did not start ({why}): {where}; if that is not a"
+        " data folder of this PostgreSQL version, move it away (`lotline up` then makes a new"
+        " one) or set DATABASE_URL"
+    )
 
 
 # The embedded server's settings beyond the wheel's defaults (`ALTER SYSTEM`: kept in its data
@@ -575,13 +596,41 @@ def service_migrations(names: Iterable[str] = SERVICES) -> list[tuple[str, str, 
     return found
 
 
-async def migrate_all(dsn: str, names: Iterable[str] = SERVICES) -> dict[str, list[str]]:
-    """Apply every service's migrations (plumbing + its own) to its schema."""
+async def check_database(dsn: str) -> None:
+    """Wait for the database at `dsn` as the services do (`db.wait_for_database`); when it
+    never answers, or refuses the connection, `StackError` naming it (host:port/dbname, never
+    the password) and what to check; `SettingsError` when `dsn` is no PostgreSQL URL."""
+    import asyncpg
+
     from shared import db
 
+    try:
+        await db.wait_for_database(dsn)
+    except ValueError as exc:  # asyncpg could not read the DSN (ClientConfigurationError too)
+        raise SettingsError(db.dsn_problem(dsn, exc)) from None
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise StackError(db.connect_problem(dsn, exc)) from None
+
+
+async def migrate_all(dsn: str, names: Iterable[str] = SERVICES) -> dict[str, list[str]]:
+    """Apply every service's migrations (plumbing + its own) to its schema; `check_database`
+    first. A database user that may not create them is a `StackError` naming it."""
+    import asyncpg
+
+    from shared import db
+
+    await check_database(dsn)
     applied = {}
     for _name, schema, folder in service_migrations(names):
-        applied[schema] = await db.migrate(dsn, schema, db.migration_files(folder))
+        try:
+            applied[schema] = await db.migrate(dsn, schema, db.migration_files(folder))
+        except asyncpg.InsufficientPrivilegeError as exc:
+            user = urlsplit(dsn).username or "(default)"
+            raise StackError(
+                f"the database at {db.dsn_address(dsn)} does not let user {user} migrate"
+                f" schema {schema} ({exc}): run `lotline migrate` as a user that may create"
+                " schemas and tables in that database (its owner)"
+            ) from None
     return applied
 
 
@@ -607,8 +656,29 @@ async def forget_consumed_offsets(dsn: str, schemas: Iterable[str]) -> None:
 # lotline up
 
 
+# What stops `lotline up` cleanly: Ctrl-C, a `kill`, and SIGHUP (its terminal closed), whose
+# default action would end it at once, leaving the embedded PostgreSQL running on its data dir.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def stop_signals(wanted: Iterable[signal.Signals] = STOP_SIGNALS) -> list[signal.Signals]:
+    """The `wanted` signals to stop on: SIGHUP only when it is not ignored, so that a stack
+    started with `nohup` keeps running when its terminal closes, as asked."""
+    return [
+        sig for sig in wanted if sig != signal.SIGHUP or signal.getsignal(sig) is not signal.SIG_IGN
+    ]
+
+
 def _say(message: str = "") -> None:
-    print(message, flush=True)
+    try:
+        print(message, flush=True)
+    except (OSError, ValueError):
+        # The terminal is gone (SIGHUP) or the pipe closed: the shutdown goes on, saying
+        # nothing more, and the exit does not fail flushing what is left for it.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
 
 
 class _Stop(Exception):
@@ -728,7 +798,8 @@ def up(
     broker_port: int | None = None,
     ready_timeout: float = 120.0,
 ) -> list[str]:
-    """Run the whole stack until Ctrl-C / SIGTERM, then stop services, broker and PostgreSQL.
+    """Run the whole stack until Ctrl-C, SIGTERM or SIGHUP, then stop services, broker and
+    PostgreSQL.
 
     Refuses (`StackError`) while another `lotline up` runs from the same LOTLINE_DATA_DIR;
     the rest is `_run_stack`.
@@ -748,7 +819,7 @@ def _run_stack(
     broker_port: int | None,
     ready_timeout: float,
 ) -> list[str]:
-    """Run the whole stack from `data_dir` (prepared and held) until Ctrl-C / SIGTERM.
+    """Run the whole stack from `data_dir` (prepared and held) until one of `stop_signals()`.
 
     Whatever `settings` names (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL) is used as is; what it
     leaves unset is started embedded. Raises `StackError` when a piece does not start: a port
@@ -776,7 +847,7 @@ def _run_stack(
         if stopping.is_set():
             raise _Stop(received[0] if received else "stop")
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in stop_signals()}
     embedded_pg = not settings.database_url
     postgres: EmbeddedPostgres | None = None
     broker: EmbeddedBroker | None = None
@@ -790,7 +861,9 @@ def _run_stack(
             postgres = start_postgres(data_dir)
             dsn = postgres.dsn
         else:
-            _say("[1/5] PostgreSQL: DATABASE_URL is set, using it")
+            from shared.db import dsn_address
+
+            _say(f"[1/5] PostgreSQL: DATABASE_URL is set, using it ({dsn_address(dsn)})")
         check()
         bootstrap = settings.kafka_bootstrap_servers
         if not bootstrap:
@@ -1085,7 +1158,9 @@ def _summary(
         )
         lines.append(f"                    log: {broker.log_path}")
     pad = " " * 20
-    lines.append(f"  PostgreSQL        {settings.database_url}")
+    from shared.db import redact_dsn
+
+    lines.append(f"  PostgreSQL        {redact_dsn(settings.require_database())}")
     if postgres is not None:
         lines.append(f"{pad}data kept in {postgres.pgdata}; log: {postgres.log_path}")
     lines.append(f"  schemas migrated  {', '.join(schemas) or 'none'}")
