@@ -273,10 +273,26 @@ def cmd_send(args: argparse.Namespace) -> int:
     if reached is None:
         return 2
     settings, _ = reached
-    wait = 0.0 if args.no_wait else args.wait
+    # By default a little longer than a receipt or adjustment naming an item lotline does not
+    # know yet is held, so even that one is answered (UNKNOWN_ITEM), not reported unanswered.
+    wait = args.wait if args.wait is not None else settings.unknown_item_wait_seconds + 15
+    wait = 0.0 if args.no_wait else wait
+    if args.one_at_a_time and not wait:
+        print(
+            "lotline send: --one-at-a-time waits for each answer: not with --no-wait",
+            file=sys.stderr,
+        )
+        return 2
     try:
         outcomes = stack.run_sync(
-            send(settings, documents, wait=wait, out=sys.stdout, as_json=args.json)
+            send(
+                settings,
+                documents,
+                wait=wait,
+                out=sys.stdout,
+                as_json=args.json,
+                one_at_a_time=args.one_at_a_time,
+            )
         )
     except DocumentError as exc:  # an answer topic missing: nothing was sent
         print(f"lotline send: {exc} (nothing was sent)", file=sys.stderr)
@@ -285,11 +301,13 @@ def cmd_send(args: argparse.Namespace) -> int:
         print(f"lotline send: {exc}", file=sys.stderr)
         return 1
     unanswered = [o for o in outcomes if wait and o.document.answered and o.answer is None]
-    unanswered = [o for o in unanswered if o.dead_letter is None]
+    unanswered = [o for o in unanswered if o.sent and o.dead_letter is None]
+    not_sent = sum(not o.sent for o in outcomes)
     if unanswered:
         print(
             f"lotline send: {len(unanswered)} document(s) not answered within {wait:g} s (a"
-            " message_id processed before gets no new answer; see the dashboard)",
+            " message_id processed before gets no new answer; see the dashboard)"
+            + (f"; {not_sent} after it not sent" if not_sent else ""),
             file=sys.stderr,
         )
         return 1
@@ -430,9 +448,17 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument(
         "--wait",
         type=_seconds,
-        default=30.0,
+        default=None,
         metavar="SECONDS",
-        help="how long to wait for the answers (default 30)",
+        help="how long to wait for the answers (default: LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS"
+        " + 15, 45: a document naming an item lotline does not know yet is held that long)",
+    )
+    send.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="send each document only once the one before it is answered (topics are not"
+        " ordered with each other: a shipment may otherwise be decided before the receipt"
+        " sent just before it); stop at the first not answered within --wait",
     )
     send.add_argument("--no-wait", action="store_true", help="send only, do not wait")
     send.add_argument(

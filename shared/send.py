@@ -16,6 +16,11 @@ Then each document's answer is awaited, read from where lotline answers it:
 - `PurchaseOrderUpdated` has no answer in the contract: it is only sent.
 A document whose `message_id` was processed before gets no new answer (a redelivery): send
 documents with fresh ids to see them decided again.
+
+Documents on different topics are not ordered with each other (a shipment may be decided before
+the receipt sent just before it): `one_at_a_time` sends each document only once the one before
+it is answered, as an order system that waits for its answers does, and stops at the first
+that is not answered in time.
 """
 
 from __future__ import annotations
@@ -24,8 +29,9 @@ import asyncio
 import codecs
 import json
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -100,10 +106,13 @@ class Outcome:
     document: Document
     answer: dict[str, Any] | None = None
     dead_letter: str | None = None  # the error a service dead-lettered the document with
+    sent: bool = True  # False: one at a time, not sent (one before it was not answered)
 
     def summary(self) -> str:
         doc = self.document
         head = f"{doc.where}  {doc.type} {doc.key}"
+        if not self.sent:
+            return f"{head}  → not sent (a document before it was not answered)"
         if self.dead_letter is not None:
             return f"{head}  → dead-lettered: {self.dead_letter}"
         if not doc.answered:
@@ -116,21 +125,26 @@ class Outcome:
             text += f" {answer['reason_code']}: {answer.get('reason')}"
         for line in answer.get("lines") or []:
             text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
+        if answer.get("type") == "InventoryAdjusted" and answer.get("movements"):
+            text += f"\n      {answer.get('lic')}: {_taken(answer)}"
         return text
 
 
 def _taken(line: dict[str, Any]) -> str:
-    """`40 of LB-7 (expires 2026-12-12) from lot PO-1/1, serial SN-1 …`: what a line moved."""
+    """`40 of LB-7 (expires 2026-12-12) from lot PO-1/1, serial SN-1 of LB-7 …`: what a line
+    (or an adjustment) moved; a serial names its manufacturer lot when it has one."""
     parts = []
     for move in line.get("movements") or []:
         if move.get("serial"):
             what = f"serial {move['serial']}"
+            if move.get("mfr_lot"):
+                what += f" of {move['mfr_lot']}"
         elif move.get("mfr_lot"):
             what = f"{move.get('quantity')} of {move['mfr_lot']}"
-            if move.get("expires_on"):
-                what += f" (expires {move['expires_on']})"
         else:
             what = f"{move.get('quantity')}"
+        if move.get("mfr_lot") and move.get("expires_on"):
+            what += f" (expires {move['expires_on']})"
         parts.append(f"{what} from lot {move.get('lot_id')}" if move.get("lot_id") else what)
     if not parts:
         return f"{line.get('quantity')} (lot {line.get('lot_id')})"
@@ -244,9 +258,12 @@ async def send(
     wait: float = 30.0,
     out: TextIO | None = None,
     as_json: bool = False,
+    one_at_a_time: bool = False,
 ) -> list[Outcome]:
     """Publish `documents` in order; with `wait` > 0, collect their answers for that long at
-    most, printing each outcome to `out` as it arrives (`as_json`: the answer's JSON)."""
+    most, printing each outcome to `out` as it arrives (`as_json`: the answer's JSON).
+    `one_at_a_time` (with `wait` > 0): each document once the one before it is answered,
+    waiting `wait` seconds at most for each; the ones after an unanswered one are not sent."""
     reader = _Answers(settings, documents) if wait > 0 else None
     try:
         producer = make_producer(settings)
@@ -260,6 +277,8 @@ async def send(
                     f"the broker at {settings.require_bootstrap()} does not answer: {exc}"
                     " (nothing was sent)"
                 ) from None
+            if one_at_a_time and reader is not None:
+                return await reader.in_turn(producer, wait, out, as_json)
             await _publish(producer, settings, documents)
         finally:
             await producer.stop()
@@ -275,10 +294,10 @@ async def send(
 
 
 async def _publish(
-    producer: AIOKafkaProducer, settings: Settings, documents: Sequence[Document]
+    producer: AIOKafkaProducer, settings: Settings, documents: Sequence[Document], before: int = 0
 ) -> None:
     """Send `documents` in order and wait until the broker has acknowledged every one;
-    BrokerError naming the first one it did not take."""
+    BrokerError naming the first one it did not take (`before`: how many were sent earlier)."""
     topics = settings.topics
     sent: list[asyncio.Future[Any]] = []
     for doc in documents:
@@ -288,15 +307,15 @@ async def _publish(
             )
         except KafkaError as exc:
             raise BrokerError(
-                f"{doc.where}: not sent: {exc} (the {len(sent)} document(s) before it may"
-                " have been)"
+                f"{doc.where}: not sent: {exc} (the {before + len(sent)} document(s) before it"
+                " may have been)"
             ) from None
     results = await asyncio.gather(*sent, return_exceptions=True)
     for number, (doc, result) in enumerate(zip(documents, results, strict=True)):
         if isinstance(result, KafkaError):
             raise BrokerError(
-                f"{doc.where}: the broker did not take it: {result} (the {number} document(s)"
-                " before it may have been sent)"
+                f"{doc.where}: the broker did not take it: {result} (the {before + number}"
+                " document(s) before it may have been sent)"
             )
         if isinstance(result, BaseException):
             raise result
@@ -311,7 +330,9 @@ def _print(out: TextIO | None, outcome: Outcome, as_json: bool, sent_only: bool 
             "type": outcome.document.type,
             "key": outcome.document.key,
         }
-        if not sent_only:
+        if not outcome.sent:
+            record["sent"] = False
+        elif not sent_only:
             record["answer"] = outcome.answer
             if outcome.dead_letter is not None:
                 record["dead_letter"] = outcome.dead_letter
@@ -371,34 +392,56 @@ class _Answers:
             await self._consumer.stop()
 
     def _pending(self) -> list[Outcome]:
-        return [
-            o
-            for o in self.outcomes
-            if o.document.answered and o.answer is None and o.dead_letter is None
-        ]
+        return [o for o in self.outcomes if o.sent and o.document.answered and _open(o)]
 
     async def collect(self, wait: float, out: TextIO | None, as_json: bool) -> list[Outcome]:
-        assert self._consumer is not None
         for outcome in self.outcomes:
             if not outcome.document.answered:
                 _print(out, outcome, as_json)
-        deadline = time.monotonic() + wait
-        while self._pending() and time.monotonic() < deadline:
+        await self._read(time.monotonic() + wait, out, as_json, lambda: bool(self._pending()))
+        for outcome in self._pending():
+            _print(out, outcome, as_json)
+        return self.outcomes
+
+    async def in_turn(
+        self, producer: AIOKafkaProducer, wait: float, out: TextIO | None, as_json: bool
+    ) -> list[Outcome]:
+        """Send each document once the one before it is answered (`wait` seconds at most
+        each); after one that is not, the rest are not sent."""
+        for outcome in self.outcomes:
+            outcome.sent = False
+        for number, outcome in enumerate(self.outcomes):
+            await _publish(producer, self.settings, [outcome.document], before=number)
+            outcome.sent = True
+            if outcome.document.answered:
+                await self._read(time.monotonic() + wait, out, as_json, partial(_open, outcome))
+            if not outcome.document.answered or _open(outcome):
+                _print(out, outcome, as_json)  # sent, no answer in the contract; or none yet
+            if outcome.document.answered and _open(outcome):
+                for rest in self.outcomes[number + 1 :]:
+                    _print(out, rest, as_json)
+                break
+        return self.outcomes
+
+    async def _read(
+        self, deadline: float, out: TextIO | None, as_json: bool, waiting: Callable[[], bool]
+    ) -> None:
+        """Match what arrives to the documents, printing each answered, while `waiting()`
+        and until `deadline`."""
+        assert self._consumer is not None
+        while waiting() and time.monotonic() < deadline:
             batches = await self._consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for record in records:
                     for outcome in self._match(record):
                         _print(out, outcome, as_json)
-        for outcome in self._pending():
-            _print(out, outcome, as_json)
-        return self.outcomes
 
     def _match(self, record: ConsumerRecord[bytes, bytes]) -> list[Outcome]:
         topics = self.settings.topics
         if record.topic == topics.dlq:
             error = dict(record.headers).get("error", b"").decode(errors="replace")
             for outcome in self._by_value.get(record.value or b"", []):
-                if outcome.answer is None and outcome.dead_letter is None:
+                if outcome.sent and _open(outcome):
                     outcome.dead_letter = error or "(no error header)"
                     return [outcome]
             return []
@@ -412,6 +455,7 @@ class _Answers:
             decided = self._by_command.get(str(answer.get("command_id")))
             if (
                 decided is not None
+                and decided.sent
                 and decided.answer is None
                 and answer.get("type") in ANSWERED_ON_EVENTS
             ):
@@ -436,14 +480,19 @@ class _Answers:
         for outcome in self.outcomes:  # status: the first document of that id waiting for it
             doc = outcome.document
             if (
-                outcome.answer is None
-                and outcome.dead_letter is None
+                outcome.sent
+                and _open(outcome)
                 and doc.key == answer.get("shipment_id")
                 and answer.get("type") in STATUS_ANSWERS.get(doc.type, ())
             ):
                 outcome.answer = answer
                 return [outcome]
         return []
+
+
+def _open(outcome: Outcome) -> bool:
+    """Neither answered nor dead-lettered (yet)."""
+    return outcome.answer is None and outcome.dead_letter is None
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:

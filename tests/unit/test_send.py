@@ -150,6 +150,55 @@ def test_an_answer_shows_the_refusal_and_what_each_line_took() -> None:
     )
 
 
+def test_a_serial_shows_its_manufacturer_lot_and_an_adjustment_what_it_moved() -> None:
+    moves = [
+        {"lot_id": "PO-7/1", "mfr_lot": "LA", "expires_on": "2027-12-31", "serial": "S1"},
+        {"lot_id": "PO-7/1", "serial": "S2", "quantity": "1"},
+    ]
+    posted = Outcome(
+        check("f:1", RECEIPT),
+        answer={
+            "type": "ReceiptPosted",
+            "lines": [{"line_no": 1, "lic": "VAX", "movements": moves}],
+        },
+    )
+    assert posted.summary().splitlines()[1].strip() == (
+        "line 1 VAX: serial S1 of LA (expires 2027-12-31) from lot PO-7/1,"
+        " serial S2 from lot PO-7/1"
+    )
+    adjustment = json.dumps(
+        {
+            "type": "AdjustInventory",
+            "message_id": "a-1",
+            "adjustment_id": "ADJ-1",
+            "lic": "RES",
+            "office": "MAIN",
+            "kind": "loss",
+            "quantity": -2,
+            "lots": [{"mfr_lot": "R-1", "quantity": 2}],
+        }
+    )
+    adjusted = Outcome(
+        check("f:2", adjustment),
+        answer={
+            "type": "InventoryAdjusted",
+            "lic": "RES",
+            "movements": [{"lot_id": "BB/1", "mfr_lot": "R-1", "quantity": "-2"}],
+        },
+    )
+    assert adjusted.summary().splitlines() == [
+        "f:2  AdjustInventory ADJ-1  → InventoryAdjusted",
+        "      RES: -2 of R-1 from lot BB/1",
+    ]
+
+
+def test_a_document_not_sent_after_an_unanswered_one_says_so() -> None:
+    skipped = Outcome(check("f:3", RECEIPT), sent=False)
+    assert skipped.summary() == (
+        "f:3  ShipmentReceived PO-7  → not sent (a document before it was not answered)"
+    )
+
+
 def test_lotline_send_refuses_a_bad_file_before_reaching_any_broker(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
