@@ -14,7 +14,7 @@ import io
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -28,7 +28,7 @@ from pydantic_core import to_json
 
 from services.ledger import dashboard, operations, queries
 from services.ledger.domain.model import EXACT
-from services.ledger.queries import Found, NotFound, Reader, Row, model_rows
+from services.ledger.queries import Found, NotFound, Parts, Reader, Row, model_rows
 from services.ledger.schemas import (
     ErrorOut,
     Health,
@@ -114,6 +114,16 @@ async def _connection(request: Request) -> AsyncIterator[Reader]:
 
 
 Conn = Annotated[Reader, Depends(_connection)]
+
+
+async def _snapshot(conn: Conn) -> AsyncIterator[Reader]:
+    """A connection in one `queries.snapshot` held until the answer has been sent (a
+    request-scoped dependency ends after the response): for answers read as they are sent."""
+    async with queries.snapshot(conn):
+        yield conn
+
+
+Snapshot = Annotated[Reader, Depends(_snapshot, scope="request")]
 # Identifiers are normalized as the contract normalizes the events' (NFC, trimmed; control and
 # invisible characters, empty and over-long ones refused with a 422 naming the parameter), so
 # a query finds what the events recorded however it was typed (DESIGN.md §6).
@@ -182,7 +192,7 @@ def _routes(app: FastAPI) -> None:
         tags=["trace"],
     )
     async def get_trace(
-        conn: Conn,
+        conn: Snapshot,
         lic: Lic,
         mfr_lot: Id = None,
         serial: Id = None,
@@ -191,10 +201,11 @@ def _routes(app: FastAPI) -> None:
     ) -> Response:
         """Every receipt, allocation, shipment (with customer), adjustment and return of a
         manufacturer lot or serial (or inventory lot), oldest first, with the lots and orders
-        it came from. `format=csv`: the sortable recall spreadsheet, one row per event."""
+        it came from. `format=csv`: the sortable recall spreadsheet, one row per event. The
+        events are read as they are sent, a part at a time, in the snapshot the head was."""
         if mfr_lot is None and serial is None and lot_id is None:
             raise HTTPException(422, "name a mfr_lot, a serial or a lot_id to trace")
-        started = time.perf_counter()
+        started = time.perf_counter()  # to the answer's head and first part of events
         found = await queries.trace(conn, lic, mfr_lot=mfr_lot, serial=serial, lot_id=lot_id)
         TRACE_SECONDS.labels(format).observe(time.perf_counter() - started)
         if format == "json":
@@ -289,16 +300,9 @@ def asyncapi_json() -> bytes:
     return json.dumps(asyncapi.document(), sort_keys=True).encode()
 
 
-PART_ROWS = 500
-"""Rows per part of a big answer. The ledger's consumers (and their heartbeats to the broker)
-share the event loop with the API: a lot of 100,000 serials built and serialized whole held it
-for 17 s, past the consumers' session timeout, and took 750 MB. Built and sent a part at a
-time, each part is a few tens of milliseconds and a few hundred KB."""
-
-
 async def _json_parts(found: Found[Any]) -> AsyncIterator[bytes]:
     """`found` as one JSON object, fields in the response model's order, its big lists built
-    and serialized `PART_ROWS` rows at a time, the event loop free between parts."""
+    and serialized `queries.PART_ROWS` rows at a time, the event loop free between parts."""
     plain = found.head.model_dump(mode="json", exclude=set(found.lists))
     separator = b"{"
     for name in type(found.head).model_fields:
@@ -307,11 +311,13 @@ async def _json_parts(found: Found[Any]) -> AsyncIterator[bytes]:
         if name not in found.lists:
             yield key + to_json(plain[name])
             continue
-        model, rows = found.lists[name]
+        model, parts = found.lists[name]
         yield key + b"["
-        for n, part in enumerate(_parts(model, rows)):
+        n = 0
+        async for part in _parts(model, parts):
             items = to_json(part)[1:-1]  # the rows of the part, comma-separated
             yield (b"," + items) if n else items
+            n += 1
             await asyncio.sleep(0)
         yield b"]"
     yield b"}"
@@ -319,17 +325,18 @@ async def _json_parts(found: Found[Any]) -> AsyncIterator[bytes]:
 
 async def _csv_parts(found: Found[TraceOut]) -> AsyncIterator[bytes]:
     """The recall spreadsheet: one row per event with the key data elements; dates ISO so the
-    sheet sorts by them. Written `PART_ROWS` events at a time, as `_json_parts` does."""
-    _, rows = found.lists["events"]
+    sheet sorts by them. Written `queries.PART_ROWS` events at a time, as `_json_parts` does."""
+    _, parts = found.lists["events"]
     yield _csv_text([CSV_COLUMNS])
-    for part in _parts(TraceEvent, rows):
+    async for part in _parts(TraceEvent, parts):
         yield _csv_text(_csv_row(found.head, event) for event in part)
         await asyncio.sleep(0)
 
 
-def _parts(model: type[Row], rows: list[Any]) -> Iterator[list[Row]]:
-    for start in range(0, len(rows), PART_ROWS):
-        yield model_rows(model, rows[start : start + PART_ROWS])
+async def _parts(model: type[Row], parts: Parts) -> AsyncIterator[list[Row]]:
+    """Each part of rows as response models (at most `queries.PART_ROWS` of them)."""
+    async for rows in parts:
+        yield model_rows(model, rows)
 
 
 def _csv_text(rows: Iterable[Sequence[str]]) -> bytes:

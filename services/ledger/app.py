@@ -59,7 +59,7 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
     runtime.consume(
         name="ledger",
         topic=topics.events,
-        adapter=TypeAdapter(InventoryEvent),
+        adapter=translate.EVENTS,
         handler=service.record_events,
         locks=service.event_locks,
         payload_doc=InventoryEvent,

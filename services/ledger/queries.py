@@ -1,12 +1,14 @@
 """The ledger's reads: every answer of the read API comes from the ledger's own tables.
 
-Multi-query answers run in one read-only REPEATABLE READ transaction so their parts agree.
-Traces read the transaction records through the partial indexes on (lic, mfr_lot) and
-(lic, serial), so their cost follows the size of the answer, not of the table.
+Multi-query answers run in one read-only REPEATABLE READ transaction (`snapshot`) so their
+parts agree. Traces read the transaction records through the partial indexes on (lic, mfr_lot)
+and (lic, serial), so their cost follows the size of the answer, not of the table; their
+records are read through a cursor, `PART_ROWS` at a time, as the answer is sent.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -80,19 +82,36 @@ Head = TypeVar("Head", bound=BaseModel)
 Row = TypeVar("Row", bound=BaseModel)
 
 
+PART_ROWS = 500
+"""Rows per part of a big answer. The ledger's consumers (and their heartbeats to the broker)
+share the event loop with the API: a lot of 100,000 serials built and serialized whole held it
+for 17 s, past the consumers' session timeout, and took 750 MB. Built and sent a part at a
+time, each part is a few tens of milliseconds and a few hundred KB."""
+
+Parts = AsyncIterator[Sequence[asyncpg.Record]]
+"""A big list's rows, a part (at most PART_ROWS rows) at a time."""
+
+
 @dataclass(frozen=True, slots=True)
 class Found(Generic[Head]):
     """An answer that may be big (a lot of 100,000 serials, the trace of a manufacturer lot
     over years), read in one snapshot: `head` is the answer with its big lists empty, `lists`
-    their rows as read, each with its row model. The API builds and sends the rows a part at
-    a time (`api._json_parts`), so the whole answer is never built at once."""
+    their rows, a part at a time, each with its row model. The API builds and sends the rows
+    a part at a time (`api._json_parts`), so the whole answer is never built at once; a
+    trace's rows are also read from the database a part at a time (`trace`), so they are
+    never all held at once either."""
 
     head: Head
-    lists: dict[str, tuple[type[BaseModel], list[asyncpg.Record]]] = field(default_factory=dict)
+    lists: dict[str, tuple[type[BaseModel], Parts]] = field(default_factory=dict)
+
+
+def snapshot(conn: Reader) -> asyncpg.transaction.Transaction:
+    """The read-only REPEATABLE READ transaction an answer of several queries is read in."""
+    return conn.transaction(isolation="repeatable_read", readonly=True)
 
 
 async def item(conn: Reader, lic: str) -> ItemOut:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    async with snapshot(conn):
         row = await conn.fetchrow("SELECT * FROM items WHERE lic = $1", lic)
         if row is None:
             raise NotFound(f"item {lic!r} is not known to the ledger")
@@ -132,7 +151,7 @@ async def lots(
 
 
 async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    async with snapshot(conn):
         row = await conn.fetchrow(
             f"""
             SELECT l.*, i.description, i.uom, i.serialized, i.track_mfr_lot,
@@ -195,11 +214,13 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
         cogs=[],
         cogs_total=cogs_total,
     )
-    return Found(head, {"serials": (SerialRecord, serials), "cogs": (CogsEntry, cogs)})
+    return Found(
+        head, {"serials": (SerialRecord, _in_parts(serials)), "cogs": (CogsEntry, _in_parts(cogs))}
+    )
 
 
 async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
+    async with snapshot(conn):
         records = await conn.fetch(_SERIAL_RECORDS, lic, number)
         if not records:
             raise NotFound(f"serial {number!r} of item {lic!r} is not known to the ledger")
@@ -228,26 +249,37 @@ async def trace(
     serial: str | None = None,
     lot_id: str | None = None,
 ) -> Found[TraceOut]:
-    """Every transaction record of a manufacturer lot, serial or inventory lot of one LIC."""
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        item = await conn.fetchrow("SELECT description, uom FROM items WHERE lic = $1", lic)
-        where, args = _where(
-            {"t.lic": lic, "t.mfr_lot": mfr_lot, "t.serial": serial, "t.lot_id": lot_id}
-        )
-        events = await conn.fetch(f"{_TRACE_SELECT} {where} ORDER BY t.occurred_on, t.seq", *args)
-        lot_ids = sorted({e["lot_id"] for e in events if e["lot_id"] is not None})
-        origins = await conn.fetch(
-            f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l"
-            " WHERE l.lot_id = ANY($1::text[]) ORDER BY l.received_on, l.lot_id",
-            lot_ids,
-        )
-    if not events:
+    """Every transaction record of a manufacturer lot, serial or inventory lot of one LIC.
+
+    `conn` must be in a `snapshot` held until the answer's events are read: they are read
+    through a cursor, a part at a time as they are sent (a trace of years may hold millions),
+    and the head (origins, customers) is summed up by the database in the same snapshot."""
+    item = await conn.fetchrow("SELECT description, uom FROM items WHERE lic = $1", lic)
+    where, args = _where(
+        {"t.lic": lic, "t.mfr_lot": mfr_lot, "t.serial": serial, "t.lot_id": lot_id}
+    )
+    cursor = await conn.cursor(f"{_TRACE_SELECT} {where} ORDER BY t.occurred_on, t.seq", *args)
+    first = await cursor.fetch(PART_ROWS)
+    if not first:
         what = " ".join(
             f"{name} {val!r}"
             for name, val in (("manufacturer lot", mfr_lot), ("serial", serial), ("lot", lot_id))
             if val is not None
         )
         raise NotFound(f"no transactions of item {lic!r} for {what}")
+    traced = await conn.fetchrow(
+        "SELECT array_agg(DISTINCT t.lot_id) FILTER (WHERE t.lot_id IS NOT NULL) AS lot_ids,"
+        " array_agg(DISTINCT t.counterparty)"
+        "   FILTER (WHERE t.event_type = 'shipment' AND t.counterparty IS NOT NULL) AS customers"
+        f" FROM transactions AS t {where}",
+        *args,
+    )
+    assert traced is not None  # an aggregate answers one row
+    origins = await conn.fetch(
+        f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l"
+        " WHERE l.lot_id = ANY($1::text[]) ORDER BY l.received_on, l.lot_id",
+        traced["lot_ids"] or [],
+    )
     head = TraceOut(
         lic=lic,
         description=item["description"] if item else "",
@@ -256,16 +288,11 @@ async def trace(
         serial=serial,
         lot_id=lot_id,
         origins=[LotOrigin(**_fields(o, LotOrigin)) for o in origins],
-        customers=sorted(
-            {
-                e["counterparty"]
-                for e in events
-                if e["event_type"] == "shipment" and e["counterparty"] is not None
-            }
-        ),
+        # Sorted here, not by the database's collation: as the answer always sorted them.
+        customers=sorted(traced["customers"] or []),
         events=[],
     )
-    return Found(head, {"events": (TraceEvent, events)})
+    return Found(head, {"events": (TraceEvent, _fetched(cursor, first))})
 
 
 async def usage(
@@ -319,7 +346,25 @@ def _where(filters: dict[str, str | None]) -> tuple[str, list[str]]:
     return f"WHERE {clause}", [val for _, val in given]
 
 
-def model_rows(model: type[Row], rows: list[asyncpg.Record]) -> list[Row]:
+async def _in_parts(rows: list[asyncpg.Record]) -> Parts:
+    """Rows already read, a part at a time."""
+    for start in range(0, len(rows), PART_ROWS):
+        yield rows[start : start + PART_ROWS]
+
+
+async def _fetched(cursor: asyncpg.cursor.Cursor[asyncpg.Record], first: Sequence[Any]) -> Parts:
+    """`first`, then the cursor's next rows, a part at a time, each read when the one before
+    it has been taken (so one part is held at a time, not the whole answer)."""
+    part = first
+    del first  # else this frame would hold the first part to the end
+    while part:
+        yield part
+        if len(part) < PART_ROWS:
+            return
+        part = await cursor.fetch(PART_ROWS)
+
+
+def model_rows(model: type[Row], rows: Sequence[asyncpg.Record]) -> list[Row]:
     """Each row as the response model (its columns the model has)."""
     return [model(**_fields(r, model)) for r in rows]
 

@@ -285,7 +285,8 @@ class ReasonCount(Out):
 class RefusalOut(Out):
     type: str = Field(
         description="the refusing message type (`CommandRejected:<command>` for an adjustment"
-        " or item)"
+        " or item: `AdjustStock` or `UpsertItem`, whether allocation's intake or its decision"
+        " refused it)"
     )
     document: str | None = Field(description="shipment id, adjustment id, or the item's LIC")
     lic: str | None

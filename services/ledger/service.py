@@ -66,7 +66,7 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
     await repository.write_entries(uow.conn, entries, also=dashboard)
     ROWS.labels("usage").inc(len(entries.usage))
     ROWS.labels("transactions").inc(len(entries.transactions))
-    ROWS.labels("cogs").inc(len(entries.cogs))
+    ROWS.labels("cogs").inc(entries.count_cogs())
 
 
 async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated]]) -> None:

@@ -39,8 +39,14 @@ from datetime import date
 from decimal import Decimal, localcontext
 from typing import NamedTuple
 
-from services.ledger.domain.model import EXACT, ZERO, Action, CogsRow, TransactionRow
-from services.ledger.domain.recording import COGS_ACTIONS
+from services.ledger.domain.model import (
+    COGS_ACTIONS,
+    EXACT,
+    ZERO,
+    Action,
+    CogsRow,
+    TransactionRow,
+)
 
 PoKey = tuple[str, str]
 """(po, lic)"""

@@ -19,7 +19,7 @@ Sign conventions:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Context, Decimal
@@ -56,6 +56,12 @@ Action = Literal[
 ]
 """What happened, as the transaction records and the recall spreadsheet name it.
 `cost_change`: a PO closing changed the lot's unit cost (R16)."""
+
+USAGE_ACTIONS: frozenset[Action] = frozenset(
+    {"shipment", "vendor_return", "count", "loss", "customer_return"}
+)
+COGS_ACTIONS: frozenset[Action] = USAGE_ACTIONS - {"vendor_return"}
+"""Usage that is a cost of goods sold (see `recording`'s policies)."""
 
 LotKind = Literal["purchase", "production", "adjustment"]
 SerialStatus = Literal["available", "allocated", "shipped", "returned_to_vendor", "removed"]
@@ -315,7 +321,9 @@ class CogsRow(NamedTuple):
 @dataclass(slots=True)
 class Entries:
     """Everything one batch of facts writes. Deltas are summed per key; serial rows keep only
-    the last state of each (serial, lot) so one set-based upsert can write them."""
+    the last state of each (serial, lot) so one set-based upsert can write them. COGS entries
+    are not kept: each is a function of its usage row (`cogs`, `iter_cogs`), and a sale of
+    100,000 serials would hold 100,000 of them beside their usage."""
 
     items: dict[str, ItemRow] = field(default_factory=dict)
     lots: list[LotRow] = field(default_factory=list)
@@ -326,7 +334,19 @@ class Entries:
     serials: dict[tuple[str, str, str], SerialRow] = field(default_factory=dict)
     usage: list[UsageRow] = field(default_factory=list)
     transactions: list[TransactionRow] = field(default_factory=list)
-    cogs: list[CogsRow] = field(default_factory=list)
+
+    @property
+    def cogs(self) -> list[CogsRow]:
+        """The COGS entry of every usage row that books one, in usage order."""
+        return list(self.iter_cogs())
+
+    def iter_cogs(self) -> Iterator[CogsRow]:
+        """`cogs`, one entry at a time."""
+        return (usage_cogs(u) for u in self.usage if u.source in COGS_ACTIONS)
+
+    def count_cogs(self) -> int:
+        """How many entries `iter_cogs` yields, without building them."""
+        return sum(1 for u in self.usage if u.source in COGS_ACTIONS)
 
     def add_lot_delta(self, lot_id: str, mfr_lot: str | None, delta: Delta) -> None:
         self.lot_deltas[lot_id] = self.lot_deltas.get(lot_id, Delta()) + delta
@@ -340,3 +360,20 @@ class Entries:
         if before is not None:
             row = replace(row, received_qty=before.received_qty + row.received_qty)
         self.mfr_lots[key] = row
+
+
+def usage_cogs(usage: UsageRow) -> CogsRow:
+    """The COGS entry of a usage record at the cost it was booked at (R10, R16)."""
+    return CogsRow(
+        entry_key=f"usage:{usage.usage_id}",
+        lic=usage.lic,
+        lot_id=usage.lot_id,
+        usage_id=usage.usage_id,
+        kind="usage",
+        source=usage.source,
+        quantity=usage.quantity,
+        unit_cost=usage.unit_cost,
+        amount=usage.total_cost,
+        entered_on=usage.used_on,
+        event_id=usage.event_id,
+    )

@@ -23,9 +23,9 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from services.ledger.domain.model import (
+    USAGE_ACTIONS,
     ZERO,
     Action,
-    CogsRow,
     Delta,
     Entries,
     Fact,
@@ -41,11 +41,6 @@ from services.ledger.domain.model import (
     UsageRow,
 )
 
-USAGE_ACTIONS: frozenset[Action] = frozenset(
-    {"shipment", "vendor_return", "count", "loss", "customer_return"}
-)
-COGS_ACTIONS: frozenset[Action] = USAGE_ACTIONS - {"vendor_return"}
-"""Usage that is a cost of goods sold (see the module policies)."""
 _INTO_STOCK: frozenset[Action] = frozenset({"receipt", "beginning_balance", "customer_return"})
 _NEW_SERIAL: frozenset[Action] = frozenset({"receipt", "beginning_balance"})
 """What brings a serial into a lot (a customer return puts it back into its own)."""
@@ -145,14 +140,15 @@ class _Book:
         cost = self.cost(move)
         change = stock_change(fact.action, move.quantity)
         self.entries.transactions.append(_transaction(fact, row_id, move, cost, change))
+        used = ZERO
         if fact.action in USAGE_ACTIONS:
-            self._use(fact, row_id, move, cost, -change)
+            used = _used(fact.action, move.quantity, change)
+            self._use(fact, row_id, move, cost, used)
         if move.lot_id is None:
             return
         if fact.action in ("receipt", "beginning_balance") and move.mfr_lot is not None:
             self.entries.add_mfr_lot(_mfr_lot_row(fact, move))
         allocated = _ALLOCATED_CHANGE.get(fact.action, 0) * move.quantity
-        used = -change if fact.action in USAGE_ACTIONS else ZERO
         if allocated or used:
             self.entries.add_lot_delta(
                 move.lot_id, move.mfr_lot, Delta(used=used, allocated=allocated)
@@ -171,47 +167,41 @@ class _Book:
     def _use(
         self, fact: Fact, usage_id: str, move: MoveView, cost: Decimal, quantity: Decimal
     ) -> None:
+        """A usage row; its COGS entry, if it books one, is derived from it (`Entries.cogs`)."""
         if move.lot_id is None:
             key = (fact.lic, fact.office)
             self.entries.unallocated[key] = self.entries.unallocated.get(key, ZERO) - quantity
-        usage = UsageRow(
-            usage_id=usage_id,
-            lic=fact.lic,
-            lot_id=move.lot_id,
-            mfr_lot=move.mfr_lot,
-            serial=move.serial,
-            expires_on=move.expires_on,
-            source=fact.action,
-            quantity=quantity,
-            unit_cost=cost,
-            est_unit_cost=move.unit_cost,
-            office=fact.office,
-            document=fact.document,
-            line_no=fact.line_no,
-            counterparty=fact.counterparty,
-            used_on=fact.on,
-            event_id=fact.event_id,
+        self.entries.usage.append(
+            UsageRow(
+                usage_id=usage_id,
+                lic=fact.lic,
+                lot_id=move.lot_id,
+                mfr_lot=move.mfr_lot,
+                serial=move.serial,
+                expires_on=move.expires_on,
+                source=fact.action,
+                quantity=quantity,
+                unit_cost=cost,
+                est_unit_cost=move.unit_cost,
+                office=fact.office,
+                document=fact.document,
+                line_no=fact.line_no,
+                counterparty=fact.counterparty,
+                used_on=fact.on,
+                event_id=fact.event_id,
+            )
         )
-        self.entries.usage.append(usage)
-        if fact.action in COGS_ACTIONS:
-            self.entries.cogs.append(usage_cogs(usage))
 
 
-def usage_cogs(usage: UsageRow) -> CogsRow:
-    """The COGS entry of a usage record at the cost it was booked at (R10, R16)."""
-    return CogsRow(
-        entry_key=f"usage:{usage.usage_id}",
-        lic=usage.lic,
-        lot_id=usage.lot_id,
-        usage_id=usage.usage_id,
-        kind="usage",
-        source=usage.source,
-        quantity=usage.quantity,
-        unit_cost=usage.unit_cost,
-        amount=usage.total_cost,
-        entered_on=usage.used_on,
-        event_id=usage.event_id,
-    )
+def _used(action: Action, quantity: Decimal, change: Decimal) -> Decimal:
+    """The units a usage action used: −`change`. A shipment's is the move's own quantity,
+    not a new Decimal equal to it (a batch may hold 100,000 of them)."""
+    return quantity if action in _OUT_OF_STOCK else -change
+
+
+def _magnitude(quantity: Decimal) -> Decimal:
+    """abs(`quantity`), the same object when it is positive (as for `_used`)."""
+    return quantity if quantity > 0 else abs(quantity)
 
 
 def _transaction(
@@ -226,7 +216,7 @@ def _transaction(
         serial=move.serial,
         expires_on=move.expires_on,
         event_type=fact.action,
-        quantity=abs(move.quantity),
+        quantity=_magnitude(move.quantity),
         stock_change=change,
         unit_cost=cost,
         office=fact.office,
