@@ -354,21 +354,27 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def serve(name: str, create_runtime: Callable[[Settings], ServiceRuntime]) -> None:
-    """The process entry point of a consumer-only service: settings from the environment,
-    structured logs, run until SIGINT/SIGTERM."""
+def settings_or_exit(name: str) -> Settings:
+    """The settings from the environment; invalid ones are named one per line on stderr (not
+    a traceback: a container's log shows what to fix) and the process exits 2."""
     from pydantic import ValidationError
 
-    from shared import logs
     from shared.config import from_env, setting_problems
 
     try:
-        settings = from_env()
+        return from_env()
     except ValidationError as exc:
-        # One line per setting, not a traceback: a container's log shows what to fix.
         for line in setting_problems(exc):
             print(f"{name}: {line}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def serve(name: str, create_runtime: Callable[[Settings], ServiceRuntime]) -> None:
+    """The process entry point of a consumer-only service: settings from the environment,
+    structured logs, run until SIGINT/SIGTERM."""
+    from shared import logs
+
+    settings = settings_or_exit(name)
     logs.configure(name, level=settings.log_level, fmt=settings.log_format)
     if settings.metrics_port:
         # The ledger serves /metrics with its read API; the other services on their own port.

@@ -23,12 +23,12 @@ from services.ledger import operations, repository, service, translate
 from services.ledger.api import Lifespan, create_api
 from services.ledger.translate import StatusNotice
 from shared import db, logs
-from shared.config import Settings, from_env
+from shared.config import Settings
 from shared.consumer import Route, unanswered
 from shared.contracts.events import InventoryEvent
 from shared.contracts.status import StatusMessage
 from shared.contracts.upstream import CostMessage, PurchaseOrderUpdated
-from shared.service import ServiceRuntime, tune_gc
+from shared.service import ServiceRuntime, settings_or_exit, tune_gc
 
 SCHEMA = "ledger"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -147,7 +147,7 @@ class _Server(uvicorn.Server):
 
 
 async def main(settings: Settings | None = None) -> None:
-    settings = settings or from_env()
+    settings = settings or settings_or_exit("ledger")
     logs.configure("ledger", level=settings.log_level, fmt=settings.log_format)
     runtime = create_runtime(settings)
     reads = ReadPool(settings)

@@ -279,7 +279,7 @@ def test_lotline_is_up_does_not_print_the_database_password(tmp_path: Path) -> N
     assert PASSWORD not in summary
 
 
-@pytest.mark.parametrize("service", ["receiving", "allocation"])
+@pytest.mark.parametrize("service", ["receiving", "allocation", "ledger"])
 def test_a_service_with_unreadable_addresses_names_them_and_exits(service: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(KAFKA_BOOTSTRAP_SERVERS="kafka:xyz", DATABASE_URL=f"mysql://u:{PASSWORD}@db/x")
