@@ -42,6 +42,7 @@ from services.allocation.domain.picking import (
     Need,
     automatic,
     lots_hold_serials,
+    merge_named,
     named_lots,
     named_serials,
 )
@@ -356,7 +357,7 @@ def _lot_picks(item: Item, cmd: AdjustStock, quantity: Decimal) -> tuple[LotPick
     for pick in picks:
         checks.positive(pick.quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
     checks.lot_sum(quantity, (p.quantity for p in picks))
-    return picks
+    return merge_named(picks)
 
 
 def _negated(moved: tuple[LotMovement, ...]) -> tuple[LotMovement, ...]:

@@ -12,7 +12,8 @@
   (serials, whatever mfr lot they are in). A lot's arrival
   (`InventoryLot.arrival`) is the receipt date its document carried, then the order receipts
   were decided in: never that order alone, which hangs on how partitions interleave (§6).
-  A named mfr lot found in several inventory lots is taken in the same order.
+  A named mfr lot found in several inventory lots is taken in the same order. One named twice
+  on a line is one request for the sum (`merge_named`), as on an adjustment or a return.
 - Not enough stock refuses the whole line (`INSUFFICIENT_STOCK`, requested vs available):
   there is no partial allocation.
 """
@@ -86,6 +87,8 @@ def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pic
     for pick in picks:
         quantity = checks.positive(pick.quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
         checks.whole_for(need.item, quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
+    for pick in merge_named(picks):
+        quantity = pick.quantity
         rows = _matching(draft, need, pick)
         if need.item.serialized:
             lot_ids = {r.lot_id for r in rows}
@@ -108,6 +111,24 @@ def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pic
             taken[key] = taken.get(key, ZERO) + p.quantity
         result.extend(got)
     return _merge(result) if not need.item.serialized else result
+
+
+def merge_named(picks: Iterable[LotPick]) -> tuple[LotPick, ...]:
+    """One entry per (mfr lot, inventory lot) named, with the entries' total, in first-seen
+    order: a lot named twice (an entry per scan, say) is one request for the sum, so a refusal
+    names what was asked of the lot in all, not one entry against what the others left."""
+    merged: dict[tuple[str, str | None], LotPick] = {}
+    for pick in picks:
+        key = (pick.mfr_lot, pick.lot_id)
+        before = merged.get(key)
+        merged[key] = (
+            pick
+            if before is None
+            else LotPick(
+                mfr_lot=pick.mfr_lot, quantity=before.quantity + pick.quantity, lot_id=pick.lot_id
+            )
+        )
+    return tuple(merged.values())
 
 
 def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pick]:

@@ -45,7 +45,12 @@ from services.allocation.domain.model import (
     SerialStatus,
     StockReturned,
 )
-from services.allocation.domain.picking import Need, lots_hold_serials, serials_in_their_lots
+from services.allocation.domain.picking import (
+    Need,
+    lots_hold_serials,
+    merge_named,
+    serials_in_their_lots,
+)
 from services.allocation.domain.receiving import require_item
 from services.allocation.domain.shipping import movements
 
@@ -161,12 +166,12 @@ def _returnable(
     picks: list[Returned] = []
     left = wanted.quantity
     available = ZERO
+    unreturned = ZERO  # shipped and not returned, whether or not its usage is still there
     for row in rows:
         lot_key = (row.lot_id, row.mfr_lot)
-        room = min(
-            row.returnable - from_row.get(row.key, ZERO),
-            _used(draft, row) - taken.get(lot_key, ZERO),
-        )
+        not_back = row.returnable - from_row.get(row.key, ZERO)
+        unreturned += max(not_back, ZERO)
+        room = min(not_back, _used(draft, row) - taken.get(lot_key, ZERO))
         if room <= 0:
             continue
         available += room
@@ -185,10 +190,18 @@ def _returnable(
                 f" (more was shipped from office {', '.join(elsewhere)}: a return is received"
                 " at the office that shipped it)"
             )
+        shipped = f"only {available} was shipped{to} from office {cmd.office} and not returned"
+        if unreturned > available:
+            # R11: a count or loss put back usage this return would reverse; saying "only
+            # `available` was shipped" would contradict the shipment records.
+            shipped = (
+                f"only {available} can come back: {unreturned} was shipped{to} from office "
+                f"{cmd.office} and not returned, but counts have put back the usage of "
+                f"{unreturned - available} of it (add the rest with a beginning balance)"
+            )
         raise Refusal(
             ReasonCode.RETURN_EXCEEDS_SHIPPED,
-            f"{what}: returning {wanted.quantity}, but only {available} was shipped{to} "
-            f"from office {cmd.office} and not returned{also}",
+            f"{what}: returning {wanted.quantity}, but {shipped}{also}",
             f"{wanted.quantity} > {available}",
         )
     return picks
@@ -241,4 +254,4 @@ def _lots(item: Item, cmd: ReturnFromCustomer, quantity: Decimal) -> tuple[LotPi
     for pick in cmd.lots:
         checks.positive(pick.quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
     checks.lot_sum(quantity, (p.quantity for p in cmd.lots))
-    return cmd.lots
+    return merge_named(cmd.lots)
