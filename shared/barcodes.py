@@ -31,6 +31,9 @@ MAX_SCAN_LENGTH = 512
 _GROUP_SEPARATOR = "\x1d"  # FNC1 as transmitted by scanners
 _GTIN, _LOT, _EXPIRY, _SERIAL = "01", "10", "17", "21"
 _RELEVANT_AIS = (_GTIN, _LOT, _EXPIRY, _SERIAL)
+# A logistic unit's label (a case, a pallet) names the trade items it contains (AI 02, their
+# GTIN; AI 37, their count): it is not one unit, and its product is not in AI 01.
+_CONTENT_AIS = ("02", "37")
 _MAX_SHOWN = 100
 # Controls a scanner legitimately sends: FNC1 as GS, and CR/LF/TAB suffixes.
 _HARMLESS_CONTROLS = str.maketrans("", "", "\x1d\r\n\t")
@@ -79,7 +82,8 @@ def decode_scan(raw: str) -> Scan:
     Raises:
         BarcodeError: ``INVALID_BARCODE`` when the scan is empty, too long, holds characters
             no GS1 barcode carries, does not parse, has a bad check digit or date, repeats an
-            AI with different values, or carries none of the AIs 01, 10, 17 and 21.
+            AI with different values, carries none of the AIs 01, 10, 17 and 21, or labels a
+            case of trade items (AI 02 or 37) instead of one unit.
     """
     text = _checked_text(raw)
     if text.startswith("("):
@@ -87,6 +91,11 @@ def decode_scan(raw: str) -> Scan:
         bare_gtin = None
     else:
         elements, bare_gtin = _parse_scanned(text, raw)
+    content = sorted({element.ai.ai for element in elements} & set(_CONTENT_AIS))
+    if content:
+        # Read as a unit it would count one unit of its lot and pass the item's GTIN check.
+        shown = ", ".join(f"({ai})" for ai in content)
+        raise _invalid(raw, f"labels a case of trade items ({shown}), not one unit: scan the units")
     if not any(element.ai.ai in _RELEVANT_AIS for element in elements):
         if bare_gtin is not None:
             # A product barcode (EAN-13, UPC-A, ...) names the item and nothing else.

@@ -20,7 +20,8 @@ Rules (DESIGN.md §5):
   allocation to refuse a unit that is not of the lot its label names.
 - R6: a serialized line without serials takes them from the item's Next Serial (allocation, the
   one writer per LIC, hands them out); without a Next Serial it is refused `SERIAL_REQUIRED`.
-- R13: a customer return names the serials (serialized) or manufacturer lots (lot-tracked) that
+- R13: a customer return names the serials (serialized: its lots too, if it likes, since each
+  unit goes back into the lot it was shipped from) or manufacturer lots (lot-tracked) that
   come back; nothing is ever generated for a return. It is received once (`received_before`).
 
 A receipt refused only because it names items receiving does not know yet is held for them
@@ -77,8 +78,9 @@ class Limits:
 # What one movement weighs in an answer besides its lot id, manufacturer lot, serial and unit
 # cost: its keys, quantity and expiry date, as JSON (about 90 bytes; rounded up).
 _MOVEMENT_BYTES = 120
-# Unknown to receiving, so counted at their longest: the lots a return goes back into (an
-# identifier of 128 characters, each up to 4 bytes in JSON), and an item's estimated unit cost.
+# Unknown to receiving, so counted at their longest: the lots a return goes back into and the
+# manufacturer lots of units returned without naming them (identifiers of 128 characters, each
+# up to 4 bytes in JSON), and an item's estimated or a returned lot's unit cost.
 _UNKNOWN_LOT_ID_BYTES = 4 * MAX_ID_LENGTH
 _UNKNOWN_COST_BYTES = 24
 
@@ -370,7 +372,10 @@ class _DocumentCheck:
                 return
         lot_bytes = _json_bytes(lot_id) if lot_id is not None else _UNKNOWN_LOT_ID_BYTES
         mfr_bytes = max((_json_bytes(x.mfr_lot) for x in lots), default=0)
-        cost = line.unit_cost
+        if not lots and self.items[line.lic].track_mfr_lot:
+            mfr_bytes = _UNKNOWN_LOT_ID_BYTES  # a return by serials: its units' lots
+        # A return is answered at its lots' unit costs, whatever cost its line names.
+        cost = None if self.receipt.is_return else line.unit_cost
         cost_bytes = len(str(cost)) if cost is not None else _UNKNOWN_COST_BYTES
         per_movement = _MOVEMENT_BYTES + lot_bytes + mfr_bytes + cost_bytes
         if serials:
@@ -579,6 +584,11 @@ class _LineCheck:
         self.given_lots = tuple(given)
         if line.lots and scans:
             self._scans_agree(line.lots, scans)
+        # R13: a return's serials name its units, and allocation puts each back into the lot
+        # it was shipped from; lots it names beside them must hold them, but it need not.
+        by_serials = self.receipt.is_return and item.serialized and not line.lots
+        if not given and by_serials:
+            return ()
         if not given:
             what = "a customer return of " if self.receipt.is_return else ""
             self.add(
@@ -592,6 +602,11 @@ class _LineCheck:
         if merged is None:
             return ()
         total = sum((entry.quantity for entry in merged), Decimal(0))
+        if total < line.quantity and by_serials:
+            # Some units scanned with their lot, others typed or scanned without one: the
+            # scanned lots name fewer units than the line and are not sent as its lots; each
+            # scanned pair still is (`serial_lots`), as on a shipment line (R5).
+            return ()
         if total != line.quantity:
             self.add(
                 ReasonCode.INVALID_QUANTITY,

@@ -52,12 +52,14 @@ class NewReceipt:
 
 @dataclass(frozen=True, slots=True)
 class ToHold:
-    """A document to hold until the items it names arrive (`document`: its JSON)."""
+    """A document to hold until the items it names arrive (`document`: its JSON) and, when
+    `after` names one, until that earlier version of it is answered."""
 
     message_id: str
     shipment_id: str
     document: str
     awaited: tuple[str, ...]
+    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +196,27 @@ class PgReceivingRepository:
             [cmd.quantity for _, cmd in lines],
             [cmd.command_id for _, cmd in lines],
         )
+
+    async def being_posted(
+        self, conn: asyncpg.Connection, shipment_ids: Collection[str]
+    ) -> dict[str, str]:
+        """shipment_id → the latest message recorded for it whose lines are still being
+        decided ('posting').
+
+        The rows are locked (shared) until this transaction ends: a transaction answering one
+        of them (`record_answers` locks it first) then sees a document held after it, and one
+        that answered it already is seen here as answered."""
+        if not shipment_ids:
+            return {}
+        # Locked in message_id order, as `record_answers` locks documents.
+        rows = await conn.fetch(
+            "SELECT shipment_id, message_id, created_at FROM receipts"
+            " WHERE shipment_id = ANY($1::text[]) AND status = 'posting'"
+            " ORDER BY message_id FOR SHARE",
+            sorted(shipment_ids),
+        )
+        latest = sorted(rows, key=lambda row: (row["created_at"], row["message_id"]))
+        return {row["shipment_id"]: row["message_id"] for row in latest}
 
     async def received_before(
         self, conn: asyncpg.Connection, shipment_ids: Collection[str], others_than: Collection[str]
@@ -355,23 +378,26 @@ class PgReceivingRepository:
         if not documents:
             return []
         rows = await conn.fetch(
-            "INSERT INTO held_receipts (message_id, shipment_id, document, awaited, deadline)"
-            " SELECT m, s, doc, ARRAY(SELECT jsonb_array_elements_text(a::jsonb)),"
-            "   now() + make_interval(secs => $5::float8)"
-            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS v(m, s, doc, a)"
+            "INSERT INTO held_receipts"
+            "   (message_id, shipment_id, document, awaited, after_message, deadline)"
+            " SELECT m, s, doc, ARRAY(SELECT jsonb_array_elements_text(a::jsonb)), af,"
+            "   now() + make_interval(secs => $6::float8)"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])"
+            "   AS v(m, s, doc, a, af)"
             " ON CONFLICT (message_id) DO NOTHING"
             " RETURNING message_id, deadline",
             [h.message_id for h in documents],
             [h.shipment_id for h in documents],
             [h.document for h in documents],
             [_LICS.dump_json(h.awaited).decode() for h in documents],
+            [h.after for h in documents],
             wait_seconds,
         )
         return [(row["message_id"], row["deadline"]) for row in rows]
 
     async def release(self, conn: asyncpg.Connection, arrived: Collection[str]) -> list[Held]:
-        """Settle ('released') the held documents waiting for the `arrived` LICs whose every
-        awaited item is known now.
+        """Settle ('released') the held documents waiting for the `arrived` LICs that are
+        ready now (`_release_ready`).
 
         The documents waiting for them are locked first, waiting for any other transaction
         that has one (another arrival, the periodic job): that one may settle it, or store an
@@ -383,6 +409,27 @@ class PgReceivingRepository:
             " ORDER BY message_id FOR UPDATE",
             sorted(arrived),
         )
+        return await self._release_ready(conn, [row["message_id"] for row in locked])
+
+    async def release_after(
+        self, conn: asyncpg.Connection, answered: Collection[str]
+    ) -> list[Held]:
+        """Settle ('released') the held documents waiting for the earlier versions just
+        `answered` (message ids) that are ready now (`_release_ready`); locked first, as
+        `release` locks them."""
+        if not answered:
+            return []
+        locked = await conn.fetch(
+            "SELECT message_id FROM held_receipts"
+            " WHERE status = 'held' AND after_message = ANY($1::text[])"
+            " ORDER BY message_id FOR UPDATE",
+            sorted(answered),
+        )
+        return await self._release_ready(conn, [row["message_id"] for row in locked])
+
+    async def _release_ready(self, conn: asyncpg.Connection, locked: Sequence[str]) -> list[Held]:
+        """Of the `locked` held documents, settle ('released') those whose every awaited item
+        is known and whose earlier version, if they wait for one, is no longer being posted."""
         if not locked:
             return []
         rows = await conn.fetch(
@@ -390,11 +437,13 @@ class PgReceivingRepository:
             " FROM (SELECT message_id, document FROM held_receipts AS w"
             "   WHERE w.message_id = ANY($1::text[]) AND w.status = 'held'"
             "     AND NOT EXISTS (SELECT 1 FROM unnest(w.awaited) AS a(lic)"
-            "       WHERE NOT EXISTS (SELECT 1 FROM items AS i WHERE i.lic = a.lic))) AS ready"
+            "       WHERE NOT EXISTS (SELECT 1 FROM items AS i WHERE i.lic = a.lic))"
+            "     AND NOT EXISTS (SELECT 1 FROM receipts AS r"
+            "       WHERE r.message_id = w.after_message AND r.status = 'posting')) AS ready"
             # On the row itself too: PostgreSQL checks that again after any wait for its lock.
             " WHERE h.message_id = ready.message_id AND h.status = 'held'"
             " RETURNING h.message_id, ready.document, h.held_at",
-            [row["message_id"] for row in locked],
+            list(locked),
         )
         return [Held(row["message_id"], row["document"], row["held_at"]) for row in rows]
 

@@ -7,7 +7,11 @@ A document refused only for items receiving does not know yet is held (`domain.a
 publishing nothing, until the last of those items arrives (`collect_answers` releases it in the
 transaction that stores the item) or its deadline passes (`settle_expired`, a periodic job).
 Either way it is then checked in full, as if it had just arrived, and settled exactly once: the
-settling transaction locks its row and moves it out of 'held'.
+settling transaction locks its row and moves it out of 'held'. A newer version of a purchase or
+production receipt is held the same way while an earlier version is still being posted
+(`_after_earlier`), and released in the transaction that answers that one: sent at once, its
+lines would meet the earlier version's held lines in allocation and be refused as received
+before, even when the earlier version is refused and nothing of the document was received.
 
 A document is answered once per version (message): a version still held when a newer one of the
 same document (`shipment_id`) arrives is refused at once, superseded, so its refusal precedes the
@@ -66,13 +70,19 @@ EXPIRE_AT_ONCE = 100
 
 @dataclass(frozen=True, slots=True)
 class _Document:
-    """A document and its verdict; `awaited`: the unknown LICs it is to be held for."""
+    """A document and its verdict; `awaited`: the unknown LICs it is to be held for; `after`:
+    the earlier version (message id), still being posted, it is to be held for."""
 
     message: u.ShipmentReceived
     receipt: d.Receipt
     checked: d.Checked
     awaited: tuple[str, ...] = ()
     arrived_at: datetime | None = None
+    after: str | None = None
+
+    @property
+    def waits(self) -> bool:
+        return bool(self.awaited) or self.after is not None
 
 
 def _latest_held(docs: Sequence[_Document]) -> list[_Document]:
@@ -82,8 +92,9 @@ def _latest_held(docs: Sequence[_Document]) -> list[_Document]:
     latest = []
     for doc in docs:
         newer = newest[doc.message.shipment_id]
-        if doc.awaited and newer != doc.message.message_id:
-            doc = replace(doc, checked=d.superseded(doc.checked, newer), awaited=())
+        if doc.waits and newer != doc.message.message_id:
+            checked = d.superseded(doc.checked, newer)
+            doc = replace(doc, checked=checked, awaited=(), after=None)
         latest.append(doc)
     return latest
 
@@ -131,13 +142,15 @@ class ReceivingService:
                 await self._check_many([doc.message for doc in docs if doc.awaited], items)
             )
             docs = [next(again) if doc.awaited else doc for doc in docs]
-        docs = _latest_held(docs)
         newest = {doc.message.shipment_id: doc.message.message_id for doc in docs}
         superseded = await self._supersede(uow, newest, [doc.message.message_id for doc in docs])
+        # After superseding: a held version another transaction releases meanwhile (its rows
+        # waited for) is being posted by the time the earlier versions are read.
+        docs = _latest_held(await self._after_earlier(uow, docs))
         docs = await self._once_per_return(uow, docs)
-        await self._hold(uow, [doc for doc in docs if doc.awaited])
+        await self._hold(uow, [doc for doc in docs if doc.waits])
         # The superseded versions first: their refusals precede the newer versions' answers.
-        await self._admit(uow, [*superseded, *(doc for doc in docs if not doc.awaited)])
+        await self._admit(uow, [*superseded, *(doc for doc in docs if not doc.waits)])
 
     async def supersede_refused(self, uow: UnitOfWork, refused: list[Refused]) -> None:
         """Receipts that failed their schema but name their ids, answered with their refusal
@@ -156,8 +169,9 @@ class ReceivingService:
 
     async def settle_expired(self, uow: UnitOfWork) -> bool:
         """The periodic job: settle held documents whose wait is over on what is known now,
-        refusing `UNKNOWN_ITEM` the lines whose item never came. True: a full round, more may
-        be due (`ServiceRuntime.every` runs the next one at once)."""
+        refusing `UNKNOWN_ITEM` the lines whose item never came (one waiting for an earlier
+        version still being posted is sent as it would have been without waiting). True: a
+        full round, more may be due (`ServiceRuntime.every` runs the next one at once)."""
         expired = await self._repository.expire(uow.conn, EXPIRE_AT_ONCE)
         await self._settle(uow, expired, "expired")
         return len(expired) >= EXPIRE_AT_ONCE
@@ -193,6 +207,35 @@ class ReceivingService:
         checked = d.check_receipt(receipt, items, self._limits)
         awaited = d.awaited_items(checked) if may_wait else ()
         return _Document(message, receipt, checked, awaited, arrived_at)
+
+    async def _after_earlier(self, uow: UnitOfWork, docs: Sequence[_Document]) -> list[_Document]:
+        """Mark the purchase and production receipts to hold until an earlier version of the
+        same document (shipment_id), still being posted, is answered: one recorded before, or
+        sent earlier in this batch. Allocation decides each line of a version once (its lot
+        `<shipment_id>/<line_no>` exists from then on, held or not), so a version whose lines
+        met the earlier one's held lines would be refused as received before, even when the
+        earlier version is refused and cancelled. A version refused at the door is answered at
+        once (its own problems stand whatever the earlier one's answer), and a customer return
+        is refused at once when its document is being posted (R13, `_once_per_return`).
+        Without a wait (`LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS` 0), nothing is held."""
+        if self._wait <= 0:
+            return list(docs)
+
+        def may_wait(doc: _Document) -> bool:
+            return not doc.receipt.is_return and (doc.checked.accepted or bool(doc.awaited))
+
+        shipments = {doc.message.shipment_id for doc in docs if may_wait(doc)}
+        posting = await self._repository.being_posted(uow.conn, shipments)
+        marked = []
+        for doc in docs:
+            if may_wait(doc):
+                earlier = posting.get(doc.message.shipment_id)
+                if earlier is not None:
+                    doc = replace(doc, after=earlier)
+                elif not doc.awaited:  # sent now: later versions in the batch wait for it
+                    posting[doc.message.shipment_id] = doc.message.message_id
+            marked.append(doc)
+        return marked
 
     async def _supersede(
         self, uow: UnitOfWork, newest: dict[str, str], message_ids: Collection[str]
@@ -238,8 +281,8 @@ class ReceivingService:
             before = earlier.get(shipment_id)
             if doc.receipt.is_return and before is not None and before != doc.message.message_id:
                 refused = d.received_before(doc.receipt, doc.checked, before)
-                doc = replace(doc, checked=refused, awaited=())
-            elif doc.checked.accepted and not doc.awaited:
+                doc = replace(doc, checked=refused, awaited=(), after=None)
+            elif doc.checked.accepted and not doc.waits:
                 earlier.setdefault(shipment_id, doc.message.message_id)
             checked.append(doc)
         return checked
@@ -265,7 +308,8 @@ class ReceivingService:
         )
 
     async def _hold(self, uow: UnitOfWork, docs: Sequence[_Document]) -> None:
-        """Hold documents for their unknown items; nothing is published while they wait."""
+        """Hold documents for their unknown items and earlier versions; nothing is published
+        while they wait."""
         held = await self._repository.hold(
             uow.conn,
             [
@@ -274,6 +318,7 @@ class ReceivingService:
                     doc.message.shipment_id,
                     translate.stored_document(doc.message),
                     doc.awaited,
+                    doc.after,
                 )
                 for doc in docs
             ],
@@ -286,6 +331,7 @@ class ReceivingService:
                 message_id=message_id,
                 shipment_id=by_id[message_id].message.shipment_id,
                 awaited=list(by_id[message_id].awaited),
+                after=by_id[message_id].after,
                 deadline=deadline.isoformat(),
             )
 
@@ -368,6 +414,11 @@ class ReceivingService:
             finished.append(Finished(receipt.message_id, status, decision.problems))
         await self._repository.decide_held(uow.conn, confirmed, cancelled)
         await self._repository.finish(uow.conn, finished)
+        # Newer versions held for these documents go out now, after their answers.
+        answered_ids = [f.message_id for f in finished]
+        await self._settle(
+            uow, await self._repository.release_after(uow.conn, answered_ids), "released"
+        )
 
     def _send(
         self,
