@@ -41,6 +41,7 @@ from services.allocation.domain.model import (
 from services.allocation.domain.picking import (
     Need,
     automatic,
+    describes,
     lots_hold_serials,
     merge_named,
     named_lots,
@@ -253,15 +254,14 @@ def _reverse_mfr_lot(
     """R11: put back at most what was used from the mfr lot (its initial quantity is the
     ceiling), newest inventory lot first."""
     rows = [
-        r
-        for r in draft.mfr_lots_at(office)
-        if r.mfr_lot == entry.mfr_lot and entry.lot_id in (None, r.lot_id)
+        r for r in draft.mfr_lots_at(office) if r.mfr_lot == entry.mfr_lot and describes(entry, r)
     ]
     if not rows:
+        expiring = f" expiring {entry.expires_on}" if entry.expires_on else ""
         raise Refusal(
             ReasonCode.LOT_NOT_FOUND,
-            f"manufacturer lot {entry.mfr_lot} of {item.lic} was never at office {office}: "
-            "add it with a beginning balance",
+            f"manufacturer lot {entry.mfr_lot}{expiring} of {item.lic} was never at office"
+            f" {office}: add it with a beginning balance",
             entry.mfr_lot,
         )
     done: dict[tuple[str, str | None], Decimal] = {}
@@ -351,7 +351,12 @@ def _lot_picks(item: Item, cmd: AdjustStock, quantity: Decimal) -> tuple[LotPick
             cmd.adjustment_id,
         )
     picks = tuple(
-        LotPick(mfr_lot=entry.mfr_lot, quantity=entry.quantity, lot_id=entry.lot_id)
+        LotPick(
+            mfr_lot=entry.mfr_lot,
+            quantity=entry.quantity,
+            lot_id=entry.lot_id,
+            expires_on=entry.expires_on,
+        )
         for entry in cmd.lots
     )
     for pick in picks:

@@ -449,11 +449,13 @@ class LotEntry:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LotPick:
-    """A manufacturer lot named on a shipment or return line; `lot_id` optionally narrows it."""
+    """A manufacturer lot named on a shipment or return line, or a count or loss; `lot_id`
+    and (an adjustment's) `expires_on` optionally narrow it to the stock they describe."""
 
     mfr_lot: str
     quantity: Decimal
     lot_id: str | None = None
+    expires_on: date | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -117,15 +117,18 @@ def merge_named(picks: Iterable[LotPick]) -> tuple[LotPick, ...]:
     """One entry per (mfr lot, inventory lot) named, with the entries' total, in first-seen
     order: a lot named twice (an entry per scan, say) is one request for the sum, so a refusal
     names what was asked of the lot in all, not one entry against what the others left."""
-    merged: dict[tuple[str, str | None], LotPick] = {}
+    merged: dict[tuple[str, str | None, date | None], LotPick] = {}
     for pick in picks:
-        key = (pick.mfr_lot, pick.lot_id)
+        key = (pick.mfr_lot, pick.lot_id, pick.expires_on)
         before = merged.get(key)
         merged[key] = (
             pick
             if before is None
             else LotPick(
-                mfr_lot=pick.mfr_lot, quantity=before.quantity + pick.quantity, lot_id=pick.lot_id
+                mfr_lot=pick.mfr_lot,
+                quantity=before.quantity + pick.quantity,
+                lot_id=pick.lot_id,
+                expires_on=pick.expires_on,
             )
         )
     return tuple(merged.values())
@@ -282,13 +285,21 @@ def _matching(draft: Draft, need: Need, pick: LotPick) -> list[MfrLot]:
 
 
 def _named(rows: list[MfrLot], pick: LotPick) -> list[MfrLot]:
-    return [r for r in rows if r.mfr_lot == pick.mfr_lot and pick.lot_id in (None, r.lot_id)]
+    return [r for r in rows if r.mfr_lot == pick.mfr_lot and describes(pick, r)]
+
+
+def describes(pick: LotPick, row: MfrLot) -> bool:
+    """Whether the stock `row` is what `pick` names beside its mfr lot: the inventory lot and
+    the expiry, where given (an expiry that is not the lot's names other stock)."""
+    return pick.lot_id in (None, row.lot_id) and pick.expires_on in (None, row.expires_on)
 
 
 def _not_found(need: Need, pick: LotPick) -> Refusal:
+    expiring = f" expiring {pick.expires_on}" if pick.expires_on else ""
     return Refusal(
         ReasonCode.LOT_NOT_FOUND,
-        f"manufacturer lot {pick.mfr_lot} of {need.item.lic} is not at office {need.office}",
+        f"manufacturer lot {pick.mfr_lot}{expiring} of {need.item.lic} is not at office"
+        f" {need.office}",
         pick.mfr_lot,
     )
 

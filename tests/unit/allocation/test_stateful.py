@@ -536,10 +536,13 @@ class AllocationMachine(RuleBasedStateMachine):
         self, office: str, name: str, qty: int, kind: AdjustmentKind, expires_on: date
     ) -> None:
         entry = LotEntry(mfr_lot=name, quantity=D(abs(qty)), expires_on=expires_on)
+        # A count or loss naming an expiry moves only stock of that expiry (R11).
         rows = [
             r
             for r in self.states[LOT].mfr_lots.values()
-            if r.mfr_lot == name and self.states[LOT].lots[r.lot_id].office == office
+            if r.mfr_lot == name
+            and self.states[LOT].lots[r.lot_id].office == office
+            and r.expires_on == expires_on
         ]
         decision = self.run(self.adjustment(LOT, office, kind, D(qty), lots=(entry,)))
         if kind == "beginning_balance":
