@@ -22,7 +22,7 @@ from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 from shared import db
 from shared.kafka import make_producer
 from shared.outbox import OutboxRelay, OutboxRow, write_outbox
-from tests.fixtures.infra import LotlineEnv, kafka_read_until
+from tests.fixtures.infra import LotlineEnv, kafka_read_until, plumbing_pool
 
 SCHEMA = "relay_test"
 LIMIT = 100_000
@@ -30,9 +30,7 @@ LIMIT = 100_000
 
 @pytest.fixture
 async def pool(lotline_env: Any, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
-    env: LotlineEnv = lotline_env(topics=False)
-    await db.migrate(env.dsn, SCHEMA, db.migration_files(tmp_path))
-    pool = await db.create_pool(env.dsn, SCHEMA, size=2)
+    pool = await plumbing_pool(lotline_env(topics=False), SCHEMA, tmp_path)
     yield pool
     await pool.close()
 

@@ -21,10 +21,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
 
-from shared import db
 from shared.kafka import make_producer
 from shared.outbox import OutboxRelay, OutboxRow, write_outbox
-from tests.fixtures.infra import LotlineEnv, kafka_read_until
+from tests.fixtures.infra import LotlineEnv, kafka_read_until, plumbing_pool
 
 SCHEMA = "relay_order"
 # Below the producer's record batch size (1 MiB): two rows of 400 kB share a batch the broker
@@ -35,9 +34,7 @@ KB = 1000
 
 @pytest.fixture
 async def pool(lotline_env: Any, tmp_path: Path) -> AsyncIterator[asyncpg.Pool]:
-    env: LotlineEnv = lotline_env(topics=False)
-    await db.migrate(env.dsn, SCHEMA, db.migration_files(tmp_path))
-    pool = await db.create_pool(env.dsn, SCHEMA, size=2)
+    pool = await plumbing_pool(lotline_env(topics=False), SCHEMA, tmp_path)
     yield pool
     await pool.close()
 
@@ -72,6 +69,27 @@ def _row(topic: str, tag: bytes, size: int) -> OutboxRow:
     return OutboxRow(topic, b"LIC-1", tag + b"x" * (size - len(tag)), {"type": "T"})
 
 
+async def _relayed(
+    pool: asyncpg.Pool,
+    env: LotlineEnv,
+    rows: list[OutboxRow],
+    error: Exception,
+    times: int | None,
+    *,
+    dead_letter_topic: str | None = None,
+) -> tuple[OutboxRelay, AIOKafkaProducer]:
+    """`rows` committed to the outbox, and a relay whose producer fails the record batches
+    over LIMIT with `error` (`times`, as `_Failing`); the real producer is the caller's to
+    stop."""
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
+    real = make_producer(env.settings)
+    await real.start()
+    producer = cast(AIOKafkaProducer, _Failing(real, error, times))
+    relay = OutboxRelay(pool, producer, SCHEMA, dead_letter_topic=dead_letter_topic)
+    return relay, real
+
+
 async def _publish(pool: asyncpg.Pool, relay: OutboxRelay) -> int:
     async with pool.acquire() as proxy:
         conn = cast(asyncpg.Connection, proxy)
@@ -101,12 +119,7 @@ async def test_rows_behind_a_refused_record_batch_do_not_overtake_it(
         _row(events, b"r3", 400 * KB),
         _row(events, b"r4", 10),
     ]
-    async with pool.acquire() as proxy:
-        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
-    real = make_producer(env.settings)
-    await real.start()
-    producer = _Failing(real, MessageSizeTooLargeError(), times=None)
-    relay = OutboxRelay(pool, cast(AIOKafkaProducer, producer), SCHEMA)
+    relay, real = await _relayed(pool, env, rows, MessageSizeTooLargeError(), None)
     try:
         assert await _publish(pool, relay) == 4
     finally:
@@ -128,13 +141,8 @@ async def test_a_row_refused_alone_is_parked_and_the_rows_behind_it_keep_their_o
         _row(topics.events, b"r3", 400 * KB),
         _row(topics.events, b"r4", 10),
     ]
-    async with pool.acquire() as proxy:
-        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
-    real = make_producer(env.settings)
-    await real.start()
-    producer = _Failing(real, MessageSizeTooLargeError(), times=None)
-    relay = OutboxRelay(
-        pool, cast(AIOKafkaProducer, producer), SCHEMA, dead_letter_topic=topics.dlq
+    relay, real = await _relayed(
+        pool, env, rows, MessageSizeTooLargeError(), None, dead_letter_topic=topics.dlq
     )
     try:
         assert await _publish(pool, relay) == 4
@@ -161,12 +169,7 @@ async def test_rows_behind_a_record_batch_that_failed_for_a_while_wait_for_it(
         _row(events, b"r3", 400 * KB),
         _row(events, b"r4", 10),
     ]
-    async with pool.acquire() as proxy:
-        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
-    real = make_producer(env.settings)
-    await real.start()
-    producer = _Failing(real, KafkaConnectionError("broker away"), times=1)
-    relay = OutboxRelay(pool, cast(AIOKafkaProducer, producer), SCHEMA)
+    relay, real = await _relayed(pool, env, rows, KafkaConnectionError("broker away"), 1)
     try:
         with pytest.raises(KafkaConnectionError):
             await _publish(pool, relay)
