@@ -250,8 +250,19 @@ def markdown(results: dict[str, Any]) -> str:
                     f"| {fig['name']} | {_fmt(fig['value'], fig['unit'])} | {ceiling}"
                     f" | {_ratio(fig)} | {target} | {fig['note']} |"
                 )
+        for table in scenario["details"].get("tables", []):
+            lines += _table(table)
         notes = scenario["details"].get("notes")
         if notes:
             lines += [""] + [f"- {note}" for note in notes]
         del name
     return "\n".join(lines) + "\n"
+
+
+def _table(table: dict[str, Any]) -> list[str]:
+    """A scenario's own table (`details["tables"]`): a title, its columns and rows of text."""
+    columns = table["columns"]
+    lines = ["", f"{table['title']}:", "", "| " + " | ".join(columns) + " |"]
+    lines.append("| " + " | ".join("---" for _ in columns) + " |")
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in table["rows"]]
+    return lines

@@ -187,12 +187,17 @@ async def run(ctx: Context, result: ScenarioResult) -> None:
         if ctx.sizes.fresh_path_per_run
         else "The runs share one fresh deployment (database, topics, services), one after another"
     )
+    result.details["tables"] = [latency_table(result.details, [label for label, _ in runs])]
     result.details["notes"] = [
         f"{fresh}: the embedded broker's fetch cost grows with the messages a topic holds.",
         "Latency = status record's broker timestamp (set when shipping's outbox relay publishes it)"
         " − the request's occurred_at (set by the publisher process just before sending).",
         "Ledger lag = first 50 ms poll that sees the ledger's stored position past an event − the"
         " event's broker timestamp (up to 50 ms of the figure is the poll interval).",
+        "Hop by hop: a hop ends when its last output record is published (the relay marks its"
+        " outbox row sent); its halves split it at the deciding transaction's start (the outbox"
+        " row's created_at). A whole hop counts the documents allocated by the end of the run,"
+        " its halves every document that passed it: past saturation the two differ.",
     ]
 
 
@@ -477,6 +482,52 @@ def _hops(path: Path, sent: list[tuple[str, int, float]]) -> dict[str, Any]:
         "shipping: request → AllocateLine published": stats.summary_ms(into_shipping),
         "allocation: AllocateLine → LineAllocated published": stats.summary_ms(in_allocation),
         "shipping: LineAllocated → ShipmentAllocated published": stats.summary_ms(out_of_shipping),
+    }
+
+
+# Each hop of `_hops`, with its two halves in `outbox_breakdown`.
+HOP_PARTS = (
+    ("shipping: request → AllocateLine published", "shipping (request)"),
+    ("allocation: AllocateLine → LineAllocated published", "allocation"),
+    ("shipping: LineAllocated → ShipmentAllocated published", "shipping (answer)"),
+)
+
+
+def latency_table(details: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+    """Where each run's latency goes, hop by hop: the hop, then its two halves (the input
+    waiting to be read and its transaction to begin; the decision committed and published)."""
+
+    def p50_p99(summary: dict[str, Any] | None) -> str:
+        if not summary or not summary.get("count"):
+            return "–"
+        return f"{summary['p50_ms']:,.0f} / {summary['p99_ms']:,.0f}"
+
+    rows = []
+    for label in labels:
+        run = details.get(label)
+        if not isinstance(run, dict) or "hops" not in run:
+            continue  # a run that failed
+        inside = run.get("inside_hops", {})
+        for hop, part in HOP_PARTS:
+            rows.append(
+                [
+                    label,
+                    hop,
+                    p50_p99(run["hops"].get(hop)),
+                    p50_p99(inside.get(f"{part}: wait")),
+                    p50_p99(inside.get(f"{part}: commit + relay")),
+                ]
+            )
+    return {
+        "title": "Where the latency goes, hop by hop (ms, p50 / p99)",
+        "columns": [
+            "run",
+            "hop",
+            "whole hop",
+            "input published → its transaction began",
+            "transaction began → output published",
+        ],
+        "rows": rows,
     }
 
 
