@@ -246,18 +246,30 @@ def superseded(checked: Checked, newer: str) -> Checked:
     )
 
 
-def received_before(receipt: Receipt, checked: Checked, earlier: str) -> Checked:
+def received_before(
+    receipt: Receipt, checked: Checked, earlier: str, *, posting: bool = False
+) -> Checked:
     """R13: a customer return reverses usage, so a return whose document (`shipment_id`) was
-    already received (message `earlier`, posted or being posted) is refused whole: sent again
-    under a new message id, it would put the same units back twice. (A purchase or production
-    line sent again is refused by allocation: its inventory lot exists already.)"""
+    already received (message `earlier`: posted, or still being posted when this one may wait
+    for it no longer) is refused whole: sent again under a new message id, it would put the
+    same units back twice. (A purchase or production line sent again is refused by
+    allocation: its inventory lot exists already.)"""
+    if posting:
+        what = (
+            f"customer return {receipt.shipment_id} is still being received, as message "
+            f"{earlier}: a return is received once (send it again if that one is refused)"
+        )
+    else:
+        what = (
+            f"customer return {receipt.shipment_id} was received before, as message "
+            f"{earlier}: a return is received once (units that came back since are another "
+            "return, under its own shipment_id)"
+        )
     problem = Problem(
         line_no=None,
         lic=None,
         reason_code=ReasonCode.INVALID_QUANTITY,
-        reason=f"customer return {receipt.shipment_id} was received before, as message "
-        f"{earlier}: a return is received once (units that came back since are another "
-        "return, under its own shipment_id)",
+        reason=what,
         offending=receipt.shipment_id,
     )
     return Checked(problems=(problem, *checked.problems))

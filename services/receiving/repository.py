@@ -63,6 +63,15 @@ class ToHold:
 
 
 @dataclass(frozen=True, slots=True)
+class Earlier:
+    """An earlier version of a document that was received: still being posted, or (some of
+    it) posted."""
+
+    message_id: str
+    posting: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Held:
     """A held document just settled (its row is locked and no longer 'held')."""
 
@@ -95,6 +104,15 @@ class AnsweredReceipt:
     lines: list[d.LineOutcome]
     command_ids: dict[int, str]
     stored_results: dict[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmedLine:
+    """A held line confirmed ('confirmed'), waiting for its posted answer."""
+
+    command_id: str
+    line_no: int
+    lic: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,20 +238,36 @@ class PgReceivingRepository:
 
     async def received_before(
         self, conn: asyncpg.Connection, shipment_ids: Collection[str], others_than: Collection[str]
-    ) -> dict[str, str]:
+    ) -> dict[str, Earlier]:
         """shipment_id → the first message, not among `others_than`, recorded for it that was
-        posted or is being posted (a rejected one changed nothing)."""
+        posted (some of its lines, at least) or is being posted. A rejected one changed nothing,
+        unless allocation refused to confirm a line after confirming another (`settle`)."""
         if not shipment_ids:
             return {}
         rows = await conn.fetch(
-            "SELECT DISTINCT ON (shipment_id) shipment_id, message_id FROM receipts"
-            " WHERE shipment_id = ANY($1::text[]) AND status IN ('posting', 'posted')"
-            "   AND NOT message_id = ANY($2::text[])"
+            "SELECT DISTINCT ON (shipment_id) shipment_id, message_id,"
+            "   status = 'posting' AS posting"
+            " FROM receipts AS r"
+            " WHERE shipment_id = ANY($1::text[]) AND NOT message_id = ANY($2::text[])"
+            "   AND (status IN ('posting', 'posted') OR (status = 'rejected' AND EXISTS"
+            "     (SELECT 1 FROM receipt_lines AS l"
+            "       WHERE l.message_id = r.message_id AND l.status = 'posted')))"
             " ORDER BY shipment_id, created_at, message_id",
             sorted(shipment_ids),
             list(others_than),
         )
-        return {row["shipment_id"]: row["message_id"] for row in rows}
+        return {row["shipment_id"]: Earlier(row["message_id"], row["posting"]) for row in rows}
+
+    async def confirmed_lines(
+        self, conn: asyncpg.Connection, lics: Collection[str]
+    ) -> list[ConfirmedLine]:
+        """The confirmed lines of these LICs (a handful: each waits only for its answer)."""
+        rows = await conn.fetch(
+            "SELECT command_id, line_no, lic FROM receipt_lines"
+            " WHERE status = 'confirmed' AND lic = ANY($1::text[])",
+            sorted(set(lics)),
+        )
+        return [ConfirmedLine(row["command_id"], row["line_no"], row["lic"]) for row in rows]
 
     async def record_answers(
         self,

@@ -7,23 +7,25 @@ A document refused only for items receiving does not know yet is held (`domain.a
 publishing nothing, until the last of those items arrives (`collect_answers` releases it in the
 transaction that stores the item) or its deadline passes (`settle_expired`, a periodic job).
 Either way it is then checked in full, as if it had just arrived, and settled exactly once: the
-settling transaction locks its row and moves it out of 'held'. A newer version of a purchase or
-production receipt is held the same way while an earlier version is still being posted
-(`_after_earlier`), and released in the transaction that answers that one: sent at once, its
-lines would meet the earlier version's held lines in allocation and be refused as received
-before, even when the earlier version is refused and nothing of the document was received.
+settling transaction locks its row and moves it out of 'held'. A newer version of a document is
+held the same way while an earlier version is still being posted (`_after_earlier`), and
+released in the transaction that answers that one: sent at once, a receipt's lines would meet
+the earlier version's held lines in allocation and be refused as received before, and a
+customer return would be refused as received before (R13), even when the earlier version is
+refused and nothing of the document was received.
 
 A document is answered once per version (message): a version still held when a newer one of the
 same document (`shipment_id`) arrives is refused at once, superseded, so its refusal precedes the
 newer version's answer (a newer version that fails its schema but names its ids too:
 `supersede_refused`, just before the consumer writes its refusal); and a customer return whose
-document was received before (posted or being posted) is refused, since it would put the same
-units back twice (R13).
+document was received before (posted, or still being posted once it may wait no longer) is
+refused, since it would put the same units back twice (R13).
 
 A document of several lines is received whole or not at all: its lines go out with `hold`, and
 once every line is answered (`domain.settle`, in the transaction that recorded the last answer,
 the document's row locked) the held lines are all confirmed, or all cancelled and the document
-rejected.
+rejected. A confirmation allocation refuses (`_refused_settles`) refuses its line: the document
+is then rejected, naming the lines the other confirmations posted.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from services.receiving import domain as d
 from services.receiving import translate
 from services.receiving.repository import (
     AnsweredReceipt,
+    Earlier,
     Finished,
     Held,
     NewReceipt,
@@ -209,20 +212,21 @@ class ReceivingService:
         return _Document(message, receipt, checked, awaited, arrived_at)
 
     async def _after_earlier(self, uow: UnitOfWork, docs: Sequence[_Document]) -> list[_Document]:
-        """Mark the purchase and production receipts to hold until an earlier version of the
-        same document (shipment_id), still being posted, is answered: one recorded before, or
-        sent earlier in this batch. Allocation decides each line of a version once (its lot
-        `<shipment_id>/<line_no>` exists from then on, held or not), so a version whose lines
-        met the earlier one's held lines would be refused as received before, even when the
-        earlier version is refused and cancelled. A version refused at the door is answered at
-        once (its own problems stand whatever the earlier one's answer), and a customer return
-        is refused at once when its document is being posted (R13, `_once_per_return`).
-        Without a wait (`LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS` 0), nothing is held."""
+        """Mark the documents to hold until an earlier version of the same document
+        (shipment_id), still being posted, is answered: one recorded before, or sent earlier in
+        this batch. Allocation decides each line of a receipt once (its lot
+        `<shipment_id>/<line_no>` exists from then on, held or not), and a customer return is
+        received once (R13, `_once_per_return`), so a version sent beside the earlier one would
+        be refused as received before, even when the earlier version is refused and nothing of
+        the document was received. Released, it is checked as if it had just arrived. A version
+        refused at the door is answered at once (its own problems stand whatever the earlier
+        one's answer). Without a wait (`LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS` 0), nothing is
+        held."""
         if self._wait <= 0:
             return list(docs)
 
         def may_wait(doc: _Document) -> bool:
-            return not doc.receipt.is_return and (doc.checked.accepted or bool(doc.awaited))
+            return doc.checked.accepted or bool(doc.awaited)
 
         shipments = {doc.message.shipment_id for doc in docs if may_wait(doc)}
         posting = await self._repository.being_posted(uow.conn, shipments)
@@ -268,7 +272,9 @@ class ReceivingService:
 
     async def _once_per_return(self, uow: UnitOfWork, docs: Sequence[_Document]) -> list[_Document]:
         """R13: refuse, whole and at once, a customer return whose document was received
-        before (posted or being posted, by an earlier batch or earlier in this one)."""
+        before (by an earlier batch or earlier in this one): posted, or being posted when it
+        does not wait for that version's answer (`_after_earlier`; no wait, or its wait is
+        over)."""
         returns = {doc.message.shipment_id for doc in docs if doc.receipt.is_return}
         if not returns:
             return list(docs)
@@ -279,11 +285,16 @@ class ReceivingService:
         for doc in docs:
             shipment_id = doc.message.shipment_id
             before = earlier.get(shipment_id)
-            if doc.receipt.is_return and before is not None and before != doc.message.message_id:
-                refused = d.received_before(doc.receipt, doc.checked, before)
+            if before is not None and before.message_id == doc.message.message_id:
+                before = None
+            waits_for_it = before is not None and before.posting and doc.after is not None
+            if doc.receipt.is_return and before is not None and not waits_for_it:
+                refused = d.received_before(
+                    doc.receipt, doc.checked, before.message_id, posting=before.posting
+                )
                 doc = replace(doc, checked=refused, awaited=(), after=None)
             elif doc.checked.accepted and not doc.waits:
-                earlier.setdefault(shipment_id, doc.message.message_id)
+                earlier.setdefault(shipment_id, Earlier(doc.message.message_id, posting=True))
             checked.append(doc)
         return checked
 
@@ -380,6 +391,7 @@ class ReceivingService:
             answers.append(answer)
             if isinstance(ev, e.StockReceived | e.StockReturned):
                 results[ev.command_id] = translate.line_result(ev)
+        answers += await self._refused_settles(uow, events)
         if not answers:
             return
         # Each result is serialized once, for the record; the status reuses the objects.
@@ -419,6 +431,40 @@ class ReceivingService:
         await self._settle(
             uow, await self._repository.release_after(uow.conn, answered_ids), "released"
         )
+
+    async def _refused_settles(self, uow: UnitOfWork, events: Sequence[e.Event]) -> list[d.Answer]:
+        """The answers allocation's refusals of `ConfirmHeld` give the lines they confirmed.
+
+        Allocation refuses one only for a line it does not hold (a bug, or an operator's hand),
+        and then publishes nothing more for the line: refused, it lets its document settle,
+        rejected, naming what the other lines did post. A refused `CancelHeld` changes nothing
+        (its document is answered already, nothing of it posted): both are logged."""
+        refusals = {
+            refusal.command_id: refusal
+            for ev in events
+            if (refusal := translate.refused_settle(ev)) is not None
+        }
+        if not refusals:
+            return []
+        for refusal in refusals.values():
+            log.warning(
+                "receiving.held_settle_refused",
+                command_id=refusal.command_id,
+                command_type=refusal.command_type,
+                lic=refusal.lic,
+                reason_code=refusal.reason_code.value,
+                reason=refusal.reason,
+            )
+        confirms = {i: r for i, r in refusals.items() if r.command_type == "ConfirmHeld"}
+        lics = {r.lic for r in confirms.values()}
+        answers = []
+        for line in await self._repository.confirmed_lines(uow.conn, lics):
+            refusal = confirms.get(translate.confirm_id(line.command_id))
+            if refusal is not None:
+                answers.append(
+                    translate.confirmation_refused(line.command_id, line.line_no, refusal)
+                )
+        return answers
 
     def _send(
         self,

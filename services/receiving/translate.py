@@ -113,11 +113,15 @@ def command(doc: u.ShipmentReceived, line: d.LineCommand) -> c.ReceiveStock | c.
     )
 
 
+def confirm_id(command_id: str) -> str:
+    """The message id of the `ConfirmHeld` of the held line `command_id` (derived from the
+    line's: a redecision sends the same one)."""
+    return derived_id(command_id, "confirm")
+
+
 def confirm_held(command_id: str, lic: str) -> c.ConfirmHeld:
-    """Publish a held line (its id derives from the line's: a redecision sends the same one)."""
-    return c.ConfirmHeld(
-        message_id=derived_id(command_id, "confirm"), lic=lic, command_id=command_id
-    )
+    """Publish a held line."""
+    return c.ConfirmHeld(message_id=confirm_id(command_id), lic=lic, command_id=command_id)
 
 
 def cancel_held(command_id: str, lic: str) -> c.CancelHeld:
@@ -152,6 +156,32 @@ def answer(event: e.Event) -> d.Answer | None:
                 ),
             )
     return None
+
+
+def refused_settle(event: e.Event) -> e.CommandRejected | None:
+    """Allocation's refusal of a `ConfirmHeld` or `CancelHeld` receiving sent, if it is one
+    (it answers the settling command's id, not the held line's)."""
+    if isinstance(event, e.CommandRejected) and event.command_type in (
+        "ConfirmHeld",
+        "CancelHeld",
+    ):
+        return event
+    return None
+
+
+def confirmation_refused(command_id: str, line_no: int, refusal: e.CommandRejected) -> d.Answer:
+    """The answer a refused `ConfirmHeld` gives the held line (`command_id`) it confirmed:
+    allocation publishes nothing more for it, so the line is refused, nothing of it posted."""
+    return d.Answer(
+        command_id=command_id,
+        problem=d.Problem(
+            line_no=line_no,
+            lic=refusal.lic,
+            reason_code=refusal.reason_code,
+            reason=f"allocation refused to confirm the held line: {refusal.reason}",
+            offending=refusal.offending,
+        ),
+    )
 
 
 def line_result(event: e.StockReceived | e.StockReturned) -> s.LineResult:

@@ -1,6 +1,7 @@
-"""A newer version of a purchase or production receipt that arrives while an earlier version is
-still being posted waits for that one's answer: receiving against a real PostgreSQL, with the
-test answering for allocation (the `Receiving` harness of `test_receiving_whole`).
+"""A newer version of a receipt that arrives while an earlier version is still being posted
+waits for that one's answer: receiving against a real PostgreSQL, with the test answering for
+allocation (the `Receiving` harness of `test_receiving_whole`). Customer returns wait the same
+way: `test_receiving_h1_return_versions`.
 
 Sent at once, the newer version's lines would reach allocation while the earlier version's lines
 are held there, and be refused "inventory lot <shipment_id>/<line_no> already exists: this line
@@ -135,16 +136,9 @@ async def test_a_version_refused_at_the_door_does_not_wait(receiving: Receiving)
     (status,) = await receiving.deliver(version("v2", {"lic": "CAM", "quantity": 2}))
 
     assert (status["type"], status["answers"]) == ("ReceiptRejected", ["v2"])
-
-
-async def test_a_customer_return_version_is_still_refused_at_once(receiving: Receiving) -> None:
-    """R13, as documented: a return whose document is being posted is refused, not held."""
-    await receiving.deliver(version("r1", *LINES, source="customer_return"))
-
-    (status,) = await receiving.deliver(version("r2", *LINES, source="customer_return"))
-
-    assert status["type"] == "ReceiptRejected"
-    assert "was received before, as message r1" in status["reason"]
+    # Its own problem (its serialized line names no serials), not one about the earlier version.
+    problems = [(p["line_no"], p["reason_code"], p["offending"]) for p in status["problems"]]
+    assert problems == [(1, "SERIAL_REQUIRED", "CAM")], status["problems"]
 
 
 async def test_a_version_waiting_for_an_earlier_one_and_an_unknown_item_waits_for_both(
