@@ -32,6 +32,7 @@ from shared.contracts import upstream as u
 from shared.outbox import Outbox
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
+from tests.fixtures.locks import waits_for_a_lock
 
 FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
 
@@ -268,8 +269,12 @@ async def test_an_item_passed_while_its_adjustment_is_being_held_releases_it(
                 )
 
         passed = asyncio.create_task(pass_item())
-        await asyncio.sleep(0.5)
-        assert not passed.done()  # waits for the LIC's lock
+        watcher = await asyncpg.connect(env.dsn)  # the pool's two connections are in use
+        try:
+            await waits_for_a_lock(watcher)  # the item's transaction waits for the LIC's lock
+        finally:
+            await watcher.close()
+        assert not passed.done()
     await asyncio.wait_for(passed, 10)
 
     assert [(row.key, json.loads(row.payload)["type"]) for row in passing.rows] == [

@@ -41,6 +41,7 @@ from shared.contracts.codec import encode
 from shared.outbox import OutboxRelay
 from shared.service import ServiceRuntime
 from tests.fixtures.infra import LotlineEnv
+from tests.fixtures.locks import waits_for_a_lock
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -315,7 +316,7 @@ async def test_a_refused_receipts_hook_and_an_arrival_take_their_locks_at_once(
     async def supersede_refused(self: Any, uow: Any, refused: Any) -> None:
         await original(self, uow, refused)
         hooked.set()
-        await asyncio.sleep(0.5)  # the other process takes the bucket, then waits for the row
+        await waits_for_a_lock(pool)  # the other process takes the bucket, waits for the row
 
     monkeypatch.setattr(ReceivingService, "supersede_refused", supersede_refused)
 
