@@ -387,6 +387,7 @@ def _valuation(row: asyncpg.Record) -> Valuation:
         ordered_qty=share.ordered_qty,
         purchased_qty=share.purchased_qty,
         po_reopened=row["po_closed"] is False,
+        kind=row["kind"],
     )
     v = value(figures)
     return Valuation(

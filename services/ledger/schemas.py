@@ -96,7 +96,12 @@ class Valuation(Out):
     purchased_remaining: Figure | None = Field(description="ordered − purchased")
     received: Figure
     received_remaining: Figure | None = Field(description="ordered − received")
-    accrued: Figure = Field(description="received − purchased")
+    accrued: Figure = Field(
+        description=(
+            "received − purchased: received and not yet billed; 0 for production and"
+            " adjustment lots, which nothing was bought for"
+        )
+    )
     used: Figure
     current: Figure = Field(description="received − used")
     allocated: Figure

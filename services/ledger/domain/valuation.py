@@ -8,6 +8,10 @@ until it closes again):
 - purchased remaining = ordered − purchased; received remaining = ordered − received;
 - accrued = received − purchased; current = received − used.
 
+Accrued inventory is stock received that no bill has been entered for yet: a purchase lot's
+alone. A production or adjustment (beginning balance) lot was bought from no one and will never
+be billed, so it accrues nothing (0), or every beginning balance would count as owed forever.
+
 Ordered is unknown (None) until a `PurchaseOrderUpdated` names it; purchased is 0 until then.
 
 A PO line received in several shipments (or several lines of one) has several purchase lots,
@@ -25,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
-from services.ledger.domain.model import ZERO, Delta, LotRow, cost_of
+from services.ledger.domain.model import ZERO, Delta, LotKind, LotRow, cost_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -41,6 +45,7 @@ class LotFigures:
     purchased_qty: Decimal | None = None
     po_reopened: bool = False
     """The lot's PO was reopened after a closing applied its actual cost (R16)."""
+    kind: LotKind = "purchase"
 
     @classmethod
     def of(cls, lot: LotRow) -> LotFigures:
@@ -48,6 +53,7 @@ class LotFigures:
             received_qty=lot.received_qty,
             est_unit_cost=lot.est_unit_cost,
             act_unit_cost=lot.act_unit_cost,
+            kind=lot.kind,
         )
 
     @property
@@ -130,6 +136,7 @@ def value(lot: LotFigures) -> Valuation:
     purchased = lot.purchased_qty if lot.purchased_qty is not None else ZERO
     ordered = lot.ordered_qty
     current = lot.received_qty - lot.used_qty
+    accrued = lot.received_qty - purchased if lot.kind == "purchase" else ZERO
     return Valuation(
         unit_cost=cost,
         cost_is_final=lot.act_unit_cost is not None and not lot.po_reopened,
@@ -138,7 +145,7 @@ def value(lot: LotFigures) -> Valuation:
         purchased_remaining=None if ordered is None else at(ordered - purchased),
         received=at(lot.received_qty),
         received_remaining=None if ordered is None else at(ordered - lot.received_qty),
-        accrued=at(lot.received_qty - purchased),
+        accrued=at(accrued),
         used=at(lot.used_qty),
         current=at(current),
         allocated=at(lot.allocated_qty),
