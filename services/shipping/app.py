@@ -45,11 +45,16 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         "line commands, which move each shipment through its lifecycle.",
         accepts=("ItemUpserted", "LineAllocated", "LineReleased", "LineShipped", "CommandRejected"),
     )
-    # A shipment waits while a command it sent is unanswered; it has waited since its last
-    # phase change (sending commands is one).
+    # Documents waiting for an item: decided when their wait is over.
+    runtime.every(service.settle_every, service.settle_waiting)
+    # A shipment waits while a command it sent is unanswered, or while a document of its waits
+    # for an item; it has waited since its last phase change (sending commands is one), or
+    # since that document began waiting.
     runtime.watch_waiting(
-        "SELECT min(s.updated_at) FROM shipments AS s WHERE s.shipment_id IN"
-        " (SELECT shipment_id FROM pending_commands)"
+        "SELECT least("
+        " (SELECT min(s.updated_at) FROM shipments AS s WHERE s.shipment_id IN"
+        "   (SELECT shipment_id FROM pending_commands)),"
+        " (SELECT min(updated_at) FROM shipments WHERE awaited_until IS NOT NULL))"
     )
     return runtime
 

@@ -40,6 +40,14 @@
   ship request after shipping and a cancel after cancelling are answered again.
 - A waiting request keeps its picks as read when it arrived (its own lines and terms); a
   waiting picks update is read when decided, against the line it then updates.
+- A scan is checked against its item (R5: its GTIN, whether the item has lots or serials), so a
+  request or picks update with scans on a line whose item shipping does not know yet (a sale
+  read before the item's first `ItemUpserted`) waits for it, first in `Shipment.queued`
+  (`Shipment.awaited`: the LICs; a new shipment is saved `allocating`, without lines, to hold
+  it), publishing nothing, and the documents read after it wait behind it. It is decided, as
+  if read just then, once those items are known (`resume`), or, its wait over (`may_wait`
+  False), with each such line refused `UNKNOWN_ITEM` as allocation refuses a line of an item
+  it does not know. Lines without scans never wait: allocation decides them.
 - Every status lists in `answers` the documents it answers, each document in exactly one: a
   document decided at once (a refusal, a status repeated) its own; a waiting one
   (`Shipment.waiting`) its own, under its own status id; any other is applied and kept in
@@ -132,12 +140,19 @@ def handle(
     message: Upstream,
     items: Mapping[str, Item],
     limits: Limits | None = None,
+    *,
+    may_wait: bool = True,
 ) -> Decision:
-    """The decision on one upstream message about `shipment` (None: not known yet)."""
+    """The decision on one upstream message about `shipment` (None: not known yet).
+    `may_wait`: a document with scans of an item not in `items` waits for it; False (no wait
+    configured): such a line is refused `UNKNOWN_ITEM` at once."""
     limits = limits or Limits()
-    # A request's picks are read as it arrives, against its own lines, even if it waits.
-    document = _ready(message, items, limits) if isinstance(message, Request) else message
-    return _take(shipment, document, items, limits)
+    document: Queued = message
+    # A request's picks are read as it arrives, against its own lines, even if it waits for a
+    # cancel or ship; only one waiting for an item is kept unread, to be read against it.
+    if isinstance(message, Request) and not (may_wait and _unknown_scanned(message, items)):
+        document = _ready(message, items, limits)
+    return _take(shipment, document, items, limits, may_wait)
 
 
 def answer(
@@ -145,11 +160,13 @@ def answer(
     *replies: Answer,
     items: Mapping[str, Item],
     limits: Limits | None = None,
+    may_wait: bool = True,
 ) -> Decision:
     """Apply allocation's answers to the shipment's commands, in order; settle the phase once
     nothing is pending. One draft for all of them: a big shipment's answers cost O(lines).
     `items`: those of the shipment's lines and waiting requests, for the documents that
-    waited for the phase settled here (a picks update is read, a ship request checked, R8)."""
+    waited for the phase settled here (a picks update is read, a ship request checked, R8);
+    `may_wait` as for `handle`."""
     draft = _Draft(shipment)
     applied = False
     for reply in replies:
@@ -168,14 +185,45 @@ def answer(
         return Decision(shipment=shipment)
     decision = draft.decision()
     after = decision.shipment
-    if after is None or not after.queued or after.phase in _QUEUEING:
+    if after is None or not _drains(after):
         return decision
-    # What waited for the cancel or the ship, decided now that it is answered, in the order
-    # read, each as if read just now (one may start another phase the rest wait for again).
-    now = replace(after, queued=())
-    commands, statuses = list(decision.commands), list(decision.statuses)
-    for document in after.queued:
-        then = _take(now, document, items, limits or Limits())
+    return _drain(after, decision, items, limits or Limits(), may_wait)
+
+
+def resume(
+    shipment: Shipment,
+    items: Mapping[str, Item],
+    limits: Limits | None = None,
+    *,
+    may_wait: bool = True,
+) -> Decision:
+    """Decide the documents waiting for items (`Shipment.awaited`) now that some arrived, or,
+    with `may_wait` False, now that their wait is over: a line whose item is still unknown is
+    then refused `UNKNOWN_ITEM`. Unchanged when nothing waits for an item."""
+    if not shipment.awaited or not _drains(shipment):
+        return Decision(shipment=shipment)
+    return _drain(shipment, Decision(shipment=shipment), items, limits or Limits(), may_wait)
+
+
+def _drains(shipment: Shipment) -> bool:
+    """Whether documents wait that may be decided now: not behind a cancel or ship."""
+    return bool(shipment.queued) and shipment.phase not in _QUEUEING
+
+
+def _drain(
+    shipment: Shipment,
+    before: Decision,
+    items: Mapping[str, Item],
+    limits: Limits,
+    may_wait: bool,
+) -> Decision:
+    """What waited (for the cancel or ship now answered, or for an item), decided in the
+    order read, each as if read just now: one may start another phase, or wait for an item
+    again, and the rest wait behind it again."""
+    now = replace(shipment, queued=(), awaited=())
+    commands, statuses = list(before.commands), list(before.statuses)
+    for document in shipment.queued:
+        then = _take(now, document, items, limits, may_wait)
         now = then.shipment if then.shipment is not None else now
         commands.extend(then.commands)
         statuses.extend(then.statuses)
@@ -205,13 +253,23 @@ def missing(shipment: Shipment, items: Mapping[str, Item]) -> tuple[Problem, ...
 
 
 def _take(
-    shipment: Shipment | None, document: Queued, items: Mapping[str, Item], limits: Limits
+    shipment: Shipment | None,
+    document: Queued,
+    items: Mapping[str, Item],
+    limits: Limits,
+    may_wait: bool = True,
 ) -> Decision:
-    """Decide the document now, or have it wait for the cancel or ship under way."""
+    """Decide the document now, or have it wait for the cancel or ship under way, for the
+    documents before it, or for the items its scans name."""
     if shipment is not None and _waits(shipment, document):
         queued = (*shipment.queued, document)
         return Decision(shipment=replace(shipment, queued=queued), changed=True)
+    awaited = _awaited(shipment, document, items) if may_wait else ()
+    if awaited:
+        return _hold(shipment, document, awaited)
     match document:
+        case Request():
+            return _decide(shipment, _ready(document, items, limits))
         case Ready():
             return _decide(shipment, document)
         case PicksUpdate():
@@ -227,15 +285,51 @@ _QUEUEING: frozenset[Phase] = frozenset({"cancelling", "shipping"})
 
 
 def _waits(shipment: Shipment, document: Queued) -> bool:
-    """Whether the document waits for the cancel or ship under way: all do, but a ship request
-    while shipping or a cancel while cancelling, which ask for it (answered with its status),
-    unless documents read before them still wait (they are decided after those, in order)."""
-    if shipment.phase not in _QUEUEING:
-        return False
+    """Whether the document waits: behind documents read before it that still wait (it is
+    decided after those, in order), or for the cancel or ship under way: all do, but a ship
+    request while shipping or a cancel while cancelling, which ask for it (answered with its
+    status)."""
     if shipment.queued:
         return True
+    if shipment.phase not in _QUEUEING:
+        return False
     asks_for_it = ShipRequest if shipment.phase == "shipping" else Cancel
     return not isinstance(document, asks_for_it)
+
+
+def _awaited(
+    shipment: Shipment | None, document: Queued, items: Mapping[str, Item]
+) -> tuple[str, ...]:
+    """The LICs of the document's lines with scans whose item shipping does not know yet (R5:
+    a scan is checked against its item). None for a document refused whatever its scans say
+    (its shipment shipped, closed, or without that line)."""
+    if isinstance(document, Request):
+        reopenable = shipment is None or _reopenable(shipment)
+        return _unknown_scanned(document, items) if reopenable else ()
+    if isinstance(document, PicksUpdate) and document.entry.scans and shipment is not None:
+        line = shipment.line(document.line_no)
+        if (
+            shipment.phase in OPEN_PHASES
+            and line is not None
+            and line.status != "shipped"
+            and line.lic not in items
+        ):
+            return (line.lic,)
+    return ()
+
+
+def _unknown_scanned(request: Request, items: Mapping[str, Item]) -> tuple[str, ...]:
+    return tuple(sorted({x.lic for x in request.lines if x.entry.scans and x.lic not in items}))
+
+
+def _hold(shipment: Shipment | None, document: Queued, awaited: tuple[str, ...]) -> Decision:
+    """Have the document wait, unanswered, for the items it awaits (nothing waits before it).
+    A new shipment is saved with the request's terms, `allocating` and without lines."""
+    if shipment is None:
+        assert isinstance(document, Request)  # `_awaited`: only a request names no shipment
+        shipment = _header(document)
+    held = replace(shipment, queued=(*shipment.queued, document), awaited=awaited)
+    return Decision(shipment=held, changed=True)
 
 
 def _decide(shipment: Shipment | None, ready: Ready) -> Decision:

@@ -164,6 +164,10 @@ class Shipment:
     # The other documents that came while the shipment was being cancelled or shipped, in the
     # order read: decided once that settles, each as if read just after it (domain.py).
     queued: tuple[Queued, ...] = ()
+    # The items the first of `queued` waits for: LICs of its lines with scans that shipping
+    # does not know yet (empty: none waits for an item). Decided once they are all known, or
+    # when LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS is over (the repository keeps that deadline).
+    awaited: tuple[str, ...] = ()
 
     def line(self, line_no: int) -> Line | None:
         return next((line for line in self.lines if line.line_no == line_no), None)
@@ -224,8 +228,9 @@ class Cancel:
 Upstream = Request | PicksUpdate | ShipRequest | Cancel
 # A document waiting in `Shipment.queued`: a request with its picks read as it arrived (its
 # own lines and terms), anything else as it came (new picks are read against the line they
-# update once it is known: the shipment's, or a request's read before them).
-Queued = Ready | PicksUpdate | ShipRequest | Cancel
+# update once it is known: the shipment's, or a request's read before them). A request is kept
+# unread (`Request`) when it waits for an item its scans must be checked against.
+Queued = Ready | Request | PicksUpdate | ShipRequest | Cancel
 
 
 # --- allocation's answers -----------------------------------------------------------------------

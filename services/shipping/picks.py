@@ -32,14 +32,20 @@ def parse_picks(
     budget: int | None = None,
 ) -> Picks | Problem:
     """The line's picks from what was typed and scanned, or the first problem with them.
-    `budget`: the serials the line's document may still name (None: only the line's limit);
-    a span is sized against it before it is expanded."""
+    Scans need the item (`UNKNOWN_ITEM` without it); typed picks do not. `budget`: the
+    serials the line's document may still name (None: only the line's limit); a span is sized
+    against it before it is expanded."""
 
     def problem(code: ReasonCode, reason: str, offending: str | None) -> Problem:
         return Problem(
             line_no=line.line_no, lic=line.lic, reason_code=code, reason=reason, offending=offending
         )
 
+    if item is None and entry.scans:
+        # A scan is checked against the item (its GTIN, whether it has lots or serials): one
+        # shipping does not know cannot be, so the line is refused as allocation refuses a
+        # line of an unknown item. (The service first has such a line wait for its item.)
+        return problem(ReasonCode.UNKNOWN_ITEM, f"item {line.lic} is not known", line.lic)
     if len(entry.scans) > limits.max_serials_per_line:
         count = str(len(entry.scans))
         return problem(ReasonCode.INVALID_QUANTITY, f"line has {count} scans, too many", count)

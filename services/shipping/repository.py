@@ -12,9 +12,11 @@ when a loaded shipment has documents waiting, whose decision may need its items)
   only) the items of their lines. Both run after the lock, so they see whatever it waited for.
 - save: one statement writing only what differs from what was loaded: headers that changed
   (with the status ids owed to documents waiting for the phase under way and the documents
-  they answer, the documents waiting for the cancel or ship under way, and those applied but
-  not answered yet), lines that changed (upserted) or went away,
+  they answer, the documents waiting for the cancel or ship under way or for an item, and
+  those applied but not answered yet), lines that changed (upserted) or went away,
   pending commands sent or answered.
+- documents waiting for an item (`model.Shipment.awaited`): found by the items arriving
+  (`load_awaiting`) or, their wait over, by the periodic job (`due`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ _TEXTS = TypeAdapter(tuple[str, ...])
 _PAIRS = TypeAdapter(tuple[tuple[str, str], ...])
 _READY = TypeAdapter(model.Ready)
 _PICKS_UPDATE = TypeAdapter(model.PicksUpdate)
+_REQUEST = TypeAdapter(model.Request)
 
 
 # A waiting document, as stored: its kind is the key (a ship request and a cancel carry the
@@ -63,6 +66,22 @@ class _PicksWithNul:
 
 
 @dataclass(frozen=True, slots=True)
+class _Unread:
+    """A request waiting, unread, for an item its scans name (migration 010)."""
+
+    unread: model.Request
+
+
+@dataclass(frozen=True, slots=True)
+class _UnreadWithNul:
+    """An unread request holding a NUL (as `_PicksWithNul`), with its lines' LICs, for
+    `_ITEMS` to read their items by."""
+
+    unread_base64: str
+    lics: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class _Ship:
     ship: model.ShipRequest
 
@@ -72,7 +91,8 @@ class _Cancel:
     cancel: model.Cancel
 
 
-_QUEUED = TypeAdapter(tuple[_Request | _Picks | _PicksWithNul | _Ship | _Cancel, ...])
+_Stored = _Request | _Unread | _UnreadWithNul | _Picks | _PicksWithNul | _Ship | _Cancel
+_QUEUED = TypeAdapter(tuple[_Stored, ...])
 
 # Locks the batch's shipments; rows, not advisory locks, so a batch holds no lock-table slots.
 _LOCK_IDS = (
@@ -84,6 +104,27 @@ _LOCK_AWAITING = (
     "   (SELECT shipment_id FROM pending_commands WHERE command_id = ANY($1::text[]))"
     " ORDER BY shipment_id FOR NO KEY UPDATE OF shipments"
 )
+# The same, with the shipments whose waiting document awaits any of the items arriving ($2).
+_LOCK_AWAITING_OR_ITEMS = (
+    "SELECT shipment_id FROM shipments WHERE shipment_id IN"
+    "   (SELECT shipment_id FROM pending_commands WHERE command_id = ANY($1::text[])"
+    "    UNION ALL SELECT shipment_id FROM shipments"
+    "    WHERE awaited && $2::text[] AND awaited_until IS NOT NULL)"
+    " ORDER BY shipment_id FOR NO KEY UPDATE OF shipments"
+)
+_AWAITING_ITEMS = (
+    "SELECT shipment_id FROM shipments WHERE awaited && $1::text[] AND awaited_until IS NOT NULL"
+)
+# Shipments whose waiting document may be decided now: its items all known (one that arrived
+# while that document was being held, unseen by the arrival's transaction), or its wait over.
+# Shipments another transaction has locked are left to it, or to the next round.
+_DUE = """
+SELECT shipment_id, awaited_until <= now() AS expired FROM shipments AS s
+WHERE awaited_until IS NOT NULL
+    AND (awaited_until <= now() OR NOT EXISTS (SELECT 1 FROM unnest(s.awaited) AS a(lic)
+        WHERE NOT EXISTS (SELECT 1 FROM items AS i WHERE i.lic = a.lic)))
+ORDER BY awaited_until LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED
+"""
 
 # One statement, one result: header (k = 0), line (1) and pending command (2) rows. Lines come
 # in line order, pending commands in command id order (the domain numbers its release commands
@@ -92,32 +133,36 @@ _LOAD = """
 SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
     counterparty AS t3, reference AS t4, phase AS t5, ship_on AS d, NULL::numeric AS q,
     NULL::bool AS b, NULL::int AS n2, waiting::text AS j1, queued::text AS j2,
-    unanswered::text AS j3, waiting_documents::text AS j4
+    unanswered::text AS j3, waiting_documents::text AS j4, awaited AS a
 FROM shipments WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NULL, quantity,
-    complete, NULL, picks::text, movements::text, problem::text, NULL
+    complete, NULL, picks::text, movements::text, problem::text, NULL, NULL
 FROM shipment_lines WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 2, shipment_id, NULL, command_id, action, lic, NULL, NULL, NULL, NULL,
-    NULL, line_no, picks::text, NULL, NULL, NULL
+    NULL, line_no, picks::text, NULL, NULL, NULL, NULL
 FROM pending_commands WHERE shipment_id = ANY($1::text[])
 ORDER BY k, sid, n, t1
 """
 
 # Items for the batch's request lines and the loaded shipments' lines, and those of requests
-# waiting for a cancel or ship (their flags decide R5, R8 and R14). Its own statement: folded
-# into the one above, the plan grows parallel workers. `queued` may also be one request as a
-# JSON object, as a process of the version before migration 008 writes it (see `_queued`).
+# waiting for a cancel or ship, or unread for an item (their flags decide R5, R8 and R14). Its
+# own statement: folded into the one above, the plan grows parallel workers. `queued` may also
+# be one request as a JSON object, as a process of the version before migration 008 writes it
+# (see `_queued`).
 _ITEMS = """
 SELECT lic, track_mfr_lot, serialized, perishable, gtin FROM items
 WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
                       UNION SELECT lic FROM shipment_lines WHERE shipment_id = ANY($1::text[])
-                      UNION SELECT jsonb_array_elements(q -> 'request' -> 'lines') ->> 'lic'
+                      UNION SELECT l.lic
                       FROM shipments, jsonb_array_elements(CASE jsonb_typeof(queued)
                           WHEN 'object' THEN jsonb_build_array(
                               jsonb_build_object('request', queued))
-                          ELSE queued END) AS q
+                          ELSE queued END) AS q,
+                      LATERAL (SELECT x ->> 'lic' FROM jsonb_array_elements(
+                                   coalesce(q -> 'request', q -> 'unread') -> 'lines') AS x
+                               UNION ALL SELECT jsonb_array_elements_text(q -> 'lics')) AS l(lic)
                       WHERE shipment_id = ANY($1::text[]) AND queued IS NOT NULL))
 """
 
@@ -127,16 +172,23 @@ WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
 _SAVE = """
 WITH heads AS (
     INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase,
-        waiting, queued, unanswered, waiting_documents)
-    SELECT s, o, k, c, r, d, p, w::jsonb, qr::jsonb, u::jsonb, wd::jsonb
+        waiting, queued, unanswered, waiting_documents, awaited, awaited_until)
+    SELECT s, o, k, c, r, d, p, w::jsonb, qr::jsonb, u::jsonb, wd::jsonb,
+        ARRAY(SELECT jsonb_array_elements_text(aw::jsonb)),
+        CASE WHEN aw = '[]' THEN NULL ELSE now() + make_interval(secs => $33::float8) END
     FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
-        $7::text[], $28::text[], $29::text[], $30::text[], $31::text[])
-        AS v(s, o, k, c, r, d, p, w, qr, u, wd)
+        $7::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[])
+        AS v(s, o, k, c, r, d, p, w, qr, u, wd, aw)
     ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office, kind = excluded.kind,
         counterparty = excluded.counterparty, reference = excluded.reference,
         ship_on = excluded.ship_on, phase = excluded.phase, waiting = excluded.waiting,
         queued = excluded.queued, unanswered = excluded.unanswered,
-        waiting_documents = excluded.waiting_documents, updated_at = now()
+        waiting_documents = excluded.waiting_documents, awaited = excluded.awaited,
+        -- The wait runs from when documents began waiting for items, whichever waits now:
+        -- those read after the first are decided no later than it (bounded, never reset).
+        awaited_until = CASE WHEN excluded.awaited_until IS NULL THEN NULL
+            ELSE coalesce(shipments.awaited_until, excluded.awaited_until) END,
+        updated_at = now()
 ), dropped AS (
     DELETE FROM shipment_lines AS l USING unnest($8::text[], $9::int[]) AS d(s, n)
     WHERE l.shipment_id = d.s AND l.line_no = d.n
@@ -218,21 +270,38 @@ class PgShippingRepository:
         return {row["lic"]: model.Item(**dict(row)) for row in rows}
 
     async def load_awaiting(
-        self, conn: asyncpg.Connection, command_ids: Sequence[str]
+        self, conn: asyncpg.Connection, command_ids: Sequence[str], arrived: Iterable[str] = ()
     ) -> dict[str, model.Shipment]:
-        """Lock and read the shipments waiting for any of these commands' answers."""
-        ids = [r[0] for r in await conn.fetch(_LOCK_AWAITING, list(command_ids))]
+        """Lock and read the shipments waiting for any of these commands' answers, or for any
+        of the items `arrived` (LICs), in one statement."""
+        lics = sorted(set(arrived))
+        if lics:
+            rows = await conn.fetch(_LOCK_AWAITING_OR_ITEMS, list(command_ids), lics)
+        else:
+            rows = await conn.fetch(_LOCK_AWAITING, list(command_ids))
+        ids = [r[0] for r in rows]
         if not ids:
             return {}
         return _shipments(await conn.fetch(_LOAD, ids))
+
+    async def awaiting_items(self, conn: asyncpg.Connection, lics: Iterable[str]) -> list[str]:
+        """The shipments whose waiting document awaits any of these items (not locked)."""
+        return [r[0] for r in await conn.fetch(_AWAITING_ITEMS, sorted(set(lics)))]
+
+    async def due(self, conn: asyncpg.Connection, limit: int) -> dict[str, bool]:
+        """Lock up to `limit` shipments whose waiting document may be decided now (`_DUE`),
+        those waiting longest first: shipment id → whether its wait is over."""
+        return {r[0]: r[1] for r in await conn.fetch(_DUE, limit)}
 
     async def save(
         self,
         conn: asyncpg.Connection,
         before: Mapping[str, model.Shipment],
         after: Iterable[model.Shipment],
+        wait_seconds: float = 0,
     ) -> None:
-        """Write what differs between the shipments as loaded (`before`) and as decided."""
+        """Write what differs between the shipments as loaded (`before`) and as decided.
+        `wait_seconds`: how long a document that begins waiting for items may wait."""
         heads: list[model.Shipment] = []
         dropped: list[tuple[str, int]] = []
         lines: list[tuple[str, model.Line]] = []
@@ -278,6 +347,8 @@ class PgShippingRepository:
             [_queued_json(s.queued) for s in heads],
             [_ids_json(_TEXTS, s.unanswered) for s in heads],
             [_ids_json(_PAIRS, s.waiting_documents) for s in heads],
+            [_texts_json(s.awaited) for s in heads],
+            wait_seconds,
         )
 
 
@@ -320,6 +391,7 @@ def _head(s: model.Shipment) -> tuple[object, ...]:
         s.waiting,
         s.waiting_documents,
         s.unanswered,
+        s.awaited,
     )
 
 
@@ -371,6 +443,7 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             waiting_documents=_ids(_PAIRS, row[15]),
             unanswered=_ids(_TEXTS, row[14]),
             queued=_queued(row[13]),
+            awaited=tuple(row[16]),
         )
         for row in heads
     }
@@ -382,10 +455,16 @@ def _queued_json(queued: tuple[model.Queued, ...]) -> str | None:
     return _QUEUED.dump_json(tuple(_stored(document) for document in queued)).decode()
 
 
-def _stored(document: model.Queued) -> _Request | _Picks | _PicksWithNul | _Ship | _Cancel:
+def _stored(document: model.Queued) -> _Stored:
     match document:
         case model.Ready():
             return _Request(document)
+        case model.Request():
+            text = _REQUEST.dump_json(document)
+            if b"\\u0000" in text:
+                lics = tuple(sorted({line.lic for line in document.lines}))
+                return _UnreadWithNul(base64.b64encode(text).decode("ascii"), lics)
+            return _Unread(document)
         case model.PicksUpdate():
             text = _PICKS_UPDATE.dump_json(document)
             if b"\\u0000" in text:
@@ -411,6 +490,10 @@ def _queued(text: str | None) -> tuple[model.Queued, ...]:
         match stored:
             case _Request():
                 documents.append(stored.request)
+            case _Unread():
+                documents.append(stored.unread)
+            case _UnreadWithNul():
+                documents.append(_REQUEST.validate_json(base64.b64decode(stored.unread_base64)))
             case _Picks():
                 documents.append(stored.picks)
             case _PicksWithNul():
