@@ -48,6 +48,10 @@
   if read just then, once those items are known (`resume`), or, its wait over (`may_wait`
   False), with each such line refused `UNKNOWN_ITEM` as allocation refuses a line of an item
   it does not know. Lines without scans never wait: allocation decides them.
+- What waits is capped (`Limits.max_waiting_documents`, `max_waiting_characters`: the queue
+  is one stored value, rewritten whole as each joins): a document read past the cap is refused
+  at once, `INVALID_QUANTITY`, as its kind is refused, changing nothing (the first always
+  waits). Those already waiting are decided as before.
 - Every status lists in `answers` the documents it answers, each document in exactly one: a
   document decided at once (a refusal, a status repeated) its own; a waiting one
   (`Shipment.waiting`) its own, under its own status id; any other is applied and kept in
@@ -152,7 +156,10 @@ def handle(
     # cancel or ship; only one waiting for an item is kept unread, to be read against it.
     if isinstance(message, Request) and not (may_wait and _unknown_scanned(message, items)):
         document = _ready(message, items, limits)
-    return _take(shipment, document, items, limits, may_wait)
+    decision = _take(shipment, document, items, limits, may_wait)
+    if shipment is not None and _overfull(shipment, decision.shipment, limits):
+        return Decision(shipment=shipment, statuses=(_too_many(shipment, message, limits),))
+    return decision
 
 
 def answer(
@@ -320,6 +327,92 @@ def _awaited(
 
 def _unknown_scanned(request: Request, items: Mapping[str, Item]) -> tuple[str, ...]:
     return tuple(sorted({x.lic for x in request.lines if x.entry.scans and x.lic not in items}))
+
+
+def _overfull(before: Shipment, after: Shipment | None, limits: Limits) -> bool:
+    """Whether the document just read joined the waiting documents past their cap (DESIGN §6:
+    sizes have limits). Only a document read from upstream is weighed: those re-queued when
+    what they waited for settles were admitted already. The first always fits."""
+    if after is None:
+        return False
+    joined = len(after.queued) > len(before.queued) or len(after.waiting) > len(before.waiting)
+    if not joined:
+        return False
+    if len(after.queued) + len(after.waiting) > limits.max_waiting_documents:
+        return True
+    # Weighed only as one joins, in O(lines): less than the save that rewrites the queue.
+    return len(after.queued) > 1 and _weight(after.queued) > limits.max_waiting_characters
+
+
+# Each entry counted at its longest (contract: a serial 64 characters, an identifier 128, a
+# scan 512, a typed serial entry 256): an upper bound of what the stored queue holds.
+_SERIAL, _LOT, _SCAN, _TYPED = 64, 128, 512, 256
+
+
+def _weight(queued: Iterable[Queued]) -> int:
+    """The characters of picks the waiting documents name, at most."""
+    total = 0
+    for document in queued:
+        match document:
+            case Ready():
+                for ready in document.lines:
+                    picks = ready.picks
+                    total += _SERIAL * len(picks.serials) + _LOT * len(picks.lots)
+                    total += (_SERIAL + _LOT) * len(picks.serial_lots)
+            case Request():
+                total += sum(_entry_weight(line.entry) for line in document.lines)
+            case PicksUpdate():
+                total += _entry_weight(document.entry)
+    return total
+
+
+def _entry_weight(entry: Entry) -> int:
+    typed = entry.serials
+    text = len(typed) if isinstance(typed, str) else _TYPED * len(typed or ())
+    return text + _SCAN * len(entry.scans) + _LOT * len(entry.lots)
+
+
+def _too_many(shipment: Shipment, message: Upstream, limits: Limits) -> Status:
+    """The refusal of a document that would take the waiting ones past their cap, as its kind
+    is refused: it changes nothing, and may be sent again once they are answered."""
+    status_id = derived_id(message.message_id, "status")
+    waiting = len(shipment.queued) + len(shipment.waiting)
+    problem = Problem(
+        line_no=message.line_no if isinstance(message, PicksUpdate) else None,
+        lic=None,
+        reason_code=ReasonCode.INVALID_QUANTITY,
+        reason=(
+            f"shipment {shipment.shipment_id} has {waiting} documents waiting (for its "
+            f"{shipment.phase if shipment.phase in _QUEUEING else 'items'}), the most one "
+            f"shipment may hold ({limits.max_waiting_documents} documents, picks of "
+            f"{limits.max_waiting_characters} characters): send this one again once they "
+            "are answered"
+        ),
+        offending=shipment.shipment_id,
+    )
+    sid = shipment.shipment_id
+    answers = (message.message_id,)
+    match message:
+        case ShipRequest():
+            return ShipRefusedStatus(
+                message_id=status_id,
+                shipment_id=sid,
+                reason_code=problem.reason_code,
+                reason=problem.reason,
+                problems=(problem,),
+                answers=answers,
+            )
+        case Cancel():
+            return CancelledStatus(
+                message_id=status_id, shipment_id=sid, refused=problem, answers=answers
+            )
+    return AllocationFailedStatus(
+        message_id=status_id,
+        shipment_id=sid,
+        problems=(problem,),
+        allocated_lines=_views(shipment.lines, ("allocated", "shipped")),
+        answers=answers,
+    )
 
 
 def _hold(shipment: Shipment | None, document: Queued, awaited: tuple[str, ...]) -> Decision:

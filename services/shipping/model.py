@@ -36,6 +36,15 @@ class Limits:
     max_span: int = 1_000_000
     max_serials_per_line: int = 100_000
     max_serials_per_document: int = 1_000_000
+    # Documents a shipment holds waiting (for its cancel or ship, or for an item), those that
+    # asked for the phase under way included. The queue is one jsonb value, rewritten whole
+    # as each joins: without a cap a flood of them grows it quadratically until PostgreSQL's
+    # 255 MB jsonb limit fails every document of the shipment (dead-lettered, unanswered).
+    max_waiting_documents: int = 1_000
+    # Characters of picks the waiting documents may name in all, counted at each entry's
+    # longest (a serial 64, a lot 128, a scan 512, a typed entry 256): two documents' worth
+    # of the longest serials, about half the jsonb limit. The first to wait always fits.
+    max_waiting_characters: int = 128_000_000
 
 
 # --- state ------------------------------------------------------------------------------------
