@@ -49,12 +49,15 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
     runtime.every(service.settle_every, service.settle_waiting)
     # A shipment waits while a command it sent is unanswered, or while a document of its waits
     # for an item; it has waited since its last phase change (sending commands is one), or
-    # since that document began waiting.
+    # since that document began waiting: its deadline less the wait (documents joining the
+    # queue behind it touch the row's updated_at).
+    wait = float(settings.unknown_item_wait_seconds)
     runtime.watch_waiting(
         "SELECT least("
         " (SELECT min(s.updated_at) FROM shipments AS s WHERE s.shipment_id IN"
         "   (SELECT shipment_id FROM pending_commands)),"
-        " (SELECT min(updated_at) FROM shipments WHERE awaited_until IS NOT NULL))"
+        f" (SELECT min(awaited_until) - make_interval(secs => {wait!r}) FROM shipments"
+        "   WHERE awaited_until IS NOT NULL))"
     )
     return runtime
 

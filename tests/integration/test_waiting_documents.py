@@ -69,6 +69,27 @@ async def test_shipping_reports_its_oldest_shipment_waiting_for_answers(lotline_
         await runtime.pool.close()
 
 
+async def test_shipping_counts_a_document_waiting_for_an_item_from_when_it_began(
+    lotline_env: Any,
+) -> None:
+    """A document joining the queue behind one waiting for an item touches the shipment's row;
+    the age still runs from when the first began waiting (its deadline less the wait)."""
+    env: LotlineEnv = lotline_env(topics=False)
+    runtime = shipping(env.settings)
+    assert env.settings.unknown_item_wait_seconds == 30
+    await db.migrate(env.dsn, "shipping", db.migration_files(SHIPPING_MIGRATIONS))
+    runtime.pool = await db.create_pool(env.dsn, "shipping", size=1)
+    try:
+        await runtime.pool.execute(
+            "INSERT INTO shipments (shipment_id, office, kind, ship_on, phase, updated_at,"
+            " awaited, awaited_until) VALUES ('S1', 'AI', 'sale', '2026-11-01', 'allocating',"
+            " now(), '{L9}', now() - interval '60 seconds')"
+        )
+        assert 90 <= await runtime.measure_waiting() < 150
+    finally:
+        await runtime.pool.close()
+
+
 async def test_allocation_reports_its_oldest_held_receipt_line(lotline_env: Any) -> None:
     """A held line's stock is unusable until receiving confirms or cancels it: one held for
     minutes is a document stuck half-decided."""
