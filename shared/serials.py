@@ -47,13 +47,22 @@ _BLANKS = (
     + "".join(chr(code) for code in range(0x2000, 0x200B))
     + "\u2028\u2029\u202f\u205f\u3000"
 )
-_SEPARATOR_RE = re.compile("[" + re.escape(",;" + _BLANKS) + "]+")
+# Commas and semicolons: ASCII, and those Chinese, Japanese and Arabic keyboards type (fullwidth,
+# ideographic, small, Arabic). NFC keeps them apart from "," and ";", so without this "SN1，SN2"
+# would be one serial that reads as two.
+_COMMAS = ",;\uff0c\uff1b\u3001\ufe50\ufe51\ufe54\u060c\u061b"
+_SEPARATOR_RE = re.compile("[" + re.escape(_COMMAS + _BLANKS) + "]+")
 # Span markers: "..." as in the seed, "..", and the typographic ellipsis that word processors and
 # phones substitute for "...". Any run of two or more dots is inspected so "...." is refused.
 _MARKER_RE = re.compile(r"\.{2,}|…")
 _VALID_MARKERS = frozenset({"...", "..", "…"})
-# "1000 ... 1009" is one span, not three entries: drop the spaces around a marker first.
-_SPACED_MARKER_RE = re.compile(r"[ \u00a0]*(\.{2,}|…)[ \u00a0]*")
+# "1000 ... 1009" is one span, not three entries: drop the blanks around a marker first, any
+# but line breaks (one item per line), as pasted cells and word processors put tabs and thin or
+# no-break spaces there.
+_INLINE_BLANKS = (
+    "[" + re.escape(_BLANKS.translate(str.maketrans("", "", "\r\n\u2028\u2029"))) + "]*"
+)
+_SPACED_MARKER_RE = re.compile(_INLINE_BLANKS + r"(\.{2,}|…)" + _INLINE_BLANKS)
 _ASCII_DIGITS = "0123456789"
 
 # Unicode categories refused inside a serial, with the words used in the refusal.
@@ -122,9 +131,10 @@ def parse_serials(
     """Parse a serial entry (rule R5) into its serials, in entry order.
 
     ``text`` is one string as typed or pasted, or a list of such strings. Items are separated
-    by commas, semicolons, line breaks, tabs or spaces; blanks are ignored. An item
-    ``A...B`` (also ``A..B``, ``A…B``) is an inclusive span: both ends share a prefix and end
-    in digits; the digit width is kept when the ends have the same width. Each serial is NFC
+    by commas, semicolons (also the fullwidth, ideographic and Arabic ones), line breaks, tabs
+    or spaces; blanks are ignored. An item ``A...B`` (also ``A..B``, ``A…B``, with blanks
+    around the marker) is an inclusive span: both ends share a prefix and end in digits; the
+    digit width is kept when the ends have the same width. Each serial is NFC
     normalized, at most 64 characters, and free of control and invisible characters.
 
     Raises:

@@ -39,7 +39,7 @@ Pure: standard library plus the shared parsers (`shared.serials`, `shared.barcod
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -502,6 +502,9 @@ class _LineCheck:
         if not self._whole(line.quantity, "quantity"):
             return None
         serials = typed + [s.serial for s in scans if s.serial is not None]
+        if serials and len(serials) > budget:  # typed ones are bounded by it; scanned ones not
+            self._over_budget(str(len(serials)))
+            return None
         duplicates = find_duplicates(serials)
         if duplicates:
             self.add(
@@ -523,8 +526,25 @@ class _LineCheck:
                 max_serials=max(0, min(self.limits.max_serials_per_line, budget)),
             )
         except SerialEntryError as error:
-            self.add(ReasonCode(error.code), error.reason, error.offending)
+            if (
+                error.code == ReasonCode.INVALID_QUANTITY
+                and budget < self.limits.max_serials_per_line
+            ):
+                # Past what the document had left, not the line's own limit: say which limit.
+                self._over_budget(error.offending)
+            else:
+                self.add(ReasonCode(error.code), error.reason, error.offending)
             return None
+
+    def _over_budget(self, named: str) -> None:
+        """R5: the line takes its document past the serials one document may name."""
+        most = self.limits.max_serials_per_document
+        self.add(
+            ReasonCode.INVALID_QUANTITY,
+            f"with line {self.line.line_no} the document names more than {most} serials, the "
+            "most one receipt may name: split it",
+            named,
+        )
 
     def _counted(self, serials: tuple[str, ...]) -> tuple[str, ...] | None:
         """R4: exactly `quantity` serials; R6: none at all takes them from the Next Serial."""
@@ -648,14 +668,16 @@ class _LineCheck:
                     scan.raw,
                 )
                 return
-            typed_expiry = {x for x in listed if x is not None}
-            contradicted = scan.expires_on is not None and typed_expiry - {scan.expires_on}
+            # A lot typed without an expiry date is contradicted too: received so, the date on
+            # the unit's label would be lost (and the same lot received dated is another stock).
+            # A perishable one is refused for that on its own (`_entry_ok`): said once.
+            dated = listed - {None} if self.item.perishable else listed
+            contradicted = scan.expires_on is not None and dated - {scan.expires_on}
             if contradicted and not self.receipt.is_return:
                 self.add(
                     ReasonCode.EXPIRY_REQUIRED,
                     f"scan {scan.raw!r} says manufacturer lot {scan.mfr_lot} expires on "
-                    f"{scan.expires_on}, but the line lists it expiring on "
-                    f"{', '.join(sorted(map(str, typed_expiry)))}",
+                    f"{scan.expires_on}, but the line lists it {_expiries(dated)}",
                     scan.raw,
                 )
                 return
@@ -693,13 +715,16 @@ class _LineCheck:
             if before is None:
                 merged[entry.mfr_lot] = entry
                 continue
-            if before.expires_on != entry.expires_on and not self.receipt.is_return:
-                self.add(
-                    ReasonCode.EXPIRY_REQUIRED,
-                    f"manufacturer lot {entry.mfr_lot} is listed with two expiry dates "
-                    f"{before.expires_on} and {entry.expires_on}",
-                    entry.mfr_lot,
-                )
+            dates = {before.expires_on, entry.expires_on}
+            if len(dates) > 1 and not self.receipt.is_return:
+                # A perishable lot's undated entry is refused on its own (`_entry_ok`): said
+                # once.
+                if not (self.item.perishable and None in dates):
+                    self.add(
+                        ReasonCode.EXPIRY_REQUIRED,
+                        f"manufacturer lot {entry.mfr_lot} is listed {_expiries(dates)}",
+                        entry.mfr_lot,
+                    )
                 ok = False
             merged[entry.mfr_lot] = LotEntry(
                 mfr_lot=entry.mfr_lot,
@@ -776,6 +801,16 @@ def _serial_lots(scans: Sequence[Scan], item: Item) -> tuple[tuple[str, str], ..
         for scan in scans
         if scan.serial is not None and scan.mfr_lot is not None
     )
+
+
+def _expiries(dates: Collection[date | None]) -> str:
+    """How a lot is listed, for a reason: "expiring on 2027-01-31", "without an expiry date",
+    "expiring on 2027-01-31 and without one" (never "None")."""
+    dated = sorted(str(x) for x in dates if x is not None)
+    parts = [f"expiring on {' and '.join(dated)}"] if dated else []
+    if None in dates:
+        parts.append("without an expiry date" if not dated else "without one")
+    return " and ".join(parts)
 
 
 def _lots_from_scans(scans: Sequence[Scan]) -> tuple[LotEntry, ...]:
