@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from typing import Any, Literal
 
 import asyncpg
@@ -119,22 +119,25 @@ class AllocationService:
         """Put one LIC's events in the outbox, in decision order, each with an id derived from
         its command's; a held line's event goes into `kept` instead, and a settled one's out."""
         by_id = {c.message_id: c for c in commands}
-        numbering: Counter[str] = Counter()
+        numbering: dict[str, int] = {}  # (a Counter's missing keys cost a Python call each)
+        topic = self._topics.events
+        emit = uow.outbox.emit
         for event in events:
-            if isinstance(event, d.HeldSettled):
+            if type(event) is d.HeldSettled:
                 self._settle_held(uow, lic, event, kept)
                 continue
-            command = by_id[event.command_id]
-            if isinstance(event, d.LineHeld):
+            command_id = event.command_id
+            command = by_id[command_id]
+            if type(event) is d.LineHeld:
                 # The kept event gets the id it would have had unheld.
-                due = translate.to_wire(event.decided, f"{event.command_id}#0", command)
-                kept[event.command_id] = HeldEvent.of(due)
-                message_id = f"{event.command_id}#held"
+                due = translate.to_wire(event.decided, f"{command_id}#0", command)
+                kept[command_id] = HeldEvent.of(due)
+                message_id = f"{command_id}#held"
             else:
-                n = numbering[event.command_id]
-                numbering[event.command_id] += 1
-                message_id = f"{event.command_id}#{n}"
-            uow.outbox.emit(self._topics.events, lic, translate.to_wire(event, message_id, command))
+                n = numbering.get(command_id, 0)
+                numbering[command_id] = n + 1
+                message_id = f"{command_id}#{n}"
+            emit(topic, lic, translate.to_wire(event, message_id, command))
 
     def _settle_held(
         self, uow: UnitOfWork, lic: str, settled: d.HeldSettled, kept: dict[str, HeldEvent]
@@ -275,10 +278,11 @@ class AllocationService:
 def _weight(state: LicState, commands: list[Any]) -> int:
     """About how many microseconds deciding `commands` on `state` takes (`shared.offload`):
     a serialized item's commands move a unit per serial (a 100,000-unit line takes seconds)."""
-    serialized = state.item is not None and state.item.serialized
+    if state.item is None or not state.item.serialized:
+        return COMMAND_WEIGHT * len(commands)
     weight = 0
     for m in commands:
-        units = abs(int(getattr(m, "quantity", 0))) if serialized else 0
+        units = abs(int(getattr(m, "quantity", 0)))
         weight += COMMAND_WEIGHT + UNIT_WEIGHT * min(units, MAX_SERIALS_PER_LINE)
     return weight
 

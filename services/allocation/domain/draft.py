@@ -135,7 +135,9 @@ class Draft:
 
     def _write(self, name: str, key: Any, value: Any) -> None:
         """Set (or, with `_MISSING`, delete) one entry of a table, journaled."""
-        table = self._table(name)
+        table = self._owned.get(name)  # (`_table` inlined for a table already copied)
+        if table is None:
+            table = self._table(name)
         self._journal.append((name, key, table.get(key, _MISSING)))
         if value is _MISSING:
             del table[key]
