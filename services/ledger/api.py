@@ -28,7 +28,16 @@ from pydantic_core import to_json
 
 from services.ledger import dashboard, operations, queries
 from services.ledger.domain.model import EXACT
-from services.ledger.queries import Found, NotFound, Parts, Reader, Row, model_rows
+from services.ledger.queries import (
+    BadCursor,
+    Found,
+    NotFound,
+    Page,
+    Parts,
+    Reader,
+    Row,
+    model_rows,
+)
 from services.ledger.schemas import (
     ErrorOut,
     Health,
@@ -40,6 +49,7 @@ from services.ledger.schemas import (
     TraceEvent,
     TraceOut,
     UsageOut,
+    plain,
 )
 from shared import asyncapi
 from shared.contracts.types import normalize_identifier
@@ -78,6 +88,22 @@ existing columns keep their places)."""
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not known to the ledger"}
 }
+_PAGED: dict[int | str, dict[str, Any]] = {
+    **_NOT_FOUND,
+    200: {
+        "description": "a page of the list",
+        "headers": {
+            "X-Next-After": {
+                "description": "on a full page: the `after` cursor of the next page",
+                "schema": {"type": "string"},
+            },
+            "Link": {
+                "description": 'on a full page: `<URL of the next page>; rel="next"`',
+                "schema": {"type": "string"},
+            },
+        },
+    },
+}
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorOut, "description": "the database does not answer"}
 }
@@ -100,6 +126,12 @@ def create_api(pool: PoolSource, *, lifespan: Lifespan | None = None) -> FastAPI
     @app.exception_handler(NotFound)
     async def not_found(request: Request, exc: NotFound) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(exc)})
+
+    @app.exception_handler(BadCursor)
+    async def bad_cursor(request: Request, exc: BadCursor) -> JSONResponse:
+        # Shaped as FastAPI's own 422s, so a client reads every refused parameter alike.
+        problem = {"type": "value_error", "loc": ["query", "after"], "msg": str(exc)}
+        return JSONResponse(status_code=422, content={"detail": [problem]})
 
     _routes(app)
     return app
@@ -136,6 +168,17 @@ BIGINT_MAX = 2**63 - 1
 Limit = Annotated[int, Query(ge=1, le=100_000)]
 Offset = Annotated[int, Query(ge=0, le=BIGINT_MAX)]
 Id = Annotated[str | None, Query(description=_ID), _NORMALIZED]
+# Records added while a client pages move an offset's rows (a loss dated last week lists
+# before this week's shipments): a cursor past the last row read neither repeats nor skips.
+After = Annotated[
+    str | None,
+    Query(
+        max_length=2048,
+        description="the cursor a full page gave (its `X-Next-After` header, or the `Link`"
+        ' header\'s rel="next" URL): the page after its last row, however many rows were'
+        " recorded before it meanwhile; `offset` then counts from there",
+    ),
+]
 LicPath = Annotated[str, Path(description=f"line item code; {_ID}"), _NORMALIZED]
 LotPath = Annotated[str, Path(description=f"inventory lot id; {_ID}"), _NORMALIZED]
 SerialPath = Annotated[str, Path(description=f"serial number; {_ID}"), _NORMALIZED]
@@ -148,16 +191,22 @@ def _routes(app: FastAPI) -> None:
         shipments can still be allocated from its lots) and unallocated (R12)."""
         return await queries.item(conn, lic)
 
-    @app.get("/lots", response_model=list[LotSummary], tags=["lots"])
+    @app.get("/lots", response_model=list[LotSummary], responses=_PAGED, tags=["lots"])
     async def list_lots(
         conn: Conn,
+        request: Request,
+        response: Response,
         lic: Id = None,
         status: Literal["open", "closed"] | None = None,
         limit: Limit = 1000,
         offset: Offset = 0,
+        after: After = None,
     ) -> list[LotSummary]:
-        """Inventory lots, by LIC and status (open while stock remains, closed when used)."""
-        return await queries.lots(conn, lic, status, limit, offset)
+        """Inventory lots, by LIC and status (open while stock remains, closed when used),
+        ordered by LIC, date received and lot id; a LIC the ledger does not know is 404.
+        A full page names the next in `X-Next-After` and `Link` (see `after`)."""
+        page = await queries.lots(conn, lic, status, limit, offset, after)
+        return _paged(request, response, page)
 
     @app.get("/lots/{lot_id:path}", response_model=LotDetail, responses=_NOT_FOUND, tags=["lots"])
     async def get_lot(lot_id: LotPath, conn: Conn) -> Response:
@@ -216,21 +265,33 @@ def _routes(app: FastAPI) -> None:
             headers={"Content-Disposition": f'attachment; filename="{_filename(found.head)}"'},
         )
 
-    @app.get("/usage", response_model=list[UsageOut], responses=_NOT_FOUND, tags=["usage"])
+    @app.get("/usage", response_model=list[UsageOut], responses=_PAGED, tags=["usage"])
     async def get_usage(
         conn: Conn,
+        request: Request,
+        response: Response,
         lic: Lic,
         lot_id: Id = None,
         mfr_lot: Id = None,
         serial: Id = None,
         limit: Limit = 1000,
         offset: Offset = 0,
+        after: After = None,
     ) -> list[UsageOut]:
         """Inventory usage records of an item (+ used, − reversed or unallocated), oldest
-        first as `/trace` lists them: by the date used, then in the order recorded."""
-        return await queries.usage(
-            conn, lic, lot_id=lot_id, mfr_lot=mfr_lot, serial=serial, limit=limit, offset=offset
+        first as `/trace` lists them: by the date used, then in the order recorded. A full
+        page names the next in `X-Next-After` and `Link` (see `after`)."""
+        page = await queries.usage(
+            conn,
+            lic,
+            lot_id=lot_id,
+            mfr_lot=mfr_lot,
+            serial=serial,
+            limit=limit,
+            offset=offset,
+            after=after,
         )
+        return _paged(request, response, page)
 
     @app.get("/healthz", response_model=Health, responses=_UNAVAILABLE, tags=["operations"])
     async def healthz(request: Request) -> Health | JSONResponse:
@@ -292,6 +353,16 @@ def _routes(app: FastAPI) -> None:
     async def metrics() -> Response:
         """Prometheus metrics of this process (consumers, rows written, trace latency)."""
         return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _paged(request: Request, response: Response, page: Page[Row]) -> list[Row]:
+    """The page's rows; a full page names the next in `X-Next-After` and `Link` (the same
+    query, `after` the cursor, without an `offset`: it counted from the first page)."""
+    if page.after is not None:
+        url = request.url.remove_query_params("offset").include_query_params(after=page.after)
+        response.headers["X-Next-After"] = page.after
+        response.headers["Link"] = f'<{url}>; rel="next"'
+    return page.rows
 
 
 @functools.cache
@@ -371,7 +442,7 @@ def _csv_row(found: TraceOut, e: TraceEvent) -> list[str]:
 
 def _number(value: Decimal) -> str:
     """A decimal as plain text without trailing zeros, every digit kept (see `EXACT`)."""
-    return format(value.normalize(EXACT), "f")
+    return plain(value.normalize(EXACT))
 
 
 def _cell(text: str | None) -> str:

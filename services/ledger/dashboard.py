@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 
-from services.ledger.schemas import DeadLetterOut, LedgerHealth, OpsSummary
+from services.ledger.schemas import DeadLetterOut, LedgerHealth, OpsSummary, plain
 
 Cell = str | int | float | Decimal | date | datetime | None
 
@@ -54,8 +54,8 @@ def render(summary: OpsSummary, *, refresh_seconds: int = 5) -> str:
         ),
         "<h2>Refusals by reason code</h2>",
         _table(
-            ("reason code", "refusals"),
-            [(r.reason_code, r.refusals) for r in summary.refusals_by_reason],
+            ("reason code", "refusals", "problems"),
+            [(r.reason_code, r.refusals, r.problems) for r in summary.refusals_by_reason],
         ),
         "<h2>Latest refusals</h2>",
         _table(
@@ -168,5 +168,5 @@ def _e(value: Cell) -> str:
     if isinstance(value, datetime):
         value = value.isoformat(timespec="seconds")
     elif isinstance(value, Decimal):
-        value = format(value, "f")
+        value = plain(value)
     return html.escape(str(value), quote=True)

@@ -192,10 +192,11 @@ async def summary(
             " ORDER BY occurred_at DESC, document LIMIT $1",
             limit,
         )
+        # A row per problem: a receipt refused for 20 lines is one refusal with 20 problems.
         by_reason = await conn.fetch(
-            "SELECT reason_code, count(*) AS refusals FROM ops_refusals"
-            f" WHERE occurred_at >= {since}"
-            " GROUP BY reason_code ORDER BY refusals DESC, reason_code"
+            "SELECT reason_code, count(DISTINCT message_id) AS refusals, count(*) AS problems"
+            f" FROM ops_refusals WHERE occurred_at >= {since}"
+            " GROUP BY reason_code ORDER BY refusals DESC, problems DESC, reason_code"
         )
         refusals = await conn.fetch(
             "SELECT type, document, lic, line_no, reason_code, offending, reason, occurred_at"

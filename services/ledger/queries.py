@@ -8,6 +8,9 @@ records are read through a cursor, `PART_ROWS` at a time, as the answer is sent.
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
+import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
@@ -27,6 +30,7 @@ from services.ledger.schemas import (
     LotSummary,
     MfrLotOut,
     OfficeStock,
+    Recipient,
     SerialOut,
     SerialRecord,
     TraceEvent,
@@ -35,6 +39,7 @@ from services.ledger.schemas import (
     Valuation,
 )
 from services.ledger.schemas import Figure as FigureOut
+from shared.contracts.types import normalize_identifier
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -71,6 +76,22 @@ SELECT t.occurred_on AS date, t.event_type, t.lic, t.lot_id, t.mfr_lot, t.serial
        t.counterparty, coalesce(l.reference, t.reference) AS reference, l.kind AS lot_kind,
        t.reason, l.vendor
 FROM transactions AS t LEFT JOIN lots AS l ON l.lot_id = t.lot_id
+"""
+
+# Each customer shipped any of the traced stock, with what they were shipped and returned.
+_RECIPIENTS = """
+SELECT t.counterparty AS customer,
+       count(DISTINCT t.document) FILTER (WHERE t.event_type = 'shipment') AS shipments,
+       coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'shipment'), 0) AS shipped,
+       coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'customer_return'), 0) AS returned,
+       coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'shipment'), 0)
+         - coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'customer_return'), 0) AS held,
+       min(t.occurred_on) FILTER (WHERE t.event_type = 'shipment') AS first_shipped_on,
+       max(t.occurred_on) FILTER (WHERE t.event_type = 'shipment') AS last_shipped_on
+FROM transactions AS t
+{where} AND t.counterparty IS NOT NULL AND t.event_type IN ('shipment', 'customer_return')
+GROUP BY t.counterparty
+HAVING count(*) FILTER (WHERE t.event_type = 'shipment') > 0
 """
 
 
@@ -136,9 +157,21 @@ async def item(conn: Reader, lic: str) -> ItemOut:
 
 
 async def lots(
-    conn: Reader, lic: str | None, status: str | None, limit: int, offset: int
-) -> list[LotSummary]:
+    conn: Reader,
+    lic: str | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+    after: str | None = None,
+) -> Page[LotSummary]:
+    """Lots by LIC, date received and id; `after` (a token of this list) starts past a lot."""
     where, args = _where({"l.lic": lic, "l.status": status})
+    if after is not None:
+        lot_lic, received_on, lot_id = _untoken(after, (str, dt.date, str))
+        n = len(args)
+        where += " AND" if where else "WHERE"
+        where += f" (l.lic, l.received_on, l.lot_id) > (${n + 1}, ${n + 2}::date, ${n + 3})"
+        args += [lot_lic, received_on, lot_id]
     rows = await conn.fetch(
         f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l {where}"
         f" ORDER BY l.lic, l.received_on, l.lot_id"
@@ -147,7 +180,13 @@ async def lots(
         limit,
         offset,
     )
-    return [LotSummary(**_fields(r, LotSummary)) for r in rows]
+    if not rows and lic is not None:
+        await _known_item(conn, lic)
+    last = rows[-1] if len(rows) == limit else None
+    return Page(
+        model_rows(LotSummary, rows),
+        None if last is None else _token(last["lic"], last["received_on"], last["lot_id"]),
+    )
 
 
 async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
@@ -268,18 +307,19 @@ async def trace(
         )
         raise NotFound(f"no transactions of item {lic!r} for {what}")
     traced = await conn.fetchrow(
-        "SELECT array_agg(DISTINCT t.lot_id) FILTER (WHERE t.lot_id IS NOT NULL) AS lot_ids,"
-        " array_agg(DISTINCT t.counterparty)"
-        "   FILTER (WHERE t.event_type = 'shipment' AND t.counterparty IS NOT NULL) AS customers"
+        "SELECT array_agg(DISTINCT t.lot_id) FILTER (WHERE t.lot_id IS NOT NULL) AS lot_ids"
         f" FROM transactions AS t {where}",
         *args,
     )
     assert traced is not None  # an aggregate answers one row
+    recipients = await conn.fetch(_RECIPIENTS.format(where=where), *args)
     origins = await conn.fetch(
         f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l"
         " WHERE l.lot_id = ANY($1::text[]) ORDER BY l.received_on, l.lot_id",
         traced["lot_ids"] or [],
     )
+    # Sorted here, not by the database's collation: as the answer always sorted customers.
+    shipped_to = sorted(model_rows(Recipient, recipients), key=lambda r: r.customer)
     head = TraceOut(
         lic=lic,
         description=item["description"] if item else "",
@@ -288,8 +328,8 @@ async def trace(
         serial=serial,
         lot_id=lot_id,
         origins=[LotOrigin(**_fields(o, LotOrigin)) for o in origins],
-        # Sorted here, not by the database's collation: as the answer always sorted them.
-        customers=sorted(traced["customers"] or []),
+        customers=[r.customer for r in shipped_to],
+        recipients=shipped_to,
         events=[],
     )
     return Found(head, {"events": (TraceEvent, _fetched(cursor, first))})
@@ -304,30 +344,105 @@ async def usage(
     serial: str | None,
     limit: int,
     offset: int,
-) -> list[UsageOut]:
-    sql, args = usage_query(lic, lot_id=lot_id, mfr_lot=mfr_lot, serial=serial)
+    after: str | None = None,
+) -> Page[UsageOut]:
+    sql, args = usage_query(lic, lot_id=lot_id, mfr_lot=mfr_lot, serial=serial, after=after)
     rows = await conn.fetch(sql, *args, limit, offset)
-    if not rows and offset == 0:
-        known = await conn.fetchval("SELECT 1 FROM items WHERE lic = $1", lic)
-        if known is None:
-            raise NotFound(f"item {lic!r} is not known to the ledger")
-    return [UsageOut(**_fields(r, UsageOut)) for r in rows]
+    if not rows:
+        await _known_item(conn, lic)
+    last = rows[-1] if len(rows) == limit else None
+    return Page(
+        model_rows(UsageOut, rows),
+        None if last is None else _token(last["used_on"], last["seq"]),
+    )
 
 
 def usage_query(
-    lic: str, *, lot_id: str | None, mfr_lot: str | None, serial: str | None
-) -> tuple[str, list[str]]:
+    lic: str,
+    *,
+    lot_id: str | None,
+    mfr_lot: str | None,
+    serial: str | None,
+    after: str | None = None,
+) -> tuple[str, list[Any]]:
     """The usage records of an item (and lot, manufacturer lot or serial), oldest first as
     `/trace` lists them: by the date used, then in recording order, so pages are stable (seq
-    is unique). Each filter has an index in that order (usage_by_lic, _lot, _mfr_lot,
-    _serial). The limit and offset are the last two parameters."""
+    is unique); `after` (a token of this list) starts past a record. Each filter has an index
+    in that order (usage_by_lic, _lot, _mfr_lot, _serial), which the row comparison `after`
+    adds reads from. The limit and offset are the last two parameters."""
     where, args = _where({"lic": lic, "lot_id": lot_id, "mfr_lot": mfr_lot, "serial": serial})
-    n = len(args)
-    return f"SELECT * FROM usage {where} ORDER BY used_on, seq LIMIT ${n + 1} OFFSET ${n + 2}", args
+    params: list[Any] = list(args)
+    if after is not None:
+        used_on, seq = _untoken(after, (dt.date, int))
+        where += f" AND (used_on, seq) > (${len(params) + 1}::date, ${len(params) + 2}::bigint)"
+        params += [used_on, seq]
+    n = len(params)
+    sql = f"SELECT * FROM usage {where} ORDER BY used_on, seq LIMIT ${n + 1} OFFSET ${n + 2}"
+    return sql, params
+
+
+async def _known_item(conn: Reader, lic: str) -> None:
+    """NotFound unless the ledger knows the item: an empty page of a list filtered by an
+    unknown LIC (a typo) is a 404 at every offset, not an empty list read as "nothing more"."""
+    if await conn.fetchval("SELECT 1 FROM items WHERE lic = $1", lic) is None:
+        raise NotFound(f"item {lic!r} is not known to the ledger")
 
 
 async def ping(conn: Reader) -> None:
     await conn.fetchval("SELECT 1")
+
+
+# -- paging -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[Row]):
+    """A page of a list and, when it is full, the `after` token of the page that follows."""
+
+    rows: list[Row]
+    after: str | None
+
+
+class BadCursor(ValueError):
+    """An `after` token that is not one this list gave; the message says why."""
+
+
+_BIGINT = 2**63 - 1
+
+
+def _token(*key: dt.date | int | str) -> str:
+    """The sort key of a page's last row as an opaque token: base64url (no padding) of a JSON
+    list, so ids holding commas, slashes, `%`, quotes or any script travel in a URL intact."""
+    plain = [k.isoformat() if isinstance(k, dt.date) else k for k in key]
+    text = json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode()).rstrip(b"=").decode()
+
+
+def _untoken(token: str, shape: tuple[type, ...]) -> list[Any]:
+    """The sort key a `_token` of this shape holds, each part checked as the list's own keys
+    are (an identifier as the contract takes it, a date, a bigint): a token made by hand must
+    be a 422 naming `after`, never a database error."""
+    try:
+        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True)
+        key = json.loads(raw.decode())
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[…" nested too deep
+        raise BadCursor("after is not a cursor this list gave") from exc
+    if not isinstance(key, list) or len(key) != len(shape):
+        raise BadCursor("after is not a cursor of this list")
+    return [_key_part(part, kind) for part, kind in zip(key, shape, strict=True)]
+
+
+def _key_part(part: object, kind: type) -> object:
+    try:
+        if kind is int and type(part) is int and 0 <= part <= _BIGINT:
+            return part
+        if kind is dt.date and isinstance(part, str):
+            return dt.date.fromisoformat(part)
+        if kind is str and isinstance(part, str) and normalize_identifier(part) == part:
+            return part
+    except ValueError as exc:
+        raise BadCursor(f"after holds an invalid {kind.__name__}: {exc}") from exc
+    raise BadCursor(f"after is not a cursor of this list: {part!r:.40} is no {kind.__name__}")
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -9,11 +9,16 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-Num = Annotated[
-    Decimal, PlainSerializer(lambda v: format(v, "f"), return_type=str, when_used="json")
-]
-"""A decimal as fixed-point text in JSON: "1000000", never "1.00E+6" as the database may
-hand it over."""
+
+def plain(value: Decimal) -> str:
+    """Fixed-point text: "1000000", never "1.00E+6" as the database may hand it over, and a
+    zero unsigned: a negative quantity at cost 0 is worth −0 in decimal arithmetic, which a
+    reader comparing text would take for another value than 0."""
+    return format(value.copy_abs() if value.is_zero() else value, "f")
+
+
+Num = Annotated[Decimal, PlainSerializer(plain, return_type=str, when_used="json")]
+"""A decimal as `plain` text in JSON."""
 
 
 class Out(BaseModel):
@@ -217,6 +222,21 @@ class LotOrigin(Out):
     unit_cost: Num
 
 
+class Recipient(Out):
+    """Forward, for a recall: one customer shipped any of the traced stock, and how much."""
+
+    customer: str
+    shipments: int = Field(description="shipment documents that sent them any of it")
+    shipped: Num = Field(description="units shipped to them")
+    returned: Num = Field(description="units they returned (customer returns naming them)")
+    held: Num = Field(
+        description="shipped − returned: what they may still hold (a return naming no"
+        " customer is not taken off anyone's)"
+    )
+    first_shipped_on: dt.date
+    last_shipped_on: dt.date
+
+
 class TraceOut(Out):
     lic: str
     description: str
@@ -226,6 +246,10 @@ class TraceOut(Out):
     lot_id: str | None
     origins: list[LotOrigin] = Field(description="backward: the lots, receipts, orders and vendors")
     customers: list[str] = Field(description="forward: everyone shipped any of it")
+    recipients: list[Recipient] = Field(
+        description="forward, for a recall: each customer in `customers` with the quantities"
+        " shipped to them and returned"
+    )
     events: list[TraceEvent]
 
 
@@ -284,7 +308,10 @@ class DocumentOut(Out):
 
 class ReasonCount(Out):
     reason_code: str
-    refusals: int
+    refusals: int = Field(description="refusing messages naming it (a document refused once)")
+    problems: int = Field(
+        description="their problems with this code (a refused document's first 20 are kept)"
+    )
 
 
 class RefusalOut(Out):
