@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import date
 from enum import StrEnum
 
 
@@ -25,3 +27,15 @@ class ReasonCode(StrEnum):
     UNKNOWN_SHIPMENT = "UNKNOWN_SHIPMENT"
     INVALID_SERIAL_SPAN = "INVALID_SERIAL_SPAN"
     INVALID_BARCODE = "INVALID_BARCODE"
+
+
+def listed_expiring(dates: Iterable[date | None]) -> str:
+    """How a manufacturer lot is listed, for a reason: "expiring on 2026-12-31 and
+    2027-01-31", "expiring on 2026-12-31 and without one", "without an expiry date"; never
+    "None"."""
+    given = set(dates)
+    dated = sorted(str(day) for day in given if day is not None)
+    parts = [f"expiring on {' and '.join(dated)}"] if dated else []
+    if None in given:
+        parts.append("without one" if dated else "without an expiry date")
+    return " and ".join(parts)

@@ -39,7 +39,7 @@ Pure: standard library plus the shared parsers (`shared.serials`, `shared.barcod
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
@@ -49,7 +49,7 @@ from shared.barcodes import BarcodeError, Scan, decode_scan
 from shared.contracts.codec import MAX_EVENT_BYTES
 from shared.contracts.types import MAX_ID_LENGTH
 from shared.ids import derived_id, namespaced
-from shared.reasons import ReasonCode
+from shared.reasons import ReasonCode, listed_expiring
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
 Source = Literal["purchase", "production", "customer_return"]
@@ -677,7 +677,7 @@ class _LineCheck:
                 self.add(
                     ReasonCode.EXPIRY_REQUIRED,
                     f"scan {scan.raw!r} says manufacturer lot {scan.mfr_lot} expires on "
-                    f"{scan.expires_on}, but the line lists it {_expiries(dated)}",
+                    f"{scan.expires_on}, but the line lists it {listed_expiring(dated)}",
                     scan.raw,
                 )
                 return
@@ -722,7 +722,7 @@ class _LineCheck:
                 if not (self.item.perishable and None in dates):
                     self.add(
                         ReasonCode.EXPIRY_REQUIRED,
-                        f"manufacturer lot {entry.mfr_lot} is listed {_expiries(dates)}",
+                        f"manufacturer lot {entry.mfr_lot} is listed {listed_expiring(dates)}",
                         entry.mfr_lot,
                     )
                 ok = False
@@ -801,16 +801,6 @@ def _serial_lots(scans: Sequence[Scan], item: Item) -> tuple[tuple[str, str], ..
         for scan in scans
         if scan.serial is not None and scan.mfr_lot is not None
     )
-
-
-def _expiries(dates: Collection[date | None]) -> str:
-    """How a lot is listed, for a reason: "expiring on 2027-01-31", "without an expiry date",
-    "expiring on 2027-01-31 and without one" (never "None")."""
-    dated = sorted(str(x) for x in dates if x is not None)
-    parts = [f"expiring on {' and '.join(dated)}"] if dated else []
-    if None in dates:
-        parts.append("without an expiry date" if not dated else "without one")
-    return " and ".join(parts)
 
 
 def _lots_from_scans(scans: Sequence[Scan]) -> tuple[LotEntry, ...]:

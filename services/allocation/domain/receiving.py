@@ -2,7 +2,8 @@
 
 Policies:
 - The same manufacturer lot listed twice on one line (e.g. one entry per barcode scan) is merged
-  when the expiry dates agree and refused (`EXPIRY_REQUIRED`) when they differ.
+  when the expiry dates agree and refused (`EXPIRY_REQUIRED`) when they differ, one of them
+  missing included (the reason says "expiring on … and without one", as receiving does).
 - Serials of an item that is both lot-tracked and serialized are assigned to the line's
   manufacturer lots in the order both are listed.
 - Given serials win over `generate_serials`; generation needs the flag and a Next Serial.
@@ -37,6 +38,7 @@ from services.allocation.domain.model import (
     Unit,
 )
 from services.allocation.domain.serials import serial_run
+from shared.reasons import listed_expiring
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -183,8 +185,8 @@ def mfr_entries(item: Item, quantity: Decimal, given: tuple[LotEntry, ...]) -> l
         if before is not None and before.expires_on != entry.expires_on:
             raise Refusal(
                 ReasonCode.EXPIRY_REQUIRED,
-                f"manufacturer lot {entry.mfr_lot} is listed with two expiry dates "
-                f"{before.expires_on} and {entry.expires_on}",
+                f"manufacturer lot {entry.mfr_lot} is listed "
+                f"{listed_expiring((before.expires_on, entry.expires_on))}",
                 entry.mfr_lot,
             )
         total = entry.quantity + (before.quantity if before else 0)
