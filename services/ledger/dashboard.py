@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from services.ledger.schemas import DeadLetterOut, LedgerHealth, OpsSummary, plain
+from services.ledger.schemas import DeadLetterOut, LedgerHealth, MfrLotStock, OpsSummary, plain
 
 Cell = str | int | float | Decimal | date | datetime | None
 
@@ -94,18 +94,52 @@ def _ledger(health: LedgerHealth) -> list[str]:
     return [
         "<h2>Ledger</h2>",
         f"<p>Last event: {event}</p>",
-        f"<p>Usage records today: {_e(health.usage_records_today)} "
+        f"<p>Usage records on {_e(health.as_of)} (UTC): {_e(health.usage_records_today)} "
         f"(cost {_e(health.usage_cost_today)})</p>",
-        f"<p>Manufacturer lots with stock expiring within {_e(health.expiring_days)} days: "
-        f"{_e(health.expiring_lots)}</p>",
+        *_expired(health),
+        *_expiring(health),
+    ]
+
+
+# Both expiry tables: one row per manufacturer lot of an item at an office.
+_STOCK_HEAD = ("LIC", "mfr lot", "office", "on hand", "allocated", "value", "inventory lots")
+
+
+def _stock_cells(x: MfrLotStock) -> tuple[Cell, ...]:
+    lots = ", ".join(x.lot_ids)
+    return (x.lic, x.mfr_lot, x.office, x.current_qty, x.allocated_qty, x.current_value, lots)
+
+
+def _expired(health: LedgerHealth) -> list[str]:
+    """Stock past its expiry still on the shelf: to quarantine or write off (a `loss`)."""
+    title = f"Expired stock on hand (before {_e(health.as_of)}, UTC)"
+    if not health.expired_lots:
+        return [f"<p>{title}: none</p>"]
+    return [
+        f"<p class=warn><b>{title}: {_e(health.expired_lots)} manufacturer lots, value "
+        f"{_e(health.expired_value)}</b>{_shown(health.expired, health.expired_lots)}</p>",
         _table(
-            ("expires", "LIC", "mfr lot", "inventory lot", "office", "current qty"),
-            [
-                (x.expires_on, x.lic, x.mfr_lot, x.lot_id, x.office, x.current_qty)
-                for x in health.expiring
-            ],
+            ("expired", "days over", *_STOCK_HEAD),
+            [(x.expires_on, x.days_expired, *_stock_cells(x)) for x in health.expired],
         ),
     ]
+
+
+def _expiring(health: LedgerHealth) -> list[str]:
+    last = health.as_of + timedelta(days=health.expiring_days)
+    return [
+        f"<p>Manufacturer lots with stock expiring within {_e(health.expiring_days)} days "
+        f"({_e(health.as_of)} to {_e(last)}): {_e(health.expiring_lots)}, value "
+        f"{_e(health.expiring_value)}{_shown(health.expiring, health.expiring_lots)}</p>",
+        _table(
+            ("expires", "days left", *_STOCK_HEAD),
+            [(x.expires_on, x.days_left, *_stock_cells(x)) for x in health.expiring],
+        ),
+    ]
+
+
+def _shown(rows: Sequence[object], total: int) -> str:
+    return f"; the first {len(rows)} shown" if len(rows) < total else ""
 
 
 def _dead_letters(letters: Sequence[DeadLetterOut]) -> str:

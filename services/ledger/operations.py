@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
+from typing import TypeVar
+
+import asyncpg
 
 from services.ledger.domain.operations import DeadLetter, DocumentStatus, Refusal
 from services.ledger.queries import Reader
@@ -18,10 +21,12 @@ from services.ledger.repository import Part
 from services.ledger.schemas import (
     DeadLetterOut,
     DocumentOut,
+    ExpiredLot,
     ExpiringLot,
     LastEvent,
     LedgerHealth,
     OpsSummary,
+    Out,
     ReasonCount,
     RefusalOut,
     StatusCount,
@@ -32,6 +37,8 @@ KEEP_REFUSALS = 100_000
 KEEP_DEAD_LETTERS = 1_000
 KEEP_DAYS = 7
 PRUNE_SECONDS = 60.0
+
+_M = TypeVar("_M", bound=Out)
 
 
 def documents_part(statuses: Sequence[DocumentStatus]) -> Part | None:
@@ -177,9 +184,16 @@ async def prune(
 
 
 async def summary(
-    conn: Reader, *, limit: int = 20, window_hours: int = 24, expiring_days: int = 30
+    conn: Reader,
+    *,
+    limit: int = 20,
+    window_hours: int = 24,
+    expiring_days: int = 30,
+    as_of: date | None = None,
 ) -> OpsSummary:
-    """Everything the dashboard shows, read in one snapshot."""
+    """Everything the dashboard shows, read in one snapshot. `as_of` is the date expiry and
+    "today" are read against: by default the UTC date of the read, never the database's
+    `current_date`, which follows the server's time zone."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         now = await conn.fetchval("SELECT now()")
         since = f"now() - make_interval(hours => {int(window_hours)})"
@@ -209,7 +223,8 @@ async def summary(
         dead = await conn.fetch(
             "SELECT *, record_key AS key FROM ops_dead_letters ORDER BY seq DESC LIMIT $1", limit
         )
-        health = await _health(conn, now, limit, expiring_days)
+        day = as_of if as_of is not None else now.astimezone(UTC).date()
+        health = await _health(conn, now, limit, expiring_days, day)
     return OpsSummary(
         generated_at=now,
         window_hours=window_hours,
@@ -225,26 +240,45 @@ async def summary(
     )
 
 
-async def _health(conn: Reader, now: datetime, limit: int, days: int) -> LedgerHealth:
+# Stock on hand per manufacturer lot of an item at an office (a number received in several
+# inventory lots is one lot on the shelf), expired before $1 or expiring up to $2 days after
+# it: each side's first $3 rows, each carrying its side's count and value. Expired is before
+# the date: a lot expiring on it still ships that day (R9, LOT_EXPIRED).
+_MFR_LOT_STOCK_SQL = """
+WITH stock AS (
+    SELECT m.lic, l.office, m.mfr_lot, m.expires_on,
+           m.expires_on < $1::date AS expired,
+           $1::date - m.expires_on AS days_expired, m.expires_on - $1::date AS days_left,
+           sum(m.received_qty - m.used_qty) AS current_qty,
+           sum(m.allocated_qty) AS allocated_qty,
+           sum((m.received_qty - m.used_qty) * coalesce(l.act_unit_cost, l.est_unit_cost))
+               AS current_value,
+           array_agg(m.lot_id ORDER BY l.received_on, l.recorded_at,
+                                       l.recorded_seq NULLS FIRST, m.lot_id) AS lot_ids
+    FROM mfr_lots AS m JOIN lots AS l ON l.lot_id = m.lot_id
+    WHERE m.expires_on <= $1::date + $2::int AND m.received_qty > m.used_qty
+    GROUP BY m.lic, l.office, m.mfr_lot, m.expires_on
+), ranked AS (
+    SELECT *, lot_ids[1] AS lot_id, row_number() OVER in_order AS n,
+           count(*) OVER side AS side_lots, sum(current_value) OVER side AS side_value
+    FROM stock
+    WINDOW side AS (PARTITION BY expired),
+           in_order AS (side ORDER BY expires_on, lic, office, mfr_lot)
+)
+SELECT * FROM ranked WHERE n <= $3 ORDER BY expired DESC, n
+"""
+
+
+async def _health(conn: Reader, now: datetime, limit: int, days: int, as_of: date) -> LedgerHealth:
     last = await conn.fetchrow("SELECT * FROM ops_progress ORDER BY recorded_at DESC LIMIT 1")
     usage = await conn.fetchrow(
-        "SELECT count(*) AS n, coalesce(sum(total_cost), 0) AS cost FROM usage"
-        " WHERE used_on = current_date"
+        "SELECT count(*) AS n, coalesce(sum(total_cost), 0) AS cost FROM usage WHERE used_on = $1",
+        as_of,
     )
     assert usage is not None
-    expiring_sql = (
-        " FROM mfr_lots AS m JOIN lots AS l ON l.lot_id = m.lot_id"
-        " WHERE m.expires_on BETWEEN current_date AND current_date + $1::int"
-        "   AND m.received_qty - m.used_qty > 0"
-    )
-    expiring_count = await conn.fetchval(f"SELECT count(*) {expiring_sql}", days)
-    expiring = await conn.fetch(
-        "SELECT m.lic, m.lot_id, m.mfr_lot, l.office, m.expires_on,"
-        f" m.received_qty - m.used_qty AS current_qty {expiring_sql}"
-        " ORDER BY m.expires_on, m.lic, m.mfr_lot, m.lot_id LIMIT $2",
-        days,
-        limit,
-    )
+    stock = await conn.fetch(_MFR_LOT_STOCK_SQL, as_of, days, limit)
+    expired = [r for r in stock if r["expired"]]
+    expiring = [r for r in stock if not r["expired"]]
     return LedgerHealth(
         last_event=None
         if last is None
@@ -258,9 +292,19 @@ async def _health(conn: Reader, now: datetime, limit: int, days: int) -> LedgerH
             # now() is this read's start: a batch committed just before may be a hair later.
             idle_seconds=max(0.0, (now - last["recorded_at"]).total_seconds()),
         ),
+        as_of=as_of,
         usage_records_today=usage["n"],
         usage_cost_today=usage["cost"],
+        expired_lots=expired[0]["side_lots"] if expired else 0,
+        expired_value=expired[0]["side_value"] if expired else 0,
+        expired=[_row(ExpiredLot, r) for r in expired],
         expiring_days=days,
-        expiring_lots=expiring_count,
-        expiring=[ExpiringLot(**r) for r in expiring],
+        expiring_lots=expiring[0]["side_lots"] if expiring else 0,
+        expiring_value=expiring[0]["side_value"] if expiring else 0,
+        expiring=[_row(ExpiringLot, r) for r in expiring],
     )
+
+
+def _row(model: type[_M], row: asyncpg.Record) -> _M:
+    """The row as the model (the columns it has: a select may carry more)."""
+    return model(**{name: row[name] for name in model.model_fields})

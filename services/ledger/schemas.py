@@ -348,13 +348,30 @@ class DeadLetterOut(Out):
     )
 
 
-class ExpiringLot(Out):
+class MfrLotStock(Out):
+    """One manufacturer lot of an item at an office, whatever inventory lots hold it: a
+    number received twice is one lot to the warehouse (one shelf, one recall, one write-off).
+    A number carrying two expiry dates is two rows: the stock differs."""
+
     lic: str
-    lot_id: str
-    mfr_lot: str
     office: str
+    mfr_lot: str
     expires_on: dt.date
-    current_qty: Num
+    current_qty: Num = Field(description="on hand: received − used, over its inventory lots")
+    allocated_qty: Num = Field(description="of it, allocated to shipments not yet shipped")
+    current_value: Num = Field(
+        description="on hand at each inventory lot's unit cost (actual once the PO closed)"
+    )
+    lot_id: str = Field(description="the first received of `lot_ids`")
+    lot_ids: list[str] = Field(description="the inventory lots holding it, in receipt order")
+
+
+class ExpiringLot(MfrLotStock):
+    days_left: int = Field(description="expires_on − as_of: 0 expires on it, still shippable")
+
+
+class ExpiredLot(MfrLotStock):
+    days_expired: int = Field(description="as_of − expires_on: 1 or more")
 
 
 class LastEvent(Out):
@@ -367,12 +384,35 @@ class LastEvent(Out):
     idle_seconds: float = Field(description="now − recorded_at")
 
 
+def _utc_today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 class LedgerHealth(Out):
     last_event: LastEvent | None = Field(description="the last inventory event recorded")
-    usage_records_today: int
+    # Defaults below only for a summary built by hand; the read always sets them.
+    as_of: dt.date = Field(
+        default_factory=_utc_today,
+        description="the date 'today', expired and expiring are read against: the UTC date"
+        " of `generated_at`, whatever the database server's time zone",
+    )
+    usage_records_today: int = Field(description="usage records dated `as_of`")
     usage_cost_today: Num
+    expired_lots: int = Field(
+        default=0,
+        description="manufacturer lots (per item, office, lot and expiry) with stock on hand"
+        " that expired before `as_of` (one expiring on it still ships that day: LOT_EXPIRED)",
+    )
+    expired_value: Num = Field(default=Decimal(0), description="their stock's value, all of it")
+    expired: list[ExpiredLot] = Field(
+        default_factory=list, description="the first of them, most overdue first"
+    )
     expiring_days: int
-    expiring_lots: int = Field(description="manufacturer lots with stock expiring in the window")
+    expiring_lots: int = Field(
+        description="manufacturer lots (per item, office, lot and expiry) with stock on hand"
+        " expiring from `as_of` to `expiring_days` later, both included"
+    )
+    expiring_value: Num = Field(default=Decimal(0), description="their stock's value, all of it")
     expiring: list[ExpiringLot] = Field(description="the first of them, soonest first")
 
 
