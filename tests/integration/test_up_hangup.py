@@ -32,6 +32,9 @@ def test_a_closed_terminal_stops_the_stack_and_its_embedded_postgresql(
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             text=True,
+            # As from a terminal: a test run under nohup must not hand down its ignored SIGHUP
+            # (under nohup, lotline up keeps running, as it should).
+            preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
         )
     lines: list[str] = []
 

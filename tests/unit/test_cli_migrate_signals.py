@@ -61,6 +61,8 @@ def test_migrate_stops_the_embedded_postgresql_it_started_when_stopped(
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        # As from a terminal: a test run under nohup must not hand down its ignored SIGHUP.
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL),
     )
     try:
         assert proc.stdout is not None
