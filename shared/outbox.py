@@ -58,6 +58,7 @@ from prometheus_client import Counter, Gauge
 from pydantic import BaseModel
 
 from shared.contracts.codec import encode
+from shared.db import json_rows
 from shared.kafka import BROKER_STOP_SECONDS
 
 log = structlog.get_logger(__name__)
@@ -276,15 +277,18 @@ async def write_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow], chan
     if not rows:
         return
     # The notification is delivered at commit: it wakes the relay leader, whichever process
-    # it runs in. One statement, one round trip.
+    # it runs in. One statement, one round trip. A row's topic and headers travel as one JSON
+    # text (asyncpg checks every array element against collections.abc, and sent a jsonb
+    # element through a Python codec call); key and payload stay bytea, bytes as they are.
+    # Headers are never the JSON null, so `nullif` gives NULL exactly for none.
     await conn.execute(
         "WITH rows AS (INSERT INTO outbox (topic, key, payload, headers)"
-        " SELECT * FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::jsonb[]))"
-        " SELECT pg_notify($5, '')",
-        [r.topic for r in rows],
+        " SELECT r->>0, k, p, nullif(r->1, 'null')"
+        " FROM unnest($1::text[]::jsonb[], $2::bytea[], $3::bytea[]) AS v(r, k, p))"
+        " SELECT pg_notify($4, '')",
+        json_rows((r.topic, r.headers) for r in rows),
         [r.key for r in rows],
         [r.payload for r in rows],
-        [r.headers for r in rows],
         channel,
     )
 

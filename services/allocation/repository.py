@@ -28,6 +28,7 @@ from services.allocation.domain.model import (
     Unit,
 )
 from shared.contracts.codec import encode
+from shared.db import json_rows
 from shared.outbox import TYPE_HEADER
 
 
@@ -41,7 +42,7 @@ class Table:
     to_row: Callable[[str, Any], tuple[Any, ...]]
 
     def upsert_sql(self, first: int = 1) -> str:
-        """The upsert of many rows, given in parameter `first` (`encode_rows`)."""
+        """The upsert of many rows, given in parameter `first` (`shared.db.json_rows`)."""
         names = ", ".join(c for c, _ in self.columns)
         selected = ", ".join(_field(i, t) for i, (_, t) in enumerate(self.columns))
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in self.columns if c not in self.key)
@@ -52,7 +53,7 @@ class Table:
         )
 
     def delete_sql(self, first: int = 1) -> str:
-        """The delete of many rows by key, the keys in parameter `first` (`encode_rows`)."""
+        """The delete of many rows by key, the keys in parameter `first` (`shared.db.json_rows`)."""
         types = dict(self.columns)
         selected = ", ".join(_field(i, types[k]) for i, k in enumerate(self.key))
         keys = ", ".join(self.key)
@@ -63,24 +64,13 @@ class Table:
         return tuple(row[names.index(k)] for k in self.key)
 
 
-# A row travels as one JSON text, not as one element per column: asyncpg's array encoder checks
-# every element against collections.abc (a Python call or two each), which cost more than the
-# rest of saving together. Values go as JSON strings (a Decimal as `str()`, so exactly its
-# digits and scale; a date as ISO text) or JSON numbers, booleans and null, each cast back to its
-# column's type; a jsonb column's value is its JSON text, parsed as before.
+# Each row travels as one JSON text (`shared.db.json_rows`), each column cast back.
 def _rows(param: int) -> str:
     return f"unnest(${param}::text[]::jsonb[]) AS r"
 
 
 def _field(index: int, sql_type: str) -> str:
     return f"(r->>{index})::{sql_type}"
-
-
-def encode_rows(rows: Sequence[tuple[Any, ...]]) -> list[str]:
-    """The JSON text of each of `rows`, as `upsert_sql` and `delete_sql` read them. A Decimal
-    is the one value of a row orjson does not write itself (`default`)."""
-    dumps = orjson.dumps
-    return [dumps(row, default=str).decode() for row in rows]
 
 
 def _item_row(lic: str, i: Item) -> tuple[Any, ...]:
@@ -489,10 +479,10 @@ class PgStateRepository:
             upserts, deletes = result[table.name]
             if deletes:
                 parts.append(_sql(table, "delete", len(args) + 1))
-                args.append(encode_rows(deletes))
+                args.append(json_rows(deletes))
             if upserts:
                 parts.append(_sql(table, "upsert", len(args) + 1))
-                args.append(encode_rows(upserts))
+                args.append(json_rows(upserts))
         if len(parts) == 1:
             await conn.execute(parts[0], *args)
         elif parts:

@@ -28,9 +28,11 @@ from functools import lru_cache
 from typing import TypeVar
 
 import asyncpg
+import orjson
 from pydantic import TypeAdapter
 
 from services.shipping import model
+from shared.db import json_rows
 from shared.movements import Moved
 
 T = TypeVar("T")
@@ -169,16 +171,20 @@ WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
 # Sub-statements of one WITH see one snapshot and touch disjoint rows: `changes` never lists a
 # key both to delete and to write. Foreign keys are checked at the end of the statement, so
 # lines and commands of a shipment inserted by the same statement pass.
+#
+# Each row travels as one JSON text (`_encode`), not as one array element per column: asyncpg's
+# array encoder checks every element against collections.abc, which cost shipping more than
+# building the rows. Text, dates and numbers (a Decimal as `str()`: its digits and scale) are
+# cast back from `r->>n`; a jsonb column's value is embedded as JSON and taken whole (`r->n`),
+# `nullif(…, 'null')` where the column may be NULL (no stored value is the JSON null).
 _SAVE = """
 WITH heads AS (
     INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase,
         waiting, queued, unanswered, waiting_documents, awaited, awaited_until)
-    SELECT s, o, k, c, r, d, p, w::jsonb, qr::jsonb, u::jsonb, wd::jsonb,
-        ARRAY(SELECT jsonb_array_elements_text(aw::jsonb)),
-        CASE WHEN aw = '[]' THEN NULL ELSE now() + make_interval(secs => $33::float8) END
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
-        $7::text[], $28::text[], $29::text[], $30::text[], $31::text[], $32::text[])
-        AS v(s, o, k, c, r, d, p, w, qr, u, wd, aw)
+    SELECT r->>0, r->>1, r->>2, r->>3, r->>4, (r->>5)::date, r->>6, r->7,
+        nullif(r->8, 'null'), r->9, r->10, ARRAY(SELECT jsonb_array_elements_text(r->11)),
+        CASE WHEN r->11 = '[]' THEN NULL ELSE now() + make_interval(secs => $6::float8) END
+    FROM unnest($1::text[]::jsonb[]) AS r
     ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office, kind = excluded.kind,
         counterparty = excluded.counterparty, reference = excluded.reference,
         ship_on = excluded.ship_on, phase = excluded.phase, waiting = excluded.waiting,
@@ -190,31 +196,25 @@ WITH heads AS (
             ELSE coalesce(shipments.awaited_until, excluded.awaited_until) END,
         updated_at = now()
 ), dropped AS (
-    DELETE FROM shipment_lines AS l USING unnest($8::text[], $9::int[]) AS d(s, n)
-    WHERE l.shipment_id = d.s AND l.line_no = d.n
+    DELETE FROM shipment_lines AS l USING unnest($2::text[]::jsonb[]) AS d
+    WHERE l.shipment_id = d->>0 AND l.line_no = (d->>1)::int
 ), lines AS (
     INSERT INTO shipment_lines (shipment_id, line_no, lic, quantity, status, awaiting,
         held_lics, complete, picks, movements, problem)
-    SELECT s, n, l, q, st, a, h::jsonb, c, p::jsonb, m::jsonb, pr::jsonb
-    FROM unnest($10::text[], $11::int[], $12::text[], $13::numeric[], $14::text[],
-        $15::text[], $16::text[], $17::bool[], $18::text[], $19::text[], $20::text[])
-        AS v(s, n, l, q, st, a, h, c, p, m, pr)
+    SELECT r->>0, (r->>1)::int, r->>2, (r->>3)::numeric, r->>4, r->>5, r->6, (r->>7)::bool,
+        r->8, r->9, nullif(r->10, 'null')
+    FROM unnest($3::text[]::jsonb[]) AS r
     ON CONFLICT (shipment_id, line_no) DO UPDATE SET lic = excluded.lic,
         quantity = excluded.quantity, status = excluded.status, awaiting = excluded.awaiting,
         held_lics = excluded.held_lics, complete = excluded.complete, picks = excluded.picks,
         movements = excluded.movements, problem = excluded.problem
 ), answered AS (
-    DELETE FROM pending_commands WHERE command_id = ANY($21::text[])
+    DELETE FROM pending_commands WHERE command_id = ANY($4::text[])
 )
 INSERT INTO pending_commands (command_id, shipment_id, action, line_no, lic, picks)
-SELECT c, s, a, n, l, p::jsonb
-FROM unnest($22::text[], $23::text[], $24::text[], $25::int[], $26::text[], $27::text[])
-    AS v(c, s, a, n, l, p)
+SELECT r->>0, r->>1, r->>2, (r->>3)::int, r->>4, nullif(r->5, 'null')
+FROM unnest($5::text[]::jsonb[]) AS r
 """
-
-
-def _json(adapter: TypeAdapter[T], value: T | None) -> str | None:
-    return None if value is None else adapter.dump_json(value).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,40 +316,57 @@ class PgShippingRepository:
             return
         await conn.execute(
             _SAVE,
-            [s.shipment_id for s in heads],
-            [s.office for s in heads],
-            [s.kind for s in heads],
-            [s.counterparty for s in heads],
-            [s.reference for s in heads],
-            [s.ship_on for s in heads],
-            [s.phase for s in heads],
-            [sid for sid, _ in dropped],
-            [n for _, n in dropped],
-            [sid for sid, _ in lines],
-            [line.line_no for _, line in lines],
-            [line.lic for _, line in lines],
-            [line.quantity for _, line in lines],
-            [line.status for _, line in lines],
-            [line.awaiting for _, line in lines],
-            [_texts_json(line.held_lics) for _, line in lines],
-            [line.complete for _, line in lines],
-            [_picks_json(line.picks) for _, line in lines],
-            [_json(_MOVEMENTS, line.movements) for _, line in lines],
-            [_json(_PROBLEM, line.problem) for _, line in lines],
+            json_rows(_head_row(s) for s in heads),
+            json_rows(dropped),
+            json_rows(_line_row(sid, line) for sid, line in lines),
             answered,
-            [p.command_id for _, p in sent],
-            [sid for sid, _ in sent],
-            [p.action for _, p in sent],
-            [p.line_no for _, p in sent],
-            [p.lic for _, p in sent],
-            [None if p.picks is None else _picks_json(p.picks) for _, p in sent],
-            [_texts_json(s.waiting) for s in heads],
-            [_queued_json(s.queued) for s in heads],
-            [_ids_json(_TEXTS, s.unanswered) for s in heads],
-            [_ids_json(_PAIRS, s.waiting_documents) for s in heads],
-            [_texts_json(s.awaited) for s in heads],
+            json_rows(_pending_row(sid, p) for sid, p in sent),
             wait_seconds,
         )
+
+
+def _head_row(s: model.Shipment) -> tuple[object, ...]:
+    return (
+        s.shipment_id,
+        s.office,
+        s.kind,
+        s.counterparty,
+        s.reference,
+        s.ship_on,
+        s.phase,
+        s.waiting,
+        _queued_json(s.queued),
+        s.unanswered,
+        s.waiting_documents,
+        s.awaited,
+    )
+
+
+def _line_row(sid: str, line: model.Line) -> tuple[object, ...]:
+    return (
+        sid,
+        line.line_no,
+        line.lic,
+        str(line.quantity),
+        line.status,
+        line.awaiting,
+        line.held_lics,
+        line.complete,
+        _picks_json(line.picks),
+        orjson.Fragment(_MOVEMENTS.dump_json(line.movements)),
+        None if line.problem is None else orjson.Fragment(_PROBLEM.dump_json(line.problem)),
+    )
+
+
+def _pending_row(sid: str, p: model.Pending) -> tuple[object, ...]:
+    return (
+        p.command_id,
+        sid,
+        p.action,
+        p.line_no,
+        p.lic,
+        None if p.picks is None else _picks_json(p.picks),
+    )
 
 
 def _changes(
@@ -449,10 +466,10 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
     }
 
 
-def _queued_json(queued: tuple[model.Queued, ...]) -> str | None:
+def _queued_json(queued: tuple[model.Queued, ...]) -> orjson.Fragment | None:
     if not queued:
         return None
-    return _QUEUED.dump_json(tuple(_stored(document) for document in queued)).decode()
+    return orjson.Fragment(_QUEUED.dump_json(tuple(_stored(document) for document in queued)))
 
 
 def _stored(document: model.Queued) -> _Stored:
@@ -506,8 +523,8 @@ def _queued(text: str | None) -> tuple[model.Queued, ...]:
 
 
 @lru_cache(maxsize=4096)
-def _picks_json(picks: model.Picks) -> str:
-    return _PICKS.dump_json(picks).decode()
+def _picks_json(picks: model.Picks) -> orjson.Fragment:
+    return orjson.Fragment(_PICKS.dump_json(picks))
 
 
 @lru_cache(maxsize=4096)
@@ -516,20 +533,8 @@ def _picks(text: str) -> model.Picks:
     return _PICKS.validate_json(text)
 
 
-def _ids_json(adapter: TypeAdapter[tuple[T, ...]], ids: tuple[T, ...]) -> str:
-    """Documents not answered yet, or owed a status: mostly none, else each shipment's own
-    (not worth caching, unlike `_texts`)."""
-    return "[]" if not ids else adapter.dump_json(ids).decode()
-
-
 def _ids(adapter: TypeAdapter[tuple[T, ...]], text: str) -> tuple[T, ...]:
     return () if text == "[]" else adapter.validate_json(text)
-
-
-@lru_cache(maxsize=4096)
-def _texts_json(texts: tuple[str, ...]) -> str:
-    """Held LICs, waiting status ids: mostly none, or the same few."""
-    return _TEXTS.dump_json(texts).decode()
 
 
 @lru_cache(maxsize=4096)

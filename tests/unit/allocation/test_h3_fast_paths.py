@@ -9,7 +9,8 @@ from decimal import Decimal
 import orjson
 
 from services.allocation import translate
-from services.allocation.repository import LOTS, TABLES, encode_rows
+from services.allocation.repository import LOTS, TABLES
+from shared.db import json_rows
 
 
 def test_rows_travel_with_each_values_exact_text() -> None:
@@ -20,7 +21,7 @@ def test_rows_travel_with_each_values_exact_text() -> None:
         Decimal("1E+2"), 7, Decimal("0E-8"), Decimal("-1.50"), Decimal("123456789.123456"),
         "open", Decimal(0),
     )  # fmt: skip
-    (text,) = encode_rows([row])
+    (text,) = json_rows([row])
     assert orjson.loads(text) == [
         "PO-1/1", "L", "AI", "purchase", None, "2026-11-01", "4.000000", "1E+2", 7, "0E-8",
         "-1.50", "123456789.123456", "open", "0",
