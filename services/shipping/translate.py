@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from functools import singledispatch
 from typing import Any
 
+import structlog
 from pydantic_core import ErrorDetails
 
 from services.shipping import model
@@ -15,10 +16,13 @@ from shared.contracts import events as e
 from shared.contracts import invalid
 from shared.contracts import status as s
 from shared.contracts import upstream as u
+from shared.contracts.codec import MAX_EVENT_BYTES, encode
 from shared.contracts.invalid import safe_text
 from shared.contracts.trusted import movement, trusted
 from shared.ids import derived_id
 from shared.movements import moved
+
+log = structlog.get_logger(__name__)
 
 _LINE_COMMANDS = ("AllocateLine", "ReleaseLine", "ShipLine")
 
@@ -168,14 +172,57 @@ def _(cmd: model.Ship) -> c.ShipLine:
 # --- out: statuses ----------------------------------------------------------------------------
 
 
-def status(st: model.Status) -> Any:
+# A status answers in one message, at most this big (as receiving holds a receipt's answer to
+# it, with room to spare under what the broker takes).
+MAX_STATUS_BYTES = MAX_EVENT_BYTES * 3 // 4
+# Below this many units moved a status is far below MAX_STATUS_BYTES (a movement's JSON is at
+# most about 450 bytes): not measured.
+MEASURED_FROM = 50_000
+
+
+def status(
+    st: model.Status, max_bytes: int = MAX_STATUS_BYTES, measured_from: int = MEASURED_FROM
+) -> Any:
+    """The wire status. One listing more units than a message can carry (a sale of hundreds
+    of thousands of serials) goes without its lines' movements (`movements_omitted`): it
+    still answers its documents, where the broker would refuse it whole and it would be
+    parked, unanswered."""
+    wire = _status(st, listed=True)
+    units = sum(len(line.movements) for line in _listed_lines(st))
+    if units >= measured_from and len(encode(wire)) > max_bytes:
+        log.warning(
+            "shipping.status_movements_omitted",
+            shipment_id=st.shipment_id,
+            type=wire.type,
+            units=units,
+            max_bytes=max_bytes,
+        )
+        return _status(st, listed=False)
+    return wire
+
+
+def _listed_lines(st: model.Status) -> tuple[model.LineView, ...]:
+    match st:
+        case model.AllocatedStatus() | model.ShippedStatus():
+            return st.lines
+        case model.AllocationFailedStatus():
+            return st.allocated_lines
+        case model.CancelledStatus():
+            return st.released_lines
+    return ()
+
+
+def _status(st: model.Status, *, listed: bool) -> Any:
+    """The wire status, its lines' movements `listed` or left out (saying so)."""
+    omitted = not listed
     match st:
         case model.AllocatedStatus():
             return s.ShipmentAllocated(
                 message_id=st.message_id,
                 shipment_id=st.shipment_id,
                 answers=list(st.answers),
-                lines=_results(st.lines),
+                lines=_results(st.lines, listed),
+                movements_omitted=omitted,
             )
         case model.AllocationFailedStatus():
             return s.ShipmentAllocationFailed(
@@ -183,14 +230,16 @@ def status(st: model.Status) -> Any:
                 shipment_id=st.shipment_id,
                 answers=list(st.answers),
                 problems=[problem(p) for p in st.problems],
-                allocated_lines=_results(st.allocated_lines),
+                allocated_lines=_results(st.allocated_lines, listed),
+                movements_omitted=omitted,
             )
         case model.ShippedStatus():
             return s.ShipmentShipped(
                 message_id=st.message_id,
                 shipment_id=st.shipment_id,
                 answers=list(st.answers),
-                lines=_results(st.lines),
+                lines=_results(st.lines, listed),
+                movements_omitted=omitted,
             )
         case model.ShipRefusedStatus():
             problems = [problem(p) for p in st.problems]
@@ -208,8 +257,9 @@ def status(st: model.Status) -> Any:
                 message_id=st.message_id,
                 shipment_id=st.shipment_id,
                 answers=list(st.answers),
-                released_lines=_results(st.released_lines),
+                released_lines=_results(st.released_lines, listed),
                 refused=None if st.refused is None else problem(st.refused),
+                movements_omitted=omitted,
             )
     raise TypeError(f"no wire status for {type(st).__name__}")
 
@@ -233,7 +283,7 @@ def problem(p: model.Problem) -> s.LineProblem:
 _LINE_RESULT_SET = frozenset({"line_no", "lic", "quantity", "movements", "complete"})
 
 
-def _results(lines: tuple[model.LineView, ...]) -> list[s.LineResult]:
+def _results(lines: tuple[model.LineView, ...], listed: bool = True) -> list[s.LineResult]:
     return [
         trusted(
             s.LineResult,
@@ -243,7 +293,7 @@ def _results(lines: tuple[model.LineView, ...]) -> list[s.LineResult]:
                 "quantity": line.quantity,
                 "lot_id": None,
                 "generated_serials": [],
-                "movements": [movement(m) for m in line.movements],
+                "movements": [movement(m) for m in line.movements] if listed else [],
                 "complete": line.complete,
             },
             _LINE_RESULT_SET,

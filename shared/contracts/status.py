@@ -32,6 +32,17 @@ class LineResult(Model):
     complete: bool = True
 
 
+# A shipment status lists each unit its lines moved; one of more units than a message can carry
+# (hundreds of thousands of serials) goes without them, saying so: the ledger has every one.
+MovementsOmitted = Annotated[
+    bool,
+    Field(
+        description="true: the lines' `movements` are left out, too many units to list in one"
+        " message; each unit is in the ledger (GET /usage?lic=, GET /trace)",
+    ),
+]
+
+
 class _Status(Message):
     """Every status on `inventory.status`: which upstream documents it answers."""
 
@@ -90,18 +101,21 @@ class ShipmentAllocated(_Status):
     type: Literal["ShipmentAllocated"] = "ShipmentAllocated"
     shipment_id: Identifier
     lines: list[LineResult]
+    movements_omitted: MovementsOmitted = False
 
 
 class ShipmentAllocationFailed(_Refusal):
     type: Literal["ShipmentAllocationFailed"] = "ShipmentAllocationFailed"
     shipment_id: Identifier
     allocated_lines: list[LineResult] = Field(default_factory=list)
+    movements_omitted: MovementsOmitted = False
 
 
 class ShipmentShipped(_Status):
     type: Literal["ShipmentShipped"] = "ShipmentShipped"
     shipment_id: Identifier
     lines: list[LineResult]
+    movements_omitted: MovementsOmitted = False
 
 
 class ShipmentShipRefused(_Status):
@@ -120,6 +134,7 @@ class ShipmentCancelledStatus(_Status):
     shipment_id: Identifier
     released_lines: list[LineResult] = Field(default_factory=list)
     refused: LineProblem | None = None
+    movements_omitted: MovementsOmitted = False
 
 
 StatusMessage = Annotated[
