@@ -24,7 +24,8 @@ from services.receiving.app import create_runtime as receiving
 from services.shipping.app import create_runtime as shipping
 from shared.config import Settings
 from shared.service import ServiceRuntime
-from tests.fixtures.infra import LotlineEnv, json_values, kafka_publish, kafka_read_until
+from tests.fixtures.infra import LotlineEnv, kafka_publish
+from tests.integration.test_receiving_unknown_items import status_of
 
 FAST_JOIN = {"KAFKA_SESSION_TIMEOUT_MS": "3000", "KAFKA_HEARTBEAT_INTERVAL_MS": "500"}
 GTIN = "09506000134352"
@@ -59,19 +60,6 @@ def sale(doc: str, lic: str, *scans: str) -> bytes:
         ship_on="2026-11-22",
         lines=[line],
     )
-
-
-async def status_of(env: LotlineEnv, doc: str, within: float = 60) -> dict[str, Any]:
-    """The first status published for `doc`."""
-
-    def mine(records: list[Any]) -> list[Any]:
-        return [v for v in json_values(records) if v.get("shipment_id") == doc]
-
-    topic = env.settings.topics.status
-    records = await kafka_read_until(
-        env.bootstrap, topic, lambda rs: bool(mine(rs)), timeout=within
-    )
-    return dict(mine(records)[0])
 
 
 async def saved(env: LotlineEnv, doc: str) -> None:
