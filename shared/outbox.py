@@ -583,12 +583,17 @@ class OutboxRelay:
         topic, partition = place
         refused: list[tuple[asyncpg.Record, Exception]] = []
         for batch, batch_rows in chain:
+            # Closed, a batch is complete: the producer sends it at once instead of waiting out
+            # its linger for records that will never come (1.4 ms of every hop on the
+            # embedded broker, where a publish takes 1 ms).
+            batch.close()
             try:
                 await (await self._producer.send_batch(batch, topic, partition=partition))
             except REFUSED_RECORD:
                 for row in batch_rows:
                     alone = self._producer.create_batch()
                     _append(alone, row)
+                    alone.close()
                     try:
                         await (await self._producer.send_batch(alone, topic, partition=partition))
                     except REFUSED_RECORD as error:

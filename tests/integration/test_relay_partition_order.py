@@ -177,3 +177,44 @@ async def test_rows_behind_a_record_batch_that_failed_for_a_while_wait_for_it(
     finally:
         await real.stop()
     assert await _tags(env, 4) == [b"r1", b"r2", b"r3", b"r4"]
+
+
+class _Watching:
+    """The real producer, noting for each record batch handed to it whether it was closed."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+        self.closed: list[bool] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._producer, name)
+
+    async def send_batch(self, batch: Any, topic: str, *, partition: int) -> asyncio.Future[Any]:
+        self.closed.append(batch.closed())
+        sent: asyncio.Future[Any] = await self._producer.send_batch(
+            batch, topic, partition=partition
+        )
+        return sent
+
+
+async def test_record_batches_go_to_the_producer_complete_so_none_waits_out_its_linger(
+    pool: asyncpg.Pool, lotline_env: Any
+) -> None:
+    """aiokafka holds an open record batch for the producer's `linger_ms` in case more records
+    come; the relay's batches are complete when handed over, so each is closed first and sent
+    at once (an open one cost 1.4 ms of every hop on the embedded broker). Before, none was."""
+    env: LotlineEnv = lotline_env()
+    events = env.settings.topics.events
+    rows = [_row(events, b"r1", 10), _row(events, b"r2", 10)]
+    async with pool.acquire() as proxy:
+        await write_outbox(cast(asyncpg.Connection, proxy), rows, "unused")
+    real = make_producer(env.settings)
+    await real.start()
+    producer = _Watching(real)
+    relay = OutboxRelay(pool, cast(AIOKafkaProducer, producer), SCHEMA)
+    try:
+        assert await _publish(pool, relay) == 2
+    finally:
+        await real.stop()
+    assert producer.closed == [True]  # one batch: both rows share the key's partition
+    assert await _tags(env, 2) == [b"r1", b"r2"]
