@@ -199,9 +199,13 @@ def _stack_settings(command: str) -> tuple[Settings, str] | None:
         return settings, api
     running = stack.running_stack(Path(settings.data_dir))
     if running is None:
+        # LOTLINE_DATA_DIR is relative to the current directory: name where it looked, since a
+        # stack started from another directory is not found here.
         print(
             f"lotline {command}: KAFKA_BOOTSTRAP_SERVERS is not set and no `lotline up` is"
-            f" running from {settings.data_dir}: start the stack with `make up` first",
+            f" running from {Path(settings.data_dir).resolve()}: start the stack with"
+            " `make up` first; to reach one already running, run this from the directory it"
+            " was started in, or set LOTLINE_DATA_DIR to its data directory",
             file=sys.stderr,
         )
         return None
@@ -215,7 +219,14 @@ def _stack_settings(command: str) -> tuple[Settings, str] | None:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from shared import stack
-    from shared.send import BrokerError, DocumentError, decode_source, read_documents, send
+    from shared.send import (
+        BrokerError,
+        DocumentError,
+        decode_source,
+        plural,
+        read_documents,
+        send,
+    )
 
     try:
         # Bytes, not text: what a file holds is what is sent (no newline translation) and a
@@ -233,7 +244,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     if args.check:
         kinds = Counter(doc.type for doc in documents)
         listed = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
-        print(f"{len(documents)} documents as the contract reads them ({listed}); none sent")
+        print(
+            f"{plural(len(documents), 'document')} as the contract reads them ({listed}); none sent"
+        )
         return 0
     reached = _stack_settings("send")
     if reached is None:
@@ -258,6 +271,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                 out=sys.stdout,
                 as_json=args.json,
                 one_at_a_time=args.one_at_a_time,
+                notes=sys.stderr,
             )
         )
     except DocumentError as exc:  # an answer topic missing: nothing was sent
@@ -271,9 +285,10 @@ def cmd_send(args: argparse.Namespace) -> int:
     not_sent = sum(not o.sent for o in outcomes)
     if unanswered:
         print(
-            f"lotline send: {len(unanswered)} document(s) not answered within {wait:g} s (a"
-            " message_id processed before gets no new answer; see the dashboard)"
-            + (f"; {not_sent} after it not sent" if not_sent else ""),
+            f"lotline send: {plural(len(unanswered), 'document')} not answered within {wait:g} s"
+            " (a message_id processed before is not answered again: look for its first answer;"
+            " see the dashboard)"
+            + (f"; {plural(not_sent, 'document')} after it not sent" if not_sent else ""),
             file=sys.stderr,
         )
         return 1

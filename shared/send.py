@@ -39,6 +39,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from pydantic import TypeAdapter
 
 from shared.config import Settings
+from shared.contracts import invalid
 from shared.contracts.codec import InvalidMessage, decode
 from shared.contracts.upstream import TOPIC_MESSAGES, UPSTREAM_ROUTES
 from shared.ids import namespaced
@@ -57,6 +58,16 @@ EVENT_ORIGINS = {"UpsertItem": "item", "AdjustInventory": "adjustment"}
 ANSWERED_ON_EVENTS = frozenset({"ItemUpserted", "InventoryAdjusted", "CommandRejected"})
 # How long `send` reads on to the answer topics' true end before sending (see `_Answers.start`).
 DRAIN_SECONDS = 2.0
+# Documents a service may hold, publishing nothing, while the item they name is not known yet
+# (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS): a shipment's documents only with scans, but a note that
+# says "may" needs no more precision.
+MAY_BE_HELD = frozenset(
+    {"ShipmentReceived", "AdjustInventory", "ShipmentRequested", "ShipmentPicksUpdated"}
+)
+# Silence this long while answers are awaited earns one note saying why (`_Answers._read`).
+HELD_NOTE_SECONDS = 5.0
+# A summary lists this many problems, and lines a refusal left standing, at most.
+MAX_LISTED = 10
 
 _ADAPTERS = {topic: TypeAdapter(message) for topic, message in TOPIC_MESSAGES.items()}
 
@@ -118,7 +129,11 @@ class Outcome:
         if not doc.answered:
             return f"{head}  → sent (the contract has no answer for it)"
         if self.answer is None:
-            return f"{head}  → no answer yet"
+            # Not answered again by design: the services drop a redelivered message_id.
+            return (
+                f"{head}  → no answer yet (a message_id processed before is not answered"
+                " again: look for its first answer)"
+            )
         answer = self.answer
         text = f"{head}  → {answer.get('type')}"
         if answer.get("reason_code"):
@@ -127,7 +142,68 @@ class Outcome:
             text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
         if answer.get("type") == "InventoryAdjusted" and answer.get("movements"):
             text += f"\n      {answer.get('lic')}: {_taken(answer)}"
-        return text
+        return text + "".join(f"\n      {detail}" for detail in _details(answer))
+
+
+def _details(answer: dict[str, Any]) -> list[str]:
+    """What a status says beyond its headline: every problem when it has several (the
+    headline names the first), a refused cancel's problem, and the lines a refusal or a
+    cancel left posted, allocated or released, each bounded to MAX_LISTED."""
+    problems = [p for p in answer.get("problems") or [] if isinstance(p, dict)]
+    refused = answer.get("refused")
+    if isinstance(refused, dict):
+        problems = [refused]
+    elif len(problems) < 2:
+        problems = []
+    label = "refused" if isinstance(refused, dict) else "problem"
+    details = [f"{label}: {_problem(p)}" for p in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        details.append(f"… {plural(len(problems) - MAX_LISTED, 'more problem')}")
+    omitted = bool(answer.get("movements_omitted"))
+    for field_name, state in (
+        ("allocated_lines", "still allocated"),
+        ("posted_lines", "posted"),
+        ("released_lines", "released"),
+    ):
+        lines = [line for line in answer.get(field_name) or [] if isinstance(line, dict)]
+        details += [f"{state}: {_held(line, omitted)}" for line in lines[:MAX_LISTED]]
+        if len(lines) > MAX_LISTED:
+            details.append(f"… {plural(len(lines) - MAX_LISTED, 'more line')} {state}")
+    return details
+
+
+def _problem(problem: dict[str, Any]) -> str:
+    """`line 1 BOLT INSUFFICIENT_STOCK: requested 60, available 52 (offending: "60")`."""
+    where = ""
+    if problem.get("line_no") is not None:
+        where = f"line {problem['line_no']} {problem.get('lic') or ''}".rstrip() + " "
+    return f"{where}{problem.get('reason_code')}: {problem.get('reason')}" + _offending(
+        problem.get("offending")
+    )
+
+
+def _offending(value: object) -> str:
+    """` (offending: "yes")`: the value as the services' refusals carry it (already escaped
+    and clipped by `invalid`), clipped further for one line of output."""
+    if value is None:
+        return ""
+    text = str(value)
+    return f' (offending: "{text if len(text) <= 80 else text[:80] + "…"}")'
+
+
+def _held(line: dict[str, Any], omitted: bool) -> str:
+    """`line 2 PX quantity 1: serial PX-0002 from lot PO-1/1`: a line and what it holds."""
+    text = f"line {line.get('line_no')} {line.get('lic')} quantity {line.get('quantity')}"
+    if line.get("movements"):
+        return f"{text}: {_taken(line)}"
+    if omitted:
+        return f"{text} (units not listed: too many for one message; see the ledger)"
+    return f"{text} (lot {line['lot_id']})" if line.get("lot_id") else text
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 document`, `2 documents`: a count as people write it."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _taken(line: dict[str, Any]) -> str:
@@ -230,7 +306,7 @@ def check(where: str, raw: str) -> Document:
     try:
         message = decode(_ADAPTERS[topic], value)
     except InvalidMessage as exc:
-        raise DocumentError(where, exc.reason) from None
+        raise DocumentError(where, _invalid_reason(exc)) from None
     return Document(
         where=where,
         type=kind,
@@ -239,6 +315,17 @@ def check(where: str, raw: str) -> Document:
         key=str(getattr(message, key_field)),
         value=value,
     )
+
+
+def _invalid_reason(exc: InvalidMessage) -> str:
+    """Why a document fails its schema, as the services' refusals say it: each field's path
+    and problem with the offending value (`invalid.problems`), a few of them at most."""
+    if exc.document is None or exc.error is None:
+        return exc.reason  # not a message at all (duplicate keys, NaN …): the codec's words
+    found = invalid.problems(exc.document, exc.error.errors(include_url=False))
+    reasons = [p.reason + _offending(p.offending) for p in found[:5]]
+    more = f"; and {plural(len(found) - 5, 'more problem')}" if len(found) > 5 else ""
+    return "; ".join(reasons) + more
 
 
 def read_documents(sources: Iterable[tuple[str, str]]) -> list[Document]:
@@ -259,12 +346,14 @@ async def send(
     out: TextIO | None = None,
     as_json: bool = False,
     one_at_a_time: bool = False,
+    notes: TextIO | None = None,
 ) -> list[Outcome]:
     """Publish `documents` in order; with `wait` > 0, collect their answers for that long at
     most, printing each outcome to `out` as it arrives (`as_json`: the answer's JSON).
     `one_at_a_time` (with `wait` > 0): each document once the one before it is answered,
-    waiting `wait` seconds at most for each; the ones after an unanswered one are not sent."""
-    reader = _Answers(settings, documents) if wait > 0 else None
+    waiting `wait` seconds at most for each; the ones after an unanswered one are not sent.
+    `notes`: where to say, once per wait, why answers may be slow to come (`held_note`)."""
+    reader = _Answers(settings, documents, notes=notes) if wait > 0 else None
     try:
         producer = make_producer(settings)
         try:
@@ -307,18 +396,26 @@ async def _publish(
             )
         except KafkaError as exc:
             raise BrokerError(
-                f"{doc.where}: not sent: {exc} (the {before + len(sent)} document(s) before it"
-                " may have been)"
+                f"{doc.where}: not sent: {exc} ({_maybe_sent(before + len(sent))})"
             ) from None
     results = await asyncio.gather(*sent, return_exceptions=True)
     for number, (doc, result) in enumerate(zip(documents, results, strict=True)):
         if isinstance(result, KafkaError):
             raise BrokerError(
-                f"{doc.where}: the broker did not take it: {result} (the {before + number}"
-                " document(s) before it may have been sent)"
+                f"{doc.where}: the broker did not take it: {result}"
+                f" ({_maybe_sent(before + number)})"
             )
         if isinstance(result, BaseException):
             raise result
+
+
+def _maybe_sent(before: int) -> str:
+    """What may have been sent when the document after the first `before` was not."""
+    if before == 0:
+        return "nothing was sent"
+    if before == 1:
+        return "the document before it may have been sent"
+    return f"the {before} documents before it may have been sent"
 
 
 def _print(out: TextIO | None, outcome: Outcome, as_json: bool, sent_only: bool = False) -> None:
@@ -351,6 +448,8 @@ class _Answers:
 
     settings: Settings
     documents: Sequence[Document]
+    notes: TextIO | None = None
+    clock: Callable[[], float] = time.monotonic
     outcomes: list[Outcome] = field(default_factory=list)
     _consumer: AIOKafkaConsumer | None = None
 
@@ -383,8 +482,8 @@ class _Answers:
         # The embedded broker's end offset can trail the true end by a batch: read on to the
         # true end (until a poll comes back empty) so no earlier answer is taken for a new
         # one; on a busy stack a poll is never empty, so for DRAIN_SECONDS at most.
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while await consumer.getmany(timeout_ms=250) and time.monotonic() < deadline:
+        deadline = self.clock() + DRAIN_SECONDS
+        while await consumer.getmany(timeout_ms=250) and self.clock() < deadline:
             pass
 
     async def stop(self) -> None:
@@ -398,7 +497,7 @@ class _Answers:
         for outcome in self.outcomes:
             if not outcome.document.answered:
                 _print(out, outcome, as_json)
-        await self._read(time.monotonic() + wait, out, as_json, lambda: bool(self._pending()))
+        await self._read(self.clock() + wait, out, as_json, lambda: bool(self._pending()))
         for outcome in self._pending():
             _print(out, outcome, as_json)
         return self.outcomes
@@ -414,7 +513,7 @@ class _Answers:
             await _publish(producer, self.settings, [outcome.document], before=number)
             outcome.sent = True
             if outcome.document.answered:
-                await self._read(time.monotonic() + wait, out, as_json, partial(_open, outcome))
+                await self._read(self.clock() + wait, out, as_json, partial(_open, outcome))
             if not outcome.document.answered or _open(outcome):
                 _print(out, outcome, as_json)  # sent, no answer in the contract; or none yet
             if outcome.document.answered and _open(outcome):
@@ -427,14 +526,36 @@ class _Answers:
         self, deadline: float, out: TextIO | None, as_json: bool, waiting: Callable[[], bool]
     ) -> None:
         """Match what arrives to the documents, printing each answered, while `waiting()`
-        and until `deadline`."""
+        and until `deadline`; after HELD_NOTE_SECONDS with no answer, one `held_note`."""
         assert self._consumer is not None
-        while waiting() and time.monotonic() < deadline:
+        quiet_since = self.clock()
+        noted = False
+        while waiting() and self.clock() < deadline:
             batches = await self._consumer.getmany(timeout_ms=200)
             for records in batches.values():
                 for record in records:
                     for outcome in self._match(record):
+                        quiet_since = self.clock()
                         _print(out, outcome, as_json)
+            if not noted and waiting() and self.clock() - quiet_since >= HELD_NOTE_SECONDS:
+                noted = True
+                note = self.held_note()
+                if note is not None and self.notes is not None:
+                    print(note, file=self.notes, flush=True)
+
+    def held_note(self) -> str | None:
+        """Why documents still waiting may be silent: a service holds one naming an item it
+        does not know yet, publishing nothing, for LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS."""
+        seconds = self.settings.unknown_item_wait_seconds
+        held = [o for o in self._pending() if o.document.type in MAY_BE_HELD]
+        if not held or seconds <= 0:
+            return None
+        return (
+            f"lotline send: no answer yet for {plural(len(held), 'document')}: a document naming"
+            f" an item lotline does not know yet is held up to {seconds:g} s"
+            " (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS) for its UpsertItem, then refused UNKNOWN_ITEM;"
+            " still waiting"
+        )
 
     def _match(self, record: ConsumerRecord[bytes, bytes]) -> list[Outcome]:
         topics = self.settings.topics
