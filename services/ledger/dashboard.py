@@ -9,9 +9,10 @@ can write to a topic.
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlencode
 
 from services.ledger.schemas import DeadLetterOut, LedgerHealth, MfrLotStock, OpsSummary, plain
 
@@ -27,17 +28,26 @@ code,pre{font:12px monospace;white-space:pre-wrap;word-break:break-all;max-width
 """
 
 
-def render(summary: OpsSummary, *, refresh_seconds: int = 5) -> str:
-    """The whole page."""
+def render(
+    summary: OpsSummary,
+    *,
+    refresh_seconds: int = 5,
+    as_of: date | None = None,
+    limit: int | None = None,
+) -> str:
+    """The whole page. `as_of` and `limit` go into the link to the page's JSON (None: left
+    out): `as_of` only when the request named one, so a page of today links to today's data
+    whenever it is followed, and one of a day asked keeps it (a reload keeps the whole URL)."""
+    json_url = "/ops/summary" + _query({"limit": limit, "as_of": as_of})
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         f'<meta http-equiv="refresh" content="{int(refresh_seconds)}">',
         "<title>lotline operations</title>",
         f"<style>{_STYLE}</style></head><body>",
         "<h1>lotline operations</h1>",
-        f'<p class="muted">at {_e(summary.generated_at)}; counts over the last '
-        f"{_e(summary.window_hours)} h; refreshes every {int(refresh_seconds)} s. "
-        '<a href="/ops/summary">JSON</a> · <a href="/docs">API</a></p>',
+        f'<p class="muted">{_as_of(summary)}; at {_e(summary.generated_at)}; counts over the '
+        f"last {_e(summary.window_hours)} h; refreshes every {int(refresh_seconds)} s. "
+        f'<a href="{_e(json_url)}">JSON</a> · <a href="/docs">API</a></p>',
         *_ledger(summary.ledger),
         "<h2>Documents by latest answer</h2>",
         _table(
@@ -79,6 +89,19 @@ def render(summary: OpsSummary, *, refresh_seconds: int = 5) -> str:
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _as_of(summary: OpsSummary) -> str:
+    """The day expiry and the day's usage are read against, and today's when it is another."""
+    day, today = summary.ledger.as_of, summary.generated_at.astimezone(UTC).date()
+    other = "" if day == today else f"; <span class=warn>today is {_e(today)}</span>"
+    return f"as of <strong>{_e(day)}</strong> (UTC{other})"
+
+
+def _query(params: Mapping[str, Cell]) -> str:
+    """`?name=value&…` of the parameters given (None: left out), or nothing."""
+    given = {k: str(v) for k, v in params.items() if v is not None}
+    return f"?{urlencode(given)}" if given else ""
 
 
 def _ledger(health: LedgerHealth) -> list[str]:
@@ -126,7 +149,8 @@ def _expired(health: LedgerHealth) -> list[str]:
 
 
 def _expiring(health: LedgerHealth) -> list[str]:
-    last = health.as_of + timedelta(days=health.expiring_days)
+    # The window of the last dates ends on the last date there is (9999-12-31).
+    last = health.as_of + timedelta(days=min(health.expiring_days, (date.max - health.as_of).days))
     return [
         f"<p>Manufacturer lots with stock expiring within {_e(health.expiring_days)} days "
         f"({_e(health.as_of)} to {_e(last)}): {_e(health.expiring_lots)}, value "

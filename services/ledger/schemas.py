@@ -393,8 +393,9 @@ class LedgerHealth(Out):
     # Defaults below only for a summary built by hand; the read always sets them.
     as_of: dt.date = Field(
         default_factory=_utc_today,
-        description="the date 'today', expired and expiring are read against: the UTC date"
-        " of `generated_at`, whatever the database server's time zone",
+        description="the date 'today', expired and expiring are read against: the `as_of`"
+        " the request named, else the UTC date of `generated_at`, whatever the database"
+        " server's time zone",
     )
     usage_records_today: int = Field(description="usage records dated `as_of`")
     usage_cost_today: Num
