@@ -49,8 +49,8 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
     runtime.every(service.settle_every, service.settle_waiting)
     # A shipment waits while a command it sent is unanswered, or while a document of its waits
     # for an item; it has waited since its last phase change (sending commands is one), or
-    # since that document began waiting: its deadline less the wait (documents joining the
-    # queue behind it touch the row's updated_at).
+    # since that document was read: its own deadline less the wait (documents joining the
+    # queue behind it touch the row's updated_at; the first waiting is the oldest).
     wait = float(settings.unknown_item_wait_seconds)
     runtime.watch_waiting(
         "SELECT least("

@@ -45,9 +45,12 @@
   read before the item's first `ItemUpserted`) waits for it, first in `Shipment.queued`
   (`Shipment.awaited`: the LICs; a new shipment is saved `allocating`, without lines, to hold
   it), publishing nothing, and the documents read after it wait behind it. It is decided, as
-  if read just then, once those items are known (`resume`), or, its wait over (`may_wait`
-  False), with each such line refused `UNKNOWN_ITEM` as allocation refuses a line of an item
-  it does not know. Lines without scans never wait: allocation decides them.
+  if read just then, once those items are known (`resume`), or, its wait over
+  (`Shipment.overdue`; `may_wait` False: no wait at all), with each such line refused
+  `UNKNOWN_ITEM` as allocation refuses a line of an item it does not know. Each document's
+  wait is its own, from when it was read: one behind it may then wait for its items in turn,
+  until its own wait is over, and is never decided before the documents read before it.
+  Lines without scans never wait: allocation decides them.
 - What waits is capped (`Limits.max_waiting_documents`, `max_waiting_characters`: the queue
   is one stored value, rewritten whole as each joins): a document read past the cap is refused
   at once, `INVALID_QUANTITY`, as its kind is refused, changing nothing (the first always
@@ -204,9 +207,11 @@ def resume(
     *,
     may_wait: bool = True,
 ) -> Decision:
-    """Decide the documents waiting for items (`Shipment.awaited`) now that some arrived, or,
-    with `may_wait` False, now that their wait is over: a line whose item is still unknown is
-    then refused `UNKNOWN_ITEM`. Unchanged when nothing waits for an item."""
+    """Decide the documents waiting for items (`Shipment.awaited`) now that some arrived, or
+    now that the first one's wait is over (`Shipment.overdue`; `may_wait` False: every one's):
+    a line of such a document whose item is still unknown is then refused `UNKNOWN_ITEM`, and
+    a document behind it may wait for its own items until its own wait is over. Unchanged when
+    nothing waits for an item."""
     if not shipment.awaited or not _drains(shipment):
         return Decision(shipment=shipment)
     return _drain(shipment, Decision(shipment=shipment), items, limits or Limits(), may_wait)
@@ -226,11 +231,12 @@ def _drain(
 ) -> Decision:
     """What waited (for the cancel or ship now answered, or for an item), decided in the
     order read, each as if read just now: one may start another phase, or wait for an item
-    again, and the rest wait behind it again."""
+    again (unless its wait is over), and the rest wait behind it again."""
     now = replace(shipment, queued=(), awaited=())
     commands, statuses = list(before.commands), list(before.statuses)
     for document in shipment.queued:
-        then = _take(now, document, items, limits, may_wait)
+        waits = may_wait and document.message_id not in shipment.overdue
+        then = _take(now, document, items, limits, waits)
         now = then.shipment if then.shipment is not None else now
         commands.extend(then.commands)
         statuses.extend(then.statuses)

@@ -6,7 +6,7 @@ over these, the repository stores them, `translate.py` maps them to and from the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Literal
@@ -175,8 +175,15 @@ class Shipment:
     queued: tuple[Queued, ...] = ()
     # The items the first of `queued` waits for: LICs of its lines with scans that shipping
     # does not know yet (empty: none waits for an item). Decided once they are all known, or
-    # when LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS is over (the repository keeps that deadline).
+    # once its own wait is over (`overdue`).
     awaited: tuple[str, ...] = ()
+    # The message ids of the documents of `queued` whose wait is over: each may wait for items
+    # until LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS after it was read (the repository keeps each
+    # one's deadline and tells, as it loads the shipment, which have passed: the domain reads
+    # no clock). Such a document, decided, refuses `UNKNOWN_ITEM` the lines whose item is
+    # still unknown; the others may still wait, each for its own. A reading of the clock, not
+    # state: shipments are equal whatever it says.
+    overdue: frozenset[str] = field(default=frozenset(), compare=False)
 
     def line(self, line_no: int) -> Line | None:
         return next((line for line in self.lines if line.line_no == line_no), None)

@@ -16,7 +16,9 @@ when a loaded shipment has documents waiting, whose decision may need its items)
   those applied but not answered yet), lines that changed (upserted) or went away,
   pending commands sent or answered.
 - documents waiting for an item (`model.Shipment.awaited`): found by the items arriving
-  (`load_awaiting`) or, their wait over, by the periodic job (`due`).
+  (`load_awaiting`) or, their wait over, by the periodic job (`due`). Each waiting document
+  has its own deadline, from when it was read (`queued_until`, migration 011); the first's is
+  the shipment's `awaited_until`. `load` tells which have passed (`model.Shipment.overdue`).
 """
 
 from __future__ import annotations
@@ -130,20 +132,24 @@ ORDER BY awaited_until LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED
 
 # One statement, one result: header (k = 0), line (1) and pending command (2) rows. Lines come
 # in line order, pending commands in command id order (the domain numbers its release commands
-# in that order).
+# in that order). A header tells, of its waiting documents with a deadline of their own,
+# whether each is past (j5: message id → bool), and whether the shipment's is (b: that of the
+# documents queued before migration 011).
 _LOAD = """
 SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
     counterparty AS t3, reference AS t4, phase AS t5, ship_on AS d, NULL::numeric AS q,
-    NULL::bool AS b, NULL::int AS n2, waiting::text AS j1, queued::text AS j2,
-    unanswered::text AS j3, waiting_documents::text AS j4, awaited AS a
+    awaited_until <= now() AS b, NULL::int AS n2, waiting::text AS j1, queued::text AS j2,
+    unanswered::text AS j3, waiting_documents::text AS j4, awaited AS a,
+    (SELECT jsonb_object_agg(key, value::timestamptz <= now())
+     FROM jsonb_each_text(queued_until))::text AS j5
 FROM shipments WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NULL, quantity,
-    complete, NULL, picks::text, movements::text, problem::text, NULL, NULL
+    complete, NULL, picks::text, movements::text, problem::text, NULL, NULL, NULL
 FROM shipment_lines WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 2, shipment_id, NULL, command_id, action, lic, NULL, NULL, NULL, NULL,
-    NULL, line_no, picks::text, NULL, NULL, NULL, NULL
+    NULL, line_no, picks::text, NULL, NULL, NULL, NULL, NULL
 FROM pending_commands WHERE shipment_id = ANY($1::text[])
 ORDER BY k, sid, n, t1
 """
@@ -177,23 +183,36 @@ WHERE lic = ANY(ARRAY(SELECT unnest($2::text[])
 # building the rows. Text, dates and numbers (a Decimal as `str()`: its digits and scale) are
 # cast back from `r->>n`; a jsonb column's value is embedded as JSON and taken whole (`r->n`),
 # `nullif(…, 'null')` where the column may be NULL (no stored value is the JSON null).
+#
+# Each waiting document's deadline (`queued_until`) is set as it joins the queue (r->12 lists
+# the queue's message ids, each with whether it was queued before: `old`'s row) and kept while
+# it waits; `awaited_until` is the first's, the one that waits for items. One queued before
+# migration 011, or by a process of the version before, has none: it keeps the shipment's.
 _SAVE = """
 WITH heads AS (
     INSERT INTO shipments (shipment_id, office, kind, counterparty, reference, ship_on, phase,
-        waiting, queued, unanswered, waiting_documents, awaited, awaited_until)
+        waiting, queued, unanswered, waiting_documents, awaited, awaited_until, queued_until)
     SELECT r->>0, r->>1, r->>2, r->>3, r->>4, (r->>5)::date, r->>6, r->7,
         nullif(r->8, 'null'), r->9, r->10, ARRAY(SELECT jsonb_array_elements_text(r->11)),
-        CASE WHEN r->11 = '[]' THEN NULL ELSE now() + make_interval(secs => $6::float8) END
+        CASE WHEN r->11 = '[]' THEN NULL
+            ELSE coalesce((u.until ->> (r->12->0->>0))::timestamptz, f.until) END,
+        u.until
     FROM unnest($1::text[]::jsonb[]) AS r
+    LEFT JOIN shipments AS old ON old.shipment_id = r->>0
+    CROSS JOIN LATERAL (SELECT now() + make_interval(secs => $6::float8) AS until) AS f
+    CROSS JOIN LATERAL (
+        SELECT coalesce(jsonb_object_agg(q->>0, CASE WHEN (q->1)::bool
+                THEN coalesce(old.queued_until -> (q->>0), to_jsonb(old.awaited_until),
+                    to_jsonb(f.until))
+                ELSE to_jsonb(f.until) END), '{}') AS until
+        FROM jsonb_array_elements(r->12) AS q
+    ) AS u
     ON CONFLICT (shipment_id) DO UPDATE SET office = excluded.office, kind = excluded.kind,
         counterparty = excluded.counterparty, reference = excluded.reference,
         ship_on = excluded.ship_on, phase = excluded.phase, waiting = excluded.waiting,
         queued = excluded.queued, unanswered = excluded.unanswered,
         waiting_documents = excluded.waiting_documents, awaited = excluded.awaited,
-        -- The wait runs from when documents began waiting for items, whichever waits now:
-        -- those read after the first are decided no later than it (bounded, never reset).
-        awaited_until = CASE WHEN excluded.awaited_until IS NULL THEN NULL
-            ELSE coalesce(shipments.awaited_until, excluded.awaited_until) END,
+        awaited_until = excluded.awaited_until, queued_until = excluded.queued_until,
         updated_at = now()
 ), dropped AS (
     DELETE FROM shipment_lines AS l USING unnest($2::text[]::jsonb[]) AS d
@@ -302,7 +321,7 @@ class PgShippingRepository:
     ) -> None:
         """Write what differs between the shipments as loaded (`before`) and as decided.
         `wait_seconds`: how long a document that begins waiting for items may wait."""
-        heads: list[model.Shipment] = []
+        heads: list[tuple[model.Shipment | None, model.Shipment]] = []
         dropped: list[tuple[str, int]] = []
         lines: list[tuple[str, model.Line]] = []
         answered: list[str] = []
@@ -316,7 +335,7 @@ class PgShippingRepository:
             return
         await conn.execute(
             _SAVE,
-            json_rows(_head_row(s) for s in heads),
+            json_rows(_head_row(old, new) for old, new in heads),
             json_rows(dropped),
             json_rows(_line_row(sid, line) for sid, line in lines),
             answered,
@@ -325,7 +344,8 @@ class PgShippingRepository:
         )
 
 
-def _head_row(s: model.Shipment) -> tuple[object, ...]:
+def _head_row(old: model.Shipment | None, s: model.Shipment) -> tuple[object, ...]:
+    before = {document.message_id for document in old.queued} if old is not None else set()
     return (
         s.shipment_id,
         s.office,
@@ -339,6 +359,8 @@ def _head_row(s: model.Shipment) -> tuple[object, ...]:
         s.unanswered,
         s.waiting_documents,
         s.awaited,
+        # The waiting documents, each with whether it waited already (its deadline is kept).
+        [(document.message_id, document.message_id in before) for document in s.queued],
     )
 
 
@@ -372,7 +394,7 @@ def _pending_row(sid: str, p: model.Pending) -> tuple[object, ...]:
 def _changes(
     old: model.Shipment | None,
     new: model.Shipment,
-    heads: list[model.Shipment],
+    heads: list[tuple[model.Shipment | None, model.Shipment]],
     dropped: list[tuple[str, int]],
     lines: list[tuple[str, model.Line]],
     answered: list[str],
@@ -382,7 +404,7 @@ def _changes(
     sid = new.shipment_id
     # The waiting documents by identity, as lines are: quantities' digits are the decided ones.
     if old is None or _head(old) != _head(new) or old.queued is not new.queued:
-        heads.append(new)
+        heads.append((old, new))
     old_lines = {line.line_no: line for line in old.lines} if old is not None else {}
     for line in new.lines:
         # The domain keeps the objects of lines it does not touch. Identity, not equality:
@@ -445,8 +467,10 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             )
         else:
             heads.append(row)
-    return {
-        row[1]: model.Shipment(
+    shipments: dict[str, model.Shipment] = {}
+    for row in heads:
+        queued = _queued(row[13])
+        shipments[row[1]] = model.Shipment(
             shipment_id=row[1],
             office=row[3],
             kind=row[4],
@@ -459,11 +483,25 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
             waiting=_texts(row[12]),
             waiting_documents=_ids(_PAIRS, row[15]),
             unanswered=_ids(_TEXTS, row[14]),
-            queued=_queued(row[13]),
+            queued=queued,
             awaited=tuple(row[16]),
+            overdue=_overdue(queued, row[17], row[10]),
         )
-        for row in heads
-    }
+    return shipments
+
+
+def _overdue(
+    queued: tuple[model.Queued, ...], past: str | None, shipment_past: bool | None
+) -> frozenset[str]:
+    """The waiting documents whose wait is over: by their own deadlines (`past`: message id →
+    whether it has passed), or, for one without (queued before migration 011), the
+    shipment's."""
+    own: dict[str, bool] = orjson.loads(past) if past is not None else {}
+    return frozenset(
+        document.message_id
+        for document in queued
+        if own.get(document.message_id, bool(shipment_past))
+    )
 
 
 def _queued_json(queued: tuple[model.Queued, ...]) -> orjson.Fragment | None:

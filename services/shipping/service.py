@@ -6,10 +6,12 @@ what its batch changed, compared with what it loaded.
 
 A document with scans of an item shipping does not know yet waits for it (`domain.resume`),
 publishing nothing, as receiving holds a receipt: it is decided in the transaction that stores
-the item (`collect_answers`), or by a periodic job (`settle_waiting`) once its wait
-(LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS) is over, or once its items are known if their arrival
-committed while it was being held (neither transaction then saw the other: the job catches it
-within `settle_every`).
+the item (`collect_answers`: one held by the same consumer batch too, since the batch's
+documents are handled before its events, in its transaction), or by a periodic job
+(`settle_waiting`) once its own wait (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS from when it was read)
+is over, or once its items are known if their arrival committed while it was being held by
+another process (neither transaction then saw the other: the job catches it within
+`settle_every`).
 """
 
 from __future__ import annotations
@@ -150,8 +152,7 @@ class ShippingService:
         # any: not worth a statement).
         waiting = [sid for sid, shipment in shipments.items() if shipment.queued]
         flags = await self._repository.load_items(uow.conn, waiting) if waiting else {}
-        # (One with answers too is decided by them: `domain.answer` decides what waits.)
-        arrived = [sid for sid in waiting if shipments[sid].awaited and sid not in replies]
+        arrived = {item.lic for item in items}
         may_wait = self._wait > 0
         changed: dict[str, model.Shipment] = {}
 
@@ -165,11 +166,15 @@ class ShippingService:
                     may_wait=may_wait,
                 )
                 self._apply(uow, decision, shipments, changed)
-            for shipment_id in arrived:
-                decision = domain.resume(
-                    shipments[shipment_id], flags, self._limits, may_wait=may_wait
-                )
-                self._apply(uow, decision, shipments, changed)
+            # After the answers (which decide what waits when they apply: then only documents
+            # whose items are still unknown wait again), those still waiting for an item that
+            # arrived are decided, its scans read against it as stored.
+            for shipment_id in waiting:
+                if arrived.intersection(shipments[shipment_id].awaited):
+                    decision = domain.resume(
+                        shipments[shipment_id], flags, self._limits, may_wait=may_wait
+                    )
+                    self._apply(uow, decision, shipments, changed)
 
         # About 10 µs a movement: a 100,000-serial line's answer and status take a second.
         moved = sum(len(getattr(ev, "movements", ())) for ev in events)
@@ -179,7 +184,8 @@ class ShippingService:
 
     async def settle_waiting(self, uow: UnitOfWork) -> bool:
         """The periodic job: decide the documents waiting for items that are now known, or
-        whose wait is over (their lines whose item is still unknown refused `UNKNOWN_ITEM`).
+        whose own wait is over (their lines whose item is still unknown refused
+        `UNKNOWN_ITEM`); a document behind one may wait in turn until its own is over.
         True: a full round, more may be due (`ServiceRuntime.every` runs the next at once)."""
         due = await self._repository.due(uow.conn, SETTLE_AT_ONCE)
         if not due:
@@ -187,11 +193,13 @@ class ShippingService:
         loaded = await self._repository.load(uow.conn, due)
         shipments = dict(loaded.shipments)
         changed: dict[str, model.Shipment] = {}
+        may_wait = self._wait > 0
 
         def decide() -> None:
-            for shipment_id, expired in due.items():
+            # Whose wait is over is each document's own (`Shipment.overdue`, as loaded).
+            for shipment_id in due:
                 decision = domain.resume(
-                    shipments[shipment_id], loaded.items, self._limits, may_wait=not expired
+                    shipments[shipment_id], loaded.items, self._limits, may_wait=may_wait
                 )
                 self._apply(uow, decision, shipments, changed)
 
