@@ -1,9 +1,34 @@
-"""Reason codes of the public contract (DESIGN.md §4). Pure: domain cores import it too."""
+"""Reason codes of the public contract (DESIGN.md §4), and how a refusal's `reason` reads.
+Pure: domain cores import it too.
+
+A `reason` is read by warehouse staff on dashboards, so every reason lotline builds follows one
+style, kept by the helpers below (use them rather than formatting values by hand):
+
+- Identifiers (LICs, serials, manufacturer and inventory lots, offices, shipment, adjustment and
+  message ids) appear as they are, without quotes, after the word that says what they are:
+  "serial PX-0005 of WIDGET is already in stock", "manufacturer lot L7 of WIDGET is not at
+  office MAIN" (the style most reasons already used). The contract has trimmed them and
+  refused control and invisible characters, so nothing hides in them; a quote mark in a reason
+  is part of a value. Raw text that is not an identifier (a barcode scan as scanned) is shown
+  the same way, clipped, with control characters written as escapes (a scanner's group
+  separator as ``\\x1d``): `shown`.
+- Numbers as a person types them: 5, 2.5, 1000 (`number`): never ``Decimal('5')``, ``5.000``
+  or ``1E+3``.
+- Yes/no values as the JSON upstream sends spells them: true, false (`flag`).
+- Nothing missing is ever "None": say what is missing, in words ("without an expiry date",
+  `listed_expiring`; "no manufacturer lot"). Dates are YYYY-MM-DD.
+- Statuses in words ("is not in stock: it was shipped on 2026-03-02 (shipment S-1 line 1)"),
+  never the names of enums or fields' internal values ("AVAILABLE").
+- Several values: joined with ", ", the first few and how many more (`listed`), never a
+  Python list.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 
 
@@ -39,3 +64,50 @@ def listed_expiring(dates: Iterable[date | None]) -> str:
     if None in given:
         parts.append("without one" if dated else "without an expiry date")
     return " and ".join(parts)
+
+
+# Beyond this many digits before or after the point a number is written as Python writes it
+# (1E+400): hostile input must not turn into a reason of 400 digits. The contract's own bounds
+# (a billion, 6 decimal places) are well inside.
+_MAX_DIGITS = 30
+_MAX_SHOWN = 100
+
+
+def number(value: Decimal | int) -> str:
+    """A quantity or amount as a person types it: "5", "2.5", "-3", "1000"; never "5.000",
+    "1E+3" or "Decimal('5')" (the values are the same; the noise is how they were computed)."""
+    if isinstance(value, int) or not value.is_finite():
+        return str(value)
+    if not value:
+        return "0"  # also -0 and 0E-7
+    if abs(value.adjusted()) > _MAX_DIGITS:
+        return str(value)
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def flag(value: bool) -> str:
+    """A yes/no value as JSON spells it: "true", "false"."""
+    return "true" if value else "false"
+
+
+def listed(values: Iterable[str], most: int = 5) -> str:
+    """Values joined with ", ": the first `most`, then how many more ("A, B and 3 more")."""
+    names = list(values)
+    shown = ", ".join(names[:most])
+    rest = len(names) - most
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def shown(text: str) -> str:
+    """Raw text (a scan as scanned) for a reason: as is, clipped to 100 characters, control,
+    invisible and surrogate characters written as escapes ("\\x1d"), never hidden."""
+    clipped = text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "…"
+    if clipped.isascii() and clipped.isprintable():
+        return clipped
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs")
+        else ch
+        for ch in clipped
+    )

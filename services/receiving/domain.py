@@ -49,7 +49,7 @@ from shared.barcodes import BarcodeError, Scan, decode_scan
 from shared.contracts.codec import MAX_EVENT_BYTES
 from shared.contracts.types import MAX_ID_LENGTH
 from shared.ids import derived_id, namespaced
-from shared.reasons import ReasonCode, listed_expiring
+from shared.reasons import ReasonCode, listed, listed_expiring, number, shown
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
 Source = Literal["purchase", "production", "customer_return"]
@@ -420,7 +420,7 @@ class _DocumentCheck:
             if first != line.line_no:
                 check.add(
                     ReasonCode.DUPLICATE_SERIAL,
-                    f"serial {serial!r} of {line.lic} is already received on line {first}",
+                    f"serial {serial} of {line.lic} is already received on line {first}",
                     serial,
                 )
                 return
@@ -476,7 +476,7 @@ class _LineCheck:
             return True
         self.add(
             ReasonCode.INVALID_BARCODE,
-            f"scan {scan.raw!r} carries GTIN {scan.gtin}, but item {self.item.lic} has GTIN "
+            f"scan {shown(scan.raw)} carries GTIN {scan.gtin}, but item {self.item.lic} has GTIN "
             f"{expected}",
             scan.raw,
         )
@@ -509,7 +509,7 @@ class _LineCheck:
         if duplicates:
             self.add(
                 ReasonCode.DUPLICATE_SERIAL,
-                f"serial {duplicates[0]!r} is entered more than once on the line",
+                f"serial {duplicates[0]} is entered more than once on the line",
                 duplicates[0],
             )
             return None
@@ -553,8 +553,8 @@ class _LineCheck:
             if self.receipt.is_return:
                 self.add(
                     ReasonCode.SERIAL_REQUIRED,
-                    f"a customer return of serialized item {item.lic} must name the {quantity} "
-                    "serials that come back",
+                    f"a customer return of serialized item {item.lic} must name the "
+                    f"{number(quantity)} serials that come back",
                     item.lic,
                 )
                 return None
@@ -563,15 +563,15 @@ class _LineCheck:
                 return ()
             self.add(
                 ReasonCode.SERIAL_REQUIRED,
-                f"item {item.lic} is serialized: the line needs {quantity} serials and the item "
-                "has no Next Serial",
+                f"item {item.lic} is serialized: the line needs {number(quantity)} serials and "
+                "the item has no Next Serial",
                 item.lic,
             )
             return None
         if len(serials) != quantity:
             self.add(
                 ReasonCode.SERIAL_COUNT_MISMATCH,
-                f"item {item.lic} needs {quantity} serials, got {len(serials)}",
+                f"item {item.lic} needs {number(quantity)} serials, got {len(serials)}",
                 f"{len(serials)} != {quantity}",
             )
             return None
@@ -582,14 +582,15 @@ class _LineCheck:
         if quantity != quantity.to_integral_value():
             self.add(
                 ReasonCode.INVALID_QUANTITY,
-                f"{what} of serialized item {self.item.lic} must be whole, got {quantity}",
+                f"{what} of serialized item {self.item.lic} must be whole, got {number(quantity)}",
                 str(quantity),
             )
             return False
         if quantity > self.limits.max_serials_per_line:
             self.add(
                 ReasonCode.INVALID_QUANTITY,
-                f"{what} {quantity} exceeds {self.limits.max_serials_per_line} serials per line",
+                f"{what} {number(quantity)} exceeds the limit of "
+                f"{self.limits.max_serials_per_line} serials per line",
                 str(quantity),
             )
             return False
@@ -603,8 +604,7 @@ class _LineCheck:
             names = [entry.mfr_lot for entry in line.lots]
             self.add(
                 ReasonCode.INVALID_QUANTITY,
-                f"item {item.lic} is not tracked by manufacturer lot: got lots "
-                f"{', '.join(names[:5])}",
+                f"item {item.lic} is not tracked by manufacturer lot: got lots {listed(names)}",
                 names[0],
             )
             return ()
@@ -626,7 +626,7 @@ class _LineCheck:
             self.add(
                 ReasonCode.LOT_REQUIRED,
                 f"{what}lot-tracked item {item.lic} needs manufacturer lots covering "
-                f"{line.quantity}",
+                f"{number(line.quantity)}",
                 item.lic,
             )
             return ()
@@ -642,7 +642,8 @@ class _LineCheck:
         if total != line.quantity:
             self.add(
                 ReasonCode.INVALID_QUANTITY,
-                f"manufacturer lots total {total} but the line quantity is {line.quantity}",
+                f"manufacturer lots total {number(total)} but the line quantity is "
+                f"{number(line.quantity)}",
                 f"{total} != {line.quantity}",
             )
         return merged
@@ -659,24 +660,24 @@ class _LineCheck:
         for scan in scans:
             if scan.mfr_lot is None:
                 continue
-            listed = expiries.get(scan.mfr_lot)
-            if listed is None:
+            typed_dates = expiries.get(scan.mfr_lot)
+            if typed_dates is None:
                 self.add(
                     ReasonCode.INVALID_BARCODE,
-                    f"scan {scan.raw!r} is a unit of manufacturer lot {scan.mfr_lot}, which the "
-                    f"line does not list (it lists {', '.join(list(expiries)[:5])})",
+                    f"scan {shown(scan.raw)} is a unit of manufacturer lot {scan.mfr_lot}, which "
+                    f"the line does not list (it lists {listed(expiries)})",
                     scan.raw,
                 )
                 return
             # A lot typed without an expiry date is contradicted too: received so, the date on
             # the unit's label would be lost (and the same lot received dated is another stock).
             # A perishable one is refused for that on its own (`_entry_ok`): said once.
-            dated = listed - {None} if self.item.perishable else listed
+            dated = typed_dates - {None} if self.item.perishable else typed_dates
             contradicted = scan.expires_on is not None and dated - {scan.expires_on}
             if contradicted and not self.receipt.is_return:
                 self.add(
                     ReasonCode.EXPIRY_REQUIRED,
-                    f"scan {scan.raw!r} says manufacturer lot {scan.mfr_lot} expires on "
+                    f"scan {shown(scan.raw)} says manufacturer lot {scan.mfr_lot} expires on "
                     f"{scan.expires_on}, but the line lists it {listed_expiring(dated)}",
                     scan.raw,
                 )
@@ -697,8 +698,9 @@ class _LineCheck:
             if room.get(scan.mfr_lot, 0) < 1:
                 self.add(
                     ReasonCode.SERIAL_COUNT_MISMATCH,
-                    f"scan {scan.raw!r} is one more serial of manufacturer lot {scan.mfr_lot} "
-                    f"than the line's quantity of that lot ({quantity.get(scan.mfr_lot, 0)})",
+                    f"scan {shown(scan.raw)} is one more serial of manufacturer lot "
+                    f"{scan.mfr_lot} than the line's quantity of that lot "
+                    f"({number(quantity.get(scan.mfr_lot, Decimal(0)))})",
                     scan.raw,
                 )
                 return serials

@@ -50,6 +50,7 @@ from services.allocation.domain.picking import (
 from services.allocation.domain.receiving import NewLot, require_item, stock_in
 from services.allocation.domain.shipping import movements
 from shared.ids import MAX_DERIVED_ID
+from shared.reasons import number
 
 EXCEEDS_USED = "adjusted quantity exceeds the previously used quantity"
 
@@ -94,7 +95,8 @@ def _beginning_balance(draft: Draft, cmd: AdjustStock) -> tuple[str, tuple[LotMo
     if cmd.quantity < 0:
         raise Refusal(
             ReasonCode.INVALID_QUANTITY,
-            f"a beginning balance adds stock: quantity must be > 0, got {cmd.quantity}",
+            "a beginning balance adds stock: quantity must be greater than 0, got "
+            f"{number(cmd.quantity)}",
             str(cmd.quantity),
         )
     spec = NewLot(
@@ -257,7 +259,7 @@ def _reverse_mfr_lot(
         r for r in draft.mfr_lots_at(office) if r.mfr_lot == entry.mfr_lot and describes(entry, r)
     ]
     if not rows:
-        expiring = f" expiring {entry.expires_on}" if entry.expires_on else ""
+        expiring = f" expiring on {entry.expires_on}" if entry.expires_on else ""
         raise Refusal(
             ReasonCode.LOT_NOT_FOUND,
             f"manufacturer lot {entry.mfr_lot}{expiring} of {item.lic} was never at office"
@@ -276,7 +278,7 @@ def _reverse_mfr_lot(
         raise Refusal(
             ReasonCode.LOT_QTY_EXCEEDS_USED,
             f"{EXCEEDS_USED}: manufacturer lot {entry.mfr_lot} of {item.lic} can take back "
-            f"{capacity} (used), adjusted {entry.quantity}",
+            f"{number(capacity)} (used), adjusted {number(entry.quantity)}",
             f"{entry.quantity} > {capacity}",
         )
     rows.sort(key=lambda r: draft.lots[r.lot_id].arrival, reverse=True)

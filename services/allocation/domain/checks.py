@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import Item
+from shared.reasons import listed, number
 
 MAX_SERIALS_PER_LINE = 100_000
 """A sane upper size for one line's serials (R5): bigger lines are refused, not generated."""
@@ -16,7 +17,9 @@ def positive(quantity: Decimal, what: str = "quantity") -> Decimal:
     """Quantities are finite and > 0 (DESIGN §4)."""
     if not quantity.is_finite() or quantity <= 0:
         raise Refusal(
-            ReasonCode.INVALID_QUANTITY, f"{what} must be > 0, got {quantity}", str(quantity)
+            ReasonCode.INVALID_QUANTITY,
+            f"{what} must be greater than 0, got {number(quantity)}",
+            str(quantity),
         )
     return quantity
 
@@ -25,7 +28,9 @@ def nonzero(quantity: Decimal) -> Decimal:
     """An adjustment's signed quantity: finite and not zero."""
     if not quantity.is_finite() or quantity == 0:
         raise Refusal(
-            ReasonCode.INVALID_QUANTITY, f"quantity must be ≠ 0, got {quantity}", str(quantity)
+            ReasonCode.INVALID_QUANTITY,
+            f"quantity must be a number other than 0, got {number(quantity)}",
+            str(quantity),
         )
     return quantity
 
@@ -35,7 +40,9 @@ def cost(unit_cost: Decimal | None, item: Item) -> Decimal:
     value = item.est_unit_cost if unit_cost is None else unit_cost
     if not value.is_finite() or value < 0:
         raise Refusal(
-            ReasonCode.INVALID_QUANTITY, f"unit cost must be ≥ 0, got {value}", str(value)
+            ReasonCode.INVALID_QUANTITY,
+            f"unit cost must not be negative, got {number(value)}",
+            str(value),
         )
     return value
 
@@ -47,13 +54,14 @@ def whole_for(item: Item, quantity: Decimal, what: str = "quantity") -> None:
     if quantity != quantity.to_integral_value():
         raise Refusal(
             ReasonCode.INVALID_QUANTITY,
-            f"{what} of serialized item {item.lic} must be whole, got {quantity}",
+            f"{what} of serialized item {item.lic} must be whole, got {number(quantity)}",
             str(quantity),
         )
     if abs(quantity) > MAX_SERIALS_PER_LINE:
         raise Refusal(
             ReasonCode.INVALID_QUANTITY,
-            f"{what} {quantity} exceeds {MAX_SERIALS_PER_LINE} serials per line",
+            f"{what} {number(quantity)} exceeds the limit of {MAX_SERIALS_PER_LINE} serials "
+            "per line",
             str(quantity),
         )
 
@@ -64,7 +72,7 @@ def lot_sum(quantity: Decimal, parts: Iterable[Decimal], what: str = "manufactur
     if total != quantity:
         raise Refusal(
             ReasonCode.INVALID_QUANTITY,
-            f"{what} total {total} but the line quantity is {quantity}",
+            f"{what} total {number(total)} but the line quantity is {number(quantity)}",
             f"{total} != {quantity}",
         )
 
@@ -76,7 +84,8 @@ def picks_within(quantity: Decimal, parts: Iterable[Decimal]) -> None:
     if total > quantity:
         raise Refusal(
             ReasonCode.INVALID_QUANTITY,
-            f"manufacturer lots total {total}, more than the line quantity {quantity}",
+            f"manufacturer lots total {number(total)}, more than the line quantity "
+            f"{number(quantity)}",
             f"{total} > {quantity}",
         )
 
@@ -89,7 +98,7 @@ def serial_list(
     if len(serials) > quantity or (not partial and len(serials) != quantity):
         raise Refusal(
             ReasonCode.SERIAL_COUNT_MISMATCH,
-            f"item {item.lic} needs {quantity} serials, got {len(serials)}",
+            f"item {item.lic} needs {number(quantity)} serials, got {len(serials)}",
             f"{len(serials)} != {quantity}",
         )
     seen: set[str] = set()
@@ -121,10 +130,10 @@ def no_serials(item: Item, serials: tuple[str, ...]) -> None:
 def no_lots(item: Item, names: Iterable[str]) -> None:
     if item.track_mfr_lot:
         return
-    listed = list(names)
-    if listed:
+    given = list(names)
+    if given:
         raise Refusal(
             ReasonCode.INVALID_QUANTITY,
-            f"item {item.lic} is not tracked by manufacturer lot: got lots {', '.join(listed[:5])}",
-            listed[0],
+            f"item {item.lic} is not tracked by manufacturer lot: got lots {listed(given)}",
+            given[0],
         )

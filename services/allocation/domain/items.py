@@ -10,6 +10,7 @@ from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.model import Item, ItemUpserted, UpsertItem
+from shared.reasons import flag
 
 _T = TypeVar("_T")
 
@@ -84,14 +85,14 @@ def _perishable(before: Item | None, cmd: UpsertItem) -> bool:
 
 
 def _check_tracking(before: Item, cmd: UpsertItem) -> None:
-    for flag, old, new in (
+    for name, old, new in (
         ("track_mfr_lot", before.track_mfr_lot, cmd.track_mfr_lot),
         ("serialized", before.serialized, cmd.serialized),
     ):
         if new is not None and old != new:
             raise Refusal(
                 ReasonCode.TRACKING_LOCKED,
-                f"{flag} of {before.lic} cannot change from {old} to {new}: "
+                f"{name} of item {before.lic} cannot change from {flag(old)} to {flag(new)}: "
                 "records already refer to the item",
-                flag,
+                name,
             )

@@ -37,6 +37,7 @@ from services.allocation.domain.model import (
     SerialStatus,
     Unit,
 )
+from shared.reasons import number
 
 ONE = Decimal(1)
 
@@ -139,8 +140,9 @@ def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pi
     result = []
     for serial in serials:
         unit = _available(draft, need, serial)
-        if need.expired(_row(draft, unit)):
-            raise _expired(serial, _row(draft, unit), need)
+        row = _row(draft, unit)
+        if row is not None and need.expired(row):
+            raise _expired(row, need, serial=serial)
         result.append(Pick(lot_id=unit.lot_id, mfr_lot=unit.mfr_lot, serial=serial, quantity=ONE))
     return result
 
@@ -212,7 +214,7 @@ def serials_in_their_lots(
 def _disagree(need: Need, name: str, quantity: Decimal, held: int, where: str) -> Refusal:
     return Refusal(
         ReasonCode.INVALID_QUANTITY,
-        f"manufacturer lot {name} of {need.item.lic}{where} is named for {quantity}, but "
+        f"manufacturer lot {name} of {need.item.lic}{where} is named for {number(quantity)}, but "
         f"{held} of the named serials are in it",
         name,
     )
@@ -280,7 +282,7 @@ def _matching(draft: Draft, need: Need, pick: LotPick) -> list[MfrLot]:
         raise _not_found(need, pick)
     fresh = [r for r in every if not need.expired(r)]
     if not fresh:
-        raise _expired(pick.mfr_lot, every[0], need)
+        raise _expired(every[0], need)
     return sorted(fresh, key=lambda r: _row_order(draft, need.item, r))
 
 
@@ -295,7 +297,7 @@ def describes(pick: LotPick, row: MfrLot) -> bool:
 
 
 def _not_found(need: Need, pick: LotPick) -> Refusal:
-    expiring = f" expiring {pick.expires_on}" if pick.expires_on else ""
+    expiring = f" expiring on {pick.expires_on}" if pick.expires_on else ""
     return Refusal(
         ReasonCode.LOT_NOT_FOUND,
         f"manufacturer lot {pick.mfr_lot}{expiring} of {need.item.lic} is not at office"
@@ -306,29 +308,71 @@ def _not_found(need: Need, pick: LotPick) -> Refusal:
 
 def _available(draft: Draft, need: Need, serial: str) -> Unit:
     held = draft.serial_in_stock(serial)
-    where = "is not in stock"
-    if held is not None:
+    if held is None:
+        why = f"is not in stock: {_gone(draft, serial)}"
+    else:
         office = draft.lots[held.lot_id].office
-        status = held.status.value
-        # AVAILABLE in a lot that is not stocked: a held receipt's, until its document is whole.
-        if held.status is SerialStatus.AVAILABLE and held.lot_id not in draft.stocked:
-            status = "held"
-        elif held.status is SerialStatus.AVAILABLE and office == need.office:
+        if held.status is SerialStatus.ALLOCATED:
+            why = f"is already allocated to {_line(held)}"
+            if office != need.office:
+                why += f" at office {office}"
+        elif held.status is SerialStatus.HELD:
+            why = "is coming back on a customer return held for the rest of its document"
+        elif held.lot_id not in draft.stocked:
+            # AVAILABLE in a lot that is not stocked: a held receipt's, until its document is whole.
+            why = "is on a receipt held until the rest of its document is posted"
+        elif office != need.office:
+            why = f"is in stock at office {office}, not at office {need.office}"
+        else:
             return held
-        where = f"is {status} at office {office}"
     raise Refusal(
-        ReasonCode.SERIAL_NOT_AVAILABLE,
-        f"serial {serial} of {need.item.lic} {where}; wanted AVAILABLE at office {need.office}",
-        serial,
+        ReasonCode.SERIAL_NOT_AVAILABLE, f"serial {serial} of {need.item.lic} {why}", serial
     )
 
 
-def _expired(name: str, row: MfrLot | None, need: Need) -> Refusal:
-    expiry = row.expires_on if row else None
+def _gone(draft: Draft, serial: str) -> str:
+    """What became of a serial not in stock, in words, from its latest unit: a serial is
+    received again only after it left stock, so the unit decided last is the current one."""
+    latest = max(
+        draft.units_with_serial(serial), key=lambda u: draft.lots[u.lot_id].seq, default=None
+    )
+    if latest is None:
+        return "it was never received"
+    if latest.status is SerialStatus.REMOVED:
+        return "a count or loss removed it from stock"
+    if latest.status is SerialStatus.SHIPPED:
+        return f"it was shipped{_on(draft, latest)} ({_line(latest)})"
+    if latest.status is SerialStatus.RETURNED_TO_VENDOR:
+        return f"it was returned to the vendor{_on(draft, latest)} ({_line(latest)})"
+    return "it has left stock"
+
+
+def _line(unit: Unit) -> str:
+    """The shipment line that took `unit`, as a reason names it."""
+    if unit.shipment_id is None:
+        return "another shipment"
+    line = "" if unit.line_no is None else f" line {unit.line_no}"
+    return f"shipment {unit.shipment_id}{line}"
+
+
+def _on(draft: Draft, unit: Unit) -> str:
+    """The ship date of the allocation that shipped `unit` (" on 2026-03-02"); "" unknown."""
+    allocation = draft.allocations.get((unit.shipment_id or "", unit.line_no or 0))
+    return "" if allocation is None else f" on {allocation.ship_on}"
+
+
+def _expired(row: MfrLot, need: Need, *, serial: str | None = None) -> Refusal:
+    """LOT_EXPIRED for a named manufacturer lot, or for a named serial in one."""
+    lic = need.item.lic
+    when = f"expired on {row.expires_on}, before the ship date {need.ship_on}"
+    if serial is None:
+        return Refusal(
+            ReasonCode.LOT_EXPIRED, f"manufacturer lot {row.mfr_lot} of {lic} {when}", row.mfr_lot
+        )
     return Refusal(
         ReasonCode.LOT_EXPIRED,
-        f"{name} of {need.item.lic} expired on {expiry}, before ship date {need.ship_on}",
-        name,
+        f"serial {serial} of {lic} is in manufacturer lot {row.mfr_lot}, which {when}",
+        serial,
     )
 
 
@@ -372,7 +416,7 @@ def _short(
         quantity, available = asked, available + (asked - quantity)
     return Refusal(
         ReasonCode.INSUFFICIENT_STOCK,
-        f"{what}: requested {quantity}, available {available}",
+        f"{what}: requested {number(quantity)}, available {number(available)}",
         f"{quantity} > {available}",
     )
 

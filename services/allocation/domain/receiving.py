@@ -38,7 +38,7 @@ from services.allocation.domain.model import (
     Unit,
 )
 from services.allocation.domain.serials import serial_run
-from shared.reasons import listed_expiring
+from shared.reasons import listed_expiring, number
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -230,7 +230,7 @@ def incoming_serials(
     else:
         raise Refusal(
             ReasonCode.SERIAL_REQUIRED,
-            f"item {item.lic} is serialized: the line needs {spec.quantity} serials"
+            f"item {item.lic} is serialized: the line needs {number(spec.quantity)} serials"
             + ("" if item.next_serial else " and the item has no Next Serial"),
             item.lic,
         )

@@ -53,6 +53,7 @@ from services.allocation.domain.picking import (
 )
 from services.allocation.domain.receiving import require_item
 from services.allocation.domain.shipping import movements
+from shared.reasons import listed, number
 
 ShipmentKey = tuple[str, str | None, str]
 Returned = tuple[Pick, ShipmentKey]
@@ -116,7 +117,7 @@ def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str)
         to = f" to {customer}" if customer else ""
         why = f"was not shipped{to}"
         if to_them:
-            offices = ", ".join(sorted({draft.lots[u.lot_id].office for u in to_them}))
+            offices = listed(sorted({draft.lots[u.lot_id].office for u in to_them}))
             why = (
                 f"was shipped{to} from office {offices}, not {cmd.office}: a return is "
                 "received at the office that shipped it"
@@ -187,21 +188,24 @@ def _returnable(
         also = ""
         if elsewhere:
             also = (
-                f" (more was shipped from office {', '.join(elsewhere)}: a return is received"
+                f" (more was shipped from office {listed(elsewhere)}: a return is received"
                 " at the office that shipped it)"
             )
-        shipped = f"only {available} was shipped{to} from office {cmd.office} and not returned"
+        shipped = (
+            f"only {number(available)} was shipped{to} from office {cmd.office} and not returned"
+        )
         if unreturned > available:
             # R11: a count or loss put back usage this return would reverse; saying "only
             # `available` was shipped" would contradict the shipment records.
             shipped = (
-                f"only {available} can come back: {unreturned} was shipped{to} from office "
-                f"{cmd.office} and not returned, but counts have put back the usage of "
-                f"{unreturned - available} of it (add the rest with a beginning balance)"
+                f"only {number(available)} can come back: {number(unreturned)} was shipped{to} "
+                f"from office {cmd.office} and not returned, but counts have put back the usage "
+                f"of {number(unreturned - available)} of it (add the rest with a beginning "
+                "balance)"
             )
         raise Refusal(
             ReasonCode.RETURN_EXCEEDS_SHIPPED,
-            f"{what}: returning {wanted.quantity}, but {shipped}{also}",
+            f"{what}: returning {number(wanted.quantity)}, but {shipped}{also}",
             f"{wanted.quantity} > {available}",
         )
     return picks

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 
 from services.allocation.domain.errors import ReasonCode, Refusal
+from shared.reasons import shown
 from shared.serials import SerialEntryError, one_typed_serial
 
 MIN_NUMERIC_WIDTH = 5
@@ -28,7 +29,7 @@ def serial_run(next_serial: str, count: int) -> tuple[tuple[str, ...], str]:
     if match is None:
         raise Refusal(
             ReasonCode.SERIAL_REQUIRED,
-            f"next serial {next_serial!r} has no numeric tail to continue from",
+            f"Next Serial {shown(next_serial)} has no numeric tail to continue from",
             next_serial,
         )
     prefix, digits = match.groups()
@@ -53,6 +54,6 @@ def _typeable(serial: str, next_serial: str) -> None:
     except SerialEntryError as exc:
         raise Refusal(
             ReasonCode.INVALID_SERIAL_SPAN,
-            f"next serial {next_serial!r} would generate serial {serial!r}: {exc.reason}",
+            f"Next Serial {shown(next_serial)} would generate serial {shown(serial)}: {exc.reason}",
             serial,
         ) from None

@@ -295,7 +295,9 @@ def _open(draft: Draft, shipment_id: str, line_no: int) -> Allocation:
     if allocation is None:
         raise _not_open(shipment_id, line_no, "it was never allocated")
     if allocation.status != "allocated":
-        raise _not_open(shipment_id, line_no, f"it is {allocation.status}")
+        # The status in words: "shipped" or "released" (given back to stock).
+        why = "it was already shipped" if allocation.status == "shipped" else "it was released"
+        raise _not_open(shipment_id, line_no, why)
     return allocation
 
 

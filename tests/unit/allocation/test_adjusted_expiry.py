@@ -53,4 +53,4 @@ def test_an_expiry_no_stock_of_the_lot_has_is_refused_naming_the_lot() -> None:
             ReasonCode.LOT_NOT_FOUND,
         )
         assert rejection.offending == "A"
-        assert f"A expiring {never}" in rejection.reason
+        assert f"A expiring on {never}" in rejection.reason

@@ -51,7 +51,7 @@ def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> N
 
     book.refused(allocate("SO-1", 1), ReasonCode.INSUFFICIENT_STOCK)
     refused = book.refused(allocate("SO-2", 1, serials=["A1"]), ReasonCode.SERIAL_NOT_AVAILABLE)
-    assert "is held" in refused.reason
+    assert "is on a receipt held until the rest of its document is posted" in refused.reason
     book.refused(adjust("ADJ-1", "loss", -1, serials=["A2"]), ReasonCode.SERIAL_NOT_AVAILABLE)
     book.refused(receive("PO-2/1", 1, serials=["A2"]), ReasonCode.DUPLICATE_SERIAL)
     book.refused(receive("PO-1/1", 2, serials=["B1", "B2"]), ReasonCode.INVALID_QUANTITY)
