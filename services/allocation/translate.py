@@ -303,6 +303,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "office": event.office,
                     "released_on": event.released_on,
                     "reallocated": event.reallocated,
+                    "counterparty": event.counterparty or None,
                     "movements": _movements(event.movements),
                 },
             )

@@ -103,6 +103,7 @@ def to_fact(event: e.Event) -> Fact | ItemFact | None:
                 _released_on(event),
                 event.movements,
                 line_no=event.line_no,
+                counterparty=event.counterparty,
             )
         case e.LineShipped():
             return _fact(

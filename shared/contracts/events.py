@@ -96,6 +96,13 @@ class LineReleased(Event):
         ),
     )
     reallocated: bool = Field(default=False, description="released to be allocated anew")
+    counterparty: Identifier | None = Field(
+        default=None,
+        description=(
+            "the customer or vendor of the allocation given back, as its LineAllocated named"
+            " (absent from events published before it was added)"
+        ),
+    )
     movements: list[Movement] = Field(default_factory=list)
 
 

@@ -710,6 +710,7 @@ class LineReleased:
     released_on: date
     movements: tuple[LotMovement, ...]
     reallocated: bool = False
+    counterparty: str | None = None  # the allocation's customer or vendor
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

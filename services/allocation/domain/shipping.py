@@ -199,6 +199,7 @@ def release(
         released_on=allocation.ship_on,
         movements=held(draft, allocation),
         reallocated=reallocated,
+        counterparty=allocation.counterparty,
     )
 
 

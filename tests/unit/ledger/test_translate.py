@@ -275,6 +275,24 @@ def test_a_release_is_dated_by_the_ship_on_of_the_allocation_it_gives_back() -> 
     assert (row.event_type, row.occurred_on) == ("release", ship_on)
 
 
+def test_a_release_names_the_customer_of_the_allocation_it_gives_back() -> None:
+    """R15: a cancelled sale's `release` row in a lot's history names the customer, as its
+    `allocation` row does (a recall spreadsheet sorted by counterparty keeps them together).
+    Before, LineReleased carried no counterparty and the row's was empty."""
+    book = Book(item(), receive("PO-1/1", 2))
+    book.ok(allocate("OUT-1", 1, to="City Clinic"))
+    command = release("OUT-1")
+    (released,) = book.ok(command)
+    wire = decode(EVENTS, encode(allocation_wire.to_wire(released, "rel#0", command)))
+    assert isinstance(wire, e.LineReleased) and wire.counterparty == "City Clinic"
+
+    fact = to_fact(wire)
+
+    assert isinstance(fact, Fact) and fact.counterparty == "City Clinic"
+    (row,) = record(Known(), [fact]).transactions
+    assert (row.event_type, row.counterparty) == ("release", "City Clinic")
+
+
 def test_a_release_published_before_released_on_is_dated_by_when_it_occurred() -> None:
     """Additive contract: a LineReleased without `released_on` still decodes, dated by its
     `occurred_at` (the only date it has)."""
