@@ -295,6 +295,31 @@ def cmd_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    from shared import stack
+    from shared.send import DocumentError
+    from shared.watch import watch
+
+    reached = _stack_settings("watch")
+    if reached is None:
+        return 2
+    settings, _ = reached
+    try:
+        stack.run_sync(
+            watch(
+                settings,
+                sys.stdout,
+                from_beginning=args.from_beginning,
+                ids=frozenset(args.ids),
+                as_json=args.json,
+            )
+        )
+    except DocumentError as exc:  # an answer topic missing
+        print(f"lotline watch: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shared import stack
     from shared.demo import run_demo
@@ -431,6 +456,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     send.add_argument("--json", action="store_true", help="print each outcome as a JSON line")
     send.set_defaults(func=cmd_send)
+
+    watch = commands.add_parser(
+        "watch",
+        help="print lotline's answers, decisions and dead letters as they arrive",
+        description="Follow inventory.status (documents' answers), inventory.events "
+        "(allocation's decisions and refusals) and inventory.dlq, one summary each, as "
+        "`lotline send` prints them, until Ctrl-C. Reaches KAFKA_BOOTSTRAP_SERVERS, or the "
+        "stack `lotline up` runs.",
+    )
+    watch.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="only messages naming one of these (a shipment or document id, LIC, message or"
+        " command id)",
+    )
+    watch.add_argument(
+        "--from-beginning",
+        action="store_true",
+        help="start from the first message the broker still holds, not from now",
+    )
+    watch.add_argument("--json", action="store_true", help="print each message as a JSON line")
+    watch.set_defaults(func=cmd_watch)
 
     demo = commands.add_parser(
         "demo",

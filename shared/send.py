@@ -134,15 +134,20 @@ class Outcome:
                 f"{head}  → no answer yet (a message_id processed before is not answered"
                 " again: look for its first answer)"
             )
-        answer = self.answer
-        text = f"{head}  → {answer.get('type')}"
-        if answer.get("reason_code"):
-            text += f" {answer['reason_code']}: {answer.get('reason')}"
-        for line in answer.get("lines") or []:
-            text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
-        if answer.get("type") == "InventoryAdjusted" and answer.get("movements"):
-            text += f"\n      {answer.get('lic')}: {_taken(answer)}"
-        return text + "".join(f"\n      {detail}" for detail in _details(answer))
+        return f"{head}  → {describe(self.answer)}"
+
+
+def describe(answer: dict[str, Any]) -> str:
+    """An answer as `send` and `watch` print it: its type and refusal, then, indented, what
+    each line (or an event) moved and what a refusal left standing."""
+    text = str(answer.get("type"))
+    if answer.get("reason_code"):
+        text += f" {answer['reason_code']}: {answer.get('reason')}"
+    for line in answer.get("lines") or []:
+        text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
+    if answer.get("movements"):  # an event: an adjustment, an allocation, a shipment …
+        text += f"\n      {answer.get('lic')}: {_taken(answer)}"
+    return text + "".join(f"\n      {detail}" for detail in _details(answer))
 
 
 def _details(answer: dict[str, Any]) -> list[str]:
@@ -475,7 +480,7 @@ class _Answers:
         partitions = [
             TopicPartition(topic, p)
             for topic in (topics.status, topics.events, topics.dlq)
-            for p in await _partitions(consumer, topic)
+            for p in await topic_partitions(consumer, topic)
         ]
         consumer.assign(partitions)
         await consumer.seek_to_end(*partitions)
@@ -616,7 +621,7 @@ def _open(outcome: Outcome) -> bool:
     return outcome.answer is None and outcome.dead_letter is None
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:
     """A topic's partitions, once the consumer's metadata knows it."""
     for _ in range(50):
         if topic in await consumer.topics():

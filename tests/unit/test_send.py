@@ -226,9 +226,11 @@ def test_lotline_send_without_a_broker_or_a_running_stack_says_to_start_one(
 
     assert cli.main(["send", str(path)]) == 2
     assert cli.main(["demo"]) == 2
+    assert cli.main(["watch", "SO-1"]) == 2
 
     err = capsys.readouterr().err
-    assert "no `lotline up` is running" in err
+    assert err.count("no `lotline up` is running") == 3
+    assert "lotline watch: " in err
     assert "make up" in err
 
 
