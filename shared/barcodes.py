@@ -6,11 +6,15 @@ people copy the human-readable form ``(01)09506000134352(17)261231(10)ABC123(21)
 The GS1 grammar (AI table, check digits, dates) is biip's; this module only picks the four
 AIs lotline uses and refuses everything else with ``INVALID_BARCODE`` and the raw text.
 
-Pure: standard library and biip only, no I/O.
+Reasons follow shared/reasons.py's style: the scan unquoted, as scanned (`shown`), and biip's
+own refusals reworded without its Python quotes and patterns (`_in_words`).
+
+Pure: standard library, biip and shared.reasons only, no I/O.
 """
 
 from __future__ import annotations
 
+import ast
 import datetime as dt
 import re
 from collections.abc import Sequence
@@ -20,6 +24,7 @@ import biip
 from biip.gs1_element_strings import GS1ElementString
 from biip.gs1_messages import GS1Message
 
+from shared.reasons import shown
 from shared.serials import SerialEntryError, normalize_serial, one_typed_serial
 
 __all__ = ["INVALID_BARCODE", "MAX_SCAN_LENGTH", "BarcodeError", "Scan", "decode_scan"]
@@ -123,7 +128,9 @@ def _checked_text(raw: str) -> str:
     # as whitespace), as biip itself does.
     text = raw.strip()
     if not text:
-        raise _invalid(raw, "is empty")
+        # Blanks shown as they are would not be seen: say what the scan holds instead.
+        what = "is empty" if not raw else "is empty: it holds only blanks (spaces, line ends, <GS>)"
+        raise BarcodeError(INVALID_BARCODE, f"scan {what}", _offending(raw))
     for char in text:
         # GS1 data is printable ASCII (charsets 82 and 39) plus GS; the HRI form has spaces.
         # Checking here also keeps full-width digits away from regexes whose \d accepts them.
@@ -144,7 +151,7 @@ def _parse_hri(text: str, raw: str) -> Sequence[GS1ElementString]:
     try:
         return GS1Message.parse_hri(text).element_strings
     except Exception as error:  # biip raises more than ParseError on odd input: see _parse_scanned
-        raise _invalid(raw, f"is not readable: {error}") from error
+        raise _unreadable(raw, error) from error
 
 
 def _parse_scanned(text: str, raw: str) -> tuple[Sequence[GS1ElementString], str | None]:
@@ -154,7 +161,7 @@ def _parse_scanned(text: str, raw: str) -> tuple[Sequence[GS1ElementString], str
     except Exception as error:
         # biip.parse raises IndexError/ValueError on a truncated symbology identifier ("]",
         # "]Yx"); a scan must never crash a consumer, so every failure is a refusal.
-        raise _invalid(raw, f"is not readable: {error}") from error
+        raise _unreadable(raw, error) from error
     if result.gs1_message is not None:
         elements: Sequence[GS1ElementString] = result.gs1_message.element_strings
     elif result.gs1_digital_link_uri is not None:
@@ -166,7 +173,7 @@ def _parse_scanned(text: str, raw: str) -> tuple[Sequence[GS1ElementString], str
         error_text = (
             result.gs1_message_error or result.gs1_digital_link_uri_error or result.gtin_error
         )
-        raise _invalid(raw, f"is not readable: {error_text or 'not a GS1 barcode'}")
+        raise _invalid(raw, f"is not readable: {_in_words(error_text or 'not a GS1 barcode')}")
     return elements, bare_gtin
 
 
@@ -193,7 +200,7 @@ def _gtin(elements: Sequence[GS1ElementString], raw: str) -> str | None:
     if element is None:
         return None
     if element.gtin is None:
-        raise _invalid(raw, f"has an invalid GTIN: {element.gtin_error}")
+        raise _invalid(raw, f"has an invalid GTIN: {_in_words(element.gtin_error or '')}")
     return element.gtin.as_gtin_14()
 
 
@@ -202,7 +209,7 @@ def _expiry(elements: Sequence[GS1ElementString], raw: str) -> dt.date | None:
     if element is None:
         return None
     if element.date is None:  # biip refuses bad dates itself; this guards a config change
-        raise _invalid(raw, f"has an unreadable expiry date {element.value!r}")
+        raise _invalid(raw, f"has an unreadable expiry date {shown(element.value)}")
     return element.date
 
 
@@ -224,7 +231,79 @@ def _serial(elements: Sequence[GS1ElementString], raw: str) -> str | None:
 
 
 def _invalid(raw: str, why: str) -> BarcodeError:
-    return BarcodeError(INVALID_BARCODE, f"scan {_shown(raw)} {why}", _offending(raw))
+    return BarcodeError(INVALID_BARCODE, f"scan {shown(raw)} {why}", _offending(raw))
+
+
+def _unreadable(raw: str, error: Exception) -> BarcodeError:
+    # Only biip's own refusals say something about the scan; an IndexError or a ValueError
+    # from int() on a truncated symbology identifier speaks of Python, not of the barcode.
+    if isinstance(error, biip.ParseError):
+        return _invalid(raw, f"is not readable: {_in_words(str(error))}")
+    return _invalid(raw, "is not readable: not a GS1 barcode")
+
+
+# biip's refusals (biip 5) as a person would say them. The values in them are the scan's, as
+# Python writes them (in quotes, escaped): each is read back (`_unquoted`), so a group
+# separator in one shows as <GS>, as in the scan.
+_LITERAL = r"""(?:'[^']*'|"[^"]*")"""
+_BIIP_WORDS = tuple(
+    (re.compile(pattern), words)
+    for pattern, words in (
+        (
+            rf"Failed to match (?P<data>{_LITERAL}) with GS1 AI \((?P<ai>\d+)\) .*",
+            "AI ({ai}) is followed by {value}, which is not a valid value for it",
+        ),
+        (
+            rf"Failed to get GS1 Application Identifier from (?P<rest>{_LITERAL})",
+            "no GS1 AI starts at {rest}",
+        ),
+        (
+            rf"Unknown GS1 Application Identifier (?P<ai>{_LITERAL}) in .*",
+            "there is no GS1 AI ({ai})",
+        ),
+        (
+            rf"Failed to parse GS1 AI \((?P<ai>\d+)\) date/time from (?P<value>{_LITERAL})",
+            "AI ({ai}) holds {value}, which is not a date",
+        ),
+        (
+            r"Invalid GTIN check digit for '(?P<gtin>\d+)': Expected (?P<want>\d), got (?P<got>\d)",
+            "GTIN {gtin} has check digit {got}, but its other digits call for {want}",
+        ),
+        (
+            rf"Failed to get Symbology Identifier from {_LITERAL}\. (?P<c>{_LITERAL}) is not .*",
+            "]{c} does not start a symbology identifier",
+        ),
+        (
+            rf"Failed to parse {_LITERAL} as (?P<what>[A-Z0-9-]+): Expected (?P<why>.*)",
+            "a {what} should have {why}",
+        ),
+    )
+)
+_QUOTED = re.compile(_LITERAL)
+
+
+def _in_words(message: str) -> str:
+    message = message.removesuffix(".")
+    for pattern, words in _BIIP_WORDS:
+        match = pattern.fullmatch(message)
+        if match is not None:
+            said = {name: _unquoted(text) for name, text in match.groupdict().items()}
+            if "data" in said:  # biip quotes an AI's data with the AI in front
+                said["value"] = said["data"].removeprefix(said["ai"])
+            return shown(words.format_map({name: text or "nothing" for name, text in said.items()}))
+    # Any other: as biip says it, its values without Python's quotes.
+    return shown(_QUOTED.sub(lambda quoted: _unquoted(quoted[0]) or "nothing", message))
+
+
+def _unquoted(text: str) -> str:
+    """A value as biip quoted it, read back (escapes and all); other text as it is."""
+    if text[:1] not in ("'", '"'):
+        return text
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text[1:-1]
+    return value if isinstance(value, str) else text[1:-1]
 
 
 def _offending(raw: str) -> str:
@@ -237,7 +316,3 @@ def _offending(raw: str) -> str:
 
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "…"
-
-
-def _shown(raw: str) -> str:
-    return repr(_clip(raw))

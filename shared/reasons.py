@@ -9,9 +9,11 @@ style, kept by the helpers below (use them rather than formatting values by hand
   "serial PX-0005 of WIDGET is already in stock", "manufacturer lot L7 of WIDGET is not at
   office MAIN" (the style most reasons already used). The contract has trimmed them and
   refused control and invisible characters, so nothing hides in them; a quote mark in a reason
-  is part of a value. Raw text that is not an identifier (a barcode scan as scanned) is shown
-  the same way, clipped, with control characters written as escapes (a scanner's group
-  separator as ``\\x1d``): `shown`.
+  is part of a value. Raw text that is not an identifier (a barcode scan as scanned, a serial
+  as typed) is shown the same way, clipped, with a scanner's group separator (FNC1) written
+  <GS> as GS1's documents and scanner tools write it, and every other character that cannot
+  be seen written as an escape ("\\r", "\\u200b"): `shown`. (A literal "<GS>" in a scan is
+  shown alike; the refusal's `offending` carries the scan exactly.)
 - Numbers as a person types them: 5, 2.5, 1000 (`number`): never ``Decimal('5')``, ``5.000``
   or ``1E+3``.
 - Yes/no values as the JSON upstream sends spells them: true, false (`flag`).
@@ -25,7 +27,6 @@ style, kept by the helpers below (use them rather than formatting values by hand
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
@@ -71,6 +72,7 @@ def listed_expiring(dates: Iterable[date | None]) -> str:
 # (a billion, 6 decimal places) are well inside.
 _MAX_DIGITS = 30
 _MAX_SHOWN = 100
+_GROUP_SEPARATOR = "\x1d"  # FNC1 as scanners transmit it
 
 
 def number(value: Decimal | int) -> str:
@@ -100,14 +102,18 @@ def listed(values: Iterable[str], most: int = 5) -> str:
 
 
 def shown(text: str) -> str:
-    """Raw text (a scan as scanned) for a reason: as is, clipped to 100 characters, control,
-    invisible and surrogate characters written as escapes ("\\x1d"), never hidden."""
+    """Raw text (a scan as scanned, a serial as typed) for a reason: as is, clipped to 100
+    characters, the group separator written "<GS>", and every other character that cannot be
+    seen (controls, invisible formatting, private-use, unassigned, lone surrogates, blanks
+    other than the space) written as an escape ("\\r", "\\u200b"), never hidden."""
     clipped = text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "…"
-    if clipped.isascii() and clipped.isprintable():
+    if clipped.isprintable():
         return clipped
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii")
-        if unicodedata.category(ch) in ("Cc", "Cf", "Cs")
-        else ch
-        for ch in clipped
-    )
+    return "".join(_visible(ch) for ch in clipped)
+
+
+def _visible(ch: str) -> str:
+    if ch == _GROUP_SEPARATOR:
+        return "<GS>"
+    # str.isprintable is what repr escapes by: nothing a repr made visible is hidden here.
+    return ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")

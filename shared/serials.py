@@ -5,7 +5,8 @@ spans (``1000...1009``, ``SN-0098...SN-0102``), or paste them from a spreadsheet
 turns such an entry into the list of serials it names, in entry order, or refuses it with a
 contract reason code and the offending text.
 
-Pure: standard library only, no I/O.
+Pure: standard library and shared.reasons only, no I/O. Reasons follow shared/reasons.py's
+style: serials and spans unquoted, as typed (`shown`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+
+from shared.reasons import flag, listed, number, shown
 
 __all__ = [
     "DUPLICATE_SERIAL",
@@ -162,7 +166,7 @@ def parse_serials(
         first = find_duplicates(serials)[0]
         raise SerialEntryError(
             DUPLICATE_SERIAL,
-            f"serial {_shown(first)} appears more than once in the entry",
+            f"serial {shown(first)} appears more than once in the entry",
             _clip(first),
         )
     return serials
@@ -203,11 +207,20 @@ def one_typed_serial(value: str) -> str:
             exc.code, f"typed entry refuses it: {exc.reason}", exc.offending
         ) from None
     if typed != [value]:
-        shown = ", ".join(repr(serial) for serial in typed[:3]) or "no serial"
         raise SerialEntryError(
-            INVALID_SERIAL_SPAN, f"typed entry reads it as {_clip(shown)}", _clip(value)
+            INVALID_SERIAL_SPAN, f"typed entry reads it as {_read_as(typed)}", _clip(value)
         )
     return value
+
+
+def _read_as(serials: Sequence[str]) -> str:
+    """What typed entry made of a serial, in words: "no serial", "serial 1",
+    "2 serials: SN, 7"."""
+    if not serials:
+        return "no serial"
+    if len(serials) == 1:
+        return f"serial {shown(serials[0])}"
+    return f"{len(serials)} serials: {shown(listed(serials, most=3))}"
 
 
 def find_duplicates(serials: Iterable[str]) -> list[str]:
@@ -265,7 +278,9 @@ def _tokens(text: str | Sequence[str], max_serials: int) -> Iterator[str]:
         # Upstream JSON may carry numbers or nulls where text belongs: refuse, never crash.
         if not isinstance(piece, str):
             raise SerialEntryError(
-                SERIAL_REQUIRED, f"serial {piece!r} is not text", _clip(repr(piece))
+                SERIAL_REQUIRED,
+                f"the entry holds {_described(piece)} where a serial belongs: serials are text",
+                _clip(repr(piece)),
             )
         if not piece.isascii():
             # NFC before splitting: U+037E (Greek question mark) is canonically ";", so after
@@ -284,6 +299,19 @@ def _tokens(text: str | Sequence[str], max_serials: int) -> Iterator[str]:
                 yield token
 
 
+def _described(value: object) -> str:
+    """A value that is not text, as the JSON upstream sent it, never "None"."""
+    if value is None:
+        return "an empty value (null)"
+    if isinstance(value, bool):
+        return f"the value {flag(value)}"
+    if isinstance(value, int | Decimal):
+        return f"the number {number(value)}"
+    if isinstance(value, float):
+        return f"the number {number(Decimal(repr(value)))}"
+    return "a value that is not text"
+
+
 # --- single serials ---------------------------------------------------------------------------
 
 
@@ -293,7 +321,7 @@ def _clean(token: str, *, code: str) -> str:
     if len(value) > MAX_SERIAL_LENGTH:
         raise SerialEntryError(
             code,
-            f"serial {_shown(value)} is longer than {MAX_SERIAL_LENGTH} characters",
+            f"serial {shown(value)} is longer than {MAX_SERIAL_LENGTH} characters",
             _clip(value),
         )
     return value
@@ -321,7 +349,7 @@ def _refuse_characters(token: str, code: str) -> None:
         if what is not None:
             raise SerialEntryError(
                 code,
-                f"{noun} {_shown(token)} contains {what} (U+{ord(char):04X})",
+                f"{noun} {shown(token)} contains {what} (U+{ord(char):04X})",
                 # repr: NUL and lone surrogates cannot be stored in Postgres text or UTF-8 JSON.
                 repr(_clip(token)),
             )
@@ -336,7 +364,7 @@ def _parse_span(token: str, max_span: int) -> _Span:
     cleaned = _checked_nfc(token, INVALID_SERIAL_SPAN)
     markers = _MARKER_RE.findall(cleaned)
     if len(markers) != 1 or markers[0] not in _VALID_MARKERS:
-        raise _bad_span(cleaned, "needs exactly one '...', '..' or '…' between its two ends")
+        raise _bad_span(cleaned, "needs exactly one marker between its two ends: ..., .. or …")
     first_text, _, last_text = cleaned.partition(markers[0])
     if not first_text or not last_text:
         raise _bad_span(cleaned, "needs a serial on both sides of the marker")
@@ -347,7 +375,9 @@ def _parse_span(token: str, max_span: int) -> _Span:
     if not first_digits or not last_digits:
         raise _bad_span(cleaned, "must end in digits on both sides")
     if first_prefix != last_prefix:
-        raise _bad_span(cleaned, f"mixes prefixes {_shown(first_prefix)} and {_shown(last_prefix)}")
+        raise _bad_span(
+            cleaned, f"starts with {_prefix(first_prefix)} but ends with {_prefix(last_prefix)}"
+        )
     width = _span_width(cleaned, first_digits, last_digits)
     first, last = int(first_digits), int(last_digits)
     if last < first:
@@ -368,6 +398,10 @@ def _span_width(text: str, first_digits: str, last_digits: str) -> int:
             f"mixes digit widths {len(first_digits)} and {len(last_digits)} with leading zeros",
         )
     return 0
+
+
+def _prefix(prefix: str) -> str:
+    return f"prefix {shown(prefix)}" if prefix else "no prefix"
 
 
 def _has_leading_zero(digits: str) -> bool:
@@ -414,7 +448,7 @@ def _run_end(tails: Sequence[tuple[str, str]], start: int) -> int:
 
 
 def _bad_span(text: str, why: str) -> SerialEntryError:
-    return SerialEntryError(INVALID_SERIAL_SPAN, f"span {_shown(text)} {why}", _clip(text))
+    return SerialEntryError(INVALID_SERIAL_SPAN, f"span {shown(text)} {why}", _clip(text))
 
 
 def _too_many(count: int, max_serials: int) -> SerialEntryError:
@@ -428,8 +462,3 @@ def _too_many(count: int, max_serials: int) -> SerialEntryError:
 
 def _clip(text: str) -> str:
     return text if len(text) <= _MAX_SHOWN else text[:_MAX_SHOWN] + "…"
-
-
-def _shown(text: str) -> str:
-    # repr escapes anything invisible, so the reason shows exactly what was typed.
-    return repr(_clip(text))

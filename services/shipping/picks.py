@@ -17,7 +17,7 @@ from services.shipping.model import (
     Shipment,
 )
 from shared.barcodes import BarcodeError, Scan, decode_scan
-from shared.reasons import ReasonCode
+from shared.reasons import ReasonCode, listed, number, shown
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
 # --- picks (R5, R14) --------------------------------------------------------------------------
@@ -66,7 +66,7 @@ def parse_picks(
         return _over_budget(problem, limits, str(len(serials)))
     duplicates = find_duplicates(serials)
     if duplicates:
-        reason = f"serial {duplicates[0]!r} is picked more than once on the line"
+        reason = f"serial {duplicates[0]} is picked more than once on the line"
         return problem(ReasonCode.DUPLICATE_SERIAL, reason, duplicates[0])
     lots = _lots(entry.lots, scans, item, len(serials), serialized)
     if isinstance(lots, BarcodeError):
@@ -95,12 +95,13 @@ def _over_budget(
 
 def _checked_scan(raw: str, item: Item | None) -> Scan:
     scan = decode_scan(raw)
-    expected = normalize_gtin(item.gtin if item else None)
+    if item is None:  # a line of an unknown item with scans is refused before they are read
+        return scan
+    expected = normalize_gtin(item.gtin)
     if expected is not None and scan.gtin is not None and scan.gtin != expected:
         raise BarcodeError(
             ReasonCode.INVALID_BARCODE.value,
-            f"scan {raw!r} carries GTIN {scan.gtin}, but item {item.lic if item else ''} has "
-            f"GTIN {expected}",
+            f"scan {shown(raw)} carries GTIN {scan.gtin}, but item {item.lic} has GTIN {expected}",
             raw,
         )
     return scan
@@ -149,13 +150,13 @@ def _serial_lots(scans: Iterable[Scan], item: Item | None) -> tuple[tuple[str, s
 
 
 def _unlisted(typed: Iterable[LotPick], scans: Iterable[Scan]) -> BarcodeError | None:
-    listed = list(dict.fromkeys(pick.mfr_lot for pick in typed))
+    lots = list(dict.fromkeys(pick.mfr_lot for pick in typed))
     for scan in scans:
-        if scan.mfr_lot is not None and scan.mfr_lot not in listed:
+        if scan.mfr_lot is not None and scan.mfr_lot not in lots:
             return BarcodeError(
                 ReasonCode.INVALID_BARCODE.value,
-                f"scan {scan.raw!r} is a unit of manufacturer lot {scan.mfr_lot}, which the "
-                f"line does not list (it lists {', '.join(listed[:5])})",
+                f"scan {shown(scan.raw)} is a unit of manufacturer lot {scan.mfr_lot}, which "
+                f"the line does not list (it lists {listed(lots)})",
                 scan.raw,
             )
     return None
@@ -175,9 +176,9 @@ def _unplaced(typed: Iterable[LotPick], scans: Iterable[Scan]) -> BarcodeError |
             lot = scan.mfr_lot
             return BarcodeError(
                 ReasonCode.INVALID_BARCODE.value,
-                f"scan {scan.raw!r} is serial {scan.serial} of manufacturer lot {lot}, but the "
-                f"line types {typed_units.get(lot, ZERO)} of lot {lot}, fewer than the serials "
-                "scanned in it",
+                f"scan {shown(scan.raw)} is serial {scan.serial} of manufacturer lot {lot}, but "
+                f"the line types {number(typed_units.get(lot, ZERO))} of lot {lot}, fewer than "
+                "the serials scanned in it",
                 scan.raw,
             )
         left[scan.mfr_lot] -= 1

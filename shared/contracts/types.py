@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
+from shared import reasons
 from shared.serials import BLANK_LOOKING
 
 MAX_ID_LENGTH = 128
@@ -104,7 +105,7 @@ def _to_decimal(value: object) -> object:
         # Digits, sign, point and exponent only; the pattern is checked only for text holding
         # anything else (a 100,000-movement event holds 200,000 numbers as text).
         if not (text.isascii() and "_" not in text) and _DECIMAL_TEXT.fullmatch(text) is None:
-            raise ValueError(f"{_clipped(value)!r} is not a decimal number")
+            raise ValueError(f"{reasons.shown(_clipped(value))} is not a decimal number")
         return text
     return value
 

@@ -202,11 +202,11 @@ def test_receiving_names_serials_unquoted_as_allocation_does() -> None:
 
 
 def test_receiving_shows_a_scan_unquoted_with_its_group_separator_escaped() -> None:
-    """R5: the raw scan as scanned, FNC1 written \\x1d, never in Python's quotes."""
+    """R5: the raw scan as scanned, FNC1 written <GS>, never in Python's quotes."""
     raw = "]d20104006381333931\x1d21SN1"
     (reason,) = _refused(_line(1, "SCOPE", "1", scans=(raw,)))
     assert reason == (
-        "scan ]d20104006381333931\\x1d21SN1 carries GTIN 04006381333931, but item SCOPE has "
+        "scan ]d20104006381333931<GS>21SN1 carries GTIN 04006381333931, but item SCOPE has "
         "GTIN 09506000134352"
     )
 

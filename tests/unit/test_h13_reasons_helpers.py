@@ -45,6 +45,9 @@ def test_a_list_names_the_first_few_then_how_many_more() -> None:
 
 def test_raw_text_is_shown_unquoted_with_what_cannot_be_seen_escaped() -> None:
     assert shown("(01)09506000134352(21)SN1") == "(01)09506000134352(21)SN1"
-    assert shown("0109506000134352\x1d21SN1\r") == "0109506000134352\\x1d21SN1\\r"
+    assert shown("0109506000134352\x1d21SN1\r") == "0109506000134352<GS>21SN1\\r"
+    # what a repr escaped: blanks other than the space, private-use, lone surrogates
+    assert shown("A\u00a0B\ue000\ud800") == "A\\xa0B\\ue000\\ud800"
+    assert shown("Sé-1") == "Sé-1"
     assert shown("LOT\u200b1") == "LOT\\u200b1"
     assert shown("x" * 150) == "x" * 100 + "…"

@@ -346,10 +346,10 @@ def test_an_item_with_a_bad_value_is_answered_command_rejected_with_its_lic() ->
 @pytest.mark.parametrize(
     ("next_serial", "says"),
     [
-        ("SN 1000", "typed entry reads it as 'SN', '1000'"),  # would be split into two serials
-        ("A,B", "typed entry reads it as 'A', 'B'"),
+        ("SN 1000", "typed entry reads it as 2 serials: SN, 1000"),  # split into two serials
+        ("A,B", "typed entry reads it as 2 serials: A, B"),
         ("SN-1...SN-9", "span"),
-        ("1..1", "typed entry reads it as '1'"),
+        ("1..1", "typed entry reads it as serial 1"),
         ("9" * 65, "longer than 64 characters"),  # an identifier, but too long for a serial
     ],
 )

@@ -35,7 +35,7 @@ def test_a_scanned_serial_holding_a_separator_is_refused_invalid_barcode() -> No
     (problem,) = checked.problems
     assert (problem.line_no, problem.reason_code) == (1, ReasonCode.INVALID_BARCODE)
     assert problem.offending == "(21)SN,7"
-    assert "typed entry reads it as 'SN', '7'" in problem.reason
+    assert "typed entry reads it as 2 serials: SN, 7" in problem.reason
 
 
 def test_a_scanned_serial_typed_entry_reads_back_is_received() -> None:
