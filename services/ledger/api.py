@@ -32,10 +32,10 @@ from pydantic import AfterValidator
 from pydantic_core import to_json
 
 from services.ledger import dashboard, operations, queries
-from services.ledger.domain.model import EXACT
 from services.ledger.queries import (
     BadCursor,
     Found,
+    FoundItems,
     NotFound,
     Page,
     Parts,
@@ -47,9 +47,12 @@ from services.ledger.schemas import (
     ErrorOut,
     Health,
     ItemOut,
+    ItemSummary,
+    ItemTraces,
     LotDetail,
     LotSummary,
     OpsSummary,
+    Recipient,
     SerialOut,
     TraceEvent,
     TraceOut,
@@ -88,7 +91,28 @@ CSV_COLUMNS = (
 """The recall spreadsheet's columns: the key data elements, then the lot, its parent order and
 its vendor, then which way the stock went (+ in, − out, 0: a count or loss may go either way),
 the adjustment's reason and the record's cost (columns are only ever appended, so a sheet's
-existing columns keep their places)."""
+existing columns keep their places). Quantity is the units a record names: an allocation or a
+release holds or frees them without moving any (its Stock change is 0), so the units that moved
+are the sum of Stock change; what each customer received is the customer sheet's
+(`RECIPIENT_COLUMNS`)."""
+
+RECIPIENT_COLUMNS = (
+    "LIC",
+    "Description",
+    "Manufacturer lot",
+    "Serial",
+    "Inventory lot",
+    "Customer",
+    "Shipments",
+    "Shipped",
+    "Returned",
+    "Held",
+    "Unit of measure",
+    "First shipped",
+    "Last shipped",
+)
+"""The recall's customer sheet (`format=csv&part=recipients`): one row per item and customer
+shipped any of what was traced (named in the first columns), the trace's `recipients`."""
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not known to the ledger"}
@@ -213,6 +237,15 @@ Snapshot = Annotated[Reader, Depends(_snapshot, scope="request")]
 _NORMALIZED = AfterValidator(normalize_identifier)
 _ID = "NFC-normalized and trimmed, 1 to 128 characters, no control or invisible characters"
 Lic = Annotated[str, Query(description=f"line item code; {_ID}"), _NORMALIZED]
+OptionalLic = Annotated[str | None, Query(description=f"line item code; {_ID}"), _NORMALIZED]
+Gtin = Annotated[
+    str | None,
+    Query(
+        description="an item's GTIN: GTIN-8, -12, -13 or -14 (the same number with leading"
+        f" zeros is the same GTIN); {_ID}"
+    ),
+    _NORMALIZED,
+]
 SerialNo = Annotated[str, Query(description=f"serial number; {_ID}"), _NORMALIZED]
 # PostgreSQL's LIMIT and OFFSET are bigint: a larger number is refused here (422), not there.
 BIGINT_MAX = 2**63 - 1
@@ -255,6 +288,22 @@ SerialPath = Annotated[str, Path(description=f"serial number; {_ID}"), _NORMALIZ
 
 
 def _routes(app: FastAPI) -> None:
+    @app.get("/items", response_model=list[ItemSummary], responses=_PAGED, tags=["items"])
+    async def list_items(
+        conn: Conn,
+        request: Request,
+        response: Response,
+        gtin: Gtin = None,
+        limit: Limit = 1000,
+        offset: Offset = 0,
+        after: After = None,
+    ) -> list[ItemSummary]:
+        """The items the ledger knows, by LIC: flags, GTIN and stock on hand at every office
+        (each office's at `/items/{lic}`); `gtin` lists the items with that GTIN (none is 404).
+        A full page names the next in `X-Next-After` and `Link` (see `after`)."""
+        page = await queries.items(conn, gtin, limit, offset, after)
+        return _paged(request, response, page)
+
     @app.get("/items/{lic:path}", response_model=ItemOut, responses=_NOT_FOUND, tags=["items"])
     async def get_item(lic: LicPath, conn: Conn) -> ItemOut:
         """An item's flags and its stock by office: on hand, allocated, available (what
@@ -303,36 +352,60 @@ def _routes(app: FastAPI) -> None:
 
     @app.get(
         "/trace",
-        response_model=TraceOut,
+        response_model=TraceOut | ItemTraces,
         responses={
             **_NOT_FOUND,
-            200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"},
+            200: {
+                "content": {"text/csv": {}},
+                "description": "JSON (one item's trace, or with no `lic` every item's), or CSV"
+                " with format=csv",
+            },
         },
         tags=["trace"],
     )
     async def get_trace(
         conn: Snapshot,
-        lic: Lic,
+        lic: OptionalLic = None,
         mfr_lot: Id = None,
         serial: Id = None,
         lot_id: Id = None,
+        gtin: Gtin = None,
         format: Literal["json", "csv"] = "json",
+        part: Annotated[
+            Literal["events", "recipients"],
+            Query(description="the CSV sheet: one row per record, or per customer"),
+        ] = "events",
     ) -> Response:
         """Every receipt, allocation, shipment (with customer), adjustment and return of a
-        manufacturer lot or serial (or inventory lot), oldest first, with the lots and orders
-        it came from. `format=csv`: the sortable recall spreadsheet, one row per event. The
-        events are read as they are sent, a part at a time, in the snapshot the head was."""
-        if mfr_lot is None and serial is None and lot_id is None:
-            raise HTTPException(422, "name a mfr_lot, a serial or a lot_id to trace")
+        manufacturer lot or serial (or inventory lot) of item `lic`, oldest first, with the
+        lots and orders it came from and the customers who received it. A `mfr_lot` without
+        `lic` is traced in every item that has it (with `gtin`: the items with that GTIN),
+        answered as `{"mfr_lot", "gtin", "items": [each item's trace]}`. `format=csv`: the
+        sortable recall spreadsheet, one row per record (`part=recipients`: one per item and
+        customer). The events are read as they are sent, a part at a time, in the snapshot
+        the head was."""
+        _check_trace(lic, mfr_lot, serial, lot_id, gtin, format, part)
         started = time.perf_counter()  # to the answer's head and first part of events
-        found = await queries.trace(conn, lic, mfr_lot=mfr_lot, serial=serial, lot_id=lot_id)
+        if lic is None:
+            assert mfr_lot is not None  # _check_trace
+            many = await queries.lot_in_items(conn, mfr_lot, gtin)
+            json_parts, traces = _items_json_parts(many), many.traces
+            name = _filename(gtin, mfr_lot)
+        else:
+            found = await queries.trace(conn, lic, mfr_lot=mfr_lot, serial=serial, lot_id=lot_id)
+            json_parts, traces = _json_parts(found), _one(found)
+            name = _filename(lic, mfr_lot or serial or lot_id)
         TRACE_SECONDS.labels(format).observe(time.perf_counter() - started)
         if format == "json":
-            return StreamingResponse(_json_parts(found), media_type="application/json")
+            return StreamingResponse(json_parts, media_type="application/json")
+        if part == "recipients":
+            sheet, name = _recipients_csv_parts(traces), f"{name}-recipients"
+        else:
+            sheet = _csv_parts(traces)
         return StreamingResponse(
-            _csv_parts(found),
+            sheet,
             media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{_filename(found.head)}"'},
+            headers={"Content-Disposition": f'attachment; filename="trace-{name}.csv"'},
         )
 
     @app.get("/usage", response_model=list[UsageOut], responses=_PAGED, tags=["usage"])
@@ -469,14 +542,71 @@ async def _json_parts(found: Found[Any]) -> AsyncIterator[bytes]:
     yield b"}"
 
 
-async def _csv_parts(found: Found[TraceOut]) -> AsyncIterator[bytes]:
-    """The recall spreadsheet: one row per event with the key data elements; dates ISO so the
-    sheet sorts by them. Written `queries.PART_ROWS` events at a time, as `_json_parts` does."""
-    _, parts = found.lists["events"]
+async def _items_json_parts(found: FoundItems) -> AsyncIterator[bytes]:
+    """`found` as one JSON object: its head, then each item's trace as `_json_parts` writes
+    one, each read and written only once the one before it has been sent."""
+    head = found.head.model_dump(mode="json", exclude={"items"})
+    yield to_json(head)[:-1] + b',"items":['  # `items` is the model's last field
+    comma = b""  # before each item's trace but the first
+    async for trace in found.traces:
+        async for chunk in _json_parts(trace):
+            yield comma + chunk
+            comma = b""
+        comma = b","
+    yield b"]}"
+
+
+async def _one(found: Found[TraceOut]) -> AsyncIterator[Found[TraceOut]]:
+    yield found
+
+
+def _check_trace(
+    lic: str | None,
+    mfr_lot: str | None,
+    serial: str | None,
+    lot_id: str | None,
+    gtin: str | None,
+    format: str,
+    part: str,
+) -> None:
+    """A question `/trace` cannot answer is 422 naming the parameter, shaped as FastAPI's own
+    (a LIC left out was FastAPI's bare "Field required", whatever else was named)."""
+    problem: tuple[str, str] | None = None
+    if lic is not None and gtin is not None:
+        problem = ("gtin", "gtin picks items as lic does: name one of them")
+    elif lic is None and (serial is not None or lot_id is not None):
+        what = "serial" if serial is not None else "lot_id"
+        problem = ("lic", f"a {what} is traced in one item: name its lic")
+    elif mfr_lot is None and serial is None and lot_id is None:
+        problem = (
+            "mfr_lot",
+            "name a mfr_lot to trace (alone, with a lic or with a gtin), or a lic with a"
+            " serial or a lot_id",
+        )
+    elif format == "json" and part != "events":
+        problem = ("part", "part picks a CSV sheet (format=csv): the JSON answer holds both")
+    if problem is not None:
+        name, msg = problem
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": msg}])
+
+
+async def _csv_parts(traces: AsyncIterator[Found[TraceOut]]) -> AsyncIterator[bytes]:
+    """The recall spreadsheet: one row per event with the key data elements, item after item;
+    dates ISO so the sheet sorts by them. Written `queries.PART_ROWS` events at a time, as
+    `_json_parts` does."""
     yield _csv_text([CSV_COLUMNS])
-    async for part in _parts(TraceEvent, parts):
-        yield _csv_text(_csv_row(found.head, event) for event in part)
-        await asyncio.sleep(0)
+    async for found in traces:
+        _, parts = found.lists["events"]
+        async for part in _parts(TraceEvent, parts):
+            yield _csv_text(_csv_row(found.head, event) for event in part)
+            await asyncio.sleep(0)
+
+
+async def _recipients_csv_parts(traces: AsyncIterator[Found[TraceOut]]) -> AsyncIterator[bytes]:
+    """The customer sheet: each item's `recipients`, one row per customer."""
+    yield _csv_text([RECIPIENT_COLUMNS])
+    async for found in traces:
+        yield _csv_text(_recipient_row(found.head, r) for r in found.head.recipients)
 
 
 async def _parts(model: type[Row], parts: Parts) -> AsyncIterator[list[Row]]:
@@ -515,9 +645,27 @@ def _csv_row(found: TraceOut, e: TraceEvent) -> list[str]:
     ]
 
 
+def _recipient_row(found: TraceOut, r: Recipient) -> list[str]:
+    return [
+        _cell(found.lic),
+        _cell(found.description),
+        _cell(found.mfr_lot),
+        _cell(found.serial),
+        _cell(found.lot_id),
+        _cell(r.customer),
+        str(r.shipments),
+        _number(r.shipped),
+        _number(r.returned),
+        _number(r.held),
+        _cell(found.uom),
+        r.first_shipped_on.isoformat(),
+        r.last_shipped_on.isoformat(),
+    ]
+
+
 def _number(value: Decimal) -> str:
-    """A decimal as plain text without trailing zeros, every digit kept (see `EXACT`)."""
-    return plain(value.normalize(EXACT))
+    """A decimal as the JSON answer writes it (`plain`: 7.50 stays 7.50, every digit kept)."""
+    return plain(value)
 
 
 def _cell(text: str | None) -> str:
@@ -527,10 +675,9 @@ def _cell(text: str | None) -> str:
     return f"'{text}" if text[0] in "=+-@\t\r" else text
 
 
-def _filename(found: TraceOut) -> str:
-    parts = [found.lic, found.mfr_lot or found.serial or found.lot_id or ""]
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(p for p in parts if p))
-    return f"trace-{name[:100]}.csv"
+def _filename(*parts: str | None) -> str:
+    """What was traced, as a file name's safe characters (its LIC or GTIN, then its lot)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(p for p in parts if p))[:100]
 
 
 def _unhealthy(database: str) -> JSONResponse:

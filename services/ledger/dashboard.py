@@ -172,8 +172,8 @@ def _dead_letters(letters: Sequence[DeadLetterOut]) -> str:
         headers = "\n".join(f"{k}: {v}" for k, v in sorted(d.headers.items()))
         rows.append(
             "<tr>"
-            f"<td>{_e(d.dead_at)}<br><span class=muted>{_e(d.dlq_partition)}:"
-            f"{_e(d.dlq_offset)}</span></td>"
+            f"<td>{_e(d.dead_at)}<br><span class=muted>DLQ partition {_e(d.dlq_partition)},"
+            f" offset {_e(d.dlq_offset)}</span></td>"
             f"<td class=warn>{_e(d.error)}</td>"
             f"<td>{_e(d.source_topic)} [{_e(d.source_partition)}] @{_e(d.source_offset)}</td>"
             f"<td>{_e(d.consumer)}</td><td>{_e(d.answered)}</td>"

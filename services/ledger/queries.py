@@ -3,7 +3,9 @@
 Multi-query answers run in one read-only REPEATABLE READ transaction (`snapshot`) so their
 parts agree. Traces read the transaction records through the partial indexes on (lic, mfr_lot)
 and (lic, serial), so their cost follows the size of the answer, not of the table; their
-records are read through a cursor, `PART_ROWS` at a time, as the answer is sent.
+records are read through a cursor, `PART_ROWS` at a time, as the answer is sent. A manufacturer
+lot traced without its item finds its items through the manufacturer lots first
+(`lot_in_items`), then traces each the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_
 from services.ledger.schemas import (
     CogsEntry,
     ItemOut,
+    ItemSummary,
+    ItemTraces,
     LotDetail,
     LotOrigin,
     LotSummary,
@@ -154,6 +158,50 @@ async def item(conn: Reader, lic: str) -> ItemOut:
         **_fields(row, ItemOut, skip={"stock"}),
         stock=[_office_stock(StockAtOffice(**dict(s))) for s in stock],
     )
+
+
+async def items(
+    conn: Reader,
+    gtin: str | None,
+    limit: int,
+    offset: int,
+    after: str | None = None,
+) -> Page[ItemSummary]:
+    """Items by LIC, each with its stock on hand at every office; `gtin` (any GTIN form) only
+    the items with it; `after` (a token of this list) starts past an item."""
+    where, args = _where({"i.gtin14": gtin14(gtin)})
+    if after is not None:
+        (lic,) = _untoken(after, (str,))
+        where += f" {'AND' if where else 'WHERE'} i.lic > ${len(args) + 1}"
+        args.append(lic)
+    rows = await conn.fetch(
+        f"""
+        SELECT i.*, coalesce(l.on_hand, 0) + coalesce(u.on_hand, 0) AS on_hand
+        FROM items AS i
+        LEFT JOIN LATERAL (
+            SELECT sum(current_qty) AS on_hand FROM lots WHERE lic = i.lic AND status = 'open'
+        ) AS l ON true
+        LEFT JOIN LATERAL (
+            SELECT sum(quantity) AS on_hand FROM unallocated WHERE lic = i.lic
+        ) AS u ON true
+        {where} ORDER BY i.lic LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
+        """,
+        *args,
+        limit,
+        offset,
+    )
+    if not rows and gtin is not None:
+        await _known_gtin(conn, gtin)
+    last = rows[-1] if len(rows) == limit else None
+    return Page(model_rows(ItemSummary, rows), None if last is None else _token(last["lic"]))
+
+
+def gtin14(gtin: str | None) -> str | None:
+    """A GTIN-8, -12, -13 or -14 as the 14 digits `items.gtin14` holds (scans decode to that
+    form); anything else as it is (an item's GTIN is whatever upstream named)."""
+    if gtin is not None and gtin.isascii() and gtin.isdigit() and len(gtin) <= 14:
+        return gtin.zfill(14)
+    return gtin
 
 
 async def lots(
@@ -335,6 +383,48 @@ async def trace(
     return Found(head, {"events": (TraceEvent, _fetched(cursor, first))})
 
 
+@dataclass(frozen=True, slots=True)
+class FoundItems:
+    """The trace of a manufacturer lot in every item that has it: `head` with no items, and
+    each item's trace, read one after another as the answer is sent (in one snapshot)."""
+
+    head: ItemTraces
+    traces: AsyncIterator[Found[TraceOut]]
+
+
+async def lot_in_items(conn: Reader, mfr_lot: str, gtin: str | None = None) -> FoundItems:
+    """Every item that received manufacturer lot `mfr_lot` (only those with `gtin`, if named),
+    by LIC, each traced as `trace` traces one. The items are found through the manufacturer
+    lots (index mfr_lots_by_mfr_lot, or the items' GTIN index first); each trace reads its own
+    item's records through (lic, mfr_lot), so the answer costs what its items' traces cost.
+
+    `conn` must be in a `snapshot` held until the answer is sent, as for `trace`."""
+    if gtin is None:
+        found = await conn.fetch(
+            "SELECT DISTINCT lic FROM mfr_lots WHERE mfr_lot = $1 ORDER BY lic", mfr_lot
+        )
+    else:
+        found = await conn.fetch(
+            "SELECT DISTINCT i.lic FROM items AS i"
+            " JOIN mfr_lots AS m ON m.lic = i.lic AND m.mfr_lot = $1"
+            " WHERE i.gtin14 = $2 ORDER BY i.lic",
+            mfr_lot,
+            gtin14(gtin),
+        )
+    if not found:
+        which = "no item" if gtin is None else f"no item with GTIN {gtin!r}"
+        raise NotFound(f"{which} has manufacturer lot {mfr_lot!r} in the ledger")
+    lics = [row["lic"] for row in found]
+    first = await trace(conn, lics[0], mfr_lot=mfr_lot)  # what the API times, as for one item
+
+    async def traces() -> AsyncIterator[Found[TraceOut]]:
+        yield first
+        for lic in lics[1:]:
+            yield await trace(conn, lic, mfr_lot=mfr_lot)
+
+    return FoundItems(ItemTraces(mfr_lot=mfr_lot, gtin=gtin, items=[]), traces())
+
+
 async def usage(
     conn: Reader,
     lic: str,
@@ -386,6 +476,12 @@ async def _known_item(conn: Reader, lic: str) -> None:
     unknown LIC (a typo) is a 404 at every offset, not an empty list read as "nothing more"."""
     if await conn.fetchval("SELECT 1 FROM items WHERE lic = $1", lic) is None:
         raise NotFound(f"item {lic!r} is not known to the ledger")
+
+
+async def _known_gtin(conn: Reader, gtin: str) -> None:
+    """NotFound unless an item has the GTIN, as `_known_item` for a LIC."""
+    if await conn.fetchval("SELECT 1 FROM items WHERE gtin14 = $1 LIMIT 1", gtin14(gtin)) is None:
+        raise NotFound(f"no item with GTIN {gtin!r} is known to the ledger")
 
 
 async def ping(conn: Reader) -> None:

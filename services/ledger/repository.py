@@ -463,7 +463,7 @@ def _items_part(entries: Entries) -> Part | None:
             description = excluded.description, uom = excluded.uom,
             track_mfr_lot = excluded.track_mfr_lot, serialized = excluded.serialized,
             perishable = excluded.perishable, est_unit_cost = excluded.est_unit_cost,
-            updated_at = now()
+            gtin = excluded.gtin, updated_at = now()
         """,
         _arrays(items, _ITEM_COLUMNS),
     )
@@ -613,6 +613,7 @@ _ITEM_COLUMNS: list[Column] = [
     ("serialized", "boolean"),
     ("perishable", "boolean"),
     ("est_unit_cost", "numeric"),
+    ("gtin", "text"),
 ]
 _SERIAL_COLUMNS: list[Column] = [
     ("lic", "text"),

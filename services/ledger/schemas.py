@@ -49,6 +49,9 @@ class OfficeStock(Out):
     )
 
 
+_GTIN = "the GTIN its last ItemUpserted carried (null: none)"
+
+
 class ItemOut(Out):
     lic: str
     description: str
@@ -56,8 +59,26 @@ class ItemOut(Out):
     track_mfr_lot: bool
     serialized: bool
     perishable: bool
+    gtin: str | None = Field(default=None, description=_GTIN)
     est_unit_cost: Num
     stock: list[OfficeStock]
+
+
+class ItemSummary(Out):
+    """An item in `GET /items`: its flags and its stock on hand at every office."""
+
+    lic: str
+    description: str
+    uom: str
+    track_mfr_lot: bool
+    serialized: bool
+    perishable: bool
+    gtin: str | None = Field(description=_GTIN)
+    est_unit_cost: Num
+    on_hand: Num = Field(
+        description="at every office: in open lots, plus unallocated stock (as `GET /items/{lic}`"
+        " counts it per office)"
+    )
 
 
 class Figure(Out):
@@ -251,6 +272,15 @@ class TraceOut(Out):
         " shipped to them and returned"
     )
     events: list[TraceEvent]
+
+
+class ItemTraces(Out):
+    """A manufacturer lot traced in every item that has it (`GET /trace` naming no `lic`):
+    each item's trace as `GET /trace?lic=&mfr_lot=` answers it, items by LIC."""
+
+    mfr_lot: str
+    gtin: str | None = Field(description="the GTIN asked, if any: only items with it")
+    items: list[TraceOut]
 
 
 class SerialOut(Out):

@@ -80,6 +80,7 @@ def to_fact(event: e.Event) -> Fact | ItemFact | None:
                 serialized=event.serialized,
                 perishable=event.perishable,
                 est_unit_cost=event.est_unit_cost,
+                gtin=event.gtin,
             )
         case e.StockReceived():
             return _received(event)

@@ -408,11 +408,11 @@ async def test_the_recall_sheet_tells_stock_counted_in_from_stock_counted_out(
         (r["Event type"], r["Quantity"], r["Stock change"], r["Reason"], r["Unit cost"], r["Cost"])
         for r in rows
     ] == [
-        ("receipt", "10", "10", "", "2.5", "25"),
-        ("allocation", "4", "0", "", "2.5", "10"),
-        ("shipment", "4", "-4", "", "2.5", "10"),
-        ("count", "2", "2", "found", "2.5", "5"),
-        ("count", "2", "-2", "'-missing", "2.5", "5"),  # text, never a formula
+        ("receipt", "10", "10", "", "2.50", "25.00"),
+        ("allocation", "4", "0", "", "2.50", "10.00"),
+        ("shipment", "4", "-4", "", "2.50", "10.00"),
+        ("count", "2", "2", "found", "2.50", "5.00"),
+        ("count", "2", "-2", "'-missing", "2.50", "5.00"),  # text, never a formula
     ]
 
 

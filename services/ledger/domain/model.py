@@ -139,6 +139,7 @@ class ItemFact:
     serialized: bool
     perishable: bool
     est_unit_cost: Decimal
+    gtin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,6 +172,7 @@ class ItemRow:
     serialized: bool
     perishable: bool
     est_unit_cost: Decimal
+    gtin: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

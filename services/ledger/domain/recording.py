@@ -269,4 +269,5 @@ def _item_row(fact: ItemFact) -> ItemRow:
         serialized=fact.serialized,
         perishable=fact.perishable,
         est_unit_cost=fact.est_unit_cost,
+        gtin=fact.gtin,
     )

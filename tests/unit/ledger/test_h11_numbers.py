@@ -28,9 +28,10 @@ def test_numbers_keep_fixed_point_and_nonzero_signs() -> None:
 
 
 def test_a_negative_zero_is_written_as_zero_in_the_recall_sheet() -> None:
+    """As the JSON writes it (above): the sheet's amounts read as the JSON's."""
     assert [_number(Decimal(v)) for v in ("-0", "-0.000000", "1E+1", "-2.50")] == [
         "0",
-        "0",
+        "0.000000",
         "10",
-        "-2.5",
+        "-2.50",
     ]
