@@ -130,6 +130,7 @@ def _(m: c.AllocateLine) -> d.Command:
         serials=tuple(m.serials),
         serial_lots=tuple(m.serial_lots.items()),
         refusal=None if m.refusal is None else _line_refusal(m.refusal),
+        min_shelf_life_days=m.min_shelf_life_days,
     )
 
 

@@ -74,7 +74,11 @@
   `problem`; the phase settles `allocation_failed` listing the problem, with the line among
   `allocated_lines`, and the line can ship. A line is failed only when nothing stands. A
   resend that changes the terms an allocation ships on (office, kind, ship date,
-  counterparty) releases the lines' allocations first, so none stands on the old terms.
+  counterparty) releases the lines' allocations first, so none stands on the old terms; one
+  that changes a line's minimum shelf life (R9) releases that line's first, alike.
+- A line keeps its minimum shelf life (the request line's, else the request's; 0 on a vendor
+  return, which ships what it names): every AllocateLine of the line carries it, a picks
+  update's too.
 - Answers are matched by the command id they carry. An answer to a command that was superseded
   (picks updated, or the line's LIC changed by a resend, before allocation answered) still
   records what allocation holds for the line: its LIC joins or leaves the line's `held_lics`,
@@ -125,6 +129,7 @@ from services.shipping.model import (
     Release,
     Released,
     Request,
+    RequestLine,
     Ship,
     Shipment,
     Shipped,
@@ -137,7 +142,7 @@ from services.shipping.model import (
 from services.shipping.picks import parse_picks
 from shared.ids import derived_id, namespaced
 from shared.movements import Moved
-from shared.reasons import ReasonCode
+from shared.reasons import ReasonCode, number
 
 # --- entry points -----------------------------------------------------------------------------
 
@@ -383,14 +388,15 @@ def _too_many(shipment: Shipment, message: Upstream, limits: Limits) -> Status:
     is refused: it changes nothing, and may be sent again once they are answered."""
     status_id = derived_id(message.message_id, "status")
     waiting = len(shipment.queued) + len(shipment.waiting)
+    phase = shipment.phase
+    waits_for = f"while it is {_PHASE_WORDS[phase]}" if phase in _QUEUEING else "for its items"
     problem = Problem(
         line_no=message.line_no if isinstance(message, PicksUpdate) else None,
         lic=None,
         reason_code=ReasonCode.INVALID_QUANTITY,
         reason=(
-            f"shipment {shipment.shipment_id} has {waiting} documents waiting (for its "
-            f"{shipment.phase if shipment.phase in _QUEUEING else 'items'}), the most one "
-            f"shipment may hold ({limits.max_waiting_documents} documents, picks of "
+            f"shipment {shipment.shipment_id} has {waiting} documents waiting ({waits_for}), "
+            f"the most one shipment may hold ({limits.max_waiting_documents} documents, picks of "
             f"{limits.max_waiting_characters} characters): send this one again once they "
             "are answered"
         ),
@@ -460,7 +466,8 @@ def _ready(msg: Request, items: Mapping[str, Item], limits: Limits) -> Ready:
             header, line.line_no, line.lic, line.quantity, line.entry, items, limits, budget
         )
         budget -= len(ready.picks.serials)
-        lines.append(ready)
+        days = _shelf_life(msg, line)
+        lines.append(replace(ready, min_shelf_life_days=days) if days else ready)
     return Ready(
         message_id=msg.message_id,
         shipment_id=msg.shipment_id,
@@ -501,6 +508,20 @@ def _header(terms: Request | Ready) -> Shipment:
     )
 
 
+def _same_line(saved: Line, new: ReadyLine) -> bool:
+    """Whether the line's allocation may stand until its replacement is decided: the same item
+    and the same minimum shelf life (R9), which the allocation was chosen for."""
+    return saved.lic == new.lic and saved.min_shelf_life_days == new.min_shelf_life_days
+
+
+def _shelf_life(msg: Request, line: RequestLine) -> int:
+    """R9: the line's minimum remaining shelf life, else the request's; none on a vendor
+    return, which sends back what it names (allocation ignores it there too)."""
+    if msg.kind != "sale":
+        return 0
+    return msg.min_shelf_life_days if line.min_shelf_life_days is None else line.min_shelf_life_days
+
+
 def _reopen(shipment: Shipment | None, ready: Ready) -> Decision:
     """Apply a request to a new, open or cancelled shipment: every line is (re)allocated."""
     header = _header(ready)
@@ -521,16 +542,22 @@ def _reopen(shipment: Shipment | None, ready: Ready) -> Decision:
     moved = shipment is not None and _terms(shipment) != _terms(header)
     for saved in list(draft.lines.values()):
         new = wanted.get(saved.line_no)
-        if new is None or new.lic != saved.lic or moved:
+        if new is None or moved or not _same_line(saved, new):
             draft.release_held(saved, ready.message_id, keep_line=new is not None)
     for line in ready.lines:
         old = draft.lines.get(line.line_no)
-        if old is not None and old.lic == line.lic and not moved:  # it stands until replaced
+        if old is not None and not moved and _same_line(old, line):  # it stands until replaced
             complete = old.complete and _covers(old.movements, line.quantity)
             base = replace(old, quantity=line.quantity, complete=complete)
         else:  # an old LIC's release, if any, is on its way
             held = old.held_lics if old is not None else ()
-            base = Line(line_no=line.line_no, lic=line.lic, quantity=line.quantity, held_lics=held)
+            base = Line(
+                line_no=line.line_no,
+                lic=line.lic,
+                quantity=line.quantity,
+                held_lics=held,
+                min_shelf_life_days=line.min_shelf_life_days,
+            )
         draft.allocate(base, line, ready.message_id)
     draft.phase = "allocating"
     draft.settle(derived_id(ready.message_id, "status"))
@@ -819,6 +846,7 @@ class _Draft:
             quantity=line.quantity,
             picks=ready.picks,
             refusal=refusal,
+            min_shelf_life_days=line.min_shelf_life_days,
         )
         self.send(command, "allocate" if refusal is None else "refuse")
         self.lines[line.line_no] = replace(
@@ -936,12 +964,13 @@ class _Draft:
             if line.status == "allocated":
                 self.lines[line.line_no] = replace(line, problem=None)
         first = problems[0]
+        count = "1 line was" if len(problems) == 1 else f"{len(problems)} lines were"
         self.statuses.append(
             ShipRefusedStatus(
                 message_id=status_id,
                 shipment_id=sid,
                 reason_code=first.reason_code,
-                reason=f"shipment {sid}: {len(problems)} line(s) were not shipped: {first.reason}",
+                reason=f"shipment {sid}: {count} not shipped: {first.reason}",
                 problems=problems,
                 answers=answers,
             )
@@ -995,14 +1024,17 @@ def _line_gaps(shipment_id: str, line: Line, item: Item | None) -> list[Problem]
     with_serial = sum(1 for m in line.movements if m.serial)
     gaps = []
     if item is not None and item.track_mfr_lot and by_lot < q:
-        gaps.append(gap(ReasonCode.LOT_REQUIRED, f"names manufacturer lots for {by_lot} of {q}"))
+        named = f"names manufacturer lots for {number(by_lot)} of {number(q)}"
+        gaps.append(gap(ReasonCode.LOT_REQUIRED, named))
     if item is not None and item.serialized and with_serial < q:
-        gaps.append(gap(ReasonCode.SERIAL_REQUIRED, f"has serials for {with_serial} of {q} units"))
+        named = f"has serials for {with_serial} of {number(q)} units"
+        gaps.append(gap(ReasonCode.SERIAL_REQUIRED, named))
     if not gaps and (not line.complete or covered != q):
         gaps.append(
             gap(
                 ReasonCode.SHIPMENT_INCOMPLETE,
-                f"is allocated {covered} of {q} without every manufacturer lot and serial named",
+                f"is allocated {number(covered)} of {number(q)} without every manufacturer lot "
+                "and serial named",
             )
         )
     return gaps
@@ -1032,9 +1064,28 @@ def _failure(shipment_id: str, line: Line) -> Problem:
         line_no=line.line_no,
         lic=line.lic,
         reason_code=ReasonCode.SHIPMENT_INCOMPLETE,
-        reason=f"line {line.line_no} ({line.lic}) is {line.status}",
+        reason=f"line {line.line_no} ({line.lic}) {_LINE_STATUS_WORDS[line.status]}",
         offending=f"{shipment_id}/{line.line_no}",
     )
+
+
+# Statuses and phases as a reason says them (shared/reasons.py): never "allocation_failed".
+_LINE_STATUS_WORDS: dict[LineStatus, str] = {
+    "pending": "is still being allocated",
+    "allocated": "is allocated but not shipped",
+    "failed": "could not be allocated",
+    "released": "is not allocated",
+    "shipped": "was shipped",
+}
+_PHASE_WORDS: dict[Phase, str] = {
+    "allocating": "being allocated",
+    "allocated": "allocated",
+    "allocation_failed": "not fully allocated",
+    "shipping": "being shipped",
+    "shipped": "shipped",
+    "cancelling": "being cancelled",
+    "cancelled": "cancelled",
+}
 
 
 def _incomplete(status_id: str, shipment: Shipment, gaps: tuple[Problem, ...]) -> ShipRefusedStatus:
@@ -1059,7 +1110,8 @@ def _unknown(shipment_id: str) -> Problem:
 
 
 def _closed(shipment: Shipment, why: str, line: Line | None = None) -> Problem:
-    reason = f"shipment {shipment.shipment_id} is {shipment.phase}" + (f": {why}" if why else "")
+    phase = _PHASE_WORDS[shipment.phase]
+    reason = f"shipment {shipment.shipment_id} is {phase}" + (f": {why}" if why else "")
     return Problem(
         line_no=line.line_no if line else None,
         lic=line.lic if line else None,

@@ -97,6 +97,8 @@ class Line:
     flight; empty: nothing held); `picks`, `movements` and `complete` those of the allocation
     under the line's own LIC (or what the shipment took). A line whose newest picks were
     refused while that allocation stands stays `allocated`, with the refusal in `problem`.
+    `min_shelf_life_days`: the customer's minimum remaining shelf life for the line (R9; 0 on
+    a vendor return), which every AllocateLine of the line carries, a picks update's too.
     """
 
     line_no: int
@@ -109,6 +111,7 @@ class Line:
     complete: bool = False
     movements: tuple[Moved, ...] = ()
     problem: Problem | None = None
+    min_shelf_life_days: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,13 +129,15 @@ class Pending:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadyLine:
     """A requested line with its picks read (R5, R14): what its AllocateLine carries, the
-    picks, or the problem shipping found with them."""
+    picks, or the problem shipping found with them; its minimum shelf life (the line's, else
+    the document's; 0 on a vendor return)."""
 
     line_no: int
     lic: str
     quantity: Decimal
     picks: Picks = Picks()
     refusal: Problem | None = None
+    min_shelf_life_days: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -207,6 +212,7 @@ class RequestLine:
     lic: str
     quantity: Decimal
     entry: Entry = Entry()
+    min_shelf_life_days: int | None = None  # None: the document's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,6 +225,7 @@ class Request:
     lines: tuple[RequestLine, ...]
     counterparty: str | None = None
     reference: str | None = None
+    min_shelf_life_days: int = 0  # the customer's, for lines that name none
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -306,6 +313,7 @@ class Allocate:
     quantity: Decimal
     picks: Picks
     refusal: Problem | None = None
+    min_shelf_life_days: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

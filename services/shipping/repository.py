@@ -134,7 +134,7 @@ ORDER BY awaited_until LIMIT $1 FOR NO KEY UPDATE SKIP LOCKED
 # in line order, pending commands in command id order (the domain numbers its release commands
 # in that order). A header tells, of its waiting documents with a deadline of their own,
 # whether each is past (j5: message id → bool), and whether the shipment's is (b: that of the
-# documents queued before migration 011).
+# documents queued before migration 011). A line's n2 is its minimum shelf life (012).
 _LOAD = """
 SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
     counterparty AS t3, reference AS t4, phase AS t5, ship_on AS d, NULL::numeric AS q,
@@ -145,7 +145,7 @@ SELECT 0 AS k, shipment_id AS sid, NULL::int AS n, office AS t1, kind AS t2,
 FROM shipments WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 1, shipment_id, line_no, lic, status, awaiting, held_lics::text, NULL, NULL, quantity,
-    complete, NULL, picks::text, movements::text, problem::text, NULL, NULL, NULL
+    complete, min_shelf_life_days, picks::text, movements::text, problem::text, NULL, NULL, NULL
 FROM shipment_lines WHERE shipment_id = ANY($1::text[])
 UNION ALL
 SELECT 2, shipment_id, NULL, command_id, action, lic, NULL, NULL, NULL, NULL,
@@ -219,14 +219,15 @@ WITH heads AS (
     WHERE l.shipment_id = d->>0 AND l.line_no = (d->>1)::int
 ), lines AS (
     INSERT INTO shipment_lines (shipment_id, line_no, lic, quantity, status, awaiting,
-        held_lics, complete, picks, movements, problem)
+        held_lics, complete, picks, movements, problem, min_shelf_life_days)
     SELECT r->>0, (r->>1)::int, r->>2, (r->>3)::numeric, r->>4, r->>5, r->6, (r->>7)::bool,
-        r->8, r->9, nullif(r->10, 'null')
+        r->8, r->9, nullif(r->10, 'null'), (r->>11)::int
     FROM unnest($3::text[]::jsonb[]) AS r
     ON CONFLICT (shipment_id, line_no) DO UPDATE SET lic = excluded.lic,
         quantity = excluded.quantity, status = excluded.status, awaiting = excluded.awaiting,
         held_lics = excluded.held_lics, complete = excluded.complete, picks = excluded.picks,
-        movements = excluded.movements, problem = excluded.problem
+        movements = excluded.movements, problem = excluded.problem,
+        min_shelf_life_days = excluded.min_shelf_life_days
 ), answered AS (
     DELETE FROM pending_commands WHERE command_id = ANY($4::text[])
 )
@@ -377,6 +378,7 @@ def _line_row(sid: str, line: model.Line) -> tuple[object, ...]:
         _picks_json(line.picks),
         orjson.Fragment(_MOVEMENTS.dump_json(line.movements)),
         None if line.problem is None else orjson.Fragment(_PROBLEM.dump_json(line.problem)),
+        line.min_shelf_life_days,
     )
 
 
@@ -453,6 +455,7 @@ def _shipments(rows: Sequence[asyncpg.Record]) -> dict[str, model.Shipment]:
                     picks=_picks(row[12]),
                     movements=_MOVEMENTS.validate_json(row[13]),
                     problem=None if row[14] is None else _PROBLEM.validate_json(row[14]),
+                    min_shelf_life_days=row[11],
                 )
             )
         elif k == 2:

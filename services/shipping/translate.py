@@ -47,9 +47,11 @@ def upstream(m: Any) -> model.Upstream:
                         lic=x.lic,
                         quantity=x.quantity,
                         entry=_entry(x.lots, x.serials, x.scans),
+                        min_shelf_life_days=x.min_shelf_life_days,
                     )
                     for x in m.lines
                 ),
+                min_shelf_life_days=m.min_shelf_life_days or 0,
             )
         case u.ShipmentPicksUpdated():
             return model.PicksUpdate(
@@ -143,6 +145,7 @@ def _(cmd: model.Allocate) -> c.AllocateLine:
         serials=list(cmd.picks.serials),
         serial_lots=dict(cmd.picks.serial_lots),
         refusal=None if cmd.refusal is None else _refusal(cmd.refusal),
+        min_shelf_life_days=cmd.min_shelf_life_days,
     )
 
 

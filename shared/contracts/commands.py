@@ -21,7 +21,7 @@ from shared.contracts.types import (
     SignedQuantity,
     Text,
 )
-from shared.contracts.upstream import LotPick, LotQuantity, UpsertItem
+from shared.contracts.upstream import MAX_SHELF_LIFE_DAYS, LotPick, LotQuantity, UpsertItem
 
 SerialList = list[Identifier]
 
@@ -139,6 +139,13 @@ class AllocateLine(Message):
         default=None,
         description="the sender refused the line itself: answer CommandRejected with this "
         "problem, decide nothing, lock the item's tracking flags (R2)",
+    )
+    min_shelf_life_days: int = Field(
+        default=0,
+        ge=0,
+        le=MAX_SHELF_LIFE_DAYS,
+        description="a sale of a perishable item takes only lots expiring at least this many "
+        "days after ship_on (R9; 0: a lot expiring on ship_on still ships); ignored otherwise",
     )
 
 

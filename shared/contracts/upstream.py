@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from shared.contracts import topics
 from shared.contracts.base import Model, UpstreamMessage
@@ -20,10 +21,12 @@ from shared.contracts.types import (
     SignedQuantity,
     Text,
 )
+from shared.reasons import shown
 from shared.serials import BLANK_LOOKING, SerialEntryError, one_typed_serial
 
 MAX_LINES = 10_000
 MAX_LIST = 1_000_000
+MAX_SHELF_LIFE_DAYS = 3650  # ten years: a longer requirement is a typo, not a customer's
 
 
 def _one_serial(value: str | None) -> str | None:
@@ -55,6 +58,38 @@ def _visible(value: str) -> str:
 SerialEntry = (
     Annotated[str, Field(max_length=8 * 1024 * 1024), AfterValidator(_visible)]
     | list[Annotated[str, Field(max_length=256), AfterValidator(_visible)]]
+)
+
+
+def _whole_days(value: object) -> object:
+    """A number of days is a JSON number (or its digits as text): not a boolean, not "1_0";
+    blank, as many ERPs send a field they have no value for, is left out."""
+    if isinstance(value, bool):
+        raise ValueError(f"a number of days is a whole number, not {str(value).lower()}")
+    # Bounded before pydantic makes an int of it: 1E+1000000000 (10 bytes in) would be a
+    # billion digits. A comparison never rounds, so it is cheap whatever the exponent.
+    if isinstance(value, Decimal) and (
+        not value.is_finite() or value.copy_abs() > MAX_SHELF_LIFE_DAYS
+    ):
+        raise ValueError(f"a number of days is 0 to {MAX_SHELF_LIFE_DAYS}, not {shown(str(value))}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if not (text.isascii() and text.isdigit()):
+            raise ValueError(f"a number of days is a whole number, not {shown(text)}")
+    return value
+
+
+# R9: the customer's minimum remaining shelf life, in days after the ship date.
+ShelfLifeDays = Annotated[
+    int | None, Field(ge=0, le=MAX_SHELF_LIFE_DAYS), BeforeValidator(_whole_days)
+]
+_SHELF_LIFE = (
+    "Sales of perishable items only (ignored on a vendor return and for other items): a lot "
+    "is allocated to the line only if its expires_on is at least this many days after "
+    "ship_on (0: the lot may expire on the ship date itself). Whole days, 0 to "
+    f"{MAX_SHELF_LIFE_DAYS}."
 )
 
 
@@ -155,6 +190,10 @@ class ShipmentLine(Model):
     scans: list[Annotated[str, Field(max_length=512)]] = Field(
         default_factory=list, max_length=MAX_LIST
     )
+    min_shelf_life_days: ShelfLifeDays = Field(
+        default=None,
+        description=f"Left out: the document's min_shelf_life_days. {_SHELF_LIFE}",
+    )
 
 
 class ShipmentRequested(UpstreamMessage):
@@ -167,6 +206,11 @@ class ShipmentRequested(UpstreamMessage):
     reference: OptionalIdentifier = None
     ship_on: Date
     lines: list[ShipmentLine] = Field(min_length=1, max_length=MAX_LINES)
+    min_shelf_life_days: ShelfLifeDays = Field(
+        default=None,
+        description="The customer's minimum remaining shelf life for every line that does not "
+        f"name its own; left out: 0. {_SHELF_LIFE}",
+    )
 
     @model_validator(mode="after")
     def _unique_line_numbers(self) -> ShipmentRequested:

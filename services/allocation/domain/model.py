@@ -520,7 +520,9 @@ class AllocateLine:
     No `lots` and no `serials`: automatic. Picks must cover `quantity`. `serial_lots`: each
     serial scanned with its manufacturer lot, as (serial, mfr lot) pairs: that unit must be in
     that lot. With `refusal`, the sender refused the line: nothing is decided, the answer is
-    that refusal (and R2 locks the item, as for any refused line).
+    that refusal (and R2 locks the item, as for any refused line). `min_shelf_life_days`: a
+    sale of a perishable item takes only lots expiring at least that many days after
+    `ship_on` (R9; 0: today's rule, a lot expiring on the ship date still ships).
     """
 
     message_id: str
@@ -536,6 +538,7 @@ class AllocateLine:
     serials: tuple[str, ...] = ()
     serial_lots: tuple[tuple[str, str], ...] = ()
     refusal: LineRefusal | None = None
+    min_shelf_life_days: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,6 +6,12 @@
   expired; a lot expiring on the ship date itself is still shipped that day. A named expired
   lot is refused `LOT_EXPIRED`. Vendor returns (R14) may take expired stock: that is often the
   reason for the return.
+- A perishable sale may require a minimum remaining shelf life of N days
+  (`Need.min_shelf_life_days`, the customer's): only lots with `expires_on >= ship_on + N` are
+  then eligible; the others are treated as expired lots are (skipped, or, named,
+  `LOT_EXPIRED` saying how many days they have left), and a shortfall says how much more stock
+  there is with less. N = 0 is exactly the rule above. A lot without an expiry date never
+  expires, so it is always eligible. Vendor returns ignore N.
 - Automatic order: perishable lot-tracked stock first-expired-first-out by (expires_on, lot
   arrival, mfr lot), a lot without expiry last; everything else first-in-first-out by lot
   arrival, then mfr lot number (lot quantities) or the unit's position in its receipt
@@ -21,8 +27,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from decimal import Decimal
 
 from services.allocation.domain import checks
@@ -47,16 +53,37 @@ Source = tuple[str, str | None, Decimal]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Need:
-    """Where and when stock is wanted; `fresh_only`: refuse or skip expired lots."""
+    """Where and when stock is wanted; `fresh_only`: refuse or skip expired lots, and those
+    expiring less than `min_shelf_life_days` after the ship date."""
 
     item: Item
     office: str
     ship_on: date
 
     fresh_only: bool
+    min_shelf_life_days: int = 0
+    # The earliest expiry a lot may have, worked out once: with no shelf life required the
+    # check per lot is the ship date's, as it always was, at no extra cost.
+    fresh_from: date = field(init=False)
+
+    def __post_init__(self) -> None:
+        days = self.min_shelf_life_days
+        fresh_from = _days_after(self.ship_on, days) if days and self.fresh_only else self.ship_on
+        object.__setattr__(self, "fresh_from", fresh_from)
 
     def expired(self, row: MfrLot | None) -> bool:
-        return self.fresh_only and row is not None and row.expired_on(self.ship_on)
+        """Not eligible: expired on the ship date, or with too little shelf life left."""
+        return self.fresh_only and row is not None and row.expired_on(self.fresh_from)
+
+
+def _days_after(day: date, days: int) -> date:
+    """`days` after `day`. Past the calendar's end (a ship date in year 9999 with years
+    required: hostile input) its last day, which stands for "never expires": only a lot
+    dated so is eligible, and the consumer never meets an OverflowError."""
+    try:
+        return day + timedelta(days=days)
+    except OverflowError:
+        return date.max
 
 
 def automatic(
@@ -65,6 +92,20 @@ def automatic(
     """R9 without picks: FEFO for perishable lots, FIFO otherwise. `asked`: the whole request
     when the caller took `asked - quantity` of it elsewhere first (a loss's unallocated stock,
     R12); a refusal then names the whole request and counts that part as available too."""
+    try:
+        return _automatic(draft, need, quantity, asked)
+    except Refusal:
+        # Short of stock with the shelf life required (only manufacturer lots have expiry
+        # dates): say how much that is, and how much more there is with less, so the user
+        # sees why stock on hand was not taken.
+        if need.fresh_only and need.min_shelf_life_days and need.item.track_mfr_lot:
+            raise _short_of_shelf_life(draft, need, quantity, asked) from None
+        raise
+
+
+def _automatic(
+    draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None = None
+) -> list[Pick]:
     what = f"item {need.item.lic} at office {need.office}"
     if need.item.serialized:
         units = free_units(draft, need)
@@ -362,9 +403,19 @@ def _on(draft: Draft, unit: Unit) -> str:
 
 
 def _expired(row: MfrLot, need: Need, *, serial: str | None = None) -> Refusal:
-    """LOT_EXPIRED for a named manufacturer lot, or for a named serial in one."""
+    """LOT_EXPIRED for a named manufacturer lot, or for a named serial in one: expired on the
+    ship date, or with less shelf life left than the line requires."""
     lic = need.item.lic
-    when = f"expired on {row.expires_on}, before the ship date {need.ship_on}"
+    expires = row.expires_on
+    if expires is not None and not row.expired_on(need.ship_on):  # too little shelf life
+        left = (expires - need.ship_on).days
+        after = f"{_days(left)} after the ship date {need.ship_on}" if left else "the ship date"
+        when = (
+            f"expires on {expires}, {after}, but the line requires at least "
+            f"{_days(need.min_shelf_life_days)} of shelf life left"
+        )
+    else:
+        when = f"expired on {expires}, before the ship date {need.ship_on}"
     if serial is None:
         return Refusal(
             ReasonCode.LOT_EXPIRED, f"manufacturer lot {row.mfr_lot} of {lic} {when}", row.mfr_lot
@@ -410,15 +461,46 @@ def _take_units(
 
 
 def _short(
-    quantity: Decimal, available: Decimal, what: str, asked: Decimal | None = None
+    quantity: Decimal,
+    available: Decimal,
+    what: str,
+    asked: Decimal | None = None,
+    *,
+    which: str = "",
 ) -> Refusal:
+    """INSUFFICIENT_STOCK: `which` says what the available stock is, when not all of it."""
     if asked is not None:  # `asked - quantity` was taken elsewhere: it is available too
         quantity, available = asked, available + (asked - quantity)
     return Refusal(
         ReasonCode.INSUFFICIENT_STOCK,
-        f"{what}: requested {number(quantity)}, available {number(available)}",
+        f"{what}: requested {number(quantity)}, available {number(available)}{which}",
         f"{quantity} > {available}",
     )
+
+
+def _short_of_shelf_life(
+    draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None
+) -> Refusal:
+    """The refusal of an automatic sale short of stock with the shelf life required."""
+    eligible = _free_fresh(draft, need)
+    lesser = _free_fresh(draft, replace(need, min_shelf_life_days=0)) - eligible
+    which = f" with at least {_days(need.min_shelf_life_days)} of shelf life left"
+    if lesser:
+        which += f", and {number(lesser)} more with less"
+    what = f"item {need.item.lic} at office {need.office}"
+    return _short(quantity, eligible, what, asked, which=which)
+
+
+def _free_fresh(draft: Draft, need: Need) -> Decimal:
+    """Free stock of a lot-tracked item an automatic pick for `need` could take."""
+    if need.item.serialized:
+        units = free_units(draft, need)
+        return Decimal(sum(1 for u in units if not need.expired(_row(draft, u))))
+    return sum((r.free for r in fresh_rows(draft, need) if r.free > 0), ZERO)
+
+
+def _days(count: int) -> str:
+    return "1 day" if count == 1 else f"{count} days"
 
 
 def _merge(picks: list[Pick]) -> list[Pick]:

@@ -119,6 +119,7 @@ def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> li
         office=cmd.office,
         ship_on=cmd.ship_on,
         fresh_only=item.perishable and cmd.kind == "sale",
+        min_shelf_life_days=cmd.min_shelf_life_days,
     )
     # Named picks may cover part of the line: it is then allocated as far as named and left
     # incomplete, and shipping refuses to ship it until picks cover it (R8). Serials decide

@@ -115,6 +115,7 @@ def allocate(
     lots: Iterable[LotPick] = (),
     serials: Iterable[str] = (),
     serial_lots: Iterable[tuple[str, str]] = (),
+    min_shelf_life_days: int = 0,
 ) -> AllocateLine:
     return AllocateLine(
         message_id=_mid(),
@@ -129,6 +130,7 @@ def allocate(
         lots=tuple(lots),
         serials=tuple(serials),
         serial_lots=tuple(serial_lots),
+        min_shelf_life_days=min_shelf_life_days,
     )
 
 
