@@ -372,10 +372,27 @@ def _render(value: object) -> str:
     return "true" if value is True else "false" if value is False else _clipped(str(value))
 
 
+MAX_LINE_NO = 100_000
+
+
+def whole_number(value: object, most: int, what: str) -> object:
+    """A JSON number (read as Decimal) for an integer field, checked before pydantic makes an
+    int of it: 1E+1000000000 would be a billion digits, and telling 1E-1000000000 has a
+    fraction took as long (ten bytes of input each, minutes of a partition's time). A
+    comparison never rounds, so these checks are cheap whatever the exponent."""
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value.copy_abs() > most:
+            raise ValueError(f"{what} is at most {most}, not {_clipped(str(value))}")
+        if value != value.to_integral_value():
+            raise ValueError(f"{what} is a whole number, not {_clipped(str(value))}")
+    return value
+
+
 def _line_number(value: object) -> object:
     """A line number is a JSON number (or its digits as text): not a boolean, not "1_0"."""
     if isinstance(value, bool):
         raise ValueError(f"a line number is a number, not {_render(value)}")
+    whole_number(value, MAX_LINE_NO, "a line number")
     if isinstance(value, str):
         text = value.strip()
         if not (text.isascii() and text.isdigit()):
@@ -389,7 +406,7 @@ Date = Annotated[date, BeforeValidator(_iso_date)]
 # 100,000-movement event (0.57 s → 0.72 s), in every service that reads it.
 OwnDate = date
 Timestamp = Annotated[datetime, BeforeValidator(_rfc_3339)]
-LineNo = Annotated[int, Field(ge=1, le=100_000), BeforeValidator(_line_number)]
+LineNo = Annotated[int, Field(ge=1, le=MAX_LINE_NO), BeforeValidator(_line_number)]
 # A JSON true or false: pydantic alone also reads "yes", "off", "t", 0 and 1 as flags.
 Flag = Annotated[bool, Strict()]
 

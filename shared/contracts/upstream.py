@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
@@ -20,6 +19,7 @@ from shared.contracts.types import (
     Quantity,
     SignedQuantity,
     Text,
+    whole_number,
 )
 from shared.reasons import shown
 from shared.serials import BLANK_LOOKING, SerialEntryError, one_typed_serial
@@ -66,12 +66,7 @@ def _whole_days(value: object) -> object:
     blank, as many ERPs send a field they have no value for, is left out."""
     if isinstance(value, bool):
         raise ValueError(f"a number of days is a whole number, not {str(value).lower()}")
-    # Bounded before pydantic makes an int of it: 1E+1000000000 (10 bytes in) would be a
-    # billion digits. A comparison never rounds, so it is cheap whatever the exponent.
-    if isinstance(value, Decimal) and (
-        not value.is_finite() or value.copy_abs() > MAX_SHELF_LIFE_DAYS
-    ):
-        raise ValueError(f"a number of days is 0 to {MAX_SHELF_LIFE_DAYS}, not {shown(str(value))}")
+    whole_number(value, MAX_SHELF_LIFE_DAYS, "a number of days")
     if isinstance(value, str):
         text = value.strip()
         if not text:

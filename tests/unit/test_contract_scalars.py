@@ -232,3 +232,24 @@ def test_a_python_caller_may_still_pass_an_aware_datetime() -> None:
     at = datetime(2026, 11, 1, 10, tzinfo=UTC)
     doc = {**_request(), "occurred_at": at}
     assert SHIPMENTS.validate_python(doc).occurred_at == at
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("number", ["1e1000000000", "-1e1000000000", "1e-1000000000"])
+@pytest.mark.parametrize("field", ["line_no", "min_shelf_life_days"])
+def test_an_integer_field_with_a_huge_exponent_is_refused_without_building_the_number(
+    number: str, field: str
+) -> None:
+    """Ten bytes of JSON: pydantic alone turned 1e1000000000 into a billion-digit int (and took
+    as long to find 1e-1000000000's fraction), holding the partition for minutes."""
+    if field == "line_no":
+        raw = (
+            '{"type": "ShipmentPicksUpdated", "message_id": "m-1", "shipment_id": "S-1",'
+            f' "line_no": {number}, "lots": []}}'
+        )
+    else:
+        raw = json.dumps(_request()).replace('{"type"', f'{{"{field}": {number}, "type"', 1)
+    with pytest.raises(InvalidMessage) as refused:
+        decode(SHIPMENTS, raw.encode())
+    assert field in refused.value.reason
+    assert number.upper().replace("E", "E+").replace("E+-", "E-") in refused.value.reason
