@@ -468,22 +468,10 @@ class _Answers:
             self._by_value.setdefault(outcome.document.value, []).append(outcome)
 
     async def start(self) -> None:
-        topics = self.settings.topics
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.require_bootstrap(),
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-            **kafka_client_options(self.settings),
-        )
+        consumer = answer_consumer(self.settings)
         self._consumer = consumer  # `stop` closes it even if it does not start
         await consumer.start()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in (topics.status, topics.events, topics.dlq)
-            for p in await topic_partitions(consumer, topic)
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
+        await consumer.seek_to_end(*await assign_answer_topics(consumer, self.settings))
         # The embedded broker's end offset can trail the true end by a batch: read on to the
         # true end (until a poll comes back empty) so no earlier answer is taken for a new
         # one; on a busy stack a poll is never empty, so for DRAIN_SECONDS at most.
@@ -619,6 +607,32 @@ class _Answers:
 def _open(outcome: Outcome) -> bool:
     """Neither answered nor dead-lettered (yet)."""
     return outcome.answer is None and outcome.dead_letter is None
+
+
+def answer_consumer(settings: Settings) -> AIOKafkaConsumer:
+    """A consumer of the topics lotline answers on (not started, no group: nothing is
+    committed), polling often enough for a person waiting at a terminal."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.require_bootstrap(),
+        enable_auto_commit=False,
+        fetch_max_wait_ms=100,
+        **kafka_client_options(settings),
+    )
+
+
+async def assign_answer_topics(
+    consumer: AIOKafkaConsumer, settings: Settings
+) -> list[TopicPartition]:
+    """Assign every partition of inventory.status, inventory.events and inventory.dlq to the
+    started `consumer`; returns them."""
+    topics = settings.topics
+    partitions = [
+        TopicPartition(topic, p)
+        for topic in (topics.status, topics.events, topics.dlq)
+        for p in await topic_partitions(consumer, topic)
+    ]
+    consumer.assign(partitions)
+    return partitions
 
 
 async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> list[int]:

@@ -16,11 +16,10 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord
 
 from shared.config import Settings
-from shared.kafka import kafka_client_options
-from shared.send import describe, topic_partitions
+from shared.send import answer_consumer, assign_answer_topics, describe
 
 # The fields of an answer or event that name what it is about.
 NAMING_FIELDS = ("shipment_id", "lic", "message_id", "command_id", "adjustment_id", "lot_id")
@@ -81,22 +80,11 @@ async def watch(
 ) -> int:
     """Print each message of the watched topics as it arrives; returns how many were shown
     once `until(shown)` says so (the command runs until interrupted)."""
-    topics = settings.topics
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.require_bootstrap(),
-        enable_auto_commit=False,
-        fetch_max_wait_ms=100,
-        **kafka_client_options(settings),
-    )
+    consumer = answer_consumer(settings)
     shown = 0
     try:
         await consumer.start()
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in (topics.status, topics.events, topics.dlq)
-            for p in await topic_partitions(consumer, topic)
-        ]
-        consumer.assign(partitions)
+        partitions = await assign_answer_topics(consumer, settings)
         if from_beginning:
             await consumer.seek_to_beginning(*partitions)
         else:
