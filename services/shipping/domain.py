@@ -1146,6 +1146,7 @@ def _views(
             quantity=line.quantity,
             movements=line.movements,
             complete=line.complete,
+            shipped=line.status == "shipped",
         )
         for line in lines
         if statuses is None or line.status in statuses

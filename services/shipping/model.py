@@ -342,6 +342,7 @@ class LineView:
     quantity: Decimal
     movements: tuple[Moved, ...] = ()
     complete: bool = True
+    shipped: bool = False  # a refusal lists a shipped line with what stands: it holds nothing
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -298,6 +298,7 @@ def _results(lines: tuple[model.LineView, ...], listed: bool = True) -> list[s.L
                 "generated_serials": [],
                 "movements": [movement(m) for m in line.movements] if listed else [],
                 "complete": line.complete,
+                "shipped": line.shipped,
             },
             _LINE_RESULT_SET,
         )

@@ -30,6 +30,13 @@ class LineResult(Model):
     generated_serials: list[Identifier] = Field(default_factory=list)
     movements: list[Movement] = Field(default_factory=list)
     complete: bool = True
+    shipped: bool = Field(
+        default=False,
+        description=(
+            "the line has shipped (every line of ShipmentShipped): in a refusal's"
+            " allocated_lines, a line whose units left with the shipment, held no more"
+        ),
+    )
 
 
 # A shipment status lists each unit its lines moved; one of more units than a message can carry

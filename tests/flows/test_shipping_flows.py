@@ -634,6 +634,10 @@ async def test_a_resend_read_with_the_ship_is_decided_as_one_read_after_it(
         "UNKNOWN_SHIPMENT",
         "shipment S-19 is shipped: it cannot be requested again",
     )
+    # What stands of the shipment is listed, said shipped: it holds nothing any more (before,
+    # a client could only read it as still allocated).
+    assert [(a["line_no"], a["shipped"]) for a in answers[1]["allocated_lines"]] == [(1, True)]
+    assert answers[0]["lines"][0]["shipped"] is True  # ShipmentShipped's, alike
     assert [c["type"] for c in desk.bus.commands("S-19")] == ["AllocateLine", "ShipLine"]
     assert await desk.phase("S-19") == "shipped"
     queued = "SELECT queued IS NULL AS empty FROM shipments WHERE shipment_id = 'S-19'"
