@@ -73,7 +73,8 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         t.ADJUSTMENTS,
         AdjustmentMessage,
-        "Upstream: inventory adjustments (key = adjustment id). Written by upstream systems,"
+        "Upstream: inventory adjustments (key = adjustment id) and quarantines (key = LIC)."
+        " Written by upstream systems,"
         " read by lotline (allocation).",
         sends=False,
         receives=True,

@@ -7,6 +7,7 @@ lotline topics              create the contract's topics on KAFKA_BOOTSTRAP_SERV
 lotline health SCHEMA       container health check: broker and database answer, SCHEMA migrated
 lotline asyncapi [FILE]     write the AsyncAPI document of every topic
 lotline send [FILE...]      publish upstream documents (JSON) to their topics, show answers
+lotline watch [ID...]       follow lotline's answers, decisions and dead letters
 lotline demo                a short walk through lotline on the running stack
 lotline bench [ARGS...]     the project's benchmark
 
@@ -194,6 +195,9 @@ def _stack_settings(command: str) -> tuple[Settings, str] | None:
     from shared import stack
 
     settings = _settings()
+    # These commands say in one line when the broker does not answer; aiokafka would log each
+    # of its retries (hundreds of lines a minute), burying their output.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     api = stack.api_url(settings)
     if settings.kafka_bootstrap_servers:
         return settings, api
@@ -220,12 +224,14 @@ def _stack_settings(command: str) -> tuple[Settings, str] | None:
 def cmd_send(args: argparse.Namespace) -> int:
     from shared import stack
     from shared.send import (
+        BadDocuments,
         BrokerError,
         DocumentError,
         decode_source,
         plural,
         read_documents,
         send,
+        unknown_field_warnings,
     )
 
     try:
@@ -238,8 +244,26 @@ def cmd_send(args: argparse.Namespace) -> int:
             for name in args.files or ["-"]
         ]
         documents = read_documents(sources)
+    except BadDocuments as exc:
+        for line in unknown_field_warnings(exc.documents):
+            print(f"lotline send: warning: {line}", file=sys.stderr)
+        for line in exc.lines():
+            print(f"lotline send: {line}", file=sys.stderr)
+        return 2
     except DocumentError as exc:
         print(f"lotline send: {exc} (nothing was sent)", file=sys.stderr)
+        return 2
+    # Unknown fields are ignored by the services (the contract grows by adding fields): named,
+    # since a misspelled optional one is lost; refused only when asked (--strict).
+    for line in unknown_field_warnings(documents):
+        print(f"lotline send: warning: {line}", file=sys.stderr)
+    unknown = sum(bool(doc.unknown) for doc in documents)
+    if unknown and args.strict:
+        print(
+            f"lotline send: --strict: {plural(unknown, 'document')} with fields not in the"
+            " contract (nothing was sent)",
+            file=sys.stderr,
+        )
         return 2
     if args.check:
         kinds = Counter(doc.type for doc in documents)
@@ -297,7 +321,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from shared import stack
-    from shared.send import DocumentError
+    from shared.send import BrokerError, DocumentError
     from shared.watch import watch
 
     reached = _stack_settings("watch")
@@ -312,11 +336,15 @@ def cmd_watch(args: argparse.Namespace) -> int:
                 from_beginning=args.from_beginning,
                 ids=frozenset(args.ids),
                 as_json=args.json,
+                notes=sys.stderr,
             )
         )
     except DocumentError as exc:  # an answer topic missing
         print(f"lotline watch: {exc}", file=sys.stderr)
         return 2
+    except BrokerError as exc:  # no broker there when it started
+        print(f"lotline watch: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -429,8 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Publish upstream documents, as an upstream system does: each to its "
         "contract topic with its contract key, byte for byte. FILE holds JSON documents one "
         "after another (JSON Lines or pretty-printed) or a JSON array of them; - or none: "
-        "standard input. All are checked against the contract first; if one fails, nothing is "
-        "sent. Reaches KAFKA_BOOTSTRAP_SERVERS, or the stack `lotline up` runs.",
+        "standard input. All are checked against the contract first; if any fails, each one "
+        "that does is named and nothing is sent. Fields the contract does not know are named "
+        "as warnings (lotline ignores them). Reaches KAFKA_BOOTSTRAP_SERVERS, or the stack "
+        "`lotline up` runs.",
     )
     send.add_argument("files", nargs="*", metavar="FILE", help="JSON documents (default: stdin)")
     send.add_argument(
@@ -453,6 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--check",
         action="store_true",
         help="only check the documents against the contract (no broker needed); send nothing",
+    )
+    send.add_argument(
+        "--strict",
+        action="store_true",
+        help="a field the contract does not know (named as a warning: lotline ignores it, so a"
+        " misspelled optional field is lost) refuses the input: nothing sent, exit 2",
     )
     send.add_argument("--json", action="store_true", help="print each outcome as a JSON line")
     send.set_defaults(func=cmd_send)

@@ -23,6 +23,10 @@ style, kept by the helpers below (use them rather than formatting values by hand
   never the names of enums or fields' internal values ("AVAILABLE").
 - Several values: joined with ", ", the first few and how many more (`listed`), never a
   Python list.
+- A value refused as sent (a date, a kind, a flag, a number in the wrong place) is written as
+  the JSON upstream sent spells it (`sent`): null, true, 2026-11-23T00:00:00Z, sale; a list or
+  an object is named ("a list"), not printed; and spaces around text, which a dashboard does
+  not show, are said in words: "sale followed by a space", "empty".
 """
 
 from __future__ import annotations
@@ -117,3 +121,33 @@ def _visible(ch: str) -> str:
         return "<GS>"
     # str.isprintable is what repr escapes by: nothing a repr made visible is hidden here.
     return ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+
+
+def sent(value: object) -> str:
+    """A JSON value as upstream sent it, for a reason saying what was expected instead: null,
+    true, false, a number as written (1.50, 1E+3: what was refused is what was sent), text as
+    `shown` with the spaces around it said in words ("sale followed by a space", "empty",
+    "3 spaces"), "a list" or "an object" for a container."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return flag(value)
+    if isinstance(value, int | Decimal | float):
+        return shown(str(value))  # clipped: a 5,000-digit number is not a reason
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    if not isinstance(value, str):
+        return shown(str(value))
+    core = value.strip(" ")
+    if not core:
+        return _spaces(len(value)) if value else "empty"
+    lead, trail = len(value) - len(value.lstrip(" ")), len(value) - len(value.rstrip(" "))
+    around = [f"preceded by {_spaces(lead)}"] if lead else []
+    around += [f"followed by {_spaces(trail)}"] if trail else []
+    return " ".join([shown(core), " and ".join(around)]) if around else shown(core)
+
+
+def _spaces(count: int) -> str:
+    return "a space" if count == 1 else f"{count} spaces"

@@ -4,14 +4,16 @@ A file holds JSON documents one after another (JSON Lines, pretty-printed object
 array of them). Each document goes to its contract topic with its contract key (DESIGN §4:
 `UPSTREAM_ROUTES`), byte for byte as written, so what the services read is what the file says.
 Every document is first checked against the contract the way the services check it; if any
-fails, nothing is sent: a file is sent whole or not at all.
+fails, nothing is sent: a file is sent whole or not at all. Fields the contract does not know
+are ignored by the services, so they are only named (`unknown_fields`): a misspelled optional
+field would otherwise lose its meaning without a word.
 
 Then each document's answer is awaited, read from where lotline answers it:
 - receipts and shipment documents: `inventory.status`, by the `answers` a status lists (the
   message_ids it answers: one status may answer several documents), or, from services that
   do not list them, by document id and status type, in the order sent;
 - items and adjustments: `inventory.events`, by the command id allocation derives from the
-  `message_id` (`item:…`, `adjustment:…`);
+  `message_id` (`item:…`, `adjustment:…`, `quarantine:…`);
 - a document a service could not read: `inventory.dlq`, the same bytes;
 - `PurchaseOrderUpdated` has no answer in the contract: it is only sent.
 A document whose `message_id` was processed before gets no new answer (a redelivery): send
@@ -29,14 +31,16 @@ import asyncio
 import codecs
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import types
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import partial
-from typing import Any, TextIO
+from functools import cache, partial
+from typing import Annotated, Any, Literal, TextIO, Union, get_args, get_origin
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
-from pydantic import TypeAdapter
+from pydantic import AliasChoices, AliasPath, BaseModel, TypeAdapter
+from pydantic.fields import FieldInfo
 
 from shared.config import Settings
 from shared.contracts import invalid
@@ -54,20 +58,34 @@ STATUS_ANSWERS: dict[str, frozenset[str]] = {
     "ShipmentShipRequested": frozenset({"ShipmentShipped", "ShipmentShipRefused"}),
     "ShipmentCancelled": frozenset({"ShipmentCancelled"}),
 }
-EVENT_ORIGINS = {"UpsertItem": "item", "AdjustInventory": "adjustment"}
-ANSWERED_ON_EVENTS = frozenset({"ItemUpserted", "InventoryAdjusted", "CommandRejected"})
+EVENT_ORIGINS = {
+    "UpsertItem": "item",
+    "AdjustInventory": "adjustment",
+    "QuarantineStock": "quarantine",
+}
+ANSWERED_ON_EVENTS = frozenset(
+    {"ItemUpserted", "InventoryAdjusted", "StockQuarantined", "CommandRejected"}
+)
 # How long `send` reads on to the answer topics' true end before sending (see `_Answers.start`).
 DRAIN_SECONDS = 2.0
 # Documents a service may hold, publishing nothing, while the item they name is not known yet
 # (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS): a shipment's documents only with scans, but a note that
 # says "may" needs no more precision.
 MAY_BE_HELD = frozenset(
-    {"ShipmentReceived", "AdjustInventory", "ShipmentRequested", "ShipmentPicksUpdated"}
+    {
+        "ShipmentReceived",
+        "AdjustInventory",
+        "QuarantineStock",
+        "ShipmentRequested",
+        "ShipmentPicksUpdated",
+    }
 )
 # Silence this long while answers are awaited earns one note saying why (`_Answers._read`).
 HELD_NOTE_SECONDS = 5.0
 # A summary lists this many problems, and lines a refusal left standing, at most.
 MAX_LISTED = 10
+# Reading a file names this many bad documents, and documents with unknown fields, at most.
+MAX_NAMED = 50
 
 _ADAPTERS = {topic: TypeAdapter(message) for topic, message in TOPIC_MESSAGES.items()}
 
@@ -86,6 +104,30 @@ class DocumentError(ValueError):
         self.reason = reason
 
 
+class BadDocuments(DocumentError):
+    """Documents that would not be accepted (`bad`, in input order; the first is this error's
+    own `where` and `reason`); `documents`: the ones that would, for their warnings."""
+
+    def __init__(self, bad: Sequence[DocumentError], documents: Sequence[Document]) -> None:
+        super().__init__(bad[0].where, bad[0].reason)
+        self.bad = list(bad)
+        self.documents = list(documents)
+
+    def lines(self) -> list[str]:
+        """Each bad document's `file:line: problems`, MAX_NAMED at most, then a count."""
+        if len(self.bad) == 1:
+            return [f"{self} (nothing was sent)"]
+        lines = [str(error) for error in self.bad[:MAX_NAMED]]
+        if len(self.bad) > MAX_NAMED:
+            lines.append(f"… and {plural(len(self.bad) - MAX_NAMED, 'more bad document')}")
+        total = len(self.bad) + len(self.documents)
+        lines.append(
+            f"{len(self.bad)} of {plural(total, 'document')} would not be accepted"
+            " (nothing was sent)"
+        )
+        return lines
+
+
 @dataclass(frozen=True)
 class Document:
     """One upstream document, checked against the contract and ready to publish."""
@@ -96,6 +138,7 @@ class Document:
     topic: str  # the contract's name, without the deployment's prefix
     key: str
     value: bytes
+    unknown: tuple[str, ...] = ()  # paths of the fields the contract does not know (ignored)
 
     @property
     def answered_on_status(self) -> bool:
@@ -319,6 +362,7 @@ def check(where: str, raw: str) -> Document:
         topic=topic,
         key=str(getattr(message, key_field)),
         value=value,
+        unknown=tuple(unknown_fields(head, TOPIC_MESSAGES[topic])),
     )
 
 
@@ -334,13 +378,183 @@ def _invalid_reason(exc: InvalidMessage) -> str:
 
 
 def read_documents(sources: Iterable[tuple[str, str]]) -> list[Document]:
-    """Every document of every (name, text) source, checked; DocumentError on the first bad."""
-    documents = [
-        check(where, raw) for name, text in sources for where, raw in split_documents(text, name)
-    ]
+    """Every document of every (name, text) source, checked; BadDocuments naming every bad
+    one (a source is not read past text that is not JSON), DocumentError when there are none."""
+    documents: list[Document] = []
+    bad: list[DocumentError] = []
+    for name, text in sources:
+        try:
+            for where, raw in split_documents(text, name):
+                try:
+                    documents.append(check(where, raw))
+                except DocumentError as exc:
+                    bad.append(exc)
+        except DocumentError as exc:
+            bad.append(exc)
+    if bad:
+        raise BadDocuments(bad, documents)
     if not documents:
         raise DocumentError("input", "no documents")
     return documents
+
+
+def unknown_field_warnings(documents: Sequence[Document]) -> list[str]:
+    """`file:line: fields not in the contract, … : a, lines[0].b` for each document with fields
+    the contract does not know (MAX_NAMED documents at most, then a count): the services ignore
+    them, so a misspelled optional field silently loses its meaning."""
+    flagged = [doc for doc in documents if doc.unknown]
+    lines = []
+    for doc in flagged[:MAX_NAMED]:
+        names = ", ".join(doc.unknown[:MAX_LISTED])
+        if len(doc.unknown) > MAX_LISTED:
+            names += f" and {len(doc.unknown) - MAX_LISTED} more"
+        word = "fields" if len(doc.unknown) > 1 else "field"
+        lines.append(f"{doc.where}: {word} not in the contract, ignored (misspelled?): {names}")
+    if len(flagged) > MAX_NAMED:
+        more = plural(len(flagged) - MAX_NAMED, "more document")
+        lines.append(f"… and {more} with fields not in the contract")
+    return lines
+
+
+# --- fields the contract does not know -------------------------------------------------------
+# Unknown fields are ignored by design (DESIGN §4: fields are added freely, and an older service
+# must read a newer sender's documents), so they are only named, by walking the contract's
+# models as pydantic reads a document: fields by their aliases, nested models, lists of them,
+# unions discriminated by a field (`type`).
+
+
+def unknown_fields(document: object, annotation: Any) -> list[str]:
+    """The path of each key of `document` that the contract's `annotation` does not read, as
+    the services' refusals write paths (`lines[0].minShelfLifeDays`); keys inside an unknown
+    key are not listed again."""
+    found: list[str] = []
+    _walk_unknown(document, annotation, "", "type", found)
+    return found
+
+
+def _walk_unknown(
+    value: object, annotation: Any, path: str, discriminator: str, found: list[str]
+) -> None:
+    if get_origin(annotation) is Annotated:  # `Field(discriminator=…)` of a nested union
+        for meta in get_args(annotation)[1:]:
+            named = getattr(meta, "discriminator", None)
+            discriminator = named if isinstance(named, str) else discriminator
+    options = _options(annotation)
+    if isinstance(value, dict):
+        models = [a for a in options if isinstance(a, type) and issubclass(a, BaseModel)]
+        chosen = _discriminated(models, value, discriminator)
+        if chosen is not None:
+            _walk_model(value, chosen, path, found)
+            return
+        mappings = [a for a in options if _origin_is(a, Mapping)]
+        if mappings and (item := _item_annotation(mappings[0], 1)) is not None:
+            for key, item_value in value.items():
+                _walk_unknown(item_value, item, _join(path, key), "type", found)
+    elif isinstance(value, list):
+        sequences = [a for a in options if _origin_is(a, Sequence)]
+        item = _item_annotation(sequences[0], 0) if sequences else None
+        if item is not None and _holds_models(item):  # not a million serials for nothing
+            for index, item_value in enumerate(value):
+                _walk_unknown(item_value, item, f"{path}[{index}]", discriminator, found)
+
+
+def _walk_model(value: dict[str, Any], model: type[BaseModel], path: str, found: list[str]) -> None:
+    if model.model_config.get("extra") == "allow":
+        return  # every key is the model's
+    fields = _model_keys(model)
+    for key, item_value in value.items():
+        info = fields.get(key)
+        if info is None:
+            found.append(_join(path, key))
+        else:
+            where = info.discriminator if isinstance(info.discriminator, str) else "type"
+            _walk_unknown(item_value, info.annotation, _join(path, key), where, found)
+
+
+@cache
+def _model_keys(model: type[BaseModel]) -> dict[str, FieldInfo]:
+    """The keys a model reads, each with its field: its aliases, and its name unless an alias
+    replaces it (pydantic reads a field by name too only when the model says so)."""
+    by_name = bool(
+        model.model_config.get("populate_by_name") or model.model_config.get("validate_by_name")
+    )
+    keys: dict[str, FieldInfo] = {}
+    for name, info in model.model_fields.items():
+        aliases = _aliases(info)
+        for alias in aliases:
+            keys[alias] = info
+        if by_name or not aliases:
+            keys[name] = info
+    return keys
+
+
+def _aliases(info: FieldInfo) -> list[str]:
+    alias = info.validation_alias if info.validation_alias is not None else info.alias
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    keys = []
+    for choice in choices:
+        # An alias path's first step names the document's key.
+        key = choice.path[0] if isinstance(choice, AliasPath) else choice
+        if isinstance(key, str):
+            keys.append(key)
+    return keys
+
+
+def _options(annotation: Any) -> list[Any]:
+    """The types a value of `annotation` may be: Annotated and unions (Optional too) unwrapped."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _options(get_args(annotation)[0])
+    if origin is Union or origin is types.UnionType:
+        return [option for arg in get_args(annotation) for option in _options(arg)]
+    return [annotation]
+
+
+def _discriminated(
+    models: list[type[BaseModel]], value: dict[str, Any], discriminator: str
+) -> type[BaseModel] | None:
+    """The one model a JSON object is read as: the only one, or the one whose discriminator
+    field's literal is the object's; None when that cannot tell (nothing is then named)."""
+    if len(models) == 1:
+        return models[0]
+    tag = value.get(discriminator)
+    matching = [
+        model
+        for model in models
+        if (info := model.model_fields.get(discriminator)) is not None
+        and get_origin(info.annotation) is Literal
+        and tag in get_args(info.annotation)
+    ]
+    return matching[0] if len(matching) == 1 else None
+
+
+def _origin_is(annotation: Any, kind: type) -> bool:
+    origin = get_origin(annotation)
+    return isinstance(origin, type) and issubclass(origin, kind) and not issubclass(origin, str)
+
+
+def _item_annotation(annotation: Any, position: int) -> Any:
+    """A container's item type (`list[X]`, `tuple[X, ...]`: position 0; `dict[K, X]`: 1)."""
+    args = get_args(annotation)
+    return args[position] if len(args) > position else None
+
+
+def _holds_models(annotation: Any) -> bool:
+    """Whether a value of `annotation` may hold a model, at any depth of containers."""
+    for option in _options(annotation):
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            return True
+        if any(_holds_models(arg) for arg in get_args(option) if arg is not Ellipsis):
+            return True
+    return False
+
+
+def _join(path: str, key: object) -> str:
+    """`lines[0]` + `min_shelf_life` → `lines[0].min_shelf_life`; a key shown as typed, escaped
+    and clipped (it may be anything)."""
+    name = invalid.safe_text(str(key))
+    name = name if len(name) <= 80 else name[:80] + "…"
+    return f"{path}.{name}" if path else name
 
 
 async def send(
@@ -538,16 +752,18 @@ class _Answers:
 
     def held_note(self) -> str | None:
         """Why documents still waiting may be silent: a service holds one naming an item it
-        does not know yet, publishing nothing, for LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS."""
+        does not know yet, publishing nothing, for LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS; or it is
+        a resend of a message_id processed before, which is never answered again (the two
+        look alike from here, so the note names both)."""
         seconds = self.settings.unknown_item_wait_seconds
         held = [o for o in self._pending() if o.document.type in MAY_BE_HELD]
         if not held or seconds <= 0:
             return None
         return (
-            f"lotline send: no answer yet for {plural(len(held), 'document')}: a document naming"
-            f" an item lotline does not know yet is held up to {seconds:g} s"
-            " (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS) for its UpsertItem, then refused UNKNOWN_ITEM;"
-            " still waiting"
+            f"lotline send: no answer yet for {plural(len(held), 'document')}, still waiting:"
+            f" one naming an item lotline does not know yet is held up to {seconds:g} s"
+            " (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS), then refused UNKNOWN_ITEM; a resent"
+            " message_id (processed before) is never answered again"
         )
 
     def _match(self, record: ConsumerRecord[bytes, bytes]) -> list[Outcome]:

@@ -10,7 +10,7 @@ from services.allocation import translate
 from services.allocation.service import AllocationService
 from shared.config import Settings
 from shared.contracts.commands import Command
-from shared.contracts.upstream import AdjustInventory, AdjustmentMessage, ItemMessage, UpsertItem
+from shared.contracts.upstream import AdjustmentMessage, ItemMessage, UpsertItem
 from shared.service import ServiceRuntime, serve
 
 SCHEMA = "allocation"
@@ -45,12 +45,14 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
         topic=topics.adjustments,
         adapter=TypeAdapter(AdjustmentMessage),
         handler=service.rekey_adjustments,
-        payload_doc=AdjustInventory,
+        payload_doc=AdjustmentMessage,
         locks=service.adjustment_locks,
         refuse=translate.refuse_adjustments(topics.events),
-        description="Upstream inventory adjustments, re-keyed by LIC into inventory.commands.",
+        description="Upstream inventory adjustments and quarantines, re-keyed by LIC into "
+        "inventory.commands.",
     )
-    # Adjustments held for items not passed on yet: published when their wait is over.
+    # Adjustments and quarantines held for items not passed on yet: published when their
+    # wait is over.
     runtime.every(service.expire_every, service.expire_held)
     # A held receipt line waits for receiving to confirm or cancel it (normally a round trip);
     # a held adjustment for its item, at most LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS.

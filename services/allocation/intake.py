@@ -33,12 +33,13 @@ def item_lock(lic: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class HeldAdjustment:
-    """An adjustment's command taken out of the hold, to be published now (`command`: its JSON,
-    as encoded when it was held)."""
+    """An adjustment's (or quarantine's) command taken out of the hold, to be published now
+    (`command`: its JSON, as encoded when it was held; `command_type`: its `type`)."""
 
     lic: str
     command_id: str
     command: bytes
+    command_type: str = "AdjustStock"
 
 
 class PgIntakeRepository:
@@ -59,19 +60,22 @@ class PgIntakeRepository:
         )
         return {row["lic"] for row in rows}
 
-    async def hold(self, conn: asyncpg.Connection, commands: Sequence[c.AdjustStock]) -> None:
+    async def hold(
+        self, conn: asyncpg.Connection, commands: Sequence[c.AdjustStock | c.QuarantineStock]
+    ) -> None:
         """Hold these commands, in this order (a command held already stays as it was)."""
         if not commands:
             return
         await conn.execute(
-            "INSERT INTO held_adjustments (command_id, lic, command)"
-            " SELECT command_id, lic, command"
-            " FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY"
-            "   AS v(command_id, lic, command, n) ORDER BY n"
+            "INSERT INTO held_adjustments (command_id, lic, command, command_type)"
+            " SELECT command_id, lic, command, command_type"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
+            "   AS v(command_id, lic, command, command_type, n) ORDER BY n"
             " ON CONFLICT (command_id) DO NOTHING",
             [m.message_id for m in commands],
             [m.lic for m in commands],
             [encode(m).decode() for m in commands],
+            [m.type for m in commands],
         )
 
     async def pass_items(
@@ -87,8 +91,8 @@ class PgIntakeRepository:
         )
         rows = await conn.fetch(
             "WITH taken AS (DELETE FROM held_adjustments WHERE lic = ANY($1::text[])"
-            "   RETURNING id, lic, command_id, command)"
-            " SELECT lic, command_id, command FROM taken ORDER BY id",
+            "   RETURNING id, lic, command_id, command, command_type)"
+            " SELECT lic, command_id, command, command_type FROM taken ORDER BY id",
             sorted(set(lics)),
         )
         return [_held(row) for row in rows]
@@ -129,8 +133,8 @@ class PgIntakeRepository:
             " taken AS (DELETE FROM held_adjustments AS h WHERE h.id IN"
             "   (SELECT h2.id FROM held_adjustments AS h2 JOIN due ON due.lic = h2.lic"
             "     WHERE h2.id <= due.upto ORDER BY h2.id LIMIT $3 FOR UPDATE OF h2 SKIP LOCKED)"
-            "   RETURNING h.id, h.lic, h.command_id, h.command)"
-            " SELECT lic, command_id, command FROM taken ORDER BY id",
+            "   RETURNING h.id, h.lic, h.command_id, h.command, h.command_type)"
+            " SELECT lic, command_id, command, command_type FROM taken ORDER BY id",
             [row["lic"] for row in locked],
             wait_seconds,
             limit,
@@ -139,4 +143,6 @@ class PgIntakeRepository:
 
 
 def _held(row: asyncpg.Record) -> HeldAdjustment:
-    return HeldAdjustment(row["lic"], row["command_id"], row["command"].encode())
+    return HeldAdjustment(
+        row["lic"], row["command_id"], row["command"].encode(), row["command_type"]
+    )

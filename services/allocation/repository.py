@@ -22,6 +22,7 @@ from services.allocation.domain.model import (
     LicState,
     MfrLot,
     Pick,
+    Quarantine,
     SerialStatus,
     Touched,
     UnallocatedStock,
@@ -154,6 +155,10 @@ def _hold_row(lic: str, h: HeldLine) -> tuple[Any, ...]:
         lic, h.command_id, h.kind, h.shipment_id, h.line_no, _picks_json(h.picks), h.lot_id,
         returned,
     )  # fmt: skip
+
+
+def _quarantine_row(lic: str, q: Quarantine) -> tuple[Any, ...]:
+    return (lic, q.mfr_lot, q.lot_id, q.office, q.quarantine_id, q.reason)
 
 
 def _hold(r: asyncpg.Record) -> HeldLine:
@@ -315,6 +320,19 @@ HOLDS = Table(
     ("lic", "command_id"),
     _hold_row,
 )
+QUARANTINES = Table(
+    "quarantines",
+    (
+        ("lic", "text"),
+        ("mfr_lot", "text"),
+        ("lot_id", "text"),
+        ("office", "text"),
+        ("quarantine_id", "text"),
+        ("reason", "text"),
+    ),
+    ("lic", "mfr_lot", "lot_id", "office"),
+    _quarantine_row,
+)
 
 
 def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
@@ -328,6 +346,7 @@ def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
         "customer_shipments": state.shipments,
         "unallocated": state.unallocated,
         "held_lines": state.holds,
+        "quarantines": state.quarantines,
     }
 
 
@@ -340,11 +359,12 @@ _FIELDS = {
     "customer_shipments": "shipments",
     "unallocated": "unallocated",
     "held_lines": "holds",
+    "quarantines": "quarantines",
 }
 _MISSING: Any = object()
 
 
-TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED, HOLDS)
+TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED, HOLDS, QUARANTINES)
 # The journaled tables (all but items) with the LicState field holding their rows.
 _JOURNALED = tuple((table, _FIELDS[table.name]) for table in TABLES[1:])
 
@@ -370,11 +390,33 @@ class PgStateRepository:
                 "ship": {},
                 "un": {},
                 "holds": {},
+                "quarantines": {},
             }
             for lic in lics
         }
-        for r in await conn.fetch("SELECT * FROM items WHERE lic = ANY($1::text[])", lics):
-            parts[r["lic"]]["item"] = Item(**dict(r))
+        # An item's quarantine rules come with its row (almost always none): no round trip
+        # more per load for a table that is nearly always empty.
+        for r in await conn.fetch(
+            "SELECT i.*, (SELECT jsonb_agg(jsonb_build_array(q.mfr_lot, q.lot_id, q.office,"
+            "   q.quarantine_id, q.reason)) FROM quarantines AS q WHERE q.lic = i.lic)"
+            "   AS quarantine_rules"
+            " FROM items AS i WHERE i.lic = ANY($1::text[])",
+            lics,
+        ):
+            fields = dict(r)
+            rules = fields.pop("quarantine_rules")
+            parts[r["lic"]]["item"] = Item(**fields)
+            if isinstance(rules, str):
+                rules = json.loads(rules)
+            for mfr_lot, lot_id, office, quarantine_id, reason in rules or ():
+                rule = Quarantine(
+                    mfr_lot=mfr_lot,
+                    lot_id=lot_id,
+                    office=office,
+                    quarantine_id=quarantine_id,
+                    reason=reason,
+                )
+                parts[r["lic"]]["quarantines"][rule.key] = rule
         for r in await conn.fetch("SELECT * FROM inventory_lots WHERE lic = ANY($1::text[])", lics):
             lot = InventoryLot(**dict(r))
             parts[lot.lic]["lots"][lot.lot_id] = lot
@@ -425,6 +467,7 @@ class PgStateRepository:
                 shipments=p["ship"],
                 unallocated=p["un"],
                 holds=p["holds"],
+                quarantines=p["quarantines"],
             )
             for lic, p in parts.items()
         }

@@ -157,7 +157,7 @@ class AllocationService:
         return [item_lock(m.lic) for m in items]
 
     async def adjustment_locks(
-        self, conn: asyncpg.Connection, adjustments: list[u.AdjustInventory]
+        self, conn: asyncpg.Connection, adjustments: list[u.AdjustInventory | u.QuarantineStock]
     ) -> list[str]:
         """The intake locks `rekey_adjustments` may take: those of the items it does not know
         (an item known stays known, so it never locks one; `Route.locks`)."""
@@ -184,15 +184,19 @@ class AllocationService:
             self._publish_held(uow, held.pop(m.lic, []), "released")
 
     async def rekey_adjustments(
-        self, uow: UnitOfWork, batch: list[Inbound[u.AdjustInventory]]
+        self, uow: UnitOfWork, batch: list[Inbound[u.AdjustInventory | u.QuarantineStock]]
     ) -> None:
-        """Intake: each adjustment becomes its LIC's `AdjustStock` command. One for an item
-        the intake has not passed on yet is held (see `rekey_items`, `expire_held`), unless
-        the wait is 0. One whose serials do not parse carries its refusal, which allocation
-        answers in the LIC's order: never before an adjustment read earlier."""
-        commands: list[c.AdjustStock] = []
+        """Intake: each adjustment becomes its LIC's `AdjustStock` command, each quarantine its
+        `QuarantineStock`. One for an item the intake has not passed on yet is held (see
+        `rekey_items`, `expire_held`), unless the wait is 0. One whose serials do not parse
+        carries its refusal, which allocation answers in the LIC's order: never before an
+        adjustment read earlier."""
+        commands: list[c.AdjustStock | c.QuarantineStock] = []
         for inbound in batch:
             m = inbound.message
+            if isinstance(m, u.QuarantineStock):
+                commands.append(_quarantine_command(m))
+                continue
             refusal: c.LineRefusal | None = None
             serials: list[str] = []
             try:
@@ -230,8 +234,8 @@ class AllocationService:
                 log.info(
                     "allocation.adjustment_held",
                     command_id=adjust.message_id,
+                    command_type=adjust.type,
                     lic=adjust.lic,
-                    adjustment_id=adjust.adjustment_id,
                     wait_seconds=self._wait,
                 )
             else:
@@ -262,17 +266,34 @@ class AllocationService:
     def _publish_held(
         self, uow: UnitOfWork, held: list[HeldAdjustment], how: Literal["released", "expired"]
     ) -> None:
-        """Publish held adjustments' commands as encoded when held, keyed by their LIC."""
+        """Publish held commands (adjustments, quarantines) as encoded when held, keyed by
+        their LIC."""
         for adjustment in held:
             uow.outbox.emit_raw(
                 self._topics.commands,
                 adjustment.lic.encode(),
                 adjustment.command,
-                {TYPE_HEADER: "AdjustStock"},
+                {TYPE_HEADER: adjustment.command_type},
             )
             log.info(
                 f"allocation.adjustment_{how}", command_id=adjustment.command_id, lic=adjustment.lic
             )
+
+
+def _quarantine_command(m: u.QuarantineStock) -> c.QuarantineStock:
+    """The LIC's command for an upstream quarantine (its id namespaced as an adjustment's)."""
+    return c.QuarantineStock(
+        message_id=namespaced("quarantine", m.message_id),
+        occurred_at=m.occurred_at,
+        lic=m.lic,
+        quarantine_id=m.quarantine_id,
+        mfr_lot=m.mfr_lot,
+        lot_id=m.lot_id,
+        office=m.office,
+        quarantined=m.quarantined,
+        reason=m.reason,
+        quarantined_on=m.quarantined_on or m.occurred_at.date(),
+    )
 
 
 def _weight(state: LicState, commands: list[Any]) -> int:

@@ -170,6 +170,21 @@ def _(m: c.AdjustStock) -> d.Command:
     )
 
 
+@_to_domain.register
+def _(m: c.QuarantineStock) -> d.Command:
+    return d.QuarantineStock(
+        message_id=m.message_id,
+        lic=m.lic,
+        quarantine_id=m.quarantine_id,
+        quarantined=m.quarantined,
+        quarantined_on=m.quarantined_on,
+        reason=m.reason,
+        mfr_lot=m.mfr_lot,
+        lot_id=m.lot_id,
+        office=m.office,
+    )
+
+
 _TO_DOMAIN: dict[type, Callable[[Any], d.Command]] = {
     cls: convert for cls, convert in _to_domain.registry.items() if cls is not object
 }
@@ -392,10 +407,35 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "shipment_id": event.shipment_id,
                     "line_no": event.line_no,
                     "adjustment_id": event.adjustment_id,
+                    "quarantine_id": event.quarantine_id,
                     "reason_code": ReasonCode(event.reason_code.value),
                     "reason": _TEXT.validate_python(event.reason[:1900]),
                     "offending": None if offending is None else _TEXT.validate_python(offending),
                 },
+            )
+        case d.StockQuarantined():
+            # Rare: built with validation, not trusted (its reason is the operator's text).
+            return e.StockQuarantined(
+                message_id=message_id,
+                lic=event.lic,
+                command_id=event.command_id,
+                quarantine_id=event.quarantine_id,
+                quarantined=event.quarantined,
+                reason=event.reason,
+                office=event.office,
+                mfr_lot=event.mfr_lot,
+                lot_id=event.lot_id,
+                quarantined_on=event.quarantined_on,
+                stock=[
+                    e.QuarantinedStock(
+                        lot_id=x.lot_id,
+                        office=x.office,
+                        mfr_lot=x.mfr_lot,
+                        on_hand=x.on_hand,
+                        allocated=x.allocated,
+                    )
+                    for x in event.stock
+                ],
             )
     raise TypeError(f"no wire event for {type(event).__name__}")
 
@@ -406,10 +446,13 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
 def invalid_adjustment(
     raw: dict[str, Any], errors: Sequence[ErrorDetails]
 ) -> e.CommandRejected | None:
-    """The refusal of an `AdjustInventory` that failed the contract's validation but names its
-    ids: a `CommandRejected` with the ids the intake's other refusals carry (a bad serial span,
-    service.py), the first validation error's reason code and offending value, its reason naming
-    the others. None when it cannot be answered (ids missing or invalid)."""
+    """The refusal of an `AdjustInventory` (or `QuarantineStock`) that failed the contract's
+    validation but names its ids: a `CommandRejected` with the ids the intake's other refusals
+    carry (a bad serial span, service.py), the first validation error's reason code and
+    offending value, its reason naming the others. None when it cannot be answered (ids
+    missing or invalid)."""
+    if raw.get("type") == "QuarantineStock":
+        return _invalid_quarantine(raw, errors)
     if raw.get("type") != "AdjustInventory":
         return None
     ids = invalid.identifiers(raw, "message_id", "adjustment_id", "lic")
@@ -417,6 +460,17 @@ def invalid_adjustment(
         return None
     message_id, adjustment_id, lic = ids
     return _rejected(namespaced("adjustment", message_id), raw, errors, lic, adjustment_id)
+
+
+def _invalid_quarantine(
+    raw: dict[str, Any], errors: Sequence[ErrorDetails]
+) -> e.CommandRejected | None:
+    ids = invalid.identifiers(raw, "message_id", "quarantine_id", "lic")
+    if ids is None:
+        return None
+    message_id, quarantine_id, lic = ids
+    rejected = _rejected(namespaced("quarantine", message_id), raw, errors, lic, None)
+    return rejected.model_copy(update={"quarantine_id": quarantine_id})
 
 
 def invalid_item(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> e.CommandRejected | None:
@@ -462,7 +516,8 @@ def refuse_items(events_topic: str) -> invalid.Refuser:
 
 def refuse_adjustments(events_topic: str) -> invalid.Refuser:
     """The hook of the intake's `inventory.adjustments` route: as `refuse_items`, for an
-    invalid `AdjustInventory` only (an `UpsertItem` there is dead-lettered unanswered)."""
+    invalid `AdjustInventory` or `QuarantineStock` only (an `UpsertItem` there is
+    dead-lettered unanswered)."""
     return _refuse_only(invalid_adjustment, events_topic)
 
 

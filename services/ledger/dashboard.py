@@ -120,6 +120,7 @@ def _ledger(health: LedgerHealth) -> list[str]:
         f"<p>Usage records on {_e(health.as_of)} (UTC): {_e(health.usage_records_today)} "
         f"(cost {_e(health.usage_cost_today)})</p>",
         *_expired(health),
+        *_quarantined(health),
         *_expiring(health),
     ]
 
@@ -144,6 +145,35 @@ def _expired(health: LedgerHealth) -> list[str]:
         _table(
             ("expired", "days over", *_STOCK_HEAD),
             [(x.expires_on, x.days_expired, *_stock_cells(x)) for x in health.expired],
+        ),
+    ]
+
+
+def _quarantined(health: LedgerHealth) -> list[str]:
+    """Stock held by a QA or recall quarantine: on hand, but no sale takes it until released."""
+    title = "Stock in quarantine"
+    if not health.quarantined_lots:
+        return [f"<p>{title}: none</p>"]
+    return [
+        f"<p class=warn><b>{title}: {_e(health.quarantined_lots)} manufacturer lots, value "
+        f"{_e(health.quarantined_value)}</b>"
+        f"{_shown(health.quarantined, health.quarantined_lots)}</p>",
+        _table(
+            ("quarantine", "reason", *_STOCK_HEAD),
+            [
+                (
+                    ", ".join(x.quarantine_ids),
+                    x.reason,
+                    x.lic,
+                    x.mfr_lot or "",
+                    x.office,
+                    x.current_qty,
+                    x.allocated_qty,
+                    x.current_value,
+                    ", ".join(x.lot_ids),
+                )
+                for x in health.quarantined
+            ],
         ),
     ]
 

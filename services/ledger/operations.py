@@ -16,6 +16,7 @@ from typing import TypeVar
 import asyncpg
 
 from services.ledger.domain.operations import DeadLetter, DocumentStatus, Refusal
+from services.ledger.quarantine import QUARANTINED_STOCK_SQL
 from services.ledger.queries import Reader
 from services.ledger.repository import Part
 from services.ledger.schemas import (
@@ -27,6 +28,7 @@ from services.ledger.schemas import (
     LedgerHealth,
     OpsSummary,
     Out,
+    QuarantinedStock,
     ReasonCount,
     RefusalOut,
     StatusCount,
@@ -279,6 +281,7 @@ async def _health(conn: Reader, now: datetime, limit: int, days: int, as_of: dat
     stock = await conn.fetch(_MFR_LOT_STOCK_SQL, as_of, days, limit)
     expired = [r for r in stock if r["expired"]]
     expiring = [r for r in stock if not r["expired"]]
+    held = await conn.fetch(QUARANTINED_STOCK_SQL, limit)
     return LedgerHealth(
         last_event=None
         if last is None
@@ -302,6 +305,9 @@ async def _health(conn: Reader, now: datetime, limit: int, days: int, as_of: dat
         expiring_lots=expiring[0]["side_lots"] if expiring else 0,
         expiring_value=expiring[0]["side_value"] if expiring else 0,
         expiring=[_row(ExpiringLot, r) for r in expiring],
+        quarantined_lots=held[0]["all_lots"] if held else 0,
+        quarantined_value=held[0]["all_value"] if held else 0,
+        quarantined=[_row(QuarantinedStock, r) for r in held],
     )
 
 

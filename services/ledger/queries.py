@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from services.ledger.domain.model import EXACT
 from services.ledger.domain.stock import StockAtOffice
 from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_po_line, value
+from services.ledger.quarantine import rules_of_lot
 from services.ledger.schemas import (
     CogsEntry,
     ItemOut,
@@ -34,6 +35,7 @@ from services.ledger.schemas import (
     LotSummary,
     MfrLotOut,
     OfficeStock,
+    QuarantineOut,
     Recipient,
     SerialOut,
     SerialRecord,
@@ -221,7 +223,8 @@ async def lots(
         where += f" (l.lic, l.received_on, l.lot_id) > (${n + 1}, ${n + 2}::date, ${n + 3})"
         args += [lot_lic, received_on, lot_id]
     rows = await conn.fetch(
-        f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l {where}"
+        f"SELECT l.*, {_UNIT_COST} AS unit_cost, q.quarantines FROM lots AS l"
+        f" LEFT JOIN LATERAL ({rules_of_lot('l')}) AS q ON true {where}"
         f" ORDER BY l.lic, l.received_on, l.lot_id"
         f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
         *args,
@@ -232,8 +235,35 @@ async def lots(
         await _known_item(conn, lic)
     last = rows[-1] if len(rows) == limit else None
     return Page(
-        model_rows(LotSummary, rows),
+        [_lot_summary(r) for r in rows],
         None if last is None else _token(last["lic"], last["received_on"], last["lot_id"]),
+    )
+
+
+def _quarantines(value: Any) -> list[QuarantineOut]:
+    """A lot's quarantines as `rules_of_lot` selects them (JSON text or a list)."""
+    rules = json.loads(value) if isinstance(value, str) else value
+    return [QuarantineOut(**rule) for rule in rules or ()]
+
+
+def _lot_summary(row: asyncpg.Record) -> LotSummary:
+    rules = _quarantines(row["quarantines"])
+    return LotSummary(
+        **_fields(row, LotSummary, {"quarantined", "quarantines"}),
+        quarantined=bool(rules),
+        quarantines=rules,
+    )
+
+
+def _mfr_lot_out(row: asyncpg.Record, rules: list[QuarantineOut]) -> MfrLotOut:
+    """The manufacturer lot, with the first of its lot's quarantines that holds it (one
+    naming no manufacturer lot holds them all)."""
+    rule = next((r for r in rules if r.mfr_lot in (None, row["mfr_lot"])), None)
+    return MfrLotOut(
+        **_fields(row, MfrLotOut, {"quarantined", "quarantine_id", "quarantine_reason"}),
+        quarantined=rule is not None,
+        quarantine_id=None if rule is None else rule.quarantine_id,
+        quarantine_reason=None if rule is None else rule.reason,
     )
 
 
@@ -243,7 +273,7 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
             f"""
             SELECT l.*, i.description, i.uom, i.serialized, i.track_mfr_lot,
                    p.ordered_qty, p.purchased_qty, p.closed AS po_closed,
-                   line.lot_ids, line.received
+                   line.lot_ids, line.received, q.quarantines
             FROM lots AS l
             LEFT JOIN items AS i ON i.lic = l.lic
             LEFT JOIN purchase_orders AS p
@@ -255,6 +285,7 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
                 FROM lots AS o
                 WHERE o.kind = 'purchase' AND o.reference = p.po AND o.lic = p.lic
             ) AS line ON true
+            LEFT JOIN LATERAL ({rules_of_lot("l")}) AS q ON true
             WHERE l.lot_id = $1
             """,
             lot_id,
@@ -279,6 +310,7 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
         )
     with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
         cogs_total = sum((c["amount"] for c in cogs), start=Decimal(0))
+    rules = _quarantines(row["quarantines"])
     head = LotDetail(
         lot_id=row["lot_id"],
         lic=row["lic"],
@@ -296,7 +328,9 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
         track_mfr_lot=bool(row["track_mfr_lot"]),
         status=row["status"],
         valuation=_valuation(row),
-        mfr_lots=[MfrLotOut(**_fields(m, MfrLotOut)) for m in mfr],
+        quarantined=bool(rules),
+        quarantines=rules,
+        mfr_lots=[_mfr_lot_out(m, rules) for m in mfr],
         serials=[],
         cogs=[],
         cogs_total=cogs_total,

@@ -86,6 +86,18 @@ class Figure(Out):
     value: Num
 
 
+class QuarantineOut(Out):
+    """A quarantine (QA or recall hold) in force on some of a lot's stock: nothing of it is
+    allocated or shipped to a customer until it is released."""
+
+    quarantine_id: str
+    mfr_lot: str | None = Field(description="the manufacturer lot held; None: the whole lot")
+    lot_id: str | None = Field(description="the inventory lot it names; None: every lot")
+    office: str | None = Field(description="None: every office")
+    reason: str
+    since: dt.date = Field(description="the date the quarantine took effect")
+
+
 class LotSummary(Out):
     lot_id: str
     lic: str
@@ -102,6 +114,12 @@ class LotSummary(Out):
     allocated_qty: Num
     current_qty: Num
     unit_cost: Num = Field(description="actual once the PO closed, else estimated (R16)")
+    quarantined: bool = Field(
+        default=False, description="some of its stock is in quarantine (see `quarantines`)"
+    )
+    quarantines: list[QuarantineOut] = Field(
+        default_factory=list, description="the quarantines holding any of its stock"
+    )
 
 
 class Valuation(Out):
@@ -141,6 +159,9 @@ class MfrLotOut(Out):
     used_qty: Num
     allocated_qty: Num
     current_qty: Num
+    quarantined: bool = Field(default=False, description="held by a quarantine")
+    quarantine_id: str | None = Field(default=None, description="the quarantine holding it")
+    quarantine_reason: str | None = Field(default=None, description="and why")
 
 
 class SerialRecord(Out):
@@ -194,6 +215,12 @@ class LotDetail(Out):
     track_mfr_lot: bool
     status: str
     valuation: Valuation
+    quarantined: bool = Field(
+        default=False, description="some of its stock is in quarantine (see `quarantines`)"
+    )
+    quarantines: list[QuarantineOut] = Field(
+        default_factory=list, description="the quarantines holding any of its stock"
+    )
     mfr_lots: list[MfrLotOut]
     serials: list[SerialRecord]
     cogs: list[CogsEntry]
@@ -404,6 +431,25 @@ class ExpiredLot(MfrLotStock):
     days_expired: int = Field(description="as_of − expires_on: 1 or more")
 
 
+class QuarantinedStock(Out):
+    """Stock on hand in quarantine: one manufacturer lot of an item at an office, whatever
+    inventory lots hold it (None: a plain item's lots there)."""
+
+    lic: str
+    office: str
+    mfr_lot: str | None
+    current_qty: Num = Field(description="on hand: received − used, over its inventory lots")
+    allocated_qty: Num = Field(
+        description="of it, allocated to shipment lines (a sale's cannot ship: SHIPMENT_INCOMPLETE)"
+    )
+    current_value: Num = Field(
+        description="on hand at each inventory lot's unit cost (actual once the PO closed)"
+    )
+    lot_ids: list[str] = Field(description="the inventory lots holding it, in receipt order")
+    quarantine_ids: list[str] = Field(description="the quarantines holding it")
+    reason: str = Field(description="why (the first lot's quarantine)")
+
+
 class LastEvent(Out):
     message_id: str
     event_type: str
@@ -445,6 +491,15 @@ class LedgerHealth(Out):
     )
     expiring_value: Num = Field(default=Decimal(0), description="their stock's value, all of it")
     expiring: list[ExpiringLot] = Field(description="the first of them, soonest first")
+    quarantined_lots: int = Field(
+        default=0,
+        description="manufacturer lots (per item and office; a plain item's lots there count"
+        " as one) with stock on hand in quarantine",
+    )
+    quarantined_value: Num = Field(default=Decimal(0), description="their stock's value, all of it")
+    quarantined: list[QuarantinedStock] = Field(
+        default_factory=list, description="the first of them, by item, office and lot"
+    )
 
 
 class OpsSummary(Out):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import asyncpg
 from prometheus_client import Counter
 
-from services.ledger import operations, repository, translate
+from services.ledger import operations, quarantine, repository, translate
 from services.ledger.domain.costing import apply_updates, may_close
 from services.ledger.domain.model import Fact, ItemFact
 from services.ledger.domain.operations import DeadLetter, Refusal, latest_per_document
 from services.ledger.domain.recording import record
 from services.ledger.translate import StatusNotice
 from shared.consumer import Inbound, UnitOfWork
-from shared.contracts.events import CommandRejected, InventoryEvent
+from shared.contracts.events import CommandRejected, InventoryEvent, StockQuarantined
 from shared.contracts.upstream import PurchaseOrderUpdated
 from shared.offload import compute
 
@@ -42,28 +42,37 @@ async def cost_locks(_conn: asyncpg.Connection, updates: list[PurchaseOrderUpdat
 
 
 async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -> None:
-    """`inventory.events` → usage, transactions, COGS, lots, serials (R7, R10–R15); for the
+    """`inventory.events` → usage, transactions, COGS, lots, serials (R7, R10–R15), the
+    quarantines in force with a transaction record per lot each covers; for the
     dashboard, adjustments' and items' refusals and the last event recorded, written with the
     batch's last statement (no extra round trip)."""
     facts: list[Fact | ItemFact] = []
     refused: list[Refusal] = []
+    held: list[StockQuarantined] = []
     for inbound in batch:
         fact = translate.to_fact(inbound.message)
         if fact is not None:
             facts.append(fact)
         elif isinstance(inbound.message, CommandRejected):
             refused += translate.command_refusals(inbound.message)
+        elif isinstance(inbound.message, StockQuarantined):
+            held.append(inbound.message)
     also = [_progress(batch[-1]) if batch else None, operations.refusals_part(refused)]
     dashboard = [part for part in also if part is not None]
     if not facts:
         await repository.write_parts(uow.conn, dashboard)
+        if held:
+            await repository.lock_lics(uow.conn, (q.lic for q in held))
+            await quarantine.record(uow.conn, held)
         return
-    await repository.lock_lics(uow.conn, (f.lic for f in facts))
+    await repository.lock_lics(uow.conn, [*(f.lic for f in facts), *(q.lic for q in held)])
     known = await repository.load_known(uow.conn, facts)
     # A 100,000-serial shipment's events take seconds to book: off the loop.
     moves = sum(len(f.moves) for f in facts if isinstance(f, Fact))
     entries = await compute(lambda: record(known, facts), weight=MOVE_WEIGHT * moves)
     await repository.write_entries(uow.conn, entries, also=dashboard)
+    # After the batch's lots are written: a quarantine's records are costed at its lots'.
+    await quarantine.record(uow.conn, held)
     ROWS.labels("usage").inc(len(entries.usage))
     ROWS.labels("transactions").inc(len(entries.transactions))
     ROWS.labels("cogs").inc(entries.count_cogs())

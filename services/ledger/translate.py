@@ -331,7 +331,7 @@ def command_refusals(event: e.CommandRejected) -> list[ops.Refusal]:
     return ops.refusals(
         message_id=event.message_id,
         type=f"CommandRejected:{_COMMAND_OF.get(event.command_type, event.command_type)}",
-        document=event.adjustment_id or event.lic,
+        document=event.adjustment_id or event.quarantine_id or event.lic,
         lic=event.lic,
         occurred_at=event.occurred_at,
         problems=[problem],

@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from shared.contracts.invalid import dead_letter_reason
+from shared.reasons import sent
+
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 # What lotline itself may publish: a decision about 100,000 serials lists every one of them
 # (about 11 MB). Topics are created to accept it; consumers fetch it.
@@ -51,7 +54,7 @@ def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
         if key in result:
-            raise InvalidMessage(f"duplicate JSON key {key!r}")
+            raise InvalidMessage(f"duplicate JSON key {sent(key)}")
         result[key] = value
     return result
 
@@ -62,7 +65,9 @@ def loads(data: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidMessage(f"not UTF-8: {exc}") from None
+        # Python's own words quote the codec's name ("'utf-8' codec can't decode …").
+        byte = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+        raise InvalidMessage(f"not UTF-8: {byte} ({exc.reason})") from None
     try:
         try:
             return _parse(text, None)
@@ -114,22 +119,29 @@ def decode(
         try:
             return adapter.validate_json(data)
         except ValidationError as exc:
-            raise InvalidMessage(_summarize(exc)) from None
+            raise InvalidMessage(_summarize(exc, _type_of(data))) from None
     document = loads(data, max_bytes=max_bytes)
     if not isinstance(document, dict):
         raise InvalidMessage("a message must be a JSON object")
     try:
         return adapter.validate_python(document)
     except ValidationError as exc:
-        raise InvalidMessage(_summarize(exc), document=document, error=exc) from None
+        raise InvalidMessage(_summarize(exc, document), document=document, error=exc) from None
 
 
-def _summarize(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors(include_url=False)[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "message"
-        parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
+def _summarize(exc: ValidationError, document: dict[str, Any]) -> str:
+    """The dead letter's reason: worded and pathed as the document's refusal (invalid.py)."""
+    return dead_letter_reason(document, exc.errors(include_url=False))
+
+
+def _type_of(data: bytes) -> dict[str, Any]:
+    """Only the `type` of one of lotline's own messages (its paths are written without it):
+    read again, on this failure path alone."""
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return {}
+    return {"type": document.get("type")} if isinstance(document, dict) else {}
 
 
 def encode(message: BaseModel) -> bytes:

@@ -183,6 +183,23 @@ class AdjustStock(Message):
     refusal: LineRefusal | None = None
 
 
+class QuarantineStock(Message):
+    """A quarantine (QA or recall hold) or its release, re-keyed from the upstream
+    `QuarantineStock`: a rule on the LIC's stock (a manufacturer lot, optionally at one office;
+    an inventory lot; or a manufacturer lot in one inventory lot) that allocation keeps until
+    released. `office` None: every office."""
+
+    type: Literal["QuarantineStock"] = "QuarantineStock"
+    lic: Identifier
+    quarantine_id: Identifier
+    mfr_lot: Identifier | None = None
+    lot_id: Identifier | None = None
+    office: Identifier | None = None
+    quarantined: bool
+    reason: Text = ""
+    quarantined_on: OwnDate
+
+
 class LotPicks(Model):
     lots: list[LotPick] = Field(default_factory=list)
     serials: SerialList = Field(default_factory=list)
@@ -197,6 +214,7 @@ Command = Annotated[
     | AllocateLine
     | ReleaseLine
     | ShipLine
-    | AdjustStock,
+    | AdjustStock
+    | QuarantineStock,
     Field(discriminator="type"),
 ]

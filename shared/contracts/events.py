@@ -146,6 +146,36 @@ class StockReturned(Event):
     movements: list[Movement] = Field(default_factory=list)
 
 
+class QuarantinedStock(Model):
+    """Stock a quarantine covers: one inventory lot (and manufacturer lot), as it is now."""
+
+    lot_id: Identifier
+    office: Identifier
+    mfr_lot: Identifier | None = None
+    on_hand: Amount
+    allocated: Amount = Field(
+        default=Decimal(0),
+        description="of on_hand, allocated to shipment lines: a sale's cannot ship until "
+        "released (SHIPMENT_INCOMPLETE)",
+    )
+
+
+class StockQuarantined(Event):
+    """A `QuarantineStock` decided: the rule is in force (`quarantined` true) or lifted.
+    `stock`: what it covers now (each inventory lot and manufacturer lot with stock on hand);
+    a manufacturer lot received later is covered too."""
+
+    type: Literal["StockQuarantined"] = "StockQuarantined"
+    quarantine_id: Identifier
+    quarantined: bool
+    reason: Text = ""
+    office: Identifier | None = Field(default=None, description="None: every office")
+    mfr_lot: Identifier | None = None
+    lot_id: Identifier | None = None
+    quarantined_on: OwnDate
+    stock: list[QuarantinedStock] = Field(default_factory=list)
+
+
 class LineHeld(Event):
     """A receipt line sent with `hold` passed every check; its decision waits for
     `ConfirmHeld` (then its `StockReceived` / `StockReturned` follows) or `CancelHeld`."""
@@ -161,6 +191,7 @@ class CommandRejected(Event):
     shipment_id: Identifier | None = None
     line_no: LineNo | None = None
     adjustment_id: Identifier | None = None
+    quarantine_id: Identifier | None = None
     reason_code: ReasonCode
     reason: Text
     offending: Text | None = None
@@ -175,6 +206,7 @@ InventoryEvent = Annotated[
     | InventoryAdjusted
     | StockReturned
     | LineHeld
+    | StockQuarantined
     | CommandRejected,
     Field(discriminator="type"),
 ]
@@ -191,6 +223,8 @@ __all__ = [
     "LineReleased",
     "LineShipped",
     "Movement",
+    "QuarantinedStock",
+    "StockQuarantined",
     "StockReceived",
     "StockReturned",
 ]

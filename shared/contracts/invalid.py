@@ -15,6 +15,11 @@ Reason codes, by the field an error is about (the innermost named field of its p
 - `lots`, `mfr_lot`: `LOT_REQUIRED`;  `expires_on`: `EXPIRY_REQUIRED`;  `lic`: `UNKNOWN_ITEM`;
 - anything else (office, dates, kinds, flags, occurred_at …): `INVALID_QUANTITY`, the contract's
   one code for "a value of the document is not acceptable"; the reason names the field.
+
+Reasons are written as every reason is (shared/reasons.py), never in pydantic's English
+("Input should be a valid boolean", "Field required"): `error_reason` maps pydantic's error
+types to plain words, and the dead-letter header (`codec`) is written from the same problems,
+so the path and the words on the dashboard's dead letter are the refusal's.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from pydantic_core import ErrorDetails
 
 from shared.contracts.status import LineProblem
 from shared.contracts.types import LineNo, normalize_identifier
-from shared.reasons import ReasonCode
+from shared.reasons import ReasonCode, listed, sent
 
 # One refusal to publish: (topic, key, message).
 Refusal = tuple[str, str | None, BaseModel]
@@ -69,6 +74,38 @@ _BRANCH = re.compile(r"^(str|int|bool|date|datetime|decimal|list|dict|none|const
 _DUPLICATE_LINE = re.compile(r"line_no (\d+) appears twice")
 _LINE_NO: TypeAdapter[int] = TypeAdapter(LineNo)
 _TYPE_ERRORS = ("string_type", "list_type")
+
+# What a value of the wrong kind should have been, by pydantic's error type (its English, "Input
+# should be a valid boolean", is not how a reason reads).
+_EXPECTED = {
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "decimal_type": "a number",
+    "decimal_parsing": "a number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "string_type": "text in quotes",
+    "list_type": "a list",
+    "dict_type": "an object",
+    "model_type": "an object",
+    "model_attributes_type": "an object",
+    "date_type": "a date written YYYY-MM-DD",
+    "datetime_type": "a time in RFC 3339",
+}
+_BOUNDS = {
+    "less_than_equal": ("le", "at most"),
+    "less_than": ("lt", "less than"),
+    "greater_than_equal": ("ge", "at least"),
+    "greater_than": ("gt", "more than"),
+}
+# pydantic lists a literal's or a discriminator's values quoted, as Python writes them.
+_QUOTED = re.compile(r"'([^']*)'")
+# The dead letter's header names the first problems; a million failing scans are not read for it.
+_HEADER_ERRORS = 20
+_HEADER_PROBLEMS = 5
 
 
 @dataclass(frozen=True)
@@ -109,8 +146,10 @@ def problems(
     """One problem per field that failed (a union's branches count once), at most MAX_PROBLEMS;
     `line_no`: the line a line-level message (picks update) is about."""
     found: dict[str, Problem] = {}
-    for error in _preferred(errors):
-        for problem in _problems(raw, error, line_no):
+    preferred = _preferred(errors)
+    kinds = _union_kinds(raw, preferred)
+    for error in preferred:
+        for problem in _problems(raw, error, line_no, kinds):
             found.setdefault(problem.path, problem)
     result = list(found.values())
     if not result:  # cannot happen for a ValidationError, but never answer with no reason
@@ -155,7 +194,92 @@ def safe_text(value: str) -> str:
     return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "…"
 
 
+def error_reason(error: ErrorDetails, expected: Sequence[str] | None = None) -> str:
+    """What one validation error says, after its path, as every reason reads (shared/reasons.py):
+    chosen by pydantic's error `type`, never from its English, with the value as sent; our own
+    validators' messages as they wrote them. `expected`: what each branch of a union took
+    ("text in quotes", "a list"), when the value was neither."""
+    kind, given = error["type"], error.get("input")
+    ctx: dict[str, Any] = error.get("ctx") or {}
+    if kind in ("value_error", "assertion_error"):
+        return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "missing":
+        return "required but missing"
+    if kind in _EXPECTED:
+        wanted = " or ".join(dict.fromkeys(expected or [_EXPECTED[kind]]))
+        return f"must be {wanted}, not {sent(given)}"
+    if kind in _BOUNDS:
+        bound, words = _BOUNDS[kind]
+        return f"must be {words} {sent(ctx.get(bound))}, not {sent(given)}"
+    if kind in ("literal_error", "enum"):
+        return f"must be {_one_of(ctx.get('expected'), ' or ')}, not {sent(given)}"
+    if kind.startswith("date_"):  # the text is YYYY-MM-DD (types.Date): no such day
+        return f"{sent(given)} is not a real date"
+    if kind.startswith("datetime_"):
+        return f"{sent(given)} is not a real date and time"
+    if kind == "too_long":
+        return f"may hold at most {_items(ctx.get('max_length'))}, not {_count(given)}"
+    if kind == "too_short":
+        return f"must hold at least {_items(ctx.get('min_length'))}, not {_count(given)}"
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters long, not {_count(given)}"
+    if kind == "string_too_short":
+        return f"must be at least {ctx.get('min_length')} characters long"
+    if kind == "extra_forbidden":
+        return "is not a field of this message"
+    if kind == "union_tag_invalid":
+        tags = _one_of(ctx.get("expected_tags"), ", ")
+        return f"type {sent(ctx.get('tag'))} is not one this topic carries: {tags}"
+    if kind == "union_tag_not_found":
+        return "the message has no type"
+    if kind == "int_parsing_size":
+        return f"{sent(given)} is too large a number"
+    if kind == "finite_number":
+        return f"must be a finite number, not {sent(given)}"
+    if kind == "json_invalid":  # one of lotline's own messages, read by pydantic's parser
+        return f"not JSON: {ctx.get('error')}"
+    # A type lotline's fields do not raise today: pydantic's words, in the reasons' style.
+    text = error["msg"].replace("Input should be", "must be").replace("Input should", "must")
+    return _QUOTED.sub(r"\1", text)
+
+
+def dead_letter_reason(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> str:
+    """The dead letter's `error` header for a document failing its schema: its first problems'
+    reasons, the paths and words its refusal has. `raw`: the document (or only its `type`)."""
+    found = problems(raw, errors[:_HEADER_ERRORS])
+    return "; ".join(p.reason for p in found[:_HEADER_PROBLEMS])
+
+
 # --- internals --------------------------------------------------------------------------------
+
+
+def _one_of(quoted: object, last: str) -> str:
+    """pydantic's "'sale' or 'vendor_return'" as a reason writes values: "sale or vendor_return"."""
+    values = _QUOTED.findall(str(quoted or ""))
+    if len(values) < 2:
+        return listed(values) or str(quoted or "")
+    return f"{', '.join(values[:-1])}{last}{values[-1]}"
+
+
+def _items(number: object) -> str:
+    return "1 item" if number == 1 else f"{number} items"
+
+
+def _count(value: object) -> str:
+    """How long a list or text sent is, or the value itself when it has no length."""
+    return str(len(value)) if isinstance(value, str | list | tuple | dict) else sent(value)
+
+
+def _union_kinds(raw: dict[str, Any], errors: Sequence[ErrorDetails]) -> dict[str, list[str]]:
+    """By field path, what the branches of a union took when the value fitted none (`serials`:
+    text in quotes or a list), so the reason names them all, not the first branch's."""
+    kinds: dict[str, list[str]] = {}
+    for error in errors:
+        loc = error["loc"]
+        if loc and _is_branch(loc[-1]) and error["type"] in _EXPECTED:
+            path = _path(_field_loc(raw, loc))
+            kinds.setdefault(path, []).append(_EXPECTED[error["type"]])
+    return kinds
 
 
 def _preferred(errors: Sequence[ErrorDetails]) -> list[ErrorDetails]:
@@ -174,9 +298,11 @@ def _preferred(errors: Sequence[ErrorDetails]) -> list[ErrorDetails]:
     return [e for e in errors if id(e) not in dropped]
 
 
-def _problems(raw: dict[str, Any], error: ErrorDetails, line_no: object) -> list[Problem]:
+def _problems(
+    raw: dict[str, Any], error: ErrorDetails, line_no: object, kinds: dict[str, list[str]]
+) -> list[Problem]:
     loc = _field_loc(raw, error["loc"])
-    message = error["msg"].removeprefix("Value error, ")
+    message = error_reason(error, kinds.get(_path(loc)))
     if not loc:
         duplicate = _DUPLICATE_LINE.search(message)
         if duplicate is not None:

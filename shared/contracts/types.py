@@ -105,7 +105,7 @@ def _to_decimal(value: object) -> object:
         # Digits, sign, point and exponent only; the pattern is checked only for text holding
         # anything else (a 100,000-movement event holds 200,000 numbers as text).
         if not (text.isascii() and "_" not in text) and _DECIMAL_TEXT.fullmatch(text) is None:
-            raise ValueError(f"{reasons.shown(_clipped(value))} is not a decimal number")
+            raise ValueError(f"{_render(value)} is not a decimal number")
         return text
     return value
 
@@ -156,7 +156,7 @@ def _shown(value: Decimal) -> str:
 
 def _positive(value: Decimal) -> Decimal:
     if value <= 0:
-        raise ValueError(f"quantity must be greater than 0, got {value}")
+        raise ValueError(f"quantity must be greater than 0, not {_shown(value)}")
     return value
 
 
@@ -168,7 +168,7 @@ def _non_zero(value: Decimal) -> Decimal:
 
 def _non_negative(value: Decimal) -> Decimal:
     if value < 0:
-        raise ValueError(f"amount must not be negative, got {value}")
+        raise ValueError(f"amount must be 0 or more, not {_shown(value)}")
     return value
 
 
@@ -343,7 +343,7 @@ def _iso_date(value: object) -> object:
     if isinstance(value, datetime) or not isinstance(value, str | date):
         raise ValueError(f"a date is written YYYY-MM-DD, not {_render(value)}")
     if isinstance(value, str) and _ISO_DATE.fullmatch(value) is None:
-        raise ValueError(f"a date is written YYYY-MM-DD, not {_clipped(value)!r}")
+        raise ValueError(f"a date is written YYYY-MM-DD, not {_render(value)}")
     return value
 
 
@@ -361,15 +361,16 @@ def _rfc_3339(value: object) -> object:
             raise ValueError("a time is RFC 3339, with its offset: this one has none")
         return value
     if not isinstance(value, str) or _RFC_3339.fullmatch(value) is None:
-        shown = _clipped(value) if isinstance(value, str) else _render(value)
         raise ValueError(
-            f"a time is RFC 3339 (e.g. 2026-11-01T10:00:00Z, with its offset), not {shown!r}"
+            f"a time is RFC 3339 (e.g. 2026-11-01T10:00:00Z, with its offset), not {_render(value)}"
         )
     return value
 
 
 def _render(value: object) -> str:
-    return "true" if value is True else "false" if value is False else _clipped(str(value))
+    """A refused value in a reason, as sent (shared/reasons.py): unquoted, long text by its
+    ends, spaces around it in words."""
+    return reasons.sent(_clipped(value) if isinstance(value, str) else value)
 
 
 MAX_LINE_NO = 100_000
@@ -396,7 +397,7 @@ def _line_number(value: object) -> object:
     if isinstance(value, str):
         text = value.strip()
         if not (text.isascii() and text.isdigit()):
-            raise ValueError(f"a line number is a number, not {_clipped(value)!r}")
+            raise ValueError(f"a line number is a number, not {_render(value)}")
     return value
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from shared.contracts import topics
 from shared.contracts.base import Model, UpstreamMessage
@@ -38,7 +45,9 @@ def _one_serial(value: str | None) -> str | None:
     try:
         return one_typed_serial(value)
     except SerialEntryError as exc:
-        raise ValueError(f"next serial {value!r} is not one typed serial: {exc.reason}") from None
+        raise ValueError(
+            f"next serial {shown(value)} is not one typed serial: {exc.reason}"
+        ) from None
 
 
 NextSerial = Annotated[OptionalIdentifier, AfterValidator(_one_serial)]
@@ -248,6 +257,51 @@ class AdjustInventory(UpstreamMessage):
     adjusted_on: Date | None = None
 
 
+class QuarantineStock(UpstreamMessage):
+    """Put stock in quarantine (a QA or recall hold) or release it: a manufacturer lot (at
+    every office, or one) or one inventory lot. Quarantined stock stays on hand but is never
+    allocated to or shipped on a sale until released; a vendor return may name it. Answered
+    `StockQuarantined` (or `CommandRejected`) on inventory.events."""
+
+    type: Literal["QuarantineStock"] = "QuarantineStock"
+    quarantine_id: Identifier
+    lic: Identifier
+    # lot_id before mfr_lot: the check that one of them is given runs on mfr_lot, so that its
+    # refusal names that field (LOT_REQUIRED, docs/contract.md "Invalid documents").
+    lot_id: OptionalIdentifier = Field(
+        default=None,
+        description="The inventory lot held (with mfr_lot: only that manufacturer lot in it).",
+    )
+    mfr_lot: OptionalIdentifier = Field(
+        default=None,
+        validate_default=True,
+        description="The manufacturer lot held: every unit of it, now and received later. "
+        "At least one of mfr_lot and lot_id (a plain item has only inventory lots).",
+    )
+    office: OptionalIdentifier = Field(
+        default=None,
+        description="Left out: every office. A release names the office its quarantine named.",
+    )
+    quarantined: Flag = Field(
+        description="Required: true puts the stock in quarantine, false releases the "
+        "quarantine sent with the same mfr_lot, lot_id and office."
+    )
+    reason: Text = ""
+    quarantined_on: Date | None = Field(
+        default=None,
+        description="The business date of the quarantine or release, as the ledger records "
+        "it; left out: the date of occurred_at.",
+    )
+
+    @field_validator("mfr_lot", mode="after")
+    @classmethod
+    def _names_stock(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # lot_id missing from the data failed its own check: that error is the one to show.
+        if value is None and "lot_id" in info.data and info.data["lot_id"] is None:
+            raise ValueError("a quarantine names a mfr_lot, a lot_id or both")
+        return value
+
+
 def _no_default(schema: dict[str, Any]) -> None:
     """JSON schema only: the field is optional and leaving it out is not the same as any value."""
     schema.pop("default", None)
@@ -286,7 +340,7 @@ ShipmentMessage = Annotated[
     Field(discriminator="type"),
 ]
 ItemMessage = Annotated[UpsertItem, Field(discriminator="type")]
-AdjustmentMessage = Annotated[AdjustInventory, Field(discriminator="type")]
+AdjustmentMessage = Annotated[AdjustInventory | QuarantineStock, Field(discriminator="type")]
 CostMessage = Annotated[PurchaseOrderUpdated, Field(discriminator="type")]
 
 # Where an upstream system publishes each document (DESIGN §4): its topic, and the field whose
@@ -306,5 +360,6 @@ UPSTREAM_ROUTES: dict[str, tuple[str, str]] = {
     "ShipmentCancelled": (topics.SHIPMENTS, "shipment_id"),
     "UpsertItem": (topics.ITEMS, "lic"),
     "AdjustInventory": (topics.ADJUSTMENTS, "adjustment_id"),
+    "QuarantineStock": (topics.ADJUSTMENTS, "lic"),
     "PurchaseOrderUpdated": (topics.COSTS, "po"),
 }

@@ -98,3 +98,56 @@ async def test_watch_with_ids_shows_only_the_messages_naming_them(lotline_env: A
         )
         keys = [json.loads(line)["key"] for line in out.getvalue().splitlines()]
         assert keys == [expected, "END"], asked
+
+
+async def test_watch_finds_a_dead_letter_by_the_ids_its_document_names_and_shows_it_whole(
+    lotline_env: Any,
+) -> None:
+    """A dead letter's record key is the document's as received: the message_id its sender
+    chose is in the dead-lettered bytes (a JSON object) or the original record's headers.
+    `--json` shows its headers and value, as the README promises."""
+    env: LotlineEnv = lotline_env()
+    topics = env.settings.topics
+    document = {
+        "type": "ShipmentRequested",
+        "message_id": "up-42",
+        "shipment_id": "SO-42",
+        "lines": [{"line_no": 1, "lic": "YOG", "quantity": 0}],
+    }
+    headers = [
+        ("error", b"lines[0].quantity: quantity must be greater than 0"),
+        ("source_topic", topics.shipments.encode()),
+    ]
+    producer = make_producer(env.settings)
+    await producer.start()
+    try:
+        value = json.dumps(document).encode()
+        await producer.send_and_wait(topics.dlq, value, key=None, headers=headers)
+        await producer.send_and_wait(
+            topics.dlq,
+            b"\xff not a document",
+            key=None,
+            headers=[*headers, ("original_message_id", b"up-43")],
+        )
+        await producer.send_and_wait(topics.status, json.dumps(END).encode(), key=b"END")
+    finally:
+        await producer.stop()
+
+    out = io.StringIO()
+    await watch(
+        env.settings,
+        out,
+        from_beginning=True,
+        ids=["up-42", "up-43", "END"],
+        as_json=True,
+        until=lambda n: n >= 3,
+    )
+
+    first, second, end = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["topic"] == "dlq"
+    assert json.loads(first["value"]) == document
+    assert first["headers"] == {k: v.decode() for k, v in headers}
+    assert first["value_bytes"] == len(value)
+    assert second["headers"]["original_message_id"] == "up-43"
+    assert second["value_base64"] and "value" not in second
+    assert end["key"] == "END"

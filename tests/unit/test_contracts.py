@@ -88,7 +88,7 @@ def test_a_long_integer_is_still_an_integer_where_python_can_read_it() -> None:
 def test_refuses_duplicate_json_keys() -> None:
     body = b'{"type": "ShipmentCancelled", "message_id": "a", "shipment_id": "S1", '
     body += b'"shipment_id": "S2"}'
-    with pytest.raises(InvalidMessage, match="duplicate JSON key 'shipment_id'"):
+    with pytest.raises(InvalidMessage, match=r"^duplicate JSON key shipment_id$"):
         decode(SHIPMENTS, body)
 
 

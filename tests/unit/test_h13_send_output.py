@@ -186,8 +186,8 @@ def test_check_quotes_the_offending_value_as_the_services_refusals_do() -> None:
         check("f:1", json.dumps(item))
 
     assert error.value.reason == (  # in the order of the contract's fields
-        'serialized: Input should be a valid boolean (offending: "no");'
-        ' perishable: Input should be a valid boolean (offending: "yes")'
+        'serialized: must be true or false, not no (offending: "no");'
+        ' perishable: must be true or false, not yes (offending: "yes")'
     )
 
 
@@ -270,3 +270,18 @@ def test_the_alert_section_says_metrics_need_metrics_port_in_the_order_up_gives_
     ports = {name: 9101 + n for n, name in enumerate(stack.METRICS_SERVICES)}
     for name, port in ports.items():
         assert f"{name}'s on {port}" in section
+
+
+async def test_the_held_note_also_names_a_resent_message_id() -> None:
+    """A receipt resent with a message_id processed before is never answered: the note after a
+    silent wait must not say only that it is held for its item."""
+    settings = Settings().model_copy(update={"unknown_item_wait_seconds": 30.0})
+    notes = io.StringIO()
+    reader = _Answers(settings, [check("f:1", RECEIPT)], notes=notes, clock=_ticks())
+    reader._consumer = _Silent()  # type: ignore[assignment]
+
+    await reader._read(60.0, None, False, lambda: bool(reader._pending()))
+
+    [note] = notes.getvalue().splitlines()
+    assert "held up to 30 s" in note
+    assert "a resent message_id (processed before) is never answered again" in note

@@ -72,7 +72,7 @@ def _refuse_receipt(doc: dict[str, Any]) -> status.ReceiptRejected:
         (-1, "-1", "greater than 0"),
         ("1.0000001", "1.0000001", "6 decimal places"),
         ("1000000001", "1000000001", "beyond the limit"),
-        ("abc", "abc", "decimal"),
+        ("abc", "abc", "must be a number, not abc"),
     ],
 )
 def test_a_receipt_line_with_a_bad_quantity_is_refused_invalid_quantity(

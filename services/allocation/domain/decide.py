@@ -30,12 +30,14 @@ from services.allocation.domain.model import (
     Decision,
     Event,
     LicState,
+    QuarantineStock,
     ReceiveStock,
     ReleaseLine,
     ReturnFromCustomer,
     ShipLine,
     UpsertItem,
 )
+from services.allocation.domain.quarantine import quarantine
 from services.allocation.domain.receiving import receive
 from services.allocation.domain.returning import return_stock
 from services.allocation.domain.shipping import allocate, release_line, ship
@@ -123,6 +125,8 @@ def _dispatch(draft: Draft, command: Command) -> tuple[Event, ...]:
             return confirm(draft, command)
         case CancelHeld():
             return cancel(draft, command)
+        case QuarantineStock():
+            return quarantine(draft, command)
 
 
 def rejected(command: Command, refusal: Refusal) -> CommandRejected:
@@ -138,4 +142,5 @@ def rejected(command: Command, refusal: Refusal) -> CommandRejected:
         line_no=getattr(command, "line_no", None),
         adjustment_id=getattr(command, "adjustment_id", None),
         lot_id=getattr(command, "lot_id", None),
+        quarantine_id=getattr(command, "quarantine_id", None),
     )

@@ -24,6 +24,7 @@ from services.allocation.domain.model import (
     LicState,
     MfrLot,
     Pick,
+    Quarantine,
     SerialStatus,
     StockIndex,
     Touched,
@@ -32,7 +33,16 @@ from services.allocation.domain.model import (
 )
 
 # The journaled tables that are rows (the rest of the journal is the derived index).
-ROW_TABLES = ("lots", "mfr_lots", "units", "allocations", "shipments", "unallocated", "holds")
+ROW_TABLES = (
+    "lots",
+    "mfr_lots",
+    "units",
+    "allocations",
+    "shipments",
+    "unallocated",
+    "holds",
+    "quarantines",
+)
 
 
 class BrokenInvariant(Exception):
@@ -67,6 +77,7 @@ class Draft:
         self.shipments = state.shipments
         self.unallocated = state.unallocated
         self.holds = state.holds
+        self.quarantines = state.quarantines
         index = state.index or build_index(state)
         self.in_stock_keys = index.in_stock
         self.stocked = index.stocked
@@ -88,6 +99,7 @@ class Draft:
             shipments=self.shipments,
             unallocated=self.unallocated,
             holds=self.holds,
+            quarantines=self.quarantines,
             index=StockIndex(
                 in_stock=self.in_stock_keys,
                 stocked=self.stocked,
@@ -199,6 +211,12 @@ class Draft:
 
     def drop_hold(self, command_id: str) -> None:
         self._write("holds", command_id, _MISSING)
+
+    def put_quarantine(self, rule: Quarantine) -> None:
+        self._write("quarantines", rule.key, rule)
+
+    def drop_quarantine(self, key: tuple[str, str, str]) -> None:
+        self._write("quarantines", key, _MISSING)
 
     def delete_lot(self, lot_id: str) -> None:
         """Remove an inventory lot with its mfr lots and units: a cancelled held receipt's,

@@ -17,6 +17,7 @@ Row keys inside one `LicState` (the LIC is implicit):
 - `unallocated`: office -> `UnallocatedStock`: stock on hand that no inventory lot holds (R12's
   negative usage), with what it cost.
 - `holds`: `command_id` of a held receipt line (one line of a document with several).
+- `quarantines`: `(mfr_lot, lot_id, office)`, "" for any: a QA or recall hold (`Quarantine`).
 
 Event movement sign conventions (`LotMovement.quantity`):
 
@@ -365,6 +366,32 @@ class HeldLine:
         return "receipt" if self.lot_id is not None else "return"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Quarantine:
+    """A QA or recall hold on stock, kept until released: the stock it `covers` stays on hand
+    but no sale takes it (`quarantine.py`). A rule, not a quantity, so a manufacturer lot
+    received after its recall is held too. "" in `mfr_lot`, `lot_id` or `office`: any."""
+
+    mfr_lot: str
+    lot_id: str
+    office: str
+    quarantine_id: str
+    reason: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.mfr_lot, self.lot_id, self.office)
+
+    def covers(self, lot_id: str, office: str, mfr_lot: str | None) -> bool:
+        """Whether stock of inventory lot `lot_id` (at `office`, manufacturer lot `mfr_lot`,
+        None for a plain lot) is held by this rule."""
+        return (
+            (not self.mfr_lot or self.mfr_lot == mfr_lot)
+            and (not self.lot_id or self.lot_id == lot_id)
+            and (not self.office or self.office == office)
+        )
+
+
 COST_STEP = Decimal("0.000001")
 """The finest unit cost a movement can carry: the wire contract allows 6 decimal places."""
 
@@ -423,6 +450,8 @@ class LicState:
     unallocated: dict[str, UnallocatedStock] = field(default_factory=dict)
     holds: dict[str, HeldLine] = field(default_factory=dict)
     """Held receipt lines by their command's message_id."""
+    quarantines: dict[tuple[str, str, str], Quarantine] = field(default_factory=dict)
+    """Quarantine rules in force, by `Quarantine.key` (almost always none)."""
     index: StockIndex | None = field(default=None, compare=False, repr=False)
     """Derived, not rows: leave it None when loading; the core builds it on first use and
     carries it forward from decision to decision."""
@@ -623,6 +652,22 @@ class CancelHeld:
     command_id: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantineStock:
+    """Put stock in quarantine (`quarantined`) or release the rule with the same `mfr_lot`,
+    `lot_id` and `office` (None: any; at least one of `mfr_lot` and `lot_id` is given)."""
+
+    message_id: str
+    lic: str
+    quarantine_id: str
+    quarantined: bool
+    quarantined_on: date
+    reason: str = ""
+    mfr_lot: str | None = None
+    lot_id: str | None = None
+    office: str | None = None
+
+
 Command = (
     UpsertItem
     | ReceiveStock
@@ -633,6 +678,7 @@ Command = (
     | ReturnFromCustomer
     | ConfirmHeld
     | CancelHeld
+    | QuarantineStock
 )
 
 
@@ -791,6 +837,33 @@ class HeldSettled:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class QuarantinedStock:
+    """Stock a quarantine covers, as it is now: one inventory lot (and manufacturer lot)."""
+
+    lot_id: str
+    office: str
+    mfr_lot: str | None
+    on_hand: Decimal
+    allocated: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StockQuarantined:
+    """A quarantine put in force (`quarantined`) or released, with the stock it covers now."""
+
+    command_id: str
+    lic: str
+    quarantine_id: str
+    quarantined: bool
+    reason: str
+    mfr_lot: str | None
+    lot_id: str | None
+    office: str | None
+    quarantined_on: date
+    stock: tuple[QuarantinedStock, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CommandRejected:
     """A refusal: `command_type` is the command's class name; ids are those it carried."""
 
@@ -804,6 +877,7 @@ class CommandRejected:
     line_no: int | None = None
     adjustment_id: str | None = None
     lot_id: str | None = None
+    quarantine_id: str | None = None
 
 
 Event = (
@@ -816,6 +890,7 @@ Event = (
     | StockReturned
     | LineHeld
     | HeldSettled
+    | StockQuarantined
     | CommandRejected
 )
 
@@ -836,8 +911,8 @@ class Decision:
 
 Touched = dict[str, tuple[Any, ...]]
 """LicState row-table field name ("lots", "mfr_lots", "units", "allocations", "shipments",
-"unallocated") -> the keys a batch wrote or deleted there, first write first. The item is not
-listed: it is one row, compared whole."""
+"unallocated", "holds", "quarantines") -> the keys a batch wrote or deleted there, first write
+first. The item is not listed: it is one row, compared whole."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

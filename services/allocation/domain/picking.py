@@ -20,13 +20,17 @@
   were decided in: never that order alone, which hangs on how partitions interleave (§6).
   A named mfr lot found in several inventory lots is taken in the same order. One named twice
   on a line is one request for the sum (`merge_named`), as on an adjustment or a return.
+- Quarantined stock (`quarantine.py`): automatic picks of shipment lines pass over it
+  (`Need.skip_held`); a sale naming it is refused, saying which quarantine holds it
+  (`Need.refuse_held`): a lot `INSUFFICIENT_STOCK`, a serial `SERIAL_NOT_AVAILABLE`. Both are
+  set only while the LIC has a quarantine, so without one nothing is looked at.
 - Not enough stock refuses the whole line (`INSUFFICIENT_STOCK`, requested vs available):
   there is no partial allocation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -43,6 +47,7 @@ from services.allocation.domain.model import (
     SerialStatus,
     Unit,
 )
+from services.allocation.domain.quarantine import holding, why
 from shared.reasons import number
 
 ONE = Decimal(1)
@@ -62,6 +67,11 @@ class Need:
 
     fresh_only: bool
     min_shelf_life_days: int = 0
+    skip_held: bool = False
+    """Automatic picks pass over quarantined stock (a shipment line, while the LIC has a
+    quarantine)."""
+    refuse_held: bool = False
+    """Named picks of quarantined stock are refused (a sale, while the LIC has a quarantine)."""
     # The earliest expiry a lot may have, worked out once: with no shelf life required the
     # check per lot is the ship date's, as it always was, at no extra cost.
     fresh_from: date = field(init=False)
@@ -111,14 +121,37 @@ def _automatic(
         units = free_units(draft, need)
         if need.fresh_only:
             units = [u for u in units if not need.expired(_row(draft, u))]
+        if need.skip_held:
+            clear = [u for u in units if holding(draft, u.lot_id, u.mfr_lot) is None]
+            return _in_quarantine(
+                len(units) - len(clear), lambda: _take_units(clear, quantity, what, asked)
+            )
         return _take_units(units, quantity, what, asked)
     if need.item.track_mfr_lot:
         rows = [r for r in fresh_rows(draft, need) if r.free > 0]
         sources: list[Source] = [(r.lot_id, r.mfr_lot, r.free) for r in rows]
-        return _fill(quantity, sources, what, asked)
-    lots = draft.lots_at(need.office, stocked=True)
-    sources = [(lot.lot_id, None, lot.free) for lot in lots if lot.free > 0]
+    else:
+        lots = draft.lots_at(need.office, stocked=True)
+        sources = [(lot.lot_id, None, lot.free) for lot in lots if lot.free > 0]
+    if need.skip_held:
+        free = [s for s in sources if holding(draft, s[0], s[1]) is None]
+        held = sum((s[2] for s in sources), ZERO) - sum((s[2] for s in free), ZERO)
+        return _in_quarantine(held, lambda: _fill(quantity, free, what, asked))
     return _fill(quantity, sources, what, asked)
+
+
+def _in_quarantine(held: Decimal | int, take: Callable[[], list[Pick]]) -> list[Pick]:
+    """`take()`; a shortfall also says how much free stock quarantine kept from it."""
+    try:
+        return take()
+    except Refusal as refusal:
+        if not held:
+            raise
+        raise Refusal(
+            refusal.code,
+            f"{refusal.reason}, and {number(Decimal(held))} more in quarantine",
+            refusal.offending,
+        ) from None
 
 
 def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pick]:
@@ -132,6 +165,8 @@ def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pic
     for pick in merge_named(picks):
         quantity = pick.quantity
         rows = _matching(draft, need, pick)
+        if need.refuse_held:
+            rows = _clear_rows(draft, need, pick, rows)
         if need.item.serialized:
             lot_ids = {r.lot_id for r in rows}
             units = [
@@ -153,6 +188,27 @@ def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pic
             taken[key] = taken.get(key, ZERO) + p.quantity
         result.extend(got)
     return _merge(result) if not need.item.serialized else result
+
+
+def _clear_rows(draft: Draft, need: Need, pick: LotPick, rows: list[MfrLot]) -> list[MfrLot]:
+    """The rows of a named lot a sale may take: not in quarantine. All of them held: the lot
+    is refused, saying which quarantine holds it (`INSUFFICIENT_STOCK`: there is none free)."""
+    clear = []
+    held = None
+    for row in rows:
+        rule = holding(draft, row.lot_id, row.mfr_lot)
+        if rule is None:
+            clear.append(row)
+        elif held is None:
+            held = rule
+    if held is not None and not clear:
+        raise Refusal(
+            ReasonCode.INSUFFICIENT_STOCK,
+            f"manufacturer lot {pick.mfr_lot} of {need.item.lic} at office {need.office} is in "
+            f"quarantine ({why(held)}): a sale may not take it",
+            pick.mfr_lot,
+        )
+    return clear
 
 
 def merge_named(picks: Iterable[LotPick]) -> tuple[LotPick, ...]:
@@ -181,6 +237,15 @@ def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pi
     result = []
     for serial in serials:
         unit = _available(draft, need, serial)
+        if need.refuse_held:
+            rule = holding(draft, unit.lot_id, unit.mfr_lot)
+            if rule is not None:
+                raise Refusal(
+                    ReasonCode.SERIAL_NOT_AVAILABLE,
+                    f"serial {serial} of {need.item.lic} is in quarantine ({why(rule)}): a "
+                    "sale may not take it",
+                    serial,
+                )
         row = _row(draft, unit)
         if row is not None and need.expired(row):
             raise _expired(row, need, serial=serial)

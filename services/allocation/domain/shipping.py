@@ -52,6 +52,7 @@ from services.allocation.domain.picking import (
     named_serials,
     serials_in_their_lots,
 )
+from services.allocation.domain.quarantine import held_pick, why
 from services.allocation.domain.receiving import require_item
 
 
@@ -114,12 +115,15 @@ def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> li
         checks.no_lots(item, (mfr_lot for _, mfr_lot in cmd.serial_lots))
     if cmd.kind == "vendor_return":
         _require_named(item, cmd)
+    quarantines = bool(draft.quarantines)  # none (the usual case): nothing more is looked at
     need = Need(
         item=item,
         office=cmd.office,
         ship_on=cmd.ship_on,
         fresh_only=item.perishable and cmd.kind == "sale",
         min_shelf_life_days=cmd.min_shelf_life_days,
+        skip_held=quarantines,
+        refuse_held=quarantines and cmd.kind == "sale",
     )
     # Named picks may cover part of the line: it is then allocated as far as named and left
     # incomplete, and shipping refuses to ship it until picks cover it (R8). Serials decide
@@ -215,6 +219,8 @@ def ship(draft: Draft, cmd: ShipLine) -> tuple[Event, ...]:
             "lot and serial it ships",
             f"{cmd.shipment_id}/{cmd.line_no}",
         )
+    if draft.quarantines and allocation.kind == "sale":
+        _not_in_quarantine(draft, allocation)
     _use(draft, allocation)
     draft.put_allocation(allocation.with_status("shipped"))
     moved = held(draft, allocation)
@@ -235,6 +241,27 @@ def ship(draft: Draft, cmd: ShipLine) -> tuple[Event, ...]:
             total_cost=total_cost,
             closed_lots=tuple(draft.closed),
         ),
+    )
+
+
+def _not_in_quarantine(draft: Draft, allocation: Allocation) -> None:
+    """A sale line allocated before its stock went into quarantine does not ship: its
+    allocation stands, to be cancelled or picked again (`quarantine.py`)."""
+    found = held_pick(draft, allocation.picks)
+    if found is None:
+        return
+    pick, rule = found
+    stock = f"inventory lot {pick.lot_id}"
+    if pick.mfr_lot is not None:
+        stock = f"manufacturer lot {pick.mfr_lot} in {stock}"
+    if pick.serial is not None:
+        stock = f"serial {pick.serial} of {stock}"
+    line = f"{allocation.shipment_id}/{allocation.line_no}"
+    raise Refusal(
+        ReasonCode.SHIPMENT_INCOMPLETE,
+        f"shipment {allocation.shipment_id} line {allocation.line_no} holds {stock}, which is "
+        f"in quarantine ({why(rule)}): cancel the line or pick it again",
+        line,
     )
 
 

@@ -53,9 +53,12 @@ Action = Literal[
     "loss",
     "customer_return",
     "cost_change",
+    "quarantine",
+    "quarantine_release",
 ]
 """What happened, as the transaction records and the recall spreadsheet name it.
-`cost_change`: a PO closing changed the lot's unit cost (R16)."""
+`cost_change`: a PO closing changed the lot's unit cost (R16). `quarantine`,
+`quarantine_release`: stock put in a QA or recall hold, or released (stock change 0)."""
 
 USAGE_ACTIONS: frozenset[Action] = frozenset(
     {"shipment", "vendor_return", "count", "loss", "customer_return"}

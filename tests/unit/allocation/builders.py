@@ -21,6 +21,7 @@ from services.allocation.domain.model import (
     LicState,
     LotEntry,
     LotPick,
+    QuarantineStock,
     ReceiveStock,
     ReleaseLine,
     ReturnFromCustomer,
@@ -193,6 +194,30 @@ def give_back(
         lots=tuple(lots),
         serials=tuple(serials),
         serial_lots=tuple(serial_lots),
+    )
+
+
+def quarantine(
+    quarantine_id: str = "Q-1",
+    *,
+    lic: str = "L",
+    mfr_lot: str | None = None,
+    lot_id: str | None = None,
+    office: str | None = None,
+    quarantined: bool = True,
+    reason: str = "recall",
+    on: date = DAY,
+) -> QuarantineStock:
+    return QuarantineStock(
+        message_id=_mid(),
+        lic=lic,
+        quarantine_id=quarantine_id,
+        quarantined=quarantined,
+        quarantined_on=on,
+        reason=reason,
+        mfr_lot=mfr_lot,
+        lot_id=lot_id,
+        office=office,
     )
 
 
