@@ -15,7 +15,13 @@ from typing import TypeVar
 
 import asyncpg
 
-from services.ledger.domain.operations import DeadLetter, DocumentStatus, Refusal
+from services.ledger.domain.operations import (
+    AFTER_FINAL,
+    FINAL,
+    DeadLetter,
+    DocumentStatus,
+    Refusal,
+)
 from services.ledger.quarantine import QUARANTINED_STOCK_SQL
 from services.ledger.queries import Reader
 from services.ledger.repository import Part
@@ -58,6 +64,7 @@ def documents_part(statuses: Sequence[DocumentStatus]) -> Part | None:
             message_id = excluded.message_id, occurred_at = excluded.occurred_at,
             recorded_at = now()
         WHERE excluded.occurred_at >= ops_documents.occurred_at
+            AND NOT (ops_documents.status = $7 AND excluded.status = $8)
         """,
         [
             [s.kind for s in statuses],
@@ -66,6 +73,8 @@ def documents_part(statuses: Sequence[DocumentStatus]) -> Part | None:
             [s.reason_code for s in statuses],
             [s.message_id for s in statuses],
             [s.occurred_at for s in statuses],
+            FINAL,
+            AFTER_FINAL,
         ],
     )
 

@@ -108,14 +108,24 @@ def preview(payload: bytes, limit: int = PREVIEW_BYTES) -> str:
     return text + "…" if len(payload) > limit else text
 
 
+# A receipt is received whole once: every version sent after it posted is refused (its lots
+# exist, a return was received before), and the document stays posted.
+FINAL = "ReceiptPosted"
+AFTER_FINAL = "ReceiptRejected"
+
+
 def latest_per_document(statuses: Iterable[DocumentStatus]) -> list[DocumentStatus]:
     """The last answer of each document in batch order (one upsert may touch a row once);
-    an answer older than the one before it (occurred_at) does not replace it."""
+    an answer older than the one before it (occurred_at) does not replace it, nor does a
+    refused version replace a posted receipt (`FINAL`)."""
     latest: dict[tuple[str, str], DocumentStatus] = {}
     for status in statuses:
         key = (status.kind, status.document)
         kept = latest.get(key)
-        if kept is None or status.occurred_at >= kept.occurred_at:
+        if kept is None or (
+            status.occurred_at >= kept.occurred_at
+            and not (kept.status == FINAL and status.status == AFTER_FINAL)
+        ):
             latest[key] = status
     return list(latest.values())
 

@@ -269,3 +269,22 @@ def test_the_page_escapes_every_value_and_refreshes_itself() -> None:
     assert '<meta http-equiv="refresh" content="7">' in page
     assert "http://" not in page and "https://" not in page  # nothing fetched from elsewhere
     assert date(2024, 5, 1).isoformat() in page
+
+
+def test_a_posted_receipt_stays_posted_when_a_later_version_is_refused() -> None:
+    """A receipt is received whole once: a version sent after it posted is refused (its lots
+    exist), and the dashboard still counts the document posted. Before, the refusal, being
+    later, replaced it: three posted receipts showed as rejected."""
+    answers = [
+        _status("R1", "ReceiptPosted", T0),
+        _status("R1", "ReceiptRejected", T0 + timedelta(seconds=1)),
+        _status("R2", "ReceiptRejected", T0),  # refused, then a corrected version posted
+        _status("R2", "ReceiptPosted", T0 + timedelta(seconds=1)),
+    ]
+
+    latest = ops.latest_per_document(answers)
+
+    assert {(s.document, s.status) for s in latest} == {
+        ("R1", "ReceiptPosted"),
+        ("R2", "ReceiptPosted"),
+    }
