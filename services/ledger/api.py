@@ -61,6 +61,7 @@ from services.ledger.schemas import (
 )
 from shared import asyncapi
 from shared.contracts.types import Date, normalize_identifier
+from shared.reasons import shown
 
 PoolSource = Callable[[], asyncpg.Pool | None]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -203,11 +204,11 @@ def _query_fields(dependant: Dependant) -> Iterator[ModelField]:
 def _repeated(name: str, values: list[str]) -> dict[str, Any]:
     """The problem of a repeated parameter, shaped as FastAPI's own 422s; the message names
     the first few values, clipped (`input` has them all, as sent)."""
-    shown = ", ".join(f"{v!r:.40}" for v in values[:3]) + (", …" if len(values) > 3 else "")
+    given = ", ".join(shown(v[:40]) for v in values[:3]) + (", …" if len(values) > 3 else "")
     return {
         "type": "value_error",
         "loc": ("query", name),
-        "msg": f"{name} takes one value, given {len(values)}: {shown}",
+        "msg": f"{name} takes one value, given {len(values)}: {given}",
         "input": values,
     }
 

@@ -46,6 +46,7 @@ from services.ledger.schemas import (
 )
 from services.ledger.schemas import Figure as FigureOut
 from shared.contracts.types import normalize_identifier
+from shared.reasons import shown
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -141,7 +142,7 @@ async def item(conn: Reader, lic: str) -> ItemOut:
     async with snapshot(conn):
         row = await conn.fetchrow("SELECT * FROM items WHERE lic = $1", lic)
         if row is None:
-            raise NotFound(f"item {lic!r} is not known to the ledger")
+            raise NotFound(f"item {shown(lic)} is not known to the ledger")
         stock = await conn.fetch(
             """
             SELECT office, sum(in_lots) AS in_lots, sum(allocated) AS allocated,
@@ -291,7 +292,7 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
             lot_id,
         )
         if row is None:
-            raise NotFound(f"inventory lot {lot_id!r} is not known to the ledger")
+            raise NotFound(f"inventory lot {shown(lot_id)} is not known to the ledger")
         mfr = await conn.fetch(
             "SELECT *, received_qty - used_qty AS current_qty FROM mfr_lots"
             " WHERE lot_id = $1 ORDER BY expires_on NULLS LAST, mfr_lot",
@@ -344,7 +345,9 @@ async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
     async with snapshot(conn):
         records = await conn.fetch(_SERIAL_RECORDS, lic, number)
         if not records:
-            raise NotFound(f"serial {number!r} of item {lic!r} is not known to the ledger")
+            raise NotFound(
+                f"serial {shown(number)} of item {shown(lic)} is not known to the ledger"
+            )
         history = await conn.fetch(
             _TRACE_SELECT + " WHERE t.lic = $1 AND t.serial = $2 ORDER BY t.occurred_on, t.seq",
             lic,
@@ -383,11 +386,11 @@ async def trace(
     first = await cursor.fetch(PART_ROWS)
     if not first:
         what = " ".join(
-            f"{name} {val!r}"
+            f"{name} {shown(val)}"
             for name, val in (("manufacturer lot", mfr_lot), ("serial", serial), ("lot", lot_id))
             if val is not None
         )
-        raise NotFound(f"no transactions of item {lic!r} for {what}")
+        raise NotFound(f"no transactions of item {shown(lic)} for {what}")
     traced = await conn.fetchrow(
         "SELECT array_agg(DISTINCT t.lot_id) FILTER (WHERE t.lot_id IS NOT NULL) AS lot_ids"
         f" FROM transactions AS t {where}",
@@ -446,8 +449,8 @@ async def lot_in_items(conn: Reader, mfr_lot: str, gtin: str | None = None) -> F
             gtin14(gtin),
         )
     if not found:
-        which = "no item" if gtin is None else f"no item with GTIN {gtin!r}"
-        raise NotFound(f"{which} has manufacturer lot {mfr_lot!r} in the ledger")
+        which = "no item" if gtin is None else f"no item with GTIN {shown(gtin)}"
+        raise NotFound(f"{which} has manufacturer lot {shown(mfr_lot)} in the ledger")
     lics = [row["lic"] for row in found]
     first = await trace(conn, lics[0], mfr_lot=mfr_lot)  # what the API times, as for one item
 
@@ -509,13 +512,13 @@ async def _known_item(conn: Reader, lic: str) -> None:
     """NotFound unless the ledger knows the item: an empty page of a list filtered by an
     unknown LIC (a typo) is a 404 at every offset, not an empty list read as "nothing more"."""
     if await conn.fetchval("SELECT 1 FROM items WHERE lic = $1", lic) is None:
-        raise NotFound(f"item {lic!r} is not known to the ledger")
+        raise NotFound(f"item {shown(lic)} is not known to the ledger")
 
 
 async def _known_gtin(conn: Reader, gtin: str) -> None:
     """NotFound unless an item has the GTIN, as `_known_item` for a LIC."""
     if await conn.fetchval("SELECT 1 FROM items WHERE gtin14 = $1 LIMIT 1", gtin14(gtin)) is None:
-        raise NotFound(f"no item with GTIN {gtin!r} is known to the ledger")
+        raise NotFound(f"no item with GTIN {shown(gtin)} is known to the ledger")
 
 
 async def ping(conn: Reader) -> None:

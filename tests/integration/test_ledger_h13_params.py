@@ -47,7 +47,8 @@ def _repeated(problem: dict[str, Any], name: str, values: list[str]) -> None:
     assert problem["loc"] == ["query", name], problem
     assert problem["input"] == values, problem
     assert problem["type"] == "value_error", problem
-    assert name in problem["msg"] and all(repr(v) in problem["msg"] for v in values), problem
+    assert name in problem["msg"] and all(v in problem["msg"] for v in values), problem
+    assert "'" not in problem["msg"], problem  # values as sent, not as Python writes them
 
 
 @pytest.mark.parametrize(
