@@ -34,6 +34,7 @@ import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import cache, partial
 from typing import Annotated, Any, Literal, TextIO, Union, get_args, get_origin
 
@@ -49,8 +50,8 @@ from shared.contracts.upstream import TOPIC_MESSAGES, UPSTREAM_ROUTES
 from shared.ids import namespaced
 from shared.kafka import kafka_client_options, make_producer
 
-# The status answers a document waits for, by its type. Items and adjustments are answered on
-# inventory.events with one of ANSWERED_ON_EVENTS.
+# The status answers a document waits for, by its type. Items, adjustments and quarantines are
+# answered on inventory.events with one of ANSWERED_ON_EVENTS.
 STATUS_ANSWERS: dict[str, frozenset[str]] = {
     "ShipmentReceived": frozenset({"ReceiptPosted", "ReceiptRejected"}),
     "ShipmentRequested": frozenset({"ShipmentAllocated", "ShipmentAllocationFailed"}),
@@ -182,7 +183,8 @@ class Outcome:
 
 def describe(answer: dict[str, Any]) -> str:
     """An answer as `send` and `watch` print it: its type and refusal, then, indented, what
-    each line (or an event) moved and what a refusal left standing."""
+    each line (or an event) moved, what a refusal left standing, and what a quarantine
+    holds or released."""
     text = str(answer.get("type"))
     if answer.get("reason_code"):
         text += f" {answer['reason_code']}: {answer.get('reason')}"
@@ -190,7 +192,48 @@ def describe(answer: dict[str, Any]) -> str:
         text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
     if answer.get("movements"):  # an event: an adjustment, an allocation, a shipment …
         text += f"\n      {answer.get('lic')}: {_taken(answer)}"
+    if answer.get("type") == "StockQuarantined":
+        text += _quarantined(answer)
     return text + "".join(f"\n      {detail}" for detail in _details(answer))
+
+
+def _quarantined(answer: dict[str, Any]) -> str:
+    """` Q-1 held: mfr lot X at every office (failed QA)`, then the stock it covers, a row
+    each (`held: 5 of X in lot PO-1/1 at MAIN (2 allocated)`): a hold and its release read
+    apart, and a recall shows what it caught."""
+    state = "held" if answer.get("quarantined") else "released"
+    named = [f"mfr lot {answer['mfr_lot']}"] if answer.get("mfr_lot") else []
+    if answer.get("lot_id"):
+        named.append(f"lot {answer['lot_id']}")
+    text = f" {answer.get('quarantine_id')} {state}: {' in '.join(named)}"
+    text += f" at {answer['office']}" if answer.get("office") else " at every office"
+    if answer.get("reason"):
+        text += f" ({answer['reason']})"
+    stock = [row for row in answer.get("stock") or [] if isinstance(row, dict)]
+    if not stock:
+        # The rule stands without stock: what arrives of it later is held too.
+        return text + f"\n      {state}: nothing on hand now (stock received later is held too)"
+    shown = stock if len(stock) <= 6 else stock[:5]
+    text += "".join(f"\n      {state}: {_covered(row)}" for row in shown)
+    if len(shown) < len(stock):
+        text += f"\n      … {plural(len(stock) - len(shown), 'more lot')} {state}"
+    return text
+
+
+def _covered(row: dict[str, Any]) -> str:
+    """`5 of X in lot PO-1/1 at MAIN (2 allocated)`: one lot a quarantine covers."""
+    what = f"{row.get('on_hand')} of {row['mfr_lot']}" if row.get("mfr_lot") else row.get("on_hand")
+    text = f"{what} in lot {row.get('lot_id')} at {row.get('office')}"
+    allocated = row.get("allocated")
+    return f"{text} ({allocated} allocated)" if _some(allocated) else text
+
+
+def _some(amount: object) -> bool:
+    """Whether a wire amount (`"2"`, 2; not `"0.000"` nor left out) is more than nothing."""
+    try:
+        return Decimal(str(amount)) != 0
+    except ArithmeticError:  # None, or not a number: nothing to show
+        return False
 
 
 def _details(answer: dict[str, Any]) -> list[str]:
@@ -263,6 +306,8 @@ def _taken(line: dict[str, Any]) -> str:
             what = f"serial {move['serial']}"
             if move.get("mfr_lot"):
                 what += f" of {move['mfr_lot']}"
+            if str(move.get("quantity")).startswith("-"):  # out, as a loss's "-5 of L100"
+                what = f"{move['quantity']} {what}"
         elif move.get("mfr_lot"):
             what = f"{move.get('quantity')} of {move['mfr_lot']}"
         else:

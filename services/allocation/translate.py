@@ -436,6 +436,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     )
                     for x in event.stock
                 ],
+                released_quarantine_id=event.released_quarantine_id,
             )
     raise TypeError(f"no wire event for {type(event).__name__}")
 

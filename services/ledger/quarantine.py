@@ -67,7 +67,7 @@ async def record(conn: asyncpg.Connection, events: Sequence[StockQuarantined]) -
             stock.on_hand,
             stock.office,
             event.quarantine_id,
-            event.reason,
+            _reason(event),
             event.quarantined_on,
             event.message_id,
         )
@@ -76,6 +76,15 @@ async def record(conn: asyncpg.Connection, events: Sequence[StockQuarantined]) -
     ]
     if rows:
         await conn.execute(_TRANSACTIONS_SQL, *_columns(rows))
+
+
+def _reason(event: StockQuarantined) -> str:
+    """A release's record names the quarantine it lifted (its `document` is the release's own
+    id): "releases quarantine Q-1: QA passed"."""
+    if event.quarantined or event.released_quarantine_id is None:
+        return event.reason
+    said = f": {event.reason}" if event.reason else ""
+    return f"releases quarantine {event.released_quarantine_id}{said}"
 
 
 # A record per stock entry, in the batch's order, costed at the lot's unit cost (actual once
@@ -103,9 +112,61 @@ def _columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
+def held_stock(*, lic: str | None = None, lot_id: str | None = None) -> str:
+    """A select of the stock on hand the rules in force hold, of item `lic` or inventory lot
+    `lot_id` (SQL expressions: a parameter or an outer column; neither: every item): a row per
+    rule and stock it holds, the stock being a manufacturer lot in an inventory lot, or an
+    inventory lot without manufacturer lots (`mfr_lot` NULL), with its quantity on hand
+    (`qty`), `allocated`, `value`, and the rule (`quarantine_id`, `reason`, `since`, `rule_*`
+    its key). The one place stock is matched against the rules, as allocation matches it
+    (`Quarantine.covers`): `held_cells` counts each stock once, `rules_of_lot` lists the rules.
+    Driven from the rules (few), so it costs nothing while none is in force."""
+    scope = " AND ".join(
+        f"hl.{column} = {expression}"
+        for column, expression in (("lic", lic), ("lot_id", lot_id))
+        if expression is not None
+    )
+    where = f" AND {scope}" if scope else ""
+    return f"""
+    SELECT hm.lic, hl.office, hm.mfr_lot, hm.lot_id, hl.received_on, hl.recorded_at,
+           hm.received_qty - hm.used_qty AS qty, hm.allocated_qty AS allocated,
+           (hm.received_qty - hm.used_qty) * coalesce(hl.act_unit_cost, hl.est_unit_cost)
+             AS value,
+           hq.quarantine_id, hq.reason, hq.since, hq.mfr_lot AS rule_mfr_lot,
+           hq.lot_id AS rule_lot_id, hq.office AS rule_office
+    FROM quarantines AS hq
+    JOIN mfr_lots AS hm ON hm.lic = hq.lic AND hq.mfr_lot IN ('', hm.mfr_lot)
+    JOIN lots AS hl ON hl.lot_id = hm.lot_id AND hq.lot_id IN ('', hl.lot_id)
+                    AND hq.office IN ('', hl.office)
+    WHERE hm.received_qty > hm.used_qty{where}
+    UNION ALL
+    SELECT hl.lic, hl.office, NULL, hl.lot_id, hl.received_on, hl.recorded_at,
+           hl.received_qty - hl.used_qty, hl.allocated_qty,
+           (hl.received_qty - hl.used_qty) * coalesce(hl.act_unit_cost, hl.est_unit_cost),
+           hq.quarantine_id, hq.reason, hq.since, hq.mfr_lot, hq.lot_id, hq.office
+    FROM quarantines AS hq
+    JOIN lots AS hl ON hl.lic = hq.lic AND hq.mfr_lot = '' AND hq.lot_id IN ('', hl.lot_id)
+                    AND hq.office IN ('', hl.office)
+    WHERE hl.received_qty > hl.used_qty{where}
+      AND NOT EXISTS (SELECT 1 FROM mfr_lots AS hn WHERE hn.lot_id = hl.lot_id)
+    """
+
+
+def held_cells(*, lic: str | None = None, lot_id: str | None = None) -> str:
+    """`held_stock`, each stock once (several rules may hold it): with the first rule holding
+    it, by `since` and `quarantine_id`."""
+    return f"""
+    SELECT DISTINCT ON (h.lot_id, h.mfr_lot) h.*
+    FROM ({held_stock(lic=lic, lot_id=lot_id)}) AS h
+    ORDER BY h.lot_id, h.mfr_lot, h.since, h.quarantine_id
+    """
+
+
 def rules_of_lot(lot: str) -> str:
-    """A select of the rules holding any stock of the lot aliased `lot` (a `lots` row), as one
-    JSON array (NULL for none; `QuarantineOut` each): for a lateral join."""
+    """A select of the rules holding some of the stock on hand of the lot aliased `lot` (a
+    `lots` row), as one JSON array (NULL for none; `QuarantineOut` each): for a lateral join.
+    A rule whose stock all left the lot (sold before, returned to the vendor) holds none of it:
+    the lot is not shown held by it."""
     return f"""
     SELECT jsonb_agg(jsonb_build_object(
                'quarantine_id', q.quarantine_id, 'mfr_lot', nullif(q.mfr_lot, ''),
@@ -113,40 +174,17 @@ def rules_of_lot(lot: str) -> str:
                'reason', q.reason, 'since', q.since)
            ORDER BY q.since, q.quarantine_id) AS quarantines
     FROM quarantines AS q
-    WHERE q.lic = {lot}.lic AND q.lot_id IN ('', {lot}.lot_id) AND q.office IN ('', {lot}.office)
-      AND (q.mfr_lot = '' OR EXISTS (SELECT 1 FROM mfr_lots AS qm
-                                     WHERE qm.lot_id = {lot}.lot_id AND qm.mfr_lot = q.mfr_lot))
+    WHERE (q.lic, q.mfr_lot, q.lot_id, q.office) IN (
+        SELECT h.lic, h.rule_mfr_lot, h.rule_lot_id, h.rule_office
+        FROM ({held_stock(lot_id=f"{lot}.lot_id")}) AS h)
     """
 
 
 # Stock on hand in quarantine per manufacturer lot of an item at an office (a plain item's
-# lots: per item and office, mfr_lot NULL), driven from the rules (few) rather than the stock:
-# its first $1 rows, each carrying the count and value of all of them.
-QUARANTINED_STOCK_SQL = """
-WITH cells AS (
-    (SELECT DISTINCT ON (m.lot_id, m.mfr_lot)
-            m.lic, l.office, m.mfr_lot, m.lot_id, l.received_on, l.recorded_at,
-            m.received_qty - m.used_qty AS qty, m.allocated_qty AS allocated,
-            (m.received_qty - m.used_qty) * coalesce(l.act_unit_cost, l.est_unit_cost) AS value,
-            q.quarantine_id, q.reason
-     FROM quarantines AS q
-     JOIN mfr_lots AS m ON m.lic = q.lic AND q.mfr_lot IN ('', m.mfr_lot)
-     JOIN lots AS l ON l.lot_id = m.lot_id AND q.lot_id IN ('', l.lot_id)
-                   AND q.office IN ('', l.office)
-     WHERE m.received_qty > m.used_qty
-     ORDER BY m.lot_id, m.mfr_lot, q.since, q.quarantine_id)
-    UNION ALL
-    (SELECT DISTINCT ON (l.lot_id)
-            l.lic, l.office, NULL, l.lot_id, l.received_on, l.recorded_at,
-            l.received_qty - l.used_qty, l.allocated_qty,
-            (l.received_qty - l.used_qty) * coalesce(l.act_unit_cost, l.est_unit_cost),
-            q.quarantine_id, q.reason
-     FROM quarantines AS q
-     JOIN lots AS l ON l.lic = q.lic AND q.mfr_lot = '' AND q.lot_id IN ('', l.lot_id)
-                   AND q.office IN ('', l.office)
-     WHERE l.received_qty > l.used_qty
-       AND NOT EXISTS (SELECT 1 FROM mfr_lots AS m WHERE m.lot_id = l.lot_id)
-     ORDER BY l.lot_id, q.since, q.quarantine_id)
+# lots: per item and office, mfr_lot NULL): its first $1 rows, each carrying the count and
+# value of all of them.
+QUARANTINED_STOCK_SQL = f"""
+WITH cells AS ({held_cells()}
 ), stock AS (
     SELECT lic, office, mfr_lot, sum(qty) AS current_qty, sum(allocated) AS allocated_qty,
            sum(value) AS current_value,
@@ -160,4 +198,17 @@ WITH cells AS (
     FROM stock
 )
 SELECT * FROM ranked WHERE n <= $1 ORDER BY n
+"""
+
+# Stock on hand in quarantine of one item per office (`GET /items/{lic}`, $1 the LIC): on
+# hand and allocated, each stock counted once.
+HELD_BY_OFFICE_SQL = f"""
+SELECT office, sum(qty) AS quarantined, sum(allocated) AS quarantined_allocated
+FROM ({held_cells(lic="$1")}) AS c GROUP BY office
+"""
+
+# Stock on hand in quarantine of one inventory lot ($1): in all, and the first rule holding
+# each manufacturer lot (or the lot, mfr_lot NULL) with its stock on hand.
+HELD_IN_LOT_SQL = f"""
+SELECT mfr_lot, qty, allocated, quarantine_id, reason FROM ({held_cells(lot_id="$1")}) AS c
 """

@@ -14,7 +14,7 @@ import base64
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from services.ledger.domain.model import EXACT
 from services.ledger.domain.stock import StockAtOffice
 from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_po_line, value
-from services.ledger.quarantine import rules_of_lot
+from services.ledger.quarantine import HELD_BY_OFFICE_SQL, HELD_IN_LOT_SQL, rules_of_lot
 from services.ledger.schemas import (
     CogsEntry,
     ItemOut,
@@ -102,6 +102,10 @@ HAVING count(*) FILTER (WHERE t.event_type = 'shipment') > 0
 """
 
 
+_IN_STOCK = ("available", "allocated")
+"""A serial's statuses while it is on hand."""
+
+
 class NotFound(Exception):
     """The thing asked for is not in the ledger; the message names it."""
 
@@ -157,9 +161,10 @@ async def item(conn: Reader, lic: str) -> ItemOut:
             """,
             lic,
         )
+        held = {h["office"]: h for h in await conn.fetch(HELD_BY_OFFICE_SQL, lic)}
     return ItemOut(
         **_fields(row, ItemOut, skip={"stock"}),
-        stock=[_office_stock(StockAtOffice(**dict(s))) for s in stock],
+        stock=[_office_stock(StockAtOffice(**dict(s)), held.get(s["office"])) for s in stock],
     )
 
 
@@ -256,15 +261,15 @@ def _lot_summary(row: asyncpg.Record) -> LotSummary:
     )
 
 
-def _mfr_lot_out(row: asyncpg.Record, rules: list[QuarantineOut]) -> MfrLotOut:
-    """The manufacturer lot, with the first of its lot's quarantines that holds it (one
-    naming no manufacturer lot holds them all)."""
-    rule = next((r for r in rules if r.mfr_lot in (None, row["mfr_lot"])), None)
+def _mfr_lot_out(row: asyncpg.Record, held: dict[str | None, asyncpg.Record]) -> MfrLotOut:
+    """The manufacturer lot, with the first quarantine holding its stock on hand (none once
+    all of it left the lot)."""
+    rule = held.get(row["mfr_lot"])
     return MfrLotOut(
         **_fields(row, MfrLotOut, {"quarantined", "quarantine_id", "quarantine_reason"}),
         quarantined=rule is not None,
-        quarantine_id=None if rule is None else rule.quarantine_id,
-        quarantine_reason=None if rule is None else rule.reason,
+        quarantine_id=None if rule is None else rule["quarantine_id"],
+        quarantine_reason=None if rule is None else rule["reason"],
     )
 
 
@@ -298,6 +303,7 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
             " WHERE lot_id = $1 ORDER BY expires_on NULLS LAST, mfr_lot",
             lot_id,
         )
+        held = {h["mfr_lot"]: h for h in await conn.fetch(HELD_IN_LOT_SQL, lot_id)}
         serials = await conn.fetch(
             f"{_SERIALS_SELECT} WHERE s.lot_id = $1 ORDER BY s.serial", lot_id
         )
@@ -328,10 +334,10 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
         serialized=bool(row["serialized"]),
         track_mfr_lot=bool(row["track_mfr_lot"]),
         status=row["status"],
-        valuation=_valuation(row),
+        valuation=_valuation(row, list(held.values())),
         quarantined=bool(rules),
         quarantines=rules,
-        mfr_lots=[_mfr_lot_out(m, rules) for m in mfr],
+        mfr_lots=[_mfr_lot_out(m, held) for m in mfr],
         serials=[],
         cogs=[],
         cogs_total=cogs_total,
@@ -353,11 +359,21 @@ async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
             lic,
             number,
         )
+        now = records[0]
+        rule = None
+        if now["status"] in _IN_STOCK:  # the rules hold stock on hand only
+            held = await conn.fetch(HELD_IN_LOT_SQL, now["lot_id"])
+            rule = next((h for h in held if h["mfr_lot"] == now["mfr_lot"]), None)
     rows = [SerialRecord(**_fields(r, SerialRecord)) for r in records]
+    if rule is not None and rows[0].status == "available":  # no sale may take it
+        rows[0] = rows[0].model_copy(update={"status": "quarantined"})
     return SerialOut(
         lic=lic,
         serial=number,
         status=rows[0].status,
+        quarantined=rule is not None,
+        quarantine_id=None if rule is None else rule["quarantine_id"],
+        quarantine_reason=None if rule is None else rule["reason"],
         vendor=rows[0].vendor,
         current=rows[0],
         records=rows,
@@ -624,7 +640,8 @@ def _fields(
     return {name: row[name] for name in model.model_fields if name not in skip}
 
 
-def _valuation(row: asyncpg.Record) -> Valuation:
+def _valuation(row: asyncpg.Record, held: Sequence[asyncpg.Record] = ()) -> Valuation:
+    """The lot's sections; `held`: its stock in quarantine (`HELD_IN_LOT_SQL`)."""
     share = _po_share(row)
     figures = LotFigures(
         received_qty=row["received_qty"],
@@ -636,6 +653,8 @@ def _valuation(row: asyncpg.Record) -> Valuation:
         purchased_qty=share.purchased_qty,
         po_reopened=row["po_closed"] is False,
         kind=row["kind"],
+        quarantined_qty=sum((h["qty"] for h in held), start=Decimal(0)),
+        quarantined_allocated_qty=sum((h["allocated"] for h in held), start=Decimal(0)),
     )
     v = value(figures)
     return Valuation(
@@ -653,15 +672,24 @@ def _valuation(row: asyncpg.Record) -> Valuation:
         current=_figure(v.current),
         allocated=_figure(v.allocated),
         available=_figure(v.available),
+        quarantined=_figure(v.quarantined),
     )
 
 
-def _office_stock(stock: StockAtOffice) -> OfficeStock:
+def _office_stock(stock: StockAtOffice, held: asyncpg.Record | None) -> OfficeStock:
+    """The office's stock; `held`: its stock in quarantine (`HELD_BY_OFFICE_SQL`), if any."""
+    if held is not None:
+        stock = replace(
+            stock,
+            quarantined=held["quarantined"],
+            quarantined_allocated=held["quarantined_allocated"],
+        )
     return OfficeStock(
         office=stock.office,
         on_hand=stock.on_hand,
         allocated=stock.allocated,
         available=stock.available,
+        quarantined=stock.quarantined,
         unallocated=stock.unallocated,
     )
 

@@ -37,9 +37,17 @@ class OfficeStock(Out):
     allocated: Num = Field(description="held for shipments not yet shipped")
     available: Num = Field(
         description=(
-            "what shipments can still be allocated: in the office's open lots − allocated"
-            " (unallocated stock is not counted: allocation takes stock from lots only)"
+            "what a sale can still be allocated: in the office's open lots − allocated − stock"
+            " in quarantine not allocated (unallocated stock is not counted: allocation takes"
+            " stock from lots only)"
         )
+    )
+    quarantined: Num = Field(
+        default=Decimal(0),
+        description=(
+            "of the lots' stock on hand, what a quarantine in force holds, allocated or not"
+            " (as the dashboard's stock in quarantine counts it); not in available"
+        ),
     )
     unallocated: Num = Field(
         description=(
@@ -149,7 +157,12 @@ class Valuation(Out):
     used: Figure
     current: Figure = Field(description="received − used")
     allocated: Figure
-    available: Figure = Field(description="current − allocated")
+    available: Figure = Field(
+        description="current − allocated − quarantined stock not allocated: what a sale can take"
+    )
+    quarantined: Figure = Field(
+        description="its stock on hand a quarantine in force holds, allocated or not"
+    )
 
 
 class MfrLotOut(Out):
@@ -170,7 +183,10 @@ class SerialRecord(Out):
     lot_id: str
     mfr_lot: str | None
     expires_on: dt.date | None
-    status: str = Field(description="available, allocated, shipped, returned_to_vendor, removed")
+    status: str = Field(
+        description="available, quarantined (in stock, not allocated, held by a quarantine:"
+        " `GET /serials` only), allocated, shipped, returned_to_vendor, removed"
+    )
     document: str | None = Field(description="the shipment or adjustment that last moved it")
     line_no: int | None
     counterparty: str | None
@@ -313,7 +329,16 @@ class ItemTraces(Out):
 class SerialOut(Out):
     lic: str
     serial: str
-    status: str = Field(description="the status of its most recent record")
+    status: str = Field(
+        description="the status of its most recent record; `quarantined` for a unit in stock,"
+        " not allocated, that a quarantine holds (no sale may take it)"
+    )
+    quarantined: bool = Field(
+        default=False,
+        description="in stock (available or allocated) and held by a quarantine in force",
+    )
+    quarantine_id: str | None = Field(default=None, description="the quarantine holding it")
+    quarantine_reason: str | None = Field(default=None, description="and why")
     vendor: str | None = Field(
         default=None, description="the vendor of the lot of its most recent record"
     )

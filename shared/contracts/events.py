@@ -174,6 +174,11 @@ class StockQuarantined(Event):
     lot_id: Identifier | None = None
     quarantined_on: OwnDate
     stock: list[QuarantinedStock] = Field(default_factory=list)
+    released_quarantine_id: Identifier | None = Field(
+        default=None,
+        description="A release: the quarantine_id of the quarantine it lifted (quarantine_id is"
+        " the release's own id). None when putting stock in quarantine.",
+    )
 
 
 class LineHeld(Event):

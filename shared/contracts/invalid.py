@@ -311,7 +311,10 @@ def _problems(
     path = _path(loc)
     names = [p for p in loc if isinstance(p, str)]
     code = _CODES.get(names[-1], FALLBACK) if names else FALLBACK
-    offending = None if error["type"] == "missing" else _render(error.get("input"))
+    # A missing field has no value as sent: also one left out that a validator checked by its
+    # default (a quarantine naming neither lot), whose input is that default, not "null".
+    sent = error["type"] != "missing" and _present(raw, loc)
+    offending = _render(error.get("input")) if sent else None
     context_line: object = line_no
     lic: object = None
     if len(loc) >= 2 and loc[0] == "lines" and isinstance(loc[1], int):
@@ -373,6 +376,21 @@ def _path(loc: Sequence[int | str]) -> str:
         elif not _is_branch(part):
             text += f".{part}" if text else part
     return text or "message"
+
+
+def _present(raw: dict[str, Any], loc: Sequence[int | str]) -> bool:
+    """Whether the document holds a value (null included) at `loc`."""
+    value: object = raw
+    for part in loc:
+        if isinstance(value, dict) and isinstance(part, str):
+            if part not in value:
+                return False
+            value = value[part]
+        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+            value = value[part]
+        else:
+            return False
+    return True
 
 
 def _line(raw: dict[str, Any], index: int) -> dict[str, Any]:

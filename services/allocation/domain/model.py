@@ -861,6 +861,8 @@ class StockQuarantined:
     office: str | None
     quarantined_on: date
     stock: tuple[QuarantinedStock, ...]
+    released_quarantine_id: str | None = None
+    """A release: the id of the quarantine it lifted (`quarantine_id` is the release's own)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

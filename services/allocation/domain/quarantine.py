@@ -41,10 +41,10 @@ def quarantine(draft: Draft, cmd: QuarantineStock) -> tuple[Event, ...]:
     item = require_item(draft)
     key = (cmd.mfr_lot or "", cmd.lot_id or "", cmd.office or "")
     if not key[0] and not key[1]:  # the contract refuses it first; the core says so too
+        # No offending value: the lots are missing, and a missing value has none (contract).
         raise Refusal(
             ReasonCode.LOT_REQUIRED,
             f"a quarantine of {item.lic} names a manufacturer lot, an inventory lot or both",
-            cmd.quarantine_id,
         )
     if cmd.quarantined:
         _require_known(draft, item, cmd)
@@ -78,6 +78,7 @@ def quarantine(draft: Draft, cmd: QuarantineStock) -> tuple[Event, ...]:
             office=cmd.office,
             quarantined_on=cmd.quarantined_on,
             stock=covered(draft, rule),
+            released_quarantine_id=None if cmd.quarantined else rule.quarantine_id,
         ),
     )
 

@@ -5,7 +5,10 @@ lot holds (R12's unallocated stock, from adjusting a plain item up beyond what i
 take) is physically there but cannot be allocated or shipped. So:
 
 - on hand = current quantity of the office's lots + unallocated stock (the physical count);
-- available = current quantity of the lots − allocated (what a shipment can still get);
+- available = current quantity of the lots − allocated − stock held by a quarantine and not
+  allocated (what a sale can still get: allocation passes over held stock);
+- quarantined = the lots' stock on hand a quarantine holds (allocated or not: a line allocated
+  before the quarantine keeps its allocation but cannot ship);
 - unallocated stock is reported on its own.
 """
 
@@ -23,6 +26,9 @@ class StockAtOffice:
     in_lots: Decimal
     allocated: Decimal = ZERO
     unallocated: Decimal = ZERO
+    quarantined: Decimal = ZERO
+    quarantined_allocated: Decimal = ZERO
+    """Of `quarantined`, what is allocated (so counted in `allocated` already)."""
 
     @property
     def on_hand(self) -> Decimal:
@@ -30,4 +36,4 @@ class StockAtOffice:
 
     @property
     def available(self) -> Decimal:
-        return self.in_lots - self.allocated
+        return self.in_lots - self.allocated - (self.quarantined - self.quarantined_allocated)

@@ -46,6 +46,10 @@ class LotFigures:
     po_reopened: bool = False
     """The lot's PO was reopened after a closing applied its actual cost (R16)."""
     kind: LotKind = "purchase"
+    quarantined_qty: Decimal = ZERO
+    """Its stock on hand a quarantine holds, allocated or not (a sale takes none of it)."""
+    quarantined_allocated_qty: Decimal = ZERO
+    """Of that, what is allocated (in `allocated_qty` already)."""
 
     @classmethod
     def of(cls, lot: LotRow) -> LotFigures:
@@ -119,6 +123,7 @@ class Valuation:
     current: Figure
     allocated: Figure
     available: Figure
+    quarantined: Figure
 
     @property
     def status(self) -> str:
@@ -137,6 +142,7 @@ def value(lot: LotFigures) -> Valuation:
     ordered = lot.ordered_qty
     current = lot.received_qty - lot.used_qty
     accrued = lot.received_qty - purchased if lot.kind == "purchase" else ZERO
+    free_held = lot.quarantined_qty - lot.quarantined_allocated_qty  # no sale may take it
     return Valuation(
         unit_cost=cost,
         cost_is_final=lot.act_unit_cost is not None and not lot.po_reopened,
@@ -149,5 +155,6 @@ def value(lot: LotFigures) -> Valuation:
         used=at(lot.used_qty),
         current=at(current),
         allocated=at(lot.allocated_qty),
-        available=at(current - lot.allocated_qty),
+        available=at(current - lot.allocated_qty - free_held),
+        quarantined=at(lot.quarantined_qty),
     )
