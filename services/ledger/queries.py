@@ -66,6 +66,21 @@ _RECEIPT_ORDER = (
 _SERIALS_SELECT = (
     "SELECT s.*, l.vendor FROM serials AS s LEFT JOIN lots AS l ON l.lot_id = s.lot_id"
 )
+# An inventory lot's serials ($1), a unit in stock of a manufacturer lot held ($2, '' for a
+# lot without manufacturer lots) shown `quarantined`, as `serial` shows it.
+_LOT_SERIALS_SQL = """
+SELECT s.lic, s.serial, s.lot_id, s.mfr_lot, s.expires_on, s.document, s.line_no,
+       s.counterparty, s.unit_cost, s.received_on, s.changed_on, l.vendor, h.held AS quarantined,
+       CASE WHEN h.held AND s.status = 'available' THEN 'quarantined' ELSE s.status END
+         AS status
+FROM serials AS s
+LEFT JOIN lots AS l ON l.lot_id = s.lot_id
+CROSS JOIN LATERAL (
+    SELECT s.status IN ('available', 'allocated') AND coalesce(s.mfr_lot, '') = ANY($2::text[])
+) AS h(held)
+WHERE s.lot_id = $1
+ORDER BY s.serial
+"""
 # A serial's records, the one it is in now first: the last one changed, in the order the
 # changes were recorded (seq of the transaction record of each record's last change). Their
 # business dates may not follow that order: a beginning balance dated at the period's start may
@@ -304,9 +319,9 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
             lot_id,
         )
         held = {h["mfr_lot"]: h for h in await conn.fetch(HELD_IN_LOT_SQL, lot_id)}
-        serials = await conn.fetch(
-            f"{_SERIALS_SELECT} WHERE s.lot_id = $1 ORDER BY s.serial", lot_id
-        )
+        # A unit in stock of held stock is held (no per-serial query: the held manufacturer
+        # lots of the lot, '' for a lot without any, go as a parameter).
+        serials = await conn.fetch(_LOT_SERIALS_SQL, lot_id, [h or "" for h in held])
         cogs = await conn.fetch(
             """
             SELECT c.*, u.document, u.mfr_lot, u.serial, u.est_unit_cost FROM cogs AS c
@@ -364,9 +379,12 @@ async def serial(conn: Reader, lic: str, number: str) -> SerialOut:
         if now["status"] in _IN_STOCK:  # the rules hold stock on hand only
             held = await conn.fetch(HELD_IN_LOT_SQL, now["lot_id"])
             rule = next((h for h in held if h["mfr_lot"] == now["mfr_lot"]), None)
-    rows = [SerialRecord(**_fields(r, SerialRecord)) for r in records]
-    if rule is not None and rows[0].status == "available":  # no sale may take it
-        rows[0] = rows[0].model_copy(update={"status": "quarantined"})
+    rows = [SerialRecord(**_fields(r, SerialRecord, {"quarantined"})) for r in records]
+    if rule is not None:
+        shown_held: dict[str, Any] = {"quarantined": True}
+        if rows[0].status == "available":  # no sale may take it
+            shown_held["status"] = "quarantined"
+        rows[0] = rows[0].model_copy(update=shown_held)
     return SerialOut(
         lic=lic,
         serial=number,

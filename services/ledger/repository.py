@@ -31,10 +31,12 @@ from services.ledger.domain.costing import (
     SerialInLot,
 )
 from services.ledger.domain.model import (
+    ADDING,
     Entries,
     Fact,
     ItemFact,
     Known,
+    Rule,
 )
 
 LOCK_BUCKETS = 4096
@@ -57,7 +59,8 @@ async def lock_lics(conn: asyncpg.Connection, lics: Iterable[str]) -> None:
 
 
 async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact]) -> Known:
-    """Actual costs of the lots the batch moves, and closed POs of the lots it receives."""
+    """Actual costs of the lots the batch moves, closed POs of the lots it receives, and the
+    quarantines in force of the items it may add stock to."""
     lot_ids = sorted(
         {m.lot_id for f in facts if isinstance(f, Fact) for m in f.moves if m.lot_id is not None}
     )
@@ -71,6 +74,8 @@ async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact])
             and f.new_lot.reference is not None
         }
     )
+    # Items the batch may add stock to: their quarantines in force (`Known.rules`).
+    adding = sorted({f.lic for f in facts if isinstance(f, Fact) and f.action in ADDING})
     actual: dict[str, Decimal] = {}
     if lot_ids:
         rows = await conn.fetch(
@@ -89,7 +94,15 @@ async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact])
             [lic for _, lic in pos],
         )
         applied = {(r["po"], r["lic"]): r["applied_unit_cost"] for r in rows}
-    return Known(actual_costs=actual, po_costs=applied)
+    rules: list[Rule] = []
+    if adding:
+        rows = await conn.fetch(
+            "SELECT lic, mfr_lot, lot_id, office, quarantine_id, reason, since"
+            " FROM quarantines WHERE lic = ANY($1::text[])",
+            adding,
+        )
+        rules = [Rule(**r) for r in rows]
+    return Known(actual_costs=actual, po_costs=applied, rules=rules)
 
 
 async def write_entries(

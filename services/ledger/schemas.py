@@ -185,7 +185,8 @@ class SerialRecord(Out):
     expires_on: dt.date | None
     status: str = Field(
         description="available, quarantined (in stock, not allocated, held by a quarantine:"
-        " `GET /serials` only), allocated, shipped, returned_to_vendor, removed"
+        " the current record of `GET /serials`, and `GET /lots/{lot_id}`), allocated, shipped,"
+        " returned_to_vendor, removed"
     )
     document: str | None = Field(description="the shipment or adjustment that last moved it")
     line_no: int | None
@@ -196,6 +197,11 @@ class SerialRecord(Out):
     received_on: dt.date
     changed_on: dt.date
     vendor: str | None = Field(default=None, description="the vendor of the lot it came in")
+    quarantined: bool = Field(
+        default=False,
+        description="in stock and held by a quarantine (allocated or not): the current record"
+        " of `GET /serials`, and `GET /lots/{lot_id}`",
+    )
 
 
 class CogsEntry(Out):

@@ -13,7 +13,7 @@ from prometheus_client import Counter
 
 from services.ledger import operations, quarantine, repository, translate
 from services.ledger.domain.costing import apply_updates, may_close
-from services.ledger.domain.model import Fact, ItemFact
+from services.ledger.domain.model import Fact, Hold, ItemFact
 from services.ledger.domain.operations import DeadLetter, Refusal, latest_per_document
 from services.ledger.domain.recording import record
 from services.ledger.translate import StatusNotice
@@ -43,20 +43,26 @@ async def cost_locks(_conn: asyncpg.Connection, updates: list[PurchaseOrderUpdat
 
 async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -> None:
     """`inventory.events` → usage, transactions, COGS, lots, serials (R7, R10–R15), the
-    quarantines in force with a transaction record per lot each covers; for the
+    quarantines in force with a transaction record per lot each covers (and per lot stock
+    arrives into while one covers it); for the
     dashboard, adjustments' and items' refusals and the last event recorded, written with the
     batch's last statement (no extra round trip)."""
     facts: list[Fact | ItemFact] = []
     refused: list[Refusal] = []
     held: list[StockQuarantined] = []
+    # The facts with the batch's holds and releases in their places: stock arriving after a
+    # hold gets a quarantine record (`recording`).
+    ordered: list[Fact | ItemFact | Hold] = []
     for inbound in batch:
         fact = translate.to_fact(inbound.message)
         if fact is not None:
             facts.append(fact)
+            ordered.append(fact)
         elif isinstance(inbound.message, CommandRejected):
             refused += translate.command_refusals(inbound.message)
         elif isinstance(inbound.message, StockQuarantined):
             held.append(inbound.message)
+            ordered.append(translate.to_hold(inbound.message))
     also = [_progress(batch[-1]) if batch else None, operations.refusals_part(refused)]
     dashboard = [part for part in also if part is not None]
     if not facts:
@@ -69,7 +75,7 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
     known = await repository.load_known(uow.conn, facts)
     # A 100,000-serial shipment's events take seconds to book: off the loop.
     moves = sum(len(f.moves) for f in facts if isinstance(f, Fact))
-    entries = await compute(lambda: record(known, facts), weight=MOVE_WEIGHT * moves)
+    entries = await compute(lambda: record(known, ordered), weight=MOVE_WEIGHT * moves)
     await repository.write_entries(uow.conn, entries, also=dashboard)
     # After the batch's lots are written: a quarantine's records are costed at its lots'.
     await quarantine.record(uow.conn, held)

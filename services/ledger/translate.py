@@ -19,7 +19,7 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from services.ledger.domain import operations as ops
 from services.ledger.domain.costing import PoUpdate
-from services.ledger.domain.model import Action, Fact, ItemFact, MoveView, NewLot
+from services.ledger.domain.model import Action, Fact, Hold, ItemFact, MoveView, NewLot, Rule
 from shared.contracts import events as e
 from shared.contracts.base import Model
 from shared.contracts.types import Amount, Identifier, Money, OwnDate
@@ -65,6 +65,21 @@ def _events_adapter() -> TypeAdapter[e.InventoryEvent]:
 EVENTS = _events_adapter()
 """How the ledger's consumer reads `inventory.events`: every `InventoryEvent` member, with its
 movements as `WireMove`s (the events are otherwise the contract's, subclassed)."""
+
+
+def to_hold(event: e.StockQuarantined) -> Hold:
+    """A quarantine or release as recording sees it (the rule's key as `quarantines` keeps it,
+    '' = any)."""
+    rule = Rule(
+        lic=event.lic,
+        mfr_lot=event.mfr_lot or "",
+        lot_id=event.lot_id or "",
+        office=event.office or "",
+        quarantine_id=event.quarantine_id,
+        reason=event.reason,
+        since=event.quarantined_on,
+    )
+    return Hold(rule=rule, lifted=not event.quarantined)
 
 
 def to_fact(event: e.Event) -> Fact | ItemFact | None:

@@ -65,6 +65,10 @@ USAGE_ACTIONS: frozenset[Action] = frozenset(
 )
 COGS_ACTIONS: frozenset[Action] = USAGE_ACTIONS - {"vendor_return"}
 """Usage that is a cost of goods sold (see `recording`'s policies)."""
+ADDING: frozenset[Action] = frozenset(
+    {"receipt", "beginning_balance", "customer_return", "count", "loss"}
+)
+"""What may add stock to a lot (a count or loss reversal adds when positive)."""
 
 LotKind = Literal["purchase", "production", "adjustment"]
 SerialStatus = Literal["available", "allocated", "shipped", "returned_to_vendor", "removed"]
@@ -146,8 +150,44 @@ class ItemFact:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Rule:
+    """A quarantine in force (`quarantines`): its key ('' = any) and what its records say."""
+
+    lic: str
+    mfr_lot: str
+    lot_id: str
+    office: str
+    quarantine_id: str
+    reason: str
+    since: date
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.lic, self.mfr_lot, self.lot_id, self.office)
+
+    def covers(self, lot_id: str, mfr_lot: str | None, office: str) -> bool:
+        """As the reads match stock (`quarantine.held_stock`): a rule naming a manufacturer
+        lot covers only stock of it."""
+        return (
+            self.mfr_lot in ("", mfr_lot)
+            and self.lot_id in ("", lot_id)
+            and self.office in ("", office)
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hold:
+    """A `StockQuarantined` as the batch's recording sees it, in its place among the facts:
+    `rule` put in force, or lifted (`lifted`)."""
+
+    rule: Rule
+    lifted: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Known:
-    """What the ledger already knows that a batch's costing depends on (R16).
+    """What the ledger already knows that a batch's costing (R16) and quarantine records
+    depend on.
 
     `actual_costs`: lots whose PO closed with an actual unit cost. `po_costs`: (po, lic) of
     purchase orders a closing applied an actual unit cost to (reopened since or not), with that
@@ -156,6 +196,8 @@ class Known:
 
     actual_costs: dict[str, Decimal] = field(default_factory=dict)
     po_costs: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    rules: list[Rule] = field(default_factory=list)
+    """The quarantines in force before the batch, of the LICs it adds stock to."""
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,13 @@ Policies:
   closing does not reconcile it.
 - A lot received after its PO closed starts at the actual cost (the one last applied, while the
   PO is reopened).
-- Ids are deterministic (`<event message_id>/<move index>`) so writing a batch twice is a no-op.
+- Stock that arrives (a receipt, a customer return, an adjustment that adds) while a quarantine
+  in force covers it gets a `quarantine` record per inventory lot and manufacturer lot, as the
+  hold's records: what arrived, stock change 0, the quarantine's id as document and its reason,
+  so the lot's history shows it went into quarantine. Rules are those in force before the batch
+  (`Known.rules`) as the batch's own holds and releases (`Hold`) change them, in order.
+- Ids are deterministic (`<event message_id>/<move index>`, `<event message_id>/q<n>` for
+  quarantine records) so writing a batch twice is a no-op.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ from services.ledger.domain.model import (
     Delta,
     Entries,
     Fact,
+    Hold,
     ItemFact,
     ItemRow,
     Known,
     LotRow,
     MfrLotRow,
     MoveView,
+    Rule,
     SerialRow,
     SerialStatus,
     TransactionRow,
@@ -53,12 +61,14 @@ _ALLOCATED_CHANGE: dict[Action, int] = {
 }
 
 
-def record(known: Known, facts: Iterable[Fact | ItemFact]) -> Entries:
+def record(known: Known, facts: Iterable[Fact | ItemFact | Hold]) -> Entries:
     """Fold `facts` (in partition order) into the rows and deltas one batch writes."""
     book = _Book(known)
     for fact in facts:
         if isinstance(fact, ItemFact):
             book.entries.items[fact.lic] = _item_row(fact)
+        elif isinstance(fact, Hold):
+            book.hold(fact)
         else:
             book.record(fact)
     return book.entries
@@ -97,12 +107,56 @@ class _Book:
         self.entries = Entries()
         self._actual = dict(known.actual_costs)
         self._po_costs = known.po_costs
+        self._rules: dict[str, dict[tuple[str, str, str, str], Rule]] = {}
+        for rule in known.rules:
+            self._rules.setdefault(rule.lic, {})[rule.key] = rule
+
+    def hold(self, hold: Hold) -> None:
+        """A quarantine put in force or lifted, for the stock arriving after it."""
+        rules = self._rules.setdefault(hold.rule.lic, {})
+        if hold.lifted:
+            rules.pop(hold.rule.key, None)
+        else:
+            rules[hold.rule.key] = hold.rule
 
     def record(self, fact: Fact) -> None:
         if fact.new_lot is not None:
             self._open_lot(fact)
         for n, move in enumerate(fact.moves):
             self._record_move(fact, f"{fact.event_id}/{n}", move)
+        if self._rules.get(fact.lic):
+            self._quarantine_arrivals(fact)
+
+    def _quarantine_arrivals(self, fact: Fact) -> None:
+        """A `quarantine` record per inventory lot and manufacturer lot `fact` added stock to
+        that a rule in force covers (the first by date and id, as the reads pick it)."""
+        arrived: dict[tuple[str, str | None], tuple[Decimal, MoveView]] = {}
+        for move in fact.moves:
+            if move.lot_id is None or stock_change(fact.action, move.quantity) <= 0:
+                continue
+            key = (move.lot_id, move.mfr_lot)
+            before = arrived.get(key)
+            quantity = move.quantity if before is None else before[0] + move.quantity
+            arrived[key] = (quantity, move if before is None else before[1])
+        rules = sorted(self._rules[fact.lic].values(), key=lambda r: (r.since, r.quarantine_id))
+        n = 0
+        for (lot_id, mfr_lot), (quantity, move) in arrived.items():
+            rule = next((r for r in rules if r.covers(lot_id, mfr_lot, fact.office)), None)
+            if rule is None:
+                continue
+            row = _transaction(fact, f"{fact.event_id}/q{n}", move, self.cost(move), ZERO)
+            self.entries.transactions.append(
+                row._replace(
+                    serial=None,
+                    event_type="quarantine",
+                    quantity=quantity,
+                    document=rule.quarantine_id,
+                    line_no=None,
+                    counterparty=None,
+                    reason=rule.reason,
+                )
+            )
+            n += 1
 
     def cost(self, move: MoveView) -> Decimal:
         if move.lot_id is None:
