@@ -16,20 +16,10 @@ from hypothesis import strategies as st
 from services.allocation.domain.decide import decide
 from services.allocation.domain.errors import ReasonCode
 from services.allocation.domain.model import LineAllocated
-from tests.unit.allocation.builders import Book, D, allocate, item, lot, receive
+from tests.unit.allocation.builders import Book, allocate, item, lot, receive
+from tests.unit.allocation.test_h9_properties import QUANTITY, SHIP, lots_expiring
 
-SHIP = date(2024, 3, 1)
-QUANTITY = st.decimals(min_value=D("0.000001"), max_value=D(50), places=6)
-LOTS = st.lists(
-    st.tuples(
-        st.sampled_from(["A", "B", "C"]),
-        QUANTITY,
-        st.integers(min_value=-2, max_value=6),  # expiry, days from the ship date
-        st.integers(min_value=0, max_value=2),  # receipt date, days from the first
-    ),
-    min_size=1,
-    max_size=6,
-)
+LOTS = lots_expiring(6)
 
 
 @settings(max_examples=200, deadline=None)

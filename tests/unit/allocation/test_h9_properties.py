@@ -23,16 +23,24 @@ from tests.unit.allocation.builders import Book, D, adjust, allocate, item, lot,
 
 SHIP = date(2024, 3, 1)
 QUANTITY = st.decimals(min_value=D("0.000001"), max_value=D(50), places=6)
-LOTS = st.lists(
-    st.tuples(
-        st.sampled_from(["A", "B", "C"]),
-        QUANTITY,
-        st.integers(min_value=-2, max_value=2),  # expiry, days from the ship date
-        st.integers(min_value=0, max_value=2),  # receipt date, days from the first
-    ),
-    min_size=1,
-    max_size=6,
-)
+
+
+def lots_expiring(latest: int) -> st.SearchStrategy[list[tuple[str, Decimal, int, int]]]:
+    """Receipts of manufacturer lots A–C: (lot, quantity, expiry in days from the ship date,
+    from 2 before to `latest` after, receipt date in days from the first)."""
+    return st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B", "C"]),
+            QUANTITY,
+            st.integers(min_value=-2, max_value=latest),
+            st.integers(min_value=0, max_value=2),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+
+
+LOTS = lots_expiring(2)
 
 
 @settings(max_examples=150, deadline=None)
