@@ -293,6 +293,7 @@ def _quarantine_command(m: u.QuarantineStock) -> c.QuarantineStock:
         quarantined=m.quarantined,
         reason=m.reason,
         quarantined_on=m.quarantined_on or m.occurred_at.date(),
+        before_receipt=m.before_receipt,
     )
 
 

@@ -182,6 +182,7 @@ def _(m: c.QuarantineStock) -> d.Command:
         mfr_lot=m.mfr_lot,
         lot_id=m.lot_id,
         office=m.office,
+        before_receipt=m.before_receipt,
     )
 
 

@@ -198,6 +198,7 @@ class QuarantineStock(Message):
     quarantined: bool
     reason: Text = ""
     quarantined_on: OwnDate
+    before_receipt: bool = False  # hold mfr_lot though it was never received
 
 
 class LotPicks(Model):

@@ -292,6 +292,13 @@ class QuarantineStock(UpstreamMessage):
         description="The business date of the quarantine or release, as the ledger records "
         "it; left out: the date of occurred_at.",
     )
+    before_receipt: Flag = Field(
+        default=False,
+        description="true: hold mfr_lot even though the item never received it (a supplier's "
+        "recall notice for a lot on its way), so it is held when it arrives. Left out: a "
+        "manufacturer lot the item never had is refused LOT_NOT_FOUND, so that a typo does "
+        "not hold nothing without a word.",
+    )
 
     @field_validator("mfr_lot", mode="after")
     @classmethod

@@ -132,3 +132,25 @@ async def test_a_quarantine_is_held_for_its_item_kept_and_released(lotline_env: 
         assert await query(env, "SELECT 1 FROM quarantines WHERE lic = $1", lic) == []
     finally:
         await runtime.stop()
+
+
+async def test_a_lot_on_its_way_is_held_before_it_arrives(lotline_env: Any) -> None:
+    """`before_receipt` through the intake: the recall of a lot the item never had is kept, and
+    the lot arriving afterwards (a beginning balance here) is held from the start."""
+    run = uuid.uuid4().hex[:6]
+    lic = f"QB-{run}"
+    async with running(lotline_env, wait=60) as (env, _):
+        topics = env.settings.topics
+        await publish(env, topics.items, lic, _item(lic))
+        recall = _quarantine(run, lic, "q", True) | {"before_receipt": True}
+        await publish(env, topics.adjustments, lic, recall)
+        held_rule = (await answers(env, lic, 2))[1]
+        assert (held_rule["type"], held_rule["quarantined"]) == ("StockQuarantined", True)
+        assert held_rule["stock"] == []
+
+        await publish(env, topics.adjustments, lic, _balance(run, lic))
+        assert (await answers(env, lic, 3))[2]["type"] == "InventoryAdjusted"
+        await publish(env, topics.commands, lic, _sale(run, lic, 1))
+        refused = (await answers(env, lic, 4))[3]
+        assert (refused["reason_code"], refused["offending"]) == ("INSUFFICIENT_STOCK", "X")
+        assert "recall notice 42" in refused["reason"]

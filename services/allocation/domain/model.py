@@ -655,7 +655,8 @@ class CancelHeld:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class QuarantineStock:
     """Put stock in quarantine (`quarantined`) or release the rule with the same `mfr_lot`,
-    `lot_id` and `office` (None: any; at least one of `mfr_lot` and `lot_id` is given)."""
+    `lot_id` and `office` (None: any; at least one of `mfr_lot` and `lot_id` is given).
+    `before_receipt`: `mfr_lot` may be one the item never received yet."""
 
     message_id: str
     lic: str
@@ -666,6 +667,7 @@ class QuarantineStock:
     mfr_lot: str | None = None
     lot_id: str | None = None
     office: str | None = None
+    before_receipt: bool = False
 
 
 Command = (

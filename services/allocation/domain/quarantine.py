@@ -14,7 +14,9 @@ too. The stock stays on hand; what the rule changes:
 - counts and losses may take it (writing recalled goods off).
 
 Releasing lifts the rule with the same manufacturer lot, inventory lot and office; releasing
-what is not quarantined, or quarantining a lot the item never had, is `LOT_NOT_FOUND`. The
+what is not quarantined, or quarantining a lot the item never had, is `LOT_NOT_FOUND`, unless
+the quarantine says `before_receipt` (a supplier's recall of a manufacturer lot on its way: the
+rule holds it when it arrives). The
 checks cost nothing while a LIC has no quarantine: callers test `draft.quarantines` first.
 """
 
@@ -155,15 +157,27 @@ def _require_known(draft: Draft, item: Item, cmd: QuarantineStock) -> None:
                 f"office {cmd.office}",
                 cmd.lot_id,
             )
-    if cmd.mfr_lot is not None:
-        lot_ids = [cmd.lot_id] if cmd.lot_id is not None else list(draft.mfr_names)
-        if not any(cmd.mfr_lot in draft.mfr_names.get(i, ()) for i in lot_ids):
-            where = f" in inventory lot {cmd.lot_id}" if cmd.lot_id is not None else ""
+    if cmd.mfr_lot is None:
+        return
+    if cmd.before_receipt:
+        # A lot on its way can only arrive as a manufacturer lot of a lot-tracked item.
+        if not item.track_mfr_lot:
             raise Refusal(
                 ReasonCode.LOT_NOT_FOUND,
-                f"manufacturer lot {cmd.mfr_lot} of {item.lic} was never received{where}",
+                f"{item.lic} does not track manufacturer lots, so manufacturer lot "
+                f"{cmd.mfr_lot} can never arrive",
                 cmd.mfr_lot,
             )
+        return
+    lot_ids = [cmd.lot_id] if cmd.lot_id is not None else list(draft.mfr_names)
+    if not any(cmd.mfr_lot in draft.mfr_names.get(i, ()) for i in lot_ids):
+        where = f" in inventory lot {cmd.lot_id}" if cmd.lot_id is not None else ""
+        raise Refusal(
+            ReasonCode.LOT_NOT_FOUND,
+            f"manufacturer lot {cmd.mfr_lot} of {item.lic} was never received{where}"
+            + ("" if where else " (before_receipt: true holds a lot that has not arrived)"),
+            cmd.mfr_lot,
+        )
 
 
 def _named(item: Item, key: tuple[str, str, str]) -> str:

@@ -207,6 +207,7 @@ def quarantine(
     quarantined: bool = True,
     reason: str = "recall",
     on: date = DAY,
+    before_receipt: bool = False,
 ) -> QuarantineStock:
     return QuarantineStock(
         message_id=_mid(),
@@ -218,6 +219,7 @@ def quarantine(
         mfr_lot=mfr_lot,
         lot_id=lot_id,
         office=office,
+        before_receipt=before_receipt,
     )
 
 
