@@ -44,9 +44,7 @@ def test_the_lot_is_held_when_it_arrives() -> None:
     events = book.ok(allocate("S-1", 3))
     allocated = [e for e in events if isinstance(e, LineAllocated)]
     assert [(m.lot_id, m.mfr_lot) for m in allocated[-1].movements] == [("PO-1/1", "Y")]
-    refusal = book.refused(
-        allocate("S-2", 1, lots=[pick("X", 1)]), ReasonCode.INSUFFICIENT_STOCK
-    )
+    refusal = book.refused(allocate("S-2", 1, lots=[pick("X", 1)]), ReasonCode.INSUFFICIENT_STOCK)
     assert "Q-1" in refusal.reason and "supplier recall" in refusal.reason
 
 
@@ -70,9 +68,7 @@ def test_without_before_receipt_a_lot_never_received_is_refused_saying_how_to_ho
 
 def test_before_receipt_on_an_item_without_manufacturer_lots_is_lot_not_found() -> None:
     plain = Book(item(), receive("PO-1/1", 5))
-    refusal = plain.refused(
-        quarantine(mfr_lot="X", before_receipt=True), ReasonCode.LOT_NOT_FOUND
-    )
+    refusal = plain.refused(quarantine(mfr_lot="X", before_receipt=True), ReasonCode.LOT_NOT_FOUND)
     assert "does not track manufacturer lots" in refusal.reason
 
 
