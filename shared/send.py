@@ -192,9 +192,25 @@ def describe(answer: dict[str, Any]) -> str:
         text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
     if answer.get("movements"):  # an event: an adjustment, an allocation, a shipment …
         text += f"\n      {answer.get('lic')}: {_taken(answer)}"
+    if answer.get("type") == "InventoryAdjusted":
+        text += _stock_change(answer)
     if answer.get("type") == "StockQuarantined":
         text += _quarantined(answer)
     return text + "".join(f"\n      {detail}" for detail in _details(answer))
+
+
+def _stock_change(answer: dict[str, Any]) -> str:
+    """Which way an adjustment moved stock: a count or loss may add as well as remove (R11),
+    so a loss sent without its minus sign adds, and the answer must say so plainly."""
+    quantity = str(answer.get("quantity", ""))
+    if not quantity or quantity.lstrip("-").strip("0.") == "":
+        return ""
+    if quantity.startswith("-"):
+        return f"\n      stock change {quantity}: removed"
+    note = (
+        " (a loss that adds: was the minus sign left out?)" if answer.get("kind") == "loss" else ""
+    )
+    return f"\n      stock change +{quantity}: added{note}"
 
 
 def _quarantined(answer: dict[str, Any]) -> str:

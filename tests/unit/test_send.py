@@ -440,3 +440,35 @@ def test_send_reaches_the_running_stack_on_its_own_topics(
     assert settings.kafka_bootstrap_servers == "127.0.0.1:19092"
     assert settings.topics.receipts == "inventory.receipts"
     assert api == "http://127.0.0.1:18080"
+
+
+def test_an_adjustment_answer_says_which_way_stock_moved_and_flags_a_loss_that_adds() -> None:
+    """R11 lets a count or loss add as well as remove: a loss sent without its minus sign adds
+    stock, and the summary must not read like a removal."""
+    adjustment = json.dumps(
+        {
+            "type": "AdjustInventory",
+            "message_id": "m-9",
+            "adjustment_id": "ADJ-9",
+            "lic": "RES",
+            "office": "AI",
+            "kind": "loss",
+            "quantity": 2,
+            "lots": [{"mfr_lot": "R-1", "quantity": 2}],
+        }
+    )
+    answer = {
+        "type": "InventoryAdjusted",
+        "lic": "RES",
+        "kind": "loss",
+        "quantity": "2",
+        "movements": [{"lot_id": "PO-1/1", "mfr_lot": "R-1", "quantity": "2"}],
+    }
+    added = Outcome(check("f:4", adjustment), answer=answer).summary().splitlines()
+    assert (
+        added[-1] == "      stock change +2: added (a loss that adds: was the minus sign left out?)"
+    )
+    removed = Outcome(
+        check("f:4", adjustment), answer=answer | {"quantity": "-2", "kind": "count"}
+    ).summary()
+    assert removed.splitlines()[-1] == "      stock change -2: removed"
