@@ -108,12 +108,18 @@ RECIPIENT_COLUMNS = (
     "Shipped",
     "Returned",
     "Held",
+    "Serials held",
     "Unit of measure",
     "First shipped",
     "Last shipped",
 )
 """The recall's customer sheet (`format=csv&part=recipients`): one row per item and customer
-shipped any of what was traced (named in the first columns), the trace's `recipients`."""
+shipped any of what was traced (named in the first columns), the trace's `recipients`. "Serials
+held" is `serials_held` joined by a space: typed entry (R5) splits serials at every space, so no
+serial holds one (an identifier may, a serial may not), and a cell is one line to paste back."""
+
+SERIAL_SEPARATOR = " "
+"""Between the serials of a customer sheet's "Serials held" cell (`RECIPIENT_COLUMNS`)."""
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "not known to the ledger"}
@@ -658,6 +664,7 @@ def _recipient_row(found: TraceOut, r: Recipient) -> list[str]:
         _number(r.shipped),
         _number(r.returned),
         _number(r.held),
+        _cell(SERIAL_SEPARATOR.join(r.serials_held)),
         _cell(found.uom),
         r.first_shipped_on.isoformat(),
         r.last_shipped_on.isoformat(),

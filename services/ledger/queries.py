@@ -115,6 +115,25 @@ FROM transactions AS t
 GROUP BY t.counterparty
 HAVING count(*) FILTER (WHERE t.event_type = 'shipment') > 0
 """
+# The traced serials each customer holds now, set-based (one query whatever the customers):
+# a serial is the customer's whose latest shipment or customer return of the traced records
+# (by date, then as recorded, the trace's own order) is a shipment to them. Unlike `held`, a
+# return naming no customer brings the unit back from whoever had it; one shipped on again is
+# the later customer's. Read through the trace's own index (one manufacturer lot's records,
+# not every serialized record of the item), then sorted per serial.
+_SERIALS_HELD = """
+SELECT last.customer, array_agg(last.serial) AS serials
+FROM (
+    SELECT DISTINCT ON (t.serial) t.serial, t.event_type, t.counterparty AS customer
+    FROM transactions AS t
+    {where} AND t.serial IS NOT NULL AND t.event_type IN ('shipment', 'customer_return')
+    -- Recording order, not business dates: who holds a unit is what the decisions, made in
+    -- order, left (as /serials says), even when a later sale was dated before a return.
+    ORDER BY t.serial, t.seq DESC
+) AS last
+WHERE last.event_type = 'shipment' AND last.customer IS NOT NULL
+GROUP BY last.customer
+"""
 
 
 _IN_STOCK = ("available", "allocated")
@@ -412,7 +431,7 @@ async def trace(
     `conn` must be in a `snapshot` held until the answer's events are read: they are read
     through a cursor, a part at a time as they are sent (a trace of years may hold millions),
     and the head (origins, customers) is summed up by the database in the same snapshot."""
-    item = await conn.fetchrow("SELECT description, uom FROM items WHERE lic = $1", lic)
+    item = await conn.fetchrow("SELECT description, uom, serialized FROM items WHERE lic = $1", lic)
     where, args = _where(
         {"t.lic": lic, "t.mfr_lot": mfr_lot, "t.serial": serial, "t.lot_id": lot_id}
     )
@@ -432,13 +451,24 @@ async def trace(
     )
     assert traced is not None  # an aggregate answers one row
     recipients = await conn.fetch(_RECIPIENTS.format(where=where), *args)
+    # An item without serials has none to list (R2: it cannot gain them once it has records),
+    # and a lot's trace of it would read each record again to find that out.
+    held: dict[str, list[str]] = {}
+    if item is None or item["serialized"]:
+        held = {
+            r["customer"]: r["serials"]
+            for r in await conn.fetch(_SERIALS_HELD.format(where=where), *args)
+        }
     origins = await conn.fetch(
         f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l"
         " WHERE l.lot_id = ANY($1::text[]) ORDER BY l.received_on, l.lot_id",
         traced["lot_ids"] or [],
     )
     # Sorted here, not by the database's collation: as the answer always sorted customers.
-    shipped_to = sorted(model_rows(Recipient, recipients), key=lambda r: r.customer)
+    shipped_to = sorted(
+        (_recipient(r, held.get(r["customer"], [])) for r in recipients),
+        key=lambda r: r.customer,
+    )
     head = TraceOut(
         lic=lic,
         description=item["description"] if item else "",
@@ -452,6 +482,12 @@ async def trace(
         events=[],
     )
     return Found(head, {"events": (TraceEvent, _fetched(cursor, first))})
+
+
+def _recipient(row: asyncpg.Record, serials_held: list[str]) -> Recipient:
+    """A customer of the trace (`_RECIPIENTS`), with the serials they hold (`_SERIALS_HELD`),
+    sorted here as the customers are, by code point, not by the database's collation."""
+    return Recipient(**_fields(row, Recipient, {"serials_held"}), serials_held=sorted(serials_held))
 
 
 @dataclass(frozen=True, slots=True)

@@ -303,6 +303,13 @@ class Recipient(Out):
         description="shipped − returned: what they may still hold (a return naming no"
         " customer is not taken off anyone's)"
     )
+    serials_held: list[str] = Field(
+        default_factory=list,
+        description="the traced serials they hold now, sorted: each one whose latest shipment"
+        " or customer return of the trace, as recorded (as /serials follows), is a shipment to them;"
+        " a unit returned, even by a return naming no customer, is no one's, and one shipped"
+        " on again is the later customer's; empty for an item without serials",
+    )
     first_shipped_on: dt.date
     last_shipped_on: dt.date
 
@@ -318,7 +325,7 @@ class TraceOut(Out):
     customers: list[str] = Field(description="forward: everyone shipped any of it")
     recipients: list[Recipient] = Field(
         description="forward, for a recall: each customer in `customers` with the quantities"
-        " shipped to them and returned"
+        " shipped to them and returned, and the serials they hold"
     )
     events: list[TraceEvent]
 
