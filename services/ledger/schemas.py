@@ -306,7 +306,7 @@ class Recipient(Out):
     serials_held: list[str] = Field(
         default_factory=list,
         description="the traced serials they hold now, sorted: each one whose latest shipment"
-        " or customer return of the trace, as recorded (as /serials follows), is a shipment to them;"
+        " or customer return of the trace, as recorded (as /serials follows), ships it to them;"
         " a unit returned, even by a return naming no customer, is no one's, and one shipped"
         " on again is the later customer's; empty for an item without serials",
     )
