@@ -1,5 +1,5 @@
-"""Quarantines (QA or recall holds) in the ledger: the rules in force, a transaction record per
-inventory lot each quarantine and release covers (R15), and how the read API and the dashboard
+"""Quarantines (QA or recall holds) in the ledger: the rules in force, the transaction records
+of the stock each quarantine and release covers (R15), and how the read API and the dashboard
 match stock against the rules.
 
 A rule names a manufacturer lot, an inventory lot or both, at one office or every office (''
@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.contracts.events import StockQuarantined
+from shared.contracts.events import Event, StockQuarantined
 
 Key = tuple[str, str, str, str]
 """(lic, mfr_lot, lot_id, office), '' for any."""
@@ -25,12 +25,19 @@ def _key(event: StockQuarantined) -> Key:
     return (event.lic, event.mfr_lot or "", event.lot_id or "", event.office or "")
 
 
-async def record(conn: asyncpg.Connection, events: Sequence[StockQuarantined]) -> None:
+async def record(
+    conn: asyncpg.Connection,
+    events: Sequence[StockQuarantined],
+    batch: Sequence[Event] = (),
+) -> None:
     """Put the batch's quarantines in force and lift its releases (the last word per rule
-    wins), and write a transaction record per stock entry each one covers: quantity the stock
-    on hand, stock change 0, at the lot's unit cost. The lots were recorded before (an event
-    names only stock allocation holds, whose receipts came first); the caller holds the LICs'
-    locks."""
+    wins), and write the transaction records of the stock each one covers (`_TRANSACTIONS_SQL`:
+    a serial's unit its own record). The lots were recorded before (an event names only stock
+    allocation holds, whose receipts came first); the caller holds the LICs' locks.
+
+    `batch`: the whole batch of events in order, `events` among them, its moves already
+    recorded: a serial an event after a hold moved is counted as it was at the hold. Left out,
+    serials are counted as they are now (right when nothing after a hold moved its stock)."""
     if not events:
         return
     last: dict[Key, StockQuarantined] = {}
@@ -57,6 +64,9 @@ async def record(conn: asyncpg.Connection, events: Sequence[StockQuarantined]) -
             " (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]))",
             *_columns(deletes),
         )
+    at, later = _order(events, batch)
+    # Each item's last event after a hold: a hold placed after it has none after it.
+    final = {lic: n for _, lic, n in later}
     rows = [
         (
             f"{event.message_id}/{n}",
@@ -70,12 +80,39 @@ async def record(conn: asyncpg.Connection, events: Sequence[StockQuarantined]) -
             _reason(event),
             event.quarantined_on,
             event.message_id,
+            at.get(event.message_id, _END),
+            final.get(event.lic, -1) > at.get(event.message_id, _END),
         )
         for event in events
         for n, stock in enumerate(event.stock)
     ]
     if rows:
-        await conn.execute(_TRANSACTIONS_SQL, *_columns(rows))
+        await conn.execute(
+            _TRANSACTIONS_SQL, *_columns(rows), *(_columns(later) if later else ([], [], []))
+        )
+
+
+_END = 2**31 - 1
+"""A held event's place when the batch is not given: after every other event."""
+
+
+def _order(
+    events: Sequence[StockQuarantined], batch: Sequence[Event]
+) -> tuple[dict[str, int], list[tuple[str, str, int]]]:
+    """Each held event's place in `batch`, and the batch's other events (message id, LIC,
+    place) of an item after its first hold: those whose moves a serial's state at a hold of
+    theirs leaves out."""
+    held = {event.message_id for event in events}
+    at: dict[str, int] = {}
+    lics: set[str] = set()
+    later: list[tuple[str, str, int]] = []
+    for n, event in enumerate(batch):
+        if isinstance(event, StockQuarantined) and event.message_id in held:
+            at.setdefault(event.message_id, n)
+            lics.add(event.lic)
+        elif event.lic in lics:
+            later.append((event.message_id, event.lic, n))
+    return at, later
 
 
 def _reason(event: StockQuarantined) -> str:
@@ -87,23 +124,58 @@ def _reason(event: StockQuarantined) -> str:
     return f"releases quarantine {event.released_quarantine_id}{said}"
 
 
-# A record per stock entry, in the batch's order, costed at the lot's unit cost (actual once
-# its PO closed), with the manufacturer lot's expiry.
+# The records of each stock entry ($1–$13: the entries, in the batch's order; $14–$16: the
+# batch's events after a hold, `_order`), split as the lot's other records are (see
+# `costing.stock_parts`): one per serial in stock in the lot (and manufacturer lot) at the
+# event, 1 unit at the serial's unit cost, then one of the lot for the units in no serial (the
+# whole entry when none is), at the lot's unit cost (actual once its PO closed), with the
+# manufacturer lot's expiry; so the entry's records add up to its stock on hand, and a serial's
+# history lists its hold and release. A serial is in stock at the event if it is now, less what
+# the batch's events after it moved of it (probed only when there are such events). Ids: the
+# entry's `<message_id>/<n>` for the lot's record (as every record was before serials had
+# their own), `<message_id>/<n>/serial/<serial>` for a serial's: a redelivery writes none twice.
 _TRANSACTIONS_SQL = """
+WITH entry AS (
+    SELECT s.*, l.reference, coalesce(l.act_unit_cost, l.est_unit_cost, 0) AS unit_cost,
+           m.expires_on
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
+                $7::text[], $8::text[], $9::text[], $10::date[], $11::text[], $12::int[],
+                $13::bool[]) WITH ORDINALITY
+         AS s(txn_id, lic, lot_id, mfr_lot, event_type, quantity, office, document, reason,
+              occurred_on, event_id, at, has_later, n)
+    LEFT JOIN lots AS l ON l.lot_id = s.lot_id
+    LEFT JOIN mfr_lots AS m ON m.lot_id = s.lot_id AND m.mfr_lot = s.mfr_lot
+), later AS (
+    SELECT * FROM unnest($14::text[], $15::text[], $16::int[]) AS x(event_id, lic, at)
+), unit AS MATERIALIZED (
+    SELECT e.n, sv.serial, coalesce(sv.expires_on, e.expires_on) AS expires_on, sv.unit_cost
+    FROM entry AS e
+    JOIN serials AS sv ON sv.lot_id = e.lot_id AND sv.lic = e.lic
+                      AND sv.mfr_lot IS NOT DISTINCT FROM e.mfr_lot
+    LEFT JOIN LATERAL (
+        SELECT sum(t.stock_change) AS units FROM transactions AS t
+        WHERE e.has_later AND t.lic = sv.lic AND t.serial = sv.serial AND t.lot_id = sv.lot_id
+          AND t.event_id IN (SELECT x.event_id FROM later AS x
+                             WHERE x.lic = e.lic AND x.at > e.at)
+    ) AS moved ON true
+    WHERE (sv.status IN ('available', 'allocated'))::int - coalesce(moved.units, 0) > 0
+), part AS (
+    SELECT n, serial, 1::numeric AS quantity, unit_cost, expires_on FROM unit
+    UNION ALL
+    SELECT e.n, NULL, e.quantity - coalesce(c.units, 0), e.unit_cost, e.expires_on
+    FROM entry AS e
+    LEFT JOIN (SELECT n, count(*) AS units FROM unit GROUP BY n) AS c USING (n)
+    WHERE c.units IS NULL OR e.quantity <> c.units
+)
 INSERT INTO transactions (txn_id, lic, lot_id, mfr_lot, serial, expires_on, event_type, record,
                           quantity, stock_change, unit_cost, cost, office, document, line_no,
                           counterparty, reference, reason, occurred_on, event_id)
-SELECT s.txn_id, s.lic, s.lot_id, s.mfr_lot, NULL, m.expires_on, s.event_type, 'lot',
-       s.quantity, 0, coalesce(l.act_unit_cost, l.est_unit_cost, 0),
-       s.quantity * coalesce(l.act_unit_cost, l.est_unit_cost, 0), s.office, s.document, NULL,
-       NULL, l.reference, s.reason, s.occurred_on, s.event_id
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::numeric[],
-            $7::text[], $8::text[], $9::text[], $10::date[], $11::text[]) WITH ORDINALITY
-     AS s(txn_id, lic, lot_id, mfr_lot, event_type, quantity, office, document, reason,
-          occurred_on, event_id, n)
-LEFT JOIN lots AS l ON l.lot_id = s.lot_id
-LEFT JOIN mfr_lots AS m ON m.lot_id = s.lot_id AND m.mfr_lot = s.mfr_lot
-ORDER BY s.n
+SELECT e.txn_id || coalesce('/serial/' || p.serial, ''), e.lic, e.lot_id, e.mfr_lot, p.serial,
+       p.expires_on, e.event_type, CASE WHEN p.serial IS NULL THEN 'lot' ELSE 'serial' END,
+       p.quantity, 0, p.unit_cost, p.quantity * p.unit_cost, e.office, e.document, NULL, NULL,
+       e.reference, e.reason, e.occurred_on, e.event_id
+FROM part AS p JOIN entry AS e USING (n)
+ORDER BY p.n, p.serial IS NULL, p.serial
 ON CONFLICT (txn_id) DO NOTHING
 """
 

@@ -77,8 +77,9 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
     moves = sum(len(f.moves) for f in facts if isinstance(f, Fact))
     entries = await compute(lambda: record(known, ordered), weight=MOVE_WEIGHT * moves)
     await repository.write_entries(uow.conn, entries, also=dashboard)
-    # After the batch's lots are written: a quarantine's records are costed at its lots'.
-    await quarantine.record(uow.conn, held)
+    # After the batch's lots are written: a quarantine's records are costed at its lots', and
+    # its serials counted as they were at it in the batch.
+    await quarantine.record(uow.conn, held, [inbound.message for inbound in batch])
     ROWS.labels("usage").inc(len(entries.usage))
     ROWS.labels("transactions").inc(len(entries.transactions))
     ROWS.labels("cogs").inc(entries.count_cogs())

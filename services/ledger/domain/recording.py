@@ -15,10 +15,11 @@ Policies:
 - A lot received after its PO closed starts at the actual cost (the one last applied, while the
   PO is reopened).
 - Stock that arrives (a receipt, a customer return, an adjustment that adds) while a quarantine
-  in force covers it gets a `quarantine` record per inventory lot and manufacturer lot, as the
-  hold's records: what arrived, stock change 0, the quarantine's id as document and its reason,
-  so the lot's history shows it went into quarantine. Rules are those in force before the batch
-  (`Known.rules`) as the batch's own holds and releases (`Hold`) change them, in order.
+  in force covers it gets a `quarantine` record per inventory lot and manufacturer lot (per
+  serial, 1 unit, for serialized units), as the hold's records: what arrived, stock change 0,
+  the quarantine's id as document and its reason, so the lot's (and serial's) history shows it
+  went into quarantine. Rules are those in force before the batch (`Known.rules`) as the
+  batch's own holds and releases (`Hold`) change them, in order.
 - Ids are deterministic (`<event message_id>/<move index>`, `<event message_id>/q<n>` for
   quarantine records) so writing a batch twice is a no-op.
 """
@@ -129,25 +130,25 @@ class _Book:
 
     def _quarantine_arrivals(self, fact: Fact) -> None:
         """A `quarantine` record per inventory lot and manufacturer lot `fact` added stock to
-        that a rule in force covers (the first by date and id, as the reads pick it)."""
-        arrived: dict[tuple[str, str | None], tuple[Decimal, MoveView]] = {}
+        that a rule in force covers (the first by date and id, as the reads pick it): one per
+        serial for serialized units, whose history then shows them held (R15)."""
+        arrived: dict[tuple[str, str | None, str | None], tuple[Decimal, MoveView]] = {}
         for move in fact.moves:
             if move.lot_id is None or stock_change(fact.action, move.quantity) <= 0:
                 continue
-            key = (move.lot_id, move.mfr_lot)
+            key = (move.lot_id, move.mfr_lot, move.serial)
             before = arrived.get(key)
             quantity = move.quantity if before is None else before[0] + move.quantity
             arrived[key] = (quantity, move if before is None else before[1])
         rules = sorted(self._rules[fact.lic].values(), key=lambda r: (r.since, r.quarantine_id))
         n = 0
-        for (lot_id, mfr_lot), (quantity, move) in arrived.items():
+        for (lot_id, mfr_lot, _), (quantity, move) in arrived.items():
             rule = next((r for r in rules if r.covers(lot_id, mfr_lot, fact.office)), None)
             if rule is None:
                 continue
             row = _transaction(fact, f"{fact.event_id}/q{n}", move, self.cost(move), ZERO)
             self.entries.transactions.append(
                 row._replace(
-                    serial=None,
                     event_type="quarantine",
                     quantity=quantity,
                     document=rule.quarantine_id,
