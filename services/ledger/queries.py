@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import asyncpg
 from pydantic import BaseModel
 
-from services.ledger.domain.model import EXACT
+from services.ledger.domain.model import COGS_ACTIONS, EXACT
 from services.ledger.domain.stock import StockAtOffice
 from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_po_line, value
 from services.ledger.quarantine import HELD_BY_OFFICE_SQL, HELD_IN_LOT_SQL, rules_of_lot
@@ -350,7 +350,10 @@ async def lot(conn: Reader, lot_id: str) -> Found[LotDetail]:
             lot_id,
         )
     with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
-        cogs_total = sum((c["amount"] for c in cogs), start=Decimal(0))
+        # A return to vendor is no cost of goods sold: its reconciliation is listed, not summed.
+        cogs_total = sum(
+            (c["amount"] for c in cogs if c["source"] in COGS_ACTIONS), start=Decimal(0)
+        )
     rules = _quarantines(row["quarantines"])
     head = LotDetail(
         lot_id=row["lot_id"],

@@ -171,18 +171,21 @@ async def load_orders(
 async def load_booked_usage(
     conn: asyncpg.Connection, keys: Sequence[PoKey]
 ) -> dict[PoKey, list[BookedUsage]]:
-    """Every usage of the POs' purchase lots with the COGS booked for it so far."""
+    """Every usage of the POs' purchase lots with what is booked for it so far: its record's
+    cost and its reconciliations (a return to vendor has no COGS `usage` entry, so its
+    booked cost is read from the usage record, as every usage's is)."""
     if not keys:
         return {}
     rows = await conn.fetch(
         """
-        SELECT k.po, u.lic, u.usage_id, u.lot_id, u.source, u.quantity,
-               coalesce(c.booked, 0) AS booked
+        SELECT k.po, u.lic, u.usage_id, u.lot_id, u.source, u.quantity, u.used_on,
+               u.total_cost + coalesce(c.reconciled, 0) AS booked
         FROM unnest($1::text[], $2::text[]) AS k(po, lic)
         JOIN lots AS l ON l.reference = k.po AND l.lic = k.lic AND l.kind = 'purchase'
         JOIN usage AS u ON u.lot_id = l.lot_id
         LEFT JOIN LATERAL (
-            SELECT sum(amount) AS booked FROM cogs WHERE cogs.usage_id = u.usage_id
+            SELECT sum(amount) AS reconciled FROM cogs
+            WHERE cogs.usage_id = u.usage_id AND cogs.kind <> 'usage'
         ) AS c ON true
         ORDER BY u.seq
         """,
@@ -199,6 +202,7 @@ async def load_booked_usage(
                 source=r["source"],
                 quantity=r["quantity"],
                 booked=r["booked"],
+                used_on=r["used_on"],
             )
         )
     return usage

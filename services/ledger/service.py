@@ -87,7 +87,8 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
 
 async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated]]) -> None:
     """`inventory.costs` → PO quantities; on close, the lots' new cost (with a cost-change
-    record each) and COGS reconciliation, exactly once (R15, R16)."""
+    record each) and the reconciliation of every usage of them, returns to vendor included,
+    exactly once (R15, R16)."""
     updates = [translate.to_po_update(inbound.message) for inbound in batch]
     if not updates:
         return
@@ -99,7 +100,8 @@ async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated
     lots = await repository.load_po_lots(uow.conn, closing)
     entries = apply_updates(orders, usage, updates, lots)
     await repository.write_costs(uow.conn, entries)
-    RECONCILIATIONS.inc(len(entries.cogs))
+    # COGS reconciliations, as documented: a return to vendor's is not one (`CogsKind`).
+    RECONCILIATIONS.inc(sum(1 for c in entries.cogs if c.kind == "reconciliation"))
 
 
 async def record_status(uow: UnitOfWork, batch: list[Inbound[StatusNotice]]) -> None:

@@ -800,12 +800,12 @@ async def test_po_close_reconciles_cogs_exactly_once_and_later_usage_costs_actua
     assert await _cogs(pool, "reconciliation") == reconciliations
 
 
-async def test_a_return_to_vendor_is_usage_without_cogs_and_its_po_close_skips_it(
+async def test_a_return_to_vendor_is_usage_without_cogs_and_its_po_close_reconciles_it_apart(
     pool: asyncpg.Pool, api: httpx.AsyncClient
 ) -> None:
     """R14, R15, R16: goods returned to the vendor leave the lot (usage record, used, trace)
-    but are a credit against purchases, not COGS: the lot's COGS list only the sale, and
-    closing the PO reconciles only the sale."""
+    but are a credit against purchases, not COGS: closing the PO reconciles the sale (COGS)
+    and the return with an entry of its own kind, which `cogs_total` leaves out."""
     w = Wire()
     await record(
         pool,
@@ -827,6 +827,7 @@ async def test_a_return_to_vendor_is_usage_without_cogs_and_its_po_close_skips_i
     assert [(c["kind"], c["source"], D(c["amount"])) for c in lot["cogs"]] == [
         ("usage", "shipment", 30),
         ("reconciliation", "shipment", 6),
+        ("vendor_return_reconciliation", "vendor_return", 8),
     ]
     assert D(lot["cogs_total"]) == 3 * 12
     assert (

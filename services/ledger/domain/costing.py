@@ -5,9 +5,15 @@ Policies:
   keeps its value); accrued inventory is received − purchased.
 - An actual unit cost is final only when the PO is closed. Closing with an actual cost different
   from the one last applied (none, at first) is a *closing*: every usage of the PO's purchase
-  lots that is a cost of goods sold (not a return to vendor, which books no COGS) gets a
-  reconciliation entry bringing its COGS to quantity × actual, and later usage of those lots
-  is booked at the actual cost (the repository sets it on the lots).
+  lots gets a reconciliation entry bringing what is booked for it (its usage record's cost and
+  the reconciliations before) to quantity × actual, and later usage of those lots is booked at
+  the actual cost (the repository sets it on the lots). So a lot's usage records and
+  reconciliations always add up to its used value (used quantity × the lot's unit cost).
+- A return to vendor is usage but no cost of goods sold (it books no COGS `usage` entry, see
+  `recording`): its reconciliation is a `vendor_return_reconciliation`, not a
+  `reconciliation`, so COGS totals leave it out as they leave the return (`CogsKind`).
+- A reconciliation entry is dated the later of the close's date (its `occurred_at`) and its
+  usage's date: a backdated close never dates a correction before the usage it corrects.
 - The same close delivered again (any message id) finds the PO closed at that cost and writes
   nothing. A later close with another actual cost is a correction: a new closing whose entries
   bring every usage from what is booked to the new cost. Reconciliation entries are keyed by
@@ -44,6 +50,7 @@ from services.ledger.domain.model import (
     EXACT,
     ZERO,
     Action,
+    CogsKind,
     CogsRow,
     TransactionRow,
 )
@@ -95,7 +102,9 @@ class PoUpdate:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BookedUsage:
-    """A usage record of one of the PO's purchase lots and the COGS booked for it so far."""
+    """A usage record of one of the PO's purchase lots and what is booked for it so far: the
+    record's cost plus the reconciliations written for it (for a COGS usage, its COGS).
+    `used_on`: the usage's date (a reconciliation is dated no earlier; left out, the close's)."""
 
     usage_id: str
     lic: str
@@ -103,6 +112,7 @@ class BookedUsage:
     source: Action
     quantity: Decimal
     booked: Decimal
+    used_on: date = date.min
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -277,13 +287,12 @@ def stock_parts(lot: PoLot) -> list[StockPart]:
 
 
 def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) -> list[CogsRow]:
-    """R16: one entry per COGS usage whose booked COGS differs from quantity × actual cost."""
+    """R16: one entry per usage whose booked cost differs from quantity × actual cost, a return
+    to vendor's included (`reconciliation_kind`), dated no earlier than its usage."""
     actual = order.applied_unit_cost
     assert actual is not None
     entries = []
     for row in usage:
-        if row.source not in COGS_ACTIONS:
-            continue
         with localcontext(EXACT):  # up to 33 digits: more than the default context keeps
             amount = row.quantity * actual - row.booked
             unit_cost = amount / row.quantity if row.quantity else ZERO
@@ -295,17 +304,23 @@ def reconcile(order: PurchaseOrder, update: PoUpdate, usage: list[BookedUsage]) 
                 lic=row.lic,
                 lot_id=row.lot_id,
                 usage_id=row.usage_id,
-                kind="reconciliation",
+                kind=reconciliation_kind(row.source),
                 source=row.source,
                 quantity=row.quantity,
                 unit_cost=unit_cost,
                 amount=amount,
-                entered_on=update.on,
+                entered_on=max(update.on, row.used_on),
                 event_id=update.event_id,
                 po=order.po,
             )
         )
     return entries
+
+
+def reconciliation_kind(source: Action) -> CogsKind:
+    """What a closing's entry for a usage of `source` is: a COGS `reconciliation`, or a
+    `vendor_return_reconciliation` (a return to vendor is no cost of goods sold)."""
+    return "reconciliation" if source in COGS_ACTIONS else "vendor_return_reconciliation"
 
 
 def rebooked(usage: list[BookedUsage], cogs: list[CogsRow]) -> list[BookedUsage]:

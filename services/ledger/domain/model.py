@@ -64,7 +64,9 @@ USAGE_ACTIONS: frozenset[Action] = frozenset(
     {"shipment", "vendor_return", "count", "loss", "customer_return"}
 )
 COGS_ACTIONS: frozenset[Action] = USAGE_ACTIONS - {"vendor_return"}
-"""Usage that is a cost of goods sold (see `recording`'s policies)."""
+"""Usage that is a cost of goods sold (see `recording`'s policies). A `cogs` row counts in a
+COGS total exactly when its `source` is one of these: a return to vendor's reconciliation
+(`CogsKind`) does not."""
 ADDING: frozenset[Action] = frozenset(
     {"receipt", "beginning_balance", "customer_return", "count", "loss"}
 )
@@ -72,7 +74,13 @@ ADDING: frozenset[Action] = frozenset(
 
 LotKind = Literal["purchase", "production", "adjustment"]
 SerialStatus = Literal["available", "allocated", "shipped", "returned_to_vendor", "removed"]
-CogsKind = Literal["usage", "reconciliation"]
+CogsKind = Literal["usage", "reconciliation", "vendor_return_reconciliation"]
+"""`usage`: a COGS usage at its booked cost; `reconciliation`: a COGS usage brought to the
+actual cost by a PO closing (R16); `vendor_return_reconciliation`: a return to vendor's usage
+brought to the actual cost by a closing. A return to vendor is no cost of goods sold (it books
+no `usage` entry) but its usage record was booked at the estimate too: its reconciliation
+makes a lot's usage records and reconciliations add up to its used value, and COGS totals
+leave it out as they leave the return (its source is `vendor_return`, not in `COGS_ACTIONS`)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -349,7 +357,8 @@ class TransactionRow(NamedTuple):
 
 class CogsRow(NamedTuple):
     """A cost-of-goods-sold entry: a usage at its booked cost, or a reconciliation of a usage
-    to the actual cost (R16). `entry_key` makes writing it idempotent."""
+    to the actual cost (R16); or a return to vendor's reconciliation, which is no COGS (`kind`
+    says which: `CogsKind`). `entry_key` makes writing it idempotent."""
 
     entry_key: str
     lic: str

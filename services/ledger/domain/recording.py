@@ -10,8 +10,8 @@ Policies:
 - Every usage record except a return to vendor has one COGS entry at the cost it was booked
   at: the lot's actual unit cost once its PO closed, else the estimate the event carried (R10,
   R16). Goods returned to the vendor were not sold: the return is usage (the stock left and the
-  history shows it, R14, R15) but a credit against purchases, so it books no COGS and a PO
-  closing does not reconcile it.
+  history shows it, R14, R15) but a credit against purchases, so it books no COGS; a PO
+  closing brings it to the actual cost with a `vendor_return_reconciliation`, not COGS.
 - A lot received after its PO closed starts at the actual cost (the one last applied, while the
   PO is reopened).
 - Stock that arrives (a receipt, a customer return, an adjustment that adds) while a quarantine

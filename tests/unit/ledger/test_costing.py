@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from services.ledger.domain.costing import (
     MfrLotInLot,
     PoLot,
@@ -75,9 +73,10 @@ def test_closing_a_po_reconciles_every_usage_of_its_lots() -> None:
     assert entries.orders[PO1].closed and entries.orders[PO1].closings == 1
 
 
-def test_closing_a_po_does_not_reconcile_returns_to_vendor() -> None:
-    """R14, R16: a return to vendor books no COGS, so closing its PO writes no reconciliation
-    for it (read back it has nothing booked); the lot's sales are reconciled as before."""
+def test_closing_a_po_reconciles_a_return_to_vendor_outside_cogs() -> None:
+    """R14, R16: a return to vendor books no COGS, but its usage was booked at the estimate:
+    closing its PO brings it to the actual cost with an entry of its own kind (no COGS); the
+    lot's sale is reconciled as before."""
     entries = record(
         Known(),
         [
@@ -86,15 +85,15 @@ def test_closing_a_po_does_not_reconcile_returns_to_vendor() -> None:
             act("shipment", move("L1", 3, 10), counterparty="ACME"),
         ],
     )
-    # As read back: the vendor return has no COGS entry, so nothing is booked for it.
-    usage = [
-        replace(u, booked=amount)
-        for u, amount in zip(booked(entries.usage), (D(0), D(30)), strict=True)
+
+    closed = apply_updates(
+        {}, {PO1: booked(entries.usage)}, [po_update("PO-1", actual=12, closed=True)]
+    )
+
+    assert [(c.kind, c.source, c.quantity, c.amount) for c in closed.cogs] == [
+        ("vendor_return_reconciliation", "vendor_return", 4, 8),
+        ("reconciliation", "shipment", 3, 6),
     ]
-
-    closed = apply_updates({}, {PO1: usage}, [po_update("PO-1", actual=12, closed=True)])
-
-    assert [(c.source, c.quantity, c.amount) for c in closed.cogs] == [("shipment", 3, 6)]
 
 
 def test_reconciled_cogs_equal_quantity_times_actual_cost() -> None:
