@@ -12,12 +12,14 @@ Rules (DESIGN.md §5):
   same LIC: a serial identifies one unit of one LIC), and its quantities are whole.
 - R5: serials are typed (lists, spans) or scanned (GS1: lot, expiry, serial; the GTIN must be the
   item's GTIN when the item has one). Lots from scans are used only when the line types none:
-  each scan is one unit of its lot. When the line types lots, a scan naming a lot must name one
-  of them, with the same expiry date, and a serial scanned with its lot is filed under that lot
-  (R15: allocation pairs serials with lots by position, so receiving orders them). A customer
-  return's serials go back into the lots they were shipped from, which only allocation knows:
-  each serial scanned with its lot goes paired with it (`LineCommand.serial_lots`), for
-  allocation to refuse a unit that is not of the lot its label names.
+  each scan is one unit of its lot, so a scan without a lot (AI 10) is a unit without one,
+  refused `LOT_REQUIRED` naming the scan when the scanned lots fall short. When the line
+  types lots, a scan naming a lot must name one of them, with the same expiry date, and a
+  serial scanned with its lot is filed under that lot (R15: allocation pairs serials with lots
+  by position, so receiving orders them). A customer return's serials go back into the lots
+  they were shipped from, which only allocation knows: each serial scanned with its lot goes
+  paired with it (`LineCommand.serial_lots`), for allocation to refuse a unit that is not of
+  the lot its label names.
 - R6: a serialized line without serials takes them from the item's Next Serial (allocation, the
   one writer per LIC, hands them out); without a Next Serial it is refused `SERIAL_REQUIRED`.
 - R13: a customer return names the serials (serialized: its lots too, if it likes, since each
@@ -619,16 +621,19 @@ class _LineCheck:
         # R13: a return's serials name its units, and allocation puts each back into the lot
         # it was shipped from; lots it names beside them must hold them, but it need not.
         by_serials = self.receipt.is_return and item.serialized and not line.lots
+        # A scan without a lot is the short count's cause: named instead of the count.
+        short = not line.lots and self._scanned_without_lot(scans or (), by_serials)
         if not given and by_serials:
             return ()
         if not given:
-            what = "a customer return of " if self.receipt.is_return else ""
-            self.add(
-                ReasonCode.LOT_REQUIRED,
-                f"{what}lot-tracked item {item.lic} needs manufacturer lots covering "
-                f"{number(line.quantity)}",
-                item.lic,
-            )
+            if not short:
+                what = "a customer return of " if self.receipt.is_return else ""
+                self.add(
+                    ReasonCode.LOT_REQUIRED,
+                    f"{what}lot-tracked item {item.lic} needs manufacturer lots covering "
+                    f"{number(line.quantity)}",
+                    item.lic,
+                )
             return ()
         merged = self._merged(given)
         if merged is None:
@@ -639,14 +644,37 @@ class _LineCheck:
             # scanned lots name fewer units than the line and are not sent as its lots; each
             # scanned pair still is (`serial_lots`), as on a shipment line (R5).
             return ()
-        if total != line.quantity:
+        if total != line.quantity and not short:
+            if line.lots:
+                what = f"manufacturer lots total {number(total)}"
+            else:  # taken from the scans: the clerk typed none
+                what = f"the scans name manufacturer lots for {number(total)} units (one each)"
             self.add(
                 ReasonCode.INVALID_QUANTITY,
-                f"manufacturer lots total {number(total)} but the line quantity is "
-                f"{number(line.quantity)}",
+                f"{what} but the line quantity is {number(line.quantity)}",
                 f"{total} != {line.quantity}",
             )
         return merged
+
+    def _scanned_without_lot(self, scans: Sequence[Scan], by_serials: bool) -> bool:
+        """R3, R5: a line typing no lots takes one unit of its lot from each scan, so a scan
+        without AI (10) leaves its unit without a lot: `LOT_REQUIRED` naming the first such
+        scan, when the scanned lots do not cover the line (the scan is the unit missing; a
+        product barcode scanned beside labels that cover it is harmless). A return by serials
+        needs no lots (its units go back into the lots they were shipped from)."""
+        lotless = [scan for scan in scans if scan.mfr_lot is None]
+        if not lotless or by_serials:
+            return False
+        if sum(1 for scan in scans if scan.mfr_lot is not None) >= self.line.quantity:
+            return False
+        self.add(
+            ReasonCode.LOT_REQUIRED,
+            f"scan {shown(lotless[0].raw)} carries no manufacturer lot (AI 10), and lot-tracked "
+            f"item {self.item.lic} takes the line's lots from its scans, one unit each: scan a "
+            "label with the lot, or type the line's lots",
+            lotless[0].raw,
+        )
+        return True
 
     def _scans_agree(self, typed: Sequence[LotEntry], scans: Sequence[Scan]) -> None:
         """R3, R5: a scan's lot and expiry are read off the unit itself, so they must agree with

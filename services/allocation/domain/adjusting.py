@@ -48,6 +48,7 @@ from services.allocation.domain.picking import (
     named_serials,
 )
 from services.allocation.domain.receiving import NewLot, require_item, stock_in
+from services.allocation.domain.serials import latest_unit, whereabouts
 from services.allocation.domain.shipping import movements
 from shared.ids import MAX_DERIVED_ID
 from shared.reasons import number
@@ -227,27 +228,43 @@ def _put_back(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, 
 
 
 def _restore_unit(draft: Draft, item: Item, office: str, serial: str) -> LotMovement:
-    units = draft.units_with_serial(serial)
-    if any(unit.in_stock for unit in units):
+    if draft.serial_in_stock(serial) is not None:
         raise checks.in_stock(item, serial)
-    # The serial's own history, not FIFO: a serial is received again only after it left stock,
-    # so the unit decided last (highest seq) is the one whose status is current.
-    latest = max(units, key=lambda u: draft.lots[u.lot_id].seq, default=None)
-    if (
-        latest is None
-        or latest.status is not SerialStatus.REMOVED
-        or draft.lots[latest.lot_id].office != office
-    ):
+    # The serial's own history, not FIFO: the unit decided last is the current one.
+    unit = latest_unit(draft, serial)
+    if unit is None or unit.status is not SerialStatus.REMOVED:
         raise Refusal(
             ReasonCode.SERIAL_NOT_AVAILABLE,
-            f"serial {serial} of {item.lic} was not removed from stock at office {office}: "
-            "add it with a beginning balance",
+            f"serial {serial} of {item.lic} {_not_removed(draft, unit)}",
             serial,
         )
-    unit = latest
+    removed_at = draft.lots[unit.lot_id].office
+    if removed_at != office:
+        raise Refusal(
+            ReasonCode.SERIAL_NOT_AVAILABLE,
+            f"serial {serial} of {item.lic} was removed from stock at office {removed_at}, not "
+            f"at office {office}: count it back in at office {removed_at}, or add it at office "
+            f"{office} with a beginning balance",
+            serial,
+        )
     draft.change(unit.lot_id, unit.mfr_lot, on_hand=Decimal(1), used=Decimal(-1))
     draft.put_unit(unit.moved_to(SerialStatus.AVAILABLE))
     return _unit_move(draft, unit)
+
+
+def _not_removed(draft: Draft, unit: Unit | None) -> str:
+    """Why a count cannot put back a serial no count or loss removed, and what will: a shipped
+    unit comes back as a customer return (R13) and one returned to its vendor as a receipt; a
+    beginning balance would make either available while the ledger still has it with the
+    customer or vendor. Only a serial lotline never had is added with a beginning balance."""
+    if unit is None:
+        return "was never received: add it with a beginning balance"
+    where = whereabouts(draft, unit)
+    if unit.status is SerialStatus.SHIPPED:
+        return f"{where}: receive it as a customer return"
+    if unit.status is SerialStatus.RETURNED_TO_VENDOR:
+        return f"{where}: receive it again"
+    return where  # in stock: refused before this (`checks.in_stock`)
 
 
 def _reverse_mfr_lot(

@@ -6,7 +6,9 @@ Policies:
   missing included (the reason says "expiring on … and without one", as receiving does).
 - Serials of an item that is both lot-tracked and serialized are assigned to the line's
   manufacturer lots in the order both are listed.
-- Given serials win over `generate_serials`; generation needs the flag and a Next Serial.
+- Given serials win over `generate_serials`; generation needs the flag and a Next Serial. A
+  generated serial already in stock is refused `DUPLICATE_SERIAL` saying it came from the Next
+  Serial (the line typed none) and what to do: type the serials or move the Next Serial on.
 - A lot id that already exists is refused (`INVALID_QUANTITY`): the lot id is deterministic from
   the document, so this is the same document line sent again under a new message id.
 - A held line (one of a document with several, `ReceiveStock.hold`) is decided in full, but its
@@ -38,7 +40,7 @@ from services.allocation.domain.model import (
     Unit,
 )
 from services.allocation.domain.serials import serial_run
-from shared.reasons import listed_expiring, number
+from shared.reasons import listed, listed_expiring, number
 
 ONE = Decimal(1)
 ZERO = Decimal(0)
@@ -234,10 +236,31 @@ def incoming_serials(
             + ("" if item.next_serial else " and the item has no Next Serial"),
             item.lic,
         )
+    if generated:
+        _generated_free(draft, item, generated)
+        return serials, generated
     for serial in serials:
         if draft.serial_in_stock(serial) is not None:
             raise checks.in_stock(item, serial)
     return serials, generated
+
+
+def _generated_free(draft: Draft, item: Item, generated: tuple[str, ...]) -> None:
+    """R4, R6: serials taken from the Next Serial that are in stock already (typed in on an
+    earlier receipt, say) are refused naming where they came from, since the line typed
+    none, and the two ways out."""
+    taken = [serial for serial in generated if draft.serial_in_stock(serial) is not None]
+    if not taken:
+        return
+    run = generated[0] if len(generated) == 1 else f"{generated[0]} to {generated[-1]}"
+    named = f"serial {taken[0]} is" if len(taken) == 1 else f"serials {listed(taken)} are"
+    raise Refusal(
+        ReasonCode.DUPLICATE_SERIAL,
+        f"the line names no serials, so they were taken from the Next Serial of item "
+        f"{item.lic} ({run}), but {named} already in stock: type the line's serials, or send "
+        "the item's next_serial past those in stock",
+        taken[0],
+    )
 
 
 def _units(

@@ -1,8 +1,10 @@
 """Customer returns (R13).
 
 - A serialized return names serials that were SHIPPED from the return's office (to the named
-  customer, when one is named): otherwise `SERIAL_NOT_SHIPPED`. The unit becomes AVAILABLE again
-  in its original lot.
+  customer, when one is named): otherwise `SERIAL_NOT_SHIPPED`, saying where the serial is
+  now (`serials.whereabouts`): in stock (back already, say), shipped to another customer,
+  returned to its vendor, removed by a count. The unit becomes AVAILABLE again in its
+  original lot.
 - A serialized return may also name mfr lots (a lot-tracked item's): they must hold the named
   serials, as on a shipment line (`picking.lots_hold_serials`): a lot not at the office is
   `LOT_NOT_FOUND`, a lot named for more or fewer units than the serials hold in it
@@ -52,6 +54,7 @@ from services.allocation.domain.picking import (
     serials_in_their_lots,
 )
 from services.allocation.domain.receiving import require_item
+from services.allocation.domain.serials import latest_unit, whereabouts
 from services.allocation.domain.shipping import movements
 from shared.reasons import listed, number
 
@@ -115,7 +118,6 @@ def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str)
     shipped = [u for u in to_them if draft.lots[u.lot_id].office == cmd.office]
     if not shipped:
         to = f" to {customer}" if customer else ""
-        why = f"was not shipped{to}"
         if to_them:
             offices = listed(sorted({draft.lots[u.lot_id].office for u in to_them}))
             why = (
@@ -124,6 +126,8 @@ def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str)
             )
         elif any(u.status is SerialStatus.HELD for u in units):
             why = "is already coming back on a return held for the rest of its document"
+        else:
+            why = _not_out(draft, customer, serial)
         raise Refusal(ReasonCode.SERIAL_NOT_SHIPPED, f"serial {serial} of {item.lic} {why}", serial)
     if any(u.in_stock for u in units):
         raise checks.in_stock(item, serial)
@@ -132,6 +136,19 @@ def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str)
     unit = max(shipped, key=lambda u: draft.lots[u.lot_id].seq)
     pick = Pick(lot_id=unit.lot_id, mfr_lot=unit.mfr_lot, serial=serial, quantity=Decimal(1))
     return pick, (unit.lot_id, unit.mfr_lot, unit.customer or "")
+
+
+def _not_out(draft: Draft, customer: str | None, serial: str) -> str:
+    """R13: where a serial no customer (or not `customer`) holds is instead, from its current
+    unit: never received, in stock (back already, say, or never shipped: the state does not
+    tell), shipped to another customer, returned to its vendor, removed by a count."""
+    unit = latest_unit(draft, serial)
+    if unit is None:
+        return "was never received"
+    where = whereabouts(draft, unit)
+    if unit.status is SerialStatus.SHIPPED:  # so `customer` is named, and another
+        return f"{where}, not to {customer}"
+    return f"is not with a customer: it {where}"
 
 
 def _returnable(

@@ -79,7 +79,10 @@ def test_a_receipt_of_a_lot_tracked_serialized_item_still_needs_its_lots() -> No
     assert p.reason_code is ReasonCode.LOT_REQUIRED
     scans = [f"(01){GTIN}(17)271231(10)A(21)V1", f"(01){GTIN}(21)V2"]
     checked = check_receipt(receipt(line("VAX", 2, scans=scans)), ITEMS)
-    assert [p.reason_code for p in checked.problems] == [ReasonCode.INVALID_QUANTITY]
+    # The unit scanned without a lot is the problem, named (LOT_REQUIRED), not the total.
+    assert [(p.reason_code, p.offending) for p in checked.problems] == [
+        (ReasonCode.LOT_REQUIRED, scans[1])
+    ]
 
 
 def test_a_return_scanning_more_lot_units_than_it_returns_is_refused() -> None:
