@@ -52,6 +52,8 @@ from services.ledger.schemas import (
     LotDetail,
     LotSummary,
     OpsSummary,
+    PoLineOut,
+    PurchaseOrderOut,
     Recipient,
     SerialOut,
     TraceEvent,
@@ -292,6 +294,7 @@ AsOf = Annotated[
 LicPath = Annotated[str, Path(description=f"line item code; {_ID}"), _NORMALIZED]
 LotPath = Annotated[str, Path(description=f"inventory lot id; {_ID}"), _NORMALIZED]
 SerialPath = Annotated[str, Path(description=f"serial number; {_ID}"), _NORMALIZED]
+PoPath = Annotated[str, Path(description=f"purchase order (its `po`); {_ID}"), _NORMALIZED]
 
 
 def _routes(app: FastAPI) -> None:
@@ -340,6 +343,42 @@ def _routes(app: FastAPI) -> None:
         quantities and values; manufacturer lots; serials with status; COGS entries."""
         found = await queries.lot(conn, lot_id)
         return StreamingResponse(_json_parts(found), media_type="application/json")
+
+    @app.get(
+        "/purchase-orders",
+        response_model=list[PoLineOut],
+        responses=_PAGED,
+        tags=["purchase orders"],
+    )
+    async def list_purchase_orders(
+        conn: Conn,
+        request: Request,
+        response: Response,
+        closed: Annotated[
+            bool | None, Query(description="only the closed lines (true) or the open ones (false)")
+        ] = None,
+        limit: Limit = 1000,
+        offset: Offset = 0,
+        after: After = None,
+    ) -> list[PoLineOut]:
+        """Every PO line (one LIC of a PO) the ledger's `PurchaseOrderUpdated`s left, by PO and
+        LIC: ordered, purchased, received, actual cost, closed and whether its cost is final,
+        and the lots it prices (none: no receipt named the PO for that LIC, a misspelled PO or
+        a receipt still to come). A full page names the next in `X-Next-After` and `Link`
+        (see `after`)."""
+        page = await queries.purchase_orders(conn, closed, limit, offset, after)
+        return _paged(request, response, page)
+
+    @app.get(
+        "/purchase-orders/{po:path}",
+        response_model=PurchaseOrderOut,
+        responses=_NOT_FOUND,
+        tags=["purchase orders"],
+    )
+    async def get_purchase_order(po: PoPath, conn: Conn) -> PurchaseOrderOut:
+        """A PO's lines by LIC, each as `GET /purchase-orders` lists it (a PO id holds a `/`:
+        put it in the path as it is)."""
+        return await queries.purchase_order(conn, po)
 
     @app.get(
         "/serials/{lic}/{serial:path}",
@@ -481,8 +520,8 @@ def _routes(app: FastAPI) -> None:
         """Whether documents are flowing and what is being refused and why: documents by
         latest answer, refusals by reason code and the latest ones, the latest dead letters
         (headers and a short escaped preview), and the ledger's own health, its expiry and
-        usage read as of `as_of` (`ledger.as_of`)."""
-        return await operations.summary(
+        usage read as of `as_of` (`ledger.as_of`), and the PO lines that price no lot."""
+        return await _summary(
             conn, limit=limit, window_hours=window_hours, expiring_days=expiring_days, as_of=as_of
         )
 
@@ -500,7 +539,7 @@ def _routes(app: FastAPI) -> None:
     ) -> HTMLResponse:
         """The operations dashboard: `/ops/summary` as one page that reloads itself (as of
         the same `as_of`, if one was asked)."""
-        found = await operations.summary(conn, limit=limit, as_of=as_of)
+        found = await _summary(conn, limit=limit, as_of=as_of)
         page = dashboard.render(found, refresh_seconds=refresh, as_of=as_of, limit=limit)
         return HTMLResponse(page)
 
@@ -508,6 +547,31 @@ def _routes(app: FastAPI) -> None:
     async def metrics() -> Response:
         """Prometheus metrics of this process (consumers, rows written, trace latency)."""
         return Response(content=generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _summary(
+    conn: Reader,
+    *,
+    limit: int,
+    as_of: date | None,
+    window_hours: int = 24,
+    expiring_days: int = 30,
+) -> OpsSummary:
+    """`operations.summary` with the PO lines that price no lot (`limit` of them), read in
+    the same snapshot (the summary's own transaction joins this one)."""
+    async with queries.snapshot(conn):
+        found = await operations.summary(
+            conn,
+            limit=limit,
+            window_hours=window_hours,
+            expiring_days=expiring_days,
+            as_of=as_of,
+        )
+        unmatched, first = await queries.unmatched_po_lines(conn, limit)
+    ledger = found.ledger.model_copy(
+        update={"unmatched_po_lines": unmatched, "unmatched_po": first}
+    )
+    return found.model_copy(update={"ledger": ledger})
 
 
 def _paged(request: Request, response: Response, page: Page[Row]) -> list[Row]:

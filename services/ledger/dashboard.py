@@ -122,6 +122,7 @@ def _ledger(health: LedgerHealth) -> list[str]:
         *_expired(health),
         *_quarantined(health),
         *_expiring(health),
+        *_unmatched_po(health),
     ]
 
 
@@ -188,6 +189,37 @@ def _expiring(health: LedgerHealth) -> list[str]:
         _table(
             ("expires", "days left", *_STOCK_HEAD),
             [(x.expires_on, x.days_left, *_stock_cells(x)) for x in health.expiring],
+        ),
+    ]
+
+
+def _unmatched_po(health: LedgerHealth) -> list[str]:
+    """PO lines no receipt named: a PO awaiting its goods, or a misspelled reference (`PO-10O`)
+    that would otherwise price a later receipt naming it without anyone seeing it. The longest
+    waiting first: a typo only gets older."""
+    title = "PO lines pricing no lot"
+    total = health.unmatched_po_lines
+    if not total:
+        return [f"<p>{title}: none</p>"]
+    more = total - len(health.unmatched_po)
+    return [
+        f"<p><b>{title}: {_e(total)}</b> (no receipt named the PO for the LIC: a receipt"
+        " still to come, or a misspelled PO)"
+        f"{f'; {_e(more)} more not shown' if more > 0 else ''}</p>",
+        _table(
+            ("PO", "LIC", "ordered", "purchased", "actual unit cost", "closed on", "last update"),
+            [
+                (
+                    x.po,
+                    x.lic,
+                    x.ordered_qty,
+                    x.purchased_qty,
+                    x.act_unit_cost,
+                    x.closed_on if x.closed else "open",
+                    x.updated_at,
+                )
+                for x in health.unmatched_po
+            ],
         ),
     ]
 

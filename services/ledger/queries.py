@@ -35,6 +35,10 @@ from services.ledger.schemas import (
     LotSummary,
     MfrLotOut,
     OfficeStock,
+    PoLineOut,
+    PoLineSummary,
+    PoLotOut,
+    PurchaseOrderOut,
     QuarantineOut,
     Recipient,
     SerialOut,
@@ -56,6 +60,10 @@ else:  # FastAPI resolves the dependency's annotation at runtime
     Reader = asyncpg.Connection
 
 _UNIT_COST = "coalesce(l.act_unit_cost, l.est_unit_cost)"
+# A lot's stock on hand at its unit cost: `valuation.current.value` of `lot` (`value`), computed
+# by the database. numeric multiplies and adds exactly, to the digit and to the scale, as
+# `cost_of` does, so an item's value is its lots' values added up, to the last digit.
+_LOT_VALUE = f"l.current_qty * {_UNIT_COST}"
 # Lots in the order they were received: the ledger records in partition order (recorded_at
 # orders batches, recorded_seq the lots of one batch; lots of before migration 011 have none).
 _RECEIPT_ORDER = (
@@ -182,24 +190,24 @@ async def item(conn: Reader, lic: str) -> ItemOut:
         if row is None:
             raise NotFound(f"item {shown(lic)} is not known to the ledger")
         stock = await conn.fetch(
-            """
+            f"""
             SELECT office, sum(in_lots) AS in_lots, sum(allocated) AS allocated,
-                   sum(unallocated) AS unallocated
+                   sum(unallocated) AS unallocated, sum(value) AS value
             FROM (
-                SELECT office, current_qty AS in_lots, allocated_qty AS allocated,
-                       0 AS unallocated
-                FROM lots WHERE lic = $1 AND status = 'open'
+                SELECT l.office, l.current_qty AS in_lots, l.allocated_qty AS allocated,
+                       0 AS unallocated, {_LOT_VALUE} AS value
+                FROM lots AS l WHERE l.lic = $1 AND l.status = 'open'
                 UNION ALL
-                SELECT office, 0, 0, quantity FROM unallocated WHERE lic = $1
+                SELECT office, 0, 0, quantity, 0 FROM unallocated WHERE lic = $1
             ) AS s GROUP BY office ORDER BY office
             """,
             lic,
         )
         held = {h["office"]: h for h in await conn.fetch(HELD_BY_OFFICE_SQL, lic)}
-    return ItemOut(
-        **_fields(row, ItemOut, skip={"stock"}),
-        stock=[_office_stock(StockAtOffice(**dict(s)), held.get(s["office"])) for s in stock],
-    )
+    offices = [_office_stock(s, held.get(s["office"])) for s in stock]
+    with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
+        total = sum((o.value for o in offices), start=Decimal(0))
+    return ItemOut(**_fields(row, ItemOut, skip={"stock", "value"}), value=total, stock=offices)
 
 
 async def items(
@@ -209,8 +217,9 @@ async def items(
     offset: int,
     after: str | None = None,
 ) -> Page[ItemSummary]:
-    """Items by LIC, each with its stock on hand at every office; `gtin` (any GTIN form) only
-    the items with it; `after` (a token of this list) starts past an item."""
+    """Items by LIC, each with its stock on hand at every office and its lots' value; `gtin`
+    (any GTIN form) only the items with it; `after` (a token of this list) starts past an
+    item."""
     where, args = _where({"i.gtin14": gtin14(gtin)})
     if after is not None:
         (lic,) = _untoken(after, (str,))
@@ -218,11 +227,13 @@ async def items(
         args.append(lic)
     rows = await conn.fetch(
         f"""
-        SELECT i.*, coalesce(l.on_hand, 0) + coalesce(u.on_hand, 0) AS on_hand
+        SELECT i.*, coalesce(s.on_hand, 0) + coalesce(u.on_hand, 0) AS on_hand,
+               coalesce(s.value, 0) AS value
         FROM items AS i
         LEFT JOIN LATERAL (
-            SELECT sum(current_qty) AS on_hand FROM lots WHERE lic = i.lic AND status = 'open'
-        ) AS l ON true
+            SELECT sum(l.current_qty) AS on_hand, sum({_LOT_VALUE}) AS value
+            FROM lots AS l WHERE l.lic = i.lic AND l.status = 'open'
+        ) AS s ON true
         LEFT JOIN LATERAL (
             SELECT sum(quantity) AS on_hand FROM unallocated WHERE lic = i.lic
         ) AS u ON true
@@ -263,7 +274,8 @@ async def lots(
         where += f" (l.lic, l.received_on, l.lot_id) > (${n + 1}, ${n + 2}::date, ${n + 3})"
         args += [lot_lic, received_on, lot_id]
     rows = await conn.fetch(
-        f"SELECT l.*, {_UNIT_COST} AS unit_cost, q.quarantines FROM lots AS l"
+        f"SELECT l.*, {_UNIT_COST} AS unit_cost, {_LOT_VALUE} AS current_value, q.quarantines"
+        " FROM lots AS l"
         f" LEFT JOIN LATERAL ({rules_of_lot('l')}) AS q ON true {where}"
         f" ORDER BY l.lic, l.received_on, l.lot_id"
         f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
@@ -581,6 +593,99 @@ def usage_query(
     return sql, params
 
 
+# -- purchase orders (R16) --------------------------------------------------------------------
+
+# PO lines as `PoLineSummary` shows them. A line's cost is final as its lots' is (`value`):
+# closed with an actual cost applied; a reopened PO's lots keep the cost applied, not final.
+_PO_LINE = "p.*, p.closed AND p.applied_unit_cost IS NOT NULL AS cost_is_final"
+_PO_LINES = f"SELECT {_PO_LINE} FROM purchase_orders AS p"
+# A PO line's lots: the purchase lots of its LIC naming the PO (the lots a closing prices,
+# `repository`), in receipt order, as a lot's share of its line is counted (`lot`).
+_PRICES = "o.kind = 'purchase' AND o.reference = p.po AND o.lic = p.lic"
+_PO_LOTS = f"""
+SELECT p.po, p.lic, o.lot_id, o.document, o.office, o.received_on, o.received_qty
+FROM unnest($1::text[], $2::text[]) AS p(po, lic)
+JOIN lots AS o ON {_PRICES}
+ORDER BY {_RECEIPT_ORDER}
+"""
+# The PO lines that price no lot (no receipt named the PO for the LIC: a typo, or a receipt
+# still to come), the longest since their last update first: the first $1, each with how
+# many there are.
+_UNMATCHED_PO_LINES = f"""
+SELECT {_PO_LINE}, count(*) OVER () AS all_lines
+FROM purchase_orders AS p
+WHERE NOT EXISTS (SELECT 1 FROM lots AS o WHERE {_PRICES})
+ORDER BY p.updated_at, p.po, p.lic
+LIMIT $1
+"""
+
+
+async def purchase_order(conn: Reader, po: str) -> PurchaseOrderOut:
+    """A PO's lines, by LIC, each with the lots it prices."""
+    async with snapshot(conn):
+        rows = await conn.fetch(f"{_PO_LINES} WHERE p.po = $1 ORDER BY p.lic", po)
+        if not rows:
+            raise NotFound(f"purchase order {shown(po)} is not known to the ledger")
+        lines = await _po_lines(conn, rows)
+    return PurchaseOrderOut(po=po, lines=lines)
+
+
+async def purchase_orders(
+    conn: Reader,
+    closed: bool | None,
+    limit: int,
+    offset: int,
+    after: str | None = None,
+) -> Page[PoLineOut]:
+    """PO lines by PO and LIC, each with the lots it prices; `closed` only the closed (or
+    open) ones; `after` (a token of this list) starts past a line."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    if closed is not None:
+        args.append(closed)
+        conditions.append(f"p.closed = ${len(args)}")
+    if after is not None:
+        args += _untoken(after, (str, str))
+        conditions.append(f"(p.po, p.lic) > (${len(args) - 1}, ${len(args)})")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    async with snapshot(conn):
+        rows = await conn.fetch(
+            f"{_PO_LINES} {where} ORDER BY p.po, p.lic"
+            f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args,
+            limit,
+            offset,
+        )
+        lines = await _po_lines(conn, rows)
+    last = rows[-1] if len(rows) == limit else None
+    return Page(lines, None if last is None else _token(last["po"], last["lic"]))
+
+
+async def unmatched_po_lines(conn: Reader, limit: int) -> tuple[int, list[PoLineSummary]]:
+    """How many PO lines price no lot, and the first `limit` of them (`_UNMATCHED_PO_LINES`)."""
+    rows = await conn.fetch(_UNMATCHED_PO_LINES, limit)
+    return (rows[0]["all_lines"] if rows else 0), model_rows(PoLineSummary, rows)
+
+
+async def _po_lines(conn: Reader, rows: Sequence[asyncpg.Record]) -> list[PoLineOut]:
+    """The PO lines `rows` with the lots each prices (one query for them all)."""
+    if not rows:
+        return []
+    lots = await conn.fetch(_PO_LOTS, [r["po"] for r in rows], [r["lic"] for r in rows])
+    priced: dict[tuple[str, str], list[PoLotOut]] = {}
+    for lot in lots:
+        priced.setdefault((lot["po"], lot["lic"]), []).append(PoLotOut(**_fields(lot, PoLotOut)))
+    return [_po_line(r, priced.get((r["po"], r["lic"]), [])) for r in rows]
+
+
+def _po_line(row: asyncpg.Record, lots: list[PoLotOut]) -> PoLineOut:
+    with localcontext(EXACT):  # quantities are exact, however many lots add up
+        received = sum((lot.received_qty for lot in lots), start=Decimal(0))
+    return PoLineOut(
+        **_fields(row, PoLineOut, {"received_qty", "lots"}), received_qty=received, lots=lots
+    )
+
+
 async def _known_item(conn: Reader, lic: str) -> None:
     """NotFound unless the ledger knows the item: an empty page of a list filtered by an
     unknown LIC (a typo) is a 404 at every offset, not an empty list read as "nothing more"."""
@@ -733,8 +838,15 @@ def _valuation(row: asyncpg.Record, held: Sequence[asyncpg.Record] = ()) -> Valu
     )
 
 
-def _office_stock(stock: StockAtOffice, held: asyncpg.Record | None) -> OfficeStock:
-    """The office's stock; `held`: its stock in quarantine (`HELD_BY_OFFICE_SQL`), if any."""
+def _office_stock(row: asyncpg.Record, held: asyncpg.Record | None) -> OfficeStock:
+    """The office's stock and its lots' value; `held`: its stock in quarantine
+    (`HELD_BY_OFFICE_SQL`), if any."""
+    stock = StockAtOffice(
+        office=row["office"],
+        in_lots=row["in_lots"],
+        allocated=row["allocated"],
+        unallocated=row["unallocated"],
+    )
     if held is not None:
         stock = replace(
             stock,
@@ -748,6 +860,7 @@ def _office_stock(stock: StockAtOffice, held: asyncpg.Record | None) -> OfficeSt
         available=stock.available,
         quarantined=stock.quarantined,
         unallocated=stock.unallocated,
+        value=row["value"],
     )
 
 

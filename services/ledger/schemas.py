@@ -29,6 +29,16 @@ class ErrorOut(Out):
     detail: str = Field(description="what was not found or not understood, naming the value")
 
 
+def _stock_value(where: str) -> str:
+    """The description of the value of an item's stock in its open lots `where`."""
+    return (
+        f"the value of the stock in its open lots {where}: each lot's current quantity at the"
+        " lot's unit cost (actual once its PO closed, else estimated), exactly the lots'"
+        " `valuation.current.value` (`GET /lots/{lot_id}`) added up; unallocated stock (R12),"
+        " in on_hand, is not in it: it is in no lot"
+    )
+
+
 class OfficeStock(Out):
     office: str
     on_hand: Num = Field(
@@ -55,6 +65,7 @@ class OfficeStock(Out):
             " lots can take); counted in on_hand, not in available"
         )
     )
+    value: Num = Field(description=_stock_value("at the office"))
 
 
 _GTIN = "the GTIN its last ItemUpserted carried (null: none)"
@@ -69,6 +80,7 @@ class ItemOut(Out):
     perishable: bool
     gtin: str | None = Field(default=None, description=_GTIN)
     est_unit_cost: Num
+    value: Num = Field(description=_stock_value("at every office"))
     stock: list[OfficeStock]
 
 
@@ -86,6 +98,9 @@ class ItemSummary(Out):
     on_hand: Num = Field(
         description="at every office: in open lots, plus unallocated stock (as `GET /items/{lic}`"
         " counts it per office)"
+    )
+    value: Num = Field(
+        description=_stock_value("at every office") + " (as `GET /items/{lic}` values it)"
     )
 
 
@@ -122,12 +137,59 @@ class LotSummary(Out):
     allocated_qty: Num
     current_qty: Num
     unit_cost: Num = Field(description="actual once the PO closed, else estimated (R16)")
+    current_value: Num = Field(
+        description="current_qty × unit_cost: its `GET /lots/{lot_id}` `valuation.current.value`"
+    )
     quarantined: bool = Field(
         default=False, description="some of its stock is in quarantine (see `quarantines`)"
     )
     quarantines: list[QuarantineOut] = Field(
         default_factory=list, description="the quarantines holding any of its stock"
     )
+
+
+class PoLineSummary(Out):
+    """A PO line (one LIC of a PO) as the ledger's `PurchaseOrderUpdated`s left it (R16)."""
+
+    po: str
+    lic: str
+    ordered_qty: Num | None = Field(description="null until an update names it")
+    purchased_qty: Num | None = Field(description="null until an update names it")
+    act_unit_cost: Num | None = Field(description="the actual unit cost last named")
+    applied_unit_cost: Num | None = Field(
+        description="the actual unit cost its last closing applied to its lots and COGS (it"
+        " differs from act_unit_cost while a reopened PO names a corrected cost); null: none yet"
+    )
+    closed: bool
+    cost_is_final: bool = Field(
+        description="closed with an actual unit cost applied: its lots' `cost_is_final`"
+    )
+    closed_on: dt.date | None = Field(description="the date of its last close")
+    closings: int = Field(description="closings applied (each a new actual cost, R16)")
+    updated_at: dt.datetime = Field(description="when the ledger recorded its last update")
+
+
+class PoLotOut(Out):
+    """A purchase lot a PO line prices: a purchase receipt line of its LIC naming the PO."""
+
+    lot_id: str
+    document: str = Field(description="the receiving document")
+    office: str
+    received_on: dt.date
+    received_qty: Num
+
+
+class PoLineOut(PoLineSummary):
+    received_qty: Num = Field(description="what its lots received, in all")
+    lots: list[PoLotOut] = Field(
+        description="the lots it prices, in receipt order; none: no receipt named the PO for"
+        " this LIC (a misspelled PO, or a receipt still to come)"
+    )
+
+
+class PurchaseOrderOut(Out):
+    po: str
+    lines: list[PoLineOut] = Field(description="one per LIC, by LIC")
 
 
 class Valuation(Out):
@@ -206,7 +268,11 @@ class SerialRecord(Out):
 
 class CogsEntry(Out):
     entry_key: str
-    kind: str = Field(description="usage (booked cost) or reconciliation (to the actual cost)")
+    kind: str = Field(
+        description="usage (booked cost), reconciliation (to the actual cost), or"
+        " vendor_return_reconciliation (a return to vendor's, to the actual cost: not COGS,"
+        " left out of `cogs_total`)"
+    )
     usage_id: str
     source: str = Field(description="what the usage was: shipment, vendor_return, loss, …")
     document: str | None = Field(description="transaction id: the usage's document")
@@ -246,7 +312,10 @@ class LotDetail(Out):
     mfr_lots: list[MfrLotOut]
     serials: list[SerialRecord]
     cogs: list[CogsEntry]
-    cogs_total: Num
+    cogs_total: Num = Field(
+        description="the COGS of its usage: `cogs` without returns to vendor, which are no cost"
+        " of goods sold"
+    )
 
 
 class TraceEvent(Out):
@@ -256,9 +325,10 @@ class TraceEvent(Out):
     date: dt.date
     event_type: str = Field(
         description="receipt, beginning_balance, allocation, release, shipment, vendor_return,"
-        " count, loss, customer_return, or cost_change: a PO closing changed the lot's unit cost"
+        " count, loss, customer_return, cost_change: a PO closing changed the lot's unit cost"
         " (quantity: the units of the serial, manufacturer lot or rest of the lot still in it"
-        " then, each unit in one record; unit_cost and cost: the change)"
+        " then, each unit in one record; unit_cost and cost: the change), or quarantine /"
+        " quarantine_release: a hold or its release of the stock on hand (stock change 0)"
     )
     lic: str
     lot_id: str | None
@@ -537,6 +607,15 @@ class LedgerHealth(Out):
     quarantined_value: Num = Field(default=Decimal(0), description="their stock's value, all of it")
     quarantined: list[QuarantinedStock] = Field(
         default_factory=list, description="the first of them, by item, office and lot"
+    )
+    unmatched_po_lines: int = Field(
+        default=0,
+        description="PO lines that price no lot: no purchase receipt named their PO for their"
+        " LIC (a misspelled PO reference, or a receipt still to come)",
+    )
+    unmatched_po: list[PoLineSummary] = Field(
+        default_factory=list,
+        description="the first of them, the longest since their last update first",
     )
 
 
