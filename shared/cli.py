@@ -5,6 +5,7 @@ lotline migrate             apply every service's migrations to DATABASE_URL (un
                             embedded PostgreSQL in LOTLINE_DATA_DIR)
 lotline topics              create the contract's topics on KAFKA_BOOTSTRAP_SERVERS
 lotline health SCHEMA       container health check: broker and database answer, SCHEMA migrated
+                            (unset: those of the `lotline up` running from LOTLINE_DATA_DIR)
 lotline asyncapi [FILE]     write the AsyncAPI document of every topic
 lotline send [FILE...]      publish upstream documents (JSON) to their topics, show answers
 lotline watch [ID...]       follow lotline's answers, decisions and dead letters
@@ -115,19 +116,46 @@ def cmd_health(args: argparse.Namespace) -> int:
     from shared import stack
 
     settings = _settings()
-    if not (settings.kafka_bootstrap_servers and settings.database_url):
-        print("KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL must be set", file=sys.stderr)
-        return 2
+    if not settings.kafka_bootstrap_servers:
+        # As `send` and `watch`: the broker of the stack `lotline up` runs from LOTLINE_DATA_DIR.
+        running = stack.running_stack(Path(settings.data_dir))
+        if running is None:
+            print(
+                "lotline health: KAFKA_BOOTSTRAP_SERVERS is not set and no `lotline up` is"
+                f" running from {Path(settings.data_dir).resolve()}: set it (and DATABASE_URL),"
+                " or set LOTLINE_DATA_DIR to the data directory of a running `lotline up`",
+                file=sys.stderr,
+            )
+            return 2
+        update = {"kafka_bootstrap_servers": running["kafka_bootstrap_servers"]}
+        settings = settings.model_copy(update=update)
+    problems = []
+    if not settings.database_url:
+        # As `lotline migrate` and `lotline up`: the embedded PostgreSQL of LOTLINE_DATA_DIR,
+        # if it runs (a health check starts nothing).
+        dsn = stack.running_postgres_dsn(Path(settings.data_dir))
+        if dsn is None:
+            pgdata = Path(settings.data_dir).resolve() / "postgres"
+            problems.append(
+                f"database: DATABASE_URL is not set and no embedded PostgreSQL runs in {pgdata}"
+                " (set DATABASE_URL to check a database of its own)"
+            )
+        else:
+            settings = settings.model_copy(update={"database_url": dsn})
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its reasons are printed below
-    problems = stack.run_sync(_health(settings, args.schema))
+    problems += stack.run_sync(_health(settings, args.schema))
     for problem in problems:
         print(problem, file=sys.stderr)
     return 1 if problems else 0
 
 
 async def _health(settings: Settings, schema: str) -> list[str]:
+    """The broker's and (when there is one to check) the database's problems."""
     # Both at once: a container's health check has a time limit of its own (10 s in deploy/).
-    found = await asyncio.gather(_broker_problem(settings), _database_problem(settings, schema))
+    checks = [_broker_problem(settings)]
+    if settings.database_url:
+        checks.append(_database_problem(settings, schema))
+    found = await asyncio.gather(*checks)
     return [problem for problem in found if problem is not None]
 
 
@@ -442,7 +470,12 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(func=cmd_topics)
 
     health = commands.add_parser(
-        "health", help="exit 0 when broker and database answer and SCHEMA is migrated"
+        "health",
+        help="exit 0 when broker and database answer and SCHEMA is migrated",
+        description="Exit 0 when the broker answers as the services connect, the database"
+        " answers and SCHEMA is migrated, else 1 naming why. KAFKA_BOOTSTRAP_SERVERS unset: the"
+        " broker of the `lotline up` running from LOTLINE_DATA_DIR (none: exit 2); DATABASE_URL"
+        " unset: the embedded PostgreSQL of LOTLINE_DATA_DIR.",
     )
     health.add_argument("schema", help="the service's schema, e.g. allocation")
     health.set_defaults(func=cmd_health)

