@@ -12,9 +12,10 @@ Used by `lotline up` and by the test fixtures. Each piece is a small handle with
   closed terminal). It refuses to start when a port it needs is taken or another `lotline up`
   runs from the same data dir, says "up" only once every service has started, and stops
   everything when a service dies while starting. Once up, it starts again a service that dies
-  (`_watch`). On a new memory-only broker it names the work the previous one stranded
-  (`find_stranded`, `stranded_warning`); stopping, it first lets the work in flight finish
-  (`_drain`).
+  (`_watch`). On a new memory-only broker it sends again what the services' outboxes keep of
+  what they sent to the previous one (`resend_kept_outboxes`), so the work in flight between
+  them resumes, and names what still does not finish (`find_stranded`, `stranded_warning`);
+  stopping, it first lets the work in flight finish (`_drain`).
 """
 
 from __future__ import annotations
@@ -690,6 +691,32 @@ async def forget_consumed_offsets(dsn: str, schemas: Iterable[str]) -> None:
         await conn.close()
 
 
+async def resend_kept_outboxes(dsn: str, schemas: Iterable[str]) -> int:
+    """A new memory-only broker lost every message the previous one held; the services'
+    outboxes keep what they sent for a while (`OutboxRelay`'s retention, 10 minutes). Marked
+    unsent, it is sent again, each outbox in its order, so the work in flight between the
+    services resumes: a consumer skips what it processed before (its inbox), and takes what it
+    had not read. Answers on `inventory.status` and decisions on `inventory.events` sent in
+    those minutes are published again too; the contract has consumers match them by id.
+    Returns how many messages go out again."""
+    import asyncpg
+
+    again = 0
+    conn = await asyncpg.connect(dsn)
+    try:
+        for schema in schemas:
+            if await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".outbox') is None:
+                continue
+            status = await conn.execute(
+                f'UPDATE "{schema}".outbox SET sent_at = NULL'
+                " WHERE sent_at IS NOT NULL AND parked IS NULL"
+            )
+            again += int(status.split()[-1])
+    finally:
+        await conn.close()
+    return again
+
+
 # ---------------------------------------------------------------------------------------------
 # Work in flight across a memory-only broker's restart
 
@@ -841,7 +868,8 @@ def stranded_warning(found: Stranded, *, wait_seconds: float, read_api: str) -> 
         return []
     lines = [
         "work was in flight between the services when the previous broker stopped; its"
-        " messages went with that broker (memory only), so it will not finish on its own:"
+        " messages went with that broker (memory only), and the services' outboxes no longer"
+        " keep them (they keep what they sent for 10 minutes), so it will not finish on its own:"
     ]
     if found.receipts:
         lines.append(
@@ -1167,6 +1195,8 @@ def _run_stack(
         )
         check()
         _say(_summary(settings, postgres, broker, runnable, schemas, metrics))
+        if stranded is not None and _in_flight(stranded):
+            stranded = _resume(dsn, stranded, stopping)
         if stranded is not None:
             warning = stranded_warning(
                 stranded,
@@ -1234,6 +1264,44 @@ async def _look_for_stranded(dsn: str) -> Stranded | None:
 # in flight between them to finish: on the memory-only broker its messages would be lost.
 # Normally a round trip; a second signal stops waiting.
 DRAIN_SECONDS = 10.0
+
+
+# How long `lotline up`, on a new memory-only broker, waits for the work the previous one left
+# in flight to resume from the outboxes (`resend_kept_outboxes`) before naming what did not.
+RESUME_SECONDS = 20.0
+
+
+def _resume(
+    dsn: str, stranded: Stranded, stopping: threading.Event, timeout: float = RESUME_SECONDS
+) -> Stranded | None:
+    """Wait up to `timeout` s for the documents `stranded` names to finish, now that what the
+    services sent is sent again; what is left of them (only that: new work is not stranded)."""
+    before = _in_flight(stranded)
+    _say(
+        f"      waiting up to {timeout:g} s for the {_count(len(before), 'document')} in flight"
+        " to resume ..."
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        found = run_sync(_look_for_stranded(dsn))
+        if found is None:
+            return None
+        left = _in_flight(found) & before
+        if not left or time.monotonic() >= deadline or stopping.is_set():
+            break
+        time.sleep(0.5)
+    _say(f"      {_count(len(before) - len(left), 'document')} resumed and finished")
+    return _only(found, left)
+
+
+def _only(found: Stranded, documents: set[tuple[str, str]]) -> Stranded:
+    """`found` with only the documents in `documents`."""
+    return Stranded(
+        receipts=tuple(r for r in found.receipts if ("receipt", r.shipment_id) in documents),
+        held=tuple(h for h in found.held if ("receipt", h[0]) in documents),
+        shipments=tuple(s for s in found.shipments if ("shipment", s[0]) in documents),
+        unsent=found.unsent,
+    )
 
 
 def _in_flight(found: Stranded) -> set[tuple[str, str]]:
@@ -1474,6 +1542,12 @@ async def _prepare(settings: Settings, *, fresh_broker: bool) -> list[str]:
     applied = await migrate_all(dsn)
     if fresh_broker:
         await forget_consumed_offsets(dsn, applied)
+        again = await resend_kept_outboxes(dsn, applied)
+        if again:
+            _say(
+                f"      {_count(again, 'message')} the services sent in their last minutes"
+                " (kept in their outboxes) will be sent again: what was in flight resumes"
+            )
     return list(applied)
 
 
