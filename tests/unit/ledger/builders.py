@@ -117,7 +117,8 @@ def po_update(
 
 
 def booked(usage: list[UsageRow]) -> list[BookedUsage]:
-    """Usage rows as the reconciliation reads them back: booked at their own COGS entry."""
+    """Usage rows as the reconciliation reads them back: booked at their own record's cost,
+    with their date."""
     return [
         BookedUsage(
             usage_id=u.usage_id,
@@ -126,6 +127,7 @@ def booked(usage: list[UsageRow]) -> list[BookedUsage]:
             source=u.source,
             quantity=u.quantity,
             booked=u.total_cost,
+            used_on=u.used_on,
         )
         for u in usage
     ]

@@ -3,38 +3,22 @@ no earlier than its usage (R14, R16)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 
 from services.ledger.domain.costing import (
-    BookedUsage,
     CostEntries,
     PoLot,
     apply_updates,
     rebooked,
 )
-from services.ledger.domain.model import COGS_ACTIONS, Entries, Known, UsageRow
+from services.ledger.domain.model import COGS_ACTIONS, Entries, Known
 from services.ledger.domain.recording import record
 from services.ledger.domain.valuation import LotFigures, value
 from tests.unit.ledger.builders import DAY, D, act, booked, move, po_update, receipt
 
 OIL = "OIL"
 PO400 = ("PO-400", OIL)
-
-
-def _booked(usage: list[UsageRow]) -> list[BookedUsage]:
-    """As the repository reads usage back: booked at its record's cost, with its date."""
-    return [
-        BookedUsage(
-            usage_id=u.usage_id,
-            lic=u.lic,
-            lot_id=u.lot_id or "",
-            source=u.source,
-            quantity=u.quantity,
-            booked=u.total_cost,
-            used_on=u.used_on,
-        )
-        for u in usage
-    ]
 
 
 def _oil() -> tuple[Entries, CostEntries]:
@@ -50,7 +34,7 @@ def _oil() -> tuple[Entries, CostEntries]:
     )
     lots = {PO400: [PoLot(lot_id="L-400", lic=OIL, office="AI", quantity=D(5), unit_cost=D(10))]}
     update = po_update("PO-400", lic=OIL, actual="8.00", closed=True, purchased=8, ordered=10)
-    closing = apply_updates({}, {PO400: _booked(entries.usage)}, [update], lots)
+    closing = apply_updates({}, {PO400: booked(entries.usage)}, [update], lots)
     return entries, closing
 
 
@@ -100,14 +84,14 @@ def test_a_serial_returned_to_the_vendor_is_reconciled_to_the_last_millionth() -
     key = ("PO-9", entries.lots[0].lic)
 
     closing = apply_updates(
-        {}, {key: _booked(entries.usage)}, [po_update("PO-9", actual="100", closed=True)]
+        {}, {key: booked(entries.usage)}, [po_update("PO-9", actual="100", closed=True)]
     )
 
     assert [(c.kind, c.amount) for c in closing.cogs] == [
         ("vendor_return_reconciliation", D("-0.000001")),
         ("reconciliation", D("-0.000001")),
     ]
-    after = rebooked(_booked(entries.usage), closing.cogs)
+    after = rebooked(booked(entries.usage), closing.cogs)
     assert [u.booked for u in after] == [100, 100]
 
 
@@ -115,7 +99,7 @@ def test_a_correction_brings_a_reconciled_return_to_vendor_to_the_new_cost() -> 
     """R16: a later close at 9.00 corrects from what is booked (2 × 8.00) to 2 × 9.00; the
     same close again writes nothing."""
     entries, first = _oil()
-    after_first = rebooked(_booked(entries.usage), first.cogs)
+    after_first = rebooked(booked(entries.usage), first.cogs)
 
     second = apply_updates(
         first.orders, {PO400: after_first}, [po_update("PO-400", lic=OIL, actual=9)]
@@ -151,7 +135,11 @@ def test_a_backdated_close_dates_each_entry_no_earlier_than_its_usage() -> None:
 
     closing = apply_updates(
         {},
-        {("PO-1", entries.lots[0].lic): _booked(entries.usage)},
+        {
+            ("PO-1", entries.lots[0].lic): [
+                replace(u, used_on=date.min) for u in booked(entries.usage)
+            ]
+        },
         [po_update("PO-1", actual=12, closed=True, on=closed_on)],
     )
 
@@ -171,7 +159,11 @@ def test_usage_read_back_without_its_date_is_dated_at_the_close() -> None:
 
     closing = apply_updates(
         {},
-        {("PO-1", entries.lots[0].lic): booked(entries.usage)},
+        {
+            ("PO-1", entries.lots[0].lic): [
+                replace(u, used_on=date.min) for u in booked(entries.usage)
+            ]
+        },
         [po_update("PO-1", actual=12, closed=True, on=closed_on)],
     )
 
