@@ -135,11 +135,7 @@ def test_a_backdated_close_dates_each_entry_no_earlier_than_its_usage() -> None:
 
     closing = apply_updates(
         {},
-        {
-            ("PO-1", entries.lots[0].lic): [
-                replace(u, used_on=date.min) for u in booked(entries.usage)
-            ]
-        },
+        {("PO-1", entries.lots[0].lic): booked(entries.usage)},
         [po_update("PO-1", actual=12, closed=True, on=closed_on)],
     )
 
