@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Container, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -106,22 +106,29 @@ async def load_known(conn: asyncpg.Connection, facts: Sequence[Fact | ItemFact])
 
 
 async def write_entries(
-    conn: asyncpg.Connection, entries: Entries, also: Sequence[Part] = ()
+    conn: asyncpg.Connection,
+    entries: Entries,
+    also: Sequence[Part] = (),
+    next_serials: Mapping[str, str | None] | None = None,
 ) -> None:
     """Write one batch's rows and deltas in two round trips: the new items, lots and
     manufacturer lots first, then everything that may refer to them (deltas, unallocated stock,
     serials, usage, transactions, COGS) and `also` (writes to other tables, e.g. the
     dashboard's: no extra round trip). The sub-statements of one statement share a snapshot,
-    so a lot's delta cannot go with the insert of that lot."""
+    so a lot's delta cannot go with the insert of that lot. `next_serials`: each item's Next
+    Serial as the batch leaves it (R6), written with the item's row when the batch upserts it,
+    else onto the row the item has (in the second round trip: one table per statement)."""
+    next_serials = next_serials or {}
     mfr_lots = list(entries.mfr_lots.values())
     writes = _Writes()
-    writes.add(_items_part(entries))
+    writes.add(_items_part(entries, next_serials))
     await writes.insert(conn, "lots", _LOT_COLUMNS, entries.lots, "(lot_id)")
     await writes.insert(conn, "mfr_lots", _MFR_LOT_COLUMNS, mfr_lots, "(lot_id, mfr_lot)")
     await writes.run(conn)
     for part in _delta_parts(entries):
         writes.add(part)
     writes.add(_unallocated_part(entries))
+    writes.add(_next_serials_part(next_serials, skip=entries.items))
     await writes.serials(conn, entries)
     await writes.insert(conn, "usage", _USAGE_COLUMNS, entries.usage, "(usage_id)")
     await writes.insert(
@@ -468,21 +475,40 @@ def _arrays(rows: Sequence[object], columns: Sequence[Column]) -> list[list[obje
     return [list(column) for column in zip(*_records(rows, columns), strict=True)]
 
 
-def _items_part(entries: Entries) -> Part | None:
+def _items_part(entries: Entries, next_serials: Mapping[str, str | None]) -> Part | None:
+    """The batch's upserted items, each with its Next Serial as the batch leaves it (an
+    `ItemUpserted` sets it, so every upserted item has one in `next_serials`, None or not)."""
     items = list(entries.items.values())
     if not items:
         return None
+    columns = [*_ITEM_COLUMNS, _NEXT_SERIAL]
     return (
         f"""
-        INSERT INTO items ({_names(_ITEM_COLUMNS)})
-        SELECT * FROM unnest({_placeholders(_ITEM_COLUMNS)})
+        INSERT INTO items ({_names(columns)})
+        SELECT * FROM unnest({_placeholders(columns)})
         ON CONFLICT (lic) DO UPDATE SET
             description = excluded.description, uom = excluded.uom,
             track_mfr_lot = excluded.track_mfr_lot, serialized = excluded.serialized,
             perishable = excluded.perishable, est_unit_cost = excluded.est_unit_cost,
-            gtin = excluded.gtin, updated_at = now()
+            gtin = excluded.gtin, next_serial = excluded.next_serial, updated_at = now()
         """,
-        _arrays(items, _ITEM_COLUMNS),
+        [*_arrays(items, _ITEM_COLUMNS), [next_serials.get(i.lic) for i in items]],
+    )
+
+
+def _next_serials_part(next_serials: Mapping[str, str | None], skip: Container[str]) -> Part | None:
+    """The Next Serial receipts moved on, of the items the batch does not upsert (`skip`): set
+    on the row each has (the ledger knows an item from its `ItemUpserted`, which allocation
+    publishes before any receipt of it). A row already showing it is left as it is: most
+    receipts of a serialized item (serials typed or scanned) carry its Next Serial unchanged."""
+    lics = [lic for lic in next_serials if lic not in skip]
+    if not lics:
+        return None
+    return (
+        "UPDATE items AS i SET next_serial = d.next_serial, updated_at = now()"
+        " FROM unnest($1::text[], $2::text[]) AS d(lic, next_serial)"
+        " WHERE i.lic = d.lic AND i.next_serial IS DISTINCT FROM d.next_serial",
+        [lics, [next_serials[lic] for lic in lics]],
     )
 
 
@@ -632,6 +658,7 @@ _ITEM_COLUMNS: list[Column] = [
     ("est_unit_cost", "numeric"),
     ("gtin", "text"),
 ]
+_NEXT_SERIAL: Column = ("next_serial", "text")
 _SERIAL_COLUMNS: list[Column] = [
     ("lic", "text"),
     ("serial", "text"),

@@ -69,6 +69,10 @@ class OfficeStock(Out):
 
 
 _GTIN = "the GTIN its last ItemUpserted carried (null: none)"
+_NEXT_SERIAL = (
+    "R6: the serial a receipt without serials starts from, as allocation's last ItemUpserted"
+    " or StockReceived of the item says it (null: none, or none recorded since an upgrade)"
+)
 
 
 class ItemOut(Out):
@@ -79,6 +83,7 @@ class ItemOut(Out):
     serialized: bool
     perishable: bool
     gtin: str | None = Field(default=None, description=_GTIN)
+    next_serial: str | None = Field(default=None, description=_NEXT_SERIAL)
     est_unit_cost: Num
     value: Num = Field(description=_stock_value("at every office"))
     stock: list[OfficeStock]
@@ -94,6 +99,7 @@ class ItemSummary(Out):
     serialized: bool
     perishable: bool
     gtin: str | None = Field(description=_GTIN)
+    next_serial: str | None = Field(description=_NEXT_SERIAL)
     est_unit_cost: Num
     on_hand: Num = Field(
         description="at every office: in open lots, plus unallocated stock (as `GET /items/{lic}`"

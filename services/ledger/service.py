@@ -8,6 +8,8 @@ writes the whole batch with set-based statements.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import asyncpg
 from prometheus_client import Counter
 
@@ -18,7 +20,13 @@ from services.ledger.domain.operations import DeadLetter, Refusal, latest_per_do
 from services.ledger.domain.recording import record
 from services.ledger.translate import StatusNotice
 from shared.consumer import Inbound, UnitOfWork
-from shared.contracts.events import CommandRejected, InventoryEvent, StockQuarantined
+from shared.contracts.events import (
+    CommandRejected,
+    InventoryEvent,
+    ItemUpserted,
+    StockQuarantined,
+    StockReceived,
+)
 from shared.contracts.upstream import PurchaseOrderUpdated
 from shared.offload import compute
 
@@ -46,7 +54,7 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
     quarantines in force with a transaction record per lot each covers (and per lot stock
     arrives into while one covers it); for the
     dashboard, adjustments' and items' refusals and the last event recorded, written with the
-    batch's last statement (no extra round trip)."""
+    batch's last statement (no extra round trip); and each item's Next Serial (R6)."""
     facts: list[Fact | ItemFact] = []
     refused: list[Refusal] = []
     held: list[StockQuarantined] = []
@@ -76,13 +84,29 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
     # A 100,000-serial shipment's events take seconds to book: off the loop.
     moves = sum(len(f.moves) for f in facts if isinstance(f, Fact))
     entries = await compute(lambda: record(known, ordered), weight=MOVE_WEIGHT * moves)
-    await repository.write_entries(uow.conn, entries, also=dashboard)
+    next_serials = latest_next_serials(inbound.message for inbound in batch)
+    await repository.write_entries(uow.conn, entries, also=dashboard, next_serials=next_serials)
     # After the batch's lots are written: a quarantine's records are costed at its lots', and
     # its serials counted as they were at it in the batch.
     await quarantine.record(uow.conn, held, [inbound.message for inbound in batch])
     ROWS.labels("usage").inc(len(entries.usage))
     ROWS.labels("transactions").inc(len(entries.transactions))
     ROWS.labels("cogs").inc(entries.count_cogs())
+
+
+def latest_next_serials(events: Iterable[InventoryEvent]) -> dict[str, str | None]:
+    """R6: each item's Next Serial as the last of `events` (in partition order, which is the
+    item's) that says it. An `ItemUpserted` sets it, None clearing it: allocation publishes the
+    item's value after the upsert (an `UpsertItem` that leaves it out keeps it), so the event's
+    value is the item's. A `StockReceived` carries it after the receipt (moved on when the
+    receipt took serials from it); one without (an event from before it did) leaves it."""
+    latest: dict[str, str | None] = {}
+    for event in events:
+        if isinstance(event, ItemUpserted) or (
+            isinstance(event, StockReceived) and event.next_serial is not None
+        ):
+            latest[event.lic] = event.next_serial
+    return latest
 
 
 async def record_costs(uow: UnitOfWork, batch: list[Inbound[PurchaseOrderUpdated]]) -> None:
