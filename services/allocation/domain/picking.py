@@ -25,12 +25,16 @@
   (`Need.refuse_held`): a lot `INSUFFICIENT_STOCK`, a serial `SERIAL_NOT_AVAILABLE`. Both are
   set only while the LIC has a quarantine, so without one nothing is looked at.
 - Not enough stock refuses the whole line (`INSUFFICIENT_STOCK`, requested vs available):
-  there is no partial allocation.
+  there is no partial allocation. An automatic pick's refusal (`shortfall`) says what the
+  office's free stock is, in the numbers `GET /items` gives: available, then how much more has
+  too little shelf life, expired by the ship date, or is in quarantine (each only where there
+  is some; together, all the free stock), and, at an office that never had a lot of the item
+  (a mistyped office), which offices have stock of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -48,7 +52,7 @@ from services.allocation.domain.model import (
     Unit,
 )
 from services.allocation.domain.quarantine import holding, why
-from shared.reasons import number
+from shared.reasons import listed, number
 
 ONE = Decimal(1)
 
@@ -105,12 +109,9 @@ def automatic(
     try:
         return _automatic(draft, need, quantity, asked)
     except Refusal:
-        # Short of stock with the shelf life required (only manufacturer lots have expiry
-        # dates): say how much that is, and how much more there is with less, so the user
-        # sees why stock on hand was not taken.
-        if need.fresh_only and need.min_shelf_life_days and need.item.track_mfr_lot:
-            raise _short_of_shelf_life(draft, need, quantity, asked) from None
-        raise
+        # Short: say what the free stock at the office is (`shortfall`), so the user sees why
+        # stock on hand was not taken.
+        raise shortfall(draft, need, quantity, asked) from None
 
 
 def _automatic(
@@ -122,10 +123,7 @@ def _automatic(
         if need.fresh_only:
             units = [u for u in units if not need.expired(_row(draft, u))]
         if need.skip_held:
-            clear = [u for u in units if holding(draft, u.lot_id, u.mfr_lot) is None]
-            return _in_quarantine(
-                len(units) - len(clear), lambda: _take_units(clear, quantity, what, asked)
-            )
+            units = [u for u in units if holding(draft, u.lot_id, u.mfr_lot) is None]
         return _take_units(units, quantity, what, asked)
     if need.item.track_mfr_lot:
         rows = [r for r in fresh_rows(draft, need) if r.free > 0]
@@ -134,24 +132,86 @@ def _automatic(
         lots = draft.lots_at(need.office, stocked=True)
         sources = [(lot.lot_id, None, lot.free) for lot in lots if lot.free > 0]
     if need.skip_held:
-        free = [s for s in sources if holding(draft, s[0], s[1]) is None]
-        held = sum((s[2] for s in sources), ZERO) - sum((s[2] for s in free), ZERO)
-        return _in_quarantine(held, lambda: _fill(quantity, free, what, asked))
+        sources = [s for s in sources if holding(draft, s[0], s[1]) is None]
     return _fill(quantity, sources, what, asked)
 
 
-def _in_quarantine(held: Decimal | int, take: Callable[[], list[Pick]]) -> list[Pick]:
-    """`take()`; a shortfall also says how much free stock quarantine kept from it."""
-    try:
-        return take()
-    except Refusal as refusal:
-        if not held:
-            raise
-        raise Refusal(
-            refusal.code,
-            f"{refusal.reason}, and {number(Decimal(held))} more in quarantine",
-            refusal.offending,
-        ) from None
+@dataclass(slots=True)
+class FreeStock:
+    """The free stock (on hand − allocated) at an office, by why an automatic pick for a
+    `Need` may take it or not. Each unit is in one part, so together they are all of it:
+    `available` + `short_dated` + `expired` is what `GET /items` counts available, and
+    `in_quarantine` its quarantined stock not allocated."""
+
+    available: Decimal = ZERO
+    """Takeable: fresh enough, not held."""
+    short_dated: Decimal = ZERO
+    """Not expired on the ship date, but with less shelf life left than required."""
+    expired: Decimal = ZERO
+    """Expired before the ship date (a sale never takes it, R9)."""
+    in_quarantine: Decimal = ZERO
+    """Held by a quarantine, whatever its expiry: releasing it is what would free it."""
+
+
+def free_stock(draft: Draft, need: Need) -> FreeStock:
+    """The office's free stock of `need.item`, as `FreeStock` sorts it for `need`."""
+    stock = FreeStock()
+    sources: Iterable[tuple[str, str | None, Decimal, MfrLot | None]]
+    if need.item.serialized:
+        sources = ((u.lot_id, u.mfr_lot, ONE, _row(draft, u)) for u in free_units(draft, need))
+    elif need.item.track_mfr_lot:
+        every = fresh_rows(draft, replace(need, fresh_only=False))
+        sources = ((r.lot_id, r.mfr_lot, r.free, r) for r in every)
+    else:
+        lots = draft.lots_at(need.office, stocked=True)
+        sources = ((lot.lot_id, None, lot.free, None) for lot in lots)
+    for lot_id, mfr_lot, free, row in sources:
+        if free <= 0:
+            continue
+        if need.skip_held and holding(draft, lot_id, mfr_lot) is not None:
+            stock.in_quarantine += free
+        elif need.fresh_only and row is not None and row.expired_on(need.ship_on):
+            stock.expired += free
+        elif need.expired(row):
+            stock.short_dated += free
+        else:
+            stock.available += free
+    return stock
+
+
+def shortfall(draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None = None) -> Refusal:
+    """INSUFFICIENT_STOCK for an automatic pick short of stock: requested, available (with the
+    shelf life required, if any), then each part of the free stock it could not take, where
+    there is some: "and 3 more with less", "and 40 more expired by 2026-11-25" (the ship
+    date), "and 150 more in quarantine". An office with no lot of the item at all, while
+    others have stock, names those (a mistyped office: "none at office MIAN; the item has
+    stock at office MAIN")."""
+    stock = free_stock(draft, need)
+    which = ""
+    if need.fresh_only and need.min_shelf_life_days and need.item.track_mfr_lot:
+        which = f" with at least {_days(need.min_shelf_life_days)} of shelf life left"
+    for more, kind in (
+        (stock.short_dated, "with less"),
+        (stock.expired, f"expired by {need.ship_on}"),
+        (stock.in_quarantine, "in quarantine"),
+    ):
+        if more:
+            which += f", and {number(more)} more {kind}"
+    if not stock.available and (asked is None or asked == quantity):
+        which += _elsewhere(draft, need.office)
+    what = f"item {need.item.lic} at office {need.office}"
+    return _short(quantity, stock.available, what, asked, which=which)
+
+
+def _elsewhere(draft: Draft, office: str) -> str:
+    """Where the item's stock is, when `office` never had a lot of it; else ""."""
+    if draft.lots_at(office):
+        return ""
+    others = sorted(set(draft.stocked.values()) - {office})
+    if not others:
+        return ""
+    offices = "office" if len(others) == 1 else "offices"
+    return f": none at office {office}; the item has stock at {offices} {listed(others)}"
 
 
 def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pick]:
@@ -541,27 +601,6 @@ def _short(
         f"{what}: requested {number(quantity)}, available {number(available)}{which}",
         f"{quantity} > {available}",
     )
-
-
-def _short_of_shelf_life(
-    draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None
-) -> Refusal:
-    """The refusal of an automatic sale short of stock with the shelf life required."""
-    eligible = _free_fresh(draft, need)
-    lesser = _free_fresh(draft, replace(need, min_shelf_life_days=0)) - eligible
-    which = f" with at least {_days(need.min_shelf_life_days)} of shelf life left"
-    if lesser:
-        which += f", and {number(lesser)} more with less"
-    what = f"item {need.item.lic} at office {need.office}"
-    return _short(quantity, eligible, what, asked, which=which)
-
-
-def _free_fresh(draft: Draft, need: Need) -> Decimal:
-    """Free stock of a lot-tracked item an automatic pick for `need` could take."""
-    if need.item.serialized:
-        units = free_units(draft, need)
-        return Decimal(sum(1 for u in units if not need.expired(_row(draft, u))))
-    return sum((r.free for r in fresh_rows(draft, need) if r.free > 0), ZERO)
 
 
 def _days(count: int) -> str:

@@ -172,14 +172,15 @@ def test_r9_automatic_serialized_sale_skips_units_of_short_dated_lots() -> None:
 
 def test_r9_shortfall_says_what_has_the_shelf_life_and_what_more_has_less() -> None:
     """Short of eligible stock: INSUFFICIENT_STOCK naming what is free with at least N days
-    left, and how much more is free with less (expired stock is neither)."""
+    left, how much more is free with less, and how much more expired by the ship date (which
+    is neither)."""
     book = milk(("GONE", 9, -1), ("SOON", 4, 10), ("LATE", 3, 40))
     refusal = book.refused(
         allocate("S-1", 5, ship_on=SHIP, min_shelf_life_days=30), ReasonCode.INSUFFICIENT_STOCK
     )
     assert refusal.reason == (
         "item L at office AI: requested 5, available 3 with at least 30 days of shelf life "
-        "left, and 4 more with less"
+        "left, and 4 more with less, and 9 more expired by 2026-11-02"
     )
     assert refusal.offending == "5 > 3"
 
