@@ -32,6 +32,7 @@ import codecs
 import json
 import time
 import types
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -188,7 +189,9 @@ def describe(answer: dict[str, Any]) -> str:
     text = str(answer.get("type"))
     if answer.get("reason_code"):
         text += f" {answer['reason_code']}: {answer.get('reason')}"
-    for line in answer.get("lines") or []:
+    # A refusal's `lines` (a partly shipped shipment's) say, line by line, what shipped and
+    # what did not: listed with the rest of what it left standing (`_details`).
+    for line in [] if answer.get("reason_code") else answer.get("lines") or []:
         text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
     if answer.get("movements"):  # an event: an adjustment, an allocation, a shipment …
         text += f"\n      {answer.get('lic')}: {_taken(answer)}"
@@ -255,7 +258,8 @@ def _some(amount: object) -> bool:
 def _details(answer: dict[str, Any]) -> list[str]:
     """What a status says beyond its headline: every problem when it has several (the
     headline names the first), a refused cancel's problem, and the lines a refusal or a
-    cancel left posted, allocated or released, each bounded to MAX_LISTED."""
+    cancel left posted, allocated or released (a line that shipped, as of a partly shipped
+    shipment, says so), each bounded to MAX_LISTED."""
     problems = [p for p in answer.get("problems") or [] if isinstance(p, dict)]
     refused = answer.get("refused")
     if isinstance(refused, dict):
@@ -268,15 +272,24 @@ def _details(answer: dict[str, Any]) -> list[str]:
         details.append(f"… {plural(len(problems) - MAX_LISTED, 'more problem')}")
     omitted = bool(answer.get("movements_omitted"))
     for field_name, state in (
+        ("lines", "not shipped"),  # a refusal's only (a partly shipped shipment's): `describe`
         ("allocated_lines", "still allocated"),
         ("posted_lines", "posted"),
         ("released_lines", "released"),
     ):
+        if field_name == "lines" and not answer.get("reason_code"):
+            continue
         lines = [line for line in answer.get(field_name) or [] if isinstance(line, dict)]
-        details += [f"{state}: {_held(line, omitted)}" for line in lines[:MAX_LISTED]]
-        if len(lines) > MAX_LISTED:
-            details.append(f"… {plural(len(lines) - MAX_LISTED, 'more line')} {state}")
+        details += [f"{_state(line, state)}: {_held(line, omitted)}" for line in lines[:MAX_LISTED]]
+        rest = Counter(_state(line, state) for line in lines[MAX_LISTED:])
+        details += [f"… {plural(n, 'more line')} {each}" for each, n in sorted(rest.items())]
     return details
+
+
+def _state(line: dict[str, Any], state: str) -> str:
+    """A line's state as a refusal left it: a shipped line (`shipped`: its units left with the
+    shipment) holds nothing, whatever list it is in; any other is in `state`."""
+    return "shipped" if line.get("shipped") is True else state
 
 
 def _problem(problem: dict[str, Any]) -> str:

@@ -8,7 +8,8 @@
                                            ship request, R8 complete │ (else ShipmentShipRefused)
                                                                       ▼
       shipped ◄── every LineShipped ── shipping ── a line refused ──► allocated (+ refusal)
-      cancelled ◄── every release answered ── cancelling ◄── cancel (any open phase)
+      cancelled ◄── every release answered ── cancelling ◄── cancel (any open phase; partly
+                                                            shipped: the lines not shipped)
 ```
 
 - A shipment is answered line by line by allocation (the one writer per LIC); a phase ends when
@@ -68,6 +69,16 @@
 - Shipped is final: a shipped shipment cannot be cancelled, re-requested or re-picked; such
   requests, and requests for an unknown shipment, are answered with `UNKNOWN_SHIPMENT` ("no
   open shipment"), as allocation answers a line with no open allocation.
+- Partly shipped: allocation decides each ShipLine by its LIC, so it may refuse one line (its
+  lot quarantined after allocation) while others ship. The phase settles back `allocated`,
+  the shipped lines `shipped` for good, and the refusal says what shipped first ("line 2
+  shipped; 1 line was not shipped: …") and lists every line (`ShipRefusedStatus.lines`, each
+  with `shipped`), as does any later ship refusal of the shipment (R8), so an order system
+  posts the goods issue of what left. What is left may be picked again and shipped by a new
+  ship request (only lines not shipped get a ShipLine), or cancelled: a cancel releases the
+  lines not shipped, leaves the shipped ones as they are, and settles `cancelled` listing
+  what it released. A cancelled shipment with a shipped line is final like a shipped one (no
+  request reopens it, nothing more ships); a resend of a partly shipped one is refused.
 - A refused re-allocation changes nothing, in allocation ("the old one stands") and here: a
   line whose new picks allocation refuses, or that shipping's own checks refuse, stays
   `allocated` with the picks and movements of the allocation that stands, the refusal its
@@ -650,7 +661,9 @@ def _request_ship(
 
 
 def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
-    """Release every allocation of the shipment; a shipped shipment cannot be cancelled."""
+    """Release every allocation of the shipment; a shipped shipment cannot be cancelled. A
+    partly shipped one can: its lines not shipped are released, the shipped ones stay shipped,
+    and, cancelled with lines shipped, it is final (nothing more ships or is requested)."""
     status_id = derived_id(msg.message_id, "status")
     if shipment is None:
         refusal = CancelledStatus(
@@ -661,7 +674,7 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
         )
         return Decision(shipment=None, statuses=(refusal,))
     # (While shipping, a cancel waits for the ship: it may yet be refused.)
-    if shipment.phase in ("shipping", "shipped") or _any_shipped(shipment):
+    if shipment.phase in ("shipping", "shipped"):
         why = "a shipped shipment cannot be cancelled"
         refusal = CancelledStatus(
             message_id=status_id,
@@ -680,7 +693,8 @@ def _cancel(shipment: Shipment | None, msg: Cancel) -> Decision:
     draft = _Draft(shipment)
     draft.applied(msg.message_id)
     for line in list(draft.lines.values()):
-        draft.release_held(line, msg.message_id, keep_line=True)
+        if line.status != "shipped":  # its units left: nothing is held for it
+            draft.release_held(line, msg.message_id, keep_line=True)
     draft.phase = "cancelling"
     draft.settle(status_id)
     return draft.decision()
@@ -965,13 +979,15 @@ class _Draft:
                 self.lines[line.line_no] = replace(line, problem=None)
         first = problems[0]
         count = "1 line was" if len(problems) == 1 else f"{len(problems)} lines were"
+        shipped = _shipped_words(lines)
         self.statuses.append(
             ShipRefusedStatus(
                 message_id=status_id,
                 shipment_id=sid,
                 reason_code=first.reason_code,
-                reason=f"shipment {sid}: {count} not shipped: {first.reason}",
+                reason=f"shipment {sid}: {shipped}{count} not shipped: {first.reason}",
                 problems=problems,
+                lines=_partly_shipped(lines),
                 answers=answers,
             )
         )
@@ -1090,13 +1106,35 @@ _PHASE_WORDS: dict[Phase, str] = {
 
 def _incomplete(status_id: str, shipment: Shipment, gaps: tuple[Problem, ...]) -> ShipRefusedStatus:
     shown = "; ".join(p.reason for p in gaps[:5]) + ("; …" if len(gaps) > 5 else "")
+    sid = shipment.shipment_id
+    shipped = _shipped_words(shipment.lines)
+    what = f": {shipped}the rest" if shipped else ""
     return ShipRefusedStatus(
         message_id=status_id,
-        shipment_id=shipment.shipment_id,
+        shipment_id=sid,
         reason_code=ReasonCode.SHIPMENT_INCOMPLETE,
-        reason=f"shipment {shipment.shipment_id} cannot be marked shipped: {shown}",
+        reason=f"shipment {sid}{what} cannot be marked shipped: {shown}",
         problems=gaps,
+        lines=_partly_shipped(shipment.lines),
     )
+
+
+def _shipped_words(lines: Iterable[Line]) -> str:
+    """`line 2 shipped; `, `lines 2, 3 shipped; `: what of a partly shipped shipment left,
+    first in its refusals, so none reads as nothing shipped (empty: no line shipped)."""
+    numbers = [str(line.line_no) for line in lines if line.status == "shipped"]
+    if not numbers:
+        return ""
+    if len(numbers) == 1:
+        return f"line {numbers[0]} shipped; "
+    shown = ", ".join(numbers[:5]) + (f" and {len(numbers) - 5} more" if len(numbers) > 5 else "")
+    return f"lines {shown} shipped; "
+
+
+def _partly_shipped(lines: tuple[Line, ...]) -> tuple[LineView, ...]:
+    """Every line of a shipment some of whose lines shipped, each saying whether it did (an
+    order system posts the goods issue of those): none when nothing shipped."""
+    return _views(lines) if any(line.status == "shipped" for line in lines) else ()
 
 
 def _unknown(shipment_id: str) -> Problem:

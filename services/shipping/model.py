@@ -377,6 +377,8 @@ class ShipRefusedStatus:
     reason_code: ReasonCode
     reason: str
     problems: tuple[Problem, ...] = ()
+    # Every line, each saying whether it shipped, once some did (empty: none shipped).
+    lines: tuple[LineView, ...] = ()
     answers: tuple[str, ...] = ()  # the message ids of the documents it answers
 
 

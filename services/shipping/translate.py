@@ -212,6 +212,8 @@ def _listed_lines(st: model.Status) -> tuple[model.LineView, ...]:
             return st.allocated_lines
         case model.CancelledStatus():
             return st.released_lines
+        case model.ShipRefusedStatus():
+            return st.lines
     return ()
 
 
@@ -254,6 +256,8 @@ def _status(st: model.Status, *, listed: bool) -> Any:
                 reason=safe_text(st.reason) or st.reason_code.value,
                 offending=problems[0].offending if problems else None,
                 problems=problems,
+                lines=_results(st.lines, listed),
+                movements_omitted=omitted,
             )
         case model.CancelledStatus():
             return s.ShipmentCancelledStatus(

@@ -132,10 +132,20 @@ class ShipmentShipRefused(_Status):
     reason: Text
     offending: Text | None = Field(default=None, description="the first problem's offending value")
     problems: list[LineProblem] = Field(default_factory=list)
+    lines: list[LineResult] = Field(
+        default_factory=list,
+        description=(
+            "once some lines shipped (allocation may refuse one line's ShipLine while others"
+            " ship): every line, `shipped` true for each that left (post its goods issue),"
+            " false for each still allocated or not; empty when no line shipped"
+        ),
+    )
+    movements_omitted: MovementsOmitted = False
 
 
 class ShipmentCancelledStatus(_Status):
-    """Status `ShipmentCancelled`: every allocation of the shipment was released."""
+    """Status `ShipmentCancelled`: every allocation of the shipment was released (of a partly
+    shipped one, every line not shipped: the shipped lines stay shipped)."""
 
     type: Literal["ShipmentCancelled"] = "ShipmentCancelled"
     shipment_id: Identifier

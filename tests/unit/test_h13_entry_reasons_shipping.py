@@ -160,7 +160,7 @@ def test_a_partly_shipped_shipment_counts_its_lines_and_says_its_phase_in_words(
     desk.shipped(first)
     (refused,) = desk.refused(second, ReasonCode.INSUFFICIENT_STOCK, "1 > 0").statuses
     assert isinstance(refused, ShipRefusedStatus)
-    assert refused.reason == "shipment S-1: 1 line was not shipped: refused: 1 > 0"
+    assert refused.reason == "shipment S-1: line 1 shipped; 1 line was not shipped: refused: 1 > 0"
     (bad_span,) = desk.send(update(2, entry(serials="10...8"))).commands
     desk.echoed(bad_span)
     assert desk.phase == "allocation_failed"

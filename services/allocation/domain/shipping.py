@@ -260,7 +260,7 @@ def _not_in_quarantine(draft: Draft, allocation: Allocation) -> None:
     raise Refusal(
         ReasonCode.SHIPMENT_INCOMPLETE,
         f"shipment {allocation.shipment_id} line {allocation.line_no} holds {stock}, which is "
-        f"in quarantine ({why(rule)}): cancel the line or pick it again",
+        f"in quarantine ({why(rule)}): pick the line again, or cancel what is left of the shipment",
         line,
     )
 
