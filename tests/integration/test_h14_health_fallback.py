@@ -50,8 +50,6 @@ def test_health_with_only_the_data_dir_checks_the_running_stack(
     embedded: stack.EmbeddedPostgres,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if infra.kafka_options:
-        pytest.skip("the session's broker needs security settings `lotline up` would not use")
     # What `lotline up` notes while it runs (this process stands for it: its pid is alive).
     running = Settings(KAFKA_BOOTSTRAP_SERVERS=infra.bootstrap)
     stack.write_stack_file(only_the_data_dir, running)
