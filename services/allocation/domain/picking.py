@@ -293,24 +293,53 @@ def merge_named(picks: Iterable[LotPick]) -> tuple[LotPick, ...]:
 
 
 def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pick]:
-    """R9 with serials named: each must be an AVAILABLE unit at the office, not expired."""
+    """R9 with serials named: each must be an AVAILABLE unit at the office, not expired. A
+    refusal names every serial that is not (the first's code and offending value), so a clerk
+    fixes the picks in one round."""
     result = []
+    refused: list[Refusal] = []
     for serial in serials:
-        unit = _available(draft, need, serial)
-        if need.refuse_held:
-            rule = holding(draft, unit.lot_id, unit.mfr_lot)
-            if rule is not None:
-                raise Refusal(
-                    ReasonCode.SERIAL_NOT_AVAILABLE,
-                    f"serial {serial} of {need.item.lic} is in quarantine ({why(rule)}): a "
-                    "sale may not take it",
-                    serial,
-                )
-        row = _row(draft, unit)
-        if row is not None and need.expired(row):
-            raise _expired(row, need, serial=serial)
-        result.append(Pick(lot_id=unit.lot_id, mfr_lot=unit.mfr_lot, serial=serial, quantity=ONE))
+        try:
+            result.append(_named_serial(draft, need, serial))
+        except Refusal as refusal:
+            refused.append(refusal)
+    if refused:
+        raise _every(refused)
     return result
+
+
+# Serials a refusal of named serials lists at most; the rest are counted.
+LISTED_SERIALS = 10
+
+
+def _every(refused: list[Refusal]) -> Refusal:
+    """One refusal for the serials `refused`: the first's code and offending value, each
+    one's reason."""
+    first = refused[0]
+    if len(refused) == 1:
+        return first
+    reasons = "; ".join(r.reason for r in refused[:LISTED_SERIALS])
+    more = len(refused) - LISTED_SERIALS
+    if more > 0:
+        reasons += f"; and {more} more serials named cannot be taken"
+    return Refusal(first.code, reasons, first.offending)
+
+
+def _named_serial(draft: Draft, need: Need, serial: str) -> Pick:
+    unit = _available(draft, need, serial)
+    if need.refuse_held:
+        rule = holding(draft, unit.lot_id, unit.mfr_lot)
+        if rule is not None:
+            raise Refusal(
+                ReasonCode.SERIAL_NOT_AVAILABLE,
+                f"serial {serial} of {need.item.lic} is in quarantine ({why(rule)}): a "
+                "sale may not take it",
+                serial,
+            )
+    row = _row(draft, unit)
+    if row is not None and need.expired(row):
+        raise _expired(row, need, serial=serial)
+    return Pick(lot_id=unit.lot_id, mfr_lot=unit.mfr_lot, serial=serial, quantity=ONE)
 
 
 def lots_hold_serials(
