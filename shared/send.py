@@ -199,7 +199,21 @@ def describe(answer: dict[str, Any]) -> str:
         text += _stock_change(answer)
     if answer.get("type") == "StockQuarantined":
         text += _quarantined(answer)
-    return text + "".join(f"\n      {detail}" for detail in _details(answer))
+    details = [*_warnings(answer), *_details(answer)]
+    return text + "".join(f"\n      {detail}" for detail in details)
+
+
+def _warnings(answer: dict[str, Any]) -> list[str]:
+    """A posted receipt's warnings (`warning: line 1 MILK LOT_EXPIRED_ON_RECEIPT: …`), each
+    with its sentence: posted all the same, but its clerk must hear it at once."""
+    warnings = [w for w in answer.get("warnings") or [] if isinstance(w, dict)]
+    shown = [
+        f"warning: line {w.get('line_no')} {w.get('lic')} {w.get('code')}: {w.get('message')}"
+        for w in warnings[:MAX_LISTED]
+    ]
+    if len(warnings) > MAX_LISTED:
+        shown.append(f"… {plural(len(warnings) - MAX_LISTED, 'more warning')}")
+    return shown
 
 
 def _stock_change(answer: dict[str, Any]) -> str:

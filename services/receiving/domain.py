@@ -26,6 +26,10 @@ Rules (DESIGN.md §5):
   unit goes back into the lot it was shipped from) or manufacturer lots (lot-tracked) that
   come back; nothing is ever generated for a return. It is received once (`received_before`).
 
+A purchase or production receipt of a perishable manufacturer lot already expired on the day
+it is received (`expires_on` before `received_on`) is posted all the same, the goods being
+there (to quarantine, or to send back), and its answer says so (`expiry_warnings`).
+
 A receipt refused only because it names items receiving does not know yet is held for them
 instead (`awaited_items`): a new item's `ItemUpserted` usually arrives after its first receipt.
 
@@ -75,6 +79,9 @@ class Limits:
     # per lot of an 8 MiB document made a refusal too large to publish (and to read).
     max_problems_per_line: int = 10
     max_problems: int = 1_000
+    # Warnings a posted receipt lists (the last one listed says how many more): 100 of the
+    # longest weigh about 200 kB, well within the answer's room to spare.
+    max_warnings: int = 100
 
 
 # What one movement weighs in an answer besides its lot id, manufacturer lot, serial and unit
@@ -172,12 +179,31 @@ class LineCommand:
     serial_lots: tuple[tuple[str, str], ...] = ()
 
 
+WarningCode = Literal["LOT_EXPIRED_ON_RECEIPT"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReceiptWarning:
+    """Something a receipt's clerk should hear at once about a line that is posted all the
+    same: its code, the manufacturer lot and its expiry, and a sentence saying what to do."""
+
+    line_no: int
+    lic: str
+    code: WarningCode
+    mfr_lot: str
+    expires_on: date
+    message: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Checked:
-    """The verdict on a whole receipt: commands when there are no problems, else problems."""
+    """The verdict on a whole receipt: commands when there are no problems, else problems.
+
+    `warnings`: an accepted receipt's, said with its `ReceiptPosted` (`expiry_warnings`)."""
 
     commands: tuple[LineCommand, ...] = ()
     problems: tuple[Problem, ...] = ()
+    warnings: tuple[ReceiptWarning, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -205,7 +231,73 @@ def check_receipt(
     if len(commands) > 1:
         # A single command is atomic in allocation; several are posted only once all are held.
         commands = [replace(cmd, hold=True) for cmd in commands]
-    return Checked(commands=tuple(commands))
+    warnings = expiry_warnings(receipt, items, commands, checker.limits.max_warnings)
+    return Checked(commands=tuple(commands), warnings=warnings)
+
+
+def expiry_warnings(
+    receipt: Receipt,
+    items: Mapping[str, Item],
+    commands: Iterable[LineCommand],
+    limit: int,
+) -> tuple[ReceiptWarning, ...]:
+    """`LOT_EXPIRED_ON_RECEIPT` for each perishable manufacturer lot a purchase or production
+    receipt takes in already expired: its `expires_on` is before the receipt's `received_on`
+    (typed, or read from a scan's AI 17). Not refused: the goods are there, and may be received
+    to quarantine or to send back; but a clerk in food or medicine must hear it at once.
+
+    A lot expiring on the receipt day itself is not expired: allocation still ships it that
+    day (R9: expired means `expires_on < ship_on`), so warning of it would cry wolf over
+    stock that can be sold. A customer return's lots go back into the lots they were shipped
+    from, whose expiry is known already: not warned of. At most `limit` are listed, the last
+    saying how many more there are."""
+    if receipt.is_return:
+        return ()
+    found = [
+        _expired_on_receipt(receipt, command, entry, expires_on)
+        for command in commands
+        if (item := items.get(command.lic)) is not None and item.perishable
+        for entry in command.lots
+        if (expires_on := entry.expires_on) is not None and expires_on < receipt.received_on
+    ]
+    listed = found[: max(1, limit)]
+    if len(found) > len(listed):
+        more = len(found) - len(listed)
+        note = f" ({more} more expired lot{'s' if more > 1 else ''} on this receipt not listed)"
+        listed[-1] = replace(listed[-1], message=listed[-1].message + note)
+    return tuple(listed)
+
+
+def _expired_on_receipt(
+    receipt: Receipt, command: LineCommand, entry: LotEntry, expires_on: date
+) -> ReceiptWarning:
+    """The warning for one lot expired on `expires_on` (its entry's): the lot, the dates,
+    and what the clerk can do."""
+    days = (receipt.received_on - expires_on).days
+    units = f"{number(entry.quantity)} unit{'' if entry.quantity == 1 else 's'}"
+    if receipt.source == "purchase":
+        other = (
+            "return it to the vendor (ShipmentRequested of kind vendor_return naming "
+            f"lot {entry.mfr_lot})"
+        )
+    else:  # made here: there is no vendor to send it back to
+        other = f"write it off (AdjustInventory of kind loss naming lot {entry.mfr_lot})"
+    message = (
+        f"manufacturer lot {entry.mfr_lot} of {command.lic} (line {command.line_no}, {units}) "
+        f"is expired: its expiry date, {expires_on}, is {days} day{'s' if days > 1 else ''} "
+        f"before its receipt date, {receipt.received_on}. It is received into inventory lot "
+        f"{command.lot_id} all the same, and no sale will take it: quarantine it "
+        f"(QuarantineStock with lic {command.lic}, mfr_lot {entry.mfr_lot}, lot_id "
+        f"{command.lot_id}) or {other}."
+    )
+    return ReceiptWarning(
+        line_no=command.line_no,
+        lic=command.lic,
+        code="LOT_EXPIRED_ON_RECEIPT",
+        mfr_lot=entry.mfr_lot,
+        expires_on=expires_on,
+        message=message,
+    )
 
 
 def awaited_items(checked: Checked) -> tuple[str, ...]:

@@ -24,6 +24,7 @@ T = TypeVar("T")
 _PROBLEM = TypeAdapter(d.Problem)
 _PROBLEMS = TypeAdapter(tuple[d.Problem, ...])
 _LICS = TypeAdapter(tuple[str, ...])
+_WARNINGS = TypeAdapter(tuple[d.ReceiptWarning, ...])
 
 
 def item_lock(lic: str) -> str:
@@ -96,7 +97,8 @@ class AnsweredReceipt:
     """A document sent to allocation whose every line is answered.
 
     `command_ids`: line_no → the line's command id; `stored_results`: line_no → the result
-    (JSON) of posted lines an earlier batch answered.
+    (JSON) of posted lines an earlier batch answered; `warnings`: found when it was checked,
+    said if it posts.
     """
 
     message_id: str
@@ -104,6 +106,7 @@ class AnsweredReceipt:
     lines: list[d.LineOutcome]
     command_ids: dict[int, str]
     stored_results: dict[int, str]
+    warnings: tuple[d.ReceiptWarning, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +186,12 @@ class PgReceivingRepository:
             return
         await conn.execute(
             "INSERT INTO receipts (message_id, shipment_id, office, source, received_on,"
-            "   status, problems, created_at, settled_at)"
+            "   status, problems, created_at, settled_at, warnings)"
             " SELECT m, s, o, src, r, st, p::jsonb, coalesce(a, now()),"
-            "   CASE WHEN st = 'rejected' THEN now() END"
+            "   CASE WHEN st = 'rejected' THEN now() END, w::jsonb"
             " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[],"
-            "   $6::text[], $7::text[], $8::timestamptz[]) AS v(m, s, o, src, r, st, p, a)",
+            "   $6::text[], $7::text[], $8::timestamptz[], $9::text[])"
+            "   AS v(m, s, o, src, r, st, p, a, w)",
             [n.receipt.message_id for n in receipts],
             [n.receipt.shipment_id for n in receipts],
             [n.receipt.office for n in receipts],
@@ -199,6 +203,7 @@ class PgReceivingRepository:
                 for n in receipts
             ],
             [n.arrived_at for n in receipts],
+            [_json(_WARNINGS, n.checked.warnings or None) for n in receipts],
         )
         lines = [(n.receipt.message_id, cmd) for n in receipts for cmd in n.checked.commands]
         if not lines:
@@ -324,7 +329,10 @@ class PgReceivingRepository:
             "   l.status, l.posted ->> 'lot_id' AS lot_id,"
             "   CASE WHEN l.status = 'posted' AND NOT l.command_id = ANY($2::text[])"
             "     THEN l.posted::text END AS posted,"
-            "   l.problem::text AS problem"
+            "   l.problem::text AS problem,"
+            # The document's warnings on its first line's row only: one copy per document.
+            "   CASE WHEN l.line_no = min(l.line_no) OVER (PARTITION BY r.message_id)"
+            "     THEN r.warnings::text END AS warnings"
             " FROM receipts r JOIN receipt_lines l USING (message_id)"
             " WHERE r.message_id = ANY($1::text[]) AND r.status = 'posting'"
             "   AND NOT EXISTS (SELECT 1 FROM receipt_lines w"
@@ -337,7 +345,16 @@ class PgReceivingRepository:
         for row in rows:
             receipt = grouped.get(row["message_id"])
             if receipt is None:
-                receipt = AnsweredReceipt(row["message_id"], row["shipment_id"], [], {}, {})
+                # Its first row is its first line's, the one carrying its warnings.
+                warnings = row["warnings"]
+                receipt = AnsweredReceipt(
+                    row["message_id"],
+                    row["shipment_id"],
+                    [],
+                    {},
+                    {},
+                    () if warnings is None else _WARNINGS.validate_json(warnings),
+                )
                 grouped[row["message_id"]] = receipt
             problem = None if row["problem"] is None else _PROBLEM.validate_json(row["problem"])
             posted = None

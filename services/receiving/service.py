@@ -102,6 +102,17 @@ def _latest_held(docs: Sequence[_Document]) -> list[_Document]:
     return latest
 
 
+def _logged(warning: d.ReceiptWarning) -> dict[str, Any]:
+    """A warning as the log names it (its sentence is in the status)."""
+    return {
+        "line_no": warning.line_no,
+        "lic": warning.lic,
+        "code": warning.code,
+        "mfr_lot": warning.mfr_lot,
+        "expires_on": warning.expires_on.isoformat(),
+    }
+
+
 class ReceivingService:
     def __init__(self, settings: Settings, repository: PgReceivingRepository | None = None) -> None:
         self._topics = settings.topics
@@ -421,7 +432,7 @@ class ReceivingService:
                 else translate.stored_line_result(receipt.stored_results[p.line_no])
                 for p in decision.posted
             ]
-            self._publish(uow, receipt.message_id, receipt.shipment_id, decision, lines)
+            self._publish(uow, receipt, decision, lines)
             status = "posted" if decision.fully_posted else "rejected"
             finished.append(Finished(receipt.message_id, status, decision.problems))
         await self._repository.decide_held(uow.conn, confirmed, cancelled)
@@ -484,14 +495,24 @@ class ReceivingService:
     def _publish(
         self,
         uow: UnitOfWork,
-        message_id: str,
-        shipment_id: str,
+        receipt: AnsweredReceipt,
         settled: d.Settled,
         lines: list[s.LineResult],
     ) -> None:
+        """The settled document's status; a posted one says its warnings, logged too."""
+        message_id, shipment_id = receipt.message_id, receipt.shipment_id
         if settled.fully_posted:
             status_id = derived_id(message_id, "posted")
-            message: Any = translate.posted(status_id, shipment_id, lines, answers=message_id)
+            message: Any = translate.posted(
+                status_id, shipment_id, lines, answers=message_id, warnings=receipt.warnings
+            )
+            if receipt.warnings:
+                log.warning(
+                    "receiving.receipt_posted_with_warnings",
+                    message_id=message_id,
+                    shipment_id=shipment_id,
+                    warnings=[_logged(w) for w in receipt.warnings],
+                )
         else:
             status_id = derived_id(message_id, "rejected")
             message = translate.rejected(

@@ -229,13 +229,34 @@ def rejected(
 
 
 def posted(
-    message_id: str, shipment_id: str, lines: Sequence[s.LineResult], *, answers: str
+    message_id: str,
+    shipment_id: str,
+    lines: Sequence[s.LineResult],
+    *,
+    answers: str,
+    warnings: Sequence[d.ReceiptWarning] = (),
 ) -> s.ReceiptPosted:
-    """`answers`: the message id of the receipt posted."""
+    """`answers`: the message id of the receipt posted; `warnings`: what its clerk should
+    hear about it (`domain.expiry_warnings`)."""
     # Model instances are not validated again (pydantic's default), so this costs nothing per
     # movement.
     return s.ReceiptPosted(
-        message_id=message_id, shipment_id=shipment_id, answers=[answers], lines=list(lines)
+        message_id=message_id,
+        shipment_id=shipment_id,
+        answers=[answers],
+        lines=list(lines),
+        warnings=[warning(w) for w in warnings],
+    )
+
+
+def warning(w: d.ReceiptWarning) -> s.ReceiptWarning:
+    return s.ReceiptWarning(
+        line_no=w.line_no,
+        lic=w.lic,
+        code=w.code,
+        mfr_lot=w.mfr_lot,
+        expires_on=w.expires_on,
+        message=safe_text(w.message),
     )
 
 

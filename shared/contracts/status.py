@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 from shared.contracts.base import Message, Model
 from shared.contracts.events import Movement
 from shared.contracts.reasons import ReasonCode
-from shared.contracts.types import Amount, Identifier, LineNo, Text
+from shared.contracts.types import Amount, Identifier, LineNo, OwnDate, Text
 
 
 class LineProblem(Model):
@@ -59,10 +59,35 @@ class _Status(Message):
     )
 
 
+class ReceiptWarning(Model):
+    """Something about a posted receipt its clerk should hear at once: the line was received
+    all the same (the goods are there), but needs a decision."""
+
+    line_no: LineNo
+    lic: Identifier
+    code: Literal["LOT_EXPIRED_ON_RECEIPT"] = Field(
+        description="LOT_EXPIRED_ON_RECEIPT: a perishable manufacturer lot of a purchase or"
+        " production receipt expires before the receipt's received_on (a lot expiring that"
+        " very day is not expired: it may still ship that day)",
+    )
+    mfr_lot: Identifier
+    expires_on: OwnDate
+    message: Text = Field(
+        description="a sentence naming the lot, the dates and what can be done: quarantine it"
+        " with QuarantineStock, or return it to the vendor (a production receipt's: write it"
+        " off)",
+    )
+
+
 class ReceiptPosted(_Status):
     type: Literal["ReceiptPosted"] = "ReceiptPosted"
     shipment_id: Identifier
     lines: list[LineResult]
+    warnings: list[ReceiptWarning] = Field(
+        default_factory=list,
+        description="what the receiving clerk should hear at once about lines posted all the"
+        " same (a perishable lot already expired when received); empty: nothing",
+    )
 
 
 class _Refusal(_Status):
