@@ -1,5 +1,11 @@
 """Postgres persistence of `LicState`: set-based loads for a batch of LICs, set-based writes of
-what changed. One statement per table and direction, whatever the batch size."""
+what changed. One statement per table and direction, whatever the batch size.
+
+Rows travel as JSON texts (`shared.db.json_rows`), one parameter per table: the cheapest way for
+a batch's few hundred rows. A table with COPY_MIN_ROWS changed rows or more (a receipt or sale
+of thousands of serials) goes by COPY into a scratch table instead: a parameter of 100,000 JSON
+texts is parsed when the statement is planned and its columns cast again when it runs, which
+took 3.4 s of a 100,000-serial receipt's save where the COPY takes well under half that."""
 
 from __future__ import annotations
 
@@ -32,6 +38,9 @@ from shared.contracts.codec import encode
 from shared.db import json_rows
 from shared.outbox import TYPE_HEADER
 
+COPY_MIN_ROWS = 2_000
+"""A table's upserts go by COPY from this many rows (module docstring)."""
+
 
 @dataclass(frozen=True)
 class Table:
@@ -44,12 +53,31 @@ class Table:
 
     def upsert_sql(self, first: int = 1) -> str:
         """The upsert of many rows, given in parameter `first` (`shared.db.json_rows`)."""
-        names = ", ".join(c for c, _ in self.columns)
         selected = ", ".join(_field(i, t) for i, (_, t) in enumerate(self.columns))
+        return self._upsert(selected, _rows(first))
+
+    @property
+    def scratch(self) -> str:
+        """The temporary table a COPY of this table's rows goes into."""
+        return f"scratch_{self.name}"
+
+    def scratch_sql(self) -> str:
+        """Create `scratch`: this table's columns, a jsonb one as text (the rows carry its JSON
+        text, which the connection's jsonb codec would encode again as a string)."""
+        columns = ", ".join(f"{c} {'text' if t == 'jsonb' else t}" for c, t in self.columns)
+        return f"CREATE TEMP TABLE {self.scratch} ({columns}) ON COMMIT DROP"
+
+    def upsert_scratch_sql(self) -> str:
+        """The upsert of every row in `scratch`."""
+        selected = ", ".join(f"{c}::jsonb" if t == "jsonb" else c for c, t in self.columns)
+        return self._upsert(selected, self.scratch)
+
+    def _upsert(self, selected: str, source: str) -> str:
+        names = ", ".join(c for c, _ in self.columns)
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in self.columns if c not in self.key)
         conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
         return (
-            f"INSERT INTO {self.name} ({names}) SELECT {selected} FROM {_rows(first)}"
+            f"INSERT INTO {self.name} ({names}) SELECT {selected} FROM {source}"
             f" ON CONFLICT ({', '.join(self.key)}) {conflict}"
         )
 
@@ -518,12 +546,20 @@ class PgStateRepository:
             _collect(lic, before.get(lic), state, touched.get(lic), result)
         parts: list[str] = []
         args: list[list[str]] = []
+        copied: list[Table] = []
         for table in TABLES:
             upserts, deletes = result[table.name]
             if deletes:
                 parts.append(_sql(table, "delete", len(args) + 1))
                 args.append(json_rows(deletes))
-            if upserts:
+            if len(upserts) >= COPY_MIN_ROWS:
+                await conn.execute(table.scratch_sql())
+                await conn.copy_records_to_table(
+                    table.scratch, records=upserts, columns=[c for c, _ in table.columns]
+                )
+                parts.append(table.upsert_scratch_sql())
+                copied.append(table)
+            elif upserts:
                 parts.append(_sql(table, "upsert", len(args) + 1))
                 args.append(json_rows(upserts))
         if len(parts) == 1:
@@ -534,6 +570,9 @@ class PgStateRepository:
             # no table has a foreign key into another.
             ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(parts))
             await conn.execute(f"WITH {ctes} SELECT 1", *args)
+        if copied:
+            # Dropped at commit anyway; now, so a second save in this transaction makes its own.
+            await conn.execute(f"DROP TABLE {', '.join(t.scratch for t in copied)}")
 
 
 Change = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]

@@ -1,6 +1,7 @@
 """The allocation repository stores exactly the state the domain decided: what is saved loads
 back equal, row for row, across every table (items, lots, manufacturer lots, units,
-allocations, customer shipments, unallocated stock)."""
+allocations, customer shipments, unallocated stock), whether a table's rows go as JSON
+parameters or, many of them, by COPY."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
+from services.allocation import repository as allocation_repository
 from services.allocation.app import MIGRATIONS, SCHEMA
 from services.allocation.domain import model as d
 from services.allocation.domain.decide import decide_all, decide_batch
@@ -30,6 +32,15 @@ async def pool(lotline_env: Any) -> AsyncIterator[asyncpg.Pool]:
         yield pool
     finally:
         await pool.close()
+
+
+@pytest.fixture(params=["json", "copy"])
+def write_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each table's rows as JSON parameters, or (COPY_MIN_ROWS down to one row) every table's by
+    COPY into its scratch table, jsonb columns included."""
+    if request.param == "copy":
+        monkeypatch.setattr(allocation_repository, "COPY_MIN_ROWS", 1)
+    return str(request.param)
 
 
 def _history(lic: str, *, serialized: bool, lots: bool) -> list[d.Command]:
@@ -97,7 +108,9 @@ def _history(lic: str, *, serialized: bool, lots: bool) -> list[d.Command]:
     ]
 
 
-async def test_saved_state_loads_back_equal_in_every_table(pool: asyncpg.Pool) -> None:
+async def test_saved_state_loads_back_equal_in_every_table(
+    pool: asyncpg.Pool, write_path: str
+) -> None:
     repository = PgStateRepository()
     cases = {"PLAIN": (False, False), "LOTS": (False, True), "SERIALS": (True, False)}
     async with pool.acquire() as proxy, proxy.transaction():
@@ -249,7 +262,7 @@ async def test_unallocated_stock_from_before_its_value_was_kept_is_worth_the_est
 
 
 async def test_held_lines_load_back_equal_and_settle_through_the_tables(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool, write_path: str
 ) -> None:
     """Held stock (lots' and mfr lots' `held`, HELD units, the held lines) round-trips; a
     cancelled receipt's rows are deleted and a confirmed return's updated, as decided."""
