@@ -44,6 +44,7 @@ from services.ledger.queries import (
     model_rows,
 )
 from services.ledger.schemas import (
+    DocumentRecords,
     ErrorOut,
     Health,
     ItemOut,
@@ -295,6 +296,16 @@ LicPath = Annotated[str, Path(description=f"line item code; {_ID}"), _NORMALIZED
 LotPath = Annotated[str, Path(description=f"inventory lot id; {_ID}"), _NORMALIZED]
 SerialPath = Annotated[str, Path(description=f"serial number; {_ID}"), _NORMALIZED]
 PoPath = Annotated[str, Path(description=f"purchase order (its `po`); {_ID}"), _NORMALIZED]
+_DOCUMENT = (
+    "a document as the ledger's records name it: a shipment or receipt id, an adjustment id,"
+    " a quarantine id, a PO (its cost changes)"
+)
+DocumentPath = Annotated[str, Path(description=f"{_DOCUMENT}; {_ID}"), _NORMALIZED]
+DocumentId = Annotated[
+    str | None,
+    Query(description=f"{_DOCUMENT}: its usage records (with `lic`, that item's); {_ID}"),
+    _NORMALIZED,
+]
 
 
 def _routes(app: FastAPI) -> None:
@@ -459,7 +470,8 @@ def _routes(app: FastAPI) -> None:
         conn: Conn,
         request: Request,
         response: Response,
-        lic: Lic,
+        lic: OptionalLic = None,
+        document: DocumentId = None,
         lot_id: Id = None,
         mfr_lot: Id = None,
         serial: Id = None,
@@ -467,20 +479,55 @@ def _routes(app: FastAPI) -> None:
         offset: Offset = 0,
         after: After = None,
     ) -> list[UsageOut]:
-        """Inventory usage records of an item (+ used, − reversed or unallocated), oldest
-        first as `/trace` lists them: by the date used, then in the order recorded. A full
-        page names the next in `X-Next-After` and `Link` (see `after`)."""
+        """Inventory usage records of an item or of a document, or of an item in a document
+        (+ used, − reversed or unallocated), oldest first as `/trace` lists them: by the date
+        used, then in the order recorded. `lic` may be left out when `document` is named. A
+        full page names the next in `X-Next-After` and `Link` (see `after`)."""
+        if lic is None and document is None:
+            problem = {"type": "value_error", "loc": ("query", "lic"), "msg": _USAGE_OF}
+            raise RequestValidationError([problem])
         page = await queries.usage(
             conn,
             lic,
             lot_id=lot_id,
             mfr_lot=mfr_lot,
             serial=serial,
+            document=document,
             limit=limit,
             offset=offset,
             after=after,
         )
         return _paged(request, response, page)
+
+    @app.get(
+        "/documents/{document_id:path}",
+        response_model=DocumentRecords,
+        responses=_PAGED,
+        tags=["trace"],
+    )
+    async def get_document(
+        document_id: DocumentPath,
+        conn: Conn,
+        request: Request,
+        limit: Limit = 1000,
+        offset: Offset = 0,
+        after: After = None,
+    ) -> Response:
+        """Every transaction record the ledger holds naming a document (what a shipment
+        shipped: its lots, serials, costs and customer; what a receipt, adjustment, customer
+        return or quarantine did), across its items: a summary of them all, by item, and a
+        page of the records, oldest first as `/trace` lists them (business date, then the
+        order recorded), each with the usage record it wrote. A document id may hold a `/`:
+        put it in the path as it is. A full page names the next in `X-Next-After` and `Link`
+        (see `after`)."""
+        found, next_after = await queries.document(
+            conn, document_id, limit=limit, offset=offset, after=after
+        )
+        return StreamingResponse(
+            _json_parts(found),
+            media_type="application/json",
+            headers=_next_page(request, next_after),
+        )
 
     @app.get("/healthz", response_model=Health, responses=_UNAVAILABLE, tags=["operations"])
     async def healthz(request: Request) -> Health | JSONResponse:
@@ -574,14 +621,22 @@ async def _summary(
     return found.model_copy(update={"ledger": ledger})
 
 
+_USAGE_OF = "name a lic or a document (or both) whose usage records to list"
+
+
 def _paged(request: Request, response: Response, page: Page[Row]) -> list[Row]:
-    """The page's rows; a full page names the next in `X-Next-After` and `Link` (the same
-    query, `after` the cursor, without an `offset`: it counted from the first page)."""
-    if page.after is not None:
-        url = request.url.remove_query_params("offset").include_query_params(after=page.after)
-        response.headers["X-Next-After"] = page.after
-        response.headers["Link"] = f'<{url}>; rel="next"'
+    """The page's rows; a full page names the next (`_next_page`)."""
+    response.headers.update(_next_page(request, page.after))
     return page.rows
+
+
+def _next_page(request: Request, after: str | None) -> dict[str, str]:
+    """The headers of a full page, whose last row is `after`: `X-Next-After` and `Link` (the
+    same query, `after` the cursor, without an `offset`: it counted from the first page)."""
+    if after is None:
+        return {}
+    url = request.url.remove_query_params("offset").include_query_params(after=after)
+    return {"X-Next-After": after, "Link": f'<{url}>; rel="next"'}
 
 
 @functools.cache

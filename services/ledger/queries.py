@@ -27,6 +27,9 @@ from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_
 from services.ledger.quarantine import HELD_BY_OFFICE_SQL, HELD_IN_LOT_SQL, rules_of_lot
 from services.ledger.schemas import (
     CogsEntry,
+    DocumentItem,
+    DocumentRecord,
+    DocumentRecords,
     ItemOut,
     ItemSummary,
     ItemTraces,
@@ -100,12 +103,45 @@ WHERE s.lic = $1 AND s.serial = $2
 ORDER BY t.seq DESC NULLS LAST, s.changed_on DESC, s.received_on DESC, s.lot_id DESC
 """
 
-_TRACE_SELECT = """
-SELECT t.occurred_on AS date, t.event_type, t.lic, t.lot_id, t.mfr_lot, t.serial, t.expires_on,
-       t.quantity, t.stock_change, t.unit_cost, t.cost, t.office, t.document, t.line_no,
-       t.counterparty, coalesce(l.reference, t.reference) AS reference, l.kind AS lot_kind,
-       t.reason, l.vendor
-FROM transactions AS t LEFT JOIN lots AS l ON l.lot_id = t.lot_id
+_TRACE_COLUMNS = """
+t.occurred_on AS date, t.event_type, t.lic, t.lot_id, t.mfr_lot, t.serial, t.expires_on,
+t.quantity, t.stock_change, t.unit_cost, t.cost, t.office, t.document, t.line_no,
+t.counterparty, coalesce(l.reference, t.reference) AS reference, l.kind AS lot_kind,
+t.reason, l.vendor
+"""
+_TRACE_FROM = "FROM transactions AS t LEFT JOIN lots AS l ON l.lot_id = t.lot_id"
+_TRACE_SELECT = f"SELECT {_TRACE_COLUMNS} {_TRACE_FROM}"
+
+# A document's items, each with its records summed up (`DocumentItem`), read through the index
+# transactions_by_document, and the usage they wrote through usage_by_document (a usage row
+# has the document of the record that wrote it). The records are summed by item, kind and
+# counterparty first: a hash of a few groups, where kinds and counterparties gathered
+# DISTINCT from every record sorted them all (a second, for a 100,000-serial shipment).
+_DOCUMENT_ITEMS = """
+WITH g AS (
+    SELECT lic, event_type, counterparty, count(*) AS record_count,
+           coalesce(sum(stock_change) FILTER (WHERE stock_change > 0), 0) AS quantity_in,
+           coalesce(-sum(stock_change) FILTER (WHERE stock_change < 0), 0) AS quantity_out,
+           coalesce(sum(cost) FILTER (WHERE stock_change > 0), 0) AS cost_in,
+           coalesce(sum(cost) FILTER (WHERE stock_change < 0), 0) AS cost_out,
+           min(occurred_on) AS first_date, max(occurred_on) AS last_date
+    FROM transactions WHERE document = $1 GROUP BY lic, event_type, counterparty
+)
+SELECT t.*, i.description, i.uom, coalesce(u.usage_cost, 0) AS usage_cost
+FROM (
+    SELECT lic, sum(record_count)::bigint AS record_count, sum(quantity_in) AS quantity_in,
+           sum(quantity_out) AS quantity_out, sum(cost_in) AS cost_in,
+           sum(cost_out) AS cost_out, min(first_date) AS first_date,
+           max(last_date) AS last_date, array_agg(DISTINCT event_type) AS event_types,
+           array_agg(DISTINCT counterparty) FILTER (WHERE counterparty IS NOT NULL)
+             AS counterparties
+    FROM g GROUP BY lic
+) AS t
+LEFT JOIN items AS i ON i.lic = t.lic
+LEFT JOIN (
+    SELECT lic, sum(total_cost) AS usage_cost FROM usage WHERE document = $1 GROUP BY lic
+) AS u ON u.lic = t.lic
+ORDER BY t.lic
 """
 
 # Each customer shipped any of the traced stock, with what they were shipped and returned.
@@ -549,7 +585,7 @@ async def lot_in_items(conn: Reader, mfr_lot: str, gtin: str | None = None) -> F
 
 async def usage(
     conn: Reader,
-    lic: str,
+    lic: str | None,
     *,
     lot_id: str | None,
     mfr_lot: str | None,
@@ -557,11 +593,19 @@ async def usage(
     limit: int,
     offset: int,
     after: str | None = None,
+    document: str | None = None,
 ) -> Page[UsageOut]:
-    sql, args = usage_query(lic, lot_id=lot_id, mfr_lot=mfr_lot, serial=serial, after=after)
+    """The usage records of an item or of a document (or both), as `usage_query` reads them;
+    an empty page of an item or document the ledger does not know is NotFound."""
+    sql, args = usage_query(
+        lic, lot_id=lot_id, mfr_lot=mfr_lot, serial=serial, document=document, after=after
+    )
     rows = await conn.fetch(sql, *args, limit, offset)
     if not rows:
-        await _known_item(conn, lic)
+        if lic is not None:
+            await _known_item(conn, lic)
+        if document is not None:
+            await _known_document(conn, document)
     last = rows[-1] if len(rows) == limit else None
     return Page(
         model_rows(UsageOut, rows),
@@ -570,19 +614,29 @@ async def usage(
 
 
 def usage_query(
-    lic: str,
+    lic: str | None,
     *,
     lot_id: str | None,
     mfr_lot: str | None,
     serial: str | None,
+    document: str | None = None,
     after: str | None = None,
 ) -> tuple[str, list[Any]]:
-    """The usage records of an item (and lot, manufacturer lot or serial), oldest first as
-    `/trace` lists them: by the date used, then in recording order, so pages are stable (seq
-    is unique); `after` (a token of this list) starts past a record. Each filter has an index
-    in that order (usage_by_lic, _lot, _mfr_lot, _serial), which the row comparison `after`
-    adds reads from. The limit and offset are the last two parameters."""
-    where, args = _where({"lic": lic, "lot_id": lot_id, "mfr_lot": mfr_lot, "serial": serial})
+    """The usage records of an item (and lot, manufacturer lot or serial) or of a document
+    (a shipment, adjustment, customer return, …; with `lic`, that item's of it), oldest first
+    as `/trace` lists them: by the date used, then in recording order, so pages are stable
+    (seq is unique); `after` (a token of this list) starts past a record. Each filter has an
+    index in that order (usage_by_lic, _lot, _mfr_lot, _serial, _document), which the row
+    comparison `after` adds reads from. The limit and offset are the last two parameters."""
+    where, args = _where(
+        {
+            "lic": lic,
+            "document": document,
+            "lot_id": lot_id,
+            "mfr_lot": mfr_lot,
+            "serial": serial,
+        }
+    )
     params: list[Any] = list(args)
     if after is not None:
         used_on, seq = _untoken(after, (dt.date, int))
@@ -591,6 +645,81 @@ def usage_query(
     n = len(params)
     sql = f"SELECT * FROM usage {where} ORDER BY used_on, seq LIMIT ${n + 1} OFFSET ${n + 2}"
     return sql, params
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+async def document(
+    conn: Reader,
+    document_id: str,
+    *,
+    limit: int,
+    offset: int,
+    after: str | None = None,
+) -> tuple[Found[DocumentRecords], str | None]:
+    """Every transaction record naming `document_id`, across its items: the summary of them
+    all (`_DOCUMENT_ITEMS`) and a page of them with the usage each wrote, read in one
+    snapshot; and, when the page is full, the `after` token of the next. A document with no
+    records is NotFound, on every page."""
+    sql, args = document_records_query(document_id, after=after)
+    async with snapshot(conn):
+        items = await conn.fetch(_DOCUMENT_ITEMS, document_id)
+        if not items:
+            raise _unknown_document(document_id)
+        rows = await conn.fetch(sql, *args, limit, offset)
+    summed = [
+        DocumentItem(**_fields(i, DocumentItem, {"description", "uom"}), **_item_names(i))
+        for i in items
+    ]
+    with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
+        totals = {
+            name: sum((getattr(i, name) for i in summed), start=Decimal(0))
+            for name in ("quantity_in", "quantity_out", "cost_in", "cost_out", "usage_cost")
+        }
+    head = DocumentRecords(
+        document=document_id,
+        record_count=sum(i.record_count for i in summed),
+        first_date=min(i["first_date"] for i in items),
+        last_date=max(i["last_date"] for i in items),
+        # Sorted here, not by the database's collation, as a trace's customers are.
+        event_types=sorted({kind for i in items for kind in i["event_types"]}),
+        counterparties=sorted({c for i in items for c in i["counterparties"] or ()}),
+        **totals,
+        items=summed,
+        records=[],
+    )
+    last = rows[-1] if len(rows) == limit else None
+    token = None if last is None else _token(last["date"], last["seq"])
+    return Found(head, {"records": (DocumentRecord, _in_parts(rows))}), token
+
+
+def document_records_query(document_id: str, *, after: str | None = None) -> tuple[str, list[Any]]:
+    """A document's transaction records, oldest first as `/trace` lists them (business date,
+    then recording order: seq is unique, so pages are stable), each with the usage row it
+    wrote (the usage row with its id, found by primary key, record by record). Read off the
+    index transactions_by_document in that order, from the cursor `after` on; the limit and
+    offset are the last two parameters."""
+    where = "WHERE t.document = $1"
+    params: list[Any] = [document_id]
+    if after is not None:
+        occurred_on, seq = _untoken(after, (dt.date, int))
+        where += " AND (t.occurred_on, t.seq) > ($2::date, $3::bigint)"
+        params += [occurred_on, seq]
+    n = len(params)
+    sql = (
+        f"SELECT {_TRACE_COLUMNS}, t.seq,"
+        " (SELECT u FROM usage AS u WHERE u.usage_id = t.txn_id) AS usage"
+        f" {_TRACE_FROM} {where} ORDER BY t.occurred_on, t.seq"
+        f" LIMIT ${n + 1} OFFSET ${n + 2}"
+    )
+    return sql, params
+
+
+def _item_names(row: asyncpg.Record) -> dict[str, str]:
+    """The item's description and unit of measure (an item the ledger has no
+    `ItemUpserted` of: as a new item's)."""
+    return {"description": row["description"] or "", "uom": row["uom"] or "Each"}
 
 
 # -- purchase orders (R16) --------------------------------------------------------------------
@@ -691,6 +820,20 @@ async def _known_item(conn: Reader, lic: str) -> None:
     unknown LIC (a typo) is a 404 at every offset, not an empty list read as "nothing more"."""
     if await conn.fetchval("SELECT 1 FROM items WHERE lic = $1", lic) is None:
         raise NotFound(f"item {shown(lic)} is not known to the ledger")
+
+
+async def _known_document(conn: Reader, document: str) -> None:
+    """NotFound unless a transaction record names the document, as `_known_item` for a LIC
+    (through the index transactions_by_document)."""
+    found = await conn.fetchval("SELECT 1 FROM transactions WHERE document = $1 LIMIT 1", document)
+    if found is None:
+        raise _unknown_document(document)
+
+
+def _unknown_document(document: str) -> NotFound:
+    return NotFound(
+        f"document {shown(document)} is not known to the ledger: no transaction record names it"
+    )
 
 
 async def _known_gtin(conn: Reader, gtin: str) -> None:

@@ -7,7 +7,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 
 
 def plain(value: Decimal) -> str:
@@ -453,6 +453,89 @@ class UsageOut(Out):
     line_no: int | None
     counterparty: str | None
     used_on: dt.date
+
+
+class RecordUsage(Out):
+    """The usage record (R10, R12, R13) a transaction record wrote, as `GET /usage` lists it:
+    a shipment, return to vendor, loss or count out uses stock (+); a customer return or a
+    count in reverses use (−). Records that move no stock (allocations, releases, quarantines,
+    cost changes) and receipts write none."""
+
+    usage_id: str
+    source: str
+    quantity: Num = Field(description="+ used, − reversed or unallocated (R12)")
+    unit_cost: Num = Field(
+        description="the cost it was booked at: the lot's actual cost once its PO closed, else"
+        " the estimate (a later closing reconciles it in the lot's `cogs`, not here)"
+    )
+    est_unit_cost: Num
+    total_cost: Num = Field(description="quantity × unit_cost")
+    used_on: dt.date
+
+
+class DocumentRecord(TraceEvent):
+    """One transaction record of a document (R15), as `/trace` lists it, with the usage
+    record it wrote."""
+
+    usage: RecordUsage | None = Field(
+        description="the usage record this record wrote (null: it wrote none, as an"
+        " allocation, a receipt or a quarantine)"
+    )
+
+    @field_validator("usage", mode="before")
+    @classmethod
+    def _usage_row(cls, value: object) -> object:
+        # The database answers the usage row as one composite value (a record whose fields
+        # are its columns): its fields by name, as a model is built from them.
+        items = getattr(value, "items", None)
+        if value is None or isinstance(value, dict | BaseModel) or items is None:
+            return value
+        return dict(items())
+
+
+_IN = "into stock (the positive stock changes: received, returned by customers, counted in)"
+_OUT = "out of stock (the negative stock changes: shipped, returned to vendor, written off)"
+
+
+class DocumentItem(Out):
+    """One item of a document: its records summed up. Records that move no stock
+    (allocations, releases, quarantines, cost changes) count in neither way."""
+
+    lic: str
+    description: str
+    uom: str
+    record_count: int = Field(description="its transaction records naming the document")
+    quantity_in: Num = Field(description=f"units {_IN}")
+    quantity_out: Num = Field(description=f"units {_OUT}")
+    cost_in: Num = Field(description=f"the cost of the units {_IN}, at each record's cost")
+    cost_out: Num = Field(description=f"the cost of the units {_OUT}, at each record's cost")
+    usage_cost: Num = Field(
+        description="what its usage records booked: + used, − reversed (each `usage`'s"
+        " total_cost added up; `GET /usage?document=` lists them)"
+    )
+
+
+class DocumentRecords(Out):
+    """Every transaction record the ledger holds naming one document (a shipment, a receipt,
+    an adjustment, a customer return, a quarantine, a PO's cost changes), across its items:
+    a summary of them all, and a page of the records, oldest first as `/trace` lists them."""
+
+    document: str
+    record_count: int = Field(description="its records, on every page")
+    first_date: dt.date = Field(description="the business date of its first record")
+    last_date: dt.date = Field(description="and of its last")
+    event_types: list[str] = Field(description="the kinds of its records, sorted")
+    counterparties: list[str] = Field(description="the customers and vendors its records name")
+    quantity_in: Num = Field(description=f"units {_IN}, every item's")
+    quantity_out: Num = Field(description=f"units {_OUT}, every item's")
+    cost_in: Num = Field(description="the cost of the units into stock, every item's")
+    cost_out: Num = Field(description="the cost of the units out of stock, every item's")
+    usage_cost: Num = Field(description="what its usage records booked, every item's")
+    items: list[DocumentItem] = Field(description="each item it names, by LIC, summed up")
+    records: list[DocumentRecord] = Field(
+        description="a page of its records (`limit`, `offset`, `after`), oldest first: by"
+        " business date, then in the order recorded"
+    )
 
 
 class Health(Out):
