@@ -2,10 +2,12 @@
 what changed. One statement per table and direction, whatever the batch size.
 
 Rows travel as JSON texts (`shared.db.json_rows`), one parameter per table: the cheapest way for
-a batch's few hundred rows. A table with COPY_MIN_ROWS changed rows or more (a receipt or sale
-of thousands of serials) goes by COPY into a scratch table instead: a parameter of 100,000 JSON
-texts is parsed when the statement is planned and its columns cast again when it runs, which
-took 3.4 s of a 100,000-serial receipt's save where the COPY takes well under half that."""
+a batch's few hundred rows. From COPY_MIN_ROWS rows of a table (a receipt or sale of thousands
+of serials) they go by COPY instead: a parameter of 100,000 JSON texts is parsed when the
+statement is planned and its columns cast again when it runs, which took 3.4 s of a
+100,000-serial receipt's save. New rows (keys the state did not have: the state is the LIC's
+every row, as committed) are copied straight into their table; changed ones into a scratch
+table, then upserted from it."""
 
 from __future__ import annotations
 
@@ -55,6 +57,16 @@ class Table:
         """The upsert of many rows, given in parameter `first` (`shared.db.json_rows`)."""
         selected = ", ".join(_field(i, t) for i, (_, t) in enumerate(self.columns))
         return self._upsert(selected, _rows(first))
+
+    @property
+    def names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+    @property
+    def copies_straight(self) -> bool:
+        """Whether COPY may write rows into the table itself: not through a jsonb column, whose
+        JSON text the connection's jsonb codec would encode again as a string."""
+        return all(t != "jsonb" for _, t in self.columns)
 
     @property
     def scratch(self) -> str:
@@ -548,14 +560,20 @@ class PgStateRepository:
         args: list[list[str]] = []
         copied: list[Table] = []
         for table in TABLES:
-            upserts, deletes = result[table.name]
+            upserts, deletes, inserts = result[table.name]
             if deletes:
                 parts.append(_sql(table, "delete", len(args) + 1))
                 args.append(json_rows(deletes))
+            if len(inserts) >= COPY_MIN_ROWS and table.copies_straight:
+                # Before the statement below, which touches none of these keys (a key is new,
+                # changed or deleted); a serial moving between lots is checked at commit.
+                await conn.copy_records_to_table(table.name, records=inserts, columns=table.names)
+            else:
+                upserts += inserts
             if len(upserts) >= COPY_MIN_ROWS:
                 await conn.execute(table.scratch_sql())
                 await conn.copy_records_to_table(
-                    table.scratch, records=upserts, columns=[c for c, _ in table.columns]
+                    table.scratch, records=upserts, columns=table.names
                 )
                 parts.append(table.upsert_scratch_sql())
                 copied.append(table)
@@ -575,7 +593,8 @@ class PgStateRepository:
             await conn.execute(f"DROP TABLE {', '.join(t.scratch for t in copied)}")
 
 
-Change = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]
+Change = tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+"""A table's rows to upsert, keys to delete, and new rows (none of them in the table yet)."""
 
 _SQL: dict[tuple[str, str, int], str] = {}
 
@@ -590,7 +609,7 @@ def _sql(table: Table, kind: Literal["upsert", "delete"], first: int) -> str:
 
 
 def _no_changes() -> dict[str, Change]:
-    return {t.name: ([], []) for t in TABLES}
+    return {t.name: ([], [], []) for t in TABLES}
 
 
 def _changes(
@@ -624,7 +643,7 @@ def _collect(
             continue
         before: Mapping[Any, Any] = getattr(old, field) if old is not None else {}
         after: Mapping[Any, Any] = getattr(new, field)
-        upserts, deletes = result[table.name]
+        upserts, deletes, inserts = result[table.name]
         to_row = table.to_row
         for key in keys:
             previous = before.get(key, _MISSING)
@@ -634,7 +653,9 @@ def _collect(
             if row is _MISSING:
                 if previous is not _MISSING:
                     deletes.append(table.key_of(to_row(lic, previous)))
-            elif previous is _MISSING or previous != row:  # (a new row: no `__eq__` calls)
+            elif previous is _MISSING:
+                inserts.append(to_row(lic, row))
+            elif previous != row:
                 upserts.append(to_row(lic, row))
 
 
@@ -642,7 +663,7 @@ def _compare(table: Table, lic: str, previous: Any, row: Any, result: dict[str, 
     """Record one row's change, if any (`_MISSING` or None: no such row)."""
     if previous is row:
         return
-    upserts, deletes = result[table.name]
+    upserts, deletes, _ = result[table.name]
     if row is _MISSING or row is None:
         if previous is not _MISSING and previous is not None:
             deletes.append(table.key_of(table.to_row(lic, previous)))
@@ -655,7 +676,7 @@ def _walk_all(lic: str, old: LicState | None, new: LicState, result: dict[str, C
     old_rows = _rows_of(old) if old is not None else {}
     new_rows = _rows_of(new)
     for table in TABLES:
-        upserts, deletes = result[table.name]
+        upserts, deletes, _ = result[table.name]
         before = old_rows.get(table.name, {})
         after = new_rows[table.name]
         for key, row in after.items():
