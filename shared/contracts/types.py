@@ -160,9 +160,16 @@ def _positive(value: Decimal) -> Decimal:
     return value
 
 
-def _non_zero(value: Decimal) -> Decimal:
+def _a_change(value: Decimal) -> Decimal:
+    """`SignedQuantity`: an adjustment's quantity (`AdjustInventory`, re-keyed as `AdjustStock`;
+    DESIGN §4: no other message carries a signed one), the change in stock, never 0. A clerk
+    who counted none of a lot sends the count itself, 0: say what the field means. The lot's
+    quantity is not known here, so the example is only that."""
     if value == 0:
-        raise ValueError("quantity must not be 0")
+        raise ValueError(
+            "quantity must not be 0: it is the change in stock (+ adds, - removes), not the"
+            " quantity counted: to empty a lot holding 15, for example, send -15"
+        )
     return value
 
 
@@ -285,11 +292,12 @@ Quantity = Annotated[
         exclusive_minimum=Decimal(0),
     ),
 ]
+# An adjustment's quantity only: the change in stock (`_a_change` says so when it is 0).
 SignedQuantity = Annotated[
     Decimal,
     BeforeValidator(_to_decimal),
     _bounded(MAX_QUANTITY, "quantity"),
-    AfterValidator(_non_zero),
+    AfterValidator(_a_change),
     _DecimalSer,
     _decimal_schema(
         f"A signed quantity: not 0, from -{MAX_QUANTITY} to {MAX_QUANTITY}, {_LIMITS}.",

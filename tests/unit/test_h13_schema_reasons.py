@@ -225,7 +225,12 @@ CASES: list[tuple[dict[str, Any], str, str | None]] = [
         "serials[0]: must be at most 256 characters long, not 300",
         "x" * 300,
     ),
-    (_adjust(quantity=0), "quantity: quantity must not be 0", "0"),
+    (
+        _adjust(quantity=0),
+        "quantity: quantity must not be 0: it is the change in stock (+ adds, - removes), not"
+        " the quantity counted: to empty a lot holding 15, for example, send -15",
+        "0",
+    ),
 ]
 
 

@@ -331,7 +331,8 @@ def test_an_adjustment_with_a_bad_quantity_is_answered_command_rejected() -> Non
     assert refusal.message_id == "adjustment:adj-1/rejected"
     assert refusal.reason_code == ReasonCode.INVALID_QUANTITY
     assert refusal.offending == "0"
-    assert refusal.reason.startswith("quantity: quantity must not be 0; also lots[0].quantity")
+    assert refusal.reason.startswith("quantity: quantity must not be 0: it is the change in stock")
+    assert "; also lots[0].quantity" in refusal.reason
 
 
 def test_an_item_with_a_bad_value_is_answered_command_rejected_with_its_lic() -> None:

@@ -27,9 +27,11 @@
 - Not enough stock refuses the whole line (`INSUFFICIENT_STOCK`, requested vs available):
   there is no partial allocation. An automatic pick's refusal (`shortfall`) says what the
   office's free stock is, in the numbers `GET /items` gives: available, then how much more has
-  too little shelf life, expired by the ship date, or is in quarantine (each only where there
-  is some; together, all the free stock), and, at an office that never had a lot of the item
-  (a mistyped office), which offices have stock of it.
+  too little shelf life, expired by the ship date, or is in quarantine, then how much was
+  counted in beyond any lot (R12: unallocated stock, which no shipment takes, with how to put
+  it in a lot) (each only where there is some; together, all the free stock), and, at an
+  office that never had a lot or unallocated stock of the item (a mistyped office), which
+  offices have stock of it.
 """
 
 from __future__ import annotations
@@ -140,8 +142,8 @@ def _automatic(
 class FreeStock:
     """The free stock (on hand − allocated) at an office, by why an automatic pick for a
     `Need` may take it or not. Each unit is in one part, so together they are all of it:
-    `available` + `short_dated` + `expired` is what `GET /items` counts available, and
-    `in_quarantine` its quarantined stock not allocated."""
+    `available` + `short_dated` + `expired` is what `GET /items` counts available,
+    `in_quarantine` its quarantined stock not allocated, and `unallocated` its unallocated."""
 
     available: Decimal = ZERO
     """Takeable: fresh enough, not held."""
@@ -151,6 +153,10 @@ class FreeStock:
     """Expired before the ship date (a sale never takes it, R9)."""
     in_quarantine: Decimal = ZERO
     """Held by a quarantine, whatever its expiry: releasing it is what would free it."""
+    unallocated: Decimal = ZERO
+    """On hand in no lot (R12: a plain item counted in beyond what its lots had used). Usage
+    is written against lots (R10), so no shipment takes it: only a beginning balance, after a
+    count takes it out, puts it in a lot."""
 
 
 def free_stock(draft: Draft, need: Need) -> FreeStock:
@@ -176,6 +182,10 @@ def free_stock(draft: Draft, need: Need) -> FreeStock:
             stock.short_dated += free
         else:
             stock.available += free
+    # A short loss took all of it before asking for lot stock (`asked`): none is left to name.
+    counted = draft.unallocated.get(need.office)
+    if counted is not None:
+        stock.unallocated = counted.quantity
     return stock
 
 
@@ -183,9 +193,10 @@ def shortfall(draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None
     """INSUFFICIENT_STOCK for an automatic pick short of stock: requested, available (with the
     shelf life required, if any), then each part of the free stock it could not take, where
     there is some: "and 3 more with less", "and 40 more expired by 2026-11-25" (the ship
-    date), "and 150 more in quarantine". An office with no lot of the item at all, while
-    others have stock, names those (a mistyped office: "none at office MIAN; the item has
-    stock at office MAIN")."""
+    date), "and 150 more in quarantine", and last the office's unallocated stock (R12), which
+    no shipment takes, with how to put it in a lot. An office with no lot and no unallocated
+    stock of the item, while others have stock, names those (a mistyped office: "none at
+    office MIAN; the item has stock at office MAIN")."""
     stock = free_stock(draft, need)
     which = ""
     if need.fresh_only and need.min_shelf_life_days and need.item.track_mfr_lot:
@@ -197,17 +208,31 @@ def shortfall(draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None
     ):
         if more:
             which += f", and {number(more)} more {kind}"
+    if stock.unallocated:
+        which += _unallocated(stock.unallocated)
     if not stock.available and (asked is None or asked == quantity):
         which += _elsewhere(draft, need.office)
     what = f"item {need.item.lic} at office {need.office}"
     return _short(quantity, stock.available, what, asked, which=which)
 
 
+def _unallocated(quantity: Decimal) -> str:
+    """The part of a shortfall that is unallocated stock (R12), and the way to sell it: a
+    negative count takes unallocated stock first, and a beginning balance makes a new lot."""
+    n = number(quantity)
+    return (
+        f", and {n} more counted in beyond any lot (R12), which no shipment can take: to make"
+        f" them sellable, remove them with a count of -{n} and add them back with a beginning"
+        f" balance of {n}"
+    )
+
+
 def _elsewhere(draft: Draft, office: str) -> str:
-    """Where the item's stock is, when `office` never had a lot of it; else ""."""
-    if draft.lots_at(office):
+    """Where the item's stock is (in lots or unallocated, R12: on hand either way), when
+    `office` never had a lot of it nor holds unallocated stock of it; else ""."""
+    if draft.lots_at(office) or office in draft.unallocated:
         return ""
-    others = sorted(set(draft.stocked.values()) - {office})
+    others = sorted((set(draft.stocked.values()) | set(draft.unallocated)) - {office})
     if not others:
         return ""
     offices = "office" if len(others) == 1 else "offices"
