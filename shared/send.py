@@ -204,16 +204,24 @@ def describe(answer: dict[str, Any]) -> str:
 
 
 def _warnings(answer: dict[str, Any]) -> list[str]:
-    """A posted receipt's warnings (`warning: line 1 MILK LOT_EXPIRED_ON_RECEIPT: …`), each
-    with its sentence: posted all the same, but its clerk must hear it at once."""
+    """A posted receipt's warnings (`warning: line 1 MILK LOT_EXPIRED_ON_RECEIPT: …`) or an
+    adjustment's (`warning: SAL-500 STOCK_IN_NO_LOT: …`), each with its sentence: accepted all
+    the same, but its clerk must hear it at once."""
     warnings = [w for w in answer.get("warnings") or [] if isinstance(w, dict)]
     shown = [
-        f"warning: line {w.get('line_no')} {w.get('lic')} {w.get('code')}: {w.get('message')}"
+        f"warning: {_warned(answer, w)} {w.get('code')}: {w.get('message')}"
         for w in warnings[:MAX_LISTED]
     ]
     if len(warnings) > MAX_LISTED:
         shown.append(f"… {plural(len(warnings) - MAX_LISTED, 'more warning')}")
     return shown
+
+
+def _warned(answer: dict[str, Any], warning: dict[str, Any]) -> str:
+    """What a warning is about: a receipt's line (`line 1 MILK`), else the answer's item."""
+    if warning.get("line_no") is not None:
+        return f"line {warning.get('line_no')} {warning.get('lic')}"
+    return str(warning.get("lic") or answer.get("lic"))
 
 
 def _stock_change(answer: dict[str, Any]) -> str:

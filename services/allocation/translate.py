@@ -236,6 +236,20 @@ def _movements(ms: tuple[d.LotMovement, ...]) -> list[e.Movement]:
     return [movement(m) for m in ms]
 
 
+def _warning(w: d.AdjustmentWarning) -> e.AdjustmentWarning:
+    """Rare, and its message is text the core composed: built with validation (cut to length,
+    as a refusal's reason is)."""
+    return e.AdjustmentWarning(
+        code=w.code,
+        message=w.message[:1900],
+        serial=w.serial,
+        mfr_lot=w.mfr_lot,
+        expires_on=w.expires_on,
+        lot_id=w.lot_id,
+        office=w.office,
+    )
+
+
 def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
     """The contract event for one domain event; `message_id` is deterministic per decision."""
     match event:
@@ -361,6 +375,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "reason": event.reason,
                     "unallocated": event.unallocated,
                     "movements": _movements(event.movements),
+                    "warnings": [_warning(w) for w in event.warnings],
                 },
             )
         case d.StockReturned():

@@ -118,6 +118,36 @@ class LineShipped(Event):
     movements: list[Movement] = Field(default_factory=list)
 
 
+class AdjustmentWarning(Model):
+    """Something about an accepted adjustment its clerk should hear at once: the stock went
+    in (or out) all the same, but likely not as meant. `serial`, `mfr_lot`, `expires_on`,
+    `lot_id` and `office`: what it concerns, where they apply (else null)."""
+
+    code: Literal[
+        "SERIAL_WAS_SHIPPED", "STOCK_IN_NO_LOT", "LOT_EXPIRED_ON_ADJUSTMENT", "ESTIMATED_COST"
+    ] = Field(
+        description="SERIAL_WAS_SHIPPED: a beginning balance names a serial last shipped to a"
+        " customer (or returned to a vendor); it is in stock again, but the sale's usage stands"
+        " (a customer return is what reverses it, R13). STOCK_IN_NO_LOT: a count or loss added"
+        " more of a plain item than its lots at the office could take back: the rest is"
+        " unallocated stock (R12), which no sale takes (at an office holding none of the item:"
+        " likely a mistyped office). LOT_EXPIRED_ON_ADJUSTMENT: a beginning balance of a"
+        " perishable manufacturer lot expiring before adjusted_on (one expiring that very day"
+        " is not expired). ESTIMATED_COST: a beginning balance without unit_cost, costed at"
+        " the item's estimated unit cost",
+    )
+    message: Text = Field(
+        description="a sentence saying what happened, with the numbers, and what can be done"
+    )
+    serial: Identifier | None = None
+    mfr_lot: Identifier | None = None
+    expires_on: OwnDate | None = None
+    lot_id: Identifier | None = Field(
+        default=None, description="the inventory lot the warning concerns"
+    )
+    office: Identifier | None = None
+
+
 class InventoryAdjusted(Event):
     type: Literal["InventoryAdjusted"] = "InventoryAdjusted"
     adjustment_id: Identifier
@@ -133,6 +163,11 @@ class InventoryAdjusted(Event):
         default=Decimal(0), description="units added beyond any lot (R12: negative usage)"
     )
     movements: list[Movement] = Field(default_factory=list)
+    warnings: list[AdjustmentWarning] = Field(
+        default_factory=list,
+        description="what the clerk should hear at once about an adjustment accepted all the"
+        " same (at most 100, the last saying how many more); empty: nothing",
+    )
 
 
 class StockReturned(Event):
@@ -217,6 +252,7 @@ InventoryEvent = Annotated[
 ]
 
 __all__ = [
+    "AdjustmentWarning",
     "Amount",
     "CommandRejected",
     "Event",

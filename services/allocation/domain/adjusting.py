@@ -13,6 +13,11 @@
 - For an item both lot-tracked and serialized the serials decide which units; named lots are
   not needed, but lots named beside them must hold them (`picking.lots_hold_serials`), as on a
   shipment line or a customer return.
+- An adjustment accepted all the same may need a word for its clerk (a shipped serial counted
+  in, stock in no lot, an expired lot, an estimated cost): `InventoryAdjusted.warnings`, see
+  `adjustment_warnings`. A refusal says what to do: where a lot named at the wrong office or
+  expiry is, which shipment lines hold stock a removal asked for, how much a count can put back
+  and the seed's remedy for the rest.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import hashlib
 from decimal import Decimal, localcontext
 
+from services.allocation.domain import adjustment_warnings as warn
 from services.allocation.domain import checks
 from services.allocation.domain.draft import BrokenInvariant, Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
@@ -27,8 +33,10 @@ from services.allocation.domain.model import (
     COST_STEP,
     EXACT,
     ZERO,
+    AdjustmentWarning,
     AdjustStock,
     InventoryAdjusted,
+    InventoryLot,
     Item,
     LotMovement,
     LotPick,
@@ -51,7 +59,7 @@ from services.allocation.domain.receiving import NewLot, require_item, stock_in
 from services.allocation.domain.serials import latest_unit, whereabouts
 from services.allocation.domain.shipping import movements
 from shared.ids import MAX_DERIVED_ID
-from shared.reasons import number
+from shared.reasons import listed, listed_expiring, number
 
 EXCEEDS_USED = "adjusted quantity exceeds the previously used quantity"
 
@@ -64,13 +72,19 @@ def adjust(draft: Draft, cmd: AdjustStock) -> tuple[InventoryAdjusted]:
     quantity = checks.nonzero(cmd.quantity)
     checks.whole_for(item, quantity)
     lot_id = None
+    warnings: list[AdjustmentWarning] = []
     if cmd.kind == "beginning_balance":
-        lot_id, moved = _beginning_balance(draft, cmd)
+        lot, moved = _beginning_balance(draft, cmd)
+        lot_id = lot.lot_id
+        warnings = warn.beginning_balance(draft, item, cmd, lot)
     else:
         checks.no_serials(item, cmd.serials)
         if cmd.lots:
             checks.no_lots(item, (entry.mfr_lot for entry in cmd.lots))
-        moved = _remove(draft, item, cmd) if quantity < 0 else _put_back(draft, item, cmd)
+        if quantity < 0:
+            moved = _remove(draft, item, cmd)
+        else:
+            moved, warnings = _put_back(draft, item, cmd)
     draft.lock_item()
     return (
         InventoryAdjusted(
@@ -87,11 +101,14 @@ def adjust(draft: Draft, cmd: AdjustStock) -> tuple[InventoryAdjusted]:
             unallocated=sum((m.quantity for m in moved if m.lot_id is None), ZERO),
             closed_lots=tuple(draft.closed),
             reopened_lots=tuple(draft.reopened),
+            warnings=warn.capped(warnings),
         ),
     )
 
 
-def _beginning_balance(draft: Draft, cmd: AdjustStock) -> tuple[str, tuple[LotMovement, ...]]:
+def _beginning_balance(
+    draft: Draft, cmd: AdjustStock
+) -> tuple[InventoryLot, tuple[LotMovement, ...]]:
     """R11: a beginning balance always creates a new adjustment lot."""
     if cmd.quantity < 0:
         raise Refusal(
@@ -112,7 +129,7 @@ def _beginning_balance(draft: Draft, cmd: AdjustStock) -> tuple[str, tuple[LotMo
         serials=cmd.serials,
     )
     got = stock_in(draft, spec)
-    return got.lot.lot_id, got.movements
+    return got.lot, got.movements
 
 
 def adjustment_lot_id(draft: Draft, cmd: AdjustStock) -> str:
@@ -151,11 +168,11 @@ def _remove(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ..
         _lots_beside_serials(draft, need, cmd, picks)
     elif item.track_mfr_lot:
         entries = _lot_picks(item, cmd, quantity)
-        picks = named_lots(draft, need, entries)
+        picks = _named_lots(draft, need, entries)
     else:
         unallocated, rest = _take_unallocated(draft, cmd.office, quantity)
         # Short, the refusal names the whole loss and all stock there, unallocated included.
-        picks = automatic(draft, need, rest, asked=quantity) if rest > 0 else []
+        picks = _oldest(draft, need, rest, quantity) if rest > 0 else []
     draft.move(picks, on_hand=-1, used=1)
     draft.put_units(
         draft.units[(pick.serial, pick.lot_id)].moved_to(SerialStatus.REMOVED)
@@ -205,8 +222,11 @@ def cost_out(row: UnallocatedStock, quantity: Decimal) -> list[tuple[Decimal, De
 # -- putting back -------------------------------------------------------------------------------
 
 
-def _put_back(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ...]:
-    """R11, R12: a positive count or loss reverses usage."""
+def _put_back(
+    draft: Draft, item: Item, cmd: AdjustStock
+) -> tuple[tuple[LotMovement, ...], list[AdjustmentWarning]]:
+    """R11, R12: a positive count or loss reverses usage; what a plain item's lots cannot take
+    back is unallocated stock, warned of (`STOCK_IN_NO_LOT`)."""
     if item.serialized:
         serials = checks.serial_list(item, _serials(item, cmd), cmd.quantity)
         restored = tuple(_restore_unit(draft, item, cmd.office, serial) for serial in serials)
@@ -217,13 +237,13 @@ def _put_back(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, 
             if m.lot_id is not None
         ]
         _lots_beside_serials(draft, need, cmd, units)
-        return restored
+        return restored, []
     if item.track_mfr_lot:
         picks: list[Pick] = []
         for entry in _lot_picks(item, cmd, cmd.quantity):
-            picks.extend(_reverse_mfr_lot(draft, item, cmd.office, entry, picks))
+            picks.extend(_reverse_mfr_lot(draft, item, cmd, entry, picks))
         draft.move(picks, on_hand=1, used=-1)
-        return movements(draft, tuple(picks))
+        return movements(draft, tuple(picks)), []
     return _reverse_plain(draft, item, cmd)
 
 
@@ -268,21 +288,13 @@ def _not_removed(draft: Draft, unit: Unit | None) -> str:
 
 
 def _reverse_mfr_lot(
-    draft: Draft, item: Item, office: str, entry: LotPick, earlier: list[Pick]
+    draft: Draft, item: Item, cmd: AdjustStock, entry: LotPick, earlier: list[Pick]
 ) -> list[Pick]:
     """R11: put back at most what was used from the mfr lot (its initial quantity is the
     ceiling), newest inventory lot first."""
-    rows = [
-        r for r in draft.mfr_lots_at(office) if r.mfr_lot == entry.mfr_lot and describes(entry, r)
-    ]
+    rows = _rows_at(draft, cmd.office, entry)
     if not rows:
-        expiring = f" expiring on {entry.expires_on}" if entry.expires_on else ""
-        raise Refusal(
-            ReasonCode.LOT_NOT_FOUND,
-            f"manufacturer lot {entry.mfr_lot}{expiring} of {item.lic} was never at office"
-            f" {office}: add it with a beginning balance",
-            entry.mfr_lot,
-        )
+        raise _lot_not_at(draft, item, cmd.office, entry, removing=False)
     done: dict[tuple[str, str | None], Decimal] = {}
     for p in earlier:
         done[(p.lot_id, p.mfr_lot)] = done.get((p.lot_id, p.mfr_lot), ZERO) + p.quantity
@@ -292,32 +304,275 @@ def _reverse_mfr_lot(
 
     capacity = sum((room(r) for r in rows), ZERO)
     if entry.quantity > capacity:
-        raise Refusal(
-            ReasonCode.LOT_QTY_EXCEEDS_USED,
-            f"{EXCEEDS_USED}: manufacturer lot {entry.mfr_lot} of {item.lic} can take back "
-            f"{number(capacity)} (used), adjusted {number(entry.quantity)}",
-            f"{entry.quantity} > {capacity}",
-        )
+        raise _exceeds_used(item, cmd, entry, capacity, rows)
     rows.sort(key=lambda r: draft.lots[r.lot_id].arrival, reverse=True)
     return _spread(entry.quantity, [(r.lot_id, r.mfr_lot, room(r)) for r in rows])
 
 
-def _reverse_plain(draft: Draft, item: Item, cmd: AdjustStock) -> tuple[LotMovement, ...]:
-    """R11, R12: fill lots newest first up to their usage; the rest is unallocated stock."""
+def _reverse_plain(
+    draft: Draft, item: Item, cmd: AdjustStock
+) -> tuple[tuple[LotMovement, ...], list[AdjustmentWarning]]:
+    """R11, R12: fill lots newest first up to their usage; the rest is unallocated stock,
+    which no sale takes: warned of (`STOCK_IN_NO_LOT`)."""
     lots = draft.lots_at(cmd.office)[::-1]  # newest first
     picks = _spread(cmd.quantity, [(lot.lot_id, None, lot.used) for lot in lots], partial=True)
     draft.move(picks, on_hand=1, used=-1)
     moved = movements(draft, tuple(picks))
     excess = cmd.quantity - sum((p.quantity for p in picks), ZERO)
-    if excess > 0:
-        unit_cost = checks.cost(cmd.unit_cost, item)
-        row = draft.unallocated.get(cmd.office)
-        held, value = (row.quantity, row.value) if row is not None else (ZERO, ZERO)
-        with localcontext(EXACT):
-            value += excess * unit_cost
-        draft.set_unallocated(cmd.office, held + excess, value)
-        moved += (_unallocated_move(excess, unit_cost),)
-    return moved
+    if excess <= 0:
+        return moved, []
+    unit_cost = checks.cost(cmd.unit_cost, item)
+    row = draft.unallocated.get(cmd.office)
+    held, value = (row.quantity, row.value) if row is not None else (ZERO, ZERO)
+    with localcontext(EXACT):
+        value += excess * unit_cost
+    draft.set_unallocated(cmd.office, held + excess, value)
+    moved += (_unallocated_move(excess, unit_cost),)
+    return moved, [warn.stock_in_no_lot(draft, item, cmd, excess, had_stock=row is not None)]
+
+
+# -- refusals, said for a count or loss --------------------------------------------------------
+#
+# A removal takes stock as a shipment line naming it would (`picking`), and its refusals say
+# what a pick's say. A warehouse manager doing a month-end count needs more from them: where
+# the stock is, who holds it, what to send instead.
+
+
+def _named_lots(draft: Draft, need: Need, entries: tuple[LotPick, ...]) -> list[Pick]:
+    """`picking.named_lots` for a removal (R11); a lot not at the office or short of free stock
+    is refused for the first entry that is, as `named_lots` would, saying where the lot is
+    (`_lot_not_at`) or which shipment lines hold its stock (`_not_free`)."""
+    try:
+        return named_lots(draft, need, entries)
+    except Refusal as refusal:
+        if refusal.code not in (ReasonCode.LOT_NOT_FOUND, ReasonCode.INSUFFICIENT_STOCK):
+            raise
+        # The refusal path only: find the first entry `named_lots` cannot take (taking the ones
+        # before it as it does), rather than repeating how it spreads entries over lots.
+        for i, entry in enumerate(entries):
+            try:
+                named_lots(draft, need, entries[: i + 1])
+            except Refusal:
+                earlier = named_lots(draft, need, entries[:i]) if i else []
+                raise _removal_refused(draft, need, entry, earlier) from None
+        raise
+
+
+def _removal_refused(draft: Draft, need: Need, entry: LotPick, earlier: list[Pick]) -> Refusal:
+    """The refusal of a removal naming `entry`, after `earlier` entries took their picks:
+    `LOT_NOT_FOUND` where the office has none of it as named, else `INSUFFICIENT_STOCK` naming
+    the office, what is free and which shipment lines hold the rest."""
+    rows = _rows_at(draft, need.office, entry)
+    if not rows:
+        return _lot_not_at(draft, need.item, need.office, entry, removing=True)
+    done: dict[tuple[str, str | None], Decimal] = {}
+    for p in earlier:
+        done[(p.lot_id, p.mfr_lot)] = done.get((p.lot_id, p.mfr_lot), ZERO) + p.quantity
+    available = sum((max(r.free - done.get((r.lot_id, r.mfr_lot), ZERO), ZERO) for r in rows), ZERO)
+    expiring = f" expiring on {entry.expires_on}" if entry.expires_on else ""
+    keys: set[tuple[str, str | None]] = {(r.lot_id, r.mfr_lot) for r in rows}
+    not_free = _not_free(
+        draft,
+        keys,
+        allocated=sum((r.allocated for r in rows), ZERO),
+        held=sum((r.held for r in rows), ZERO),
+        available=available,
+    )
+    return Refusal(
+        ReasonCode.INSUFFICIENT_STOCK,
+        f"manufacturer lot {entry.mfr_lot}{expiring} of {need.item.lic} at office {need.office}: "
+        f"requested {number(entry.quantity)}, available {number(available)}{not_free}",
+        f"{entry.quantity} > {available}",
+    )
+
+
+def _oldest(draft: Draft, need: Need, rest: Decimal, asked: Decimal) -> list[Pick]:
+    """`picking.automatic` for a plain item's removal of `asked`, `rest` of it from lots (the
+    rest came out of unallocated stock); short, its refusal also names the shipment lines
+    holding the office's stock (`_not_free`)."""
+    try:
+        return automatic(draft, need, rest, asked=asked)
+    except Refusal as refusal:
+        if refusal.code is not ReasonCode.INSUFFICIENT_STOCK:
+            raise
+        lots = draft.lots_at(need.office, stocked=True)
+        not_free = _not_free(
+            draft,
+            {(lot.lot_id, None) for lot in lots},
+            allocated=sum((lot.allocated for lot in lots), ZERO),
+            held=sum((lot.held for lot in lots), ZERO),
+            available=sum((max(lot.free, ZERO) for lot in lots), asked - rest),
+        )
+        raise Refusal(refusal.code, refusal.reason + not_free, refusal.offending) from None
+
+
+# Shipment lines a refusal names holding stock, at most; the rest are counted.
+LISTED_LINES = 5
+
+
+def _not_free(
+    draft: Draft,
+    keys: set[tuple[str, str | None]],
+    *,
+    allocated: Decimal,
+    held: Decimal,
+    available: Decimal,
+) -> str:
+    """What a removal's `INSUFFICIENT_STOCK` adds about the stock on hand that is not free:
+    the shipment lines it is allocated to, with how much each (the first few, then a count),
+    and what is on a held receipt; "" when all of it is free. `keys`: the (inventory lot,
+    manufacturer lot) stock asked for; None for a whole plain lot."""
+    if not allocated and not held:
+        return ""
+    parts = []
+    if allocated:
+        lines = _holding_lines(draft, keys)
+        shown = ", ".join(
+            f"shipment {shipment_id} line {line_no} ({number(quantity)})"
+            for shipment_id, line_no, quantity in lines[:LISTED_LINES]
+        )
+        more = len(lines) - LISTED_LINES
+        if more > 0:
+            shown += f" and {more} more shipment line{'s' if more > 1 else ''}"
+        verb = "is" if allocated == 1 else "are"
+        parts.append(f"{number(allocated)} more on hand there {verb} allocated to {shown}")
+    if held:
+        parts.append(
+            f"{number(held)} more {'is' if held == 1 else 'are'} on a receipt held until the "
+            "rest of its document is posted"
+        )
+    fix = (
+        "release it from those lines first (ShipmentCancelled, or ShipmentPicksUpdated naming "
+        "other stock), or remove"
+        if allocated
+        else "remove"
+    )
+    return (
+        f"; {'; '.join(parts)}: a count or loss takes only free stock, so {fix} at most "
+        f"{number(available)}"
+    )
+
+
+def _holding_lines(
+    draft: Draft, keys: set[tuple[str, str | None]]
+) -> list[tuple[str, int, Decimal]]:
+    """(shipment id, line no, quantity) of each shipment line allocated stock of `keys`, by
+    ship date then ids. Read on a refusal only: every allocation of the item is looked at."""
+    found = []
+    for allocation in draft.allocations.values():
+        if allocation.status != "allocated":
+            continue
+        quantity = sum(
+            (
+                p.quantity
+                for p in allocation.picks
+                if (p.lot_id, p.mfr_lot) in keys or (p.lot_id, None) in keys
+            ),
+            ZERO,
+        )
+        if quantity:
+            found.append((allocation.ship_on, allocation.shipment_id, allocation.line_no, quantity))
+    found.sort()
+    return [(shipment_id, line_no, quantity) for _, shipment_id, line_no, quantity in found]
+
+
+def _rows_at(draft: Draft, office: str, entry: LotPick) -> list[MfrLot]:
+    """The office's stock of the manufacturer lot `entry` names (its expiry and inventory lot,
+    where given: `picking.describes`), used up or not."""
+    return [
+        r for r in draft.mfr_lots_at(office) if r.mfr_lot == entry.mfr_lot and describes(entry, r)
+    ]
+
+
+def _lot_not_at(
+    draft: Draft, item: Item, office: str, entry: LotPick, *, removing: bool
+) -> Refusal:
+    """`LOT_NOT_FOUND` for a manufacturer lot a count or loss names that the office has no
+    stock of as named. The office has the lot with another expiry: that expiry (a mistyped
+    `expires_on`). Else the offices that have it: on hand, for a removal; ever received, for a
+    count putting usage back (which goes back only into lots at their own office)."""
+    expiring = f" expiring on {entry.expires_on}" if entry.expires_on else ""
+    named = f"manufacturer lot {entry.mfr_lot}{expiring} of {item.lic}"
+    here = [r for r in draft.mfr_lots_at(office) if r.mfr_lot == entry.mfr_lot]
+    if here:  # as named (its expiry, its inventory lot), not: what the office has of it
+        stocked = [r for r in here if r.on_hand > 0] or here
+        holds = "holds" if removing else "has had"
+        reason = (
+            f"{named} is not at office {office}: office {office} {holds} manufacturer lot "
+            f"{entry.mfr_lot} {listed_expiring(r.expires_on for r in stocked)}; name that "
+            "expires_on, or none"
+        )
+    elif removing:
+        where = _offices_with(draft, entry.mfr_lot, on_hand=True)
+        reason = f"{named} is not at office {office}: " + (
+            f"it is on hand at {where}" if where else "no office has it on hand"
+        )
+    else:
+        where = _offices_with(draft, entry.mfr_lot, on_hand=False)
+        reason = f"{named} was never at office {office}: " + (
+            f"it was received at {where}, and a count or loss puts stock back only into lots at "
+            f"their own office: count it back there, or add it at office {office} with a "
+            "beginning balance"
+            if where
+            else "add it with a beginning balance"
+        )
+    return Refusal(ReasonCode.LOT_NOT_FOUND, reason, entry.mfr_lot)
+
+
+def _offices_with(draft: Draft, mfr_lot: str, *, on_hand: bool) -> str:
+    """ "office MAIN (5 on hand)", "offices MAIN (5 on hand), WEST (2 on hand)": the offices with
+    stock of `mfr_lot` on hand; without `on_hand`, every office that received it. "": none."""
+    totals: dict[str, Decimal] = {}
+    for (lot_id, name), row in draft.mfr_lots.items():
+        if name == mfr_lot and (row.on_hand > 0 or not on_hand):
+            office = draft.lots[lot_id].office
+            totals[office] = totals.get(office, ZERO) + row.on_hand
+    if not totals:
+        return ""
+    offices = sorted(totals)
+    shown = [f"{o} ({number(totals[o])} on hand)" if on_hand else o for o in offices]
+    return f"{'office' if len(offices) == 1 else 'offices'} {listed(shown)}"
+
+
+def _exceeds_used(
+    item: Item, cmd: AdjustStock, entry: LotPick, capacity: Decimal, rows: list[MfrLot]
+) -> Refusal:
+    """`LOT_QTY_EXCEEDS_USED` (R11, the seed's words first): how much of the lot's usage can be
+    put back, how many the count adds, and the seed's remedy with the numbers: a count or loss
+    putting back what fits, then a beginning balance (a new adjustment lot) for the rest."""
+    name, kind, asked = entry.mfr_lot, cmd.kind, entry.quantity
+    rest = asked - capacity
+    expiries = {r.expires_on for r in rows}
+    expiring = ""
+    if item.perishable:
+        only = next(iter(expiries)) if len(expiries) == 1 else None
+        expiring = f" expiring on {only}" if only else " with its expiry date"
+    balance = (
+        f"a beginning balance of {number(rest)} naming lot {name}{expiring}, which puts them in "
+        "a new adjustment lot"
+    )
+    if capacity:
+        used = (
+            f"{number(capacity)} of its units {'has' if capacity == 1 else 'have'} been used "
+            f"(shipped, or removed by a count or loss), so a {kind} can put back at most "
+            f"{number(capacity)} of them"
+        )
+        fix = (
+            f"put back {number(capacity)} with this {kind} naming lot {name} for "
+            f"{number(capacity)}, then add the other {number(rest)} with {balance}"
+        )
+    else:
+        used = (
+            "none of its units has been used (shipped, or removed by a count or loss), so a "
+            f"{kind} can put none back"
+        )
+        fix = f"add them with {balance}"
+    return Refusal(
+        ReasonCode.LOT_QTY_EXCEEDS_USED,
+        f"{EXCEEDS_USED}: of manufacturer lot {name} of {item.lic} at office {cmd.office}, "
+        f"{used}, and this {kind} adds {number(asked)}: {fix}",
+        f"{asked} > {capacity}",
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -352,14 +607,20 @@ def _serials(item: Item, cmd: AdjustStock) -> tuple[str, ...]:
 
 def _lots_beside_serials(draft: Draft, need: Need, cmd: AdjustStock, units: list[Pick]) -> None:
     """Lots named beside serials are checked against the units the serials name, never
-    dropped unread: `LOT_NOT_FOUND` for a lot not at the office, `INVALID_QUANTITY` for one
-    named for another number of those units."""
-    if cmd.lots:
-        named = tuple(
-            LotPick(mfr_lot=entry.mfr_lot, quantity=entry.quantity, lot_id=entry.lot_id)
-            for entry in cmd.lots
-        )
-        lots_hold_serials(draft, need, named, units)
+    dropped unread: `LOT_NOT_FOUND` for a lot not at the office (saying where it is,
+    `_lot_not_at`), `INVALID_QUANTITY` for one named for another number of those units."""
+    if not cmd.lots:
+        return
+    named = tuple(
+        LotPick(mfr_lot=entry.mfr_lot, quantity=entry.quantity, lot_id=entry.lot_id)
+        for entry in cmd.lots
+    )
+    for pick in named:  # in `lots_hold_serials`' order: its quantity checks, then the office
+        what = f"quantity of manufacturer lot {pick.mfr_lot}"
+        checks.whole_for(need.item, checks.positive(pick.quantity, what), what)
+        if not _rows_at(draft, need.office, pick):
+            raise _lot_not_at(draft, need.item, need.office, pick, removing=cmd.quantity < 0)
+    lots_hold_serials(draft, need, named, units)
 
 
 def _lot_picks(item: Item, cmd: AdjustStock, quantity: Decimal) -> tuple[LotPick, ...]:

@@ -780,9 +780,30 @@ class LineShipped:
     closed_lots: tuple[str, ...] = ()
 
 
+AdjustmentWarningCode = Literal[
+    "SERIAL_WAS_SHIPPED", "STOCK_IN_NO_LOT", "LOT_EXPIRED_ON_ADJUSTMENT", "ESTIMATED_COST"
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AdjustmentWarning:
+    """Something the clerk of an accepted adjustment should hear at once: its code, what it
+    concerns (each where it applies) and a sentence saying what happened and what to do
+    (`adjustment_warnings`)."""
+
+    code: AdjustmentWarningCode
+    message: str
+    serial: str | None = None
+    mfr_lot: str | None = None
+    expires_on: date | None = None
+    lot_id: str | None = None
+    office: str | None = None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InventoryAdjusted:
-    """`lot_id`: the new adjustment lot of a beginning balance, else None."""
+    """`lot_id`: the new adjustment lot of a beginning balance, else None. `warnings`: what
+    its clerk should hear about an adjustment accepted all the same."""
 
     command_id: str
     lic: str
@@ -797,6 +818,7 @@ class InventoryAdjusted:
     unallocated: Decimal = ZERO
     closed_lots: tuple[str, ...] = ()
     reopened_lots: tuple[str, ...] = ()
+    warnings: tuple[AdjustmentWarning, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

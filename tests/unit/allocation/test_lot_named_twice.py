@@ -42,7 +42,7 @@ def test_count_naming_a_lot_twice_is_refused_for_the_sum_against_what_was_used()
         ReasonCode.LOT_QTY_EXCEEDS_USED,
     )
     assert rejection.offending == "2 > 1"
-    assert "can take back 1 (used), adjusted 2" in rejection.reason
+    assert "a count can put back at most 1 of them, and this count adds 2" in rejection.reason
 
 
 def test_count_naming_a_lot_twice_within_what_was_used_puts_back_the_sum() -> None:

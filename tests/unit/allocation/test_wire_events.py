@@ -58,6 +58,11 @@ def _agrees(event: d.Event, command: Any, wire: e.Event) -> None:
             assert value == getattr(command, "type", getattr(event, name)), name
         elif name in ("reason", "offending") and isinstance(wire, e.CommandRejected):
             assert (value or "") in unicodedata.normalize("NFC", getattr(event, name)), name
+        elif name == "warnings":
+            assert [tuple(w.model_dump().values()) for w in value] == [
+                (w.code, w.message, w.serial, w.mfr_lot, w.expires_on, w.lot_id, w.office)
+                for w in getattr(event, name)
+            ]
         elif name == "movements":
             moves = [
                 (m.lot_id, m.mfr_lot, m.expires_on, m.serial, m.quantity, m.unit_cost)
