@@ -46,6 +46,7 @@ from services.allocation.domain.model import (
     UnallocatedStock,
     Unit,
 )
+from services.allocation.domain.not_free import not_free
 from services.allocation.domain.picking import (
     Need,
     automatic,
@@ -341,7 +342,7 @@ def _reverse_plain(
 def _named_lots(draft: Draft, need: Need, entries: tuple[LotPick, ...]) -> list[Pick]:
     """`picking.named_lots` for a removal (R11); a lot not at the office or short of free stock
     is refused for the first entry that is, as `named_lots` would, saying where the lot is
-    (`_lot_not_at`) or which shipment lines hold its stock (`_not_free`)."""
+    (`_lot_not_at`) or which shipment lines hold its stock (`not_free`)."""
     try:
         return named_lots(draft, need, entries)
     except Refusal as refusal:
@@ -371,17 +372,19 @@ def _removal_refused(draft: Draft, need: Need, entry: LotPick, earlier: list[Pic
     available = sum((max(r.free - done.get((r.lot_id, r.mfr_lot), ZERO), ZERO) for r in rows), ZERO)
     expiring = f" expiring on {entry.expires_on}" if entry.expires_on else ""
     keys: set[tuple[str, str | None]] = {(r.lot_id, r.mfr_lot) for r in rows}
-    not_free = _not_free(
+    holders = not_free(
         draft,
         keys,
         allocated=sum((r.allocated for r in rows), ZERO),
         held=sum((r.held for r in rows), ZERO),
         available=available,
+        taker="a count or loss",
+        verb="remove",
     )
     return Refusal(
         ReasonCode.INSUFFICIENT_STOCK,
         f"manufacturer lot {entry.mfr_lot}{expiring} of {need.item.lic} at office {need.office}: "
-        f"requested {number(entry.quantity)}, available {number(available)}{not_free}",
+        f"requested {number(entry.quantity)}, available {number(available)}{holders}",
         f"{entry.quantity} > {available}",
     )
 
@@ -389,91 +392,23 @@ def _removal_refused(draft: Draft, need: Need, entry: LotPick, earlier: list[Pic
 def _oldest(draft: Draft, need: Need, rest: Decimal, asked: Decimal) -> list[Pick]:
     """`picking.automatic` for a plain item's removal of `asked`, `rest` of it from lots (the
     rest came out of unallocated stock); short, its refusal also names the shipment lines
-    holding the office's stock (`_not_free`)."""
+    holding the office's stock (`not_free`)."""
     try:
         return automatic(draft, need, rest, asked=asked)
     except Refusal as refusal:
         if refusal.code is not ReasonCode.INSUFFICIENT_STOCK:
             raise
         lots = draft.lots_at(need.office, stocked=True)
-        not_free = _not_free(
+        holders = not_free(
             draft,
             {(lot.lot_id, None) for lot in lots},
             allocated=sum((lot.allocated for lot in lots), ZERO),
             held=sum((lot.held for lot in lots), ZERO),
             available=sum((max(lot.free, ZERO) for lot in lots), asked - rest),
+            taker="a count or loss",
+            verb="remove",
         )
-        raise Refusal(refusal.code, refusal.reason + not_free, refusal.offending) from None
-
-
-# Shipment lines a refusal names holding stock, at most; the rest are counted.
-LISTED_LINES = 5
-
-
-def _not_free(
-    draft: Draft,
-    keys: set[tuple[str, str | None]],
-    *,
-    allocated: Decimal,
-    held: Decimal,
-    available: Decimal,
-) -> str:
-    """What a removal's `INSUFFICIENT_STOCK` adds about the stock on hand that is not free:
-    the shipment lines it is allocated to, with how much each (the first few, then a count),
-    and what is on a held receipt; "" when all of it is free. `keys`: the (inventory lot,
-    manufacturer lot) stock asked for; None for a whole plain lot."""
-    if not allocated and not held:
-        return ""
-    parts = []
-    if allocated:
-        lines = _holding_lines(draft, keys)
-        shown = ", ".join(
-            f"shipment {shipment_id} line {line_no} ({number(quantity)})"
-            for shipment_id, line_no, quantity in lines[:LISTED_LINES]
-        )
-        more = len(lines) - LISTED_LINES
-        if more > 0:
-            shown += f" and {more} more shipment line{'s' if more > 1 else ''}"
-        verb = "is" if allocated == 1 else "are"
-        parts.append(f"{number(allocated)} more on hand there {verb} allocated to {shown}")
-    if held:
-        parts.append(
-            f"{number(held)} more {'is' if held == 1 else 'are'} on a receipt held until the "
-            "rest of its document is posted"
-        )
-    fix = (
-        "release it from those lines first (ShipmentCancelled, or ShipmentPicksUpdated naming "
-        "other stock), or remove"
-        if allocated
-        else "remove"
-    )
-    return (
-        f"; {'; '.join(parts)}: a count or loss takes only free stock, so {fix} at most "
-        f"{number(available)}"
-    )
-
-
-def _holding_lines(
-    draft: Draft, keys: set[tuple[str, str | None]]
-) -> list[tuple[str, int, Decimal]]:
-    """(shipment id, line no, quantity) of each shipment line allocated stock of `keys`, by
-    ship date then ids. Read on a refusal only: every allocation of the item is looked at."""
-    found = []
-    for allocation in draft.allocations.values():
-        if allocation.status != "allocated":
-            continue
-        quantity = sum(
-            (
-                p.quantity
-                for p in allocation.picks
-                if (p.lot_id, p.mfr_lot) in keys or (p.lot_id, None) in keys
-            ),
-            ZERO,
-        )
-        if quantity:
-            found.append((allocation.ship_on, allocation.shipment_id, allocation.line_no, quantity))
-    found.sort()
-    return [(shipment_id, line_no, quantity) for _, shipment_id, line_no, quantity in found]
+        raise Refusal(refusal.code, refusal.reason + holders, refusal.offending) from None
 
 
 def _rows_at(draft: Draft, office: str, entry: LotPick) -> list[MfrLot]:

@@ -31,7 +31,10 @@
   counted in beyond any lot (R12: unallocated stock, which no shipment takes, with how to put
   it in a lot) (each only where there is some; together, all the free stock), and, at an
   office that never had a lot or unallocated stock of the item (a mistyped office), which
-  offices have stock of it.
+  offices have stock of it. A named lot's refusal (`_short_named`: a sale, a return to vendor)
+  names the office and says where the rest of the lot's stock on hand is: in quarantine (a
+  sale), allocated to which shipment lines, on a held receipt (`not_free`, as a count or loss
+  refused for lack of stock says it).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ from services.allocation.domain.model import (
     SerialStatus,
     Unit,
 )
+from services.allocation.domain.not_free import not_free
 from services.allocation.domain.quarantine import holding, why
 from shared.reasons import listed, number
 
@@ -240,7 +244,8 @@ def _elsewhere(draft: Draft, office: str) -> str:
 
 
 def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pick]:
-    """R9 with manufacturer lots named: each must be at the office, fresh and free."""
+    """R9 with manufacturer lots named: each must be at the office, fresh and free; one short
+    of free stock is refused saying who holds the rest (`_short_named`)."""
     taken: dict[tuple[str, str], Decimal] = {}
     taken_serials: set[str | None] = set()
     result: list[Pick] = []
@@ -249,9 +254,9 @@ def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pic
         checks.whole_for(need.item, quantity, f"quantity of manufacturer lot {pick.mfr_lot}")
     for pick in merge_named(picks):
         quantity = pick.quantity
-        rows = _matching(draft, need, pick)
-        if need.refuse_held:
-            rows = _clear_rows(draft, need, pick, rows)
+        fresh = _matching(draft, need, pick)
+        rows = _clear_rows(draft, need, pick, fresh) if need.refuse_held else fresh
+        what = f"manufacturer lot {pick.mfr_lot} of {need.item.lic} at office {need.office}"
         if need.item.serialized:
             lot_ids = {r.lot_id for r in rows}
             units = [
@@ -261,18 +266,59 @@ def named_lots(draft: Draft, need: Need, picks: tuple[LotPick, ...]) -> list[Pic
                 and u.lot_id in lot_ids
                 and u.serial not in taken_serials
             ]
-            got = _take_units(units, quantity, f"manufacturer lot {pick.mfr_lot}")
+            if len(units) < quantity:
+                raise _short_named(draft, need, pick, Decimal(len(units)), rows, fresh)
+            got = _take_units(units, quantity, what)
             taken_serials.update(p.serial for p in got)
         else:
             sources = [
                 (r.lot_id, r.mfr_lot, r.free - taken.get((r.lot_id, r.mfr_lot), ZERO)) for r in rows
             ]
-            got = _fill(quantity, sources, f"manufacturer lot {pick.mfr_lot}")
+            free = sum((max(source[2], ZERO) for source in sources), ZERO)
+            if free < quantity:
+                raise _short_named(draft, need, pick, free, rows, fresh)
+            got = _fill(quantity, sources, what)
         for p in got:
             key = (p.lot_id, pick.mfr_lot)
             taken[key] = taken.get(key, ZERO) + p.quantity
         result.extend(got)
     return _merge(result) if not need.item.serialized else result
+
+
+def _short_named(
+    draft: Draft,
+    need: Need,
+    pick: LotPick,
+    available: Decimal,
+    rows: list[MfrLot],
+    fresh: list[MfrLot],
+) -> Refusal:
+    """INSUFFICIENT_STOCK for a named manufacturer lot (`rows`: its stock the line may take;
+    `fresh`: that and its stock in quarantine, which a sale may not take): requested and
+    available at the office, then what of the rest is in quarantine (a sale), which shipment
+    lines it is allocated to and what is on a held receipt (`not_free`), as a count or loss
+    refused for the same reason says it. Nothing is on hand but what these name."""
+    which = ""
+    if need.refuse_held:
+        quarantined = [r for r in fresh if r not in rows and r.free > 0]
+        if quarantined:
+            held_by = (holding(draft, r.lot_id, r.mfr_lot) for r in quarantined)
+            rules = dict.fromkeys(why(rule) for rule in held_by if rule is not None)
+            which = (
+                f", and {number(sum((r.free for r in quarantined), ZERO))} more in quarantine "
+                f"({'; '.join(rules)}), which a sale may not take"
+            )
+    which += not_free(
+        draft,
+        {(r.lot_id, r.mfr_lot) for r in rows},
+        allocated=sum((r.allocated for r in rows), ZERO),
+        held=sum((r.held for r in rows), ZERO),
+        available=available if available > 0 else None,
+        taker="a shipment line",
+        verb="name",
+    )
+    what = f"manufacturer lot {pick.mfr_lot} of {need.item.lic} at office {need.office}"
+    return _short(pick.quantity, available, what, which=which)
 
 
 def _clear_rows(draft: Draft, need: Need, pick: LotPick, rows: list[MfrLot]) -> list[MfrLot]:

@@ -19,6 +19,13 @@
   returns first, newest by `InventoryLot.arrival` (receipt date, then decision order), the
   reverse of the order FIFO ships them in. Within a lot, a return naming no customer counts
   against the unnamed sale first, then customers by name: never the rows' listing order.
+  The refusal shows its arithmetic (`_exceeds`): shipped N (to the customer) from the office,
+  M of it returned, so N − M can come back (less, where counts put usage back). The rows keep
+  how much came back, not which return named whom, so a named customer's M may hold returns
+  that named no customer: the reason then says how those are counted. A manufacturer lot the
+  item never had (a typo) is `LOT_NOT_FOUND`, naming the lots shipped (to the customer) from
+  the office, as a pick or a count naming one is. No reason says "only 0": "none was
+  shipped", "none can come back".
 - Returned stock goes back into the inventory lot it was shipped from (reopening it, R7), and
   its usage is reversed at the lot's unit cost. An inventory lot is at one office, so a return
   is received at the office that shipped it: stock counted back into a lot at another office
@@ -30,6 +37,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from services.allocation.domain import checks
@@ -184,11 +192,9 @@ def _returnable(
     picks: list[Returned] = []
     left = wanted.quantity
     available = ZERO
-    unreturned = ZERO  # shipped and not returned, whether or not its usage is still there
     for row in rows:
         lot_key = (row.lot_id, row.mfr_lot)
         not_back = row.returnable - from_row.get(row.key, ZERO)
-        unreturned += max(not_back, ZERO)
         room = min(not_back, _used(draft, row) - taken.get(lot_key, ZERO))
         if room <= 0:
             continue
@@ -200,32 +206,121 @@ def _returnable(
             taken[lot_key] = taken.get(lot_key, ZERO) + take
             left -= take
     if left > 0:
-        what = f"manufacturer lot {mfr_lot}" if mfr_lot else f"item {item.lic}"
-        to = f" to {customer}" if customer else ""
-        also = ""
-        if elsewhere:
-            also = (
-                f" (more was shipped from office {listed(elsewhere)}: a return is received"
-                " at the office that shipped it)"
-            )
-        shipped = (
-            f"only {number(available)} was shipped{to} from office {cmd.office} and not returned"
+        if mfr_lot is not None and not _has_lot(draft, mfr_lot):
+            raise _no_such_lot(draft, item, cmd, mfr_lot)
+        counted = Counted(
+            shipped=sum((row.shipped for row in rows), ZERO),
+            returned=sum((row.returned for row in rows), ZERO),
+            on_this_return=sum((from_row.get(row.key, ZERO) for row in rows), ZERO),
+            available=available,
         )
-        if unreturned > available:
-            # R11: a count or loss put back usage this return would reverse; saying "only
-            # `available` was shipped" would contradict the shipment records.
-            shipped = (
-                f"only {number(available)} can come back: {number(unreturned)} was shipped{to} "
-                f"from office {cmd.office} and not returned, but counts have put back the usage "
-                f"of {number(unreturned - available)} of it (add the rest with a beginning "
-                "balance)"
-            )
-        raise Refusal(
-            ReasonCode.RETURN_EXCEEDS_SHIPPED,
-            f"{what}: returning {number(wanted.quantity)}, but {shipped}{also}",
-            f"{wanted.quantity} > {available}",
-        )
+        raise _exceeds(item, cmd, wanted, counted, elsewhere)
     return picks
+
+
+@dataclass(frozen=True, slots=True)
+class Counted:
+    """What a return's refusal counts from the shipment rows it may come back against (R13):
+    shipped from them, returned to them before, named by this return's earlier entries, and
+    what can come back (within what each row's lot still counts as used)."""
+
+    shipped: Decimal
+    returned: Decimal
+    on_this_return: Decimal
+    available: Decimal
+
+    @property
+    def unreturned(self) -> Decimal:
+        """Shipped and not returned, whether or not its usage is still there (R11)."""
+        return self.shipped - self.returned - self.on_this_return
+
+
+def _exceeds(
+    item: Item, cmd: ReturnFromCustomer, wanted: LotPick, counted: Counted, elsewhere: list[str]
+) -> Refusal:
+    """RETURN_EXCEEDS_SHIPPED with its arithmetic: shipped N (to the customer) from the office,
+    M of it returned, so N − M can come back; less, when counts put back usage it would
+    reverse (R11). A named customer's M may include returns that named no customer, which the
+    rows cannot tell apart: the reason says how those are counted (`UNNAMED_RETURNS`)."""
+    customer = cmd.customer
+    what = f"manufacturer lot {wanted.mfr_lot}" if wanted.mfr_lot else f"item {item.lic}"
+    to = f" to {customer}" if customer else ""
+    shipped = f"{number(counted.shipped)} was shipped{to} from office {cmd.office}"
+    back = " and ".join(
+        part
+        for quantity, part in (
+            (counted.returned, f"{number(counted.returned)} of it was returned"),
+            (
+                counted.on_this_return,
+                f"{number(counted.on_this_return)} of it is named earlier on this return",
+            ),
+        )
+        if quantity
+    )
+    can = f"only {number(counted.available)}" if counted.available else "none"
+    if not counted.shipped:
+        said = f"none was shipped{to} from office {cmd.office}"
+    elif counted.unreturned == counted.available:
+        said = f"{shipped} and {back}, so {can} can come back" if back else f"only {shipped}"
+    else:
+        # R11: a count or loss put back usage this return would reverse; saying "only
+        # `available` was shipped" would contradict the shipment records.
+        left = f"{back}, leaving {number(counted.unreturned)}" if back else "not returned"
+        said = (
+            f"{can} can come back: {shipped} and {left}, but counts have put back the usage of "
+            f"{number(counted.unreturned - counted.available)} of it (add the rest with a "
+            "beginning balance)"
+        )
+    if elsewhere:
+        said += (
+            f" (more was shipped from office {listed(elsewhere)}: a return is received"
+            " at the office that shipped it)"
+        )
+    if customer and counted.returned:
+        said += f"; {UNNAMED_RETURNS}"
+    return Refusal(
+        ReasonCode.RETURN_EXCEEDS_SHIPPED,
+        f"{what}: returning {number(wanted.quantity)}, but {said}",
+        f"{wanted.quantity} > {counted.available}",
+    )
+
+
+UNNAMED_RETURNS = (
+    "what was returned may include returns that named no customer: each is counted against "
+    "the customers the stock was shipped to, newest inventory lot first and, within a lot, "
+    "the sale that named no customer first, then customers by name"
+)
+"""How a return naming no customer was counted (`_returnable`'s order), for a refusal naming a
+customer: the shipment rows record how much came back, not which return named whom."""
+
+
+def _has_lot(draft: Draft, mfr_lot: str) -> bool:
+    """Whether the item ever had manufacturer lot `mfr_lot`, at any office (read on a refusal
+    only: every mfr lot of the item is looked at)."""
+    return any(name == mfr_lot for _, name in draft.mfr_lots)
+
+
+def _no_such_lot(draft: Draft, item: Item, cmd: ReturnFromCustomer, mfr_lot: str) -> Refusal:
+    """LOT_NOT_FOUND for a return naming a manufacturer lot the item never had (a typo, most
+    likely), as a pick or a count naming one is refused, not RETURN_EXCEEDS_SHIPPED ("only 0
+    was shipped"): with the lots that were shipped from the office (to the customer), if any."""
+    customer = cmd.customer
+    shipped = sorted(
+        {
+            row.mfr_lot
+            for row in draft.shipments.values()
+            if row.mfr_lot is not None
+            and row.shipped > 0
+            and customer in (None, row.customer)
+            and draft.lots[row.lot_id].office == cmd.office
+        }
+    )
+    reason = f"item {item.lic} has no manufacturer lot {mfr_lot}"
+    if shipped:
+        to = f" to {customer}" if customer else ""
+        lots = "manufacturer lot" if len(shipped) == 1 else "manufacturer lots"
+        reason += f"; {lots} shipped{to} from office {cmd.office}: {listed(shipped)}"
+    return Refusal(ReasonCode.LOT_NOT_FOUND, reason, mfr_lot)
 
 
 def _used(draft: Draft, row: CustomerShipment) -> Decimal:
