@@ -14,7 +14,15 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
 
-from services.ledger.schemas import DeadLetterOut, LedgerHealth, MfrLotStock, OpsSummary, plain
+from services.ledger.schemas import (
+    DeadLetterOut,
+    DocumentOut,
+    LedgerHealth,
+    MfrLotStock,
+    OpsSummary,
+    RefusalOut,
+    plain,
+)
 
 Cell = str | int | float | Decimal | date | datetime | None
 
@@ -56,20 +64,39 @@ def render(
         ),
         "<h2>Latest answered documents</h2>",
         _table(
-            ("when", "kind", "document", "status", "reason code"),
+            ("when", "kind", "document", "status", "reason code", "LIC", "adjusted"),
             [
-                (d.occurred_at, d.kind, d.document, d.status, d.reason_code)
+                (
+                    d.occurred_at,
+                    d.kind,
+                    d.document,
+                    d.status,
+                    d.reason_code,
+                    d.lic,
+                    _adjusted(d),
+                )
                 for d in summary.latest_documents
             ],
         ),
         "<h2>Refusals by reason code</h2>",
+        _superseded_count(summary),
         _table(
             ("reason code", "refusals", "problems"),
             [(r.reason_code, r.refusals, r.problems) for r in summary.refusals_by_reason],
         ),
         "<h2>Latest refusals</h2>",
         _table(
-            ("when", "type", "document", "LIC", "line", "reason code", "offending", "reason"),
+            (
+                "when",
+                "type",
+                "document",
+                "LIC",
+                "line",
+                "reason code",
+                "offending",
+                "reason",
+                "since",
+            ),
             [
                 (
                     r.occurred_at,
@@ -80,6 +107,7 @@ def render(
                     r.reason_code,
                     r.offending,
                     r.reason,
+                    _since(r),
                 )
                 for r in summary.latest_refusals
             ],
@@ -89,6 +117,32 @@ def render(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _adjusted(d: DocumentOut) -> str | None:
+    """An adjustment's kind and signed quantity (`count -3`); nothing for other documents."""
+    if d.adjustment_kind is None:
+        return None
+    return f"{d.adjustment_kind} {'' if d.quantity is None else plain(d.quantity)}".strip()
+
+
+def _since(r: RefusalOut) -> str:
+    """What became of a refused document: open, or superseded by its posting (a corrected
+    resend of the same adjustment, say), when it is history rather than a problem."""
+    if r.superseded_by is None:
+        return "open"
+    when = "" if r.superseded_at is None else f" at {r.superseded_at.isoformat(timespec='seconds')}"
+    return f"superseded by {r.superseded_by}{when}"
+
+
+def _superseded_count(summary: OpsSummary) -> str:
+    n = summary.superseded_refusals_in_window
+    if not n:
+        return ""
+    return (
+        '<p class="muted">Refusals in the window since superseded by a later posting of their'
+        f" document (not open problems): {_e(n)}</p>"
+    )
 
 
 def _as_of(summary: OpsSummary) -> str:

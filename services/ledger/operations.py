@@ -18,6 +18,7 @@ import asyncpg
 from services.ledger.domain.operations import (
     AFTER_FINAL,
     FINAL,
+    POSTINGS,
     DeadLetter,
     DocumentStatus,
     Refusal,
@@ -56,13 +57,15 @@ def documents_part(statuses: Sequence[DocumentStatus]) -> Part | None:
         return None
     return (
         """
-        INSERT INTO ops_documents (kind, document, status, reason_code, message_id, occurred_at)
+        INSERT INTO ops_documents (kind, document, status, reason_code, message_id, occurred_at,
+                                   lic, adjustment_kind, quantity)
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::timestamptz[])
+                             $6::timestamptz[], $9::text[], $10::text[], $11::numeric[])
         ON CONFLICT (kind, document) DO UPDATE SET
             status = excluded.status, reason_code = excluded.reason_code,
             message_id = excluded.message_id, occurred_at = excluded.occurred_at,
-            recorded_at = now()
+            lic = excluded.lic, adjustment_kind = excluded.adjustment_kind,
+            quantity = excluded.quantity, recorded_at = now()
         WHERE excluded.occurred_at >= ops_documents.occurred_at
             AND NOT (ops_documents.status = $7 AND excluded.status = $8)
         """,
@@ -75,6 +78,9 @@ def documents_part(statuses: Sequence[DocumentStatus]) -> Part | None:
             [s.occurred_at for s in statuses],
             FINAL,
             AFTER_FINAL,
+            [s.lic for s in statuses],
+            [s.adjustment_kind for s in statuses],
+            [s.quantity for s in statuses],
         ],
     )
 
@@ -85,9 +91,10 @@ def refusals_part(refusals: Sequence[Refusal]) -> Part | None:
     return (
         """
         INSERT INTO ops_refusals (message_id, problem_no, type, document, lic, line_no,
-                                  reason_code, reason, offending, occurred_at)
+                                  reason_code, reason, offending, occurred_at, document_kind)
         SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::text[],
-                             $6::int[], $7::text[], $8::text[], $9::text[], $10::timestamptz[])
+                             $6::int[], $7::text[], $8::text[], $9::text[], $10::timestamptz[],
+                             $11::text[])
         ON CONFLICT (message_id, problem_no) DO NOTHING
         """,
         [
@@ -101,6 +108,7 @@ def refusals_part(refusals: Sequence[Refusal]) -> Part | None:
             [r.reason for r in refusals],
             [r.offending for r in refusals],
             [r.occurred_at for r in refusals],
+            [r.document_kind for r in refusals],
         ],
     )
 
@@ -213,8 +221,8 @@ async def summary(
             f" WHERE occurred_at >= {since} GROUP BY kind, status ORDER BY kind, status"
         )
         documents = await conn.fetch(
-            "SELECT kind, document, status, reason_code, occurred_at FROM ops_documents"
-            " ORDER BY occurred_at DESC, document LIMIT $1",
+            "SELECT kind, document, status, reason_code, occurred_at, lic, adjustment_kind,"
+            " quantity FROM ops_documents ORDER BY occurred_at DESC, document LIMIT $1",
             limit,
         )
         # A row per problem: a receipt refused for 20 lines is one refusal with 20 problems.
@@ -223,10 +231,18 @@ async def summary(
             f" FROM ops_refusals WHERE occurred_at >= {since}"
             " GROUP BY reason_code ORDER BY refusals DESC, problems DESC, reason_code"
         )
+        superseded = await conn.fetchval(
+            "SELECT count(DISTINCT r.message_id) FROM ops_refusals AS r"
+            f" {_superseding(1)} WHERE r.occurred_at >= {since} AND d.document IS NOT NULL",
+            _POSTINGS,
+        )
         refusals = await conn.fetch(
-            "SELECT type, document, lic, line_no, reason_code, offending, reason, occurred_at"
-            " FROM ops_refusals ORDER BY seq DESC LIMIT $1",
+            "SELECT r.type, r.document, r.lic, r.line_no, r.reason_code, r.offending, r.reason,"
+            " r.occurred_at, d.status AS superseded_by, d.occurred_at AS superseded_at"
+            " FROM (SELECT * FROM ops_refusals ORDER BY seq DESC LIMIT $1) AS r"
+            f" {_superseding(2)} ORDER BY r.seq DESC",
             limit,
+            _POSTINGS,
         )
         dead_count = await conn.fetchval(
             f"SELECT count(*) FROM ops_dead_letters WHERE dead_at >= {since}"
@@ -243,11 +259,27 @@ async def summary(
         latest_documents=[DocumentOut(**r) for r in documents],
         refusals_by_reason=[ReasonCount(**r) for r in by_reason],
         latest_refusals=[RefusalOut(**r) for r in refusals],
+        superseded_refusals_in_window=superseded,
         dead_letters_in_window=dead_count,
         latest_dead_letters=[
             DeadLetterOut(**{k: r[k] for k in DeadLetterOut.model_fields}) for r in dead
         ],
         ledger=health,
+    )
+
+
+_POSTINGS = sorted(set(POSTINGS.values()))
+
+
+def _superseding(statuses: int) -> str:
+    """The join giving each refusal `r` the answer that superseded it (`d`, else NULLs): its
+    document's latest answer when that is the document's posting (`POSTINGS`, the array
+    parameter number `statuses`; one status per kind) answered after the refusal. Through the
+    documents' primary key (kind, document): a refused adjustment resent and posted, a receipt
+    version refused before another posted, a shipment refused before it shipped."""
+    return (
+        "LEFT JOIN ops_documents AS d ON d.kind = r.document_kind AND d.document = r.document"
+        f" AND d.status = ANY(${int(statuses)}::text[]) AND d.occurred_at > r.occurred_at"
     )
 
 

@@ -144,14 +144,19 @@ LEFT JOIN (
 ORDER BY t.lic
 """
 
-# Each customer shipped any of the traced stock, with what they were shipped and returned.
+# Each customer shipped any of the traced stock, with what they were shipped and returned, and
+# (`unidentified_held`) what they may still hold of the units no serial identifies: shipped −
+# returned of the records without a serial. A unit with a serial is held by serial
+# (`_SERIALS_HELD`), so `held` is this plus the serials they hold (`_recipient`).
 _RECIPIENTS = """
 SELECT t.counterparty AS customer,
        count(DISTINCT t.document) FILTER (WHERE t.event_type = 'shipment') AS shipments,
        coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'shipment'), 0) AS shipped,
        coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'customer_return'), 0) AS returned,
-       coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'shipment'), 0)
-         - coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'customer_return'), 0) AS held,
+       coalesce(sum(t.quantity) FILTER (WHERE t.event_type = 'shipment' AND t.serial IS NULL), 0)
+         - coalesce(sum(t.quantity) FILTER (
+               WHERE t.event_type = 'customer_return' AND t.serial IS NULL), 0)
+         AS unidentified_held,
        min(t.occurred_on) FILTER (WHERE t.event_type = 'shipment') AS first_shipped_on,
        max(t.occurred_on) FILTER (WHERE t.event_type = 'shipment') AS last_shipped_on
 FROM transactions AS t
@@ -160,22 +165,29 @@ GROUP BY t.counterparty
 HAVING count(*) FILTER (WHERE t.event_type = 'shipment') > 0
 """
 # The traced serials each customer holds now, set-based (one query whatever the customers):
-# a serial is the customer's whose latest shipment or customer return of the traced records
-# (by date, then as recorded, the trace's own order) is a shipment to them. Unlike `held`, a
-# return naming no customer brings the unit back from whoever had it; one shipped on again is
-# the later customer's. Read through the trace's own index (one manufacturer lot's records,
-# not every serialized record of the item), then sorted per serial.
+# a serial is the customer's whose latest shipment of the traced records shipped it to them,
+# unless a record of that serial of the item, traced or not, brought it back into stock since:
+# a customer return (naming a customer or none), a beginning balance, a count or loss that
+# adds, a receipt (R4: a serial is one unit of one LIC, and it is on our shelf). A
+# unit shipped on again is the later customer's. The shipments are read through the trace's
+# own index (one manufacturer lot's records, not every serialized record of the item), then
+# sorted per serial; each one's later records through (lic, serial): a serial's own few.
 _SERIALS_HELD = """
 SELECT last.customer, array_agg(last.serial) AS serials
 FROM (
-    SELECT DISTINCT ON (t.serial) t.serial, t.event_type, t.counterparty AS customer
+    SELECT DISTINCT ON (t.serial) t.lic, t.serial, t.seq, t.counterparty AS customer
     FROM transactions AS t
-    {where} AND t.serial IS NOT NULL AND t.event_type IN ('shipment', 'customer_return')
+    {where} AND t.serial IS NOT NULL AND t.event_type = 'shipment'
     -- Recording order, not business dates: who holds a unit is what the decisions, made in
-    -- order, left (as /serials says), even when a later sale was dated before a return.
+    -- order, left (as /serials says), even when a later sale was dated before a return, or
+    -- a beginning balance dated at the period's start found a unit shipped in the period.
     ORDER BY t.serial, t.seq DESC
 ) AS last
-WHERE last.event_type = 'shipment' AND last.customer IS NOT NULL
+WHERE last.customer IS NOT NULL AND NOT EXISTS (
+    SELECT FROM transactions AS back
+    WHERE back.lic = last.lic AND back.serial = last.serial
+      AND back.seq > last.seq AND back.stock_change > 0
+)
 GROUP BY last.customer
 """
 
@@ -537,8 +549,15 @@ async def trace(
 
 def _recipient(row: asyncpg.Record, serials_held: list[str]) -> Recipient:
     """A customer of the trace (`_RECIPIENTS`), with the serials they hold (`_SERIALS_HELD`),
-    sorted here as the customers are, by code point, not by the database's collation."""
-    return Recipient(**_fields(row, Recipient, {"serials_held"}), serials_held=sorted(serials_held))
+    sorted here as the customers are, by code point, not by the database's collation. What
+    they hold is those serials, one unit each, and what they may hold of units without one,
+    so `held` and `serials_held` always agree."""
+    held = row["unidentified_held"] + len(serials_held)
+    return Recipient(
+        **_fields(row, Recipient, {"held", "serials_held"}),
+        held=held,
+        serials_held=sorted(serials_held),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -376,15 +376,20 @@ class Recipient(Out):
     shipped: Num = Field(description="units shipped to them")
     returned: Num = Field(description="units they returned (customer returns naming them)")
     held: Num = Field(
-        description="shipped − returned: what they may still hold (a return naming no"
-        " customer is not taken off anyone's)"
+        description="what they may still hold: for an item without serials, shipped −"
+        " returned (a return naming no customer is not taken off anyone's); for a serialized"
+        " item, the units of `serials_held`, one per serial (so a unit back in stock by a"
+        " record not naming them is not counted: shipped − returned − held of them came back"
+        " so)"
     )
     serials_held: list[str] = Field(
         default_factory=list,
         description="the traced serials they hold now, sorted: each one whose latest shipment"
-        " or customer return of the trace, as recorded (as /serials follows), ships it to them;"
-        " a unit returned, even by a return naming no customer, is no one's, and one shipped"
-        " on again is the later customer's; empty for an item without serials",
+        " of the trace, as recorded (as /serials follows), shipped it to them, unless a later"
+        " record of that serial of the item, traced or not, brought it back into stock (a"
+        " customer return, even naming no customer, a beginning balance, a count or loss that"
+        " adds, a receipt: R4, the unit is on our shelf); one shipped on again is the later"
+        " customer's; empty for an item without serials",
     )
     first_shipped_on: dt.date
     last_shipped_on: dt.date
@@ -547,17 +552,26 @@ class Health(Out):
 
 
 class StatusCount(Out):
-    kind: str = Field(description="receipt | shipment")
+    kind: str = Field(description="receipt | shipment | adjustment")
     status: str = Field(description="the latest answer's message type, e.g. ShipmentAllocated")
     documents: int
 
 
 class DocumentOut(Out):
-    kind: str
-    document: str
-    status: str
+    kind: str = Field(description="receipt | shipment | adjustment (one that posted)")
+    document: str = Field(description="shipment id, or adjustment id")
+    status: str = Field(
+        description="the latest answer's message type (an adjustment's: InventoryAdjusted)"
+    )
     reason_code: str | None
     occurred_at: dt.datetime = Field(description="when the answer was sent")
+    lic: str | None = Field(default=None, description="an adjustment's item; else null")
+    adjustment_kind: str | None = Field(
+        default=None, description="an adjustment's kind: beginning_balance | count | loss"
+    )
+    quantity: Num | None = Field(
+        default=None, description="an adjustment's quantity, signed: + added, − removed"
+    )
 
 
 class ReasonCount(Out):
@@ -581,6 +595,15 @@ class RefusalOut(Out):
     offending: str | None
     reason: str
     occurred_at: dt.datetime
+    superseded_by: str | None = Field(
+        default=None,
+        description="the answer that posted the refused document after this refusal"
+        " (InventoryAdjusted: the same adjustment_id resent and posted; ReceiptPosted;"
+        " ShipmentShipped), so the refusal is history, not an open problem; null: open",
+    )
+    superseded_at: dt.datetime | None = Field(
+        default=None, description="when that answer was sent; null: open"
+    )
 
 
 class DeadLetterOut(Out):
@@ -715,6 +738,11 @@ class OpsSummary(Out):
     latest_documents: list[DocumentOut]
     refusals_by_reason: list[ReasonCount]
     latest_refusals: list[RefusalOut]
+    superseded_refusals_in_window: int = Field(
+        default=0,
+        description="of the refusals in the window (`refusals_by_reason`), those a later"
+        " posting of their document superseded (`superseded_by`)",
+    )
     dead_letters_in_window: int
     latest_dead_letters: list[DeadLetterOut]
     ledger: LedgerHealth

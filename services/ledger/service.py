@@ -16,12 +16,18 @@ from prometheus_client import Counter
 from services.ledger import operations, quarantine, repository, translate
 from services.ledger.domain.costing import apply_updates, may_close
 from services.ledger.domain.model import Fact, Hold, ItemFact
-from services.ledger.domain.operations import DeadLetter, Refusal, latest_per_document
+from services.ledger.domain.operations import (
+    DeadLetter,
+    DocumentStatus,
+    Refusal,
+    latest_per_document,
+)
 from services.ledger.domain.recording import record
 from services.ledger.translate import StatusNotice
 from shared.consumer import Inbound, UnitOfWork
 from shared.contracts.events import (
     CommandRejected,
+    InventoryAdjusted,
     InventoryEvent,
     ItemUpserted,
     StockQuarantined,
@@ -53,10 +59,12 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
     """`inventory.events` → usage, transactions, COGS, lots, serials (R7, R10–R15), the
     quarantines in force with a transaction record per lot each covers (and per lot stock
     arrives into while one covers it); for the
-    dashboard, adjustments' and items' refusals and the last event recorded, written with the
-    batch's last statement (no extra round trip); and each item's Next Serial (R6)."""
+    dashboard, adjustments posted (its documents) and adjustments' and items' refusals and the
+    last event recorded, written with the batch's last statement (no extra round trip); and
+    each item's Next Serial (R6)."""
     facts: list[Fact | ItemFact] = []
     refused: list[Refusal] = []
+    adjusted: list[DocumentStatus] = []
     held: list[StockQuarantined] = []
     # The facts with the batch's holds and releases in their places: stock arriving after a
     # hold gets a quarantine record (`recording`).
@@ -66,12 +74,18 @@ async def record_events(uow: UnitOfWork, batch: list[Inbound[InventoryEvent]]) -
         if fact is not None:
             facts.append(fact)
             ordered.append(fact)
+            if isinstance(inbound.message, InventoryAdjusted):
+                adjusted.append(translate.adjustment_status(inbound.message))
         elif isinstance(inbound.message, CommandRejected):
             refused += translate.command_refusals(inbound.message)
         elif isinstance(inbound.message, StockQuarantined):
             held.append(inbound.message)
             ordered.append(translate.to_hold(inbound.message))
-    also = [_progress(batch[-1]) if batch else None, operations.refusals_part(refused)]
+    also = [
+        _progress(batch[-1]) if batch else None,
+        operations.refusals_part(refused),
+        operations.documents_part(latest_per_document(adjusted)),
+    ]
     dashboard = [part for part in also if part is not None]
     if not facts:
         await repository.write_parts(uow.conn, dashboard)

@@ -301,6 +301,22 @@ def to_document_status(notice: StatusNotice) -> ops.DocumentStatus | None:
     )
 
 
+def adjustment_status(event: e.InventoryAdjusted) -> ops.DocumentStatus:
+    """An adjustment posted, as the dashboard lists documents: keyed by its adjustment id, so
+    a corrected resend that posts supersedes the refusals of the versions before it."""
+    return ops.DocumentStatus(
+        kind="adjustment",
+        document=event.adjustment_id,
+        status=ops.ADJUSTED,
+        reason_code=None,
+        message_id=event.message_id,
+        occurred_at=event.occurred_at,
+        lic=event.lic,
+        adjustment_kind=event.kind,
+        quantity=event.quantity,
+    )
+
+
 def status_refusals(notice: StatusNotice) -> list[ops.Refusal]:
     """A refusing answer's problems (none for an answer that refuses nothing)."""
     problems = [_problem(p) for p in notice.problems]
@@ -318,6 +334,7 @@ def status_refusals(notice: StatusNotice) -> list[ops.Refusal]:
         message_id=notice.message_id,
         type=notice.type,
         document=notice.shipment_id,
+        document_kind=ops.document_kind(notice.type),
         lic=None,
         occurred_at=notice.occurred_at,
         problems=problems,
@@ -347,6 +364,7 @@ def command_refusals(event: e.CommandRejected) -> list[ops.Refusal]:
         message_id=event.message_id,
         type=f"CommandRejected:{_COMMAND_OF.get(event.command_type, event.command_type)}",
         document=event.adjustment_id or event.quarantine_id or event.lic,
+        document_kind=None if event.adjustment_id is None else "adjustment",
         lic=event.lic,
         occurred_at=event.occurred_at,
         problems=[problem],

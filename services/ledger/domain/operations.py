@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 TEXT_CHARS = 500
 """The longest text kept of one value (reasons, offending values, identifiers, headers)."""
@@ -26,14 +27,19 @@ MAX_HEADERS = 40
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DocumentStatus:
-    """A document's answer: `status` is the answer's message type."""
+    """A document's answer: `status` is the answer's message type. An adjustment's is its
+    posting (`InventoryAdjusted`: its refusals are refusals), with the item, the kind and the
+    signed quantity it adjusted, which a receipt or shipment (of several lines) leaves None."""
 
-    kind: str  # "receipt" | "shipment"
+    kind: str  # "receipt" | "shipment" | "adjustment"
     document: str
     status: str
     reason_code: str | None
     message_id: str
     occurred_at: datetime
+    lic: str | None = None
+    adjustment_kind: str | None = None
+    quantity: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,12 +53,15 @@ class Problem:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Refusal:
-    """One problem of one refusal (`problem_no` numbers them within the refusing message)."""
+    """One problem of one refusal (`problem_no` numbers them within the refusing message).
+    `document_kind`: the kind of document (`DocumentStatus.kind`) `document` names, None for
+    an item's or a quarantine's refusal, or an adjustment's naming no adjustment id."""
 
     message_id: str
     problem_no: int
     type: str
     document: str | None
+    document_kind: str | None
     lic: str | None
     line_no: int | None
     reason_code: str
@@ -113,6 +122,16 @@ def preview(payload: bytes, limit: int = PREVIEW_BYTES) -> str:
 FINAL = "ReceiptPosted"
 AFTER_FINAL = "ReceiptRejected"
 
+ADJUSTED = "InventoryAdjusted"
+"""An adjustment's answer when it posted (`DocumentStatus.status` of kind `adjustment`)."""
+
+POSTINGS: dict[str, str] = {"receipt": FINAL, "shipment": "ShipmentShipped", "adjustment": ADJUSTED}
+"""The answer that posts each kind of document. A refusal of a document that such an answer
+posted after it (a corrected resend of the adjustment, a receipt version, the shipment shipped
+at last) was superseded: it is history, not an open problem. Other answers supersede nothing:
+a shipment allocated may still be refused shipping, and the ledger keeps a document's latest
+answer only, which a later refusal would then hide."""
+
 
 def latest_per_document(statuses: Iterable[DocumentStatus]) -> list[DocumentStatus]:
     """The last answer of each document in batch order (one upsert may touch a row once);
@@ -139,6 +158,7 @@ def refusals(
     message_id: str,
     type: str,
     document: str | None,
+    document_kind: str | None,
     lic: str | None,
     occurred_at: datetime,
     problems: Sequence[Problem],
@@ -150,6 +170,7 @@ def refusals(
             problem_no=n,
             type=type,
             document=safe_text(document),
+            document_kind=document_kind,
             lic=safe_text(p.lic or lic),
             line_no=p.line_no,
             reason_code=safe_text(p.reason_code) or "",
