@@ -191,10 +191,11 @@ def describe(answer: dict[str, Any]) -> str:
         text += f" {answer['reason_code']}: {answer.get('reason')}"
     # A refusal's `lines` (a partly shipped shipment's) say, line by line, what shipped and
     # what did not: listed with the rest of what it left standing (`_details`).
+    into = answer.get("type") in _STOCK_IN
     for line in [] if answer.get("reason_code") else answer.get("lines") or []:
-        text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line)}"
+        text += f"\n      line {line.get('line_no')} {line.get('lic')}: {_taken(line, into)}"
     if answer.get("movements"):  # an event: an adjustment, an allocation, a shipment …
-        text += f"\n      {answer.get('lic')}: {_taken(answer)}"
+        text += f"\n      {answer.get('lic')}: {_taken(answer, into)}"
     if answer.get("type") == "InventoryAdjusted":
         text += _stock_change(answer)
     if answer.get("type") == "StockQuarantined":
@@ -348,10 +349,18 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _taken(line: dict[str, Any]) -> str:
+# Answers whose movements bring stock into their lots (a receipt's, a customer return's); an
+# adjustment's go in or out by their sign; every other answer's take stock out of them.
+_STOCK_IN = frozenset({"ReceiptPosted", "StockReceived", "StockReturned"})
+
+
+def _taken(line: dict[str, Any], into: bool = False) -> str:
     """`40 of LB-7 (expires 2026-12-12) from lot PO-1/1, serial SN-1 of LB-7 …`: what a line
-    (or an adjustment) moved; a serial names its manufacturer lot when it has one."""
+    (or an adjustment) moved, `into` its lot or out of it (an adjustment's by the sign of each
+    movement); a serial names its manufacturer lot when it has one, and a movement of no lot is
+    unallocated stock (R12)."""
     parts = []
+    adjusted = line.get("type") == "InventoryAdjusted"
     for move in line.get("movements") or []:
         if move.get("serial"):
             what = f"serial {move['serial']}"
@@ -365,7 +374,12 @@ def _taken(line: dict[str, Any]) -> str:
             what = f"{move.get('quantity')}"
         if move.get("mfr_lot") and move.get("expires_on"):
             what += f" (expires {move['expires_on']})"
-        parts.append(f"{what} from lot {move.get('lot_id')}" if move.get("lot_id") else what)
+        going_in = not str(move.get("quantity")).startswith("-") if adjusted else into
+        if move.get("lot_id"):
+            what += f" {'into' if going_in else 'from'} lot {move['lot_id']}"
+        else:
+            what += " in no lot (unallocated stock, R12)"
+        parts.append(what)
     if not parts:
         return f"{line.get('quantity')} (lot {line.get('lot_id')})"
     if len(parts) > 6:

@@ -124,4 +124,4 @@ def test_a_serial_received_or_counted_back_is_unsigned_as_a_lot_is() -> None:
             "movements": [{"lot_id": "PO-7/1", "serial": "SN-103", "quantity": "1"}],
         }
     )
-    assert counted.splitlines()[1].strip() == "THERM-1: serial SN-103 from lot PO-7/1"
+    assert counted.splitlines()[1].strip() == "THERM-1: serial SN-103 into lot PO-7/1"

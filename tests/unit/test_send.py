@@ -13,7 +13,7 @@ import pytest
 from shared import cli, stack
 from shared.contracts import topics
 from shared.contracts.upstream import TOPIC_MESSAGES, UPSTREAM_ROUTES
-from shared.send import DocumentError, Outcome, check, read_documents, split_documents
+from shared.send import DocumentError, Outcome, check, describe, read_documents, split_documents
 
 ITEM = '{"type": "UpsertItem", "message_id": "m-1", "lic": "BOLT", "est_unit_cost": "0.10"}'
 RECEIPT = json.dumps(
@@ -140,7 +140,7 @@ def test_an_answer_shows_the_refusal_and_what_each_line_took() -> None:
         },
     )
     assert taken.summary().splitlines()[1].strip() == (
-        "line 1 BOLT: 4 of B (expires 2027-01-01) from lot PO-7/1, serial SN-9 from lot PO-7/2"
+        "line 1 BOLT: 4 of B (expires 2027-01-01) into lot PO-7/1, serial SN-9 into lot PO-7/2"
     )
     assert "→ no answer yet" in Outcome(check("f:1", RECEIPT)).summary()
     assert (
@@ -163,8 +163,8 @@ def test_a_serial_shows_its_manufacturer_lot_and_an_adjustment_what_it_moved() -
         },
     )
     assert posted.summary().splitlines()[1].strip() == (
-        "line 1 VAX: serial S1 of LA (expires 2027-12-31) from lot PO-7/1,"
-        " serial S2 from lot PO-7/1"
+        "line 1 VAX: serial S1 of LA (expires 2027-12-31) into lot PO-7/1,"
+        " serial S2 into lot PO-7/1"
     )
     adjustment = json.dumps(
         {
@@ -472,3 +472,42 @@ def test_an_adjustment_answer_says_which_way_stock_moved_and_flags_a_loss_that_a
         check("f:4", adjustment), answer=answer | {"quantity": "-2", "kind": "count"}
     ).summary()
     assert removed.splitlines()[-1] == "      stock change -2: removed"
+
+
+def test_stock_in_no_lot_and_a_return_read_as_what_they_did() -> None:
+    """A count adding beyond any lot says the units are in no lot (R12), not a bare number; a
+    customer return's units go into their lot, and a sale's come from it."""
+    counted = describe(
+        {
+            "type": "InventoryAdjusted",
+            "lic": "GLV-100",
+            "movements": [
+                {"lot_id": "RCV-1/1", "quantity": "13"},
+                {"lot_id": None, "quantity": "5"},
+            ],
+        }
+    )
+    assert counted.splitlines()[1].strip() == (
+        "GLV-100: 13 into lot RCV-1/1, 5 in no lot (unallocated stock, R12)"
+    )
+    returned = describe(
+        {
+            "type": "ReceiptPosted",
+            "lines": [
+                {
+                    "line_no": 1,
+                    "lic": "VAN",
+                    "movements": [{"lot_id": "RCV-102/1", "mfr_lot": "L-A", "quantity": "5"}],
+                }
+            ],
+        }
+    )
+    assert returned.splitlines()[1].strip() == "line 1 VAN: 5 of L-A into lot RCV-102/1"
+    sold = describe(
+        {
+            "type": "LineShipped",
+            "lic": "VAN",
+            "movements": [{"lot_id": "RCV-102/1", "mfr_lot": "L-A", "quantity": "5"}],
+        }
+    )
+    assert sold.splitlines()[1].strip() == "VAN: 5 of L-A from lot RCV-102/1"
