@@ -28,7 +28,10 @@ Rules (DESIGN.md §5):
 
 A purchase or production receipt of a perishable manufacturer lot already expired on the day
 it is received (`expires_on` before `received_on`) is posted all the same, the goods being
-there (to quarantine, or to send back), and its answer says so (`expiry_warnings`).
+there (to quarantine, or to send back), and its answer says so (`expiry_warnings`). A customer
+return's units go back into the lots they were shipped from, whose expiry only allocation's
+answer tells: its posted lines are read for lots expired on the day the return was received
+(`posting_warnings`).
 
 A receipt refused only because it names items receiving does not know yet is held for them
 instead (`awaited_items`): a new item's `ItemUpserted` usually arrives after its first receipt.
@@ -49,7 +52,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, Protocol
 
 from shared.barcodes import BarcodeError, Scan, decode_scan
 from shared.contracts.codec import MAX_EVENT_BYTES
@@ -179,7 +182,7 @@ class LineCommand:
     serial_lots: tuple[tuple[str, str], ...] = ()
 
 
-WarningCode = Literal["LOT_EXPIRED_ON_RECEIPT"]
+WarningCode = Literal["LOT_EXPIRED_ON_RECEIPT", "LOT_EXPIRED_ON_RETURN"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -249,8 +252,9 @@ def expiry_warnings(
     A lot expiring on the receipt day itself is not expired: allocation still ships it that
     day (R9: expired means `expires_on < ship_on`), so warning of it would cry wolf over
     stock that can be sold. A customer return's lots go back into the lots they were shipped
-    from, whose expiry is known already: not warned of. At most `limit` are listed, the last
-    saying how many more there are."""
+    from, whose expiry the document need not carry: warned of when it posts, from allocation's
+    answer (`returned_expired`). At most `limit` are listed, the last saying how many more
+    there are."""
     if receipt.is_return:
         return ()
     found = [
@@ -260,7 +264,12 @@ def expiry_warnings(
         for entry in command.lots
         if (expires_on := entry.expires_on) is not None and expires_on < receipt.received_on
     ]
-    listed = found[: max(1, limit)]
+    return _at_most(found, limit)
+
+
+def _at_most(found: Sequence[ReceiptWarning], limit: int) -> tuple[ReceiptWarning, ...]:
+    """The first `limit` warnings (at least one), the last listed saying how many more."""
+    listed = list(found[: max(1, limit)])
     if len(found) > len(listed):
         more = len(found) - len(listed)
         note = f" ({more} more expired lot{'s' if more > 1 else ''} on this receipt not listed)"
@@ -1029,3 +1038,118 @@ class Answer:
     posted: Posted | None = None
     problem: Problem | None = None
     held: bool = False
+
+
+# --- posting: what a posted document's status says --------------------------------------------
+
+
+class Moved(Protocol):
+    """Units a posted line moved, as allocation answered (`LineResult.movements`): one
+    inventory lot's, of one manufacturer lot (with its expiry) or serial. Read in place, never
+    copied into the core: a line may move 100,000 serials."""
+
+    @property
+    def lot_id(self) -> str | None: ...
+    @property
+    def mfr_lot(self) -> str | None: ...
+    @property
+    def expires_on(self) -> date | None: ...
+    @property
+    def quantity(self) -> Decimal: ...
+
+
+class PostedLine(Protocol):
+    """A posted line and what it moved (`LineResult`, allocation's answer passed through)."""
+
+    @property
+    def line_no(self) -> int: ...
+    @property
+    def lic(self) -> str: ...
+    @property
+    def movements(self) -> Sequence[Moved]: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Posting:
+    """A document whose every line posted: what its status's warnings are read from.
+
+    `stored`: the warnings found when it was checked (`Checked.warnings`)."""
+
+    source: Source
+    received_on: date
+    lines: Sequence[PostedLine]
+    stored: Sequence[ReceiptWarning] = ()
+
+    @property
+    def is_return(self) -> bool:
+        return self.source == "customer_return"
+
+
+def posting_warnings(
+    posting: Posting, items: Mapping[str, Item], limit: int
+) -> tuple[ReceiptWarning, ...]:
+    """What a posted document's `ReceiptPosted` warns of: the warnings found when it was
+    checked (`expiry_warnings`), then, for a customer return, each perishable manufacturer lot
+    it put back already expired (`returned_expired`); at most `limit` in all, the last listed
+    saying how many more there are. (A return has no warnings from its check, so the two never
+    share the room.)"""
+    found = list(posting.stored)
+    if posting.is_return:
+        found += returned_expired(posting, items)
+    return _at_most(found, limit) if found else ()
+
+
+def returned_expired(posting: Posting, items: Mapping[str, Item]) -> list[ReceiptWarning]:
+    """`LOT_EXPIRED_ON_RETURN` for each perishable manufacturer lot a customer return put back
+    already expired: `expires_on` (the lot's, as allocation answered) before the return's
+    `received_on`. The units are back on the shelf, and no sale will ever take them (R9), so
+    the clerk must hear it at once.
+
+    One warning per line, manufacturer lot and inventory lot it went back into (each is
+    quarantined on its own), with its units counted: a serialized return's units count by
+    their lot. A lot expiring on the return day itself is not expired (allocation ships it
+    that day, R9), as for a receipt (`expiry_warnings`); nor is a lot of an item that is not
+    perishable (allocation ignores its expiry)."""
+    found = []
+    for line in posting.lines:
+        item = items.get(line.lic)
+        if item is None or not item.perishable:
+            continue
+        units: dict[tuple[str, str, date], Decimal] = {}
+        for moved in line.movements:
+            lot_id, mfr_lot, expires_on = moved.lot_id, moved.mfr_lot, moved.expires_on
+            if lot_id is None or mfr_lot is None or expires_on is None:
+                continue
+            if expires_on < posting.received_on:
+                key = (lot_id, mfr_lot, expires_on)
+                units[key] = units.get(key, Decimal(0)) + moved.quantity
+        found += [
+            _expired_on_return(posting, line, key, quantity) for key, quantity in units.items()
+        ]
+    return found
+
+
+def _expired_on_return(
+    posting: Posting, line: PostedLine, lot: tuple[str, str, date], quantity: Decimal
+) -> ReceiptWarning:
+    """The warning for `quantity` units of one manufacturer lot (inventory lot, manufacturer
+    lot, expiry) a return put back expired: the lot, the units, the dates and what to do."""
+    lot_id, mfr_lot, expires_on = lot
+    days = (posting.received_on - expires_on).days
+    units = f"{number(quantity)} unit{'' if quantity == 1 else 's'}"
+    message = (
+        f"manufacturer lot {mfr_lot} of {line.lic} (line {line.line_no}, {units}) came back "
+        f"expired: its expiry date, {expires_on}, is {days} day{'s' if days > 1 else ''} "
+        f"before the return's receipt date, {posting.received_on}. It is back in inventory lot "
+        f"{lot_id}, the lot it was shipped from, all the same, and no sale will take it: "
+        f"quarantine it (QuarantineStock with lic {line.lic}, mfr_lot {mfr_lot}, lot_id "
+        f"{lot_id}) or write it off (AdjustInventory of kind loss naming lot {mfr_lot})."
+    )
+    return ReceiptWarning(
+        line_no=line.line_no,
+        lic=line.lic,
+        code="LOT_EXPIRED_ON_RETURN",
+        mfr_lot=mfr_lot,
+        expires_on=expires_on,
+        message=message,
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
 
 import asyncpg
@@ -98,15 +98,22 @@ class AnsweredReceipt:
 
     `command_ids`: line_no → the line's command id; `stored_results`: line_no → the result
     (JSON) of posted lines an earlier batch answered; `warnings`: found when it was checked,
-    said if it posts.
+    said if it posts; `source` and `received_on`: the document's (a customer return's posted
+    lines are read for lots expired on that day, `domain.posting_warnings`).
     """
 
     message_id: str
     shipment_id: str
+    source: d.Source
+    received_on: date
     lines: list[d.LineOutcome]
     command_ids: dict[int, str]
     stored_results: dict[int, str]
     warnings: tuple[d.ReceiptWarning, ...] = ()
+
+    @property
+    def is_return(self) -> bool:
+        return self.source == "customer_return"
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,7 +332,8 @@ class PgReceivingRepository:
         one result may list 100,000 serials.
         """
         rows = await conn.fetch(
-            "SELECT r.message_id, r.shipment_id, l.line_no, l.lic, l.quantity, l.command_id,"
+            "SELECT r.message_id, r.shipment_id, r.source, r.received_on,"
+            "   l.line_no, l.lic, l.quantity, l.command_id,"
             "   l.status, l.posted ->> 'lot_id' AS lot_id,"
             "   CASE WHEN l.status = 'posted' AND NOT l.command_id = ANY($2::text[])"
             "     THEN l.posted::text END AS posted,"
@@ -350,6 +358,8 @@ class PgReceivingRepository:
                 receipt = AnsweredReceipt(
                     row["message_id"],
                     row["shipment_id"],
+                    row["source"],
+                    row["received_on"],
                     [],
                     {},
                     {},

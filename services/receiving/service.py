@@ -415,9 +415,13 @@ class ReceivingService:
         finished = []
         confirmed: list[str] = []  # command ids of held lines confirmed now
         cancelled: list[str] = []  # and of held lines cancelled now
-        for receipt in await self._repository.answered_receipts(
-            uow.conn, recorded.documents, answered
-        ):
+        receipts = await self._repository.answered_receipts(uow.conn, recorded.documents, answered)
+        # A customer return's warnings are read off its posted lines against its items (R9).
+        returned = sorted(
+            {line.lic for receipt in receipts if receipt.is_return for line in receipt.lines}
+        )
+        known = await self._repository.items(uow.conn, returned) if returned else {}
+        for receipt in receipts:
             decision = d.settle(receipt.lines)
             if decision is None:
                 continue
@@ -432,7 +436,7 @@ class ReceivingService:
                 else translate.stored_line_result(receipt.stored_results[p.line_no])
                 for p in decision.posted
             ]
-            self._publish(uow, receipt, decision, lines)
+            self._publish(uow, receipt, decision, lines, known)
             status = "posted" if decision.fully_posted else "rejected"
             finished.append(Finished(receipt.message_id, status, decision.problems))
         await self._repository.decide_held(uow.conn, confirmed, cancelled)
@@ -498,20 +502,29 @@ class ReceivingService:
         receipt: AnsweredReceipt,
         settled: d.Settled,
         lines: list[s.LineResult],
+        items: dict[str, d.Item],
     ) -> None:
-        """The settled document's status; a posted one says its warnings, logged too."""
+        """The settled document's status; a posted one says its warnings (found when it was
+        checked, and a return's read off its lines: `domain.posting_warnings`), logged too."""
         message_id, shipment_id = receipt.message_id, receipt.shipment_id
         if settled.fully_posted:
             status_id = derived_id(message_id, "posted")
-            message: Any = translate.posted(
-                status_id, shipment_id, lines, answers=message_id, warnings=receipt.warnings
+            posting = d.Posting(
+                source=receipt.source,
+                received_on=receipt.received_on,
+                lines=lines,
+                stored=receipt.warnings,
             )
-            if receipt.warnings:
+            warnings = d.posting_warnings(posting, items, self._limits.max_warnings)
+            message: Any = translate.posted(
+                status_id, shipment_id, lines, answers=message_id, warnings=warnings
+            )
+            if warnings:
                 log.warning(
                     "receiving.receipt_posted_with_warnings",
                     message_id=message_id,
                     shipment_id=shipment_id,
-                    warnings=[_logged(w) for w in receipt.warnings],
+                    warnings=[_logged(w) for w in warnings],
                 )
         else:
             status_id = derived_id(message_id, "rejected")

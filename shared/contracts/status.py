@@ -65,17 +65,21 @@ class ReceiptWarning(Model):
 
     line_no: LineNo
     lic: Identifier
-    code: Literal["LOT_EXPIRED_ON_RECEIPT"] = Field(
+    code: Literal["LOT_EXPIRED_ON_RECEIPT", "LOT_EXPIRED_ON_RETURN"] = Field(
         description="LOT_EXPIRED_ON_RECEIPT: a perishable manufacturer lot of a purchase or"
         " production receipt expires before the receipt's received_on (a lot expiring that"
-        " very day is not expired: it may still ship that day)",
+        " very day is not expired: it may still ship that day). LOT_EXPIRED_ON_RETURN: a"
+        " perishable manufacturer lot a customer return put back into the inventory lot it was"
+        " shipped from (named in the message, with the units) expires before the return's"
+        " received_on, as allocation's answer tells (same rule for that very day); quarantine"
+        " it or write it off",
     )
     mfr_lot: Identifier
     expires_on: OwnDate
     message: Text = Field(
         description="a sentence naming the lot, the dates and what can be done: quarantine it"
-        " with QuarantineStock, or return it to the vendor (a production receipt's: write it"
-        " off)",
+        " with QuarantineStock, or return it to the vendor (a production receipt's or a"
+        " customer return's: write it off)",
     )
 
 
