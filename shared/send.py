@@ -862,18 +862,20 @@ class _Answers:
 
     def held_note(self) -> str | None:
         """Why documents still waiting may be silent: a service holds one naming an item it
-        does not know yet, publishing nothing, for LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS; or it is
-        a resend of a message_id processed before, which is never answered again (the two
-        look alike from here, so the note names both)."""
+        does not know yet, publishing nothing, for LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS; it is a
+        resend of a message_id processed before, which is never answered again; or it is just
+        large (a receipt of 100,000 serials takes seconds). They look alike from here, so the
+        note names all three."""
         seconds = self.settings.unknown_item_wait_seconds
         held = [o for o in self._pending() if o.document.type in MAY_BE_HELD]
         if not held or seconds <= 0:
             return None
         return (
             f"lotline send: no answer yet for {plural(len(held), 'document')}, still waiting:"
-            f" one naming an item lotline does not know yet is held up to {seconds:g} s"
-            " (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS), then refused UNKNOWN_ITEM; a resent"
-            " message_id (processed before) is never answered again"
+            " one of thousands of serials or lines takes seconds; one naming an item lotline"
+            f" does not know yet is held up to {seconds:g} s (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS),"
+            " then refused UNKNOWN_ITEM; a resent message_id (processed before) is never"
+            " answered again"
         )
 
     def _match(self, record: ConsumerRecord[bytes, bytes]) -> list[Outcome]:

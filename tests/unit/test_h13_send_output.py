@@ -285,3 +285,4 @@ async def test_the_held_note_also_names_a_resent_message_id() -> None:
     [note] = notes.getvalue().splitlines()
     assert "held up to 30 s" in note
     assert "a resent message_id (processed before) is never answered again" in note
+    assert "one of thousands of serials or lines takes seconds" in note  # just slow
