@@ -41,6 +41,7 @@ from services.ledger.schemas import (
     PoLineOut,
     PoLineSummary,
     PoLotOut,
+    PoVendorReturnOut,
     PurchaseOrderOut,
     QuarantineOut,
     Recipient,
@@ -756,6 +757,40 @@ FROM unnest($1::text[], $2::text[]) AS p(po, lic)
 JOIN lots AS o ON {_PRICES}
 ORDER BY {_RECEIPT_ORDER}
 """
+# What returns to vendor (R14) took from lots $1, each of PO line ($2, $3): their usage records,
+# found through the partial index usage_vendor_returns_by_lot (a lot's sales are never read),
+# each valued at the cost the vendor credits (`schemas._CREDIT_VALUE`): what it was booked at
+# plus the closings' `vendor_return_reconciliation` entries for it (through cogs_by_usage).
+_VENDOR_RETURNED = """
+SELECT p.po, p.lic, u.lot_id, u.document, u.used_on, u.counterparty, u.quantity,
+       u.total_cost + coalesce((
+           SELECT sum(c.amount) FROM cogs AS c
+           WHERE c.usage_id = u.usage_id AND c.kind = 'vendor_return_reconciliation'
+       ), 0) AS value
+FROM unnest($1::text[], $2::text[], $3::text[]) AS p(lot_id, po, lic)
+JOIN usage AS u ON u.lot_id = p.lot_id AND u.source = 'vendor_return'
+"""
+_RETURNED_BY_LOT = f"""
+SELECT lot_id, sum(quantity) AS qty, sum(value) AS value
+FROM ({_VENDOR_RETURNED}) AS r
+GROUP BY lot_id
+"""
+# The returns themselves, one per document and date, the first $4 of each line (oldest first),
+# each with how many the line has.
+_RETURNS_BY_LINE = f"""
+SELECT * FROM (
+    SELECT po, lic, document, used_on AS returned_on, counterparty AS vendor,
+           sum(quantity) AS quantity, sum(value) AS value,
+           row_number() OVER (PARTITION BY po, lic ORDER BY used_on, document, counterparty) AS n,
+           count(*) OVER (PARTITION BY po, lic) AS all_returns
+    FROM ({_VENDOR_RETURNED}) AS r
+    GROUP BY po, lic, document, used_on, counterparty
+) AS x
+WHERE n <= $4
+ORDER BY po, lic, n
+"""
+RETURNS_SHOWN = 100
+"""The returns to vendor a PO line lists (`returns_to_vendor_count` says how many it has)."""
 # The PO lines that price no lot (no receipt named the PO for the LIC: a typo, or a receipt
 # still to come), the longest since their last update first: the first $1, each with how
 # many there are.
@@ -815,22 +850,66 @@ async def unmatched_po_lines(conn: Reader, limit: int) -> tuple[int, list[PoLine
     return (rows[0]["all_lines"] if rows else 0), model_rows(PoLineSummary, rows)
 
 
+PoKey = tuple[str, str]
+"""(po, lic)"""
+_NONE_RETURNED = (Decimal(0), Decimal(0))
+
+
+@dataclass(frozen=True)
+class _VendorReturns:
+    """What returns to vendor took from some PO lines' lots: (quantity, value) by lot, and
+    each line's first `RETURNS_SHOWN` returns, each row with how many the line has."""
+
+    by_lot: dict[str, tuple[Decimal, Decimal]]
+    by_line: dict[PoKey, list[asyncpg.Record]]
+
+
 async def _po_lines(conn: Reader, rows: Sequence[asyncpg.Record]) -> list[PoLineOut]:
-    """The PO lines `rows` with the lots each prices (one query for them all)."""
+    """The PO lines `rows` with the lots each prices and what returns to vendor took from
+    them (one query for the lots of them all, two for their returns)."""
     if not rows:
         return []
     lots = await conn.fetch(_PO_LOTS, [r["po"] for r in rows], [r["lic"] for r in rows])
-    priced: dict[tuple[str, str], list[PoLotOut]] = {}
+    returned = await _vendor_returns(conn, lots)
+    priced: dict[PoKey, list[PoLotOut]] = {}
     for lot in lots:
-        priced.setdefault((lot["po"], lot["lic"]), []).append(PoLotOut(**_fields(lot, PoLotOut)))
-    return [_po_line(r, priced.get((r["po"], r["lic"]), [])) for r in rows]
+        qty, _ = returned.by_lot.get(lot["lot_id"], _NONE_RETURNED)
+        out = PoLotOut(
+            **_fields(lot, PoLotOut, {"returned_to_vendor_qty"}), returned_to_vendor_qty=qty
+        )
+        priced.setdefault((lot["po"], lot["lic"]), []).append(out)
+    return [_po_line(r, priced.get((r["po"], r["lic"]), []), returned) for r in rows]
 
 
-def _po_line(row: asyncpg.Record, lots: list[PoLotOut]) -> PoLineOut:
-    with localcontext(EXACT):  # quantities are exact, however many lots add up
+async def _vendor_returns(conn: Reader, lots: Sequence[asyncpg.Record]) -> _VendorReturns:
+    """What returns to vendor took from `lots` (`_PO_LOTS` rows)."""
+    if not lots:
+        return _VendorReturns({}, {})
+    args = ([x["lot_id"] for x in lots], [x["po"] for x in lots], [x["lic"] for x in lots])
+    totals = await conn.fetch(_RETURNED_BY_LOT, *args)
+    by_lot = {r["lot_id"]: (r["qty"], r["value"]) for r in totals}
+    by_line: dict[PoKey, list[asyncpg.Record]] = {}
+    if by_lot:  # else no return took from these lots: nothing to list
+        for r in await conn.fetch(_RETURNS_BY_LINE, *args, RETURNS_SHOWN):
+            by_line.setdefault((r["po"], r["lic"]), []).append(r)
+    return _VendorReturns(by_lot, by_line)
+
+
+def _po_line(row: asyncpg.Record, lots: list[PoLotOut], returned: _VendorReturns) -> PoLineOut:
+    returns = returned.by_line.get((row["po"], row["lic"]), [])
+    with localcontext(EXACT):  # quantities and values are exact, however many lots add up
         received = sum((lot.received_qty for lot in lots), start=Decimal(0))
+        by_lot = [returned.by_lot.get(lot.lot_id, _NONE_RETURNED) for lot in lots]
+        returned_qty = sum((qty for qty, _ in by_lot), start=Decimal(0))
+        returned_value = sum((value for _, value in by_lot), start=Decimal(0))
     return PoLineOut(
-        **_fields(row, PoLineOut, {"received_qty", "lots"}), received_qty=received, lots=lots
+        **_fields(row, PoLineSummary),
+        received_qty=received,
+        returned_to_vendor_qty=returned_qty,
+        returned_to_vendor_value=returned_value,
+        returns_to_vendor=model_rows(PoVendorReturnOut, returns),
+        returns_to_vendor_count=returns[0]["all_returns"] if returns else 0,
+        lots=lots,
     )
 
 

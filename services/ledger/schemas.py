@@ -183,10 +183,50 @@ class PoLotOut(Out):
     office: str
     received_on: dt.date
     received_qty: Num
+    returned_to_vendor_qty: Num = Field(description="what returns to vendor took from it (R14)")
+
+
+# The figure a returns clerk matches a vendor's credit memo against (R16).
+_CREDIT_VALUE = (
+    "at the cost the vendor credits (what it billed: the PO's actual cost, not the estimate"
+    " a return before the close was booked at): each return's usage records at the cost they"
+    " were booked at plus the `vendor_return_reconciliation` entries the PO's closings wrote"
+    " for them (R16). So once the PO closed, at the actual unit cost its last closing applied"
+    " (`applied_unit_cost`), whether the return went before or after the close; before any"
+    " close, at the estimated cost they were booked at (not final: `cost_is_final` false)."
+    " `GET /usage` lists the records at their booked cost, `GET /lots/{lot_id}`'s `cogs` the"
+    " reconciliations"
+)
+
+
+class PoVendorReturnOut(Out):
+    """A return to vendor (R14) of a PO line's lots: what one shipment document of kind
+    `vendor_return` took from them on one date, to match with the vendor's credit memo."""
+
+    document: str = Field(description="the return's shipment id")
+    returned_on: dt.date = Field(description="its ship date")
+    vendor: str | None = Field(description="the vendor it went back to, as the return named it")
+    quantity: Num = Field(description="units of the line's lots it took")
+    value: Num = Field(description=f"their value, {_CREDIT_VALUE}")
 
 
 class PoLineOut(PoLineSummary):
     received_qty: Num = Field(description="what its lots received, in all")
+    returned_to_vendor_qty: Num = Field(
+        description="what returns to vendor took from its lots, in all (R14); received_qty"
+        " still counts it",
+    )
+    returned_to_vendor_value: Num = Field(
+        description=f"the value of returned_to_vendor_qty, {_CREDIT_VALUE}"
+    )
+    returns_to_vendor: list[PoVendorReturnOut] = Field(
+        description="the returns to vendor that took from its lots, one per document and date,"
+        " oldest first (then by document): the first 100, `returns_to_vendor_count` says how"
+        " many there are",
+    )
+    returns_to_vendor_count: int = Field(
+        description="how many returns to vendor took from its lots"
+    )
     lots: list[PoLotOut] = Field(
         description="the lots it prices, in receipt order; none: no receipt named the PO for"
         " this LIC (a misspelled PO, or a receipt still to come)"
