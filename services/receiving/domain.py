@@ -196,6 +196,7 @@ class ReceiptWarning:
     mfr_lot: str
     expires_on: date
     message: str
+    lot_id: str | None = None  # the inventory lot the units are in (None: stored before it was)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -295,7 +296,8 @@ def _expired_on_receipt(
         f"manufacturer lot {entry.mfr_lot} of {command.lic} (line {command.line_no}, {units}) "
         f"is expired: its expiry date, {expires_on}, is {days} day{'s' if days > 1 else ''} "
         f"before its receipt date, {receipt.received_on}. It is received into inventory lot "
-        f"{command.lot_id} all the same, and no sale will take it: quarantine it "
+        f"{command.lot_id} all the same, and no sale shipping after its expiry will take it: "
+        f"quarantine it "
         f"(QuarantineStock with lic {command.lic}, mfr_lot {entry.mfr_lot}, lot_id "
         f"{command.lot_id}) or {other}."
     )
@@ -306,6 +308,7 @@ def _expired_on_receipt(
         mfr_lot=entry.mfr_lot,
         expires_on=expires_on,
         message=message,
+        lot_id=command.lot_id,
     )
 
 
@@ -1141,7 +1144,8 @@ def _expired_on_return(
         f"manufacturer lot {mfr_lot} of {line.lic} (line {line.line_no}, {units}) came back "
         f"expired: its expiry date, {expires_on}, is {days} day{'s' if days > 1 else ''} "
         f"before the return's receipt date, {posting.received_on}. It is back in inventory lot "
-        f"{lot_id}, the lot it was shipped from, all the same, and no sale will take it: "
+        f"{lot_id}, the lot it was shipped from, all the same, and no sale shipping after its "
+        "expiry will take it: "
         f"quarantine it (QuarantineStock with lic {line.lic}, mfr_lot {mfr_lot}, lot_id "
         f"{lot_id}) or write it off (AdjustInventory of kind loss naming lot {mfr_lot})."
     )
@@ -1152,4 +1156,5 @@ def _expired_on_return(
         mfr_lot=mfr_lot,
         expires_on=expires_on,
         message=message,
+        lot_id=lot_id,
     )

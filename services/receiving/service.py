@@ -110,6 +110,7 @@ def _logged(warning: d.ReceiptWarning) -> dict[str, Any]:
         "code": warning.code,
         "mfr_lot": warning.mfr_lot,
         "expires_on": warning.expires_on.isoformat(),
+        "lot_id": warning.lot_id,
     }
 
 

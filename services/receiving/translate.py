@@ -256,6 +256,7 @@ def warning(w: d.ReceiptWarning) -> s.ReceiptWarning:
         code=w.code,
         mfr_lot=w.mfr_lot,
         expires_on=w.expires_on,
+        lot_id=w.lot_id,
         message=safe_text(w.message),
     )
 

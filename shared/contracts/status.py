@@ -76,6 +76,10 @@ class ReceiptWarning(Model):
     )
     mfr_lot: Identifier
     expires_on: OwnDate
+    lot_id: Identifier | None = Field(
+        default=None,
+        description="the inventory lot the units are in (the one a QuarantineStock of them names)",
+    )
     message: Text = Field(
         description="a sentence naming the lot, the dates and what can be done: quarantine it"
         " with QuarantineStock, or return it to the vendor (a production receipt's or a"

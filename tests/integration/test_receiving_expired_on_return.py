@@ -124,6 +124,7 @@ async def test_a_return_of_an_expired_lot_is_posted_with_a_warning_and_logged(
         "code": "LOT_EXPIRED_ON_RETURN",
         "mfr_lot": "L-X",
         "expires_on": EXPIRED,
+        "lot_id": f"{po}/1",
     }
     for said in ("L-X", "5 units", EXPIRED, ON_THE_DAY, f"{po}/1", "QuarantineStock", "loss"):
         assert said in warning["message"], (said, warning["message"])
@@ -141,5 +142,6 @@ async def test_a_return_of_an_expired_lot_is_posted_with_a_warning_and_logged(
             "code": "LOT_EXPIRED_ON_RETURN",
             "mfr_lot": "L-X",
             "expires_on": EXPIRED,
+            "lot_id": f"{po}/1",
         }
     ]

@@ -118,6 +118,7 @@ def test_receipt_posted_carries_the_warnings_on_the_wire_and_send_prints_them() 
     """The contract: `warnings[]` on `ReceiptPosted` (an added field, empty by default: a
     status published before it existed still reads), printed by `send` and `watch`."""
     (warning,) = warned(line("MILK", 1, lots=[lot("OLD", 1, LAST_WEEK)]))
+    assert warning.lot_id is not None  # the lot a QuarantineStock of it names
     posted = translate.posted("st-1", "PO-60006", [], answers="m-1", warnings=[warning])
     wire = orjson.loads(encode(posted))
     assert wire["warnings"] == [
@@ -127,6 +128,7 @@ def test_receipt_posted_carries_the_warnings_on_the_wire_and_send_prints_them() 
             "code": "LOT_EXPIRED_ON_RECEIPT",
             "mfr_lot": "OLD",
             "expires_on": "2026-10-26",
+            "lot_id": warning.lot_id,
             "message": warning.message,
         }
     ]
