@@ -303,7 +303,12 @@ _DOCUMENT = (
 DocumentPath = Annotated[str, Path(description=f"{_DOCUMENT}; {_ID}"), _NORMALIZED]
 DocumentId = Annotated[
     str | None,
-    Query(description=f"{_DOCUMENT}: its usage records (with `lic`, that item's); {_ID}"),
+    Query(
+        description=f"{_DOCUMENT}: the usage records it wrote (with `lic`, that item's): a"
+        " shipment's, adjustment's or customer return's; a receipt, a quarantine or a PO writes"
+        " none (a PO's closing writes cost_change records and reconciles the usage of its lots,"
+        f" listed under the documents that used them); {_ID}"
+    ),
     _NORMALIZED,
 ]
 
@@ -328,7 +333,9 @@ def _routes(app: FastAPI) -> None:
     @app.get("/items/{lic:path}", response_model=ItemOut, responses=_NOT_FOUND, tags=["items"])
     async def get_item(lic: LicPath, conn: Conn) -> ItemOut:
         """An item's flags and its stock by office: on hand, allocated, available (what
-        shipments can still be allocated from its lots) and unallocated (R12)."""
+        shipments can still be allocated from its lots), quarantined (the lots' stock on hand
+        a quarantine in force holds, allocated or not, as the dashboard's stock in quarantine
+        counts it; not in available) and unallocated (R12)."""
         return await queries.item(conn, lic)
 
     @app.get("/lots", response_model=list[LotSummary], responses=_PAGED, tags=["lots"])

@@ -21,6 +21,7 @@ from services.ledger.schemas import (
     MfrLotStock,
     OpsSummary,
     RefusalOut,
+    WarningOut,
     plain,
 )
 
@@ -63,21 +64,8 @@ def render(
             [(c.kind, c.status, c.documents) for c in summary.documents_by_status],
         ),
         "<h2>Latest answered documents</h2>",
-        _table(
-            ("when", "kind", "document", "status", "reason code", "LIC", "adjusted"),
-            [
-                (
-                    d.occurred_at,
-                    d.kind,
-                    d.document,
-                    d.status,
-                    d.reason_code,
-                    d.lic,
-                    _adjusted(d),
-                )
-                for d in summary.latest_documents
-            ],
-        ),
+        _warned_count(summary),
+        _documents(summary.latest_documents),
         "<h2>Refusals by reason code</h2>",
         _superseded_count(summary),
         _table(
@@ -117,6 +105,46 @@ def render(
         "</body></html>",
     ]
     return "\n".join(parts)
+
+
+def _documents(documents: Sequence[DocumentOut]) -> str:
+    """The latest answered documents, each with its warnings (`_warnings`)."""
+    rows = [
+        "<tr>"
+        + "".join(
+            f"<td>{_e(c)}</td>"
+            for c in (d.occurred_at, d.kind, d.document, d.status, d.reason_code, d.lic)
+        )
+        + f"<td>{_e(_adjusted(d))}</td><td>{_warnings(d.warnings)}</td></tr>"
+        for d in documents
+    ]
+    head = ("when", "kind", "document", "status", "reason code", "LIC", "adjusted", "warnings")
+    return _wrap(head, rows)
+
+
+def _warnings(warnings: Sequence[WarningOut]) -> str:
+    """A short cell: each code once (with how many times, past one), its messages shown on
+    hover, and all of them, one a line, below on a click."""
+    by_code: dict[str, list[str]] = {}
+    for w in warnings:
+        by_code.setdefault(w.code, []).append(w.message)
+    codes = ", ".join(
+        f'<span class=warn title="{_e(chr(10).join(messages))}">{_e(code)}'
+        f"{f' ×{len(messages)}' if len(messages) > 1 else ''}</span>"
+        for code, messages in by_code.items()
+    )
+    if not codes:
+        return ""
+    listed = "<br>".join(f"{_e(w.code)}: {_e(w.message)}" for w in warnings)
+    return f"{codes}<details><summary>messages</summary>{listed}</details>"
+
+
+def _warned_count(summary: OpsSummary) -> str:
+    n = summary.documents_with_warnings_in_window
+    if not n:
+        return ""
+    s = "" if n == 1 else "s"
+    return f'<p class="warn">{_e(n)} document{s} posted with warnings in the window</p>'
 
 
 def _adjusted(d: DocumentOut) -> str | None:

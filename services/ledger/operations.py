@@ -21,6 +21,7 @@ from services.ledger.domain.operations import (
     POSTINGS,
     DeadLetter,
     DocumentStatus,
+    DocumentWarning,
     Refusal,
 )
 from services.ledger.quarantine import QUARANTINED_STOCK_SQL
@@ -58,14 +59,16 @@ def documents_part(statuses: Sequence[DocumentStatus]) -> Part | None:
     return (
         """
         INSERT INTO ops_documents (kind, document, status, reason_code, message_id, occurred_at,
-                                   lic, adjustment_kind, quantity)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
-                             $6::timestamptz[], $9::text[], $10::text[], $11::numeric[])
+                                   lic, adjustment_kind, quantity, warnings)
+        SELECT k, d, s, r, m, o, l, a, q, w::jsonb
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                    $6::timestamptz[], $9::text[], $10::text[], $11::numeric[], $12::text[])
+             AS u(k, d, s, r, m, o, l, a, q, w)
         ON CONFLICT (kind, document) DO UPDATE SET
             status = excluded.status, reason_code = excluded.reason_code,
             message_id = excluded.message_id, occurred_at = excluded.occurred_at,
             lic = excluded.lic, adjustment_kind = excluded.adjustment_kind,
-            quantity = excluded.quantity, recorded_at = now()
+            quantity = excluded.quantity, warnings = excluded.warnings, recorded_at = now()
         WHERE excluded.occurred_at >= ops_documents.occurred_at
             AND NOT (ops_documents.status = $7 AND excluded.status = $8)
         """,
@@ -81,8 +84,14 @@ def documents_part(statuses: Sequence[DocumentStatus]) -> Part | None:
             [s.lic for s in statuses],
             [s.adjustment_kind for s in statuses],
             [s.quantity for s in statuses],
+            [_warnings_json(s.warnings) for s in statuses],
         ],
     )
+
+
+def _warnings_json(warnings: Sequence[DocumentWarning]) -> str:
+    """A document's warnings as `ops_documents.warnings` keeps them: [{code, message}, …]."""
+    return json.dumps([{"code": w.code, "message": w.message} for w in warnings])
 
 
 def refusals_part(refusals: Sequence[Refusal]) -> Part | None:
@@ -222,8 +231,13 @@ async def summary(
         )
         documents = await conn.fetch(
             "SELECT kind, document, status, reason_code, occurred_at, lic, adjustment_kind,"
-            " quantity FROM ops_documents ORDER BY occurred_at DESC, document LIMIT $1",
+            " quantity, warnings FROM ops_documents ORDER BY occurred_at DESC, document"
+            " LIMIT $1",
             limit,
+        )
+        warned = await conn.fetchval(
+            "SELECT count(*) FROM ops_documents"
+            f" WHERE occurred_at >= {since} AND warnings <> '[]'::jsonb"
         )
         # A row per problem: a receipt refused for 20 lines is one refusal with 20 problems.
         by_reason = await conn.fetch(
@@ -260,6 +274,7 @@ async def summary(
         refusals_by_reason=[ReasonCount(**r) for r in by_reason],
         latest_refusals=[RefusalOut(**r) for r in refusals],
         superseded_refusals_in_window=superseded,
+        documents_with_warnings_in_window=warned,
         dead_letters_in_window=dead_count,
         latest_dead_letters=[
             DeadLetterOut(**{k: r[k] for k in DeadLetterOut.model_fields}) for r in dead

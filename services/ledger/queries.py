@@ -22,6 +22,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from services.ledger.domain.model import COGS_ACTIONS, EXACT
+from services.ledger.domain.operations import POSTINGS
 from services.ledger.domain.stock import StockAtOffice
 from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_po_line, value
 from services.ledger.quarantine import HELD_BY_OFFICE_SQL, HELD_IN_LOT_SQL, rules_of_lot
@@ -51,6 +52,7 @@ from services.ledger.schemas import (
     TraceOut,
     UsageOut,
     Valuation,
+    WarningOut,
 )
 from services.ledger.schemas import Figure as FigureOut
 from shared.contracts.types import normalize_identifier
@@ -113,12 +115,34 @@ t.reason, l.vendor
 _TRACE_FROM = "FROM transactions AS t LEFT JOIN lots AS l ON l.lot_id = t.lot_id"
 _TRACE_SELECT = f"SELECT {_TRACE_COLUMNS} {_TRACE_FROM}"
 
+# A usage record's reconciliations (usage `u`): the entries its PO's closings wrote for it (R16),
+# a COGS usage's `reconciliation`s and a return to vendor's `vendor_return_reconciliation`s
+# (each `amount` = quantity × actual − what was booked before, signed), not its `usage` entry
+# (its booked cost, the record's total_cost). Read through cogs_by_usage: a usage's few.
+_RECONCILIATIONS = """
+SELECT sum(c.amount) AS amount FROM cogs AS c
+WHERE c.usage_id = u.usage_id AND c.kind IN ('reconciliation', 'vendor_return_reconciliation')
+"""
+# Whether usage `u`'s lot's cost is final: a purchase lot whose PO line closed with an actual
+# cost applied, as `_PO_LINE`'s cost_is_final (by primary keys).
+_COST_FINAL = """
+SELECT p.closed AND p.applied_unit_cost IS NOT NULL AS final
+FROM lots AS l JOIN purchase_orders AS p ON p.po = l.reference AND p.lic = l.lic
+WHERE l.lot_id = u.lot_id AND l.kind = 'purchase'
+"""
+# A usage record (`u`) as `UsageOut` and `RecordUsage` show it: with its reconciled cost and
+# whether its cost is final. Each read per record, after the page's records are found.
+_RECONCILED_USAGE = f"""
+u.total_cost + coalesce(({_RECONCILIATIONS}), 0) AS reconciled_cost,
+coalesce(({_COST_FINAL}), false) AS cost_final
+"""
+
 # A document's items, each with its records summed up (`DocumentItem`), read through the index
 # transactions_by_document, and the usage they wrote through usage_by_document (a usage row
 # has the document of the record that wrote it). The records are summed by item, kind and
 # counterparty first: a hash of a few groups, where kinds and counterparties gathered
 # DISTINCT from every record sorted them all (a second, for a 100,000-serial shipment).
-_DOCUMENT_ITEMS = """
+_DOCUMENT_ITEMS = f"""
 WITH g AS (
     SELECT lic, event_type, counterparty, count(*) AS record_count,
            coalesce(sum(stock_change) FILTER (WHERE stock_change > 0), 0) AS quantity_in,
@@ -128,7 +152,8 @@ WITH g AS (
            min(occurred_on) AS first_date, max(occurred_on) AS last_date
     FROM transactions WHERE document = $1 GROUP BY lic, event_type, counterparty
 )
-SELECT t.*, i.description, i.uom, coalesce(u.usage_cost, 0) AS usage_cost
+SELECT t.*, i.description, i.uom, coalesce(u.usage_cost, 0) AS usage_cost,
+       coalesce(u.usage_cost_reconciled, 0) AS usage_cost_reconciled
 FROM (
     SELECT lic, sum(record_count)::bigint AS record_count, sum(quantity_in) AS quantity_in,
            sum(quantity_out) AS quantity_out, sum(cost_in) AS cost_in,
@@ -140,7 +165,10 @@ FROM (
 ) AS t
 LEFT JOIN items AS i ON i.lic = t.lic
 LEFT JOIN (
-    SELECT lic, sum(total_cost) AS usage_cost FROM usage WHERE document = $1 GROUP BY lic
+    SELECT u.lic, sum(u.total_cost) AS usage_cost,
+           sum(u.total_cost + coalesce(r.amount, 0)) AS usage_cost_reconciled
+    FROM usage AS u LEFT JOIN LATERAL ({_RECONCILIATIONS}) AS r ON true
+    WHERE u.document = $1 GROUP BY u.lic
 ) AS u ON u.lic = t.lic
 ORDER BY t.lic
 """
@@ -647,7 +675,9 @@ def usage_query(
     as `/trace` lists them: by the date used, then in recording order, so pages are stable
     (seq is unique); `after` (a token of this list) starts past a record. Each filter has an
     index in that order (usage_by_lic, _lot, _mfr_lot, _serial, _document), which the row
-    comparison `after` adds reads from. The limit and offset are the last two parameters."""
+    comparison `after` adds reads from. Each record comes with its reconciled cost and
+    whether it is final (`_RECONCILED_USAGE`), read for the page's records only, through
+    cogs_by_usage. The limit and offset are the last two parameters."""
     where, args = _where(
         {
             "lic": lic,
@@ -663,7 +693,10 @@ def usage_query(
         where += f" AND (used_on, seq) > (${len(params) + 1}::date, ${len(params) + 2}::bigint)"
         params += [used_on, seq]
     n = len(params)
-    sql = f"SELECT * FROM usage {where} ORDER BY used_on, seq LIMIT ${n + 1} OFFSET ${n + 2}"
+    sql = (
+        f"SELECT u.*, {_RECONCILED_USAGE} FROM usage AS u {where}"
+        f" ORDER BY used_on, seq LIMIT ${n + 1} OFFSET ${n + 2}"
+    )
     return sql, params
 
 
@@ -688,6 +721,7 @@ async def document(
         if not items:
             raise _unknown_document(document_id)
         rows = await conn.fetch(sql, *args, limit, offset)
+        answers = await conn.fetch(_DOCUMENT_ANSWERS, document_id, list(POSTINGS))
     summed = [
         DocumentItem(**_fields(i, DocumentItem, {"description", "uom"}), **_item_names(i))
         for i in items
@@ -695,7 +729,14 @@ async def document(
     with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
         totals = {
             name: sum((getattr(i, name) for i in summed), start=Decimal(0))
-            for name in ("quantity_in", "quantity_out", "cost_in", "cost_out", "usage_cost")
+            for name in (
+                "quantity_in",
+                "quantity_out",
+                "cost_in",
+                "cost_out",
+                "usage_cost",
+                "usage_cost_reconciled",
+            )
         }
     head = DocumentRecords(
         document=document_id,
@@ -706,6 +747,7 @@ async def document(
         event_types=sorted({kind for i in items for kind in i["event_types"]}),
         counterparties=sorted({c for i in items for c in i["counterparties"] or ()}),
         **totals,
+        warnings=_answer_warnings(answers),
         items=summed,
         records=[],
     )
@@ -714,10 +756,42 @@ async def document(
     return Found(head, {"records": (DocumentRecord, _in_parts(rows))}), token
 
 
+# The usage row a transaction record (`t`) wrote, found by primary key, as `RecordUsage`: one
+# JSON object, its numbers as text so every digit is kept (a composite value cannot carry the
+# reconciled cost beside the row's columns).
+_RECORD_USAGE = f"""
+SELECT json_build_object(
+    'usage_id', u.usage_id, 'source', u.source, 'quantity', u.quantity::text,
+    'unit_cost', u.unit_cost::text, 'est_unit_cost', u.est_unit_cost::text,
+    'total_cost', u.total_cost::text, 'used_on', u.used_on,
+    'reconciled_cost', r.reconciled_cost::text, 'cost_final', r.cost_final
+)
+FROM usage AS u CROSS JOIN LATERAL (SELECT {_RECONCILED_USAGE}) AS r
+WHERE u.usage_id = t.txn_id
+"""
+
+
+# The dashboard's latest answer of a document, of each kind it is known as (receipt, shipment,
+# adjustment: an id may name more than one), through the primary key (kind, document).
+_DOCUMENT_ANSWERS = """
+SELECT kind, warnings FROM ops_documents WHERE kind = ANY($2::text[]) AND document = $1
+ORDER BY kind
+"""
+
+
+def _answer_warnings(answers: Sequence[asyncpg.Record]) -> list[WarningOut] | None:
+    """The warnings the document's answers carried (`_DOCUMENT_ANSWERS`); None when the
+    dashboard keeps no answer of it (none, or pruned past its retention)."""
+    if not answers:
+        return None
+    return [WarningOut(**w) for a in answers for w in a["warnings"]]
+
+
 def document_records_query(document_id: str, *, after: str | None = None) -> tuple[str, list[Any]]:
     """A document's transaction records, oldest first as `/trace` lists them (business date,
     then recording order: seq is unique, so pages are stable), each with the usage row it
-    wrote (the usage row with its id, found by primary key, record by record). Read off the
+    wrote (the usage row with its id, found by primary key, record by record, with its
+    reconciled cost: `_RECORD_USAGE`). Read off the
     index transactions_by_document in that order, from the cursor `after` on; the limit and
     offset are the last two parameters."""
     where = "WHERE t.document = $1"
@@ -729,7 +803,7 @@ def document_records_query(document_id: str, *, after: str | None = None) -> tup
     n = len(params)
     sql = (
         f"SELECT {_TRACE_COLUMNS}, t.seq,"
-        " (SELECT u FROM usage AS u WHERE u.usage_id = t.txn_id) AS usage"
+        f" ({_RECORD_USAGE}) AS usage"
         f" {_TRACE_FROM} {where} ORDER BY t.occurred_on, t.seq"
         f" LIMIT ${n + 1} OFFSET ${n + 2}"
     )

@@ -4,10 +4,20 @@ strings in JSON, dates `YYYY-MM-DD`, exactly as on the wire."""
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal
+import json
+from decimal import Decimal, localcontext
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    computed_field,
+    field_validator,
+)
+
+from services.ledger.domain.model import EXACT
 
 
 def plain(value: Decimal) -> str:
@@ -481,6 +491,34 @@ class SerialOut(Out):
     history: list[TraceEvent]
 
 
+# A usage record's cost once its PO's closings reconciled it (R16): what a credit memo or an
+# invoice is priced from (`unit_cost` and `total_cost` stay what it was booked at).
+_RECONCILED_COST = (
+    "its booked total_cost plus every reconciliation entry its PO's closings wrote for it"
+    " (`reconciliation`, and a return to vendor's `vendor_return_reconciliation`: `GET"
+    " /lots/{lot_id}`'s `cogs`): what a credit memo or an invoice is priced from; total_cost"
+    " until a closing reconciles it"
+)
+_RECONCILED_UNIT_COST = (
+    "reconciled_cost / quantity, exact as the ledger divides a reconciliation's unit cost (60"
+    " significant digits); null when quantity is 0"
+)
+_COST_FINAL = (
+    "its lot's cost is final: the lot's PO closed with an actual cost applied (`GET"
+    " /purchase-orders`' `cost_is_final`), so reconciled_cost will not change; false for a"
+    " lot of no PO, or while its PO is open or reopened"
+)
+
+
+def per_unit(cost: Decimal, quantity: Decimal) -> Decimal | None:
+    """`cost` over `quantity`, exactly (`EXACT`, as a reconciliation's unit cost is divided);
+    None for no quantity."""
+    if not quantity:
+        return None
+    with localcontext(EXACT):
+        return cost / quantity
+
+
 class UsageOut(Out):
     usage_id: str
     lic: str
@@ -498,6 +536,13 @@ class UsageOut(Out):
     line_no: int | None
     counterparty: str | None
     used_on: dt.date
+    reconciled_cost: Num = Field(description=_RECONCILED_COST)
+    cost_final: bool = Field(description=_COST_FINAL)
+
+    @computed_field(description=_RECONCILED_UNIT_COST)  # type: ignore[prop-decorator]
+    @property
+    def reconciled_unit_cost(self) -> Num | None:
+        return per_unit(self.reconciled_cost, self.quantity)
 
 
 class RecordUsage(Out):
@@ -511,11 +556,19 @@ class RecordUsage(Out):
     quantity: Num = Field(description="+ used, − reversed or unallocated (R12)")
     unit_cost: Num = Field(
         description="the cost it was booked at: the lot's actual cost once its PO closed, else"
-        " the estimate (a later closing reconciles it in the lot's `cogs`, not here)"
+        " the estimate (a later closing reconciles it in the lot's `cogs`: see"
+        " `reconciled_cost`)"
     )
     est_unit_cost: Num
     total_cost: Num = Field(description="quantity × unit_cost")
     used_on: dt.date
+    reconciled_cost: Num = Field(description=_RECONCILED_COST)
+    cost_final: bool = Field(description=_COST_FINAL)
+
+    @computed_field(description=_RECONCILED_UNIT_COST)  # type: ignore[prop-decorator]
+    @property
+    def reconciled_unit_cost(self) -> Num | None:
+        return per_unit(self.reconciled_cost, self.quantity)
 
 
 class DocumentRecord(TraceEvent):
@@ -530,8 +583,10 @@ class DocumentRecord(TraceEvent):
     @field_validator("usage", mode="before")
     @classmethod
     def _usage_row(cls, value: object) -> object:
-        # The database answers the usage row as one composite value (a record whose fields
-        # are its columns): its fields by name, as a model is built from them.
+        # The database answers the usage row with its reconciliation as one JSON object, its
+        # numbers as text (every digit kept): its fields by name, as a model is built from them.
+        if isinstance(value, str | bytes):
+            return json.loads(value)
         items = getattr(value, "items", None)
         if value is None or isinstance(value, dict | BaseModel) or items is None:
             return value
@@ -558,6 +613,24 @@ class DocumentItem(Out):
         description="what its usage records booked: + used, − reversed (each `usage`'s"
         " total_cost added up; `GET /usage?document=` lists them)"
     )
+    usage_cost_reconciled: Num = Field(
+        description="its usage records at their reconciled cost (each `usage`'s"
+        " reconciled_cost added up): usage_cost plus what its POs' closings reconciled (R16)"
+    )
+
+
+class WarningOut(Out):
+    """A warning a document's answer carried: it posted all the same, but its clerk has
+    something to decide (`ReceiptPosted.warnings`, `InventoryAdjusted.warnings`)."""
+
+    code: str = Field(description="e.g. LOT_EXPIRED_ON_RECEIPT, SERIAL_WAS_SHIPPED")
+    message: str = Field(description="what happened and what can be done, as the answer said it")
+
+
+_WARNINGS_KEPT = (
+    "the warnings its latest answer carried (a ReceiptPosted's or InventoryAdjusted's: code and"
+    " message), the first 100, the last saying how many more; empty: none"
+)
 
 
 class DocumentRecords(Out):
@@ -576,6 +649,18 @@ class DocumentRecords(Out):
     cost_in: Num = Field(description="the cost of the units into stock, every item's")
     cost_out: Num = Field(description="the cost of the units out of stock, every item's")
     usage_cost: Num = Field(description="what its usage records booked, every item's")
+    usage_cost_reconciled: Num = Field(
+        description="its usage records at their reconciled cost, every item's"
+    )
+    warnings: list[WarningOut] | None = Field(
+        default=None,
+        description=f"{_WARNINGS_KEPT}, as the operations dashboard keeps its answer (a receipt's,"
+        " shipment's or adjustment's; every kind's, when several have this id). null: the"
+        " dashboard keeps no answer of it: a document of no such answer (a customer return, a"
+        " quarantine, a PO), or one answered over 7 days ago or before the latest 100,000"
+        " documents (the dashboard's retention); an answer recorded before warnings were kept"
+        " shows []",
+    )
     items: list[DocumentItem] = Field(description="each item it names, by LIC, summed up")
     records: list[DocumentRecord] = Field(
         description="a page of its records (`limit`, `offset`, `after`), oldest first: by"
@@ -612,6 +697,7 @@ class DocumentOut(Out):
     quantity: Num | None = Field(
         default=None, description="an adjustment's quantity, signed: + added, − removed"
     )
+    warnings: list[WarningOut] = Field(default_factory=list, description=_WARNINGS_KEPT)
 
 
 class ReasonCount(Out):
@@ -782,6 +868,10 @@ class OpsSummary(Out):
         default=0,
         description="of the refusals in the window (`refusals_by_reason`), those a later"
         " posting of their document superseded (`superseded_by`)",
+    )
+    documents_with_warnings_in_window: int = Field(
+        default=0,
+        description="documents whose latest answer in the window carried warnings",
     )
     dead_letters_in_window: int
     latest_dead_letters: list[DeadLetterOut]

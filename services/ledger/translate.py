@@ -260,6 +260,13 @@ class _Problem(BaseModel):
     offending: str | None = None
 
 
+class _Warning(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    code: str
+    message: str = ""
+
+
 class StatusNotice(BaseModel):
     """The part of an `inventory.status` message the dashboard reads. Not the contract's
     `StatusMessage`: lines, lots and serials (a receipt of 100,000 serials is MBs) are passed
@@ -277,6 +284,7 @@ class StatusNotice(BaseModel):
     offending: str | None = None
     problems: list[_Problem] = Field(default_factory=list)
     refused: _Problem | None = None
+    warnings: list[_Warning] = Field(default_factory=list)  # a ReceiptPosted's
 
 
 # Refused as naming no open shipment (a request, picks update or ship request for a shipment
@@ -298,6 +306,7 @@ def to_document_status(notice: StatusNotice) -> ops.DocumentStatus | None:
         reason_code=notice.reason_code,
         message_id=notice.message_id,
         occurred_at=notice.occurred_at,
+        warnings=ops.kept_warnings([(w.code, w.message) for w in notice.warnings]),
     )
 
 
@@ -314,6 +323,7 @@ def adjustment_status(event: e.InventoryAdjusted) -> ops.DocumentStatus:
         lic=event.lic,
         adjustment_kind=event.kind,
         quantity=event.quantity,
+        warnings=ops.kept_warnings([(w.code, w.message) for w in event.warnings]),
     )
 
 

@@ -141,6 +141,8 @@ async def test_a_shipment_reads_back_its_lots_serials_costs_and_customer_across_
         "cost_in": "0",
         "cost_out": "215.00",
         "usage_cost": "215.00",
+        "usage_cost_reconciled": "215.00",
+        "warnings": None,  # the dashboard's tables hold no answer of it (none was recorded)
     }
     assert found["items"] == [
         {
@@ -153,6 +155,7 @@ async def test_a_shipment_reads_back_its_lots_serials_costs_and_customer_across_
             "cost_in": "0",
             "cost_out": "200",
             "usage_cost": "200",
+            "usage_cost_reconciled": "200",
         },
         {
             "lic": FOOD,
@@ -164,6 +167,7 @@ async def test_a_shipment_reads_back_its_lots_serials_costs_and_customer_across_
             "cost_in": "0",
             "cost_out": "15.00",
             "usage_cost": "15.00",
+            "usage_cost_reconciled": "15.00",
         },
     ]
     # The same records as each item's trace lists of this shipment, in the same order.

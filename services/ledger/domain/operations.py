@@ -23,6 +23,18 @@ PREVIEW_BYTES = 256
 MAX_PROBLEMS = 20
 """Problems kept per refused document (the first ones: a document may list thousands)."""
 MAX_HEADERS = 40
+MAX_WARNINGS = 100
+"""Warnings kept per document: as many as an `InventoryAdjusted` lists at most; past them the
+last kept says how many more there were, as that message's does."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DocumentWarning:
+    """A warning an answer carried (`ReceiptPosted.warnings`, `InventoryAdjusted.warnings`): the
+    document posted all the same, but its clerk has something to decide."""
+
+    code: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +52,7 @@ class DocumentStatus:
     lic: str | None = None
     adjustment_kind: str | None = None
     quantity: Decimal | None = None
+    warnings: tuple[DocumentWarning, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +120,23 @@ def _escape(char: str) -> str:
         code = ord(char)
         return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
     return char
+
+
+def kept_warnings(
+    pairs: Sequence[tuple[str, str]], limit: int = MAX_WARNINGS
+) -> tuple[DocumentWarning, ...]:
+    """An answer's warnings (code, message) as kept: every text made safe, the first `limit`,
+    the last of them saying how many more were not kept (as an adjustment's message caps its
+    own: it never has more)."""
+    kept = [
+        DocumentWarning(code=safe_text(c, 100) or "", message=safe_text(m) or "") for c, m in pairs
+    ]
+    kept = kept[: max(1, limit)]
+    more = len(pairs) - len(kept)
+    if more > 0:
+        note = f" ({more} more warning{'s' if more > 1 else ''} not kept)"
+        kept[-1] = DocumentWarning(code=kept[-1].code, message=kept[-1].message + note)
+    return tuple(kept)
 
 
 def preview(payload: bytes, limit: int = PREVIEW_BYTES) -> str:
