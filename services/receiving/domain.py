@@ -58,6 +58,7 @@ from shared.barcodes import BarcodeError, Scan, decode_scan
 from shared.contracts.codec import MAX_EVENT_BYTES
 from shared.contracts.types import MAX_ID_LENGTH
 from shared.ids import derived_id, namespaced
+from shared.movements import MovementValues
 from shared.reasons import ReasonCode, listed, listed_expiring, number, shown
 from shared.serials import SerialEntryError, find_duplicates, parse_serials
 
@@ -1046,21 +1047,6 @@ class Answer:
 # --- posting: what a posted document's status says --------------------------------------------
 
 
-class Moved(Protocol):
-    """Units a posted line moved, as allocation answered (`LineResult.movements`): one
-    inventory lot's, of one manufacturer lot (with its expiry) or serial. Read in place, never
-    copied into the core: a line may move 100,000 serials."""
-
-    @property
-    def lot_id(self) -> str | None: ...
-    @property
-    def mfr_lot(self) -> str | None: ...
-    @property
-    def expires_on(self) -> date | None: ...
-    @property
-    def quantity(self) -> Decimal: ...
-
-
 class PostedLine(Protocol):
     """A posted line and what it moved (`LineResult`, allocation's answer passed through)."""
 
@@ -1069,7 +1055,7 @@ class PostedLine(Protocol):
     @property
     def lic(self) -> str: ...
     @property
-    def movements(self) -> Sequence[Moved]: ...
+    def movements(self) -> Sequence[MovementValues]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
