@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -91,11 +91,15 @@ CSV_COLUMNS = (
     "Reason",
     "Unit cost",
     "Cost",
+    "Recorded order",
+    "Recorded at",
 )
 """The recall spreadsheet's columns: the key data elements, then the lot, its parent order and
 its vendor, then which way the stock went (+ in, − out, 0: a count or loss may go either way),
-the adjustment's reason and the record's cost (columns are only ever appended, so a sheet's
-existing columns keep their places). Quantity is the units a record names: an allocation or a
+the adjustment's reason and the record's cost, then the order and time the ledger recorded it
+(a back-dated document's Date comes before records decided earlier: sort by Recorded order to
+see what happened when). Columns are only ever appended, so a sheet's existing columns keep
+their places. Quantity is the units a record names: an allocation or a
 release holds or frees them without moving any (its Stock change is 0), so the units that moved
 are the sum of Stock change; what each customer received is the customer sheet's
 (`RECIPIENT_COLUMNS`)."""
@@ -775,7 +779,14 @@ def _csv_row(found: TraceOut, e: TraceEvent) -> list[str]:
         _cell(e.reason),
         _number(e.unit_cost),
         _number(e.cost),
+        str(e.recorded_seq),
+        _timestamp(e.recorded_at),
     ]
+
+
+def _timestamp(at: datetime | None) -> str:
+    """A time as the JSON answer writes it (UTC as "Z")."""
+    return "" if at is None else at.isoformat().replace("+00:00", "Z")
 
 
 def _recipient_row(found: TraceOut, r: Recipient) -> list[str]:

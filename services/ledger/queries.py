@@ -110,7 +110,7 @@ _TRACE_COLUMNS = """
 t.occurred_on AS date, t.event_type, t.lic, t.lot_id, t.mfr_lot, t.serial, t.expires_on,
 t.quantity, t.stock_change, t.unit_cost, t.cost, t.office, t.document, t.line_no,
 t.counterparty, coalesce(l.reference, t.reference) AS reference, l.kind AS lot_kind,
-t.reason, l.vendor
+t.reason, l.vendor, t.seq AS recorded_seq, t.recorded_at
 """
 _TRACE_FROM = "FROM transactions AS t LEFT JOIN lots AS l ON l.lot_id = t.lot_id"
 _TRACE_SELECT = f"SELECT {_TRACE_COLUMNS} {_TRACE_FROM}"

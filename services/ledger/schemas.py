@@ -403,6 +403,14 @@ class TraceEvent(Out):
     lot_kind: str | None
     reason: str
     vendor: str | None = Field(default=None, description="the lot's vendor (purchase lots)")
+    recorded_seq: int = Field(
+        description="the order the ledger recorded it in, which is the order lotline decided"
+        " it: `date` is the document's business date, which a back-dated or future-dated"
+        " document sets apart from that order (records are listed by date, then this)"
+    )
+    recorded_at: dt.datetime | None = Field(
+        description="when the ledger recorded it (null: recorded before the ledger kept it)"
+    )
 
 
 class LotOrigin(Out):

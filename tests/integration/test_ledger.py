@@ -403,7 +403,7 @@ async def test_the_recall_sheet_tells_stock_counted_in_from_stock_counted_out(
     response = await api.get("/trace", params={"lic": "FOOD", "mfr_lot": "M1", "format": "csv"})
 
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    assert list(rows[0])[15:] == ["Stock change", "Reason", "Unit cost", "Cost"]
+    assert list(rows[0])[15:19] == ["Stock change", "Reason", "Unit cost", "Cost"]
     assert [
         (r["Event type"], r["Quantity"], r["Stock change"], r["Reason"], r["Unit cost"], r["Cost"])
         for r in rows
@@ -413,6 +413,44 @@ async def test_the_recall_sheet_tells_stock_counted_in_from_stock_counted_out(
         ("shipment", "4", "-4", "", "2.50", "10.00"),
         ("count", "2", "2", "found", "2.50", "5.00"),
         ("count", "2", "-2", "'-missing", "2.50", "5.00"),  # text, never a formula
+    ]
+
+
+async def test_a_back_dated_sale_is_listed_by_its_date_and_shows_it_was_recorded_later(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R15: a sale dated before the receipt it took stock from (a document posted late) is
+    listed by its business date, first; its `recorded_seq` and `recorded_at` (JSON, and the
+    sheet's last two columns) say it was recorded after the receipt, so an auditor reading
+    "shipped before received" can see what happened when."""
+    w = Wire()
+
+    def m(quantity: int) -> e.Movement:
+        return mv("L1", quantity, "2.50", mfr_lot="M1", expires_on=date(2025, 1, 1))
+
+    await record(
+        pool,
+        w.item("FOOD", track_mfr_lot=True, perishable=True),
+        w.received("FOOD", "L1", 10, "2.50", [m(10)], po="PO-1", on=date(2024, 1, 10)),
+    )
+    await record(pool, w.sale("FOOD", "OUT-1", [m(4)], customer="Alpha", on=date(2024, 1, 2)))
+
+    trace = (await api.get("/trace", params={"lic": "FOOD", "mfr_lot": "M1"})).json()
+    sheet = await api.get("/trace", params={"lic": "FOOD", "mfr_lot": "M1", "format": "csv"})
+
+    events = trace["events"]
+    assert [(r["event_type"], r["date"]) for r in events] == [
+        ("allocation", "2024-01-02"),
+        ("shipment", "2024-01-02"),
+        ("receipt", "2024-01-10"),
+    ]
+    allocation, shipment, receipt = events
+    assert receipt["recorded_seq"] < allocation["recorded_seq"] < shipment["recorded_seq"]
+    # Each batch is its own transaction: the sale's records were recorded after the receipt's.
+    assert receipt["recorded_at"] < shipment["recorded_at"]
+    rows = list(csv.DictReader(io.StringIO(sheet.text)))
+    assert [(r["Event type"], r["Recorded order"], r["Recorded at"]) for r in rows] == [
+        (r["event_type"], str(r["recorded_seq"]), r["recorded_at"]) for r in events
     ]
 
 
