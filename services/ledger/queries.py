@@ -719,7 +719,8 @@ async def document(
     async with snapshot(conn):
         items = await conn.fetch(_DOCUMENT_ITEMS, document_id)
         if not items:
-            raise _unknown_document(document_id)
+            latest = await conn.fetch(_DOCUMENT_LATEST, document_id, list(POSTINGS))
+            raise _unknown_document(document_id, latest)
         rows = await conn.fetch(sql, *args, limit, offset)
         answers = await conn.fetch(_DOCUMENT_ANSWERS, document_id, list(POSTINGS))
     summed = [
@@ -773,6 +774,20 @@ WHERE u.usage_id = t.txn_id
 
 # The dashboard's latest answer of a document, of each kind it is known as (receipt, shipment,
 # adjustment: an id may name more than one), through the primary key (kind, document).
+# A document without records: its latest answers as the dashboard keeps them, each with its
+# first problem's reason (a refusal's), by primary key and the refusals' (message_id, problem_no).
+_DOCUMENT_LATEST = """
+SELECT d.kind, d.status, coalesce(r.reason_code, d.reason_code) AS reason_code,
+       d.occurred_at, r.reason
+FROM ops_documents AS d
+LEFT JOIN LATERAL (
+    SELECT reason_code, reason FROM ops_refusals AS r WHERE r.message_id = d.message_id
+    ORDER BY r.problem_no LIMIT 1
+) AS r ON true
+WHERE d.kind = ANY($2::text[]) AND d.document = $1
+ORDER BY d.occurred_at DESC
+"""
+
 _DOCUMENT_ANSWERS = """
 SELECT kind, warnings FROM ops_documents WHERE kind = ANY($2::text[]) AND document = $1
 ORDER BY kind
@@ -1002,10 +1017,28 @@ async def _known_document(conn: Reader, document: str) -> None:
         raise _unknown_document(document)
 
 
-def _unknown_document(document: str) -> NotFound:
-    return NotFound(
-        f"document {shown(document)} is not known to the ledger: no transaction record names it"
-    )
+def _unknown_document(document: str, latest: Sequence[asyncpg.Record] = ()) -> NotFound:
+    """No record names the document; when the dashboard keeps an answer of it (`latest`), say
+    which: a refused document writes no record, and its refusal is the answer wanted."""
+    said = f"document {shown(document)} is not known to the ledger: no transaction record names it"
+    answers = [_latest_answer(a) for a in latest]
+    if answers:
+        said += (
+            f"; its latest answer, as the dashboard (/ops/summary) keeps it: {'; '.join(answers)}"
+        )
+    return NotFound(said)
+
+
+def _latest_answer(answer: asyncpg.Record) -> str:
+    """One of `_DOCUMENT_LATEST`'s rows as a clause: "ReceiptRejected at 2026-11-23T08:30:00Z,
+    UNKNOWN_ITEM: item X is not known"."""
+    at = answer["occurred_at"].isoformat(timespec="seconds").replace("+00:00", "Z")
+    said = f"{answer['status']} at {at}"
+    if answer["reason_code"]:
+        said += f", {answer['reason_code']}"
+    if answer["reason"]:
+        said += f": {answer['reason']}"
+    return said
 
 
 async def _known_gtin(conn: Reader, gtin: str) -> None:

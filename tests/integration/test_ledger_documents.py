@@ -14,6 +14,7 @@ import httpx
 
 from services.ledger import queries
 from shared.contracts import events as e
+from tests.integration.test_dashboard_adjustments import _answered, _at, _notice
 from tests.integration.test_ledger import (  # noqa: F401
     CAM,
     FOOD,
@@ -302,6 +303,42 @@ async def test_a_document_the_ledger_has_no_record_of_is_404_naming_it(
         assert "SO-9999" in response.json()["detail"]
     # A known document: a page past its end is an empty page, not a 404.
     assert (await get(api, "/documents/SO-7001", offset="100"))["records"] == []
+
+
+async def test_a_refused_document_is_404_saying_its_refusal(
+    pool: asyncpg.Pool,  # noqa: F811
+    api: httpx.AsyncClient,  # noqa: F811
+) -> None:
+    """§4: a refused document writes no transaction record; its 404 says the latest answer the
+    dashboard keeps of it (type, time, reason code, the first problem's reason), so a clerk
+    looking a document up learns it was refused and why, not only that the ledger has no
+    record of it."""
+    refusal = {
+        "problems": [
+            {
+                "line_no": 1,
+                "lic": "GHOST-1",
+                "reason_code": "UNKNOWN_ITEM",
+                "reason": "item GHOST-1 is not known",
+                "offending": "GHOST-1",
+            }
+        ],
+    }
+    await _answered(pool, _notice("ReceiptRejected", "IN-404", 5, **refusal))
+
+    response = await api.get("/documents/IN-404")
+
+    assert response.status_code == 404
+    detail = response.json()["detail"]
+    assert detail.startswith("document IN-404 is not known to the ledger: no transaction record")
+    at = _at(5).isoformat().replace("+00:00", "Z")
+    assert detail.endswith(
+        f"its latest answer, as the dashboard (/ops/summary) keeps it: ReceiptRejected at {at},"
+        " UNKNOWN_ITEM: item GHOST-1 is not known"
+    ), detail
+    # A document the dashboard keeps nothing of: the id alone, as before.
+    unknown = (await api.get("/documents/IN-405")).json()["detail"]
+    assert unknown == "document IN-405 is not known to the ledger: no transaction record names it"
 
 
 async def test_usage_filters_by_document_with_or_without_its_item(
