@@ -11,7 +11,8 @@ For each batch FastStream hands us, in ONE Postgres transaction:
      refusal (the route's `refuse` hook), once: its message id goes into the inbox too; a
      route's `on_refused` hook acts on it first, in record order with the route's handler.
 An upstream message without `occurred_at` takes its Kafka record's timestamp, so a replay
-decides the same way as the first delivery.
+decides the same way as the first delivery. One whose record key is not its document id is
+processed all the same, and counted and logged once committed (`_check_key`).
 Then wake the outbox relay. Offsets go to Kafka about once a second, off the hot path: only a
 hint for lag monitoring, since on assignment we seek to the offsets stored in Postgres.
 
@@ -59,6 +60,7 @@ from shared.contracts.codec import (
 )
 from shared.contracts.invalid import Refuser, problems
 from shared.contracts.types import normalize_identifier
+from shared.contracts.upstream import document_key, key_matches
 from shared.db import CONFLICT_ERRORS, TRANSIENT_ERRORS, is_transient, lock_names
 from shared.kafka import IdlePace
 from shared.outbox import TYPE_HEADER, Outbox, OutboxRelay, OutboxRow, channel_for, write_outbox
@@ -87,6 +89,14 @@ MESSAGES = Counter(
     ["consumer", "outcome"],
 )
 OUTCOMES = ("processed", "duplicate", "passed_over", "refused", "dead_lettered", "reused_id")
+KEY_MISMATCHES = Counter(
+    "lotline_upstream_key_mismatch_total",
+    "Upstream documents processed whose record key is not their document id (a null key "
+    "included): accepted all the same, but a producer keying them so loses the per-document "
+    "partition order the contract's key gives (docs/contract.md, Topics). Counted once, when "
+    "first processed; each is logged as consumer.key_mismatch",
+    ["topic", "type"],
+)
 BATCH_SECONDS = Histogram(
     "lotline_batch_seconds",
     "Time to process one batch (consumer: the service's Kafka consumer)",
@@ -757,6 +767,8 @@ class TransactionalConsumer:
             counted["duplicate"].inc(received - processed - not_applied)
         if passed_over:
             self._count_passed_over(passed_over)
+        for _, inbound in new:
+            _check_key(inbound)
         for entry in dead:
             # One outcome each: an answered document is `refused` (dead-lettered as well); a
             # raw-record route's failure is passed over, never dead-lettered (`_dead_letter`).
@@ -1056,6 +1068,28 @@ def _stamp(message: Any, timestamp_ms: int | None) -> None:
     stamp = _EPOCH + timedelta(milliseconds=min(timestamp_ms, _LATEST_MS))
     message.__dict__["occurred_at"] = stamp
     message.__pydantic_fields_set__.add("occurred_at")
+
+
+def _check_key(inbound: Inbound[Any]) -> None:
+    """Count and log an upstream document whose record key is not its document id. Called for
+    committed new messages only, so a redelivery or a retried batch is not counted again. The
+    document is processed all the same: refusing valid documents for their key would turn a
+    producer's misconfiguration into an outage, where the key only costs their order."""
+    message = inbound.message
+    expected = document_key(message)
+    if expected is None or key_matches(inbound.key, expected):
+        return
+    KEY_MISMATCHES.labels(inbound.topic, message.type).inc()
+    log.warning(
+        "consumer.key_mismatch",
+        topic=inbound.topic,
+        partition=inbound.partition,
+        offset=inbound.offset,
+        message_id=_message_id(message),
+        type=message.type,
+        expected_key=expected,
+        key=_loggable_key(inbound.key),
+    )
 
 
 def _loggable_key(key: bytes | None) -> str | None:

@@ -95,6 +95,8 @@ _EXPECTED = {
     "date_type": "a date written YYYY-MM-DD",
     "datetime_type": "a time in RFC 3339",
 }
+_BOOLEAN = ("bool_type", "bool_parsing")
+_BOOLEAN_WORDS = ("true", "false")
 _BOUNDS = {
     "less_than_equal": ("le", "at most"),
     "less_than": ("lt", "less than"),
@@ -205,6 +207,10 @@ def error_reason(error: ErrorDetails, expected: Sequence[str] | None = None) -> 
         return error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind == "missing":
         return "required but missing"
+    if kind in _BOOLEAN and isinstance(given, str) and given.strip().lower() in _BOOLEAN_WORDS:
+        # "must be true or false, not true" would contradict itself: the quotes are the problem.
+        # No quote marks around the value even so: in a reason they would read as part of it.
+        return f"must be a JSON boolean, true or false without quotes, not the text {sent(given)}"
     if kind in _EXPECTED:
         wanted = " or ".join(dict.fromkeys(expected or [_EXPECTED[kind]]))
         return f"must be {wanted}, not {sent(given)}"

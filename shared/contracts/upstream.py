@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -370,3 +371,25 @@ UPSTREAM_ROUTES: dict[str, tuple[str, str]] = {
     "QuarantineStock": (topics.ADJUSTMENTS, "lic"),
     "PurchaseOrderUpdated": (topics.COSTS, "po"),
 }
+
+
+def document_key(message: object) -> str | None:
+    """The record key the contract gives an upstream document (docs/contract.md "Topics",
+    `UPSTREAM_ROUTES`): its document id, normalized as validation normalized it. None for a
+    message that is not an upstream document (lotline's own, or a raw record)."""
+    if not isinstance(message, UpstreamMessage) or message.type not in UPSTREAM_ROUTES:
+        return None
+    return str(getattr(message, UPSTREAM_ROUTES[message.type][1]))
+
+
+def key_matches(key: bytes | None, expected: str) -> bool:
+    """Whether a record's key is the document id `expected` (from `document_key`), read as the
+    id itself is read: UTF-8, NFC, trimmed (so a producer keying by the id as written, spaces
+    and all, matches, as `lotline send` does). A null key, or one that is not UTF-8, never does."""
+    if key is None:
+        return False
+    try:
+        text = bytes(key).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return unicodedata.normalize("NFC", text).strip() == expected
