@@ -57,7 +57,7 @@ from services.allocation.domain.picking import (
     named_serials,
 )
 from services.allocation.domain.receiving import NewLot, require_item, stock_in
-from services.allocation.domain.serials import latest_unit, whereabouts
+from services.allocation.domain.serials import latest_unit, near_matches, whereabouts
 from services.allocation.domain.shipping import movements
 from shared.ids import MAX_DERIVED_ID
 from shared.reasons import listed, listed_expiring, number
@@ -250,13 +250,13 @@ def _put_back(
 
 def _restore_unit(draft: Draft, item: Item, office: str, serial: str) -> LotMovement:
     if draft.serial_in_stock(serial) is not None:
-        raise checks.in_stock(item, serial)
+        raise checks.in_stock(item, serial, draft)
     # The serial's own history, not FIFO: the unit decided last is the current one.
     unit = latest_unit(draft, serial)
     if unit is None or unit.status is not SerialStatus.REMOVED:
         raise Refusal(
             ReasonCode.SERIAL_NOT_AVAILABLE,
-            f"serial {serial} of {item.lic} {_not_removed(draft, unit)}",
+            f"serial {serial} of {item.lic} {_not_removed(draft, serial, unit)}",
             serial,
         )
     removed_at = draft.lots[unit.lot_id].office
@@ -273,13 +273,14 @@ def _restore_unit(draft: Draft, item: Item, office: str, serial: str) -> LotMove
     return _unit_move(draft, unit)
 
 
-def _not_removed(draft: Draft, unit: Unit | None) -> str:
+def _not_removed(draft: Draft, serial: str, unit: Unit | None) -> str:
     """Why a count cannot put back a serial no count or loss removed, and what will: a shipped
     unit comes back as a customer return (R13) and one returned to its vendor as a receipt; a
     beginning balance would make either available while the ledger still has it with the
-    customer or vendor. Only a serial lotline never had is added with a beginning balance."""
+    customer or vendor. Only a serial lotline never had is added with a beginning balance; its
+    near matches ("00098" for "98") are named first, in case one was meant."""
     if unit is None:
-        return "was never received: add it with a beginning balance"
+        return f"was never received{near_matches(draft, serial)}: add it with a beginning balance"
     where = whereabouts(draft, unit)
     if unit.status is SerialStatus.SHIPPED:
         return f"{where}: receive it as a customer return"

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from decimal import Decimal
 
+from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
-from services.allocation.domain.model import Item
+from services.allocation.domain.model import Item, SerialStatus, Unit
 from shared.reasons import listed, number
 
 MAX_SERIALS_PER_LINE = 100_000
@@ -111,11 +112,32 @@ def serial_list(
     return serials
 
 
-def in_stock(item: Item, serial: str) -> Refusal:
-    """R4: a serial identifies one unit; it cannot be in stock twice."""
+def in_stock(item: Item, serial: str, draft: Draft | None = None) -> Refusal:
+    """R4: a serial identifies one unit; it cannot be in stock twice. Given the `draft`, the
+    reason says where the unit in stock is: "serial IP200-0005 of X is already in stock at
+    office WEST, in inventory lot PO-1/1, allocated to shipment SO-2 line 1"."""
+    held = None if draft is None else draft.serial_in_stock(serial)
+    where = "" if held is None or draft is None else _held_at(draft, held)
     return Refusal(
-        ReasonCode.DUPLICATE_SERIAL, f"serial {serial} of {item.lic} is already in stock", serial
+        ReasonCode.DUPLICATE_SERIAL,
+        f"serial {serial} of {item.lic} is already in stock{where}",
+        serial,
     )
+
+
+def _held_at(draft: Draft, unit: Unit) -> str:
+    """Where a unit in stock is, to follow "is already in stock": its office and inventory lot,
+    and what holds it when it is not free."""
+    where = f" at office {draft.lots[unit.lot_id].office}, in inventory lot {unit.lot_id}"
+    if unit.status is SerialStatus.ALLOCATED:
+        line = "" if unit.line_no is None else f" line {unit.line_no}"
+        shipment = "a shipment" if unit.shipment_id is None else f"shipment {unit.shipment_id}"
+        return f"{where}, allocated to {shipment}{line}"
+    if unit.status is SerialStatus.HELD:
+        return f"{where}, coming back on a customer return held for the rest of its document"
+    if unit.lot_id not in draft.stocked:  # AVAILABLE in a held receipt's lot
+        return f"{where}, on a receipt held until the rest of its document is posted"
+    return where
 
 
 def no_serials(item: Item, serials: tuple[str, ...]) -> None:

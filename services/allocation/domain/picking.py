@@ -58,6 +58,7 @@ from services.allocation.domain.model import (
 )
 from services.allocation.domain.not_free import not_free
 from services.allocation.domain.quarantine import holding, why
+from services.allocation.domain.serials import NearSerials
 from shared.reasons import listed, number
 
 ONE = Decimal(1)
@@ -366,12 +367,13 @@ def merge_named(picks: Iterable[LotPick]) -> tuple[LotPick, ...]:
 def named_serials(draft: Draft, need: Need, serials: tuple[str, ...]) -> list[Pick]:
     """R9 with serials named: each must be an AVAILABLE unit at the office, not expired. A
     refusal names every serial that is not (the first's code and offending value), so a clerk
-    fixes the picks in one round."""
+    fixes the picks in one round; one never received, with its near matches."""
     result = []
     refused: list[Refusal] = []
+    near = NearSerials(draft)  # builds nothing unless a serial was never received
     for serial in serials:
         try:
-            result.append(_named_serial(draft, need, serial))
+            result.append(_named_serial(draft, need, serial, near))
         except Refusal as refusal:
             refused.append(refusal)
     if refused:
@@ -396,8 +398,8 @@ def _every(refused: list[Refusal]) -> Refusal:
     return Refusal(first.code, reasons, first.offending)
 
 
-def _named_serial(draft: Draft, need: Need, serial: str) -> Pick:
-    unit = _available(draft, need, serial)
+def _named_serial(draft: Draft, need: Need, serial: str, near: NearSerials) -> Pick:
+    unit = _available(draft, need, serial, near)
     if need.refuse_held:
         rule = holding(draft, unit.lot_id, unit.mfr_lot)
         if rule is not None:
@@ -572,10 +574,10 @@ def _not_found(need: Need, pick: LotPick) -> Refusal:
     )
 
 
-def _available(draft: Draft, need: Need, serial: str) -> Unit:
+def _available(draft: Draft, need: Need, serial: str, near: NearSerials) -> Unit:
     held = draft.serial_in_stock(serial)
     if held is None:
-        why = f"is not in stock: {_gone(draft, serial)}"
+        why = f"is not in stock: {_gone(draft, serial, near)}"
     else:
         office = draft.lots[held.lot_id].office
         if held.status is SerialStatus.ALLOCATED:
@@ -596,14 +598,15 @@ def _available(draft: Draft, need: Need, serial: str) -> Unit:
     )
 
 
-def _gone(draft: Draft, serial: str) -> str:
+def _gone(draft: Draft, serial: str, near: NearSerials) -> str:
     """What became of a serial not in stock, in words, from its latest unit: a serial is
-    received again only after it left stock, so the unit decided last is the current one."""
+    received again only after it left stock, so the unit decided last is the current one.
+    One never received names its near matches ("98" for "00098")."""
     latest = max(
         draft.units_with_serial(serial), key=lambda u: draft.lots[u.lot_id].seq, default=None
     )
     if latest is None:
-        return "it was never received"
+        return f"it was never received{near.hint(serial)}"
     if latest.status is SerialStatus.REMOVED:
         return "a count or loss removed it from stock"
     if latest.status is SerialStatus.SHIPPED:

@@ -15,6 +15,12 @@ A refusal naming a serial that cannot do what was asked says where the serial is
 count, in stock at which office. Its advice then fits the case: a shipped unit comes back as a
 customer return, never as a beginning balance that would make it available while the ledger
 still has the customer holding it.
+
+Serials match exactly (GS1 AI 21 serials are case-sensitive, and "98" is not "00098"): serials
+that differ only by letter case or by the leading zeros of their digits are separate units. A
+refusal saying a serial was never received names its near matches (`NearSerials`), the units
+of the LIC whose serial has the same `near_key`, so a clerk who typed "98" for "00098" sees it.
+The lookup is built only when such a refusal is written, never on an accepted path.
 """
 
 from __future__ import annotations
@@ -29,6 +35,10 @@ from shared.serials import SerialEntryError, one_typed_serial
 
 MIN_NUMERIC_WIDTH = 5
 _TAIL = re.compile(r"(.*?)([0-9]+)")
+_DIGIT_RUN = re.compile(r"[0-9]+")
+
+NEAR_SHOWN = 3
+"""Near matches a refusal names at most; the rest are counted."""
 
 
 def serial_run(next_serial: str, count: int) -> tuple[tuple[str, ...], str]:
@@ -107,3 +117,66 @@ def _document(unit: Unit) -> str:
         return "another shipment"
     line = "" if unit.line_no is None else f" line {unit.line_no}"
     return f"shipment {unit.shipment_id}{line}"
+
+
+# -- near matches -------------------------------------------------------------------------------
+
+
+def near_key(serial: str) -> str:
+    """What a serial is when letter case and the leading zeros of each run of digits are
+    ignored: "IP200-0002", "ip200-002" and "Ip200-2" are all "ip200-2"; "00098" and "98" are
+    "98"; "000" is "0"."""
+    return _DIGIT_RUN.sub(_unpadded, serial.casefold())
+
+
+def _unpadded(run: re.Match[str]) -> str:
+    return run.group().lstrip("0") or "0"
+
+
+class NearSerials:
+    """The near matches of serials a refusal says were never received, from one LIC's units.
+
+    Making one costs nothing: the index (one pass over every unit of the LIC) is built on the
+    first `hint`, so only a refusal pays for it, and once however many serials it names."""
+
+    def __init__(self, draft: Draft) -> None:
+        self._draft = draft
+        self._index: dict[str, dict[str, Unit]] | None = None
+
+    def hint(self, serial: str) -> str:
+        """ " (did you mean 00098, which is in stock at office MAIN? serials match exactly:
+        case and leading zeros count)" to follow "was never received"; "" without a near match.
+        At most `NEAR_SHOWN` serials, in code point order, each with where its current unit
+        is (`whereabouts`)."""
+        near = self._near().get(near_key(serial), {})
+        others = sorted(s for s in near if s != serial)
+        if not others:
+            return ""
+        named = [
+            f"{shown(s)}, which {whereabouts(self._draft, near[s])}" for s in others[:NEAR_SHOWN]
+        ]
+        more = len(others) - NEAR_SHOWN
+        if more > 0:
+            named.append(f"one of {more} more")
+        # Commas, not semicolons: a refusal of several serials joins their reasons with "; ".
+        which = named[0] if len(named) == 1 else ", ".join(named[:-1]) + f", or {named[-1]}"
+        return f" (did you mean {which}? serials match exactly: case and leading zeros count)"
+
+    def _near(self) -> dict[str, dict[str, Unit]]:
+        """near key -> serial -> its current unit (the latest, as `latest_unit`)."""
+        if self._index is None:
+            draft = self._draft
+            seq = {lot_id: lot.seq for lot_id, lot in draft.lots.items()}
+            index: dict[str, dict[str, Unit]] = {}
+            for (serial, lot_id), unit in draft.units.items():
+                same = index.setdefault(near_key(serial), {})
+                before = same.get(serial)
+                if before is None or seq[lot_id] > seq[before.lot_id]:
+                    same[serial] = unit
+            self._index = index
+        return self._index
+
+
+def near_matches(draft: Draft, serial: str) -> str:
+    """`NearSerials.hint` for a single refusal."""
+    return NearSerials(draft).hint(serial)

@@ -208,4 +208,7 @@ def test_r4_a_typed_serial_in_stock_is_refused_as_before() -> None:
     refused = next_serial_book().refused(
         receive("PO-2/1", 1, serials=["00012"]), ReasonCode.DUPLICATE_SERIAL
     )
-    assert refused.reason == "serial 00012 of L is already in stock"
+    assert (
+        refused.reason
+        == "serial 00012 of L is already in stock at office AI, in inventory lot PO-1/1"
+    )
