@@ -38,6 +38,7 @@ from services.ledger.schemas import (
     LotOrigin,
     LotSummary,
     MfrLotOut,
+    OfficeOnHand,
     OfficeStock,
     PoLineOut,
     PoLineSummary,
@@ -48,6 +49,7 @@ from services.ledger.schemas import (
     Recipient,
     SerialOut,
     SerialRecord,
+    TraceBalance,
     TraceEvent,
     TraceOut,
     UsageOut,
@@ -171,6 +173,35 @@ LEFT JOIN (
     WHERE u.document = $1 GROUP BY u.lic
 ) AS u ON u.lic = t.lic
 ORDER BY t.lic
+"""
+
+# The traced records summed by office, in one pass: the inventory lots they name (the trace's
+# origins) and the units each kind of record moved (stock_change: + in, − out), so a recall
+# can account for every unit (`TraceBalance`). Allocations, releases, quarantines and cost
+# changes move none; every other kind is one of the sums, so on_hand is their total.
+_BALANCE_SUMS = (
+    "received",
+    "shipped",
+    "returned_by_customers",
+    "returned_to_vendor",
+    "adjusted",
+    "on_hand",
+)
+_TRACE_BALANCE = """
+SELECT t.office,
+       array_agg(DISTINCT t.lot_id) FILTER (WHERE t.lot_id IS NOT NULL) AS lot_ids,
+       coalesce(sum(t.stock_change) FILTER (
+           WHERE t.event_type IN ('receipt', 'beginning_balance')), 0) AS received,
+       coalesce(-sum(t.stock_change) FILTER (WHERE t.event_type = 'shipment'), 0) AS shipped,
+       coalesce(sum(t.stock_change) FILTER (WHERE t.event_type = 'customer_return'), 0)
+         AS returned_by_customers,
+       coalesce(-sum(t.stock_change) FILTER (WHERE t.event_type = 'vendor_return'), 0)
+         AS returned_to_vendor,
+       coalesce(sum(t.stock_change) FILTER (WHERE t.event_type IN ('count', 'loss')), 0)
+         AS adjusted,
+       coalesce(sum(t.stock_change), 0) AS on_hand
+FROM transactions AS t {where}
+GROUP BY t.office
 """
 
 # Each customer shipped any of the traced stock, with what they were shipped and returned, and
@@ -536,12 +567,7 @@ async def trace(
             if val is not None
         )
         raise NotFound(f"no transactions of item {shown(lic)} for {what}")
-    traced = await conn.fetchrow(
-        "SELECT array_agg(DISTINCT t.lot_id) FILTER (WHERE t.lot_id IS NOT NULL) AS lot_ids"
-        f" FROM transactions AS t {where}",
-        *args,
-    )
-    assert traced is not None  # an aggregate answers one row
+    by_office = await conn.fetch(_TRACE_BALANCE.format(where=where), *args)
     recipients = await conn.fetch(_RECIPIENTS.format(where=where), *args)
     # An item without serials has none to list (R2: it cannot gain them once it has records),
     # and a lot's trace of it would read each record again to find that out.
@@ -554,7 +580,7 @@ async def trace(
     origins = await conn.fetch(
         f"SELECT l.*, {_UNIT_COST} AS unit_cost FROM lots AS l"
         " WHERE l.lot_id = ANY($1::text[]) ORDER BY l.received_on, l.lot_id",
-        traced["lot_ids"] or [],
+        sorted({lot_id for o in by_office for lot_id in o["lot_ids"] or ()}),
     )
     # Sorted here, not by the database's collation: as the answer always sorted customers.
     shipped_to = sorted(
@@ -571,9 +597,26 @@ async def trace(
         origins=[LotOrigin(**_fields(o, LotOrigin)) for o in origins],
         customers=[r.customer for r in shipped_to],
         recipients=shipped_to,
+        accounted=_accounted(by_office, shipped_to),
         events=[],
     )
     return Found(head, {"events": (TraceEvent, _fetched(cursor, first))})
+
+
+def _accounted(by_office: Sequence[asyncpg.Record], recipients: list[Recipient]) -> TraceBalance:
+    """Where the traced units went (`_TRACE_BALANCE`, per office), summed."""
+    with localcontext(EXACT):
+        sums = {name: sum((o[name] for o in by_office), start=Decimal(0)) for name in _BALANCE_SUMS}
+        at_customers = sum((r.held for r in recipients), start=Decimal(0))
+    return TraceBalance(
+        **sums,
+        at_customers=at_customers,
+        on_hand_by_office=[
+            OfficeOnHand(office=o["office"], on_hand=o["on_hand"])
+            for o in sorted(by_office, key=lambda o: o["office"])
+            if o["on_hand"]
+        ],
+    )
 
 
 def _recipient(row: asyncpg.Record, serials_held: list[str]) -> Recipient:

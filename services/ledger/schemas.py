@@ -453,6 +453,36 @@ class Recipient(Out):
     last_shipped_on: dt.date
 
 
+class OfficeOnHand(Out):
+    office: str
+    on_hand: Num
+
+
+class TraceBalance(Out):
+    """Where the traced units are, for a recall: every unit that came into stock is shipped,
+    back, gone to the vendor, adjusted or on hand (received − shipped + returned_by_customers −
+    returned_to_vendor + adjusted = on_hand), and the shipped ones the customers may still
+    hold are `at_customers`."""
+
+    received: Num = Field(description="units in by receipts and beginning balances")
+    shipped: Num = Field(description="units shipped to customers")
+    returned_by_customers: Num = Field(description="units back by customer returns")
+    returned_to_vendor: Num = Field(description="units returned to their vendor")
+    adjusted: Num = Field(description="units counts and losses added (+) or removed (−), net")
+    on_hand: Num = Field(
+        description="units still in our stock (quarantined or not): the sum of every record's"
+        " stock change"
+    )
+    on_hand_by_office: list[OfficeOnHand] = Field(
+        description="on_hand at each office holding any, by office: the shelves to clear"
+    )
+    at_customers: Num = Field(
+        description="what the customers may still hold: the sum of `recipients`' held (a"
+        " return naming no customer is taken off no one's, so this may exceed shipped −"
+        " returned_by_customers)"
+    )
+
+
 class TraceOut(Out):
     lic: str
     description: str
@@ -465,6 +495,10 @@ class TraceOut(Out):
     recipients: list[Recipient] = Field(
         description="forward, for a recall: each customer in `customers` with the quantities"
         " shipped to them and returned, and the serials they hold"
+    )
+    accounted: TraceBalance = Field(
+        description="where the traced units are: shipped, back, returned to the vendor,"
+        " adjusted, on hand (by office) and at customers"
     )
     events: list[TraceEvent]
 
@@ -664,8 +698,8 @@ class DocumentRecords(Out):
         default=None,
         description=f"{_WARNINGS_KEPT}, as the operations dashboard keeps its answer (a receipt's,"
         " shipment's or adjustment's; every kind's, when several have this id). null: the"
-        " dashboard keeps no answer of it: a document of no such answer (a customer return, a"
-        " quarantine, a PO), or one answered over 7 days ago or before the latest 100,000"
+        " dashboard keeps no answer of it: a document of no such answer (a quarantine, a PO;"
+        " a customer return is answered ReceiptPosted: its warnings), or one answered over 7 days ago or before the latest 100,000"
         " documents (the dashboard's retention); an answer recorded before warnings were kept"
         " shows []",
     )
