@@ -27,7 +27,15 @@ from biip.gs1_messages import GS1Message
 from shared.reasons import shown
 from shared.serials import SerialEntryError, normalize_serial, one_typed_serial
 
-__all__ = ["INVALID_BARCODE", "MAX_SCAN_LENGTH", "BarcodeError", "Scan", "decode_scan"]
+__all__ = [
+    "INVALID_BARCODE",
+    "MAX_SCAN_LENGTH",
+    "BarcodeError",
+    "Scan",
+    "decode_scan",
+    "read_as",
+    "separator_hint",
+]
 
 INVALID_BARCODE = "INVALID_BARCODE"
 # The longest GS1 DataMatrix payloads people scan are a few hundred characters; anything
@@ -113,6 +121,66 @@ def decode_scan(raw: str) -> Scan:
         serial=_serial(elements, raw),
         raw=raw,
     )
+
+
+# --- saying what a scan read -------------------------------------------------------------------
+
+
+def read_as(scan: Scan) -> str:
+    """What a decoded scan carries, for a reason: "GTIN 00300123456785, manufacturer lot L7
+    and expiry date 2027-12-31"; "only GTIN 09506000134352"."""
+    parts = [
+        f"{what} {shown(str(value))}"
+        for what, value in (
+            ("GTIN", scan.gtin),
+            ("manufacturer lot", scan.mfr_lot),
+            ("expiry date", scan.expires_on),
+            ("serial", scan.serial),
+        )
+        if value is not None
+    ]
+    if len(parts) == 1:
+        return f"only {parts[0]}"
+    return f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+# AI 10 is of variable length, so a GS (FNC1) must end it when another AI follows; a scanner
+# that drops it makes the next AI part of the lot, as GS1 reads it: "10L7" + "21SN9" reads as
+# lot "L721SN9". Only an AI the scan does not carry on its own can be in it, after at least one
+# character of lot (a lot is never empty): AI 17 with a date (YYMMDD, day 00 allowed), AI 21
+# with anything.
+_RUN_INTO_LOT = {
+    _EXPIRY: re.compile(r".+17\d\d(?:0[1-9]|1[0-2])(?:[0-2]\d|3[01])"),
+    _SERIAL: re.compile(r".+21."),
+}
+_WHAT = {_EXPIRY: "the expiry date", _SERIAL: "the serial"}
+
+
+def separator_hint(scan: Scan, about: str | None = None) -> str | None:
+    """Why a scan's lot may hold an AI the scan lacks (17 expiry, 21 serial; only ``about``
+    when given): "manufacturer lot L721SN9 as scanned may hold the serial: a scanner that drops
+    the group separator (GS, FNC1) after the lot runs AI 21 into it". None when it cannot: the
+    scan has no lot, carries the AI itself, or is in a form without separators (the
+    bracketed human-readable form, a Digital Link URI)."""
+    lot = scan.mfr_lot
+    if lot is None or not _separated_form(scan.raw):
+        return None
+    missing = {_EXPIRY: scan.expires_on is None, _SERIAL: scan.serial is None}
+    ais = [ai for ai, pattern in _RUN_INTO_LOT.items() if missing[ai] and pattern.match(lot)]
+    if not ais or (about is not None and about not in ais):
+        return None
+    held = " and ".join(_WHAT[ai] for ai in ais)
+    run = f"AI {ais[0]}" if len(ais) == 1 else f"AIs {' and '.join(ais)}"
+    return (
+        f"manufacturer lot {shown(lot)} as scanned may hold {held}: a scanner that drops the "
+        f"group separator (GS, FNC1) after the lot runs {run} into it"
+    )
+
+
+def _separated_form(raw: str) -> bool:
+    """A GS1 element string (AIs one after another, FNC1 between them), as scanners send."""
+    text = raw.strip().lower()
+    return not text.startswith(("(", "http://", "https://"))
 
 
 # --- reading ----------------------------------------------------------------------------------

@@ -250,6 +250,25 @@ def _warning(w: d.AdjustmentWarning) -> e.AdjustmentWarning:
     )
 
 
+def _held(held: tuple[d.HeldOnArrival, ...]) -> list[e.HeldOnArrival]:
+    """Units a quarantine holds on arrival: rare, so built with validation."""
+    return [
+        e.HeldOnArrival(
+            lot_id=h.lot_id,
+            mfr_lot=h.mfr_lot,
+            quantity=h.quantity,
+            quarantine=e.QuarantineRule(
+                quarantine_id=h.quarantine.quarantine_id,
+                reason=h.quarantine.reason,
+                mfr_lot=h.quarantine.mfr_lot or None,
+                lot_id=h.quarantine.lot_id or None,
+                office=h.quarantine.office or None,
+            ),
+        )
+        for h in held
+    ]
+
+
 def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
     """The contract event for one domain event; `message_id` is deterministic per decision."""
     match event:
@@ -298,6 +317,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "generated_serials": list(event.generated_serials),
                     "next_serial": next_serial,
                     "bin": getattr(command, "bin", None),
+                    "quarantined": _held(event.quarantined),
                 },
             )
         case d.LineAllocated():
@@ -394,6 +414,7 @@ def to_wire(event: d.Event, message_id: str, command: Any) -> e.Event:
                     "received_on": event.received_on,
                     "quantity": event.quantity,
                     "movements": _movements(event.movements),
+                    "quarantined": _held(event.quarantined),
                 },
             )
         case d.LineHeld():

@@ -19,7 +19,10 @@ Rules (DESIGN.md §5):
   by position, so receiving orders them). A customer return's serials go back into the lots
   they were shipped from, which only allocation knows: each serial scanned with its lot goes
   paired with it (`LineCommand.serial_lots`), for allocation to refuse a unit that is not of
-  the lot its label names.
+  the lot its label names. A serialized line short of serials with a scan carrying none (AI 21)
+  is refused naming that scan and what it reads; a lot read from a scan whose text holds an AI
+  the scan lacks (21 serial, 17 expiry: a scanner dropped the group separator after the lot)
+  is said so in the refusal it causes (`separator_hint`).
 - R6: a serialized line without serials takes them from the item's Next Serial (allocation, the
   one writer per LIC, hands them out); without a Next Serial it is refused `SERIAL_REQUIRED`.
 - R13: a customer return names the serials (serialized: its lots too, if it likes, since each
@@ -31,7 +34,10 @@ it is received (`expires_on` before `received_on`) is posted all the same, the g
 there (to quarantine, or to send back), and its answer says so (`expiry_warnings`). A customer
 return's units go back into the lots they were shipped from, whose expiry only allocation's
 answer tells: its posted lines are read for lots expired on the day the return was received
-(`posting_warnings`).
+(`posting_warnings`). Units a receipt or return put in stock that a quarantine in force holds
+(a lot recalled before it arrived, say) are posted too, held, and the answer tells the dock to
+put them in quarantine storage (`quarantined_on_arrival`): only allocation knows quarantines,
+so they are read off its answer as well.
 
 A receipt refused only because it names items receiving does not know yet is held for them
 instead (`awaited_items`): a new item's `ItemUpserted` usually arrives after its first receipt.
@@ -52,9 +58,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
-from shared.barcodes import BarcodeError, Scan, decode_scan
+from shared.barcodes import BarcodeError, Scan, decode_scan, read_as, separator_hint
 from shared.contracts.codec import MAX_EVENT_BYTES
 from shared.contracts.types import MAX_ID_LENGTH
 from shared.ids import derived_id, namespaced
@@ -183,21 +189,29 @@ class LineCommand:
     serial_lots: tuple[tuple[str, str], ...] = ()
 
 
-WarningCode = Literal["LOT_EXPIRED_ON_RECEIPT", "LOT_EXPIRED_ON_RETURN"]
+WarningCode = Literal[
+    "LOT_EXPIRED_ON_RECEIPT",
+    "LOT_EXPIRED_ON_RETURN",
+    "LOT_QUARANTINED_ON_RECEIPT",
+    "LOT_QUARANTINED_ON_RETURN",
+]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReceiptWarning:
     """Something a receipt's clerk should hear at once about a line that is posted all the
-    same: its code, the manufacturer lot and its expiry, and a sentence saying what to do."""
+    same: its code, the manufacturer lot and its expiry, and a sentence saying what to do.
+    Only a `LOT_QUARANTINED_*` warning may lack a manufacturer lot (units in none) or an
+    expiry (a lot without one); it names the quarantine holding the units."""
 
     line_no: int
     lic: str
     code: WarningCode
-    mfr_lot: str
-    expires_on: date
+    mfr_lot: str | None
+    expires_on: date | None
     message: str
     lot_id: str | None = None  # the inventory lot the units are in (None: stored before it was)
+    quarantine_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -274,7 +288,9 @@ def _at_most(found: Sequence[ReceiptWarning], limit: int) -> tuple[ReceiptWarnin
     listed = list(found[: max(1, limit)])
     if len(found) > len(listed):
         more = len(found) - len(listed)
-        note = f" ({more} more expired lot{'s' if more > 1 else ''} on this receipt not listed)"
+        expired = all(w.code.startswith("LOT_EXPIRED") for w in found[len(listed) :])
+        what = "expired lot" if expired else "warning"
+        note = f" ({more} more {what}{'s' if more > 1 else ''} on this receipt not listed)"
         listed[-1] = replace(listed[-1], message=listed[-1].message + note)
     return tuple(listed)
 
@@ -544,6 +560,9 @@ class _LineCheck:
     problems: list[Problem] = field(default_factory=list)
     generate: bool = False
     given_lots: tuple[LotEntry, ...] = ()  # as entered or scanned, before merging
+    # Lots taken from scans: each lot's first scan without an expiry date (AI 17), whose text
+    # may say why it has none (`separator_hint`).
+    undated_scans: dict[str, Scan] = field(default_factory=dict)
     unlisted: int = 0  # problems beyond `Limits.max_problems_per_line`, only counted
 
     def add(self, code: ReasonCode, reason: str, offending: str | None) -> None:
@@ -620,7 +639,7 @@ class _LineCheck:
                 duplicates[0],
             )
             return None
-        return self._counted(tuple(serials))
+        return self._counted(tuple(serials), scans)
 
     def _typed_serials(self, budget: int) -> list[str] | None:
         entry = self.line.serials
@@ -653,36 +672,56 @@ class _LineCheck:
             named,
         )
 
-    def _counted(self, serials: tuple[str, ...]) -> tuple[str, ...] | None:
+    def _counted(self, serials: tuple[str, ...], scans: Sequence[Scan]) -> tuple[str, ...] | None:
         """R4: exactly `quantity` serials; R6: none at all takes them from the Next Serial."""
         item, quantity = self.item, self.line.quantity
         if not serials:
             if self.receipt.is_return:
-                self.add(
-                    ReasonCode.SERIAL_REQUIRED,
+                need = (
                     f"a customer return of serialized item {item.lic} must name the "
-                    f"{number(quantity)} serials that come back",
-                    item.lic,
+                    f"{number(quantity)} serials that come back"
                 )
+                if not self._scanned_without_serial(scans, ReasonCode.SERIAL_REQUIRED, need):
+                    self.add(ReasonCode.SERIAL_REQUIRED, need, item.lic)
                 return None
             if item.next_serial:
                 self.generate = True
                 return ()
-            self.add(
-                ReasonCode.SERIAL_REQUIRED,
+            need = (
                 f"item {item.lic} is serialized: the line needs {number(quantity)} serials and "
-                "the item has no Next Serial",
-                item.lic,
+                "the item has no Next Serial"
             )
+            if not self._scanned_without_serial(scans, ReasonCode.SERIAL_REQUIRED, need):
+                self.add(ReasonCode.SERIAL_REQUIRED, need, item.lic)
             return None
         if len(serials) != quantity:
-            self.add(
-                ReasonCode.SERIAL_COUNT_MISMATCH,
-                f"item {item.lic} needs {number(quantity)} serials, got {len(serials)}",
-                f"{len(serials)} != {quantity}",
-            )
+            need = f"item {item.lic} needs {number(quantity)} serials, got {len(serials)}"
+            short = len(serials) < quantity
+            code = ReasonCode.SERIAL_COUNT_MISMATCH
+            if not (short and self._scanned_without_serial(scans, code, need)):
+                self.add(code, need, f"{len(serials)} != {quantity}")
             return None
         return serials
+
+    def _scanned_without_serial(self, scans: Sequence[Scan], code: ReasonCode, need: str) -> bool:
+        """R5: a scan without AI (21) is the likeliest cause of a serialized line short of
+        serials (a label without one, or a scanner that ran the serial into the lot): the
+        first such scan is named, with what it reads, instead of only the count. False when
+        every scan has its serial (the count alone is the problem)."""
+        scan = next((scan for scan in scans if scan.serial is None), None)
+        if scan is None:
+            return False
+        said = f"scan {shown(scan.raw)} carries no serial (AI 21): it reads {read_as(scan)}"
+        hint = separator_hint(scan, "21")
+        if hint is None:
+            todo = "scan a label with the unit's serial, or type the serials"
+        else:
+            todo = (
+                f"{hint}; have the scanner send the group separator and scan again, or type "
+                "the serials"
+            )
+        self.add(code, f"{said}; {need}. {todo[0].upper()}{todo[1:]}", scan.raw)
+        return True
 
     def _whole(self, quantity: Decimal, what: str) -> bool:
         """R4: serialized quantities are whole and of a sane size."""
@@ -721,6 +760,10 @@ class _LineCheck:
             return ()  # the unreadable scan is the problem; its lots are unknown
         given = line.lots or _lots_from_scans(scans or ())
         self.given_lots = tuple(given)
+        if not line.lots:
+            for scan in reversed(scans or ()):
+                if scan.mfr_lot is not None and scan.expires_on is None:
+                    self.undated_scans[scan.mfr_lot] = scan
         if line.lots and scans:
             self._scans_agree(line.lots, scans)
         # R13: a return's serials name its units, and allocation puts each back into the lot
@@ -795,10 +838,12 @@ class _LineCheck:
                 continue
             typed_dates = expiries.get(scan.mfr_lot)
             if typed_dates is None:
+                hint = separator_hint(scan)
                 self.add(
                     ReasonCode.INVALID_BARCODE,
                     f"scan {shown(scan.raw)} is a unit of manufacturer lot {scan.mfr_lot}, which "
-                    f"the line does not list (it lists {listed(expiries)})",
+                    f"the line does not list (it lists {listed(expiries)})"
+                    + ("" if hint is None else f"; {hint}"),
                     scan.raw,
                 )
                 return
@@ -874,13 +919,22 @@ class _LineCheck:
             self.add(
                 ReasonCode.EXPIRY_REQUIRED,
                 f"perishable item {self.item.lic}: manufacturer lot {entry.mfr_lot} needs an "
-                "expiry date",
+                f"expiry date{self._expiry_run_into_lot(entry.mfr_lot)}",
                 entry.mfr_lot,
             )
             return False
         if self.item.serialized:
             return self._whole(entry.quantity, f"quantity of manufacturer lot {entry.mfr_lot}")
         return True
+
+    def _expiry_run_into_lot(self, mfr_lot: str) -> str:
+        """R5: why a lot read from a scan may lack its expiry date, when its text says so (a
+        dropped group separator ran AI 17 into the lot); else nothing."""
+        scan = self.undated_scans.get(mfr_lot)
+        hint = None if scan is None else separator_hint(scan, "17")
+        if scan is None or hint is None:
+            return ""
+        return f"; scan {shown(scan.raw)} carries none (AI 17), and {hint}"
 
 
 def lot_ordered(
@@ -1058,6 +1112,44 @@ class PostedLine(Protocol):
     def movements(self) -> Sequence[MovementValues]: ...
 
 
+class HeldRule(Protocol):
+    """A quarantine in force, as its `QuarantineStock` named it (None: any)."""
+
+    @property
+    def quarantine_id(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def mfr_lot(self) -> str | None: ...
+    @property
+    def lot_id(self) -> str | None: ...
+    @property
+    def office(self) -> str | None: ...
+
+
+class HeldUnits(Protocol):
+    """Units of one inventory lot and manufacturer lot a posted line put in stock that a
+    quarantine holds (allocation's `HeldOnArrival`)."""
+
+    @property
+    def lot_id(self) -> str: ...
+    @property
+    def mfr_lot(self) -> str | None: ...
+    @property
+    def quantity(self) -> Decimal: ...
+    @property
+    def quarantine(self) -> HeldRule: ...
+
+
+@runtime_checkable
+class ArrivedLine(PostedLine, Protocol):
+    """A posted line with the units a quarantine held as they arrived, as receiving keeps its
+    lines (`translate.line_result`); a line without them is read as holding none."""
+
+    @property
+    def quarantined(self) -> Sequence[HeldUnits]: ...
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Posting:
     """A document whose every line posted: what its status's warnings are read from.
@@ -1079,13 +1171,97 @@ def posting_warnings(
 ) -> tuple[ReceiptWarning, ...]:
     """What a posted document's `ReceiptPosted` warns of: the warnings found when it was
     checked (`expiry_warnings`), then, for a customer return, each perishable manufacturer lot
-    it put back already expired (`returned_expired`); at most `limit` in all, the last listed
-    saying how many more there are. (A return has no warnings from its check, so the two never
+    it put back already expired (`returned_expired`), then the units a quarantine holds as
+    they arrived (`quarantined_on_arrival`); at most `limit` in all, the last listed saying
+    how many more there are. (A return has no warnings from its check, so the first two never
     share the room.)"""
     found = list(posting.stored)
     if posting.is_return:
         found += returned_expired(posting, items)
+    found += quarantined_on_arrival(posting)
     return _at_most(found, limit) if found else ()
+
+
+def quarantined_on_arrival(posting: Posting) -> list[ReceiptWarning]:
+    """`LOT_QUARANTINED_ON_RECEIPT` (`_ON_RETURN` for a customer return) for the units each
+    line put in stock that a quarantine in force holds, as allocation answered: one per line,
+    inventory lot, manufacturer lot and quarantine. They are posted (the goods are there) and
+    no sale takes them, but unless the dock hears it at once, recalled goods go on the shelf
+    beside good ones: the warning says to put them in quarantine storage, and what releases
+    them."""
+    found = []
+    for line in posting.lines:
+        if not isinstance(line, ArrivedLine) or not line.quarantined:
+            continue
+        expiries = {
+            (moved.lot_id, moved.mfr_lot): moved.expires_on
+            for moved in line.movements
+            if moved.expires_on is not None
+        }
+        for held in line.quarantined:
+            others = [
+                other.quarantine.quarantine_id
+                for other in line.quarantined
+                if (other.lot_id, other.mfr_lot) == (held.lot_id, held.mfr_lot)
+                and other.quarantine.quarantine_id != held.quarantine.quarantine_id
+            ]
+            expires_on = expiries.get((held.lot_id, held.mfr_lot))
+            found.append(_quarantined(posting, line, held, expires_on, others))
+    return found
+
+
+def _quarantined(
+    posting: Posting,
+    line: PostedLine,
+    held: HeldUnits,
+    expires_on: date | None,
+    others: Sequence[str],
+) -> ReceiptWarning:
+    """The warning for units of one lot a quarantine holds on arrival: the units, the lot, the
+    quarantine and why, and what the dock does (the release named as the rule was sent)."""
+    rule = held.quarantine
+    units = f"{number(held.quantity)} unit{'' if held.quantity == 1 else 's'}"
+    what = f"manufacturer lot {held.mfr_lot} of {line.lic}" if held.mfr_lot else line.lic
+    # The reason in full is the quarantine's; a long one would crowd out what to do.
+    reason = rule.reason if len(rule.reason) <= 200 else rule.reason[:200] + "…"
+    why = f"quarantine {rule.quarantine_id}" + (f" ({reason})" if reason else "")
+    if posting.is_return:
+        came = (
+            f"came back into inventory lot {held.lot_id}, the lot they were shipped from, "
+            f"which {why} holds"
+        )
+    else:
+        came = f"arrived in quarantine: {why} holds them. They are received into inventory lot "
+        came += f"{held.lot_id} all the same, on hand but not for sale"
+    sent = ", ".join(
+        f"{name} {value}" if value else f"no {name}"
+        for name, value in (
+            ("mfr_lot", rule.mfr_lot),
+            ("lot_id", rule.lot_id),
+            ("office", rule.office),
+        )
+    )
+    also = ""
+    if others:
+        also = (
+            f"; {'quarantine' if len(others) == 1 else 'quarantines'} {listed(others)} "
+            f"hold{'s' if len(others) == 1 else ''} them too: release each"
+        )
+    message = (
+        f"{units} of {what} (line {line.line_no}) {came}: put the units in quarantine "
+        f"storage; they cannot ship until QuarantineStock with quarantined=false releases "
+        f"{rule.quarantine_id} (with {sent}, as it was sent){also}."
+    )
+    return ReceiptWarning(
+        line_no=line.line_no,
+        lic=line.lic,
+        code="LOT_QUARANTINED_ON_RETURN" if posting.is_return else "LOT_QUARANTINED_ON_RECEIPT",
+        mfr_lot=held.mfr_lot,
+        expires_on=expires_on,
+        message=message,
+        lot_id=held.lot_id,
+        quarantine_id=rule.quarantine_id,
+    )
 
 
 def returned_expired(posting: Posting, items: Mapping[str, Item]) -> list[ReceiptWarning]:

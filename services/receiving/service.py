@@ -109,8 +109,9 @@ def _logged(warning: d.ReceiptWarning) -> dict[str, Any]:
         "lic": warning.lic,
         "code": warning.code,
         "mfr_lot": warning.mfr_lot,
-        "expires_on": warning.expires_on.isoformat(),
+        "expires_on": None if warning.expires_on is None else warning.expires_on.isoformat(),
         "lot_id": warning.lot_id,
+        **({"quarantine_id": warning.quarantine_id} if warning.quarantine_id else {}),
     }
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import Field
 from pydantic_core import ErrorDetails
 
 from services.receiving import domain as d
@@ -184,27 +185,37 @@ def confirmation_refused(command_id: str, line_no: int, refusal: e.CommandReject
     )
 
 
-def line_result(event: e.StockReceived | e.StockReturned) -> s.LineResult:
+class PostedLineResult(s.LineResult):
+    """A posted line as receiving keeps it until its document posts: the status's `LineResult`
+    and the units a quarantine held as they arrived (allocation's `quarantined`), which its
+    warnings are read from (`domain.posting_warnings`). In a status it is a `LineResult`:
+    pydantic writes a field's declared model, so `quarantined` never reaches the wire there."""
+
+    quarantined: list[e.HeldOnArrival] = Field(default_factory=list)
+
+
+def line_result(event: e.StockReceived | e.StockReturned) -> PostedLineResult:
     """The status's account of a posted line: allocation's answer, passed through.
 
     `model_construct` reuses the event's already validated movement models instead of
     building (and validating) 100,000 new ones; pydantic serializes them as they are.
     """
     received = event if isinstance(event, e.StockReceived) else None
-    return s.LineResult.model_construct(
+    return PostedLineResult.model_construct(
         line_no=event.line_no,
         lic=event.lic,
         quantity=event.quantity,
         lot_id=None if received is None else received.lot_id,
         generated_serials=[] if received is None else received.generated_serials,
         movements=event.movements,
+        quarantined=event.quarantined,
     )
 
 
-def stored_line_result(text: str) -> s.LineResult:
-    """A line result stored by an earlier batch (also reads the older stored shape, which had
-    the same field names)."""
-    return s.LineResult.model_validate_json(text)
+def stored_line_result(text: str) -> PostedLineResult:
+    """A line result stored by an earlier batch (also reads the older stored shapes, which had
+    the same field names, without `quarantined`: none held)."""
+    return PostedLineResult.model_validate_json(text)
 
 
 # --- statuses ---------------------------------------------------------------------------------
@@ -257,6 +268,7 @@ def warning(w: d.ReceiptWarning) -> s.ReceiptWarning:
         mfr_lot=w.mfr_lot,
         expires_on=w.expires_on,
         lot_id=w.lot_id,
+        quarantine_id=w.quarantine_id,
         message=safe_text(w.message),
     )
 

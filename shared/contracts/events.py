@@ -48,6 +48,36 @@ class ItemUpserted(Event):
     gtin: Identifier | None = None
 
 
+class QuarantineRule(Model):
+    """A quarantine in force, as its `QuarantineStock` named it (null: any): a release names
+    the same `mfr_lot`, `lot_id` and `office`."""
+
+    quarantine_id: Identifier
+    reason: Text = ""
+    mfr_lot: Identifier | None = None
+    lot_id: Identifier | None = None
+    office: Identifier | None = Field(default=None, description="None: every office")
+
+
+class HeldOnArrival(Model):
+    """Units a receipt or customer return line put in stock that a quarantine in force holds
+    (one recalled `before_receipt`, say): on hand, but no sale takes them until released."""
+
+    lot_id: Identifier = Field(description="the inventory lot the units are in")
+    mfr_lot: Identifier | None = Field(
+        default=None, description="their manufacturer lot (None: a lot without one)"
+    )
+    quantity: Amount
+    quarantine: QuarantineRule = Field(description="the quarantine holding them")
+
+
+_QUARANTINED = (
+    "the line's units a quarantine in force holds as they arrive, per inventory lot,"
+    " manufacturer lot and quarantine (every quarantine holding them: each must be released"
+    " before they ship); empty: none"
+)
+
+
 class StockReceived(Event):
     type: Literal["StockReceived"] = "StockReceived"
     shipment_id: Identifier
@@ -68,6 +98,7 @@ class StockReceived(Event):
     bin: Identifier | None = Field(
         default=None, description="where the stock was put away, as the receipt line named it"
     )
+    quarantined: list[HeldOnArrival] = Field(default_factory=list, description=_QUARANTINED)
 
 
 class LineAllocated(Event):
@@ -179,6 +210,7 @@ class StockReturned(Event):
     received_on: OwnDate
     quantity: Amount
     movements: list[Movement] = Field(default_factory=list)
+    quarantined: list[HeldOnArrival] = Field(default_factory=list, description=_QUARANTINED)
 
 
 class QuarantinedStock(Model):
@@ -256,6 +288,7 @@ __all__ = [
     "Amount",
     "CommandRejected",
     "Event",
+    "HeldOnArrival",
     "InventoryAdjusted",
     "InventoryEvent",
     "ItemUpserted",
@@ -264,6 +297,7 @@ __all__ = [
     "LineReleased",
     "LineShipped",
     "Movement",
+    "QuarantineRule",
     "QuarantinedStock",
     "StockQuarantined",
     "StockReceived",

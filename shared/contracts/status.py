@@ -65,25 +65,47 @@ class ReceiptWarning(Model):
 
     line_no: LineNo
     lic: Identifier
-    code: Literal["LOT_EXPIRED_ON_RECEIPT", "LOT_EXPIRED_ON_RETURN"] = Field(
+    code: Literal[
+        "LOT_EXPIRED_ON_RECEIPT",
+        "LOT_EXPIRED_ON_RETURN",
+        "LOT_QUARANTINED_ON_RECEIPT",
+        "LOT_QUARANTINED_ON_RETURN",
+    ] = Field(
         description="LOT_EXPIRED_ON_RECEIPT: a perishable manufacturer lot of a purchase or"
         " production receipt expires before the receipt's received_on (a lot expiring that"
         " very day is not expired: it may still ship that day). LOT_EXPIRED_ON_RETURN: a"
         " perishable manufacturer lot a customer return put back into the inventory lot it was"
         " shipped from (named in the message, with the units) expires before the return's"
         " received_on, as allocation's answer tells (same rule for that very day); quarantine"
-        " it or write it off",
+        " it or write it off. LOT_QUARANTINED_ON_RECEIPT: units of a purchase or production"
+        " receipt arrived in stock a quarantine in force holds (a manufacturer lot recalled"
+        " before_receipt, say; the message names it and why): received, but no sale takes"
+        " them; put them in quarantine storage. LOT_QUARANTINED_ON_RETURN: the same for units"
+        " a customer return put back into a held lot. One per line, inventory lot,"
+        " manufacturer lot and quarantine",
     )
-    mfr_lot: Identifier
-    expires_on: OwnDate
+    mfr_lot: Identifier | None = Field(
+        description="the manufacturer lot; null only for a LOT_QUARANTINED_ON_RETURN of units"
+        " in no manufacturer lot",
+    )
+    expires_on: OwnDate | None = Field(
+        description="the manufacturer lot's expiry date; null only for a LOT_QUARANTINED_*"
+        " warning of a lot without one",
+    )
     lot_id: Identifier | None = Field(
         default=None,
         description="the inventory lot the units are in (the one a QuarantineStock of them names)",
     )
+    quarantine_id: Identifier | None = Field(
+        default=None,
+        description="a LOT_QUARANTINED_* warning's quarantine holding the units (the one a"
+        " release names); null for the others",
+    )
     message: Text = Field(
         description="a sentence naming the lot, the dates and what can be done: quarantine it"
         " with QuarantineStock, or return it to the vendor (a production receipt's or a"
-        " customer return's: write it off)",
+        " customer return's: write it off); for a LOT_QUARANTINED_* warning, the units, the"
+        " quarantine and its reason, and the QuarantineStock that releases it",
     )
 
 
@@ -94,7 +116,8 @@ class ReceiptPosted(_Status):
     warnings: list[ReceiptWarning] = Field(
         default_factory=list,
         description="what the receiving clerk should hear at once about lines posted all the"
-        " same (a perishable lot already expired when received); empty: nothing",
+        " same (a perishable lot already expired when received, units arriving in"
+        " quarantine); empty: nothing",
     )
 
 

@@ -86,6 +86,7 @@ async def test_an_expired_lot_is_posted_with_a_warning_and_logged(lotline_env: A
         "mfr_lot": "STALE",
         "expires_on": "2026-10-30",
         "lot_id": f"{doc}/2",
+        "quarantine_id": None,
     }
     for said in ("STALE", "2026-10-30", "2026-11-02", f"{doc}/2", "QuarantineStock", "vendor"):
         assert said in warning["message"], (said, warning["message"])

@@ -125,6 +125,7 @@ async def test_a_return_of_an_expired_lot_is_posted_with_a_warning_and_logged(
         "mfr_lot": "L-X",
         "expires_on": EXPIRED,
         "lot_id": f"{po}/1",
+        "quarantine_id": None,
     }
     for said in ("L-X", "5 units", EXPIRED, ON_THE_DAY, f"{po}/1", "QuarantineStock", "loss"):
         assert said in warning["message"], (said, warning["message"])

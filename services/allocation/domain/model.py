@@ -715,7 +715,22 @@ class ItemUpserted:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HeldOnArrival:
+    """Units a receipt or customer return line put in stock that a quarantine in force holds
+    (`receiving.held_on_arrival`): of one inventory lot and manufacturer lot (None: a lot
+    without), held by `quarantine`. On hand, but no sale takes them until it is released."""
+
+    lot_id: str
+    mfr_lot: str | None
+    quantity: Decimal
+    quarantine: Quarantine
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class StockReceived:
+    """`quarantined`: its units a quarantine in force holds on arrival (a recall sent
+    `before_receipt`, say), for receiving to warn the dock of."""
+
     command_id: str
     lic: str
     lot_id: str
@@ -730,6 +745,7 @@ class StockReceived:
     movements: tuple[LotMovement, ...]
     generated_serials: tuple[str, ...] = ()
     next_serial: str | None = None
+    quarantined: tuple[HeldOnArrival, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -823,6 +839,9 @@ class InventoryAdjusted:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StockReturned:
+    """`quarantined`: its units back in lots a quarantine in force holds (as for
+    `StockReceived`)."""
+
     command_id: str
     lic: str
     shipment_id: str
@@ -833,6 +852,7 @@ class StockReturned:
     quantity: Decimal
     movements: tuple[LotMovement, ...]
     reopened_lots: tuple[str, ...] = ()
+    quarantined: tuple[HeldOnArrival, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

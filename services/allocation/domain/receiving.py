@@ -14,10 +14,14 @@ Policies:
 - A held line (one of a document with several, `ReceiveStock.hold`) is decided in full, but its
   new lot is held whole (`held` = on hand: not stocked, so nothing picks it) and its event kept
   until the line is confirmed (`holding.py`): a document is received whole or not at all.
+- Units arriving in stock that a quarantine in force holds (a manufacturer lot recalled
+  `before_receipt`, say) are received all the same, held by the rule (`quarantine.py`), and
+  the event names them (`held_on_arrival`): the dock must put them in quarantine storage.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date
 from decimal import Decimal
@@ -27,6 +31,7 @@ from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
 from services.allocation.domain.holding import hold_line
 from services.allocation.domain.model import (
+    HeldOnArrival,
     InventoryLot,
     Item,
     LineHeld,
@@ -107,6 +112,7 @@ def receive(draft: Draft, cmd: ReceiveStock) -> tuple[StockReceived] | tuple[Lin
         movements=got.movements,
         generated_serials=got.generated,
         next_serial=draft.item.next_serial if draft.item else None,
+        quarantined=held_on_arrival(draft, got.movements),
     )
     if not cmd.hold:
         return (event,)
@@ -170,6 +176,38 @@ def stock_in(draft: Draft, spec: NewLot) -> Received:
     draft.put_units(units)
     draft.lock_item()
     return Received(lot=lot, movements=_movements(lot, entries, units), generated=generated)
+
+
+def held_on_arrival(
+    draft: Draft, moved: Iterable[LotMovement] | Iterable[Pick]
+) -> tuple[HeldOnArrival, ...]:
+    """The units `moved` into stock (a receipt's movements, a customer return's picks) that
+    quarantines in force hold, per inventory lot, manufacturer lot and quarantine, in the
+    order they moved: every quarantine holding them (in key order, so a replay names them
+    alike), as each must be released before they ship. Costs nothing while the LIC has no
+    quarantine."""
+    if not draft.quarantines:
+        return ()
+    rules = sorted(draft.quarantines.values(), key=lambda rule: rule.key)
+    held: dict[tuple[str, str | None, tuple[str, str, str]], Decimal] = {}
+    for movement in moved:
+        lot_id = movement.lot_id
+        if lot_id is None:
+            continue
+        office = draft.lots[lot_id].office
+        for rule in rules:
+            if rule.covers(lot_id, office, movement.mfr_lot):
+                key = (lot_id, movement.mfr_lot, rule.key)
+                held[key] = held.get(key, ZERO) + movement.quantity
+    return tuple(
+        HeldOnArrival(
+            lot_id=lot_id,
+            mfr_lot=mfr_lot,
+            quantity=quantity,
+            quarantine=draft.quarantines[rule_key],
+        )
+        for (lot_id, mfr_lot, rule_key), quantity in held.items()
+    )
 
 
 def mfr_entries(item: Item, quantity: Decimal, given: tuple[LotEntry, ...]) -> list[LotEntry]:
@@ -241,7 +279,7 @@ def incoming_serials(
         return serials, generated
     for serial in serials:
         if draft.serial_in_stock(serial) is not None:
-            raise checks.in_stock(item, serial)
+            raise checks.in_stock(item, serial, draft)
     return serials, generated
 
 

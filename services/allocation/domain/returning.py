@@ -61,8 +61,8 @@ from services.allocation.domain.picking import (
     merge_named,
     serials_in_their_lots,
 )
-from services.allocation.domain.receiving import require_item
-from services.allocation.domain.serials import latest_unit, whereabouts
+from services.allocation.domain.receiving import held_on_arrival, require_item
+from services.allocation.domain.serials import latest_unit, near_matches, whereabouts
 from services.allocation.domain.shipping import movements
 from shared.reasons import listed, number
 
@@ -111,6 +111,7 @@ def return_stock(draft: Draft, cmd: ReturnFromCustomer) -> tuple[StockReturned] 
         quantity=quantity,
         movements=movements(draft, picked),
         reopened_lots=tuple(draft.reopened),
+        quarantined=held_on_arrival(draft, picked),
     )
     if not cmd.hold:
         return (event,)
@@ -138,7 +139,7 @@ def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str)
             why = _not_out(draft, customer, serial)
         raise Refusal(ReasonCode.SERIAL_NOT_SHIPPED, f"serial {serial} of {item.lic} {why}", serial)
     if any(u.in_stock for u in units):
-        raise checks.in_stock(item, serial)
+        raise checks.in_stock(item, serial, draft)
     # The serial's own history, not FIFO: a serial is received again only after it left stock,
     # so the unit decided last (highest seq) is the one shipped last.
     unit = max(shipped, key=lambda u: draft.lots[u.lot_id].seq)
@@ -149,10 +150,11 @@ def _return_unit(draft: Draft, item: Item, cmd: ReturnFromCustomer, serial: str)
 def _not_out(draft: Draft, customer: str | None, serial: str) -> str:
     """R13: where a serial no customer (or not `customer`) holds is instead, from its current
     unit: never received, in stock (back already, say, or never shipped: the state does not
-    tell), shipped to another customer, returned to its vendor, removed by a count."""
+    tell), shipped to another customer, returned to its vendor, removed by a count. One never
+    received names its near matches ("ip200-0001" for "IP200-0001")."""
     unit = latest_unit(draft, serial)
     if unit is None:
-        return "was never received"
+        return f"was never received{near_matches(draft, serial)}"
     where = whereabouts(draft, unit)
     if unit.status is SerialStatus.SHIPPED:  # so `customer` is named, and another
         return f"{where}, not to {customer}"

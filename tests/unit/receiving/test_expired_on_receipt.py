@@ -129,6 +129,7 @@ def test_receipt_posted_carries_the_warnings_on_the_wire_and_send_prints_them() 
             "mfr_lot": "OLD",
             "expires_on": "2026-10-26",
             "lot_id": warning.lot_id,
+            "quarantine_id": None,
             "message": warning.message,
         }
     ]

@@ -169,6 +169,7 @@ def test_receipt_posted_carries_a_return_warning_on_the_wire_and_send_prints_it(
             "mfr_lot": "L-X",
             "expires_on": "2026-12-01",
             "lot_id": warning.lot_id,
+            "quarantine_id": None,
             "message": warning.message,
         }
     ]
