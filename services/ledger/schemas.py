@@ -699,9 +699,9 @@ class DocumentRecords(Out):
         description=f"{_WARNINGS_KEPT}, as the operations dashboard keeps its answer (a receipt's,"
         " shipment's or adjustment's; every kind's, when several have this id). null: the"
         " dashboard keeps no answer of it: a document of no such answer (a quarantine, a PO;"
-        " a customer return is answered ReceiptPosted: its warnings), or one answered over 7 days ago or before the latest 100,000"
-        " documents (the dashboard's retention); an answer recorded before warnings were kept"
-        " shows []",
+        " a customer return is answered ReceiptPosted: its warnings), or one answered over 7"
+        " days ago or before the latest 100,000 documents (the dashboard's retention); an"
+        " answer recorded before warnings were kept shows []",
     )
     items: list[DocumentItem] = Field(description="each item it names, by LIC, summed up")
     records: list[DocumentRecord] = Field(
