@@ -25,7 +25,12 @@ from services.ledger.domain.model import COGS_ACTIONS, EXACT
 from services.ledger.domain.operations import POSTINGS
 from services.ledger.domain.stock import StockAtOffice
 from services.ledger.domain.valuation import Figure, LotFigures, PoShare, share_po_line, value
-from services.ledger.quarantine import HELD_BY_OFFICE_SQL, HELD_IN_LOT_SQL, rules_of_lot
+from services.ledger.quarantine import (
+    HELD_BY_OFFICE_SQL,
+    HELD_IN_LOT_SQL,
+    held_stock,
+    rules_of_lot,
+)
 from services.ledger.schemas import (
     CogsEntry,
     DocumentItem,
@@ -292,25 +297,41 @@ def snapshot(conn: Reader) -> asyncpg.transaction.Transaction:
     return conn.transaction(isolation="repeatable_read", readonly=True)
 
 
+# An item's ($1) stock per office: its open lots, its unallocated stock (R12) and, of what is
+# available, the units of manufacturer lots expired before today (`OfficeStock.expired`), as
+# allocation's `FreeStock.expired` sorts free stock for a sale shipping today: a perishable
+# item's (R9), free (received − used − allocated, exact per manufacturer lot) and not held
+# (held stock is out of `available` already: counting it would count it twice). Today is the
+# UTC date of the read, the dashboard's default `as_of`: never `current_date`, which follows
+# the database server's time zone.
+_ITEM_STOCK_SQL = f"""
+WITH held AS ({held_stock(lic="$1")})
+SELECT office, sum(in_lots) AS in_lots, sum(allocated) AS allocated,
+       sum(unallocated) AS unallocated, sum(value) AS value, sum(expired) AS expired
+FROM (
+    SELECT l.office, l.current_qty AS in_lots, l.allocated_qty AS allocated,
+           0 AS unallocated, {_LOT_VALUE} AS value, 0 AS expired
+    FROM lots AS l WHERE l.lic = $1 AND l.status = 'open'
+    UNION ALL
+    SELECT office, 0, 0, quantity, 0, 0 FROM unallocated WHERE lic = $1
+    UNION ALL
+    SELECT l.office, 0, 0, 0, 0, m.received_qty - m.used_qty - m.allocated_qty
+    FROM mfr_lots AS m
+    JOIN lots AS l ON l.lot_id = m.lot_id
+    JOIN items AS i ON i.lic = m.lic AND i.perishable
+    WHERE m.lic = $1 AND m.expires_on < (now() AT TIME ZONE 'UTC')::date
+      AND m.received_qty - m.used_qty > m.allocated_qty
+      AND NOT EXISTS (SELECT FROM held AS h WHERE h.lot_id = m.lot_id AND h.mfr_lot = m.mfr_lot)
+) AS s GROUP BY office ORDER BY office
+"""
+
+
 async def item(conn: Reader, lic: str) -> ItemOut:
     async with snapshot(conn):
         row = await conn.fetchrow("SELECT * FROM items WHERE lic = $1", lic)
         if row is None:
             raise NotFound(f"item {shown(lic)} is not known to the ledger")
-        stock = await conn.fetch(
-            f"""
-            SELECT office, sum(in_lots) AS in_lots, sum(allocated) AS allocated,
-                   sum(unallocated) AS unallocated, sum(value) AS value
-            FROM (
-                SELECT l.office, l.current_qty AS in_lots, l.allocated_qty AS allocated,
-                       0 AS unallocated, {_LOT_VALUE} AS value
-                FROM lots AS l WHERE l.lic = $1 AND l.status = 'open'
-                UNION ALL
-                SELECT office, 0, 0, quantity, 0 FROM unallocated WHERE lic = $1
-            ) AS s GROUP BY office ORDER BY office
-            """,
-            lic,
-        )
+        stock = await conn.fetch(_ITEM_STOCK_SQL, lic)
         held = {h["office"]: h for h in await conn.fetch(HELD_BY_OFFICE_SQL, lic)}
     offices = [_office_stock(s, held.get(s["office"])) for s in stock]
     with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
@@ -1250,6 +1271,7 @@ def _office_stock(row: asyncpg.Record, held: asyncpg.Record | None) -> OfficeSto
         allocated=stock.allocated,
         available=stock.available,
         quarantined=stock.quarantined,
+        expired=row["expired"],
         unallocated=stock.unallocated,
         value=row["value"],
     )

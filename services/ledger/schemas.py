@@ -59,8 +59,24 @@ class OfficeStock(Out):
         description=(
             "what a sale can still be allocated: in the office's open lots − allocated − stock"
             " in quarantine not allocated (unallocated stock is not counted: allocation takes"
-            " stock from lots only)"
+            " stock from lots only). Stock of expired manufacturer lots is counted: R9 judges"
+            " expiry by each sale's ship date; `expired` says how much of it no sale shipping"
+            " today takes"
         )
+    )
+    expired: Num = Field(
+        default=Decimal(0),
+        description=(
+            "of available, the units no sale shipping today takes (R9) because their"
+            " manufacturer lot expired: expires_on before today, the UTC date of the read (one"
+            " expiring today still ships today), of a perishable item (a lot of another item"
+            " ships whatever its expiry). Exactly each such lot's received − used − allocated"
+            " at the office, leaving out a lot a quarantine holds (not in available, counted in"
+            " quarantined), so available − expired is what a sale shipping today can get,"
+            " before any minimum shelf life a customer requires. The dashboard's expired stock"
+            " (`/ops/summary` `ledger.expired`, same day by default) counts more: the whole stock"
+            " on hand of each expired lot, allocated or held, of every item"
+        ),
     )
     quarantined: Num = Field(
         default=Decimal(0),
