@@ -126,3 +126,23 @@ def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -
     assert book.lot("PO-1/1") == (0, 0, 2)
     (back,) = book.ok(give_back("RMA-3", 1, customer="Acme", serials=["A1"]))
     assert isinstance(back, StockReturned)
+
+
+def test_a_sale_short_of_stock_on_held_lines_is_told_to_send_again_once_posted() -> None:
+    """In a backlog (a service stalled) a sale queued behind a receipt of several lines is
+    decided before receiving confirms them: its refusal names the held lines at the office
+    and says the stock is free once the document posts, not a bare "available 0", which
+    reads as stock gone missing. Held lines at another office are not named."""
+    book = Book(item())
+    book.ok(receive("PO-0/1", 2))
+    _hold(book, receive("PO-7/1", 150))
+    _hold(book, receive("PO-7/2", 30))
+    _hold(book, receive("PO-8/1", 5, office="EAST"))
+
+    refused = book.refused(allocate("SO-1", 6), ReasonCode.INSUFFICIENT_STOCK)
+
+    assert refused.reason == (
+        "item L at office AI: requested 6, available 2, and 180 more on PO-7 lines 1 and 2,"
+        " held until every line of the document is accepted: the stock is free once that"
+        " document posts, so send this again then"
+    )
