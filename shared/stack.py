@@ -47,6 +47,8 @@ from urllib.parse import urlsplit, urlunsplit
 import structlog
 
 from shared.config import Settings
+from shared.contracts import topics as contract_topics
+from shared.contracts.topics import Topics
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -673,22 +675,67 @@ async def migrate_all(dsn: str, names: Iterable[str] = SERVICES) -> dict[str, li
     return applied
 
 
-async def forget_consumed_offsets(dsn: str, schemas: Iterable[str]) -> None:
+async def forget_consumed_offsets(dsn: str, schemas: Iterable[str]) -> int:
     """A new memory-only broker starts every partition at offset 0: forget stored positions.
 
     Positions stored against the previous broker would otherwise make consumers skip the new
-    log's first messages. The inbox still refuses any `message_id` already processed.
+    log's first messages. The inbox still refuses any `message_id` already processed. Returns
+    how many positions there were: none on a first start.
     """
     import asyncpg
 
+    forgotten = 0
     conn = await asyncpg.connect(dsn)
     try:
         for schema in schemas:
             table = await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".consumer_offsets')
             if table is not None:
-                await conn.execute(f'UPDATE "{schema}".consumer_offsets SET next_offset = NULL')
+                status = await conn.execute(
+                    f'UPDATE "{schema}".consumer_offsets SET next_offset = NULL'
+                    " WHERE next_offset IS NOT NULL"
+                )
+                forgotten += int(status.split()[-1])
     finally:
         await conn.close()
+    return forgotten
+
+
+async def retopic_outboxes(dsn: str, schemas: Iterable[str], topics: Topics) -> dict[str, str]:
+    """Point the services' kept outbox rows at this start's topics: rows written under another
+    `LOTLINE_TOPIC_PREFIX` would be sent (unsent rows) or sent again (`resend_kept_outboxes`)
+    to topics no service reads now, and the work in flight would never finish. A row's topic
+    is one of the contract's (`contract.ALL`) under some prefix: the same topic under this
+    prefix is where it goes. Returns old topic -> new, for those moved."""
+    import asyncpg
+
+    moved: dict[str, str] = {}
+    conn = await asyncpg.connect(dsn)
+    try:
+        for schema in schemas:
+            if await conn.fetchval("SELECT to_regclass($1)", f'"{schema}".outbox') is None:
+                continue
+            for old in (
+                await conn.fetchval(f'SELECT array_agg(DISTINCT topic) FROM "{schema}".outbox')
+                or ()
+            ):
+                new = _same_topic(old, topics)
+                if new is not None and new != old:
+                    await conn.execute(
+                        f'UPDATE "{schema}".outbox SET topic = $1 WHERE topic = $2', new, old
+                    )
+                    moved[old] = new
+    finally:
+        await conn.close()
+    return moved
+
+
+def _same_topic(old: str, topics: Topics) -> str | None:
+    """The contract topic `old` names under any prefix, under `topics`' prefix; None for a
+    topic that is none of the contract's."""
+    for topic in contract_topics.ALL:  # all "inventory.<name>": none ends another
+        if old.endswith(topic):
+            return topics.name(topic)
+    return None
 
 
 async def resend_kept_outboxes(dsn: str, schemas: Iterable[str]) -> int:
@@ -1540,13 +1587,27 @@ async def _prepare(settings: Settings, *, fresh_broker: bool) -> list[str]:
     await create_topics(settings)
     dsn = settings.require_database()
     applied = await migrate_all(dsn)
+    moved = await retopic_outboxes(dsn, applied, settings.topics)
+    if moved:
+        _say(
+            f"      the services' outboxes held messages for {_count(len(moved), 'topic')} of"
+            f" another LOTLINE_TOPIC_PREFIX ({', '.join(sorted(moved))}): they go to"
+            f" {settings.topics.prefix or 'the unprefixed '}inventory.* topics now"
+        )
     if fresh_broker:
-        await forget_consumed_offsets(dsn, applied)
+        restarted = await forget_consumed_offsets(dsn, applied)
         again = await resend_kept_outboxes(dsn, applied)
         if again:
             _say(
                 f"      {_count(again, 'message')} the services sent in their last minutes"
                 " (kept in their outboxes) will be sent again: what was in flight resumes"
+            )
+        if restarted:
+            _say(
+                "      documents upstream published that no service had read before the last"
+                " stop went with the old broker (memory only) and are not among them: send"
+                " every document still unanswered again, with its message_id (lotline ignores"
+                " those it has)"
             )
     return list(applied)
 

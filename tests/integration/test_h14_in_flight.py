@@ -132,6 +132,8 @@ async def test_work_stranded_by_the_previous_broker_is_named_and_in_flight_work_
 
     with RunningUp(environ) as up:
         up.wait_for("will be sent again: what was in flight resumes")
+        # What upstream sent that no service read is not among them: the operator is told.
+        up.wait_for("no service had read before the last stop went with the old broker")
         up.wait_for("lotline is up")
         up.wait_for("!!     1 being allocated: SO-1")
         assert "      1 document resumed and finished\n" in up.lines
