@@ -177,8 +177,30 @@ def create_api(pool: PoolSource, *, lifespan: Lifespan | None = None) -> FastAPI
         problem = {"type": "value_error", "loc": ["query", "after"], "msg": str(exc)}
         return JSONResponse(status_code=422, content={"detail": [problem]})
 
+    async def database_unavailable(request: Request, exc: Exception) -> Response:
+        # The database went away (restarting, a network blip): 503, as `/healthz` says, not a
+        # bare 500; the dashboard as a page that keeps reloading, so it recovers by itself.
+        said = f"the database does not answer: {type(exc).__name__}: {str(exc)[:200]}"
+        if request.url.path == "/dashboard":
+            return HTMLResponse(dashboard.unavailable(said), status_code=503)
+        return JSONResponse(status_code=503, content={"detail": said})
+
+    for unavailable in DATABASE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, database_unavailable)
     _routes(app)
     return app
+
+
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    ConnectionError,
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+"""Errors that mean the database is not answering (answered 503, `_UNAVAILABLE`)."""
 
 
 async def refuse_repeated_parameters(request: Request) -> None:

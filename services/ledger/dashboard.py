@@ -37,6 +37,25 @@ code,pre{font:12px monospace;white-space:pre-wrap;word-break:break-all;max-width
 """
 
 
+def unavailable(said: str, refresh_seconds: int = 5) -> str:
+    """The page in place of the dashboard while the database does not answer: what failed,
+    reloading every `refresh_seconds` so it shows the dashboard again once it does."""
+    return "".join(
+        [
+            "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
+            f'<meta http-equiv="refresh" content="{int(refresh_seconds)}">',
+            "<title>lotline operations: database unavailable</title>",
+            f"<style>{_STYLE}</style></head><body>",
+            "<h1>lotline operations</h1>",
+            f"<p><strong>The ledger's database does not answer</strong>: {_e(said)}.</p>",
+            f'<p class="muted">This page reloads every {int(refresh_seconds)} s. The services'
+            " retry their batches meanwhile: nothing they read is lost. Health:"
+            ' <a href="/healthz">/healthz</a>.</p>',
+            "</body></html>",
+        ]
+    )
+
+
 def render(
     summary: OpsSummary,
     *,
