@@ -222,7 +222,7 @@ async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[
         return {}
     rows = await conn.fetch(
         """
-        SELECT k.po, l.lic, l.lot_id, l.office, l.current_qty,
+        SELECT k.po, l.lic, l.lot_id, l.office, l.received_on, l.current_qty,
                coalesce(l.act_unit_cost, l.est_unit_cost) AS unit_cost,
                s.serials, s.serial_mfr_lots, s.serial_expiry,
                m.mfr_lots, m.mfr_qty, m.mfr_expiry
@@ -257,6 +257,7 @@ async def load_po_lots(conn: asyncpg.Connection, keys: Sequence[PoKey]) -> dict[
                 lot_id=r["lot_id"],
                 lic=r["lic"],
                 office=r["office"],
+                received_on=r["received_on"],
                 quantity=r["current_qty"],
                 unit_cost=r["unit_cost"],
                 serials=[

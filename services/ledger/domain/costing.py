@@ -13,7 +13,8 @@ Policies:
   `recording`): its reconciliation is a `vendor_return_reconciliation`, not a
   `reconciliation`, so COGS totals leave it out as they leave the return (`CogsKind`).
 - A reconciliation entry is dated the later of the close's date (its `occurred_at`) and its
-  usage's date: a backdated close never dates a correction before the usage it corrects.
+  usage's date: a backdated close never dates a correction before the usage it corrects; and a
+  lot's `cost_change` records the later of the close's date and the lot's receipt.
 - The same close delivered again (any message id) finds the PO closed at that cost and writes
   nothing. A later close with another actual cost is a correction: a new closing whose entries
   bring every usage from what is booked to the new cost. Reconciliation entries are keyed by
@@ -143,6 +144,7 @@ class PoLot:
     office: str
     quantity: Decimal
     unit_cost: Decimal
+    received_on: date | None = None
     serials: Sequence[SerialInLot] = ()
     mfr_lots: Sequence[MfrLotInLot] = ()
 
@@ -256,7 +258,7 @@ def revalue(order: PurchaseOrder, update: PoUpdate, lots: list[PoLot]) -> list[T
             line_no=None,
             counterparty=None,
             reference=order.po,
-            occurred_on=update.on,
+            occurred_on=_not_before(update.on, lot.received_on),
             event_id=update.event_id,
             reason=f"actual unit cost {actual} (was {lot.unit_cost})",
         )
@@ -264,6 +266,13 @@ def revalue(order: PurchaseOrder, update: PoUpdate, lots: list[PoLot]) -> list[T
         if lot.unit_cost != actual
         for part in stock_parts(lot)
     ]
+
+
+def _not_before(on: date, received_on: date | None) -> date:
+    """A cost change's date: the close's, but never before the lot was received (a backdated
+    close would list the lot's revaluation before its receipt, and a value as of a date
+    read off its trace would count a change to stock not there yet)."""
+    return on if received_on is None else max(on, received_on)
 
 
 def stock_parts(lot: PoLot) -> list[StockPart]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from services.ledger.domain.costing import (
     MfrLotInLot,
     PoLot,
@@ -403,4 +405,35 @@ def test_a_lot_whose_units_are_all_serials_gets_no_lot_record_of_its_own() -> No
     assert [(t.serial, t.quantity, t.unit_cost, t.cost) for t in entries.transactions] == [
         ("A", 1, 20, 20),
         ("B", 1, 20, 20),
+    ]
+
+
+def test_a_backdated_closing_dates_a_lot_s_cost_change_no_earlier_than_its_receipt() -> None:
+    """R15, R16: a close sent dated before a lot's receipt (a correction backdated to the
+    month's start, say) dates that lot's cost change on its receipt day, as a reconciliation
+    is dated no earlier than its usage: its trace never shows the revaluation before the
+    stock it revalues arrived. A lot received before the close keeps the close's date."""
+    close = po_update("PO-1", actual=12, closed=True)
+    before, after = close.on - timedelta(days=3), close.on + timedelta(days=2)
+    lots = {
+        PO1: [
+            PoLot(
+                lot_id="L1",
+                lic=LIC,
+                office="AI",
+                quantity=D(8),
+                unit_cost=D(10),
+                received_on=before,
+            ),
+            PoLot(
+                lot_id="L2", lic=LIC, office="AI", quantity=D(2), unit_cost=D(10), received_on=after
+            ),
+        ]
+    }
+
+    entries = apply_updates({}, {}, [close], lots)
+
+    assert [(t.lot_id, t.occurred_on) for t in entries.transactions] == [
+        ("L1", close.on),
+        ("L2", after),
     ]
