@@ -169,7 +169,9 @@ class _RefusalShape:
     ids: tuple[str, ...]
 
 
-_ANSWERED_IDS = ("shipment_id", "adjustment_id", "lic", "line_no")
+_ANSWERED_IDS = ("answers", "command_id", "shipment_id", "adjustment_id", "lic", "line_no")
+"""Ids a refusal's log line names when the message has them: `answers` (the upstream message
+id a status answers) and `command_id` (the command an event decides) lead back to what was sent."""
 _SHAPES: dict[type, _RefusalShape | None] = {}
 _UNSEEN = _RefusalShape("", ())
 

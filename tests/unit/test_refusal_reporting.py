@@ -101,6 +101,7 @@ def test_a_refusal_is_counted_and_logged_once_only_when_committed(logged: Logged
         "reason_code": "INVALID_QUANTITY",
         "reason": "quantity must be positive",
         "offending": "-1",
+        "command_id": "c1",  # the command it decides: back to what upstream sent
         "adjustment_id": "ADJ-7",
         "lic": "LIC-1",
     }
@@ -160,6 +161,7 @@ def test_a_document_refusal_names_its_first_problems_line_and_clips_what_it_quot
         ReceiptRejected(
             message_id="r1",
             shipment_id="R-1",
+            answers=["upstream-r1"],
             problems=[
                 LineProblem(
                     line_no=3,
@@ -182,6 +184,7 @@ def test_a_document_refusal_names_its_first_problems_line_and_clips_what_it_quot
         "LIC-2",
         2,
     )
+    assert line["answers"] == ["upstream-r1"]  # the messages upstream sent, to find them by
     assert len(line["offending"]) < 300 and line["offending"].endswith("(1900 characters)")
     assert len(line["reason"]) < 600
 
