@@ -44,6 +44,7 @@ from services.ledger.queries import (
     model_rows,
 )
 from services.ledger.schemas import (
+    CogsPeriod,
     DocumentRecords,
     ErrorOut,
     Health,
@@ -318,6 +319,8 @@ AsOf = Annotated[
         "default: today's UTC date"
     ),
 ]
+# A day of a period asked for (`/cogs`): `YYYY-MM-DD` only, as `AsOf`; required.
+PeriodDay = Annotated[Date, AfterValidator(_finite)]
 LicPath = Annotated[str, Path(description=f"line item code; {_ID}"), _NORMALIZED]
 LotPath = Annotated[str, Path(description=f"inventory lot id; {_ID}"), _NORMALIZED]
 SerialPath = Annotated[str, Path(description=f"serial number; {_ID}"), _NORMALIZED]
@@ -532,6 +535,31 @@ def _routes(app: FastAPI) -> None:
         )
         return _paged(request, response, page)
 
+    @app.get("/cogs", response_model=CogsPeriod, responses=_NOT_FOUND, tags=["usage"])
+    async def get_cogs(
+        conn: Conn,
+        from_: Annotated[
+            PeriodDay, Query(alias="from", description="the period's first day (YYYY-MM-DD)")
+        ],
+        to: Annotated[
+            PeriodDay,
+            Query(
+                description="its last day (YYYY-MM-DD), included; at most"
+                f" {COGS_PERIOD_DAYS} days from `from` on, both counted"
+            ),
+        ],
+        lic: OptionalLic = None,
+        # No `office`: a COGS entry does not record one (its usage record does).
+    ) -> CogsPeriod:
+        """The cost of goods sold of a period (R10, R16), by item (`lic`: one item's) and in
+        all: the COGS entries dated in it (their `entered_on`, as each lot's `cogs` lists
+        them): `usage` (sales, losses and counts out, less customer returns and counts in,
+        at their booked cost), `reconciliation` (PO closings' corrections to the actual cost,
+        dated the later of the close and the usage) and `cogs`, their sum, counted as a lot's
+        `cogs_total`; returns to vendor, no cost of goods sold, apart (`vendor_returns`)."""
+        _check_period(from_, to)
+        return await queries.cogs_of_period(conn, from_, to, lic)
+
     @app.get(
         "/documents/{document_id:path}",
         response_model=DocumentRecords,
@@ -655,6 +683,25 @@ async def _summary(
 
 
 _USAGE_OF = "name a lic or a document (or both) whose usage records to list"
+
+COGS_PERIOD_DAYS = 366
+"""The longest period `/cogs` sums, in days (both ends counted): a leap year; a longer one,
+tens of millions of entries at once, is asked year by year."""
+
+
+def _check_period(first: date, last: date) -> None:
+    """422 naming `to` unless the period runs forward and is at most `COGS_PERIOD_DAYS` long."""
+    days = (last - first).days + 1
+    if 1 <= days <= COGS_PERIOD_DAYS:
+        return
+    msg = (
+        f"to ({last}) is before from ({first})"
+        if days < 1
+        else f"the period is {days} days long (from {first} to {last}): at most"
+        f" {COGS_PERIOD_DAYS}, both days counted"
+    )
+    problem = {"type": "value_error", "loc": ("query", "to"), "msg": msg, "input": str(last)}
+    raise RequestValidationError([problem])
 
 
 def _paged(request: Request, response: Response, page: Page[Row]) -> list[Row]:

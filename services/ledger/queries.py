@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -33,6 +33,9 @@ from services.ledger.quarantine import (
 )
 from services.ledger.schemas import (
     CogsEntry,
+    CogsFigures,
+    CogsItem,
+    CogsPeriod,
     DocumentItem,
     DocumentRecord,
     DocumentRecords,
@@ -59,6 +62,7 @@ from services.ledger.schemas import (
     TraceOut,
     UsageOut,
     Valuation,
+    VendorReturnFigures,
     WarningOut,
 )
 from services.ledger.schemas import Figure as FigureOut
@@ -1166,6 +1170,100 @@ def _key_part(part: object, kind: type) -> object:
     except ValueError as exc:
         raise BadCursor(f"after holds an invalid {kind.__name__}: {exc}") from exc
     raise BadCursor(f"after is not a cursor of this list: {part!r:.40} is no {kind.__name__}")
+
+
+# -- COGS of a period (R10, R16) -------------------------------------------------------------
+
+# The COGS entries dated in a period ($1 to $2, both included), summed by item in one pass:
+# `usage` entries (a usage record's cost as booked: + used, − reversed) and a PO closing's
+# `reconciliation`s, those of COGS usage (`source` in $3, COGS_ACTIONS, exactly as a lot's
+# `cogs_total` counts); a return to vendor's `vendor_return_reconciliation`s apart, with the
+# return's own usage records (no COGS entry, R14). Read through cogs_by_date and
+# usage_vendor_returns_by_date (migration 021), from the index alone: the cost follows the
+# period's entries. `{lic}` is empty or a condition on $4, so each form has its own plan.
+_COGS_BY_ITEM = """
+SELECT c.*, coalesce(i.description, '') AS description, coalesce(i.uom, 'Each') AS uom
+FROM (
+    SELECT e.lic,
+           coalesce(sum(e.quantity) FILTER (WHERE e.sold AND e.kind = 'usage'), 0) AS quantity,
+           coalesce(sum(e.amount) FILTER (WHERE e.sold AND e.kind = 'usage'), 0) AS usage,
+           coalesce(sum(e.amount) FILTER (WHERE e.sold AND e.kind <> 'usage'), 0)
+             AS reconciliation,
+           coalesce(sum(e.amount) FILTER (WHERE e.sold), 0) AS cogs,
+           coalesce(sum(e.quantity) FILTER (WHERE NOT e.sold AND e.kind = 'usage'), 0)
+             AS returned_quantity,
+           coalesce(sum(e.amount) FILTER (WHERE NOT e.sold AND e.kind = 'usage'), 0)
+             AS returned_usage,
+           coalesce(sum(e.amount) FILTER (WHERE NOT e.sold AND e.kind <> 'usage'), 0)
+             AS returned_reconciliation,
+           coalesce(sum(e.amount) FILTER (WHERE NOT e.sold), 0) AS returned_total
+    FROM (
+        SELECT lic, kind, source = ANY($3::text[]) AS sold, quantity, amount
+        FROM cogs
+        WHERE entered_on BETWEEN $1 AND $2 {lic}
+        UNION ALL
+        SELECT lic, 'usage', false, quantity, total_cost
+        FROM usage
+        WHERE source = 'vendor_return' AND used_on BETWEEN $1 AND $2 {lic}
+    ) AS e
+    GROUP BY e.lic
+) AS c
+LEFT JOIN items AS i ON i.lic = c.lic
+ORDER BY c.lic
+"""
+
+
+async def cogs_of_period(
+    conn: Reader, first: dt.date, last: dt.date, lic: str | None = None
+) -> CogsPeriod:
+    """The cost of goods sold from `first` to `last` (both included), by item and in all
+    (`_COGS_BY_ITEM`); of item `lic` alone when named, an item the ledger does not know being
+    NotFound."""
+    args: list[Any] = [first, last, sorted(COGS_ACTIONS)]
+    if lic is not None:
+        args.append(lic)
+    sql = _COGS_BY_ITEM.format(lic="" if lic is None else "AND lic = $4")
+    rows = await conn.fetch(sql, *args)
+    if not rows and lic is not None:
+        await _known_item(conn, lic)
+    items = [
+        CogsItem(lic=r["lic"], description=r["description"], uom=r["uom"], **_cogs_figures(r))
+        for r in rows
+    ]
+    with localcontext(EXACT):  # sums of 33-digit amounts: more than the default context keeps
+        total = {name: sum((r[name] for r in rows), start=Decimal(0)) for name in _COGS_SUMMED}
+    return CogsPeriod(
+        from_=first, to=last, lic=lic, total=CogsFigures(**_cogs_figures(total)), items=items
+    )
+
+
+_COGS_SUMMED = (
+    "quantity",
+    "usage",
+    "reconciliation",
+    "cogs",
+    "returned_quantity",
+    "returned_usage",
+    "returned_reconciliation",
+    "returned_total",
+)
+"""The columns of `_COGS_BY_ITEM` with figures, added up for the period's total."""
+
+
+def _cogs_figures(sums: Mapping[str, Decimal] | asyncpg.Record) -> dict[str, Any]:
+    """`CogsFigures`' fields from a row of `_COGS_BY_ITEM` (or their totals)."""
+    return {
+        "quantity": sums["quantity"],
+        "usage": sums["usage"],
+        "reconciliation": sums["reconciliation"],
+        "cogs": sums["cogs"],
+        "vendor_returns": VendorReturnFigures(
+            quantity=sums["returned_quantity"],
+            usage=sums["returned_usage"],
+            reconciliation=sums["returned_reconciliation"],
+            total=sums["returned_total"],
+        ),
+    }
 
 
 # -- helpers ----------------------------------------------------------------------------------

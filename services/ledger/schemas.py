@@ -726,6 +726,70 @@ class DocumentRecords(Out):
     )
 
 
+_IN_PERIOD = "dated in the period (`entered_on`, both dates included)"
+
+
+class VendorReturnFigures(Out):
+    """Returns to vendor of a period (R14): a credit against purchases, no cost of goods sold
+    (not in `cogs`), shown beside it at the cost the vendor credits."""
+
+    quantity: Num = Field(description="units returned to vendors by usage records dated in it")
+    usage: Num = Field(description="their usage records' cost as booked (`GET /usage`)")
+    reconciliation: Num = Field(
+        description="the `vendor_return_reconciliation` entries of PO closings (R16) dated in"
+        " it, whatever the date of the return they correct"
+    )
+    total: Num = Field(description="usage + reconciliation")
+
+
+class CogsFigures(Out):
+    """The cost of goods sold of a period, from the COGS entries dated in it (each lot's
+    `cogs` of `GET /lots/{lot_id}`, and those of usage in no lot, R12)."""
+
+    quantity: Num = Field(
+        description="net units used by the usage entries dated in it: sold, lost, counted out,"
+        " less returned by customers and counted in"
+    )
+    usage: Num = Field(
+        description="the `usage` entries dated in it: their usage records' cost as booked (+"
+        " used, − reversed)"
+    )
+    reconciliation: Num = Field(
+        description="the `reconciliation` entries of PO closings (R16) dated in it (each the"
+        " later of its close's date and its usage's), whatever the date of the usage they"
+        " correct"
+    )
+    cogs: Num = Field(
+        description="usage + reconciliation: the period's cost of goods sold, counted as"
+        " `cogs_total` counts a lot's (returns to vendor left out)"
+    )
+    vendor_returns: VendorReturnFigures = Field(description="returns to vendor, not in cogs")
+
+
+class CogsItem(CogsFigures):
+    """One item's figures of the period."""
+
+    lic: str
+    description: str
+    uom: str
+
+
+class CogsPeriod(Out):
+    """The cost of goods sold of a period (R10, R16): the COGS entries dated in it, summed by
+    item and in all. The sum over every date of an item's entries in lots is its lots'
+    `cogs_total` added up."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: dt.date = Field(alias="from", description="the period's first day")
+    to: dt.date = Field(description="its last day")
+    lic: str | None = Field(description="the item asked for (null: every item)")
+    total: CogsFigures = Field(description=f"every item's entries {_IN_PERIOD}")
+    items: list[CogsItem] = Field(
+        description=f"by LIC, each item with an entry or a return to vendor {_IN_PERIOD}"
+    )
+
+
 class Health(Out):
     status: str
     database: str
