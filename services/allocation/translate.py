@@ -131,6 +131,7 @@ def _(m: c.AllocateLine) -> d.Command:
         serial_lots=tuple(m.serial_lots.items()),
         refusal=None if m.refusal is None else _line_refusal(m.refusal),
         min_shelf_life_days=m.min_shelf_life_days,
+        reference=m.reference,
     )
 
 

@@ -85,8 +85,9 @@
   `problem`; the phase settles `allocation_failed` listing the problem, with the line among
   `allocated_lines`, and the line can ship. A line is failed only when nothing stands. A
   resend that changes the terms an allocation ships on (office, kind, ship date,
-  counterparty) releases the lines' allocations first, so none stands on the old terms; one
-  that changes a line's minimum shelf life (R9) releases that line's first, alike.
+  counterparty, a vendor return's reference) releases the lines' allocations first, so none
+  stands on the old terms; one that changes a line's minimum shelf life (R9) releases that
+  line's first, alike.
 - A line keeps its minimum shelf life (the request line's, else the request's; 0 on a vendor
   return, which ships what it names): every AllocateLine of the line carries it, a picks
   update's too.
@@ -861,6 +862,7 @@ class _Draft:
             picks=ready.picks,
             refusal=refusal,
             min_shelf_life_days=line.min_shelf_life_days,
+            reference=_return_reference(self.base),
         )
         self.send(command, "allocate" if refusal is None else "refuse")
         self.lines[line.line_no] = replace(
@@ -1159,9 +1161,22 @@ def _closed(shipment: Shipment, why: str, line: Line | None = None) -> Problem:
     )
 
 
-def _terms(shipment: Shipment) -> tuple[str, str, date, str | None]:
+def _terms(shipment: Shipment) -> tuple[str, str, date, str | None, str | None]:
     """What an AllocateLine carries from the shipment, and allocation ships the line on."""
-    return (shipment.office, shipment.kind, shipment.ship_on, shipment.counterparty)
+    return (
+        shipment.office,
+        shipment.kind,
+        shipment.ship_on,
+        shipment.counterparty,
+        _return_reference(shipment),
+    )
+
+
+def _return_reference(shipment: Shipment) -> str | None:
+    """The reference a line's AllocateLine carries: a vendor return's (its PO, whose lots
+    alone a line without picks takes, R14). None on a sale, whose reference is the
+    customer's order: no stock is told apart by it."""
+    return shipment.reference if shipment.kind == "vendor_return" else None
 
 
 def _reopenable(shipment: Shipment) -> bool:

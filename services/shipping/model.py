@@ -300,7 +300,9 @@ Answer = Allocated | Released | Shipped | Rejected
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Allocate:
     """Allocate a line with its picks; or, with `refusal`, have allocation record the problem
-    shipping found with them (answered `Rejected` with it, the item locked: R2)."""
+    shipping found with them (answered `Rejected` with it, the item locked: R2). `reference`:
+    a vendor return's (its PO), whose lots alone a line without picks takes (R14); None on a
+    sale."""
 
     command_id: str
     shipment_id: str
@@ -314,6 +316,7 @@ class Allocate:
     picks: Picks
     refusal: Problem | None = None
     min_shelf_life_days: int = 0
+    reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

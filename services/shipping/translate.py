@@ -146,6 +146,7 @@ def _(cmd: model.Allocate) -> c.AllocateLine:
         serial_lots=dict(cmd.picks.serial_lots),
         refusal=None if cmd.refusal is None else _refusal(cmd.refusal),
         min_shelf_life_days=cmd.min_shelf_life_days,
+        reference=cmd.reference,
     )
 
 

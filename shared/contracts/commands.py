@@ -147,6 +147,12 @@ class AllocateLine(Message):
         description="a sale of a perishable item takes only lots expiring at least this many "
         "days after ship_on (R9; 0: a lot expiring on ship_on still ships); ignored otherwise",
     )
+    reference: Identifier | None = Field(
+        default=None,
+        description="a vendor return's reference (its PO): a line without picks takes stock "
+        "only from the inventory lots of that reference (a receipt's `reference`, else its "
+        "shipment_id) (R14); None: from any lot. Ignored on a sale",
+    )
 
 
 class ReleaseLine(Message):

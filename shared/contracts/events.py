@@ -155,7 +155,11 @@ class AdjustmentWarning(Model):
     `lot_id` and `office`: what it concerns, where they apply (else null)."""
 
     code: Literal[
-        "SERIAL_WAS_SHIPPED", "STOCK_IN_NO_LOT", "LOT_EXPIRED_ON_ADJUSTMENT", "ESTIMATED_COST"
+        "SERIAL_WAS_SHIPPED",
+        "STOCK_IN_NO_LOT",
+        "LOT_EXPIRED_ON_ADJUSTMENT",
+        "ESTIMATED_COST",
+        "UNIT_COST_NOT_USED",
     ] = Field(
         description="SERIAL_WAS_SHIPPED: a beginning balance names a serial last shipped to a"
         " customer (or returned to a vendor); it is in stock again, but the sale's usage stands"
@@ -165,7 +169,9 @@ class AdjustmentWarning(Model):
         " likely a mistyped office). LOT_EXPIRED_ON_ADJUSTMENT: a beginning balance of a"
         " perishable manufacturer lot expiring before adjusted_on (one expiring that very day"
         " is not expired). ESTIMATED_COST: a beginning balance without unit_cost, costed at"
-        " the item's estimated unit cost",
+        " the item's estimated unit cost. UNIT_COST_NOT_USED: a count or loss put units back"
+        " into an existing inventory lot (reversing their usage, R11) at the lot's cost, not"
+        " the unit_cost it named (a beginning_balance is what adds stock at a cost named)",
     )
     message: Text = Field(
         description="a sentence saying what happened, with the numbers, and what can be done"

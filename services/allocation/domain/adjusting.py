@@ -86,6 +86,8 @@ def adjust(draft: Draft, cmd: AdjustStock) -> tuple[InventoryAdjusted]:
             moved = _remove(draft, item, cmd)
         else:
             moved, warnings = _put_back(draft, item, cmd)
+            # Units put back into lots took each lot's cost, not a unit_cost the clerk gave.
+            warnings = [*warn.unit_cost_not_used(item, cmd, moved), *warnings]
     draft.lock_item()
     return (
         InventoryAdjusted(

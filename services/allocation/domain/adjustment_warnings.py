@@ -17,6 +17,10 @@ and what to do about it; none refuses anything.
   is good through it, and a sale shipping that day still takes it, R9).
 - `ESTIMATED_COST`: a beginning balance without `unit_cost`, costed at the item's estimated
   unit cost (R16 has no purchase order to correct it later).
+- `UNIT_COST_NOT_USED`: a count or loss that adds, naming a `unit_cost`, put units back into
+  existing inventory lots: that reverses their usage at each lot's own cost (R11), so the cost
+  named was not used for them (the unallocated rest of a plain item, R12, does take it). One per
+  inventory lot whose cost differs; a beginning balance is what adds stock at a cost named.
 
 At most `MAX_WARNINGS` are listed per adjustment, the last saying how many more there are (a
 beginning balance of 100,000 serials that all were shipped once must not make a huge answer).
@@ -25,14 +29,17 @@ beginning balance of 100,000 serials that all were shipped once must not make a 
 from __future__ import annotations
 
 from dataclasses import replace
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.model import (
+    EXACT,
+    ZERO,
     AdjustmentWarning,
     AdjustStock,
     InventoryLot,
     Item,
+    LotMovement,
     SerialStatus,
     Unit,
 )
@@ -245,6 +252,60 @@ def stock_in_no_lot(
             f"{no_sale}: to make {them} sellable, {remedy}."
         )
     return AdjustmentWarning(code="STOCK_IN_NO_LOT", message=said, office=office)
+
+
+def unit_cost_not_used(
+    item: Item, cmd: AdjustStock, moved: tuple[LotMovement, ...]
+) -> list[AdjustmentWarning]:
+    """`UNIT_COST_NOT_USED` for each inventory lot a count or loss adding units with a
+    `unit_cost` put some back into at another cost: putting back reverses usage at the lot's
+    own cost (R11), so the clerk's cost went unused for them. Units in no lot (a plain item's
+    rest, R12) took the cost named: not warned of. Costs equal in value (5 and 5.00): none."""
+    given = cmd.unit_cost
+    if given is None or cmd.kind == "beginning_balance" or cmd.quantity <= 0:
+        return []
+    by_lot: dict[str, list[LotMovement]] = {}
+    for m in moved:
+        if m.lot_id is not None and m.quantity > 0 and m.unit_cost != given:
+            by_lot.setdefault(m.lot_id, []).append(m)
+    return [_cost_not_used(item, cmd, given, lot_id, rows) for lot_id, rows in by_lot.items()]
+
+
+def _cost_not_used(
+    item: Item, cmd: AdjustStock, given: Decimal, lot_id: str, rows: list[LotMovement]
+) -> AdjustmentWarning:
+    # One lot, one cost: every movement into it carries the lot's unit cost.
+    cost, kind, office = rows[0].unit_cost, cmd.kind, cmd.office
+    quantity = sum((m.quantity for m in rows), ZERO)
+    with localcontext(EXACT):
+        booked, meant = quantity * cost, quantity * given
+    one = quantity == 1
+    units = f"{number(quantity)} unit{'' if one else 's'}"
+    mfr_lots = sorted({m.mfr_lot for m in rows if m.mfr_lot is not None})
+    serials = [m.serial for m in rows if m.serial is not None]
+    which = []
+    if mfr_lots:
+        which.append(f"manufacturer lot{'' if len(mfr_lots) == 1 else 's'} {listed(mfr_lots)}")
+    if serials:
+        which.append(f"serial{'' if len(serials) == 1 else 's'} {listed(serials)}")
+    named = f" ({'; '.join(which)})" if which else ""
+    message = (
+        f"this {kind} put {units} of {item.lic}{named} back into inventory lot {lot_id} at "
+        f"office {office} at the lot's cost, {number(cost)} each, not the unit_cost given, "
+        f"{number(given)}: {number(booked)} was booked for {'it' if one else 'them'}, not "
+        f"{number(meant)}. A {kind} putting back units reverses their usage at the lot's cost "
+        f"(R11). To add stock at {number(given)}, send a beginning_balance, which makes a new "
+        "lot at the cost it names."
+    )
+    return AdjustmentWarning(
+        code="UNIT_COST_NOT_USED",
+        message=message,
+        serial=serials[0] if len(serials) == 1 else None,
+        mfr_lot=mfr_lots[0] if len(mfr_lots) == 1 else None,
+        expires_on=rows[0].expires_on if len(mfr_lots) == 1 else None,
+        lot_id=lot_id,
+        office=office,
+    )
 
 
 def _elsewhere(draft: Draft, office: str) -> list[str]:

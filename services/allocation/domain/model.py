@@ -552,6 +552,8 @@ class AllocateLine:
     that refusal (and R2 locks the item, as for any refused line). `min_shelf_life_days`: a
     sale of a perishable item takes only lots expiring at least that many days after
     `ship_on` (R9; 0: today's rule, a lot expiring on the ship date still ships).
+    `reference`: a vendor return's PO: without picks, it takes only the inventory lots whose
+    `reference` is that (R14); None (and on a sale): any lot.
     """
 
     message_id: str
@@ -568,6 +570,7 @@ class AllocateLine:
     serial_lots: tuple[tuple[str, str], ...] = ()
     refusal: LineRefusal | None = None
     min_shelf_life_days: int = 0
+    reference: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -797,7 +800,11 @@ class LineShipped:
 
 
 AdjustmentWarningCode = Literal[
-    "SERIAL_WAS_SHIPPED", "STOCK_IN_NO_LOT", "LOT_EXPIRED_ON_ADJUSTMENT", "ESTIMATED_COST"
+    "SERIAL_WAS_SHIPPED",
+    "STOCK_IN_NO_LOT",
+    "LOT_EXPIRED_ON_ADJUSTMENT",
+    "ESTIMATED_COST",
+    "UNIT_COST_NOT_USED",
 ]
 
 

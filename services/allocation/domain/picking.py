@@ -24,11 +24,17 @@
   (`Need.skip_held`); a sale naming it is refused, saying which quarantine holds it
   (`Need.refuse_held`): a lot `INSUFFICIENT_STOCK`, a serial `SERIAL_NOT_AVAILABLE`. Both are
   set only while the LIC has a quarantine, so without one nothing is looked at.
+- A return to vendor with a reference (its PO, `Need.reference`) takes automatic picks only
+  from the inventory lots of that reference (a receipt's `reference`, else its shipment id),
+  in the same order, so it is booked at that PO's cost and counted against it (R14, R16). Named
+  picks are taken as named: the clerk chose the stock (a named manufacturer lot is not
+  narrowed, so a vendor return whose reference is no PO, an RMA number say, still takes it).
 - Not enough stock refuses the whole line (`INSUFFICIENT_STOCK`, requested vs available):
   there is no partial allocation. An automatic pick's refusal (`shortfall`) says what the
-  office's free stock is, in the numbers `GET /items` gives: available, then how much more has
-  too little shelf life, expired by the ship date, or is in quarantine, then how much was
-  counted in beyond any lot (R12: unallocated stock, which no shipment takes, with how to put
+  office's free stock is, in the numbers `GET /items` gives: available (a vendor return with
+  a reference: in that reference's lots, then how much more is in other lots), then how much
+  more has too little shelf life, expired by the ship date, or is in quarantine, then how much
+  was counted in beyond any lot (R12: unallocated stock, which no shipment takes, with how to put
   it in a lot) (each only where there is some; together, all the free stock), and, at an
   office that never had a lot or unallocated stock of the item (a mistyped office), which
   offices have stock of it. A named lot's refusal (`_short_named`: a sale, a return to vendor)
@@ -83,6 +89,9 @@ class Need:
     quarantine)."""
     refuse_held: bool = False
     """Named picks of quarantined stock are refused (a sale, while the LIC has a quarantine)."""
+    reference: str | None = None
+    """Automatic picks take only the inventory lots whose `reference` is this (a vendor
+    return's PO, R14); None: any lot."""
     # The earliest expiry a lot may have, worked out once: with no shelf life required the
     # check per lot is the ship date's, as it always was, at no extra cost.
     fresh_from: date = field(init=False)
@@ -127,6 +136,8 @@ def _automatic(
     what = f"item {need.item.lic} at office {need.office}"
     if need.item.serialized:
         units = free_units(draft, need)
+        if need.reference is not None:
+            units = [u for u in units if _of_reference(draft, need, u.lot_id)]
         if need.fresh_only:
             units = [u for u in units if not need.expired(_row(draft, u))]
         if need.skip_held:
@@ -138,20 +149,31 @@ def _automatic(
     else:
         lots = draft.lots_at(need.office, stocked=True)
         sources = [(lot.lot_id, None, lot.free) for lot in lots if lot.free > 0]
+    if need.reference is not None:
+        sources = [s for s in sources if _of_reference(draft, need, s[0])]
     if need.skip_held:
         sources = [s for s in sources if holding(draft, s[0], s[1]) is None]
     return _fill(quantity, sources, what, asked)
+
+
+def _of_reference(draft: Draft, need: Need, lot_id: str) -> bool:
+    """Whether the inventory lot is one of `need.reference`'s (R14)."""
+    return draft.lots[lot_id].reference == need.reference
 
 
 @dataclass(slots=True)
 class FreeStock:
     """The free stock (on hand − allocated) at an office, by why an automatic pick for a
     `Need` may take it or not. Each unit is in one part, so together they are all of it:
-    `available` + `short_dated` + `expired` is what `GET /items` counts available,
-    `in_quarantine` its quarantined stock not allocated, and `unallocated` its unallocated."""
+    `available` + `other_lots` + `short_dated` + `expired` is what `GET /items` counts
+    available, `in_quarantine` its quarantined stock not allocated, and `unallocated` its
+    unallocated."""
 
     available: Decimal = ZERO
-    """Takeable: fresh enough, not held."""
+    """Takeable: fresh enough, not held, in a lot of the reference if one is required."""
+    other_lots: Decimal = ZERO
+    """In inventory lots of another reference than the vendor return's (`Need.reference`),
+    whatever else holds it: a return without the reference would take it."""
     short_dated: Decimal = ZERO
     """Not expired on the ship date, but with less shelf life left than required."""
     expired: Decimal = ZERO
@@ -179,7 +201,9 @@ def free_stock(draft: Draft, need: Need) -> FreeStock:
     for lot_id, mfr_lot, free, row in sources:
         if free <= 0:
             continue
-        if need.skip_held and holding(draft, lot_id, mfr_lot) is not None:
+        if need.reference is not None and not _of_reference(draft, need, lot_id):
+            stock.other_lots += free
+        elif need.skip_held and holding(draft, lot_id, mfr_lot) is not None:
             stock.in_quarantine += free
         elif need.fresh_only and row is not None and row.expired_on(need.ship_on):
             stock.expired += free
@@ -196,16 +220,22 @@ def free_stock(draft: Draft, need: Need) -> FreeStock:
 
 def shortfall(draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None = None) -> Refusal:
     """INSUFFICIENT_STOCK for an automatic pick short of stock: requested, available (with the
-    shelf life required, if any), then each part of the free stock it could not take, where
-    there is some: "and 3 more with less", "and 40 more expired by 2026-11-25" (the ship
-    date), "and 150 more in quarantine", and last the office's unallocated stock (R12), which
-    no shipment takes, with how to put it in a lot. An office with no lot and no unallocated
-    stock of the item, while others have stock, names those (a mistyped office: "none at
-    office MIAN; the item has stock at office MAIN")."""
+    shelf life required, if any; a vendor return's reference, if one), then each part of the
+    free stock it could not take, where there is some: "and 20 more in other lots: leave
+    reference out to return any", "and 3 more with less", "and 40 more expired by 2026-11-25"
+    (the ship date), "and 150 more in quarantine", and last the office's unallocated stock
+    (R12), which no shipment takes, with how to put it in a lot. An office with no lot and no
+    unallocated stock of the item, while others have stock, names those (a mistyped office:
+    "none at office MIAN; the item has stock at office MAIN")."""
     stock = free_stock(draft, need)
     which = ""
     if need.fresh_only and need.min_shelf_life_days and need.item.track_mfr_lot:
         which = f" with at least {_days(need.min_shelf_life_days)} of shelf life left"
+    if need.reference is not None:
+        which += f" in the lots of {need.reference} (the return's reference)"
+        if stock.other_lots:
+            others = number(stock.other_lots)
+            which += f", and {others} more in other lots: leave reference out to return any"
     for more, kind in (
         (stock.short_dated, "with less"),
         (stock.expired, f"expired by {need.ship_on}"),

@@ -10,7 +10,8 @@
 - A shipped line is final: allocating, releasing or shipping it again is `UNKNOWN_SHIPMENT`
   ("no open allocation"), as is any line never allocated.
 - Vendor returns (R14) must name lots (lot-tracked) or serials (serialized); plain items are
-  taken FIFO. Shipping one removes the stock: units become RETURNED_TO_VENDOR.
+  taken FIFO, only from the lots of the return's reference (its PO) when it has one
+  (`Need.reference`). Shipping one removes the stock: units become RETURNED_TO_VENDOR.
 - A line of an item both lot-tracked and serialized may name serials and manufacturer lots
   together: the serials decide the units, and each named lot must be at the office
   (`LOT_NOT_FOUND`) and name as many units as the named serials hold in it
@@ -124,6 +125,7 @@ def choose(draft: Draft, item: Item, cmd: AllocateLine, quantity: Decimal) -> li
         min_shelf_life_days=cmd.min_shelf_life_days,
         skip_held=quarantines,
         refuse_held=quarantines and cmd.kind == "sale",
+        reference=cmd.reference if cmd.kind == "vendor_return" else None,
     )
     # Named picks may cover part of the line: it is then allocated as far as named and left
     # incomplete, and shipping refuses to ship it until picks cover it (R8). Serials decide
