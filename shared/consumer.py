@@ -15,6 +15,10 @@ decides the same way as the first delivery. One whose record key is not its docu
 processed all the same, and counted and logged once committed (`_check_key`).
 Then wake the outbox relay. Offsets go to Kafka about once a second, off the hot path: only a
 hint for lag monitoring, since on assignment we seek to the offsets stored in Postgres.
+Every LAG_EVERY_SECONDS, also off the hot path, the consumer publishes its own lag (the
+partitions' end offsets, asked of the broker, minus its positions) and how long it has been
+stalled behind it (`_watch_lag`), so a consumer stuck with work waiting (its database down, a
+batch retried, a hung handler) is told from one with nothing to do.
 
 Errors, mapped to acknowledgement here and nowhere else:
   - invalid bytes: dead-lettered, acknowledged, the partition moves on;
@@ -46,7 +50,7 @@ from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import ErrorDetails, PydanticUndefined
 
@@ -102,6 +106,25 @@ BATCH_SECONDS = Histogram(
     "Time to process one batch (consumer: the service's Kafka consumer)",
     ["consumer"],
 )
+LAG = Gauge(
+    "lotline_consumer_lag_records",
+    "Records behind, per assigned partition: the partition's end offset (asked of the broker "
+    "every few seconds) minus the consumer's next offset (committed to PostgreSQL with its last "
+    "batch, or the stored one it sought to on assignment; records it passes over unread count "
+    "as read). consumer: the service's Kafka consumer. Removed when the partition is revoked",
+    ["consumer", "topic", "partition"],
+)
+STALLED = Gauge(
+    "lotline_consumer_stalled_seconds",
+    "While any of the consumer's partitions lags: seconds since it last committed a batch "
+    "(or was last seen caught up); 0 when caught up. Lag > 0 with this growing: stuck "
+    "(database down, a batch retried, a hung handler); lag 0: idle",
+    ["consumer"],
+)
+# How often the lag is measured, and how long a measurement waits for the broker's answer
+# (past it, the round is skipped: logged, the gauges keep their last values).
+LAG_EVERY_SECONDS = 5.0
+LAG_ASK_SECONDS = 5.0
 # How much of a dead-lettered record's key, message id and JSON its log line reads or keeps.
 LOG_KEY_BYTES = 200
 LOG_ID_CHARS = 200
@@ -307,6 +330,16 @@ class TransactionalConsumer:
         self._in_flight = 0
         self.idle_since = 0.0
         self._hint_interval = 1.0
+        self._lag_task: asyncio.Task[None] | None = None
+        self._lag_interval = LAG_EVERY_SECONDS
+        # Since when (monotonic) the consumer has not moved on: its last commit, or the last
+        # round that found it caught up (else an idle hour would read as an hour stalled the
+        # moment a record arrives). Partitions whose lag label set is shown; whether any lagged
+        # at the last answer.
+        self._progressed_at = time.monotonic()
+        self._shown: set[tuple[str, int]] = set()
+        self._lagging = False
+        self._lag_known = True
         self.processed = 0
         # Per topic, per outcome: its route's counters, made once (and shown at 0 from the start).
         self._counted = {
@@ -370,6 +403,7 @@ class TransactionalConsumer:
         if not assigned:
             return
         self._assigned.update((tp.topic, tp.partition) for tp in assigned)
+        self._ensure_lag_task()
         async with self._claiming:
             await self._claim(assigned)
 
@@ -437,6 +471,7 @@ class TransactionalConsumer:
             self._assigned.discard((tp.topic, tp.partition))
             self._epochs.pop((tp.topic, tp.partition), None)
             self._next.pop((tp.topic, tp.partition), None)
+        self._hide_lag({(tp.topic, tp.partition) for tp in revoked})
 
     # -- processing -------------------------------------------------------------------------
 
@@ -458,6 +493,7 @@ class TransactionalConsumer:
         records: tuple[ConsumerRecord, ...] = msg.raw_message
         started = time.perf_counter()
         self._ensure_hint_task()
+        self._ensure_lag_task()
         unclaimed = {
             (r.topic, r.partition)
             for r in records
@@ -472,6 +508,7 @@ class TransactionalConsumer:
             # behind until the next wanted record; after a restart these are passed over again.
             for key, offset in _next_offsets(fresh).items():
                 self._next[key] = offset
+            self._progressed_at = time.monotonic()
             self.processed += len(fresh)
             self._count_passed_over(fresh)
             fresh = []
@@ -541,16 +578,119 @@ class TransactionalConsumer:
         gone never answers (aiokafka looks for the group coordinator forever): the hint is
         only a hint, the positions are stored in Postgres."""
         self._closed = True
-        if self._hint_task is not None:
-            self._hint_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._hint_task
+        for task in (self._hint_task, self._lag_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        # A stopped consumer reports no lag: its partitions go to another process's.
+        self._hide_lag(set(self._shown))
+        with contextlib.suppress(KeyError):
+            STALLED.remove(self.name)
         try:
             await asyncio.wait_for(self.commit_hints(), patience)
         except TimeoutError:
             log.warning("consumer.last_hint_abandoned", consumer=self.name, after=patience)
             return False
         return True
+
+    # -- lag: records behind and time stalled, off the hot path ----------------------------------
+
+    def _ensure_lag_task(self) -> None:
+        # Only for a consumer subscribed on a broker (none without one to ask), never once closed.
+        if self._closed or self._subscriber is None:
+            return
+        if self._lag_task is None or self._lag_task.done():
+            self._lag_task = asyncio.create_task(self._watch_lag(), name=f"lag-{self.name}")
+
+    async def _watch_lag(self) -> None:
+        """Measure the lag every `_lag_interval` seconds until cancelled. A round the broker
+        does not answer is logged (once, until one answers again) and skipped: the lag gauges
+        keep their last values and the stalled time goes on from the last known lag."""
+        while True:
+            try:
+                await self.measure_lag()
+                if not self._lag_known:
+                    log.info("consumer.lag_known", consumer=self.name)
+                self._lag_known = True
+            except Exception as exc:
+                if self._lag_known:
+                    log.info("consumer.lag_unknown", consumer=self.name, error=repr(exc))
+                self._lag_known = False
+                self._update_stalled()
+            await asyncio.sleep(self._lag_interval)
+
+    async def measure_lag(self) -> dict[tuple[str, int], int]:
+        """Records behind per assigned partition (end offset minus position), set on the
+        gauges with the stalled time; raises when the broker does not answer within
+        LAG_ASK_SECONDS. Asks the broker only: a database outage does not blind it."""
+        consumer = self._subscriber.consumer if self._subscriber is not None else None
+        lag: dict[tuple[str, int], int] = {}
+        if consumer is not None and self._assigned:
+            ends, known = await asyncio.wait_for(
+                self._broker_offsets(consumer, sorted(self._assigned)), LAG_ASK_SECONDS
+            )
+            # Read after the broker answered, as they stand now: partitions revoked meanwhile
+            # are left out, positions that moved on count.
+            ends = {k: v for k, v in ends.items() if k in self._assigned}
+            positions = {
+                k: max(known.get(k, 0), self._next.get(k, 0) if k in self._epochs else 0)
+                for k in ends
+            }
+            lag = records_behind(ends, positions)
+        for (topic, partition), behind in lag.items():
+            LAG.labels(self.name, topic, str(partition)).set(behind)
+        self._hide_lag(self._shown - set(lag))
+        self._shown = set(lag)
+        self._lagging = any(lag.values())
+        self._update_stalled()
+        return lag
+
+    async def _broker_offsets(
+        self, consumer: Any, partitions: Sequence[tuple[str, int]]
+    ) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+        """The partitions' end offsets (one request for all), and where each partition not
+        claimed yet stands (its claim failed or is running: the database did not answer), as
+        the broker knows: the group's committed offset hint, else the partition's beginning."""
+        tps = [TopicPartition(t, p) for t, p in partitions]
+        answered = await consumer.end_offsets(tps)
+        # The embedded broker answers a partition's end as its last batch's first offset + 1, a
+        # batch short when that batch holds several records; the high watermark its answer to
+        # our last fetch of the partition carried is exact, if older (none fetched while
+        # records read wait to be handled). The later of the two.
+        ends = {(tp.topic, tp.partition): max(answered[tp], _highwater(consumer, tp)) for tp in tps}
+        unclaimed = [tp for tp in tps if (tp.topic, tp.partition) not in self._epochs]
+        known: dict[tuple[str, int], int] = {}
+        if unclaimed:
+            hints = await asyncio.gather(*(consumer.committed(tp) for tp in unclaimed))
+            for tp, hint in zip(unclaimed, hints, strict=True):
+                if hint:
+                    known[(tp.topic, tp.partition)] = hint
+        # A position of 0 (none stored) may be before the first record the broker still holds.
+        start = [
+            tp
+            for tp in tps
+            if not known.get((tp.topic, tp.partition))
+            and not self._next.get((tp.topic, tp.partition))
+        ]
+        if start:
+            first = await consumer.beginning_offsets(start)
+            for tp, offset in first.items():
+                known[(tp.topic, tp.partition)] = offset
+        return ends, known
+
+    def _update_stalled(self) -> None:
+        """Set the stalled gauge from the last known lag; caught up, that is progress too."""
+        now = time.monotonic()
+        if not self._lagging:
+            self._progressed_at = now  # caught up: nothing was waiting on it
+        STALLED.labels(self.name).set(now - self._progressed_at if self._lagging else 0.0)
+
+    def _hide_lag(self, partitions: set[tuple[str, int]]) -> None:
+        for topic, partition in partitions & self._shown:
+            with contextlib.suppress(KeyError):
+                LAG.remove(self.name, topic, str(partition))
+        self._shown -= partitions
 
     async def abandon_broker(self) -> None:
         """Close the Kafka consumer's connections at once: its requests to a broker that does
@@ -755,6 +895,7 @@ class TransactionalConsumer:
             os.kill(os.getpid(), signal.SIGKILL)
         for key, offset in next_offsets.items():
             self._next[key] = offset
+        self._progressed_at = time.monotonic()
         self._relay.wake()
         self.processed += len(records)
         BATCHES.labels(self.name).inc()
@@ -1208,6 +1349,24 @@ def _type_header(record: ConsumerRecord) -> str | None:
             # type: the record is parsed, as one without the header is, never passed over.
             return None if value is None else bytes(value).decode("utf-8", "replace")
     return None
+
+
+def _highwater(consumer: Any, tp: TopicPartition) -> int:
+    """The partition's high watermark as the consumer's last fetch of it answered (0: none
+    yet, or no longer assigned)."""
+    try:
+        return int(consumer.highwater(tp) or 0)
+    except Exception:  # aiokafka asserts the partition is assigned
+        return 0
+
+
+def records_behind(
+    ends: dict[tuple[str, int], int], positions: dict[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
+    """Per partition, how many records lie between its position and its end offset (never
+    below 0: the position may have moved past an end asked a moment before). A partition
+    without a position counts from 0."""
+    return {key: max(0, end - max(positions.get(key, 0), 0)) for key, end in ends.items()}
 
 
 def _next_offsets(records: Sequence[ConsumerRecord]) -> dict[tuple[str, int], int]:

@@ -1127,6 +1127,7 @@ async def test_a_committed_refusal_counts_and_logs_once_and_a_rolled_back_one_ne
         "reason_code": "TRACKING_LOCKED",
         "reason": "A: tracking is locked",
         "offending": "A",
+        "command_id": "m1",
         "lic": "A",
     }
 
