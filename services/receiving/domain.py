@@ -685,6 +685,8 @@ class _LineCheck:
                     self.add(ReasonCode.SERIAL_REQUIRED, need, item.lic)
                 return None
             if item.next_serial:
+                if self._serial_run_into_lot(scans):
+                    return None
                 self.generate = True
                 return ()
             need = (
@@ -702,6 +704,25 @@ class _LineCheck:
                 self.add(code, need, f"{len(serials)} != {quantity}")
             return None
         return serials
+
+    def _serial_run_into_lot(self, scans: Sequence[Scan]) -> bool:
+        """R5, R6: a scan without AI (21) whose lot holds "21" and more likely ran its serial
+        into the lot (its group separator lost): taking serials from the Next Serial would
+        receive the unit under another serial than its label's, and its lot under a wrong
+        name. Refused `INVALID_BARCODE` naming the scan; True when one was."""
+        for scan in scans:
+            hint = None if scan.serial is not None else separator_hint(scan, "21")
+            if hint is not None:
+                said = f"scan {shown(scan.raw)} carries no serial (AI 21): it reads {read_as(scan)}"
+                self.add(
+                    ReasonCode.INVALID_BARCODE,
+                    f"{said}; {hint}, so the item's Next Serial would give the unit another"
+                    " serial than its label's. Have the scanner send the group separator and"
+                    " scan again, or type the serials",
+                    scan.raw,
+                )
+                return True
+        return False
 
     def _scanned_without_serial(self, scans: Sequence[Scan], code: ReasonCode, need: str) -> bool:
         """R5: a scan without AI (21) is the likeliest cause of a serialized line short of

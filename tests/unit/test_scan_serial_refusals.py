@@ -188,3 +188,25 @@ def test_r3_a_listed_scanned_lot_with_its_own_serial_is_received() -> None:
     scan = f"(01)09506000134352(17){date(2027, 1, 31):%y%m%d}(10)A21B(21)V1"
     (command,) = accepted(line("VAX", 1, lots=[lot("A21B", 1, JAN)], scans=[scan]))
     assert command.serials == ("V1",)
+
+
+def test_r6_a_scan_whose_lot_swallowed_the_serial_takes_no_next_serial() -> None:
+    """R5, R6: an item with a Next Serial takes it for a line naming no serials; but a scan
+    whose lot likely holds its serial (the separator lost) would be received under a made-up
+    serial and a wrong lot name: refused INVALID_BARCODE naming the scan. A label without a
+    serial, and the same label with its separator, still take the Next Serial and the serial
+    scanned."""
+    problem = only(refused(line("CAM-NS", 1, scans=[RUN_ON])))
+    assert (problem.reason_code, problem.offending) == (ReasonCode.INVALID_BARCODE, RUN_ON)
+    assert problem.reason == (
+        f"scan {RUN_ON} carries no serial (AI 21): it reads GTIN 00300123456785, manufacturer "
+        "lot LOTD21D0012 and expiry date 2027-12-31; manufacturer lot LOTD21D0012 as scanned "
+        "may hold the serial: a scanner that drops the group separator (GS, FNC1) after the lot "
+        "runs AI 21 into it, so the item's Next Serial would give the unit another serial than "
+        "its label's. Have the scanner send the group separator and scan again, or type the "
+        "serials"
+    )
+    (generated,) = accepted(line("CAM-NS", 1, scans=[PRODUCT]))
+    assert generated.generate_serials and generated.serials == ()
+    (scanned,) = accepted(line("CAM-NS", 1, scans=[SEPARATED]))
+    assert scanned.serials == ("D0012",)
