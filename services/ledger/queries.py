@@ -160,15 +160,18 @@ WITH g AS (
            coalesce(-sum(stock_change) FILTER (WHERE stock_change < 0), 0) AS quantity_out,
            coalesce(sum(cost) FILTER (WHERE stock_change > 0), 0) AS cost_in,
            coalesce(sum(cost) FILTER (WHERE stock_change < 0), 0) AS cost_out,
+           coalesce(sum(cost) FILTER (WHERE event_type = 'cost_change'), 0) AS revaluation,
            min(occurred_on) AS first_date, max(occurred_on) AS last_date
     FROM transactions WHERE document = $1 GROUP BY lic, event_type, counterparty
 )
 SELECT t.*, i.description, i.uom, coalesce(u.usage_cost, 0) AS usage_cost,
-       coalesce(u.usage_cost_reconciled, 0) AS usage_cost_reconciled
+       coalesce(u.usage_cost_reconciled, 0) AS usage_cost_reconciled,
+       coalesce(r.reconciliation, 0) AS reconciliation
 FROM (
     SELECT lic, sum(record_count)::bigint AS record_count, sum(quantity_in) AS quantity_in,
            sum(quantity_out) AS quantity_out, sum(cost_in) AS cost_in,
-           sum(cost_out) AS cost_out, min(first_date) AS first_date,
+           sum(cost_out) AS cost_out, sum(revaluation) AS revaluation,
+           min(first_date) AS first_date,
            max(last_date) AS last_date, array_agg(DISTINCT event_type) AS event_types,
            array_agg(DISTINCT counterparty) FILTER (WHERE counterparty IS NOT NULL)
              AS counterparties
@@ -181,6 +184,15 @@ LEFT JOIN (
     FROM usage AS u LEFT JOIN LATERAL ({_RECONCILIATIONS}) AS r ON true
     WHERE u.document = $1 GROUP BY u.lic
 ) AS u ON u.lic = t.lic
+LEFT JOIN (
+    -- A PO's closings' reconciliation entries, through its purchase lots (lots_by_reference,
+    -- then each lot's entries: cogs_by_lot); none for a document that is no PO.
+    SELECT c.lic, sum(c.amount) AS reconciliation
+    FROM lots AS l JOIN cogs AS c ON c.lot_id = l.lot_id
+    WHERE l.reference = $1 AND l.kind = 'purchase' AND c.po = $1
+      AND c.kind IN ('reconciliation', 'vendor_return_reconciliation')
+    GROUP BY c.lic
+) AS r ON r.lic = t.lic
 ORDER BY t.lic
 """
 
@@ -805,6 +817,8 @@ async def document(
                 "cost_out",
                 "usage_cost",
                 "usage_cost_reconciled",
+                "revaluation",
+                "reconciliation",
             )
         }
     head = DocumentRecords(

@@ -655,6 +655,18 @@ _IN = "into stock (the positive stock changes: received, returned by customers, 
 _OUT = "out of stock (the negative stock changes: shipped, returned to vendor, written off)"
 
 
+_REVALUATION = (
+    "a PO's (the document id a PO): what its closings changed the value of its lots' stock on"
+    " hand by (R16: each lot's units still in it × the cost difference)"
+)
+_RECONCILIATION = (
+    "a PO's: the COGS reconciliation entries its closings wrote for the usage of its lots"
+    " (`reconciliation` and `vendor_return_reconciliation`, dated as they were entered);"
+    " revaluation + reconciliation is the closings' whole variance, the journal of closing"
+    " the PO at its actual cost. 0 for a document that is no PO"
+)
+
+
 class DocumentItem(Out):
     """One item of a document: its records summed up. Records that move no stock
     (allocations, releases, quarantines, cost changes) count in neither way."""
@@ -675,6 +687,11 @@ class DocumentItem(Out):
         description="its usage records at their reconciled cost (each `usage`'s"
         " reconciled_cost added up): usage_cost plus what its POs' closings reconciled (R16)"
     )
+    revaluation: Num = Field(
+        default=Decimal(0),
+        description=f"{_REVALUATION}: the cost of its cost_change records added up",
+    )
+    reconciliation: Num = Field(default=Decimal(0), description=_RECONCILIATION)
 
 
 class WarningOut(Out):
@@ -710,6 +727,8 @@ class DocumentRecords(Out):
     usage_cost_reconciled: Num = Field(
         description="its usage records at their reconciled cost, every item's"
     )
+    revaluation: Num = Field(default=Decimal(0), description=f"{_REVALUATION}, every item's")
+    reconciliation: Num = Field(default=Decimal(0), description=f"{_RECONCILIATION}; every item's")
     warnings: list[WarningOut] | None = Field(
         default=None,
         description=f"{_WARNINGS_KEPT}, as the operations dashboard keeps its answer (a receipt's,"

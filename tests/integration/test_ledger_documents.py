@@ -143,6 +143,8 @@ async def test_a_shipment_reads_back_its_lots_serials_costs_and_customer_across_
         "cost_out": "215.00",
         "usage_cost": "215.00",
         "usage_cost_reconciled": "215.00",
+        "revaluation": "0",  # no PO: no closing's revaluation nor reconciliation
+        "reconciliation": "0",
         "warnings": None,  # the dashboard's tables hold no answer of it (none was recorded)
     }
     assert found["items"] == [
@@ -157,6 +159,8 @@ async def test_a_shipment_reads_back_its_lots_serials_costs_and_customer_across_
             "cost_out": "200",
             "usage_cost": "200",
             "usage_cost_reconciled": "200",
+            "revaluation": "0",
+            "reconciliation": "0",
         },
         {
             "lic": FOOD,
@@ -169,6 +173,8 @@ async def test_a_shipment_reads_back_its_lots_serials_costs_and_customer_across_
             "cost_out": "15.00",
             "usage_cost": "15.00",
             "usage_cost_reconciled": "15.00",
+            "revaluation": "0",
+            "reconciliation": "0",
         },
     ]
     # The same records as each item's trace lists of this shipment, in the same order.

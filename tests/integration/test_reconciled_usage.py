@@ -185,3 +185,23 @@ def test_openapi_describes_the_reconciled_cost_quarantined_stock_and_a_pos_usage
         p for p in spec["paths"]["/usage"]["get"]["parameters"] if p["name"] == "document"
     ]
     assert "a PO writes none" in document["description"]
+
+
+async def test_a_po_s_document_shows_the_journal_of_its_closing(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """R16: `/documents/PO-EV-1` after the close at 2.20 (0.20 over the 2.00 booked): its
+    lot's 13 units still on hand gained 2.60 (`revaluation`, its cost_change record); the
+    usage it had reconciled +5.40 (sale +6.00, customer return −1.00, return to vendor
+    +0.40: `reconciliation`); together the closing's whole variance on the 40 received,
+    40 × 0.20 = 8.00."""
+    w = Wire()
+    await record(pool, *_scenario(w))
+    await record_costs(pool, _close(w, "2.20"))
+
+    found = await get(api, "/documents/PO-EV-1")
+
+    assert (found["revaluation"], found["reconciliation"]) == ("2.60", "5.40")
+    assert D(found["revaluation"]) + D(found["reconciliation"]) == 40 * D("0.20")
+    (item,) = found["items"]
+    assert (item["revaluation"], item["reconciliation"]) == ("2.60", "5.40")
