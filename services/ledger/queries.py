@@ -323,15 +323,16 @@ def snapshot(conn: Reader) -> asyncpg.transaction.Transaction:
 _ITEM_STOCK_SQL = f"""
 WITH held AS ({held_stock(lic="$1")})
 SELECT office, sum(in_lots) AS in_lots, sum(allocated) AS allocated,
-       sum(unallocated) AS unallocated, sum(value) AS value, sum(expired) AS expired
+       sum(unallocated) AS unallocated, sum(value) AS value, sum(expired) AS expired,
+       sum(unallocated_value) AS unallocated_value
 FROM (
     SELECT l.office, l.current_qty AS in_lots, l.allocated_qty AS allocated,
-           0 AS unallocated, {_LOT_VALUE} AS value, 0 AS expired
+           0 AS unallocated, {_LOT_VALUE} AS value, 0 AS expired, 0 AS unallocated_value
     FROM lots AS l WHERE l.lic = $1 AND l.status = 'open'
     UNION ALL
-    SELECT office, 0, 0, quantity, 0, 0 FROM unallocated WHERE lic = $1
+    SELECT office, 0, 0, quantity, 0, 0, value FROM unallocated WHERE lic = $1
     UNION ALL
-    SELECT l.office, 0, 0, 0, 0, m.received_qty - m.used_qty - m.allocated_qty
+    SELECT l.office, 0, 0, 0, 0, m.received_qty - m.used_qty - m.allocated_qty, 0
     FROM mfr_lots AS m
     JOIN lots AS l ON l.lot_id = m.lot_id
     JOIN items AS i ON i.lic = m.lic AND i.perishable
@@ -352,7 +353,13 @@ async def item(conn: Reader, lic: str) -> ItemOut:
     offices = [_office_stock(s, held.get(s["office"])) for s in stock]
     with localcontext(EXACT):  # amounts of up to 33 digits, more than the default keeps
         total = sum((o.value for o in offices), start=Decimal(0))
-    return ItemOut(**_fields(row, ItemOut, skip={"stock", "value"}), value=total, stock=offices)
+        unallocated = sum((o.unallocated_value for o in offices), start=Decimal(0))
+    return ItemOut(
+        **_fields(row, ItemOut, skip={"stock", "value", "unallocated_value"}),
+        value=total,
+        unallocated_value=unallocated,
+        stock=offices,
+    )
 
 
 async def items(
@@ -373,14 +380,14 @@ async def items(
     rows = await conn.fetch(
         f"""
         SELECT i.*, coalesce(s.on_hand, 0) + coalesce(u.on_hand, 0) AS on_hand,
-               coalesce(s.value, 0) AS value
+               coalesce(s.value, 0) AS value, coalesce(u.value, 0) AS unallocated_value
         FROM items AS i
         LEFT JOIN LATERAL (
             SELECT sum(l.current_qty) AS on_hand, sum({_LOT_VALUE}) AS value
             FROM lots AS l WHERE l.lic = i.lic AND l.status = 'open'
         ) AS s ON true
         LEFT JOIN LATERAL (
-            SELECT sum(quantity) AS on_hand FROM unallocated WHERE lic = i.lic
+            SELECT sum(quantity) AS on_hand, sum(value) AS value FROM unallocated WHERE lic = i.lic
         ) AS u ON true
         {where} ORDER BY i.lic LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
         """,
@@ -1386,6 +1393,7 @@ def _office_stock(row: asyncpg.Record, held: asyncpg.Record | None) -> OfficeSto
         expired=row["expired"],
         unallocated=stock.unallocated,
         value=row["value"],
+        unallocated_value=row["unallocated_value"],
     )
 
 

@@ -32,6 +32,7 @@ from services.ledger.domain.costing import (
 )
 from services.ledger.domain.model import (
     ADDING,
+    ZERO,
     Entries,
     Fact,
     ItemFact,
@@ -556,14 +557,16 @@ def _unallocated_part(entries: Entries) -> Part | None:
         return None
     keys = list(entries.unallocated)
     return (
-        "INSERT INTO unallocated (lic, office, quantity)"
-        " SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[])"
+        "INSERT INTO unallocated (lic, office, quantity, value)"
+        " SELECT * FROM unnest($1::text[], $2::text[], $3::numeric[], $4::numeric[])"
         " ON CONFLICT (lic, office) DO UPDATE"
-        " SET quantity = unallocated.quantity + excluded.quantity",
+        " SET quantity = unallocated.quantity + excluded.quantity,"
+        " value = unallocated.value + excluded.value",
         [
             [lic for lic, _ in keys],
             [office for _, office in keys],
             list(entries.unallocated.values()),
+            [entries.unallocated_value.get(key, ZERO) for key in keys],
         ],
     )
 

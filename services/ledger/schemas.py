@@ -45,7 +45,16 @@ def _stock_value(where: str) -> str:
         f"the value of the stock in its open lots {where}: each lot's current quantity at the"
         " lot's unit cost (actual once its PO closed, else estimated), exactly the lots'"
         " `valuation.current.value` (`GET /lots/{lot_id}`) added up; unallocated stock (R12),"
-        " in on_hand, is not in it: it is in no lot"
+        " in on_hand, is not in it: it is in no lot (`unallocated_value`: value +"
+        " unallocated_value is the whole stock's)"
+    )
+
+
+def _unallocated_value(where: str) -> str:
+    return (
+        f"what the unallocated stock (R12) {where} cost: what each count beyond any lot brought"
+        " it in at, less what removals took out at its average cost (its lot-less usage"
+        " records); 0 when there is none"
     )
 
 
@@ -92,6 +101,9 @@ class OfficeStock(Out):
         )
     )
     value: Num = Field(description=_stock_value("at the office"))
+    unallocated_value: Num = Field(
+        default=Decimal(0), description=_unallocated_value("at the office")
+    )
 
 
 _GTIN = "the GTIN its last ItemUpserted carried (null: none)"
@@ -112,6 +124,9 @@ class ItemOut(Out):
     next_serial: str | None = Field(default=None, description=_NEXT_SERIAL)
     est_unit_cost: Num
     value: Num = Field(description=_stock_value("at every office"))
+    unallocated_value: Num = Field(
+        default=Decimal(0), description=_unallocated_value("at every office")
+    )
     stock: list[OfficeStock]
 
 
@@ -133,6 +148,9 @@ class ItemSummary(Out):
     )
     value: Num = Field(
         description=_stock_value("at every office") + " (as `GET /items/{lic}` values it)"
+    )
+    unallocated_value: Num = Field(
+        default=Decimal(0), description=_unallocated_value("at every office")
     )
 
 

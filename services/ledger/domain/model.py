@@ -387,6 +387,9 @@ class Entries:
     lot_deltas: dict[str, Delta] = field(default_factory=dict)
     mfr_deltas: dict[tuple[str, str], Delta] = field(default_factory=dict)
     unallocated: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    unallocated_value: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    """(lic, office) -> the change in what the unallocated stock (R12) cost: − each lot-less
+    usage's total cost (a count in beyond any lot is negative usage: it adds)."""
     serials: dict[tuple[str, str, str], SerialRow] = field(default_factory=dict)
     usage: list[UsageRow] = field(default_factory=list)
     transactions: list[TransactionRow] = field(default_factory=list)

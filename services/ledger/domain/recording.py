@@ -30,6 +30,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 
 from services.ledger.domain.model import (
+    EXACT,
     USAGE_ACTIONS,
     ZERO,
     Action,
@@ -48,6 +49,7 @@ from services.ledger.domain.model import (
     SerialStatus,
     TransactionRow,
     UsageRow,
+    cost_of,
 )
 
 _INTO_STOCK: frozenset[Action] = frozenset({"receipt", "beginning_balance", "customer_return"})
@@ -225,7 +227,11 @@ class _Book:
         """A usage row; its COGS entry, if it books one, is derived from it (`Entries.cogs`)."""
         if move.lot_id is None:
             key = (fact.lic, fact.office)
-            self.entries.unallocated[key] = self.entries.unallocated.get(key, ZERO) - quantity
+            entries = self.entries
+            entries.unallocated[key] = entries.unallocated.get(key, ZERO) - quantity
+            # What the stock in no lot cost moves with it, as its usage is costed (R12).
+            before = entries.unallocated_value.get(key, ZERO)
+            entries.unallocated_value[key] = EXACT.subtract(before, cost_of(quantity, cost))
         self.entries.usage.append(
             UsageRow(
                 usage_id=usage_id,
