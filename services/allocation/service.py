@@ -137,6 +137,8 @@ class AllocationService:
                 n = numbering.get(command_id, 0)
                 numbering[command_id] = n + 1
                 message_id = f"{command_id}#{n}"
+                if type(event) is d.InventoryAdjusted and event.warnings:
+                    _log_warnings(event)
             emit(topic, lic, translate.to_wire(event, message_id, command))
 
     def _settle_held(
@@ -278,6 +280,29 @@ class AllocationService:
             log.info(
                 f"allocation.adjustment_{how}", command_id=adjustment.command_id, lic=adjustment.lic
             )
+
+
+def _log_warnings(event: d.InventoryAdjusted) -> None:
+    """An adjustment accepted with warnings, for the log (as receiving logs a receipt's): the
+    codes and what they concern; each sentence is in the answer."""
+    log.warning(
+        "allocation.adjustment_posted_with_warnings",
+        command_id=event.command_id,
+        adjustment_id=event.adjustment_id,
+        lic=event.lic,
+        office=event.office,
+        warnings=[
+            {
+                "code": w.code,
+                **{
+                    name: str(value)
+                    for name in ("serial", "mfr_lot", "expires_on", "lot_id", "office")
+                    if (value := getattr(w, name)) is not None
+                },
+            }
+            for w in event.warnings
+        ],
+    )
 
 
 def _quarantine_command(m: u.QuarantineStock) -> c.QuarantineStock:

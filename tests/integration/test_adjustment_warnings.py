@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 import asyncpg
+from structlog.testing import capture_logs
 
 from services.allocation.app import create_runtime as allocation
 from services.ledger.app import create_runtime as ledger
@@ -54,33 +55,34 @@ async def ledger_row(env: LotlineEnv, sql: str, *args: Any, within: float = 60) 
 async def test_accepted_adjustments_carry_their_warnings_and_the_ledger_books_them(
     lotline_env: Any,
 ) -> None:
-    async with running(lotline_env, allocation, ledger, wait=30) as (env, _):
-        topics, run = env.settings.topics, uuid.uuid4().hex[:6]
-        lic = f"BOLT-{run}"
-        item = {
-            "type": "UpsertItem",
-            "message_id": f"item-{lic}",
-            "lic": lic,
-            "est_unit_cost": "2.5",
-        }
-        await publish(env, topics.items, lic, item)
-        balance = count(run, "bb", lic, "MAIN", "beginning_balance", 5)
-        await publish(env, topics.adjustments, balance["adjustment_id"], balance)
-        item_upserted, balanced = await answers(env, lic, 2)
-        # Sent once the balance is decided: topics are not ordered with each other.
-        mistyped = count(run, "count", lic, "Main", "count", 3)
-        await publish(env, topics.adjustments, mistyped["adjustment_id"], mistyped)
-        counted = (await answers(env, lic, 3))[2]
+    with capture_logs() as logs:
+        async with running(lotline_env, allocation, ledger, wait=30) as (env, _):
+            topics, run = env.settings.topics, uuid.uuid4().hex[:6]
+            lic = f"BOLT-{run}"
+            item = {
+                "type": "UpsertItem",
+                "message_id": f"item-{lic}",
+                "lic": lic,
+                "est_unit_cost": "2.5",
+            }
+            await publish(env, topics.items, lic, item)
+            balance = count(run, "bb", lic, "MAIN", "beginning_balance", 5)
+            await publish(env, topics.adjustments, balance["adjustment_id"], balance)
+            item_upserted, balanced = await answers(env, lic, 2)
+            # Sent once the balance is decided: topics are not ordered with each other.
+            mistyped = count(run, "count", lic, "Main", "count", 3)
+            await publish(env, topics.adjustments, mistyped["adjustment_id"], mistyped)
+            counted = (await answers(env, lic, 3))[2]
 
-        lot_id = f"ADJ-bb-{run}/{lic}/BB"
-        lot = await ledger_row(
-            env, "SELECT est_unit_cost FROM ledger.lots WHERE lot_id = $1", lot_id
-        )
-        usage = await ledger_row(
-            env,
-            "SELECT quantity FROM ledger.usage WHERE lic = $1 AND lot_id IS NULL",
-            lic,
-        )
+            lot_id = f"ADJ-bb-{run}/{lic}/BB"
+            lot = await ledger_row(
+                env, "SELECT est_unit_cost FROM ledger.lots WHERE lot_id = $1", lot_id
+            )
+            usage = await ledger_row(
+                env,
+                "SELECT quantity FROM ledger.usage WHERE lic = $1 AND lot_id IS NULL",
+                lic,
+            )
 
     assert item_upserted["type"] == "ItemUpserted"
     assert balanced["type"] == "InventoryAdjusted" and balanced["lot_id"] == lot_id
@@ -104,3 +106,10 @@ async def test_accepted_adjustments_carry_their_warnings_and_the_ledger_books_th
 
     assert lot["est_unit_cost"] == 2.5
     assert usage["quantity"] == -3  # R12: unallocated stock is a negative usage record
+
+    # Allocation logs what the clerk was told, as receiving logs a receipt's warnings.
+    logged = [e for e in logs if e["event"] == "allocation.adjustment_posted_with_warnings"]
+    assert [(e["log_level"], e["lic"], e["office"], e["warnings"]) for e in logged] == [
+        ("warning", lic, "MAIN", [{"code": "ESTIMATED_COST", "lot_id": lot_id, "office": "MAIN"}]),
+        ("warning", lic, "Main", [{"code": "STOCK_IN_NO_LOT", "office": "Main"}]),
+    ]
