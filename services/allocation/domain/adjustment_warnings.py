@@ -289,13 +289,17 @@ def _cost_not_used(
     if serials:
         which.append(f"serial{'' if len(serials) == 1 else 's'} {listed(serials)}")
     named = f" ({'; '.join(which)})" if which else ""
+    # Allocation knows the lot's cost as received; a closed PO's actual cost is the ledger's
+    # (R16), and the reversal is booked at it: the message names the received cost as such and
+    # claims no booked amount.
     message = (
         f"this {kind} put {units} of {item.lic}{named} back into inventory lot {lot_id} at "
-        f"office {office} at the lot's cost, {number(cost)} each, not the unit_cost given, "
-        f"{number(given)}: {number(booked)} was booked for {'it' if one else 'them'}, not "
-        f"{number(meant)}. A {kind} putting back units reverses their usage at the lot's cost "
-        f"(R11). To add stock at {number(given)}, send a beginning_balance, which makes a new "
-        "lot at the cost it names."
+        f"office {office} at the lot's own cost, not the unit_cost given, {number(given)} "
+        f"({number(meant)} for {'it' if one else 'them'}): the lot was received at "
+        f"{number(cost)} each ({number(booked)}), and once its PO closes, or if it has, at the "
+        f"PO's actual cost, which the ledger books. A {kind} putting back units reverses their "
+        f"usage at the lot's cost (R11). To add stock at {number(given)}, send a "
+        "beginning_balance, which makes a new lot at the cost it names."
     )
     return AdjustmentWarning(
         code="UNIT_COST_NOT_USED",

@@ -84,8 +84,9 @@ def test_a_count_putting_back_a_lot_at_its_cost_says_the_unit_cost_given_was_not
     says(
         warning.message,
         "this count put 3 units of ACID (manufacturer lot AX) back into inventory lot RC-4/2 "
-        "at office MAIN at the lot's cost, 3 each, not the unit_cost given, 5",
-        "9 was booked for them, not 15",
+        "at office MAIN at the lot's own cost, not the unit_cost given, 5 (15 for them)",
+        "the lot was received at 3 each (9), and once its PO closes, or if it has, at the PO's"
+        " actual cost, which the ledger books",
         "reverses their usage at the lot's cost (R11)",
         "To add stock at 5, send a beginning_balance, which makes a new lot at the cost it names",
     )
@@ -111,9 +112,9 @@ def test_a_plain_count_warns_for_the_units_back_in_a_lot_not_for_the_unallocated
     assert (warning.lot_id, warning.mfr_lot, warning.office) == ("PO-9/1", None, "MAIN")
     says(
         warning.message,
-        "4 units of SALT back into inventory lot PO-9/1 at office MAIN at the lot's cost, "
-        "0.5 each, not the unit_cost given, 0.6",
-        "2 was booked for them, not 2.4",
+        "4 units of SALT back into inventory lot PO-9/1 at office MAIN at the lot's own cost, "
+        "not the unit_cost given, 0.6 (2.4 for them)",
+        "the lot was received at 0.5 each (2)",
     )
     assert "6 unit" not in warning.message
 
@@ -134,7 +135,7 @@ def test_a_loss_putting_back_units_is_warned_of_as_a_count() -> None:
     )
     (warning,) = event.warnings
     assert warning.code == "UNIT_COST_NOT_USED"
-    says(warning.message, "this loss put 1 unit of ACID", "3 was booked for it, not 4")
+    says(warning.message, "this loss put 1 unit of ACID", "given, 4 (4 for it)", "at 3 each (3)")
 
 
 def test_a_unit_cost_equal_to_the_lots_or_none_at_all_is_not_warned_of() -> None:
