@@ -54,10 +54,12 @@ def create_runtime(settings: Settings) -> ServiceRuntime:
     # Adjustments and quarantines held for items not passed on yet: published when their
     # wait is over.
     runtime.every(service.expire_every, service.expire_held)
-    # A held receipt line waits for receiving to confirm or cancel it (normally a round trip);
-    # a held adjustment for its item, at most LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS.
+    # A held receipt line waits for receiving to confirm or cancel it (normally a round trip),
+    # and a sale line waiting on it as long; a held adjustment for its item, at most
+    # LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS.
     runtime.watch_waiting(
         "SELECT least((SELECT min(held_at) FROM held_lines),"
+        " (SELECT min(waiting_since) FROM waiting_lines),"
         " (SELECT min(held_at) FROM held_adjustments))"
     )
     return runtime

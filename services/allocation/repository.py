@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -22,12 +23,14 @@ import orjson
 from pydantic import BaseModel
 
 from services.allocation.domain.model import (
+    AllocateLine,
     Allocation,
     CustomerShipment,
     HeldLine,
     InventoryLot,
     Item,
     LicState,
+    LotPick,
     MfrLot,
     Pick,
     Quarantine,
@@ -35,6 +38,7 @@ from services.allocation.domain.model import (
     Touched,
     UnallocatedStock,
     Unit,
+    WaitingLine,
 )
 from shared.contracts.codec import encode
 from shared.db import json_rows
@@ -215,6 +219,62 @@ def _hold(r: asyncpg.Record) -> HeldLine:
     )
 
 
+def _waiting_row(lic: str, w: WaitingLine) -> tuple[Any, ...]:
+    c = w.command
+    command = {
+        "shipment_id": c.shipment_id,
+        "line_no": c.line_no,
+        "office": c.office,
+        "kind": c.kind,
+        "counterparty": c.counterparty,
+        "ship_on": c.ship_on.isoformat(),
+        "quantity": str(c.quantity),
+        "lots": [
+            [p.mfr_lot, str(p.quantity), p.lot_id, p.expires_on and p.expires_on.isoformat()]
+            for p in c.lots
+        ],
+        "serials": list(c.serials),
+        "serial_lots": [list(pair) for pair in c.serial_lots],
+        "min_shelf_life_days": c.min_shelf_life_days,
+        "reference": c.reference,
+    }
+    return (lic, c.message_id, w.seq, _json_text(list(w.awaits)), _json_text(command))
+
+
+def _waiting(
+    lic: str, command_id: str, seq: int, awaits: list[str], c: dict[str, Any]
+) -> WaitingLine:
+    """A `_waiting_row` read back (a line waiting never carries a `refusal`)."""
+    return WaitingLine(
+        command=AllocateLine(
+            message_id=command_id,
+            lic=lic,
+            shipment_id=c["shipment_id"],
+            line_no=c["line_no"],
+            office=c["office"],
+            kind=c["kind"],
+            counterparty=c["counterparty"],
+            ship_on=date.fromisoformat(c["ship_on"]),
+            quantity=Decimal(c["quantity"]),
+            lots=tuple(
+                LotPick(
+                    mfr_lot=mfr_lot,
+                    quantity=Decimal(quantity),
+                    lot_id=lot_id,
+                    expires_on=date.fromisoformat(expires_on) if expires_on else None,
+                )
+                for mfr_lot, quantity, lot_id, expires_on in c["lots"]
+            ),
+            serials=tuple(c["serials"]),
+            serial_lots=tuple((serial, mfr_lot) for serial, mfr_lot in c["serial_lots"]),
+            min_shelf_life_days=c["min_shelf_life_days"],
+            reference=c["reference"],
+        ),
+        awaits=tuple(awaits),
+        seq=seq,
+    )
+
+
 @dataclass(frozen=True)
 class HeldEvent:
     """The encoded event of a held receipt line, published when the line is confirmed."""
@@ -373,6 +433,18 @@ QUARANTINES = Table(
     ("lic", "mfr_lot", "lot_id", "office"),
     _quarantine_row,
 )
+WAITING = Table(
+    "waiting_lines",
+    (
+        ("lic", "text"),
+        ("command_id", "text"),
+        ("seq", "int"),
+        ("awaits", "jsonb"),
+        ("command", "jsonb"),
+    ),
+    ("lic", "command_id"),
+    _waiting_row,
+)
 
 
 def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
@@ -387,6 +459,7 @@ def _rows_of(state: LicState) -> dict[str, Mapping[Any, Any]]:
         "unallocated": state.unallocated,
         "held_lines": state.holds,
         "quarantines": state.quarantines,
+        "waiting_lines": state.waiting,
     }
 
 
@@ -400,11 +473,14 @@ _FIELDS = {
     "unallocated": "unallocated",
     "held_lines": "holds",
     "quarantines": "quarantines",
+    "waiting_lines": "waiting",
 }
 _MISSING: Any = object()
 
 
-TABLES = (ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED, HOLDS, QUARANTINES)
+TABLES = (
+    ITEMS, LOTS, MFR_LOTS, UNITS, ALLOCATIONS, SHIPMENTS, UNALLOCATED, HOLDS, QUARANTINES, WAITING,
+)  # fmt: skip
 # The journaled tables (all but items) with the LicState field holding their rows.
 _JOURNALED = tuple((table, _FIELDS[table.name]) for table in TABLES[1:])
 
@@ -431,20 +507,29 @@ class PgStateRepository:
                 "un": {},
                 "holds": {},
                 "quarantines": {},
+                "waiting": {},
             }
             for lic in lics
         }
-        # An item's quarantine rules come with its row (almost always none): no round trip
-        # more per load for a table that is nearly always empty.
+        # An item's quarantine rules and waiting sale lines come with its row (almost always
+        # none): no round trip more per load for tables that are nearly always empty.
         for r in await conn.fetch(
             "SELECT i.*, (SELECT jsonb_agg(jsonb_build_array(q.mfr_lot, q.lot_id, q.office,"
             "   q.quarantine_id, q.reason)) FROM quarantines AS q WHERE q.lic = i.lic)"
-            "   AS quarantine_rules"
+            "   AS quarantine_rules,"
+            " (SELECT jsonb_agg(jsonb_build_array(w.command_id, w.seq, w.awaits, w.command))"
+            "   FROM waiting_lines AS w WHERE w.lic = i.lic) AS waiting_lines"
             " FROM items AS i WHERE i.lic = ANY($1::text[])",
             lics,
         ):
             fields = dict(r)
             rules = fields.pop("quarantine_rules")
+            waiting = fields.pop("waiting_lines")
+            if isinstance(waiting, str):
+                waiting = json.loads(waiting)
+            for command_id, seq, awaits, command in waiting or ():
+                line = _waiting(r["lic"], command_id, seq, awaits, command)
+                parts[r["lic"]]["waiting"][command_id] = line
             parts[r["lic"]]["item"] = Item(**fields)
             if isinstance(rules, str):
                 rules = json.loads(rules)
@@ -508,6 +593,7 @@ class PgStateRepository:
                 unallocated=p["un"],
                 holds=p["holds"],
                 quarantines=p["quarantines"],
+                waiting=p["waiting"],
             )
             for lic, p in parts.items()
         }

@@ -127,7 +127,12 @@ class AllocationService:
                 self._settle_held(uow, lic, event, kept)
                 continue
             command_id = event.command_id
-            command = by_id[command_id]
+            if type(event) is d.LineWaiting:
+                _log_waiting(event)
+                continue
+            # A waiting line decided now that its holds settled came in an earlier batch: its
+            # events need nothing of the wire command (`translate.to_wire`).
+            command = by_id.get(command_id)
             if type(event) is d.LineHeld:
                 # The kept event gets the id it would have had unheld.
                 due = translate.to_wire(event.decided, f"{command_id}#0", command)
@@ -280,6 +285,18 @@ class AllocationService:
             log.info(
                 f"allocation.adjustment_{how}", command_id=adjustment.command_id, lic=adjustment.lic
             )
+
+
+def _log_waiting(event: d.LineWaiting) -> None:
+    """A sale line not answered yet: it waits for held lines to settle (`domain/waiting.py`)."""
+    log.info(
+        "allocation.line_waiting",
+        command_id=event.command_id,
+        lic=event.lic,
+        shipment_id=event.shipment_id,
+        line_no=event.line_no,
+        held_lines=[f"{shipment_id} line {line_no}" for shipment_id, line_no in event.held],
+    )
 
 
 def _log_warnings(event: d.InventoryAdjusted) -> None:

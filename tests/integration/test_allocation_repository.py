@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from typing import Any, cast
@@ -414,3 +415,94 @@ async def test_a_batch_on_a_long_history_writes_only_the_rows_it_changed(
         }
         assert recording.statements == 1, "every table's rows in one round trip"
         assert await repository.load(conn, [lic]) == after
+
+
+async def test_waiting_sale_lines_load_back_equal_and_go_when_decided(
+    pool: asyncpg.Pool, write_path: str
+) -> None:
+    """A sale line waiting for a held receipt (`domain/waiting.py`) is part of its LIC's state:
+    it loads back whole (every field of its command, in its place), and once the receipt is
+    confirmed and the line decided, its row is gone."""
+    repository = PgStateRepository()
+    lic = "WAIT"
+    day = date(2026, 11, 2)
+    history = _history(lic, serialized=False, lots=False)[:2]  # the item, 4 received
+    held = d.ReceiveStock(
+        message_id="held",
+        lic=lic,
+        lot_id="PO-H/1",
+        office="AI",
+        kind="purchase",
+        received_on=day,
+        quantity=Decimal(10),
+        shipment_id="PO-H",
+        line_no=1,
+        hold=True,
+    )
+    sales = [
+        d.AllocateLine(
+            message_id=f"sale-{n}",
+            lic=lic,
+            shipment_id=f"SO-W{n}",
+            line_no=n,
+            office="AI",
+            kind="sale",
+            counterparty=None if n == 2 else "C1",
+            ship_on=day,
+            quantity=Decimal("6.5") if n == 1 else Decimal(5),
+            min_shelf_life_days=3 * n,
+        )
+        for n in (1, 2)
+    ]
+    async with pool.acquire() as proxy, proxy.transaction():
+        conn = cast(asyncpg.Connection, proxy)
+        before = await repository.load(conn, [lic])
+        after = decide_batch(before[lic], [*history, held, *sales])
+        assert [type(e).__name__ for e in after.events[-2:]] == ["LineWaiting", "LineWaiting"]
+        await repository.save(conn, before, {lic: after.state}, {lic: after.touched})
+        middle = await repository.load(conn, [lic])
+        assert middle[lic] == after.state
+        assert [
+            w.command for w in sorted(middle[lic].waiting.values(), key=lambda w: w.seq)
+        ] == sales
+
+        # A named-lot line never waits, but the row keeps whatever its command names.
+        named = d.WaitingLine(
+            command=d.AllocateLine(
+                message_id="named",
+                lic=lic,
+                shipment_id="SO-N",
+                line_no=1,
+                office="AI",
+                kind="sale",
+                counterparty="C1",
+                ship_on=day,
+                quantity=Decimal(2),
+                lots=(
+                    d.LotPick(mfr_lot="M1", quantity=Decimal(1), lot_id="PO-1/1"),
+                    d.LotPick(mfr_lot="M2", quantity=Decimal(1), expires_on=day),
+                ),
+                serials=("S1", "S2"),
+                serial_lots=(("S1", "M1"), ("S2", "M2")),
+                reference="PO-1",
+            ),
+            awaits=("held",),
+            seq=9,
+        )
+        state = middle[lic]
+        with_named = replace(state, waiting={**state.waiting, "named": named})
+        await repository.save(conn, middle, {lic: with_named})
+        assert (await repository.load(conn, [lic]))[lic].waiting["named"] == named
+        await repository.save(conn, {lic: with_named}, middle)
+
+        confirm = d.ConfirmHeld(message_id="held/confirm", lic=lic, command_id="held")
+        final = decide_batch(middle[lic], [confirm])
+        assert [(type(e).__name__, e.command_id) for e in final.events] == [
+            ("HeldSettled", "held/confirm"),
+            ("LineAllocated", "sale-1"),
+            ("LineAllocated", "sale-2"),
+        ]
+        await repository.save(conn, middle, {lic: final.state}, {lic: final.touched})
+        loaded = await repository.load(conn, [lic])
+        assert loaded[lic] == final.state and not loaded[lic].waiting
+        assert await conn.fetchval("SELECT count(*) FROM waiting_lines") == 0

@@ -442,43 +442,64 @@ async def test_a_held_line_is_unusable_until_confirmed_then_published_in_order(
     allocation: LotlineEnv,
 ) -> None:
     """One line of a document with several: answered LineHeld; its serials are taken (another
-    receipt of them is refused) but nothing may allocate them; confirmed, its StockReceived is
-    published (with the id it would have had unheld) before anything decided after it."""
+    receipt of them is refused) but nothing may allocate them: a sale short of stock meanwhile
+    waits for it, unanswered. Confirmed, its StockReceived is published (with the id it would
+    have had unheld) before anything decided after it: first the waiting sale's allocation,
+    then the sale sent after the confirmation."""
     suffix = uuid.uuid4().hex[:6]
     s = Script(f"SCOPE-{suffix}")
     s.add("item", "UpsertItem", serialized=True, est_unit_cost="100")
     s.add("held", "ReceiveStock", **_serial_receipt(f"PO-{suffix}", ["A1", "A2"], hold=True))
-    s.add("blocked", "AllocateLine", **_line(f"SO-{suffix}"), office="AI", ship_on="2026-11-02",
+    s.add("waiting", "AllocateLine", **_line(f"SO-{suffix}"), office="AI", ship_on="2026-11-02",
           quantity=1)  # fmt: skip
     s.add("dup", "ReceiveStock", **_serial_receipt(f"PO2-{suffix}", ["A2"]))
+    waiting_id = s.ids.pop("waiting")
     answers = await _run(allocation, s)
     held_id = s.ids["held"]
     assert answers["held"]["type"] == "LineHeld"
     assert (answers["held"]["shipment_id"], answers["held"]["line_no"]) == (f"PO-{suffix}", 1)
-    assert answers["blocked"]["reason_code"] == "INSUFFICIENT_STOCK"
     assert (answers["dup"]["reason_code"], answers["dup"]["offending"]) == (
         "DUPLICATE_SERIAL",
         "A2",
     )
+    conn = await asyncpg.connect(allocation.dsn, server_settings={"search_path": "allocation"})
+    try:
+        assert await conn.fetchval(
+            "SELECT awaits FROM waiting_lines WHERE lic = $1 AND command_id = $2",
+            s.lic,
+            waiting_id,
+        ) == json.dumps([held_id])
 
-    after = Script(s.lic)
-    after.add("confirm", "ConfirmHeld", command_id=held_id)
-    after.add("allocate", "AllocateLine", **_line(f"SO3-{suffix}"), office="AI",
-              ship_on="2026-11-02", quantity=1)  # fmt: skip
-    await kafka_publish_many(
-        allocation.bootstrap, allocation.settings.topics.commands, after.commands
-    )
-    allocate_id = after.ids["allocate"]
-    events = await _events_until(
-        allocation, lambda vs: any(v.get("command_id") == allocate_id for v in vs)
-    )
+        after = Script(s.lic)
+        after.add("confirm", "ConfirmHeld", command_id=held_id)
+        after.add("allocate", "AllocateLine", **_line(f"SO3-{suffix}"), office="AI",
+                  ship_on="2026-11-02", quantity=1)  # fmt: skip
+        await kafka_publish_many(
+            allocation.bootstrap, allocation.settings.topics.commands, after.commands
+        )
+        allocate_id = after.ids["allocate"]
+        events = await _events_until(
+            allocation, lambda vs: any(v.get("command_id") == allocate_id for v in vs)
+        )
+        assert await conn.fetchval("SELECT count(*) FROM waiting_lines WHERE lic = $1", s.lic) == 0
+    finally:
+        await conn.close()
     order = [(v["type"], v["command_id"]) for v in events if v.get("lic") == s.lic]
     received = order.index(("StockReceived", held_id))
-    assert order.index(("LineAllocated", allocate_id)) > received
+    assert received < order.index(("LineAllocated", waiting_id))
+    assert order.index(("LineAllocated", waiting_id)) < order.index(("LineAllocated", allocate_id))
+    assert [t for t, c in order if c == waiting_id] == ["LineAllocated"]  # its one answer
     assert not any(v.get("command_id") == after.ids["confirm"] for v in events)
-    (stock,) = [v for v in events if (v["type"], v["command_id"]) == ("StockReceived", held_id)]
+    by_id = {(v["type"], v["command_id"]): v for v in events}
+    stock = by_id[("StockReceived", held_id)]
     assert stock["message_id"] == f"{held_id}#0"
     assert sorted(m["serial"] for m in stock["movements"]) == ["A1", "A2"]
+    sold = by_id[("LineAllocated", waiting_id)]
+    assert sold["message_id"] == f"{waiting_id}#0"
+    assert (sold["shipment_id"], [m["serial"] for m in sold["movements"]]) == (
+        f"SO-{suffix}",
+        ["A1"],
+    )
 
 
 async def test_a_cancelled_held_line_leaves_nothing_behind(allocation: LotlineEnv) -> None:

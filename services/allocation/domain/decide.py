@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
+from services.allocation.domain import waiting
 from services.allocation.domain.adjusting import adjust
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import Refusal
@@ -112,7 +113,7 @@ def _dispatch(draft: Draft, command: Command) -> tuple[Event, ...]:
         case ReceiveStock():
             return receive(draft, command)
         case AllocateLine():
-            return allocate(draft, command)
+            return _allocate_or_wait(draft, command)
         case ReleaseLine():
             return release_line(draft, command)
         case ShipLine():
@@ -122,11 +123,40 @@ def _dispatch(draft: Draft, command: Command) -> tuple[Event, ...]:
         case ReturnFromCustomer():
             return return_stock(draft, command)
         case ConfirmHeld():
-            return confirm(draft, command)
+            return (*confirm(draft, command), *_decide_waiting(draft))
         case CancelHeld():
-            return cancel(draft, command)
+            return (*cancel(draft, command), *_decide_waiting(draft))
         case QuarantineStock():
             return quarantine(draft, command)
+
+
+def _allocate_or_wait(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
+    """Allocate the line; a sale short only while held lines hold stock at its office waits
+    for them instead (`waiting.py`)."""
+    mark = draft.savepoint()
+    try:
+        return allocate(draft, cmd)
+    except Refusal as refusal:
+        draft.rollback(mark)  # (a re-allocation released the line's picks before refusing)
+        awaits = waiting.awaited(draft, cmd, refusal)
+        if not awaits:
+            raise
+        return waiting.wait(draft, cmd, awaits)
+
+
+def _decide_waiting(draft: Draft) -> list[Event]:
+    """A hold just settled: decide each waiting line with no hold left to wait for, in the
+    order they came, as each would be decided arriving now (but never made to wait again)."""
+    events: list[Event] = []
+    for line in waiting.due(draft):
+        draft.drop_waiting(line.command.message_id)
+        mark = draft.savepoint()
+        try:
+            events.extend(allocate(draft, line.command))
+        except Refusal as refusal:
+            draft.rollback(mark)
+            events.append(rejected(line.command, refusal))
+    return events
 
 
 def rejected(command: Command, refusal: Refusal) -> CommandRejected:

@@ -30,6 +30,7 @@ from services.allocation.domain.model import (
     Touched,
     UnallocatedStock,
     Unit,
+    WaitingLine,
 )
 
 # The journaled tables that are rows (the rest of the journal is the derived index).
@@ -42,6 +43,7 @@ ROW_TABLES = (
     "unallocated",
     "holds",
     "quarantines",
+    "waiting",
 )
 
 
@@ -78,6 +80,7 @@ class Draft:
         self.unallocated = state.unallocated
         self.holds = state.holds
         self.quarantines = state.quarantines
+        self.waiting = state.waiting
         index = state.index or build_index(state)
         self.in_stock_keys = index.in_stock
         self.stocked = index.stocked
@@ -100,6 +103,7 @@ class Draft:
             unallocated=self.unallocated,
             holds=self.holds,
             quarantines=self.quarantines,
+            waiting=self.waiting,
             index=StockIndex(
                 in_stock=self.in_stock_keys,
                 stocked=self.stocked,
@@ -217,6 +221,12 @@ class Draft:
 
     def drop_quarantine(self, key: tuple[str, str, str]) -> None:
         self._write("quarantines", key, _MISSING)
+
+    def put_waiting(self, line: WaitingLine) -> None:
+        self._write("waiting", line.command.message_id, line)
+
+    def drop_waiting(self, command_id: str) -> None:
+        self._write("waiting", command_id, _MISSING)
 
     def delete_lot(self, lot_id: str) -> None:
         """Remove an inventory lot with its mfr lots and units: a cancelled held receipt's,

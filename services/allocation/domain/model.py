@@ -18,6 +18,7 @@ Row keys inside one `LicState` (the LIC is implicit):
   negative usage), with what it cost.
 - `holds`: `command_id` of a held receipt line (one line of a document with several).
 - `quarantines`: `(mfr_lot, lot_id, office)`, "" for any: a QA or recall hold (`Quarantine`).
+- `waiting`: `message_id` of a sale line waiting for held lines to settle (`WaitingLine`).
 
 Event movement sign conventions (`LotMovement.quantity`):
 
@@ -367,6 +368,17 @@ class HeldLine:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WaitingLine:
+    """A sale line short of free stock only while held receipt or return lines at its office
+    hold some: decided once every hold it `awaits` (their command ids) is settled (`waiting.py`).
+    `seq`: its place among the LIC's waiting lines, which are decided in arrival order."""
+
+    command: AllocateLine
+    awaits: tuple[str, ...]
+    seq: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Quarantine:
     """A QA or recall hold on stock, kept until released: the stock it `covers` stays on hand
     but no sale takes it (`quarantine.py`). A rule, not a quantity, so a manufacturer lot
@@ -452,6 +464,9 @@ class LicState:
     """Held receipt lines by their command's message_id."""
     quarantines: dict[tuple[str, str, str], Quarantine] = field(default_factory=dict)
     """Quarantine rules in force, by `Quarantine.key` (almost always none)."""
+    waiting: dict[str, WaitingLine] = field(default_factory=dict)
+    """Sale lines waiting for held lines to settle, by their command's message_id (almost
+    always none: `waiting.py`)."""
     index: StockIndex | None = field(default=None, compare=False, repr=False)
     """Derived, not rows: leave it None when loading; the core builds it on first use and
     carries it forward from decision to decision."""
@@ -874,6 +889,20 @@ class LineHeld:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LineWaiting:
+    """A sale line not decided yet: it waits for the held lines `awaits` (command ids; their
+    documents: `held`, as (shipment_id, line_no)) to settle. Not published: its one decision
+    comes when they do (`waiting.py`)."""
+
+    command_id: str
+    lic: str
+    shipment_id: str
+    line_no: int
+    awaits: tuple[str, ...]
+    held: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HeldSettled:
     """A held line confirmed (its `LineHeld.decided` event is due now) or cancelled.
     Not published: receiving asked for it and already knows."""
@@ -942,6 +971,7 @@ Event = (
     | InventoryAdjusted
     | StockReturned
     | LineHeld
+    | LineWaiting
     | HeldSettled
     | StockQuarantined
     | CommandRejected
@@ -964,8 +994,8 @@ class Decision:
 
 Touched = dict[str, tuple[Any, ...]]
 """LicState row-table field name ("lots", "mfr_lots", "units", "allocations", "shipments",
-"unallocated", "holds", "quarantines") -> the keys a batch wrote or deleted there, first write
-first. The item is not listed: it is one row, compared whole."""
+"unallocated", "holds", "quarantines", "waiting") -> the keys a batch wrote or deleted there,
+first write first. The item is not listed: it is one row, compared whole."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

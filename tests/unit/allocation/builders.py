@@ -19,6 +19,7 @@ from services.allocation.domain.model import (
     CommandRejected,
     Event,
     LicState,
+    LineWaiting,
     LotEntry,
     LotPick,
     QuarantineStock,
@@ -264,3 +265,16 @@ class Book:
     def status(self, serial: str) -> str:
         live = [u for u in self.state.units.values() if u.serial == serial]
         return ",".join(sorted(u.status.value for u in live))
+
+
+def holds_stock_at(state: LicState, office: str) -> bool:
+    """Whether held receipt or return lines put stock at `office`: a new sale line without
+    picks, short of free stock, then waits for them (`domain/waiting.py`)."""
+    return any(
+        state.lots[p.lot_id].office == office for hold in state.holds.values() for p in hold.picks
+    )
+
+
+def waits(decision_events: tuple[Event, ...]) -> bool:
+    """Whether the decision's answer is that the line waits for held lines."""
+    return bool(decision_events) and isinstance(decision_events[-1], LineWaiting)

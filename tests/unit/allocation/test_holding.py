@@ -9,9 +9,12 @@ from datetime import date
 from services.allocation.domain.errors import ReasonCode
 from services.allocation.domain.model import (
     CancelHeld,
+    CommandRejected,
     ConfirmHeld,
     HeldSettled,
+    LineAllocated,
     LineHeld,
+    LineWaiting,
     ReceiveStock,
     ReturnFromCustomer,
     StockReceived,
@@ -49,23 +52,27 @@ def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> N
     assert (held.shipment_id, held.line_no) == ("PO-1", 1)
     assert book.state.lots["PO-1/1"].held == 2
 
-    book.refused(allocate("SO-1", 1), ReasonCode.INSUFFICIENT_STOCK)
-    refused = book.refused(allocate("SO-2", 1, serials=["A1"]), ReasonCode.SERIAL_NOT_AVAILABLE)
+    # A sale of any unit waits for the line (`test_waiting.py`); one naming its serial is refused.
+    (waiting,) = book.ok(allocate("SO-1", 1))
+    assert isinstance(waiting, LineWaiting)
+    assert book.state.lots["PO-1/1"].allocated == 0
+    refused = book.refused(allocate("SO-2", 1, serials=["A2"]), ReasonCode.SERIAL_NOT_AVAILABLE)
     assert "is on a receipt held until the rest of its document is posted" in refused.reason
     book.refused(adjust("ADJ-1", "loss", -1, serials=["A2"]), ReasonCode.SERIAL_NOT_AVAILABLE)
     book.refused(receive("PO-2/1", 1, serials=["A2"]), ReasonCode.DUPLICATE_SERIAL)
     book.refused(receive("PO-1/1", 2, serials=["B1", "B2"]), ReasonCode.INVALID_QUANTITY)
 
-    (settled,) = book.ok(_settle(ConfirmHeld, held))
+    settled, allocated = book.ok(_settle(ConfirmHeld, held))
     assert settled == HeldSettled(
         command_id=f"{held.command_id}/settle",
         lic="L",
         held_command_id=held.command_id,
         confirmed=True,
     )
+    assert isinstance(allocated, LineAllocated) and allocated.command_id == waiting.command_id
+    assert [m.serial for m in allocated.movements] == ["A1"]
     assert book.state.lots["PO-1/1"].held == 0 and not book.state.holds
-    book.ok(allocate("SO-2", 1, serials=["A1"]))
-    book.ok(allocate("SO-3", 1))
+    book.ok(allocate("SO-2", 1, serials=["A2"]))
 
 
 def test_a_cancelled_held_receipt_leaves_nothing_but_its_item_lock_and_next_serial() -> None:
@@ -117,9 +124,11 @@ def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -
         give_back("RMA-2", 1, customer="Acme", serials=["A1"]), ReasonCode.SERIAL_NOT_SHIPPED
     )
     assert "already coming back on a return held" in twice.reason
-    book.refused(allocate("SO-2", 1), ReasonCode.INSUFFICIENT_STOCK)
+    (waiting,) = book.ok(allocate("SO-2", 1))  # waits for the return (`test_waiting.py`)
+    assert isinstance(waiting, LineWaiting)
 
-    book.ok(_settle(CancelHeld, held))
+    _, refused = book.ok(_settle(CancelHeld, held))
+    assert isinstance(refused, CommandRejected) and refused.command_id == waiting.command_id
     (unit,) = [u for u in book.state.units.values() if u.serial == "A1"]
     assert (unit.status.value, unit.customer, unit.shipment_id) == ("shipped", "Acme", "SO-1")
     assert book.state.shipments == shipped
@@ -128,13 +137,14 @@ def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -
     assert isinstance(back, StockReturned)
 
 
-def test_a_sale_short_of_stock_on_held_lines_is_told_to_send_again_once_posted() -> None:
-    """In a backlog (a service stalled) a sale queued behind a receipt of several lines is
-    decided before receiving confirms them: its refusal names the held lines at the office
-    and says the stock is free once the document posts, not a bare "available 0", which
-    reads as stock gone missing. Held lines at another office are not named."""
+def test_a_line_short_of_stock_on_held_lines_is_told_to_send_again_once_posted() -> None:
+    """A line that does not wait for held lines (`test_waiting.py`: here a re-allocation,
+    refused at once so its allocation stands) names the held lines at the office and says
+    the stock is free once the document posts, not a bare "available 0", which reads as
+    stock gone missing. Held lines at another office are not named."""
     book = Book(item())
     book.ok(receive("PO-0/1", 2))
+    book.ok(allocate("SO-1", 1))
     _hold(book, receive("PO-7/1", 150))
     _hold(book, receive("PO-7/2", 30))
     _hold(book, receive("PO-8/1", 5, office="EAST"))

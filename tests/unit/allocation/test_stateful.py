@@ -64,6 +64,7 @@ from services.allocation.domain.model import (
     StockReturned,
     UpsertItem,
 )
+from tests.unit.allocation.builders import holds_stock_at, waits
 
 PLAIN, LOT, SER = "PLAIN", "LOT", "SER"
 OFFICES = st.sampled_from(["AI", "AI", "AI", "EE"])
@@ -296,6 +297,9 @@ class AllocationMachine(RuleBasedStateMachine):
         free = sum((lot.free for lot in state.lots.values() if lot.office == office), ZERO)
         shipped = own is not None and own.status == "shipped"
         decision = self.run(self.line(PLAIN, shipment, office, D(qty), customer))
+        if waits(decision.events):  # short now, but held lines put stock at the office
+            assert free + mine < qty and own is None and holds_stock_at(state, office)
+            return
         assert (decision.rejected is None) == (not shipped and free + mine >= qty)
         if decision.rejected is None:
             allocated = decision.events[-1]
@@ -330,6 +334,9 @@ class AllocationMachine(RuleBasedStateMachine):
         lots = () if named is None else (LotPick(mfr_lot=named, quantity=D(qty)),)
         before = self.states[LOT]
         decision = self.run(self.line(LOT, shipment, office, D(qty), customer, ship_on, kind, lots))
+        if waits(decision.events):
+            assert named is None and kind == "sale" and holds_stock_at(before, office)
+            return
         if decision.rejected is None and kind == "sale":
             allocated = decision.events[-1]
             assert isinstance(allocated, LineAllocated)
@@ -368,6 +375,9 @@ class AllocationMachine(RuleBasedStateMachine):
         )
         if serials and not (own is not None and own.status == "shipped"):
             assert (decision.rejected is None) == (usable and unique), decision.events
+        if waits(decision.events):
+            assert not serials and kind == "sale" and not live and holds_stock_at(state, office)
+            return
         if not serials and decision.rejected is None:
             allocated = decision.events[-1]
             assert isinstance(allocated, LineAllocated)
@@ -670,12 +680,15 @@ class AllocationMachine(RuleBasedStateMachine):
         decided, serials_before = self.pending.pop(command_id)
         if confirm:
             self.follow(decided)
-            return
-        for serial, was in serials_before.items():
-            if was is None:
-                del self.serials[serial]
-            else:
-                self.serials[serial] = was
+        else:
+            for serial, was in serials_before.items():
+                if was is None:
+                    del self.serials[serial]
+                else:
+                    self.serials[serial] = was
+        # Sale lines that waited for it are decided after it (`run` followed them first).
+        for event in decision.events[1:]:
+            self.follow(event)
 
     @rule(lic=st.sampled_from([PLAIN, LOT, SER]), confirm=st.booleans())
     def settle_a_line_never_held(self, lic: str, confirm: bool) -> None:
@@ -748,6 +761,14 @@ class AllocationMachine(RuleBasedStateMachine):
                 if m.lot_id == lot_id and m.serial is not None
             )
             assert got == free_units[: len(got)], (lot_id, "units skipped by FIFO")
+
+    @invariant()
+    def a_waiting_line_awaits_a_hold_still_there(self) -> None:
+        """Every hold a sale line waits for is settled some day: once none is left, the line
+        is decided, so no line waits forever on holds that are gone."""
+        for state in self.states.values():
+            for line in state.waiting.values():
+                assert any(c in state.holds for c in line.awaits), line
 
     @invariant()
     def lots_balance(self) -> None:

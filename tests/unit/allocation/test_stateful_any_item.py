@@ -46,6 +46,7 @@ from services.allocation.domain.model import (
     UpsertItem,
 )
 from services.allocation.domain.shipping import movements
+from tests.unit.allocation.builders import holds_stock_at, waits
 
 LIC = "X"
 OFFICES = st.sampled_from(["AI", "AI", "EE"])
@@ -269,6 +270,10 @@ class AnyItemMachine(RuleBasedStateMachine):
                 if lot.free + mine[key] > 0:
                     sources[key] = (lot.free + mine[key], (arrival,))
         available = sum((q for q, _ in sources.values()), ZERO)
+        if waits(decision.events):  # short now, but held lines put stock at the office
+            assert available < qty and kind == "sale" and own is None
+            assert holds_stock_at(before, office)
+            return
         assert (decision.rejected is None) == (available >= qty), (available, decision.events)
         if decision.rejected is not None:
             return
@@ -379,6 +384,12 @@ class AnyItemMachine(RuleBasedStateMachine):
         self.run(kind(message_id=self.mid(), lic=LIC, command_id=command_id))
 
     # -- invariants ---------------------------------------------------------------------------
+
+    @invariant()
+    def a_waiting_line_awaits_a_hold_still_there(self) -> None:
+        """Once none of its holds is left, a waiting sale line is decided: none waits on."""
+        for line in self.state.waiting.values():
+            assert any(c in self.state.holds for c in line.awaits), line
 
     @invariant()
     def quantities_balance(self) -> None:

@@ -93,7 +93,7 @@ class _Run:
         self.state = decision.state
         # A held line's kept event goes out later as built now; settling it publishes nothing.
         kept = [ev.decided for ev in decision.events if isinstance(ev, d.LineHeld)]
-        events = [ev for ev in decision.events if not isinstance(ev, d.HeldSettled)]
+        events = [ev for ev in decision.events if not isinstance(ev, d.HeldSettled | d.LineWaiting)]
         wires = [faithful(event, command, i) for i, event in enumerate([*events, *kept])]
         for wire in wires:
             self.seen[wire.type] += 1
@@ -455,9 +455,10 @@ class WireMachine(AllocationMachine):
     def run(self, command: d.Command) -> d.Decision:
         decision = super().run(command)
         for n, event in enumerate(decision.events):
-            if isinstance(event, d.HeldSettled):
-                continue  # not published: its line's kept event was checked when held
-            faithful(event, command, n)
+            if isinstance(event, d.HeldSettled | d.LineWaiting):
+                continue  # not published: a held line's kept event was checked when held
+            # A waiting line decided now came in an earlier batch: the service has no command.
+            faithful(event, command if event.command_id == command.message_id else None, n)
             if isinstance(event, d.LineHeld):
                 faithful(event.decided, command, n)
         return decision
