@@ -52,8 +52,9 @@ async def test_a_count_back_at_another_cost_is_warned_of_and_booked_at_the_lots_
         lot_id,
         "MAIN",
     )
-    assert "not the unit_cost given, 5 (10 for them): the lot was received at 3 each (6)" in (
-        warning["message"]
+    assert (
+        "not the unit_cost given, 5 (10 for them): the lot was received at 3 each (6)"
+        in (warning["message"])
     )
     assert usage["unit_cost"] == 3
     assert '"UNIT_COST_NOT_USED"' in kept["warnings"]
