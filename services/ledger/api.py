@@ -58,6 +58,7 @@ from services.ledger.schemas import (
     PurchaseOrderOut,
     Recipient,
     SerialOut,
+    StockValuation,
     TraceEvent,
     TraceOut,
     UsageOut,
@@ -559,6 +560,24 @@ def _routes(app: FastAPI) -> None:
         `cogs_total`; returns to vendor, no cost of goods sold, apart (`vendor_returns`)."""
         _check_period(from_, to)
         return await queries.cogs_of_period(conn, from_, to, lic)
+
+    @app.get("/valuation", response_model=StockValuation, responses=_NOT_FOUND, tags=["items"])
+    async def get_valuation(
+        conn: Conn,
+        as_of: Annotated[
+            PeriodDay,
+            Query(description="the day whose end the stock is valued as of (YYYY-MM-DD)"),
+        ],
+        lic: OptionalLic = None,
+        office: Annotated[str | None, Query(description="an office: its stock alone")] = None,
+    ) -> StockValuation:
+        """Stock on hand and its value as of the end of a day (a period's closing stock), by
+        item and office and in all (`lic`, `office`: one item's, one office's): read off the
+        transaction records dated up to that day (R15), each lot's stock at its unit cost then
+        (the estimate until its PO closed, then the actual cost its closing applied), and the
+        stock in no lot (R12) at what it came in at. As of today it is `GET /items`' figures;
+        the period's cost of goods sold is `GET /cogs`."""
+        return await queries.valuation_as_of(conn, as_of, lic, office)
 
     @app.get(
         "/documents/{document_id:path}",

@@ -40,6 +40,7 @@ from services.ledger.schemas import (
     DocumentRecord,
     DocumentRecords,
     ItemOut,
+    ItemStockValue,
     ItemSummary,
     ItemTraces,
     LotDetail,
@@ -48,6 +49,7 @@ from services.ledger.schemas import (
     MfrLotOut,
     OfficeOnHand,
     OfficeStock,
+    OfficeStockValue,
     PoLineOut,
     PoLineSummary,
     PoLotOut,
@@ -57,6 +59,8 @@ from services.ledger.schemas import (
     Recipient,
     SerialOut,
     SerialRecord,
+    StockValuation,
+    StockValueFigures,
     TraceBalance,
     TraceEvent,
     TraceOut,
@@ -1285,6 +1289,121 @@ def _cogs_figures(sums: Mapping[str, Decimal] | asyncpg.Record) -> dict[str, Any
             total=sums["returned_total"],
         ),
     }
+
+
+# -- stock value as of a day ------------------------------------------------------------------
+
+# Stock and its value at the end of day $1, read back from now: each lot's stock then is its
+# stock now less what its records dated after the day moved (R15: every change of stock is a
+# record, each unit in exactly one), at its unit cost then: now's less the difference each PO
+# closing dated after the day made (a closing's `cost_change` records of a lot all carry it as
+# `unit_cost`, one closing one event; each dated no earlier than the lot's receipt). A lot's
+# value is not read off its records' costs: a close dated before a sale but recorded after it
+# (a backdated close) revalues only what was left when recorded, and corrects the sale's cost
+# in COGS; the lot's stock on the days between was worth the actual cost all the same. Stock
+# in no lot (R12) moves at its records' costs. A recent day reads few records
+# (transactions_by_date).
+_VALUATION_AS_OF = f"""
+WITH later AS (
+    SELECT t.lot_id, sum(t.stock_change) AS moved FROM transactions AS t
+    WHERE t.occurred_on > $1 AND t.lot_id IS NOT NULL {{records}}
+    GROUP BY t.lot_id
+), revalued AS (
+    SELECT c.lot_id, sum(c.difference) AS difference FROM (
+        SELECT DISTINCT t.lot_id, t.event_id, t.unit_cost AS difference FROM transactions AS t
+        WHERE t.occurred_on > $1 AND t.event_type = 'cost_change' {{records}}
+    ) AS c GROUP BY c.lot_id
+), stock (lic, office, in_lots, lots_value, unallocated, unallocated_value) AS (
+    SELECT l.lic, l.office, l.current_qty - coalesce(g.moved, 0),
+           (l.current_qty - coalesce(g.moved, 0))
+             * ({_UNIT_COST} - coalesce(r.difference, 0)),
+           0, 0
+    FROM lots AS l
+    LEFT JOIN later AS g ON g.lot_id = l.lot_id
+    LEFT JOIN revalued AS r ON r.lot_id = l.lot_id
+    WHERE (l.status = 'open' OR g.lot_id IS NOT NULL) {{lots}}
+    UNION ALL
+    SELECT u.lic, u.office, 0, 0, u.quantity, u.value FROM unallocated AS u WHERE true {{un}}
+    UNION ALL
+    SELECT t.lic, t.office, 0, 0, -t.stock_change, -(t.stock_change * t.unit_cost)
+    FROM transactions AS t WHERE t.occurred_on > $1 AND t.lot_id IS NULL {{records}}
+)
+SELECT s.lic, i.description, i.uom, s.office, sum(s.in_lots) AS in_lots,
+       sum(s.lots_value) AS value, sum(s.unallocated) AS unallocated,
+       sum(s.unallocated_value) AS unallocated_value
+FROM stock AS s JOIN items AS i ON i.lic = s.lic
+GROUP BY s.lic, i.description, i.uom, s.office
+HAVING sum(s.in_lots) <> 0 OR sum(s.lots_value) <> 0 OR sum(s.unallocated) <> 0
+    OR sum(s.unallocated_value) <> 0
+ORDER BY s.lic, s.office
+"""
+
+
+async def valuation_as_of(
+    conn: Reader, as_of: dt.date, lic: str | None = None, office: str | None = None
+) -> StockValuation:
+    """Stock and its value at the end of `as_of`, by item and office and in all
+    (`_VALUATION_AS_OF`); of item `lic` and at `office` alone when named, an item the ledger
+    does not know being NotFound."""
+    args: list[Any] = [as_of]
+    conditions = []
+    for column, wanted in (("lic", lic), ("office", office)):
+        if wanted is not None:
+            args.append(wanted)
+            conditions.append(f"{column} = ${len(args)}")
+
+    def where(alias: str) -> str:
+        return "".join(f" AND {alias}.{condition}" for condition in conditions)
+
+    sql = _VALUATION_AS_OF.format(lots=where("l"), un=where("u"), records=where("t"))
+    rows = await conn.fetch(sql, *args)
+    if not rows and lic is not None:
+        await _known_item(conn, lic)
+    by_item: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:  # (by LIC, then office)
+        by_item.setdefault(r["lic"], []).append(r)
+    items = []
+    for item_lic, offices in by_item.items():
+        at = [OfficeStockValue(office=r["office"], **_stock_value(r)) for r in offices]
+        items.append(
+            ItemStockValue(
+                lic=item_lic,
+                description=offices[0]["description"],
+                uom=offices[0]["uom"],
+                offices=at,
+                **_stock_value(_summed(at)),
+            )
+        )
+    total = _stock_value(_summed(items))
+    return StockValuation(
+        as_of=as_of, lic=lic, office=office, total=StockValueFigures(**total), items=items
+    )
+
+
+def _stock_value(row: Mapping[str, Decimal] | asyncpg.Record) -> dict[str, Decimal]:
+    """`StockValueFigures`' fields from a row of `_VALUATION_AS_OF` (or sums of them)."""
+    in_lots, unallocated = row["in_lots"], row["unallocated"]
+    value, unallocated_value = row["value"], row["unallocated_value"]
+    with localcontext(EXACT):
+        return {
+            "on_hand": in_lots + unallocated,
+            "value": value,
+            "unallocated": unallocated,
+            "unallocated_value": unallocated_value,
+            "total_value": value + unallocated_value,
+        }
+
+
+def _summed(parts: Sequence[StockValueFigures]) -> dict[str, Decimal]:
+    """Figures of `parts` added up, as a row of `_VALUATION_AS_OF` holds them."""
+    with localcontext(EXACT):
+        unallocated = sum((p.unallocated for p in parts), Decimal(0))
+        return {
+            "in_lots": sum((p.on_hand for p in parts), Decimal(0)) - unallocated,
+            "value": sum((p.value for p in parts), Decimal(0)),
+            "unallocated": unallocated,
+            "unallocated_value": sum((p.unallocated_value for p in parts), Decimal(0)),
+        }
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -1035,3 +1035,47 @@ class OpsSummary(Out):
     dead_letters_in_window: int
     latest_dead_letters: list[DeadLetterOut]
     ledger: LedgerHealth
+
+
+class StockValueFigures(Out):
+    """Stock on hand and its value, as of the end of a day."""
+
+    on_hand: Num = Field(description="units on hand then: in lots and in none (R12)")
+    value: Num = Field(
+        description="the stock in lots at each lot's unit cost then (the estimate until its PO"
+        " closed, then the actual cost the closing applied)"
+    )
+    unallocated: Num = Field(description="of `on_hand`, the units in no lot then (R12)")
+    unallocated_value: Num = Field(
+        description="their cost: what counts beyond any lot brought them in at, less what"
+        " removals took out at their average cost"
+    )
+    total_value: Num = Field(description="value + unallocated_value: the whole stock's")
+
+
+class OfficeStockValue(StockValueFigures):
+    office: str
+
+
+class ItemStockValue(StockValueFigures):
+    """One item's stock then, in all and by office (offices holding none then left out)."""
+
+    lic: str
+    description: str
+    uom: str
+    offices: list[OfficeStockValue]
+
+
+class StockValuation(Out):
+    """Stock on hand and its value as of the end of a day, by item and office and in all, read
+    off the transaction records dated up to that day (R15): each record moves its units at its
+    unit cost, and a PO closing's `cost_change` records revalue the units then on hand. As of
+    today (or later) it is `GET /items`' `on_hand`, `value` and `unallocated_value`."""
+
+    as_of: dt.date = Field(description="the day whose end the figures are as of")
+    lic: str | None = Field(description="the item asked for (null: every item)")
+    office: str | None = Field(description="the office asked for (null: every office)")
+    total: StockValueFigures = Field(description="every item's, added up")
+    items: list[ItemStockValue] = Field(
+        description="by LIC, each item with stock or value then (at `office`, if asked)"
+    )
