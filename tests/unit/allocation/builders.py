@@ -15,10 +15,13 @@ from services.allocation.domain.model import (
     AdjustmentKind,
     AdjustStock,
     AllocateLine,
+    CancelHeld,
     Command,
     CommandRejected,
+    ConfirmHeld,
     Event,
     LicState,
+    LineHeld,
     LineWaiting,
     LotEntry,
     LotPick,
@@ -278,3 +281,15 @@ def holds_stock_at(state: LicState, office: str) -> bool:
 def waits(decision_events: tuple[Event, ...]) -> bool:
     """Whether the decision's answer is that the line waits for held lines."""
     return bool(decision_events) and isinstance(decision_events[-1], LineWaiting)
+
+
+def hold(book: Book, command: ReceiveStock | ReturnFromCustomer) -> LineHeld:
+    """Send `command` held (one line of a document with several): it is answered `LineHeld`."""
+    (event,) = book.ok(replace(command, hold=True))
+    assert isinstance(event, LineHeld)
+    return event
+
+
+def settle(kind: type[ConfirmHeld] | type[CancelHeld], held: LineHeld) -> ConfirmHeld | CancelHeld:
+    """Receiving's confirmation or cancellation of a held line."""
+    return kind(message_id=f"{held.command_id}/settle", lic=held.lic, command_id=held.command_id)

@@ -3,7 +3,6 @@ may use their stock until the line is confirmed; cancelled, they leave no trace.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 
 from services.allocation.domain.errors import ReasonCode
@@ -13,10 +12,7 @@ from services.allocation.domain.model import (
     ConfirmHeld,
     HeldSettled,
     LineAllocated,
-    LineHeld,
     LineWaiting,
-    ReceiveStock,
-    ReturnFromCustomer,
     StockReceived,
     StockReturned,
 )
@@ -25,29 +21,20 @@ from tests.unit.allocation.builders import (
     adjust,
     allocate,
     give_back,
+    hold,
     item,
     lot,
     receive,
+    settle,
     ship,
 )
-
-
-def _hold(book: Book, command: ReceiveStock | ReturnFromCustomer) -> LineHeld:
-    """Send `command` held: it is answered `LineHeld`."""
-    (event,) = book.ok(replace(command, hold=True))
-    assert isinstance(event, LineHeld)
-    return event
-
-
-def _settle(kind: type[ConfirmHeld] | type[CancelHeld], held: LineHeld) -> ConfirmHeld | CancelHeld:
-    return kind(message_id=f"{held.command_id}/settle", lic=held.lic, command_id=held.command_id)
 
 
 def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> None:
     """R4: a held line's serials are in stock (a second receipt of one is refused); R9, R11:
     no allocation or removal may take them until the line is confirmed."""
     book = Book(item(serialized=True))
-    held = _hold(book, receive("PO-1/1", 2, serials=["A1", "A2"]))
+    held = hold(book, receive("PO-1/1", 2, serials=["A1", "A2"]))
     assert isinstance(held.decided, StockReceived)
     assert (held.shipment_id, held.line_no) == ("PO-1", 1)
     assert book.state.lots["PO-1/1"].held == 2
@@ -62,7 +49,7 @@ def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> N
     book.refused(receive("PO-2/1", 1, serials=["A2"]), ReasonCode.DUPLICATE_SERIAL)
     book.refused(receive("PO-1/1", 2, serials=["B1", "B2"]), ReasonCode.INVALID_QUANTITY)
 
-    settled, allocated = book.ok(_settle(ConfirmHeld, held))
+    settled, allocated = book.ok(settle(ConfirmHeld, held))
     assert settled == HeldSettled(
         command_id=f"{held.command_id}/settle",
         lic="L",
@@ -80,17 +67,17 @@ def test_a_cancelled_held_receipt_leaves_nothing_but_its_item_lock_and_next_seri
     Next Serial moved on."""
     book = Book(item(serialized=True, next_serial="SN-0001"))
     before = book.state
-    held = _hold(book, receive("PO-1/1", 3, generate=True))
+    held = hold(book, receive("PO-1/1", 3, generate=True))
     assert isinstance(held.decided, StockReceived)
     assert held.decided.generated_serials == ("SN-0001", "SN-0002", "SN-0003")
-    book.ok(_settle(CancelHeld, held))
+    book.ok(settle(CancelHeld, held))
     state = book.state
     assert (state.lots, state.mfr_lots, state.units, state.holds) == ({}, {}, {}, {})
     assert state.item is not None and before.item is not None
     # Locked (R2) and numbering moved on: a gap, never a serial handed out twice.
     assert state.item.locked and state.item.next_serial == "SN-0004"
     book.ok(receive("PO-1/1", 1, serials=["SN-0001"]))  # the same line, corrected: welcome
-    book.refused(_settle(ConfirmHeld, held), ReasonCode.UNKNOWN_SHIPMENT)
+    book.refused(settle(ConfirmHeld, held), ReasonCode.UNKNOWN_SHIPMENT)
 
 
 def test_a_held_lot_tracked_receipt_is_not_picked_by_fefo_until_confirmed() -> None:
@@ -99,10 +86,10 @@ def test_a_held_lot_tracked_receipt_is_not_picked_by_fefo_until_confirmed() -> N
         item(track=True),
         receive("PO-1/1", 5, lots=[lot("LATE", 5, expires_on=date(2030, 1, 1))]),
     )
-    held = _hold(book, receive("PO-2/1", 5, lots=[lot("SOON", 5, expires_on=date(2029, 1, 1))]))
+    held = hold(book, receive("PO-2/1", 5, lots=[lot("SOON", 5, expires_on=date(2029, 1, 1))]))
     (allocated,) = book.ok(allocate("SO-1", 2))
     assert {m.mfr_lot for m in allocated.movements} == {"LATE"}  # FEFO would take SOON
-    book.ok(_settle(ConfirmHeld, held))
+    book.ok(settle(ConfirmHeld, held))
     (allocated,) = book.ok(allocate("SO-2", 2))
     assert {m.mfr_lot for m in allocated.movements} == {"SOON"}
 
@@ -117,7 +104,7 @@ def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -
         ship("SO-1"),
     )
     shipped = dict(book.state.shipments)
-    held = _hold(book, give_back("RMA-1", 1, customer="Acme", serials=["A1"]))
+    held = hold(book, give_back("RMA-1", 1, customer="Acme", serials=["A1"]))
     assert isinstance(held.decided, StockReturned)
     assert book.status("A1") == "held"
     twice = book.refused(
@@ -127,7 +114,7 @@ def test_a_held_return_cannot_come_back_twice_and_cancelled_is_shipped_again() -
     (waiting,) = book.ok(allocate("SO-2", 1))  # waits for the return (`test_waiting.py`)
     assert isinstance(waiting, LineWaiting)
 
-    _, refused = book.ok(_settle(CancelHeld, held))
+    _, refused = book.ok(settle(CancelHeld, held))
     assert isinstance(refused, CommandRejected) and refused.command_id == waiting.command_id
     (unit,) = [u for u in book.state.units.values() if u.serial == "A1"]
     assert (unit.status.value, unit.customer, unit.shipment_id) == ("shipped", "Acme", "SO-1")
@@ -145,9 +132,9 @@ def test_a_line_short_of_stock_on_held_lines_is_told_to_send_again_once_posted()
     book = Book(item())
     book.ok(receive("PO-0/1", 2))
     book.ok(allocate("SO-1", 1))
-    _hold(book, receive("PO-7/1", 150))
-    _hold(book, receive("PO-7/2", 30))
-    _hold(book, receive("PO-8/1", 5, office="EAST"))
+    hold(book, receive("PO-7/1", 150))
+    hold(book, receive("PO-7/2", 30))
+    hold(book, receive("PO-8/1", 5, office="EAST"))
 
     refused = book.refused(allocate("SO-1", 6), ReasonCode.INSUFFICIENT_STOCK)
 

@@ -20,36 +20,26 @@ from services.allocation.domain.model import (
     LineHeld,
     LineWaiting,
     LotPick,
-    ReceiveStock,
-    ReturnFromCustomer,
 )
 from tests.unit.allocation.builders import (
     Book,
     allocate,
     give_back,
+    hold,
     item,
     lot,
     receive,
+    settle,
     ship,
 )
 
 
-def _hold(book: Book, command: ReceiveStock | ReturnFromCustomer) -> LineHeld:
-    (event,) = book.ok(replace(command, hold=True))
-    assert isinstance(event, LineHeld)
-    return event
+def _confirm(held: LineHeld) -> ConfirmHeld | CancelHeld:
+    return settle(ConfirmHeld, held)
 
 
-def _confirm(held: LineHeld) -> ConfirmHeld:
-    return ConfirmHeld(
-        message_id=f"{held.command_id}/confirm", lic=held.lic, command_id=held.command_id
-    )
-
-
-def _cancel(held: LineHeld) -> CancelHeld:
-    return CancelHeld(
-        message_id=f"{held.command_id}/cancel", lic=held.lic, command_id=held.command_id
-    )
+def _cancel(held: LineHeld) -> ConfirmHeld | CancelHeld:
+    return settle(CancelHeld, held)
 
 
 def _waits(book: Book, line: AllocateLine) -> LineWaiting:
@@ -61,8 +51,8 @@ def _waits(book: Book, line: AllocateLine) -> LineWaiting:
 def test_a_sale_short_while_a_receipt_is_held_waits_and_is_allocated_on_confirm() -> None:
     book = Book(item())
     book.ok(receive("PO-0/1", 2))
-    first = _hold(book, receive("PO-7/1", 150))
-    second = _hold(book, receive("PO-7/2", 30))
+    first = hold(book, receive("PO-7/1", 150))
+    second = hold(book, receive("PO-7/2", 30))
     sale = allocate("SO-1", 6)
 
     waiting = _waits(book, sale)
@@ -96,7 +86,7 @@ def test_a_sale_short_while_a_receipt_is_held_waits_and_is_allocated_on_confirm(
 def test_a_waiting_sale_whose_receipt_is_cancelled_is_refused_short_of_stock() -> None:
     book = Book(item())
     book.ok(receive("PO-0/1", 2))
-    held = _hold(book, receive("PO-7/1", 150))
+    held = hold(book, receive("PO-7/1", 150))
     sale = allocate("SO-1", 6)
     _waits(book, sale)
 
@@ -119,7 +109,7 @@ def test_a_sale_waits_for_a_held_customer_return_too() -> None:
     book.ok(receive("PO-0/1", 3))
     book.ok(allocate("SO-0", 3))
     book.ok(ship("SO-0"))
-    held = _hold(book, give_back("RMA-1", 2))
+    held = hold(book, give_back("RMA-1", 2))
     sale = allocate("SO-1", 2)
     _waits(book, sale)
 
@@ -132,7 +122,7 @@ def test_a_sale_waits_for_a_held_customer_return_too() -> None:
 def test_held_lines_at_another_office_do_not_make_a_sale_wait() -> None:
     book = Book(item())
     book.ok(receive("PO-0/1", 2))
-    _hold(book, receive("PO-8/1", 50, office="EAST"))
+    hold(book, receive("PO-8/1", 50, office="EAST"))
 
     refused = book.refused(allocate("SO-1", 6), ReasonCode.INSUFFICIENT_STOCK)
 
@@ -146,7 +136,7 @@ def test_only_a_plain_new_sale_waits() -> None:
     book = Book(item(track=True, perishable=False))
     book.ok(receive("PO-0/1", 2, lots=[lot("M0", 2)]))
     book.ok(allocate("SO-9", 1))
-    _hold(book, receive("PO-7/1", 50, lots=[lot("M7", 50)]))
+    hold(book, receive("PO-7/1", 50, lots=[lot("M7", 50)]))
 
     book.refused(
         allocate(
@@ -171,7 +161,7 @@ def test_only_a_plain_new_sale_waits() -> None:
 
 def test_waiting_sales_are_decided_in_the_order_they_came() -> None:
     book = Book(item())
-    held = _hold(book, receive("PO-7/1", 10))
+    held = hold(book, receive("PO-7/1", 10))
     first, second, third = allocate("SO-1", 6), allocate("SO-2", 6), allocate("SO-3", 4)
     for sale in (first, second, third):
         _waits(book, sale)
@@ -191,10 +181,10 @@ def test_waiting_sales_are_decided_in_the_order_they_came() -> None:
 def test_a_waiting_sale_is_decided_once_its_own_holds_settle_whatever_came_after() -> None:
     """It never waits twice: a stream of new held receipts cannot keep it waiting."""
     book = Book(item())
-    earlier = _hold(book, receive("PO-7/1", 2))
+    earlier = hold(book, receive("PO-7/1", 2))
     sale = allocate("SO-1", 6)
     _waits(book, sale)
-    later = _hold(book, receive("PO-8/1", 50))
+    later = hold(book, receive("PO-8/1", 50))
     assert book.state.waiting[sale.message_id].awaits == (earlier.command_id,)
 
     _, refused = book.ok(_confirm(earlier))
@@ -208,7 +198,7 @@ def test_a_waiting_sale_is_decided_once_its_own_holds_settle_whatever_came_after
 def test_a_sale_after_a_waiting_one_takes_free_stock_at_once() -> None:
     book = Book(item())
     book.ok(receive("PO-0/1", 3))
-    held = _hold(book, receive("PO-7/1", 10))
+    held = hold(book, receive("PO-7/1", 10))
     big = allocate("SO-1", 8)
     _waits(book, big)
 
