@@ -1229,8 +1229,24 @@ def _check_key(inbound: Inbound[Any]) -> None:
         message_id=_message_id(message),
         type=message.type,
         expected_key=expected,
-        key=_loggable_key(inbound.key),
+        key=_key_text(inbound.key),
     )
+
+
+def _key_text(key: bytes | None) -> str | None:
+    """A record key for a log line beside the text it should have been (`expected_key`), so a
+    log query can compare them: its text when it is UTF-8 (repr'd when it holds a control or
+    other unprintable character, as a logged id is), else `_loggable_key`'s repr of its bytes
+    (`b'\\xffBOLT'`); clipped; a null key None."""
+    if key is None:
+        return None
+    try:
+        text = bytes(key).decode("utf-8")
+    except UnicodeDecodeError:
+        return _loggable_key(key)
+    shown = text[:LOG_KEY_BYTES]
+    shown = shown if shown.isprintable() else repr(shown)
+    return shown if len(text) <= LOG_KEY_BYTES else f"{shown}… ({len(key)} bytes)"
 
 
 def _loggable_key(key: bytes | None) -> str | None:

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -28,7 +28,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
 from services.ledger import dashboard, operations, queries
@@ -66,6 +66,7 @@ from services.ledger.schemas import (
 )
 from shared import asyncapi
 from shared.contracts.types import Date, normalize_identifier
+from shared.db import dsn_address
 from shared.reasons import shown
 
 PoolSource = Callable[[], asyncpg.Pool | None]
@@ -149,8 +150,25 @@ _PAGED: dict[int | str, dict[str, Any]] = {
         },
     },
 }
+
+
+class DatabaseDownOut(ErrorOut):
+    """A 503 while the database does not answer: `detail` says it in a sentence, the fields
+    beside it name its parts (null on a 503 of a ledger still starting, which has none)."""
+
+    address: str | None = Field(
+        None,
+        description="where the ledger connects: host:port/database, or a Unix socket's path;"
+        " never the user or password (null: not known)",
+    )
+    error: str | None = Field(None, description="the error's class, e.g. ConnectionRefusedError")
+    reason: str | None = Field(
+        None, description="what failed, readable: `connection refused`, `no such socket file`…"
+    )
+
+
 _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: {"model": ErrorOut, "description": "the database does not answer"}
+    503: {"model": DatabaseDownOut, "description": "the database does not answer"}
 }
 
 
@@ -182,10 +200,19 @@ def create_api(pool: PoolSource, *, lifespan: Lifespan | None = None) -> FastAPI
     async def database_unavailable(request: Request, exc: Exception) -> Response:
         # The database went away (restarting, a network blip): 503, as `/healthz` says, not a
         # bare 500; the dashboard as a page that keeps reloading, so it recovers by itself.
-        said = f"the database does not answer: {type(exc).__name__}: {str(exc)[:200]}"
+        address = pool_address(request.app.state.pool_source())
+        reason = failure(exc)
         if request.url.path == "/dashboard":
-            return HTMLResponse(dashboard.unavailable(said), status_code=503)
-        return JSONResponse(status_code=503, content={"detail": said})
+            refresh = outage_refresh(request.query_params.get("refresh"))
+            page = dashboard.unavailable(reason, address=address, refresh_seconds=refresh)
+            return HTMLResponse(page, status_code=503)
+        down = DatabaseDownOut(
+            detail=f"the database does not answer{_at(address)}: {reason}",
+            address=address,
+            error=type(exc).__name__,
+            reason=reason,
+        )
+        return JSONResponse(status_code=503, content=down.model_dump())
 
     for unavailable in DATABASE_UNAVAILABLE:
         app.add_exception_handler(unavailable, database_unavailable)
@@ -203,6 +230,65 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
 )
 """Errors that mean the database is not answering (answered 503, `_UNAVAILABLE`)."""
+
+
+def failure(exc: BaseException) -> str:
+    """Why the database did not answer, as an operator reads it: `connection refused`, `no
+    such socket file`, else the error's own words, one line; its class after, to search by."""
+    if isinstance(exc, ConnectionRefusedError):
+        said = "connection refused"
+    elif isinstance(exc, FileNotFoundError):  # a Unix socket's file: the server is not there
+        said = "no such socket file"
+    elif isinstance(exc, TimeoutError):
+        said = "no answer in time"
+    elif isinstance(exc, OSError) and exc.strerror:  # "No route to host": without its errno
+        said = exc.strerror[:1].lower() + exc.strerror[1:]
+    else:
+        said = " ".join(str(exc).split())[:200] or "no answer"
+    return f"{said} ({type(exc).__name__})"
+
+
+def pool_address(pool: asyncpg.Pool | None) -> str | None:
+    """Where `pool` connects (`database_address` of its DSN), or None when it is not known."""
+    # asyncpg keeps the arguments a pool connects with and has no public reader of them.
+    args = getattr(pool, "_connect_args", None) or ()
+    dsn = args[0] if args else None
+    return database_address(dsn) if isinstance(dsn, str) else None
+
+
+def database_address(dsn: str) -> str:
+    """Where a DSN connects, for a message: `host:port/database` as `db.dsn_address` names it
+    (never the user or password), a Unix socket as the socket file's path."""
+    address = dsn_address(dsn)
+    hosts, _, database = address.rpartition("/")
+    folder, _, port = hosts.rpartition(":")
+    if not folder.startswith("/") or "," in hosts:
+        return address
+    # libpq's name of the socket in the folder, as asyncpg connects to it.
+    socket = folder if ".s.PGSQL." in folder else f"{folder.rstrip('/')}/.s.PGSQL.{port}"
+    return f"{socket} (database {database})"
+
+
+def _at(address: str | None) -> str:
+    return "" if address is None else f" at {address}"
+
+
+DASHBOARD_REFRESH_SECONDS = 5
+"""How often the dashboard reloads itself unless `?refresh=` says otherwise."""
+Refresh = Annotated[int, Query(ge=1, le=3600, description="seconds")]
+_REFRESH: TypeAdapter[int] = TypeAdapter(Refresh)
+
+
+def outage_refresh(asked: str | None) -> int:
+    """The outage page's reload: the `refresh` the dashboard was asked with, validated as the
+    dashboard validates it; the dashboard's default when none was asked or it is not valid (the
+    page must keep reloading, and a bad value is answered 422 once the database answers)."""
+    if asked is None:
+        return DASHBOARD_REFRESH_SECONDS
+    try:
+        return _REFRESH.validate_python(asked)
+    except ValidationError:
+        return DASHBOARD_REFRESH_SECONDS
 
 
 async def refuse_repeated_parameters(request: Request) -> None:
@@ -661,7 +747,7 @@ def _routes(app: FastAPI) -> None:
     async def get_dashboard(
         conn: Conn,
         limit: Annotated[int, Query(ge=1, le=500)] = 20,
-        refresh: Annotated[int, Query(ge=1, le=3600, description="seconds")] = 5,
+        refresh: Refresh = DASHBOARD_REFRESH_SECONDS,
         as_of: AsOf = None,
     ) -> HTMLResponse:
         """The operations dashboard: `/ops/summary` as one page that reloads itself (as of
@@ -868,13 +954,8 @@ def _csv_row(found: TraceOut, e: TraceEvent) -> list[str]:
         _number(e.unit_cost),
         _number(e.cost),
         str(e.recorded_seq),
-        _timestamp(e.recorded_at),
+        "" if e.recorded_at is None else queries.json_time(e.recorded_at),
     ]
-
-
-def _timestamp(at: datetime | None) -> str:
-    """A time as the JSON answer writes it (UTC as "Z")."""
-    return "" if at is None else at.isoformat().replace("+00:00", "Z")
 
 
 def _recipient_row(found: TraceOut, r: Recipient) -> list[str]:

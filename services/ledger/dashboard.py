@@ -37,9 +37,12 @@ code,pre{font:12px monospace;white-space:pre-wrap;word-break:break-all;max-width
 """
 
 
-def unavailable(said: str, refresh_seconds: int = 5) -> str:
-    """The page in place of the dashboard while the database does not answer: what failed,
-    reloading every `refresh_seconds` so it shows the dashboard again once it does."""
+def unavailable(reason: str, *, address: str | None = None, refresh_seconds: int = 5) -> str:
+    """The page in place of the dashboard while the database does not answer: where the ledger
+    connects (`address`, never a password; None: not known) and what failed (`reason`, as
+    `api.failure` says it), reloading every `refresh_seconds` so it shows the dashboard again
+    once the database answers."""
+    at = "" if address is None else f" at <code>{_e(address)}</code>"
     return "".join(
         [
             "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
@@ -47,7 +50,7 @@ def unavailable(said: str, refresh_seconds: int = 5) -> str:
             "<title>lotline operations: database unavailable</title>",
             f"<style>{_STYLE}</style></head><body>",
             "<h1>lotline operations</h1>",
-            f"<p><strong>The ledger's database does not answer</strong>: {_e(said)}.</p>",
+            f"<p><strong>The ledger's database does not answer</strong>{at}: {_e(reason)}.</p>",
             f'<p class="muted">This page reloads every {int(refresh_seconds)} s. The services'
             " retry their batches meanwhile: nothing they read is lost. Health:"
             ' <a href="/healthz">/healthz</a>.</p>',

@@ -312,6 +312,13 @@ class Found(Generic[Head]):
     lists: dict[str, tuple[type[BaseModel], Parts]] = field(default_factory=dict)
 
 
+def json_time(at: dt.datetime, timespec: str = "auto") -> str:
+    """A time as the JSON answers write it: ISO 8601, UTC as "Z". `timespec` as
+    `datetime.isoformat` takes it: "auto" (microseconds kept, as the JSON's), or "seconds" for
+    a time said in a sentence (a 404's latest answer)."""
+    return at.isoformat(timespec=timespec).replace("+00:00", "Z")
+
+
 def snapshot(conn: Reader) -> asyncpg.transaction.Transaction:
     """The read-only REPEATABLE READ transaction an answer of several queries is read in."""
     return conn.transaction(isolation="repeatable_read", readonly=True)
@@ -1125,8 +1132,7 @@ def _unknown_document(document: str, latest: Sequence[asyncpg.Record] = ()) -> N
 def _latest_answer(answer: asyncpg.Record) -> str:
     """One of `_DOCUMENT_LATEST`'s rows as a clause: "ReceiptRejected at 2026-11-23T08:30:00Z,
     UNKNOWN_ITEM: item X is not known"."""
-    at = answer["occurred_at"].isoformat(timespec="seconds").replace("+00:00", "Z")
-    said = f"{answer['status']} at {at}"
+    said = f"{answer['status']} at {json_time(answer['occurred_at'], 'seconds')}"
     if answer["reason_code"]:
         said += f", {answer['reason_code']}"
     if answer["reason"]:

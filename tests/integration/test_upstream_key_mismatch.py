@@ -127,7 +127,7 @@ async def test_documents_keyed_by_another_id_or_none_are_answered_counted_and_lo
             "message_id": f"rcv-{run}",
             "type": "ShipmentReceived",
             "expected_key": po,
-            "key": "b'B1-KEY-A'",
+            "key": "B1-KEY-A",  # as text, comparable with expected_key
         },
         {
             "event": "consumer.key_mismatch",
@@ -135,7 +135,7 @@ async def test_documents_keyed_by_another_id_or_none_are_answered_counted_and_lo
             "message_id": f"req-{run}",
             "type": "ShipmentRequested",
             "expected_key": sale,
-            "key": "b'SOMETHING-ELSE-1'",
+            "key": "SOMETHING-ELSE-1",
         },
         {
             "event": "consumer.key_mismatch",
@@ -143,7 +143,7 @@ async def test_documents_keyed_by_another_id_or_none_are_answered_counted_and_lo
             "message_id": f"ship-{run}",
             "type": "ShipmentShipRequested",
             "expected_key": sale,
-            "key": "b'ZZZ-OTHER-KEY-9'",
+            "key": "ZZZ-OTHER-KEY-9",
         },
     ]
     # Every log line names where the record is.
@@ -209,13 +209,17 @@ async def test_a_mismatch_is_counted_and_logged_once_however_often_it_is_deliver
                 _record(0, b" BOLT ", "m1", "BOLT"),  # trimmed, it is the LIC
                 _record(1, b"\xffBOLT", "m2", "WASHER"),  # not UTF-8
                 _record(2, b"NUT", "m3", "NUT"),
+                _record(3, "ÉCROU".encode(), "m4", "NUT-2"),  # UTF-8: logged as its text
+                _record(4, b"RIV\x1bET", "m5", "RIVET"),  # text a terminal would run: repr'd
             ]
         )
         # The mismatched one again (an upstream retry): a duplicate, not counted again.
-        await consumer._process_resiliently([_record(3, b"\xffBOLT", "m2", "WASHER")])
+        await consumer._process_resiliently([_record(5, b"\xffBOLT", "m2", "WASHER")])
 
     assert [(e["message_id"], e["expected_key"], e["key"]) for e in logged(logs)] == [
-        ("m2", "WASHER", repr(b"\xffBOLT"))
+        ("m2", "WASHER", repr(b"\xffBOLT")),
+        ("m4", "NUT-2", "ÉCROU"),
+        ("m5", "RIVET", repr("RIV\x1bET")),
     ]
-    assert mismatches(TOPIC, "UpsertItem") == before + 1
-    assert await pool.fetchval("SELECT count(*) FROM outbox") == 3  # all three processed
+    assert mismatches(TOPIC, "UpsertItem") == before + 3
+    assert await pool.fetchval("SELECT count(*) FROM outbox") == 5  # all five processed
