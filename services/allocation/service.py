@@ -296,6 +296,7 @@ def _log_waiting(event: d.LineWaiting) -> None:
         shipment_id=event.shipment_id,
         line_no=event.line_no,
         held_lines=[f"{shipment_id} line {line_no}" for shipment_id, line_no in event.held],
+        behind=[f"{shipment_id} line {line_no}" for shipment_id, line_no in event.behind],
     )
 
 

@@ -132,7 +132,10 @@ def _dispatch(draft: Draft, command: Command) -> tuple[Event, ...]:
 
 def _allocate_or_wait(draft: Draft, cmd: AllocateLine) -> tuple[Event, ...]:
     """Allocate the line; a sale short only while held lines hold stock at its office waits
-    for them instead (`waiting.py`)."""
+    for them instead, and one behind such a waiting sale waits with it (`waiting.py`)."""
+    queued = waiting.queued(draft, cmd)
+    if queued:
+        return waiting.wait(draft, cmd, queued)
     mark = draft.savepoint()
     try:
         return allocate(draft, cmd)

@@ -890,8 +890,8 @@ class LineHeld:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LineWaiting:
-    """A sale line not decided yet: it waits for the held lines `awaits` (command ids; their
-    documents: `held`, as (shipment_id, line_no)) to settle. Not published: its one decision
+    """A sale line not decided yet: it waits for the held lines `awaits` (command ids; those
+    still held: `held`, as (shipment_id, line_no)) to settle. Not published: its one decision
     comes when they do (`waiting.py`)."""
 
     command_id: str
@@ -900,6 +900,9 @@ class LineWaiting:
     line_no: int
     awaits: tuple[str, ...]
     held: tuple[tuple[str, int], ...]
+    behind: tuple[tuple[str, int], ...] = ()
+    """Earlier sale lines waiting at its office, as (shipment_id, line_no): it is decided
+    after them, free stock or not."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

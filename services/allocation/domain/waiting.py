@@ -29,15 +29,7 @@ from services.allocation.domain.model import AllocateLine, LineWaiting, WaitingL
 def awaited(draft: Draft, cmd: AllocateLine, refusal: Refusal) -> tuple[str, ...]:
     """The held lines (command ids) a line refused with `refusal` should wait for instead:
     those with stock at its office; none when it must be answered now."""
-    if (
-        refusal.code is not ReasonCode.INSUFFICIENT_STOCK
-        or cmd.kind != "sale"
-        or cmd.lots
-        or cmd.serials
-    ):
-        return ()
-    previous = draft.allocations.get((cmd.shipment_id, cmd.line_no))
-    if previous is not None and previous.status == "allocated":
+    if refusal.code is not ReasonCode.INSUFFICIENT_STOCK or not may_wait(draft, cmd):
         return ()
     lots = draft.lots
     return tuple(
@@ -49,13 +41,36 @@ def awaited(draft: Draft, cmd: AllocateLine, refusal: Refusal) -> tuple[str, ...
     )
 
 
+def queued(draft: Draft, cmd: AllocateLine) -> tuple[str, ...]:
+    """What a line that could wait must wait for, free stock or not, because earlier sale lines
+    at its office wait: their holds, so it is decided after them, in the order they came, and
+    takes no stock they were waiting for. None when no line waits there."""
+    if not draft.waiting or not may_wait(draft, cmd):
+        return ()
+    ahead = [line for line in draft.waiting.values() if line.command.office == cmd.office]
+    return tuple(dict.fromkeys(c for line in ahead for c in line.awaits))
+
+
+def may_wait(draft: Draft, cmd: AllocateLine) -> bool:
+    """Whether the line is one that waits: a sale naming no stock, not already allocated."""
+    if cmd.kind != "sale" or cmd.lots or cmd.serials:
+        return False
+    previous = draft.allocations.get((cmd.shipment_id, cmd.line_no))
+    return previous is None or previous.status != "allocated"
+
+
 def wait(draft: Draft, cmd: AllocateLine, awaits: tuple[str, ...]) -> tuple[LineWaiting]:
     """Keep the line to decide once `awaits` are settled. It names the item as any sale line
     does, so the item's tracking flags lock (R2)."""
+    ahead = sorted(
+        (line for line in draft.waiting.values() if line.command.office == cmd.office),
+        key=lambda line: line.seq,
+    )
     seq = max((line.seq for line in draft.waiting.values()), default=0) + 1
     draft.put_waiting(WaitingLine(command=cmd, awaits=awaits, seq=seq))
     draft.lock_item()
-    held = tuple(sorted({(draft.holds[c].shipment_id, draft.holds[c].line_no) for c in awaits}))
+    holds = draft.holds
+    held = tuple(sorted({(holds[c].shipment_id, holds[c].line_no) for c in awaits if c in holds}))
     return (
         LineWaiting(
             command_id=cmd.message_id,
@@ -64,6 +79,7 @@ def wait(draft: Draft, cmd: AllocateLine, awaits: tuple[str, ...]) -> tuple[Line
             line_no=cmd.line_no,
             awaits=awaits,
             held=held,
+            behind=tuple((w.command.shipment_id, w.command.line_no) for w in ahead),
         ),
     )
 

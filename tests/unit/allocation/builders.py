@@ -278,6 +278,11 @@ def holds_stock_at(state: LicState, office: str) -> bool:
     )
 
 
+def waiting_at(state: LicState, office: str) -> bool:
+    """Whether sale lines at `office` wait for held lines: a new one there queues behind them."""
+    return any(line.command.office == office for line in state.waiting.values())
+
+
 def waits(decision_events: tuple[Event, ...]) -> bool:
     """Whether the decision's answer is that the line waits for held lines."""
     return bool(decision_events) and isinstance(decision_events[-1], LineWaiting)

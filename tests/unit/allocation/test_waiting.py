@@ -195,18 +195,35 @@ def test_a_waiting_sale_is_decided_once_its_own_holds_settle_whatever_came_after
     book.ok(allocate("SO-2", 52))
 
 
-def test_a_sale_after_a_waiting_one_takes_free_stock_at_once() -> None:
+def test_a_sale_behind_a_waiting_one_waits_too_so_the_earlier_order_is_served_first() -> None:
+    """20 free, two deliveries of 30 held: an order of 80 waits for them; a later order of 10,
+    which the free stock would cover, waits behind it. Once both deliveries are confirmed, the
+    order of 80 gets all of it and the later one is refused, as without the backlog. A sale at
+    another office is not held up."""
     book = Book(item())
-    book.ok(receive("PO-0/1", 3))
-    held = hold(book, receive("PO-7/1", 10))
-    big = allocate("SO-1", 8)
+    book.ok(receive("PO-0/1", 20))
+    book.ok(receive("PO-E/1", 5, office="EAST"))
+    first = hold(book, receive("GRN-1/1", 30))
+    second = hold(book, receive("GRN-1/2", 30))
+    big, small = allocate("SO-1", 80), allocate("SO-2", 10)
     _waits(book, big)
 
-    (allocated,) = book.ok(allocate("SO-2", 3))
+    queued = _waits(book, small)
 
-    assert isinstance(allocated, LineAllocated)
-    _, after = book.ok(_confirm(held))
-    assert isinstance(after, LineAllocated) and after.quantity == 8
+    assert queued.behind == (("SO-1", 1),)
+    assert queued.awaits == (first.command_id, second.command_id)
+    assert book.lot("PO-0/1") == (20, 0, 0)
+    (elsewhere,) = book.ok(allocate("SO-3", 5, office="EAST"))
+    assert isinstance(elsewhere, LineAllocated)
+    book.ok(_confirm(first))
+    assert set(book.state.waiting) == {big.message_id, small.message_id}
+
+    _, allocated, refused = book.ok(_confirm(second))
+
+    assert isinstance(allocated, LineAllocated) and allocated.command_id == big.message_id
+    assert allocated.quantity == 80
+    assert isinstance(refused, CommandRejected) and refused.command_id == small.message_id
+    assert refused.reason == "item L at office AI: requested 10, available 0"
 
 
 def test_a_batch_decides_waiting_lines_as_one_command_at_a_time_does() -> None:
@@ -235,8 +252,9 @@ def test_a_batch_decides_waiting_lines_as_one_command_at_a_time_does() -> None:
         "LineHeld",
         "LineHeld",
         "LineWaiting",
+        "LineWaiting",  # SO-2, behind SO-1
+        "HeldSettled",
+        "HeldSettled",
         "LineAllocated",
-        "HeldSettled",
-        "HeldSettled",
         "LineAllocated",
     ]
