@@ -875,7 +875,8 @@ class _Answers:
             " one of thousands of serials or lines takes seconds; one naming an item lotline"
             f" does not know yet is held up to {seconds:g} s (LOTLINE_UNKNOWN_ITEM_WAIT_SECONDS),"
             " then refused UNKNOWN_ITEM; a resent message_id (processed before) is never"
-            " answered again"
+            " answered again; and a service stalled or behind answers late: its"
+            " lotline_consumer_lag_records and lotline_consumer_stalled_seconds say so"
         )
 
     def _match(self, record: ConsumerRecord[bytes, bytes]) -> list[Outcome]:

@@ -286,3 +286,4 @@ async def test_the_held_note_also_names_a_resent_message_id() -> None:
     assert "held up to 30 s" in note
     assert "a resent message_id (processed before) is never answered again" in note
     assert "one of thousands of serials or lines takes seconds" in note  # just slow
+    assert "a service stalled or behind answers late" in note  # or stuck: where to look
