@@ -79,8 +79,8 @@ def test_r4_a_unit_on_a_held_receipt_says_so() -> None:
     refusal = checks.in_stock(_item(book), "SN-5", Draft(book.state))
     assert refusal.code is ReasonCode.DUPLICATE_SERIAL
     assert refusal.reason == (
-        "serial SN-5 of L is already in stock at office MAIN, in inventory lot PO-1/1, on a "
-        "receipt held until the rest of its document is posted"
+        "serial SN-5 of L is already in stock at office MAIN, in inventory lot PO-1/1, on"
+        " receipt PO-1 line 1, held until every line of the document is accepted"
     )
 
 
@@ -96,8 +96,9 @@ def test_r4_a_unit_on_a_held_return_says_so() -> None:
     )
     refusal = checks.in_stock(_item(book), "SN-5", Draft(book.state))
     assert refusal.reason == (
-        "serial SN-5 of L is already in stock at office MAIN, in inventory lot PO-1/1, coming "
-        "back on a customer return held for the rest of its document"
+        "serial SN-5 of L is already in stock at office MAIN, in inventory lot PO-1/1, coming"
+        " back on customer return RMA-1 line 1, held until every line of the document is"
+        " accepted"
     )
 
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.holding import where_held
 from services.allocation.domain.model import Item, SerialStatus, Unit
 from shared.reasons import listed, number
 
@@ -133,11 +134,8 @@ def _held_at(draft: Draft, unit: Unit) -> str:
         line = "" if unit.line_no is None else f" line {unit.line_no}"
         shipment = "a shipment" if unit.shipment_id is None else f"shipment {unit.shipment_id}"
         return f"{where}, allocated to {shipment}{line}"
-    if unit.status is SerialStatus.HELD:
-        return f"{where}, coming back on a customer return held for the rest of its document"
-    if unit.lot_id not in draft.stocked:  # AVAILABLE in a held receipt's lot
-        return f"{where}, on a receipt held until the rest of its document is posted"
-    return where
+    held = where_held(draft, unit)
+    return where if held is None else f"{where}, {held}"
 
 
 def no_serials(item: Item, serials: tuple[str, ...]) -> None:

@@ -135,3 +135,27 @@ def _settled(
         confirmed=confirmed,
         next_serial=next_serial,
     )
+
+
+def where_held(draft: Draft, unit: Unit) -> str | None:
+    """Why a unit in stock is not free because a held line holds it, naming that line: "on
+    receipt PO-7 line 2, held until every line of the document is accepted" (AVAILABLE in a
+    held receipt's lot) or "coming back on customer return RMA-3 line 1, held until …" (HELD);
+    None when no held line holds it. Read on a refusal only."""
+    if unit.status is SerialStatus.HELD:
+        found = next(
+            (
+                h
+                for h in draft.holds.values()
+                if any(p.serial == unit.serial and p.lot_id == unit.lot_id for p in h.picks)
+            ),
+            None,
+        )
+        what = "coming back on customer return"
+    elif unit.lot_id not in draft.stocked:
+        found = next((h for h in draft.holds.values() if h.lot_id == unit.lot_id), None)
+        what = "on receipt"
+    else:
+        return None
+    line = "" if found is None else f" {found.shipment_id} line {found.line_no}"
+    return f"{what}{line}, held until every line of the document is accepted"

@@ -53,6 +53,7 @@ from decimal import Decimal
 from services.allocation.domain import checks
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.holding import where_held
 from services.allocation.domain.model import (
     ZERO,
     Item,
@@ -62,7 +63,7 @@ from services.allocation.domain.model import (
     SerialStatus,
     Unit,
 )
-from services.allocation.domain.not_free import not_free
+from services.allocation.domain.not_free import HELD_DOCUMENTS_SHOWN, held_documents, not_free
 from services.allocation.domain.quarantine import holding, why
 from services.allocation.domain.serials import NearSerials
 from shared.reasons import listed, number
@@ -252,17 +253,13 @@ def shortfall(draft: Draft, need: Need, quantity: Decimal, asked: Decimal | None
     return _short(quantity, stock.available, what, asked, which=which)
 
 
-HELD_DOCUMENTS_SHOWN = 3
-"""Documents a shortfall names holding stock on held lines, at most; the rest are counted."""
-
-
 def _on_held_lines(draft: Draft, need_office: str) -> str:
     """The office's stock on receipt and return lines held until the rest of their document
-    is accepted (`HeldLine`), which no shipment takes yet: ", and 180 more on receipt PO-7
-    line 2, held until …". Confirmed within moments as a rule; but in a backlog (a service
-    stalled or restarted) a sale queued behind the receipt is decided first, and a bare
-    "available 0" would read as stock gone missing. Read on a refusal only."""
-    held: dict[str, list[int]] = {}
+    is accepted (`HeldLine`), which no shipment takes yet: ", and 180 more on PO-7 lines 1 and
+    2, held until …". Confirmed within moments as a rule, and a sale that can waits for them
+    (`waiting.py`); one that cannot (a re-allocation) is answered now, and a bare "available
+    0" would read as stock gone missing. Read on a refusal only."""
+    held = []
     total = ZERO
     for line in draft.holds.values():
         here = sum(
@@ -270,17 +267,13 @@ def _on_held_lines(draft: Draft, need_office: str) -> str:
         )
         if here:
             total += here
-            held.setdefault(line.shipment_id, []).append(line.line_no)
+            held.append(line)
     if not total:
         return ""
-    named = [
-        f"{shipment_id} line{'s' if len(lines) > 1 else ''} {' and '.join(map(str, sorted(lines)))}"
-        for shipment_id, lines in sorted(held.items())
-    ]
     return (
-        f", and {number(total)} more on {listed(named, HELD_DOCUMENTS_SHOWN)}, held until every"
-        " line of the document is accepted: the stock is free once that document posts, so"
-        " send this again then"
+        f", and {number(total)} more on {listed(held_documents(held), HELD_DOCUMENTS_SHOWN)},"
+        " held until every line of the document is accepted: the stock is free once that"
+        " document posts, so send this again then"
     )
 
 
@@ -647,11 +640,8 @@ def _available(draft: Draft, need: Need, serial: str, near: NearSerials) -> Unit
             why = f"is already allocated to {_line(held)}"
             if office != need.office:
                 why += f" at office {office}"
-        elif held.status is SerialStatus.HELD:
-            why = "is coming back on a customer return held for the rest of its document"
-        elif held.lot_id not in draft.stocked:
-            # AVAILABLE in a lot that is not stocked: a held receipt's, until its document is whole.
-            why = "is on a receipt held until the rest of its document is posted"
+        elif (on_held := where_held(draft, held)) is not None:
+            why = f"is {on_held}"
         elif office != need.office:
             why = f"is in stock at office {office}, not at office {need.office}"
         else:

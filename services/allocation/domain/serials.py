@@ -29,6 +29,7 @@ import re
 
 from services.allocation.domain.draft import Draft
 from services.allocation.domain.errors import ReasonCode, Refusal
+from services.allocation.domain.holding import where_held
 from services.allocation.domain.model import SerialStatus, Unit
 from shared.reasons import shown
 from shared.serials import SerialEntryError, one_typed_serial
@@ -104,10 +105,9 @@ def whereabouts(draft: Draft, unit: Unit) -> str:
         return f"was removed from stock at office {office} by a count or loss"
     if status is SerialStatus.ALLOCATED:
         return f"is allocated to {_document(unit)} at office {office}"
-    if status is SerialStatus.HELD:
-        return "is coming back on a customer return held for the rest of its document"
-    if unit.lot_id not in draft.stocked:  # AVAILABLE in a held receipt's lot
-        return "is on a receipt held until the rest of its document is posted"
+    held = where_held(draft, unit)
+    if held is not None:
+        return f"is {held}"
     return f"is in stock at office {office}"
 
 

@@ -52,8 +52,9 @@ def queued(draft: Draft, cmd: AllocateLine) -> tuple[str, ...]:
 
 
 def may_wait(draft: Draft, cmd: AllocateLine) -> bool:
-    """Whether the line is one that waits: a sale naming no stock, not already allocated."""
-    if cmd.kind != "sale" or cmd.lots or cmd.serials:
+    """Whether the line is one that waits: a sale naming no stock, not already allocated, and
+    not one its sender refused (answered with that refusal at once)."""
+    if cmd.kind != "sale" or cmd.lots or cmd.serials or cmd.refusal is not None:
         return False
     previous = draft.allocations.get((cmd.shipment_id, cmd.line_no))
     return previous is None or previous.status != "allocated"

@@ -44,7 +44,10 @@ def test_a_held_serial_receipt_takes_its_serials_but_nothing_may_use_them() -> N
     assert isinstance(waiting, LineWaiting)
     assert book.state.lots["PO-1/1"].allocated == 0
     refused = book.refused(allocate("SO-2", 1, serials=["A2"]), ReasonCode.SERIAL_NOT_AVAILABLE)
-    assert "is on a receipt held until the rest of its document is posted" in refused.reason
+    assert refused.reason == (
+        "serial A2 of L is on receipt PO-1 line 1, held until every line of the document is"
+        " accepted"
+    )
     book.refused(adjust("ADJ-1", "loss", -1, serials=["A2"]), ReasonCode.SERIAL_NOT_AVAILABLE)
     book.refused(receive("PO-2/1", 1, serials=["A2"]), ReasonCode.DUPLICATE_SERIAL)
     book.refused(receive("PO-1/1", 2, serials=["B1", "B2"]), ReasonCode.INVALID_QUANTITY)

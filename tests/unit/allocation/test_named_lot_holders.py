@@ -126,9 +126,9 @@ def test_stock_on_a_held_return_is_named_too() -> None:
         ReasonCode.INSUFFICIENT_STOCK,
     )
     assert rejection.reason == (
-        "manufacturer lot A of L at office AI: requested 1, available 0; 2 more are on a "
-        "receipt held until the rest of its document is posted: a shipment line takes only "
-        "free stock, so wait until it is posted"
+        "manufacturer lot A of L at office AI: requested 1, available 0; 2 more are on R-1"
+        " line 1, held until every line of the document is accepted: a shipment line takes"
+        " only free stock, so send this again once that document posts"
     )
 
 

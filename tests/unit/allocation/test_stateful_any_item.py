@@ -271,7 +271,8 @@ class AnyItemMachine(RuleBasedStateMachine):
                     sources[key] = (lot.free + mine[key], (arrival,))
         available = sum((q for q, _ in sources.values()), ZERO)
         if waits(decision.events):  # short now, but held lines put stock at the office
-            assert kind == "sale" and own is None and holds_stock_at(before, office)
+            assert kind == "sale" and holds_stock_at(before, office)
+            assert own is None or own.status == "released"
             assert available < qty or waiting_at(before, office)  # or it queues behind
             return
         assert (decision.rejected is None) == (available >= qty), (available, decision.events)
