@@ -32,6 +32,8 @@ from services.ledger.quarantine import (
     rules_of_lot,
 )
 from services.ledger.schemas import (
+    CogsCause,
+    CogsCauses,
     CogsEntry,
     CogsFigures,
     CogsItem,
@@ -1212,7 +1214,31 @@ def _key_part(part: object, kind: type) -> object:
 # return's own usage records (no COGS entry, R14). Read through cogs_by_date and
 # usage_vendor_returns_by_date (migration 021), from the index alone: the cost follows the
 # period's entries. `{lic}` is empty or a condition on $4, so each form has its own plan.
-_COGS_BY_ITEM = """
+# What caused the COGS (`CogsCauses`): the usage sources each cause sums.
+COGS_CAUSES = {
+    "sales": ("shipment", "customer_return"),
+    "losses": ("loss",),
+    "counts": ("count",),
+}
+
+
+def _by_cause() -> str:
+    """`_COGS_BY_ITEM`'s columns of each cause: quantity, usage, reconciliation and cogs."""
+    columns = []
+    for cause, sources in COGS_CAUSES.items():
+        of = f"e.source IN ({', '.join(repr(s) for s in sources)})"
+        columns += [
+            f"coalesce(sum(e.quantity) FILTER (WHERE {of} AND e.kind = 'usage'), 0)"
+            f" AS {cause}_quantity",
+            f"coalesce(sum(e.amount) FILTER (WHERE {of} AND e.kind = 'usage'), 0) AS {cause}_usage",
+            f"coalesce(sum(e.amount) FILTER (WHERE {of} AND e.kind <> 'usage'), 0)"
+            f" AS {cause}_reconciliation",
+            f"coalesce(sum(e.amount) FILTER (WHERE {of}), 0) AS {cause}_cogs",
+        ]
+    return ",\n           ".join(columns)
+
+
+_COGS_BY_ITEM = f"""
 SELECT c.*, coalesce(i.description, '') AS description, coalesce(i.uom, 'Each') AS uom
 FROM (
     SELECT e.lic,
@@ -1227,15 +1253,16 @@ FROM (
              AS returned_usage,
            coalesce(sum(e.amount) FILTER (WHERE NOT e.sold AND e.kind <> 'usage'), 0)
              AS returned_reconciliation,
-           coalesce(sum(e.amount) FILTER (WHERE NOT e.sold), 0) AS returned_total
+           coalesce(sum(e.amount) FILTER (WHERE NOT e.sold), 0) AS returned_total,
+           {_by_cause()}
     FROM (
-        SELECT lic, kind, source = ANY($3::text[]) AS sold, quantity, amount
+        SELECT lic, kind, source = ANY($3::text[]) AS sold, source, quantity, amount
         FROM cogs
-        WHERE entered_on BETWEEN $1 AND $2 {lic}
+        WHERE entered_on BETWEEN $1 AND $2 {{lic}}
         UNION ALL
-        SELECT lic, 'usage', false, quantity, total_cost
+        SELECT lic, 'usage', false, 'vendor_return', quantity, total_cost
         FROM usage
-        WHERE source = 'vendor_return' AND used_on BETWEEN $1 AND $2 {lic}
+        WHERE source = 'vendor_return' AND used_on BETWEEN $1 AND $2 {{lic}}
     ) AS e
     GROUP BY e.lic
 ) AS c
@@ -1277,6 +1304,7 @@ _COGS_SUMMED = (
     "returned_usage",
     "returned_reconciliation",
     "returned_total",
+    *(f"{cause}_{figure}" for cause in COGS_CAUSES for figure in CogsCause.model_fields),
 )
 """The columns of `_COGS_BY_ITEM` with figures, added up for the period's total."""
 
@@ -1293,6 +1321,12 @@ def _cogs_figures(sums: Mapping[str, Decimal] | asyncpg.Record) -> dict[str, Any
             usage=sums["returned_usage"],
             reconciliation=sums["returned_reconciliation"],
             total=sums["returned_total"],
+        ),
+        "causes": CogsCauses(
+            **{
+                cause: CogsCause(**{f: sums[f"{cause}_{f}"] for f in CogsCause.model_fields})
+                for cause in COGS_CAUSES
+            }
         ),
     }
 

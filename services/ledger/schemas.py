@@ -779,6 +779,23 @@ class VendorReturnFigures(Out):
     total: Num = Field(description="usage + reconciliation")
 
 
+class CogsCause(Out):
+    """The part of a period's COGS one cause made."""
+
+    quantity: Num = Field(description="net units its usage entries used")
+    usage: Num = Field(description="its `usage` entries: the cost as booked")
+    reconciliation: Num = Field(description="PO closings' `reconciliation` entries of its usage")
+    cogs: Num = Field(description="usage + reconciliation")
+
+
+class CogsCauses(Out):
+    """A period's COGS by what caused it; the three add up to `cogs`."""
+
+    sales: CogsCause = Field(description="shipments to customers less customer returns")
+    losses: CogsCause = Field(description="`loss` adjustments: waste, damage, expiry write-offs")
+    counts: CogsCause = Field(description="`count` adjustments: stock counted out less counted in")
+
+
 class CogsFigures(Out):
     """The cost of goods sold of a period, from the COGS entries dated in it (each lot's
     `cogs` of `GET /lots/{lot_id}`, and those of usage in no lot, R12)."""
@@ -801,6 +818,9 @@ class CogsFigures(Out):
         " `cogs_total` counts a lot's (returns to vendor left out)"
     )
     vendor_returns: VendorReturnFigures = Field(description="returns to vendor, not in cogs")
+    causes: CogsCauses = Field(
+        description="`cogs` by cause: sales, losses (write-offs) and counts (shrinkage found)"
+    )
 
 
 class CogsItem(CogsFigures):

@@ -209,3 +209,31 @@ async def test_the_period_is_read_through_the_date_indexes(pool: asyncpg.Pool) -
         )
     assert "Index Only Scan using cogs_by_date" in plan, plan
     assert "Index Only Scan using usage_vendor_returns_by_date" in plan, plan
+
+
+async def test_a_periods_cogs_is_split_by_cause_sales_losses_and_counts(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """November's OIL COGS (94.00) by cause: sales are the Nov 1 sale less the Nov 10 customer
+    return (6 units, 60.00 booked) and the closing's reconciliations of the October sale, the
+    November sale and the return (+10.00 +16.00 −4.00); losses the Nov 30 write-off (10.00) and
+    its reconciliation (+2.00); no count. The causes add up to `cogs`, for an item and in all."""
+    await _oil_and_gel(pool)
+
+    period = await get(api, "/cogs", **NOVEMBER)
+
+    gel, oil = period["items"]
+
+    def cause(figures: dict[str, Any], name: str) -> tuple[Decimal, ...]:
+        c = figures["causes"][name]
+        return tuple(D(c[k]) for k in ("quantity", "usage", "reconciliation", "cogs"))
+
+    assert cause(oil, "sales") == (6, 60, 22, 82)
+    assert cause(oil, "losses") == (1, 10, 2, 12)
+    assert cause(oil, "counts") == (0, 0, 0, 0)
+    assert cause(gel, "sales") == (10, 50, 0, 50)
+    for figures in (oil, gel, period["total"]):
+        assert sum(cause(figures, c)[3] for c in ("sales", "losses", "counts")) == D(
+            figures["cogs"]
+        )
+    assert cause(period["total"], "sales") == (16, 110, 22, 132)
