@@ -19,10 +19,12 @@ writes them, in a minute or two.
 4. Of the migration's own constraints and indexes (their definitions read from the catalog
    before dropping them), the ones the scenario's queries can use are rebuilt
    (`TRACE_INDEXES`: GET /trace reads transactions by LIC and manufacturer lot or serial, and
-   lots and items by their keys), and the tables a trace reads are analyzed. The other indexes
-   (usage, cogs, serials, …, and transactions' own key and by-lot index) are not built: no
-   query here can use them, so the plans and timings are the ones a fully indexed ledger gives,
-   and they were two thirds of the load's time. `LoadReport` lists built and skipped ones.
+   lots and items by their keys; GET /valuation the records dated after a day, by BRIN, and
+   one item's lots and stock in no lot), and the tables they read are analyzed. The other
+   indexes (usage, cogs, serials, …, and transactions' own key and by-lot index) are not built:
+   no query here can use them (EXPLAIN on a loaded ledger), so the plans and timings are the
+   ones a fully indexed ledger gives, and they were two thirds of the load's time. `LoadReport`
+   lists built and skipped ones.
 
 The COPYs, index builds and ANALYZEs are tasks that `connections` connections take in turn
 (the biggest table's COPY split between them, index builds of a table as soon as its COPYs
@@ -38,11 +40,12 @@ from __future__ import annotations
 
 import asyncio
 import io
-import itertools
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -54,6 +57,8 @@ BLOCK, GROUP = "QBQ", "QGQ"
 SHIPMENTS = 100  # lines per LIC per block: usage rows per block = 2 × lics_per_kind × SHIPMENTS
 RECEIVED, SHIPPED, EXPIRES_A, EXPIRES_B = "2001-01-01", "2001-01-02", "2001-07-01", "2001-06-01"
 FIRST_DAY = date(2020, 1, 1)
+UNIT_COST = Decimal("4.00")  # of every receipt
+UNITS = {"lot": 2 * SHIPMENTS, "serial": SHIPMENTS}  # each LIC receives per block, by kind
 TABLES = (
     "items",
     "lots",
@@ -66,11 +71,22 @@ TABLES = (
     "purchase_orders",
 )
 ONCE_PER_GROUP = frozenset({"items"})
-# What GET /trace reads (services/ledger/queries.py: trace), and the indexes its queries can
-# use: transactions by (lic, mfr_lot) or (lic, serial), lots and items by primary key.
-TRACE_READS = ("transactions", "lots", "items")
+# What the scenario's queries read (services/ledger/queries.py), and the indexes they can use
+# (EXPLAIN on a loaded ledger; the others it never chose): GET /trace, transactions by (lic,
+# mfr_lot) or (lic, serial), lots and items by primary key; GET /valuation, the records dated
+# after a day (transactions_by_date, a BRIN: seconds to build), one item's lots (lots_by_lic)
+# and its stock in no lot (unallocated_pkey), as GET /items, read to check it, does.
+TRACE_READS = ("transactions", "lots", "items", "unallocated")
 TRACE_INDEXES = frozenset(
-    {"transactions_by_mfr_lot", "transactions_by_serial", "lots_pkey", "items_pkey"}
+    {
+        "transactions_by_mfr_lot",
+        "transactions_by_serial",
+        "transactions_by_date",
+        "lots_pkey",
+        "lots_by_lic",
+        "items_pkey",
+        "unallocated_pkey",
+    }
 )
 # COPYs split between connections: the biggest table's would otherwise end last.
 SPLIT = {"transactions": 2}
@@ -79,6 +95,7 @@ MAINTENANCE_WORK_MEM = "2GB"
 # Rough cost of each task (seconds on this 2-core machine), only to order the tasks.
 COPY_SECONDS_PER_BYTE = 1e-8
 INDEX_SECONDS_PER_ROW = 1.2e-6
+BRIN_SECONDS_PER_ROW = 3e-7  # one pass over the table, no sort
 
 
 def lot_lic(group: int | str, n: int) -> str:
@@ -105,6 +122,19 @@ def usage_per_block(lics_per_kind: int) -> int:
     return 2 * lics_per_kind * SHIPMENTS
 
 
+def on_hand_as_of(day: date, blocks: int, groups: int, lics_per_kind: int) -> dict[str, int]:
+    """Units each LIC holds at the end of `day` in a ledger loaded with `blocks` blocks: what
+    the block whose receipts are dated that day received (each block ships all it received the
+    day after, so every earlier block's stock is gone by then). Known from the block's design,
+    not read from the ledger: what GET /valuation as of `day` must answer."""
+    block = (day - FIRST_DAY).days
+    if not 0 <= block < blocks:
+        return {}
+    group = block % groups
+    held = {lot_lic(group, n): UNITS["lot"] for n in range(lics_per_kind)}
+    return held | {serial_lic(group, n): UNITS["serial"] for n in range(lics_per_kind)}
+
+
 def template_commands(lics_per_kind: int) -> list[tuple[str, bytes]]:
     """The template block's per-LIC commands (lotline's own topic, key = LIC)."""
     setup: list[tuple[str, bytes]] = []
@@ -113,7 +143,7 @@ def template_commands(lics_per_kind: int) -> list[tuple[str, bytes]]:
         for kind, lic in (("lot", lot_lic(GROUP, n)), ("serial", serial_lic(GROUP, n))):
             item = workload.Lic(lic, kind)
             setup.append((lic, workload.upsert_item(item, f"{lic}/item/{BLOCK}")))
-            units = SHIPMENTS * (2 if kind == "lot" else 1)
+            units = UNITS[kind]
             receipt: dict[str, Any] = {
                 "message_id": f"{lic}/receive/{BLOCK}",
                 "lic": lic,
@@ -124,7 +154,7 @@ def template_commands(lics_per_kind: int) -> list[tuple[str, bytes]]:
                 "reference": f"PO-{BLOCK}",
                 "received_on": RECEIVED,
                 "quantity": units,
-                "unit_cost": "4.00",
+                "unit_cost": str(UNIT_COST),
             }
             if kind == "lot":
                 receipt["lots"] = [
@@ -218,6 +248,20 @@ def instantiate(data: bytes, block: int, groups: int) -> bytes:
     return data
 
 
+def records_by_day(template: Template, blocks: int, groups: int) -> Counter[date]:
+    """How many transaction records the load writes dated each day (`occurred_on`): the
+    template's, as `instantiate` dates them in each block."""
+    column = template.columns["transactions"].index("occurred_on")
+    dated = Counter(
+        line.split(b"\t")[column] for line in template.data["transactions"].splitlines()
+    )
+    days: Counter[date] = Counter()
+    for value, count in dated.items():
+        for block in range(blocks):
+            days[date.fromisoformat(instantiate(value, block, groups).decode())] += count
+    return days
+
+
 class Rendering:
     """`instantiate` in one pass: the template as a `bytes %` format whose fields are the
     markers. Six `replace` passes over a block cost this process about as much CPU as
@@ -284,16 +328,20 @@ def _plan(
             continue
         count = groups if table in ONCE_PER_GROUP else blocks
         parts = min(SPLIT.get(table, 1), count)
-        edges = [count * p // parts for p in range(parts + 1)]
+        # Every `parts`-th block to each part, not halves: the connections then write the
+        # table's pages side by side in date order, as the consumer records them, so the BRIN
+        # index by date (transactions_by_date) finds a day's pages as it would in production;
+        # with halves each of its page ranges would hold days of both, hundreds apart.
+        shares = [range(p, count, parts) for p in range(parts)]
         copies += [
             _Task(
                 f"copy {table} {p + 1}/{parts}",
                 "copy",
                 table,
-                blocks=range(a, b),
-                cost=len(data) * (b - a) * COPY_SECONDS_PER_BYTE,
+                blocks=share,
+                cost=len(data) * len(share) * COPY_SECONDS_PER_BYTE,
             )
-            for p, (a, b) in enumerate(itertools.pairwise(edges))
+            for p, share in enumerate(shares)
         ]
     builds: list[_Task] = []
     finals: list[_Task] = []
@@ -308,7 +356,8 @@ def _plan(
                 table,
                 sql,
                 after=copied,
-                cost=rows * INDEX_SECONDS_PER_ROW,
+                cost=rows
+                * (BRIN_SECONDS_PER_ROW if " USING brin " in sql else INDEX_SECONDS_PER_ROW),
             )
             for name, sql in wanted
             if not sql.startswith("ALTER TABLE")
