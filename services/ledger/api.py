@@ -58,6 +58,7 @@ from services.ledger.schemas import (
     PurchaseOrderOut,
     Recipient,
     SerialOut,
+    StockRollForward,
     StockValuation,
     TraceEvent,
     TraceOut,
@@ -664,6 +665,30 @@ def _routes(app: FastAPI) -> None:
         stock in no lot (R12) at what it came in at. As of today it is `GET /items`' figures;
         the period's cost of goods sold is `GET /cogs`."""
         return await queries.valuation_as_of(conn, as_of, lic, office)
+
+    @app.get("/roll-forward", response_model=StockRollForward, responses=_NOT_FOUND, tags=["items"])
+    async def get_roll_forward(
+        conn: Conn,
+        from_: Annotated[
+            PeriodDay, Query(alias="from", description="the period's first day (YYYY-MM-DD)")
+        ],
+        to: Annotated[
+            PeriodDay,
+            Query(
+                description="its last day (YYYY-MM-DD), included; at most"
+                f" {COGS_PERIOD_DAYS} days from `from` on, both counted"
+            ),
+        ],
+        lic: OptionalLic = None,
+        office: Annotated[str | None, Query(description="an office: its stock alone")] = None,
+    ) -> StockRollForward:
+        """A period's stock roll-forward (a month's close), by item and office and in all:
+        `opening` (`GET /valuation` as of the day before `from`), the period's `movements` by
+        kind (receipts, shipments, returns, losses, counts, …) at the cost each was booked at,
+        `revaluation` (what PO closings changed the stock's value by: closing − opening − the
+        movements) and `closing` (`GET /valuation` as of `to`)."""
+        _check_period(from_, to)
+        return await queries.roll_forward(conn, from_, to, lic, office)
 
     @app.get(
         "/documents/{document_id:path}",

@@ -42,6 +42,7 @@ from services.ledger.schemas import (
     DocumentRecord,
     DocumentRecords,
     ItemOut,
+    ItemRollForward,
     ItemStockValue,
     ItemSummary,
     ItemTraces,
@@ -49,7 +50,10 @@ from services.ledger.schemas import (
     LotOrigin,
     LotSummary,
     MfrLotOut,
+    Movement,
+    Movements,
     OfficeOnHand,
+    OfficeRollForward,
     OfficeStock,
     OfficeStockValue,
     PoLineOut,
@@ -59,8 +63,10 @@ from services.ledger.schemas import (
     PurchaseOrderOut,
     QuarantineOut,
     Recipient,
+    RollForward,
     SerialOut,
     SerialRecord,
+    StockRollForward,
     StockValuation,
     StockValueFigures,
     TraceBalance,
@@ -1111,6 +1117,18 @@ async def _known_item(conn: Reader, lic: str) -> None:
         raise NotFound(f"item {shown(lic)} is not known to the ledger")
 
 
+async def _known_office(conn: Reader, office: str) -> None:
+    """NotFound unless some inventory lot or stock in no lot is at the office: a mistyped
+    office is a 404, not a valuation of nothing read as an empty warehouse."""
+    known = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM lots WHERE office = $1)"
+        " OR EXISTS (SELECT 1 FROM unallocated WHERE office = $1)",
+        office,
+    )
+    if not known:
+        raise NotFound(f"no stock was ever at office {shown(office)}: offices are case-sensitive")
+
+
 async def _known_document(conn: Reader, document: str) -> None:
     """NotFound unless a transaction record names the document, as `_known_item` for a LIC
     (through the index transactions_by_document)."""
@@ -1406,6 +1424,8 @@ async def valuation_as_of(
         rows = await conn.fetch(sql, *args)
     if not rows and lic is not None:
         await _known_item(conn, lic)
+    if not rows and office is not None:
+        await _known_office(conn, office)
     by_item: dict[str, list[asyncpg.Record]] = {}
     for r in rows:  # (by LIC, then office)
         by_item.setdefault(r["lic"], []).append(r)
@@ -1450,6 +1470,153 @@ def _summed(parts: Sequence[StockValueFigures]) -> dict[str, Decimal]:
             "value": sum((p.value for p in parts), Decimal(0)),
             "unallocated": unallocated,
             "unallocated_value": sum((p.unallocated_value for p in parts), Decimal(0)),
+        }
+
+
+# A period's stock movements by kind of record ($1 to $2, both included), at booked cost.
+_MOVEMENTS = """
+SELECT t.lic, t.office, t.event_type, sum(t.stock_change) AS quantity,
+       sum(t.stock_change * t.unit_cost) AS value
+FROM transactions AS t
+WHERE t.occurred_on BETWEEN $1 AND $2 AND t.stock_change <> 0 {records}
+GROUP BY t.lic, t.office, t.event_type
+"""
+# `Movements`' fields by the records' event type.
+MOVEMENT_OF = {
+    "receipt": "receipts",
+    "beginning_balance": "beginning_balances",
+    "shipment": "shipments",
+    "customer_return": "customer_returns",
+    "vendor_return": "vendor_returns",
+    "loss": "losses",
+    "count": "counts",
+}
+_NO_STOCK = StockValueFigures(
+    on_hand=Decimal(0),
+    value=Decimal(0),
+    unallocated=Decimal(0),
+    unallocated_value=Decimal(0),
+    total_value=Decimal(0),
+)
+
+
+async def roll_forward(
+    conn: Reader, first: dt.date, last: dt.date, lic: str | None = None, office: str | None = None
+) -> StockRollForward:
+    """Stock from `first` to `last`: opening (as of the day before), the period's movements by
+    kind of record at booked cost, the revaluation (the rest of the change in value: PO
+    closings), closing; by item and office and in all."""
+    opening = await valuation_as_of(conn, first - dt.timedelta(days=1), lic, office)
+    closing = await valuation_as_of(conn, last, lic, office)
+    args: list[Any] = [first, last]
+    conditions = ""
+    for column, wanted in (("lic", lic), ("office", office)):
+        if wanted is not None:
+            args.append(wanted)
+            conditions += f" AND t.{column} = ${len(args)}"
+    async with conn.transaction():
+        await conn.execute("SET LOCAL enable_seqscan = off")  # as `valuation_as_of`
+        rows = await conn.fetch(_MOVEMENTS.format(records=conditions), *args)
+    moved: dict[tuple[str, str], dict[str, tuple[Decimal, Decimal]]] = {}
+    for r in rows:
+        moved.setdefault((r["lic"], r["office"]), {})[MOVEMENT_OF[r["event_type"]]] = (
+            r["quantity"],
+            r["value"],
+        )
+    ends = {"opening": opening, "closing": closing}
+    at: dict[tuple[str, str], dict[str, StockValueFigures]] = {}
+    names: dict[str, tuple[str, str]] = {}
+    for end, valuation in ends.items():
+        for item in valuation.items:
+            names[item.lic] = (item.description, item.uom)
+            for o in item.offices:
+                at.setdefault((item.lic, o.office), {})[end] = o
+    missing = sorted({key[0] for key in moved} - set(names))
+    if missing:
+        for r in await conn.fetch(
+            "SELECT lic, description, uom FROM items WHERE lic = ANY($1::text[])", missing
+        ):
+            names[r["lic"]] = (r["description"], r["uom"])
+    items: list[ItemRollForward] = []
+    for item_lic in sorted({key[0] for key in [*at, *moved]}):
+        offices = [
+            OfficeRollForward(office=where, **_rolled(at.get(key, {}), moved.get(key, {})))
+            for where in sorted({k[1] for k in [*at, *moved] if k[0] == item_lic})
+            for key in [(item_lic, where)]
+        ]
+        description, uom = names.get(item_lic, ("", "Each"))
+        items.append(
+            ItemRollForward(
+                lic=item_lic,
+                description=description,
+                uom=uom,
+                offices=offices,
+                **_summed_roll(offices),
+            )
+        )
+    return StockRollForward(
+        from_=first,
+        to=last,
+        lic=lic,
+        office=office,
+        total=RollForward(**_summed_roll(items)),
+        items=items,
+    )
+
+
+def _rolled(
+    ends: Mapping[str, StockValueFigures], moved: Mapping[str, tuple[Decimal, Decimal]]
+) -> dict[str, Any]:
+    """`RollForward`'s fields of one item at one office."""
+    opening = ends.get("opening", _NO_STOCK)
+    closing = ends.get("closing", _NO_STOCK)
+    movements = {
+        name: Movement(quantity=q, value=v)
+        for name in MOVEMENT_OF.values()
+        for q, v in [moved.get(name, (Decimal(0), Decimal(0)))]
+    }
+    with localcontext(EXACT):
+        revaluation = (
+            closing.total_value
+            - opening.total_value
+            - sum((m.value for m in movements.values()), Decimal(0))
+        )
+    return {
+        "opening": StockValueFigures(**opening.model_dump(exclude={"office"})),
+        "movements": Movements(**movements),
+        "revaluation": revaluation,
+        "closing": StockValueFigures(**closing.model_dump(exclude={"office"})),
+    }
+
+
+def _summed_roll(parts: Sequence[RollForward]) -> dict[str, Any]:
+    """`RollForward`'s fields of `parts` added up."""
+    with localcontext(EXACT):
+        zero = Decimal(0)
+
+        def end(which: str) -> StockValueFigures:
+            figures = [getattr(p, which) for p in parts]
+            return StockValueFigures(
+                **{
+                    f: sum((getattr(x, f) for x in figures), zero)
+                    for f in StockValueFigures.model_fields
+                }
+            )
+
+        movements = Movements(
+            **{
+                name: Movement(
+                    quantity=sum((getattr(p.movements, name).quantity for p in parts), zero),
+                    value=sum((getattr(p.movements, name).value for p in parts), zero),
+                )
+                for name in MOVEMENT_OF.values()
+            }
+        )
+        return {
+            "opening": end("opening"),
+            "movements": movements,
+            "revaluation": sum((p.revaluation for p in parts), zero),
+            "closing": end("closing"),
         }
 
 

@@ -1099,3 +1099,62 @@ class StockValuation(Out):
     items: list[ItemStockValue] = Field(
         description="by LIC, each item with stock or value then (at `office`, if asked)"
     )
+
+
+class Movement(Out):
+    """Stock that came in (+) or went out (−) in a period by one kind of record, at the cost
+    each was booked at."""
+
+    quantity: Num
+    value: Num
+
+
+class Movements(Out):
+    """A period's stock movements by kind of record (R15), at booked cost."""
+
+    receipts: Movement = Field(description="purchase and production receipts")
+    beginning_balances: Movement
+    shipments: Movement = Field(description="sales shipped (−)")
+    customer_returns: Movement
+    vendor_returns: Movement = Field(description="returns to vendor (−)")
+    losses: Movement = Field(description="`loss` adjustments (−)")
+    counts: Movement = Field(description="`count` adjustments, counted in less counted out")
+
+
+class RollForward(Out):
+    """Opening stock + movements + revaluation = closing stock, in value; the quantities add up
+    the same way (a revaluation moves none)."""
+
+    opening: StockValueFigures = Field(description="as of the end of the day before `from`")
+    movements: Movements
+    revaluation: Num = Field(
+        description="what PO closings (R16) changed the value of the stock on hand by in the"
+        " period: closing − opening − the movements' value"
+    )
+    closing: StockValueFigures = Field(description="as of the end of `to`")
+
+
+class OfficeRollForward(RollForward):
+    office: str
+
+
+class ItemRollForward(RollForward):
+    lic: str
+    description: str
+    uom: str
+    offices: list[OfficeRollForward]
+
+
+class StockRollForward(Out):
+    """A period's stock roll-forward (a month's close): by item and office and in all."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: dt.date = Field(alias="from", description="the period's first day")
+    to: dt.date = Field(description="its last day")
+    lic: str | None = Field(description="the item asked for (null: every item)")
+    office: str | None = Field(description="the office asked for (null: every office)")
+    total: RollForward
+    items: list[ItemRollForward] = Field(
+        description="by LIC, each item with stock at either end or a movement in the period"
+    )

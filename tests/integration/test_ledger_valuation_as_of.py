@@ -48,7 +48,7 @@ async def _salt(pool: asyncpg.Pool) -> None:
     """SALT, stock in no lot (R12) beside a lot: 10 received into L-S at 0.50 on Nov 1; 6
     counted in beyond any lot at 0.60 on Nov 3 at AI, 3 at 0.70 on Nov 4 at EAST; 2 of AI's
     taken out at 0.60 on Nov 5."""
-    w = Wire()
+    w = Wire(first_id=1000)  # beside `_oil_and_gel`'s
     await record(
         pool,
         w.item(SALT),
@@ -166,3 +166,55 @@ async def test_an_unknown_item_is_404_and_a_known_one_without_stock_is_empty(
     bad = await api.get("/valuation", params={"as_of": "2024-13-01"})
     assert bad.status_code == 422 and "as_of" in bad.text
     assert (await api.get("/valuation")).status_code == 422
+
+
+async def test_a_months_roll_forward_ties_opening_movements_and_revaluation_to_closing(
+    pool: asyncpg.Pool, api: httpx.AsyncClient
+) -> None:
+    """November for OIL: 95 at 10.00 on Oct 31 (950.00); sold 8, 2 back from the customer, 3
+    returned to the vendor, 1 lost, each at the 10.00 booked (−100.00 in all); PO-1's close of
+    Nov 20 at 12.00 revalues what is left; 85 at 12.00 on Nov 30 (1,020.00): the revaluation is
+    the rest, 170.00 (85 × 2.00). GEL: 100.00, one sale of 10 (−50.00), closed in December:
+    no revaluation. Quantities tie the same way, per office, item and in all."""
+    await _oil_and_gel(pool)
+    await _salt(pool)
+
+    rolled = await get(api, "/roll-forward", **{"from": "2024-11-01", "to": "2024-11-30"})
+
+    items = {i["lic"]: i for i in rolled["items"]}
+    oil = items[OIL]
+    assert (oil["opening"]["on_hand"], oil["opening"]["total_value"]) == ("95", "950.00")
+    assert {k: (D(m["quantity"]), D(m["value"])) for k, m in oil["movements"].items()} == {
+        "receipts": (0, 0),
+        "beginning_balances": (0, 0),
+        "shipments": (-8, -80),
+        "customer_returns": (2, 20),
+        "vendor_returns": (-3, -30),
+        "losses": (-1, -10),
+        "counts": (0, 0),
+    }
+    assert D(oil["revaluation"]) == 170
+    assert (oil["closing"]["on_hand"], D(oil["closing"]["total_value"])) == ("85", 1020)
+    assert D(items[GEL]["revaluation"]) == 0
+    salt = items[SALT]  # received and counted in November: opening nothing
+    assert D(salt["opening"]["on_hand"]) == 0 and D(salt["closing"]["on_hand"]) == 17
+    moved = {k: (D(m["quantity"]), D(m["value"])) for k, m in salt["movements"].items()}
+    assert (moved["receipts"], moved["counts"], moved["losses"]) == (
+        (10, 5),
+        (9, D("5.70")),
+        (-2, D("-1.20")),
+    )
+    for part in [
+        rolled["total"],
+        *rolled["items"],
+        *(o for i in rolled["items"] for o in i["offices"]),
+    ]:
+        moved = [m for m in part["movements"].values()]
+        for figure, end in (("quantity", "on_hand"), ("value", "total_value")):
+            change = sum(D(m[figure]) for m in moved)
+            if figure == "value":
+                change += D(part["revaluation"])
+            assert D(part["opening"][end]) + change == D(part["closing"][end]), (part, figure)
+    assert D(rolled["total"]["revaluation"]) == 170
+    missing = await api.get("/valuation", params={"as_of": "2024-11-30", "office": "ai"})
+    assert missing.status_code == 404 and "office" in missing.json()["detail"]
