@@ -626,16 +626,8 @@ def _routes(app: FastAPI) -> None:
     @app.get("/cogs", response_model=CogsPeriod, responses=_NOT_FOUND, tags=["usage"])
     async def get_cogs(
         conn: Conn,
-        from_: Annotated[
-            PeriodDay, Query(alias="from", description="the period's first day (YYYY-MM-DD)")
-        ],
-        to: Annotated[
-            PeriodDay,
-            Query(
-                description="its last day (YYYY-MM-DD), included; at most"
-                f" {COGS_PERIOD_DAYS} days from `from` on, both counted"
-            ),
-        ],
+        from_: PeriodFrom,
+        to: PeriodTo,
         lic: OptionalLic = None,
         # No `office`: a COGS entry does not record one (its usage record does).
     ) -> CogsPeriod:
@@ -656,7 +648,7 @@ def _routes(app: FastAPI) -> None:
             Query(description="the day whose end the stock is valued as of (YYYY-MM-DD)"),
         ],
         lic: OptionalLic = None,
-        office: Annotated[str | None, Query(description="an office: its stock alone")] = None,
+        office: OptionalOffice = None,
     ) -> StockValuation:
         """Stock on hand and its value as of the end of a day (a period's closing stock), by
         item and office and in all (`lic`, `office`: one item's, one office's): read off the
@@ -669,18 +661,10 @@ def _routes(app: FastAPI) -> None:
     @app.get("/roll-forward", response_model=StockRollForward, responses=_NOT_FOUND, tags=["items"])
     async def get_roll_forward(
         conn: Conn,
-        from_: Annotated[
-            PeriodDay, Query(alias="from", description="the period's first day (YYYY-MM-DD)")
-        ],
-        to: Annotated[
-            PeriodDay,
-            Query(
-                description="its last day (YYYY-MM-DD), included; at most"
-                f" {COGS_PERIOD_DAYS} days from `from` on, both counted"
-            ),
-        ],
+        from_: PeriodFrom,
+        to: PeriodTo,
         lic: OptionalLic = None,
-        office: Annotated[str | None, Query(description="an office: its stock alone")] = None,
+        office: OptionalOffice = None,
     ) -> StockRollForward:
         """A period's stock roll-forward (a month's close), by item and office and in all:
         `opening` (`GET /valuation` as of the day before `from`), the period's `movements` by
@@ -817,6 +801,19 @@ _USAGE_OF = "name a lic or a document (or both) whose usage records to list"
 COGS_PERIOD_DAYS = 366
 """The longest period `/cogs` sums, in days (both ends counted): a leap year; a longer one,
 tens of millions of entries at once, is asked year by year."""
+
+# A period asked for (`/cogs`, `/roll-forward`): its first and last day, both required.
+PeriodFrom = Annotated[
+    PeriodDay, Query(alias="from", description="the period's first day (YYYY-MM-DD)")
+]
+PeriodTo = Annotated[
+    PeriodDay,
+    Query(
+        description="its last day (YYYY-MM-DD), included; at most"
+        f" {COGS_PERIOD_DAYS} days from `from` on, both counted"
+    ),
+]
+OptionalOffice = Annotated[str | None, Query(description="an office: its stock alone")]
 
 
 def _check_period(first: date, last: date) -> None:
