@@ -14,9 +14,12 @@ Only a line that could simply be allocated later waits: a sale (a return to vend
 stock), with no picks named (a named lot or serial on a held line is refused as it says) and
 not already allocated (a re-allocation is refused at once and the allocation stands).
 
-A waiting line takes nothing: a sale after it that finds free stock is allocated at once. Its
-shipment waits for its answer, as for any line being decided; a hold never settled (receiving
-stopped half-way) keeps it waiting, and shows on `lotline_oldest_waiting_document_seconds`.
+A waiting line takes nothing meanwhile, and keeps its place: a later sale line that could wait,
+at its office, waits behind it even with free stock, and is decided after it (`queued`), so a
+backlog serves orders in the order they came (without that, a small later order took the free
+stock and the earlier one, decided when the hold settled, could be refused). Its shipment waits
+for its answer, as for any line being decided; a hold never settled (receiving stopped
+half-way) keeps it waiting, and shows on `lotline_oldest_waiting_document_seconds`.
 """
 
 from __future__ import annotations
@@ -47,8 +50,13 @@ def queued(draft: Draft, cmd: AllocateLine) -> tuple[str, ...]:
     takes no stock they were waiting for. None when no line waits there."""
     if not draft.waiting or not may_wait(draft, cmd):
         return ()
-    ahead = [line for line in draft.waiting.values() if line.command.office == cmd.office]
-    return tuple(dict.fromkeys(c for line in ahead for c in line.awaits))
+    return tuple(dict.fromkeys(c for line in _ahead(draft, cmd) for c in line.awaits))
+
+
+def _ahead(draft: Draft, cmd: AllocateLine) -> list[WaitingLine]:
+    """The lines waiting at `cmd`'s office, in the order they came."""
+    at = (line for line in draft.waiting.values() if line.command.office == cmd.office)
+    return sorted(at, key=lambda line: line.seq)
 
 
 def may_wait(draft: Draft, cmd: AllocateLine) -> bool:
@@ -63,10 +71,7 @@ def may_wait(draft: Draft, cmd: AllocateLine) -> bool:
 def wait(draft: Draft, cmd: AllocateLine, awaits: tuple[str, ...]) -> tuple[LineWaiting]:
     """Keep the line to decide once `awaits` are settled. It names the item as any sale line
     does, so the item's tracking flags lock (R2)."""
-    ahead = sorted(
-        (line for line in draft.waiting.values() if line.command.office == cmd.office),
-        key=lambda line: line.seq,
-    )
+    ahead = _ahead(draft, cmd)
     seq = max((line.seq for line in draft.waiting.values()), default=0) + 1
     draft.put_waiting(WaitingLine(command=cmd, awaits=awaits, seq=seq))
     draft.lock_item()
